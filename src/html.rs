@@ -95,7 +95,7 @@ pub fn html_to_text(html: &str) -> String {
             Some(h) if closing && *h == name => hidden = None,
             Some(_) => {}
             None if !closing && HIDDEN.contains(&name.as_str()) && !tag.ends_with('/') => {
-                hidden = Some(name)
+                hidden = Some(name);
             }
             None if BLOCK.contains(&name.as_str()) => out.push(' '),
             None => {}
