@@ -584,9 +584,10 @@ fn parse_feed_url(base: &Path, s: &str) -> Result<Url, String> {
 }
 
 fn check_mailbox(s: &str) -> Result<(), String> {
-    s.parse::<lettre::message::Mailbox>()
-        .map(|_| ())
-        .map_err(|e| format!("invalid email address {s:?}: {e}; expected `name@example.org` or `Name <name@example.org>`"))
+    // lettre's own error texts ("Invalid input") do not help; say what is expected instead.
+    s.parse::<lettre::message::Mailbox>().map(|_| ()).map_err(|_| {
+        format!("invalid email address {s:?}: expected `name@example.org` or `Name <name@example.org>`")
+    })
 }
 
 fn build_delivery(
