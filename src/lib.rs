@@ -11,3 +11,4 @@ pub mod html;
 pub mod parse;
 pub mod pipeline;
 pub mod rules;
+pub mod schedule;
