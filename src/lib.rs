@@ -6,6 +6,7 @@
 pub mod article;
 pub mod cli;
 pub mod config;
+pub mod email_safety;
 pub mod fetch;
 pub mod html;
 pub mod parse;
