@@ -6,6 +6,7 @@
 pub mod alerts;
 pub mod article;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod email_safety;
 pub mod fetch;
