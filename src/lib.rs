@@ -8,6 +8,7 @@ pub mod article;
 pub mod cli;
 pub mod cluster;
 pub mod config;
+pub mod digest_spec;
 pub mod email_safety;
 pub mod fetch;
 pub mod html;
