@@ -332,7 +332,7 @@ fn parse_times(words: &[&str]) -> Result<Vec<NaiveTime>, String> {
     let mut times = Vec::new();
     for w in words {
         for part in w.split(',').filter(|p| !p.is_empty()) {
-            if part == "and" {
+            if part == "and" || part == "at" {
                 continue;
             }
             let t = NaiveTime::parse_from_str(part, "%H:%M").map_err(|_| {
