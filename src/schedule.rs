@@ -216,7 +216,13 @@ impl FromStr for Schedule {
             let times = parse_times(&words[day_words..]).map_err(err)?;
             Kind::Times { days, times }
         } else if words.len() == 5 && first.starts_with(|c: char| c.is_ascii_digit() || c == '*') {
-            Kind::Cron(parse_cron(&words).map_err(err)?)
+            let cron = parse_cron(&words).map_err(err)?;
+            // Catch `0 0 30 2 *` at load rather than scanning years for a slot at every tick.
+            let epoch = NaiveDate::from_ymd_opt(2000, 1, 1).unwrap_or_default();
+            if !(0..SEARCH_DAYS).any(|d| cron.day_matches(epoch + Duration::days(d))) {
+                return Err(err("this cron expression never fires (no such day)".into()));
+            }
+            Kind::Cron(cron)
         } else {
             return Err(err(format!(
                 "unknown form starting with `{first}`; {FORMS}"

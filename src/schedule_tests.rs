@@ -95,6 +95,8 @@ fn parse_errors_say_what_was_expected() {
         ("5-1 * * * *", "runs backwards"),
         ("*/0 * * * *", "positive step"),
         ("0 9 * * funday", "found `funday`"),
+        ("0 0 30 2 *", "never fires"),
+        ("0 0 31 apr,jun *", "never fires"),
     ];
     for (input, want) in cases {
         match input.parse::<Schedule>() {
