@@ -3,11 +3,16 @@
 //! Data flows one way: config and rules → fetch → parse → store (new items only) → match →
 //! digest → deliver. `ARCHITECTURE.md` at the repository root maps the modules and their invariants.
 
+pub mod alerts;
 pub mod article;
 pub mod cli;
+pub mod cluster;
 pub mod config;
+pub mod digest_spec;
+pub mod email_safety;
 pub mod fetch;
 pub mod html;
 pub mod parse;
 pub mod pipeline;
 pub mod rules;
+pub mod schedule;
