@@ -6,8 +6,11 @@
 pub mod article;
 pub mod cli;
 pub mod config;
+pub mod deliver;
+pub mod digest;
 pub mod fetch;
 pub mod html;
 pub mod parse;
 pub mod pipeline;
 pub mod rules;
+pub mod store;
