@@ -206,6 +206,23 @@ pub struct OutboxCounts {
     pub failed: usize,
 }
 
+/// What a successful (non-304) poll brought.
+#[derive(Debug, Clone, Copy)]
+pub struct Fetched<'a> {
+    /// The feed's own title.
+    pub title: Option<&'a str>,
+    pub validators: &'a Validators,
+    pub articles: &'a [Article],
+}
+
+/// The rules one article matched (possibly none), as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArticleMatches {
+    pub article: i64,
+    /// (rule id, hits)
+    pub matches: Vec<(String, Vec<StoredHit>)>,
+}
+
 /// The result of storing one successful poll.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Inserted {
@@ -330,9 +347,7 @@ impl Store {
     pub fn record_fetched(
         &mut self,
         feed: &str,
-        title: Option<&str>,
-        validators: &Validators,
-        articles: &[Article],
+        poll: Fetched<'_>,
         now: DateTime<Utc>,
         new_feed_window: Duration,
         next_due: DateTime<Utc>,
@@ -348,6 +363,11 @@ impl Store {
             .unwrap_or(true);
         let window = chrono::Duration::from_std(new_feed_window).unwrap_or(chrono::Duration::MAX);
         let cutoff = now.checked_sub_signed(window);
+        let Fetched {
+            title,
+            validators,
+            articles,
+        } = poll;
         let inserted = insert_articles(&tx, feed, articles, now, first_poll, cutoff)?;
         tx.execute(
             "UPDATE feeds SET title = ?2, etag = ?3, last_modified = ?4, last_success = ?5,
@@ -444,7 +464,7 @@ impl Store {
     /// matched (even with no rule matching) and its matches stored. Returns matches stored.
     pub fn record_matches(
         &mut self,
-        results: &[(i64, Vec<(String, Vec<StoredHit>)>)],
+        results: &[ArticleMatches],
         now: DateTime<Utc>,
     ) -> Result<usize, StoreError> {
         let tx = self.conn.transaction()?;
@@ -455,11 +475,14 @@ impl Store {
                 "INSERT INTO matches (article, rule_id, hits) VALUES (?1, ?2, ?3)
                  ON CONFLICT (article, rule_id) DO NOTHING",
             )?;
-            for (article, matches) in results {
-                mark.execute(params![article, ts(now)])?;
-                for (rule_id, hits) in matches {
-                    count +=
-                        insert.execute(params![article, rule_id, serde_json::to_string(hits)?])?;
+            for am in results {
+                mark.execute(params![am.article, ts(now)])?;
+                for (rule_id, hits) in &am.matches {
+                    count += insert.execute(params![
+                        am.article,
+                        rule_id,
+                        serde_json::to_string(hits)?
+                    ])?;
                 }
             }
         }
@@ -825,7 +848,17 @@ mod tests {
         let items = [art("a", Some("2025-03-10T10:00:00Z")), art("b", None)];
         let v = Validators::default();
         let first = s
-            .record_fetched("f", None, &v, &items, now, DAY, now)
+            .record_fetched(
+                "f",
+                Fetched {
+                    title: None,
+                    validators: &v,
+                    articles: &items,
+                },
+                now,
+                DAY,
+                now,
+            )
             .unwrap();
         assert_eq!(
             first,
@@ -836,7 +869,17 @@ mod tests {
         );
         let items2 = [art("b", None), art("c", Some("2025-03-10T11:00:00Z"))];
         let second = s
-            .record_fetched("f", None, &v, &items2, now, DAY, now)
+            .record_fetched(
+                "f",
+                Fetched {
+                    title: None,
+                    validators: &v,
+                    articles: &items2,
+                },
+                now,
+                DAY,
+                now,
+            )
             .unwrap();
         assert_eq!(
             second,
@@ -870,7 +913,17 @@ mod tests {
         let items: Vec<Article> = cases.iter().map(|(k, p, _)| art(k, *p)).collect();
         let v = Validators::default();
         let got = s
-            .record_fetched("f", None, &v, &items, now, DAY, now)
+            .record_fetched(
+                "f",
+                Fetched {
+                    title: None,
+                    validators: &v,
+                    articles: &items,
+                },
+                now,
+                DAY,
+                now,
+            )
             .unwrap();
         let expect_alertable = cases.iter().filter(|c| c.2).count();
         assert_eq!(
@@ -892,7 +945,17 @@ mod tests {
         // After the first successful poll, even an old item is news.
         let later = [art("late-but-old", Some("2019-01-01T00:00:00Z"))];
         let got = s
-            .record_fetched("f", None, &v, &later, now, DAY, now)
+            .record_fetched(
+                "f",
+                Fetched {
+                    title: None,
+                    validators: &v,
+                    articles: &later,
+                },
+                now,
+                DAY,
+                now,
+            )
             .unwrap();
         assert_eq!(
             got,
@@ -921,7 +984,17 @@ mod tests {
             last_modified: None,
         };
         let got = s
-            .record_fetched("f", Some("Feed"), &v, &items, now, DAY, now)
+            .record_fetched(
+                "f",
+                Fetched {
+                    title: Some("Feed"),
+                    validators: &v,
+                    articles: &items,
+                },
+                now,
+                DAY,
+                now,
+            )
             .unwrap();
         assert_eq!(
             got,
@@ -962,15 +1035,28 @@ mod tests {
         let now = t("2025-03-10T12:00:00Z");
         s.ensure_feed("f", "https://example.org/feed").unwrap();
         let items = [art("a", None), art("b", None)];
-        s.record_fetched("f", None, &Validators::default(), &items, now, DAY, now)
-            .unwrap();
+        s.record_fetched(
+            "f",
+            Fetched {
+                title: None,
+                validators: &Validators::default(),
+                articles: &items,
+            },
+            now,
+            DAY,
+            now,
+        )
+        .unwrap();
         let pending = s.pending_articles().unwrap();
         let results = vec![
-            (
-                pending[0].id,
-                vec![("minerals".to_string(), vec![hit("minerals deal")])],
-            ),
-            (pending[1].id, vec![]),
+            ArticleMatches {
+                article: pending[0].id,
+                matches: vec![("minerals".to_string(), vec![hit("minerals deal")])],
+            },
+            ArticleMatches {
+                article: pending[1].id,
+                matches: vec![],
+            },
         ];
         assert_eq!(s.record_matches(&results, now).unwrap(), 1);
         assert!(s.pending_articles().unwrap().is_empty());
