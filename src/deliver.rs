@@ -115,7 +115,7 @@ impl Deliverer {
         match &self.transport {
             Transport::Smtp { target, .. } => target.clone(),
             Transport::Sendmail { command, .. } => format!("sendmail {}", command.display()),
-            Transport::File { dir } => format!("files in {}", dir.display()),
+            Transport::File { dir } => format!("files in {}", tidy(dir).display()),
         }
     }
 
@@ -201,6 +201,29 @@ pub async fn write_eml(dir: &Path, message_id: &str, raw: &[u8]) -> std::io::Res
     Ok(path)
 }
 
+/// `config/../outbox` as `outbox`, for people reading a summary. Lexical only: a symlinked
+/// directory could make it differ from what the OS resolves, so it is never used to open files.
+fn tidy(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir
+                if matches!(out.components().next_back(), Some(Component::Normal(_))) =>
+            {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    if out.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        out
+    }
+}
+
 /// A Message-ID as a file name: angle brackets dropped, anything unusual replaced.
 fn file_stem(message_id: &str) -> String {
     message_id
@@ -236,6 +259,20 @@ mod tests {
         for (attempts, secs) in cases {
             let want = Duration::from_secs(secs).min(MAX_RETRY);
             assert_eq!(backoff(attempts), want, "after {attempts} failures");
+        }
+    }
+
+    #[test]
+    fn summary_paths_are_tidied() {
+        let cases = [
+            ("config/../outbox", "outbox"),
+            ("./config/../../outbox", "../outbox"),
+            ("/srv/nw/config/../outbox", "/srv/nw/outbox"),
+            ("a/./b", "a/b"),
+            ("config/..", "."),
+        ];
+        for (input, want) in cases {
+            assert_eq!(tidy(Path::new(input)), PathBuf::from(want), "{input}");
         }
     }
 

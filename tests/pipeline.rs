@@ -104,7 +104,12 @@ fn parse_mail(raw: &[u8]) -> Received {
 }
 
 /// A temp directory with a config and the rule file; returns the config path.
-fn write_config(dir: &Path, feeds: &[(String, String)], smtp_port: u16) -> PathBuf {
+fn write_config(
+    dir: &Path,
+    feeds: &[(String, String)],
+    smtp_port: u16,
+    smtp_timeout: &str,
+) -> PathBuf {
     std::fs::create_dir_all(dir.join("rules")).expect("mkdir rules");
     std::fs::write(dir.join("rules/test.toml"), RULES).expect("write rules");
     let mut cfg = format!(
@@ -123,7 +128,7 @@ method = "smtp"
 host = "127.0.0.1"
 port = {smtp_port}
 security = "none"
-timeout = "5s"
+timeout = "{smtp_timeout}"
 from = "newswatch <newswatch@example.org>"
 
 [[digest]]
@@ -176,7 +181,7 @@ async fn end_to_end_over_http_and_smtp() {
     // A feed that fails is recorded and does not stop the others.
     feeds.push(("gone".into(), server.url("/feeds/gone.xml")));
     let sink = SmtpSink::start(&tmp.path().join("received"), &[]);
-    let (config, rules) = load(&write_config(tmp.path(), &feeds, sink.port));
+    let (config, rules) = load(&write_config(tmp.path(), &feeds, sink.port, "5s"));
 
     // Cycle 1: everything is new; one digest with exactly the matching articles.
     let s1 = pipeline::run_once(&config, &rules).await.expect("cycle 1");
@@ -307,11 +312,19 @@ fn at(s: &str) -> DateTime<Utc> {
 
 /// One feed, one matching article: the smallest setup for delivery behaviour.
 async fn one_feed(tmp: &Path, sink_args: &[&str]) -> (FeedServer, SmtpSink, PathBuf) {
+    one_feed_with_timeout(tmp, sink_args, "5s").await
+}
+
+async fn one_feed_with_timeout(
+    tmp: &Path,
+    sink_args: &[&str],
+    smtp_timeout: &str,
+) -> (FeedServer, SmtpSink, PathBuf) {
     let server = FeedServer::start().await;
     server.set("/feeds/kyiv-ledger.json", demo_feed("kyiv-ledger.json"));
     let feeds = [("kyiv".to_string(), server.url("/feeds/kyiv-ledger.json"))];
     let sink = SmtpSink::start(&tmp.join("received"), sink_args);
-    let path = write_config(tmp, &feeds, sink.port);
+    let path = write_config(tmp, &feeds, sink.port, smtp_timeout);
     (server, sink, path)
 }
 
@@ -394,6 +407,38 @@ async fn a_550_is_kept_as_failed_and_never_retried() {
         m.last_error.as_deref().is_some_and(|e| e.contains("550")),
         "{m:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smtp_outcomes_are_classified() {
+    // (sink fault, sent, deferred, failed, outbox status afterwards)
+    let cases: [(&[&str], usize, usize, usize, OutboxStatus); 5] = [
+        (&[], 1, 0, 0, OutboxStatus::Sent),
+        (&["--fault", "451"], 0, 1, 0, OutboxStatus::Queued),
+        (&["--fault", "550"], 0, 0, 1, OutboxStatus::Failed),
+        (&["--fault", "drop"], 0, 1, 0, OutboxStatus::Queued),
+        // The server never answers DATA: the whole-exchange deadline (300ms) gives up.
+        (&["--fault", "hang"], 0, 1, 0, OutboxStatus::Queued),
+    ];
+    for (fault, sent, deferred, failed, status) in cases {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let (_server, _sink, path) = one_feed_with_timeout(tmp.path(), fault, "300ms").await;
+        let (config, rules) = load(&path);
+        let s = pipeline::run_once(&config, &rules).await.expect("cycle");
+        assert_eq!(
+            (s.emails_sent, s.emails_deferred, s.emails_failed),
+            (sent, deferred, failed),
+            "{fault:?}: {s}"
+        );
+        let store = Store::open(&config.state_dir).expect("reopen");
+        let m = store.message(1).expect("message 1");
+        assert_eq!((m.status, m.attempts), (status, 1), "{fault:?}: {m:?}");
+        assert_eq!(
+            m.last_error.is_some(),
+            status != OutboxStatus::Sent,
+            "{fault:?}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

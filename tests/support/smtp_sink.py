@@ -38,7 +38,7 @@ class Sink:
             if self.fault == "550":
                 return "550 5.7.1 rejected"
             if self.fault == "drop":
-                session.transport.close()
+                server.transport.close()
                 return "421 closing"
             if self.fault == "hang":
                 await asyncio.Event().wait()
