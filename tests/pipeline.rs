@@ -442,6 +442,45 @@ async fn smtp_outcomes_are_classified() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smtp_auth_uses_the_configured_credentials() {
+    // (username and password, sent, failed): the sink requires AUTH as nw / s3cret.
+    let cases = [
+        (Some(("nw", "s3cret")), 1, 0),
+        (Some(("nw", "wrong")), 0, 1), // 535: permanent
+        (None, 0, 1),                  // 530 authentication required: permanent
+    ];
+    for (creds, sent, failed) in cases {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let (_server, sink, path) = one_feed(tmp.path(), &["--auth", "nw:s3cret"]).await;
+        let mut text = std::fs::read_to_string(&path).expect("config text");
+        if let Some((user, _)) = creds {
+            text = text.replace(
+                "security = \"none\"",
+                &format!("security = \"none\"\nusername = \"{user}\"\npassword_env = \"NW_SMTP_PASSWORD\""),
+            );
+        }
+        let password = creds.map(|c| c.1.to_string());
+        let env = move |name: &str| {
+            (name == "NW_SMTP_PASSWORD")
+                .then(|| password.clone())
+                .flatten()
+        };
+        let config = Config::from_str(&path, &text, &env).unwrap_or_else(|e| panic!("config: {e}"));
+        let rules = RuleSet::load(&config.rule_files).expect("rules");
+        let s = pipeline::run_once(&config, &rules).await.expect("cycle");
+        assert_eq!(
+            (s.emails_sent, s.emails_failed),
+            (sent, failed),
+            "{creds:?}: {s} {:?}",
+            Store::open(&config.state_dir)
+                .and_then(|st| st.message(1))
+                .map(|m| m.last_error)
+        );
+        assert_eq!(sink.messages().len(), sent, "{creds:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_daemon_polls_each_feed_when_due_and_stops_when_cancelled() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let (server, _sink, path) = one_feed(tmp.path(), &[]).await;
