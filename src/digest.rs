@@ -115,6 +115,7 @@ pub fn compose(
     let mut env = minijinja::Environment::new();
     env.set_trim_blocks(true);
     env.set_lstrip_blocks(true);
+    env.set_keep_trailing_newline(true);
     let render = |name: &'static str, source: &'static str| {
         let tmpl_err = |source| DigestError::Template { name, source };
         env.template_from_named_str(name, source)
@@ -437,6 +438,44 @@ mod tests {
                 p.raw
             );
         }
+    }
+
+    /// The plain-text layout, pinned in full: a change here is a visible change to every reader.
+    #[test]
+    fn text_part_layout() {
+        let mut late = entry(2, "Minerals deal", "Fund agreed", None, &["minerals deal"]);
+        late.time = now() + chrono::Duration::hours(1);
+        late.feed_title = None;
+        let entries = [
+            entry(
+                1,
+                "Minerals deal",
+                "Kyiv settles text",
+                Some("https://k.example/1"),
+                &["Minerals deal"],
+            ),
+            late,
+        ];
+        let p = render(&entries);
+        let expected = "\
+2 new articles matched your rules
+
+== Minerals deal (2) ==
+
+* Fund agreed
+  kyiv-ledger · Mon 10 Mar 2025 13:00 UTC
+  matched: minerals deal
+
+* Kyiv settles text
+  Kyiv Ledger · Mon 10 Mar 2025 12:00 UTC
+  https://k.example/1
+  matched: Minerals deal
+
+-- 
+Sent by newswatch, digest \"Main desk\", Mon 10 Mar 2025 12:00 UTC.
+This message was generated automatically; replies are not read.
+";
+        assert_eq!(p.text.replace("\r\n", "\n"), expected);
     }
 
     #[test]
