@@ -104,7 +104,7 @@ pub async fn run_daemon(config: &Config, rules: &RuleSet) -> anyhow::Result<()> 
     let pipeline = Pipeline::open(config, rules).await?;
     let shutdown = CancellationToken::new();
     let tracker = TaskTracker::new();
-    tracker.spawn(watch_signals(shutdown.clone()));
+    tracker.spawn(Signals::install()?.watch(shutdown.clone()));
     info!(feeds = config.feeds.len(), delivery = %pipeline.deliverer.describe(), "daemon started");
     let result = pipeline.run_until(&shutdown, clock_now).await;
     shutdown.cancel();
@@ -114,31 +114,50 @@ pub async fn run_daemon(config: &Config, rules: &RuleSet) -> anyhow::Result<()> 
     result
 }
 
-async fn watch_signals(shutdown: CancellationToken) {
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(e) => {
-                warn!(error = %e, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
+/// SIGTERM and SIGINT listeners, installed before the first cycle: a signal that arrives while
+/// the first poll runs must stop the daemon gracefully, not kill it with the default action.
+#[cfg(unix)]
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+#[cfg(unix)]
+impl Signals {
+    fn install() -> anyhow::Result<Signals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Signals {
+            term: signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?,
+            int: signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?,
+        })
+    }
+
+    async fn watch(mut self, shutdown: CancellationToken) {
+        tokio::select! {
+            () = shutdown.cancelled() => {}
+            _ = self.term.recv() => { info!(signal = "SIGTERM", "shutting down"); shutdown.cancel(); }
+            _ = self.int.recv() => { info!(signal = "SIGINT", "shutting down"); shutdown.cancel(); }
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = shutdown.cancelled() => {}
-        () = term => { info!(signal = "SIGTERM", "shutting down"); shutdown.cancel(); }
-        r = tokio::signal::ctrl_c() => {
-            if let Err(e) = r {
-                warn!(error = %e, "cannot listen for SIGINT");
-                shutdown.cancelled().await;
-            } else {
-                info!(signal = "SIGINT", "shutting down");
-                shutdown.cancel();
+    }
+}
+
+#[cfg(not(unix))]
+struct Signals;
+
+#[cfg(not(unix))]
+impl Signals {
+    fn install() -> anyhow::Result<Signals> {
+        Ok(Signals)
+    }
+
+    async fn watch(self, shutdown: CancellationToken) {
+        tokio::select! {
+            () = shutdown.cancelled() => {}
+            r = tokio::signal::ctrl_c() => {
+                if r.is_ok() {
+                    info!(signal = "ctrl-c", "shutting down");
+                    shutdown.cancel();
+                }
             }
         }
     }

@@ -518,11 +518,10 @@ async fn the_daemon_polls_each_feed_when_due_and_stops_when_cancelled() {
     );
 }
 
-#[test]
-fn the_demo_runs_from_a_temp_directory() {
-    let tmp = tempfile::tempdir().expect("tempdir");
+/// A copy of the demo (config/demo.toml, its feeds, rules) in `tmp`, laid out like the repository.
+fn copy_demo(tmp: &Path) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let config_dir = tmp.path().join("config");
+    let config_dir = tmp.join("config");
     std::fs::create_dir_all(config_dir.join("demo/feeds")).expect("mkdir");
     std::fs::copy(root.join("config/demo.toml"), config_dir.join("demo.toml"))
         .expect("copy demo.toml");
@@ -531,7 +530,7 @@ fn the_demo_runs_from_a_temp_directory() {
             .expect("copy feed");
     }
     // The shipped rules when they exist; else the two test rules (the rule files are their own issue).
-    std::fs::create_dir_all(tmp.path().join("rules")).expect("mkdir rules");
+    std::fs::create_dir_all(tmp.join("rules")).expect("mkdir rules");
     let shipped: Vec<PathBuf> = std::fs::read_dir(root.join("rules"))
         .map(|rd| {
             rd.filter_map(Result::ok)
@@ -541,15 +540,17 @@ fn the_demo_runs_from_a_temp_directory() {
         })
         .unwrap_or_default();
     if shipped.is_empty() {
-        std::fs::write(tmp.path().join("rules/test.toml"), RULES).expect("write rules");
+        std::fs::write(tmp.join("rules/test.toml"), RULES).expect("write rules");
     }
     for r in &shipped {
-        std::fs::copy(
-            r,
-            tmp.path().join("rules").join(r.file_name().expect("name")),
-        )
-        .expect("copy rule");
+        std::fs::copy(r, tmp.join("rules").join(r.file_name().expect("name"))).expect("copy rule");
     }
+}
+
+#[test]
+fn the_demo_runs_from_a_temp_directory() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    copy_demo(tmp.path());
 
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_newswatch"))
         .args(["run", "--once", "--config", "config/demo.toml"])
@@ -601,4 +602,76 @@ fn the_demo_runs_from_a_temp_directory() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("0 new articles, 0 matches"), "{stdout}");
     assert!(stdout.contains("emails: 0 composed, 0 sent"), "{stdout}");
+}
+
+#[test]
+fn the_daemon_runs_until_sigterm() {
+    use std::io::BufRead;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    copy_demo(tmp.path());
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_newswatch"))
+        .args(["run", "--config", "config/demo.toml"])
+        .current_dir(tmp.path())
+        .env("NEWSWATCH_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start the daemon");
+    let pid = child.id();
+    let stderr = child.stderr.take().expect("piped stderr");
+    // The log, read on a thread so a daemon that never logs cannot hang the test.
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let reader = std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut log = Vec::new();
+    let wait_for = |needle: &str, log: &mut Vec<String>| loop {
+        match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(line) => {
+                let found = line.contains(needle);
+                log.push(line);
+                if found {
+                    return;
+                }
+            }
+            Err(e) => {
+                let _ = std::process::Command::new("kill")
+                    .args(["-KILL", &pid.to_string()])
+                    .status();
+                panic!(
+                    "no {needle:?} in the daemon's log ({e}):\n{}",
+                    log.join("\n")
+                );
+            }
+        }
+    };
+    wait_for("email sent", &mut log);
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success());
+    wait_for("daemon stopped", &mut log);
+    let exit = child.wait().expect("wait for the daemon");
+    assert!(exit.success(), "{exit:?}\n{}", log.join("\n"));
+    reader.join().expect("log reader");
+    assert!(
+        log.iter().any(|l| l.contains("SIGTERM")),
+        "{}",
+        log.join("\n")
+    );
+    assert_eq!(
+        std::fs::read_dir(tmp.path().join("outbox"))
+            .expect("outbox")
+            .count(),
+        1
+    );
 }
