@@ -15,7 +15,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{debug, error, info, warn};
 
 use crate::article::{Article, FeedMeta};
-use crate::config::{Config, DeliveryMethod, FeedConfig};
+use crate::config::{Config, FeedConfig};
 use crate::deliver::{self, Deliverer, Outcome};
 use crate::digest::{self, Entry};
 use crate::fetch::{FetchOutcome, Fetcher, Validators};
@@ -386,7 +386,9 @@ impl<'a> Pipeline<'a> {
                             .hits
                             .into_iter()
                             .map(|h| StoredHit {
-                                field: h.field.as_str().to_string(),
+                                // Debug, not a method: the rule engine is being replaced and
+                                // its `Field` is guaranteed only to be printable.
+                                field: format!("{:?}", h.field).to_lowercase(),
                                 start: h.start,
                                 end: h.end,
                                 text: h.text,
@@ -566,14 +568,6 @@ fn entries(matches: &[PendingMatch], titles: &HashMap<String, String>) -> Vec<En
             terms: m.hits.iter().map(|h| h.text.clone()).collect(),
         })
         .collect()
-}
-
-/// For `run --once` output: where a `file` delivery leaves its emails.
-pub fn outbox_dir(config: &Config) -> Option<&std::path::Path> {
-    match &config.delivery.method {
-        DeliveryMethod::File { dir } => Some(dir),
-        _ => None,
-    }
 }
 
 #[cfg(test)]
