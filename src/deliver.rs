@@ -1,0 +1,293 @@
+//! Sending composed messages from the outbox: SMTP (STARTTLS, TLS or plain, with AUTH), sendmail,
+//! or `.eml` files in a directory. The only module that speaks SMTP. Each attempt is classified
+//! (sent / retry later / failed for good); what to do with the outbox row is the caller's business.
+//! Never logs the SMTP password.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use lettre::address::{Address, Envelope};
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::{AsyncSendmailTransport, AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+use secrecy::ExposeSecret;
+
+use crate::config::{Delivery, DeliveryMethod, Security};
+use crate::store::OutboxMessage;
+
+/// A message that failed transiently this many times is given up on (kept, marked failed).
+pub const MAX_ATTEMPTS: u32 = 10;
+const FIRST_RETRY: Duration = Duration::from_secs(60);
+const MAX_RETRY: Duration = Duration::from_secs(6 * 3600);
+
+/// How one delivery attempt ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Accepted (2xx), or written.
+    Sent,
+    /// 4xx, timeout, dropped connection: the same message may succeed later.
+    Retry(String),
+    /// 5xx or a message that can never be sent: keep it, do not retry.
+    Failed(String),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DeliverError {
+    #[error("cannot set up SMTP to {host}: {source}")]
+    Smtp {
+        host: String,
+        source: lettre::transport::smtp::Error,
+    },
+}
+
+/// A configured transport; build once, reuse for every message.
+pub struct Deliverer {
+    transport: Transport,
+}
+
+enum Transport {
+    Smtp {
+        mailer: AsyncSmtpTransport<Tokio1Executor>,
+        timeout: Duration,
+        target: String,
+    },
+    Sendmail {
+        mailer: AsyncSendmailTransport<Tokio1Executor>,
+        command: PathBuf,
+    },
+    File {
+        dir: PathBuf,
+    },
+}
+
+impl std::fmt::Debug for Deliverer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Deliverer")
+            .field("target", &self.describe())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Deliverer {
+    pub fn new(delivery: &Delivery) -> Result<Deliverer, DeliverError> {
+        let transport = match &delivery.method {
+            DeliveryMethod::Smtp(s) => {
+                let smtp_err = |source| DeliverError::Smtp {
+                    host: s.host.clone(),
+                    source,
+                };
+                let builder = match s.security {
+                    Security::Starttls => {
+                        AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&s.host)
+                            .map_err(smtp_err)?
+                    }
+                    Security::Tls => {
+                        AsyncSmtpTransport::<Tokio1Executor>::relay(&s.host).map_err(smtp_err)?
+                    }
+                    Security::None => {
+                        AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&s.host)
+                    }
+                };
+                let mut builder = builder.port(s.port).timeout(Some(s.timeout));
+                if let (Some(user), Some(password)) = (&s.username, &s.password) {
+                    builder = builder.credentials(Credentials::new(
+                        user.clone(),
+                        password.expose_secret().to_string(),
+                    ));
+                }
+                Transport::Smtp {
+                    mailer: builder.build(),
+                    timeout: s.timeout,
+                    target: format!("smtp {}:{}", s.host, s.port),
+                }
+            }
+            DeliveryMethod::Sendmail { command } => Transport::Sendmail {
+                mailer: AsyncSendmailTransport::<Tokio1Executor>::new_with_command(command),
+                command: command.clone(),
+            },
+            DeliveryMethod::File { dir } => Transport::File { dir: dir.clone() },
+        };
+        Ok(Deliverer { transport })
+    }
+
+    /// Where messages go, for summaries and logs: `smtp host:port`, `sendmail /usr/sbin/sendmail`,
+    /// `files in /var/lib/newswatch/outbox`.
+    pub fn describe(&self) -> String {
+        match &self.transport {
+            Transport::Smtp { target, .. } => target.clone(),
+            Transport::Sendmail { command, .. } => format!("sendmail {}", command.display()),
+            Transport::File { dir } => format!("files in {}", tidy(dir).display()),
+        }
+    }
+
+    /// One attempt at one message.
+    pub async fn send(&self, msg: &OutboxMessage) -> Outcome {
+        let envelope = match envelope(msg) {
+            Ok(e) => e,
+            Err(reason) => return Outcome::Failed(reason),
+        };
+        match &self.transport {
+            Transport::Smtp {
+                mailer, timeout, ..
+            } => {
+                // lettre's own timeout bounds each read and the connect, not the whole exchange; a
+                // server that trickles bytes must not hold the outbox forever.
+                match tokio::time::timeout(*timeout, mailer.send_raw(&envelope, &msg.raw)).await {
+                    Err(_) => Outcome::Retry(format!("SMTP exchange timed out after {timeout:?}")),
+                    Ok(Ok(_response)) => Outcome::Sent,
+                    Ok(Err(e)) => classify_smtp(&e),
+                }
+            }
+            Transport::Sendmail { mailer, .. } => {
+                match mailer.send_raw(&envelope, &msg.raw).await {
+                    Ok(()) => Outcome::Sent,
+                    // sendmail's exit status does not tell a full queue from a bad address reliably;
+                    // retries are bounded by MAX_ATTEMPTS.
+                    Err(e) => Outcome::Retry(format!("sendmail: {e}")),
+                }
+            }
+            Transport::File { dir } => match write_eml(dir, &msg.message_id, &msg.raw).await {
+                Ok(_) => Outcome::Sent,
+                Err(e) => Outcome::Retry(format!("cannot write to {}: {e}", dir.display())),
+            },
+        }
+    }
+}
+
+fn envelope(msg: &OutboxMessage) -> Result<Envelope, String> {
+    let addr = |s: &str| -> Result<Address, String> {
+        s.parse::<lettre::message::Mailbox>()
+            .map(|m| m.email)
+            .map_err(|e| format!("invalid address {s:?}: {e}"))
+    };
+    let from = addr(&msg.sender)?;
+    let to = msg
+        .recipients
+        .iter()
+        .map(|r| addr(r))
+        .collect::<Result<Vec<_>, _>>()?;
+    Envelope::new(Some(from), to).map_err(|e| format!("invalid envelope: {e}"))
+}
+
+fn classify_smtp(e: &lettre::transport::smtp::Error) -> Outcome {
+    let text = e.to_string();
+    if e.is_permanent() {
+        Outcome::Failed(text)
+    } else if e.is_client() {
+        // Our side refused to send (e.g. the server offers no STARTTLS): retrying cannot help.
+        Outcome::Failed(text)
+    } else {
+        // 4xx, timeouts, TLS handshakes, dropped connections, garbled responses.
+        Outcome::Retry(text)
+    }
+}
+
+/// Delay before attempt `attempts + 1`, after `attempts` transient failures: 1 min, doubling,
+/// capped at 6 h.
+pub fn backoff(attempts: u32) -> Duration {
+    let factor = 1u32
+        .checked_shl(attempts.saturating_sub(1))
+        .unwrap_or(u32::MAX);
+    FIRST_RETRY.saturating_mul(factor).min(MAX_RETRY)
+}
+
+/// Writes `<message-id>.eml` into `dir` (created when missing), via a temporary name and a rename
+/// so a reader never sees half a message.
+pub async fn write_eml(dir: &Path, message_id: &str, raw: &[u8]) -> std::io::Result<PathBuf> {
+    tokio::fs::create_dir_all(dir).await?;
+    let path = dir.join(format!("{}.eml", file_stem(message_id)));
+    let tmp = dir.join(format!(".{}.eml.tmp", file_stem(message_id)));
+    tokio::fs::write(&tmp, raw).await?;
+    tokio::fs::rename(&tmp, &path).await?;
+    Ok(path)
+}
+
+/// `config/../outbox` as `outbox`, for people reading a summary. Lexical only: a symlinked
+/// directory could make it differ from what the OS resolves, so it is never used to open files.
+fn tidy(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir
+                if matches!(out.components().next_back(), Some(Component::Normal(_))) =>
+            {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    if out.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        out
+    }
+}
+
+/// A Message-ID as a file name: angle brackets dropped, anything unusual replaced.
+fn file_stem(message_id: &str) -> String {
+    message_id
+        .trim_matches(['<', '>'])
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '@') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_is_capped() {
+        // (failures so far, delay)
+        let cases = [
+            (0, 60),
+            (1, 60),
+            (2, 120),
+            (3, 240),
+            (4, 480),
+            (9, 15_360),
+            (10, 6 * 3600),
+            (40, 6 * 3600),
+        ];
+        for (attempts, secs) in cases {
+            let want = Duration::from_secs(secs).min(MAX_RETRY);
+            assert_eq!(backoff(attempts), want, "after {attempts} failures");
+        }
+    }
+
+    #[test]
+    fn summary_paths_are_tidied() {
+        let cases = [
+            ("config/../outbox", "outbox"),
+            ("./config/../../outbox", "../outbox"),
+            ("/srv/nw/config/../outbox", "/srv/nw/outbox"),
+            ("a/./b", "a/b"),
+            ("config/..", "."),
+        ];
+        for (input, want) in cases {
+            assert_eq!(tidy(Path::new(input)), PathBuf::from(want), "{input}");
+        }
+    }
+
+    #[test]
+    fn message_ids_become_safe_file_names() {
+        let cases = [
+            (
+                "<digest-7.main.1741608000@example.org>",
+                "digest-7.main.1741608000@example.org",
+            ),
+            ("<../../etc/passwd@x>", ".._.._etc_passwd@x"),
+            ("<a b/c@x>", "a_b_c@x"),
+        ];
+        for (id, stem) in cases {
+            assert_eq!(file_stem(id), stem, "{id}");
+        }
+    }
+}

@@ -1,0 +1,109 @@
+#!/usr/bin/python3
+"""A real SMTP server for newswatch's tests (Debian's python3-aiosmtpd).
+
+Stores every accepted message as DIR/<n>.eml (written to a temporary name first, then renamed,
+so a reader never sees half a message) and prints `PORT <n>` on stdout once it listens on
+127.0.0.1. Exits when stdin closes or on SIGTERM.
+
+Fault modes (--fault MODE, applied to the first --fault-count messages, default all):
+  451   reply "451 4.3.0 try again later" to DATA
+  550   reply "550 5.7.1 rejected" to DATA
+  drop  close the connection after receiving DATA, without a reply
+  hang  never reply to DATA
+Optional STARTTLS (--tls-cert/--tls-key, then required) and AUTH PLAIN/LOGIN (--auth user:pass).
+"""
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import ssl
+import sys
+import warnings
+
+from aiosmtpd.smtp import SMTP, AuthResult
+
+
+class Sink:
+    def __init__(self, directory, fault, fault_count):
+        self.directory = directory
+        self.fault = fault
+        self.fault_left = fault_count
+        self.received = 0
+
+    async def handle_DATA(self, server, session, envelope):
+        if self.fault and self.fault_left != 0:
+            self.fault_left -= 1
+            if self.fault == "451":
+                return "451 4.3.0 try again later"
+            if self.fault == "550":
+                return "550 5.7.1 rejected"
+            if self.fault == "drop":
+                server.transport.close()
+                return "421 closing"
+            if self.fault == "hang":
+                await asyncio.Event().wait()
+        self.received += 1
+        final = os.path.join(self.directory, "%04d.eml" % self.received)
+        tmp = final + ".tmp"
+        with open(tmp, "wb") as f:
+            f.write(envelope.original_content or envelope.content)
+            f.flush()
+            os.fsync(f.fileno())
+        os.rename(tmp, final)
+        with open(final + ".rcpt", "w") as f:
+            f.write("\n".join([envelope.mail_from] + list(envelope.rcpt_tos)))
+        return "250 2.0.0 stored"
+
+
+def authenticator(user, password):
+    def check(server, session, envelope, mechanism, auth_data):
+        ok = getattr(auth_data, "login", None) == user.encode() and \
+            getattr(auth_data, "password", None) == password.encode()
+        # handled=False: aiosmtpd then sends the 535 reply itself.
+        return AuthResult(success=ok, handled=False)
+    return check
+
+
+async def main():
+    # Tests run AUTH without TLS on loopback on purpose; aiosmtpd's warning about it is noise.
+    warnings.simplefilter("ignore")
+    logging.getLogger("mail.log").setLevel(logging.ERROR)
+    ap = argparse.ArgumentParser()
+    ap.add_argument("directory")
+    ap.add_argument("--fault", choices=["451", "550", "drop", "hang"])
+    ap.add_argument("--fault-count", type=int, default=-1)
+    ap.add_argument("--tls-cert")
+    ap.add_argument("--tls-key")
+    ap.add_argument("--auth", help="user:password")
+    args = ap.parse_args()
+    os.makedirs(args.directory, exist_ok=True)
+
+    handler = Sink(args.directory, args.fault, args.fault_count)
+    kwargs = {}
+    if args.tls_cert:
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(args.tls_cert, args.tls_key)
+        kwargs.update(tls_context=ctx, require_starttls=True)
+    if args.auth:
+        user, _, password = args.auth.partition(":")
+        kwargs.update(authenticator=authenticator(user, password), auth_required=True,
+                      auth_require_tls=bool(args.tls_cert))
+
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(
+        lambda: SMTP(handler, hostname="sink.test", **kwargs), "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    print("PORT %d" % port, flush=True)
+
+    stop = asyncio.Event()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    # The parent holds our stdin; when it goes away (even killed), we go too.
+    loop.add_reader(sys.stdin.fileno(), lambda: stop.set() if not sys.stdin.buffer.read1(4096) else None)
+    await stop.wait()
+    server.close()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
