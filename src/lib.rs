@@ -6,9 +6,11 @@
 pub mod article;
 pub mod cli;
 pub mod config;
+pub mod feed_text;
 pub mod fetch;
 pub mod html;
 pub mod identity;
+pub mod lenient;
 pub mod netpolicy;
 pub mod parse;
 pub mod pipeline;
