@@ -17,6 +17,8 @@ use reqwest::header::{
 use url::{Host, Url};
 
 use crate::config::FetchSettings;
+use crate::host_gate::HostGate;
+pub use crate::host_gate::HostLimits;
 pub use crate::netpolicy::FetchPolicy;
 use crate::netpolicy::is_public;
 use crate::poll_policy::{CacheHints, RetryAfter};
@@ -122,6 +124,8 @@ pub struct Fetcher {
     /// Addresses treated as public anyway: a test hook, so a loopback server can stand in for the
     /// internet while another loopback address stays internal.
     public_overrides: Arc<[IpAddr]>,
+    /// Shared by clones, so the per-host limits hold across every task fetching.
+    gate: Arc<HostGate>,
     timeout: Duration,
     max_body: u64,
 }
@@ -155,9 +159,17 @@ impl Fetcher {
                 })
                 .build()?,
             public_overrides,
+            gate: Arc::new(HostGate::new(HostLimits::default())),
             timeout: settings.timeout,
             max_body: settings.max_body_bytes,
         })
+    }
+
+    /// Replaces the per-host politeness limits (default: one request at a time, 1 s apart).
+    #[must_use]
+    pub fn with_host_limits(mut self, limits: HostLimits) -> Fetcher {
+        self.gate = Arc::new(HostGate::new(limits));
+        self
     }
 
     /// Fetches under the default (strict) network policy.
@@ -182,6 +194,11 @@ impl Fetcher {
         match url.scheme() {
             "file" => self.fetch_file(url).await,
             "http" | "https" => {
+                // Waiting for the host's turn is not part of the request's deadline.
+                let _permit = match url.host_str() {
+                    Some(host) => Some(self.gate.acquire(host).await),
+                    None => None,
+                };
                 tokio::time::timeout(self.timeout, self.fetch_http(url, validators, policy))
                     .await
                     .map_err(|_| FetchError::Timeout(self.timeout))?

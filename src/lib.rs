@@ -8,6 +8,7 @@ pub mod cli;
 pub mod config;
 pub mod feed_text;
 pub mod fetch;
+pub mod host_gate;
 pub mod html;
 pub mod identity;
 pub mod lenient;

@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use hostile_server::{FEED_ETAG, HostileServer};
 use newswatch::config::FetchSettings;
-use newswatch::fetch::{FetchError, FetchOutcome, FetchPolicy, FetchReport, Fetcher, Validators};
+use newswatch::fetch::{
+    FetchError, FetchOutcome, FetchPolicy, FetchReport, Fetcher, HostLimits, Validators,
+};
 use newswatch::identity::alternate_keys;
 use newswatch::parse::{ParsedFeed, Recovery, parse_feed_off_thread};
 use newswatch::poll_policy::{self, Bounds, Hints, Outcome, PollInput};
@@ -46,7 +48,11 @@ async fn env() -> Env {
     let internal = HostileServer::start(INTERNAL_IP, 0).await;
     let public = HostileServer::start(PUBLIC_IP, internal.addr.port()).await;
     let fetcher = Fetcher::with_public_overrides(&settings(), UA, vec![PUBLIC_IP])
-        .unwrap_or_else(|e| panic!("fetcher: {e}"));
+        .unwrap_or_else(|e| panic!("fetcher: {e}"))
+        .with_host_limits(HostLimits {
+            per_host: 8,
+            spacing: Duration::ZERO,
+        });
     Env {
         public,
         internal,
@@ -193,6 +199,25 @@ async fn total_deadline_cuts_off_silent_dripping_and_slow_servers() {
         [want.clone(), want.clone(), want]
     );
     assert!(elapsed >= TIMEOUT && elapsed < TIMEOUT * 2, "{elapsed:?}");
+}
+
+#[tokio::test]
+async fn requests_to_one_host_are_spaced() {
+    let env = env().await;
+    let spacing = Duration::from_millis(300);
+    let polite = Fetcher::with_public_overrides(&settings(), UA, vec![PUBLIC_IP])
+        .unwrap_or_else(|e| panic!("{e}"))
+        .with_host_limits(HostLimits {
+            per_host: 1,
+            spacing,
+        });
+    let url = env.public.url("/feed.xml");
+    let none = Validators::default();
+    let started = Instant::now();
+    let (a, b) = tokio::join!(polite.fetch(&url, &none), polite.fetch(&url, &none));
+    assert!(a.is_ok() && b.is_ok());
+    let elapsed = started.elapsed();
+    assert!(elapsed >= spacing && elapsed < TIMEOUT, "{elapsed:?}");
 }
 
 #[tokio::test]

@@ -61,7 +61,10 @@ impl HostileServer {
 
     /// How many times `path` has been requested, counting this one.
     fn bump(&self, path: &str) -> u32 {
-        let mut c = self.counters.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut c = self
+            .counters
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let n = c.entry(path.to_string()).or_default();
         *n += 1;
         *n
