@@ -298,6 +298,23 @@ mod tests {
         assert_eq!(feed.articles[0].key, "link:https://example.com/news/1");
     }
 
+    proptest::proptest! {
+        // Hostile input must cost an error at worst, never a panic in a worker.
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..1024)) {
+            let _ = parse_feed(&bytes, &base());
+        }
+
+        #[test]
+        fn mangled_feeds_never_panic(cut in 0usize..400, insert in "[<>&;#x0-9a-z\"' /\\]\\[!?-]{0,12}") {
+            let xml = rss("<item><title>A &amp; B</title><link>https://e.com/1</link>\
+                           <description><![CDATA[<p>x &</p>]]></description></item>");
+            let cut = cut.min(xml.len());
+            let mangled = format!("{}{insert}{}", &xml[..cut], &xml[cut..]);
+            let _ = parse_feed(mangled.as_bytes(), &base());
+        }
+    }
+
     #[test]
     fn recovery_levels() {
         let cases: &[(&str, Result<Recovery, ()>)] = &[
