@@ -17,3 +17,4 @@ pub mod parse;
 pub mod pipeline;
 pub mod poll_policy;
 pub mod rules;
+pub mod sniff;
