@@ -21,7 +21,7 @@ use crate::host_gate::HostGate;
 pub use crate::host_gate::HostLimits;
 pub use crate::netpolicy::FetchPolicy;
 use crate::netpolicy::is_public;
-use crate::poll_policy::{CacheHints, RetryAfter};
+use crate::poll_policy::{CacheHints, FailureKind, RetryAfter};
 use crate::sniff::{Verdict, sniff};
 
 /// Redirect hops followed before giving up (the configured URL itself is not a hop).
@@ -111,6 +111,30 @@ impl FetchError {
         match self {
             FetchError::RetryLater { retry_after, .. } => *retry_after,
             _ => None,
+        }
+    }
+
+    /// Whether retrying soon can help (timeouts, 5xx, 408, 429, broken transfers) or a person
+    /// has to fix something first (most 4xx, refused redirects, HTML instead of a feed).
+    pub fn failure_kind(&self) -> FailureKind {
+        match self {
+            FetchError::Status(s) if s.is_client_error() && *s != StatusCode::REQUEST_TIMEOUT => {
+                FailureKind::Persistent
+            }
+            FetchError::Status(_)
+            | FetchError::RetryLater { .. }
+            | FetchError::Timeout(_)
+            | FetchError::Http(_)
+            | FetchError::Corrupt(_)
+            | FetchError::EmptyBody => FailureKind::Transient,
+            FetchError::TooLarge(_)
+            | FetchError::File { .. }
+            | FetchError::Scheme(_)
+            | FetchError::TooManyRedirects
+            | FetchError::RedirectLoop(_)
+            | FetchError::BadRedirect(_)
+            | FetchError::Blocked(_)
+            | FetchError::NotAFeed { .. } => FailureKind::Persistent,
         }
     }
 }

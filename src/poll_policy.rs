@@ -85,8 +85,24 @@ pub enum Outcome {
     /// 304.
     NotModified,
     /// Anything else: network, status, size, parse. `retry_after` when the server sent one.
-    Failed { retry_after: Option<RetryAfter> },
+    Failed {
+        kind: FailureKind,
+        retry_after: Option<RetryAfter>,
+    },
 }
+
+/// Whether retrying soon can help. Both kinds are retried for ever; a persistent failure only
+/// starts its back-off two doublings further out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    /// Timeouts, connection errors, 5xx, 408, 429, truncated bodies.
+    Transient,
+    /// Most 4xx, refused redirects, not a feed, unparseable: a person has to fix something.
+    Persistent,
+}
+
+/// Extra doublings a persistent failure starts with.
+const PERSISTENT_HEAD_START: u32 = 2;
 
 /// The inputs of one scheduling decision.
 #[derive(Debug, Clone, Copy)]
@@ -112,8 +128,8 @@ pub fn delay(input: &PollInput, bounds: &Bounds) -> Duration {
             let hint = hint(&input.hints, input.now).map(|h| h.min(bounds.max_delay));
             hint.map_or(input.interval, |h| h.max(input.interval))
         }
-        Outcome::Failed { retry_after } => {
-            let backoff = jittered(backoff(input, bounds), input.jitter);
+        Outcome::Failed { kind, retry_after } => {
+            let backoff = jittered(backoff(input, kind, bounds), input.jitter);
             match retry_after {
                 Some(ra) => ra.delay_from(input.now).min(bounds.max_delay).max(backoff),
                 None => backoff,
@@ -146,8 +162,12 @@ fn hint(h: &Hints, now: DateTime<Utc>) -> Option<Duration> {
 }
 
 /// `interval * 2^(errors-1)`, saturating at the cap.
-fn backoff(input: &PollInput, bounds: &Bounds) -> Duration {
-    let exp = input.consecutive_errors.max(1) - 1;
+fn backoff(input: &PollInput, kind: FailureKind, bounds: &Bounds) -> Duration {
+    let head_start = match kind {
+        FailureKind::Transient => 0,
+        FailureKind::Persistent => PERSISTENT_HEAD_START,
+    };
+    let exp = (input.consecutive_errors.max(1) - 1).saturating_add(head_start);
     let base = input.interval.min(bounds.backoff_cap);
     2u32.checked_pow(exp)
         .and_then(|f| base.checked_mul(f))
@@ -185,13 +205,20 @@ mod tests {
     }
 
     fn fail(ra: Option<RetryAfter>) -> Outcome {
-        Outcome::Failed { retry_after: ra }
+        Outcome::Failed {
+            kind: FailureKind::Transient,
+            retry_after: ra,
+        }
     }
 
     #[test]
     fn next_due_table() {
         let ok = Outcome::Fetched;
         let nm = Outcome::NotModified;
+        let hard = Outcome::Failed {
+            kind: FailureKind::Persistent,
+            retry_after: None,
+        };
         let none = Hints::default();
         let max_age = |s| Hints {
             cache: CacheHints {
@@ -219,168 +246,37 @@ mod tests {
         let ra_delay = |s| Some(RetryAfter::Delay(Duration::from_secs(s)));
         let ra_at = |s| Some(RetryAfter::At(at(s)));
         // (name, interval, outcome, errors, hints, jitter, expected delay in seconds)
+        #[rustfmt::skip]
         let cases: &[(&str, u64, Outcome, u32, Hints, f64, u64)] = &[
             ("ok, no hints", 15 * M, ok, 0, none, 0.0, 15 * M),
             ("304, no hints", 15 * M, nm, 0, none, 0.9, 15 * M),
             ("interval below floor", M, ok, 0, none, 0.0, 5 * M),
-            (
-                "max-age shorter than interval",
-                15 * M,
-                ok,
-                0,
-                max_age(60),
-                0.0,
-                15 * M,
-            ),
+            ("max-age shorter than interval", 15 * M, ok, 0, max_age(60), 0.0, 15 * M),
             ("max-age longer", 15 * M, ok, 0, max_age(2 * H), 0.0, 2 * H),
-            (
-                "max-age huge, clamped",
-                15 * M,
-                ok,
-                0,
-                max_age(400 * 24 * H),
-                0.0,
-                24 * H,
-            ),
-            (
-                "expires relative to Date",
-                15 * M,
-                ok,
-                0,
-                expires(Some(-7200), -3600),
-                0.0,
-                H,
-            ),
-            (
-                "expires without Date",
-                15 * M,
-                ok,
-                0,
-                expires(None, 3 * H as i64),
-                0.0,
-                3 * H,
-            ),
-            (
-                "expires in the past",
-                15 * M,
-                ok,
-                0,
-                expires(None, -60),
-                0.0,
-                15 * M,
-            ),
+            ("max-age huge, clamped", 15 * M, ok, 0, max_age(400 * 24 * H), 0.0, 24 * H),
+            ("expires relative to Date", 15 * M, ok, 0, expires(Some(-7200), -3600), 0.0, H),
+            ("expires without Date", 15 * M, ok, 0, expires(None, 3 * 3600), 0.0, 3 * H),
+            ("expires in the past", 15 * M, ok, 0, expires(None, -60), 0.0, 15 * M),
             ("rss ttl", 15 * M, nm, 0, ttl(H), 0.0, H),
-            (
-                "sy:updatePeriod daily",
-                15 * M,
-                ok,
-                0,
-                period(24 * H),
-                0.0,
-                24 * H,
-            ),
-            (
-                "interval above max kept",
-                48 * H,
-                ok,
-                0,
-                ttl(H),
-                0.0,
-                48 * H,
-            ),
+            ("sy:updatePeriod daily", 15 * M, ok, 0, period(24 * H), 0.0, 24 * H),
+            ("interval above max kept", 48 * H, ok, 0, ttl(H), 0.0, 48 * H),
             ("first error", 15 * M, fail(None), 1, none, 0.0, 15 * M),
             ("second error", 15 * M, fail(None), 2, none, 0.0, 30 * M),
             ("third error", 15 * M, fail(None), 3, none, 0.0, H),
-            (
-                "third error, full jitter",
-                15 * M,
-                fail(None),
-                3,
-                none,
-                1.0,
-                45 * M,
-            ),
-            (
-                "tenth error capped",
-                15 * M,
-                fail(None),
-                10,
-                none,
-                0.0,
-                6 * H,
-            ),
-            (
-                "error count overflow capped",
-                15 * M,
-                fail(None),
-                u32::MAX,
-                none,
-                0.0,
-                6 * H,
-            ),
-            (
-                "nan jitter ignored",
-                15 * M,
-                fail(None),
-                2,
-                none,
-                f64::NAN,
-                30 * M,
-            ),
-            (
-                "retry-after seconds",
-                15 * M,
-                fail(ra_delay(2 * H)),
-                1,
-                none,
-                0.0,
-                2 * H,
-            ),
-            (
-                "retry-after shorter than back-off",
-                15 * M,
-                fail(ra_delay(30)),
-                2,
-                none,
-                0.0,
-                30 * M,
-            ),
-            (
-                "retry-after date",
-                15 * M,
-                fail(ra_at(3 * H as i64)),
-                1,
-                none,
-                0.0,
-                3 * H,
-            ),
-            (
-                "retry-after date in the past",
-                15 * M,
-                fail(ra_at(-60)),
-                1,
-                none,
-                0.0,
-                15 * M,
-            ),
-            (
-                "retry-after huge, clamped",
-                15 * M,
-                fail(ra_delay(u64::MAX)),
-                1,
-                none,
-                0.0,
-                24 * H,
-            ),
-            (
-                "hints ignored on failure",
-                15 * M,
-                fail(None),
-                1,
-                ttl(12 * H),
-                0.0,
-                15 * M,
-            ),
+            ("third error, full jitter", 15 * M, fail(None), 3, none, 1.0, 45 * M),
+            ("tenth error capped", 15 * M, fail(None), 10, none, 0.0, 6 * H),
+            ("error count overflow capped", 15 * M, fail(None), u32::MAX, none, 0.0, 6 * H),
+            ("nan jitter ignored", 15 * M, fail(None), 2, none, f64::NAN, 30 * M),
+            ("retry-after seconds", 15 * M, fail(ra_delay(2 * H)), 1, none, 0.0, 2 * H),
+            ("retry-after shorter than back-off", 15 * M, fail(ra_delay(30)), 2, none, 0.0, 30 * M),
+            ("retry-after date", 15 * M, fail(ra_at(3 * 3600)), 1, none, 0.0, 3 * H),
+            ("retry-after date in the past", 15 * M, fail(ra_at(-60)), 1, none, 0.0, 15 * M),
+            ("retry-after huge, clamped", 15 * M, fail(ra_delay(u64::MAX)), 1, none, 0.0, 24 * H),
+            ("hints ignored on failure", 15 * M, fail(None), 1, ttl(12 * H), 0.0, 15 * M),
+            ("persistent first error", 15 * M, hard, 1, none, 0.0, H),
+            ("persistent second error", 15 * M, hard, 2, none, 0.0, 2 * H),
+            ("persistent many errors capped", 15 * M, hard, 9, none, 0.0, 6 * H),
+            ("persistent overflow capped", 15 * M, hard, u32::MAX, none, 0.0, 6 * H),
         ];
         let bounds = Bounds::default();
         for &(name, interval, outcome, errors, hints, jitter, want) in cases {

@@ -17,7 +17,7 @@ use newswatch::fetch::{
 };
 use newswatch::identity::alternate_keys;
 use newswatch::parse::{ParsedFeed, Recovery, parse_feed_off_thread};
-use newswatch::poll_policy::{self, Bounds, Hints, Outcome, PollInput};
+use newswatch::poll_policy::{self, Bounds, FailureKind, Hints, Outcome, PollInput};
 use url::Url;
 
 const TIMEOUT: Duration = Duration::from_millis(600);
@@ -312,6 +312,7 @@ async fn failures_back_off_and_recover() {
             Err(e) => {
                 errors += 1;
                 Outcome::Failed {
+                    kind: e.failure_kind(),
                     retry_after: e.retry_after(),
                 }
             }
@@ -342,7 +343,10 @@ async fn failures_back_off_and_recover() {
     let input = PollInput {
         interval,
         outcome: Outcome::Failed {
-            retry_after: err.and_then(|e| e.retry_after()),
+            kind: err
+                .as_ref()
+                .map_or(FailureKind::Persistent, FetchError::failure_kind),
+            retry_after: err.as_ref().and_then(FetchError::retry_after),
         },
         consecutive_errors: 1,
         hints: Hints::default(),
@@ -351,6 +355,32 @@ async fn failures_back_off_and_recover() {
     };
     let due = poll_policy::next_due(&input, &Bounds::default());
     assert_eq!(due, now + chrono::Duration::hours(1));
+}
+
+/// Persistent failures (a person must fix something) back off faster than transient ones; both
+/// are retried for ever.
+#[tokio::test]
+async fn failures_are_classified() {
+    let env = env().await;
+    let t = FailureKind::Transient;
+    let p = FailureKind::Persistent;
+    let cases = [
+        ("/500", t),
+        ("/503", t),
+        ("/429-garbage", t),
+        ("/truncated-gzip", t),
+        ("/empty", t),
+        ("/404", p),
+        ("/html", p),
+        ("/to-decimal", p),
+        ("/loop-a", p),
+        ("/to-ftp", p),
+        ("/gzip-bomb", p),
+    ];
+    for (path, want) in cases {
+        let got = get(&env, path, FetchPolicy::default()).await;
+        assert_eq!(got.err().map(|e| e.failure_kind()), Some(want), "{path}");
+    }
 }
 
 async fn fetch_and_parse(env: &Env, path: &str) -> ParsedFeed {
