@@ -194,6 +194,7 @@ mod tests {
 
     #[test]
     fn repairs() {
+        #[rustfmt::skip]
         let cases: &[(&str, &str)] = &[
             ("Q&A", "Q&amp;A"),
             ("AT&T &amp; co", "AT&amp;T &amp; co"),
@@ -215,15 +216,10 @@ mod tests {
 
     #[test]
     fn rss_version() {
+        #[rustfmt::skip]
         let cases: &[(&str, &str)] = &[
-            (
-                "<rss><channel/></rss>",
-                "<rss version=\"2.0\"><channel/></rss>",
-            ),
-            (
-                "<rss xmlns:dc=\"d\">",
-                "<rss version=\"2.0\" xmlns:dc=\"d\">",
-            ),
+            ("<rss><channel/></rss>", "<rss version=\"2.0\"><channel/></rss>"),
+            ("<rss xmlns:dc=\"d\">", "<rss version=\"2.0\" xmlns:dc=\"d\">"),
             ("<rss version=\"2.01\">", "<rss version=\"2.0\">"),
             ("<rss version='0.91'>", "<rss version='0.91'>"),
             ("<rss version=\"2.0\">", "<rss version=\"2.0\">"),
@@ -247,46 +243,17 @@ mod tests {
             .flat_map(u16::to_be_bytes)
             .collect();
         let cp1251 = b"<a>\xcf\xf0\xe8\xe2\xe5\xf2 \xec\xe8\xf0, \xfd\xf2\xee \xed\xee\xe2\xee\xf1\xf2\xe8 \xee \xef\xe5\xf0\xe5\xec\xe8\xf0\xe8\xe8</a>";
+        #[rustfmt::skip]
         let cases: &[(&[u8], Option<&str>, &str, &str)] = &[
-            (
-                latin1_decl,
-                None,
-                "windows-1252",
-                "<?xml version=\"1.0\" encoding=\"UTF-8\"?><a>Café</a>",
-            ),
-            (
-                utf8_mislabelled.as_bytes(),
-                Some("iso-8859-1"),
-                "UTF-8",
-                "<?xml version=\"1.0\" encoding=\"UTF-8\"?><a>Café</a>",
-            ),
-            (
-                b"<a>Caf\xe9 cr\xe8me br\xfbl\xe9e</a>",
-                None,
-                "windows-1252",
-                "<a>Café crème brûlée</a>",
-            ),
-            (
-                b"<a>Caf\xe9</a>",
-                Some("utf-8"),
-                "windows-1252",
-                "<a>Café</a>",
-            ),
+            (latin1_decl, None, "windows-1252", "<?xml version=\"1.0\" encoding=\"UTF-8\"?><a>Café</a>"),
+            (utf8_mislabelled.as_bytes(), Some("iso-8859-1"), "UTF-8", "<?xml version=\"1.0\" encoding=\"UTF-8\"?><a>Café</a>"),
+            (b"<a>Caf\xe9 cr\xe8me br\xfbl\xe9e</a>", None, "windows-1252", "<a>Café crème brûlée</a>"),
+            (b"<a>Caf\xe9</a>", Some("utf-8"), "windows-1252", "<a>Café</a>"),
             (&utf16le, None, "UTF-16LE", "<a>Café</a>"),
             (&utf16be_no_bom, None, "UTF-16BE", "<a>Café</a>"),
             (b"\xEF\xBB\xBF<a>x</a>", None, "UTF-8", "<a>x</a>"),
-            (
-                cp1251,
-                Some("windows-1251"),
-                "windows-1251",
-                "<a>Привет мир, это новости о перемирии</a>",
-            ),
-            (
-                cp1251,
-                None,
-                "windows-1251",
-                "<a>Привет мир, это новости о перемирии</a>",
-            ),
+            (cp1251, Some("windows-1251"), "windows-1251", "<a>Привет мир, это новости о перемирии</a>"),
+            (cp1251, None, "windows-1251", "<a>Привет мир, это новости о перемирии</a>"),
         ];
         for &(bytes, charset, enc, text) in cases {
             let d = decode(bytes, charset);

@@ -147,31 +147,17 @@ mod tests {
 
     #[test]
     fn canonical_links() {
+        #[rustfmt::skip]
         let cases: &[(&str, Option<&str>)] = &[
             ("https://Example.COM/a", Some("https://example.com/a")),
             ("http://example.com:80/a", Some("http://example.com/a")),
             ("https://example.com:443/a", Some("https://example.com/a")),
-            (
-                "https://example.com:8443/a",
-                Some("https://example.com:8443/a"),
-            ),
+            ("https://example.com:8443/a", Some("https://example.com:8443/a")),
             ("https://example.com/a#top", Some("https://example.com/a")),
-            (
-                "https://example.com/a?utm_source=rss&utm_medium=x",
-                Some("https://example.com/a"),
-            ),
-            (
-                "https://example.com/a?id=7&fbclid=abc&gclid=d",
-                Some("https://example.com/a?id=7"),
-            ),
-            (
-                "https://example.com/a?UTM_Campaign=z&p=2",
-                Some("https://example.com/a?p=2"),
-            ),
-            (
-                "https://bbc.co.uk/n?at_medium=RSS&at_campaign=K",
-                Some("https://bbc.co.uk/n"),
-            ),
+            ("https://example.com/a?utm_source=rss&utm_medium=x", Some("https://example.com/a")),
+            ("https://example.com/a?id=7&fbclid=abc&gclid=d", Some("https://example.com/a?id=7")),
+            ("https://example.com/a?UTM_Campaign=z&p=2", Some("https://example.com/a?p=2")),
+            ("https://bbc.co.uk/n?at_medium=RSS&at_campaign=K", Some("https://bbc.co.uk/n")),
             ("  https://example.com/a  ", Some("https://example.com/a")),
             ("https://example.com", Some("https://example.com/")),
             ("mailto:someone@example.com", None),

@@ -317,23 +317,12 @@ mod tests {
 
     #[test]
     fn recovery_levels() {
+        #[rustfmt::skip]
         let cases: &[(&str, Result<Recovery, ()>)] = &[
-            (
-                "<rss version=\"2.0\"><channel><title>T</title></channel></rss>",
-                Ok(Recovery::Clean),
-            ),
-            (
-                "<rss><channel><title>T</title></channel></rss>",
-                Ok(Recovery::Clean),
-            ),
-            (
-                "<rss version=\"2.0\"><channel><title>Q&A</title></channel></rss>",
-                Ok(Recovery::Repaired),
-            ),
-            (
-                "<rss version=\"2.0\"><channel><title>T</title><item><title>1 < 2</title></item></channel></rss>",
-                Ok(Recovery::Lenient),
-            ),
+            ("<rss version=\"2.0\"><channel><title>T</title></channel></rss>", Ok(Recovery::Clean)),
+            ("<rss><channel><title>T</title></channel></rss>", Ok(Recovery::Clean)),
+            ("<rss version=\"2.0\"><channel><title>Q&A</title></channel></rss>", Ok(Recovery::Repaired)),
+            ("<rss version=\"2.0\"><channel><title>T</title><item><title>1 < 2</title></item></channel></rss>", Ok(Recovery::Lenient)),
             ("<html><body>nope</body></html>", Err(())),
             ("{\"not\": \"a feed\"}", Err(())),
         ];

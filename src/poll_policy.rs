@@ -299,15 +299,13 @@ mod tests {
         let date = DateTime::parse_from_rfc3339("2015-10-21T07:28:00Z")
             .map(|d| d.with_timezone(&Utc))
             .ok();
+        #[rustfmt::skip]
         let cases: &[(&str, Option<RetryAfter>)] = &[
             ("120", d(120)),
             (" 0 ", d(0)),
             ("99999999999999999999999", d(u64::MAX)),
             ("Wed, 21 Oct 2015 07:28:00 GMT", date.map(RetryAfter::At)),
-            (
-                "Wednesday, 21-Oct-15 07:28:00 GMT",
-                date.map(RetryAfter::At),
-            ),
+            ("Wednesday, 21-Oct-15 07:28:00 GMT", date.map(RetryAfter::At)),
             ("Wed Oct 21 07:28:00 2015", date.map(RetryAfter::At)),
             ("soon", None),
             ("-5", None),

@@ -82,28 +82,17 @@ mod tests {
     fn body_sniffing() {
         let ok = Verdict::Feed;
         let html = Verdict::NotAFeed("an HTML page");
+        #[rustfmt::skip]
         let cases: &[(&[u8], Verdict)] = &[
             (b"<?xml version=\"1.0\"?><rss version=\"2.0\"></rss>", ok),
-            (
-                b"\xEF\xBB\xBF<feed xmlns=\"http://www.w3.org/2005/Atom\"/>",
-                ok,
-            ),
+            (b"\xEF\xBB\xBF<feed xmlns=\"http://www.w3.org/2005/Atom\"/>", ok),
             (b"  {\"version\": \"https://jsonfeed.org/version/1.1\"}", ok),
             (b"<!-- generator --><?xml-stylesheet href=\"x\"?><rss/>", ok),
             (b"\xFF\xFE<\0r\0s\0s\0>\0", ok),
-            (
-                b"<!DOCTYPE html><html><body>Log in to Wi-Fi</body></html>",
-                html,
-            ),
-            (
-                b"<?xml version=\"1.0\"?>\n<html xmlns=\"http://www.w3.org/1999/xhtml\">",
-                html,
-            ),
+            (b"<!DOCTYPE html><html><body>Log in to Wi-Fi</body></html>", html),
+            (b"<?xml version=\"1.0\"?>\n<html xmlns=\"http://www.w3.org/1999/xhtml\">", html),
             (b"\n\n<HTML><HEAD><TITLE>503</TITLE></HEAD></HTML>", html),
-            (
-                b"\x89PNG\r\n\x1a\n",
-                Verdict::NotAFeed("neither XML nor JSON"),
-            ),
+            (b"\x89PNG\r\n\x1a\n", Verdict::NotAFeed("neither XML nor JSON")),
             (b"", Verdict::Empty),
             (b" \r\n\t ", Verdict::Empty),
         ];
