@@ -90,15 +90,17 @@ fn declare_utf8(text: &str) -> Cow<'_, str> {
 
 /// feed-rs only accepts `<rss version="2.0">` (and 0.91/0.92); `<rss>` without a version, or with
 /// an odd one, is read as RSS 2.0, which every RSS dialect in the wild is close enough to.
+/// Only the root element is touched, never an `<rss>` quoted in CDATA further down.
 pub fn fix_rss_version(text: &str) -> Cow<'_, str> {
     static RSS: LazyLock<Regex> = LazyLock::new(|| {
-        Regex::new(r"<rss\b([^>]*)>").unwrap_or_else(|e| unreachable!("constant regex: {e}"))
+        Regex::new(r"^<rss\b([^>]*)>").unwrap_or_else(|e| unreachable!("constant regex: {e}"))
     });
+    let root_at = text.len() - skip_prolog(text).len();
     static VERSION: LazyLock<Regex> = LazyLock::new(|| {
         Regex::new(r#"\bversion\s*=\s*["']([^"']*)["']"#)
             .unwrap_or_else(|e| unreachable!("constant regex: {e}"))
     });
-    let Some(root) = RSS.captures(text) else {
+    let Some(root) = RSS.captures(&text[root_at..]) else {
         return Cow::Borrowed(text);
     };
     let (Some(whole), Some(attrs)) = (root.get(0), root.get(1)) else {
@@ -115,9 +117,34 @@ pub fn fix_rss_version(text: &str) -> Cow<'_, str> {
     };
     Cow::Owned(format!(
         "{}<rss{new_attrs}>{}",
-        &text[..whole.start()],
-        &text[whole.end()..]
+        &text[..root_at + whole.start()],
+        &text[root_at + whole.end()..]
     ))
+}
+
+/// `text` after the XML declaration, processing instructions, comments and doctype.
+pub fn skip_prolog(text: &str) -> &str {
+    let mut rest = text.trim_start();
+    loop {
+        let (open, close) = if rest.starts_with("<?") {
+            ("<?", "?>")
+        } else if rest.starts_with("<!--") {
+            ("<!--", "-->")
+        } else if rest.starts_with("<!") {
+            ("<!", ">")
+        } else {
+            return rest;
+        };
+        rest = rest[open.len()..]
+            .split_once(close)
+            .map_or("", |(_, r)| r)
+            .trim_start();
+    }
+}
+
+/// JSON Feed rather than XML: the XML repairs must not touch it.
+pub fn is_json(text: &str) -> bool {
+    text.trim_start().starts_with('{')
 }
 
 /// Repairs what makes strict XML readers give up: bare `&` becomes `&amp;`, HTML named entities
@@ -224,6 +251,9 @@ mod tests {
             ("<rss version='0.91'>", "<rss version='0.91'>"),
             ("<rss version=\"2.0\">", "<rss version=\"2.0\">"),
             ("<feed><rssfoo/></feed>", "<feed><rssfoo/></feed>"),
+            ("<?xml version=\"1.0\"?>\n<!-- c --><!DOCTYPE rss><rss>", "<?xml version=\"1.0\"?>\n<!-- c --><!DOCTYPE rss><rss version=\"2.0\">"),
+            ("<feed><content><![CDATA[<rss>]]></content></feed>", "<feed><content><![CDATA[<rss>]]></content></feed>"),
+            ("{\"content_html\": \"<rss>\"}", "{\"content_html\": \"<rss>\"}"),
         ];
         for &(input, want) in cases {
             assert_eq!(fix_rss_version(input), want, "{input:?}");

@@ -60,6 +60,13 @@ pub fn parse_feed_with(
     content_type: Option<&str>,
 ) -> Result<ParsedFeed, ParseError> {
     let decoded = feed_text::decode(bytes, content_type.and_then(charset_of));
+    if feed_text::is_json(&decoded.text) {
+        let feed = with_feed_rs(&decoded.text, base).map_err(|e| ParseError(e.to_string()))?;
+        return Ok(ParsedFeed {
+            encoding: decoded.encoding,
+            ..feed
+        });
+    }
     let text = feed_text::fix_rss_version(&decoded.text);
     let hints = |mut feed: ParsedFeed, recovery| {
         feed.update_period = update_period(&text);
@@ -325,6 +332,7 @@ mod tests {
             ("<rss version=\"2.0\"><channel><title>T</title><item><title>1 < 2</title></item></channel></rss>", Ok(Recovery::Lenient)),
             ("<html><body>nope</body></html>", Err(())),
             ("{\"not\": \"a feed\"}", Err(())),
+            ("{\"version\": \"https://jsonfeed.org/version/1.1\", \"title\": \"J\", \"items\": [{\"id\": \"1\", \"content_html\": \"<rss>&\"}]}", Ok(Recovery::Clean)),
         ];
         for &(input, want) in cases {
             let got = parse_feed(input.as_bytes(), &base())
