@@ -169,15 +169,11 @@ async fn hostile_responses_table() {
         ("/truncated-gzip", "corrupt".into()),
         ("/corrupt-gzip", "corrupt".into()),
     ];
+    // Every case must end in its own outcome, not in the deadline: `/huge-declared` sends five
+    // bytes and then hangs, so "too large" there proves the declared length was refused up front.
     for (path, want) in cases {
-        let started = Instant::now();
         let got = describe(&get(&env, path, FetchPolicy::default()).await);
         assert_eq!(got, want, "{path}");
-        assert!(
-            started.elapsed() < TIMEOUT,
-            "{path} took {:?}",
-            started.elapsed()
-        );
     }
     let leaked: Vec<String> = env.internal.seen().into_iter().map(|s| s.path).collect();
     assert!(leaked.is_empty(), "internal server was reached: {leaked:?}");

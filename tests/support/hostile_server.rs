@@ -30,6 +30,10 @@ pub struct HostileServer {
 
 pub const FEED_ETAG: &str = "\"v1\"";
 
+/// What the compression bombs inflate to: four times the tests' 1 MiB body cap, from a few KiB
+/// on the wire.
+pub const BOMB_BYTES: usize = 4 << 20;
+
 impl HostileServer {
     /// Starts a server on `ip:0`. Redirect-to-internal endpoints point at `internal_port`.
     pub async fn start(ip: IpAddr, internal_port: u16) -> Arc<HostileServer> {
@@ -138,11 +142,11 @@ impl HostileServer {
                 }
             }
             "/gzip-bomb" => {
-                let bomb = compress("gzip", &vec![0u8; 16 << 20]);
+                let bomb = compress("gzip", &vec![0u8; BOMB_BYTES]);
                 send(out, "200 OK", &[("Content-Encoding", "gzip")], &bomb).await
             }
             "/deflate-bomb" => {
-                let bomb = compress("deflate", &vec![b' '; 16 << 20]);
+                let bomb = compress("deflate", &vec![b' '; BOMB_BYTES]);
                 send(out, "200 OK", &[("Content-Encoding", "deflate")], &bomb).await
             }
             "/gzip-feed" | "/deflate-feed" | "/br-feed" => {
