@@ -13,7 +13,9 @@ use url::Url;
 use crate::article::Article;
 use crate::feed_text::{self, charset_of};
 use crate::html::html_to_text;
-use crate::identity::{KeyInput, canonical_link, stable_keys};
+/// Kept here for callers of the skeleton's `parse::canonical_link`; it lives in `identity` now.
+pub use crate::identity::canonical_link;
+use crate::identity::{KeyInput, stable_keys};
 use crate::lenient;
 
 /// A parsed feed: its own title and language, refresh hints, and its items in document order.
