@@ -1,15 +1,34 @@
 //! Fetching feed bytes over HTTP(S) or from `file://` URLs; the only module that speaks HTTP.
-//! Conditional GET with stored validators, a User-Agent, a connect timeout, a total deadline per
-//! request and a cap on the decompressed body. Returns bytes; never parses.
+//! Distrusts servers: total deadline, decompressed-size cap, redirects followed by hand and checked
+//! against the network policy, a first-bytes check that the body is a feed at all. Conditional GET
+//! with stored validators. Returns bytes and hints; never parses, never reads the clock.
 
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 use reqwest::StatusCode;
-use reqwest::header::{ETAG, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED};
-use url::Url;
+use reqwest::header::{
+    ACCEPT, CACHE_CONTROL, CONTENT_TYPE, DATE, ETAG, EXPIRES, HeaderMap, IF_MODIFIED_SINCE,
+    IF_NONE_MATCH, LAST_MODIFIED, LOCATION, RETRY_AFTER,
+};
+use url::{Host, Url};
 
 use crate::config::FetchSettings;
+use crate::host_gate::HostGate;
+pub use crate::host_gate::HostLimits;
+pub use crate::netpolicy::FetchPolicy;
+use crate::netpolicy::is_public;
+use crate::poll_policy::{CacheHints, FailureKind, RetryAfter};
+use crate::sniff::{Verdict, sniff};
+
+/// Redirect hops followed before giving up (the configured URL itself is not a hop).
+pub const MAX_REDIRECTS: usize = 5;
+
+const ACCEPT_FEEDS: &str = "application/rss+xml, application/atom+xml, application/feed+json, \
+     application/xml;q=0.9, text/xml;q=0.9, application/json;q=0.8, */*;q=0.5";
 
 /// HTTP cache validators remembered per feed (RFC 9110 §8.8).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -29,16 +48,36 @@ pub enum FetchOutcome {
     },
 }
 
+/// Everything one fetch learned, besides the outcome.
+#[derive(Debug)]
+pub struct FetchReport {
+    pub outcome: FetchOutcome,
+    /// Where the response finally came from, after redirects.
+    pub final_url: Url,
+    /// Where the leading run of 301/308 hops led, if the first hop was one. The pipeline moves
+    /// the stored URL there once this repeats; a 302/307 anywhere stops the run.
+    pub permanent_redirect: Option<Url>,
+    pub cache: CacheHints,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
     #[error("HTTP status {0}")]
     Status(StatusCode),
+    /// 429 or 503; `retry_after` is `None` when the header was absent or garbage.
+    #[error("HTTP status {status}, asked to retry later")]
+    RetryLater {
+        status: StatusCode,
+        retry_after: Option<RetryAfter>,
+    },
     #[error("timed out after {0:?}")]
     Timeout(Duration),
     #[error("body larger than the {0}-byte limit")]
     TooLarge(u64),
     #[error("request failed: {0}")]
     Http(#[from] reqwest::Error),
+    #[error("corrupt or truncated compressed body: {0}")]
+    Corrupt(reqwest::Error),
     #[error("cannot read {path}: {source}")]
     File {
         path: String,
@@ -46,57 +85,146 @@ pub enum FetchError {
     },
     #[error("unsupported URL scheme `{0}`")]
     Scheme(String),
+    #[error("more than {MAX_REDIRECTS} redirects")]
+    TooManyRedirects,
+    #[error("redirect loop back to {0}")]
+    RedirectLoop(Url),
+    #[error("redirect without a usable Location: {0}")]
+    BadRedirect(String),
+    #[error(
+        "refused to follow a redirect from a public host to {0}, an internal address \
+         (allow it for this feed with allow_private_network)"
+    )]
+    Blocked(String),
+    #[error("not a feed: {what} (Content-Type {content_type:?})")]
+    NotAFeed {
+        what: &'static str,
+        content_type: Option<String>,
+    },
+    #[error("empty response body")]
+    EmptyBody,
+}
+
+impl FetchError {
+    /// The server's `Retry-After`, for the poll policy.
+    pub fn retry_after(&self) -> Option<RetryAfter> {
+        match self {
+            FetchError::RetryLater { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+
+    /// Whether retrying soon can help (timeouts, 5xx, 408, 429, broken transfers) or a person
+    /// has to fix something first (most 4xx, refused redirects, HTML instead of a feed).
+    pub fn failure_kind(&self) -> FailureKind {
+        match self {
+            FetchError::Status(s) if s.is_client_error() && *s != StatusCode::REQUEST_TIMEOUT => {
+                FailureKind::Persistent
+            }
+            FetchError::Status(_)
+            | FetchError::RetryLater { .. }
+            | FetchError::Timeout(_)
+            | FetchError::Http(_)
+            | FetchError::Corrupt(_)
+            | FetchError::EmptyBody => FailureKind::Transient,
+            FetchError::TooLarge(_)
+            | FetchError::File { .. }
+            | FetchError::Scheme(_)
+            | FetchError::TooManyRedirects
+            | FetchError::RedirectLoop(_)
+            | FetchError::BadRedirect(_)
+            | FetchError::Blocked(_)
+            | FetchError::NotAFeed { .. } => FailureKind::Persistent,
+        }
+    }
 }
 
 /// A configured HTTP client; cheap to clone and share.
 #[derive(Debug, Clone)]
 pub struct Fetcher {
-    client: reqwest::Client,
+    /// For the configured URL and for feeds allowed onto internal addresses.
+    open: reqwest::Client,
+    /// Resolves host names to public addresses only; used for redirect hops from a public origin.
+    public_only: reqwest::Client,
+    /// Addresses treated as public anyway: a test hook, so a loopback server can stand in for the
+    /// internet while another loopback address stays internal.
+    public_overrides: Arc<[IpAddr]>,
+    /// Shared by clones, so the per-host limits hold across every task fetching.
+    gate: Arc<HostGate>,
     timeout: Duration,
     max_body: u64,
 }
 
 impl Fetcher {
     pub fn new(settings: &FetchSettings, user_agent: &str) -> Result<Fetcher, FetchError> {
-        let client = reqwest::Client::builder()
-            .user_agent(user_agent)
-            .connect_timeout(settings.connect_timeout)
-            .timeout(settings.timeout)
-            .build()?;
+        Self::with_public_overrides(settings, user_agent, Vec::new())
+    }
+
+    /// Like [`Fetcher::new`], but `public` addresses count as public for the network policy.
+    pub fn with_public_overrides(
+        settings: &FetchSettings,
+        user_agent: &str,
+        public: Vec<IpAddr>,
+    ) -> Result<Fetcher, FetchError> {
+        let public_overrides: Arc<[IpAddr]> = public.into();
+        let builder = || {
+            reqwest::Client::builder()
+                .user_agent(user_agent)
+                .connect_timeout(settings.connect_timeout)
+                .timeout(settings.timeout)
+                .redirect(reqwest::redirect::Policy::none())
+                // A proxy would hide the address we connect to from the network policy.
+                .no_proxy()
+        };
         Ok(Fetcher {
-            client,
+            open: builder().build()?,
+            public_only: builder()
+                .dns_resolver(PublicOnlyResolver {
+                    overrides: public_overrides.clone(),
+                })
+                .build()?,
+            public_overrides,
+            gate: Arc::new(HostGate::new(HostLimits::default())),
             timeout: settings.timeout,
             max_body: settings.max_body_bytes,
         })
     }
 
+    /// Replaces the per-host politeness limits (default: one request at a time, 1 s apart).
+    #[must_use]
+    pub fn with_host_limits(mut self, limits: HostLimits) -> Fetcher {
+        self.gate = Arc::new(HostGate::new(limits));
+        self
+    }
+
+    /// Fetches under the default (strict) network policy.
     pub async fn fetch(
         &self,
         url: &Url,
         validators: &Validators,
     ) -> Result<FetchOutcome, FetchError> {
+        Ok(self
+            .fetch_with(url, validators, &FetchPolicy::default())
+            .await?
+            .outcome)
+    }
+
+    /// Fetches with a per-feed policy and reports redirects and cache hints too.
+    pub async fn fetch_with(
+        &self,
+        url: &Url,
+        validators: &Validators,
+        policy: &FetchPolicy,
+    ) -> Result<FetchReport, FetchError> {
         match url.scheme() {
-            "file" => {
-                let path = url
-                    .to_file_path()
-                    .map_err(|()| FetchError::Scheme("file".into()))?;
-                let body = tokio::fs::read(&path)
-                    .await
-                    .map_err(|source| FetchError::File {
-                        path: path.display().to_string(),
-                        source,
-                    })?;
-                if body.len() as u64 > self.max_body {
-                    return Err(FetchError::TooLarge(self.max_body));
-                }
-                Ok(FetchOutcome::Fetched {
-                    body,
-                    validators: Validators::default(),
-                    content_type: None,
-                })
-            }
+            "file" => self.fetch_file(url).await,
             "http" | "https" => {
-                tokio::time::timeout(self.timeout, self.fetch_http(url, validators))
+                // Waiting for the host's turn is not part of the request's deadline.
+                let _permit = match url.host_str() {
+                    Some(host) => Some(self.gate.acquire(host).await),
+                    None => None,
+                };
+                tokio::time::timeout(self.timeout, self.fetch_http(url, validators, policy))
                     .await
                     .map_err(|_| FetchError::Timeout(self.timeout))?
             }
@@ -104,49 +232,300 @@ impl Fetcher {
         }
     }
 
+    async fn fetch_file(&self, url: &Url) -> Result<FetchReport, FetchError> {
+        let path = url
+            .to_file_path()
+            .map_err(|()| FetchError::Scheme("file".into()))?;
+        let file_err = |source| FetchError::File {
+            path: path.display().to_string(),
+            source,
+        };
+        let len = tokio::fs::metadata(&path).await.map_err(file_err)?.len();
+        if len > self.max_body {
+            return Err(FetchError::TooLarge(self.max_body));
+        }
+        let body = tokio::fs::read(&path).await.map_err(file_err)?;
+        check_feed_body(&body, None)?;
+        Ok(FetchReport {
+            outcome: FetchOutcome::Fetched {
+                body,
+                validators: Validators::default(),
+                content_type: None,
+            },
+            final_url: url.clone(),
+            permanent_redirect: None,
+            cache: CacheHints::default(),
+        })
+    }
+
     async fn fetch_http(
         &self,
         url: &Url,
         validators: &Validators,
-    ) -> Result<FetchOutcome, FetchError> {
-        let mut req = self.client.get(url.clone());
-        if let Some(etag) = &validators.etag {
-            req = req.header(IF_NONE_MATCH, etag);
+        policy: &FetchPolicy,
+    ) -> Result<FetchReport, FetchError> {
+        let mut current = url.clone();
+        let mut visited = vec![url.clone()];
+        let mut permanent: Option<Url> = None;
+        let mut only_permanent_so_far = true;
+        // Decided by where the configured URL actually connected: only a public origin is
+        // restricted, since an operator who configures an internal feed means it.
+        let mut restricted = false;
+        for hop in 0..=MAX_REDIRECTS {
+            let client = if restricted {
+                &self.public_only
+            } else {
+                &self.open
+            };
+            let mut req = client.get(current.clone()).header(ACCEPT, ACCEPT_FEEDS);
+            if let Some(etag) = &validators.etag {
+                req = req.header(IF_NONE_MATCH, etag);
+            }
+            if let Some(lm) = &validators.last_modified {
+                req = req.header(IF_MODIFIED_SINCE, lm);
+            }
+            let resp = req.send().await.map_err(|e| self.send_error(e))?;
+            if hop == 0 {
+                let origin = resp.remote_addr().map(|a| a.ip()).or(match url.host() {
+                    Some(Host::Ipv4(ip)) => Some(IpAddr::V4(ip)),
+                    Some(Host::Ipv6(ip)) => Some(IpAddr::V6(ip)),
+                    _ => None,
+                });
+                restricted =
+                    !policy.allow_private_network && origin.is_none_or(|ip| self.is_public(ip));
+            }
+            let status = resp.status();
+            if !status.is_redirection() || status == StatusCode::NOT_MODIFIED {
+                let report = self.finish(resp).await?;
+                return Ok(FetchReport {
+                    final_url: current,
+                    permanent_redirect: permanent,
+                    ..report
+                });
+            }
+            if hop == MAX_REDIRECTS {
+                break;
+            }
+            let next = redirect_target(&current, resp.headers())?;
+            if visited.contains(&next) {
+                return Err(FetchError::RedirectLoop(next));
+            }
+            if restricted && !self.host_allowed(&next) {
+                return Err(FetchError::Blocked(next.to_string()));
+            }
+            let is_permanent = matches!(
+                status,
+                StatusCode::MOVED_PERMANENTLY | StatusCode::PERMANENT_REDIRECT
+            );
+            only_permanent_so_far &= is_permanent;
+            if only_permanent_so_far {
+                permanent = Some(next.clone());
+            }
+            tracing::debug!(from = %current, to = %next, status = status.as_u16(), "redirect");
+            visited.push(next.clone());
+            current = next;
         }
-        if let Some(lm) = &validators.last_modified {
-            req = req.header(IF_MODIFIED_SINCE, lm);
+        Err(FetchError::TooManyRedirects)
+    }
+
+    /// The final response: status, validators, hints, and the capped body.
+    async fn finish(&self, resp: reqwest::Response) -> Result<FetchReport, FetchError> {
+        let status = resp.status();
+        let headers = resp.headers();
+        let cache = cache_hints(headers);
+        let final_url = resp.url().clone();
+        if status == StatusCode::NOT_MODIFIED {
+            return Ok(FetchReport {
+                outcome: FetchOutcome::NotModified,
+                final_url,
+                permanent_redirect: None,
+                cache,
+            });
         }
-        let resp = req.send().await?;
-        if resp.status() == StatusCode::NOT_MODIFIED {
-            return Ok(FetchOutcome::NotModified);
+        if matches!(
+            status,
+            StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE
+        ) {
+            let retry_after = header(headers, RETRY_AFTER).and_then(|v| RetryAfter::parse(&v));
+            return Err(FetchError::RetryLater {
+                status,
+                retry_after,
+            });
         }
-        if !resp.status().is_success() {
-            return Err(FetchError::Status(resp.status()));
+        if !status.is_success() {
+            return Err(FetchError::Status(status));
         }
-        let header = |name| {
-            resp.headers()
-                .get(name)
-                .and_then(|v: &reqwest::header::HeaderValue| v.to_str().ok())
-                .map(str::to_string)
-        };
         let new_validators = Validators {
-            etag: header(ETAG),
-            last_modified: header(LAST_MODIFIED),
+            etag: header(headers, ETAG),
+            last_modified: header(headers, LAST_MODIFIED),
         };
-        let content_type = header(reqwest::header::CONTENT_TYPE);
+        let content_type = header(headers, CONTENT_TYPE);
+        if resp.content_length().is_some_and(|n| n > self.max_body) {
+            return Err(FetchError::TooLarge(self.max_body));
+        }
+        // Counted after decompression, so a gzip bomb stops at the cap, not at its packed size.
         let mut body = Vec::new();
         let mut stream = resp.bytes_stream();
         while let Some(chunk) = stream.next().await {
-            let chunk = chunk?;
+            let chunk = chunk.map_err(|e| {
+                // reqwest reports its own deadline inside the body as a decode error too.
+                if e.is_decode() && !e.is_timeout() {
+                    FetchError::Corrupt(e)
+                } else {
+                    self.send_error(e)
+                }
+            })?;
             if (body.len() + chunk.len()) as u64 > self.max_body {
                 return Err(FetchError::TooLarge(self.max_body));
             }
             body.extend_from_slice(&chunk);
         }
-        Ok(FetchOutcome::Fetched {
-            body,
-            validators: new_validators,
-            content_type,
+        check_feed_body(&body, content_type.as_deref())?;
+        Ok(FetchReport {
+            outcome: FetchOutcome::Fetched {
+                body,
+                validators: new_validators,
+                content_type,
+            },
+            final_url,
+            permanent_redirect: None,
+            cache,
         })
+    }
+
+    fn send_error(&self, e: reqwest::Error) -> FetchError {
+        if e.is_timeout() {
+            return FetchError::Timeout(self.timeout);
+        }
+        let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+        while let Some(err) = source {
+            if let Some(blocked) = err.downcast_ref::<BlockedName>() {
+                return FetchError::Blocked(blocked.0.clone());
+            }
+            source = err.source();
+        }
+        FetchError::Http(e)
+    }
+
+    fn is_public(&self, ip: IpAddr) -> bool {
+        self.public_overrides.contains(&ip) || is_public(ip)
+    }
+
+    /// IP literals are judged here (the URL parser has already read decimal, octal, hex and short
+    /// IPv4 forms such as `2130706433`, `0177.0.0.1` and `127.1` as 127.0.0.1); names, including
+    /// `localhost`, are judged by [`PublicOnlyResolver`] when they resolve.
+    fn host_allowed(&self, url: &Url) -> bool {
+        match url.host() {
+            Some(Host::Ipv4(ip)) => self.is_public(IpAddr::V4(ip)),
+            Some(Host::Ipv6(ip)) => self.is_public(IpAddr::V6(ip)),
+            Some(Host::Domain(_)) => true,
+            None => false,
+        }
+    }
+}
+
+fn redirect_target(current: &Url, headers: &HeaderMap) -> Result<Url, FetchError> {
+    let location = header(headers, LOCATION)
+        .ok_or_else(|| FetchError::BadRedirect("no Location header".into()))?;
+    let next = current
+        .join(location.trim())
+        .map_err(|e| FetchError::BadRedirect(format!("{location:?}: {e}")))?;
+    if !matches!(next.scheme(), "http" | "https") {
+        return Err(FetchError::Scheme(next.scheme().to_string()));
+    }
+    Ok(next)
+}
+
+fn header(headers: &HeaderMap, name: reqwest::header::HeaderName) -> Option<String> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(|s| s.trim().to_string())
+}
+
+fn http_date(headers: &HeaderMap, name: reqwest::header::HeaderName) -> Option<DateTime<Utc>> {
+    let v = header(headers, name)?;
+    httpdate::parse_http_date(&v)
+        .ok()
+        .map(DateTime::<Utc>::from)
+}
+
+/// `Cache-Control: max-age`, `Expires` and `Date` (RFC 9111 §5.2.2.1, §5.3; RFC 9110 §6.6.1).
+pub fn cache_hints(headers: &HeaderMap) -> CacheHints {
+    let max_age = headers
+        .get_all(CACHE_CONTROL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .find_map(|directive| {
+            let (name, value) = directive.split_once('=')?;
+            if !name.trim().eq_ignore_ascii_case("max-age") {
+                return None;
+            }
+            value.trim().trim_matches('"').parse::<u64>().ok()
+        })
+        .map(Duration::from_secs);
+    CacheHints {
+        max_age,
+        expires: http_date(headers, EXPIRES),
+        date: http_date(headers, DATE),
+    }
+}
+
+/// Maps the sniffing verdict to an error: an empty body or an HTML page is not "0 items".
+fn check_feed_body(body: &[u8], content_type: Option<&str>) -> Result<(), FetchError> {
+    match sniff(body) {
+        Verdict::Feed => Ok(()),
+        Verdict::Empty => Err(FetchError::EmptyBody),
+        Verdict::NotAFeed(what) => Err(FetchError::NotAFeed {
+            what,
+            content_type: content_type.map(str::to_string),
+        }),
+    }
+}
+
+/// A resolver that returns only public addresses, so a redirect to a host *name* that points at
+/// an internal address (`localhost`, a rebinding DNS name) is refused at connect time.
+struct PublicOnlyResolver {
+    overrides: Arc<[IpAddr]>,
+}
+
+/// The error the resolver returns; `send_error` finds it in the error chain.
+#[derive(Debug, thiserror::Error)]
+#[error("{0} resolves only to internal addresses")]
+struct BlockedName(String);
+
+impl reqwest::dns::Resolve for PublicOnlyResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let host = name.as_str().to_string();
+        let overrides = self.overrides.clone();
+        Box::pin(async move {
+            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
+                .await?
+                .filter(|a| overrides.contains(&a.ip()) || is_public(a.ip()))
+                .collect();
+            if addrs.is_empty() {
+                return Err(Box::new(BlockedName(host)) as Box<dyn std::error::Error + Send + Sync>);
+            }
+            Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cache_hint_headers() {
+        let mut h = HeaderMap::new();
+        let v = reqwest::header::HeaderValue::from_static;
+        h.insert(CACHE_CONTROL, v("public, MAX-AGE=\"600\""));
+        h.insert(EXPIRES, v("Wed, 21 Oct 2015 07:28:00 GMT"));
+        h.insert(DATE, v("garbage"));
+        let hints = cache_hints(&h);
+        assert_eq!(hints.max_age, Some(Duration::from_secs(600)));
+        assert!(hints.expires.is_some());
+        assert_eq!(hints.date, None);
     }
 }

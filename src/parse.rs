@@ -1,18 +1,48 @@
-//! Feed bytes into our own `Article`s: feed-rs for the formats, then plain text, stable keys and
-//! canonical links. Pure: no IO, no clock.
+//! Feed bytes into our own `Article`s: decode, feed-rs for the formats, repair and retry, a
+//! lenient fallback, then plain text, canonical links and stable keys. Pure and CPU-bound: no IO,
+//! no clock; async callers go through [`parse_feed_off_thread`] so one huge feed never stalls
+//! the runtime's workers.
 
-use sha2::{Digest, Sha256};
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use regex::Regex;
 use url::Url;
 
 use crate::article::Article;
+use crate::feed_text::{self, charset_of};
 use crate::html::html_to_text;
+/// Kept here for callers of the skeleton's `parse::canonical_link`; it lives in `identity` now.
+pub use crate::identity::canonical_link;
+use crate::identity::{KeyInput, stable_keys};
+use crate::lenient;
 
-/// A parsed feed: its own title and language, and its items in document order.
+/// A parsed feed: its own title and language, refresh hints, and its items in document order.
 #[derive(Debug, Default)]
 pub struct ParsedFeed {
     pub title: Option<String>,
     pub lang: Option<String>,
     pub articles: Vec<Article>,
+    /// RSS `<ttl>`.
+    pub ttl: Option<Duration>,
+    /// `sy:updatePeriod` divided by `sy:updateFrequency`.
+    pub update_period: Option<Duration>,
+    /// The character encoding the bytes were read as (`UTF-8`, `windows-1252`, …).
+    pub encoding: &'static str,
+    /// How much help the feed needed; worth a log line when not `Clean`.
+    pub recovery: Recovery,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub enum Recovery {
+    /// feed-rs read it as served (after transcoding).
+    #[default]
+    Clean,
+    /// feed-rs read it after [`feed_text::repair`].
+    Repaired,
+    /// Only the lenient extractor could read it.
+    Lenient,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -21,126 +51,296 @@ pub struct ParseError(String);
 
 /// Parses RSS, Atom or JSON Feed bytes. `base` resolves relative links.
 pub fn parse_feed(bytes: &[u8], base: &Url) -> Result<ParsedFeed, ParseError> {
+    parse_feed_with(bytes, base, None)
+}
+
+/// Like [`parse_feed`], with the response's `Content-Type` (its `charset` is one input of the
+/// encoding decision).
+pub fn parse_feed_with(
+    bytes: &[u8],
+    base: &Url,
+    content_type: Option<&str>,
+) -> Result<ParsedFeed, ParseError> {
+    let decoded = feed_text::decode(bytes, content_type.and_then(charset_of));
+    if feed_text::is_json(&decoded.text) {
+        let feed = with_feed_rs(&decoded.text, base).map_err(|e| ParseError(e.to_string()))?;
+        return Ok(ParsedFeed {
+            encoding: decoded.encoding,
+            ..feed
+        });
+    }
+    let text = feed_text::fix_rss_version(&decoded.text);
+    let hints = |mut feed: ParsedFeed, recovery| {
+        feed.update_period = update_period(&text);
+        feed.encoding = decoded.encoding;
+        feed.recovery = recovery;
+        feed
+    };
+    let first_error = match with_feed_rs(&text, base) {
+        Ok(feed) => return Ok(hints(feed, Recovery::Clean)),
+        Err(e) => e,
+    };
+    let repaired = feed_text::repair(&text);
+    if repaired != text
+        && let Ok(feed) = with_feed_rs(&repaired, base)
+    {
+        return Ok(hints(feed, Recovery::Repaired));
+    }
+    match lenient::extract(&repaired) {
+        Some(feed) => Ok(hints(from_lenient(feed, base), Recovery::Lenient)),
+        None => Err(ParseError(first_error.to_string())),
+    }
+}
+
+/// [`parse_feed_with`] on tokio's blocking pool; the pipeline's async tasks call this.
+pub async fn parse_feed_off_thread(
+    bytes: Vec<u8>,
+    base: Url,
+    content_type: Option<String>,
+) -> Result<ParsedFeed, ParseError> {
+    tokio::task::spawn_blocking(move || parse_feed_with(&bytes, &base, content_type.as_deref()))
+        .await
+        .map_err(|e| ParseError(format!("parser task failed: {e}")))?
+}
+
+/// An item before identity is assigned; both readers produce these.
+struct RawItem {
+    guid: Option<String>,
+    link: Option<String>,
+    title: String,
+    summary: String,
+    content: String,
+    authors: Vec<String>,
+    categories: Vec<String>,
+    lang: Option<String>,
+    published: Option<DateTime<Utc>>,
+}
+
+fn with_feed_rs(text: &str, base: &Url) -> Result<ParsedFeed, feed_rs::parser::ParseFeedError> {
+    // An empty id marks "no guid": feed-rs's own generator (a random UUID, or a hash of link and
+    // title that changes when a headline is edited) must never become an identity.
     let parser = feed_rs::parser::Builder::new()
         .base_uri(Some(base.as_str()))
+        .id_generator(|_, _, _| String::new())
         .build();
-    let feed = parser.parse(bytes).map_err(|e| ParseError(e.to_string()))?;
+    let feed = parser.parse(text.as_bytes())?;
     let lang = feed.language.clone();
-    let title = feed
-        .title
-        .as_ref()
-        .map(|t| text_of(&t.content, &t.content_type));
-    let articles = feed
+    let items = feed
         .entries
         .into_iter()
-        .map(|e| {
-            let title = e
-                .title
-                .as_ref()
-                .map(|t| text_of(&t.content, &t.content_type))
-                .unwrap_or_default();
-            let summary = e
-                .summary
-                .as_ref()
-                .map(|t| text_of(&t.content, &t.content_type))
-                .unwrap_or_default();
-            let content = e
-                .content
-                .as_ref()
-                .and_then(|c| c.body.as_deref())
-                .map(html_to_text)
-                .unwrap_or_default();
-            let link = e
+        .map(|e| RawItem {
+            guid: Some(e.id).filter(|id| !id.trim().is_empty()),
+            link: e
                 .links
                 .iter()
                 .find(|l| l.rel.as_deref().is_none_or(|r| r == "alternate"))
                 .or_else(|| e.links.first())
-                .and_then(|l| canonical_link(&l.href));
-            let key = stable_key(&e.id, link.as_deref(), &title, &summary);
-            Article {
-                key,
-                link,
-                title,
-                summary,
-                content,
-                authors: e
-                    .authors
-                    .iter()
-                    .filter_map(|a| a.name.clone())
-                    .filter(|n| !n.is_empty())
-                    .collect(),
-                categories: e
-                    .categories
-                    .iter()
-                    .map(|c| c.label.clone().unwrap_or_else(|| c.term.clone()))
-                    .collect(),
-                lang: e.language.clone().or_else(|| lang.clone()),
-                published: e.published.or(e.updated),
-            }
+                .and_then(|l| resolve_link(&l.href, base)),
+            title: e
+                .title
+                .map(|t| html_to_text(&t.content))
+                .unwrap_or_default(),
+            summary: e
+                .summary
+                .map(|t| html_to_text(&t.content))
+                .unwrap_or_default(),
+            content: e
+                .content
+                .and_then(|c| c.body)
+                .map(|b| html_to_text(&b))
+                .unwrap_or_default(),
+            authors: e
+                .authors
+                .into_iter()
+                .filter_map(|a| a.name.map(|n| html_to_text(&n)))
+                .filter(|n| !n.is_empty())
+                .collect(),
+            categories: e
+                .categories
+                .into_iter()
+                .map(|c| html_to_text(&c.label.unwrap_or(c.term)))
+                .filter(|c| !c.is_empty())
+                .collect(),
+            lang: e.language.or_else(|| lang.clone()),
+            published: e.published.or(e.updated),
         })
-        .collect();
+        .collect::<Vec<_>>();
     Ok(ParsedFeed {
-        title,
+        title: feed
+            .title
+            .map(|t| html_to_text(&t.content))
+            .filter(|t| !t.is_empty()),
         lang,
-        articles,
+        articles: into_articles(items),
+        ttl: feed.ttl.map(|m| Duration::from_secs(u64::from(m) * 60)),
+        ..ParsedFeed::default()
     })
 }
 
-fn text_of(s: &str, content_type: &impl std::fmt::Display) -> String {
-    if content_type.to_string().starts_with("text/plain") {
-        collapse(&htmlize::unescape(s))
-    } else {
-        html_to_text(s)
-    }
-}
-
-fn collapse(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
-/// feed-rs invents a random id (an md5 of random bytes) for items without guid and link; such ids
-/// are 32 hex digits. We key those items by link or content instead, so re-polls recognise them.
-fn stable_key(feed_rs_id: &str, link: Option<&str>, title: &str, summary: &str) -> String {
-    let generated = feed_rs_id.len() == 32 && feed_rs_id.bytes().all(|b| b.is_ascii_hexdigit());
-    if !feed_rs_id.is_empty() && !generated {
-        return format!("id:{feed_rs_id}");
-    }
-    if let Some(link) = link {
-        return format!("link:{link}");
-    }
-    let mut h = Sha256::new();
-    h.update(title.to_lowercase().as_bytes());
-    h.update([0]);
-    h.update(summary.to_lowercase().as_bytes());
-    let digest = h.finalize();
-    let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
-    format!("hash:{hex}")
-}
-
-/// http/https links only, with tracking parameters and the fragment removed.
-pub fn canonical_link(href: &str) -> Option<String> {
-    let mut url = Url::parse(href.trim()).ok()?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return None;
-    }
-    url.set_fragment(None);
-    let kept: Vec<(String, String)> = url
-        .query_pairs()
-        .filter(|(k, _)| !is_tracking_param(k))
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+fn from_lenient(feed: lenient::LenientFeed, base: &Url) -> ParsedFeed {
+    let items = feed
+        .items
+        .into_iter()
+        .map(|i| RawItem {
+            guid: i.guid,
+            link: i.link.and_then(|l| resolve_link(&l, base)),
+            title: html_to_text(&i.title),
+            summary: html_to_text(&i.summary),
+            content: html_to_text(&i.content),
+            authors: Vec::new(),
+            categories: Vec::new(),
+            lang: None,
+            published: i.published,
+        })
         .collect();
-    if kept.is_empty() {
-        url.set_query(None);
-    } else {
-        url.query_pairs_mut().clear().extend_pairs(kept);
+    ParsedFeed {
+        title: feed.title.map(|t| html_to_text(&t)),
+        articles: into_articles(items),
+        ..ParsedFeed::default()
     }
-    Some(url.to_string())
 }
 
-fn is_tracking_param(k: &str) -> bool {
-    k.starts_with("utm_")
-        || matches!(
-            k,
-            "fbclid" | "gclid" | "dclid" | "msclkid" | "mc_cid" | "mc_eid" | "igshid"
+fn into_articles(items: Vec<RawItem>) -> Vec<Article> {
+    let keys = stable_keys(
+        &items
+            .iter()
+            .map(|i| KeyInput {
+                guid: i.guid.as_deref(),
+                link: i.link.as_deref(),
+                title: &i.title,
+                summary: &i.summary,
+            })
+            .collect::<Vec<_>>(),
+    );
+    items
+        .into_iter()
+        .zip(keys)
+        .map(|(i, key)| Article {
+            key,
+            link: i.link,
+            title: i.title,
+            summary: i.summary,
+            content: i.content,
+            authors: i.authors,
+            categories: i.categories,
+            lang: i.lang,
+            published: i.published,
+        })
+        .collect()
+}
+
+fn resolve_link(href: &str, base: &Url) -> Option<String> {
+    let href = href.trim();
+    canonical_link(href).or_else(|| canonical_link(base.join(href).ok()?.as_str()))
+}
+
+/// `sy:updatePeriod` / `sy:updateFrequency` (RSS 1.0 syndication module), which feed-rs ignores.
+fn update_period(text: &str) -> Option<Duration> {
+    static PERIOD: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"(?i)<(?:[a-z0-9_-]+:)?updatePeriod\s*>\s*([a-z]+)\s*<")
+            .unwrap_or_else(|e| unreachable!("constant regex: {e}"))
+    });
+    static FREQUENCY: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"(?i)<(?:[a-z0-9_-]+:)?updateFrequency\s*>\s*([0-9]+)\s*<")
+            .unwrap_or_else(|e| unreachable!("constant regex: {e}"))
+    });
+    let period = PERIOD.captures(text)?.get(1)?.as_str().to_ascii_lowercase();
+    let secs: u64 = match period.as_str() {
+        "hourly" => 3600,
+        "daily" => 86_400,
+        "weekly" => 7 * 86_400,
+        "monthly" => 30 * 86_400,
+        "yearly" => 365 * 86_400,
+        _ => return None,
+    };
+    let frequency = FREQUENCY
+        .captures(text)
+        .and_then(|c| c.get(1)?.as_str().parse::<u64>().ok())
+        .filter(|&f| f > 0)
+        .unwrap_or(1);
+    Some(Duration::from_secs(secs / frequency))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base() -> Url {
+        Url::parse("https://example.com/feed.xml").unwrap_or_else(|e| unreachable!("{e}"))
+    }
+
+    fn rss(items: &str) -> String {
+        format!(
+            "<?xml version=\"1.0\"?><rss version=\"2.0\" \
+             xmlns:sy=\"http://purl.org/rss/1.0/modules/syndication/\"><channel>\
+             <title>T</title>{items}</channel></rss>"
         )
+    }
+
+    #[test]
+    fn titles_decode_double_escaped_entities() {
+        let xml = rss(
+            "<item><title>Tom &amp;amp; Jerry &amp;#8217;s &lt;b&gt;day&lt;/b&gt;</title>\
+                       <link>https://example.com/a</link></item>",
+        );
+        let feed = parse_feed(xml.as_bytes(), &base()).unwrap_or_default();
+        assert_eq!(feed.articles[0].title, "Tom & Jerry ’s day");
+    }
+
+    #[test]
+    fn refresh_hints() {
+        let xml = rss("<ttl>90</ttl><sy:updatePeriod>daily</sy:updatePeriod>\
+                       <sy:updateFrequency>4</sy:updateFrequency>");
+        let feed = parse_feed(xml.as_bytes(), &base()).unwrap_or_default();
+        assert_eq!(feed.ttl, Some(Duration::from_secs(90 * 60)));
+        assert_eq!(feed.update_period, Some(Duration::from_secs(6 * 3600)));
+    }
+
+    #[test]
+    fn relative_links_resolve_against_the_feed() {
+        let xml = rss("<item><title>x</title><link>/news/1?utm_source=rss</link></item>");
+        let feed = parse_feed(xml.as_bytes(), &base()).unwrap_or_default();
+        assert_eq!(
+            feed.articles[0].link.as_deref(),
+            Some("https://example.com/news/1")
+        );
+        assert_eq!(feed.articles[0].key, "link:https://example.com/news/1");
+    }
+
+    proptest::proptest! {
+        // Hostile input must cost an error at worst, never a panic in a worker.
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..1024)) {
+            let _ = parse_feed(&bytes, &base());
+        }
+
+        #[test]
+        fn mangled_feeds_never_panic(cut in 0usize..400, insert in "[<>&;#x0-9a-z\"' /\\]\\[!?-]{0,12}") {
+            let xml = rss("<item><title>A &amp; B</title><link>https://e.com/1</link>\
+                           <description><![CDATA[<p>x &</p>]]></description></item>");
+            let cut = cut.min(xml.len());
+            let mangled = format!("{}{insert}{}", &xml[..cut], &xml[cut..]);
+            let _ = parse_feed(mangled.as_bytes(), &base());
+        }
+    }
+
+    #[test]
+    fn recovery_levels() {
+        #[rustfmt::skip]
+        let cases: &[(&str, Result<Recovery, ()>)] = &[
+            ("<rss version=\"2.0\"><channel><title>T</title></channel></rss>", Ok(Recovery::Clean)),
+            ("<rss><channel><title>T</title></channel></rss>", Ok(Recovery::Clean)),
+            ("<rss version=\"2.0\"><channel><title>Q&A</title></channel></rss>", Ok(Recovery::Repaired)),
+            ("<rss version=\"2.0\"><channel><title>T</title><item><title>1 < 2</title></item></channel></rss>", Ok(Recovery::Lenient)),
+            ("<html><body>nope</body></html>", Err(())),
+            ("{\"not\": \"a feed\"}", Err(())),
+            ("{\"version\": \"https://jsonfeed.org/version/1.1\", \"title\": \"J\", \"items\": [{\"id\": \"1\", \"content_html\": \"<rss>&\"}]}", Ok(Recovery::Clean)),
+        ];
+        for &(input, want) in cases {
+            let got = parse_feed(input.as_bytes(), &base())
+                .map(|f| f.recovery)
+                .map_err(|_| ());
+            assert_eq!(got, want, "{input}");
+        }
+    }
 }

@@ -1,0 +1,132 @@
+//! Politeness per host: at most N requests in flight to one host, and a minimum spacing between
+//! the starts of requests to it. Used by `fetch` only; the global concurrency cap is the
+//! pipeline's. Reads tokio's clock (so paused-time tests drive it) and nothing else.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
+
+/// Limits applied to every host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HostLimits {
+    /// Requests in flight to one host at once (at least 1).
+    pub per_host: usize,
+    /// Minimum time between the starts of two requests to one host.
+    pub spacing: Duration,
+}
+
+impl Default for HostLimits {
+    fn default() -> Self {
+        HostLimits {
+            per_host: 1,
+            spacing: Duration::from_secs(1),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Slot {
+    permits: Arc<Semaphore>,
+    /// The earliest instant the next request may start.
+    next_start: tokio::sync::Mutex<Instant>,
+}
+
+/// Shared by every clone of a `Fetcher`. One entry per host ever fetched, so it is bounded by
+/// the number of configured feeds (and their redirect targets).
+#[derive(Debug)]
+pub struct HostGate {
+    limits: HostLimits,
+    slots: Mutex<HashMap<String, Arc<Slot>>>,
+}
+
+/// Held for the duration of one request; dropping it frees the host's slot.
+#[derive(Debug)]
+pub struct HostPermit {
+    _permit: OwnedSemaphorePermit,
+}
+
+impl HostGate {
+    pub fn new(limits: HostLimits) -> HostGate {
+        HostGate {
+            limits: HostLimits {
+                per_host: limits.per_host.max(1),
+                ..limits
+            },
+            slots: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Waits until a request to `host` may start.
+    pub async fn acquire(&self, host: &str) -> HostPermit {
+        let slot = {
+            // A poisoned map only means another task panicked while inserting; the map itself
+            // is still a valid map of slots.
+            let mut slots = self
+                .slots
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            slots
+                .entry(host.to_ascii_lowercase())
+                .or_insert_with(|| {
+                    Arc::new(Slot {
+                        permits: Arc::new(Semaphore::new(self.limits.per_host)),
+                        next_start: tokio::sync::Mutex::new(Instant::now()),
+                    })
+                })
+                .clone()
+        };
+        let permit = slot
+            .permits
+            .clone()
+            .acquire_owned()
+            .await
+            // The semaphore lives in the slot and is never closed.
+            .unwrap_or_else(|_| unreachable!("host semaphore closed"));
+        let mut next = slot.next_start.lock().await;
+        tokio::time::sleep_until(*next).await;
+        *next = Instant::now().max(*next) + self.limits.spacing;
+        HostPermit { _permit: permit }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn spaces_and_limits_requests_per_host() {
+        let gate = Arc::new(HostGate::new(HostLimits {
+            per_host: 1,
+            spacing: Duration::from_secs(2),
+        }));
+        let t0 = Instant::now();
+        let mut tasks = Vec::new();
+        for host in ["a.example", "A.example", "a.example", "b.example"] {
+            let gate = gate.clone();
+            tasks.push(tokio::spawn(async move {
+                let _permit = gate.acquire(host).await;
+                let started = Instant::now() - t0;
+                // Hold the host for 3 s: longer than the spacing, so the limit decides.
+                tokio::time::sleep(Duration::from_secs(3)).await;
+                (host, started.as_secs())
+            }));
+        }
+        let mut got = Vec::new();
+        for t in tasks {
+            got.push(t.await.unwrap_or(("panicked", 0)));
+        }
+        got.sort_by_key(|&(_, s)| s);
+        assert_eq!(
+            got,
+            vec![
+                ("a.example", 0),
+                ("b.example", 0),
+                ("A.example", 3),
+                ("a.example", 6)
+            ]
+        );
+    }
+}

@@ -1,0 +1,219 @@
+//! Item identity: the stable key of each item within its feed, and canonical links. Pure: no IO.
+//! A key never comes from feed-rs's generated ids (a random UUID, or a hash of link and title that
+//! changes when a headline is edited); `parse` disables that generator and hands us the raw guid.
+
+use std::collections::HashMap;
+
+use sha2::{Digest, Sha256};
+use unicode_normalization::UnicodeNormalization;
+use url::Url;
+
+use crate::article::Article;
+
+/// At most this many *new* items of one feed are taken in one poll; the rest are dropped with a
+/// log line by the pipeline. A feed that suddenly emits 1,000 items is broken or replaying its
+/// archive, and alerting on all of them helps nobody.
+pub const MAX_NEW_ITEMS_PER_POLL: usize = 100;
+
+/// What identity is computed from, for one item.
+#[derive(Debug, Clone, Copy)]
+pub struct KeyInput<'a> {
+    /// The raw guid / Atom id / JSON Feed id, if the item has one.
+    pub guid: Option<&'a str>,
+    /// The canonical link (see [`canonical_link`]).
+    pub link: Option<&'a str>,
+    pub title: &'a str,
+    pub summary: &'a str,
+}
+
+/// The stable key of every item, in order: `id:<guid>` when the guid is unique within the feed,
+/// else `link:<canonical link>` when the link is unique within the feed, else
+/// `hash:<digest of normalised title and summary>`.
+///
+/// Uniqueness matters because broken feeds reuse one guid (or the home page as link) for every
+/// item; keying on it would merge distinct stories and miss all but the first.
+pub fn stable_keys(items: &[KeyInput<'_>]) -> Vec<String> {
+    let mut guids: HashMap<&str, usize> = HashMap::new();
+    let mut links: HashMap<&str, usize> = HashMap::new();
+    for item in items {
+        if let Some(g) = item.guid.map(str::trim).filter(|g| !g.is_empty()) {
+            *guids.entry(g).or_default() += 1;
+        }
+        if let Some(l) = item.link {
+            *links.entry(l).or_default() += 1;
+        }
+    }
+    items
+        .iter()
+        .map(|item| {
+            if let Some(g) = item
+                .guid
+                .map(str::trim)
+                .filter(|g| guids.get(g) == Some(&1))
+            {
+                return format!("id:{g}");
+            }
+            if let Some(l) = item.link.filter(|l| links.get(l) == Some(&1)) {
+                return format!("link:{l}");
+            }
+            content_key(item.title, item.summary)
+        })
+        .collect()
+}
+
+/// Keys under which the store should also look an article up before calling it new, besides its
+/// primary `key`: its canonical link. This is what keeps a feed whose guids churn on every poll
+/// (while link and title stay) from re-alerting.
+pub fn alternate_keys(article: &Article) -> Vec<String> {
+    match &article.link {
+        Some(l) if !article.key.starts_with("link:") => vec![format!("link:{l}")],
+        _ => Vec::new(),
+    }
+}
+
+/// `hash:` + 32 hex digits of SHA-256 over NFKC-normalised, lower-cased, whitespace-collapsed
+/// title and summary.
+pub fn content_key(title: &str, summary: &str) -> String {
+    let norm = |s: &str| {
+        s.nfkc()
+            .flat_map(char::to_lowercase)
+            .collect::<String>()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let mut h = Sha256::new();
+    h.update(norm(title).as_bytes());
+    h.update([0]);
+    h.update(norm(summary).as_bytes());
+    let digest = h.finalize();
+    let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
+    format!("hash:{hex}")
+}
+
+/// http/https links only: host lower-cased (the URL parser does it), default ports, fragments and
+/// tracking parameters dropped, the remaining query kept in order.
+pub fn canonical_link(href: &str) -> Option<String> {
+    let mut url = Url::parse(href.trim()).ok()?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
+        return None;
+    }
+    url.set_fragment(None);
+    if url.query().is_some() {
+        let kept: Vec<(String, String)> = url
+            .query_pairs()
+            .filter(|(k, _)| !is_tracking_param(k))
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+        if kept.is_empty() {
+            url.set_query(None);
+        } else {
+            url.query_pairs_mut().clear().extend_pairs(kept);
+        }
+    }
+    Some(url.to_string())
+}
+
+fn is_tracking_param(k: &str) -> bool {
+    let k = k.to_ascii_lowercase();
+    k.starts_with("utm_")
+        || k.starts_with("at_")
+        || matches!(
+            k.as_str(),
+            "fbclid"
+                | "gclid"
+                | "gclsrc"
+                | "dclid"
+                | "gbraid"
+                | "wbraid"
+                | "msclkid"
+                | "yclid"
+                | "twclid"
+                | "igshid"
+                | "mc_cid"
+                | "mc_eid"
+                | "_hsenc"
+                | "_hsmi"
+                | "mkt_tok"
+                | "ocid"
+                | "cmpid"
+                | "smid"
+        )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn canonical_links() {
+        #[rustfmt::skip]
+        let cases: &[(&str, Option<&str>)] = &[
+            ("https://Example.COM/a", Some("https://example.com/a")),
+            ("http://example.com:80/a", Some("http://example.com/a")),
+            ("https://example.com:443/a", Some("https://example.com/a")),
+            ("https://example.com:8443/a", Some("https://example.com:8443/a")),
+            ("https://example.com/a#top", Some("https://example.com/a")),
+            ("https://example.com/a?utm_source=rss&utm_medium=x", Some("https://example.com/a")),
+            ("https://example.com/a?id=7&fbclid=abc&gclid=d", Some("https://example.com/a?id=7")),
+            ("https://example.com/a?UTM_Campaign=z&p=2", Some("https://example.com/a?p=2")),
+            ("https://bbc.co.uk/n?at_medium=RSS&at_campaign=K", Some("https://bbc.co.uk/n")),
+            ("  https://example.com/a  ", Some("https://example.com/a")),
+            ("https://example.com", Some("https://example.com/")),
+            ("mailto:someone@example.com", None),
+            ("javascript:alert(1)", None),
+            ("ftp://example.com/a", None),
+            ("not a url", None),
+        ];
+        for &(input, want) in cases {
+            assert_eq!(canonical_link(input).as_deref(), want, "{input}");
+        }
+    }
+
+    #[test]
+    fn keys_prefer_unique_guid_then_unique_link_then_content() {
+        let item = |guid, link, title| KeyInput {
+            guid,
+            link,
+            title,
+            summary: "s",
+        };
+        let items = [
+            item(Some("g1"), Some("https://e.com/1"), "one"),
+            item(Some("dup"), Some("https://e.com/2"), "two"),
+            item(Some("dup"), Some("https://e.com/3"), "three"),
+            item(None, Some("https://e.com/home"), "four"),
+            item(None, Some("https://e.com/home"), "five"),
+            item(Some("  "), None, "six"),
+        ];
+        let keys = stable_keys(&items);
+        assert_eq!(keys[0], "id:g1");
+        assert_eq!(keys[1], "link:https://e.com/2");
+        assert_eq!(keys[2], "link:https://e.com/3");
+        assert_eq!(keys[3], content_key("four", "s"));
+        assert_eq!(keys[4], content_key("five", "s"));
+        assert_eq!(keys[5], content_key("six", "s"));
+        assert_ne!(keys[3], keys[4]);
+    }
+
+    #[test]
+    fn content_key_ignores_case_width_and_spacing() {
+        assert_eq!(
+            content_key("Healey  meets\tHEGSETH", "ＰＡＲＩＳ talks"),
+            content_key("healey meets hegseth", "paris talks")
+        );
+        assert_ne!(content_key("a", "bc"), content_key("ab", "c"));
+    }
+
+    #[test]
+    fn alternate_key_is_the_link_unless_already_primary() {
+        let mut a = Article {
+            key: "id:g".into(),
+            link: Some("https://e.com/1".into()),
+            ..Article::default()
+        };
+        assert_eq!(alternate_keys(&a), vec!["link:https://e.com/1".to_string()]);
+        a.key = "link:https://e.com/1".into();
+        assert!(alternate_keys(&a).is_empty());
+    }
+}

@@ -1,0 +1,411 @@
+//! A misbehaving HTTP/1.1 server on loopback for the fetch tests: raw bytes over a tokio
+//! `TcpListener`, so every header, every delay and every broken encoding is under our control.
+//! One endpoint per hostile case; see `respond` for the list.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// One request as the server saw it.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub path: String,
+    /// Header names lower-cased.
+    pub headers: HashMap<String, String>,
+}
+
+#[derive(Debug)]
+pub struct HostileServer {
+    pub addr: SocketAddr,
+    /// Port of the "internal" server that redirect-to-loopback cases point at.
+    internal_port: u16,
+    seen: Mutex<Vec<Seen>>,
+    counters: Mutex<HashMap<String, u32>>,
+}
+
+pub const FEED_ETAG: &str = "\"v1\"";
+
+/// What the compression bombs inflate to: four times the tests' 1 MiB body cap, from a few KiB
+/// on the wire.
+pub const BOMB_BYTES: usize = 4 << 20;
+
+impl HostileServer {
+    /// Starts a server on `ip:0`. Redirect-to-internal endpoints point at `internal_port`.
+    pub async fn start(ip: IpAddr, internal_port: u16) -> Arc<HostileServer> {
+        let listener = TcpListener::bind((ip, 0))
+            .await
+            .unwrap_or_else(|e| panic!("bind {ip}: {e}"));
+        let server = Arc::new(HostileServer {
+            addr: listener.local_addr().unwrap_or_else(|e| panic!("{e}")),
+            internal_port,
+            seen: Mutex::new(Vec::new()),
+            counters: Mutex::new(HashMap::new()),
+        });
+        let s = server.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                tokio::spawn(s.clone().handle(stream));
+            }
+        });
+        server
+    }
+
+    pub fn url(&self, path: &str) -> url::Url {
+        url::Url::parse(&format!("http://{}{path}", self.addr)).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    pub fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// How many times `path` has been requested, counting this one.
+    fn bump(&self, path: &str) -> u32 {
+        let mut c = self
+            .counters
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let n = c.entry(path.to_string()).or_default();
+        *n += 1;
+        *n
+    }
+
+    async fn handle(self: Arc<Self>, mut stream: TcpStream) {
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 1024];
+        while !buf.windows(4).any(|w| w == b"\r\n\r\n") && buf.len() < 16 * 1024 {
+            match stream.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+        let head = String::from_utf8_lossy(&buf).into_owned();
+        let mut lines = head.split("\r\n");
+        let path = lines
+            .next()
+            .and_then(|l| l.split_whitespace().nth(1))
+            .unwrap_or("/")
+            .to_string();
+        let headers: HashMap<String, String> = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+            .collect();
+        let seen = Seen { path, headers };
+        if let Ok(mut s) = self.seen.lock() {
+            s.push(seen.clone());
+        }
+        // A client that gives up mid-response is the expected end of most cases here.
+        let _ = self.respond(&seen, &mut stream).await;
+    }
+
+    async fn respond(&self, req: &Seen, out: &mut TcpStream) -> std::io::Result<()> {
+        let path = req.path.as_str();
+        let internal = |p: &str, host: &str| format!("http://{host}:{}{p}", self.internal_port);
+        let n = self.bump(path);
+        match path {
+            "/feed.xml" => {
+                if req.headers.get("if-none-match").map(String::as_str) == Some(FEED_ETAG) {
+                    return send(out, "304 Not Modified", &[("ETag", FEED_ETAG)], b"").await;
+                }
+                let headers = [
+                    ("Content-Type", "application/rss+xml; charset=utf-8"),
+                    ("ETag", FEED_ETAG),
+                    ("Last-Modified", "Tue, 04 Mar 2025 10:00:00 GMT"),
+                    ("Cache-Control", "public, max-age=1800"),
+                ];
+                send(
+                    out,
+                    "200 OK",
+                    &headers,
+                    feed(&[("g1", "Healey meets Hegseth")]).as_bytes(),
+                )
+                .await
+            }
+            "/hang" => std::future::pending().await,
+            "/slow-headers" => {
+                for b in b"HTTP/1.1 200 OK\r\nContent-Type: application/rss+xml\r\nX-Padding: " {
+                    out.write_all(&[*b]).await?;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                std::future::pending().await
+            }
+            "/drip" => {
+                out.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n")
+                    .await?;
+                loop {
+                    out.write_all(b"<").await?;
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+            "/gzip-bomb" => {
+                let bomb = compress("gzip", &vec![0u8; BOMB_BYTES]);
+                send(out, "200 OK", &[("Content-Encoding", "gzip")], &bomb).await
+            }
+            "/deflate-bomb" => {
+                let bomb = compress("deflate", &vec![b' '; BOMB_BYTES]);
+                send(out, "200 OK", &[("Content-Encoding", "deflate")], &bomb).await
+            }
+            "/gzip-feed" | "/deflate-feed" | "/br-feed" => {
+                let enc = &path[1..path.len() - 5];
+                let enc = if enc == "br" { "br" } else { enc };
+                let body = compress(enc, feed(&[("g1", "Compressed")]).as_bytes());
+                send(out, "200 OK", &[("Content-Encoding", enc)], &body).await
+            }
+            "/truncated-gzip" => {
+                let mut body = compress("gzip", feed(&[("g1", "Cut")]).repeat(20).as_bytes());
+                body.truncate(body.len() / 2);
+                send(out, "200 OK", &[("Content-Encoding", "gzip")], &body).await
+            }
+            "/corrupt-gzip" => {
+                let body =
+                    b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03this is not deflate data at all";
+                send(out, "200 OK", &[("Content-Encoding", "gzip")], body).await
+            }
+            "/huge-declared" => {
+                out.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 10000000000\r\n\r\n<rss>")
+                    .await?;
+                std::future::pending().await
+            }
+            "/huge-undeclared" => {
+                out.write_all(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n")
+                    .await?;
+                let block = vec![b'x'; 64 * 1024];
+                out.write_all(b"<rss>").await?;
+                loop {
+                    out.write_all(&block).await?;
+                }
+            }
+            "/loop-a" => redirect(out, "302 Found", "/loop-b").await,
+            "/loop-b" => redirect(out, "302 Found", "/loop-a").await,
+            p if p.starts_with("/hops/") => {
+                let left: u32 = p[6..].parse().unwrap_or(0);
+                if left == 0 {
+                    send(out, "200 OK", &[], feed(&[("g1", "After hops")]).as_bytes()).await
+                } else {
+                    redirect(out, "302 Found", &format!("/hops/{}", left - 1)).await
+                }
+            }
+            "/moved" => redirect(out, "301 Moved Permanently", "/feed.xml").await,
+            "/moved-308" => redirect(out, "308 Permanent Redirect", "/feed.xml").await,
+            "/found" => redirect(out, "302 Found", "/feed.xml").await,
+            "/temporary-307" => redirect(out, "307 Temporary Redirect", "/feed.xml").await,
+            "/moved-then-found" => redirect(out, "301 Moved Permanently", "/found").await,
+            "/found-then-moved" => redirect(out, "302 Found", "/moved").await,
+            "/no-location" => send(out, "302 Found", &[], b"").await,
+            "/to-ftp" => redirect(out, "302 Found", "ftp://127.0.0.1/feed.xml").await,
+            "/to-file" => redirect(out, "301 Moved Permanently", "file:///etc/passwd").await,
+            "/to-decimal" => redirect(out, "302 Found", &internal("/feed.xml", "2130706433")).await,
+            "/to-octal" => redirect(out, "302 Found", &internal("/feed.xml", "0177.0.0.1")).await,
+            "/to-hex" => redirect(out, "302 Found", &internal("/feed.xml", "0x7f.0.0.1")).await,
+            "/to-short" => redirect(out, "302 Found", &internal("/feed.xml", "127.1")).await,
+            "/to-localhost" => {
+                redirect(out, "302 Found", &internal("/feed.xml", "localhost")).await
+            }
+            "/to-ipv6" => redirect(out, "302 Found", &internal("/feed.xml", "[::1]")).await,
+            "/to-mapped" => {
+                redirect(
+                    out,
+                    "302 Found",
+                    &internal("/feed.xml", "[::ffff:127.0.0.1]"),
+                )
+                .await
+            }
+            "/to-metadata" => {
+                redirect(out, "302 Found", "http://169.254.169.254/latest/meta-data/").await
+            }
+            "/to-private" => redirect(out, "302 Found", "http://10.0.0.1/feed.xml").await,
+            "/429-seconds" => {
+                send(out, "429 Too Many Requests", &[("Retry-After", "120")], b"").await
+            }
+            "/429-date" => {
+                let h = [("Retry-After", "Wed, 21 Oct 2037 07:28:00 GMT")];
+                send(out, "429 Too Many Requests", &h, b"").await
+            }
+            "/429-garbage" => {
+                send(
+                    out,
+                    "429 Too Many Requests",
+                    &[("Retry-After", "soon-ish")],
+                    b"",
+                )
+                .await
+            }
+            "/429-huge" => {
+                let h = [("Retry-After", "99999999999999999999")];
+                send(out, "429 Too Many Requests", &h, b"").await
+            }
+            "/503" => {
+                send(
+                    out,
+                    "503 Service Unavailable",
+                    &[("Retry-After", "3600")],
+                    b"",
+                )
+                .await
+            }
+            "/500" => send(out, "500 Internal Server Error", &[], b"oops").await,
+            "/404" => send(out, "404 Not Found", &[], b"gone").await,
+            "/flaky" if n <= 3 => send(out, "500 Internal Server Error", &[], b"oops").await,
+            "/flaky" => send(out, "200 OK", &[], feed(&[("g1", "Back again")]).as_bytes()).await,
+            "/html" => {
+                let body = b"<!DOCTYPE html>\n<html><head><title>News</title></head><body>Home</body></html>";
+                send(
+                    out,
+                    "200 OK",
+                    &[("Content-Type", "text/html; charset=utf-8")],
+                    body,
+                )
+                .await
+            }
+            "/captive" => {
+                let body = b"\n<HTML><HEAD><TITLE>Hotel Wi-Fi</TITLE></HEAD><BODY><form>Log in</form></BODY></HTML>";
+                send(
+                    out,
+                    "200 OK",
+                    &[("Content-Type", "application/rss+xml")],
+                    body,
+                )
+                .await
+            }
+            "/empty" => {
+                send(
+                    out,
+                    "200 OK",
+                    &[("Content-Type", "application/rss+xml")],
+                    b"",
+                )
+                .await
+            }
+            "/latin1" => {
+                let body = b"<rss version=\"2.0\"><channel><title>Le Monde \xe0 Kyiv</title>\
+                    <item><guid>l1</guid><title>Caf\xe9 diplomatique: tr\xeave et garanties</title>\
+                    <description>R\xe9sum\xe9 \xab accord \xbb</description></item></channel></rss>";
+                send(
+                    out,
+                    "200 OK",
+                    &[("Content-Type", "application/rss+xml")],
+                    body,
+                )
+                .await
+            }
+            "/bare-amp" => {
+                let body = "<rss version=\"2.0\"><channel><title>Q&A Weekly</title><item>\
+                    <guid>a1</guid><title>Minerals deal Q&A: what AT&T & co &nbsp;need to know</title>\
+                    <link>https://news.example/qa?id=1&utm_source=rss</link>\
+                    <description>Healey &#0; &#xFFFE;answers</description></item></channel></rss>";
+                send(out, "200 OK", &[], body.as_bytes()).await
+            }
+            "/no-version" => {
+                let body = "<rss><channel><title>Old</title><item><guid>o1</guid>\
+                    <title>Versionless</title></item></channel></rss>";
+                send(out, "200 OK", &[], body.as_bytes()).await
+            }
+            "/utf16" => {
+                let text = "<?xml version=\"1.0\" encoding=\"UTF-16\"?><rss version=\"2.0\"><channel>\
+                    <title>Київ</title><item><guid>u1</guid><title>Зеленський і Гегсет</title></item>\
+                    </channel></rss>";
+                let body: Vec<u8> = [0xFF, 0xFE]
+                    .into_iter()
+                    .chain(text.encode_utf16().flat_map(u16::to_le_bytes))
+                    .collect();
+                send(out, "200 OK", &[("Content-Type", "application/xml")], &body).await
+            }
+            "/guidless" => {
+                let body = "<rss version=\"2.0\"><channel><title>G</title>\
+                    <item><title>Linked one</title><link>https://news.example/a?utm_medium=rss#top</link></item>\
+                    <item><title>Linked two</title><link>https://NEWS.example:443/b</link></item>\
+                    <item><title>No link at all</title><description>Only words</description></item>\
+                    </channel></rss>";
+                send(out, "200 OK", &[], body.as_bytes()).await
+            }
+            "/churn" => {
+                let body = format!(
+                    "<rss version=\"2.0\"><channel><title>C</title><item><guid>churn-{n}</guid>\
+                     <title>Stable headline</title><link>https://news.example/stable</link></item>\
+                     </channel></rss>"
+                );
+                send(out, "200 OK", &[], body.as_bytes()).await
+            }
+            "/edit" => {
+                let title = if n == 1 {
+                    "Healey to meet Hegseth"
+                } else {
+                    "Healey meets Hegseth in Washington"
+                };
+                send(out, "200 OK", &[], feed(&[("story-7", title)]).as_bytes()).await
+            }
+            _ => send(out, "404 Not Found", &[], b"").await,
+        }
+    }
+}
+
+/// A small valid RSS 2.0 feed with the given (guid, title) items.
+pub fn feed(items: &[(&str, &str)]) -> String {
+    let items: String = items
+        .iter()
+        .map(|(g, t)| {
+            format!(
+                "<item><guid isPermaLink=\"false\">{g}</guid><title>{t}</title>\
+                 <link>https://news.example/{g}</link><description>About {t}</description>\
+                 <pubDate>Tue, 04 Mar 2025 10:00:00 +0000</pubDate></item>"
+            )
+        })
+        .collect();
+    format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><rss version=\"2.0\"><channel>\
+         <title>Hostile Test Feed</title><link>https://news.example/</link>{items}</channel></rss>"
+    )
+}
+
+fn compress(encoding: &str, data: &[u8]) -> Vec<u8> {
+    use flate2::Compression;
+    let mut out = Vec::new();
+    match encoding {
+        "gzip" => {
+            let mut e = flate2::write::GzEncoder::new(&mut out, Compression::fast());
+            e.write_all(data)
+                .and_then(|()| e.finish().map(drop))
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+        "deflate" => {
+            let mut e = flate2::write::ZlibEncoder::new(&mut out, Compression::fast());
+            e.write_all(data)
+                .and_then(|()| e.finish().map(drop))
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+        "br" => {
+            let mut e = brotli::CompressorWriter::new(&mut out, 4096, 5, 22);
+            e.write_all(data).unwrap_or_else(|e| panic!("{e}"));
+            drop(e);
+        }
+        other => panic!("unknown encoding {other}"),
+    }
+    out
+}
+
+async fn send(
+    out: &mut TcpStream,
+    status: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> std::io::Result<()> {
+    let mut head = format!(
+        "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    out.write_all(head.as_bytes()).await?;
+    out.write_all(body).await?;
+    out.shutdown().await
+}
+
+async fn redirect(out: &mut TcpStream, status: &str, location: &str) -> std::io::Result<()> {
+    send(out, status, &[("Location", location)], b"").await
+}
