@@ -349,7 +349,7 @@ fn opml_round_trip_through_a_config() {
             (
                 t.to_string(),
                 u.to_string(),
-                g.iter().map(|s| s.to_string()).collect(),
+                g.iter().map(ToString::to_string).collect(),
             )
         })
         .collect();
