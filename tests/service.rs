@@ -476,3 +476,48 @@ fn completions_and_man_page_cover_the_subcommands() {
     let bad = newswatch(&["completions", "tcsh"]);
     assert_eq!(bad.status.code(), Some(2));
 }
+
+// ---- packaging -----------------------------------------------------------------------------------
+
+#[test]
+fn deb_metadata_installs_binary_unit_config_and_rules() {
+    let text = std::fs::read_to_string(repo().join("Cargo.toml")).expect("read Cargo.toml");
+    let manifest: toml::Table = toml::from_str(&text).expect("Cargo.toml parses");
+    let deb = &manifest["package"]["metadata"]["deb"];
+    let assets: Vec<(String, String)> = deb["assets"]
+        .as_array()
+        .expect("assets is an array")
+        .iter()
+        .map(|a| {
+            let a = a
+                .as_array()
+                .expect("an asset is [source, destination, mode]");
+            let s = |i: usize| a[i].as_str().expect("a string").to_string();
+            (s(0), s(1))
+        })
+        .collect();
+    #[rustfmt::skip]
+    let want: &[(&str, &str)] = &[
+        ("target/release/newswatch", "usr/bin/"),
+        ("config/newswatch.service", "lib/systemd/system/newswatch.service"),
+        ("config/newswatch.toml",    "etc/newswatch/newswatch.toml"),
+        ("rules/*.toml",             "etc/newswatch/rules/"),
+        ("rules/*.toml",             "usr/share/newswatch/rules/"),
+    ];
+    for (src, dest) in want {
+        assert!(
+            assets.iter().any(|(s, d)| s == src && d == dest),
+            "no asset {src} -> {dest} in {assets:?}"
+        );
+    }
+    let conf: Vec<&str> = deb["conf-files"]
+        .as_array()
+        .expect("conf-files")
+        .iter()
+        .filter_map(toml::Value::as_str)
+        .collect();
+    assert_eq!(conf, ["/etc/newswatch/newswatch.toml"]);
+    for own in ["config/newswatch.service", "docs/operations.md"] {
+        assert!(repo().join(own).is_file(), "{own} is missing");
+    }
+}
