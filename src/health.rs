@@ -18,6 +18,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics::{self, Metrics};
+use crate::notify::Notifier;
 
 /// Loopback only: metrics name feeds and rules, which is nobody else's business.
 pub const DEFAULT_ADDR: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 9187));
@@ -139,6 +140,40 @@ impl Heartbeat {
     }
 }
 
+/// Sends `WATCHDOG=1` every half `WatchdogSec`, but only while every heartbeat is younger than
+/// `WatchdogSec`: a loop stuck on a hung await stops the pings and systemd restarts us.
+/// Returns at once when systemd asked for no watchdog, and when `shutdown` is cancelled.
+pub async fn run_watchdog(notifier: &Notifier, beats: &[Heartbeat], shutdown: CancellationToken) {
+    let Some(limit) = notifier.watchdog_interval() else {
+        return;
+    };
+    let mut tick = tokio::time::interval(limit / 2);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut was_stalled = false;
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let stalled: Vec<Check> = beats
+            .iter()
+            .map(|b| b.check(limit))
+            .filter(|c| !c.ok)
+            .collect();
+        if stalled.is_empty() {
+            was_stalled = false;
+            if let Err(e) = notifier.watchdog() {
+                tracing::warn!(error = %e, "cannot ping the systemd watchdog");
+            }
+        } else if !was_stalled {
+            was_stalled = true;
+            for c in &stalled {
+                tracing::error!(task = c.name, state = %c.detail, "no progress: withholding the watchdog ping");
+            }
+        }
+    }
+}
+
 /// Binds the listener; done before `READY=1` so a taken port fails the start, not a later task.
 pub async fn bind(addr: SocketAddr) -> Result<TcpListener, HttpError> {
     TcpListener::bind(addr)
@@ -203,6 +238,73 @@ async fn healthz_handler<H: HealthCheck>(State(health): State<Arc<H>>) -> Respon
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn pings(sock: &std::os::unix::net::UnixDatagram) -> usize {
+        let mut buf = [0u8; 64];
+        let mut n = 0;
+        while let Ok(len) = sock.recv(&mut buf) {
+            assert_eq!(&buf[..len], b"WATCHDOG=1");
+            n += 1;
+        }
+        n
+    }
+
+    async fn run_for(d: Duration) {
+        // Let the watchdog task run at every instant it is due within `d`.
+        for _ in 0..d.as_secs() {
+            tokio::time::advance(Duration::from_secs(1)).await;
+            for _ in 0..4 {
+                tokio::task::yield_now().await;
+            }
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn watchdog_pings_only_while_loops_progress() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("notify.sock");
+        let sock = std::os::unix::net::UnixDatagram::bind(&path).expect("bind");
+        sock.set_nonblocking(true).expect("nonblocking");
+        let notifier = Notifier::from_vars(Some(path.as_os_str()), Some("10000000"), None, 1)
+            .expect("notifier");
+        let poll = Heartbeat::new("poll loop");
+        let deliver = Heartbeat::new("delivery loop");
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn({
+            let beats = vec![poll.clone(), deliver.clone()];
+            let shutdown = shutdown.clone();
+            async move { run_watchdog(&notifier, &beats, shutdown).await }
+        });
+
+        run_for(Duration::from_secs(6)).await;
+        assert_eq!(pings(&sock), 0, "no ping before both loops made progress");
+
+        for _ in 0..4 {
+            poll.beat();
+            deliver.beat();
+            run_for(Duration::from_secs(5)).await;
+        }
+        // Ticks at 10, 15, 20 and 25 s each see both loops fresh.
+        assert_eq!(pings(&sock), 4, "pings every 5 s while both loops beat");
+
+        // The delivery loop hangs; the poll loop keeps going.
+        for _ in 0..4 {
+            poll.beat();
+            run_for(Duration::from_secs(5)).await;
+        }
+        // Delivery last beat at 21 s: fresh at the 30 s tick, stale (14 s) from the 35 s tick on.
+        assert_eq!(pings(&sock), 1, "pings stop once a loop is 10 s stale");
+        run_for(Duration::from_secs(10)).await;
+        assert_eq!(pings(&sock), 0);
+
+        shutdown.cancel();
+        task.await.expect("watchdog task ends on shutdown");
+    }
+
+    #[tokio::test]
+    async fn watchdog_without_watchdog_sec_returns_at_once() {
+        run_watchdog(&Notifier::disabled(), &[], CancellationToken::new()).await;
+    }
 
     #[tokio::test(start_paused = true)]
     async fn heartbeat_goes_stale() {
