@@ -72,6 +72,36 @@ pub enum Command {
         #[arg(long, num_args = 1..)]
         rules: Vec<PathBuf>,
     },
+    /// Import feeds from an OPML file, or export the config's feeds as OPML 2.0.
+    Feeds {
+        #[command(subcommand)]
+        action: FeedsCommand,
+    },
+    /// Print a shell completion script, e.g. `newswatch completions bash > /etc/bash_completion.d/newswatch`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), e.g. `newswatch man > /usr/local/share/man/man1/newswatch.1`.
+    Man,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FeedsCommand {
+    /// Print the OPML file's feeds as [[feed]] blocks (folders become tags, repeated URLs are
+    /// skipped), or append the ones the config lacks to it.
+    Import {
+        /// An OPML file, as exported by any feed reader.
+        file: PathBuf,
+        /// Append to this config file instead of printing.
+        #[arg(long, value_name = "CONFIG")]
+        append: Option<PathBuf>,
+    },
+    /// Print the config's feeds as OPML 2.0 (tags become folders).
+    Export {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
 }
 
 pub fn main() -> ExitCode {
@@ -86,20 +116,8 @@ pub fn main() -> ExitCode {
             };
         }
     };
-    init_logging(cli.log_format);
+    crate::logging::init(cli.log_format);
     dispatch(cli.command).into()
-}
-
-fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("NEWSWATCH_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
-    }
 }
 
 fn dispatch(command: Command) -> Exit {
@@ -161,6 +179,89 @@ fn dispatch(command: Command) -> Exit {
                     Exit::Rules
                 }
             }
+        }
+        Command::Feeds { action } => feeds(action),
+        Command::Completions { shell } => completions(shell),
+        Command::Man => man_page(),
+    }
+}
+
+fn feeds(action: FeedsCommand) -> Exit {
+    use crate::opml::{self, OpmlError};
+    let fail = |e: &OpmlError| {
+        eprintln!("error: {e}");
+        match e {
+            OpmlError::Config { .. } => Exit::Config,
+            _ => Exit::Failure,
+        }
+    };
+    match action {
+        FeedsCommand::Import { file, append } => {
+            let imported = match opml::read(&file) {
+                Ok(i) => i,
+                Err(e) => return fail(&e),
+            };
+            for url in &imported.duplicates {
+                eprintln!(
+                    "skipped: {url} appears more than once in {}",
+                    file.display()
+                );
+            }
+            match append {
+                None => {
+                    let mut taken = std::collections::HashSet::new();
+                    print!("{}", opml::feed_blocks(&imported.feeds, &mut taken));
+                    eprintln!("{} feeds from {}", imported.feeds.len(), file.display());
+                    Exit::Ok
+                }
+                Some(config) => {
+                    let source = file.display().to_string();
+                    match opml::append(&config, &imported, &source) {
+                        Ok(report) => {
+                            for url in &report.already_present {
+                                eprintln!("skipped: {url} is already in {}", config.display());
+                            }
+                            eprintln!("added {} feeds to {}", report.added, config.display());
+                            Exit::Ok
+                        }
+                        Err(e) => fail(&e),
+                    }
+                }
+            }
+        }
+        FeedsCommand::Export { config } => {
+            let text = match std::fs::read_to_string(&config) {
+                Ok(t) => t,
+                Err(e) => {
+                    eprintln!("error: cannot read {}: {e}", config.display());
+                    return Exit::Config;
+                }
+            };
+            match opml::feeds_from_config(&config, &text) {
+                Ok(list) => {
+                    print!("{}", opml::export(&list, "newswatch feeds"));
+                    Exit::Ok
+                }
+                Err(e) => fail(&e),
+            }
+        }
+    }
+}
+
+fn completions(shell: clap_complete::Shell) -> Exit {
+    use clap::CommandFactory;
+    let mut cmd = Cli::command();
+    clap_complete::generate(shell, &mut cmd, "newswatch", &mut std::io::stdout());
+    Exit::Ok
+}
+
+fn man_page() -> Exit {
+    use clap::CommandFactory;
+    match clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout()) {
+        Ok(()) => Exit::Ok,
+        Err(e) => {
+            eprintln!("error: cannot write the man page: {e}");
+            Exit::Failure
         }
     }
 }

@@ -1,0 +1,132 @@
+//! One daemon per state directory: an exclusive lock on `STATE_DIR/newswatch.lock`, held for the
+//! life of the process and released by the kernel when it exits, however it exits.
+//! The file holds the holder's PID so the refusal can name it; the file is never deleted
+//! (deleting a lock file lets two processes lock two different inodes).
+
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io::{Read, Seek, Write};
+use std::path::{Path, PathBuf};
+
+pub const LOCK_FILE: &str = "newswatch.lock";
+
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    #[error(
+        "another newswatch{} is already running on state directory {}; stop it first, or give this one another state_dir",
+        .pid.map(|p| format!(" (pid {p})")).unwrap_or_default(),
+        .dir.display()
+    )]
+    AlreadyRunning { dir: PathBuf, pid: Option<u32> },
+    #[error("cannot lock {}: {source}", .path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Proof that this process owns the state directory; dropping it releases the lock.
+#[derive(Debug)]
+pub struct InstanceLock {
+    _file: File,
+    path: PathBuf,
+}
+
+impl InstanceLock {
+    /// Takes the lock without waiting, creating the state directory and lock file if needed.
+    pub fn acquire(state_dir: &Path) -> Result<InstanceLock, LockError> {
+        let path = state_dir.join(LOCK_FILE);
+        let io = |source| LockError::Io {
+            path: path.clone(),
+            source,
+        };
+        std::fs::create_dir_all(state_dir).map_err(io)?;
+        // Not truncating on open: until we hold the lock, the PID inside belongs to the holder.
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(io)?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => {
+                return Err(LockError::AlreadyRunning {
+                    dir: state_dir.to_path_buf(),
+                    pid: read_pid(&mut file),
+                });
+            }
+            Err(TryLockError::Error(e)) => return Err(io(e)),
+        }
+        file.set_len(0).map_err(io)?;
+        file.rewind().map_err(io)?;
+        writeln!(file, "{}", std::process::id()).map_err(io)?;
+        file.flush().map_err(io)?;
+        Ok(InstanceLock { _file: file, path })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+fn read_pid(file: &mut File) -> Option<u32> {
+    let mut text = String::new();
+    file.read_to_string(&mut text).ok()?;
+    text.trim().parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_second_lock_is_refused_naming_dir_and_pid() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let state = dir.path().join("state");
+        let first = InstanceLock::acquire(&state).expect("first lock");
+        assert_eq!(first.path(), state.join(LOCK_FILE));
+        let pid = std::process::id();
+        assert_eq!(
+            std::fs::read_to_string(first.path()).expect("read"),
+            format!("{pid}\n")
+        );
+
+        let err = InstanceLock::acquire(&state).expect_err("second lock must fail");
+        assert!(
+            matches!(&err, LockError::AlreadyRunning { pid: Some(p), .. } if *p == pid),
+            "{err:?}"
+        );
+        let msg = err.to_string();
+        assert!(msg.contains(&state.display().to_string()), "{msg}");
+        assert!(msg.contains(&format!("(pid {pid})")), "{msg}");
+
+        // The refused attempt must not have wiped the holder's PID.
+        assert_eq!(
+            std::fs::read_to_string(first.path()).expect("read"),
+            format!("{pid}\n")
+        );
+
+        drop(first);
+        InstanceLock::acquire(&state).expect("free again after drop");
+    }
+
+    #[test]
+    fn different_state_dirs_do_not_conflict() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let _a = InstanceLock::acquire(&dir.path().join("a")).expect("a");
+        let _b = InstanceLock::acquire(&dir.path().join("b")).expect("b");
+    }
+
+    #[test]
+    fn a_stale_pid_from_a_dead_holder_does_not_block() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join(LOCK_FILE), "999999\n").expect("write");
+        let lock = InstanceLock::acquire(dir.path()).expect("lock");
+        assert_eq!(
+            std::fs::read_to_string(lock.path()).expect("read"),
+            format!("{}\n", std::process::id())
+        );
+    }
+}

@@ -1,0 +1,293 @@
+//! The daemon's Prometheus metrics: one registry, cheap handles the stages' owners update.
+//! Names are `newswatch_*`; label values are bounded (feed names and rule ids come from the
+//! config and rule files, never from feed content). Rendering is OpenMetrics text.
+//! This module does no IO; `health` serves what [`Metrics::encode`] renders.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::time::Duration;
+
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+/// Upper bounds of the fetch latency buckets, in seconds: from a fast 304 to the 30 s default
+/// request timeout and a little beyond.
+pub const FETCH_BUCKETS: [f64; 10] = [0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
+
+/// `Content-Type` of [`Metrics::encode`]'s output.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PollResult {
+    /// New content fetched and parsed.
+    Ok,
+    /// 304 or an unchanged body.
+    NotModified,
+    /// Fetch or parse failed.
+    Error,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ReloadResult {
+    Applied,
+    /// The new config or rules were invalid; the old set kept running.
+    Refused,
+}
+
+// Label values in Prometheus' snake_case rather than the derive's Rust variant names.
+impl EncodeLabelValue for PollResult {
+    fn encode(&self, encoder: &mut LabelValueEncoder<'_>) -> std::fmt::Result {
+        encoder.write_str(match self {
+            PollResult::Ok => "ok",
+            PollResult::NotModified => "not_modified",
+            PollResult::Error => "error",
+        })
+    }
+}
+
+impl EncodeLabelValue for ReloadResult {
+    fn encode(&self, encoder: &mut LabelValueEncoder<'_>) -> std::fmt::Result {
+        encoder.write_str(match self {
+            ReloadResult::Applied => "applied",
+            ReloadResult::Refused => "refused",
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct PollLabels {
+    result: PollResult,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct FeedLabels {
+    feed: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct RuleLabels {
+    rule: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ReloadLabels {
+    result: ReloadResult,
+}
+
+/// Every metric the daemon exports. Clones share the same values.
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Arc<Registry>,
+    polls: Family<PollLabels, Counter>,
+    new_articles: Family<FeedLabels, Counter>,
+    matches: Family<RuleLabels, Counter>,
+    emails_sent: Counter,
+    emails_failed: Counter,
+    emails_queued: Gauge,
+    fetch_duration: Histogram,
+    feeds_in_error: Gauge,
+    reloads: Family<ReloadLabels, Counter>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut r = Registry::with_prefix("newswatch");
+        let polls = Family::<PollLabels, Counter>::default();
+        let new_articles = Family::<FeedLabels, Counter>::default();
+        let matches = Family::<RuleLabels, Counter>::default();
+        let emails_sent = Counter::default();
+        let emails_failed = Counter::default();
+        let emails_queued = Gauge::default();
+        let fetch_duration = Histogram::new(FETCH_BUCKETS);
+        let feeds_in_error = Gauge::default();
+        let reloads = Family::<ReloadLabels, Counter>::default();
+        r.register("polls", "Feed polls by result", polls.clone());
+        r.register(
+            "new_articles",
+            "Articles seen for the first time, by feed",
+            new_articles.clone(),
+        );
+        r.register("matches", "Articles matched, by rule id", matches.clone());
+        r.register(
+            "emails_sent",
+            "Emails accepted by the mail transport",
+            emails_sent.clone(),
+        );
+        r.register(
+            "emails_failed",
+            "Email delivery attempts that failed (the email stays in the outbox if retryable)",
+            emails_failed.clone(),
+        );
+        r.register(
+            "emails_queued",
+            "Emails waiting in the outbox",
+            emails_queued.clone(),
+        );
+        r.register(
+            "fetch_duration_seconds",
+            "Time to fetch one feed, headers and body",
+            fetch_duration.clone(),
+        );
+        r.register(
+            "feeds_in_error",
+            "Feeds whose last poll failed",
+            feeds_in_error.clone(),
+        );
+        r.register(
+            "reloads",
+            "Config and rule reloads (SIGHUP) by result",
+            reloads.clone(),
+        );
+        // Pre-create the poll and reload series so a dashboard sees zeros, not gaps.
+        for result in [PollResult::Ok, PollResult::NotModified, PollResult::Error] {
+            polls.get_or_create(&PollLabels { result }).inc_by(0);
+        }
+        for result in [ReloadResult::Applied, ReloadResult::Refused] {
+            reloads.get_or_create(&ReloadLabels { result }).inc_by(0);
+        }
+        Metrics {
+            registry: Arc::new(r),
+            polls,
+            new_articles,
+            matches,
+            emails_sent,
+            emails_failed,
+            emails_queued,
+            fetch_duration,
+            feeds_in_error,
+            reloads,
+        }
+    }
+
+    pub fn poll(&self, result: PollResult) {
+        self.polls.get_or_create(&PollLabels { result }).inc();
+    }
+
+    pub fn new_articles(&self, feed: &str, count: u64) {
+        self.new_articles
+            .get_or_create(&FeedLabels {
+                feed: feed.to_string(),
+            })
+            .inc_by(count);
+    }
+
+    pub fn rule_matched(&self, rule: &str) {
+        self.matches
+            .get_or_create(&RuleLabels {
+                rule: rule.to_string(),
+            })
+            .inc();
+    }
+
+    pub fn email_sent(&self) {
+        self.emails_sent.inc();
+    }
+
+    pub fn email_failed(&self) {
+        self.emails_failed.inc();
+    }
+
+    /// The outbox length, as counted by the store after each delivery pass.
+    pub fn set_emails_queued(&self, queued: u64) {
+        self.emails_queued
+            .set(i64::try_from(queued).unwrap_or(i64::MAX));
+    }
+
+    pub fn observe_fetch(&self, took: Duration) {
+        self.fetch_duration.observe(took.as_secs_f64());
+    }
+
+    pub fn set_feeds_in_error(&self, feeds: u64) {
+        self.feeds_in_error
+            .set(i64::try_from(feeds).unwrap_or(i64::MAX));
+    }
+
+    pub fn reload(&self, result: ReloadResult) {
+        self.reloads.get_or_create(&ReloadLabels { result }).inc();
+    }
+
+    /// The OpenMetrics text exposition (ends with `# EOF`); serve with [`CONTENT_TYPE`].
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail; an Err would mean a broken Display impl upstream.
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
+            tracing::error!(error = %e, "cannot encode metrics");
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line_value(text: &str, series: &str) -> Option<String> {
+        text.lines().find_map(|l| {
+            l.strip_prefix(series)?
+                .strip_prefix(' ')
+                .map(str::to_string)
+        })
+    }
+
+    #[test]
+    fn every_metric_renders_with_its_value() {
+        let m = Metrics::new();
+        m.poll(PollResult::Ok);
+        m.poll(PollResult::Ok);
+        m.poll(PollResult::Error);
+        m.new_articles("Kyiv Ledger", 3);
+        m.rule_matched("minerals-deal");
+        m.email_sent();
+        m.email_failed();
+        m.set_emails_queued(4);
+        m.observe_fetch(Duration::from_millis(70));
+        m.observe_fetch(Duration::from_secs(90));
+        m.set_feeds_in_error(2);
+        m.reload(ReloadResult::Refused);
+        let text = m.clone().encode();
+
+        #[rustfmt::skip]
+        let want: &[(&str, &str)] = &[
+            (r#"newswatch_polls_total{result="ok"}"#,                   "2"),
+            (r#"newswatch_polls_total{result="not_modified"}"#,          "0"),
+            (r#"newswatch_polls_total{result="error"}"#,                "1"),
+            (r#"newswatch_new_articles_total{feed="Kyiv Ledger"}"#,     "3"),
+            (r#"newswatch_matches_total{rule="minerals-deal"}"#,        "1"),
+            ("newswatch_emails_sent_total",                              "1"),
+            ("newswatch_emails_failed_total",                            "1"),
+            ("newswatch_emails_queued",                                  "4"),
+            ("newswatch_feeds_in_error",                                 "2"),
+            (r#"newswatch_fetch_duration_seconds_bucket{le="0.05"}"#,   "0"),
+            (r#"newswatch_fetch_duration_seconds_bucket{le="0.1"}"#,    "1"),
+            (r#"newswatch_fetch_duration_seconds_bucket{le="60.0"}"#,   "1"),
+            (r#"newswatch_fetch_duration_seconds_bucket{le="+Inf"}"#,   "2"),
+            ("newswatch_fetch_duration_seconds_count",                   "2"),
+            (r#"newswatch_reloads_total{result="refused"}"#,            "1"),
+            (r#"newswatch_reloads_total{result="applied"}"#,            "0"),
+        ];
+        for (series, value) in want {
+            assert_eq!(
+                line_value(&text, series).as_deref(),
+                Some(*value),
+                "{series} in\n{text}"
+            );
+        }
+        assert!(text.ends_with("# EOF\n"), "{text}");
+    }
+}
