@@ -212,16 +212,20 @@ impl RuleSet {
     fn compile_sources(sources: &[Source]) -> Result<RuleSet, Diagnostics> {
         let parsed = file::parse_sources(sources);
         let mut diags = parsed.diags.clone();
-        diags.extend(file::check_lists(&parsed, sources));
+        let (list_diags, cyclic) = file::check_lists(&parsed, sources);
+        diags.extend(list_diags);
         let mut b = Builder::default();
         for (name, list) in &parsed.lists {
-            b.lists
-                .insert(name.clone(), list.entries.iter().map(|e| e.0.clone()).collect());
+            // A cyclic list (already reported) compiles as empty so expanding it terminates.
+            let entries = if cyclic.contains(name) {
+                Vec::new()
+            } else {
+                list.entries.iter().map(|e| e.0.clone()).collect()
+            };
+            b.lists.insert(name.clone(), entries);
         }
-        // Expanding a cyclic list would not terminate in reasonable time: stop at the cycle report.
-        let has_cycle = diags.iter().any(|d| d.message.starts_with("list cycle"));
         // List entries on their own, so a bad regex in a list is reported where it is written.
-        for name in parsed.list_order.iter().filter(|_| !has_cycle) {
+        for name in parsed.list_order.iter().filter(|n| !cyclic.contains(*n)) {
             for (e, loc) in &parsed.lists[name].entries {
                 if let Err(mut errs) = b.compile(e) {
                     // Unknown references were reported by `check_lists` already.
@@ -236,9 +240,6 @@ impl RuleSet {
             let Some((expr, loc)) = &raw.query else {
                 continue;
             };
-            if has_cycle {
-                continue;
-            }
             match b.compile(expr) {
                 Ok(node) => {
                     if !raw.allow_broad && node.true_when_nothing_occurs() {
@@ -272,6 +273,7 @@ impl RuleSet {
             }
         };
         if !diags.is_empty() {
+            diags.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
             return Err(Diagnostics(diags));
         }
         let mut lit_rules = vec![Vec::new(); b.lits.len()];

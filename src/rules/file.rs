@@ -319,7 +319,8 @@ fn rule(
             }
         },
     };
-    let rid = id.as_deref();
+    let raw_id = string("id").map(|(_, s)| s);
+    let rid = id.as_deref().or(raw_id.as_deref());
     for (key, _) in t {
         let k = key.get_ref().as_ref();
         if !RULE_KEYS.contains(&k) {
@@ -520,8 +521,9 @@ fn examples(
 }
 
 /// Unknown references and cycles among lists, reported even for lists no rule uses.
-pub(crate) fn check_lists(p: &Parsed, sources: &[Source]) -> Vec<Diagnostic> {
+pub(crate) fn check_lists(p: &Parsed, sources: &[Source]) -> (Vec<Diagnostic>, HashSet<String>) {
     let mut diags = Vec::new();
+    let mut cyclic = HashSet::new();
     let names: Vec<&str> = p.list_order.iter().map(String::as_str).collect();
     for name in &p.list_order {
         let list = &p.lists[name];
@@ -555,6 +557,7 @@ pub(crate) fn check_lists(p: &Parsed, sources: &[Source]) -> Vec<Diagnostic> {
                 c.sort();
                 c
             };
+            cyclic.extend(cycle.iter().cloned());
             if !reported.insert(key) {
                 return;
             }
@@ -573,7 +576,7 @@ pub(crate) fn check_lists(p: &Parsed, sources: &[Source]) -> Vec<Diagnostic> {
             ));
         });
     }
-    diags
+    (diags, cyclic)
 }
 
 fn visit<'p>(
