@@ -280,6 +280,7 @@ fn rule(
         })
     };
     let mut diags = Vec::new();
+    let raw_id = string("id").map(|(_, s)| s);
     let id = match t.get("id") {
         None => {
             diags.push(src.diagnostic(
@@ -311,7 +312,7 @@ fn rule(
             _ => {
                 diags.push(src.diagnostic(
                     v.span().start,
-                    None,
+                    raw_id.as_deref(),
                     "bad rule id",
                     Some("ids are lower-case letters, digits and `-`, like \"minerals-deal\""),
                 ));
@@ -319,7 +320,6 @@ fn rule(
             }
         },
     };
-    let raw_id = string("id").map(|(_, s)| s);
     let rid = id.as_deref().or(raw_id.as_deref());
     for (key, _) in t {
         let k = key.get_ref().as_ref();
