@@ -188,8 +188,11 @@ fn dispatch(command: Command) -> Exit {
             Some(path) => match load_config(&path) {
                 Ok(c) => {
                     let names: Vec<String> = c.feeds.iter().map(|f| f.name.clone()).collect();
-                    let tags: Vec<String> =
-                        c.feeds.iter().flat_map(|f| f.tags.iter().cloned()).collect();
+                    let tags: Vec<String> = c
+                        .feeds
+                        .iter()
+                        .flat_map(|f| f.tags.iter().cloned())
+                        .collect();
                     crate::rules::cli::check(&c.rule_files, Some((&names, &tags)))
                 }
                 Err(e) => e,

@@ -395,7 +395,12 @@ impl RuleSet {
     }
 
     /// Whether rule `rule` matches `article`, ignoring its `feeds` and `max_age` (as examples do).
-    pub fn matches_ignoring_filters(&self, rule: usize, article: &Article, feed: &FeedMeta) -> bool {
+    pub fn matches_ignoring_filters(
+        &self,
+        rule: usize,
+        article: &Article,
+        feed: &FeedMeta,
+    ) -> bool {
         let doc = self.prepare(article, feed);
         self.ctx().eval(&doc, &self.nodes[rule])
     }
@@ -485,7 +490,7 @@ pub fn example_article(text: &str) -> Article {
 fn hits_of(ctx: &Ctx<'_>, doc: &Doc<'_>, node: &Node) -> Vec<Hit> {
     let mut hits = Vec::new();
     ctx.collect_hits(doc, node, &mut hits);
-    hits.sort_by(|a, b| (a.field, a.start, a.end).cmp(&(b.field, b.start, b.end)));
+    hits.sort_by_key(|h| (h.field, h.start, h.end));
     hits.dedup();
     hits
 }

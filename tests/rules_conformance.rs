@@ -54,7 +54,10 @@ fn article(spec: &str) -> (Article, FeedMeta) {
 /// `-` no match; `*` a match without hits; else `field=text` hits joined by `|`, in field order.
 fn outcome(set: &RuleSet, spec: &str) -> String {
     let (a, f) = article(spec);
-    let now = Utc.with_ymd_and_hms(2025, 3, 1, 0, 0, 0).single().unwrap_or_default();
+    let now = Utc
+        .with_ymd_and_hms(2025, 3, 1, 0, 0, 0)
+        .single()
+        .unwrap_or_default();
     match set.match_article(&a, &f, now).pop() {
         None => "-".to_string(),
         Some(m) if m.hits.is_empty() => "*".to_string(),
@@ -293,7 +296,10 @@ const CASES: &[(&str, &str, &str)] = &[
 
 #[test]
 fn conformance_table() {
-    assert!(CASES.len() >= 150, "the table must cover at least 150 cases");
+    assert!(
+        CASES.len() >= 150,
+        "the table must cover at least 150 cases"
+    );
     let mut failures = Vec::new();
     for (query, spec, want) in CASES {
         let got = match set_for(query, true) {
@@ -304,7 +310,12 @@ fn conformance_table() {
             failures.push(format!("{query:?} on {spec:?}: want {want:?}, got {got:?}"));
         }
     }
-    assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 #[rustfmt::skip]
@@ -418,7 +429,11 @@ fn all_problems_at_once_and_lists_are_global() {
     let b = "[lists]\ny = ['two']\nx = ['dup']\n[[rule]]\nid = \"r2\"\nquery = '(oops'\n[[rule]]\nid = \"r3\"\nquery = 'a'\nbogus = 1\n";
     let err = load_err(&[("a.toml", a), ("b.toml", b)]);
     assert!(!err.contains("unknown list @y"), "{err}");
-    for want in ["b.toml:3:1: duplicate list `x`", "b.toml:6:10: rule r2: unbalanced", "b.toml:10:1: rule r3: unknown key `bogus`"] {
+    for want in [
+        "b.toml:3:1: duplicate list `x`",
+        "b.toml:6:10: rule r2: unbalanced",
+        "b.toml:10:1: rule r3: unknown key `bogus`",
+    ] {
         assert!(err.contains(want), "want {want:?} in:\n{err}");
     }
 }
@@ -436,29 +451,49 @@ fn feeds_and_max_age_filter_rules() {
     let text = "[[rule]]\nid = \"uk\"\nquery = 'Healey'\nfeeds = [\"tag:uk-press\", \"wire\"]\n[[rule]]\nid = \"fresh\"\nquery = 'Healey'\nmax_age = \"48h\"\n";
     let set = RuleSet::from_sources(&[(PathBuf::from("f.toml"), text.to_string())])
         .unwrap_or_else(|d| panic!("{d}"));
-    let now = Utc.with_ymd_and_hms(2025, 3, 1, 12, 0, 0).single().unwrap_or_default();
+    let now = Utc
+        .with_ymd_and_hms(2025, 3, 1, 12, 0, 0)
+        .single()
+        .unwrap_or_default();
     let ids = |a: &Article, f: &FeedMeta| -> Vec<String> {
         set.match_article(a, f, now)
             .iter()
             .map(|m| set.rules()[m.rule].id.clone())
             .collect()
     };
-    let tagged = FeedMeta { name: "guardian".into(), title: None, tags: vec!["uk-press".into()] };
-    let wire = FeedMeta { name: "wire".into(), ..FeedMeta::default() };
-    let other = FeedMeta { name: "other".into(), ..FeedMeta::default() };
+    let tagged = FeedMeta {
+        name: "guardian".into(),
+        title: None,
+        tags: vec!["uk-press".into()],
+    };
+    let wire = FeedMeta {
+        name: "wire".into(),
+        ..FeedMeta::default()
+    };
+    let other = FeedMeta {
+        name: "other".into(),
+        ..FeedMeta::default()
+    };
     assert_eq!(ids(&dated(1, now), &tagged), ["uk", "fresh"]);
     assert_eq!(ids(&dated(1, now), &wire), ["uk", "fresh"]);
     assert_eq!(ids(&dated(1, now), &other), ["fresh"]);
     assert_eq!(ids(&dated(3, now), &other), Vec::<String>::new());
     // Undated articles are never "too old".
-    let undated = Article { title: "Healey".into(), ..Article::default() };
+    let undated = Article {
+        title: "Healey".into(),
+        ..Article::default()
+    };
     assert_eq!(ids(&undated, &other), ["fresh"]);
 }
 
 #[test]
 fn explain_shows_each_node_with_its_value_and_spans() {
-    let set = set_for("@healey NEAR/3 Hegseth AND NOT Lammy", false).unwrap_or_else(|e| panic!("{e}"));
-    let a = Article { content: "John Healey met Hegseth.".into(), ..Article::default() };
+    let set =
+        set_for("@healey NEAR/3 Hegseth AND NOT Lammy", false).unwrap_or_else(|e| panic!("{e}"));
+    let a = Article {
+        content: "John Healey met Hegseth.".into(),
+        ..Article::default()
+    };
     let e = set.explain(0, &a, &FeedMeta::default());
     assert!(e.matched);
     let want = "rule r matches
@@ -479,7 +514,10 @@ fn spans_point_into_the_original_text() {
     let set = set_for("Macron NEAR/3 Hegseth", false).unwrap_or_else(|e| panic!("{e}"));
     let text = "« Macrón » a rencontré Heg\u{200B}seth’s";
     let (a, f) = article(text);
-    let m = set.match_article(&a, &f, Utc::now()).pop().unwrap_or_else(|| panic!("no match"));
+    let m = set
+        .match_article(&a, &f, Utc::now())
+        .pop()
+        .unwrap_or_else(|| panic!("no match"));
     for h in &m.hits {
         assert_eq!(h.field, Field::Content);
         assert_eq!(&text[h.start..h.end], h.text);
@@ -493,8 +531,15 @@ fn overlapping_literals_of_different_rules_all_fire() {
     let text = "[[rule]]\nid = \"surname\"\nquery = 'Healey'\n[[rule]]\nid = \"full\"\nquery = '\"John Healey\"'\n[[rule]]\nid = \"longer\"\nquery = '\"Healey said\"'\n";
     let set = RuleSet::from_sources(&[(PathBuf::from("f.toml"), text.to_string())])
         .unwrap_or_else(|d| panic!("{d}"));
-    let a = Article { content: "John Healey said".into(), ..Article::default() };
-    let got: Vec<usize> = set.match_article(&a, &FeedMeta::default(), Utc::now()).iter().map(|m| m.rule).collect();
+    let a = Article {
+        content: "John Healey said".into(),
+        ..Article::default()
+    };
+    let got: Vec<usize> = set
+        .match_article(&a, &FeedMeta::default(), Utc::now())
+        .iter()
+        .map(|m| m.rule)
+        .collect();
     assert_eq!(got, [0, 1, 2]);
 }
 
@@ -530,11 +575,19 @@ fn shipped_rules_load_and_their_examples_pass() {
     }
     let set = RuleSet::load(&files).unwrap_or_else(|d| panic!("{d}"));
     let failures = set.check_examples();
-    assert!(failures.is_empty(), "{}", newswatch::rules::Diagnostics(failures));
+    assert!(
+        failures.is_empty(),
+        "{}",
+        newswatch::rules::Diagnostics(failures)
+    );
     assert!(set.rules().len() >= 8);
     for r in set.rules() {
         let matches = r.examples.iter().filter(|e| e.expect_match).count();
-        assert!(matches >= 3 && r.examples.len() - matches >= 3, "rule {} needs 3+3 examples", r.id);
+        assert!(
+            matches >= 3 && r.examples.len() - matches >= 3,
+            "rule {} needs 3+3 examples",
+            r.id
+        );
     }
 }
 
@@ -556,25 +609,46 @@ struct ManifestArticle {
 fn shipped_rules_against_the_demo_feeds() {
     let set = RuleSet::load(&shipped_rule_files()).unwrap_or_else(|d| panic!("{d}"));
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/demo/feeds");
-    let manifest: Manifest = toml::from_str(
-        &std::fs::read_to_string(dir.join("MANIFEST.toml")).unwrap_or_default(),
-    )
-    .unwrap_or_else(|e| panic!("MANIFEST.toml: {e}"));
+    let manifest: Manifest =
+        toml::from_str(&std::fs::read_to_string(dir.join("MANIFEST.toml")).unwrap_or_default())
+            .unwrap_or_else(|e| panic!("MANIFEST.toml: {e}"));
     let mut problems = Vec::new();
     let mut extra = 0;
     let mut checked = 0;
-    for feed_file in ["northgate-chronicle.rss", "continental-defence.rss", "meridian-sports-and-business.rss", "atlantic-wire.atom", "kyiv-ledger.json"] {
+    for feed_file in [
+        "northgate-chronicle.rss",
+        "continental-defence.rss",
+        "meridian-sports-and-business.rss",
+        "atlantic-wire.atom",
+        "kyiv-ledger.json",
+    ] {
         let bytes = std::fs::read(dir.join(feed_file)).unwrap_or_default();
         let base = url::Url::parse("https://demo.example/").unwrap_or_else(|e| panic!("{e}"));
-        let parsed = newswatch::parse::parse_feed(&bytes, &base).unwrap_or_else(|e| panic!("{feed_file}: {e}"));
-        let feed = FeedMeta { name: feed_file.to_string(), title: parsed.title.clone(), tags: Vec::new() };
+        let parsed = newswatch::parse::parse_feed(&bytes, &base)
+            .unwrap_or_else(|e| panic!("{feed_file}: {e}"));
+        let feed = FeedMeta {
+            name: feed_file.to_string(),
+            title: parsed.title.clone(),
+            tags: Vec::new(),
+        };
         for a in &parsed.articles {
-            let Some(entry) = manifest.article.iter().find(|m| m.feed == feed_file && m.title == a.title) else {
-                problems.push(format!("{feed_file}: {:?} is not in MANIFEST.toml", a.title));
+            let Some(entry) = manifest
+                .article
+                .iter()
+                .find(|m| m.feed == feed_file && m.title == a.title)
+            else {
+                problems.push(format!(
+                    "{feed_file}: {:?} is not in MANIFEST.toml",
+                    a.title
+                ));
                 continue;
             };
             checked += 1;
-            let got: Vec<&str> = set.match_article_unfiltered(a, &feed).iter().map(|m| set.rules()[m.rule].id.as_str()).collect();
+            let got: Vec<&str> = set
+                .match_article_unfiltered(a, &feed)
+                .iter()
+                .map(|m| set.rules()[m.rule].id.as_str())
+                .collect();
             for t in &entry.topics {
                 if !got.contains(&t.as_str()) {
                     problems.push(format!("missed {t}: {:?}", a.title));
@@ -585,7 +659,10 @@ fn shipped_rules_against_the_demo_feeds() {
             {
                 problems.push(format!("near miss {trap} matched {got:?}: {:?}", a.title));
             }
-            extra += got.iter().filter(|g| !entry.topics.iter().any(|t| t == *g)).count();
+            extra += got
+                .iter()
+                .filter(|g| !entry.topics.iter().any(|t| t == *g))
+                .count();
         }
     }
     assert_eq!(checked, manifest.article.len());
@@ -610,7 +687,12 @@ fn newswatch(args: &[&str]) -> (i32, String, String) {
 
 #[test]
 fn cli_check_test_and_explain() {
-    let (code, out, err) = newswatch(&["check", "--rules", "rules/actors.toml", "rules/ukraine-peace.toml"]);
+    let (code, out, err) = newswatch(&[
+        "check",
+        "--rules",
+        "rules/actors.toml",
+        "rules/ukraine-peace.toml",
+    ]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.starts_with("ok: 8 rules in 2 files"), "{out}");
 
@@ -619,29 +701,87 @@ fn cli_check_test_and_explain() {
     std::fs::write(&bad, "[[rule]]\nid = \"a\"\nquery = 'Healey'\nexamples.match = [\"Lammy\"]\n[[rule]]\nid = \"b\"\nquery = '(x'\n").unwrap_or_else(|e| panic!("{e}"));
     let (code, _, err) = newswatch(&["check", "--rules", bad.to_str().unwrap_or_default()]);
     assert_eq!(code, 4, "{err}");
-    assert!(err.contains("bad.toml:7:10: rule b: unbalanced parentheses"), "{err}");
-    std::fs::write(&bad, "[[rule]]\nid = \"a\"\nquery = 'Healey'\nexamples.match = [\"Lammy\"]\n").unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        err.contains("bad.toml:7:10: rule b: unbalanced parentheses"),
+        "{err}"
+    );
+    std::fs::write(
+        &bad,
+        "[[rule]]\nid = \"a\"\nquery = 'Healey'\nexamples.match = [\"Lammy\"]\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
     let (code, _, err) = newswatch(&["check", "--rules", bad.to_str().unwrap_or_default()]);
     assert_eq!(code, 4, "{err}");
-    assert!(err.contains("bad.toml:4:19: rule a: example should match but does not: \"Lammy\""), "{err}");
+    assert!(
+        err.contains("bad.toml:4:19: rule a: example should match but does not: \"Lammy\""),
+        "{err}"
+    );
     assert!(err.contains("false Healey"), "{err}");
 
-    let (code, out, err) = newswatch(&["rules", "test", "--rules", "rules/actors.toml", "rules/ukraine-peace.toml", "--title", "Healey meets Hegseth", "--text", "<p>Talks at the <b>Pentagon</b>.</p>", "--json"]);
+    let (code, out, err) = newswatch(&[
+        "rules",
+        "test",
+        "--rules",
+        "rules/actors.toml",
+        "rules/ukraine-peace.toml",
+        "--title",
+        "Healey meets Hegseth",
+        "--text",
+        "<p>Talks at the <b>Pentagon</b>.</p>",
+        "--json",
+    ]);
     assert_eq!(code, 0, "{err}");
-    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out}"));
+    let v: serde_json::Value =
+        serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out}"));
     assert_eq!(v["article"], "Healey meets Hegseth");
     assert_eq!(v["matches"][0]["rule"], "healey-hegseth-talks");
-    assert_eq!(v["matches"][0]["terms"], serde_json::json!(["Healey", "Hegseth"]));
+    assert_eq!(
+        v["matches"][0]["terms"],
+        serde_json::json!(["Healey", "Hegseth"])
+    );
 
-    let (code, out, err) = newswatch(&["rules", "test", "--rules", "rules/actors.toml", "rules/ukraine-peace.toml", "--feed", "config/demo/feeds/meridian-sports-and-business.rss", "--json"]);
+    let (code, out, err) = newswatch(&[
+        "rules",
+        "test",
+        "--rules",
+        "rules/actors.toml",
+        "rules/ukraine-peace.toml",
+        "--feed",
+        "config/demo/feeds/meridian-sports-and-business.rss",
+        "--json",
+    ]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(out.lines().count(), 12);
     assert!(out.lines().all(|l| l.ends_with("\"matches\":[]}")), "{out}");
 
-    let (code, out, err) = newswatch(&["rules", "explain", "healey-hegseth-talks", "--rules", "rules/actors.toml", "rules/ukraine-peace.toml", "--text", "Healey opened a school"]);
+    let (code, out, err) = newswatch(&[
+        "rules",
+        "explain",
+        "healey-hegseth-talks",
+        "--rules",
+        "rules/actors.toml",
+        "rules/ukraine-peace.toml",
+        "--text",
+        "Healey opened a school",
+    ]);
     assert_eq!(code, 0, "{err}");
-    assert!(out.starts_with("rule healey-hegseth-talks does not match\nfalse NEAR/20"), "{out}");
-    let (code, _, err) = newswatch(&["rules", "explain", "healey-hegseth-talk", "--rules", "rules/actors.toml", "rules/ukraine-peace.toml", "--text", "x"]);
+    assert!(
+        out.starts_with("rule healey-hegseth-talks does not match\nfalse NEAR/20"),
+        "{out}"
+    );
+    let (code, _, err) = newswatch(&[
+        "rules",
+        "explain",
+        "healey-hegseth-talk",
+        "--rules",
+        "rules/actors.toml",
+        "rules/ukraine-peace.toml",
+        "--text",
+        "x",
+    ]);
     assert_eq!(code, 4);
-    assert!(err.contains("did you mean `healey-hegseth-talks`?"), "{err}");
+    assert!(
+        err.contains("did you mean `healey-hegseth-talks`?"),
+        "{err}"
+    );
 }

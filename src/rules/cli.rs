@@ -256,8 +256,7 @@ fn read_feed_bytes(location: &str) -> anyhow::Result<(Vec<u8>, url::Url)> {
             concurrency: 1,
             default_interval: Duration::from_secs(900),
         };
-        let fetcher =
-            crate::fetch::Fetcher::new(&settings, &crate::config::default_user_agent())?;
+        let fetcher = crate::fetch::Fetcher::new(&settings, &crate::config::default_user_agent())?;
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;

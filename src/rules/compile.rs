@@ -102,7 +102,9 @@ impl Node {
             Node::And(items) => items.iter().all(Node::true_when_nothing_occurs),
             Node::Or(items) => items.iter().any(Node::true_when_nothing_occurs),
             Node::Not(inner) => !inner.true_when_nothing_occurs(),
-            Node::List { inner, .. } | Node::Field { inner, .. } => inner.true_when_nothing_occurs(),
+            Node::List { inner, .. } | Node::Field { inner, .. } => {
+                inner.true_when_nothing_occurs()
+            }
         }
     }
 
@@ -432,7 +434,12 @@ impl Builder {
             }
             Err(error) => {
                 let detail = error.to_string();
-                let last = detail.lines().last().unwrap_or("invalid").trim().to_string();
+                let last = detail
+                    .lines()
+                    .last()
+                    .unwrap_or("invalid")
+                    .trim()
+                    .to_string();
                 errors.push(err(
                     &e.span,
                     format!("bad regex: {last}"),

@@ -35,7 +35,13 @@ pub(crate) fn explain(ctx: &Ctx<'_>, doc: &Doc<'_>, info: &RuleInfo, node: &Node
 
 fn explain_node(ctx: &Ctx<'_>, doc: &Doc<'_>, node: &Node) -> ExplainNode {
     let value = ctx.eval(doc, node);
-    let leaf_hits = || if value { hits_of(ctx, doc, node) } else { Vec::new() };
+    let leaf_hits = || {
+        if value {
+            hits_of(ctx, doc, node)
+        } else {
+            Vec::new()
+        }
+    };
     let (label, hits, children) = match node {
         Node::Lit { label, .. }
         | Node::Regex { label, .. }
@@ -43,7 +49,11 @@ fn explain_node(ctx: &Ctx<'_>, doc: &Doc<'_>, node: &Node) -> ExplainNode {
         | Node::Lang { label, .. } => (label.clone(), leaf_hits(), Vec::new()),
         Node::And(items) => ("AND".to_string(), Vec::new(), kids(ctx, doc, items)),
         Node::Or(items) => ("OR".to_string(), Vec::new(), kids(ctx, doc, items)),
-        Node::Not(inner) => ("NOT".to_string(), Vec::new(), vec![explain_node(ctx, doc, inner)]),
+        Node::Not(inner) => (
+            "NOT".to_string(),
+            Vec::new(),
+            vec![explain_node(ctx, doc, inner)],
+        ),
         Node::Near {
             left,
             right,
@@ -84,7 +94,11 @@ fn kids(ctx: &Ctx<'_>, doc: &Doc<'_>, items: &[Node]) -> Vec<ExplainNode> {
 
 impl fmt::Display for Explanation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let verdict = if self.matched { "matches" } else { "does not match" };
+        let verdict = if self.matched {
+            "matches"
+        } else {
+            "does not match"
+        };
         writeln!(f, "rule {} {verdict}", self.rule)?;
         write_node(f, &self.root, 0)
     }
@@ -94,7 +108,14 @@ fn write_node(f: &mut fmt::Formatter<'_>, n: &ExplainNode, depth: usize) -> fmt:
     let mark = if n.value { "true " } else { "false" };
     write!(f, "{:indent$}{mark} {}", "", n.label, indent = depth * 2)?;
     for h in &n.hits {
-        write!(f, "  [{} {}..{} {:?}]", h.field.as_str(), h.start, h.end, h.text)?;
+        write!(
+            f,
+            "  [{} {}..{} {:?}]",
+            h.field.as_str(),
+            h.start,
+            h.end,
+            h.text
+        )?;
     }
     writeln!(f)?;
     for c in &n.children {

@@ -24,7 +24,11 @@ pub(crate) struct StrLoc {
 
 impl StrLoc {
     pub fn offset(&self, at: usize) -> usize {
-        if self.verbatim { self.inner + at } else { self.inner }
+        if self.verbatim {
+            self.inner + at
+        } else {
+            self.inner
+        }
     }
 }
 
@@ -117,7 +121,7 @@ pub(crate) fn parse_sources(sources: &[Source]) -> Parsed {
                 "lists" => lists(&mut p, src, fi, value),
                 "rule" => match value.get_ref() {
                     DeValue::Array(items) => {
-                        for item in items.iter() {
+                        for item in items {
                             if let Some(r) = rule(&mut p, src, fi, item, &mut ids) {
                                 p.rules.push(r);
                             }
@@ -130,7 +134,13 @@ pub(crate) fn parse_sources(sources: &[Source]) -> Parsed {
                         Some("write each rule under its own [[rule]] header"),
                     )),
                 },
-                other => p.diags.push(unknown_key(src, key.span(), other, &["lists", "rule"], None)),
+                other => p.diags.push(unknown_key(
+                    src,
+                    key.span(),
+                    other,
+                    &["lists", "rule"],
+                    None,
+                )),
             }
         }
     }
@@ -187,7 +197,11 @@ fn lists(p: &mut Parsed, src: &Source, fi: usize, value: &Spanned<DeValue<'_>>) 
     for (name, entries) in table {
         let n = name.get_ref().to_string();
         let at = name.span().start;
-        if n.is_empty() || !n.bytes().all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'_' | b'-')) {
+        if n.is_empty()
+            || !n
+                .bytes()
+                .all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'_' | b'-'))
+        {
             p.diags.push(src.diagnostic(
                 at,
                 None,
@@ -216,7 +230,7 @@ fn lists(p: &mut Parsed, src: &Source, fi: usize, value: &Spanned<DeValue<'_>>) 
             continue;
         };
         let mut parsed = Vec::new();
-        for item in items.iter() {
+        for item in items {
             let DeValue::String(s) = item.get_ref() else {
                 p.diags.push(src.diagnostic(
                     item.span().start,
@@ -270,7 +284,8 @@ fn rule(
 ) -> Option<RawRule> {
     let at = item.span().start;
     let DeValue::Table(t) = item.get_ref() else {
-        p.diags.push(src.diagnostic(at, None, "a rule must be a table", None));
+        p.diags
+            .push(src.diagnostic(at, None, "a rule must be a table", None));
         return None;
     };
     let string = |key: &str| -> Option<(&Spanned<DeValue<'_>>, String)> {
@@ -294,7 +309,8 @@ fn rule(
         Some(v) => match string("id") {
             Some((_, s))
                 if !s.is_empty()
-                    && s.bytes().all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'-')) =>
+                    && s.bytes()
+                        .all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'-')) =>
             {
                 if let Some(first) = ids.get(&s) {
                     diags.push(src.diagnostic(
@@ -382,7 +398,7 @@ fn rule(
     if let Some(v) = t.get("feeds") {
         match v.get_ref() {
             DeValue::Array(items) => {
-                for f in items.iter() {
+                for f in items {
                     match f.get_ref().as_str() {
                         Some(s) if !s.trim().is_empty() => {
                             feeds.push(match s.strip_prefix("tag:") {
@@ -484,7 +500,13 @@ fn examples(
             "match" => true,
             "no_match" => false,
             other => {
-                diags.push(unknown_key(src, key.span(), other, &["match", "no_match"], rid));
+                diags.push(unknown_key(
+                    src,
+                    key.span(),
+                    other,
+                    &["match", "no_match"],
+                    rid,
+                ));
                 continue;
             }
         };
@@ -497,7 +519,7 @@ fn examples(
             ));
             continue;
         };
-        for item in items.iter() {
+        for item in items {
             match item.get_ref().as_str() {
                 Some(s) => {
                     let d = src.diagnostic(item.span().start, None, "", None);
@@ -533,7 +555,9 @@ pub(crate) fn check_lists(p: &Parsed, sources: &[Source]) -> (Vec<Diagnostic>, H
             for (r, span) in refs {
                 if !p.lists.contains_key(&r) {
                     let message = match suggest(&r, names.iter().copied()) {
-                        Some(s) => format!("in list @{name}: unknown list @{r} — did you mean @{s}?"),
+                        Some(s) => {
+                            format!("in list @{name}: unknown list @{r} — did you mean @{s}?")
+                        }
                         None => format!("in list @{name}: unknown list @{r}"),
                     };
                     diags.push(sources[loc.file].diagnostic(
@@ -551,7 +575,9 @@ pub(crate) fn check_lists(p: &Parsed, sources: &[Source]) -> (Vec<Diagnostic>, H
     let mut reported = HashSet::new();
     for name in &p.list_order {
         let mut stack = Vec::new();
-        visit(p, name, &mut state, &mut stack, &mut |cycle: Vec<String>| {
+        visit(p, name, &mut state, &mut stack, &mut |cycle: Vec<
+            String,
+        >| {
             let key = {
                 let mut c = cycle.clone();
                 c.sort();

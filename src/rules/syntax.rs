@@ -160,7 +160,10 @@ fn lex(q: &str) -> Result<Vec<(Tok, Range<usize>)>, QueryError> {
                         Some("close the phrase with a second `\"`"),
                     ));
                 };
-                out.push((Tok::Quoted(q[i + 1..i + 1 + len].to_string()), i..i + len + 2));
+                out.push((
+                    Tok::Quoted(q[i + 1..i + 1 + len].to_string()),
+                    i..i + len + 2,
+                ));
                 i += len + 2;
             }
             '/' => {
@@ -206,7 +209,10 @@ fn lex(q: &str) -> Result<Vec<(Tok, Range<usize>)>, QueryError> {
                 if let Some(name) = word.strip_prefix('@') {
                     out.push((Tok::List(name.to_string()), span));
                 } else if let Some(colon) = word.find(':') {
-                    out.push((Tok::Field(word[..colon].to_string()), span.start..span.start + colon + 1));
+                    out.push((
+                        Tok::Field(word[..colon].to_string()),
+                        span.start..span.start + colon + 1,
+                    ));
                     // The rest of the word (if any) is lexed on its own: rewind to just after the colon.
                     i = span.start + colon + 1;
                 } else {
@@ -234,7 +240,9 @@ fn operator(word: &str, span: &Range<usize>) -> Result<Tok, QueryError> {
             _ => Err(QueryError::new(
                 span.clone(),
                 format!("`{word}`: expected a number of words after the slash"),
-                Some("write NEAR/n with n a whole number, like `NEAR/10`; `NEAR` alone means NEAR/5"),
+                Some(
+                    "write NEAR/n with n a whole number, like `NEAR/10`; `NEAR` alone means NEAR/5",
+                ),
             )),
         }
     };
@@ -242,8 +250,12 @@ fn operator(word: &str, span: &Range<usize>) -> Result<Tok, QueryError> {
         "AND" => Tok::And,
         "OR" => Tok::Or,
         "NOT" => Tok::Not,
-        w if w.starts_with("NEAR") && (w.len() == 4 || w.as_bytes()[4] == b'/') => near(&w[4..], false)?,
-        w if w.starts_with("ONEAR") && (w.len() == 5 || w.as_bytes()[5] == b'/') => near(&w[5..], true)?,
+        w if w.starts_with("NEAR") && (w.len() == 4 || w.as_bytes()[4] == b'/') => {
+            near(&w[4..], false)?
+        }
+        w if w.starts_with("ONEAR") && (w.len() == 5 || w.as_bytes()[5] == b'/') => {
+            near(&w[5..], true)?
+        }
         w => Tok::Word(w.to_string()),
     })
 }
@@ -271,11 +283,7 @@ pub fn parse_query(q: &str) -> Result<Expr, Vec<QueryError>> {
             "unbalanced parentheses: this `)` has no matching `(`",
             Some("remove it or add the missing `(`"),
         )),
-        Some((_, span)) => Err(QueryError::new(
-            span.clone(),
-            "unexpected token",
-            None,
-        )),
+        Some((_, span)) => Err(QueryError::new(span.clone(), "unexpected token", None)),
     });
     match result {
         Ok(e) if p.soft.is_empty() => Ok(e),
@@ -390,7 +398,11 @@ impl Parser {
             } else {
                 "the query ends where a term was expected"
             };
-            return Err(QueryError::new(span, what, Some("add a term, phrase or list")));
+            return Err(QueryError::new(
+                span,
+                what,
+                Some("add a term, phrase or list"),
+            ));
         };
         self.pos += 1;
         let kind = match tok {
@@ -432,7 +444,9 @@ impl Parser {
                 return Err(QueryError::new(
                     span,
                     "an operator is missing its operand here",
-                    Some("operators are upper case; write a term between two operators, or quote the word (`\"and\"`)"),
+                    Some(
+                        "operators are upper case; write a term between two operators, or quote the word (`\"and\"`)",
+                    ),
                 ));
             }
         };
@@ -509,7 +523,11 @@ fn check_near_operand(e: &Expr) -> Result<(), QueryError> {
         ExprKind::Field { field, inner } if !matches!(field, FieldName::Url | FieldName::Lang) => {
             check_near_operand(inner)
         }
-        _ => Err(QueryError::new(e.span.clone(), NEAR_OPERANDS, Some(NEAR_HINT))),
+        _ => Err(QueryError::new(
+            e.span.clone(),
+            NEAR_OPERANDS,
+            Some(NEAR_HINT),
+        )),
     }
 }
 
@@ -611,7 +629,10 @@ mod tests {
     #[test]
     fn precedence_round_trips() {
         let cases = [
-            ("Healey AND NOT Lammy NEAR/3 Hegseth", "Healey AND (NOT (Lammy NEAR/3 Hegseth))"),
+            (
+                "Healey AND NOT Lammy NEAR/3 Hegseth",
+                "Healey AND (NOT (Lammy NEAR/3 Hegseth))",
+            ),
             ("a b OR c", "(a AND b) OR c"),
             ("title:(a OR b) c", "title:(a OR b) AND c"),
             ("a NEAR b", "a NEAR/5 b"),
@@ -641,7 +662,10 @@ mod tests {
         ];
         for (q, want) in cases {
             let errs = parse_query(q).expect_err(q);
-            assert!(errs.iter().any(|e| e.message.contains(want)), "{q}: {errs:?}");
+            assert!(
+                errs.iter().any(|e| e.message.contains(want)),
+                "{q}: {errs:?}"
+            );
         }
     }
 }

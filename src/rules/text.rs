@@ -261,7 +261,10 @@ mod tests {
     #[test]
     fn words_and_ranges() {
         let cases: &[(&str, &[(&str, &str)])] = &[
-            ("Healey's visit", &[("healey", "Healey"), ("visit", "visit")]),
+            (
+                "Healey's visit",
+                &[("healey", "Healey"), ("visit", "visit")],
+            ),
             ("Heg\u{200B}seth", &[("hegseth", "Heg\u{200B}seth")]),
             ("Macrón", &[("macron", "Macrón")]),
             ("Straße", &[("strasse", "Straße")]),
