@@ -53,6 +53,23 @@ pub fn normalized_words(text: &str) -> Vec<String> {
 /// Appends each token of `text` to `norm` as `" word"` (a space before every token) and records
 /// its position. Callers add the closing space. Offsets in `TokPos` are relative to `text`.
 pub(crate) fn tokenize_into(text: &str, norm: &mut String, toks: &mut Vec<TokPos>) {
+    if text.is_ascii() {
+        // Fast path, same boundaries as UAX #29 for ASCII (checked by a property test).
+        for (i, seg) in AsciiWords::new(text) {
+            let seg = strip_possessive(seg);
+            let before = norm.len();
+            norm.push(' ');
+            for b in seg.bytes() {
+                norm.push(char::from(b.to_ascii_lowercase()));
+            }
+            toks.push(TokPos {
+                norm_start: u32::try_from(before + 1).unwrap_or(u32::MAX),
+                start: u32::try_from(i).unwrap_or(u32::MAX),
+                end: u32::try_from(i + seg.len()).unwrap_or(u32::MAX),
+            });
+        }
+        return;
+    }
     let cleaned = Cleaned::new(text);
     for (i, seg) in cleaned.text.split_word_bound_indices() {
         if !seg.chars().any(char::is_alphanumeric) {
@@ -72,6 +89,64 @@ pub(crate) fn tokenize_into(text: &str, norm: &mut String, toks: &mut Vec<TokPos
             start: u32::try_from(start).unwrap_or(u32::MAX),
             end: u32::try_from(end).unwrap_or(u32::MAX),
         });
+    }
+}
+
+/// Word segments of an ASCII text that contain a letter or digit, by the UAX #29 rules that apply
+/// to ASCII: letters and digits join (WB5, WB8–10), `_` joins them (WB13a/b), `:` `.` `'` join two
+/// letters (WB6/7), and `,` `;` `.` `'` join two digits (WB11/12).
+struct AsciiWords<'a> {
+    text: &'a str,
+    at: usize,
+}
+
+impl<'a> AsciiWords<'a> {
+    fn new(text: &'a str) -> AsciiWords<'a> {
+        AsciiWords { text, at: 0 }
+    }
+}
+
+impl<'a> Iterator for AsciiWords<'a> {
+    type Item = (usize, &'a str);
+
+    fn next(&mut self) -> Option<(usize, &'a str)> {
+        let b = self.text.as_bytes();
+        let word = |c: u8| c.is_ascii_alphanumeric() || c == b'_';
+        loop {
+            while self.at < b.len() && !word(b[self.at]) {
+                self.at += 1;
+            }
+            if self.at >= b.len() {
+                return None;
+            }
+            let start = self.at;
+            let mut i = start + 1;
+            loop {
+                if i < b.len() && word(b[i]) {
+                    i += 1;
+                    continue;
+                }
+                if i + 1 < b.len() {
+                    let (prev, mid, next) = (b[i - 1], b[i], b[i + 1]);
+                    let letters = prev.is_ascii_alphabetic()
+                        && next.is_ascii_alphabetic()
+                        && matches!(mid, b':' | b'.' | b'\'');
+                    let digits = prev.is_ascii_digit()
+                        && next.is_ascii_digit()
+                        && matches!(mid, b',' | b';' | b'.' | b'\'');
+                    if letters || digits {
+                        i += 2;
+                        continue;
+                    }
+                }
+                break;
+            }
+            self.at = i;
+            let seg = &self.text[start..i];
+            if seg.bytes().any(|c| c.is_ascii_alphanumeric()) {
+                return Some((start, seg));
+            }
+        }
     }
 }
 
@@ -282,6 +357,18 @@ mod tests {
             let want: Vec<(String, &str)> =
                 want.iter().map(|(n, o)| ((*n).to_string(), *o)).collect();
             assert_eq!(got, want, "{text}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn ascii_fast_path_agrees_with_uax29(text in "[a-cA-C0-2_:.,;' \"!?\n-]{0,24}") {
+            let fast: Vec<(usize, &str)> = AsciiWords::new(&text).collect();
+            let slow: Vec<(usize, &str)> = text
+                .split_word_bound_indices()
+                .filter(|(_, s)| s.chars().any(char::is_alphanumeric))
+                .collect();
+            proptest::prop_assert_eq!(fast, slow);
         }
     }
 
