@@ -72,6 +72,11 @@ pub enum Command {
         #[arg(long, num_args = 1..)]
         rules: Vec<PathBuf>,
     },
+    /// Try rules on text, an article or a feed, without storing or sending anything.
+    Rules {
+        #[command(subcommand)]
+        command: RulesCommand,
+    },
     /// Import feeds from an OPML file, or export the config's feeds as OPML 2.0.
     Feeds {
         #[command(subcommand)]
@@ -101,6 +106,42 @@ pub enum FeedsCommand {
     Export {
         #[arg(long, short)]
         config: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RulesCommand {
+    /// Which rules match, with highlighted snippets.
+    Test {
+        /// Rule files.
+        #[arg(long, num_args = 1.., required = true)]
+        rules: Vec<PathBuf>,
+        /// Literal text, treated as the article body (HTML is stripped).
+        #[arg(long, group = "input")]
+        text: Option<String>,
+        /// The title of the `--text` article.
+        #[arg(long, requires = "text")]
+        title: Option<String>,
+        /// An article as a JSON object (title, summary, content, link, authors, categories, lang).
+        #[arg(long, group = "input")]
+        article: Option<PathBuf>,
+        /// A feed file or http(s) URL; every item is tested.
+        #[arg(long, group = "input")]
+        feed: Option<String>,
+        /// One JSON object per article: {"article": ..., "matches": [{"rule": ..., "terms": [...]}]}.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The query tree of one rule for some text, each node true or false.
+    Explain {
+        rule_id: String,
+        #[arg(long, num_args = 1.., required = true)]
+        rules: Vec<PathBuf>,
+        /// Literal text, treated as the article body.
+        #[arg(long)]
+        text: String,
+        #[arg(long)]
+        title: Option<String>,
     },
 }
 
@@ -161,25 +202,48 @@ fn dispatch(command: Command) -> Exit {
                 }
             }
         }
-        Command::Check { config, rules } => {
-            let files = match config {
-                Some(path) => match load_config(&path) {
-                    Ok(c) => c.rule_files,
-                    Err(e) => return e,
-                },
-                None => rules,
-            };
-            match RuleSet::load(&files) {
-                Ok(set) => {
-                    println!("ok: {} rules in {} files", set.rules().len(), files.len());
-                    Exit::Ok
+        Command::Check { config, rules } => match config {
+            Some(path) => match load_config(&path) {
+                Ok(c) => {
+                    let names: Vec<String> = c.feeds.iter().map(|f| f.name.clone()).collect();
+                    let tags: Vec<String> = c
+                        .feeds
+                        .iter()
+                        .flat_map(|f| f.tags.iter().cloned())
+                        .collect();
+                    crate::rules::cli::check(&c.rule_files, Some((&names, &tags)))
                 }
-                Err(d) => {
-                    eprintln!("{d}");
-                    Exit::Rules
-                }
+                Err(e) => e,
+            },
+            None => crate::rules::cli::check(&rules, None),
+        },
+        Command::Rules { command } => match command {
+            RulesCommand::Test {
+                rules,
+                text,
+                title,
+                article,
+                feed,
+                json,
+            } => {
+                let input = match (text, article, feed) {
+                    (Some(body), _, _) => crate::rules::cli::Input::Text { title, body },
+                    (None, Some(path), _) => crate::rules::cli::Input::Article(path),
+                    (None, None, Some(f)) => crate::rules::cli::Input::Feed(f),
+                    (None, None, None) => {
+                        eprintln!("error: give one of --text, --article or --feed");
+                        return Exit::Usage;
+                    }
+                };
+                crate::rules::cli::test(&rules, input, json)
             }
-        }
+            RulesCommand::Explain {
+                rule_id,
+                rules,
+                text,
+                title,
+            } => crate::rules::cli::explain(&rule_id, &rules, title, &text),
+        },
         Command::Feeds { action } => feeds(action),
         Command::Completions { shell } => completions(shell),
         Command::Man => man_page(),

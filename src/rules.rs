@@ -1,16 +1,29 @@
-//! The `Matcher` seam: rule files compiled into a `RuleSet` that says which rules an article matches.
-//! PLACEHOLDER ENGINE: plain terms and quoted phrases only (whole-word, case-insensitive), every atom
-//! ANDed, lists ORed. The full rule language (issue 3) replaces everything behind this API.
-//! No IO except reading the rule files in `load`.
+//! The rule language (issue 3, `docs/rules.md`): rule files compiled into one `RuleSet` that says
+//! which rules an article matches, why, and where. Parsing (`syntax`), normalisation (`text`),
+//! compilation (`compile`), the match step (`matcher`) and `explain` live in `rules/`.
+//! No IO except reading rule files in `load`; matching is pure and takes `now`.
 
-use std::collections::BTreeMap;
+pub mod cli;
+mod compile;
+mod explain;
+mod file;
+mod matcher;
+pub mod syntax;
+pub mod text;
+
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+use std::time::Duration;
 
+use aho_corasick::AhoCorasick;
 use chrono::{DateTime, Utc};
-use serde::Deserialize;
+use regex::Regex;
 
 use crate::article::{Article, FeedMeta};
+use compile::{Builder, Literal, Node};
+pub use explain::{ExplainNode, Explanation};
+use file::{Source, StrLoc};
+use matcher::{Ctx, Doc};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Priority {
@@ -46,12 +59,35 @@ impl Field {
     }
 }
 
-/// What an analyst configured about a rule, besides its query.
+/// A rule's `feeds` entry: a configured feed name, or `tag:NAME`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FeedSelector {
+    Name(String),
+    Tag(String),
+}
+
+/// One of a rule's `examples`: text that must (or must not) match.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Example {
+    pub text: String,
+    pub expect_match: bool,
+    pub line: usize,
+    pub column: usize,
+}
+
+/// What an analyst configured about a rule, besides its compiled query.
 #[derive(Debug, Clone)]
 pub struct RuleInfo {
     pub id: String,
     pub title: String,
     pub priority: Priority,
+    /// The query as written.
+    pub query: String,
+    pub file: PathBuf,
+    pub line: usize,
+    pub feeds: Vec<FeedSelector>,
+    pub max_age: Option<Duration>,
+    pub examples: Vec<Example>,
 }
 
 /// One matched term: where in which field of the original article text.
@@ -81,6 +117,11 @@ pub struct Diagnostic {
     pub column: usize,
     pub rule: Option<String>,
     pub message: String,
+    /// The offending source line, shown with a caret under `column`.
+    pub source_line: String,
+    pub hint: Option<String>,
+    /// Extra detail printed after the hint (a failing example's explain tree).
+    pub note: Option<String>,
 }
 
 impl fmt::Display for Diagnostic {
@@ -89,7 +130,26 @@ impl fmt::Display for Diagnostic {
         if let Some(rule) = &self.rule {
             write!(f, "rule {rule}: ")?;
         }
-        f.write_str(&self.message)
+        f.write_str(&self.message)?;
+        if !self.source_line.is_empty() {
+            let gutter = self.line.to_string().len();
+            let pad = self.source_line.chars().take(self.column.saturating_sub(1));
+            let pad: String = pad.map(|c| if c == '\t' { '\t' } else { ' ' }).collect();
+            write!(
+                f,
+                "\n{:gutter$} |\n{} | {}\n{:gutter$} | {pad}^",
+                "", self.line, self.source_line, ""
+            )?;
+        }
+        if let Some(hint) = &self.hint {
+            write!(f, "\n  = hint: {hint}")?;
+        }
+        if let Some(note) = &self.note {
+            for line in note.lines() {
+                write!(f, "\n    {line}")?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -109,250 +169,345 @@ impl fmt::Display for Diagnostics {
     }
 }
 
-#[derive(Deserialize)]
-struct RawFile {
-    #[serde(default)]
-    lists: BTreeMap<String, Vec<String>>,
-    #[serde(default)]
-    rule: Vec<RawRule>,
-}
-
-#[derive(Deserialize)]
-struct RawRule {
-    id: String,
-    title: Option<String>,
-    query: String,
-    priority: Option<String>,
-}
-
-/// (byte start, byte end, lower-case word).
-type Token = (usize, usize, String);
-
-/// Alternatives of conjunctions of phrases (each phrase a list of lower-case tokens).
-type Dnf = Vec<Vec<Vec<String>>>;
-
-/// All rules, compiled once; cheap to share between tasks.
+/// All rules, compiled once into one matcher; immutable and cheap to share between tasks.
 #[derive(Debug)]
 pub struct RuleSet {
     rules: Vec<RuleInfo>,
-    queries: Vec<Vec<Vec<Vec<String>>>>,
+    nodes: Vec<Node>,
+    lits: Vec<Literal>,
+    ac: Option<AhoCorasick>,
+    /// For each literal, the rules that contain it.
+    lit_rules: Vec<Vec<u32>>,
+    /// Rules that can be true without any literal (regex, url or lang only; or allowed broad).
+    always: Vec<u32>,
+    regexes: Vec<Regex>,
 }
 
 impl RuleSet {
     /// Loads and compiles every rule in `files`; every problem is returned at once.
     pub fn load(files: &[PathBuf]) -> Result<RuleSet, Diagnostics> {
-        let mut diags = Vec::new();
-        let mut lists: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        let mut raw_rules = Vec::new();
-        for file in files {
-            match read_file(file) {
-                Ok(raw) => {
-                    lists.extend(raw.lists);
-                    raw_rules.extend(raw.rule.into_iter().map(|r| (file.clone(), r)));
+        let (sources, mut diags) = file::read_sources(files);
+        match Self::compile_sources(&sources) {
+            Ok(set) if diags.is_empty() => Ok(set),
+            Ok(_) => Err(Diagnostics(diags)),
+            Err(Diagnostics(more)) => {
+                diags.extend(more);
+                Err(Diagnostics(diags))
+            }
+        }
+    }
+
+    /// Compiles rule files given as (name, text) pairs: what `load` does after reading them.
+    pub fn from_sources(sources: &[(PathBuf, String)]) -> Result<RuleSet, Diagnostics> {
+        let sources: Vec<Source> = sources
+            .iter()
+            .map(|(p, t)| Source {
+                path: p.clone(),
+                text: t.clone(),
+            })
+            .collect();
+        Self::compile_sources(&sources)
+    }
+
+    fn compile_sources(sources: &[Source]) -> Result<RuleSet, Diagnostics> {
+        let parsed = file::parse_sources(sources);
+        let mut diags = parsed.diags.clone();
+        let (list_diags, cyclic) = file::check_lists(&parsed, sources);
+        diags.extend(list_diags);
+        let mut b = Builder::default();
+        for (name, list) in &parsed.lists {
+            // A cyclic list (already reported) compiles as empty so expanding it terminates.
+            let entries = if cyclic.contains(name) {
+                Vec::new()
+            } else {
+                list.entries.iter().map(|e| e.0.clone()).collect()
+            };
+            b.lists.insert(name.clone(), entries);
+        }
+        // List entries on their own, so a bad regex in a list is reported where it is written.
+        for name in parsed.list_order.iter().filter(|n| !cyclic.contains(*n)) {
+            for (e, loc) in &parsed.lists[name].entries {
+                if let Err(mut errs) = b.compile(e) {
+                    // Unknown references were reported by `check_lists` already.
+                    errs.retain(|e| !e.message.starts_with("unknown list"));
+                    report(&mut diags, sources, loc, None, errs);
                 }
-                Err(d) => diags.push(d),
             }
         }
         let mut rules = Vec::new();
-        let mut queries = Vec::new();
-        for (file, raw) in raw_rules {
-            let priority = match raw.priority.as_deref() {
-                None | Some("digest") => Priority::Digest,
-                Some("alert") => Priority::Alert,
-                Some(other) => {
-                    diags.push(Diagnostic {
-                        file: file.clone(),
-                        line: 1,
-                        column: 1,
-                        rule: Some(raw.id.clone()),
-                        message: format!(
-                            "unknown priority {other:?}: expected \"digest\" or \"alert\""
-                        ),
-                    });
-                    continue;
-                }
+        let mut nodes = Vec::new();
+        for raw in parsed.rules {
+            let Some((expr, loc)) = &raw.query else {
+                continue;
             };
-            queries.push(compile(&raw.query, &lists));
-            rules.push(RuleInfo {
-                title: raw.title.unwrap_or_else(|| raw.id.clone()),
-                id: raw.id,
-                priority,
-            });
+            match b.compile(expr) {
+                Ok(node) => {
+                    if !raw.allow_broad && node.true_when_nothing_occurs() {
+                        diags.push(sources[loc.file].diagnostic(
+                            loc.offset(0),
+                            Some(&raw.info.id),
+                            "query is broad: it matches articles in which none of its terms occur",
+                            Some("add a required term (`a AND NOT b` is fine, `NOT b` alone is not), or set allow_broad = true"),
+                        ));
+                    }
+                    rules.push(raw.info);
+                    nodes.push(node);
+                }
+                Err(errs) => report(&mut diags, sources, loc, Some(&raw.info.id), errs),
+            }
         }
-        if diags.is_empty() {
-            Ok(RuleSet { rules, queries })
-        } else {
-            Err(Diagnostics(diags))
+        let ac = match b.automaton() {
+            Ok(ac) => ac,
+            Err(e) => {
+                diags.push(Diagnostic {
+                    file: sources.first().map(|s| s.path.clone()).unwrap_or_default(),
+                    line: 0,
+                    column: 0,
+                    rule: None,
+                    message: format!("the rule set is too large to compile: {e}"),
+                    source_line: String::new(),
+                    hint: Some("split the rules across fewer, larger lists".to_string()),
+                    note: None,
+                });
+                None
+            }
+        };
+        if !diags.is_empty() {
+            diags.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
+            return Err(Diagnostics(diags));
         }
+        let mut lit_rules = vec![Vec::new(); b.lits.len()];
+        let mut always = Vec::new();
+        for (i, node) in nodes.iter().enumerate() {
+            let r = u32::try_from(i).unwrap_or(u32::MAX);
+            let mut lits = Vec::new();
+            node.literals(&mut lits);
+            lits.sort_unstable();
+            lits.dedup();
+            for l in lits {
+                lit_rules[l as usize].push(r);
+            }
+            if node.without_literals().0 {
+                always.push(r);
+            }
+        }
+        Ok(RuleSet {
+            rules,
+            nodes,
+            lits: b.lits,
+            ac,
+            lit_rules,
+            always,
+            regexes: b.regexes,
+        })
     }
 
     pub fn rules(&self) -> &[RuleInfo] {
         &self.rules
     }
 
-    /// The rules `article` matches, with their hits. Pure: no IO, no clock but `now`.
+    /// The index of the rule with this id.
+    pub fn find(&self, id: &str) -> Option<usize> {
+        self.rules.iter().position(|r| r.id == id)
+    }
+
+    fn ctx(&self) -> Ctx<'_> {
+        Ctx {
+            lits: &self.lits,
+            regexes: &self.regexes,
+        }
+    }
+
+    fn prepare<'a>(&self, article: &'a Article, feed: &'a FeedMeta) -> Doc<'a> {
+        let mut doc = Doc::new(article, feed);
+        if let Some(ac) = &self.ac {
+            doc.scan(ac);
+        }
+        doc
+    }
+
+    /// The rules `article` matches, with their hits, in rule order. Applies each rule's `feeds`
+    /// and `max_age`. Pure: no IO, no clock but `now`.
     pub fn match_article(
         &self,
         article: &Article,
-        _feed: &FeedMeta,
-        _now: DateTime<Utc>,
+        feed: &FeedMeta,
+        now: DateTime<Utc>,
     ) -> Vec<RuleMatch> {
-        let fields = [
-            (Field::Title, article.title.as_str()),
-            (Field::Summary, article.summary.as_str()),
-            (Field::Content, article.content.as_str()),
-        ];
-        let tokenised: Vec<(Field, &str, Vec<Token>)> =
-            fields.iter().map(|&(f, t)| (f, t, tokens(t))).collect();
+        self.match_filtered(article, feed, Some(now))
+    }
+
+    /// As `match_article`, ignoring every rule's `feeds` and `max_age` (`rules test`, examples).
+    pub fn match_article_unfiltered(&self, article: &Article, feed: &FeedMeta) -> Vec<RuleMatch> {
+        self.match_filtered(article, feed, None)
+    }
+
+    fn match_filtered(
+        &self,
+        article: &Article,
+        feed: &FeedMeta,
+        now: Option<DateTime<Utc>>,
+    ) -> Vec<RuleMatch> {
+        let doc = self.prepare(article, feed);
+        let mut candidates = self.always.clone();
+        for lit in doc.literals() {
+            candidates.extend_from_slice(&self.lit_rules[lit as usize]);
+        }
+        candidates.sort_unstable();
+        candidates.dedup();
+        let ctx = self.ctx();
         let mut out = Vec::new();
-        for (i, dnf) in self.queries.iter().enumerate() {
-            for conj in dnf {
-                let mut hits = Vec::new();
-                let all = conj.iter().all(|phrase| {
-                    let mut found = false;
-                    for (field, text, toks) in &tokenised {
-                        for w in toks.windows(phrase.len()) {
-                            if w.iter().zip(phrase).all(|(t, p)| t.2 == *p) {
-                                let (start, end) = (w[0].0, w[w.len() - 1].1);
-                                hits.push(Hit {
-                                    field: *field,
-                                    start,
-                                    end,
-                                    text: text[start..end].to_string(),
-                                });
-                                found = true;
-                            }
-                        }
-                    }
-                    found
+        for r in candidates {
+            let r = r as usize;
+            let visible = now.is_none_or(|now| self.applies(r, article, feed, now));
+            if !visible || !ctx.eval(&doc, &self.nodes[r]) {
+                continue;
+            }
+            out.push(RuleMatch {
+                rule: r,
+                hits: hits_of(&ctx, &doc, &self.nodes[r]),
+            });
+        }
+        out
+    }
+
+    /// Whether rule `r`'s `feeds` and `max_age` let it see this article.
+    fn applies(&self, r: usize, article: &Article, feed: &FeedMeta, now: DateTime<Utc>) -> bool {
+        let info = &self.rules[r];
+        let feed_ok = info.feeds.is_empty()
+            || info.feeds.iter().any(|s| match s {
+                FeedSelector::Name(n) => *n == feed.name,
+                FeedSelector::Tag(t) => feed.tags.iter().any(|x| x == t),
+            });
+        // An article without a date is never too old: we cannot tell, and dropping it would be silent.
+        let age_ok = match (info.max_age, article.published) {
+            (Some(max), Some(published)) => now - published <= file::duration_to_chrono(max),
+            _ => true,
+        };
+        feed_ok && age_ok
+    }
+
+    /// Rule `rule`'s query tree for `article`, each node with its truth value and hits.
+    /// Ignores the rule's `feeds` and `max_age`.
+    pub fn explain(&self, rule: usize, article: &Article, feed: &FeedMeta) -> Explanation {
+        let doc = self.prepare(article, feed);
+        explain::explain(&self.ctx(), &doc, &self.rules[rule], &self.nodes[rule])
+    }
+
+    /// Whether rule `rule` matches `article`, ignoring its `feeds` and `max_age` (as examples do).
+    pub fn matches_ignoring_filters(
+        &self,
+        rule: usize,
+        article: &Article,
+        feed: &FeedMeta,
+    ) -> bool {
+        let doc = self.prepare(article, feed);
+        self.ctx().eval(&doc, &self.nodes[rule])
+    }
+
+    /// Runs every rule's examples (the text is the article's body); one diagnostic per failure,
+    /// with the explain tree as its note.
+    pub fn check_examples(&self) -> Vec<Diagnostic> {
+        let feed = FeedMeta::default();
+        let mut out = Vec::new();
+        for (r, info) in self.rules.iter().enumerate() {
+            for ex in &info.examples {
+                let article = example_article(&ex.text);
+                if self.matches_ignoring_filters(r, &article, &feed) == ex.expect_match {
+                    continue;
+                }
+                let message = if ex.expect_match {
+                    format!("example should match but does not: {:?}", ex.text)
+                } else {
+                    format!("example should not match but does: {:?}", ex.text)
+                };
+                let source_line = std::fs::read_to_string(&info.file)
+                    .ok()
+                    .and_then(|t| t.lines().nth(ex.line.saturating_sub(1)).map(str::to_string))
+                    .unwrap_or_default();
+                out.push(Diagnostic {
+                    file: info.file.clone(),
+                    line: ex.line,
+                    column: ex.column,
+                    rule: Some(info.id.clone()),
+                    message,
+                    source_line,
+                    hint: Some("the query tree for this example:".to_string()),
+                    note: Some(self.explain(r, &article, &feed).to_string()),
                 });
-                if all && !conj.is_empty() {
-                    out.push(RuleMatch { rule: i, hits });
-                    break;
+            }
+        }
+        out
+    }
+
+    /// `feeds` entries that name no configured feed or tag (only meaningful with a config).
+    pub fn check_feeds(&self, names: &[String], tags: &[String]) -> Vec<Diagnostic> {
+        let mut out = Vec::new();
+        for info in &self.rules {
+            for sel in &info.feeds {
+                let (ok, what) = match sel {
+                    FeedSelector::Name(n) => (names.contains(n), format!("feed `{n}`")),
+                    FeedSelector::Tag(t) => (tags.contains(t), format!("tag `{t}`")),
+                };
+                if !ok {
+                    out.push(Diagnostic {
+                        file: info.file.clone(),
+                        line: info.line,
+                        column: 1,
+                        rule: Some(info.id.clone()),
+                        message: format!("`feeds` names {what}, which the config does not define"),
+                        source_line: String::new(),
+                        hint: Some("feeds entries are configured feed names or `tag:NAME` of a configured tag".to_string()),
+                        note: None,
+                    });
                 }
             }
         }
         out
     }
-}
 
-fn read_file(file: &Path) -> Result<RawFile, Diagnostic> {
-    let text = std::fs::read_to_string(file).map_err(|e| Diagnostic {
-        file: file.to_path_buf(),
-        line: 0,
-        column: 0,
-        rule: None,
-        message: format!("cannot read rule file: {e}"),
-    })?;
-    toml::from_str(&text).map_err(|e| {
-        let off = e.span().map_or(0, |s| s.start);
-        let line = text[..off].matches('\n').count() + 1;
-        let col = off - text[..off].rfind('\n').map_or(0, |i| i + 1) + 1;
-        Diagnostic {
-            file: file.to_path_buf(),
-            line,
-            column: col,
-            rule: None,
-            message: e.message().to_string(),
-        }
-    })
-}
-
-fn compile(query: &str, lists: &BTreeMap<String, Vec<String>>) -> Dnf {
-    let mut dnf: Dnf = vec![Vec::new()];
-    for part in split_query(query) {
-        if part == "OR" {
-            dnf.push(Vec::new());
-            continue;
-        }
-        if part == "AND"
-            || part.starts_with("NEAR")
-            || part.starts_with("ONEAR")
-            || part == "("
-            || part == ")"
-        {
-            continue;
-        }
-        if let Some(name) = part.strip_prefix('@') {
-            // A list is an OR of its entries: expand the current conjunction once per entry.
-            let entries: Vec<Vec<String>> = lists.get(name).map_or_else(Vec::new, |e| {
-                e.iter()
-                    .map(|q| {
-                        tokens(q.trim_matches('"'))
-                            .into_iter()
-                            .map(|t| t.2)
-                            .collect()
-                    })
-                    .collect()
-            });
-            let last = dnf.pop().unwrap_or_default();
-            for entry in entries {
-                let mut c = last.clone();
-                c.push(entry);
-                dnf.push(c);
-            }
-            continue;
-        }
-        let phrase: Vec<String> = tokens(part.trim_matches('"'))
-            .into_iter()
-            .map(|t| t.2)
-            .collect();
-        if let Some(c) = dnf.last_mut()
-            && !phrase.is_empty()
-        {
-            c.push(phrase);
-        }
+    /// The normalised text the automaton scans for this article (for benchmarks and debugging).
+    #[doc(hidden)]
+    pub fn normalized_text(article: &Article, feed: &FeedMeta) -> String {
+        Doc::new(article, feed).norm
     }
-    dnf.retain(|c| !c.is_empty());
-    dnf
+
+    /// Every literal the automaton searches for, as patterns over `normalized_text`.
+    #[doc(hidden)]
+    pub fn literal_patterns(&self) -> Vec<String> {
+        self.lits.iter().map(|l| l.pattern.clone()).collect()
+    }
 }
 
-fn split_query(q: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut chars = q.chars().peekable();
-    while let Some(&c) = chars.peek() {
-        if c.is_whitespace() {
-            chars.next();
-        } else if c == '"' {
-            chars.next();
-            let s: String = chars.by_ref().take_while(|&c| c != '"').collect();
-            out.push(format!("\"{s}\""));
-        } else if c == '(' || c == ')' {
-            out.push(c.to_string());
-            chars.next();
-        } else {
-            let mut s = String::new();
-            while let Some(&c) = chars.peek() {
-                if c.is_whitespace() || c == '(' || c == ')' {
-                    break;
-                }
-                s.push(c);
-                chars.next();
-            }
-            out.push(s);
-        }
+/// An article whose body is `text`: what examples, `--text` and explain run on.
+pub fn example_article(text: &str) -> Article {
+    Article {
+        content: text.to_string(),
+        ..Article::default()
     }
-    out
 }
 
-/// Word tokens of `text`: (byte start, byte end, lower-case word); an `'s` possessive is dropped.
-fn tokens(text: &str) -> Vec<Token> {
-    let mut out = Vec::new();
-    let mut start = None;
-    for (i, c) in text
-        .char_indices()
-        .chain(std::iter::once((text.len(), ' ')))
-    {
-        match (c.is_alphanumeric(), start) {
-            (true, None) => start = Some(i),
-            (false, Some(s)) => {
-                let word = text[s..i].to_lowercase();
-                out.push((s, i, word));
-                start = None;
-            }
-            _ => {}
-        }
+fn hits_of(ctx: &Ctx<'_>, doc: &Doc<'_>, node: &Node) -> Vec<Hit> {
+    let mut hits = Vec::new();
+    ctx.collect_hits(doc, node, &mut hits);
+    hits.sort_by_key(|h| (h.field, h.start, h.end));
+    hits.dedup();
+    hits
+}
+
+fn report(
+    diags: &mut Vec<Diagnostic>,
+    sources: &[Source],
+    loc: &StrLoc,
+    rule: Option<&str>,
+    errs: Vec<compile::CompileError>,
+) {
+    for e in errs {
+        diags.push(sources[loc.file].diagnostic(
+            loc.offset(e.span.start),
+            rule,
+            e.message,
+            e.hint.as_deref(),
+        ));
     }
-    out.retain(|t| t.2 != "s");
-    out
 }

@@ -1,0 +1,178 @@
+//! The match step at scale: 100, 1,000 and 10,000 generated rules (terms, phrases, lists, NEAR,
+//! NOT, a few regexes) over the demo corpus. Reports compile time, the whole match step
+//! (normalise + scan + evaluate) and, as the ceiling, the bare Aho-Corasick scan of the same
+//! normalised text with the same literals.
+
+use std::hint::black_box;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use newswatch::article::{Article, FeedMeta};
+use newswatch::rules::RuleSet;
+
+/// A tiny deterministic generator (xorshift) so every run benchmarks the same rules.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn pick<'a>(&mut self, xs: &'a [String]) -> &'a str {
+        &xs[(self.next() % xs.len() as u64) as usize]
+    }
+}
+
+fn corpus() -> Vec<Article> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/demo/feeds");
+    let base = url::Url::parse("https://demo.example/").expect("constant URL");
+    let mut out = Vec::new();
+    for f in [
+        "northgate-chronicle.rss",
+        "continental-defence.rss",
+        "meridian-sports-and-business.rss",
+        "atlantic-wire.atom",
+        "kyiv-ledger.json",
+    ] {
+        let bytes = std::fs::read(dir.join(f)).expect("demo feed");
+        out.extend(
+            newswatch::parse::parse_feed(&bytes, &base)
+                .expect("demo feed parses")
+                .articles,
+        );
+    }
+    out
+}
+
+/// Words of the corpus (so some rules fire) plus made-up surnames (so most literals are distinct).
+fn vocabulary(articles: &[Article]) -> Vec<String> {
+    let mut words: Vec<String> = articles
+        .iter()
+        .flat_map(|a| {
+            newswatch::rules::text::normalized_words(&format!(
+                "{} {} {}",
+                a.title, a.summary, a.content
+            ))
+        })
+        .filter(|w| w.len() > 3 && w.is_ascii() && w.chars().all(char::is_alphabetic))
+        .collect();
+    words.sort();
+    words.dedup();
+    let syllables = [
+        "ka", "lo", "mi", "ren", "tov", "sha", "bel", "dor", "vik", "ya", "zu", "pet",
+    ];
+    let mut rng = Rng(7);
+    for _ in 0..20_000 {
+        let n = 2 + rng.next() % 3;
+        let w: String = (0..n)
+            .map(|_| syllables[(rng.next() % 12) as usize])
+            .collect();
+        words.push(w);
+    }
+    words
+}
+
+fn rules_toml(n: usize, words: &[String]) -> String {
+    let mut rng = Rng(42);
+    let mut s = String::from("[lists]\n");
+    for i in 0..n / 10 + 1 {
+        s.push_str(&format!(
+            "l{i} = ['\"{} {}\"', '{}', '{}']\n",
+            rng.pick(words),
+            rng.pick(words),
+            rng.pick(words),
+            rng.pick(words)
+        ));
+    }
+    for i in 0..n {
+        let (a, b, c) = (rng.pick(words), rng.pick(words), rng.pick(words));
+        let list = rng.next() as usize % (n / 10 + 1);
+        let query = match i % 10 {
+            0 | 1 => a.to_string(),
+            2 => format!("\"{a} {b}\""),
+            3 => format!("@l{list} AND {a}"),
+            4 | 5 => format!("{a} NEAR/10 {b}"),
+            6 => format!("{a} AND NOT {b}"),
+            7 => format!("({a} OR {b}) AND {c}*"),
+            8 => format!("@l{list} ONEAR/5 ({a} OR \"{b} {c}\")"),
+            _ if i % 1000 == 9 => format!("{a} AND /{b}\\s+\\w+/i"),
+            _ => format!("title:{a} OR case:{}", b.to_uppercase()),
+        };
+        s.push_str(&format!("[[rule]]\nid = \"r{i}\"\nquery = '{query}'\n"));
+    }
+    // Two rules with only a regex: evaluated for every article.
+    s.push_str("[[rule]]\nid = \"rx1\"\nquery = '/minerals?\\s+(deal|agreement)/i'\n");
+    s.push_str("[[rule]]\nid = \"rx2\"\nquery = '/\\b[0-9]{2}-day\\b/'\n");
+    s
+}
+
+fn bench(c: &mut Criterion) {
+    let articles = corpus();
+    let feed = FeedMeta {
+        name: "demo".into(),
+        ..FeedMeta::default()
+    };
+    let bytes: usize = articles
+        .iter()
+        .map(|a| a.title.len() + a.summary.len() + a.content.len())
+        .sum();
+    let words = vocabulary(&articles);
+    let now = chrono::Utc::now();
+    for n in [100, 1_000, 10_000] {
+        let toml = rules_toml(n, &words);
+        let sources = [(PathBuf::from("bench.toml"), toml)];
+        let mut g = c.benchmark_group(format!("rules-{n}"));
+        g.sample_size(10)
+            .warm_up_time(Duration::from_millis(500))
+            .measurement_time(Duration::from_secs(2));
+        g.bench_function(BenchmarkId::new("compile", n), |b| {
+            b.iter(|| RuleSet::from_sources(black_box(&sources)).expect("generated rules compile"));
+        });
+        let set = RuleSet::from_sources(&sources).expect("generated rules compile");
+        g.throughput(Throughput::Bytes(bytes as u64));
+        g.bench_function(BenchmarkId::new("match", n), |b| {
+            b.iter(|| {
+                let mut m = 0;
+                for a in &articles {
+                    m += set.match_article(black_box(a), &feed, now).len();
+                }
+                m
+            });
+        });
+        let patterns = set.literal_patterns();
+        let ac = AhoCorasick::builder()
+            .match_kind(MatchKind::Standard)
+            .kind(Some(AhoCorasickKind::DFA))
+            .build(&patterns)
+            .expect("automaton builds");
+        let texts: Vec<String> = articles
+            .iter()
+            .map(|a| RuleSet::normalized_text(a, &feed))
+            .collect();
+        g.bench_function(BenchmarkId::new("bare-scan", n), |b| {
+            b.iter(|| {
+                texts
+                    .iter()
+                    .map(|t| ac.find_overlapping_iter(black_box(t.as_str())).count())
+                    .sum::<usize>()
+            });
+        });
+        g.finish();
+        let matched: usize = articles
+            .iter()
+            .map(|a| set.match_article(a, &feed, now).len())
+            .sum();
+        eprintln!(
+            "rules-{n}: {} literals, {} articles, {bytes} bytes, {matched} matches per pass",
+            patterns.len(),
+            articles.len()
+        );
+    }
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -1,0 +1,297 @@
+//! `newswatch check` (rule part), `rules test` and `rules explain`: load rules, run them over an
+//! article, a feed or literal text, and print what matched and why. Stores and sends nothing.
+//! Output goes to stdout, problems to stderr; the caller turns the returned `Exit` into a code.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::{Diagnostics, Hit, RuleMatch, RuleSet, example_article};
+use crate::article::{Article, FeedMeta};
+use crate::cli::Exit;
+use crate::html::html_to_text;
+
+/// Loads rules and runs their examples; with a config, also checks `feeds` against it.
+pub fn check(files: &[PathBuf], feeds: Option<(&[String], &[String])>) -> Exit {
+    let set = match RuleSet::load(files) {
+        Ok(s) => s,
+        Err(d) => {
+            eprintln!("{d}");
+            eprintln!("{} problem(s) in the rule files", d.0.len());
+            return Exit::Rules;
+        }
+    };
+    let mut problems = set.check_examples();
+    if let Some((names, tags)) = feeds {
+        problems.extend(set.check_feeds(names, tags));
+    }
+    if !problems.is_empty() {
+        let n = problems.len();
+        eprintln!("{}", Diagnostics(problems));
+        eprintln!("{n} problem(s) in the rule files");
+        return Exit::Rules;
+    }
+    let examples: usize = set.rules().iter().map(|r| r.examples.len()).sum();
+    println!(
+        "ok: {} rules in {} files, {examples} examples pass",
+        set.rules().len(),
+        files.len()
+    );
+    Exit::Ok
+}
+
+/// Where `rules test` takes its articles from.
+#[derive(Debug)]
+pub enum Input {
+    Text { title: Option<String>, body: String },
+    Article(PathBuf),
+    Feed(String),
+}
+
+/// An article as a JSON file: every field optional; text fields may hold HTML.
+#[derive(Debug, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+struct ArticleJson {
+    title: String,
+    summary: String,
+    content: String,
+    link: Option<String>,
+    url: Option<String>,
+    authors: Vec<String>,
+    categories: Vec<String>,
+    lang: Option<String>,
+    feed: Option<String>,
+}
+
+fn load_rules(files: &[PathBuf]) -> Result<RuleSet, Exit> {
+    RuleSet::load(files).map_err(|d| {
+        eprintln!("{d}");
+        Exit::Rules
+    })
+}
+
+/// `rules test`: which rules match each article, with highlighted snippets (or JSON lines).
+pub fn test(files: &[PathBuf], input: Input, json: bool) -> Exit {
+    let set = match load_rules(files) {
+        Ok(s) => s,
+        Err(e) => return e,
+    };
+    let (articles, feed) = match read_input(input) {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Exit::Failure;
+        }
+    };
+    for a in &articles {
+        // `rules test` shows what the queries say: feeds and max_age would hide samples.
+        let matches = set.match_article_unfiltered(a, &feed);
+        if json {
+            print_json(&set, a, &matches);
+        } else {
+            print_text(&set, a, &matches);
+        }
+    }
+    Exit::Ok
+}
+
+fn article_name(a: &Article) -> String {
+    if a.title.is_empty() {
+        let body: String = a.content.chars().take(60).collect();
+        body
+    } else {
+        a.title.clone()
+    }
+}
+
+fn print_json(set: &RuleSet, a: &Article, matches: &[RuleMatch]) {
+    let ms: Vec<serde_json::Value> = matches
+        .iter()
+        .map(|m| {
+            let mut terms: Vec<&str> = m.hits.iter().map(|h| h.text.as_str()).collect();
+            terms.dedup();
+            serde_json::json!({"rule": set.rules()[m.rule].id, "terms": terms})
+        })
+        .collect();
+    println!(
+        "{}",
+        serde_json::json!({"article": article_name(a), "matches": ms})
+    );
+}
+
+fn print_text(set: &RuleSet, a: &Article, matches: &[RuleMatch]) {
+    println!("{}", article_name(a));
+    if matches.is_empty() {
+        println!("  (no rule matches)");
+    }
+    for m in matches {
+        let info = &set.rules()[m.rule];
+        println!("  ✓ {} — {}", info.id, info.title);
+        for (field, snippet) in snippets(a, &m.hits) {
+            println!("      {field}: {snippet}");
+        }
+    }
+}
+
+/// One snippet per field with hits: the text around the hits, hits in `[[…]]`.
+pub fn snippets(a: &Article, hits: &[Hit]) -> Vec<(&'static str, String)> {
+    let mut out = Vec::new();
+    let mut fields: Vec<_> = hits.iter().map(|h| h.field).collect();
+    fields.dedup();
+    for field in fields {
+        let text = match field {
+            super::Field::Title => a.title.as_str(),
+            super::Field::Summary => a.summary.as_str(),
+            super::Field::Content => a.content.as_str(),
+            _ => {
+                let terms: Vec<&str> = hits
+                    .iter()
+                    .filter(|h| h.field == field)
+                    .map(|h| h.text.as_str())
+                    .collect();
+                out.push((field.as_str(), terms.join(", ")));
+                continue;
+            }
+        };
+        let mut spans: Vec<(usize, usize)> = hits
+            .iter()
+            .filter(|h| h.field == field)
+            .map(|h| (h.start, h.end))
+            .collect();
+        spans.sort_unstable();
+        out.push((field.as_str(), highlight(text, &spans, 60)));
+    }
+    out
+}
+
+/// `text` from `context` bytes before the first span to `context` after the last, spans marked.
+fn highlight(text: &str, spans: &[(usize, usize)], context: usize) -> String {
+    let (Some(first), Some(last)) = (spans.first(), spans.iter().map(|s| s.1).max()) else {
+        return String::new();
+    };
+    let mut from = first.0.saturating_sub(context);
+    while !text.is_char_boundary(from) {
+        from -= 1;
+    }
+    let mut to = (last + context).min(text.len());
+    while !text.is_char_boundary(to) {
+        to += 1;
+    }
+    let mut out = String::new();
+    if from > 0 {
+        out.push('…');
+    }
+    let mut at = from;
+    for &(s, e) in spans {
+        if s < at {
+            continue;
+        }
+        out.push_str(&text[at..s]);
+        out.push_str("[[");
+        out.push_str(&text[s..e]);
+        out.push_str("]]");
+        at = e;
+    }
+    out.push_str(&text[at.min(to)..to]);
+    if to < text.len() {
+        out.push('…');
+    }
+    out
+}
+
+fn read_input(input: Input) -> anyhow::Result<(Vec<Article>, FeedMeta)> {
+    use anyhow::Context;
+    match input {
+        Input::Text { title, body } => {
+            let mut a = example_article(&html_to_text(&body));
+            a.title = title.map(|t| html_to_text(&t)).unwrap_or_default();
+            Ok((vec![a], FeedMeta::default()))
+        }
+        Input::Article(path) => {
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            let j: ArticleJson = serde_json::from_str(&text)
+                .with_context(|| format!("{} is not an article JSON object", path.display()))?;
+            let a = Article {
+                key: path.display().to_string(),
+                link: j.link.or(j.url),
+                title: html_to_text(&j.title),
+                summary: html_to_text(&j.summary),
+                content: html_to_text(&j.content),
+                authors: j.authors,
+                categories: j.categories,
+                lang: j.lang,
+                published: None,
+            };
+            let feed = FeedMeta {
+                name: j.feed.unwrap_or_default(),
+                ..FeedMeta::default()
+            };
+            Ok((vec![a], feed))
+        }
+        Input::Feed(location) => {
+            let (bytes, base) = read_feed_bytes(&location)?;
+            let parsed = crate::parse::parse_feed(&bytes, &base)?;
+            // Without a config the feed's name is its own title.
+            let name = parsed.title.clone().unwrap_or_else(|| location.clone());
+            let feed = FeedMeta {
+                name,
+                title: parsed.title,
+                tags: Vec::new(),
+            };
+            Ok((parsed.articles, feed))
+        }
+    }
+}
+
+fn read_feed_bytes(location: &str) -> anyhow::Result<(Vec<u8>, url::Url)> {
+    use anyhow::Context;
+    if location.starts_with("http://") || location.starts_with("https://") {
+        let url = url::Url::parse(location).context("bad feed URL")?;
+        let settings = crate::config::FetchSettings {
+            connect_timeout: Duration::from_secs(10),
+            timeout: Duration::from_secs(30),
+            max_body_bytes: 10 * 1024 * 1024,
+            concurrency: 1,
+            default_interval: Duration::from_secs(900),
+        };
+        let fetcher = crate::fetch::Fetcher::new(&settings, &crate::config::default_user_agent())?;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let outcome = rt.block_on(fetcher.fetch(&url, &crate::fetch::Validators::default()))?;
+        return match outcome {
+            crate::fetch::FetchOutcome::Fetched { body, .. } => Ok((body, url)),
+            crate::fetch::FetchOutcome::NotModified => {
+                anyhow::bail!("the server answered 304 Not Modified to an unconditional request")
+            }
+        };
+    }
+    let path = Path::new(location);
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {location}"))?;
+    let abs = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    let base = url::Url::from_file_path(&abs)
+        .map_err(|()| anyhow::anyhow!("cannot make a file URL of {}", abs.display()))?;
+    Ok((bytes, base))
+}
+
+/// `rules explain`: the query tree of one rule for literal text.
+pub fn explain(rule_id: &str, files: &[PathBuf], title: Option<String>, text: &str) -> Exit {
+    let set = match load_rules(files) {
+        Ok(s) => s,
+        Err(e) => return e,
+    };
+    let Some(r) = set.find(rule_id) else {
+        let ids = set.rules().iter().map(|r| r.id.as_str());
+        match super::syntax::suggest(rule_id, ids) {
+            Some(s) => eprintln!("error: no rule `{rule_id}` — did you mean `{s}`?"),
+            None => eprintln!("error: no rule `{rule_id}`"),
+        }
+        return Exit::Rules;
+    };
+    let mut a = example_article(&html_to_text(text));
+    a.title = title.map(|t| html_to_text(&t)).unwrap_or_default();
+    print!("{}", set.explain(r, &a, &FeedMeta::default()));
+    Exit::Ok
+}

@@ -1,0 +1,485 @@
+//! Compiler: parsed queries into evaluation trees whose leaves are interned literals, and every
+//! literal of every rule into one Aho-Corasick automaton over normalised text.
+//! Regexes are compiled here, once, each under a size budget; nothing is compiled at match time.
+
+use std::collections::HashMap;
+use std::ops::Range;
+
+use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
+use regex::{Regex, RegexBuilder};
+
+use super::Field;
+use super::syntax::{Expr, ExprKind, FieldName, NEAR_OPERANDS, suggest};
+use super::text::{exact_form, tokenize};
+
+/// Per-regex compiled-size budget (bytes of the regex crate's program).
+pub(crate) const REGEX_SIZE_LIMIT: usize = 1 << 20;
+/// At most this many distinct regexes in one rule set: the escape hatch must stay small.
+pub(crate) const MAX_REGEXES: usize = 256;
+/// Lists nest; anything deeper than this is certainly a mistake (cycles are reported elsewhere).
+const MAX_LIST_DEPTH: usize = 32;
+
+/// A literal: a run of normalised tokens, or a one-token prefix.
+#[derive(Debug, Clone)]
+pub(crate) struct Literal {
+    /// `" w1 w2 "` for terms and phrases, `" stem"` for prefixes.
+    pub pattern: String,
+    pub ntoks: u32,
+}
+
+/// A bit set of `Field`s.
+pub(crate) type Mask = u16;
+
+pub(crate) const fn bit(f: Field) -> Mask {
+    1 << (f as u16)
+}
+
+pub(crate) const TEXT_MASK: Mask = bit(Field::Title) | bit(Field::Summary) | bit(Field::Content);
+
+fn mask_of(f: FieldName) -> Mask {
+    match f {
+        FieldName::Title => bit(Field::Title),
+        FieldName::Summary => bit(Field::Summary),
+        FieldName::Content => bit(Field::Content),
+        FieldName::Text => TEXT_MASK,
+        FieldName::Author => bit(Field::Author),
+        FieldName::Category => bit(Field::Category),
+        FieldName::Feed => bit(Field::Feed),
+        FieldName::Url => bit(Field::Url),
+        FieldName::Lang => bit(Field::Lang),
+    }
+}
+
+/// An evaluation tree. Field scopes are pushed into the leaves; `Field` and `List` nodes remain
+/// only so `explain` can show the query as written.
+#[derive(Debug, Clone)]
+pub(crate) enum Node {
+    Lit {
+        lit: u32,
+        mask: Mask,
+        /// For `case:`: the exact (NFKC) form every token must have.
+        exact: Option<Box<[String]>>,
+        label: String,
+    },
+    Regex {
+        re: u32,
+        mask: Mask,
+        label: String,
+    },
+    Url {
+        host: String,
+        label: String,
+    },
+    Lang {
+        tag: String,
+        label: String,
+    },
+    And(Vec<Node>),
+    Or(Vec<Node>),
+    Not(Box<Node>),
+    Near {
+        left: Box<Node>,
+        right: Box<Node>,
+        distance: u32,
+        ordered: bool,
+    },
+    List {
+        name: String,
+        inner: Box<Node>,
+    },
+    Field {
+        name: FieldName,
+        inner: Box<Node>,
+    },
+}
+
+impl Node {
+    /// True for an article in which no atom is true: the definition of a broad query.
+    pub fn true_when_nothing_occurs(&self) -> bool {
+        match self {
+            Node::Lit { .. } | Node::Regex { .. } | Node::Url { .. } | Node::Lang { .. } => false,
+            Node::Near { .. } => false,
+            Node::And(items) => items.iter().all(Node::true_when_nothing_occurs),
+            Node::Or(items) => items.iter().any(Node::true_when_nothing_occurs),
+            Node::Not(inner) => !inner.true_when_nothing_occurs(),
+            Node::List { inner, .. } | Node::Field { inner, .. } => {
+                inner.true_when_nothing_occurs()
+            }
+        }
+    }
+
+    /// (can be true, can be false) when no literal occurs but regexes, url and lang may be anything:
+    /// rules that can be true this way are evaluated for every article.
+    pub fn without_literals(&self) -> (bool, bool) {
+        match self {
+            Node::Lit { .. } | Node::Near { .. } => (false, true),
+            Node::Regex { .. } | Node::Url { .. } | Node::Lang { .. } => (true, true),
+            Node::And(items) => {
+                let v: Vec<_> = items.iter().map(Node::without_literals).collect();
+                (v.iter().all(|x| x.0), v.iter().any(|x| x.1))
+            }
+            Node::Or(items) => {
+                let v: Vec<_> = items.iter().map(Node::without_literals).collect();
+                (v.iter().any(|x| x.0), v.iter().all(|x| x.1))
+            }
+            Node::Not(inner) => {
+                let (t, f) = inner.without_literals();
+                (f, t)
+            }
+            Node::List { inner, .. } | Node::Field { inner, .. } => inner.without_literals(),
+        }
+    }
+
+    fn is_positional(&self) -> bool {
+        match self {
+            Node::Lit { .. } => true,
+            Node::Or(items) => items.iter().all(Node::is_positional),
+            Node::List { inner, .. } | Node::Field { inner, .. } => inner.is_positional(),
+            _ => false,
+        }
+    }
+
+    pub fn literals(&self, out: &mut Vec<u32>) {
+        match self {
+            Node::Lit { lit, .. } => out.push(*lit),
+            Node::Regex { .. } | Node::Url { .. } | Node::Lang { .. } => {}
+            Node::And(items) | Node::Or(items) => items.iter().for_each(|n| n.literals(out)),
+            Node::Not(inner) | Node::List { inner, .. } | Node::Field { inner, .. } => {
+                inner.literals(out);
+            }
+            Node::Near { left, right, .. } => {
+                left.literals(out);
+                right.literals(out);
+            }
+        }
+    }
+}
+
+/// A problem found while compiling a query, at a span of that query.
+#[derive(Debug, Clone)]
+pub(crate) struct CompileError {
+    pub span: Range<usize>,
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+fn err(span: &Range<usize>, message: impl Into<String>, hint: Option<&str>) -> CompileError {
+    CompileError {
+        span: span.clone(),
+        message: message.into(),
+        hint: hint.map(str::to_string),
+    }
+}
+
+/// Interns literals and regexes across all rules.
+#[derive(Default)]
+pub(crate) struct Builder {
+    pub lists: HashMap<String, Vec<Expr>>,
+    lit_ids: HashMap<String, u32>,
+    pub lits: Vec<Literal>,
+    regex_ids: HashMap<(String, String), u32>,
+    pub regexes: Vec<Regex>,
+}
+
+impl Builder {
+    pub fn compile(&mut self, e: &Expr) -> Result<Node, Vec<CompileError>> {
+        let mut errors = Vec::new();
+        let node = self.node(e, FieldName::Text, 0, &mut errors);
+        if errors.is_empty() {
+            Ok(node)
+        } else {
+            Err(errors)
+        }
+    }
+
+    fn node(
+        &mut self,
+        e: &Expr,
+        scope: FieldName,
+        depth: usize,
+        errors: &mut Vec<CompileError>,
+    ) -> Node {
+        let label = || e.to_string();
+        match &e.kind {
+            ExprKind::Term(t) | ExprKind::Phrase(t) => match scope {
+                FieldName::Url => Node::Url {
+                    host: t.trim().trim_end_matches('.').to_ascii_lowercase(),
+                    label: label(),
+                },
+                FieldName::Lang => Node::Lang {
+                    tag: t.trim().replace('_', "-").to_ascii_lowercase(),
+                    label: label(),
+                },
+                _ => self.words(t, e, scope, false, errors),
+            },
+            ExprKind::Case(t) => self.words(t, e, scope, true, errors),
+            ExprKind::Prefix(stem) => {
+                let toks = tokenize(stem);
+                match toks.as_slice() {
+                    [one] if one.norm.chars().count() >= 3 => {
+                        let pattern = format!(" {}", one.norm);
+                        Node::Lit {
+                            lit: self.intern(pattern, 1),
+                            mask: mask_of(scope),
+                            exact: None,
+                            label: label(),
+                        }
+                    }
+                    [_] => {
+                        errors.push(err(
+                            &e.span,
+                            format!("prefix `{stem}*` is too short"),
+                            Some("write at least 3 characters before `*`"),
+                        ));
+                        dummy()
+                    }
+                    _ => {
+                        errors.push(err(
+                            &e.span,
+                            format!("prefix `{stem}*` must be a single word"),
+                            Some("a prefix applies to one word; use a phrase for several"),
+                        ));
+                        dummy()
+                    }
+                }
+            }
+            ExprKind::List(name) => self.list(name, e, scope, depth, errors),
+            ExprKind::Regex { pattern, flags } => self.regex(pattern, flags, e, scope, errors),
+            ExprKind::Field { field, inner } => Node::Field {
+                name: *field,
+                inner: Box::new(self.node(inner, *field, depth, errors)),
+            },
+            ExprKind::And(items) => Node::And(
+                items
+                    .iter()
+                    .map(|i| self.node(i, scope, depth, errors))
+                    .collect(),
+            ),
+            ExprKind::Or(items) => Node::Or(
+                items
+                    .iter()
+                    .map(|i| self.node(i, scope, depth, errors))
+                    .collect(),
+            ),
+            ExprKind::Not(inner) => Node::Not(Box::new(self.node(inner, scope, depth, errors))),
+            ExprKind::Near {
+                left,
+                right,
+                distance,
+                ordered,
+            } => {
+                let l = self.node(left, scope, depth, errors);
+                let r = self.node(right, scope, depth, errors);
+                for (n, x) in [(&l, left), (&r, right)] {
+                    if !n.is_positional() {
+                        let why = match &x.kind {
+                            ExprKind::List(name) => format!(
+                                "{NEAR_OPERANDS}; list @{name} has an entry that is not a term, phrase or list"
+                            ),
+                            _ => NEAR_OPERANDS.to_string(),
+                        };
+                        errors.push(err(
+                            &x.span,
+                            why,
+                            Some("url:, lang:, regexes, AND and NOT cannot be proximity operands"),
+                        ));
+                    }
+                }
+                Node::Near {
+                    left: Box::new(l),
+                    right: Box::new(r),
+                    distance: *distance,
+                    ordered: *ordered,
+                }
+            }
+        }
+    }
+
+    fn words(
+        &mut self,
+        text: &str,
+        e: &Expr,
+        scope: FieldName,
+        case: bool,
+        errors: &mut Vec<CompileError>,
+    ) -> Node {
+        let toks = tokenize(text);
+        if toks.is_empty() {
+            errors.push(err(
+                &e.span,
+                format!("`{e}` contains no words"),
+                Some("punctuation is not searchable on its own; use a regex"),
+            ));
+            return dummy();
+        }
+        let mut pattern = String::new();
+        for t in &toks {
+            pattern.push(' ');
+            pattern.push_str(&t.norm);
+        }
+        pattern.push(' ');
+        let exact = case.then(|| {
+            toks.iter()
+                .map(|t| exact_form(&text[t.start..t.end]))
+                .collect::<Vec<_>>()
+                .into_boxed_slice()
+        });
+        let ntoks = u32::try_from(toks.len()).unwrap_or(u32::MAX);
+        Node::Lit {
+            lit: self.intern(pattern, ntoks),
+            mask: mask_of(scope),
+            exact,
+            label: e.to_string(),
+        }
+    }
+
+    fn list(
+        &mut self,
+        name: &str,
+        e: &Expr,
+        scope: FieldName,
+        depth: usize,
+        errors: &mut Vec<CompileError>,
+    ) -> Node {
+        let Some(entries) = self.lists.get(name).cloned() else {
+            let message = match suggest(name, self.lists.keys().map(String::as_str)) {
+                Some(s) => format!("unknown list @{name} — did you mean @{s}?"),
+                None => format!("unknown list @{name}"),
+            };
+            errors.push(err(
+                &e.span,
+                message,
+                Some("lists are defined under [lists] in any rule file"),
+            ));
+            return dummy();
+        };
+        if depth >= MAX_LIST_DEPTH {
+            errors.push(err(
+                &e.span,
+                format!("list @{name} nests more than {MAX_LIST_DEPTH} deep"),
+                Some("lists may not refer to themselves, directly or indirectly"),
+            ));
+            return dummy();
+        }
+        // Errors inside the entries are reported where the entries are; here only that the use fails.
+        let mut inner_errors = Vec::new();
+        let items: Vec<Node> = entries
+            .iter()
+            .map(|x| self.node(x, scope, depth + 1, &mut inner_errors))
+            .collect();
+        if let Some(first) = inner_errors.first() {
+            errors.push(err(
+                &e.span,
+                format!("list @{name} cannot be used here: {}", first.message),
+                first.hint.as_deref(),
+            ));
+        }
+        Node::List {
+            name: name.to_string(),
+            inner: Box::new(Node::Or(items)),
+        }
+    }
+
+    fn regex(
+        &mut self,
+        pattern: &str,
+        flags: &str,
+        e: &Expr,
+        scope: FieldName,
+        errors: &mut Vec<CompileError>,
+    ) -> Node {
+        let key = (pattern.to_string(), flags.to_string());
+        if let Some(&re) = self.regex_ids.get(&key) {
+            return Node::Regex {
+                re,
+                mask: mask_of(scope),
+                label: e.to_string(),
+            };
+        }
+        if let Some(bad) = flags.chars().find(|c| !"imsxU".contains(*c)) {
+            errors.push(err(
+                &e.span,
+                format!("unknown regex flag `{bad}`"),
+                Some("flags are i (ignore case), m (multi-line), s (dot matches newline), x (verbose), U (swap greed)"),
+            ));
+            return dummy();
+        }
+        if self.regexes.len() >= MAX_REGEXES {
+            errors.push(err(
+                &e.span,
+                format!("too many regexes: a rule set may hold at most {MAX_REGEXES}"),
+                Some("use terms, phrases and prefixes; they are all matched by one automaton"),
+            ));
+            return dummy();
+        }
+        let built = RegexBuilder::new(pattern)
+            .case_insensitive(flags.contains('i'))
+            .multi_line(flags.contains('m'))
+            .dot_matches_new_line(flags.contains('s'))
+            .ignore_whitespace(flags.contains('x'))
+            .swap_greed(flags.contains('U'))
+            .size_limit(REGEX_SIZE_LIMIT)
+            .dfa_size_limit(REGEX_SIZE_LIMIT)
+            .build();
+        match built {
+            Ok(re) => {
+                let id = u32::try_from(self.regexes.len()).unwrap_or(u32::MAX);
+                self.regexes.push(re);
+                self.regex_ids.insert(key, id);
+                Node::Regex {
+                    re: id,
+                    mask: mask_of(scope),
+                    label: e.to_string(),
+                }
+            }
+            Err(error) => {
+                let detail = error.to_string();
+                let last = detail
+                    .lines()
+                    .last()
+                    .unwrap_or("invalid")
+                    .trim()
+                    .to_string();
+                errors.push(err(
+                    &e.span,
+                    format!("bad regex: {last}"),
+                    Some("regexes use the Rust regex crate's syntax (no look-around or backreferences), and must compile under 1 MiB"),
+                ));
+                dummy()
+            }
+        }
+    }
+
+    fn intern(&mut self, pattern: String, ntoks: u32) -> u32 {
+        let next = u32::try_from(self.lits.len()).unwrap_or(u32::MAX);
+        *self.lit_ids.entry(pattern.clone()).or_insert_with(|| {
+            self.lits.push(Literal { pattern, ntoks });
+            next
+        })
+    }
+
+    /// One automaton for all literals; `None` when no rule has a literal.
+    pub fn automaton(&self) -> Result<Option<AhoCorasick>, aho_corasick::BuildError> {
+        if self.lits.is_empty() {
+            return Ok(None);
+        }
+        // Standard semantics so overlapping search reports every literal at every position
+        // (`Healey` inside `John Healey`). A DFA is fastest to scan; fall back when it would be huge.
+        let patterns = self.lits.iter().map(|l| l.pattern.as_str());
+        let kind = if self.lits.len() <= 20_000 {
+            Some(AhoCorasickKind::DFA)
+        } else {
+            None
+        };
+        AhoCorasick::builder()
+            .match_kind(MatchKind::Standard)
+            .kind(kind)
+            .build(patterns)
+            .map(Some)
+    }
+}
+
+/// Stands in for a node that failed to compile; never evaluated (the rule set is rejected).
+fn dummy() -> Node {
+    Node::Or(Vec::new())
+}

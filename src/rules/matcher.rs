@@ -1,0 +1,414 @@
+//! The match step for one article: normalise every field into one buffer, scan it once with the
+//! automaton (overlapping), then evaluate only the rules whose literals occurred (and the few that
+//! can match without one). Pure: no IO, no clock, no allocation shared between calls.
+
+use std::cell::OnceCell;
+
+use aho_corasick::AhoCorasick;
+use regex::Regex;
+
+use super::compile::{Literal, Mask, Node, bit};
+use super::text::{RegexText, TokPos, exact_form, tokenize_into};
+use super::{Field, Hit};
+use crate::article::{Article, FeedMeta};
+
+/// One searchable text of an article: a field value (each author, category and feed name is its own).
+pub(crate) struct Segment<'a> {
+    pub field: Field,
+    pub text: &'a str,
+}
+
+/// An occurrence of a literal: tokens `[start, end)` of the document, all in segment `seg`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Occ {
+    pub seg: u32,
+    pub start: u32,
+    pub end: u32,
+}
+
+/// An article prepared for matching.
+pub(crate) struct Doc<'a> {
+    pub segments: Vec<Segment<'a>>,
+    /// `" w1 w2 \n w3 \n"`: every segment's tokens, space-separated, segments separated by a newline
+    /// (no literal contains one, so nothing matches across fields).
+    pub norm: String,
+    pub toks: Vec<TokPos>,
+    pub tok_seg: Vec<u32>,
+    /// (literal, first token), sorted.
+    pub hits: Vec<(u32, u32)>,
+    pub link: Option<&'a str>,
+    pub lang: Option<&'a str>,
+    regex_texts: Vec<OnceCell<RegexText>>,
+}
+
+impl<'a> Doc<'a> {
+    pub fn new(article: &'a Article, feed: &'a FeedMeta) -> Doc<'a> {
+        let mut segments = vec![
+            Segment {
+                field: Field::Title,
+                text: &article.title,
+            },
+            Segment {
+                field: Field::Summary,
+                text: &article.summary,
+            },
+            Segment {
+                field: Field::Content,
+                text: &article.content,
+            },
+        ];
+        for a in &article.authors {
+            segments.push(Segment {
+                field: Field::Author,
+                text: a,
+            });
+        }
+        for c in &article.categories {
+            segments.push(Segment {
+                field: Field::Category,
+                text: c,
+            });
+        }
+        segments.push(Segment {
+            field: Field::Feed,
+            text: &feed.name,
+        });
+        if let Some(t) = &feed.title {
+            segments.push(Segment {
+                field: Field::Feed,
+                text: t,
+            });
+        }
+        Doc::from_segments(segments, article.link.as_deref(), article.lang.as_deref())
+    }
+
+    pub fn from_segments(
+        segments: Vec<Segment<'a>>,
+        link: Option<&'a str>,
+        lang: Option<&'a str>,
+    ) -> Doc<'a> {
+        let cap: usize = segments.iter().map(|s| s.text.len() + 2).sum();
+        let mut norm = String::with_capacity(cap);
+        let mut toks = Vec::with_capacity(cap / 5);
+        let mut tok_seg = Vec::with_capacity(cap / 5);
+        for (i, s) in segments.iter().enumerate() {
+            let before = toks.len();
+            tokenize_into(s.text, &mut norm, &mut toks);
+            if toks.len() > before {
+                norm.push_str(" \n");
+            }
+            let seg = u32::try_from(i).unwrap_or(u32::MAX);
+            tok_seg.resize(toks.len(), seg);
+        }
+        let regex_texts = segments.iter().map(|_| OnceCell::new()).collect();
+        Doc {
+            segments,
+            norm,
+            toks,
+            tok_seg,
+            hits: Vec::new(),
+            link,
+            lang,
+            regex_texts,
+        }
+    }
+
+    /// Runs the automaton over the normalised text and records every literal occurrence.
+    pub fn scan(&mut self, ac: &AhoCorasick) {
+        for m in ac.find_overlapping_iter(&self.norm) {
+            // Every pattern starts with the space before its first token.
+            let at = u32::try_from(m.start() + 1).unwrap_or(u32::MAX);
+            if let Ok(tok) = self.toks.binary_search_by_key(&at, |t| t.norm_start) {
+                let lit = u32::try_from(m.pattern().as_usize()).unwrap_or(u32::MAX);
+                self.hits
+                    .push((lit, u32::try_from(tok).unwrap_or(u32::MAX)));
+            }
+        }
+        self.hits.sort_unstable();
+        self.hits.dedup();
+    }
+
+    /// Distinct literals that occurred.
+    pub fn literals(&self) -> impl Iterator<Item = u32> + '_ {
+        let mut last = None;
+        self.hits.iter().filter_map(move |&(l, _)| {
+            if last == Some(l) {
+                None
+            } else {
+                last = Some(l);
+                Some(l)
+            }
+        })
+    }
+
+    fn regex_text(&self, seg: usize) -> &RegexText {
+        self.regex_texts[seg].get_or_init(|| RegexText::new(self.segments[seg].text))
+    }
+
+    pub fn hit_of_tokens(&self, start: u32, end: u32) -> Hit {
+        let seg = &self.segments[self.tok_seg[start as usize] as usize];
+        let from = self.toks[start as usize].start as usize;
+        let to = self.toks[end as usize - 1].end as usize;
+        Hit {
+            field: seg.field,
+            start: from,
+            end: to,
+            text: seg.text[from..to].to_string(),
+        }
+    }
+}
+
+/// What evaluation needs besides the document.
+pub(crate) struct Ctx<'e> {
+    pub lits: &'e [Literal],
+    pub regexes: &'e [Regex],
+}
+
+impl Ctx<'_> {
+    /// Occurrences of literal `lit` in fields `mask` (and, for `case:`, with the exact form).
+    pub fn occurrences(
+        &self,
+        doc: &Doc<'_>,
+        lit: u32,
+        mask: Mask,
+        exact: Option<&[String]>,
+    ) -> impl Iterator<Item = Occ> {
+        let from = doc.hits.partition_point(|h| h.0 < lit);
+        let to = doc.hits.partition_point(|h| h.0 <= lit);
+        let ntoks = self.lits[lit as usize].ntoks;
+        doc.hits[from..to].iter().filter_map(move |&(_, tok)| {
+            let seg = doc.tok_seg[tok as usize];
+            if mask & bit(doc.segments[seg as usize].field) == 0 {
+                return None;
+            }
+            if let Some(exact) = exact {
+                let text = doc.segments[seg as usize].text;
+                let same = exact.iter().enumerate().all(|(k, want)| {
+                    let t = doc.toks[tok as usize + k];
+                    exact_form(&text[t.start as usize..t.end as usize]) == *want
+                });
+                if !same {
+                    return None;
+                }
+            }
+            Some(Occ {
+                seg,
+                start: tok,
+                end: tok + ntoks,
+            })
+        })
+    }
+
+    /// Occurrences of a positional node (a literal or an OR of them).
+    pub fn positions(&self, doc: &Doc<'_>, node: &Node, out: &mut Vec<Occ>) {
+        match node {
+            Node::Lit {
+                lit, mask, exact, ..
+            } => out.extend(self.occurrences(doc, *lit, *mask, exact.as_deref())),
+            Node::Or(items) => items.iter().for_each(|n| self.positions(doc, n, out)),
+            Node::List { inner, .. } | Node::Field { inner, .. } => {
+                self.positions(doc, inner, out);
+            }
+            // The compiler only accepts positional operands.
+            _ => {}
+        }
+    }
+
+    /// Matches of regex `re` in fields `mask`, as (segment, original byte range).
+    pub fn regex_matches(
+        &self,
+        doc: &Doc<'_>,
+        re: u32,
+        mask: Mask,
+        first_only: bool,
+    ) -> Vec<(usize, usize, usize)> {
+        let mut out = Vec::new();
+        let re = &self.regexes[re as usize];
+        for (i, seg) in doc.segments.iter().enumerate() {
+            if mask & bit(seg.field) == 0 {
+                continue;
+            }
+            let rt = doc.regex_text(i);
+            for m in re.find_iter(&rt.text) {
+                let (s, e) = rt.original_range(m.start(), m.end());
+                out.push((i, s, e));
+                if first_only {
+                    return out;
+                }
+            }
+        }
+        if mask & bit(Field::Url) != 0
+            && let Some(link) = doc.link
+            && let Some(m) = re.find(link)
+        {
+            out.push((usize::MAX, m.start(), m.end()));
+        }
+        if mask & bit(Field::Lang) != 0
+            && let Some(lang) = doc.lang
+            && let Some(m) = re.find(lang)
+        {
+            out.push((usize::MAX - 1, m.start(), m.end()));
+        }
+        out
+    }
+
+    pub fn eval(&self, doc: &Doc<'_>, node: &Node) -> bool {
+        match node {
+            Node::Lit {
+                lit, mask, exact, ..
+            } => self
+                .occurrences(doc, *lit, *mask, exact.as_deref())
+                .next()
+                .is_some(),
+            Node::Regex { re, mask, .. } => !self.regex_matches(doc, *re, *mask, true).is_empty(),
+            Node::Url { host, .. } => url_host_span(doc.link, host).is_some(),
+            Node::Lang { tag, .. } => lang_matches(doc.lang, tag),
+            Node::And(items) => items.iter().all(|n| self.eval(doc, n)),
+            Node::Or(items) => items.iter().any(|n| self.eval(doc, n)),
+            Node::Not(inner) => !self.eval(doc, inner),
+            Node::List { inner, .. } | Node::Field { inner, .. } => self.eval(doc, inner),
+            Node::Near { .. } => !self.near_pairs(doc, node, true).is_empty(),
+        }
+    }
+
+    /// Pairs of occurrences that satisfy a NEAR/ONEAR node; with `first_only`, at most one.
+    pub fn near_pairs(&self, doc: &Doc<'_>, node: &Node, first_only: bool) -> Vec<(Occ, Occ)> {
+        let Node::Near {
+            left,
+            right,
+            distance,
+            ordered,
+        } = node
+        else {
+            return Vec::new();
+        };
+        let (mut ls, mut rs) = (Vec::new(), Vec::new());
+        self.positions(doc, left, &mut ls);
+        if ls.is_empty() {
+            return Vec::new();
+        }
+        self.positions(doc, right, &mut rs);
+        let mut out = Vec::new();
+        for l in &ls {
+            for r in &rs {
+                if near(*l, *r, *distance, *ordered) {
+                    out.push((*l, *r));
+                    if first_only {
+                        return out;
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// The hits that make `node` true (it must be true); nothing under NOT.
+    pub fn collect_hits(&self, doc: &Doc<'_>, node: &Node, out: &mut Vec<Hit>) {
+        match node {
+            Node::Lit {
+                lit, mask, exact, ..
+            } => {
+                for o in self.occurrences(doc, *lit, *mask, exact.as_deref()) {
+                    out.push(doc.hit_of_tokens(o.start, o.end));
+                }
+            }
+            Node::Regex { re, mask, .. } => {
+                for (seg, s, e) in self.regex_matches(doc, *re, *mask, false) {
+                    out.push(regex_hit(doc, seg, s, e));
+                }
+            }
+            Node::Url { host, .. } => {
+                if let (Some(link), Some((s, e))) = (doc.link, url_host_span(doc.link, host)) {
+                    out.push(Hit {
+                        field: Field::Url,
+                        start: s,
+                        end: e,
+                        text: link[s..e].to_string(),
+                    });
+                }
+            }
+            Node::Lang { .. } => {
+                if let Some(lang) = doc.lang {
+                    out.push(Hit {
+                        field: Field::Lang,
+                        start: 0,
+                        end: lang.len(),
+                        text: lang.to_string(),
+                    });
+                }
+            }
+            Node::And(items) | Node::Or(items) => {
+                for n in items {
+                    if self.eval(doc, n) {
+                        self.collect_hits(doc, n, out);
+                    }
+                }
+            }
+            Node::Not(_) => {}
+            Node::List { inner, .. } | Node::Field { inner, .. } => {
+                self.collect_hits(doc, inner, out);
+            }
+            Node::Near { .. } => {
+                for (l, r) in self.near_pairs(doc, node, false) {
+                    out.push(doc.hit_of_tokens(l.start, l.end));
+                    out.push(doc.hit_of_tokens(r.start, r.end));
+                }
+            }
+        }
+    }
+}
+
+fn regex_hit(doc: &Doc<'_>, seg: usize, s: usize, e: usize) -> Hit {
+    let (field, text) = match seg {
+        usize::MAX => (Field::Url, doc.link.unwrap_or("")),
+        x if x == usize::MAX - 1 => (Field::Lang, doc.lang.unwrap_or("")),
+        _ => (doc.segments[seg].field, doc.segments[seg].text),
+    };
+    Hit {
+        field,
+        start: s,
+        end: e,
+        text: text.get(s..e).unwrap_or("").to_string(),
+    }
+}
+
+/// Two occurrences are near when they do not overlap, lie in one segment, and at most `n` tokens
+/// separate them (in order, for ONEAR).
+pub(crate) fn near(l: Occ, r: Occ, n: u32, ordered: bool) -> bool {
+    if l.seg != r.seg {
+        return false;
+    }
+    if l.end <= r.start {
+        r.start - l.end <= n
+    } else if r.end <= l.start {
+        !ordered && l.start - r.end <= n
+    } else {
+        false
+    }
+}
+
+/// The byte range of the link's host when it is `host` or one of its subdomains.
+pub(crate) fn url_host_span(link: Option<&str>, host: &str) -> Option<(usize, usize)> {
+    let link = link?;
+    let parsed = url::Url::parse(link).ok()?;
+    let h = parsed.host_str()?.trim_end_matches('.');
+    let ok = h == host || h.strip_suffix(host).is_some_and(|rest| rest.ends_with('.'));
+    if !ok {
+        return None;
+    }
+    let lower = link.to_ascii_lowercase();
+    let after_scheme = lower.find("://").map_or(0, |i| i + 3);
+    let at = lower[after_scheme..].find(h)? + after_scheme;
+    Some((at, at + h.len()))
+}
+
+/// `lang:en` matches `en`, `en-GB`; `lang:en-gb` matches only `en-GB` (any case, `_` as `-`).
+pub(crate) fn lang_matches(lang: Option<&str>, tag: &str) -> bool {
+    let Some(lang) = lang else { return false };
+    let lang = lang.trim().replace('_', "-").to_ascii_lowercase();
+    if tag.contains('-') {
+        lang == tag
+    } else {
+        lang.split('-').next() == Some(tag)
+    }
+}

@@ -1,0 +1,382 @@
+//! Text normalisation and tokenisation, shared by queries and article fields so both mean the same.
+//! Default-ignorables removed, quotes and dashes unified, UAX #29 words, possessive `'s` dropped,
+//! then each word NFKD + full case fold + combining marks removed. Pure; never sees markup.
+
+use std::borrow::Cow;
+
+use caseless::Caseless;
+use unicode_normalization::UnicodeNormalization;
+use unicode_normalization::char::is_combining_mark;
+use unicode_segmentation::UnicodeSegmentation;
+
+/// One word of a text: its byte range in the original text and its normalised form.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Token {
+    pub start: usize,
+    pub end: usize,
+    pub norm: String,
+}
+
+/// A token as the matcher keeps it: ranges only, the normalised bytes live in a shared buffer.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct TokPos {
+    /// Byte offset of the token in the normalised buffer.
+    pub norm_start: u32,
+    /// Byte range in the original text.
+    pub start: u32,
+    pub end: u32,
+}
+
+/// The words of `text`, normalised.
+pub fn tokenize(text: &str) -> Vec<Token> {
+    let mut norm = String::new();
+    let mut toks = Vec::new();
+    tokenize_into(text, &mut norm, &mut toks);
+    toks.iter()
+        .map(|t| {
+            let from = t.norm_start as usize;
+            let to = norm[from..].find(' ').map_or(norm.len(), |i| from + i);
+            Token {
+                start: t.start as usize,
+                end: t.end as usize,
+                norm: norm[from..to].to_string(),
+            }
+        })
+        .collect()
+}
+
+/// The normalised words of `text` joined by single spaces (the form literals are compiled to).
+pub fn normalized_words(text: &str) -> Vec<String> {
+    tokenize(text).into_iter().map(|t| t.norm).collect()
+}
+
+/// Appends each token of `text` to `norm` as `" word"` (a space before every token) and records
+/// its position. Callers add the closing space. Offsets in `TokPos` are relative to `text`.
+pub(crate) fn tokenize_into(text: &str, norm: &mut String, toks: &mut Vec<TokPos>) {
+    if text.is_ascii() {
+        // Fast path, same boundaries as UAX #29 for ASCII (checked by a property test).
+        for (i, seg) in AsciiWords::new(text) {
+            let seg = strip_possessive(seg);
+            let before = norm.len();
+            norm.push(' ');
+            for b in seg.bytes() {
+                norm.push(char::from(b.to_ascii_lowercase()));
+            }
+            toks.push(TokPos {
+                norm_start: u32::try_from(before + 1).unwrap_or(u32::MAX),
+                start: u32::try_from(i).unwrap_or(u32::MAX),
+                end: u32::try_from(i + seg.len()).unwrap_or(u32::MAX),
+            });
+        }
+        return;
+    }
+    let cleaned = Cleaned::new(text);
+    for (i, seg) in cleaned.text.split_word_bound_indices() {
+        if !seg.chars().any(char::is_alphanumeric) {
+            continue;
+        }
+        let seg = strip_possessive(seg);
+        let before = norm.len();
+        norm.push(' ');
+        fold_into(seg, norm);
+        if norm.len() == before + 1 {
+            norm.truncate(before);
+            continue;
+        }
+        let (start, end) = cleaned.original_range(i, i + seg.len());
+        toks.push(TokPos {
+            norm_start: u32::try_from(before + 1).unwrap_or(u32::MAX),
+            start: u32::try_from(start).unwrap_or(u32::MAX),
+            end: u32::try_from(end).unwrap_or(u32::MAX),
+        });
+    }
+}
+
+/// Word segments of an ASCII text that contain a letter or digit, by the UAX #29 rules that apply
+/// to ASCII: letters and digits join (WB5, WB8–10), `_` joins them (WB13a/b), `:` `.` `'` join two
+/// letters (WB6/7), and `,` `;` `.` `'` join two digits (WB11/12).
+struct AsciiWords<'a> {
+    text: &'a str,
+    at: usize,
+}
+
+impl<'a> AsciiWords<'a> {
+    fn new(text: &'a str) -> AsciiWords<'a> {
+        AsciiWords { text, at: 0 }
+    }
+}
+
+impl<'a> Iterator for AsciiWords<'a> {
+    type Item = (usize, &'a str);
+
+    fn next(&mut self) -> Option<(usize, &'a str)> {
+        let b = self.text.as_bytes();
+        let word = |c: u8| c.is_ascii_alphanumeric() || c == b'_';
+        loop {
+            while self.at < b.len() && !word(b[self.at]) {
+                self.at += 1;
+            }
+            if self.at >= b.len() {
+                return None;
+            }
+            let start = self.at;
+            let mut i = start + 1;
+            loop {
+                if i < b.len() && word(b[i]) {
+                    i += 1;
+                    continue;
+                }
+                if i + 1 < b.len() {
+                    let (prev, mid, next) = (b[i - 1], b[i], b[i + 1]);
+                    let letters = prev.is_ascii_alphabetic()
+                        && next.is_ascii_alphabetic()
+                        && matches!(mid, b':' | b'.' | b'\'');
+                    let digits = prev.is_ascii_digit()
+                        && next.is_ascii_digit()
+                        && matches!(mid, b',' | b';' | b'.' | b'\'');
+                    if letters || digits {
+                        i += 2;
+                        continue;
+                    }
+                }
+                break;
+            }
+            self.at = i;
+            let seg = &self.text[start..i];
+            if seg.bytes().any(|c| c.is_ascii_alphanumeric()) {
+                return Some((start, seg));
+            }
+        }
+    }
+}
+
+/// `Hegseth's` and `Hegseth’s` are the word `Hegseth` (quotes are unified before this runs).
+fn strip_possessive(seg: &str) -> &str {
+    if seg.len() > 2 && (seg.ends_with("'s") || seg.ends_with("'S")) {
+        &seg[..seg.len() - 2]
+    } else {
+        seg
+    }
+}
+
+fn fold_into(word: &str, out: &mut String) {
+    if word.is_ascii() {
+        for b in word.bytes() {
+            out.push(char::from(b.to_ascii_lowercase()));
+        }
+        return;
+    }
+    // NFKD first so compatibility forms and accents come apart, fold case, decompose again
+    // (folding can produce `i̇`), then drop the marks: `Macrón` ~ `macron`, `ß` ~ `ss`.
+    for c in word.nfkd().default_case_fold().nfkd() {
+        if is_combining_mark(c) || c.is_whitespace() {
+            continue;
+        }
+        out.push(c);
+    }
+}
+
+/// The exact (case- and accent-sensitive) form of a word for `case:`: NFKC, cleaned.
+pub(crate) fn exact_form(word: &str) -> String {
+    let cleaned = Cleaned::new(word);
+    strip_possessive(&cleaned.text).nfkc().collect()
+}
+
+/// A text with default-ignorables removed and quotes and dashes unified, mapped back to the original.
+pub(crate) struct Cleaned<'a> {
+    pub text: Cow<'a, str>,
+    /// For every byte of `text`, the original byte range of the character that produced it.
+    /// Empty when `text` is the original.
+    map: Vec<(u32, u32)>,
+}
+
+impl<'a> Cleaned<'a> {
+    pub fn new(text: &'a str) -> Cleaned<'a> {
+        if text.is_ascii() || !text.chars().any(needs_cleaning) {
+            return Cleaned {
+                text: Cow::Borrowed(text),
+                map: Vec::new(),
+            };
+        }
+        let mut out = String::with_capacity(text.len());
+        let mut map = Vec::with_capacity(text.len());
+        for (i, c) in text.char_indices() {
+            let Some(r) = clean_char(c) else { continue };
+            let range = (
+                u32::try_from(i).unwrap_or(u32::MAX),
+                u32::try_from(i + c.len_utf8()).unwrap_or(u32::MAX),
+            );
+            out.push(r);
+            map.extend(std::iter::repeat_n(range, r.len_utf8()));
+        }
+        Cleaned {
+            text: Cow::Owned(out),
+            map,
+        }
+    }
+
+    /// The original byte range of `text[start..end]` (a non-empty range on char boundaries).
+    pub fn original_range(&self, start: usize, end: usize) -> (usize, usize) {
+        if self.map.is_empty() {
+            return (start, end);
+        }
+        (self.map[start].0 as usize, self.map[end - 1].1 as usize)
+    }
+}
+
+fn needs_cleaning(c: char) -> bool {
+    clean_char(c) != Some(c)
+}
+
+/// What a character becomes before segmentation: `None` for default-ignorables.
+fn clean_char(c: char) -> Option<char> {
+    if is_default_ignorable(c) {
+        return None;
+    }
+    Some(match c {
+        '\u{2018}' | '\u{2019}' | '\u{201B}' | '\u{2032}' | '\u{02BC}' | '\u{FF07}' => '\'',
+        '\u{201C}' | '\u{201D}' | '\u{201E}' | '\u{201F}' | '\u{2033}' | '\u{FF02}' => '"',
+        '\u{2010}'..='\u{2015}'
+        | '\u{2212}'
+        | '\u{058A}'
+        | '\u{05BE}'
+        | '\u{1806}'
+        | '\u{2E17}'
+        | '\u{2E1A}'
+        | '\u{2E3A}'
+        | '\u{2E3B}'
+        | '\u{2E40}'
+        | '\u{301C}'
+        | '\u{FE58}'
+        | '\u{FE63}'
+        | '\u{FF0D}' => '-',
+        _ => c,
+    })
+}
+
+/// Unicode's Default_Ignorable_Code_Point (DerivedCoreProperties.txt, Unicode 15).
+pub(crate) fn is_default_ignorable(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}'..='\u{1160}' | '\u{17B4}'..='\u{17B5}'
+        | '\u{180B}'..='\u{180F}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
+        | '\u{2060}'..='\u{206F}' | '\u{3164}' | '\u{FE00}'..='\u{FE0F}' | '\u{FEFF}' | '\u{FFA0}'
+        | '\u{FFF0}'..='\u{FFF8}' | '\u{1BCA0}'..='\u{1BCA3}' | '\u{1D173}'..='\u{1D17A}'
+        | '\u{E0000}'..='\u{E0FFF}')
+}
+
+/// NFKC text with default-ignorables removed (what regexes see), mapped back to the original.
+pub(crate) struct RegexText {
+    pub text: String,
+    /// Original byte range for each byte of `text`; empty when `text` equals the original.
+    map: Vec<(u32, u32)>,
+}
+
+impl RegexText {
+    pub fn new(original: &str) -> RegexText {
+        if original.is_ascii() {
+            return RegexText {
+                text: original.to_string(),
+                map: Vec::new(),
+            };
+        }
+        let mut text = String::with_capacity(original.len());
+        let mut map = Vec::with_capacity(original.len());
+        // NFKC composes across characters, so normalise runs that start at a starter and map
+        // every output byte of a run to the whole run's original range.
+        let mut run_start = None;
+        let flush = |from: usize, to: usize, text: &mut String, map: &mut Vec<(u32, u32)>| {
+            let run: String = original[from..to]
+                .chars()
+                .filter(|c| !is_default_ignorable(*c))
+                .nfkc()
+                .collect();
+            let r = (
+                u32::try_from(from).unwrap_or(u32::MAX),
+                u32::try_from(to).unwrap_or(u32::MAX),
+            );
+            map.extend(std::iter::repeat_n(r, run.len()));
+            text.push_str(&run);
+        };
+        for (i, c) in original.char_indices() {
+            let starter = unicode_normalization::char::canonical_combining_class(c) == 0;
+            if starter {
+                if let Some(s) = run_start {
+                    flush(s, i, &mut text, &mut map);
+                }
+                run_start = Some(i);
+            } else if run_start.is_none() {
+                run_start = Some(i);
+            }
+        }
+        if let Some(s) = run_start {
+            flush(s, original.len(), &mut text, &mut map);
+        }
+        RegexText { text, map }
+    }
+
+    pub fn original_range(&self, start: usize, end: usize) -> (usize, usize) {
+        if self.map.is_empty() {
+            return (start, end);
+        }
+        if start >= end {
+            let at = self.map.get(start).map_or_else(
+                || self.map.last().map_or(0, |r| r.1 as usize),
+                |r| r.0 as usize,
+            );
+            return (at, at);
+        }
+        (self.map[start].0 as usize, self.map[end - 1].1 as usize)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn words_and_ranges() {
+        let cases: &[(&str, &[(&str, &str)])] = &[
+            (
+                "Healey's visit",
+                &[("healey", "Healey"), ("visit", "visit")],
+            ),
+            ("Heg\u{200B}seth", &[("hegseth", "Heg\u{200B}seth")]),
+            ("Macrón", &[("macron", "Macrón")]),
+            ("Straße", &[("strasse", "Straße")]),
+            ("cease-fire", &[("cease", "cease"), ("fire", "fire")]),
+            ("O’Neill’s", &[("o'neill", "O’Neill")]),
+            ("Зеленський", &[("зеленськии", "Зеленський")]),
+            ("Ｈｅａｌｅｙ", &[("healey", "Ｈｅａｌｅｙ")]),
+            ("bbc.co.uk", &[("bbc.co.uk", "bbc.co.uk")]),
+        ];
+        for (text, want) in cases {
+            let got: Vec<(String, &str)> = tokenize(text)
+                .into_iter()
+                .map(|t| (t.norm, &text[t.start..t.end]))
+                .collect();
+            let want: Vec<(String, &str)> =
+                want.iter().map(|(n, o)| ((*n).to_string(), *o)).collect();
+            assert_eq!(got, want, "{text}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn ascii_fast_path_agrees_with_uax29(text in "[a-cA-C0-2_:.,;' \"!?\n-]{0,24}") {
+            let fast: Vec<(usize, &str)> = AsciiWords::new(&text).collect();
+            let slow: Vec<(usize, &str)> = text
+                .split_word_bound_indices()
+                .filter(|(_, s)| s.chars().any(char::is_alphanumeric))
+                .collect();
+            proptest::prop_assert_eq!(fast, slow);
+        }
+    }
+
+    #[test]
+    fn regex_text_maps_back() {
+        let t = RegexText::new("ﬁ Heg\u{200B}seth");
+        assert_eq!(t.text, "fi Hegseth");
+        let at = t.text.find("Hegseth").unwrap_or(0);
+        assert_eq!(t.original_range(at, at + 7), (4, 14));
+    }
+}
