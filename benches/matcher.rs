@@ -144,9 +144,10 @@ fn bench(c: &mut Criterion) {
             });
         });
         let patterns = set.literal_patterns();
+        // Same automaton choice as `compile::Builder::automaton`.
         let ac = AhoCorasick::builder()
             .match_kind(MatchKind::Standard)
-            .kind(Some(AhoCorasickKind::DFA))
+            .kind((patterns.len() <= 20_000).then_some(AhoCorasickKind::DFA))
             .build(&patterns)
             .expect("automaton builds");
         let texts: Vec<String> = articles

@@ -345,6 +345,7 @@ const QUERY_ERRORS: &[(&str, &str)] = &[
     ("url:bbc.co.uk NEAR Healey", "NEAR operands"),
     ("/a/ NEAR Healey", "NEAR operands"),
     ("case:(a OR b)", "`case:` applies to a word or a quoted phrase"),
+    ("case:US*", "`case:` cannot be combined with a prefix"),
     ("Healey AND", "the query ends where a term was expected"),
     ("AND Healey", "an operator is missing its operand"),
     ("\"open phrase", "unterminated phrase"),

@@ -53,24 +53,26 @@ pub fn normalized_words(text: &str) -> Vec<String> {
 /// Appends each token of `text` to `norm` as `" word"` (a space before every token) and records
 /// its position. Callers add the closing space. Offsets in `TokPos` are relative to `text`.
 pub(crate) fn tokenize_into(text: &str, norm: &mut String, toks: &mut Vec<TokPos>) {
-    if text.is_ascii() {
-        // Fast path, same boundaries as UAX #29 for ASCII (checked by a property test).
-        for (i, seg) in AsciiWords::new(text) {
+    let cleaned = Cleaned::new(text);
+    if cleaned.text.is_ascii() {
+        // Fast path (most news text once quotes and dashes are unified): the same boundaries as
+        // UAX #29 for ASCII, checked by a property test.
+        for (i, seg) in AsciiWords::new(&cleaned.text) {
             let seg = strip_possessive(seg);
             let before = norm.len();
             norm.push(' ');
             for b in seg.bytes() {
                 norm.push(char::from(b.to_ascii_lowercase()));
             }
+            let (start, end) = cleaned.original_range(i, i + seg.len());
             toks.push(TokPos {
                 norm_start: u32::try_from(before + 1).unwrap_or(u32::MAX),
-                start: u32::try_from(i).unwrap_or(u32::MAX),
-                end: u32::try_from(i + seg.len()).unwrap_or(u32::MAX),
+                start: u32::try_from(start).unwrap_or(u32::MAX),
+                end: u32::try_from(end).unwrap_or(u32::MAX),
             });
         }
         return;
     }
-    let cleaned = Cleaned::new(text);
     for (i, seg) in cleaned.text.split_word_bound_indices() {
         if !seg.chars().any(char::is_alphanumeric) {
             continue;
@@ -273,7 +275,11 @@ pub(crate) struct RegexText {
 
 impl RegexText {
     pub fn new(original: &str) -> RegexText {
-        if original.is_ascii() {
+        let already = original.is_ascii()
+            || (unicode_normalization::is_nfkc_quick(original.chars())
+                == unicode_normalization::IsNormalized::Yes
+                && !original.chars().any(is_default_ignorable));
+        if already {
             return RegexText {
                 text: original.to_string(),
                 map: Vec::new(),
