@@ -148,6 +148,7 @@ fn bench(c: &mut Criterion) {
         let ac = AhoCorasick::builder()
             .match_kind(MatchKind::Standard)
             .kind((patterns.len() <= 20_000).then_some(AhoCorasickKind::DFA))
+            .prefilter(false)
             .build(&patterns)
             .expect("automaton builds");
         let texts: Vec<String> = articles
@@ -188,6 +189,28 @@ fn bench(c: &mut Criterion) {
             mbs(t_scan),
             t_match.as_secs_f64() / t_scan.as_secs_f64()
         );
+        if std::env::var_os("NEWSWATCH_BENCH_KINDS").is_some() {
+            for (name, kind, pre) in [
+                ("dfa+pre", Some(AhoCorasickKind::DFA), true),
+                ("dfa", Some(AhoCorasickKind::DFA), false),
+                ("cnfa", Some(AhoCorasickKind::ContiguousNFA), false),
+                ("cnfa+pre", Some(AhoCorasickKind::ContiguousNFA), true),
+            ] {
+                let ac2 = AhoCorasick::builder()
+                    .match_kind(MatchKind::Standard)
+                    .kind(kind)
+                    .prefilter(pre)
+                    .build(&patterns)
+                    .expect("automaton builds");
+                let t = std::time::Instant::now();
+                for _ in 0..passes {
+                    for x in &texts {
+                        black_box(ac2.find_overlapping_iter(black_box(x.as_str())).count());
+                    }
+                }
+                eprintln!("rules-{n} scan {name}: {:.1} MB/s", mbs(t.elapsed()));
+            }
+        }
         let matched: usize = articles
             .iter()
             .map(|a| set.match_article(a, &feed, now).len())

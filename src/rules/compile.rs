@@ -451,6 +451,8 @@ impl Builder {
         }
         // Standard semantics so overlapping search reports every literal at every position
         // (`Healey` inside `John Healey`). A DFA is fastest to scan; fall back when it would be huge.
+        // No prefilter: every pattern starts with a space, so it would stop at every word
+        // (measured: about twice as slow; see docs/rules.md, BENCHMARKS).
         let patterns = self.lits.iter().map(|l| l.pattern.as_str());
         let kind = if self.lits.len() <= 20_000 {
             Some(AhoCorasickKind::DFA)
@@ -460,6 +462,7 @@ impl Builder {
         AhoCorasick::builder()
             .match_kind(MatchKind::Standard)
             .kind(kind)
+            .prefilter(false)
             .build(patterns)
             .map(Some)
     }
