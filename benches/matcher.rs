@@ -167,7 +167,11 @@ fn bench(c: &mut Criterion) {
         // Criterion measures the two far apart in time; on a shared machine the load changes in
         // between, so also time them interleaved, pass by pass, for a fair ratio.
         let (mut t_match, mut t_scan) = (Duration::ZERO, Duration::ZERO);
-        let passes = 200;
+        // NEWSWATCH_BENCH_PASSES=0 skips this (for profiling one benchmark with --profile-time).
+        let passes = std::env::var("NEWSWATCH_BENCH_PASSES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(200);
         for _ in 0..passes {
             let t = std::time::Instant::now();
             for a in &articles {
@@ -182,13 +186,15 @@ fn bench(c: &mut Criterion) {
         }
         let mbs = |d: Duration| (bytes * passes) as f64 / d.as_secs_f64() / 1e6;
         let per_s = |d: Duration| (articles.len() * passes) as f64 / d.as_secs_f64();
-        eprintln!(
-            "rules-{n} interleaved: match {:.1} MB/s ({:.0} articles/s), bare scan {:.1} MB/s, ratio {:.2}",
-            mbs(t_match),
-            per_s(t_match),
-            mbs(t_scan),
-            t_match.as_secs_f64() / t_scan.as_secs_f64()
-        );
+        if passes > 0 {
+            eprintln!(
+                "rules-{n} interleaved: match {:.1} MB/s ({:.0} articles/s), bare scan {:.1} MB/s, ratio {:.2}",
+                mbs(t_match),
+                per_s(t_match),
+                mbs(t_scan),
+                t_match.as_secs_f64() / t_scan.as_secs_f64()
+            );
+        }
         if std::env::var_os("NEWSWATCH_BENCH_KINDS").is_some() {
             for (name, kind, pre) in [
                 ("dfa+pre", Some(AhoCorasickKind::DFA), true),
