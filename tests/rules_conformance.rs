@@ -431,7 +431,7 @@ fn all_problems_at_once_and_lists_are_global() {
     let err = load_err(&[("a.toml", a), ("b.toml", b)]);
     assert!(!err.contains("unknown list @y"), "{err}");
     for want in [
-        "b.toml:3:1: duplicate list `x`",
+        "b.toml:3:1: duplicate list `x` (first defined at a.toml:2)",
         "b.toml:6:10: rule r2: unbalanced",
         "b.toml:10:1: rule r3: unknown key `bogus`",
     ] {

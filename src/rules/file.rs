@@ -88,6 +88,8 @@ pub(crate) struct RawRule {
 /// A list entry as read: parsed query and where it is.
 pub(crate) struct RawList {
     pub entries: Vec<(Expr, StrLoc)>,
+    /// `FILE:LINE`, for the duplicate-name diagnostic.
+    pub defined_at: String,
     pub file: usize,
     pub at: usize,
 }
@@ -222,11 +224,14 @@ fn lists(p: &mut Parsed, src: &Source, fi: usize, value: &Spanned<DeValue<'_>>) 
             ));
             continue;
         }
-        if p.lists.contains_key(&n) {
+        if let Some(first) = p.lists.get(&n) {
             let d = src.diagnostic(
                 at,
                 None,
-                format!("duplicate list `{n}`"),
+                format!(
+                    "duplicate list `{n}` (first defined at {})",
+                    first.defined_at
+                ),
                 Some("list names are global across all rule files; rename one"),
             );
             p.diags.push(d);
@@ -279,6 +284,10 @@ fn lists(p: &mut Parsed, src: &Source, fi: usize, value: &Spanned<DeValue<'_>>) 
         p.lists.insert(
             n,
             RawList {
+                defined_at: {
+                    let d = src.diagnostic(at, None, "", None);
+                    format!("{}:{}", d.file.display(), d.line)
+                },
                 entries: parsed,
                 file: fi,
                 at,
