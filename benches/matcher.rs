@@ -144,9 +144,11 @@ fn bench(c: &mut Criterion) {
             });
         });
         let patterns = set.literal_patterns();
+        // Same automaton choice as `compile::Builder::automaton`.
         let ac = AhoCorasick::builder()
             .match_kind(MatchKind::Standard)
-            .kind(Some(AhoCorasickKind::DFA))
+            .kind((patterns.len() <= 20_000).then_some(AhoCorasickKind::DFA))
+            .prefilter(false)
             .build(&patterns)
             .expect("automaton builds");
         let texts: Vec<String> = articles
@@ -162,6 +164,59 @@ fn bench(c: &mut Criterion) {
             });
         });
         g.finish();
+        // Criterion measures the two far apart in time; on a shared machine the load changes in
+        // between, so also time them interleaved, pass by pass, for a fair ratio.
+        let (mut t_match, mut t_scan) = (Duration::ZERO, Duration::ZERO);
+        // NEWSWATCH_BENCH_PASSES=0 skips this (for profiling one benchmark with --profile-time).
+        let passes = std::env::var("NEWSWATCH_BENCH_PASSES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(200);
+        for _ in 0..passes {
+            let t = std::time::Instant::now();
+            for a in &articles {
+                black_box(set.match_article(black_box(a), &feed, now));
+            }
+            t_match += t.elapsed();
+            let t = std::time::Instant::now();
+            for x in &texts {
+                black_box(ac.find_overlapping_iter(black_box(x.as_str())).count());
+            }
+            t_scan += t.elapsed();
+        }
+        let mbs = |d: Duration| (bytes * passes) as f64 / d.as_secs_f64() / 1e6;
+        let per_s = |d: Duration| (articles.len() * passes) as f64 / d.as_secs_f64();
+        if passes > 0 {
+            eprintln!(
+                "rules-{n} interleaved: match {:.1} MB/s ({:.0} articles/s), bare scan {:.1} MB/s, ratio {:.2}",
+                mbs(t_match),
+                per_s(t_match),
+                mbs(t_scan),
+                t_match.as_secs_f64() / t_scan.as_secs_f64()
+            );
+        }
+        if std::env::var_os("NEWSWATCH_BENCH_KINDS").is_some() {
+            for (name, kind, pre) in [
+                ("dfa+pre", Some(AhoCorasickKind::DFA), true),
+                ("dfa", Some(AhoCorasickKind::DFA), false),
+                ("cnfa", Some(AhoCorasickKind::ContiguousNFA), false),
+                ("cnfa+pre", Some(AhoCorasickKind::ContiguousNFA), true),
+            ] {
+                let ac2 = AhoCorasick::builder()
+                    .match_kind(MatchKind::Standard)
+                    .kind(kind)
+                    .prefilter(pre)
+                    .build(&patterns)
+                    .expect("automaton builds");
+                let t = std::time::Instant::now();
+                for _ in 0..passes {
+                    for x in &texts {
+                        black_box(ac2.find_overlapping_iter(black_box(x.as_str())).count());
+                    }
+                }
+                eprintln!("rules-{n} scan {name}: {:.1} MB/s", mbs(t.elapsed()));
+            }
+        }
         let matched: usize = articles
             .iter()
             .map(|a| set.match_article(a, &feed, now).len())

@@ -176,9 +176,10 @@ pub struct RuleSet {
     nodes: Vec<Node>,
     lits: Vec<Literal>,
     ac: Option<AhoCorasick>,
-    /// For each literal, the rules that contain it.
+    /// For each literal, the rules it triggers: a rule is evaluated only when one of its trigger
+    /// literals occurred (see `Node::triggers`).
     lit_rules: Vec<Vec<u32>>,
-    /// Rules that can be true without any literal (regex, url or lang only; or allowed broad).
+    /// Rules that can be true without any of their literals (regex, url or lang; allowed broad).
     always: Vec<u32>,
     regexes: Vec<Regex>,
 }
@@ -201,10 +202,7 @@ impl RuleSet {
     pub fn from_sources(sources: &[(PathBuf, String)]) -> Result<RuleSet, Diagnostics> {
         let sources: Vec<Source> = sources
             .iter()
-            .map(|(p, t)| Source {
-                path: p.clone(),
-                text: t.clone(),
-            })
+            .map(|(p, t)| Source::new(p.clone(), t.clone()))
             .collect();
         Self::compile_sources(&sources)
     }
@@ -280,15 +278,15 @@ impl RuleSet {
         let mut always = Vec::new();
         for (i, node) in nodes.iter().enumerate() {
             let r = u32::try_from(i).unwrap_or(u32::MAX);
-            let mut lits = Vec::new();
-            node.literals(&mut lits);
-            lits.sort_unstable();
-            lits.dedup();
-            for l in lits {
-                lit_rules[l as usize].push(r);
-            }
-            if node.without_literals().0 {
-                always.push(r);
+            match node.triggers() {
+                Some(mut lits) => {
+                    lits.sort_unstable();
+                    lits.dedup();
+                    for l in lits {
+                        lit_rules[l as usize].push(r);
+                    }
+                }
+                None => always.push(r),
             }
         }
         Ok(RuleSet {

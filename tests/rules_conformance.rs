@@ -345,6 +345,7 @@ const QUERY_ERRORS: &[(&str, &str)] = &[
     ("url:bbc.co.uk NEAR Healey", "NEAR operands"),
     ("/a/ NEAR Healey", "NEAR operands"),
     ("case:(a OR b)", "`case:` applies to a word or a quoted phrase"),
+    ("case:US*", "`case:` cannot be combined with a prefix"),
     ("Healey AND", "the query ends where a term was expected"),
     ("AND Healey", "an operator is missing its operand"),
     ("\"open phrase", "unterminated phrase"),
@@ -430,7 +431,7 @@ fn all_problems_at_once_and_lists_are_global() {
     let err = load_err(&[("a.toml", a), ("b.toml", b)]);
     assert!(!err.contains("unknown list @y"), "{err}");
     for want in [
-        "b.toml:3:1: duplicate list `x`",
+        "b.toml:3:1: duplicate list `x` (first defined at a.toml:2)",
         "b.toml:6:10: rule r2: unbalanced",
         "b.toml:10:1: rule r3: unknown key `bogus`",
     ] {

@@ -108,25 +108,26 @@ impl Node {
         }
     }
 
-    /// (can be true, can be false) when no literal occurs but regexes, url and lang may be anything:
-    /// rules that can be true this way are evaluated for every article.
-    pub fn without_literals(&self) -> (bool, bool) {
+    /// Literals of which at least one must occur for this node to be true, the fewest we can
+    /// find; `None` when it can be true without any (NOT, regex, url, lang), so the rule is
+    /// evaluated for every article. An AND needs only one of its children's sets.
+    pub fn triggers(&self) -> Option<Vec<u32>> {
         match self {
-            Node::Lit { .. } | Node::Near { .. } => (false, true),
-            Node::Regex { .. } | Node::Url { .. } | Node::Lang { .. } => (true, true),
-            Node::And(items) => {
-                let v: Vec<_> = items.iter().map(Node::without_literals).collect();
-                (v.iter().all(|x| x.0), v.iter().any(|x| x.1))
-            }
+            Node::Lit { lit, .. } => Some(vec![*lit]),
+            Node::Regex { .. } | Node::Url { .. } | Node::Lang { .. } | Node::Not(_) => None,
             Node::Or(items) => {
-                let v: Vec<_> = items.iter().map(Node::without_literals).collect();
-                (v.iter().any(|x| x.0), v.iter().all(|x| x.1))
+                let mut all = Vec::new();
+                for n in items {
+                    all.extend(n.triggers()?);
+                }
+                Some(all)
             }
-            Node::Not(inner) => {
-                let (t, f) = inner.without_literals();
-                (f, t)
-            }
-            Node::List { inner, .. } | Node::Field { inner, .. } => inner.without_literals(),
+            Node::And(items) => items.iter().filter_map(Node::triggers).min_by_key(Vec::len),
+            Node::Near { left, right, .. } => match (left.triggers(), right.triggers()) {
+                (Some(l), Some(r)) => Some(if l.len() <= r.len() { l } else { r }),
+                (l, r) => l.or(r),
+            },
+            Node::List { inner, .. } | Node::Field { inner, .. } => inner.triggers(),
         }
     }
 
@@ -136,21 +137,6 @@ impl Node {
             Node::Or(items) => items.iter().all(Node::is_positional),
             Node::List { inner, .. } | Node::Field { inner, .. } => inner.is_positional(),
             _ => false,
-        }
-    }
-
-    pub fn literals(&self, out: &mut Vec<u32>) {
-        match self {
-            Node::Lit { lit, .. } => out.push(*lit),
-            Node::Regex { .. } | Node::Url { .. } | Node::Lang { .. } => {}
-            Node::And(items) | Node::Or(items) => items.iter().for_each(|n| n.literals(out)),
-            Node::Not(inner) | Node::List { inner, .. } | Node::Field { inner, .. } => {
-                inner.literals(out);
-            }
-            Node::Near { left, right, .. } => {
-                left.literals(out);
-                right.literals(out);
-            }
         }
     }
 }
@@ -465,6 +451,8 @@ impl Builder {
         }
         // Standard semantics so overlapping search reports every literal at every position
         // (`Healey` inside `John Healey`). A DFA is fastest to scan; fall back when it would be huge.
+        // No prefilter: every pattern starts with a space, so it would stop at every word
+        // (measured: about twice as slow; see docs/rules.md, BENCHMARKS).
         let patterns = self.lits.iter().map(|l| l.pattern.as_str());
         let kind = if self.lits.len() <= 20_000 {
             Some(AhoCorasickKind::DFA)
@@ -474,6 +462,7 @@ impl Builder {
         AhoCorasick::builder()
             .match_kind(MatchKind::Standard)
             .kind(kind)
+            .prefilter(false)
             .build(patterns)
             .map(Some)
     }

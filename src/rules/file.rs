@@ -35,9 +35,22 @@ impl StrLoc {
 pub(crate) struct Source {
     pub path: PathBuf,
     pub text: String,
+    /// Byte offset of every line start, so locating a span is a binary search, not a scan.
+    line_starts: Vec<usize>,
 }
 
 impl Source {
+    pub fn new(path: PathBuf, text: String) -> Source {
+        let line_starts = std::iter::once(0)
+            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+            .collect();
+        Source {
+            path,
+            text,
+            line_starts,
+        }
+    }
+
     pub fn diagnostic(
         &self,
         offset: usize,
@@ -50,9 +63,8 @@ impl Source {
         while !text.is_char_boundary(offset) {
             offset -= 1;
         }
-        let before = &text[..offset];
-        let line = before.matches('\n').count() + 1;
-        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+        let line = self.line_starts.partition_point(|&s| s <= offset);
+        let line_start = self.line_starts[line - 1];
         Diagnostic {
             file: self.path.clone(),
             line,
@@ -76,6 +88,8 @@ pub(crate) struct RawRule {
 /// A list entry as read: parsed query and where it is.
 pub(crate) struct RawList {
     pub entries: Vec<(Expr, StrLoc)>,
+    /// `FILE:LINE`, for the duplicate-name diagnostic.
+    pub defined_at: String,
     pub file: usize,
     pub at: usize,
 }
@@ -210,11 +224,14 @@ fn lists(p: &mut Parsed, src: &Source, fi: usize, value: &Spanned<DeValue<'_>>) 
             ));
             continue;
         }
-        if p.lists.contains_key(&n) {
+        if let Some(first) = p.lists.get(&n) {
             let d = src.diagnostic(
                 at,
                 None,
-                format!("duplicate list `{n}`"),
+                format!(
+                    "duplicate list `{n}` (first defined at {})",
+                    first.defined_at
+                ),
                 Some("list names are global across all rule files; rename one"),
             );
             p.diags.push(d);
@@ -267,6 +284,10 @@ fn lists(p: &mut Parsed, src: &Source, fi: usize, value: &Spanned<DeValue<'_>>) 
         p.lists.insert(
             n,
             RawList {
+                defined_at: {
+                    let d = src.diagnostic(at, None, "", None);
+                    format!("{}:{}", d.file.display(), d.line)
+                },
                 entries: parsed,
                 file: fi,
                 at,
@@ -659,10 +680,7 @@ pub(crate) fn read_sources(files: &[PathBuf]) -> (Vec<Source>, Vec<Diagnostic>) 
     let mut diags = Vec::new();
     for f in files {
         match std::fs::read_to_string(f) {
-            Ok(text) => sources.push(Source {
-                path: f.clone(),
-                text,
-            }),
+            Ok(text) => sources.push(Source::new(f.clone(), text)),
             Err(e) => diags.push(Diagnostic {
                 file: f.clone(),
                 line: 0,

@@ -38,7 +38,7 @@ pub(crate) struct Doc<'a> {
     pub hits: Vec<(u32, u32)>,
     pub link: Option<&'a str>,
     pub lang: Option<&'a str>,
-    regex_texts: Vec<OnceCell<RegexText>>,
+    regex_texts: Vec<OnceCell<RegexText<'a>>>,
 }
 
 impl<'a> Doc<'a> {
@@ -141,7 +141,7 @@ impl<'a> Doc<'a> {
         })
     }
 
-    fn regex_text(&self, seg: usize) -> &RegexText {
+    fn regex_text(&self, seg: usize) -> &RegexText<'a> {
         self.regex_texts[seg].get_or_init(|| RegexText::new(self.segments[seg].text))
     }
 

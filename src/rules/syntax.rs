@@ -479,6 +479,13 @@ impl Parser {
                 }
             };
             self.pos += 1;
+            if text.ends_with('*') {
+                return Err(QueryError::new(
+                    inner_span,
+                    "`case:` cannot be combined with a prefix `*`",
+                    Some("write the whole word, or use a regex like /US\\w*/"),
+                ));
+            }
             return Ok(Expr {
                 kind: ExprKind::Case(text),
                 span: span.start..inner_span.end,

@@ -53,24 +53,25 @@ pub fn normalized_words(text: &str) -> Vec<String> {
 /// Appends each token of `text` to `norm` as `" word"` (a space before every token) and records
 /// its position. Callers add the closing space. Offsets in `TokPos` are relative to `text`.
 pub(crate) fn tokenize_into(text: &str, norm: &mut String, toks: &mut Vec<TokPos>) {
-    if text.is_ascii() {
-        // Fast path, same boundaries as UAX #29 for ASCII (checked by a property test).
-        for (i, seg) in AsciiWords::new(text) {
+    let cleaned = Cleaned::new(text);
+    if cleaned.text.is_ascii() {
+        // Fast path (most news text once quotes and dashes are unified): the same boundaries as
+        // UAX #29 for ASCII, checked by a property test.
+        for (i, seg) in AsciiWords::new(&cleaned.text) {
             let seg = strip_possessive(seg);
             let before = norm.len();
             norm.push(' ');
-            for b in seg.bytes() {
-                norm.push(char::from(b.to_ascii_lowercase()));
-            }
+            norm.push_str(seg);
+            norm[before + 1..].make_ascii_lowercase();
+            let (start, end) = cleaned.original_range(i, i + seg.len());
             toks.push(TokPos {
                 norm_start: u32::try_from(before + 1).unwrap_or(u32::MAX),
-                start: u32::try_from(i).unwrap_or(u32::MAX),
-                end: u32::try_from(i + seg.len()).unwrap_or(u32::MAX),
+                start: u32::try_from(start).unwrap_or(u32::MAX),
+                end: u32::try_from(end).unwrap_or(u32::MAX),
             });
         }
         return;
     }
-    let cleaned = Cleaned::new(text);
     for (i, seg) in cleaned.text.split_word_bound_indices() {
         if !seg.chars().any(char::is_alphanumeric) {
             continue;
@@ -111,7 +112,7 @@ impl<'a> Iterator for AsciiWords<'a> {
 
     fn next(&mut self) -> Option<(usize, &'a str)> {
         let b = self.text.as_bytes();
-        let word = |c: u8| c.is_ascii_alphanumeric() || c == b'_';
+        let word = |c: u8| WORD_BYTE[usize::from(c)];
         loop {
             while self.at < b.len() && !word(b[self.at]) {
                 self.at += 1;
@@ -149,6 +150,18 @@ impl<'a> Iterator for AsciiWords<'a> {
         }
     }
 }
+
+/// ASCII letters, digits and `_`: the bytes that always continue an ASCII word.
+static WORD_BYTE: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        let c = i as u8;
+        t[i] = c.is_ascii_alphanumeric() || c == b'_';
+        i += 1;
+    }
+    t
+};
 
 /// `Hegseth's` and `Hegseth’s` are the word `Hegseth` (quotes are unified before this runs).
 fn strip_possessive(seg: &str) -> &str {
@@ -225,7 +238,7 @@ impl<'a> Cleaned<'a> {
 }
 
 fn needs_cleaning(c: char) -> bool {
-    clean_char(c) != Some(c)
+    !c.is_ascii() && clean_char(c) != Some(c)
 }
 
 /// What a character becomes before segmentation: `None` for default-ignorables.
@@ -265,17 +278,21 @@ pub(crate) fn is_default_ignorable(c: char) -> bool {
 }
 
 /// NFKC text with default-ignorables removed (what regexes see), mapped back to the original.
-pub(crate) struct RegexText {
-    pub text: String,
+pub(crate) struct RegexText<'a> {
+    pub text: Cow<'a, str>,
     /// Original byte range for each byte of `text`; empty when `text` equals the original.
     map: Vec<(u32, u32)>,
 }
 
-impl RegexText {
-    pub fn new(original: &str) -> RegexText {
-        if original.is_ascii() {
+impl<'a> RegexText<'a> {
+    pub fn new(original: &'a str) -> RegexText<'a> {
+        let already = original.is_ascii()
+            || (unicode_normalization::is_nfkc_quick(original.chars())
+                == unicode_normalization::IsNormalized::Yes
+                && !original.chars().any(is_default_ignorable));
+        if already {
             return RegexText {
-                text: original.to_string(),
+                text: Cow::Borrowed(original),
                 map: Vec::new(),
             };
         }
@@ -311,7 +328,10 @@ impl RegexText {
         if let Some(s) = run_start {
             flush(s, original.len(), &mut text, &mut map);
         }
-        RegexText { text, map }
+        RegexText {
+            text: Cow::Owned(text),
+            map,
+        }
     }
 
     pub fn original_range(&self, start: usize, end: usize) -> (usize, usize) {
