@@ -385,7 +385,7 @@ def fmt_table(results, tools_order):
 
 
 def fmt_ratios(results):
-    lines = [f"{'peer / newswatch':26} {'rules':>6} {'cycle':9} {'wall x':>8} {'cpu x':>8} {'RSS x':>7}"]
+    lines = [f"{'peer / newswatch':30} {'rules':>6} {'cycle':9} {'wall x':>8} {'cpu x':>8} {'RSS x':>7}"]
     rule_sets = sorted({k[1] for k in results if k[0] in ("newswatch", "rss2email")}, key=int)
     for peer in ["rss2email", "rss2email-nofilter", "newsboat"]:
         for rules in rule_sets:
@@ -398,10 +398,10 @@ def fmt_ratios(results):
                 if not p or "failed" in p:
                     continue
                 if not n or "failed" in n:
-                    lines.append(f"{peer + ' / newswatch':26} {rules:>6} {cycle:9} {'pending':>8}")
+                    lines.append(f"{peer + ' / newswatch':30} {rules:>6} {cycle:9} {'pending':>8}")
                     continue
                 r = [p[k] / n[k] if n[k] > 0 else float("inf") for k in ("wall_s", "cpu_s", "peak_rss_mb")]
-                lines.append(f"{peer + ' / newswatch':26} {rules:>6} {cycle:9} {r[0]:8.1f} {r[1]:8.1f} {r[2]:7.2f}")
+                lines.append(f"{peer + ' / newswatch':30} {rules:>6} {cycle:9} {r[0]:8.1f} {r[1]:8.1f} {r[2]:7.2f}")
     return "\n".join(lines)
 
 

@@ -70,6 +70,9 @@ class State:
 def make_handler(state):
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # keep-alive, as real feed hosts
+        # Headers and body go out as two writes; with Nagle on, a keep-alive client's delayed ACK
+        # stalls every response by ~40 ms (measured: 215 feeds/s with 8 connections).
+        disable_nagle_algorithm = True
         server_version = "bench-feeds/1"
 
         def log_message(self, *args):
