@@ -1,0 +1,62 @@
+"""Loopback SMTP sink for the benchmark (aiosmtpd): accepts every message on 127.0.0.1, keeps none.
+
+Prints its port on the first line of stdout. Each accepted message appends one JSON line
+{"rcpt": n, "bytes": n, "subject": s} to --log before the 250 reply, so a client that got its 250
+has been counted. Runs until SIGTERM or SIGINT.
+"""
+
+import argparse
+import json
+import signal
+import socket
+import threading
+
+from aiosmtpd.controller import Controller
+
+
+class Sink:
+    def __init__(self, log_path):
+        self.log = open(log_path, "a", buffering=1)
+        self.lock = threading.Lock()
+
+    async def handle_DATA(self, server, session, envelope):
+        data = envelope.original_content or envelope.content or b""
+        subject = ""
+        for line in data.split(b"\r\n", 200):
+            if line.lower().startswith(b"subject:"):
+                subject = line[8:].strip().decode("utf-8", "replace")[:120]
+                break
+            if not line:
+                break
+        with self.lock:
+            self.log.write(json.dumps({"rcpt": len(envelope.rcpt_tos), "bytes": len(data),
+                                       "subject": subject}) + "\n")
+        return "250 OK"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--log", required=True)
+    ap.add_argument("--port", type=int, default=0)
+    a = ap.parse_args()
+    port = a.port or free_port()
+    ctl = Controller(Sink(a.log), hostname="127.0.0.1", port=port, data_size_limit=256 * 1024 * 1024)
+    ctl.start()
+    print(port, flush=True)
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    signal.signal(signal.SIGINT, lambda *_: done.set())
+    # Bounded wait in a loop so signals are handled promptly; the harness always stops us.
+    while not done.wait(1.0):
+        pass
+    ctl.stop()
+
+
+if __name__ == "__main__":
+    main()
