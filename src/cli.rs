@@ -144,15 +144,17 @@ fn dispatch(command: Command) -> Exit {
                     return Exit::Failure;
                 }
             };
-            let result = runtime.block_on(async {
+            let result = runtime.block_on(async move {
                 if once {
                     crate::pipeline::run_once(&config, &rules)
                         .await
                         .map(|summary| println!("{summary}"))
                 } else {
-                    crate::pipeline::run_daemon(&config, &rules).await
+                    crate::daemon::run_daemon(config, rules).await
                 }
             });
+            // A database call abandoned at shutdown runs on the blocking pool; do not wait forever.
+            runtime.shutdown_timeout(crate::daemon::SHUTDOWN_GRACE);
             match result {
                 Ok(()) => Exit::Ok,
                 Err(e) => {

@@ -506,10 +506,13 @@ async fn the_daemon_polls_each_feed_when_due_and_stops_when_cancelled() {
         }
         t0 + chrono::Duration::minutes(10)
     };
-    tokio::time::timeout(Duration::from_secs(20), p.run_until(&shutdown, clock))
-        .await
-        .expect("run_until stops promptly once cancelled")
-        .expect("run_until");
+    tokio::time::timeout(
+        Duration::from_secs(20),
+        newswatch::daemon::run_until(&p, &shutdown, clock),
+    )
+    .await
+    .expect("run_until stops promptly once cancelled")
+    .expect("run_until");
     let c = server.counts();
     assert_eq!(
         (c.requests, c.not_modified),
