@@ -526,8 +526,13 @@ fn copy_demo(tmp: &Path) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let config_dir = tmp.join("config");
     std::fs::create_dir_all(config_dir.join("demo/feeds")).expect("mkdir");
-    std::fs::copy(root.join("config/demo.toml"), config_dir.join("demo.toml"))
-        .expect("copy demo.toml");
+    let demo = std::fs::read_to_string(root.join("config/demo.toml")).expect("read demo.toml");
+    // Any free port: 9187 may be taken by another test's daemon (or a real one).
+    std::fs::write(
+        config_dir.join("demo.toml"),
+        format!("{demo}\n[http]\nlisten = \"127.0.0.1:0\"\n"),
+    )
+    .expect("copy demo.toml");
     for f in DEMO_FEEDS {
         std::fs::copy(demo_dir().join(f), config_dir.join("demo/feeds").join(f))
             .expect("copy feed");
