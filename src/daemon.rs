@@ -123,6 +123,7 @@ async fn supervise(mut config: Config, mut rules: RuleSet, ctx: &Loop<'_>) -> an
                 };
                 let problems = vec![format!("{e:#}")];
                 note = refuse(ctx, &problems);
+                notify(ctx.notifier, Notifier::ready);
                 (config, rules) = (c, r);
                 continue;
             }
