@@ -211,7 +211,7 @@ fn candidate(current: &Config) -> Result<(Config, RuleSet), Vec<String>> {
     }
 }
 
-/// What the cycle loop needs besides the pipeline; each field is used, none is a god-struct.
+/// What the cycle loop needs besides the pipeline: its signals in, its progress reports out.
 struct Loop<'a> {
     shutdown: &'a CancellationToken,
     /// Woken by SIGHUP; `None` where reloads are not possible.
