@@ -573,3 +573,41 @@ fn sigterm_keeps_the_unsent_digest_which_goes_out_after_restart_and_one_instance
         "the SMTP password was logged"
     );
 }
+
+#[test]
+fn a_taken_http_port_fails_the_start_before_ready() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = taken.local_addr().expect("addr").to_string();
+    let config = write_config(
+        tmp.path(),
+        "http://127.0.0.1:9/never-polled.rss",
+        "method = \"file\"\ndir = \"outbox\"",
+    );
+    let text = std::fs::read_to_string(&config).expect("read config");
+    std::fs::write(&config, text.replace("127.0.0.1:0", &addr)).expect("write config");
+    std::fs::write(tmp.path().join("rules/watch.toml"), RULE_MINERALS).expect("write rules");
+    let mut d = Daemon::start(&config, &tmp.path().join("notify.sock"));
+    let end = Instant::now() + DEADLINE;
+    let status = loop {
+        if let Some(s) = d.child.try_wait().expect("try_wait") {
+            break s;
+        }
+        assert!(
+            Instant::now() < end,
+            "the daemon kept running\n{}",
+            d.report()
+        );
+        d.wait_note_once();
+    };
+    assert_eq!(status.code(), Some(1), "{}", d.report());
+    let line = d.wait_log("error:");
+    assert!(
+        line.contains(&format!(
+            "cannot listen on {addr} for /metrics and /healthz"
+        )),
+        "{line}"
+    );
+    d.wait_note_once();
+    assert!(!d.notes.iter().any(|n| n == "READY=1"), "{}", d.report());
+}
