@@ -58,6 +58,10 @@ pub enum Command {
         /// Run one full cycle (every feed polled once), print a summary and exit.
         #[arg(long)]
         once: bool,
+        /// Reload by itself when the config file or a rule file changes (checked every second;
+        /// saves by rename are seen too), as if sent SIGHUP.
+        #[arg(long, conflicts_with = "once")]
+        watch_rules: bool,
     },
     /// Validate the config and its rules (or rule files alone) and run every rule's examples.
     Check {
@@ -122,7 +126,11 @@ pub fn main() -> ExitCode {
 
 fn dispatch(command: Command) -> Exit {
     match command {
-        Command::Run { config, once } => {
+        Command::Run {
+            config,
+            once,
+            watch_rules,
+        } => {
             let config = match load_config(&config) {
                 Ok(c) => c,
                 Err(e) => return e,
@@ -150,7 +158,8 @@ fn dispatch(command: Command) -> Exit {
                         .await
                         .map(|summary| println!("{summary}"))
                 } else {
-                    crate::daemon::run_daemon(config, rules).await
+                    crate::daemon::run_daemon(config, rules, crate::daemon::Options { watch_rules })
+                        .await
                 }
             });
             // A database call abandoned at shutdown runs on the blocking pool; do not wait forever.

@@ -4,6 +4,7 @@
 //! keeps running) and SIGTERM (stop, give the cycle in flight a short grace, exit; unsent email
 //! stays in the outbox). It does none of a cycle's work itself and spawns nothing outside its tracker.
 
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -37,9 +38,20 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// finished cycle: the longest idle plus room for a slow cycle.
 const STALL_LIMIT: Duration = Duration::from_secs(15 * 60);
 
+/// How often `--watch-rules` looks at the files; a change is acted on once it has been stable for
+/// one more look, so an editor's save (write, rename, chmod) becomes one reload.
+const WATCH_EVERY: Duration = Duration::from_millis(500);
+
+/// Daemon switches from the command line.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    /// Reload when the config file or a file in a rule directory changes, as SIGHUP does.
+    pub watch_rules: bool,
+}
+
 /// Runs until SIGTERM or SIGINT. Fails (before `READY=1`) when another daemon holds the state
 /// directory, the database cannot be opened, or the HTTP address is taken.
-pub async fn run_daemon(config: Config, rules: RuleSet) -> anyhow::Result<()> {
+pub async fn run_daemon(config: Config, rules: RuleSet, options: Options) -> anyhow::Result<()> {
     // First, before the database is touched: a second daemon must not even migrate it.
     let _lock = InstanceLock::acquire(&config.state_dir)?;
     let notifier = Arc::new(Notifier::from_env().context("cannot set up sd_notify")?);
@@ -78,6 +90,11 @@ pub async fn run_daemon(config: Config, rules: RuleSet) -> anyhow::Result<()> {
         let (notifier, beats, shutdown) = (Arc::clone(&notifier), [beat.clone()], shutdown.clone());
         async move { health::run_watchdog(&notifier, &beats, shutdown).await }
     });
+    if options.watch_rules {
+        let watched = Watched::of(&config);
+        info!(dirs = ?watched.dirs, "watching the config and rule files");
+        tracker.spawn(watched.watch(shutdown.clone(), Arc::clone(&reload)));
+    }
     info!(
         feeds = config.feeds.len(),
         rules = rules.rules().len(),
@@ -429,6 +446,80 @@ impl Signals {
         info!(signal = name, "shutting down");
         notify(&notifier, Notifier::stopping);
         shutdown.cancel();
+    }
+}
+
+/// The files `--watch-rules` looks at: the config file, and every `.toml` file in the directories
+/// the rule files were found in at startup (a new file there is seen; a changed `rules` list in
+/// the config is watched from the next start). Directories, not files: editors save by rename.
+#[derive(Debug)]
+struct Watched {
+    config: PathBuf,
+    dirs: Vec<PathBuf>,
+}
+
+/// (path, length, modification time) of each watched file, sorted.
+type Fingerprint = Vec<(PathBuf, u64, Option<std::time::SystemTime>)>;
+
+impl Watched {
+    fn of(config: &Config) -> Watched {
+        let mut dirs: Vec<PathBuf> = config
+            .rule_files
+            .iter()
+            .filter_map(|f| f.parent().map(Path::to_path_buf))
+            .collect();
+        dirs.sort();
+        dirs.dedup();
+        Watched {
+            config: config.path.clone(),
+            dirs,
+        }
+    }
+
+    /// A few `stat`s: cheap enough to run on the async worker every half second.
+    fn fingerprint(&self) -> Fingerprint {
+        let stat = |p: &Path| {
+            std::fs::metadata(p)
+                .ok()
+                .filter(std::fs::Metadata::is_file)
+                .map(|m| (p.to_path_buf(), m.len(), m.modified().ok()))
+        };
+        let mut files: Fingerprint = stat(&self.config).into_iter().collect();
+        for dir in &self.dirs {
+            let Ok(entries) = std::fs::read_dir(dir) else {
+                continue;
+            };
+            files.extend(
+                entries
+                    .filter_map(Result::ok)
+                    .map(|e| e.path())
+                    .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+                    .filter_map(|p| stat(&p)),
+            );
+        }
+        files.sort();
+        files
+    }
+
+    async fn watch(self, shutdown: CancellationToken, reload: Arc<Notify>) {
+        let mut applied = self.fingerprint();
+        let mut seen = applied.clone();
+        let mut tick = tokio::time::interval(WATCH_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            let now = self.fingerprint();
+            // Changed since the last reload, and the same as half a second ago: the save is done.
+            if now != applied && now == seen {
+                info!("config or rule files changed; reloading");
+                reload.notify_one();
+                applied = now.clone();
+            }
+            seen = now;
+        }
     }
 }
 

@@ -118,6 +118,10 @@ struct Daemon {
 
 impl Daemon {
     fn start(config: &Path, notify_path: &Path) -> Daemon {
+        Daemon::start_with(config, notify_path, &[])
+    }
+
+    fn start_with(config: &Path, notify_path: &Path, extra: &[&str]) -> Daemon {
         let _ = std::fs::remove_file(notify_path);
         let notify = UnixDatagram::bind(notify_path).expect("bind the notify socket");
         notify
@@ -126,6 +130,7 @@ impl Daemon {
         let mut child = Command::new(env!("CARGO_BIN_EXE_newswatch"))
             .args(["run", "--config"])
             .arg(config)
+            .args(extra)
             .env("NOTIFY_SOCKET", notify_path)
             .env("WATCHDOG_USEC", "2000000")
             .env_remove("WATCHDOG_PID")
@@ -610,4 +615,58 @@ fn a_taken_http_port_fails_the_start_before_ready() {
     );
     d.wait_note_once();
     assert!(!d.notes.iter().any(|n| n == "READY=1"), "{}", d.report());
+}
+
+#[test]
+fn watch_rules_reloads_when_an_editor_saves_by_rename() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let feeds = Feeds::start();
+    feeds.server.set(
+        "/wire.rss",
+        rss(&[("1", "Kyiv and Washington agree minerals deal")]),
+    );
+    let outbox = tmp.path().join("outbox");
+    let config = write_config(
+        tmp.path(),
+        &feeds.server.url("/wire.rss"),
+        "method = \"file\"\ndir = \"outbox\"",
+    );
+    let rules = tmp.path().join("rules/watch.toml");
+    std::fs::write(&rules, RULE_MINERALS).expect("write rules");
+    let mut d = Daemon::start_with(&config, &tmp.path().join("notify.sock"), &["--watch-rules"]);
+    d.wait_note(0, "READY=1", |n| n == "READY=1");
+    wait_emails(&mut d, &outbox, 1);
+    assert!(
+        !d.notes.iter().any(|n| n.starts_with("RELOADING=1")),
+        "no change, no reload\n{}",
+        d.report()
+    );
+
+    // The editor's way: write a temporary file, rename it over the old one. No SIGHUP.
+    let mark = d.notes.len();
+    let tmp_file = tmp.path().join("rules/.watch.toml.swp");
+    std::fs::write(&tmp_file, format!("{RULE_MINERALS}{RULE_HEGSETH}")).expect("write");
+    std::fs::rename(&tmp_file, &rules).expect("rename");
+    let reloading = d.wait_note(mark, "RELOADING=1", |n| n.starts_with("RELOADING=1"));
+    d.wait_note(reloading, "READY=1 after the reload", |n| n == "READY=1");
+    feeds.server.set(
+        "/wire.rss",
+        rss(&[
+            ("1", "Kyiv and Washington agree minerals deal"),
+            ("2", "Hegseth and Healey meet again"),
+        ]),
+    );
+    let emails = wait_emails(&mut d, &outbox, 2);
+    assert!(emails[1].contains("Hegseth watch"), "{}", emails[1]);
+    let status = d.terminate(DEADLINE);
+    assert!(status.success(), "{status:?}\n{}", d.report());
+    assert_eq!(
+        d.notes
+            .iter()
+            .filter(|n| n.starts_with("RELOADING=1"))
+            .count(),
+        1,
+        "one save, one reload\n{}",
+        d.report()
+    );
 }
