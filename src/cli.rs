@@ -58,6 +58,10 @@ pub enum Command {
         /// Run one full cycle (every feed polled once), print a summary and exit.
         #[arg(long)]
         once: bool,
+        /// Reload by itself when the config file or a rule file changes (checked every second;
+        /// saves by rename are seen too), as if sent SIGHUP.
+        #[arg(long, conflicts_with = "once")]
+        watch_rules: bool,
     },
     /// Validate the config and its rules (or rule files alone) and run every rule's examples.
     Check {
@@ -163,7 +167,11 @@ pub fn main() -> ExitCode {
 
 fn dispatch(command: Command) -> Exit {
     match command {
-        Command::Run { config, once } => {
+        Command::Run {
+            config,
+            once,
+            watch_rules,
+        } => {
             let config = match load_config(&config) {
                 Ok(c) => c,
                 Err(e) => return e,
@@ -185,15 +193,18 @@ fn dispatch(command: Command) -> Exit {
                     return Exit::Failure;
                 }
             };
-            let result = runtime.block_on(async {
+            let result = runtime.block_on(async move {
                 if once {
                     crate::pipeline::run_once(&config, &rules)
                         .await
                         .map(|summary| println!("{summary}"))
                 } else {
-                    crate::pipeline::run_daemon(&config, &rules).await
+                    crate::daemon::run_daemon(config, rules, crate::daemon::Options { watch_rules })
+                        .await
                 }
             });
+            // A database call abandoned at shutdown runs on the blocking pool; do not wait forever.
+            runtime.shutdown_timeout(crate::daemon::SHUTDOWN_GRACE);
             match result {
                 Ok(()) => Exit::Ok,
                 Err(e) => {

@@ -27,6 +27,15 @@ pub struct Config {
     pub feeds: Vec<FeedConfig>,
     pub delivery: Delivery,
     pub digests: Vec<DigestConfig>,
+    pub http: HttpSettings,
+}
+
+/// `[http]`: where the daemon serves `/metrics` and `/healthz`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpSettings {
+    pub enabled: bool,
+    /// Loopback by default: metrics name feeds and rules.
+    pub listen: std::net::SocketAddr,
 }
 
 #[derive(Debug, Clone)]
@@ -168,6 +177,15 @@ struct RawConfig {
     delivery: Spanned<RawDelivery>,
     #[serde(default, rename = "digest")]
     digests: Vec<RawDigest>,
+    #[serde(default)]
+    http: RawHttp,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawHttp {
+    enabled: Option<bool>,
+    listen: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -523,6 +541,23 @@ impl Config {
             });
         }
 
+        let mut http = HttpSettings {
+            enabled: raw.http.enabled.unwrap_or(true),
+            listen: crate::health::DEFAULT_ADDR,
+        };
+        if let Some(listen) = &raw.http.listen {
+            match listen.get_ref().trim().parse() {
+                Ok(addr) => http.listen = addr,
+                Err(_) => src.error_at(
+                    listen.span(),
+                    format!(
+                        "invalid listen address {:?}: expected IP:PORT, like \"127.0.0.1:9187\" or \"[::1]:9187\"",
+                        listen.get_ref()
+                    ),
+                ),
+            }
+        }
+
         if !src.errors.is_empty() {
             return Err(ConfigErrors(src.errors));
         }
@@ -542,6 +577,7 @@ impl Config {
             feeds,
             delivery,
             digests,
+            http,
         })
     }
 }

@@ -8,6 +8,7 @@ pub mod article;
 pub mod cli;
 pub mod cluster;
 pub mod config;
+pub mod daemon;
 pub mod deliver;
 pub mod digest;
 pub mod digest_spec;

@@ -5,6 +5,7 @@
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, Write};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 pub const LOCK_FILE: &str = "newswatch.lock";
@@ -40,7 +41,13 @@ impl InstanceLock {
             path: path.clone(),
             source,
         };
-        std::fs::create_dir_all(state_dir).map_err(io)?;
+        // The lock is taken before the store opens the database, so it may be the one to create
+        // the state directory: private (0700) as the store would make it.
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(state_dir)
+            .map_err(io)?;
         // Not truncating on open: until we hold the lock, the PID inside belongs to the holder.
         let mut file = OpenOptions::new()
             .read(true)
@@ -110,6 +117,19 @@ mod tests {
 
         drop(first);
         InstanceLock::acquire(&state).expect("free again after drop");
+    }
+
+    #[test]
+    fn a_state_dir_created_by_the_lock_is_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let state = dir.path().join("new/state");
+        let _lock = InstanceLock::acquire(&state).expect("lock");
+        let mode = std::fs::metadata(&state)
+            .expect("stat")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o700, "{mode:o}");
     }
 
     #[test]

@@ -1,17 +1,14 @@
-//! One poll → store → match → digest → deliver cycle, and the daemon loop that repeats it.
-//! This is the edge that owns the clock (`clock_now`), the tasks and the database handle; the stages
-//! it calls are pure or do their own IO. Durable work (a composed digest) goes through the outbox.
+//! One poll → store → match → digest → deliver cycle (`daemon` repeats it).
+//! This is the edge that owns the clock (`clock_now`) and the database handle; the stages it calls
+//! are pure or do their own IO. Durable work (a composed digest) goes through the outbox.
 
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
 
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 use tracing::{debug, error, info, warn};
 
 use crate::article::{Article, FeedMeta};
@@ -19,19 +16,16 @@ use crate::config::{Config, FeedConfig};
 use crate::deliver::{self, Deliverer, Outcome};
 use crate::digest::{self, Entry};
 use crate::fetch::{FetchOutcome, Fetcher, Validators};
+use crate::lock::InstanceLock;
+use crate::metrics::{Metrics, PollResult};
 use crate::parse;
 use crate::rules::RuleSet;
 use crate::store::{
     ArticleMatches, Fetched, NewMessage, PendingMatch, Store, StoreError, StoredHit,
 };
 
-/// The daemon sleeps at most this long between looks at what is due, so a clock jump or a
-/// retry time in the outbox is noticed without a wake-up source of its own.
-const MAX_IDLE: Duration = Duration::from_secs(300);
-const MIN_IDLE: Duration = Duration::from_secs(1);
-
 /// The one place the pipeline reads the wall clock; everything below takes `now` as an argument.
-fn clock_now() -> DateTime<Utc> {
+pub(crate) fn clock_now() -> DateTime<Utc> {
     Utc::now()
 }
 
@@ -95,72 +89,10 @@ impl fmt::Display for Summary {
 
 /// Runs one full cycle: every feed polled once, matches digested, the outbox drained.
 pub async fn run_once(config: &Config, rules: &RuleSet) -> anyhow::Result<Summary> {
+    // Two overlapping runs would poll and send twice (the cron-job failure this tool avoids).
+    let _lock = InstanceLock::acquire(&config.state_dir)?;
     let pipeline = Pipeline::open(config, rules).await?;
     pipeline.cycle(clock_now(), Feeds::All).await
-}
-
-/// Polls each feed at its own interval until SIGTERM or SIGINT.
-pub async fn run_daemon(config: &Config, rules: &RuleSet) -> anyhow::Result<()> {
-    let pipeline = Pipeline::open(config, rules).await?;
-    let shutdown = CancellationToken::new();
-    let tracker = TaskTracker::new();
-    tracker.spawn(Signals::install()?.watch(shutdown.clone()));
-    info!(feeds = config.feeds.len(), delivery = %pipeline.deliverer.describe(), "daemon started");
-    let result = pipeline.run_until(&shutdown, clock_now).await;
-    shutdown.cancel();
-    tracker.close();
-    tracker.wait().await;
-    info!("daemon stopped");
-    result
-}
-
-/// SIGTERM and SIGINT listeners, installed before the first cycle: a signal that arrives while
-/// the first poll runs must stop the daemon gracefully, not kill it with the default action.
-#[cfg(unix)]
-struct Signals {
-    term: tokio::signal::unix::Signal,
-    int: tokio::signal::unix::Signal,
-}
-
-#[cfg(unix)]
-impl Signals {
-    fn install() -> anyhow::Result<Signals> {
-        use tokio::signal::unix::{SignalKind, signal};
-        Ok(Signals {
-            term: signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?,
-            int: signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?,
-        })
-    }
-
-    async fn watch(mut self, shutdown: CancellationToken) {
-        tokio::select! {
-            () = shutdown.cancelled() => {}
-            _ = self.term.recv() => { info!(signal = "SIGTERM", "shutting down"); shutdown.cancel(); }
-            _ = self.int.recv() => { info!(signal = "SIGINT", "shutting down"); shutdown.cancel(); }
-        }
-    }
-}
-
-#[cfg(not(unix))]
-struct Signals;
-
-#[cfg(not(unix))]
-impl Signals {
-    fn install() -> anyhow::Result<Signals> {
-        Ok(Signals)
-    }
-
-    async fn watch(self, shutdown: CancellationToken) {
-        tokio::select! {
-            () = shutdown.cancelled() => {}
-            r = tokio::signal::ctrl_c() => {
-                if r.is_ok() {
-                    info!(signal = "ctrl-c", "shutting down");
-                    shutdown.cancel();
-                }
-            }
-        }
-    }
 }
 
 /// The stages wired together for one configuration. Each cycle borrows it; nothing is spawned
@@ -172,6 +104,7 @@ pub struct Pipeline<'a> {
     store: Arc<Mutex<Store>>,
     fetcher: Fetcher,
     deliverer: Deliverer,
+    metrics: Metrics,
 }
 
 /// The result of polling one feed.
@@ -218,11 +151,24 @@ impl<'a> Pipeline<'a> {
             store: Arc::new(Mutex::new(store)),
             fetcher,
             deliverer,
+            metrics: Metrics::new(),
         })
     }
 
+    /// Counts this pipeline's work in `metrics` (the daemon's registry) instead of a private one.
+    #[must_use]
+    pub fn with_metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    /// The configuration this pipeline runs.
+    pub fn config(&self) -> &Config {
+        self.config
+    }
+
     /// Runs `f` on the database on the blocking pool; the lock is never held across an await.
-    async fn db<T, F>(&self, f: F) -> anyhow::Result<T>
+    pub(crate) async fn db<T, F>(&self, f: F) -> anyhow::Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&mut Store) -> Result<T, StoreError> + Send + 'static,
@@ -291,6 +237,7 @@ impl<'a> Pipeline<'a> {
                 now + chrono::Duration::from_std(feed.interval).unwrap_or(chrono::Duration::MAX);
             match polled {
                 Polled::NotModified => {
+                    self.metrics.poll(PollResult::NotModified);
                     summary.feeds_unchanged += 1;
                     debug!(feed = %name, "not modified");
                     self.db(move |s| s.record_not_modified(&name, now, next_due))
@@ -314,9 +261,12 @@ impl<'a> Pipeline<'a> {
                         })
                         .await?;
                     info!(feed = %feed.name, items = count, new = inserted.new, alertable = inserted.alertable, "polled");
+                    self.metrics.poll(PollResult::Ok);
+                    self.metrics.new_articles(&feed.name, inserted.new as u64);
                     summary.new_articles += inserted.new;
                 }
                 Polled::Failed(err) => {
+                    self.metrics.poll(PollResult::Error);
                     warn!(feed = %name, error = %err, "feed failed");
                     summary.feeds_failed += 1;
                     summary.failures.push((name.clone(), err.clone()));
@@ -330,7 +280,10 @@ impl<'a> Pipeline<'a> {
     }
 
     async fn poll_feed(&self, feed: &FeedConfig, validators: &Validators) -> Polled {
-        match self.fetcher.fetch(&feed.url, validators).await {
+        let started = tokio::time::Instant::now();
+        let fetched = self.fetcher.fetch(&feed.url, validators).await;
+        self.metrics.observe_fetch(started.elapsed());
+        match fetched {
             Err(e) => Polled::Failed(e.to_string()),
             Ok(FetchOutcome::NotModified) => Polled::NotModified,
             Ok(FetchOutcome::Fetched {
@@ -394,6 +347,7 @@ impl<'a> Pipeline<'a> {
                                 text: h.text,
                             })
                             .collect();
+                        self.metrics.rule_matched(&rule.id);
                         Some((rule.id.clone(), hits))
                     })
                     .collect();
@@ -463,6 +417,7 @@ impl<'a> Pipeline<'a> {
                 Outcome::Sent => {
                     info!(message_id = %msg.message_id, to = %self.deliverer.describe(), "email sent");
                     summary.emails_sent += 1;
+                    self.metrics.email_sent();
                     self.db(move |s| s.mark_sent(id, now)).await?;
                 }
                 Outcome::Retry(err) if attempts < deliver::MAX_ATTEMPTS => {
@@ -471,11 +426,13 @@ impl<'a> Pipeline<'a> {
                             .unwrap_or(chrono::Duration::MAX);
                     warn!(message_id = %msg.message_id, error = %err, attempts, retry_at = %at, "delivery deferred");
                     summary.emails_deferred += 1;
+                    self.metrics.email_failed();
                     self.db(move |s| s.mark_retry(id, &err, at)).await?;
                 }
                 Outcome::Retry(err) | Outcome::Failed(err) => {
                     error!(message_id = %msg.message_id, error = %err, attempts, "delivery failed; message kept in the outbox");
                     summary.emails_failed += 1;
+                    self.metrics.email_failed();
                     self.db(move |s| s.mark_failed(id, &err)).await?;
                 }
             }
@@ -483,41 +440,8 @@ impl<'a> Pipeline<'a> {
         Ok(())
     }
 
-    /// Repeats `cycle(clock(), Feeds::Due)` until `shutdown` fires, sleeping until the next feed
-    /// or outbox retry is due. A cycle that fails is logged and retried on the next wake-up.
-    pub async fn run_until(
-        &self,
-        shutdown: &CancellationToken,
-        clock: impl Fn() -> DateTime<Utc>,
-    ) -> anyhow::Result<()> {
-        while !shutdown.is_cancelled() {
-            let now = clock();
-            match self.cycle(now, Feeds::Due).await {
-                Ok(s) if s.feeds_polled > 0 || s.emails_sent > 0 => {
-                    info!(
-                        polled = s.feeds_polled,
-                        failed = s.feeds_failed,
-                        new = s.new_articles,
-                        matches = s.matches,
-                        sent = s.emails_sent,
-                        "cycle done"
-                    );
-                }
-                Ok(_) => {}
-                Err(e) => error!(error = format!("{e:#}"), "cycle failed"),
-            }
-            let wake = self.next_wake().await.unwrap_or(None);
-            let idle = idle_time(wake, clock());
-            tokio::select! {
-                () = shutdown.cancelled() => break,
-                () = tokio::time::sleep(idle) => {}
-            }
-        }
-        Ok(())
-    }
-
     /// The earliest time a configured feed or a queued email wants attention.
-    async fn next_wake(&self) -> anyhow::Result<Option<DateTime<Utc>>> {
+    pub(crate) async fn next_wake(&self) -> anyhow::Result<Option<DateTime<Utc>>> {
         let names: Vec<String> = self.config.feeds.iter().map(|f| f.name.clone()).collect();
         self.db(move |s| {
             let mut wake = s.next_outbox_attempt()?;
@@ -533,6 +457,21 @@ impl<'a> Pipeline<'a> {
         .await
     }
 
+    /// Feeds whose last poll failed, and emails waiting in the outbox: the daemon's gauges.
+    pub(crate) async fn backlog(&self) -> anyhow::Result<(usize, usize)> {
+        let names: Vec<String> = self.config.feeds.iter().map(|f| f.name.clone()).collect();
+        self.db(move |s| {
+            let mut failing = 0;
+            for n in &names {
+                if s.feed_state(n)?.is_some_and(|st| st.last_error.is_some()) {
+                    failing += 1;
+                }
+            }
+            Ok((failing, s.outbox_counts()?.queued))
+        })
+        .await
+    }
+
     /// Where this pipeline delivers.
     pub fn destination(&self) -> String {
         self.deliverer.describe()
@@ -542,12 +481,6 @@ impl<'a> Pipeline<'a> {
 /// A feed never polled is due at once.
 pub fn is_due(next_due: Option<DateTime<Utc>>, now: DateTime<Utc>) -> bool {
     next_due.is_none_or(|d| d <= now)
-}
-
-/// How long the daemon sleeps before its next look, given the earliest wake-up time.
-pub fn idle_time(wake: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Duration {
-    wake.map_or(MAX_IDLE, |w| (w - now).to_std().unwrap_or(MIN_IDLE))
-        .clamp(MIN_IDLE, MAX_IDLE)
 }
 
 /// Unassigned matches as digest entries; a rule removed since it matched shows its id.
@@ -581,7 +514,7 @@ mod tests {
     }
 
     #[test]
-    fn due_and_idle() {
+    fn due() {
         let now = t("2025-03-10T12:00:00Z");
         // (next_due, due?)
         let due_cases = [
@@ -592,21 +525,6 @@ mod tests {
         ];
         for (next, want) in due_cases {
             assert_eq!(is_due(next.map(t), now), want, "{next:?}");
-        }
-        // (wake, idle seconds)
-        let idle_cases = [
-            (None, 300),
-            (Some("2025-03-10T12:00:30Z"), 30),
-            (Some("2025-03-10T11:00:00Z"), 1),
-            (Some("2025-03-10T12:00:00Z"), 1),
-            (Some("2025-03-11T12:00:00Z"), 300),
-        ];
-        for (wake, secs) in idle_cases {
-            assert_eq!(
-                idle_time(wake.map(t), now),
-                Duration::from_secs(secs),
-                "{wake:?}"
-            );
         }
     }
 }

@@ -257,6 +257,21 @@ impl Store {
         Self::open_file(&state_dir.join(DB_FILE))
     }
 
+    /// A read-only connection to the existing database in `state_dir`, for health checks: with
+    /// WAL it answers while the daemon's own connection is busy with a long cycle. No migrations.
+    pub fn open_read_only(state_dir: &Path) -> Result<Store, StoreError> {
+        let path = state_dir.join(DB_FILE);
+        let open_err = |source| StoreError::Open {
+            path: path.clone(),
+            source,
+        };
+        let conn = Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .map_err(open_err)?;
+        conn.busy_timeout(Duration::from_secs(2))
+            .map_err(open_err)?;
+        Ok(Store { conn })
+    }
+
     /// Opens the database at exactly `path`.
     pub fn open_file(path: &Path) -> Result<Store, StoreError> {
         let open_err = |source| StoreError::Open {

@@ -48,6 +48,15 @@ fn minimal_config_loads_with_defaults() {
     assert_eq!(c.fetch.max_body_bytes, 10 * 1024 * 1024);
     assert_eq!(c.new_feed_window.as_secs(), 48 * 3600);
     assert!(c.user_agent.starts_with("newswatch/"));
+    assert!(c.http.enabled);
+    assert_eq!(c.http.listen.to_string(), "127.0.0.1:9187");
+    let c = load(
+        dir.path(),
+        &format!("{BASE}[http]\nenabled = false\nlisten = \"[::1]:0\"\n"),
+    )
+    .unwrap();
+    assert!(!c.http.enabled);
+    assert_eq!(c.http.listen.to_string(), "[::1]:0");
     assert!(
         matches!(&c.delivery.method, DeliveryMethod::File { dir: d } if *d == dir.path().join("outbox"))
     );
@@ -107,7 +116,7 @@ fn durations() {
 #[rustfmt::skip]
 const BROKEN: &[(&str, &str, &str, usize, usize, &str)] = &[
     ("unknown top-level key", "state_dir = \"state\"", "state_dir = \"state\"\nstate_dri = 1", 2, 1,
-     "unknown field `state_dri`, expected one of `state_dir`, `rules`, `user_agent`, `new_feed_window`, `fetch`, `feed`, `delivery`, `digest`"),
+     "unknown field `state_dri`, expected one of `state_dir`, `rules`, `user_agent`, `new_feed_window`, `fetch`, `feed`, `delivery`, `digest`, `http`"),
     ("unknown feed key", "name = \"one\"", "name = \"one\"\nintervall = \"5m\"", 5, 1,
      "unknown field `intervall`, expected one of `name`, `url`, `interval`, `tags`"),
     ("bad duration", "name = \"one\"", "name = \"one\"\ninterval = \"15\"", 5, 12,
@@ -144,6 +153,14 @@ const BROKEN: &[(&str, &str, &str, usize, usize, &str)] = &[
      "string values must be quoted, expected literal string"),
     ("unset password env", "dir = \"outbox\"", "host = \"h\"\nusername = \"u\"\npassword_env = \"NOPE\"", 10, 16,
      "environment variable NOPE is not set (it should hold the SMTP password)"),
+    ("bad listen address", "[[digest]]", "[http]\nlisten = \"localhost\"\n[[digest]]", 11, 10,
+     "invalid listen address \"localhost\": expected IP:PORT, like \"127.0.0.1:9187\" or \"[::1]:9187\""),
+    ("listen without port", "[[digest]]", "[http]\nlisten = \"127.0.0.1\"\n[[digest]]", 11, 10,
+     "invalid listen address \"127.0.0.1\": expected IP:PORT, like \"127.0.0.1:9187\" or \"[::1]:9187\""),
+    ("unknown http key", "[[digest]]", "[http]\nport = 9187\n[[digest]]", 11, 1,
+     "unknown field `port`, expected `enabled` or `listen`"),
+    ("enabled not a bool", "[[digest]]", "[http]\nenabled = \"yes\"\n[[digest]]", 11, 11,
+     "invalid type: string \"yes\", expected a boolean"),
 ];
 
 #[test]

@@ -506,10 +506,13 @@ async fn the_daemon_polls_each_feed_when_due_and_stops_when_cancelled() {
         }
         t0 + chrono::Duration::minutes(10)
     };
-    tokio::time::timeout(Duration::from_secs(20), p.run_until(&shutdown, clock))
-        .await
-        .expect("run_until stops promptly once cancelled")
-        .expect("run_until");
+    tokio::time::timeout(
+        Duration::from_secs(20),
+        newswatch::daemon::run_until(&p, &shutdown, clock),
+    )
+    .await
+    .expect("run_until stops promptly once cancelled")
+    .expect("run_until");
     let c = server.counts();
     assert_eq!(
         (c.requests, c.not_modified),
@@ -523,8 +526,13 @@ fn copy_demo(tmp: &Path) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let config_dir = tmp.join("config");
     std::fs::create_dir_all(config_dir.join("demo/feeds")).expect("mkdir");
-    std::fs::copy(root.join("config/demo.toml"), config_dir.join("demo.toml"))
-        .expect("copy demo.toml");
+    let demo = std::fs::read_to_string(root.join("config/demo.toml")).expect("read demo.toml");
+    // Any free port: 9187 may be taken by another test's daemon (or a real one).
+    std::fs::write(
+        config_dir.join("demo.toml"),
+        format!("{demo}\n[http]\nlisten = \"127.0.0.1:0\"\n"),
+    )
+    .expect("copy demo.toml");
     for f in DEMO_FEEDS {
         std::fs::copy(demo_dir().join(f), config_dir.join("demo/feeds").join(f))
             .expect("copy feed");

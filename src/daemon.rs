@@ -1,0 +1,555 @@
+//! The daemon: repeats `Pipeline::cycle` and owns everything around it — the instance lock, every
+//! task (signals, `/metrics` + `/healthz`, the systemd watchdog), sd_notify, SIGHUP reload (a valid
+//! new config and rule set replaces the old between cycles; an invalid one is refused, the old set
+//! keeps running) and SIGTERM (stop, give the cycle in flight a short grace, exit; unsent email
+//! stays in the outbox). It does none of a cycle's work itself and spawns nothing outside its tracker.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use chrono::{DateTime, Utc};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{error, info, warn};
+
+use crate::config::Config;
+use crate::health::{self, Check, Health, HealthCheck, Heartbeat};
+use crate::lock::InstanceLock;
+use crate::metrics::{Metrics, ReloadResult};
+use crate::notify::Notifier;
+use crate::pipeline::{Feeds, Pipeline, Summary, clock_now};
+use crate::rules::RuleSet;
+use crate::store::Store;
+
+/// The daemon sleeps at most this long between looks at what is due, so a clock jump or a
+/// retry time in the outbox is noticed without a wake-up source of its own.
+const MAX_IDLE: Duration = Duration::from_secs(300);
+const MIN_IDLE: Duration = Duration::from_secs(1);
+
+/// After SIGTERM the cycle in flight gets this long to finish; then it is dropped. Dropping is
+/// safe: every database write is its own transaction and an email is marked sent only after the
+/// server accepted it, so an interrupted send stays queued and goes out after the restart.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Without a systemd watchdog, `/healthz` calls the loop stalled after this long without a
+/// finished cycle: the longest idle plus room for a slow cycle.
+const STALL_LIMIT: Duration = Duration::from_secs(15 * 60);
+
+/// How often `--watch-rules` looks at the files; a change is acted on once it has been stable for
+/// one more look, so an editor's save (write, rename, chmod) becomes one reload.
+const WATCH_EVERY: Duration = Duration::from_millis(500);
+
+/// Daemon switches from the command line.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    /// Reload when the config file or a file in a rule directory changes, as SIGHUP does.
+    pub watch_rules: bool,
+}
+
+/// Runs until SIGTERM or SIGINT. Fails (before `READY=1`) when another daemon holds the state
+/// directory, the database cannot be opened, or the HTTP address is taken.
+pub async fn run_daemon(config: Config, rules: RuleSet, options: Options) -> anyhow::Result<()> {
+    // First, before the database is touched: a second daemon must not even migrate it.
+    let _lock = InstanceLock::acquire(&config.state_dir)?;
+    let notifier = Arc::new(Notifier::from_env().context("cannot set up sd_notify")?);
+    let signals = Signals::install()?;
+    let listener = if config.http.enabled {
+        Some(health::bind(config.http.listen).await?)
+    } else {
+        None
+    };
+    // Creates and migrates the database; the read-only probe below needs it to exist.
+    drop(Pipeline::open(&config, &rules).await?);
+    let probe_db = Store::open_read_only(&config.state_dir)
+        .context("cannot open the state database for health checks")?;
+
+    let metrics = Metrics::new();
+    let beat = Heartbeat::new("daemon loop");
+    let watchdog = notifier.watchdog_interval();
+    let shutdown = CancellationToken::new();
+    let reload = Arc::new(Notify::new());
+    let tracker = TaskTracker::new();
+    tracker.spawn(signals.watch(shutdown.clone(), Arc::clone(&reload), Arc::clone(&notifier)));
+    if let Some(listener) = listener {
+        let probe = Probe {
+            db: Arc::new(Mutex::new(probe_db)),
+            beat: beat.clone(),
+            max_age: watchdog.unwrap_or(STALL_LIMIT),
+        };
+        let serve = health::serve(listener, metrics.clone(), probe, shutdown.clone());
+        tracker.spawn(async move {
+            if let Err(e) = serve.await {
+                error!(error = %e, "the /metrics and /healthz server stopped");
+            }
+        });
+    }
+    tracker.spawn({
+        let (notifier, beats, shutdown) = (Arc::clone(&notifier), [beat.clone()], shutdown.clone());
+        async move { health::run_watchdog(&notifier, &beats, shutdown).await }
+    });
+    if options.watch_rules {
+        let watched = Watched::of(&config);
+        info!(dirs = ?watched.dirs, "watching the config and rule files");
+        tracker.spawn(watched.watch(shutdown.clone(), Arc::clone(&reload)));
+    }
+    info!(
+        feeds = config.feeds.len(),
+        rules = rules.rules().len(),
+        state_dir = %config.state_dir.display(),
+        "daemon started"
+    );
+    notify(&notifier, Notifier::ready);
+
+    let ctx = Loop {
+        shutdown: &shutdown,
+        reload: Some(&reload),
+        notifier: &notifier,
+        beat: &beat,
+        metrics: &metrics,
+        // A quiet loop still beats at least twice per watchdog period.
+        max_idle: watchdog.map_or(MAX_IDLE, |w| (w / 2).clamp(MIN_IDLE, MAX_IDLE)),
+    };
+    let result = supervise(config, rules, &ctx).await;
+    shutdown.cancel();
+    tracker.close();
+    if tokio::time::timeout(SHUTDOWN_GRACE, tracker.wait())
+        .await
+        .is_err()
+    {
+        warn!("a task did not stop within the grace period; exiting anyway");
+    }
+    info!("daemon stopped");
+    result
+}
+
+/// Cycles with one config and rule set until a signal: on SIGHUP, swaps in a valid new set (a
+/// fresh pipeline, so new feeds get their rows and the transport its new settings) or refuses it.
+async fn supervise(mut config: Config, mut rules: RuleSet, ctx: &Loop<'_>) -> anyhow::Result<()> {
+    let mut note = String::new();
+    // The set that ran before the last swap, kept until the new one has opened.
+    let mut previous: Option<(Config, RuleSet)> = None;
+    loop {
+        let pipeline = match Pipeline::open(&config, &rules).await {
+            Ok(p) => p.with_metrics(ctx.metrics.clone()),
+            Err(e) => {
+                let Some((c, r)) = previous.take() else {
+                    return Err(e);
+                };
+                let problems = vec![format!("{e:#}")];
+                note = refuse(ctx, &problems);
+                notify(ctx.notifier, Notifier::ready);
+                (config, rules) = (c, r);
+                continue;
+            }
+        };
+        if previous.take().is_some() {
+            ctx.metrics.reload(ReloadResult::Applied);
+            note = format!("; reloaded at {}", clock_now().format("%H:%M:%S UTC"));
+            info!(
+                feeds = config.feeds.len(),
+                rules = rules.rules().len(),
+                "reload applied"
+            );
+            notify(ctx.notifier, |n| n.status(&format!("reloaded{note}")));
+            notify(ctx.notifier, Notifier::ready);
+        }
+        let next = loop {
+            match cycles(&pipeline, ctx, &note, clock_now).await {
+                Wake::Shutdown => break None,
+                Wake::Reload => {
+                    notify(ctx.notifier, Notifier::reloading);
+                    match candidate(&config) {
+                        Ok(set) => break Some(set),
+                        Err(problems) => {
+                            note = refuse(ctx, &problems);
+                            notify(ctx.notifier, Notifier::ready);
+                        }
+                    }
+                }
+            }
+        };
+        drop(pipeline);
+        let Some((new_config, new_rules)) = next else {
+            return Ok(());
+        };
+        previous = Some((
+            std::mem::replace(&mut config, new_config),
+            std::mem::replace(&mut rules, new_rules),
+        ));
+    }
+}
+
+/// Logs every problem, counts and announces the refusal; returns the note every later STATUS
+/// carries until a reload succeeds.
+fn refuse(ctx: &Loop<'_>, problems: &[String]) -> String {
+    for p in problems {
+        error!(problem = %p, "reload refused");
+    }
+    ctx.metrics.reload(ReloadResult::Refused);
+    let note = format!(
+        "; reload refused at {} ({} problem{}, see the log), running the previous config and rules",
+        clock_now().format("%H:%M:%S UTC"),
+        problems.len(),
+        if problems.len() == 1 { "" } else { "s" }
+    );
+    notify(ctx.notifier, |n| n.status(&format!("reload refused{note}")));
+    note
+}
+
+/// The config file and rules as they are on disk now, or every problem with them.
+fn candidate(current: &Config) -> Result<(Config, RuleSet), Vec<String>> {
+    info!(config = %current.path.display(), "reloading config and rules");
+    let config = Config::load(&current.path)
+        .map_err(|errs| errs.0.iter().map(ToString::to_string).collect::<Vec<_>>())?;
+    let mut problems = Vec::new();
+    if config.state_dir != current.state_dir {
+        problems.push(format!(
+            "{}: state_dir changed from {} to {}; that needs a restart",
+            config.path.display(),
+            current.state_dir.display(),
+            config.state_dir.display()
+        ));
+    }
+    let rules = RuleSet::load(&config.rule_files);
+    if let Err(d) = &rules {
+        problems.extend(d.0.iter().map(ToString::to_string));
+    }
+    match rules {
+        Ok(rules) if problems.is_empty() => {
+            if config.http != current.http {
+                warn!("the [http] section changed; the old address stays in use until a restart");
+            }
+            Ok((config, rules))
+        }
+        _ => Err(problems),
+    }
+}
+
+/// What the cycle loop needs besides the pipeline: its signals in, its progress reports out.
+struct Loop<'a> {
+    shutdown: &'a CancellationToken,
+    /// Woken by SIGHUP; `None` where reloads are not possible.
+    reload: Option<&'a Notify>,
+    notifier: &'a Notifier,
+    beat: &'a Heartbeat,
+    metrics: &'a Metrics,
+    max_idle: Duration,
+}
+
+/// Why the cycle loop returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wake {
+    Shutdown,
+    Reload,
+}
+
+/// Repeats `cycle(clock(), Feeds::Due)` until `shutdown` fires, sleeping until the next feed or
+/// outbox retry is due. A cycle that fails is logged and retried on the next wake-up.
+pub async fn run_until(
+    pipeline: &Pipeline<'_>,
+    shutdown: &CancellationToken,
+    clock: impl Fn() -> DateTime<Utc>,
+) -> anyhow::Result<()> {
+    let ctx = Loop {
+        shutdown,
+        reload: None,
+        notifier: &Notifier::disabled(),
+        beat: &Heartbeat::new("daemon loop"),
+        metrics: &Metrics::new(),
+        max_idle: MAX_IDLE,
+    };
+    cycles(pipeline, &ctx, "", clock).await;
+    Ok(())
+}
+
+async fn cycles(
+    pipeline: &Pipeline<'_>,
+    ctx: &Loop<'_>,
+    note: &str,
+    clock: impl Fn() -> DateTime<Utc>,
+) -> Wake {
+    loop {
+        if ctx.shutdown.is_cancelled() {
+            return Wake::Shutdown;
+        }
+        let now = clock();
+        let cycle = pipeline.cycle(now, Feeds::Due);
+        tokio::pin!(cycle);
+        let outcome = tokio::select! {
+            r = &mut cycle => Some(r),
+            () = ctx.shutdown.cancelled() => {
+                let finished = tokio::time::timeout(SHUTDOWN_GRACE, &mut cycle).await.ok();
+                if finished.is_none() {
+                    warn!(grace_secs = SHUTDOWN_GRACE.as_secs(), "abandoning the cycle in flight; unsent email stays in the outbox");
+                }
+                finished
+            }
+        };
+        match outcome {
+            None => return Wake::Shutdown,
+            Some(Ok(s)) => {
+                ctx.beat.beat();
+                if s.feeds_polled > 0 || s.emails_sent > 0 {
+                    info!(
+                        polled = s.feeds_polled,
+                        failed = s.feeds_failed,
+                        new = s.new_articles,
+                        matches = s.matches,
+                        sent = s.emails_sent,
+                        "cycle done"
+                    );
+                }
+                let queued = match pipeline.backlog().await {
+                    Ok((failing, queued)) => {
+                        ctx.metrics.set_feeds_in_error(failing as u64);
+                        ctx.metrics.set_emails_queued(queued as u64);
+                        queued
+                    }
+                    Err(e) => {
+                        warn!(
+                            error = format!("{e:#}"),
+                            "cannot count failing feeds and queued email"
+                        );
+                        0
+                    }
+                };
+                notify(ctx.notifier, |n| {
+                    n.status(&status_line(now, &s, queued, note))
+                });
+            }
+            Some(Err(e)) => {
+                error!(error = format!("{e:#}"), "cycle failed");
+                notify(ctx.notifier, |n| {
+                    n.status(&format!(
+                        "{}: cycle failed: {e:#}{note}",
+                        now.format("%H:%M:%S UTC")
+                    ))
+                });
+            }
+        }
+        let wake = pipeline.next_wake().await.unwrap_or(None);
+        let idle = idle_time(wake, clock()).min(ctx.max_idle);
+        tokio::select! {
+            () = ctx.shutdown.cancelled() => return Wake::Shutdown,
+            () = reload_requested(ctx.reload) => return Wake::Reload,
+            () = tokio::time::sleep(idle) => {}
+        }
+    }
+}
+
+async fn reload_requested(reload: Option<&Notify>) {
+    match reload {
+        Some(n) => n.notified().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The one line `systemctl status` shows.
+fn status_line(now: DateTime<Utc>, s: &Summary, queued: usize, note: &str) -> String {
+    format!(
+        "last cycle {}: polled {} feeds ({} failed), {} new articles, {} matches, {} emails sent, {} queued{note}",
+        now.format("%H:%M:%S UTC"),
+        s.feeds_polled,
+        s.feeds_failed,
+        s.new_articles,
+        s.matches,
+        s.emails_sent,
+        queued
+    )
+}
+
+/// sd_notify failures are logged, never fatal: systemd going away must not stop the monitoring.
+fn notify(
+    notifier: &Notifier,
+    send: impl FnOnce(&Notifier) -> Result<(), crate::notify::NotifyError>,
+) {
+    if let Err(e) = send(notifier) {
+        warn!(error = %e, "cannot notify systemd");
+    }
+}
+
+/// How long the daemon sleeps before its next look, given the earliest wake-up time.
+pub fn idle_time(wake: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Duration {
+    wake.map_or(MAX_IDLE, |w| (w - now).to_std().unwrap_or(MIN_IDLE))
+        .clamp(MIN_IDLE, MAX_IDLE)
+}
+
+/// `/healthz`: the database answers on its own read-only connection (so a long cycle holding
+/// the writer does not make the check time out) and the loop finished a cycle recently.
+struct Probe {
+    db: Arc<Mutex<Store>>,
+    beat: Heartbeat,
+    max_age: Duration,
+}
+
+impl HealthCheck for Probe {
+    async fn check(&self) -> Health {
+        let db = Arc::clone(&self.db);
+        let answer = tokio::task::spawn_blocking(move || {
+            // A panicked check leaves nothing half-done on a read-only connection.
+            db.lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .outbox_counts()
+        })
+        .await;
+        let database = match answer {
+            Ok(Ok(c)) => Check::pass("database", format!("{} emails queued", c.queued)),
+            Ok(Err(e)) => Check::fail("database", e.to_string()),
+            Err(e) => Check::fail("database", format!("the check panicked: {e}")),
+        };
+        Health {
+            checks: vec![database, self.beat.check(self.max_age)],
+        }
+    }
+}
+
+/// SIGTERM, SIGINT and SIGHUP listeners, installed before `READY=1`: a signal that arrives while
+/// the first poll runs must stop (or reload) the daemon, not kill it with the default action.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> anyhow::Result<Signals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Signals {
+            term: signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?,
+            int: signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?,
+            hup: signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?,
+        })
+    }
+
+    /// SIGHUPs that arrive during a cycle collapse into one reload after it.
+    async fn watch(
+        mut self,
+        shutdown: CancellationToken,
+        reload: Arc<Notify>,
+        notifier: Arc<Notifier>,
+    ) {
+        let name = loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                Some(()) = self.term.recv() => break "SIGTERM",
+                Some(()) = self.int.recv() => break "SIGINT",
+                Some(()) = self.hup.recv() => {
+                    info!(signal = "SIGHUP", "reload requested");
+                    reload.notify_one();
+                }
+                else => return,
+            }
+        };
+        info!(signal = name, "shutting down");
+        notify(&notifier, Notifier::stopping);
+        shutdown.cancel();
+    }
+}
+
+/// The files `--watch-rules` looks at: the config file, and every `.toml` file in the directories
+/// the rule files were found in at startup (a new file there is seen; a changed `rules` list in
+/// the config is watched from the next start). Directories, not files: editors save by rename.
+#[derive(Debug)]
+struct Watched {
+    config: PathBuf,
+    dirs: Vec<PathBuf>,
+}
+
+/// (path, length, modification time) of each watched file, sorted.
+type Fingerprint = Vec<(PathBuf, u64, Option<std::time::SystemTime>)>;
+
+impl Watched {
+    fn of(config: &Config) -> Watched {
+        let mut dirs: Vec<PathBuf> = config
+            .rule_files
+            .iter()
+            .filter_map(|f| f.parent().map(Path::to_path_buf))
+            .collect();
+        dirs.sort();
+        dirs.dedup();
+        Watched {
+            config: config.path.clone(),
+            dirs,
+        }
+    }
+
+    /// A few `stat`s: cheap enough to run on the async worker every half second.
+    fn fingerprint(&self) -> Fingerprint {
+        let stat = |p: &Path| {
+            std::fs::metadata(p)
+                .ok()
+                .filter(std::fs::Metadata::is_file)
+                .map(|m| (p.to_path_buf(), m.len(), m.modified().ok()))
+        };
+        let mut files: Fingerprint = stat(&self.config).into_iter().collect();
+        for dir in &self.dirs {
+            let Ok(entries) = std::fs::read_dir(dir) else {
+                continue;
+            };
+            files.extend(
+                entries
+                    .filter_map(Result::ok)
+                    .map(|e| e.path())
+                    .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+                    .filter_map(|p| stat(&p)),
+            );
+        }
+        files.sort();
+        files
+    }
+
+    async fn watch(self, shutdown: CancellationToken, reload: Arc<Notify>) {
+        let mut applied = self.fingerprint();
+        let mut seen = applied.clone();
+        let mut tick = tokio::time::interval(WATCH_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            let now = self.fingerprint();
+            // Changed since the last reload, and the same as half a second ago: the save is done.
+            if now != applied && now == seen {
+                info!("config or rule files changed; reloading");
+                reload.notify_one();
+                applied = now.clone();
+            }
+            seen = now;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s)
+            .expect("valid")
+            .with_timezone(&Utc)
+    }
+
+    #[test]
+    fn idle() {
+        let now = t("2025-03-10T12:00:00Z");
+        // (wake, idle seconds)
+        let cases = [
+            (None, 300),
+            (Some("2025-03-10T12:00:30Z"), 30),
+            (Some("2025-03-10T11:00:00Z"), 1),
+            (Some("2025-03-10T12:00:00Z"), 1),
+            (Some("2025-03-11T12:00:00Z"), 300),
+        ];
+        for (wake, secs) in cases {
+            assert_eq!(
+                idle_time(wake.map(t), now),
+                Duration::from_secs(secs),
+                "{wake:?}"
+            );
+        }
+    }
+}
