@@ -12,6 +12,7 @@ pub mod deliver;
 pub mod digest;
 pub mod digest_spec;
 pub mod email_safety;
+pub mod feed_health;
 pub mod feed_text;
 pub mod fetch;
 pub mod health;
