@@ -32,4 +32,5 @@ pub mod poll_policy;
 pub mod rules;
 pub mod schedule;
 pub mod sniff;
+pub mod status;
 pub mod store;

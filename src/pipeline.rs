@@ -352,7 +352,11 @@ impl<'a> Pipeline<'a> {
         let (retention, keep) = (p.retention, p.keep_identities);
         let pruned = self.db(move |s| s.prune(now, retention, keep)).await?;
         if pruned.texts > 0 || pruned.identities > 0 {
-            info!(texts = pruned.texts, identities = pruned.identities, "pruned old articles");
+            info!(
+                texts = pruned.texts,
+                identities = pruned.identities,
+                "pruned old articles"
+            );
         }
         Ok(())
     }
@@ -514,7 +518,11 @@ impl<'a> Pipeline<'a> {
             kind,
             retry_after,
         };
-        let report = match self.fetcher.fetch_with(&url, &record.validators, &policy).await {
+        let report = match self
+            .fetcher
+            .fetch_with(&url, &record.validators, &policy)
+            .await
+        {
             Ok(r) => r,
             Err(e) => return failed(&e, e.failure_kind(), e.retry_after()),
         };

@@ -24,7 +24,8 @@ pub const DB_FILE: &str = "newswatch.db";
 
 /// Each entry migrates the schema from version `i` to `i + 1` (`PRAGMA user_version`).
 /// Append only: a shipped migration is never edited.
-const MIGRATIONS: &[&str] = &[r"
+const MIGRATIONS: &[&str] = &[
+    r"
 CREATE TABLE feeds (
     name          TEXT PRIMARY KEY,
     url           TEXT NOT NULL,
@@ -83,7 +84,9 @@ CREATE TABLE outbox (
     sent         INTEGER
 ) STRICT;
 CREATE INDEX outbox_due ON outbox(next_attempt) WHERE status = 'queued';
-", feeds::MIGRATION];
+",
+    feeds::MIGRATION,
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -236,10 +236,7 @@ impl Store {
     /// The fetch state of one feed.
     pub fn feed_record(&self, name: &str) -> Result<Option<FeedRecord>, StoreError> {
         let sql = format!("SELECT {RECORD_COLUMNS} FROM feeds WHERE name = ?1");
-        Ok(self
-            .conn
-            .query_row(&sql, [name], read_record)
-            .optional()?)
+        Ok(self.conn.query_row(&sql, [name], read_record).optional()?)
     }
 
     /// Every feed the database knows, by name.
@@ -295,10 +292,11 @@ impl Store {
                     )
                     .optional()?
                     .unwrap_or((true, None, None));
-                let window =
-                    chrono::Duration::from_std(poll.new_feed_window).unwrap_or(chrono::Duration::MAX);
+                let window = chrono::Duration::from_std(poll.new_feed_window)
+                    .unwrap_or(chrono::Duration::MAX);
                 let cutoff = now.checked_sub_signed(window);
-                let items = store_items(&tx, feed, articles, now, first_poll, cutoff, poll.max_new)?;
+                let items =
+                    store_items(&tx, feed, articles, now, first_poll, cutoff, poll.max_new)?;
                 stored.inserted = items.inserted;
                 stored.retitled = items.retitled;
                 stored.deferred = items.deferred;
@@ -324,10 +322,7 @@ impl Store {
                         let prev_cadence = cadence
                             .and_then(|c| u64::try_from(c).ok())
                             .map(Duration::from_secs);
-                        (
-                            Some(secs(feed_health::next_cadence(prev_cadence, gap))),
-                            1,
-                        )
+                        (Some(secs(feed_health::next_cadence(prev_cadence, gap))), 1)
                     }
                     _ => (cadence, 0),
                 };
