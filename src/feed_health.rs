@@ -157,6 +157,19 @@ mod tests {
         DateTime::from_timestamp(1_700_000_000 + h * H, 0)
     }
 
+    /// (name, health, errors, failing_since, last_new_item, cadence, samples, now, expected)
+    type Case = (
+        &'static str,
+        Health,
+        u32,
+        Option<i64>,
+        Option<i64>,
+        Option<Duration>,
+        u32,
+        i64,
+        (Health, Option<NoticeKind>),
+    );
+
     #[test]
     fn notices_table() {
         let t = Thresholds {
@@ -167,9 +180,8 @@ mod tests {
         let daily = Some(Duration::from_secs(24 * 3600));
         use Health::{Failing, Ok as Fine, Silent};
         use NoticeKind as N;
-        // (name, health, errors, failing_since, last_new_item, cadence, samples, now, expected)
         #[rustfmt::skip]
-        let cases: &[(&str, Health, u32, Option<i64>, Option<i64>, Option<Duration>, u32, i64, (Health, Option<NoticeKind>))] = &[
+        let cases: &[Case] = &[
             ("first failure", Fine, 1, Some(0), None, None, 0, 0, (Fine, None)),
             ("failing 23h", Fine, 9, Some(0), None, None, 0, 23, (Fine, None)),
             ("failing 24h", Fine, 10, Some(0), None, None, 0, 24, (Failing, Some(N::Failing))),

@@ -511,37 +511,31 @@ fn assess_health(
     now: DateTime<Utc>,
     thresholds: &Thresholds,
 ) -> Result<(Health, Option<NoticeKind>, u32), StoreError> {
-    let row: Option<(String, u32, Option<i64>, Option<i64>, Option<i64>, u32)> = tx
+    let input = tx
         .query_row(
             "SELECT health, error_count, failing_since, last_new_item, cadence, cadence_samples
              FROM feeds WHERE name = ?1",
             [feed],
             |r| {
-                Ok((
-                    r.get(0)?,
-                    r.get(1)?,
-                    r.get(2)?,
-                    r.get(3)?,
-                    r.get(4)?,
-                    r.get(5)?,
-                ))
+                Ok(HealthInput {
+                    health: Health::parse(&r.get::<_, String>(0)?),
+                    error_count: r.get(1)?,
+                    failing_since: r.get::<_, Option<i64>>(2)?.map(from_ts),
+                    last_new_item: r.get::<_, Option<i64>>(3)?.map(from_ts),
+                    cadence: r
+                        .get::<_, Option<i64>>(4)?
+                        .and_then(|c| u64::try_from(c).ok())
+                        .map(Duration::from_secs),
+                    cadence_samples: r.get(5)?,
+                    now,
+                })
             },
         )
         .optional()?;
-    let Some((health, errors, since, last_new, cadence, samples)) = row else {
+    let Some(input) = input else {
         return Ok((Health::Ok, None, 0));
     };
-    let input = HealthInput {
-        health: Health::parse(&health),
-        error_count: errors,
-        failing_since: since.map(from_ts),
-        last_new_item: last_new.map(from_ts),
-        cadence: cadence
-            .and_then(|c| u64::try_from(c).ok())
-            .map(Duration::from_secs),
-        cadence_samples: samples,
-        now,
-    };
+    let errors = input.error_count;
     let (health, notice) = feed_health::assess(&input, thresholds);
     Ok((health, notice, errors))
 }
