@@ -277,11 +277,17 @@ async fn permanent_redirects_stick_only_when_repeated() {
     );
     assert_eq!(count("/feed.xml"), 12);
 
+    let db = config.state_dir.join("newswatch.db");
+    let before = std::fs::read(&db).unwrap_or_default();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_newswatch"))
         .args(["status", "--json", "--config"])
         .arg(&config.path)
         .output()
         .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        std::fs::read(&db).unwrap_or_default() == before,
+        "status wrote to the database"
+    );
     assert!(
         out.status.success(),
         "{}",
@@ -584,4 +590,32 @@ fn a_year_of_polls_keeps_the_database_bounded() {
     assert!(end < 4 << 20, "{end} bytes");
     let r = store.feed_record("f").ok().flatten().unwrap_or_default();
     assert_eq!(r.items_seen, 365 * 5 + 1);
+}
+
+/// `status` before the daemon ever ran: every feed "never polled", and nothing is created.
+#[test]
+fn status_without_a_database_creates_nothing() {
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let config = config(
+        tmp.path(),
+        "",
+        &[("quiet", "https://news.example/feed".to_string(), "15m")],
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_newswatch"))
+        .args(["status", "--config"])
+        .arg(&config.path)
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "no state database yet: newswatch has not run with this config\nfeed quiet\n  \
+         url:          https://news.example/feed\n  state:        never polled\n\
+         outbox: 0 queued, 0 sent, 0 failed\n"
+    );
+    assert!(!config.state_dir.exists());
 }

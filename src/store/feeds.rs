@@ -43,6 +43,9 @@ CREATE TABLE item_keys (
 ) STRICT;
 CREATE INDEX item_keys_article ON item_keys(article);
 INSERT INTO item_keys (feed, key, article) SELECT feed, key, id FROM articles;
+INSERT OR IGNORE INTO item_keys (feed, key, article)
+    SELECT feed, 'link:' || link, id FROM articles
+    WHERE link IS NOT NULL AND key NOT LIKE 'link:%' ORDER BY id;
 CREATE TABLE feed_notices (
     id     INTEGER PRIMARY KEY,
     feed   TEXT NOT NULL,
@@ -650,4 +653,171 @@ fn store_items(
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(h: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_772_000_000 + h * 3600, 0).unwrap_or_default()
+    }
+
+    fn art(key: &str, title: &str) -> Article {
+        Article {
+            key: format!("id:{key}"),
+            link: Some(format!("https://e.example/{key}")),
+            title: title.into(),
+            ..Article::default()
+        }
+    }
+
+    fn poll<'a>(result: PollResult<'a>, h: i64) -> PollRecord<'a> {
+        PollRecord {
+            result,
+            now: t(h),
+            next_due: t(h + 1),
+            catch_up_due: t(h),
+            new_feed_window: Duration::from_secs(u64::from(u32::MAX)),
+            max_new: 100,
+            thresholds: Thresholds::default(),
+        }
+    }
+
+    fn not_modified(redirect: Option<&str>, h: i64) -> PollRecord<'_> {
+        poll(
+            PollResult::NotModified {
+                permanent_redirect: redirect,
+            },
+            h,
+        )
+    }
+
+    #[test]
+    fn redirects_move_the_url_only_on_consecutive_repeats_and_a_config_edit_resets_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut s = Store::open(dir.path()).expect("open");
+        s.ensure_feed("f", "https://old.example/feed")
+            .expect("feed");
+        let (a, b) = (
+            Some("https://a.example/feed"),
+            Some("https://b.example/feed"),
+        );
+        // (redirect seen this poll, effective URL afterwards)
+        let steps = [
+            (a, None),
+            (None, None), // the run is broken
+            (a, None),
+            (b, None), // a different target starts over
+            (b, b),
+            (None, b), // once moved, it stays
+        ];
+        for (i, (redirect, want)) in steps.into_iter().enumerate() {
+            let moved = s
+                .record_poll("f", &not_modified(redirect, i as i64))
+                .expect("poll");
+            let rec = s.feed_record("f").expect("read").expect("row");
+            assert_eq!(rec.effective_url.as_deref(), want, "step {i}");
+            assert_eq!(moved.moved_to.is_some(), i == 4, "step {i}");
+        }
+        s.ensure_feed("f", "https://old.example/feed")
+            .expect("same url");
+        assert_eq!(
+            s.feed_record("f")
+                .ok()
+                .flatten()
+                .and_then(|r| r.effective_url)
+                .as_deref(),
+            b
+        );
+        s.ensure_feed("f", "https://new.example/feed")
+            .expect("edited url");
+        assert_eq!(
+            s.feed_record("f")
+                .ok()
+                .flatten()
+                .and_then(|r| r.effective_url),
+            None
+        );
+    }
+
+    #[test]
+    fn a_version_1_database_upgrades_without_realerting() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let conn = Connection::open(dir.path().join(DB_FILE)).expect("v1");
+            conn.execute_batch(MIGRATIONS[0]).expect("schema v1");
+            conn.pragma_update(None, "user_version", 1)
+                .expect("version");
+            conn.execute_batch(
+                "INSERT INTO feeds (name, url, last_success) VALUES ('f', 'https://e.example/', 1);
+                 INSERT INTO articles (feed, key, link, title, summary, content, authors,
+                                       categories, first_seen, alertable, matched_at)
+                 VALUES ('f', 'id:a', 'https://e.example/a', 'Old', '', '', '[]', '[]', 1, 1, 1);",
+            )
+            .expect("v1 rows");
+        }
+        let mut s = Store::open(dir.path()).expect("migrate");
+        assert_eq!(
+            s.schema_version().expect("version"),
+            MIGRATIONS.len() as i64
+        );
+        assert_eq!(
+            s.feed_record("f").ok().flatten().map(|r| r.items_seen),
+            Some(1)
+        );
+        // The old item with a churned guid, and one new item.
+        let churned = Article {
+            key: "id:a-churned".into(),
+            ..art("a", "Old")
+        };
+        let items = [churned, art("b", "New")];
+        let v = Validators::default();
+        let fetched = PollResult::Fetched {
+            title: None,
+            validators: &v,
+            articles: &items,
+            hint_ttl: Some(Duration::from_secs(3600)),
+            permanent_redirect: None,
+        };
+        let stored = s.record_poll("f", &poll(fetched, 0)).expect("poll");
+        assert_eq!((stored.inserted.new, stored.retitled), (1, 0));
+        let rec = s.feed_record("f").ok().flatten().unwrap_or_default();
+        assert_eq!(rec.hint_ttl, Some(Duration::from_secs(3600)));
+        assert_eq!((rec.items_seen, rec.polls), (2, 1));
+    }
+
+    #[test]
+    fn pruning_spares_articles_still_owed_to_the_matcher() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut s = Store::open(dir.path()).expect("open");
+        s.ensure_feed("f", "https://e.example/").expect("feed");
+        let items = [art("a", "Unmatched")];
+        let v = Validators::default();
+        let fetched = PollResult::Fetched {
+            title: None,
+            validators: &v,
+            articles: &items,
+            hint_ttl: None,
+            permanent_redirect: None,
+        };
+        s.record_poll("f", &poll(fetched, 0)).expect("poll");
+        let day = Duration::from_secs(86_400);
+        let later = t(24 * 400);
+        assert_eq!(s.prune(later, day, day).expect("prune"), Pruned::default());
+        let pending = s.pending_articles().expect("pending");
+        let verdict = [crate::store::ArticleMatches {
+            article: pending[0].id,
+            matches: Vec::new(),
+        }];
+        s.record_matches(&verdict, later).expect("match");
+        assert_eq!(
+            s.prune(later, day, day).expect("prune"),
+            Pruned {
+                texts: 1,
+                identities: 1
+            }
+        );
+        assert_eq!(s.row_counts().expect("counts"), RowCounts::default());
+    }
 }
