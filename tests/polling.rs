@@ -619,3 +619,58 @@ fn status_without_a_database_creates_nothing() {
     );
     assert!(!config.state_dir.exists());
 }
+
+/// A feed's `<ttl>` stretches its 15 min interval to an hour; after a 304 (no body to read it
+/// from) the stored ttl still holds.
+#[tokio::test]
+async fn the_feed_ttl_is_reused_after_a_304() {
+    let (public, _internal) = servers().await;
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let config = config(
+        tmp.path(),
+        "",
+        &[("ttl", public.url("/ttl").to_string(), "15m")],
+    );
+    let rules = rules(&config);
+    let p = pipeline(&config, &rules).await;
+    // (poll at minute, unchanged, next due minute)
+    for (minute, unchanged, due) in [(0, 0, 60), (60, 1, 120), (120, 1, 180)] {
+        let s = cycle(&p, at(minute * M)).await;
+        assert_eq!(
+            (s.feeds_polled, s.feeds_unchanged),
+            (1, unchanged),
+            "{minute}"
+        );
+        assert_eq!(state(&config, "ttl").1, due, "{minute}");
+    }
+    assert_eq!(
+        record(&config, "ttl").hint_ttl,
+        Some(Duration::from_secs(3600))
+    );
+}
+
+/// `[fetch] concurrency` caps feeds fetched at once: four hanging feeds, two at a time, take two
+/// rounds of the 600 ms deadline.
+#[tokio::test]
+async fn the_global_concurrency_cap_holds() {
+    let (public, _internal) = servers().await;
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let hang = public.url("/hang").to_string();
+    let feeds: Vec<(&str, String, &str)> = ["a", "b", "c", "d"]
+        .into_iter()
+        .map(|n| (n, hang.clone(), "15m"))
+        .collect();
+    let mut config = config(tmp.path(), "", &feeds);
+    config.fetch.concurrency = 2;
+    let rules = rules(&config);
+    let p = pipeline(&config, &rules).await;
+    let started = std::time::Instant::now();
+    let s = cycle(&p, t0()).await;
+    let elapsed = started.elapsed();
+    assert_eq!(s.feeds_failed, 4);
+    let deadline = Duration::from_millis(600);
+    assert!(
+        elapsed >= deadline * 2 && elapsed < deadline * 4,
+        "{elapsed:?}"
+    );
+}

@@ -341,6 +341,14 @@ impl HostileServer {
                 };
                 send(out, "200 OK", &[], feed(&[("story-7", title)]).as_bytes()).await
             }
+            "/ttl" if req.headers.get("if-none-match").map(String::as_str) == Some("\"ttl\"") => {
+                send(out, "304 Not Modified", &[("ETag", "\"ttl\"")], b"").await
+            }
+            "/ttl" => {
+                // A feed asking for hourly polls with <ttl>, and no HTTP cache headers.
+                let body = feed(&[("t1", "Hourly")]).replace("<channel>", "<channel><ttl>60</ttl>");
+                send(out, "200 OK", &[("ETag", "\"ttl\"")], body.as_bytes()).await
+            }
             "/vanish" => {
                 // The Hegseth story is missing from the second and third polls, then returns.
                 let items: &[(&str, &str)] = if n == 2 || n == 3 {
