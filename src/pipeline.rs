@@ -491,7 +491,7 @@ impl<'a> Pipeline<'a> {
         }
         match stored.notice {
             Some(NoticeKind::Failing) => {
-                error!(feed = %name, errors = stored.error_count, last_error = ?record.last_error,
+                error!(feed = %name, errors = stored.error_count, failing_since = ?record.failing_since,
                        "feed has been failing for too long");
             }
             Some(NoticeKind::Silent) => {

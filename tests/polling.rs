@@ -674,3 +674,35 @@ async fn the_global_concurrency_cap_holds() {
         "{elapsed:?}"
     );
 }
+
+/// A feed that brought news every 5 minutes and then goes quiet for longer than `silent_factor`
+/// times that (and `failing_after`) gets one "silent" notice, and one "recovered" when news returns.
+#[tokio::test]
+async fn a_feed_gone_silent_gets_one_notice_and_one_recovery() {
+    let (public, _internal) = servers().await;
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let feeds = [("dry", public.url("/dries-up").to_string(), "5m")];
+    let config = config(
+        tmp.path(),
+        "failing_after = \"10m\"\nsilent_factor = 2",
+        &feeds,
+    );
+    let rules = rules(&config);
+    let p = pipeline(&config, &rules).await;
+    for minute in (0..=45).step_by(5) {
+        cycle(&p, at(minute * M)).await;
+    }
+    let store = Store::open_read_only(&config.state_dir).unwrap_or_else(|e| panic!("{e}"));
+    let notices: Vec<(i64, NoticeKind)> = store
+        .feed_notices(t0())
+        .unwrap_or_else(|e| panic!("{e}"))
+        .into_iter()
+        .map(|n| ((n.at - t0()).num_minutes(), n.kind))
+        .collect();
+    assert_eq!(
+        notices,
+        [(30, NoticeKind::Silent), (40, NoticeKind::Recovered)]
+    );
+    let r = record(&config, "dry");
+    assert_eq!((r.items_seen, r.polls, r.error_count), (6, 10, 0));
+}

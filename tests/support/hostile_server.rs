@@ -349,6 +349,13 @@ impl HostileServer {
                 let body = feed(&[("t1", "Hourly")]).replace("<channel>", "<channel><ttl>60</ttl>");
                 send(out, "200 OK", &[("ETag", "\"ttl\"")], body.as_bytes()).await
             }
+            "/dries-up" => {
+                // A new item on each of the first four polls, nothing new on the next four, then
+                // news again.
+                let k = if (5..=8).contains(&n) { 4 } else { n };
+                let (g, t) = (format!("d{k}"), format!("Dispatch {k}"));
+                send(out, "200 OK", &[], feed(&[(&g, &t)]).as_bytes()).await
+            }
             "/vanish" => {
                 // The Hegseth story is missing from the second and third polls, then returns.
                 let items: &[(&str, &str)] = if n == 2 || n == 3 {
