@@ -52,6 +52,16 @@ async fn servers() -> (Arc<HostileServer>, Arc<HostileServer>) {
 
 /// A config in `dir` with the given `[fetch]` extras and feeds (name, url, interval).
 fn config(dir: &Path, fetch_extra: &str, feeds: &[(&str, String, &str)]) -> Config {
+    config_with(dir, fetch_extra, feeds, &[])
+}
+
+/// Like [`config`]; the feeds named in `private` set `allow_private_network = true`.
+fn config_with(
+    dir: &Path,
+    fetch_extra: &str,
+    feeds: &[(&str, String, &str)],
+    private: &[&str],
+) -> Config {
     std::fs::create_dir_all(dir.join("rules")).unwrap_or_else(|e| panic!("{e}"));
     std::fs::write(dir.join("rules/test.toml"), RULES).unwrap_or_else(|e| panic!("{e}"));
     let mut text = format!(
@@ -77,6 +87,9 @@ from = "nw@example.org"
         text.push_str(&format!(
             "[[feed]]\nname = \"{name}\"\nurl = \"{url}\"\ninterval = \"{interval}\"\n"
         ));
+        if private.contains(name) {
+            text.push_str("allow_private_network = true\n");
+        }
     }
     let path = dir.join("newswatch.toml");
     std::fs::write(&path, &text).unwrap_or_else(|e| panic!("{e}"));
@@ -163,13 +176,26 @@ async fn each_hostile_case_leaves_an_exact_state() {
         ("/to-hex", "15m", 1, 60, "internal address", 0),
         ("/to-short", "15m", 1, 60, "internal address", 0),
         ("/to-localhost", "15m", 1, 60, "internal address", 0),
+        ("/to-ipv6", "15m", 1, 60, "internal address", 0),
+        ("/to-mapped", "15m", 1, 60, "internal address", 0),
+        ("/to-private", "15m", 1, 60, "internal address", 0),
         ("/to-metadata", "15m", 1, 60, "internal address", 0),
+        // The operator's per-feed override: the same redirect, allowed.
+        ("allowed", "15m", 0, 30, "", 1),
     ];
+    let path = |name: &str| {
+        if name == "allowed" {
+            "/to-decimal"
+        } else {
+            name
+        }
+        .to_string()
+    };
     let feeds: Vec<(&str, String, &str)> = cases
         .iter()
-        .map(|c| (c.0, public.url(c.0).to_string(), c.1))
+        .map(|c| (c.0, public.url(&path(c.0)).to_string(), c.1))
         .collect();
-    let config = config(tmp.path(), "", &feeds);
+    let config = config_with(tmp.path(), "", &feeds, &["allowed"]);
     let rules = rules(&config);
     let p = pipeline(&config, &rules).await;
     let s = cycle(&p, t0()).await;
@@ -179,11 +205,13 @@ async fn each_hostile_case_leaves_an_exact_state() {
         assert!(got_err.contains(err), "{path}: {got_err:?} lacks {err:?}");
     }
     let new: usize = cases.iter().map(|c| c.5).sum();
-    // Alerts: /feed.xml, /moved and /found all serve "Healey meets Hegseth".
-    assert_eq!((s.new_articles, s.matches), (new, 3), "{s}");
+    // Alerts: /feed.xml, /moved, /found and the allowed redirect serve "Healey meets Hegseth".
+    assert_eq!((s.new_articles, s.matches), (new, 4), "{s}");
     assert_eq!(s.feeds_failed, cases.iter().filter(|c| c.2 > 0).count());
-    // The network policy held through the pipeline: nothing reached the internal server.
-    assert!(internal.seen().is_empty(), "{:?}", internal.seen());
+    // The network policy held through the pipeline: only the allowed feed reached the internal
+    // server.
+    let reached: Vec<String> = internal.seen().into_iter().map(|s| s.path).collect();
+    assert_eq!(reached, ["/feed.xml"]);
     // Nothing new is alerted on a second look at the same bytes.
     let s = cycle(&p, at(24 * 3600)).await;
     assert_eq!((s.new_articles, s.matches), (0, 0), "{s}");
