@@ -81,6 +81,14 @@ pub enum Command {
         #[command(subcommand)]
         command: RulesCommand,
     },
+    /// Show every feed's fetch state, the outbox and the last digests (reads the database only).
+    Status {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Import feeds from an OPML file, or export the config's feeds as OPML 2.0.
     Feeds {
         #[command(subcommand)]
@@ -255,6 +263,7 @@ fn dispatch(command: Command) -> Exit {
                 title,
             } => crate::rules::cli::explain(&rule_id, &rules, title, &text),
         },
+        Command::Status { config, json } => status(&config, json),
         Command::Feeds { action } => feeds(action),
         Command::Completions { shell } => completions(shell),
         Command::Man => man_page(),
@@ -319,6 +328,28 @@ fn feeds(action: FeedsCommand) -> Exit {
                 }
                 Err(e) => fail(&e),
             }
+        }
+    }
+}
+
+fn status(path: &std::path::Path, json: bool) -> Exit {
+    let config = match load_config(path) {
+        Ok(c) => c,
+        Err(e) => return e,
+    };
+    let now = chrono::Utc::now();
+    match crate::status::gather(&config) {
+        Ok(report) if json => {
+            println!("{:#}", crate::status::render_json(&report));
+            Exit::Ok
+        }
+        Ok(report) => {
+            print!("{}", crate::status::render_text(&report, now));
+            Exit::Ok
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            Exit::Failure
         }
     }
 }

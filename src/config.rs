@@ -24,6 +24,8 @@ pub struct Config {
     /// Articles of a newly added feed published before this window are stored as seen, not alerted.
     pub new_feed_window: Duration,
     pub fetch: FetchSettings,
+    /// Scheduling, politeness, retention and feed-health settings (also from `[fetch]`).
+    pub polling: PollSettings,
     pub feeds: Vec<FeedConfig>,
     pub delivery: Delivery,
     pub digests: Vec<DigestConfig>,
@@ -51,12 +53,56 @@ pub struct FetchSettings {
     pub default_interval: Duration,
 }
 
+/// How feeds are scheduled and how long their items are kept; the `[fetch]` keys beyond the HTTP
+/// client's own. A separate struct so `FetchSettings` literals elsewhere keep compiling.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PollSettings {
+    /// No feed is polled more often than this, whatever its interval or hints say.
+    pub min_interval: Duration,
+    /// Cache hints, feed `ttl` and `Retry-After` never push a poll further out than this.
+    pub max_interval: Duration,
+    /// The exponential back-off of a failing feed stops growing here (it is never given up).
+    pub backoff_cap: Duration,
+    /// Requests in flight to one host at once.
+    pub per_host: usize,
+    /// Minimum time between the starts of two requests to one host.
+    pub host_spacing: Duration,
+    /// Article text (summary, content) is dropped this long after the item was last seen.
+    pub retention: Duration,
+    /// Item identities are kept this long after the item was last seen, so nothing pruned
+    /// can alert again. At least `retention`.
+    pub keep_identities: Duration,
+    /// A feed failing for this long produces one operator notice.
+    pub failing_after: Duration,
+    /// A feed that brings nothing new for this many times its usual cadence (and at least
+    /// `failing_after`) produces one "silent" notice.
+    pub silent_factor: u32,
+}
+
+impl Default for PollSettings {
+    fn default() -> Self {
+        PollSettings {
+            min_interval: Duration::from_secs(5 * 60),
+            max_interval: Duration::from_secs(24 * 3600),
+            backoff_cap: Duration::from_secs(6 * 3600),
+            per_host: 1,
+            host_spacing: Duration::from_secs(1),
+            retention: Duration::from_secs(30 * 86_400),
+            keep_identities: Duration::from_secs(180 * 86_400),
+            failing_after: Duration::from_secs(24 * 3600),
+            silent_factor: 10,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct FeedConfig {
     pub name: String,
     pub url: Url,
     pub interval: Duration,
     pub tags: Vec<String>,
+    /// Let this feed's redirects reach loopback, private and link-local addresses.
+    pub allow_private_network: bool,
 }
 
 #[derive(Debug)]
@@ -196,6 +242,15 @@ struct RawFetch {
     max_body: Option<ByteSize>,
     concurrency: Option<Spanned<usize>>,
     interval: Option<HumanDuration>,
+    min_interval: Option<Spanned<HumanDuration>>,
+    max_interval: Option<Spanned<HumanDuration>>,
+    backoff_cap: Option<Spanned<HumanDuration>>,
+    per_host: Option<Spanned<usize>>,
+    host_spacing: Option<HumanDuration>,
+    retention: Option<Spanned<HumanDuration>>,
+    keep_identities: Option<Spanned<HumanDuration>>,
+    failing_after: Option<Spanned<HumanDuration>>,
+    silent_factor: Option<Spanned<u32>>,
 }
 
 #[derive(Deserialize)]
@@ -206,6 +261,8 @@ struct RawFeed {
     interval: Option<HumanDuration>,
     #[serde(default)]
     tags: Vec<String>,
+    #[serde(default)]
+    allow_private_network: bool,
 }
 
 #[derive(Deserialize)]
@@ -474,6 +531,7 @@ impl Config {
         {
             src.error_at(c.span(), "`concurrency` must be at least 1");
         }
+        let polling = build_polling(&mut src, &raw.fetch);
 
         let mut feeds: Vec<FeedConfig> = Vec::new();
         for feed in &raw.feeds {
@@ -498,6 +556,7 @@ impl Config {
                 url,
                 interval: feed.interval.map_or(fetch.default_interval, |d| d.0),
                 tags: feed.tags.clone(),
+                allow_private_network: feed.allow_private_network,
             });
         }
 
@@ -574,12 +633,86 @@ impl Config {
                 .new_feed_window
                 .map_or(Duration::from_secs(48 * 3600), |d| d.0),
             fetch,
+            polling,
             feeds,
             delivery,
             digests,
             http,
         })
     }
+}
+
+/// The `[fetch]` scheduling, politeness, retention and health keys, with their cross-checks.
+fn build_polling(src: &mut Source<'_>, raw: &RawFetch) -> PollSettings {
+    let d = PollSettings::default();
+    let dur = |v: &Option<Spanned<HumanDuration>>, default: Duration| {
+        v.as_ref().map_or(default, |s| s.get_ref().0)
+    };
+    let p = PollSettings {
+        min_interval: dur(&raw.min_interval, d.min_interval),
+        max_interval: dur(&raw.max_interval, d.max_interval),
+        backoff_cap: dur(&raw.backoff_cap, d.backoff_cap),
+        per_host: raw.per_host.as_ref().map_or(d.per_host, |s| *s.get_ref()),
+        host_spacing: raw.host_spacing.map_or(d.host_spacing, |h| h.0),
+        retention: dur(&raw.retention, d.retention),
+        keep_identities: dur(&raw.keep_identities, d.keep_identities),
+        failing_after: dur(&raw.failing_after, d.failing_after),
+        silent_factor: raw
+            .silent_factor
+            .as_ref()
+            .map_or(d.silent_factor, |s| *s.get_ref()),
+    };
+    if let Some(m) = &raw.min_interval
+        && m.get_ref().0.is_zero()
+    {
+        src.error_at(m.span(), "`min_interval` must be longer than 0s");
+    }
+    if let Some(m) = &raw.max_interval
+        && p.max_interval < p.min_interval
+    {
+        src.error_at(
+            m.span(),
+            "`max_interval` is shorter than `min_interval`: expected min_interval <= max_interval",
+        );
+    }
+    if let Some(c) = &raw.backoff_cap
+        && p.backoff_cap < p.min_interval
+    {
+        src.error_at(c.span(), "`backoff_cap` is shorter than `min_interval`");
+    }
+    if let Some(h) = &raw.per_host
+        && *h.get_ref() == 0
+    {
+        src.error_at(h.span(), "`per_host` must be at least 1");
+    }
+    if let Some(r) = &raw.retention
+        && r.get_ref().0.is_zero()
+    {
+        src.error_at(r.span(), "`retention` must be longer than 0s");
+    }
+    if p.keep_identities < p.retention {
+        let span = raw
+            .keep_identities
+            .as_ref()
+            .or(raw.retention.as_ref())
+            .map_or(0..0, Spanned::span);
+        src.error_at(
+            span,
+            "`keep_identities` is shorter than `retention`: an item whose text was pruned could \
+             alert again; expected keep_identities >= retention",
+        );
+    }
+    if let Some(f) = &raw.failing_after
+        && f.get_ref().0.is_zero()
+    {
+        src.error_at(f.span(), "`failing_after` must be longer than 0s");
+    }
+    if let Some(s) = &raw.silent_factor
+        && *s.get_ref() < 2
+    {
+        src.error_at(s.span(), "`silent_factor` must be at least 2");
+    }
+    p
 }
 
 /// The User-Agent sent when the config names none: product and version, so servers can tell us apart.

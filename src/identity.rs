@@ -10,9 +10,11 @@ use url::Url;
 
 use crate::article::Article;
 
-/// At most this many *new* items of one feed are taken in one poll; the rest are dropped with a
-/// log line by the pipeline. A feed that suddenly emits 1,000 items is broken or replaying its
-/// archive, and alerting on all of them helps nobody.
+/// At most this many *new* items of one feed are stored in one poll, with a log line. The rest are
+/// not lost: the store forgets the feed's validators (so no 304 hides them) and the pipeline polls
+/// again after the minimum interval, taking the next batch, until the backlog is drained. A feed
+/// that suddenly emits 1,000 items is broken or replaying its archive; pacing it keeps one feed
+/// from flooding a digest in one cycle.
 pub const MAX_NEW_ITEMS_PER_POLL: usize = 100;
 
 /// What identity is computed from, for one item.

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
@@ -15,13 +16,17 @@ use crate::article::{Article, FeedMeta};
 use crate::config::{Config, FeedConfig};
 use crate::deliver::{self, Deliverer, Outcome};
 use crate::digest::{self, Entry};
-use crate::fetch::{FetchOutcome, Fetcher, Validators};
+use crate::feed_health::{NoticeKind, Thresholds};
+use crate::fetch::{FetchOutcome, FetchPolicy, Fetcher, HostLimits, Validators};
+use crate::identity::MAX_NEW_ITEMS_PER_POLL;
 use crate::lock::InstanceLock;
-use crate::metrics::{Metrics, PollResult};
+use crate::metrics::{Metrics, PollResult as PollMetric};
 use crate::parse;
+use crate::poll_policy::{self, Bounds, CacheHints, FailureKind, Hints, PollInput, RetryAfter};
 use crate::rules::RuleSet;
 use crate::store::{
-    ArticleMatches, Fetched, NewMessage, PendingMatch, Store, StoreError, StoredHit,
+    ArticleMatches, FeedRecord, NewMessage, PendingMatch, PollRecord, PollResult, Store,
+    StoreError, StoredHit,
 };
 
 /// The one place the pipeline reads the wall clock; everything below takes `now` as an argument.
@@ -105,17 +110,47 @@ pub struct Pipeline<'a> {
     fetcher: Fetcher,
     deliverer: Deliverer,
     metrics: Metrics,
+    jitter: Jitter,
+}
+
+/// Where the back-off jitter of failing feeds comes from.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Jitter {
+    /// A hash of the seed, the feed, the time and its error count: spread out, yet reproducible.
+    Hashed { seed: u64 },
+    /// The same sample for every feed (tests that assert exact times use `Fixed(0.0)`).
+    Fixed(f64),
+}
+
+impl Jitter {
+    fn sample(self, feed: &str, now: DateTime<Utc>, errors: u32) -> f64 {
+        match self {
+            Jitter::Hashed { seed } => poll_policy::hashed_jitter(seed, feed, now, errors),
+            Jitter::Fixed(j) => j,
+        }
+    }
 }
 
 /// The result of polling one feed.
 enum Polled {
-    NotModified,
+    NotModified {
+        cache: CacheHints,
+        permanent_redirect: Option<String>,
+    },
     Fetched {
         title: Option<String>,
         validators: Validators,
         articles: Vec<Article>,
+        cache: CacheHints,
+        /// The longest of the feed's `ttl` and `sy:updatePeriod`.
+        feed_hint: Option<Duration>,
+        permanent_redirect: Option<String>,
     },
-    Failed(String),
+    Failed {
+        error: String,
+        kind: FailureKind,
+        retry_after: Option<RetryAfter>,
+    },
 }
 
 impl<'a> Pipeline<'a> {
@@ -149,10 +184,35 @@ impl<'a> Pipeline<'a> {
             config,
             rules,
             store: Arc::new(Mutex::new(store)),
-            fetcher,
+            fetcher: fetcher.with_host_limits(host_limits(config)),
             deliverer,
             metrics: Metrics::new(),
+            jitter: Jitter::Hashed { seed: 0 },
         })
+    }
+
+    /// Replaces the fetcher (tests: one that treats a loopback address as public). The
+    /// configured per-host limits are applied to it.
+    #[must_use]
+    pub fn with_fetcher(mut self, fetcher: Fetcher) -> Self {
+        self.fetcher = fetcher.with_host_limits(host_limits(self.config));
+        self
+    }
+
+    /// Replaces the source of back-off jitter.
+    #[must_use]
+    pub fn with_jitter(mut self, jitter: Jitter) -> Self {
+        self.jitter = jitter;
+        self
+    }
+
+    fn bounds(&self) -> Bounds {
+        let p = &self.config.polling;
+        Bounds {
+            min_delay: p.min_interval,
+            max_delay: p.max_interval,
+            backoff_cap: p.backoff_cap,
+        }
     }
 
     /// Counts this pipeline's work in `metrics` (the daemon's registry) instead of a private one.
@@ -206,103 +266,244 @@ impl<'a> Pipeline<'a> {
         summary: &mut Summary,
     ) -> anyhow::Result<()> {
         let names: Vec<String> = self.config.feeds.iter().map(|f| f.name.clone()).collect();
-        let states = self
+        let records = self
             .db(move |s| {
                 names
                     .iter()
-                    .map(|n| s.feed_state(n))
+                    .map(|n| s.feed_record(n))
                     .collect::<Result<Vec<_>, _>>()
             })
             .await?;
-        let due: Vec<(&FeedConfig, Validators)> = self
+        let due: Vec<(&FeedConfig, FeedRecord)> = self
             .config
             .feeds
             .iter()
-            .zip(states)
-            .filter(|(_, st)| {
-                which == Feeds::All || is_due(st.as_ref().and_then(|s| s.next_due), now)
-            })
-            .map(|(f, st)| (f, st.map(|s| s.validators).unwrap_or_default()))
+            .zip(records)
+            .map(|(f, r)| (f, r.unwrap_or_default()))
+            .filter(|(_, r)| which == Feeds::All || is_due(r.next_due, now))
             .collect();
+        // The global cap; the fetcher's host gate adds the per-host limit and spacing beneath it.
         let concurrency = self.config.fetch.concurrency.max(1);
         let mut results = futures_util::stream::iter(due)
-            .map(
-                |(feed, validators)| async move { (feed, self.poll_feed(feed, &validators).await) },
-            )
+            .map(|(feed, record)| async move {
+                let polled = self.poll_feed(feed, &record).await;
+                (feed, record, polled)
+            })
             .buffer_unordered(concurrency);
-        while let Some((feed, polled)) = results.next().await {
+        while let Some((feed, record, polled)) = results.next().await {
             summary.feeds_polled += 1;
-            let name = feed.name.clone();
-            let next_due =
-                now + chrono::Duration::from_std(feed.interval).unwrap_or(chrono::Duration::MAX);
-            match polled {
-                Polled::NotModified => {
-                    self.metrics.poll(PollResult::NotModified);
-                    summary.feeds_unchanged += 1;
-                    debug!(feed = %name, "not modified");
-                    self.db(move |s| s.record_not_modified(&name, now, next_due))
-                        .await?;
-                }
-                Polled::Fetched {
-                    title,
-                    validators,
-                    articles,
-                } => {
-                    let window = self.config.new_feed_window;
-                    let count = articles.len();
-                    let inserted = self
-                        .db(move |s| {
-                            let poll = Fetched {
-                                title: title.as_deref(),
-                                validators: &validators,
-                                articles: &articles,
-                            };
-                            s.record_fetched(&name, poll, now, window, next_due)
-                        })
-                        .await?;
-                    info!(feed = %feed.name, items = count, new = inserted.new, alertable = inserted.alertable, "polled");
-                    self.metrics.poll(PollResult::Ok);
-                    self.metrics.new_articles(&feed.name, inserted.new as u64);
-                    summary.new_articles += inserted.new;
-                }
-                Polled::Failed(err) => {
-                    self.metrics.poll(PollResult::Error);
-                    warn!(feed = %name, error = %err, "feed failed");
-                    summary.feeds_failed += 1;
-                    summary.failures.push((name.clone(), err.clone()));
-                    self.db(move |s| s.record_failure(&name, &err, next_due))
-                        .await?;
-                }
-            }
+            self.record(feed, &record, polled, now, summary).await?;
         }
         summary.failures.sort();
+        let p = &self.config.polling;
+        let (retention, keep) = (p.retention, p.keep_identities);
+        let pruned = self.db(move |s| s.prune(now, retention, keep)).await?;
+        if pruned.texts > 0 || pruned.identities > 0 {
+            info!(
+                texts = pruned.texts,
+                identities = pruned.identities,
+                "pruned old articles"
+            );
+        }
         Ok(())
     }
 
-    async fn poll_feed(&self, feed: &FeedConfig, validators: &Validators) -> Polled {
-        let started = tokio::time::Instant::now();
-        let fetched = self.fetcher.fetch(&feed.url, validators).await;
-        self.metrics.observe_fetch(started.elapsed());
-        match fetched {
-            Err(e) => Polled::Failed(e.to_string()),
-            Ok(FetchOutcome::NotModified) => Polled::NotModified,
-            Ok(FetchOutcome::Fetched {
-                body, validators, ..
-            }) => {
-                let url = feed.url.clone();
-                // Parsing a large feed is CPU work; keep it off the async workers.
-                let parsed =
-                    tokio::task::spawn_blocking(move || parse::parse_feed(&body, &url)).await;
-                match parsed {
-                    Ok(Ok(p)) => Polled::Fetched {
-                        title: p.title,
-                        validators,
-                        articles: p.articles,
-                    },
-                    Ok(Err(e)) => Polled::Failed(e.to_string()),
-                    Err(e) => Polled::Failed(format!("the parser panicked: {e}")),
-                }
+    /// Schedules the feed's next poll from how this one went, and stores the result.
+    async fn record(
+        &self,
+        feed: &FeedConfig,
+        record: &FeedRecord,
+        polled: Polled,
+        now: DateTime<Utc>,
+        summary: &mut Summary,
+    ) -> anyhow::Result<()> {
+        let bounds = self.bounds();
+        let (outcome, errors, hints) = match &polled {
+            Polled::NotModified { cache, .. } => (
+                poll_policy::Outcome::NotModified,
+                0,
+                // A 304 has no body to read `ttl` from: the last full fetch's hint still holds.
+                Hints {
+                    cache: *cache,
+                    ttl: record.hint_ttl,
+                    update_period: None,
+                },
+            ),
+            Polled::Fetched {
+                cache, feed_hint, ..
+            } => (
+                poll_policy::Outcome::Fetched,
+                0,
+                Hints {
+                    cache: *cache,
+                    ttl: *feed_hint,
+                    update_period: None,
+                },
+            ),
+            Polled::Failed {
+                kind, retry_after, ..
+            } => (
+                poll_policy::Outcome::Failed {
+                    kind: *kind,
+                    retry_after: *retry_after,
+                },
+                record.error_count.saturating_add(1),
+                Hints::default(),
+            ),
+        };
+        let input = PollInput {
+            interval: feed.interval,
+            outcome,
+            consecutive_errors: errors,
+            hints,
+            now,
+            jitter: self.jitter.sample(&feed.name, now, errors),
+        };
+        let next_due = poll_policy::next_due(&input, &bounds);
+        let catch_up_due = now
+            .checked_add_signed(
+                chrono::Duration::from_std(bounds.min_delay).unwrap_or(chrono::Duration::MAX),
+            )
+            .unwrap_or(next_due);
+        let name = feed.name.clone();
+        let window = self.config.new_feed_window;
+        let thresholds = Thresholds {
+            failing_after: self.config.polling.failing_after,
+            silent_factor: self.config.polling.silent_factor,
+        };
+        match &polled {
+            Polled::NotModified { .. } => {
+                self.metrics.poll(PollMetric::NotModified);
+                summary.feeds_unchanged += 1;
+                debug!(feed = %name, next_due = %next_due, "not modified");
             }
+            Polled::Fetched { .. } => self.metrics.poll(PollMetric::Ok),
+            Polled::Failed { error, .. } => {
+                self.metrics.poll(PollMetric::Error);
+                warn!(feed = %name, error = %error, errors, next_due = %next_due, "feed failed");
+                summary.feeds_failed += 1;
+                summary.failures.push((name.clone(), error.clone()));
+            }
+        }
+        let stored = self
+            .db(move |s| {
+                let result = match &polled {
+                    Polled::NotModified {
+                        permanent_redirect, ..
+                    } => PollResult::NotModified {
+                        permanent_redirect: permanent_redirect.as_deref(),
+                    },
+                    Polled::Fetched {
+                        title,
+                        validators,
+                        articles,
+                        feed_hint,
+                        permanent_redirect,
+                        ..
+                    } => PollResult::Fetched {
+                        title: title.as_deref(),
+                        validators,
+                        articles,
+                        hint_ttl: *feed_hint,
+                        permanent_redirect: permanent_redirect.as_deref(),
+                    },
+                    Polled::Failed { error, .. } => PollResult::Failed { error },
+                };
+                s.record_poll(
+                    &name,
+                    &PollRecord {
+                        result,
+                        now,
+                        next_due,
+                        catch_up_due,
+                        new_feed_window: window,
+                        max_new: MAX_NEW_ITEMS_PER_POLL,
+                        thresholds,
+                    },
+                )
+            })
+            .await?;
+        let name = &feed.name;
+        if stored.inserted.new > 0 || stored.retitled > 0 || stored.deferred > 0 {
+            info!(feed = %name, new = stored.inserted.new, alertable = stored.inserted.alertable,
+                  retitled = stored.retitled, next_due = %next_due, "polled");
+        }
+        if stored.deferred > 0 {
+            warn!(feed = %name, taken = stored.inserted.new, deferred = stored.deferred,
+                  cap = MAX_NEW_ITEMS_PER_POLL, next_due = %catch_up_due,
+                  "more new items than one poll takes; the rest are taken on the next poll");
+        }
+        summary.new_articles += stored.inserted.new;
+        self.metrics
+            .new_articles(&feed.name, stored.inserted.new as u64);
+        if let Some(to) = &stored.moved_to {
+            info!(feed = %name, configured = %feed.url, effective = %to,
+                  "permanent redirect seen twice; fetching from the new URL (the config is unchanged)");
+        }
+        match stored.notice {
+            Some(NoticeKind::Failing) => {
+                error!(feed = %name, errors = stored.error_count, failing_since = ?record.failing_since,
+                       "feed has been failing for too long");
+            }
+            Some(NoticeKind::Silent) => {
+                warn!(feed = %name, last_new_item = ?record.last_new_item,
+                      "feed has brought nothing new for much longer than usual");
+            }
+            Some(NoticeKind::Recovered) => info!(feed = %name, "feed recovered"),
+            None => {}
+        }
+        Ok(())
+    }
+
+    async fn poll_feed(&self, feed: &FeedConfig, record: &FeedRecord) -> Polled {
+        let url = record
+            .effective_url
+            .as_deref()
+            .and_then(|u| url::Url::parse(u).ok())
+            .unwrap_or_else(|| feed.url.clone());
+        let policy = FetchPolicy {
+            allow_private_network: feed.allow_private_network,
+        };
+        let failed = |e: &dyn std::fmt::Display, kind, retry_after| Polled::Failed {
+            error: e.to_string(),
+            kind,
+            retry_after,
+        };
+        let started = tokio::time::Instant::now();
+        let fetched = self
+            .fetcher
+            .fetch_with(&url, &record.validators, &policy)
+            .await;
+        self.metrics.observe_fetch(started.elapsed());
+        let report = match fetched {
+            Ok(r) => r,
+            Err(e) => return failed(&e, e.failure_kind(), e.retry_after()),
+        };
+        let permanent_redirect = report.permanent_redirect.map(|u| u.to_string());
+        let (body, validators, content_type) = match report.outcome {
+            FetchOutcome::NotModified => {
+                return Polled::NotModified {
+                    cache: report.cache,
+                    permanent_redirect,
+                };
+            }
+            FetchOutcome::Fetched {
+                body,
+                validators,
+                content_type,
+            } => (body, validators, content_type),
+        };
+        match parse::parse_feed_off_thread(body, report.final_url, content_type).await {
+            Ok(p) => Polled::Fetched {
+                title: p.title,
+                validators,
+                articles: p.articles,
+                cache: report.cache,
+                feed_hint: p.ttl.max(p.update_period),
+                permanent_redirect,
+            },
+            // Unparseable bytes are recorded as an error; the seen-set is left alone.
+            Err(e) => failed(&e, FailureKind::Persistent, None),
         }
     }
 
@@ -475,6 +676,13 @@ impl<'a> Pipeline<'a> {
     /// Where this pipeline delivers.
     pub fn destination(&self) -> String {
         self.deliverer.describe()
+    }
+}
+
+fn host_limits(config: &Config) -> HostLimits {
+    HostLimits {
+        per_host: config.polling.per_host,
+        spacing: config.polling.host_spacing,
     }
 }
 

@@ -174,6 +174,23 @@ fn backoff(input: &PollInput, kind: FailureKind, bounds: &Bounds) -> Duration {
         .map_or(bounds.backoff_cap, |d| d.min(bounds.backoff_cap))
 }
 
+/// A jitter sample in `[0, 1)` from a hash of its inputs: feeds failing together spread out,
+/// yet a given seed replays the same schedule.
+pub fn hashed_jitter(seed: u64, feed: &str, now: DateTime<Utc>, errors: u32) -> f64 {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(seed.to_le_bytes());
+    h.update(feed.as_bytes());
+    h.update([0]);
+    h.update(now.timestamp().to_le_bytes());
+    h.update(errors.to_le_bytes());
+    let d = h.finalize();
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&d[..8]);
+    // 53 bits fill an f64 mantissa exactly, so the result stays below 1.
+    (u64::from_le_bytes(first) >> 11) as f64 / (1u64 << 53) as f64
+}
+
 fn jittered(d: Duration, jitter: f64) -> Duration {
     let j = if jitter.is_finite() {
         jitter.clamp(0.0, 1.0)
@@ -291,6 +308,19 @@ mod tests {
             assert_eq!(delay(&input, &bounds), Duration::from_secs(want), "{name}");
             assert_eq!(next_due(&input, &bounds), at(want as i64), "{name}");
         }
+    }
+
+    #[test]
+    fn hashed_jitter_is_reproducible_and_spread() {
+        let a = hashed_jitter(7, "feed-a", now(), 3);
+        assert_eq!(a, hashed_jitter(7, "feed-a", now(), 3));
+        let samples: Vec<f64> = (0..64)
+            .map(|i| hashed_jitter(7, &format!("feed-{i}"), now(), 3))
+            .collect();
+        assert!(samples.iter().all(|j| (0.0..1.0).contains(j)));
+        let low = samples.iter().filter(|&&j| j < 0.5).count();
+        assert!((16..=48).contains(&low), "{low} of 64 below 0.5");
+        assert_ne!(a, hashed_jitter(8, "feed-a", now(), 3));
     }
 
     #[test]

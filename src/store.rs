@@ -7,18 +7,25 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 
 use crate::article::Article;
 use crate::fetch::Validators;
+
+mod feeds;
+pub use feeds::{
+    DigestInfo, FeedNotice, FeedRecord, PollRecord, PollResult, PollStored, Pruned,
+    REDIRECT_REPEATS, RowCounts,
+};
 
 /// The database file inside the state directory.
 pub const DB_FILE: &str = "newswatch.db";
 
 /// Each entry migrates the schema from version `i` to `i + 1` (`PRAGMA user_version`).
 /// Append only: a shipped migration is never edited.
-const MIGRATIONS: &[&str] = &[r"
+const MIGRATIONS: &[&str] = &[
+    r"
 CREATE TABLE feeds (
     name          TEXT PRIMARY KEY,
     url           TEXT NOT NULL,
@@ -77,7 +84,9 @@ CREATE TABLE outbox (
     sent         INTEGER
 ) STRICT;
 CREATE INDEX outbox_due ON outbox(next_attempt) WHERE status = 'queued';
-"];
+",
+    feeds::MIGRATION,
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -93,6 +102,11 @@ pub enum StoreError {
     },
     #[error("database schema version {found} is newer than this newswatch knows ({known})")]
     TooNew { found: i64, known: i64 },
+    #[error(
+        "database schema version {found} is older than this newswatch ({known}); run newswatch \
+         once (run --once) to upgrade it"
+    )]
+    TooOld { found: i64, known: i64 },
     #[error("database: {0}")]
     Sql(#[from] rusqlite::Error),
     #[error("corrupt JSON column: {0}")]
@@ -257,21 +271,6 @@ impl Store {
         Self::open_file(&state_dir.join(DB_FILE))
     }
 
-    /// A read-only connection to the existing database in `state_dir`, for health checks: with
-    /// WAL it answers while the daemon's own connection is busy with a long cycle. No migrations.
-    pub fn open_read_only(state_dir: &Path) -> Result<Store, StoreError> {
-        let path = state_dir.join(DB_FILE);
-        let open_err = |source| StoreError::Open {
-            path: path.clone(),
-            source,
-        };
-        let conn = Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-            .map_err(open_err)?;
-        conn.busy_timeout(Duration::from_secs(2))
-            .map_err(open_err)?;
-        Ok(Store { conn })
-    }
-
     /// Opens the database at exactly `path`.
     pub fn open_file(path: &Path) -> Result<Store, StoreError> {
         let open_err = |source| StoreError::Open {
@@ -322,8 +321,12 @@ impl Store {
     /// Makes sure a configured feed has a row (a new feed starts due now) and its URL is current.
     pub fn ensure_feed(&mut self, name: &str, url: &str) -> Result<(), StoreError> {
         self.conn.execute(
+            // A URL the user changed replaces any effective URL learned from redirects.
             "INSERT INTO feeds (name, url) VALUES (?1, ?2)
-             ON CONFLICT (name) DO UPDATE SET url = excluded.url",
+             ON CONFLICT (name) DO UPDATE SET
+                 effective_url = CASE WHEN url = excluded.url THEN effective_url END,
+                 redirect_target = CASE WHEN url = excluded.url THEN redirect_target END,
+                 url = excluded.url",
             params![name, url],
         )?;
         Ok(())
@@ -367,38 +370,30 @@ impl Store {
         new_feed_window: Duration,
         next_due: DateTime<Utc>,
     ) -> Result<Inserted, StoreError> {
-        let tx = self.conn.transaction()?;
-        let first_poll: bool = tx
-            .query_row(
-                "SELECT last_success IS NULL FROM feeds WHERE name = ?1",
-                [feed],
-                |r| r.get(0),
-            )
-            .optional()?
-            .unwrap_or(true);
-        let window = chrono::Duration::from_std(new_feed_window).unwrap_or(chrono::Duration::MAX);
-        let cutoff = now.checked_sub_signed(window);
         let Fetched {
             title,
             validators,
             articles,
         } = poll;
-        let inserted = insert_articles(&tx, feed, articles, now, first_poll, cutoff)?;
-        tx.execute(
-            "UPDATE feeds SET title = ?2, etag = ?3, last_modified = ?4, last_success = ?5,
-                              last_error = NULL, error_count = 0, next_due = ?6
-             WHERE name = ?1",
-            params![
-                feed,
-                title,
-                validators.etag,
-                validators.last_modified,
-                ts(now),
-                ts(next_due)
-            ],
+        let stored = self.record_poll(
+            feed,
+            &PollRecord {
+                result: PollResult::Fetched {
+                    title,
+                    validators,
+                    articles,
+                    hint_ttl: None,
+                    permanent_redirect: None,
+                },
+                now,
+                next_due,
+                catch_up_due: next_due,
+                new_feed_window,
+                max_new: usize::MAX,
+                thresholds: crate::feed_health::Thresholds::default(),
+            },
         )?;
-        tx.commit()?;
-        Ok(inserted)
+        Ok(stored.inserted)
     }
 
     /// A 304: the feed is unchanged; only the schedule moves.
@@ -699,51 +694,6 @@ pub enum ComposeError<E> {
     Store(#[from] StoreError),
     #[error("composing the digest failed: {0}")]
     Compose(E),
-}
-
-fn insert_articles(
-    tx: &Transaction<'_>,
-    feed: &str,
-    articles: &[Article],
-    now: DateTime<Utc>,
-    first_poll: bool,
-    cutoff: Option<DateTime<Utc>>,
-) -> Result<Inserted, StoreError> {
-    let mut stmt = tx.prepare(
-        "INSERT INTO articles (feed, key, link, title, summary, content, authors, categories, lang,
-                               published, first_seen, alertable)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
-         ON CONFLICT (feed, key) DO NOTHING",
-    )?;
-    let mut inserted = Inserted::default();
-    for a in articles {
-        let too_old = first_poll
-            && match (a.published, cutoff) {
-                (Some(p), Some(c)) => p < c,
-                _ => false,
-            };
-        let n = stmt.execute(params![
-            feed,
-            a.key,
-            a.link,
-            a.title,
-            a.summary,
-            a.content,
-            serde_json::to_string(&a.authors)?,
-            serde_json::to_string(&a.categories)?,
-            a.lang,
-            a.published.map(ts),
-            ts(now),
-            !too_old,
-        ])?;
-        if n > 0 {
-            inserted.new += 1;
-            if !too_old {
-                inserted.alertable += 1;
-            }
-        }
-    }
-    Ok(inserted)
 }
 
 fn pending_matches(conn: &Connection) -> Result<Vec<PendingMatch>, StoreError> {

@@ -3,7 +3,9 @@
 
 use std::path::{Path, PathBuf};
 
-use newswatch::config::{Config, ConfigErrors, DeliveryMethod, Security, parse_duration};
+use newswatch::config::{
+    Config, ConfigErrors, DeliveryMethod, PollSettings, Security, parse_duration,
+};
 
 /// A directory holding one rule file, so the `rules` glob of the test configs resolves.
 fn fixture_dir() -> tempfile::TempDir {
@@ -48,6 +50,11 @@ fn minimal_config_loads_with_defaults() {
     assert_eq!(c.fetch.max_body_bytes, 10 * 1024 * 1024);
     assert_eq!(c.new_feed_window.as_secs(), 48 * 3600);
     assert!(c.user_agent.starts_with("newswatch/"));
+    assert_eq!(c.polling, PollSettings::default());
+    assert_eq!(c.polling.retention.as_secs(), 30 * 86_400);
+    assert_eq!(c.polling.keep_identities.as_secs(), 180 * 86_400);
+    assert_eq!(c.polling.failing_after.as_secs(), 24 * 3600);
+    assert!(!c.feeds[0].allow_private_network);
     assert!(c.http.enabled);
     assert_eq!(c.http.listen.to_string(), "127.0.0.1:9187");
     let c = load(
@@ -118,7 +125,7 @@ const BROKEN: &[(&str, &str, &str, usize, usize, &str)] = &[
     ("unknown top-level key", "state_dir = \"state\"", "state_dir = \"state\"\nstate_dri = 1", 2, 1,
      "unknown field `state_dri`, expected one of `state_dir`, `rules`, `user_agent`, `new_feed_window`, `fetch`, `feed`, `delivery`, `digest`, `http`"),
     ("unknown feed key", "name = \"one\"", "name = \"one\"\nintervall = \"5m\"", 5, 1,
-     "unknown field `intervall`, expected one of `name`, `url`, `interval`, `tags`"),
+     "unknown field `intervall`, expected one of `name`, `url`, `interval`, `tags`, `allow_private_network`"),
     ("bad duration", "name = \"one\"", "name = \"one\"\ninterval = \"15\"", 5, 12,
      "invalid duration \"15\": expected a number with a unit, like `90s`, `15m`, `48h` or `7d`"),
     ("bad url", "https://example.org/feed.xml", "not a url", 5, 7,
@@ -149,6 +156,26 @@ const BROKEN: &[(&str, &str, &str, usize, usize, &str)] = &[
      "`concurrency` must be at least 1"),
     ("bad size", "[[feed]]", "[fetch]\nmax_body = \"10 parsecs\"\n[[feed]]", 4, 12,
      "invalid size \"10 parsecs\": expected a number of bytes or `512KB`, `10MB`, `1GB`"),
+    ("min above max", "[[feed]]", "[fetch]\nmin_interval = \"2h\"\nmax_interval = \"1h\"\n[[feed]]", 5, 16,
+     "`max_interval` is shorter than `min_interval`: expected min_interval <= max_interval"),
+    ("zero min interval", "[[feed]]", "[fetch]\nmin_interval = \"0s\"\n[[feed]]", 4, 16,
+     "`min_interval` must be longer than 0s"),
+    ("backoff cap below floor", "[[feed]]", "[fetch]\nbackoff_cap = \"1m\"\n[[feed]]", 4, 15,
+     "`backoff_cap` is shorter than `min_interval`"),
+    ("zero per_host", "[[feed]]", "[fetch]\nper_host = 0\n[[feed]]", 4, 12,
+     "`per_host` must be at least 1"),
+    ("bad host spacing", "[[feed]]", "[fetch]\nhost_spacing = \"1 second\"\n[[feed]]", 4, 16,
+     "invalid duration \"1 second\": expected a number with a unit, like `90s`, `15m`, `48h` or `7d`"),
+    ("identities shorter than text", "[[feed]]", "[fetch]\nretention = \"60d\"\nkeep_identities = \"30d\"\n[[feed]]", 5, 19,
+     "`keep_identities` is shorter than `retention`: an item whose text was pruned could alert again; expected keep_identities >= retention"),
+    ("zero retention", "[[feed]]", "[fetch]\nretention = \"0s\"\n[[feed]]", 4, 13,
+     "`retention` must be longer than 0s"),
+    ("zero failing_after", "[[feed]]", "[fetch]\nfailing_after = \"0s\"\n[[feed]]", 4, 17,
+     "`failing_after` must be longer than 0s"),
+    ("silent factor too small", "[[feed]]", "[fetch]\nsilent_factor = 1\n[[feed]]", 4, 17,
+     "`silent_factor` must be at least 2"),
+    ("allow_private_network not a bool", "name = \"one\"", "name = \"one\"\nallow_private_network = \"yes\"", 5, 25,
+     "invalid type: string \"yes\", expected a boolean"),
     ("toml syntax", "name = \"one\"", "name = one", 4, 8,
      "string values must be quoted, expected literal string"),
     ("unset password env", "dir = \"outbox\"", "host = \"h\"\nusername = \"u\"\npassword_env = \"NOPE\"", 10, 16,
@@ -187,6 +214,40 @@ fn broken_configs_name_line_column_and_expectation() {
         );
         assert_eq!(first.file, dir.path().join("nw.toml"), "{what}");
     }
+}
+
+#[test]
+fn fetch_politeness_retention_and_per_feed_policy_load() {
+    let dir = fixture_dir();
+    let text = BASE.replace(
+        "[[feed]]\nname = \"one\"",
+        "[fetch]\nmin_interval = \"2m\"\nmax_interval = \"12h\"\nbackoff_cap = \"3h\"\n\
+         per_host = 2\nhost_spacing = \"500ms\"\nretention = \"7d\"\nkeep_identities = \"90d\"\n\
+         failing_after = \"6h\"\nsilent_factor = 5\n[[feed]]\nname = \"one\"\n\
+         allow_private_network = true",
+    );
+    let c = load(dir.path(), &text).unwrap_or_else(|e| panic!("{e}"));
+    let secs = |d: std::time::Duration| d.as_secs();
+    let p = &c.polling;
+    assert_eq!(
+        (
+            secs(p.min_interval),
+            secs(p.max_interval),
+            secs(p.backoff_cap)
+        ),
+        (120, 12 * 3600, 3 * 3600)
+    );
+    assert_eq!((p.per_host, p.host_spacing.as_millis()), (2, 500));
+    assert_eq!(
+        (
+            secs(p.retention),
+            secs(p.keep_identities),
+            secs(p.failing_after)
+        ),
+        (7 * 86_400, 90 * 86_400, 6 * 3600)
+    );
+    assert_eq!(p.silent_factor, 5);
+    assert!(c.feeds[0].allow_private_network);
 }
 
 #[test]

@@ -30,6 +30,9 @@ pub struct HostileServer {
 
 pub const FEED_ETAG: &str = "\"v1\"";
 
+/// Items `/flood` lists at once: more than two polls' worth of the per-poll cap.
+pub const FLOOD_ITEMS: usize = 250;
+
 /// What the compression bombs inflate to: four times the tests' 1 MiB body cap, from a few KiB
 /// on the wire.
 pub const BOMB_BYTES: usize = 4 << 20;
@@ -337,6 +340,47 @@ impl HostileServer {
                     "Healey meets Hegseth in Washington"
                 };
                 send(out, "200 OK", &[], feed(&[("story-7", title)]).as_bytes()).await
+            }
+            "/ttl" if req.headers.get("if-none-match").map(String::as_str) == Some("\"ttl\"") => {
+                send(out, "304 Not Modified", &[("ETag", "\"ttl\"")], b"").await
+            }
+            "/ttl" => {
+                // A feed asking for hourly polls with <ttl>, and no HTTP cache headers.
+                let body = feed(&[("t1", "Hourly")]).replace("<channel>", "<channel><ttl>60</ttl>");
+                send(out, "200 OK", &[("ETag", "\"ttl\"")], body.as_bytes()).await
+            }
+            "/dries-up" => {
+                // A new item on each of the first four polls, nothing new on the next four, then
+                // news again.
+                let k = if (5..=8).contains(&n) { 4 } else { n };
+                let (g, t) = (format!("d{k}"), format!("Dispatch {k}"));
+                send(out, "200 OK", &[], feed(&[(&g, &t)]).as_bytes()).await
+            }
+            "/vanish" => {
+                // The Hegseth story is missing from the second and third polls, then returns.
+                let items: &[(&str, &str)] = if n == 2 || n == 3 {
+                    &[("v2", "Markets steady")]
+                } else {
+                    &[
+                        ("v1", "Hegseth story that vanishes"),
+                        ("v2", "Markets steady"),
+                    ]
+                };
+                send(out, "200 OK", &[], feed(items).as_bytes()).await
+            }
+            "/flood"
+                if req.headers.get("if-none-match").map(String::as_str) == Some("\"flood\"") =>
+            {
+                send(out, "304 Not Modified", &[("ETag", "\"flood\"")], b"").await
+            }
+            "/flood" => {
+                let ids: Vec<(String, String)> = (0..FLOOD_ITEMS)
+                    .map(|i| (format!("flood-{i}"), format!("Flood item {i}")))
+                    .collect();
+                let items: Vec<(&str, &str)> =
+                    ids.iter().map(|(g, t)| (g.as_str(), t.as_str())).collect();
+                let h = [("ETag", "\"flood\"")];
+                send(out, "200 OK", &h, feed(&items).as_bytes()).await
             }
             _ => send(out, "404 Not Found", &[], b"").await,
         }

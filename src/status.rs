@@ -1,0 +1,183 @@
+//! `newswatch status`: every configured feed's fetch state, the outbox and the last digests, as
+//! text or JSON. Gathers through read-only store calls (never writes, never migrates); rendering
+//! is pure and takes `now`.
+
+use std::fmt::Write as _;
+
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+
+use crate::config::Config;
+use crate::store::{DigestInfo, FeedNotice, FeedRecord, OutboxCounts, Store, StoreError};
+
+/// Digests listed by `status`.
+const RECENT_DIGESTS: usize = 5;
+/// Feed notices listed by `status`, newest last.
+const RECENT_NOTICES: usize = 20;
+
+/// One configured feed and what the database knows about it (`None`: never polled).
+#[derive(Debug, Clone)]
+pub struct FeedLine {
+    pub name: String,
+    pub url: String,
+    pub record: Option<FeedRecord>,
+}
+
+#[derive(Debug, Clone)]
+pub struct StatusReport {
+    /// Whether a state database exists yet.
+    pub database: bool,
+    pub feeds: Vec<FeedLine>,
+    pub outbox: OutboxCounts,
+    pub digests: Vec<DigestInfo>,
+    pub notices: Vec<FeedNotice>,
+}
+
+/// Reads the report from the state database of `config`, if there is one.
+pub fn gather(config: &Config) -> Result<StatusReport, StoreError> {
+    let db = config.state_dir.join(crate::store::DB_FILE);
+    let store = if db.exists() {
+        Some(Store::open_read_only(&config.state_dir)?)
+    } else {
+        None
+    };
+    let mut feeds = Vec::new();
+    for f in &config.feeds {
+        let record = match &store {
+            Some(s) => s.feed_record(&f.name)?,
+            None => None,
+        };
+        feeds.push(FeedLine {
+            name: f.name.clone(),
+            url: f.url.to_string(),
+            record,
+        });
+    }
+    let (outbox, digests, notices) = match &store {
+        Some(s) => (s.outbox_counts()?, s.recent_digests(RECENT_DIGESTS)?, {
+            let all = s.feed_notices(DateTime::<Utc>::MIN_UTC)?;
+            all[all.len().saturating_sub(RECENT_NOTICES)..].to_vec()
+        }),
+        None => (OutboxCounts::default(), Vec::new(), Vec::new()),
+    };
+    Ok(StatusReport {
+        database: store.is_some(),
+        feeds,
+        outbox,
+        digests,
+        notices,
+    })
+}
+
+fn when(t: Option<DateTime<Utc>>) -> String {
+    t.map_or_else(
+        || "never".to_string(),
+        |t| t.format("%Y-%m-%d %H:%M:%SZ").to_string(),
+    )
+}
+
+/// Human-readable report.
+pub fn render_text(r: &StatusReport, now: DateTime<Utc>) -> String {
+    let mut out = String::new();
+    if !r.database {
+        out.push_str("no state database yet: newswatch has not run with this config\n");
+    }
+    for f in &r.feeds {
+        let _ = writeln!(out, "feed {}", f.name);
+        let Some(rec) = &f.record else {
+            let _ = writeln!(
+                out,
+                "  url:          {}\n  state:        never polled",
+                f.url
+            );
+            continue;
+        };
+        let _ = writeln!(out, "  url:          {}", f.url);
+        if let Some(eff) = &rec.effective_url {
+            let _ = writeln!(out, "  effective url: {eff} (permanent redirect)");
+        }
+        let due = match rec.next_due {
+            Some(d) if d <= now => format!("{} (due now)", when(Some(d))),
+            d => when(d),
+        };
+        let _ = writeln!(
+            out,
+            "  health:       {}\n  last success: {}\n  next due:     {due}\n  errors:       {}",
+            rec.health.as_str(),
+            when(rec.last_success),
+            rec.error_count
+        );
+        if let Some(e) = &rec.last_error {
+            let _ = writeln!(out, "  last error:   {e}");
+        }
+        let _ = writeln!(
+            out,
+            "  items seen:   {} in {} polls",
+            rec.items_seen, rec.polls
+        );
+    }
+    let o = r.outbox;
+    let _ = writeln!(
+        out,
+        "outbox: {} queued, {} sent, {} failed",
+        o.queued, o.sent, o.failed
+    );
+    for d in &r.digests {
+        let _ = writeln!(
+            out,
+            "digest {}: {} ({} of {} emails sent)",
+            d.id,
+            when(Some(d.created)),
+            d.sent,
+            d.emails
+        );
+    }
+    for n in &r.notices {
+        let _ = writeln!(
+            out,
+            "notice {}: feed {} {} {}",
+            when(Some(n.at)),
+            n.feed,
+            n.kind.as_str(),
+            n.detail
+        );
+    }
+    out
+}
+
+/// Machine-readable report; times are RFC 3339, absent values `null`.
+pub fn render_json(r: &StatusReport) -> Value {
+    let t = |t: Option<DateTime<Utc>>| t.map(|t| t.to_rfc3339());
+    let feeds: Vec<Value> = r
+        .feeds
+        .iter()
+        .map(|f| match &f.record {
+            None => json!({"name": f.name, "url": f.url, "polled": false}),
+            Some(rec) => json!({
+                "name": f.name,
+                "url": f.url,
+                "polled": true,
+                "effective_url": rec.effective_url,
+                "health": rec.health.as_str(),
+                "last_success": t(rec.last_success),
+                "last_error": rec.last_error,
+                "error_count": rec.error_count,
+                "failing_since": t(rec.failing_since),
+                "next_due": t(rec.next_due),
+                "items_seen": rec.items_seen,
+                "polls": rec.polls,
+            }),
+        })
+        .collect();
+    json!({
+        "database": r.database,
+        "feeds": feeds,
+        "outbox": {"queued": r.outbox.queued, "sent": r.outbox.sent, "failed": r.outbox.failed},
+        "digests": r.digests.iter().map(|d| json!({
+            "id": d.id, "created": d.created.to_rfc3339(), "emails": d.emails, "sent": d.sent,
+        })).collect::<Vec<_>>(),
+        "notices": r.notices.iter().map(|n| json!({
+            "feed": n.feed, "kind": n.kind.as_str(), "at": n.at.to_rfc3339(), "detail": n.detail,
+        })).collect::<Vec<_>>(),
+    })
+}

@@ -1,0 +1,736 @@
+//! The pipeline against the misbehaving loopback server, with injected time: the exact state each
+//! hostile case leaves (error count, next due time, alerts), item identity in the store, the
+//! per-poll cap, permanent redirects, feed-health notices, `status`, an hour of daemon cycles,
+//! and a year of polls that leaves the database bounded. No test sleeps.
+
+#[path = "support/hostile_server.rs"]
+mod hostile_server;
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use hostile_server::{FLOOD_ITEMS, HostileServer};
+use newswatch::article::Article;
+use newswatch::config::Config;
+use newswatch::feed_health::{NoticeKind, Thresholds};
+use newswatch::fetch::{Fetcher, Validators};
+use newswatch::pipeline::{Feeds, Jitter, Pipeline, Summary};
+use newswatch::rules::RuleSet;
+use newswatch::store::{ArticleMatches, FeedRecord, PollRecord, PollResult, Store};
+
+const PUBLIC_IP: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
+const INTERNAL_IP: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+const M: i64 = 60;
+
+const RULES: &str = r#"
+[[rule]]
+id = "hegseth"
+title = "Hegseth"
+query = "Hegseth"
+"#;
+
+fn t0() -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339("2026-03-02T08:00:00Z")
+        .map(|d| d.with_timezone(&Utc))
+        .unwrap_or_default()
+}
+
+fn at(secs: i64) -> DateTime<Utc> {
+    t0() + chrono::Duration::seconds(secs)
+}
+
+/// Two hostile servers: the "public" one the feeds live on and an internal one behind it.
+async fn servers() -> (Arc<HostileServer>, Arc<HostileServer>) {
+    let internal = HostileServer::start(INTERNAL_IP, 0).await;
+    let public = HostileServer::start(PUBLIC_IP, internal.addr.port()).await;
+    (public, internal)
+}
+
+/// A config in `dir` with the given `[fetch]` extras and feeds (name, url, interval).
+fn config(dir: &Path, fetch_extra: &str, feeds: &[(&str, String, &str)]) -> Config {
+    config_with(dir, fetch_extra, feeds, &[])
+}
+
+/// Like [`config`]; the feeds named in `private` set `allow_private_network = true`.
+fn config_with(
+    dir: &Path,
+    fetch_extra: &str,
+    feeds: &[(&str, String, &str)],
+    private: &[&str],
+) -> Config {
+    std::fs::create_dir_all(dir.join("rules")).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(dir.join("rules/test.toml"), RULES).unwrap_or_else(|e| panic!("{e}"));
+    let mut text = format!(
+        r#"state_dir = "state"
+rules = ["rules/*.toml"]
+new_feed_window = "520w"
+[fetch]
+timeout = "600ms"
+connect_timeout = "500ms"
+max_body = "1MB"
+concurrency = 8
+per_host = 8
+host_spacing = "0s"
+min_interval = "1m"
+{fetch_extra}
+[delivery]
+method = "file"
+dir = "outbox"
+from = "nw@example.org"
+"#
+    );
+    for (name, url, interval) in feeds {
+        text.push_str(&format!(
+            "[[feed]]\nname = \"{name}\"\nurl = \"{url}\"\ninterval = \"{interval}\"\n"
+        ));
+        if private.contains(name) {
+            text.push_str("allow_private_network = true\n");
+        }
+    }
+    let path = dir.join("newswatch.toml");
+    std::fs::write(&path, &text).unwrap_or_else(|e| panic!("{e}"));
+    Config::load(&path).unwrap_or_else(|e| panic!("{e}\n{text}"))
+}
+
+fn rules(config: &Config) -> RuleSet {
+    RuleSet::load(&config.rule_files).unwrap_or_else(|e| panic!("{e}"))
+}
+
+async fn pipeline<'a>(config: &'a Config, rules: &'a RuleSet) -> Pipeline<'a> {
+    let fetcher = Fetcher::with_public_overrides(&config.fetch, "nw-test", vec![PUBLIC_IP])
+        .unwrap_or_else(|e| panic!("{e}"));
+    Pipeline::open(config, rules)
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"))
+        .with_fetcher(fetcher)
+        .with_jitter(Jitter::Fixed(0.0))
+}
+
+async fn cycle(p: &Pipeline<'_>, now: DateTime<Utc>) -> Summary {
+    p.cycle(now, Feeds::Due)
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"))
+}
+
+fn record(config: &Config, feed: &str) -> FeedRecord {
+    Store::open_read_only(&config.state_dir)
+        .and_then(|s| s.feed_record(feed))
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|| panic!("no row for {feed}"))
+}
+
+/// (error count, next due in minutes after t0, stored error mentions)
+fn state(config: &Config, feed: &str) -> (u32, i64, String) {
+    let r = record(config, feed);
+    let due = r.next_due.map_or(-1, |d| (d - t0()).num_seconds() / M);
+    let err = r.last_error.unwrap_or_default();
+    (r.error_count, due, err)
+}
+
+/// Every hostile endpoint as a feed, polled once at t0 through the whole pipeline: the state it
+/// leaves. Interval 15 min (the back-off base); persistent failures start at 4x; Retry-After is
+/// honoured when it is longer than the back-off and clamped at the 24 h maximum.
+#[tokio::test]
+async fn each_hostile_case_leaves_an_exact_state() {
+    let (public, internal) = servers().await;
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    // (path, interval, error count, next due in minutes, error text contains, new items)
+    #[rustfmt::skip]
+    let cases: &[(&str, &str, u32, i64, &str, usize)] = &[
+        ("/feed.xml", "15m", 0, 30, "", 1),          // Cache-Control max-age=1800 beats 15 min
+        ("/latin1", "15m", 0, 15, "", 1),
+        ("/bare-amp", "15m", 0, 15, "", 1),
+        ("/no-version", "15m", 0, 15, "", 1),
+        ("/utf16", "15m", 0, 15, "", 1),
+        ("/guidless", "15m", 0, 15, "", 3),
+        ("/moved", "15m", 0, 30, "", 1),
+        ("/found", "15m", 0, 30, "", 1),
+        ("/hang", "15m", 1, 15, "timed out", 0),
+        ("/drip", "15m", 1, 15, "timed out", 0),
+        ("/slow-headers", "15m", 1, 15, "timed out", 0),
+        ("/truncated-gzip", "15m", 1, 15, "corrupt", 0),
+        ("/corrupt-gzip", "15m", 1, 15, "corrupt", 0),
+        ("/500", "15m", 1, 15, "500", 0),
+        ("/empty", "15m", 1, 15, "empty", 0),
+        ("/429-garbage", "15m", 1, 15, "429", 0),    // garbage Retry-After: our own back-off
+        ("/429-seconds", "1m", 1, 2, "429", 0),      // Retry-After 120 s beats a 1 min back-off
+        ("/503", "15m", 1, 60, "503", 0),            // Retry-After 3600
+        ("/429-date", "15m", 1, 24 * 60, "429", 0),  // a 2037 date, clamped to 24 h
+        ("/429-huge", "15m", 1, 24 * 60, "429", 0),
+        ("/404", "15m", 1, 60, "404", 0),
+        ("/html", "15m", 1, 60, "HTML", 0),
+        ("/captive", "15m", 1, 60, "HTML", 0),
+        ("/gzip-bomb", "15m", 1, 60, "limit", 0),
+        ("/deflate-bomb", "15m", 1, 60, "limit", 0),
+        ("/huge-declared", "15m", 1, 60, "limit", 0),
+        ("/huge-undeclared", "15m", 1, 60, "limit", 0),
+        ("/loop-a", "15m", 1, 60, "loop", 0),
+        ("/hops/6", "15m", 1, 60, "redirects", 0),
+        ("/to-ftp", "15m", 1, 60, "ftp", 0),
+        ("/to-decimal", "15m", 1, 60, "internal address", 0),
+        ("/to-octal", "15m", 1, 60, "internal address", 0),
+        ("/to-hex", "15m", 1, 60, "internal address", 0),
+        ("/to-short", "15m", 1, 60, "internal address", 0),
+        ("/to-localhost", "15m", 1, 60, "internal address", 0),
+        ("/to-ipv6", "15m", 1, 60, "internal address", 0),
+        ("/to-mapped", "15m", 1, 60, "internal address", 0),
+        ("/to-private", "15m", 1, 60, "internal address", 0),
+        ("/to-metadata", "15m", 1, 60, "internal address", 0),
+        // The operator's per-feed override: the same redirect, allowed.
+        ("allowed", "15m", 0, 30, "", 1),
+    ];
+    let path = |name: &str| {
+        if name == "allowed" {
+            "/to-decimal"
+        } else {
+            name
+        }
+        .to_string()
+    };
+    let feeds: Vec<(&str, String, &str)> = cases
+        .iter()
+        .map(|c| (c.0, public.url(&path(c.0)).to_string(), c.1))
+        .collect();
+    let config = config_with(tmp.path(), "", &feeds, &["allowed"]);
+    let rules = rules(&config);
+    let p = pipeline(&config, &rules).await;
+    let s = cycle(&p, t0()).await;
+    for &(path, _, errors, due, err, _) in cases {
+        let (got_errors, got_due, got_err) = state(&config, path);
+        assert_eq!((got_errors, got_due), (errors, due), "{path}: {got_err}");
+        assert!(got_err.contains(err), "{path}: {got_err:?} lacks {err:?}");
+    }
+    let new: usize = cases.iter().map(|c| c.5).sum();
+    // Alerts: /feed.xml, /moved, /found and the allowed redirect serve "Healey meets Hegseth".
+    assert_eq!((s.new_articles, s.matches), (new, 4), "{s}");
+    assert_eq!(s.feeds_failed, cases.iter().filter(|c| c.2 > 0).count());
+    // The network policy held through the pipeline: only the allowed feed reached the internal
+    // server.
+    let reached: Vec<String> = internal.seen().into_iter().map(|s| s.path).collect();
+    assert_eq!(reached, ["/feed.xml"]);
+    // Nothing new is alerted on a second look at the same bytes.
+    let s = cycle(&p, at(24 * 3600)).await;
+    assert_eq!((s.new_articles, s.matches), (0, 0), "{s}");
+}
+
+/// 500 three times then OK: each failure doubles the delay, the success resets it, and all of
+/// it survives a restart.
+#[tokio::test]
+async fn three_failures_then_ok_back_off_and_recover_across_a_restart() {
+    let (public, _internal) = servers().await;
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let config = config(
+        tmp.path(),
+        "",
+        &[("flaky", public.url("/flaky").to_string(), "15m")],
+    );
+    let rules = rules(&config);
+    // (poll at minute, error count after, next due minute, new items)
+    let steps = [
+        (0, 1, 15, 0),
+        (15, 2, 45, 0),
+        (45, 3, 105, 0),
+        (105, 0, 120, 1),
+    ];
+    for (minute, errors, due, new) in steps {
+        // A fresh pipeline each time: the schedule lives in the database, not in memory.
+        let p = pipeline(&config, &rules).await;
+        if minute > 0 {
+            let early = cycle(&p, at(minute * M - 1)).await;
+            assert_eq!(early.feeds_polled, 0, "minute {minute}: not yet due");
+        }
+        let s = cycle(&p, at(minute * M)).await;
+        assert_eq!(
+            (s.feeds_polled, s.new_articles),
+            (1, new),
+            "minute {minute}"
+        );
+        assert_eq!(state(&config, "flaky").0, errors, "minute {minute}");
+        assert_eq!(state(&config, "flaky").1, due, "minute {minute}");
+    }
+    let r = record(&config, "flaky");
+    assert_eq!((r.last_success, r.last_error), (Some(at(105 * M)), None));
+    assert_eq!(r.polls, 4);
+}
+
+/// 301 and 308 move the stored URL once the same target is seen on two polls in a row; 302 and
+/// 307 never do; the configured URL stays the user's, and `status` shows both.
+#[tokio::test]
+async fn permanent_redirects_stick_only_when_repeated() {
+    let (public, _internal) = servers().await;
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let feeds = [
+        ("m301", public.url("/moved").to_string(), "15m"),
+        ("m308", public.url("/moved-308").to_string(), "15m"),
+        ("f302", public.url("/found").to_string(), "15m"),
+        ("t307", public.url("/temporary-307").to_string(), "15m"),
+    ];
+    let config = config(tmp.path(), "", &feeds);
+    let rules = rules(&config);
+    let p = pipeline(&config, &rules).await;
+    let target = public.url("/feed.xml").to_string();
+    // (poll, effective URL of the permanent ones afterwards)
+    for (i, want) in [
+        (0, None),
+        (1, Some(target.as_str())),
+        (2, Some(target.as_str())),
+    ] {
+        cycle(&p, at(i * 3600)).await;
+        for name in ["m301", "m308"] {
+            assert_eq!(
+                record(&config, name).effective_url.as_deref(),
+                want,
+                "{name} poll {i}"
+            );
+        }
+        for name in ["f302", "t307"] {
+            assert_eq!(record(&config, name).effective_url, None, "{name} poll {i}");
+        }
+    }
+    let paths: Vec<String> = public.seen().into_iter().map(|s| s.path).collect();
+    let count = |p: &str| paths.iter().filter(|x| *x == p).count();
+    // Third poll: the moved feeds go straight to the target; the temporary ones still bounce.
+    assert_eq!(
+        [
+            count("/moved"),
+            count("/moved-308"),
+            count("/found"),
+            count("/temporary-307")
+        ],
+        [2, 2, 3, 3]
+    );
+    assert_eq!(count("/feed.xml"), 12);
+
+    let db = config.state_dir.join("newswatch.db");
+    let before = std::fs::read(&db).unwrap_or_default();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_newswatch"))
+        .args(["status", "--json", "--config"])
+        .arg(&config.path)
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        std::fs::read(&db).unwrap_or_default() == before,
+        "status wrote to the database"
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}"));
+    let feed = &json["feeds"][0];
+    assert_eq!(feed["name"], "m301");
+    assert_eq!(feed["url"], public.url("/moved").to_string());
+    assert_eq!(feed["effective_url"], target);
+    assert_eq!(feed["error_count"], 0);
+    assert_eq!(feed["polls"], 3);
+    assert_eq!(json["feeds"][2]["effective_url"], serde_json::Value::Null);
+}
+
+/// Item identity in the store: no re-alert for the same bytes, guid churn, an item that vanishes
+/// and returns, or an edited headline (whose stored title is updated).
+#[tokio::test]
+async fn identity_never_realerts_and_follows_headline_edits() {
+    let (public, _internal) = servers().await;
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let feeds = [
+        ("guidless", public.url("/guidless").to_string(), "1m"),
+        ("churn", public.url("/churn").to_string(), "1m"),
+        ("vanish", public.url("/vanish").to_string(), "1m"),
+        ("edit", public.url("/edit").to_string(), "1m"),
+    ];
+    let config = config(tmp.path(), "", &feeds);
+    let rules = rules(&config);
+    let p = pipeline(&config, &rules).await;
+    // (new articles, matches) per poll: 3 guid-less + 1 churn + 2 vanish + 1 edit at first;
+    // Hegseth matches the vanishing story and the edited one.
+    let want = [(7, 2), (0, 0), (0, 0), (0, 0)];
+    for (i, want) in want.into_iter().enumerate() {
+        let s = cycle(&p, at(i as i64 * M)).await;
+        assert_eq!((s.new_articles, s.matches), want, "poll {i}: {s}");
+    }
+    let store = Store::open_read_only(&config.state_dir).unwrap_or_else(|e| panic!("{e}"));
+    let seen = |f: &str| store.feed_record(f).ok().flatten().map(|r| r.items_seen);
+    assert_eq!(
+        [
+            seen("guidless"),
+            seen("churn"),
+            seen("vanish"),
+            seen("edit")
+        ],
+        [Some(3), Some(1), Some(2), Some(1)]
+    );
+    let mut titles: Vec<String> = store
+        .pending_matches()
+        .unwrap_or_else(|e| panic!("{e}"))
+        .into_iter()
+        .map(|m| m.title)
+        .collect();
+    titles.sort();
+    assert_eq!(
+        titles,
+        [
+            "Healey meets Hegseth in Washington",
+            "Hegseth story that vanishes"
+        ]
+    );
+    // guid-less 3; churn: four churned guids and the stable link, all for one item; vanish 2x2;
+    // edit 2.
+    assert_eq!(
+        store.row_counts().map(|c| c.item_keys).ok(),
+        Some(3 + 5 + 4 + 2)
+    );
+}
+
+/// A feed emitting 250 new items at once: 100 per poll, the rest on the next polls (soon, with
+/// validators dropped so a 304 cannot hide them), none lost, none twice.
+#[tokio::test]
+async fn a_flood_is_taken_in_capped_polls_without_loss() {
+    let (public, _internal) = servers().await;
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let config = config(
+        tmp.path(),
+        "",
+        &[("flood", public.url("/flood").to_string(), "30m")],
+    );
+    let rules = rules(&config);
+    let p = pipeline(&config, &rules).await;
+    // (poll at minute, new items, next due minute, etag kept)
+    let steps = [
+        (0, 100, 1, false),
+        (1, 100, 2, false),
+        (2, 50, 32, true),
+        (32, 0, 62, true),
+    ];
+    for (minute, new, due, etag) in steps {
+        let s = cycle(&p, at(minute * M)).await;
+        assert_eq!(s.new_articles, new, "minute {minute}: {s}");
+        let r = record(&config, "flood");
+        assert_eq!(state(&config, "flood").1, due, "minute {minute}");
+        assert_eq!(r.validators.etag.is_some(), etag, "minute {minute}");
+    }
+    assert_eq!(record(&config, "flood").items_seen, FLOOD_ITEMS as u64);
+    let conditional = public
+        .seen()
+        .iter()
+        .filter(|s| s.headers.contains_key("if-none-match"))
+        .count();
+    assert_eq!(
+        conditional, 1,
+        "only the poll after the backlog drained is conditional"
+    );
+}
+
+/// The "Done when": an hour of daemon cycles, one a minute, against good and misbehaving feeds.
+/// Good feeds are polled on schedule, bad ones back off, each failing feed produces exactly one
+/// notice after `failing_after`, the flaky one a "recovered" notice, and `status` agrees.
+#[tokio::test]
+async fn an_hour_of_daemon_cycles_keeps_good_feeds_on_schedule() {
+    let (public, _internal) = servers().await;
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    // (feed, interval, polls expected in the hour)
+    let plan = [
+        ("/guidless", "5m", 12), // 0, 5, ..., 55
+        ("/latin1", "10m", 6),   // 0, 10, ..., 50
+        ("/500", "5m", 4),       // 0, 5, 15, 35 (next at 75)
+        ("/hang", "5m", 4),      // the same, each cut off by the deadline
+        ("/html", "5m", 2),      // persistent: 0, 20 (next at 60)
+        ("/429-date", "5m", 1),  // Retry-After in 2037, clamped to 24 h
+        ("/flaky", "5m", 8),     // 0, 5, 15 fail; 35 OK; then 40, 45, 50, 55
+    ];
+    let feeds: Vec<(&str, String, &str)> = plan
+        .iter()
+        .map(|(p, i, _)| (*p, public.url(p).to_string(), *i))
+        .collect();
+    let config = config(tmp.path(), "failing_after = \"10m\"", &feeds);
+    let rules = rules(&config);
+    let p = pipeline(&config, &rules).await;
+    for minute in 0..60 {
+        cycle(&p, at(minute * M)).await;
+    }
+    let mut polls: HashMap<String, usize> = HashMap::new();
+    for s in public.seen() {
+        *polls.entry(s.path).or_default() += 1;
+    }
+    let got: Vec<(&str, usize)> = plan
+        .iter()
+        .map(|(path, _, _)| (*path, polls.get(*path).copied().unwrap_or(0)))
+        .collect();
+    let want: Vec<(&str, usize)> = plan.iter().map(|(path, _, n)| (*path, *n)).collect();
+    assert_eq!(got, want);
+
+    let store = Store::open_read_only(&config.state_dir).unwrap_or_else(|e| panic!("{e}"));
+    let mut notices: Vec<(i64, String, NoticeKind)> = store
+        .feed_notices(t0())
+        .unwrap_or_else(|e| panic!("{e}"))
+        .into_iter()
+        .map(|n| ((n.at - t0()).num_minutes(), n.feed, n.kind))
+        .collect();
+    // Feeds polled in the same cycle finish in any order.
+    notices.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+    let n = |m, f: &str, k| (m, f.to_string(), k);
+    assert_eq!(
+        notices,
+        [
+            n(15, "/500", NoticeKind::Failing),
+            n(15, "/flaky", NoticeKind::Failing),
+            n(15, "/hang", NoticeKind::Failing),
+            n(20, "/html", NoticeKind::Failing),
+            n(35, "/flaky", NoticeKind::Recovered),
+        ]
+    );
+    // (feed, error count, next due minute)
+    let states = [
+        ("/500", 4, 75),
+        ("/hang", 4, 75),
+        ("/html", 2, 60),
+        ("/flaky", 0, 60),
+    ];
+    for (feed, errors, due) in states {
+        let (e, d, _) = state(&config, feed);
+        assert_eq!((e, d), (errors, due), "{feed}");
+    }
+
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_newswatch"))
+        .args(["status", "--config"])
+        .arg(&config.path)
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("feed /500\n"), "{text}");
+    assert!(
+        text.contains("  errors:       4\n  last error:   HTTP status 500"),
+        "{text}"
+    );
+    assert!(text.contains("  health:       failing"), "{text}");
+    assert!(
+        text.contains("outbox: 0 queued, 0 sent, 0 failed"),
+        "{text}"
+    );
+    assert!(text.contains("feed /flaky recovered"), "{text}");
+}
+
+fn day(d: i64) -> DateTime<Utc> {
+    at(d * 86_400)
+}
+
+fn item(i: i64) -> Article {
+    Article {
+        key: format!("id:item-{i}"),
+        link: Some(format!("https://news.example/{i}")),
+        title: format!("Story {i}"),
+        summary: "s".repeat(500),
+        content: "c".repeat(2000),
+        ..Article::default()
+    }
+}
+
+/// A year of polls (four a day, five new items a day, each listed for four days, plus one item
+/// listed all year) with daily pruning: text goes after 30 days, identities 180 days after the
+/// feed stopped listing them, the everlisted item never re-alerts, and the file stops growing.
+#[test]
+fn a_year_of_polls_keeps_the_database_bounded() {
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let mut store = Store::open(tmp.path()).unwrap_or_else(|e| panic!("{e}"));
+    store
+        .ensure_feed("f", "https://news.example/feed")
+        .unwrap_or_else(|e| panic!("{e}"));
+    let retention = Duration::from_secs(30 * 86_400);
+    let keep = Duration::from_secs(180 * 86_400);
+    let validators = Validators::default();
+    let mut evergreen = Article {
+        key: "id:evergreen".into(),
+        title: "About us".into(),
+        ..Article::default()
+    };
+    let mut size_at = HashMap::new();
+    let mut alerts = 0;
+    for d in 0..365 {
+        for q in 0..4 {
+            let now = day(d) + chrono::Duration::hours(6 * q);
+            // By the day's last poll all five of its items (d*5 .. d*5+5) are listed.
+            let newest = d * 5 + q + 2;
+            let mut articles: Vec<Article> = ((newest - 20).max(0)..newest).map(item).collect();
+            evergreen.title = format!("About us (day {d})");
+            articles.push(evergreen.clone());
+            let stored = store
+                .record_poll(
+                    "f",
+                    &PollRecord {
+                        result: PollResult::Fetched {
+                            title: Some("F"),
+                            validators: &validators,
+                            articles: &articles,
+                            hint_ttl: None,
+                            permanent_redirect: None,
+                        },
+                        now,
+                        next_due: now,
+                        catch_up_due: now,
+                        new_feed_window: Duration::from_secs(520 * 7 * 86_400),
+                        max_new: 100,
+                        thresholds: Thresholds::default(),
+                    },
+                )
+                .unwrap_or_else(|e| panic!("{e}"));
+            alerts += stored.inserted.alertable;
+            let pending = store.pending_articles().unwrap_or_else(|e| panic!("{e}"));
+            let verdicts: Vec<ArticleMatches> = pending
+                .iter()
+                .map(|p| ArticleMatches {
+                    article: p.id,
+                    matches: vec![],
+                })
+                .collect();
+            store
+                .record_matches(&verdicts, now)
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+        store
+            .prune(day(d) + chrono::Duration::hours(23), retention, keep)
+            .unwrap_or_else(|e| panic!("{e}"));
+        if [200, 364].contains(&d) {
+            let len = std::fs::metadata(tmp.path().join("newswatch.db"))
+                .map(|m| m.len())
+                .unwrap_or(0);
+            size_at.insert(d, len);
+        }
+    }
+    // Each day's items: 5 new ones (the last poll lists items up to d*5+5), plus the evergreen.
+    assert_eq!(alerts, 365 * 5 + 1, "every item alerted exactly once");
+    let c = store.row_counts().unwrap_or_else(|e| panic!("{e}"));
+    // Identities: items listed within the last ~184 days; text: within the last ~34 days.
+    assert!((900..=940).contains(&c.articles), "{c:?}");
+    assert!((160..=180).contains(&c.texts), "{c:?}");
+    assert_eq!(c.item_keys, c.articles * 2 - 1, "{c:?}");
+    let (mid, end) = (size_at[&200], size_at[&364]);
+    assert!(end <= mid + mid / 10, "grew from {mid} to {end} bytes");
+    assert!(end < 4 << 20, "{end} bytes");
+    let r = store.feed_record("f").ok().flatten().unwrap_or_default();
+    assert_eq!(r.items_seen, 365 * 5 + 1);
+}
+
+/// `status` before the daemon ever ran: every feed "never polled", and nothing is created.
+#[test]
+fn status_without_a_database_creates_nothing() {
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let config = config(
+        tmp.path(),
+        "",
+        &[("quiet", "https://news.example/feed".to_string(), "15m")],
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_newswatch"))
+        .args(["status", "--config"])
+        .arg(&config.path)
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "no state database yet: newswatch has not run with this config\nfeed quiet\n  \
+         url:          https://news.example/feed\n  state:        never polled\n\
+         outbox: 0 queued, 0 sent, 0 failed\n"
+    );
+    assert!(!config.state_dir.exists());
+}
+
+/// A feed's `<ttl>` stretches its 15 min interval to an hour; after a 304 (no body to read it
+/// from) the stored ttl still holds.
+#[tokio::test]
+async fn the_feed_ttl_is_reused_after_a_304() {
+    let (public, _internal) = servers().await;
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let config = config(
+        tmp.path(),
+        "",
+        &[("ttl", public.url("/ttl").to_string(), "15m")],
+    );
+    let rules = rules(&config);
+    let p = pipeline(&config, &rules).await;
+    // (poll at minute, unchanged, next due minute)
+    for (minute, unchanged, due) in [(0, 0, 60), (60, 1, 120), (120, 1, 180)] {
+        let s = cycle(&p, at(minute * M)).await;
+        assert_eq!(
+            (s.feeds_polled, s.feeds_unchanged),
+            (1, unchanged),
+            "{minute}"
+        );
+        assert_eq!(state(&config, "ttl").1, due, "{minute}");
+    }
+    assert_eq!(
+        record(&config, "ttl").hint_ttl,
+        Some(Duration::from_secs(3600))
+    );
+}
+
+/// `[fetch] concurrency` caps feeds fetched at once: four hanging feeds, two at a time, take two
+/// rounds of the 600 ms deadline.
+#[tokio::test]
+async fn the_global_concurrency_cap_holds() {
+    let (public, _internal) = servers().await;
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let hang = public.url("/hang").to_string();
+    let feeds: Vec<(&str, String, &str)> = ["a", "b", "c", "d"]
+        .into_iter()
+        .map(|n| (n, hang.clone(), "15m"))
+        .collect();
+    let mut config = config(tmp.path(), "", &feeds);
+    config.fetch.concurrency = 2;
+    let rules = rules(&config);
+    let p = pipeline(&config, &rules).await;
+    let started = std::time::Instant::now();
+    let s = cycle(&p, t0()).await;
+    let elapsed = started.elapsed();
+    assert_eq!(s.feeds_failed, 4);
+    let deadline = Duration::from_millis(600);
+    assert!(
+        elapsed >= deadline * 2 && elapsed < deadline * 4,
+        "{elapsed:?}"
+    );
+}
+
+/// A feed that brought news every 5 minutes and then goes quiet for longer than `silent_factor`
+/// times that (and `failing_after`) gets one "silent" notice, and one "recovered" when news returns.
+#[tokio::test]
+async fn a_feed_gone_silent_gets_one_notice_and_one_recovery() {
+    let (public, _internal) = servers().await;
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let feeds = [("dry", public.url("/dries-up").to_string(), "5m")];
+    let config = config(
+        tmp.path(),
+        "failing_after = \"10m\"\nsilent_factor = 2",
+        &feeds,
+    );
+    let rules = rules(&config);
+    let p = pipeline(&config, &rules).await;
+    for minute in (0..=45).step_by(5) {
+        cycle(&p, at(minute * M)).await;
+    }
+    let store = Store::open_read_only(&config.state_dir).unwrap_or_else(|e| panic!("{e}"));
+    let notices: Vec<(i64, NoticeKind)> = store
+        .feed_notices(t0())
+        .unwrap_or_else(|e| panic!("{e}"))
+        .into_iter()
+        .map(|n| ((n.at - t0()).num_minutes(), n.kind))
+        .collect();
+    assert_eq!(
+        notices,
+        [(30, NoticeKind::Silent), (40, NoticeKind::Recovered)]
+    );
+    let r = record(&config, "dry");
+    assert_eq!((r.items_seen, r.polls, r.error_count), (6, 10, 0));
+}
