@@ -40,7 +40,13 @@ impl InstanceLock {
             path: path.clone(),
             source,
         };
-        std::fs::create_dir_all(state_dir).map_err(io)?;
+        // 0700 like `Store::open`: whichever of the two runs first creates the state directory,
+        // and it holds the outbox (addresses, digests) and the database.
+        let mut dir = std::fs::DirBuilder::new();
+        dir.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut dir, 0o700);
+        dir.create(state_dir).map_err(io)?;
         // Not truncating on open: until we hold the lock, the PID inside belongs to the holder.
         let mut file = OpenOptions::new()
             .read(true)
