@@ -127,6 +127,12 @@ fn dispatch(command: Command) -> Exit {
                 Ok(c) => c,
                 Err(e) => return e,
             };
+            for file in config.world_readable_secrets() {
+                tracing::warn!(
+                    file = %file.display(),
+                    "the SMTP password file is readable by every local user; run `chmod o-r` on it"
+                );
+            }
             let rules = match RuleSet::load(&config.rule_files) {
                 Ok(r) => r,
                 Err(d) => {
