@@ -439,3 +439,168 @@ fn sigkill_at_random_moments_loses_nothing_and_duplicates_only_by_message_id() {
     );
     assert!(items >= 10, "the harness barely polled: {items} items");
 }
+
+// ---- mail-server faults through the binary ----------------------------------------------------
+// tests/pipeline.rs covers 451 after DATA, 550, a drop after DATA and a server that never answers
+// DATA (`smtp_outcomes_are_classified`, the 451 retry and the 550 keep). These add what it lacks.
+
+/// Moves every queued message's next attempt to the past: the back-off (1 min and up) elapsed,
+/// without a test that waits a minute.
+fn backoff_elapsed(state_dir: &Path) {
+    let conn = rusqlite::Connection::open(state_dir.join(newswatch::store::DB_FILE))
+        .expect("open the database");
+    conn.execute(
+        "UPDATE outbox SET next_attempt = 0 WHERE status = 'queued'",
+        [],
+    )
+    .expect("move next_attempt");
+}
+
+fn summary_line<'a>(out: &'a str, prefix: &str) -> &'a str {
+    out.lines()
+        .find(|l| l.starts_with(prefix))
+        .unwrap_or_else(|| panic!("no {prefix:?} line in:\n{out}"))
+}
+
+/// A mail server that is down (connection refused) or up but answering 421 at the greeting:
+/// the email is deferred and kept, polling goes on, and once the server is back the same
+/// message (same Message-ID) is delivered.
+#[test]
+fn a_mail_server_down_or_refusing_at_greeting_delays_but_never_loses_mail() {
+    // (case, sink arguments while faulty — None: nothing listens at all)
+    let cases: [(&str, Option<&[&str]>); 2] = [
+        ("down", None),
+        ("421 at greeting", Some(&["--fault", "421-greeting"])),
+    ];
+    for (case, fault) in cases {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let state = tmp.path().join("state");
+        let feed = GrowingFeed::start();
+        let faulty = fault.map(|args| SmtpSink::start(&tmp.path().join("faulty"), args));
+        let port = faulty.as_ref().map_or_else(
+            || {
+                // A port that was just free: nothing listens there, connect is refused.
+                let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+                l.local_addr().expect("addr").port()
+            },
+            |s| s.port,
+        );
+        let config = write_config(tmp.path(), &state, &feed.url(), &smtp(port, "2s"));
+        for run in 1..=2 {
+            let out = run_once(&config, Duration::from_secs(30));
+            let all = text(&out);
+            assert!(out.status.success(), "{case} run {run}: {all}");
+            let emails = summary_line(&all, "emails:");
+            // Run 2 composes the second item's digest; the first waits for its back-off.
+            assert!(
+                emails.starts_with("emails: 1 composed, 0 sent, 1 deferred, 0 failed"),
+                "{case} run {run}: {all}"
+            );
+            assert!(all.contains("delivery deferred"), "{case}: {all}");
+        }
+        assert_eq!(feed.requests.load(Ordering::SeqCst), 2, "{case}: polling went on");
+        let counts = outbox(&state);
+        assert_eq!((counts.queued, counts.sent), (2, 0), "{case}: {counts:?}");
+        let stored_ids: BTreeSet<String> = {
+            let store = Store::open(&state).expect("open");
+            (1..=2)
+                .map(|id| store.message(id).expect("message").message_id)
+                .map(|m| m.trim_matches(['<', '>']).to_string())
+                .collect()
+        };
+        drop(faulty);
+
+        // The server comes back (on another port: the config follows, as an operator would).
+        let sink = SmtpSink::start(&tmp.path().join("received"), &[]);
+        write_config(tmp.path(), &state, &feed.url(), &smtp(sink.port, "2s"));
+        backoff_elapsed(&state);
+        feed.frozen.store(true, Ordering::SeqCst);
+        let out = run_once(&config, Duration::from_secs(30));
+        let all = text(&out);
+        assert!(out.status.success(), "{case}: {all}");
+        assert!(
+            summary_line(&all, "emails:").starts_with("emails: 0 composed, 2 sent, 0 deferred"),
+            "{case}: {all}"
+        );
+        let mails = received(&[sink.dir.clone()]);
+        let ids: BTreeSet<String> = mails.iter().map(|m| m.message_id.clone()).collect();
+        assert_eq!(ids, stored_ids, "{case}: the queued messages went out as composed");
+        for i in 1..=2 {
+            assert!(
+                mails.iter().any(|m| m.text.contains(&item_title(i))),
+                "{case}: item {i} lost"
+            );
+        }
+        assert_db_sound(&state, case);
+    }
+}
+
+/// A server that accepts the connection and then never answers DATA: each attempt ends at the
+/// SMTP deadline, and the daemon keeps polling its feed meanwhile (one stalled exchange per
+/// cycle at most, never the whole queue).
+#[test]
+fn a_hanging_mail_server_does_not_stop_polling() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let state = tmp.path().join("state");
+    let feed = GrowingFeed::start();
+    let sink = SmtpSink::start(&tmp.path().join("received"), &["--fault", "hang"]);
+    let config = write_config(tmp.path(), &state, &feed.url(), &smtp(sink.port, "500ms"));
+    let mut child = command(&config, false)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the daemon");
+    let rx = log_lines(&mut child);
+    let mut log = Vec::new();
+    // Three deferrals, each a new digest from a new poll: polling went on between the hangs.
+    let mut deferred = 0;
+    while deferred < 3 {
+        let found = wait_for_line(&rx, "delivery deferred", Duration::from_secs(20), &mut log);
+        if !found {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("only {deferred} deferrals:\n{}", log.join("\n"));
+        }
+        deferred += 1;
+    }
+    child.kill().expect("SIGKILL");
+    child.wait().expect("reap");
+    let timeouts = log
+        .iter()
+        .filter(|l| l.contains("timed out after 500ms"))
+        .count();
+    assert_eq!(timeouts, 3, "every attempt ended at the deadline:\n{}", log.join("\n"));
+    assert!(
+        feed.requests.load(Ordering::SeqCst) >= 3,
+        "the feed was polled between hung exchanges"
+    );
+    assert!(sink.messages().is_empty());
+    assert_db_sound(&state, "after the hanging server");
+}
+
+/// Several emails due and a server that hangs: one cycle waits on it once, not once per email;
+/// the others stay queued, unattempted, for the next cycle.
+#[test]
+fn one_cycle_waits_on_a_hanging_server_once_not_per_email() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let state = tmp.path().join("state");
+    let feed = GrowingFeed::start();
+    let sink = SmtpSink::start(&tmp.path().join("received"), &["--fault", "hang"]);
+    let delivery = format!(
+        "{}\n\n[[digest]]\nname = \"second\"\nto = [\"b@example.org\"]\n\n[[digest]]\nname = \"third\"\nto = [\"c@example.org\"]",
+        smtp(sink.port, "300ms")
+    );
+    let config = write_config(tmp.path(), &state, &feed.url(), &delivery);
+    let out = run_once(&config, Duration::from_secs(30));
+    let all = text(&out);
+    assert!(out.status.success(), "{all}");
+    assert!(
+        summary_line(&all, "emails:").starts_with("emails: 3 composed, 0 sent, 1 deferred"),
+        "{all}"
+    );
+    let store = Store::open(&state).expect("open");
+    let attempts: Vec<u32> = (1..=3)
+        .map(|id| store.message(id).expect("message").attempts)
+        .collect();
+    assert_eq!(attempts, [1, 0, 0], "only the first email met the hanging server");
+}
