@@ -163,6 +163,9 @@ fn dispatch(command: Command) -> Exit {
                 Ok(()) => Exit::Ok,
                 Err(e) => {
                     eprintln!("error: {e:#}");
+                    if let Some(hint) = crate::store::storage_hint(e.as_ref()) {
+                        eprintln!("hint: {hint} ({})", config.state_dir.display());
+                    }
                     Exit::Failure
                 }
             }
