@@ -627,9 +627,13 @@ struct Tmpfs {
 }
 
 impl Tmpfs {
-    /// `None` when this machine does not let us mount (not root, or no CAP_SYS_ADMIN).
+    /// `None` when this machine does not let us mount (not root, or no CAP_SYS_ADMIN), or
+    /// when `NEWSWATCH_TEST_NO_MOUNT` is set to exercise the fallbacks.
     fn mount(dir: &Path, size: &str) -> Option<Tmpfs> {
         std::fs::create_dir_all(dir).expect("mkdir mount point");
+        if std::env::var_os("NEWSWATCH_TEST_NO_MOUNT").is_some() {
+            return None;
+        }
         let ok = Command::new("mount")
             .args([
                 "-t",
@@ -721,7 +725,7 @@ fn a_read_only_state_directory_fails_clearly_and_recovers() {
     assert_eq!(out.status.code(), Some(1), "{how}: {all}");
     let err = String::from_utf8_lossy(&out.stderr).to_lowercase();
     assert!(
-        err.contains("read-only") || err.contains("readonly") || err.contains("unable to open"),
+        err.contains("hint: the state directory is not writable"),
         "{how}: the error names the cause: {all}"
     );
     assert!(
@@ -786,10 +790,7 @@ fn a_full_disk_fails_clearly_and_recovers() {
     assert_eq!(out.status.code(), Some(1), "{how}: {all}");
     let err = String::from_utf8_lossy(&out.stderr).to_lowercase();
     assert!(
-        err.contains("full")
-            || err.contains("no space")
-            || err.contains("too large")
-            || err.contains("disk i/o"),
+        err.contains("hint: the filesystem of the state directory may be full"),
         "{how}: the error names the cause: {all}"
     );
     assert!(!err.contains("panicked"), "{all}");
@@ -849,7 +850,7 @@ fn a_database_locked_by_another_process_fails_clearly_and_recovers() {
     assert_eq!(out.status.code(), Some(1), "{all}");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("locked"),
+        err.contains("locked") && err.contains("hint: another process holds the database"),
         "the error says the database is locked: {all}"
     );
     assert!(!err.contains("panicked"), "{all}");
