@@ -228,6 +228,12 @@ fn assert_db_sound(state_dir: &Path, when: &str) {
     let mut fk = conn.prepare("PRAGMA foreign_key_check").expect("fk check");
     let bad = fk.query_map([], |_| Ok(())).expect("fk rows").count();
     assert_eq!(bad, 0, "{when}: foreign key violations");
+    drop(fk);
+    drop(conn);
+    // And the daemon's own way in (WAL, migrations) works without repair.
+    if let Err(e) = Store::open(state_dir) {
+        panic!("{when}: Store::open fails: {e}");
+    }
 }
 
 fn outbox(state_dir: &Path) -> OutboxCounts {
