@@ -1073,3 +1073,44 @@ fn the_daemon_rides_out_a_full_disk_without_losing_items() {
         errors.first().map_or("", |s| s.as_str())
     );
 }
+
+/// The one window where a duplicate is possible, made deterministic: the server stores the
+/// message and never answers. We cannot know it arrived, so after the back-off it is sent again,
+/// byte for byte the same outbox row, under the same Message-ID.
+#[test]
+fn a_message_stored_but_never_acknowledged_is_resent_under_the_same_message_id() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let state = tmp.path().join("state");
+    let feed = GrowingFeed::start();
+    feed.frozen.store(true, Ordering::SeqCst);
+    feed.items.store(1, Ordering::SeqCst);
+    let sink = SmtpSink::start(
+        &tmp.path().join("received"),
+        &["--fault", "store-hang", "--fault-count", "1"],
+    );
+    let config = write_config(tmp.path(), &state, &feed.url(), &smtp(sink.port, "500ms"));
+    let out = run_once(&config, Duration::from_secs(30));
+    let all = text(&out);
+    assert!(
+        summary_line(&all, "emails:").starts_with("emails: 1 composed, 0 sent, 1 deferred"),
+        "{all}"
+    );
+    assert!(all.contains("timed out after 500ms"), "{all}");
+    backoff_elapsed(&state);
+    let out = run_once(&config, Duration::from_secs(30));
+    let all = text(&out);
+    assert!(
+        summary_line(&all, "emails:").starts_with("emails: 0 composed, 1 sent"),
+        "{all}"
+    );
+    let mails = received(&sink.dir);
+    assert_eq!(
+        mails.len(),
+        2,
+        "stored twice: once unacknowledged, once acknowledged"
+    );
+    assert_eq!(mails[0].message_id, mails[1].message_id);
+    assert_eq!(mails[0].text, mails[1].text);
+    let raw = sink.messages();
+    assert_eq!(raw[0], raw[1], "the resend is the same bytes");
+}

@@ -11,6 +11,7 @@ Fault modes (--fault MODE, applied to the first --fault-count messages, default 
   drop  close the connection after receiving DATA, without a reply
   hang  never reply to DATA
   421-greeting  answer each new connection "421 4.3.2 service not available" and close it
+  store-hang    store the message, then never reply (the sender cannot know it was accepted)
 Optional STARTTLS (--tls-cert/--tls-key, then required) and AUTH PLAIN/LOGIN (--auth user:pass).
 """
 
@@ -63,6 +64,9 @@ class Sink:
         os.rename(tmp, final)
         with open(final + ".rcpt", "w") as f:
             f.write("\n".join([envelope.mail_from] + list(envelope.rcpt_tos)))
+        if self.fault == "store-hang" and self.fault_left != 0:
+            self.fault_left -= 1
+            await asyncio.Event().wait()
         return "250 2.0.0 stored"
 
 
@@ -81,7 +85,7 @@ async def main():
     logging.getLogger("mail.log").setLevel(logging.ERROR)
     ap = argparse.ArgumentParser()
     ap.add_argument("directory")
-    ap.add_argument("--fault", choices=["451", "550", "drop", "hang", "421-greeting"])
+    ap.add_argument("--fault", choices=["451", "550", "drop", "hang", "421-greeting", "store-hang"])
     ap.add_argument("--fault-count", type=int, default=-1)
     ap.add_argument("--tls-cert")
     ap.add_argument("--tls-key")
