@@ -184,6 +184,12 @@ fn dispatch(command: Command) -> Exit {
                 Ok(c) => c,
                 Err(e) => return e,
             };
+            for file in config.world_readable_secrets() {
+                tracing::warn!(
+                    file = %file.display(),
+                    "the SMTP password file is readable by every local user; run `chmod o-r` on it"
+                );
+            }
             let rules = match RuleSet::load(&config.rule_files) {
                 Ok(r) => r,
                 Err(d) => {
@@ -201,6 +207,7 @@ fn dispatch(command: Command) -> Exit {
                     return Exit::Failure;
                 }
             };
+            let state_dir = config.state_dir.clone();
             let result = runtime.block_on(async move {
                 if once {
                     crate::pipeline::run_once(&config, &rules)
@@ -217,6 +224,9 @@ fn dispatch(command: Command) -> Exit {
                 Ok(()) => Exit::Ok,
                 Err(e) => {
                     eprintln!("error: {e:#}");
+                    if let Some(hint) = crate::store::storage_hint(e.as_ref()) {
+                        eprintln!("hint: {hint} ({})", state_dir.display());
+                    }
                     Exit::Failure
                 }
             }

@@ -131,6 +131,8 @@ pub struct SmtpSettings {
     pub security: Security,
     pub username: Option<String>,
     pub password: Option<SecretString>,
+    /// Where the password was read from (`password_file`), for the permission check at start-up.
+    pub password_file: Option<PathBuf>,
     /// Deadline for one whole SMTP exchange (connect to QUIT).
     pub timeout: Duration,
 }
@@ -715,6 +717,33 @@ fn build_polling(src: &mut Source<'_>, raw: &RawFetch) -> PollSettings {
     p
 }
 
+impl Config {
+    /// Files holding a secret (the SMTP `password_file`) that every local user may read (mode
+    /// `o+r`): the daemon starts anyway but warns. Group read is allowed on purpose, for
+    /// `root:newswatch 0640` setups.
+    pub fn world_readable_secrets(&self) -> Vec<PathBuf> {
+        let DeliveryMethod::Smtp(smtp) = &self.delivery.method else {
+            return Vec::new();
+        };
+        smtp.password_file
+            .iter()
+            .filter(|p| world_readable(p))
+            .cloned()
+            .collect()
+    }
+}
+
+#[cfg(unix)]
+fn world_readable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o004 != 0)
+}
+
+#[cfg(not(unix))]
+fn world_readable(_path: &Path) -> bool {
+    false
+}
+
 /// The User-Agent sent when the config names none: product and version, so servers can tell us apart.
 pub fn default_user_agent() -> String {
     format!(
@@ -817,6 +846,7 @@ fn build_delivery(
                 Security::Tls => 465,
                 Security::None => 25,
             });
+            let mut password_file = None;
             let password = match (&raw.password_env, &raw.password_file) {
                 (Some(_), Some(f)) => {
                     src.error_at(f.span(), "set `password_env` or `password_file`, not both");
@@ -831,6 +861,7 @@ fn build_delivery(
                 },
                 (None, Some(file)) => {
                     let path = resolve_credential(base, file.get_ref(), env);
+                    password_file = Some(path.clone());
                     match std::fs::read_to_string(&path) {
                         Ok(v) => Some(SecretString::from(
                             v.trim_end_matches(['\r', '\n']).to_string(),
@@ -858,6 +889,7 @@ fn build_delivery(
                 security,
                 username: raw.username.clone(),
                 password,
+                password_file,
                 timeout: raw.timeout.map_or(Duration::from_secs(60), |d| d.0),
             })
         }

@@ -20,6 +20,9 @@ const TEXT_TEMPLATE: &str = include_str!("../templates/digest.txt");
 /// Subjects longer than this list fewer rules and end in "…" (RFC 5322 asks for short lines).
 const MAX_SUBJECT_CHARS: usize = 160;
 
+/// Longest line of feed text (a headline, a feed title) a digest shows, in grapheme clusters.
+const CLEAN_MAX_GRAPHEMES: usize = 1000;
+
 /// One matched article under one rule, as the digest shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
@@ -252,21 +255,18 @@ fn plural(n: usize, one: &'static str, many: &'static str) -> &'static str {
 }
 
 /// Feed-derived text for a header or a line: control characters (CR/LF included) become spaces,
-/// runs of whitespace collapse, so no feed can inject a header or break the layout.
+/// runs of whitespace collapse, so no feed can inject a header or break the layout; ANSI
+/// sequences, bidi controls and zero-width characters are removed (issue 8: they reached the
+/// subject and both parts), and a runaway headline is cut.
 pub fn clean(s: &str) -> String {
-    s.split(|c: char| c.is_control() || c.is_whitespace())
-        .filter(|w| !w.is_empty())
-        .collect::<Vec<_>>()
-        .join(" ")
+    crate::email_safety::clean_line(s, CLEAN_MAX_GRAPHEMES)
 }
 
-/// Only absolute http/https links leave the digest; `javascript:`, `data:` and the rest are dropped.
+/// Only absolute http/https links leave the digest; `javascript:`, `data:` and the rest are
+/// dropped, and `user:pass@` is removed (it made `https://paypal.com@evil.example/` look like
+/// PayPal; issue 8).
 pub fn safe_link(link: &str) -> Option<String> {
-    let url = url::Url::parse(link.trim()).ok()?;
-    matches!(url.scheme(), "http" | "https")
-        .then(|| url.host_str().is_some())
-        .filter(|&has_host| has_host)
-        .map(|_| url.to_string())
+    crate::email_safety::safe_link(link).map(String::from)
 }
 
 fn escape_attr(s: &str) -> String {
@@ -544,7 +544,13 @@ This message was generated automatically; replies are not read.
                 "Minerals\r\nBcc: victim@example.org",
                 "Minerals Bcc: victim@example.org",
             ),
-            ("tab\tand\u{7}bell", "tab and bell"),
+            // Controls other than whitespace are dropped, not turned into spaces.
+            ("tab\tand\u{7}bell", "tab andbell"),
+            (
+                "bidi \u{202e}gnp.exe\u{202c} zero\u{200b}width",
+                "bidi gnp.exe zerowidth",
+            ),
+            ("ansi \u{1b}[31mred\u{1b}[0m", "ansi red"),
             ("  spaced   out  ", "spaced out"),
             ("line\u{2028}sep\u{85}nel", "line sep nel"),
             ("Healey–Hegseth", "Healey–Hegseth"),

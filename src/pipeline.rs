@@ -629,6 +629,10 @@ impl<'a> Pipeline<'a> {
                     summary.emails_deferred += 1;
                     self.metrics.email_failed();
                     self.db(move |s| s.mark_retry(id, &err, at)).await?;
+                    // A transient failure (down, 421, timeout) is the server's, not this
+                    // message's: the rest wait for the next cycle instead of each waiting out
+                    // the SMTP deadline while no feed is polled.
+                    break;
                 }
                 Outcome::Retry(err) | Outcome::Failed(err) => {
                     error!(message_id = %msg.message_id, error = %err, attempts, "delivery failed; message kept in the outbox");

@@ -115,6 +115,50 @@ pub enum StoreError {
     NoSuchMessage(i64),
 }
 
+/// The usual cause of a storage failure, for an operator who would otherwise read SQLite's own
+/// words ("disk I/O error … xshmmap") and guess. `None` for errors without a known cause.
+pub fn storage_hint(err: &(dyn std::error::Error + 'static)) -> Option<&'static str> {
+    use rusqlite::ErrorCode;
+    let mut cur = Some(err);
+    while let Some(e) = cur {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            return match io.kind() {
+                std::io::ErrorKind::ReadOnlyFilesystem | std::io::ErrorKind::PermissionDenied => {
+                    Some(
+                        "the state directory is not writable (read-only filesystem or wrong owner)",
+                    )
+                }
+                std::io::ErrorKind::StorageFull => {
+                    Some("the filesystem of the state directory is full")
+                }
+                _ => None,
+            };
+        }
+        if let Some(code) = e
+            .downcast_ref::<rusqlite::Error>()
+            .and_then(rusqlite::Error::sqlite_error_code)
+        {
+            return match code {
+                ErrorCode::DiskFull | ErrorCode::SystemIoFailure => Some(
+                    "the filesystem of the state directory may be full (check `df`), or failing",
+                ),
+                ErrorCode::ReadOnly | ErrorCode::CannotOpen | ErrorCode::PermissionDenied => Some(
+                    "the state directory is not writable (read-only filesystem or wrong owner)",
+                ),
+                ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked => Some(
+                    "another process holds the database's write lock; newswatch waited 5 s for it",
+                ),
+                ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase => {
+                    Some("the database file is damaged; restore it from a backup or move it aside")
+                }
+                _ => None,
+            };
+        }
+        cur = e.source();
+    }
+    None
+}
+
 /// What the store remembers about one feed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FeedState {

@@ -10,6 +10,8 @@ Fault modes (--fault MODE, applied to the first --fault-count messages, default 
   550   reply "550 5.7.1 rejected" to DATA
   drop  close the connection after receiving DATA, without a reply
   hang  never reply to DATA
+  421-greeting  answer each new connection "421 4.3.2 service not available" and close it
+  store-hang    store the message, then never reply (the sender cannot know it was accepted)
 Optional STARTTLS (--tls-cert/--tls-key, then required) and AUTH PLAIN/LOGIN (--auth user:pass).
 """
 
@@ -25,6 +27,14 @@ import warnings
 from aiosmtpd.smtp import SMTP, AuthResult
 
 
+class Refuse421(asyncio.Protocol):
+    """A server that is up but refuses service at the greeting (RFC 5321 §3.8)."""
+
+    def connection_made(self, transport):
+        transport.write(b"421 4.3.2 service not available, closing channel\r\n")
+        transport.close()
+
+
 class Sink:
     def __init__(self, directory, fault, fault_count):
         self.directory = directory
@@ -33,7 +43,7 @@ class Sink:
         self.received = 0
 
     async def handle_DATA(self, server, session, envelope):
-        if self.fault and self.fault_left != 0:
+        if self.fault in ("451", "550", "drop", "hang") and self.fault_left != 0:
             self.fault_left -= 1
             if self.fault == "451":
                 return "451 4.3.0 try again later"
@@ -54,6 +64,9 @@ class Sink:
         os.rename(tmp, final)
         with open(final + ".rcpt", "w") as f:
             f.write("\n".join([envelope.mail_from] + list(envelope.rcpt_tos)))
+        if self.fault == "store-hang" and self.fault_left != 0:
+            self.fault_left -= 1
+            await asyncio.Event().wait()
         return "250 2.0.0 stored"
 
 
@@ -72,7 +85,7 @@ async def main():
     logging.getLogger("mail.log").setLevel(logging.ERROR)
     ap = argparse.ArgumentParser()
     ap.add_argument("directory")
-    ap.add_argument("--fault", choices=["451", "550", "drop", "hang"])
+    ap.add_argument("--fault", choices=["451", "550", "drop", "hang", "421-greeting", "store-hang"])
     ap.add_argument("--fault-count", type=int, default=-1)
     ap.add_argument("--tls-cert")
     ap.add_argument("--tls-key")
@@ -91,9 +104,15 @@ async def main():
         kwargs.update(authenticator=authenticator(user, password), auth_required=True,
                       auth_require_tls=bool(args.tls_cert))
 
+    def protocol():
+        # 421-greeting counts connections, not messages: the refusal comes before any DATA.
+        if args.fault == "421-greeting" and handler.fault_left != 0:
+            handler.fault_left -= 1
+            return Refuse421()
+        return SMTP(handler, hostname="sink.test", **kwargs)
+
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(
-        lambda: SMTP(handler, hostname="sink.test", **kwargs), "127.0.0.1", 0)
+    server = await loop.create_server(protocol, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     print("PORT %d" % port, flush=True)
 
