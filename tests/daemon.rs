@@ -83,6 +83,7 @@ rules = ["rules/*.toml"]
 
 [fetch]
 interval = "1s"
+min_interval = "1s"
 timeout = "5s"
 
 [[feed]]

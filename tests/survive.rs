@@ -116,7 +116,11 @@ new_feed_window = "520w"
 
 [fetch]
 interval = "100ms"
+min_interval = "100ms"
 timeout = "3s"
+
+[http]
+enabled = false
 
 [delivery]
 from = "newswatch <newswatch@example.org>"
