@@ -1,28 +1,44 @@
-//! The digest email: matches grouped by rule, rendered from the embedded templates into a
-//! multipart/alternative message (plain text + HTML) with stable headers.
-//! Pure: no IO, no clock (`now` is an argument). Feed text is untrusted: it is escaped in HTML,
-//! stripped of control characters everywhere, and only http/https links are emitted.
+//! Digest and alert emails: matches grouped by rule, the same story from several outlets shown
+//! once, each entry with a highlighted snippet and a "matched:" line, rendered from the templates
+//! into a multipart/alternative message (plain text + HTML) with stable headers.
+//! Pure: no IO, no clock (`now` is an argument). Feed text is untrusted: every string goes through
+//! `email_safety` and the HTML template's auto-escaping; only http/https links are emitted.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::SystemTime;
 
 use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
 use lettre::Message;
 use lettre::message::header::{ContentType, HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart, SinglePart};
 use serde::Serialize;
 
-use crate::config::DigestConfig;
+use crate::cluster::{ClusterOptions, StoryItem, cluster};
+use crate::config::{AlertConfig, DigestConfig};
+use crate::digest_spec::WhenEmpty;
+use crate::email_safety::{clean_line, clean_subject, display_host, safe_link};
+use crate::store::{PendingMatch, StoredHit};
 
 const HTML_TEMPLATE: &str = include_str!("../templates/digest.html");
 const TEXT_TEMPLATE: &str = include_str!("../templates/digest.txt");
 
 /// Subjects longer than this list fewer rules and end in "…" (RFC 5322 asks for short lines).
 const MAX_SUBJECT_CHARS: usize = 160;
+/// Gmail clips messages above 102 KB; the HTML part stays under this, dropping entries into
+/// "and N more" until it fits.
+pub const MAX_HTML_BYTES: usize = 100 * 1024;
+const HEADLINE_MAX: usize = 300;
+/// Graphemes of context kept before the first hit of a snippet, and the snippet's whole length.
+const SNIPPET_LEAD: usize = 80;
+const SNIPPET_MAX: usize = 260;
+/// Terms listed on a "matched:" line.
+const TERMS_MAX: usize = 8;
 
 /// One matched article under one rule, as the digest shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
+    pub rule_id: String,
     /// The matching rule's title (the group heading).
     pub rule_title: String,
     /// Configured feed name.
@@ -33,13 +49,38 @@ pub struct Entry {
     pub article_id: i64,
     pub title: String,
     pub link: Option<String>,
+    pub summary: String,
+    pub content: String,
     /// Published time, else the time we first saw it.
     pub time: DateTime<Utc>,
-    /// The text of every hit, in order (duplicates allowed; the digest removes them).
-    pub terms: Vec<String>,
+    /// Where the rule matched: byte spans into the original field text.
+    pub hits: Vec<StoredHit>,
 }
 
-/// A composed digest, ready for the outbox.
+/// Stored matches as digest entries; a rule removed since it matched shows its id.
+pub fn entries(matches: &[PendingMatch], titles: &HashMap<String, String>) -> Vec<Entry> {
+    matches
+        .iter()
+        .map(|m| Entry {
+            rule_id: m.rule_id.clone(),
+            rule_title: titles
+                .get(&m.rule_id)
+                .cloned()
+                .unwrap_or_else(|| m.rule_id.clone()),
+            feed: m.feed.clone(),
+            feed_title: m.feed_title.clone(),
+            article_id: m.article_id,
+            title: m.title.clone(),
+            link: m.link.clone(),
+            summary: m.summary.clone(),
+            content: m.content.clone(),
+            time: m.published.unwrap_or(m.first_seen),
+            hits: m.hits.clone(),
+        })
+        .collect()
+}
+
+/// A composed email, ready for the outbox.
 #[derive(Debug, Clone)]
 pub struct Composed {
     pub message_id: String,
@@ -48,6 +89,17 @@ pub struct Composed {
     pub recipients: Vec<String>,
     /// The whole RFC 5322 message as it goes on the wire.
     pub raw: Vec<u8>,
+}
+
+/// The two bodies and the subject, before they become a message (also what `digest preview` shows).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rendered {
+    pub subject: String,
+    pub html: String,
+    pub text: String,
+    /// Stories shown, and those only counted in "and N more".
+    pub shown: usize,
+    pub more: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -63,11 +115,67 @@ pub enum DigestError {
     Build(#[from] lettre::error::Error),
 }
 
+/// What kind of email, and for whom: the parts of `[[digest]]` / `[[alert]]` rendering needs.
+#[derive(Debug, Clone, Copy)]
+pub struct Audience<'a> {
+    pub kind: Kind,
+    pub name: &'a str,
+    pub title: Option<&'a str>,
+    pub subject_prefix: &'a str,
+    pub to: &'a [String],
+    pub timezone: Tz,
+    pub max_items: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Digest,
+    Alert,
+}
+
+impl Kind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Kind::Digest => "digest",
+            Kind::Alert => "alert",
+        }
+    }
+}
+
+impl<'a> Audience<'a> {
+    pub fn digest(cfg: &'a DigestConfig) -> Self {
+        Audience {
+            kind: Kind::Digest,
+            name: &cfg.name,
+            title: cfg.title.as_deref(),
+            subject_prefix: &cfg.subject_prefix,
+            to: &cfg.to,
+            timezone: cfg.timezone,
+            max_items: cfg.max_items,
+        }
+    }
+
+    /// Alerts show times in UTC: an alert set has no zone of its own.
+    pub fn alert(cfg: &'a AlertConfig) -> Self {
+        Audience {
+            kind: Kind::Alert,
+            name: &cfg.name,
+            title: None,
+            subject_prefix: &cfg.subject_prefix,
+            to: &cfg.to,
+            timezone: Tz::UTC,
+            max_items: cfg.policy.max_items,
+        }
+    }
+}
+
 #[derive(Debug, Serialize)]
 struct Group {
     title: String,
     count: usize,
     items: Vec<Item>,
+    /// Stories of this group left out for length.
+    more: usize,
 }
 
 #[derive(Debug, Serialize)]
@@ -77,40 +185,122 @@ struct Item {
     /// The link escaped for an attribute. minijinja's own escaping also turns `/` into `&#x2f;`,
     /// which is valid but makes the HTML unreadable; `&<>"'` are all an attribute needs.
     href: Option<minijinja::Value>,
+    /// The link's real host, shown beside the source so a look-alike cannot hide.
+    host: Option<String>,
     source: String,
     time: String,
+    snippet: Vec<Segment>,
     terms: String,
+    /// Other outlets that carried the same story.
+    also: String,
 }
 
-/// Composes digest `digest_id` for `cfg` from `entries`. `None` when there is nothing to send.
+/// A piece of a snippet; `hit` pieces are highlighted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+struct Segment {
+    text: String,
+    hit: bool,
+}
+
+/// Composes digest `digest_id` for `cfg` from `entries`. `None` when there is nothing to send
+/// (no entries and `when_empty = "skip"`). `notices` (feed-health lines) fill the "Sources" section.
 pub fn compose(
     digest_id: i64,
     cfg: &DigestConfig,
     from: &str,
     entries: &[Entry],
+    notices: &[String],
     now: DateTime<Utc>,
 ) -> Result<Option<Composed>, DigestError> {
-    if entries.is_empty() {
+    if entries.is_empty() && cfg.when_empty == WhenEmpty::Skip {
         return Ok(None);
     }
-    let groups = group(entries);
+    let audience = Audience::digest(cfg);
+    let rendered = render(&audience, entries, notices, now)?;
+    build(digest_id, &audience, from, &rendered, now).map(Some)
+}
+
+/// Composes one alert email for alert set `cfg` (the caller sends only non-empty batches).
+pub fn compose_alert(
+    id: i64,
+    cfg: &AlertConfig,
+    from: &str,
+    entries: &[Entry],
+    now: DateTime<Utc>,
+) -> Result<Composed, DigestError> {
+    let audience = Audience::alert(cfg);
+    let rendered = render(&audience, entries, &[], now)?;
+    build(id, &audience, from, &rendered, now)
+}
+
+/// Renders subject, HTML and text. The HTML stays under `MAX_HTML_BYTES`: when too long, fewer
+/// stories are shown and the rest counted in "and N more".
+pub fn render(
+    audience: &Audience<'_>,
+    entries: &[Entry],
+    notices: &[String],
+    now: DateTime<Utc>,
+) -> Result<Rendered, DigestError> {
+    let mut budget = audience.max_items.max(1);
+    loop {
+        let r = render_with(audience, entries, notices, now, budget)?;
+        if r.html.len() <= MAX_HTML_BYTES || budget == 1 {
+            return Ok(r);
+        }
+        budget = (budget * 3 / 4).min(r.shown.saturating_sub(1)).max(1);
+    }
+}
+
+fn render_with(
+    audience: &Audience<'_>,
+    entries: &[Entry],
+    notices: &[String],
+    now: DateTime<Utc>,
+    budget: usize,
+) -> Result<Rendered, DigestError> {
+    let tz = audience.timezone;
+    let mut groups = group(entries, tz);
+    let total_stories: usize = groups.iter().map(|g| g.items.len()).sum();
+    let mut left = budget;
+    for g in &mut groups {
+        let keep = g.items.len().min(left);
+        g.more = g.items.len() - keep;
+        g.items.truncate(keep);
+        left -= keep;
+    }
+    let shown: usize = groups.iter().map(|g| g.items.len()).sum();
+    let more = total_stories - shown;
     let articles = {
         let mut ids: Vec<i64> = entries.iter().map(|e| e.article_id).collect();
         ids.sort_unstable();
         ids.dedup();
         ids.len()
     };
-    let subject = subject(&cfg.subject_prefix, articles, &groups);
-    let heading = format!(
-        "{articles} new {} matched your rules",
-        plural(articles, "article", "articles")
-    );
+    let title = audience.title.map(|t| clean_line(t, 80)).filter(|t| !t.is_empty());
+    let subject = subject(audience, title.as_deref(), articles, entries, &groups);
+    let heading = match (audience.kind, articles) {
+        (Kind::Digest, 0) => "Nothing new matched your rules".to_string(),
+        (Kind::Digest, n) => format!(
+            "{n} new {} matched your rules",
+            plural(n, "article", "articles")
+        ),
+        (Kind::Alert, n) => format!("Alert: {n} new {}", plural(n, "article", "articles")),
+    };
+    let notices: Vec<String> = notices
+        .iter()
+        .map(|n| clean_line(n, 300))
+        .filter(|n| !n.is_empty())
+        .collect();
     let ctx = minijinja::context! {
         subject => &subject,
+        title => title.clone().unwrap_or_else(|| format!("newswatch {}", audience.kind.as_str())),
         heading => heading,
         groups => &groups,
-        digest_name => clean(&cfg.name),
-        generated => now.format("%a %d %b %Y %H:%M UTC").to_string(),
+        more => more,
+        notices => notices,
+        kind => audience.kind.as_str(),
+        digest_name => clean_line(audience.name, 80),
+        generated => local_time(now, tz),
     };
     let mut env = minijinja::Environment::new();
     env.set_trim_blocks(true);
@@ -126,27 +316,45 @@ pub fn compose(
     // The file name decides auto-escaping: `.html` escapes every interpolated value.
     let html = render("digest.html", HTML_TEMPLATE)?;
     let text = render("digest.txt", TEXT_TEMPLATE)?;
+    Ok(Rendered {
+        subject,
+        html,
+        text,
+        shown,
+        more,
+    })
+}
 
+/// The message around a rendering: stable Message-ID, Date, List-Id, Auto-Submitted, and the
+/// configured recipients only (feed data never reaches an address header).
+fn build(
+    id: i64,
+    audience: &Audience<'_>,
+    from: &str,
+    r: &Rendered,
+    now: DateTime<Utc>,
+) -> Result<Composed, DigestError> {
     let sender = parse_mailbox(from)?;
     let domain = sender.email.domain().to_string();
-    let slug = slug(&cfg.name);
+    let slug = slug(audience.name);
+    let kind = audience.kind.as_str();
     // Derived from the digest id (and its creation time, so a rebuilt database never reuses one):
     // a retried send carries the same Message-ID and receivers can drop duplicates.
-    let message_id = format!("<digest-{digest_id}.{slug}.{}@{domain}>", now.timestamp());
+    let message_id = format!("<{kind}-{id}.{slug}.{}@{domain}>", now.timestamp());
     let mut builder = Message::builder()
         .message_id(Some(message_id.clone()))
         .date(SystemTime::from(now))
         .from(sender)
-        .subject(subject.clone())
+        .subject(r.subject.clone())
         .raw_header(HeaderValue::new(
             HeaderName::new_from_ascii_str("Auto-Submitted"),
             "auto-generated".into(),
         ))
         .raw_header(HeaderValue::new(
             HeaderName::new_from_ascii_str("List-Id"),
-            format!("newswatch digest {slug} <{slug}.newswatch.{domain}>"),
+            format!("newswatch {kind} {slug} <{slug}.newswatch.{domain}>"),
         ));
-    for to in &cfg.to {
+    for to in audience.to {
         builder = builder.to(parse_mailbox(to)?);
     }
     let message = builder.multipart(
@@ -154,38 +362,75 @@ pub fn compose(
             .singlepart(
                 SinglePart::builder()
                     .header(ContentType::TEXT_PLAIN)
-                    .body(text),
+                    .body(r.text.clone()),
             )
             .singlepart(
                 SinglePart::builder()
                     .header(ContentType::TEXT_HTML)
-                    .body(html),
+                    .body(r.html.clone()),
             ),
     )?;
-    Ok(Some(Composed {
+    Ok(Composed {
         message_id,
-        subject,
+        subject: r.subject.clone(),
         sender: from.to_string(),
-        recipients: cfg.to.clone(),
+        recipients: audience.to.to_vec(),
         raw: message.formatted(),
-    }))
+    })
 }
 
-/// Groups entries by rule title: largest group first, then by title; inside a group newest first.
-fn group(entries: &[Entry]) -> Vec<Group> {
+fn local_time(t: DateTime<Utc>, tz: Tz) -> String {
+    t.with_timezone(&tz).format("%a %d %b %Y %H:%M %Z").to_string()
+}
+
+/// Groups entries by rule title (largest group first, then by title), clusters each group's
+/// articles into stories, newest story first.
+fn group(entries: &[Entry], tz: Tz) -> Vec<Group> {
     let mut by_rule: BTreeMap<String, Vec<&Entry>> = BTreeMap::new();
     for e in entries {
-        by_rule.entry(clean(&e.rule_title)).or_default().push(e);
+        let title = clean_line(&e.rule_title, 120);
+        let title = if title.is_empty() { clean_line(&e.rule_id, 120) } else { title };
+        by_rule.entry(title).or_default().push(e);
     }
     let mut groups: Vec<Group> = by_rule
         .into_iter()
         .map(|(title, mut es)| {
-            es.sort_by(|a, b| b.time.cmp(&a.time).then(a.article_id.cmp(&b.article_id)));
+            es.sort_by_key(|e| e.article_id);
             es.dedup_by_key(|e| e.article_id);
+            let sources: Vec<String> = es.iter().map(|e| source_name(e)).collect();
+            let items: Vec<StoryItem<'_, usize>> = es
+                .iter()
+                .enumerate()
+                .map(|(i, e)| StoryItem {
+                    id: i,
+                    source: &sources[i],
+                    link: e.link.as_deref(),
+                    title: &e.title,
+                    summary: &e.summary,
+                    seen: e.time,
+                })
+                .collect();
+            let mut stories = cluster(&items, &ClusterOptions::default());
+            stories.sort_by(|a, b| {
+                let (ea, eb) = (es[a.representative], es[b.representative]);
+                eb.time.cmp(&ea.time).then(ea.article_id.cmp(&eb.article_id))
+            });
+            let items: Vec<Item> = stories
+                .iter()
+                .map(|s| {
+                    let members: Vec<&Entry> = std::iter::once(s.representative)
+                        .chain(s.others.iter().copied())
+                        .map(|i| es[i])
+                        .collect();
+                    let also: Vec<String> = s.also.iter().map(|a| (*a).to_string()).collect();
+                    item(&members, &also, tz)
+                })
+                .collect();
             Group {
                 title,
-                count: es.len(),
-                items: es.into_iter().map(item).collect(),
+                count: items.len(),
+                items,
+                more: 0,
             }
         })
         .collect();
@@ -193,19 +438,27 @@ fn group(entries: &[Entry]) -> Vec<Group> {
     groups
 }
 
-fn item(e: &Entry) -> Item {
-    let source = match e.feed_title.as_deref().map(clean) {
+fn source_name(e: &Entry) -> String {
+    match e.feed_title.as_deref().map(|t| clean_line(t, 80)) {
         Some(t) if !t.is_empty() && t != e.feed => t,
-        _ => clean(&e.feed),
-    };
+        _ => clean_line(&e.feed, 80),
+    }
+}
+
+/// One story: the representative's headline, link, source and snippet; terms from every member.
+fn item(members: &[&Entry], also: &[String], tz: Tz) -> Item {
+    let e = members[0];
     let mut terms: Vec<String> = Vec::new();
-    for t in &e.terms {
-        let t = clean(t);
-        if !t.is_empty() && !terms.iter().any(|x| x.to_lowercase() == t.to_lowercase()) {
+    for h in members.iter().flat_map(|m| &m.hits) {
+        let t = clean_line(&h.text, 60);
+        if !t.is_empty()
+            && terms.len() < TERMS_MAX
+            && !terms.iter().any(|x| x.to_lowercase() == t.to_lowercase())
+        {
             terms.push(t);
         }
     }
-    let headline = clean(&e.title);
+    let headline = clean_line(&e.title, HEADLINE_MAX);
     let link = e.link.as_deref().and_then(safe_link);
     Item {
         headline: if headline.is_empty() {
@@ -214,59 +467,152 @@ fn item(e: &Entry) -> Item {
             headline
         },
         href: link
-            .as_deref()
-            .map(|l| minijinja::Value::from_safe_string(escape_attr(l))),
-        link,
-        source,
-        time: e.time.format("%a %d %b %Y %H:%M UTC").to_string(),
+            .as_ref()
+            .map(|l| minijinja::Value::from_safe_string(escape_attr(l.as_str()))),
+        host: link.as_ref().map(display_host),
+        link: link.map(String::from),
+        source: source_name(e),
+        time: local_time(e.time, tz),
+        snippet: snippet(e),
         terms: terms.join(", "),
+        also: also.join(", "),
     }
 }
 
-/// `[newswatch] 12 articles: Minerals deal (5), Healey–Hegseth talks (3)`.
-fn subject(prefix: &str, articles: usize, groups: &[Group]) -> String {
-    let prefix = clean(prefix);
-    let mut s = format!(
-        "{prefix}{}{articles} {}",
-        if prefix.is_empty() { "" } else { " " },
-        plural(articles, "article", "articles")
-    );
+/// A window of the summary (or content) around the first hit there, hits marked. With hits only
+/// in the headline, the start of the summary, unmarked.
+fn snippet(e: &Entry) -> Vec<Segment> {
+    let field_text = |field: &str| match field {
+        "summary" => Some(e.summary.as_str()),
+        "content" => Some(e.content.as_str()),
+        _ => None,
+    };
+    let first = ["summary", "content"].iter().find_map(|f| {
+        let text = field_text(f)?;
+        let mut spans: Vec<(usize, usize)> = e
+            .hits
+            .iter()
+            .filter(|h| h.field == *f && valid_span(text, h.start, h.end))
+            .map(|h| (h.start, h.end))
+            .collect();
+        spans.sort_unstable();
+        (!spans.is_empty()).then_some((text, spans))
+    });
+    let Some((text, spans)) = first else {
+        let base = if e.summary.trim().is_empty() { &e.content } else { &e.summary };
+        let t = clean_line(base, SNIPPET_MAX);
+        return if t.is_empty() {
+            Vec::new()
+        } else {
+            vec![Segment { text: t, hit: false }]
+        };
+    };
+    // Back up SNIPPET_LEAD characters from the first hit, to a word start.
+    let hit0 = spans[0].0;
+    let mut start = text[..hit0]
+        .char_indices()
+        .rev()
+        .nth(SNIPPET_LEAD)
+        .map_or(0, |(i, _)| i);
+    if start > 0 {
+        start = text[start..hit0]
+            .find(char::is_whitespace)
+            .map_or(start, |i| start + i);
+    }
+    let end = text[start..]
+        .char_indices()
+        .nth(SNIPPET_MAX)
+        .map_or(text.len(), |(i, _)| start + i);
+    let mut raw: Vec<(&str, bool)> = Vec::new();
+    let mut at = start;
+    for (s, t) in spans {
+        if s < at || t > end {
+            continue;
+        }
+        raw.push((&text[at..s], false));
+        raw.push((&text[s..t], true));
+        at = t;
+    }
+    raw.push((&text[at..end], false));
+    let mut out: Vec<Segment> = Vec::new();
+    let lead = start > 0;
+    let tail = end < text.len();
+    let n = raw.len();
+    for (i, (piece, hit)) in raw.into_iter().enumerate() {
+        let mut cleaned = clean_line(piece, SNIPPET_MAX);
+        if cleaned.is_empty() {
+            if piece.chars().any(char::is_whitespace) && !hit {
+                cleaned = " ".into();
+            } else {
+                continue;
+            }
+        } else if !hit {
+            if piece.starts_with(char::is_whitespace) && i > 0 {
+                cleaned.insert(0, ' ');
+            }
+            if piece.ends_with(char::is_whitespace) && i + 1 < n {
+                cleaned.push(' ');
+            }
+        }
+        out.push(Segment { text: cleaned, hit });
+    }
+    if lead {
+        out.insert(0, Segment { text: "… ".into(), hit: false });
+    }
+    if tail {
+        out.push(Segment { text: " …".into(), hit: false });
+    }
+    out
+}
+
+fn valid_span(text: &str, start: usize, end: usize) -> bool {
+    start < end && end <= text.len() && text.is_char_boundary(start) && text.is_char_boundary(end)
+}
+
+/// `[newswatch] Morning brief — 12 articles: Minerals deal (5), Healey–Hegseth talks (3)`;
+/// an alert about one article: `[newswatch alert] Healey–Hegseth talks: <headline>`.
+fn subject(
+    audience: &Audience<'_>,
+    title: Option<&str>,
+    articles: usize,
+    entries: &[Entry],
+    groups: &[Group],
+) -> String {
+    let prefix = clean_line(audience.subject_prefix, 40);
+    let mut s = prefix;
+    if let Some(t) = title {
+        if !s.is_empty() {
+            s.push(' ');
+        }
+        s.push_str(t);
+        s.push_str(" —");
+    }
+    if !s.is_empty() {
+        s.push(' ');
+    }
+    if audience.kind == Kind::Alert && articles == 1 && groups.len() == 1 {
+        s.push_str(&format!("{}: {}", groups[0].title, clean_line(&entries[0].title, 120)));
+        return clean_subject(&s);
+    }
+    if articles == 0 {
+        s.push_str("nothing new");
+        return clean_subject(&s);
+    }
+    s.push_str(&format!("{articles} {}", plural(articles, "article", "articles")));
     for (i, g) in groups.iter().enumerate() {
-        let part = format!(
-            "{}{} ({})",
-            if i == 0 { ": " } else { ", " },
-            g.title,
-            g.count
-        );
+        let n = g.count + g.more;
+        let part = format!("{}{} ({n})", if i == 0 { ": " } else { ", " }, g.title);
         if s.chars().count() + part.chars().count() > MAX_SUBJECT_CHARS {
             s.push_str(if i == 0 { ": …" } else { ", …" });
             break;
         }
         s.push_str(&part);
     }
-    s
+    clean_subject(&s)
 }
 
 fn plural(n: usize, one: &'static str, many: &'static str) -> &'static str {
     if n == 1 { one } else { many }
-}
-
-/// Feed-derived text for a header or a line: control characters (CR/LF included) become spaces,
-/// runs of whitespace collapse, so no feed can inject a header or break the layout.
-pub fn clean(s: &str) -> String {
-    s.split(|c: char| c.is_control() || c.is_whitespace())
-        .filter(|w| !w.is_empty())
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-/// Only absolute http/https links leave the digest; `javascript:`, `data:` and the rest are dropped.
-pub fn safe_link(link: &str) -> Option<String> {
-    let url = url::Url::parse(link.trim()).ok()?;
-    matches!(url.scheme(), "http" | "https")
-        .then(|| url.host_str().is_some())
-        .filter(|&has_host| has_host)
-        .map(|_| url.to_string())
 }
 
 fn escape_attr(s: &str) -> String {
@@ -305,290 +651,4 @@ fn parse_mailbox(s: &str) -> Result<Mailbox, DigestError> {
             address: s.to_string(),
             reason: e.to_string(),
         })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn now() -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339("2025-03-10T12:00:00Z")
-            .expect("valid")
-            .with_timezone(&Utc)
-    }
-
-    fn cfg() -> DigestConfig {
-        DigestConfig {
-            name: "Main desk".into(),
-            to: vec!["Analyst <analyst@example.org>".into()],
-            subject_prefix: "[newswatch]".into(),
-        }
-    }
-
-    fn entry(id: i64, rule: &str, title: &str, link: Option<&str>, terms: &[&str]) -> Entry {
-        Entry {
-            rule_title: rule.into(),
-            feed: "kyiv-ledger".into(),
-            feed_title: Some("Kyiv Ledger".into()),
-            article_id: id,
-            title: title.into(),
-            link: link.map(str::to_string),
-            time: now(),
-            terms: terms.iter().map(|t| (*t).to_string()).collect(),
-        }
-    }
-
-    struct Parts {
-        subject: String,
-        text: String,
-        html: String,
-        raw: String,
-    }
-
-    fn render(entries: &[Entry]) -> Parts {
-        let c = compose(7, &cfg(), "newswatch <nw@example.org>", entries, now())
-            .expect("compose")
-            .expect("some digest");
-        let msg = mail_parser::MessageParser::default()
-            .parse(&c.raw)
-            .expect("parsable MIME");
-        assert_eq!(msg.subject(), Some(c.subject.as_str()));
-        Parts {
-            subject: c.subject,
-            text: msg.body_text(0).expect("text part").into_owned(),
-            html: msg.body_html(0).expect("html part").into_owned(),
-            raw: String::from_utf8_lossy(&c.raw).into_owned(),
-        }
-    }
-
-    #[test]
-    fn nothing_matched_means_no_email() {
-        assert!(
-            compose(1, &cfg(), "nw@example.org", &[], now())
-                .unwrap()
-                .is_none()
-        );
-    }
-
-    #[test]
-    fn both_parts_list_every_item_grouped_by_rule() {
-        let entries = [
-            entry(
-                1,
-                "Minerals deal",
-                "Kyiv settles minerals text",
-                Some("https://k.example/1"),
-                &["minerals deal"],
-            ),
-            entry(
-                2,
-                "Minerals deal",
-                "Fund for reconstruction",
-                Some("https://k.example/2"),
-                &["Minerals Deal", "minerals deal"],
-            ),
-            entry(
-                3,
-                "Healey–Hegseth talks",
-                "Healey meets Hegseth",
-                Some("https://k.example/3"),
-                &["Healey", "Hegseth"],
-            ),
-            entry(
-                1,
-                "Healey–Hegseth talks",
-                "Kyiv settles minerals text",
-                Some("https://k.example/1"),
-                &["Hegseth"],
-            ),
-        ];
-        let p = render(&entries);
-        assert_eq!(
-            p.subject,
-            "[newswatch] 3 articles: Healey–Hegseth talks (2), Minerals deal (2)"
-        );
-        for part in [&p.text, &p.html] {
-            for needle in [
-                "Kyiv settles minerals text",
-                "Fund for reconstruction",
-                "Healey meets Hegseth",
-                "Kyiv Ledger",
-                "https://k.example/3",
-                "matched: Healey, Hegseth",
-                "matched: Minerals Deal",
-            ] {
-                assert!(part.contains(needle), "{needle:?} missing from:\n{part}");
-            }
-            let healey = part.find("Healey–Hegseth talks").expect("group heading");
-            let minerals = part.find("Minerals deal").expect("group heading");
-            assert!(healey < minerals, "ties sort by title");
-        }
-        assert!(p.html.contains("max-width:640px"));
-        assert!(!p.html.contains("<script") && !p.html.contains("<img"));
-        for header in [
-            "Auto-Submitted: auto-generated",
-            "List-Id: newswatch digest main-desk <main-desk.newswatch.example.org>",
-            "Message-ID: <digest-7.main-desk.1741608000@example.org>",
-            "multipart/alternative",
-            "To: Analyst <analyst@example.org>",
-        ] {
-            assert!(
-                p.raw.contains(header),
-                "{header:?} missing from:\n{}",
-                p.raw
-            );
-        }
-    }
-
-    /// The plain-text layout, pinned in full: a change here is a visible change to every reader.
-    #[test]
-    fn text_part_layout() {
-        let mut late = entry(2, "Minerals deal", "Fund agreed", None, &["minerals deal"]);
-        late.time = now() + chrono::Duration::hours(1);
-        late.feed_title = None;
-        let entries = [
-            entry(
-                1,
-                "Minerals deal",
-                "Kyiv settles text",
-                Some("https://k.example/1"),
-                &["Minerals deal"],
-            ),
-            late,
-        ];
-        let p = render(&entries);
-        let expected = "\
-2 new articles matched your rules
-
-== Minerals deal (2) ==
-
-* Fund agreed
-  kyiv-ledger · Mon 10 Mar 2025 13:00 UTC
-  matched: minerals deal
-
-* Kyiv settles text
-  Kyiv Ledger · Mon 10 Mar 2025 12:00 UTC
-  https://k.example/1
-  matched: Minerals deal
-
--- 
-Sent by newswatch, digest \"Main desk\", Mon 10 Mar 2025 12:00 UTC.
-This message was generated automatically; replies are not read.
-";
-        assert_eq!(p.text.replace("\r\n", "\n"), expected);
-    }
-
-    #[test]
-    fn feed_text_is_escaped_in_html() {
-        let evil = "<script>alert(1)</script> & <b>bold</b>";
-        let mut e = entry(
-            1,
-            "Rule <i>x</i>",
-            evil,
-            Some("https://k.example/?a=1&b=\"2\""),
-            &["<b>"],
-        );
-        e.feed_title = Some("Feed <img src=x onerror=alert(1)>".into());
-        let p = render(&[e]);
-        assert!(!p.html.contains("<script>"), "{}", p.html);
-        assert!(!p.html.contains("<img"), "{}", p.html);
-        assert!(
-            !p.html.contains("<b>") && !p.html.contains("<i>"),
-            "{}",
-            p.html
-        );
-        assert!(p.html.contains("&lt;script&gt;"), "{}", p.html);
-        assert!(
-            !p.html.contains("b=\"2\""),
-            "the href must not break out of its quotes"
-        );
-        // The plain part shows the text as written.
-        assert!(p.text.contains(evil), "{}", p.text);
-    }
-
-    #[test]
-    fn link_policy() {
-        // (link, emitted)
-        let cases = [
-            ("https://k.example/a", Some("https://k.example/a")),
-            ("http://k.example/a", Some("http://k.example/a")),
-            ("  https://k.example/b  ", Some("https://k.example/b")),
-            ("javascript:alert(1)", None),
-            ("JaVaScRiPt:alert(1)", None),
-            ("data:text/html,<script>alert(1)</script>", None),
-            ("file:///etc/passwd", None),
-            ("mailto:a@example.org", None),
-            ("/relative/path", None),
-            ("", None),
-        ];
-        for (link, want) in cases {
-            assert_eq!(safe_link(link).as_deref(), want, "{link:?}");
-        }
-        let p = render(&[entry(
-            1,
-            "R",
-            "Bad link item",
-            Some("javascript:alert(1)"),
-            &["x"],
-        )]);
-        assert!(p.text.contains("Bad link item") && p.html.contains("Bad link item"));
-        assert!(!p.html.contains("javascript") && !p.text.contains("javascript"));
-        assert!(!p.html.contains("href"), "no anchor without a safe link");
-    }
-
-    #[test]
-    fn subject_and_lines_lose_control_characters() {
-        // (input, cleaned)
-        let cases = [
-            (
-                "Minerals\r\nBcc: victim@example.org",
-                "Minerals Bcc: victim@example.org",
-            ),
-            ("tab\tand\u{7}bell", "tab and bell"),
-            ("  spaced   out  ", "spaced out"),
-            ("line\u{2028}sep\u{85}nel", "line sep nel"),
-            ("Healey–Hegseth", "Healey–Hegseth"),
-        ];
-        for (input, want) in cases {
-            assert_eq!(clean(input), want, "{input:?}");
-        }
-        let p = render(&[entry(
-            1,
-            "Evil\r\nBcc: x@example.org",
-            "T\r\nX-Injected: 1",
-            None,
-            &["t"],
-        )]);
-        assert_eq!(
-            p.subject,
-            "[newswatch] 1 article: Evil Bcc: x@example.org (1)"
-        );
-        assert!(
-            !p.raw.contains("\nBcc:") && !p.raw.contains("\nX-Injected"),
-            "{}",
-            p.raw
-        );
-    }
-
-    #[test]
-    fn long_subjects_are_cut_at_a_rule_boundary() {
-        let entries: Vec<Entry> = (0..30)
-            .map(|i| {
-                entry(
-                    i,
-                    &format!("A rather long rule title number {i:02}"),
-                    "t",
-                    None,
-                    &["t"],
-                )
-            })
-            .collect();
-        let p = render(&entries);
-        assert!(
-            p.subject
-                .starts_with("[newswatch] 30 articles: A rather long rule title number 00 (1)")
-        );
-        assert!(p.subject.ends_with(", …"), "{}", p.subject);
-        assert!(p.subject.chars().count() <= MAX_SUBJECT_CHARS + 3);
-    }
 }
