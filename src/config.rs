@@ -822,7 +822,12 @@ fn rule_selection(src: &mut Source<'_>, rules: Option<&Spanned<Vec<String>>>) ->
     })
 }
 
-fn at_least_one(src: &mut Source<'_>, key: &str, v: Option<&Spanned<usize>>, default: usize) -> usize {
+fn at_least_one(
+    src: &mut Source<'_>,
+    key: &str,
+    v: Option<&Spanned<usize>>,
+    default: usize,
+) -> usize {
     match v {
         Some(n) if *n.get_ref() == 0 => {
             src.error_at(n.span(), format!("`{key}` must be at least 1"));
@@ -853,7 +858,10 @@ fn build_digest(src: &mut Source<'_>, d: &RawDigest, earlier: &[RawDigest]) -> D
             Tz::UTC
         })
     });
-    let when_empty = d.when_empty.as_ref().map_or(WhenEmpty::Skip, |w| *w.get_ref());
+    let when_empty = d
+        .when_empty
+        .as_ref()
+        .map_or(WhenEmpty::Skip, |w| *w.get_ref());
     if let Some(w) = &d.when_empty
         && when_empty == WhenEmpty::Send
         && d.schedule.is_none()

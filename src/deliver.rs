@@ -101,16 +101,15 @@ impl Deliverer {
                         AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&s.host).tls(tls)
                     }
                     _ => match s.security {
-                    Security::Starttls => {
-                        AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&s.host)
-                            .map_err(smtp_err)?
-                    }
-                    Security::Tls => {
-                        AsyncSmtpTransport::<Tokio1Executor>::relay(&s.host).map_err(smtp_err)?
-                    }
-                    Security::None => {
-                        AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&s.host)
-                    }
+                        Security::Starttls => {
+                            AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&s.host)
+                                .map_err(smtp_err)?
+                        }
+                        Security::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(&s.host)
+                            .map_err(smtp_err)?,
+                        Security::None => {
+                            AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&s.host)
+                        }
                     },
                 };
                 let mut builder = builder.port(s.port).timeout(Some(s.timeout));

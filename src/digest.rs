@@ -169,16 +169,17 @@ impl<'a> Audience<'a> {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 struct Group {
     title: String,
+    /// Stories in the group, shown or not.
     count: usize,
     items: Vec<Item>,
     /// Stories of this group left out for length.
     more: usize,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 struct Item {
     headline: String,
     link: Option<String>,
@@ -241,9 +242,11 @@ pub fn render(
     notices: &[String],
     now: DateTime<Utc>,
 ) -> Result<Rendered, DigestError> {
+    // Clustering is the costly part; it runs once, only the cut moves.
+    let groups = group(entries, audience.timezone);
     let mut budget = audience.max_items.max(1);
     loop {
-        let r = render_with(audience, entries, notices, now, budget)?;
+        let r = render_with(audience, entries, &groups, notices, now, budget)?;
         if r.html.len() <= MAX_HTML_BYTES || budget == 1 {
             return Ok(r);
         }
@@ -254,19 +257,33 @@ pub fn render(
 fn render_with(
     audience: &Audience<'_>,
     entries: &[Entry],
+    groups: &[Group],
     notices: &[String],
     now: DateTime<Utc>,
     budget: usize,
 ) -> Result<Rendered, DigestError> {
     let tz = audience.timezone;
-    let mut groups = group(entries, tz);
+    let mut groups = groups.to_vec();
     let total_stories: usize = groups.iter().map(|g| g.items.len()).sum();
+    // Round-robin, so a busy rule cannot crowd every other rule out of the email.
+    let mut keep = vec![0usize; groups.len()];
     let mut left = budget;
-    for g in &mut groups {
-        let keep = g.items.len().min(left);
-        g.more = g.items.len() - keep;
-        g.items.truncate(keep);
-        left -= keep;
+    while left > 0 {
+        let mut gave = false;
+        for (k, g) in keep.iter_mut().zip(&groups) {
+            if left > 0 && *k < g.items.len() {
+                *k += 1;
+                left -= 1;
+                gave = true;
+            }
+        }
+        if !gave {
+            break;
+        }
+    }
+    for (g, k) in groups.iter_mut().zip(keep) {
+        g.more = g.items.len() - k;
+        g.items.truncate(k);
     }
     let shown: usize = groups.iter().map(|g| g.items.len()).sum();
     let more = total_stories - shown;
@@ -276,7 +293,10 @@ fn render_with(
         ids.dedup();
         ids.len()
     };
-    let title = audience.title.map(|t| clean_line(t, 80)).filter(|t| !t.is_empty());
+    let title = audience
+        .title
+        .map(|t| clean_line(t, 80))
+        .filter(|t| !t.is_empty());
     let subject = subject(audience, title.as_deref(), articles, entries, &groups);
     let heading = match (audience.kind, articles) {
         (Kind::Digest, 0) => "Nothing new matched your rules".to_string(),
@@ -380,7 +400,9 @@ fn build(
 }
 
 fn local_time(t: DateTime<Utc>, tz: Tz) -> String {
-    t.with_timezone(&tz).format("%a %d %b %Y %H:%M %Z").to_string()
+    t.with_timezone(&tz)
+        .format("%a %d %b %Y %H:%M %Z")
+        .to_string()
 }
 
 /// Groups entries by rule title (largest group first, then by title), clusters each group's
@@ -389,7 +411,11 @@ fn group(entries: &[Entry], tz: Tz) -> Vec<Group> {
     let mut by_rule: BTreeMap<String, Vec<&Entry>> = BTreeMap::new();
     for e in entries {
         let title = clean_line(&e.rule_title, 120);
-        let title = if title.is_empty() { clean_line(&e.rule_id, 120) } else { title };
+        let title = if title.is_empty() {
+            clean_line(&e.rule_id, 120)
+        } else {
+            title
+        };
         by_rule.entry(title).or_default().push(e);
     }
     let mut groups: Vec<Group> = by_rule
@@ -413,7 +439,9 @@ fn group(entries: &[Entry], tz: Tz) -> Vec<Group> {
             let mut stories = cluster(&items, &ClusterOptions::default());
             stories.sort_by(|a, b| {
                 let (ea, eb) = (es[a.representative], es[b.representative]);
-                eb.time.cmp(&ea.time).then(ea.article_id.cmp(&eb.article_id))
+                eb.time
+                    .cmp(&ea.time)
+                    .then(ea.article_id.cmp(&eb.article_id))
             });
             let items: Vec<Item> = stories
                 .iter()
@@ -499,12 +527,19 @@ fn snippet(e: &Entry) -> Vec<Segment> {
         (!spans.is_empty()).then_some((text, spans))
     });
     let Some((text, spans)) = first else {
-        let base = if e.summary.trim().is_empty() { &e.content } else { &e.summary };
+        let base = if e.summary.trim().is_empty() {
+            &e.content
+        } else {
+            &e.summary
+        };
         let t = clean_line(base, SNIPPET_MAX);
         return if t.is_empty() {
             Vec::new()
         } else {
-            vec![Segment { text: t, hit: false }]
+            vec![Segment {
+                text: t,
+                hit: false,
+            }]
         };
     };
     // Back up SNIPPET_LEAD characters from the first hit, to a word start.
@@ -519,10 +554,17 @@ fn snippet(e: &Entry) -> Vec<Segment> {
             .find(char::is_whitespace)
             .map_or(start, |i| start + i);
     }
-    let end = text[start..]
+    let mut end = text[start..]
         .char_indices()
         .nth(SNIPPET_MAX)
         .map_or(text.len(), |(i, _)| start + i);
+    if end < text.len() {
+        // End on a word boundary, but never before the first hit.
+        let last_hit_end = spans[0].1.min(end);
+        if let Some(ws) = text[last_hit_end..end].rfind(char::is_whitespace) {
+            end = last_hit_end + ws;
+        }
+    }
     let mut raw: Vec<(&str, bool)> = Vec::new();
     let mut at = start;
     for (s, t) in spans {
@@ -557,10 +599,19 @@ fn snippet(e: &Entry) -> Vec<Segment> {
         out.push(Segment { text: cleaned, hit });
     }
     if lead {
-        out.insert(0, Segment { text: "… ".into(), hit: false });
+        out.insert(
+            0,
+            Segment {
+                text: "… ".into(),
+                hit: false,
+            },
+        );
     }
     if tail {
-        out.push(Segment { text: " …".into(), hit: false });
+        out.push(Segment {
+            text: " …".into(),
+            hit: false,
+        });
     }
     out
 }
@@ -591,17 +642,28 @@ fn subject(
         s.push(' ');
     }
     if audience.kind == Kind::Alert && articles == 1 && groups.len() == 1 {
-        s.push_str(&format!("{}: {}", groups[0].title, clean_line(&entries[0].title, 120)));
+        s.push_str(&format!(
+            "{}: {}",
+            groups[0].title,
+            clean_line(&entries[0].title, 120)
+        ));
         return clean_subject(&s);
     }
     if articles == 0 {
         s.push_str("nothing new");
         return clean_subject(&s);
     }
-    s.push_str(&format!("{articles} {}", plural(articles, "article", "articles")));
+    s.push_str(&format!(
+        "{articles} {}",
+        plural(articles, "article", "articles")
+    ));
     for (i, g) in groups.iter().enumerate() {
-        let n = g.count + g.more;
-        let part = format!("{}{} ({n})", if i == 0 { ": " } else { ", " }, g.title);
+        let part = format!(
+            "{}{} ({})",
+            if i == 0 { ": " } else { ", " },
+            g.title,
+            g.count
+        );
         if s.chars().count() + part.chars().count() > MAX_SUBJECT_CHARS {
             s.push_str(if i == 0 { ": …" } else { ", …" });
             break;
@@ -651,4 +713,518 @@ fn parse_mailbox(s: &str) -> Result<Mailbox, DigestError> {
             address: s.to_string(),
             reason: e.to_string(),
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::digest_spec::RuleSelection;
+
+    fn now() -> DateTime<Utc> {
+        at("2025-03-10T12:00:00Z")
+    }
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s)
+            .expect("valid")
+            .with_timezone(&Utc)
+    }
+
+    fn cfg() -> DigestConfig {
+        DigestConfig {
+            name: "Main desk".into(),
+            to: vec!["Analyst <analyst@example.org>".into()],
+            subject_prefix: "[newswatch]".into(),
+            title: Some("Morning brief".into()),
+            schedule: None,
+            timezone: chrono_tz::Europe::London,
+            rules: RuleSelection::default(),
+            max_items: 50,
+            when_empty: WhenEmpty::Skip,
+        }
+    }
+
+    /// An entry whose hits are every occurrence of `terms` in the title and summary.
+    fn entry(
+        id: i64,
+        rule: &str,
+        title: &str,
+        link: Option<&str>,
+        summary: &str,
+        terms: &[&str],
+    ) -> Entry {
+        let mut hits = Vec::new();
+        for (field, text) in [("title", title), ("summary", summary)] {
+            for t in terms {
+                for (start, m) in text.match_indices(t) {
+                    hits.push(StoredHit {
+                        field: field.into(),
+                        start,
+                        end: start + m.len(),
+                        text: m.into(),
+                    });
+                }
+            }
+        }
+        Entry {
+            rule_id: rule.to_lowercase().replace(' ', "-"),
+            rule_title: rule.into(),
+            feed: "kyiv-ledger".into(),
+            feed_title: Some("Kyiv Ledger".into()),
+            article_id: id,
+            title: title.into(),
+            link: link.map(str::to_string),
+            summary: summary.into(),
+            content: String::new(),
+            time: now(),
+            hits,
+        }
+    }
+
+    struct Parts {
+        subject: String,
+        text: String,
+        html: String,
+        raw: String,
+    }
+
+    fn render_with_cfg(c: &DigestConfig, entries: &[Entry], notices: &[String]) -> Parts {
+        let composed = compose(7, c, "newswatch <nw@example.org>", entries, notices, now())
+            .expect("compose")
+            .expect("some digest");
+        let msg = mail_parser::MessageParser::default()
+            .parse(&composed.raw)
+            .expect("parsable MIME");
+        assert_eq!(msg.subject(), Some(composed.subject.as_str()));
+        Parts {
+            subject: composed.subject,
+            text: msg.body_text(0).expect("text part").replace("\r\n", "\n"),
+            html: msg.body_html(0).expect("html part").into_owned(),
+            raw: String::from_utf8_lossy(&composed.raw).into_owned(),
+        }
+    }
+
+    fn render(entries: &[Entry]) -> Parts {
+        render_with_cfg(&cfg(), entries, &[])
+    }
+
+    /// The entries of the snapshot digest: two rules, one story carried by two outlets.
+    fn sample() -> Vec<Entry> {
+        let mut wire = entry(
+            2,
+            "Minerals deal",
+            "Kyiv and Washington agree terms of minerals deal",
+            Some("https://atlantic-wire.example/2?utm_source=rss"),
+            "Officials in Kyiv said the minerals deal text was agreed late on Tuesday.",
+            &["minerals deal"],
+        );
+        wire.feed = "atlantic-wire".into();
+        wire.feed_title = Some("Atlantic Wire".into());
+        wire.time = now() + chrono::Duration::minutes(30);
+        vec![
+            entry(
+                1,
+                "Minerals deal",
+                "Kyiv and Washington agree terms of minerals deal, officials say",
+                Some("https://kyiv-ledger.example/1"),
+                "Ukrainian officials said the minerals deal was agreed after weeks of talks.",
+                &["minerals deal"],
+            ),
+            wire,
+            entry(
+                3,
+                "Healey–Hegseth talks",
+                "Healey meets Hegseth at the Pentagon",
+                Some("https://kyiv-ledger.example/3"),
+                "British Defence Secretary John Healey met Pete Hegseth on Friday for talks on Ukraine.",
+                &["Healey", "Hegseth"],
+            ),
+        ]
+    }
+
+    fn check_snapshot(file: &str, got: &str) {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/snapshots")
+            .join(file);
+        if std::env::var_os("NEWSWATCH_UPDATE_SNAPSHOTS").is_some() {
+            std::fs::create_dir_all(path.parent().expect("has a parent")).expect("mkdir");
+            std::fs::write(&path, got).expect("write snapshot");
+        }
+        let want = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+            panic!(
+                "{}: {e}; run with NEWSWATCH_UPDATE_SNAPSHOTS=1 to create it",
+                path.display()
+            )
+        });
+        assert!(
+            got == want,
+            "{file} differs from its snapshot (NEWSWATCH_UPDATE_SNAPSHOTS=1 regenerates):\n{got}"
+        );
+    }
+
+    use std::path::Path;
+
+    #[test]
+    fn rendered_digest_matches_the_snapshots() {
+        let notices = vec![
+            "Meridian Sports: 3 failed polls in a row; last error: HTTP status 503".to_string(),
+        ];
+        let p = render_with_cfg(&cfg(), &sample(), &notices);
+        assert_eq!(
+            p.subject,
+            "[newswatch] Morning brief — 3 articles: Healey–Hegseth talks (1), Minerals deal (1)"
+        );
+        check_snapshot("digest.txt", &p.text);
+        check_snapshot("digest.html", &p.html);
+    }
+
+    #[test]
+    fn nothing_matched_means_no_email_unless_asked() {
+        assert!(
+            compose(1, &cfg(), "nw@example.org", &[], &[], now())
+                .unwrap()
+                .is_none()
+        );
+        let mut c = cfg();
+        c.when_empty = WhenEmpty::Send;
+        let p = render_with_cfg(&c, &[], &[]);
+        assert_eq!(p.subject, "[newswatch] Morning brief — nothing new");
+        assert!(
+            p.text.contains("Nothing new matched your rules"),
+            "{}",
+            p.text
+        );
+    }
+
+    #[test]
+    fn one_story_from_two_outlets_is_one_entry_with_also() {
+        let p = render(&sample());
+        for part in [&p.text, &p.html] {
+            assert_eq!(
+                part.matches("agree terms of minerals deal").count(),
+                1,
+                "{part}"
+            );
+            assert!(part.contains("also: Atlantic Wire"), "{part}");
+            assert!(part.contains("matched: Healey, Hegseth"), "{part}");
+            assert!(
+                part.contains("Mon 10 Mar 2025 12:00 GMT"),
+                "local time: {part}"
+            );
+            assert!(
+                part.contains("kyiv-ledger.example"),
+                "the host is shown: {part}"
+            );
+        }
+        assert!(p.text.contains("*minerals deal*"), "{}", p.text);
+        assert!(p.html.contains(">minerals deal</mark>"), "{}", p.html);
+        for header in [
+            "Auto-Submitted: auto-generated",
+            "List-Id: newswatch digest main-desk <main-desk.newswatch.example.org>",
+            "Message-ID: <digest-7.main-desk.1741608000@example.org>",
+            "Date: Mon, 10 Mar 2025 12:00:00 +0000",
+            "multipart/alternative",
+            "To: Analyst <analyst@example.org>",
+        ] {
+            assert!(
+                p.raw.contains(header),
+                "{header:?} missing from:\n{}",
+                p.raw
+            );
+        }
+    }
+
+    #[test]
+    fn html_is_made_for_email() {
+        let p = render(&sample());
+        for needle in [
+            "<table role=\"presentation\"",
+            "max-width:640px",
+            "<meta name=\"color-scheme\" content=\"light dark\">",
+            "prefers-color-scheme: dark",
+            "background-color:#ffffff",
+            "color:#111827",
+        ] {
+            assert!(p.html.contains(needle), "{needle:?} missing");
+        }
+        for banned in ["<script", "<img", "<link", "src=", "@import", "url("] {
+            assert!(!p.html.contains(banned), "{banned:?} in the HTML");
+        }
+    }
+
+    #[test]
+    fn snippets_centre_on_the_first_hit_and_mark_every_hit() {
+        // (summary, terms, snippet as plain text with *hits*)
+        let long = format!(
+            "{} the minerals deal was signed. {}",
+            "word ".repeat(40),
+            "tail ".repeat(80)
+        );
+        #[rustfmt::skip]
+        let cases: Vec<(&str, &[&str], String)> = vec![
+            ("Healey met Hegseth.", &["Healey", "Hegseth"], "*Healey* met *Hegseth*.".into()),
+            ("No hit here.", &["absent"], "No hit here.".into()),
+            ("Line\r\nbreak <b>minerals deal</b>\u{202e}", &["minerals deal"], "Line break <b>*minerals deal*</b>".into()),
+            (&long, &["minerals deal"], format!("… {}the *minerals deal* was signed. {}…", "word ".repeat(15), "tail ".repeat(30))),
+        ];
+        for (summary, terms, want) in &cases {
+            let e = entry(1, "R", "Headline", None, summary, terms);
+            let got: String = snippet(&e)
+                .iter()
+                .map(|s| {
+                    if s.hit {
+                        format!("*{}*", s.text)
+                    } else {
+                        s.text.clone()
+                    }
+                })
+                .collect();
+            assert_eq!(&got, want, "{summary:?}");
+        }
+        // A span that does not fit the text (a changed rule engine, a corrupt row) is ignored.
+        let mut e = entry(1, "R", "Headline", None, "Ünïcode text", &[]);
+        e.hits.push(StoredHit {
+            field: "summary".into(),
+            start: 1,
+            end: 99,
+            text: "x".into(),
+        });
+        assert_eq!(
+            snippet(&e),
+            vec![Segment {
+                text: "Ünïcode text".into(),
+                hit: false
+            }]
+        );
+    }
+
+    #[test]
+    fn hostile_feed_content_never_reaches_the_email() {
+        let hostile = [
+            (
+                "<script>alert(1)</script>Minerals deal",
+                "https://ok.example/1",
+                "<img src=\"https://track.example/pixel.gif\" width=\"1\" height=\"1\">minerals deal",
+            ),
+            (
+                "<a href=\"x\" onmouseover=\"steal()\">Minerals deal</a>",
+                "javascript:alert(document.cookie)",
+                "onerror=alert(1) minerals deal",
+            ),
+            (
+                "Minerals deal\r\nBcc: victim@example.org",
+                "data:text/html;base64,PHNjcmlwdD4=",
+                "<iframe src=//evil.example></iframe> minerals deal",
+            ),
+            (
+                "Minerals deal \u{202e}lmth.exe\u{202c} \u{200b}",
+                "https://paypal.com@evil.example/login",
+                "<style>body{display:none}</style> minerals deal",
+            ),
+            (
+                "Minerals deal\u{1b}[31m red",
+                "JaVaScRiPt:alert(1)",
+                "vbscript:msgbox minerals deal",
+            ),
+        ];
+        let entries: Vec<Entry> = hostile
+            .iter()
+            .enumerate()
+            .map(|(i, (title, link, summary))| {
+                let mut e = entry(
+                    i as i64 + 1,
+                    "Evil\r\nX-Injected: 1",
+                    title,
+                    Some(link),
+                    summary,
+                    &["minerals deal", "Minerals deal"],
+                );
+                e.feed_title = Some("Feed <img src=x onerror=alert(1)>\u{202e}".into());
+                e
+            })
+            .collect();
+        let p = render(&entries);
+        // Every tag in the HTML is one of ours, with no event handler, script URL or remote source.
+        let tags = regex::Regex::new(r"<[^>]*>").expect("valid regex");
+        let allowed = [
+            "!doctype", "html", "head", "meta", "title", "style", "body", "table", "tr", "td",
+            "div", "span", "a", "mark",
+        ];
+        for tag in tags.find_iter(&p.html).map(|m| m.as_str().to_lowercase()) {
+            let name = tag
+                .trim_start_matches(['<', '/'])
+                .split([' ', '>'])
+                .next()
+                .unwrap_or_default()
+                .to_string();
+            assert!(allowed.contains(&name.as_str()), "foreign tag {tag}");
+            for banned in [
+                " on",
+                "javascript:",
+                "vbscript:",
+                "data:",
+                "src=",
+                "paypal.com@",
+            ] {
+                assert!(!tag.contains(banned), "{banned:?} in {tag}");
+            }
+        }
+        assert_eq!(
+            p.html.matches("<style>").count(),
+            1,
+            "only the dark-mode block"
+        );
+        for banned in [
+            "\u{202e}",
+            "\u{200b}",
+            "\u{1b}",
+            "paypal.com@",
+            "javascript:",
+            "data:text",
+            "JaVaScRiPt",
+        ] {
+            assert!(
+                !p.html.contains(banned),
+                "{banned:?} in the HTML:\n{}",
+                p.html
+            );
+        }
+        // The link with userinfo keeps only its real host, and says so.
+        assert!(
+            p.html.contains("href=\"https://evil.example/login\""),
+            "{}",
+            p.html
+        );
+        assert!(p.text.contains("https://evil.example/login"));
+        for banned in [
+            "javascript:",
+            "data:text",
+            "paypal.com@",
+            "\u{202e}",
+            "\u{200b}",
+            "\u{1b}",
+        ] {
+            assert!(
+                !p.text.to_lowercase().contains(banned),
+                "{banned:?} in the text:\n{}",
+                p.text
+            );
+        }
+        for c in ['\r', '\n', '\u{202e}', '\u{200b}', '\u{1b}'] {
+            assert!(
+                !p.subject.contains(c),
+                "{c:?} in the subject {:?}",
+                p.subject
+            );
+        }
+        let head = &p.raw[..p.raw.find("\r\n\r\n").expect("a header block")];
+        assert!(
+            !head.contains("\nX-Injected") && !head.contains("\nBcc:"),
+            "{head}"
+        );
+        assert!(
+            !head.contains("victim@example.org") || head.contains("Subject:"),
+            "{head}"
+        );
+        // The escaped text is still there for the reader.
+        assert!(
+            p.html
+                .contains("&lt;script&gt;alert(1)&lt;&#x2f;script&gt;"),
+            "{}",
+            p.html
+        );
+    }
+
+    #[test]
+    fn a_huge_digest_stays_under_gmail_clipping() {
+        let summary = "Officials said the minerals deal would be signed within days. ".repeat(20);
+        let entries: Vec<Entry> = (0..1000)
+            .map(|i| {
+                let mut e = entry(
+                    i,
+                    &format!("Rule {}", i % 7),
+                    &format!("alpha{i} beta{} gamma{} delta{}", i * 3, i * 5, i * 7),
+                    Some(&format!("https://k.example/{i}")),
+                    &summary,
+                    &["minerals deal"],
+                );
+                e.time = now() - chrono::Duration::minutes(i);
+                e
+            })
+            .collect();
+        let mut c = cfg();
+        c.max_items = 10_000;
+        let p = render_with_cfg(&c, &entries, &[]);
+        assert!(p.html.len() <= MAX_HTML_BYTES, "{} bytes", p.html.len());
+        assert!(
+            p.html.len() > MAX_HTML_BYTES / 2,
+            "not needlessly short: {}",
+            p.html.len()
+        );
+        assert!(p.text.contains(" more"), "the rest is counted");
+        assert!(
+            p.subject
+                .starts_with("[newswatch] Morning brief — 1000 articles: Rule"),
+            "{}",
+            p.subject
+        );
+        // Every rule keeps some entries: the cap is shared round-robin.
+        for r in 0..7 {
+            assert!(p.text.contains(&format!("== Rule {r} (")), "rule {r}");
+        }
+        let mut small = cfg();
+        small.max_items = 5;
+        let p = render_with_cfg(&small, &entries, &[]);
+        assert_eq!(p.text.matches("\n* ").count(), 5);
+    }
+
+    #[test]
+    fn alert_subjects() {
+        let set = AlertConfig {
+            name: "breaking".into(),
+            to: vec!["duty@example.org".into()],
+            rules: RuleSelection::default(),
+            policy: crate::alerts::AlertPolicy::default(),
+            subject_prefix: "[newswatch alert]".into(),
+        };
+        let one = &sample()[2..];
+        let c = compose_alert(4, &set, "nw@example.org", one, now()).expect("alert");
+        assert_eq!(
+            c.subject,
+            "[newswatch alert] Healey–Hegseth talks: Healey meets Hegseth at the Pentagon"
+        );
+        assert!(c.message_id.starts_with("<alert-4.breaking."));
+        assert_eq!(c.recipients, ["duty@example.org"]);
+        let c = compose_alert(5, &set, "nw@example.org", &sample(), now()).expect("alert");
+        assert_eq!(
+            c.subject,
+            "[newswatch alert] 3 articles: Healey–Hegseth talks (1), Minerals deal (1)"
+        );
+    }
+
+    #[test]
+    fn long_subjects_are_cut_at_a_rule_boundary() {
+        let entries: Vec<Entry> = (0..30)
+            .map(|i| {
+                entry(
+                    i,
+                    &format!("A rather long rule title number {i:02}"),
+                    &format!("t{i}"),
+                    None,
+                    "",
+                    &[],
+                )
+            })
+            .collect();
+        let p = render(&entries);
+        assert!(
+            p.subject.starts_with(
+                "[newswatch] Morning brief — 30 articles: A rather long rule title number 00 (1)"
+            ),
+            "{}",
+            p.subject
+        );
+        assert!(p.subject.ends_with(", …"), "{}", p.subject);
+        assert!(p.subject.chars().count() <= MAX_SUBJECT_CHARS + 3);
+    }
 }

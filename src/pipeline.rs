@@ -14,17 +14,17 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, error, info, warn};
 
+use crate::alerts::{PendingAlert, plan_alerts};
 use crate::article::{Article, FeedMeta};
+use crate::config::{AlertConfig, DigestConfig};
 use crate::config::{Config, FeedConfig};
 use crate::deliver::{self, Deliverer, Outcome};
-use crate::alerts::{PendingAlert, plan_alerts};
-use crate::config::{AlertConfig, DigestConfig};
 use crate::digest;
-use crate::rules::Priority;
-use crate::schedule;
 use crate::fetch::{FetchOutcome, Fetcher, Validators};
 use crate::parse;
+use crate::rules::Priority;
 use crate::rules::RuleSet;
+use crate::schedule;
 use crate::store::{ArticleMatches, Fetched, NewMessage, Store, StoreError, StoredHit};
 
 /// The daemon sleeps at most this long between looks at what is due, so a clock jump or a
@@ -676,8 +676,16 @@ impl<'a> Pipeline<'a> {
             .iter()
             .find(|d| d.name == name)
             .with_context(|| {
-                let known: Vec<&str> = self.config.digests.iter().map(|d| d.name.as_str()).collect();
-                format!("no [[digest]] named {name:?} (configured: {})", known.join(", "))
+                let known: Vec<&str> = self
+                    .config
+                    .digests
+                    .iter()
+                    .map(|d| d.name.as_str())
+                    .collect();
+                format!(
+                    "no [[digest]] named {name:?} (configured: {})",
+                    known.join(", ")
+                )
             })
     }
 

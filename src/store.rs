@@ -18,7 +18,8 @@ pub const DB_FILE: &str = "newswatch.db";
 
 /// Each entry migrates the schema from version `i` to `i + 1` (`PRAGMA user_version`).
 /// Append only: a shipped migration is never edited.
-const MIGRATIONS: &[&str] = &[r"
+const MIGRATIONS: &[&str] = &[
+    r"
 CREATE TABLE feeds (
     name          TEXT PRIMARY KEY,
     url           TEXT NOT NULL,
@@ -77,7 +78,8 @@ CREATE TABLE outbox (
     sent         INTEGER
 ) STRICT;
 CREATE INDEX outbox_due ON outbox(next_attempt) WHERE status = 'queued';
-", r"
+",
+    r"
 -- issue 4: per-digest assignment (several digests with their own rules and schedules), the last
 -- schedule slot each digest served, and alert batching. `matches.digest` stays: the first digest
 -- a match went into.
@@ -107,7 +109,8 @@ CREATE TABLE alert_items (
     PRIMARY KEY (alert_set, match_id)
 ) STRICT;
 CREATE INDEX alert_items_pending ON alert_items(alert_set) WHERE status = 'pending';
-"];
+",
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
