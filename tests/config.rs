@@ -180,7 +180,10 @@ fn broken_configs_name_line_column_and_expectation() {
     for &(what, from, to, line, column, message) in BROKEN {
         assert!(BASE.contains(from), "{what}: BASE lacks {from:?}");
         let mut text = BASE.replacen(from, to, 1);
-        if matches!(what, "unset password env" | "ca_file without tls" | "missing ca_file") {
+        if matches!(
+            what,
+            "unset password env" | "ca_file without tls" | "missing ca_file"
+        ) {
             text = text.replace("method = \"file\"", "method = \"smtp\"");
         }
         let errs = match load(dir.path(), &text) {

@@ -10,7 +10,8 @@ Fault modes (--fault MODE, applied to the first --fault-count messages, default 
   550   reply "550 5.7.1 rejected" to DATA
   drop  close the connection after receiving DATA, without a reply
   hang  never reply to DATA
-Optional STARTTLS (--tls-cert/--tls-key, then required) and AUTH PLAIN/LOGIN (--auth user:pass).
+Optional STARTTLS (--tls-cert/--tls-key, then required) and AUTH PLAIN/LOGIN (--auth user:pass);
+--port N listens on a chosen port (a server "coming back" where the client expects it).
 """
 
 import argparse
@@ -77,6 +78,7 @@ async def main():
     ap.add_argument("--tls-cert")
     ap.add_argument("--tls-key")
     ap.add_argument("--auth", help="user:password")
+    ap.add_argument("--port", type=int, default=0, help="listen here instead of a free port")
     args = ap.parse_args()
     os.makedirs(args.directory, exist_ok=True)
 
@@ -93,7 +95,7 @@ async def main():
 
     loop = asyncio.get_running_loop()
     server = await loop.create_server(
-        lambda: SMTP(handler, hostname="sink.test", **kwargs), "127.0.0.1", 0)
+        lambda: SMTP(handler, hostname="sink.test", **kwargs), "127.0.0.1", args.port)
     port = server.sockets[0].getsockname()[1]
     print("PORT %d" % port, flush=True)
 
