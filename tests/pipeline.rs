@@ -640,6 +640,65 @@ fn the_demo_runs_from_a_temp_directory() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("0 new articles, 0 matches"), "{stdout}");
     assert!(stdout.contains("emails: 0 composed, 0 sent"), "{stdout}");
+
+    // A preview renders what was stored without sending or consuming anything.
+    let newswatch = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_newswatch"))
+            .args(args)
+            .current_dir(tmp.path())
+            .env("NEWSWATCH_LOG", "warn")
+            .output()
+            .expect("run the binary");
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "{args:?}: {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+    };
+    let stdout = newswatch(&[
+        "digest",
+        "preview",
+        "briefing",
+        "--config",
+        "config/demo.toml",
+        "--since",
+        "3650d",
+        "--out",
+        "preview.html",
+    ]);
+    assert!(
+        stdout.contains("subject: [newswatch] Morning brief — "),
+        "{stdout}"
+    );
+    let html = std::fs::read_to_string(tmp.path().join("preview.html")).expect("preview.html");
+    assert!(
+        html.contains("<table") && html.contains("matched: "),
+        "{html}"
+    );
+    assert!(html.len() <= 100 * 1024);
+    let text = std::fs::read_to_string(tmp.path().join("preview.txt")).expect("preview.txt");
+    assert!(text.contains("Morning brief"), "{text}");
+    let outbox_files = || {
+        std::fs::read_dir(tmp.path().join("outbox"))
+            .expect("outbox")
+            .count()
+    };
+    assert_eq!(outbox_files(), 2, "a preview sends nothing");
+    // Nothing is pending, so `digest send` has nothing to say (when_empty = "skip").
+    let stdout = newswatch(&["digest", "send", "briefing", "--config", "config/demo.toml"]);
+    assert!(stdout.contains("emails: 0 composed, 0 sent"), "{stdout}");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_newswatch"))
+        .args(["digest", "send", "nope", "--config", "config/demo.toml"])
+        .current_dir(tmp.path())
+        .output()
+        .expect("run the binary");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("no [[digest]] named \"nope\" (configured: briefing)")
+    );
 }
 
 #[test]
