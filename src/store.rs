@@ -903,7 +903,9 @@ impl Store {
         )
         .map_err(StoreError::from)?;
         let digest_id = tx.last_insert_rowid();
-        let message = compose(digest_id, &matches).map_err(ComposeError::Compose)?;
+        let mut message = compose(digest_id, &matches).map_err(ComposeError::Compose)?;
+        // The hourly cap counts the set's rows by this name.
+        set.clone_into(&mut message.digest_name);
         let outbox = insert_outbox(&tx, digest_id, "alert", &message, now)?;
         for m in &matches {
             tx.execute(
@@ -1478,5 +1480,146 @@ mod tests {
             s.mark_sent(999, now),
             Err(StoreError::NoSuchMessage(999))
         ));
+    }
+
+    #[test]
+    fn named_digests_assign_per_digest_and_record_the_slot_atomically() {
+        let (_dir, mut s, now) = store_with_matches();
+        let slot = Some(now);
+        // A failing composer changes nothing, not even the slot.
+        let err = s
+            .compose_named("a", now, slot, |_| true, |_, _| Err("broke"))
+            .unwrap_err();
+        assert!(matches!(err, ComposeError::Compose("broke")));
+        assert_eq!(s.digest_last_slot("a").unwrap(), None);
+        // Nothing worth sending: the slot is served, the match stays pending.
+        let none = s
+            .compose_named(
+                "a",
+                now,
+                slot,
+                |_| true,
+                |_, _| Ok::<_, std::convert::Infallible>(None),
+            )
+            .unwrap();
+        assert!(none.is_none());
+        assert_eq!(s.digest_last_slot("a").unwrap(), slot);
+        assert_eq!(s.pending_for_digest("a").unwrap().len(), 1);
+        // Composed for "a": gone for "a", still pending for "b".
+        let c = s
+            .compose_named(
+                "a",
+                now,
+                None,
+                |_| true,
+                |id, m| {
+                    assert_eq!(m.len(), 1);
+                    Ok::<_, std::convert::Infallible>(Some(msg(&format!("<d{id}@x>"))))
+                },
+            )
+            .unwrap()
+            .unwrap();
+        assert_eq!(c.matches, 1);
+        assert!(s.pending_for_digest("a").unwrap().is_empty());
+        assert_eq!(s.pending_for_digest("b").unwrap().len(), 1);
+        assert_eq!(
+            s.message(c.outbox).unwrap().message_id,
+            format!("<d{}@x>", c.digest)
+        );
+        // A digest whose rules select nothing composes from nothing.
+        let c = s
+            .compose_named(
+                "b",
+                now,
+                None,
+                |_| false,
+                |_, m| {
+                    assert!(m.is_empty());
+                    Ok::<_, std::convert::Infallible>(None)
+                },
+            )
+            .unwrap();
+        assert!(c.is_none());
+    }
+
+    #[test]
+    fn alerts_hold_matches_back_from_digests_until_deferred() {
+        let (_dir, mut s) = open();
+        let now = t("2025-03-10T12:00:00Z");
+        s.ensure_feed("f", "https://example.org/feed").unwrap();
+        let items = [art("a", None), art("b", None)];
+        s.record_fetched(
+            "f",
+            Fetched {
+                title: None,
+                validators: &Validators::default(),
+                articles: &items,
+            },
+            now,
+            DAY,
+            now,
+        )
+        .unwrap();
+        let pending = s.pending_articles().unwrap();
+        let results: Vec<ArticleMatches> = pending
+            .iter()
+            .map(|p| ArticleMatches {
+                article: p.id,
+                matches: vec![("urgent".into(), vec![hit("x")])],
+            })
+            .collect();
+        s.record_matches_routed(&results, now, |rule| {
+            if rule == "urgent" {
+                vec!["breaking".into()]
+            } else {
+                Vec::new()
+            }
+        })
+        .unwrap();
+        let queued = s.pending_alerts("breaking").unwrap();
+        assert_eq!(queued.len(), 2);
+        assert_eq!(s.oldest_pending_alert().unwrap(), Some(now));
+        assert!(
+            s.pending_for_digest("d").unwrap().is_empty(),
+            "held by the alert set"
+        );
+        let (first, second) = (queued[0].0, queued[1].0);
+        let out = s
+            .commit_alert("breaking", now, &[first], &[second], |_, m| {
+                assert_eq!(m.len(), 1);
+                Ok::<_, std::convert::Infallible>(msg("<a1@x>"))
+            })
+            .unwrap();
+        assert!(out.is_some());
+        assert!(s.pending_alerts("breaking").unwrap().is_empty());
+        assert_eq!(
+            s.alerts_composed_since("breaking", now - chrono::Duration::hours(1))
+                .unwrap(),
+            1
+        );
+        let digest: Vec<i64> = s
+            .pending_for_digest("d")
+            .unwrap()
+            .iter()
+            .map(|m| m.id)
+            .collect();
+        assert_eq!(
+            digest,
+            [second],
+            "only the deferred match reaches the digest"
+        );
+        // Applying the same plan again does nothing: those ids are no longer pending.
+        let again = s
+            .commit_alert(
+                "breaking",
+                now,
+                &[first],
+                &[],
+                |_, _| -> Result<NewMessage, std::convert::Infallible> {
+                    panic!("nothing to send")
+                },
+            )
+            .unwrap();
+        assert!(again.is_none());
     }
 }
