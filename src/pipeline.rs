@@ -440,6 +440,14 @@ impl<'a> Pipeline<'a> {
     async fn compose(&self, now: DateTime<Utc>) -> anyhow::Result<usize> {
         let mut composed = 0;
         let mut wake: Option<DateTime<Utc>> = None;
+        let sets: Vec<String> = self.config.alerts.iter().map(|a| a.name.clone()).collect();
+        let released = self.db(move |s| s.release_orphaned_alerts(&sets)).await?;
+        if released > 0 {
+            warn!(
+                released,
+                "pending alerts of a removed [[alert]] set go to the digests"
+            );
+        }
         for set in &self.config.alerts {
             let (n, next) = self.compose_alerts(set, now).await?;
             composed += n;

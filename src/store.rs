@@ -919,6 +919,17 @@ impl Store {
         Ok(Some(outbox))
     }
 
+    /// Hands the pending alerts of sets no longer configured to the digests, so removing an
+    /// `[[alert]]` from the config never strands a match. Returns how many were released.
+    pub fn release_orphaned_alerts(&mut self, configured: &[String]) -> Result<usize, StoreError> {
+        let list = serde_json::to_string(configured)?;
+        Ok(self.conn.execute(
+            "UPDATE alert_items SET status = 'deferred'
+             WHERE status = 'pending' AND alert_set NOT IN (SELECT value FROM json_each(?1))",
+            [list],
+        )?)
+    }
+
     /// The earliest time a pending alert's window closes, over every set: `queued + window`.
     pub fn oldest_pending_alert(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
         Ok(self
@@ -1608,6 +1619,19 @@ mod tests {
             [second],
             "only the deferred match reaches the digest"
         );
+        // A set removed from the config releases what it held.
+        s.record_matches_routed(
+            &[ArticleMatches {
+                article: pending[0].id,
+                matches: vec![("other".into(), vec![hit("y")])],
+            }],
+            now,
+            |_| vec!["gone".into()],
+        )
+        .unwrap();
+        assert_eq!(s.pending_alerts("gone").unwrap().len(), 1);
+        assert_eq!(s.release_orphaned_alerts(&["breaking".into()]).unwrap(), 1);
+        assert_eq!(s.pending_for_digest("d").unwrap().len(), 2);
         // Applying the same plan again does nothing: those ids are no longer pending.
         let again = s
             .commit_alert(
