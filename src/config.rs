@@ -117,6 +117,15 @@ pub struct DigestConfig {
     /// Stories shown; the rest are counted as "and N more".
     pub max_items: usize,
     pub when_empty: WhenEmpty,
+    /// The operator's own `digest.html` / `digest.txt`, read and syntax-checked at load.
+    pub templates: Option<Templates>,
+}
+
+/// Template sources that replace the built-in ones (same variables, see `templates/`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Templates {
+    pub html: String,
+    pub text: String,
 }
 
 /// One `[[alert]]` set: recipients of the matches of alert rules it selects, batched and capped.
@@ -256,6 +265,7 @@ struct RawDigest {
     rules: Option<Spanned<Vec<String>>>,
     max_items: Option<Spanned<usize>>,
     when_empty: Option<Spanned<WhenEmpty>>,
+    template_dir: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -542,7 +552,7 @@ impl Config {
             .digests
             .iter()
             .enumerate()
-            .map(|(i, d)| build_digest(&mut src, d, &raw.digests[..i]))
+            .map(|(i, d)| build_digest(&mut src, &base, d, &raw.digests[..i]))
             .collect();
         let alerts: Vec<AlertConfig> = raw
             .alerts
@@ -842,7 +852,39 @@ fn at_least_one(
 /// below Gmail's 102 KB clipping.
 pub const DEFAULT_DIGEST_ITEMS: usize = 50;
 
-fn build_digest(src: &mut Source<'_>, d: &RawDigest, earlier: &[RawDigest]) -> DigestConfig {
+/// Reads `digest.html` and `digest.txt` from `dir` and checks that they parse.
+fn load_templates(src: &mut Source<'_>, base: &Path, dir: &Spanned<String>) -> Option<Templates> {
+    let dir_path = resolve(base, dir.get_ref());
+    let mut read = |name: &str| {
+        let path = dir_path.join(name);
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| {
+                src.error_at(
+                    dir.span(),
+                    format!("cannot read template {}: {e}", path.display()),
+                )
+            })
+            .ok()?;
+        if let Err(e) = minijinja::Environment::new().template_from_str(&text) {
+            src.error_at(dir.span(), format!("template {}: {e}", path.display()));
+            return None;
+        }
+        Some(text)
+    };
+    let html = read("digest.html");
+    let text = read("digest.txt");
+    Some(Templates {
+        html: html?,
+        text: text?,
+    })
+}
+
+fn build_digest(
+    src: &mut Source<'_>,
+    base: &Path,
+    d: &RawDigest,
+    earlier: &[RawDigest],
+) -> DigestConfig {
     let names: Vec<&str> = earlier.iter().map(|e| e.name.get_ref().as_str()).collect();
     check_name(src, "digest", &d.name, &names);
     check_recipients(src, "digest", &d.to);
@@ -884,6 +926,10 @@ fn build_digest(src: &mut Source<'_>, d: &RawDigest, earlier: &[RawDigest]) -> D
         rules: rule_selection(src, d.rules.as_ref()),
         max_items: at_least_one(src, "max_items", d.max_items.as_ref(), DEFAULT_DIGEST_ITEMS),
         when_empty,
+        templates: d
+            .template_dir
+            .as_ref()
+            .and_then(|dir| load_templates(src, base, dir)),
     }
 }
 

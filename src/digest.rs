@@ -15,7 +15,7 @@ use lettre::message::{Mailbox, MultiPart, SinglePart};
 use serde::Serialize;
 
 use crate::cluster::{ClusterOptions, StoryItem, cluster};
-use crate::config::{AlertConfig, DigestConfig};
+use crate::config::{AlertConfig, DigestConfig, Templates};
 use crate::digest_spec::WhenEmpty;
 use crate::email_safety::{clean_line, clean_subject, display_host, safe_link};
 use crate::store::{PendingMatch, StoredHit};
@@ -125,6 +125,8 @@ pub struct Audience<'a> {
     pub to: &'a [String],
     pub timezone: Tz,
     pub max_items: usize,
+    /// The operator's templates; the built-in ones when `None`.
+    pub templates: Option<&'a Templates>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -152,6 +154,7 @@ impl<'a> Audience<'a> {
             to: &cfg.to,
             timezone: cfg.timezone,
             max_items: cfg.max_items,
+            templates: cfg.templates.as_ref(),
         }
     }
 
@@ -165,6 +168,7 @@ impl<'a> Audience<'a> {
             to: &cfg.to,
             timezone: Tz::UTC,
             max_items: cfg.policy.max_items,
+            templates: None,
         }
     }
 }
@@ -326,16 +330,22 @@ fn render_with(
     env.set_trim_blocks(true);
     env.set_lstrip_blocks(true);
     env.set_keep_trailing_newline(true);
-    let render = |name: &'static str, source: &'static str| {
+    let render = |name: &'static str, source: &str| {
         let tmpl_err = |source| DigestError::Template { name, source };
         env.template_from_named_str(name, source)
             .map_err(tmpl_err)?
             .render(&ctx)
             .map_err(tmpl_err)
     };
-    // The file name decides auto-escaping: `.html` escapes every interpolated value.
-    let html = render("digest.html", HTML_TEMPLATE)?;
-    let text = render("digest.txt", TEXT_TEMPLATE)?;
+    let (html_src, text_src) = audience
+        .templates
+        .map_or((HTML_TEMPLATE, TEXT_TEMPLATE), |t| {
+            (t.html.as_str(), t.text.as_str())
+        });
+    // The file name decides auto-escaping: `.html` escapes every interpolated value, in the
+    // operator's template too.
+    let html = render("digest.html", html_src)?;
+    let text = render("digest.txt", text_src)?;
     Ok(Rendered {
         subject,
         html,
@@ -741,6 +751,7 @@ mod tests {
             rules: RuleSelection::default(),
             max_items: 50,
             when_empty: WhenEmpty::Skip,
+            templates: None,
         }
     }
 
@@ -1176,6 +1187,29 @@ mod tests {
         small.max_items = 5;
         let p = render_with_cfg(&small, &entries, &[]);
         assert_eq!(p.text.matches("\n* ").count(), 5);
+    }
+
+    #[test]
+    fn operators_templates_replace_the_built_in_ones_and_still_escape() {
+        let mut c = cfg();
+        c.templates = Some(Templates {
+            html: "<h1>{{ title }}</h1>{% for g in groups %}{% for i in g.items %}<p>{{ i.headline }}</p>{% endfor %}{% endfor %}".into(),
+            text: "{{ heading }}".into(),
+        });
+        let mut e = sample();
+        e[0].title = "<script>x</script> minerals deal".into();
+        let p = render_with_cfg(&c, &e, &[]);
+        assert!(
+            p.html.starts_with("<h1>Morning brief</h1><p>"),
+            "{}",
+            p.html
+        );
+        assert!(
+            p.html.contains("&lt;script&gt;") && !p.html.contains("<script"),
+            "{}",
+            p.html
+        );
+        assert_eq!(p.text, "3 new articles matched your rules");
     }
 
     #[test]
