@@ -862,7 +862,7 @@ fn load_templates(src: &mut Source<'_>, base: &Path, dir: &Spanned<String>) -> O
                 src.error_at(
                     dir.span(),
                     format!("cannot read template {}: {e}", path.display()),
-                )
+                );
             })
             .ok()?;
         if let Err(e) = minijinja::Environment::new().template_from_str(&text) {
