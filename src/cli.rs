@@ -89,6 +89,11 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Preview a digest from stored matches, or compose and send it now.
+    Digest {
+        #[command(subcommand)]
+        action: DigestCommand,
+    },
     /// Import feeds from an OPML file, or export the config's feeds as OPML 2.0.
     Feeds {
         #[command(subcommand)]
@@ -101,6 +106,34 @@ pub enum Command {
     },
     /// Print the man page (roff), e.g. `newswatch man > /usr/local/share/man/man1/newswatch.1`.
     Man,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DigestCommand {
+    /// Render the digest from stored matches into an HTML file; sends and consumes nothing.
+    Preview {
+        /// The `[[digest]]` name.
+        name: String,
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Show every match of this window (`24h`, `7d`) instead of those not yet sent.
+        #[arg(long, value_parser = parse_since)]
+        since: Option<std::time::Duration>,
+        /// Where to write the HTML part; the text part goes next to it as .txt.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Compose the digest now, whatever its schedule, and deliver it.
+    Send {
+        /// The `[[digest]]` name.
+        name: String,
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+}
+
+fn parse_since(s: &str) -> Result<std::time::Duration, String> {
+    crate::config::parse_duration(s)
 }
 
 #[derive(Debug, Subcommand)]
@@ -274,9 +307,76 @@ fn dispatch(command: Command) -> Exit {
             } => crate::rules::cli::explain(&rule_id, &rules, title, &text),
         },
         Command::Status { config, json } => status(&config, json),
+        Command::Digest { action } => digest(action),
         Command::Feeds { action } => feeds(action),
         Command::Completions { shell } => completions(shell),
         Command::Man => man_page(),
+    }
+}
+
+fn digest(action: DigestCommand) -> Exit {
+    let config_path = match &action {
+        DigestCommand::Preview { config, .. } | DigestCommand::Send { config, .. } => config,
+    };
+    let config = match load_config(config_path) {
+        Ok(c) => c,
+        Err(e) => return e,
+    };
+    let rules = match RuleSet::load(&config.rule_files) {
+        Ok(r) => r,
+        Err(d) => {
+            eprintln!("{d}");
+            return Exit::Rules;
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return Exit::Failure;
+        }
+    };
+    let result = runtime.block_on(async {
+        let pipeline = crate::pipeline::Pipeline::open(&config, &rules).await?;
+        let now = chrono::Utc::now();
+        match action {
+            DigestCommand::Preview {
+                name, since, out, ..
+            } => {
+                let r = pipeline.preview_digest(&name, since, now).await?;
+                std::fs::write(&out, &r.html)
+                    .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", out.display()))?;
+                let text_path = out.with_extension("txt");
+                std::fs::write(&text_path, &r.text)
+                    .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", text_path.display()))?;
+                println!(
+                    "subject: {}
+{} stories shown, {} more; HTML {:.1} KB in {}, text in {}",
+                    r.subject,
+                    r.shown,
+                    r.more,
+                    r.html.len() as f64 / 1024.0,
+                    out.display(),
+                    text_path.display()
+                );
+                Ok(())
+            }
+            DigestCommand::Send { name, .. } => {
+                let summary = pipeline.send_digest_now(&name, now).await?;
+                println!("{summary}");
+                Ok::<(), anyhow::Error>(())
+            }
+        }
+    });
+    match result {
+        Ok(()) => Exit::Ok,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            Exit::Failure
+        }
     }
 }
 

@@ -13,6 +13,12 @@ use serde::Deserialize;
 use toml::Spanned;
 use url::Url;
 
+use chrono_tz::Tz;
+
+use crate::alerts::AlertPolicy;
+use crate::digest_spec::{RuleSelection, WhenEmpty};
+use crate::schedule::{Schedule, parse_tz};
+
 /// A fully loaded, validated configuration.
 #[derive(Debug)]
 pub struct Config {
@@ -29,6 +35,8 @@ pub struct Config {
     pub feeds: Vec<FeedConfig>,
     pub delivery: Delivery,
     pub digests: Vec<DigestConfig>,
+    /// `[[alert]]` sets: who gets `priority = "alert"` matches at once.
+    pub alerts: Vec<AlertConfig>,
     pub http: HttpSettings,
 }
 
@@ -135,6 +143,8 @@ pub struct SmtpSettings {
     pub password_file: Option<PathBuf>,
     /// Deadline for one whole SMTP exchange (connect to QUIT).
     pub timeout: Duration,
+    /// A PEM file of extra CA certificates to trust (a private relay, or tests).
+    pub ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -152,6 +162,37 @@ pub enum Security {
 pub struct DigestConfig {
     pub name: String,
     pub to: Vec<String>,
+    pub subject_prefix: String,
+    /// Shown in the subject and heading (`Morning brief`); none keeps the subject short.
+    pub title: Option<String>,
+    /// When to compose; `None` composes every cycle that has something to say.
+    pub schedule: Option<Schedule>,
+    /// The zone the schedule is read in and times are shown in.
+    pub timezone: Tz,
+    /// The rules it carries (default all).
+    pub rules: RuleSelection,
+    /// Stories shown; the rest are counted as "and N more".
+    pub max_items: usize,
+    pub when_empty: WhenEmpty,
+    /// The operator's own `digest.html` / `digest.txt`, read and syntax-checked at load.
+    pub templates: Option<Templates>,
+}
+
+/// Template sources that replace the built-in ones (same variables, see `templates/`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Templates {
+    pub html: String,
+    pub text: String,
+}
+
+/// One `[[alert]]` set: recipients of the matches of alert rules it selects, batched and capped.
+#[derive(Debug, Clone)]
+pub struct AlertConfig {
+    pub name: String,
+    pub to: Vec<String>,
+    /// Among rules with `priority = "alert"`; default all of them.
+    pub rules: RuleSelection,
+    pub policy: AlertPolicy,
     pub subject_prefix: String,
 }
 
@@ -225,6 +266,8 @@ struct RawConfig {
     delivery: Spanned<RawDelivery>,
     #[serde(default, rename = "digest")]
     digests: Vec<RawDigest>,
+    #[serde(default, rename = "alert")]
+    alerts: Vec<RawAlert>,
     #[serde(default)]
     http: RawHttp,
 }
@@ -280,6 +323,7 @@ struct RawDelivery {
     password_env: Option<Spanned<String>>,
     password_file: Option<Spanned<String>>,
     timeout: Option<HumanDuration>,
+    ca_file: Option<Spanned<String>>,
     // sendmail
     command: Option<String>,
     // file
@@ -292,6 +336,25 @@ struct RawDigest {
     name: Spanned<String>,
     to: Spanned<Vec<Spanned<String>>>,
     subject_prefix: Option<String>,
+    title: Option<String>,
+    schedule: Option<Spanned<String>>,
+    timezone: Option<Spanned<String>>,
+    rules: Option<Spanned<Vec<String>>>,
+    max_items: Option<Spanned<usize>>,
+    when_empty: Option<Spanned<WhenEmpty>>,
+    template_dir: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAlert {
+    name: Spanned<String>,
+    to: Spanned<Vec<Spanned<String>>>,
+    subject_prefix: Option<String>,
+    rules: Option<Spanned<Vec<String>>>,
+    window: Option<HumanDuration>,
+    max_per_hour: Option<Spanned<usize>>,
+    max_items: Option<Spanned<usize>>,
 }
 
 /// A duration written like `90s`, `15m`, `48h`, `7d` or `1h30m`.
@@ -564,43 +627,18 @@ impl Config {
 
         let delivery = build_delivery(&mut src, &base, raw.delivery, env);
 
-        let mut digests = Vec::new();
-        for d in &raw.digests {
-            if raw
-                .digests
-                .iter()
-                .filter(|o| o.name.get_ref() == d.name.get_ref())
-                .count()
-                > 1
-                && !digests
-                    .iter()
-                    .any(|x: &DigestConfig| x.name == *d.name.get_ref())
-            {
-                src.error_at(
-                    d.name.span(),
-                    format!("duplicate digest name {:?}", d.name.get_ref()),
-                );
-            }
-            if d.to.get_ref().is_empty() {
-                src.error_at(
-                    d.to.span(),
-                    "digest `to` is empty: expected at least one recipient address",
-                );
-            }
-            for addr in d.to.get_ref() {
-                if let Err(msg) = check_mailbox(addr.get_ref()) {
-                    src.error_at(addr.span(), msg);
-                }
-            }
-            digests.push(DigestConfig {
-                name: d.name.get_ref().clone(),
-                to: d.to.get_ref().iter().map(|a| a.get_ref().clone()).collect(),
-                subject_prefix: d
-                    .subject_prefix
-                    .clone()
-                    .unwrap_or_else(|| "[newswatch]".to_string()),
-            });
-        }
+        let digests: Vec<DigestConfig> = raw
+            .digests
+            .iter()
+            .enumerate()
+            .map(|(i, d)| build_digest(&mut src, &base, d, &raw.digests[..i]))
+            .collect();
+        let alerts: Vec<AlertConfig> = raw
+            .alerts
+            .iter()
+            .enumerate()
+            .map(|(i, a)| build_alert(&mut src, a, &raw.alerts[..i]))
+            .collect();
 
         let mut http = HttpSettings {
             enabled: raw.http.enabled.unwrap_or(true),
@@ -640,6 +678,7 @@ impl Config {
             delivery,
             digests,
             http,
+            alerts,
         })
     }
 }
@@ -802,7 +841,7 @@ fn build_delivery(
     let method_name = raw.method.get_ref().as_str();
     // Keys that belong to another method are mistakes worth naming.
     let misplaced = |src: &mut Source<'_>, allowed: &[&str]| {
-        let present: [(&str, bool); 9] = [
+        let present: [(&str, bool); 10] = [
             ("host", raw.host.is_some()),
             ("port", raw.port.is_some()),
             ("security", raw.security.is_some()),
@@ -810,6 +849,7 @@ fn build_delivery(
             ("password_env", raw.password_env.is_some()),
             ("password_file", raw.password_file.is_some()),
             ("timeout", raw.timeout.is_some()),
+            ("ca_file", raw.ca_file.is_some()),
             ("command", raw.command.is_some()),
             ("dir", raw.dir.is_some()),
         ];
@@ -834,6 +874,7 @@ fn build_delivery(
                     "password_env",
                     "password_file",
                     "timeout",
+                    "ca_file",
                 ],
             );
             let Some(host) = raw.host.clone() else {
@@ -883,6 +924,26 @@ fn build_delivery(
                     "`username` is set but no password: add `password_env` or `password_file`",
                 );
             }
+            let ca_file = raw.ca_file.as_ref().and_then(|f| {
+                let path = resolve(base, f.get_ref());
+                if security == Security::None {
+                    src.error_at(
+                        f.span(),
+                        "`ca_file` needs `security = \"starttls\"` or `\"tls\"`",
+                    );
+                    return None;
+                }
+                match std::fs::read(&path) {
+                    Ok(_) => Some(path),
+                    Err(e) => {
+                        src.error_at(
+                            f.span(),
+                            format!("cannot read CA file {}: {e}", path.display()),
+                        );
+                        None
+                    }
+                }
+            });
             DeliveryMethod::Smtp(SmtpSettings {
                 host,
                 port,
@@ -891,6 +952,7 @@ fn build_delivery(
                 password,
                 password_file,
                 timeout: raw.timeout.map_or(Duration::from_secs(60), |d| d.0),
+                ca_file,
             })
         }
         "sendmail" => {
@@ -930,6 +992,172 @@ fn build_delivery(
         from: raw.from.into_inner(),
         method,
     })
+}
+
+/// Names must be unique among sections of one kind: `name` keys the schedule state and
+/// Message-IDs in the database.
+fn check_name(src: &mut Source<'_>, kind: &str, name: &Spanned<String>, earlier: &[&str]) {
+    if name.get_ref().trim().is_empty() {
+        src.error_at(name.span(), format!("{kind} `name` is empty"));
+    } else if earlier.contains(&name.get_ref().as_str()) {
+        src.error_at(
+            name.span(),
+            format!("duplicate {kind} name {:?}", name.get_ref()),
+        );
+    }
+}
+
+fn check_recipients(src: &mut Source<'_>, kind: &str, to: &Spanned<Vec<Spanned<String>>>) {
+    if to.get_ref().is_empty() {
+        src.error_at(
+            to.span(),
+            format!("{kind} `to` is empty: expected at least one recipient address"),
+        );
+    }
+    for addr in to.get_ref() {
+        if let Err(msg) = check_mailbox(addr.get_ref()) {
+            src.error_at(addr.span(), msg);
+        }
+    }
+}
+
+fn rule_selection(src: &mut Source<'_>, rules: Option<&Spanned<Vec<String>>>) -> RuleSelection {
+    let Some(rules) = rules else {
+        return RuleSelection::default();
+    };
+    RuleSelection::new(rules.get_ref()).unwrap_or_else(|errs| {
+        for e in errs {
+            src.error_at(rules.span(), e);
+        }
+        RuleSelection::default()
+    })
+}
+
+fn at_least_one(
+    src: &mut Source<'_>,
+    key: &str,
+    v: Option<&Spanned<usize>>,
+    default: usize,
+) -> usize {
+    match v {
+        Some(n) if *n.get_ref() == 0 => {
+            src.error_at(n.span(), format!("`{key}` must be at least 1"));
+            default
+        }
+        Some(n) => *n.get_ref(),
+        None => default,
+    }
+}
+
+/// Stories a digest shows by default: enough for a busy morning, small enough to stay far
+/// below Gmail's 102 KB clipping.
+pub const DEFAULT_DIGEST_ITEMS: usize = 50;
+
+/// Reads `digest.html` and `digest.txt` from `dir` and checks that they parse.
+fn load_templates(src: &mut Source<'_>, base: &Path, dir: &Spanned<String>) -> Option<Templates> {
+    let dir_path = resolve(base, dir.get_ref());
+    let mut read = |name: &str| {
+        let path = dir_path.join(name);
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| {
+                src.error_at(
+                    dir.span(),
+                    format!("cannot read template {}: {e}", path.display()),
+                );
+            })
+            .ok()?;
+        if let Err(e) = minijinja::Environment::new().template_from_str(&text) {
+            src.error_at(dir.span(), format!("template {}: {e}", path.display()));
+            return None;
+        }
+        Some(text)
+    };
+    let html = read("digest.html");
+    let text = read("digest.txt");
+    Some(Templates {
+        html: html?,
+        text: text?,
+    })
+}
+
+fn build_digest(
+    src: &mut Source<'_>,
+    base: &Path,
+    d: &RawDigest,
+    earlier: &[RawDigest],
+) -> DigestConfig {
+    let names: Vec<&str> = earlier.iter().map(|e| e.name.get_ref().as_str()).collect();
+    check_name(src, "digest", &d.name, &names);
+    check_recipients(src, "digest", &d.to);
+    let schedule = d.schedule.as_ref().and_then(|s| {
+        s.get_ref()
+            .parse::<Schedule>()
+            .map_err(|e| src.error_at(s.span(), e.to_string()))
+            .ok()
+    });
+    let timezone = d.timezone.as_ref().map_or(Tz::UTC, |tz| {
+        parse_tz(tz.get_ref()).unwrap_or_else(|msg| {
+            src.error_at(tz.span(), msg);
+            Tz::UTC
+        })
+    });
+    let when_empty = d
+        .when_empty
+        .as_ref()
+        .map_or(WhenEmpty::Skip, |w| *w.get_ref());
+    if let Some(w) = &d.when_empty
+        && when_empty == WhenEmpty::Send
+        && d.schedule.is_none()
+    {
+        src.error_at(
+            w.span(),
+            "`when_empty = \"send\"` needs a `schedule` (without one a digest is composed every cycle)",
+        );
+    }
+    DigestConfig {
+        name: d.name.get_ref().trim().to_string(),
+        to: d.to.get_ref().iter().map(|a| a.get_ref().clone()).collect(),
+        subject_prefix: d
+            .subject_prefix
+            .clone()
+            .unwrap_or_else(|| "[newswatch]".to_string()),
+        title: d.title.clone().filter(|t| !t.trim().is_empty()),
+        schedule,
+        timezone,
+        rules: rule_selection(src, d.rules.as_ref()),
+        max_items: at_least_one(src, "max_items", d.max_items.as_ref(), DEFAULT_DIGEST_ITEMS),
+        when_empty,
+        templates: d
+            .template_dir
+            .as_ref()
+            .and_then(|dir| load_templates(src, base, dir)),
+    }
+}
+
+fn build_alert(src: &mut Source<'_>, a: &RawAlert, earlier: &[RawAlert]) -> AlertConfig {
+    let names: Vec<&str> = earlier.iter().map(|e| e.name.get_ref().as_str()).collect();
+    check_name(src, "alert", &a.name, &names);
+    check_recipients(src, "alert", &a.to);
+    let defaults = AlertPolicy::default();
+    AlertConfig {
+        name: a.name.get_ref().trim().to_string(),
+        to: a.to.get_ref().iter().map(|x| x.get_ref().clone()).collect(),
+        rules: rule_selection(src, a.rules.as_ref()),
+        policy: AlertPolicy {
+            window: a.window.map_or(defaults.window, |w| w.0),
+            max_per_hour: at_least_one(
+                src,
+                "max_per_hour",
+                a.max_per_hour.as_ref(),
+                defaults.max_per_hour,
+            ),
+            max_items: at_least_one(src, "max_items", a.max_items.as_ref(), defaults.max_items),
+        },
+        subject_prefix: a
+            .subject_prefix
+            .clone()
+            .unwrap_or_else(|| "[newswatch alert]".to_string()),
+    }
 }
 
 /// `password_file` may name a systemd credential: a relative path is looked up in

@@ -37,6 +37,11 @@ pub enum DeliverError {
         host: String,
         source: lettre::transport::smtp::Error,
     },
+    #[error("cannot read CA file {path}: {source}")]
+    CaFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// A configured transport; build once, reuse for every message.
@@ -75,17 +80,37 @@ impl Deliverer {
                     host: s.host.clone(),
                     source,
                 };
-                let builder = match s.security {
-                    Security::Starttls => {
-                        AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&s.host)
-                            .map_err(smtp_err)?
+                let builder = match (&s.ca_file, s.security) {
+                    (Some(ca), Security::Starttls | Security::Tls) => {
+                        // A private CA (a company relay, or the tests' self-signed sink) on top
+                        // of the usual web roots; verification stays on.
+                        use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
+                        let pem = std::fs::read(ca).map_err(|source| DeliverError::CaFile {
+                            path: ca.clone(),
+                            source,
+                        })?;
+                        let params = TlsParameters::builder(s.host.clone())
+                            .add_root_certificate(Certificate::from_pem(&pem).map_err(smtp_err)?)
+                            .build()
+                            .map_err(smtp_err)?;
+                        let tls = if s.security == Security::Tls {
+                            Tls::Wrapper(params)
+                        } else {
+                            Tls::Required(params)
+                        };
+                        AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&s.host).tls(tls)
                     }
-                    Security::Tls => {
-                        AsyncSmtpTransport::<Tokio1Executor>::relay(&s.host).map_err(smtp_err)?
-                    }
-                    Security::None => {
-                        AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&s.host)
-                    }
+                    _ => match s.security {
+                        Security::Starttls => {
+                            AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&s.host)
+                                .map_err(smtp_err)?
+                        }
+                        Security::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(&s.host)
+                            .map_err(smtp_err)?,
+                        Security::None => {
+                            AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&s.host)
+                        }
+                    },
                 };
                 let mut builder = builder.port(s.port).timeout(Some(s.timeout));
                 if let (Some(user), Some(password)) = (&s.username, &s.password) {

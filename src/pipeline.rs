@@ -12,10 +12,12 @@ use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 use tracing::{debug, error, info, warn};
 
+use crate::alerts::{PendingAlert, plan_alerts};
 use crate::article::{Article, FeedMeta};
+use crate::config::{AlertConfig, DigestConfig};
 use crate::config::{Config, FeedConfig};
 use crate::deliver::{self, Deliverer, Outcome};
-use crate::digest::{self, Entry};
+use crate::digest;
 use crate::feed_health::{NoticeKind, Thresholds};
 use crate::fetch::{FetchOutcome, FetchPolicy, Fetcher, HostLimits, Validators};
 use crate::identity::MAX_NEW_ITEMS_PER_POLL;
@@ -23,10 +25,11 @@ use crate::lock::InstanceLock;
 use crate::metrics::{Metrics, PollResult as PollMetric};
 use crate::parse;
 use crate::poll_policy::{self, Bounds, CacheHints, FailureKind, Hints, PollInput, RetryAfter};
+use crate::rules::Priority;
 use crate::rules::RuleSet;
+use crate::schedule;
 use crate::store::{
-    ArticleMatches, FeedRecord, NewMessage, PendingMatch, PollRecord, PollResult, Store,
-    StoreError, StoredHit,
+    ArticleMatches, FeedRecord, NewMessage, PollRecord, PollResult, Store, StoreError, StoredHit,
 };
 
 /// The one place the pipeline reads the wall clock; everything below takes `now` as an argument.
@@ -109,6 +112,8 @@ pub struct Pipeline<'a> {
     store: Arc<Mutex<Store>>,
     fetcher: Fetcher,
     deliverer: Deliverer,
+    /// When the next scheduled digest or alert batch is due, as of the last `compose`.
+    digest_wake: Mutex<Option<DateTime<Utc>>>,
     metrics: Metrics,
     jitter: Jitter,
 }
@@ -188,6 +193,7 @@ impl<'a> Pipeline<'a> {
             deliverer,
             metrics: Metrics::new(),
             jitter: Jitter::Hashed { seed: 0 },
+            digest_wake: Mutex::new(None),
         })
     }
 
@@ -558,53 +564,293 @@ impl<'a> Pipeline<'a> {
                 }
             })
             .collect();
-        let stored = self.db(move |s| s.record_matches(&results, now)).await?;
+        // Alert rules go to the alert sets that select them; with no set, to the digests.
+        let routes: HashMap<String, Vec<String>> = rules
+            .iter()
+            .filter(|r| r.priority == Priority::Alert)
+            .map(|r| {
+                let sets = self
+                    .config
+                    .alerts
+                    .iter()
+                    .filter(|a| a.rules.selects(&r.id))
+                    .map(|a| a.name.clone())
+                    .collect();
+                (r.id.clone(), sets)
+            })
+            .collect();
+        let stored = self
+            .db(move |s| {
+                s.record_matches_routed(&results, now, |rule| {
+                    routes.get(rule).cloned().unwrap_or_default()
+                })
+            })
+            .await?;
         info!(articles = pending.len(), matches = stored, "matched");
         Ok(stored)
     }
 
-    /// Composes one digest per configured `[[digest]]` from every unassigned match; the emails
-    /// enter the outbox in the same transaction that assigns the matches.
+    /// Batches pending alerts into alert emails, then composes each `[[digest]]` that is due
+    /// (every cycle when it has no schedule). Each email enters the outbox in the transaction
+    /// that assigns its matches (and records the served slot).
     async fn compose(&self, now: DateTime<Utc>) -> anyhow::Result<usize> {
-        if self.config.digests.is_empty() {
-            return Ok(0);
+        let mut composed = 0;
+        let mut wake: Option<DateTime<Utc>> = None;
+        let sets: Vec<String> = self.config.alerts.iter().map(|a| a.name.clone()).collect();
+        let released = self.db(move |s| s.release_orphaned_alerts(&sets)).await?;
+        if released > 0 {
+            warn!(
+                released,
+                "pending alerts of a removed [[alert]] set go to the digests"
+            );
         }
-        let titles: HashMap<String, String> = self
-            .rules
+        for set in &self.config.alerts {
+            let (n, next) = self.compose_alerts(set, now).await?;
+            composed += n;
+            wake = earliest(wake, next);
+        }
+        for cfg in &self.config.digests {
+            composed += self.compose_digest(cfg, now, false).await?;
+            if let Some(sched) = &cfg.schedule {
+                wake = earliest(wake, schedule::next_after(sched, cfg.timezone, now));
+            }
+        }
+        *self
+            .digest_wake
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = wake;
+        Ok(composed)
+    }
+
+    /// When the next scheduled digest or alert batch wants a cycle, as of the last one; the
+    /// daemon sleeps no longer than this.
+    pub fn next_digest_wake(&self) -> Option<DateTime<Utc>> {
+        *self
+            .digest_wake
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn rule_titles(&self) -> HashMap<String, String> {
+        self.rules
             .rules()
             .iter()
             .map(|r| (r.id.clone(), r.title.clone()))
-            .collect();
-        let digests = self.config.digests.clone();
+            .collect()
+    }
+
+    /// Composes digest `cfg` if its slot is due (or `force`, for `digest send`). Returns emails
+    /// composed (0 or 1).
+    async fn compose_digest(
+        &self,
+        cfg: &DigestConfig,
+        now: DateTime<Utc>,
+        force: bool,
+    ) -> anyhow::Result<usize> {
+        let slot = match &cfg.schedule {
+            Some(sched) if !force => {
+                let name = cfg.name.clone();
+                let last = self.db(move |s| s.digest_last_slot(&name)).await?;
+                match schedule::due(
+                    sched,
+                    cfg.timezone,
+                    last,
+                    now,
+                    schedule::DEFAULT_FIRST_RUN_GRACE,
+                ) {
+                    Some(slot) => Some(slot),
+                    None => return Ok(0),
+                }
+            }
+            _ => None,
+        };
+        let titles = self.rule_titles();
+        let notices = self.feed_notices().await?;
         let from = self.config.delivery.from.clone();
+        let cfg2 = cfg.clone();
+        let name = cfg.name.clone();
         let composed = self
             .db(move |s| {
-                Ok(s.compose_digest(now, |digest_id, matches| {
-                    let entries = entries(matches, &titles);
-                    let mut out = Vec::new();
-                    for cfg in &digests {
-                        if let Some(c) = digest::compose(digest_id, cfg, &from, &entries, now)? {
-                            out.push(NewMessage {
-                                digest_name: cfg.name.clone(),
-                                message_id: c.message_id,
-                                sender: c.sender,
-                                recipients: c.recipients,
-                                raw: c.raw,
-                            });
-                        }
-                    }
-                    Ok::<_, digest::DigestError>(out)
-                }))
+                Ok(s.compose_named(
+                    &name,
+                    now,
+                    slot,
+                    |m| cfg2.rules.selects(&m.rule_id),
+                    |id, matches| {
+                        let entries = digest::entries(matches, &titles);
+                        let c = digest::compose(id, &cfg2, &from, &entries, &notices, now)?;
+                        Ok::<_, digest::DigestError>(c.map(|c| NewMessage {
+                            digest_name: cfg2.name.clone(),
+                            message_id: c.message_id,
+                            sender: c.sender,
+                            recipients: c.recipients,
+                            raw: c.raw,
+                        }))
+                    },
+                ))
             })
             .await?
-            .context("cannot compose the digest")?;
+            .with_context(|| format!("cannot compose digest {:?}", cfg.name))?;
         Ok(match composed {
-            Some((digest, ids)) => {
-                info!(digest, emails = ids.len(), "digest composed");
-                ids.len()
+            Some(c) => {
+                info!(digest = %cfg.name, id = c.digest, matches = c.matches, slot = ?slot, "digest composed");
+                1
             }
-            None => 0,
+            None => {
+                if let Some(slot) = slot {
+                    debug!(digest = %cfg.name, %slot, "nothing to send at this slot");
+                }
+                0
+            }
         })
+    }
+
+    /// Plans alert set `set` and applies the plan. Returns emails composed and when to look again.
+    async fn compose_alerts(
+        &self,
+        set: &AlertConfig,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<(usize, Option<DateTime<Utc>>)> {
+        let name = set.name.clone();
+        let hour_ago = now - chrono::Duration::hours(1);
+        let (pending, sent) = self
+            .db(move |s| {
+                Ok((
+                    s.pending_alerts(&name)?,
+                    s.alerts_composed_since(&name, hour_ago)?,
+                ))
+            })
+            .await?;
+        if pending.is_empty() {
+            return Ok((0, None));
+        }
+        let pending: Vec<PendingAlert<i64>> = pending
+            .into_iter()
+            .map(|(id, matched_at)| PendingAlert { id, matched_at })
+            .collect();
+        let plan = plan_alerts(&pending, sent, &set.policy, now);
+        if plan.send_now.is_empty() && plan.defer_to_digest.is_empty() {
+            return Ok((0, plan.next_check));
+        }
+        if !plan.defer_to_digest.is_empty() {
+            warn!(alert = %set.name, deferred = plan.defer_to_digest.len(), sent_last_hour = sent, "alert cap reached; matches go to the next digest");
+        }
+        let titles = self.rule_titles();
+        let from = self.config.delivery.from.clone();
+        let cfg = set.clone();
+        let name = set.name.clone();
+        let outbox = self
+            .db(move |s| {
+                Ok(s.commit_alert(
+                    &name,
+                    now,
+                    &plan.send_now,
+                    &plan.defer_to_digest,
+                    |id, matches| {
+                        let entries = digest::entries(matches, &titles);
+                        let c = digest::compose_alert(id, &cfg, &from, &entries, now)?;
+                        Ok::<_, digest::DigestError>(NewMessage {
+                            digest_name: cfg.name.clone(),
+                            message_id: c.message_id,
+                            sender: c.sender,
+                            recipients: c.recipients,
+                            raw: c.raw,
+                        })
+                    },
+                ))
+            })
+            .await?
+            .with_context(|| format!("cannot compose alert {:?}", set.name))?;
+        if let Some(id) = outbox {
+            info!(alert = %set.name, outbox = id, "alert composed");
+        }
+        Ok((usize::from(outbox.is_some()), plan.next_check))
+    }
+
+    /// Feed-health lines for a digest's "Sources" section: feeds whose last polls failed.
+    // FIXME(issue 5): use the fetch stage's stored feed notices once they land.
+    async fn feed_notices(&self) -> anyhow::Result<Vec<String>> {
+        let names: Vec<String> = self.config.feeds.iter().map(|f| f.name.clone()).collect();
+        self.db(move |s| {
+            let mut out = Vec::new();
+            for n in &names {
+                if let Some(st) = s.feed_state(n)?
+                    && st.error_count > 0
+                {
+                    out.push(format!(
+                        "{n}: {} failed {} in a row; last error: {}",
+                        st.error_count,
+                        if st.error_count == 1 { "poll" } else { "polls" },
+                        st.last_error.as_deref().unwrap_or("unknown")
+                    ));
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    /// Renders digest `name` from stored matches without sending or consuming anything: the
+    /// matches recorded in the last `since`, else those the digest has not carried yet.
+    pub async fn preview_digest(
+        &self,
+        name: &str,
+        since: Option<Duration>,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<digest::Rendered> {
+        let cfg = self.digest_config(name)?;
+        let key = name.to_string();
+        let matches = match since {
+            Some(d) => {
+                let from = now - chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX);
+                self.db(move |s| s.matches_since(from)).await?
+            }
+            None => self.db(move |s| s.pending_for_digest(&key)).await?,
+        };
+        let matches: Vec<_> = matches
+            .into_iter()
+            .filter(|m| cfg.rules.selects(&m.rule_id))
+            .collect();
+        let entries = digest::entries(&matches, &self.rule_titles());
+        let notices = self.feed_notices().await?;
+        Ok(digest::render(
+            &digest::Audience::digest(cfg),
+            &entries,
+            &notices,
+            now,
+        )?)
+    }
+
+    /// Composes digest `name` now, whatever its schedule (the slot is not marked served), then
+    /// delivers every due outbox message.
+    pub async fn send_digest_now(&self, name: &str, now: DateTime<Utc>) -> anyhow::Result<Summary> {
+        let cfg = self.digest_config(name)?;
+        let mut summary = Summary {
+            destination: self.deliverer.describe(),
+            ..Summary::default()
+        };
+        summary.emails_composed = self.compose_digest(cfg, now, true).await?;
+        self.drain_outbox(now, &mut summary).await?;
+        Ok(summary)
+    }
+
+    fn digest_config(&self, name: &str) -> anyhow::Result<&'a DigestConfig> {
+        self.config
+            .digests
+            .iter()
+            .find(|d| d.name == name)
+            .with_context(|| {
+                let known: Vec<&str> = self
+                    .config
+                    .digests
+                    .iter()
+                    .map(|d| d.name.as_str())
+                    .collect();
+                format!(
+                    "no [[digest]] named {name:?} (configured: {})",
+                    known.join(", ")
+                )
+            })
     }
 
     /// Sends every due outbox message once, recording each outcome.
@@ -660,6 +906,7 @@ impl<'a> Pipeline<'a> {
             Ok(wake)
         })
         .await
+        .map(|w| earliest(w, self.next_digest_wake()))
     }
 
     /// Feeds whose last poll failed, and emails waiting in the outbox: the daemon's gauges.
@@ -695,24 +942,11 @@ pub fn is_due(next_due: Option<DateTime<Utc>>, now: DateTime<Utc>) -> bool {
     next_due.is_none_or(|d| d <= now)
 }
 
-/// Unassigned matches as digest entries; a rule removed since it matched shows its id.
-fn entries(matches: &[PendingMatch], titles: &HashMap<String, String>) -> Vec<Entry> {
-    matches
-        .iter()
-        .map(|m| Entry {
-            rule_title: titles
-                .get(&m.rule_id)
-                .cloned()
-                .unwrap_or_else(|| m.rule_id.clone()),
-            feed: m.feed.clone(),
-            feed_title: m.feed_title.clone(),
-            article_id: m.article_id,
-            title: m.title.clone(),
-            link: m.link.clone(),
-            time: m.published.unwrap_or(m.first_seen),
-            terms: m.hits.iter().map(|h| h.text.clone()).collect(),
-        })
-        .collect()
+fn earliest(a: Option<DateTime<Utc>>, b: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
 }
 
 #[cfg(test)]

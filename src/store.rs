@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use serde::{Deserialize, Serialize};
 
 use crate::article::Article;
@@ -86,6 +86,37 @@ CREATE TABLE outbox (
 CREATE INDEX outbox_due ON outbox(next_attempt) WHERE status = 'queued';
 ",
     feeds::MIGRATION,
+    r"
+-- issue 4: per-digest assignment (several digests with their own rules and schedules), the last
+-- schedule slot each digest served, and alert batching. `matches.digest` stays: the first digest
+-- a match went into.
+ALTER TABLE matches ADD COLUMN recorded INTEGER;
+ALTER TABLE digests ADD COLUMN name TEXT;
+ALTER TABLE digests ADD COLUMN kind TEXT NOT NULL DEFAULT 'digest';
+ALTER TABLE digests ADD COLUMN slot INTEGER;
+ALTER TABLE outbox ADD COLUMN kind TEXT NOT NULL DEFAULT 'digest';
+CREATE TABLE digest_items (
+    digest_name TEXT NOT NULL,
+    match_id    INTEGER NOT NULL REFERENCES matches(id),
+    digest      INTEGER NOT NULL REFERENCES digests(id),
+    PRIMARY KEY (digest_name, match_id)
+) STRICT;
+INSERT OR IGNORE INTO digest_items (digest_name, match_id, digest)
+    SELECT o.digest_name, m.id, m.digest FROM matches m JOIN outbox o ON o.digest = m.digest;
+CREATE TABLE digest_slots (
+    name      TEXT PRIMARY KEY,
+    last_slot INTEGER NOT NULL
+) STRICT;
+CREATE TABLE alert_items (
+    alert_set TEXT NOT NULL,
+    match_id  INTEGER NOT NULL REFERENCES matches(id),
+    queued    INTEGER NOT NULL,
+    status    TEXT NOT NULL CHECK (status IN ('pending', 'sent', 'deferred')),
+    outbox    INTEGER REFERENCES outbox(id),
+    PRIMARY KEY (alert_set, match_id)
+) STRICT;
+CREATE INDEX alert_items_pending ON alert_items(alert_set) WHERE status = 'pending';
+",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -201,6 +232,8 @@ pub struct PendingMatch {
     pub title: String,
     pub link: Option<String>,
     pub summary: String,
+    /// The article's full text, for a snippet around a hit found there.
+    pub content: String,
     pub published: Option<DateTime<Utc>>,
     pub first_seen: DateTime<Utc>,
 }
@@ -521,22 +554,47 @@ impl Store {
         results: &[ArticleMatches],
         now: DateTime<Utc>,
     ) -> Result<usize, StoreError> {
+        self.record_matches_routed(results, now, |_| Vec::new())
+    }
+
+    /// `record_matches`, and in the same transaction every new match of a rule that
+    /// `alert_sets(rule_id)` routes to alert sets is queued as a pending alert in each of them:
+    /// a crash cannot leave a match that neither an alert nor a digest will carry.
+    pub fn record_matches_routed(
+        &mut self,
+        results: &[ArticleMatches],
+        now: DateTime<Utc>,
+        alert_sets: impl Fn(&str) -> Vec<String>,
+    ) -> Result<usize, StoreError> {
         let tx = self.conn.transaction()?;
         let mut count = 0;
         {
             let mut mark = tx.prepare("UPDATE articles SET matched_at = ?2 WHERE id = ?1")?;
             let mut insert = tx.prepare(
-                "INSERT INTO matches (article, rule_id, hits) VALUES (?1, ?2, ?3)
+                "INSERT INTO matches (article, rule_id, hits, recorded) VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT (article, rule_id) DO NOTHING",
+            )?;
+            let mut queue = tx.prepare(
+                "INSERT OR IGNORE INTO alert_items (alert_set, match_id, queued, status)
+                 VALUES (?1, ?2, ?3, 'pending')",
             )?;
             for am in results {
                 mark.execute(params![am.article, ts(now)])?;
                 for (rule_id, hits) in &am.matches {
-                    count += insert.execute(params![
+                    let n = insert.execute(params![
                         am.article,
                         rule_id,
-                        serde_json::to_string(hits)?
+                        serde_json::to_string(hits)?,
+                        ts(now)
                     ])?;
+                    if n == 0 {
+                        continue;
+                    }
+                    count += n;
+                    let match_id = tx.last_insert_rowid();
+                    for set in alert_sets(rule_id) {
+                        queue.execute(params![set, match_id, ts(now)])?;
+                    }
                 }
             }
         }
@@ -731,6 +789,261 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Matches digest `name` has not carried yet, oldest first: every match not assigned to it,
+    /// except those an alert set holds (pending or sent) unless some set deferred them to the
+    /// digests. The caller filters by the digest's rules.
+    pub fn pending_for_digest(&self, name: &str) -> Result<Vec<PendingMatch>, StoreError> {
+        select_matches(&self.conn, PENDING_FOR_DIGEST, params![name])
+    }
+
+    /// Every match recorded at or after `since` (assigned or not), for previews. Read-only.
+    pub fn matches_since(&self, since: DateTime<Utc>) -> Result<Vec<PendingMatch>, StoreError> {
+        select_matches(
+            &self.conn,
+            "COALESCE(m.recorded, a.first_seen) >= ?1",
+            params![ts(since)],
+        )
+    }
+
+    /// The last schedule slot digest `name` served (composed, or skipped because empty).
+    pub fn digest_last_slot(&self, name: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT last_slot FROM digest_slots WHERE name = ?1",
+                [name],
+                |r| r.get::<_, i64>(0),
+            )
+            .optional()?
+            .map(from_ts))
+    }
+
+    /// Composes digest `name` in one transaction: its pending matches (filtered by `selects`)
+    /// go to `compose(digest_id, matches)`; a returned message enters the outbox, the matches are
+    /// assigned to the digest, and `slot` (when scheduled) is recorded as served, all or nothing.
+    /// `compose` returning `None` (nothing worth sending) still records the slot.
+    pub fn compose_named<E>(
+        &mut self,
+        name: &str,
+        now: DateTime<Utc>,
+        slot: Option<DateTime<Utc>>,
+        selects: impl Fn(&PendingMatch) -> bool,
+        compose: impl FnOnce(i64, &[PendingMatch]) -> Result<Option<NewMessage>, E>,
+    ) -> Result<Option<Composition>, ComposeError<E>> {
+        let tx = self.conn.transaction().map_err(StoreError::from)?;
+        let matches: Vec<PendingMatch> = select_matches(&tx, PENDING_FOR_DIGEST, params![name])?
+            .into_iter()
+            .filter(|m| selects(m))
+            .collect();
+        let digest_id: i64 = tx
+            .query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM digests", [], |r| {
+                r.get(0)
+            })
+            .map_err(StoreError::from)?;
+        let message = compose(digest_id, &matches).map_err(ComposeError::Compose)?;
+        if let Some(slot) = slot {
+            tx.execute(
+                "INSERT INTO digest_slots (name, last_slot) VALUES (?1, ?2)
+                 ON CONFLICT (name) DO UPDATE SET last_slot = excluded.last_slot",
+                params![name, ts(slot)],
+            )
+            .map_err(StoreError::from)?;
+        }
+        let Some(message) = message else {
+            tx.commit().map_err(StoreError::from)?;
+            return Ok(None);
+        };
+        tx.execute(
+            "INSERT INTO digests (id, created, name, kind, slot) VALUES (?1, ?2, ?3, 'digest', ?4)",
+            params![digest_id, ts(now), name, slot.map(ts)],
+        )
+        .map_err(StoreError::from)?;
+        let outbox = insert_outbox(&tx, digest_id, "digest", &message, now)?;
+        {
+            let mut assign = tx
+                .prepare(
+                    "INSERT OR IGNORE INTO digest_items (digest_name, match_id, digest)
+                     VALUES (?1, ?2, ?3)",
+                )
+                .map_err(StoreError::from)?;
+            let mut first = tx
+                .prepare("UPDATE matches SET digest = COALESCE(digest, ?1) WHERE id = ?2")
+                .map_err(StoreError::from)?;
+            for m in &matches {
+                assign
+                    .execute(params![name, m.id, digest_id])
+                    .map_err(StoreError::from)?;
+                first
+                    .execute(params![digest_id, m.id])
+                    .map_err(StoreError::from)?;
+            }
+        }
+        tx.commit().map_err(StoreError::from)?;
+        Ok(Some(Composition {
+            digest: digest_id,
+            outbox,
+            matches: matches.len(),
+        }))
+    }
+
+    /// Matches alert set `set` holds pending: (match id, when queued).
+    pub fn pending_alerts(&self, set: &str) -> Result<Vec<(i64, DateTime<Utc>)>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT match_id, queued FROM alert_items
+             WHERE alert_set = ?1 AND status = 'pending' ORDER BY match_id",
+        )?;
+        let rows = stmt.query_map([set], |r| Ok((r.get(0)?, from_ts(r.get(1)?))))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Alert emails of `set` composed after `since`.
+    pub fn alerts_composed_since(
+        &self,
+        set: &str,
+        since: DateTime<Utc>,
+    ) -> Result<usize, StoreError> {
+        let n: i64 = self.conn.query_row(
+            "SELECT COUNT(*) FROM outbox WHERE kind = 'alert' AND digest_name = ?1 AND created > ?2",
+            params![set, ts(since)],
+            |r| r.get(0),
+        )?;
+        Ok(usize::try_from(n).unwrap_or(0))
+    }
+
+    /// Applies an alert plan in one transaction: `defer` go to the digests; `send` are given to
+    /// `compose(digest_id, matches)` and the email enters the outbox with them marked sent.
+    /// Ids no longer pending in `set` are ignored. Returns the outbox id when one was queued.
+    pub fn commit_alert<E>(
+        &mut self,
+        set: &str,
+        now: DateTime<Utc>,
+        send: &[i64],
+        defer: &[i64],
+        compose: impl FnOnce(i64, &[PendingMatch]) -> Result<NewMessage, E>,
+    ) -> Result<Option<i64>, ComposeError<E>> {
+        let tx = self.conn.transaction().map_err(StoreError::from)?;
+        for id in defer {
+            tx.execute(
+                "UPDATE alert_items SET status = 'deferred'
+                 WHERE alert_set = ?1 AND match_id = ?2 AND status = 'pending'",
+                params![set, id],
+            )
+            .map_err(StoreError::from)?;
+        }
+        let mut matches = Vec::new();
+        for id in send {
+            let still: bool = tx
+                .query_row(
+                    "SELECT EXISTS (SELECT 1 FROM alert_items
+                     WHERE alert_set = ?1 AND match_id = ?2 AND status = 'pending')",
+                    params![set, id],
+                    |r| r.get(0),
+                )
+                .map_err(StoreError::from)?;
+            if still {
+                matches.extend(select_matches(&tx, "m.id = ?1", params![id])?);
+            }
+        }
+        if matches.is_empty() {
+            tx.commit().map_err(StoreError::from)?;
+            return Ok(None);
+        }
+        tx.execute(
+            "INSERT INTO digests (created, name, kind) VALUES (?1, ?2, 'alert')",
+            params![ts(now), set],
+        )
+        .map_err(StoreError::from)?;
+        let digest_id = tx.last_insert_rowid();
+        let mut message = compose(digest_id, &matches).map_err(ComposeError::Compose)?;
+        // The hourly cap counts the set's rows by this name.
+        set.clone_into(&mut message.digest_name);
+        let outbox = insert_outbox(&tx, digest_id, "alert", &message, now)?;
+        for m in &matches {
+            tx.execute(
+                "UPDATE alert_items SET status = 'sent', outbox = ?3
+                 WHERE alert_set = ?1 AND match_id = ?2",
+                params![set, m.id, outbox],
+            )
+            .map_err(StoreError::from)?;
+        }
+        tx.commit().map_err(StoreError::from)?;
+        Ok(Some(outbox))
+    }
+
+    /// Hands the pending alerts of sets no longer configured to the digests, so removing an
+    /// `[[alert]]` from the config never strands a match. Returns how many were released.
+    pub fn release_orphaned_alerts(&mut self, configured: &[String]) -> Result<usize, StoreError> {
+        let list = serde_json::to_string(configured)?;
+        Ok(self.conn.execute(
+            "UPDATE alert_items SET status = 'deferred'
+             WHERE status = 'pending' AND alert_set NOT IN (SELECT value FROM json_each(?1))",
+            [list],
+        )?)
+    }
+
+    /// The earliest time a pending alert's window closes, over every set: `queued + window`.
+    pub fn oldest_pending_alert(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT MIN(queued) FROM alert_items WHERE status = 'pending'",
+                [],
+                |r| r.get::<_, Option<i64>>(0),
+            )?
+            .map(from_ts))
+    }
+
+    /// Outbox messages that failed for good, newest first, for `status` and logs.
+    pub fn failed_messages(&self) -> Result<Vec<OutboxMessage>, StoreError> {
+        let mut all = self.outbox_where("status = 'failed' AND ?1 = ?1", 0)?;
+        all.reverse();
+        Ok(all)
+    }
+}
+
+/// Not yet carried by digest `?1`, and not held by an alert set (unless one deferred it).
+const PENDING_FOR_DIGEST: &str =
+    "NOT EXISTS (SELECT 1 FROM digest_items di WHERE di.digest_name = ?1 AND di.match_id = m.id)
+     AND (NOT EXISTS (SELECT 1 FROM alert_items ai WHERE ai.match_id = m.id)
+          OR EXISTS (SELECT 1 FROM alert_items ai
+                     WHERE ai.match_id = m.id AND ai.status = 'deferred'))";
+
+/// What `compose_named` queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Composition {
+    pub digest: i64,
+    pub outbox: i64,
+    /// Matches the digest carried.
+    pub matches: usize,
+}
+
+fn insert_outbox<E>(
+    tx: &Transaction<'_>,
+    digest_id: i64,
+    kind: &str,
+    m: &NewMessage,
+    now: DateTime<Utc>,
+) -> Result<i64, ComposeError<E>> {
+    tx.execute(
+        "INSERT INTO outbox (digest, digest_name, message_id, sender, recipients, raw,
+                             status, next_attempt, created, kind)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'queued', ?7, ?7, ?8)",
+        params![
+            digest_id,
+            m.digest_name,
+            m.message_id,
+            m.sender,
+            serde_json::to_string(&m.recipients).map_err(StoreError::from)?,
+            m.raw,
+            ts(now),
+            kind
+        ],
+    )
+    .map_err(StoreError::from)?;
+    Ok(tx.last_insert_rowid())
+}
+
 /// `compose_digest` failed: in the database, or in the caller's composer.
 #[derive(Debug, thiserror::Error)]
 pub enum ComposeError<E> {
@@ -741,14 +1054,23 @@ pub enum ComposeError<E> {
 }
 
 fn pending_matches(conn: &Connection) -> Result<Vec<PendingMatch>, StoreError> {
-    let mut stmt = conn.prepare(
+    select_matches(conn, "m.digest IS NULL", [])
+}
+
+fn select_matches(
+    conn: &Connection,
+    cond: &str,
+    args: impl rusqlite::Params,
+) -> Result<Vec<PendingMatch>, StoreError> {
+    let sql = format!(
         "SELECT m.id, m.rule_id, m.hits, a.id, a.feed, f.title, a.title, a.link, a.summary,
-                a.published, a.first_seen
+                a.published, a.first_seen, a.content
          FROM matches m JOIN articles a ON a.id = m.article JOIN feeds f ON f.name = a.feed
-         WHERE m.digest IS NULL
-         ORDER BY m.id",
-    )?;
-    let rows = stmt.query_map([], |r| {
+         WHERE {cond}
+         ORDER BY m.id"
+    );
+    let mut stmt = conn.prepare(&sql)?;
+    let rows = stmt.query_map(args, |r| {
         Ok((
             r.get::<_, String>(2)?,
             PendingMatch {
@@ -761,6 +1083,7 @@ fn pending_matches(conn: &Connection) -> Result<Vec<PendingMatch>, StoreError> {
                 title: r.get(6)?,
                 link: r.get(7)?,
                 summary: r.get(8)?,
+                content: r.get(11)?,
                 published: r.get::<_, Option<i64>>(9)?.map(from_ts),
                 first_seen: from_ts(r.get(10)?),
             },
@@ -1175,5 +1498,159 @@ mod tests {
             s.mark_sent(999, now),
             Err(StoreError::NoSuchMessage(999))
         ));
+    }
+
+    #[test]
+    fn named_digests_assign_per_digest_and_record_the_slot_atomically() {
+        let (_dir, mut s, now) = store_with_matches();
+        let slot = Some(now);
+        // A failing composer changes nothing, not even the slot.
+        let err = s
+            .compose_named("a", now, slot, |_| true, |_, _| Err("broke"))
+            .unwrap_err();
+        assert!(matches!(err, ComposeError::Compose("broke")));
+        assert_eq!(s.digest_last_slot("a").unwrap(), None);
+        // Nothing worth sending: the slot is served, the match stays pending.
+        let none = s
+            .compose_named(
+                "a",
+                now,
+                slot,
+                |_| true,
+                |_, _| Ok::<_, std::convert::Infallible>(None),
+            )
+            .unwrap();
+        assert!(none.is_none());
+        assert_eq!(s.digest_last_slot("a").unwrap(), slot);
+        assert_eq!(s.pending_for_digest("a").unwrap().len(), 1);
+        // Composed for "a": gone for "a", still pending for "b".
+        let c = s
+            .compose_named(
+                "a",
+                now,
+                None,
+                |_| true,
+                |id, m| {
+                    assert_eq!(m.len(), 1);
+                    Ok::<_, std::convert::Infallible>(Some(msg(&format!("<d{id}@x>"))))
+                },
+            )
+            .unwrap()
+            .unwrap();
+        assert_eq!(c.matches, 1);
+        assert!(s.pending_for_digest("a").unwrap().is_empty());
+        assert_eq!(s.pending_for_digest("b").unwrap().len(), 1);
+        assert_eq!(
+            s.message(c.outbox).unwrap().message_id,
+            format!("<d{}@x>", c.digest)
+        );
+        // A digest whose rules select nothing composes from nothing.
+        let c = s
+            .compose_named(
+                "b",
+                now,
+                None,
+                |_| false,
+                |_, m| {
+                    assert!(m.is_empty());
+                    Ok::<_, std::convert::Infallible>(None)
+                },
+            )
+            .unwrap();
+        assert!(c.is_none());
+    }
+
+    #[test]
+    fn alerts_hold_matches_back_from_digests_until_deferred() {
+        let (_dir, mut s) = open();
+        let now = t("2025-03-10T12:00:00Z");
+        s.ensure_feed("f", "https://example.org/feed").unwrap();
+        let items = [art("a", None), art("b", None)];
+        s.record_fetched(
+            "f",
+            Fetched {
+                title: None,
+                validators: &Validators::default(),
+                articles: &items,
+            },
+            now,
+            DAY,
+            now,
+        )
+        .unwrap();
+        let pending = s.pending_articles().unwrap();
+        let results: Vec<ArticleMatches> = pending
+            .iter()
+            .map(|p| ArticleMatches {
+                article: p.id,
+                matches: vec![("urgent".into(), vec![hit("x")])],
+            })
+            .collect();
+        s.record_matches_routed(&results, now, |rule| {
+            if rule == "urgent" {
+                vec!["breaking".into()]
+            } else {
+                Vec::new()
+            }
+        })
+        .unwrap();
+        let queued = s.pending_alerts("breaking").unwrap();
+        assert_eq!(queued.len(), 2);
+        assert_eq!(s.oldest_pending_alert().unwrap(), Some(now));
+        assert!(
+            s.pending_for_digest("d").unwrap().is_empty(),
+            "held by the alert set"
+        );
+        let (first, second) = (queued[0].0, queued[1].0);
+        let out = s
+            .commit_alert("breaking", now, &[first], &[second], |_, m| {
+                assert_eq!(m.len(), 1);
+                Ok::<_, std::convert::Infallible>(msg("<a1@x>"))
+            })
+            .unwrap();
+        assert!(out.is_some());
+        assert!(s.pending_alerts("breaking").unwrap().is_empty());
+        assert_eq!(
+            s.alerts_composed_since("breaking", now - chrono::Duration::hours(1))
+                .unwrap(),
+            1
+        );
+        let digest: Vec<i64> = s
+            .pending_for_digest("d")
+            .unwrap()
+            .iter()
+            .map(|m| m.id)
+            .collect();
+        assert_eq!(
+            digest,
+            [second],
+            "only the deferred match reaches the digest"
+        );
+        // A set removed from the config releases what it held.
+        s.record_matches_routed(
+            &[ArticleMatches {
+                article: pending[0].id,
+                matches: vec![("other".into(), vec![hit("y")])],
+            }],
+            now,
+            |_| vec!["gone".into()],
+        )
+        .unwrap();
+        assert_eq!(s.pending_alerts("gone").unwrap().len(), 1);
+        assert_eq!(s.release_orphaned_alerts(&["breaking".into()]).unwrap(), 1);
+        assert_eq!(s.pending_for_digest("d").unwrap().len(), 2);
+        // Applying the same plan again does nothing: those ids are no longer pending.
+        let again = s
+            .commit_alert(
+                "breaking",
+                now,
+                &[first],
+                &[],
+                |_, _| -> Result<NewMessage, std::convert::Infallible> {
+                    panic!("nothing to send")
+                },
+            )
+            .unwrap();
+        assert!(again.is_none());
     }
 }

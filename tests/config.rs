@@ -123,7 +123,7 @@ fn durations() {
 #[rustfmt::skip]
 const BROKEN: &[(&str, &str, &str, usize, usize, &str)] = &[
     ("unknown top-level key", "state_dir = \"state\"", "state_dir = \"state\"\nstate_dri = 1", 2, 1,
-     "unknown field `state_dri`, expected one of `state_dir`, `rules`, `user_agent`, `new_feed_window`, `fetch`, `feed`, `delivery`, `digest`, `http`"),
+     "unknown field `state_dri`, expected one of `state_dir`, `rules`, `user_agent`, `new_feed_window`, `fetch`, `feed`, `delivery`, `digest`, `http`, `alert`"),
     ("unknown feed key", "name = \"one\"", "name = \"one\"\nintervall = \"5m\"", 5, 1,
      "unknown field `intervall`, expected one of `name`, `url`, `interval`, `tags`, `allow_private_network`"),
     ("bad duration", "name = \"one\"", "name = \"one\"\ninterval = \"15\"", 5, 12,
@@ -188,6 +188,36 @@ const BROKEN: &[(&str, &str, &str, usize, usize, &str)] = &[
      "unknown field `port`, expected `enabled` or `listen`"),
     ("enabled not a bool", "[[digest]]", "[http]\nenabled = \"yes\"\n[[digest]]", 11, 11,
      "invalid type: string \"yes\", expected a boolean"),
+    ("bad schedule", "to = [\"a@example.org\"]", "to = [\"a@example.org\"]\nschedule = \"daily 25:00\"", 13, 12,
+     "invalid schedule \"daily 25:00\": expected a time of day as HH:MM (24-hour, like `07:00`), found `25:00`"),
+    ("bad timezone", "to = [\"a@example.org\"]", "to = [\"a@example.org\"]\ntimezone = \"Mars/Olympus\"", 13, 12,
+     "unknown time zone \"Mars/Olympus\": expected an IANA name like `Europe/London` or `UTC`"),
+    ("bad rule glob", "to = [\"a@example.org\"]", "to = [\"a@example.org\"]\nrules = [\"[oops\"]", 13, 9,
+     "invalid rule pattern \"[oops\": invalid range pattern (expected a rule id or a glob like `ukraine-*`)"),
+    ("zero max_items", "to = [\"a@example.org\"]", "to = [\"a@example.org\"]\nmax_items = 0", 13, 13,
+     "`max_items` must be at least 1"),
+    ("bad when_empty", "to = [\"a@example.org\"]", "to = [\"a@example.org\"]\nwhen_empty = \"always\"", 13, 14,
+     "unknown variant `always`, expected `skip` or `send`"),
+    ("send when empty without schedule", "to = [\"a@example.org\"]", "to = [\"a@example.org\"]\nwhen_empty = \"send\"", 13, 14,
+     "`when_empty = \"send\"` needs a `schedule` (without one a digest is composed every cycle)"),
+    ("duplicate digest", "[[digest]]", "[[digest]]\nname = \"d\"\nto = [\"b@example.org\"]\n[[digest]]", 14, 8,
+     "duplicate digest name \"d\""),
+    ("unknown digest key", "to = [\"a@example.org\"]", "to = [\"a@example.org\"]\nschedul = \"daily 07:00\"", 13, 1,
+     "unknown field `schedul`, expected one of `name`, `to`, `subject_prefix`, `title`, `schedule`, `timezone`, `rules`, `max_items`, `when_empty`, `template_dir`"),
+    ("alert without recipients", "[[digest]]", "[[alert]]\nname = \"breaking\"\nto = []\n[[digest]]", 12, 6,
+     "alert `to` is empty: expected at least one recipient address"),
+    ("bad alert window", "[[digest]]", "[[alert]]\nname = \"breaking\"\nto = [\"a@example.org\"]\nwindow = \"soon\"\n[[digest]]", 13, 10,
+     "invalid duration \"soon\": expected a number with a unit, like `90s`, `15m`, `48h` or `7d`"),
+    ("zero alerts per hour", "[[digest]]", "[[alert]]\nname = \"breaking\"\nto = [\"a@example.org\"]\nmax_per_hour = 0\n[[digest]]", 13, 16,
+     "`max_per_hour` must be at least 1"),
+    ("duplicate alert", "[[digest]]", "[[alert]]\nname = \"a\"\nto = [\"a@example.org\"]\n[[alert]]\nname = \"a\"\nto = [\"a@example.org\"]\n[[digest]]", 14, 8,
+     "duplicate alert name \"a\""),
+    ("missing template dir", "to = [\"a@example.org\"]", "to = [\"a@example.org\"]\ntemplate_dir = \"nope\"", 13, 16,
+     "cannot read template DIR/nope/digest.html: No such file or directory (os error 2)"),
+    ("ca_file without tls", "dir = \"outbox\"", "host = \"h\"\nsecurity = \"none\"\nca_file = \"pw\"", 10, 11,
+     "`ca_file` needs `security = \"starttls\"` or `\"tls\"`"),
+    ("missing ca_file", "dir = \"outbox\"", "host = \"h\"\nca_file = \"nope.pem\"", 9, 11,
+     "cannot read CA file DIR/nope.pem: No such file or directory (os error 2)"),
 ];
 
 #[test]
@@ -196,7 +226,10 @@ fn broken_configs_name_line_column_and_expectation() {
     for &(what, from, to, line, column, message) in BROKEN {
         assert!(BASE.contains(from), "{what}: BASE lacks {from:?}");
         let mut text = BASE.replacen(from, to, 1);
-        if what == "unset password env" {
+        if matches!(
+            what,
+            "unset password env" | "ca_file without tls" | "missing ca_file"
+        ) {
             text = text.replace("method = \"file\"", "method = \"smtp\"");
         }
         let errs = match load(dir.path(), &text) {

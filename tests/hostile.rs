@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use newswatch::config::DigestConfig;
 use newswatch::digest::{self, Entry};
+use newswatch::digest_spec::{RuleSelection, WhenEmpty};
 use newswatch::parse;
+use newswatch::store::StoredHit;
 use proptest::prelude::*;
 use proptest::test_runner::{Config as PtConfig, RngAlgorithm, TestError, TestRng, TestRunner};
 
@@ -222,7 +224,30 @@ fn digest_config() -> DigestConfig {
         name: "desk".into(),
         to: vec![format!("Analyst <{TO}>")],
         subject_prefix: "[newswatch]".into(),
+        title: Some("Hostile brief".into()),
+        schedule: None,
+        timezone: chrono_tz::UTC,
+        rules: RuleSelection::default(),
+        max_items: 50,
+        when_empty: WhenEmpty::Skip,
+        templates: None,
     }
+}
+
+/// Hits on every occurrence of `terms` in `title` (byte spans, like the matcher's).
+fn title_hits(title: &str, terms: &[String]) -> Vec<StoredHit> {
+    terms
+        .iter()
+        .filter(|t| !t.is_empty())
+        .flat_map(|t| {
+            title.match_indices(t.as_str()).map(|(start, m)| StoredHit {
+                field: "title".into(),
+                start,
+                end: start + m.len(),
+                text: m.to_string(),
+            })
+        })
+        .collect()
 }
 
 fn now() -> DateTime<Utc> {
@@ -236,20 +261,26 @@ fn entries_of(feed_title: Option<&str>, articles: &[newswatch::article::Article]
         .iter()
         .take(200)
         .enumerate()
-        .map(|(i, a)| Entry {
-            rule_title: "Hegseth".into(),
-            feed: "hostile".into(),
-            feed_title: feed_title.map(str::to_string),
-            article_id: i as i64 + 1,
-            title: a.title.clone(),
-            link: a.link.clone(),
-            time: a.published.unwrap_or_else(now),
-            terms: a
+        .map(|(i, a)| {
+            let terms: Vec<String> = a
                 .title
                 .split_whitespace()
                 .take(2)
                 .map(str::to_string)
-                .collect(),
+                .collect();
+            Entry {
+                rule_id: "hegseth".into(),
+                rule_title: "Hegseth".into(),
+                feed: "hostile".into(),
+                feed_title: feed_title.map(str::to_string),
+                article_id: i as i64 + 1,
+                hits: title_hits(&a.title, &terms),
+                title: a.title.clone(),
+                link: a.link.clone(),
+                summary: a.summary.clone(),
+                content: a.content.clone(),
+                time: a.published.unwrap_or_else(now),
+            }
         })
         .collect()
 }
@@ -275,6 +306,7 @@ fn ingest_and_render(bytes: &[u8]) -> Result<Result<usize, String>, String> {
         &digest_config(),
         "newswatch <nw@example.org>",
         &entries,
+        &[],
         now(),
     )
     .map_err(|e| format!("compose failed: {e}"))?
@@ -611,14 +643,17 @@ fn fuzz_digest_rendering() {
             .enumerate()
             .map(
                 |(i, (title, link, feed_title, rule_title, terms, secs))| Entry {
+                    rule_id: "fuzz".into(),
                     rule_title,
                     feed: "fuzz".into(),
                     feed_title,
                     article_id: i as i64,
+                    hits: title_hits(&title, &terms),
+                    summary: terms.join(" "),
+                    content: String::new(),
                     title,
                     link,
                     time: DateTime::from_timestamp(secs, 0).unwrap_or_else(now),
-                    terms,
                 },
             )
             .collect();
@@ -627,6 +662,7 @@ fn fuzz_digest_rendering() {
             &digest_config(),
             "newswatch <nw@example.org>",
             &entries,
+            &[],
             now(),
         )
         .map_err(|e| format!("compose failed: {e}"))?

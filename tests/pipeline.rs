@@ -521,6 +521,21 @@ async fn the_daemon_polls_each_feed_when_due_and_stops_when_cancelled() {
     );
 }
 
+/// Stand-ins for the shipped rules, with their ids, until they land: the demo's alert set selects
+/// `healey-hegseth-talks` (an alert rule in the shipped set too).
+const DEMO_FALLBACK_RULES: &str = r#"
+[[rule]]
+id = "minerals-deal"
+title = "US–Ukraine minerals deal"
+query = '"minerals deal"'
+
+[[rule]]
+id = "healey-hegseth-talks"
+title = "Healey–Hegseth talks"
+query = "Hegseth"
+priority = "alert"
+"#;
+
 /// A copy of the demo (config/demo.toml, its feeds, rules) in `tmp`, laid out like the repository.
 fn copy_demo(tmp: &Path) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -548,7 +563,7 @@ fn copy_demo(tmp: &Path) {
         })
         .unwrap_or_default();
     if shipped.is_empty() {
-        std::fs::write(tmp.join("rules/test.toml"), RULES).expect("write rules");
+        std::fs::write(tmp.join("rules/test.toml"), DEMO_FALLBACK_RULES).expect("write rules");
     }
     for r in &shipped {
         std::fs::copy(r, tmp.join("rules").join(r.file_name().expect("name"))).expect("copy rule");
@@ -578,20 +593,43 @@ fn the_demo_runs_from_a_temp_directory() {
         "{stdout}"
     );
     assert!(
-        stdout.contains("emails: 1 composed, 1 sent, 0 deferred, 0 failed; delivery: files in "),
-        "{stdout}"
+        stdout.contains("emails: 2 composed, 2 sent, 0 deferred, 0 failed; delivery: files in "),
+        "a digest and an alert: {stdout}"
     );
     assert!(stdout.contains("outbox"), "{stdout}");
 
-    let emls: Vec<PathBuf> = std::fs::read_dir(tmp.path().join("outbox"))
+    let mut emls: Vec<PathBuf> = std::fs::read_dir(tmp.path().join("outbox"))
         .expect("outbox dir exists")
         .filter_map(Result::ok)
         .map(|e| e.path())
         .filter(|p| p.extension().is_some_and(|e| e == "eml"))
         .collect();
-    assert_eq!(emls.len(), 1, "{emls:?}");
-    let m = parse_mail(&std::fs::read(&emls[0]).expect("read eml"));
-    assert!(m.subject.starts_with("[newswatch] "), "{}", m.subject);
+    emls.sort();
+    assert_eq!(emls.len(), 2, "{emls:?}");
+    let alert = parse_mail(&std::fs::read(&emls[0]).expect("read eml"));
+    assert!(
+        alert.subject.starts_with("[newswatch alert] "),
+        "{}",
+        alert.subject
+    );
+    assert!(
+        alert
+            .headers
+            .contains("To: \"Duty officer\" <duty@example.org>"),
+        "{}",
+        alert.headers
+    );
+    let m = parse_mail(&std::fs::read(&emls[1]).expect("read eml"));
+    assert!(
+        m.subject.starts_with("[newswatch] Morning brief — "),
+        "{}",
+        m.subject
+    );
+    assert!(
+        m.text.contains(" GMT") || m.text.contains(" BST"),
+        "London times: {}",
+        m.text
+    );
     assert!(m.text.contains("matched: "), "{}", m.text);
     assert!(
         m.html.contains("<table") && m.html.contains("matched: "),
@@ -610,6 +648,65 @@ fn the_demo_runs_from_a_temp_directory() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("0 new articles, 0 matches"), "{stdout}");
     assert!(stdout.contains("emails: 0 composed, 0 sent"), "{stdout}");
+
+    // A preview renders what was stored without sending or consuming anything.
+    let newswatch = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_newswatch"))
+            .args(args)
+            .current_dir(tmp.path())
+            .env("NEWSWATCH_LOG", "warn")
+            .output()
+            .expect("run the binary");
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "{args:?}: {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+    };
+    let stdout = newswatch(&[
+        "digest",
+        "preview",
+        "briefing",
+        "--config",
+        "config/demo.toml",
+        "--since",
+        "3650d",
+        "--out",
+        "preview.html",
+    ]);
+    assert!(
+        stdout.contains("subject: [newswatch] Morning brief — "),
+        "{stdout}"
+    );
+    let html = std::fs::read_to_string(tmp.path().join("preview.html")).expect("preview.html");
+    assert!(
+        html.contains("<table") && html.contains("matched: "),
+        "{html}"
+    );
+    assert!(html.len() <= 100 * 1024);
+    let text = std::fs::read_to_string(tmp.path().join("preview.txt")).expect("preview.txt");
+    assert!(text.contains("Morning brief"), "{text}");
+    let outbox_files = || {
+        std::fs::read_dir(tmp.path().join("outbox"))
+            .expect("outbox")
+            .count()
+    };
+    assert_eq!(outbox_files(), 2, "a preview sends nothing");
+    // Nothing is pending, so `digest send` has nothing to say (when_empty = "skip").
+    let stdout = newswatch(&["digest", "send", "briefing", "--config", "config/demo.toml"]);
+    assert!(stdout.contains("emails: 0 composed, 0 sent"), "{stdout}");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_newswatch"))
+        .args(["digest", "send", "nope", "--config", "config/demo.toml"])
+        .current_dir(tmp.path())
+        .output()
+        .expect("run the binary");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("no [[digest]] named \"nope\" (configured: briefing)")
+    );
 }
 
 #[test]
@@ -680,6 +777,385 @@ fn the_daemon_runs_until_sigterm() {
         std::fs::read_dir(tmp.path().join("outbox"))
             .expect("outbox")
             .count(),
-        1
+        2,
+        "a digest and an alert"
+    );
+}
+
+// ---- issue 4: alerts, schedules, TLS, delivery faults ------------------------------------------
+
+/// The test rules with Hegseth as an alert rule.
+const ALERT_RULES: &str = r#"
+[[rule]]
+id = "minerals"
+title = "Minerals deal"
+query = '"minerals deal"'
+
+[[rule]]
+id = "hegseth"
+title = "Healey–Hegseth talks"
+query = "Hegseth"
+priority = "alert"
+"#;
+
+/// A CA and a server certificate for 127.0.0.1 signed by it, made with the openssl CLI.
+/// Returns (ca.pem, server cert, server key).
+fn make_certs(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("run openssl");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let mut ca = vec![
+        "req",
+        "-x509",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=newswatch test CA",
+    ];
+    ca.extend(ec);
+    ca.extend([
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign",
+    ]);
+    run(&ca);
+    let mut csr = vec![
+        "req",
+        "-subj",
+        "/CN=127.0.0.1",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+    ];
+    csr.extend(ec);
+    run(&csr);
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .expect("write ext");
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "server.ext",
+        "-out",
+        "server.pem",
+    ]);
+    (
+        dir.join("ca.pem"),
+        dir.join("server.pem"),
+        dir.join("server.key"),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn starttls_and_auth_deliver_a_digest_and_one_batched_alert() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (ca, cert, key) = make_certs(tmp.path());
+    let (_server, feeds) = serve_demo().await;
+    let sink = SmtpSink::start(
+        &tmp.path().join("received"),
+        &[
+            "--tls-cert",
+            cert.to_str().expect("utf-8"),
+            "--tls-key",
+            key.to_str().expect("utf-8"),
+            "--auth",
+            "nw:s3cret",
+        ],
+    );
+    let path = write_config(tmp.path(), &feeds, sink.port, "10s");
+    std::fs::write(tmp.path().join("rules/test.toml"), ALERT_RULES).expect("alert rules");
+    let text = std::fs::read_to_string(&path)
+        .expect("config")
+        .replace(
+            "security = \"none\"",
+            &format!(
+                "security = \"starttls\"\nca_file = \"{}\"\nusername = \"nw\"\npassword_env = \"NW_PW\"",
+                ca.display()
+            ),
+        )
+        + "\n[[alert]]\nname = \"breaking\"\nto = [\"duty@example.org\"]\nwindow = \"2m\"\n";
+    let env = |name: &str| (name == "NW_PW").then(|| "s3cret".to_string());
+    let config = Config::from_str(&path, &text, &env).unwrap_or_else(|e| panic!("config: {e}"));
+    let rules = RuleSet::load(&config.rule_files).expect("rules");
+    let p = Pipeline::open(&config, &rules).await.expect("open");
+    let t0 = at("2026-01-01T00:00:00Z");
+
+    // The digest goes at once; the five Hegseth matches wait for the alert window to close.
+    let s = p.cycle(t0, Feeds::Due).await.expect("cycle 1");
+    assert_eq!(
+        (s.matches, s.emails_composed, s.emails_sent),
+        (9, 1, 1),
+        "{s}"
+    );
+    assert_eq!(
+        p.next_digest_wake(),
+        Some(t0 + chrono::Duration::minutes(2))
+    );
+    let s = p
+        .cycle(t0 + chrono::Duration::seconds(90), Feeds::Due)
+        .await
+        .expect("inside the window");
+    assert_eq!(s.emails_composed, 0, "{s}");
+    let s = p
+        .cycle(t0 + chrono::Duration::minutes(2), Feeds::Due)
+        .await
+        .expect("window closed");
+    assert_eq!((s.emails_composed, s.emails_sent), (1, 1), "{s}");
+
+    let mails = sink.messages();
+    assert_eq!(mails.len(), 2, "one digest, one alert for the whole burst");
+    let digest = parse_mail(&mails[0]);
+    assert_eq!(digest.subject, "[newswatch] 4 articles: Minerals deal (4)");
+    let alert = parse_mail(&mails[1]);
+    assert!(
+        alert
+            .subject
+            .starts_with("[newswatch alert] 5 articles: Healey–Hegseth talks ("),
+        "{}",
+        alert.subject
+    );
+    assert!(
+        alert.headers.contains("To: duty@example.org"),
+        "{}",
+        alert.headers
+    );
+    assert!(
+        alert.headers.contains("Message-ID: <alert-"),
+        "{}",
+        alert.headers
+    );
+    for title in &EXPECTED[..5] {
+        assert!(
+            !digest.text.contains(title),
+            "alert matches stay out of the digest"
+        );
+    }
+    for part in [&alert.text, &alert.html] {
+        assert!(part.contains("matched: Hegseth"), "{part}");
+    }
+    assert!(
+        alert.text.contains("*Hegseth*"),
+        "highlighted: {}",
+        alert.text
+    );
+    assert!(alert.html.contains(">Hegseth</mark>"), "{}", alert.html);
+    let rcpt = std::fs::read_to_string(sink.dir.join("0002.eml.rcpt")).expect("envelope");
+    assert_eq!(rcpt, "newswatch@example.org\nduty@example.org");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alerts_over_the_hourly_cap_go_to_the_next_digest() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (server, feeds) = serve_demo().await;
+    let sink = SmtpSink::start(&tmp.path().join("received"), &[]);
+    let path = write_config(tmp.path(), &feeds, sink.port, "5s");
+    std::fs::write(tmp.path().join("rules/test.toml"), ALERT_RULES).expect("alert rules");
+    let mut text = std::fs::read_to_string(&path).expect("config");
+    text.push_str(
+        "\n[[alert]]\nname = \"breaking\"\nto = [\"duty@example.org\"]\nwindow = \"1m\"\nmax_per_hour = 1\n",
+    );
+    std::fs::write(&path, text).expect("config");
+    let (config, rules) = load(&path);
+    let p = Pipeline::open(&config, &rules).await.expect("open");
+    let t0 = at("2026-01-01T00:00:00Z");
+    p.cycle(t0, Feeds::Due).await.expect("cycle 1");
+    let s = p
+        .cycle(t0 + chrono::Duration::minutes(1), Feeds::Due)
+        .await
+        .expect("alert");
+    assert_eq!(s.emails_sent, 1, "the first alert of the hour: {s}");
+
+    // A second burst within the hour: over the cap, so it rides with the next digest.
+    let mut feed: serde_json::Value =
+        serde_json::from_slice(&demo_feed("kyiv-ledger.json")).expect("json feed");
+    feed["items"].as_array_mut().expect("items").insert(
+        0,
+        serde_json::json!({
+            "id": "kl-test-hegseth-call",
+            "url": "https://kyiv-ledger.example/test/hegseth-call",
+            "title": "Hegseth calls Kyiv after the talks",
+            "content_text": "A short call.",
+            "date_published": "2025-04-30T23:10:00Z"
+        }),
+    );
+    server.set(
+        "/feeds/kyiv-ledger.json",
+        serde_json::to_vec(&feed).expect("json"),
+    );
+    let s = p
+        .cycle(t0 + chrono::Duration::minutes(10), Feeds::Due)
+        .await
+        .expect("second burst");
+    assert_eq!(
+        (s.matches, s.emails_composed),
+        (1, 0),
+        "held for the window: {s}"
+    );
+    let s = p
+        .cycle(t0 + chrono::Duration::minutes(11), Feeds::Due)
+        .await
+        .expect("cap reached");
+    assert_eq!((s.emails_composed, s.emails_sent), (1, 1), "{s}");
+    let mails = sink.messages();
+    assert_eq!(mails.len(), 3, "digest, alert, digest");
+    let last = parse_mail(&mails[2]);
+    assert_eq!(
+        last.subject,
+        "[newswatch] 1 article: Healey–Hegseth talks (1)"
+    );
+    assert!(last.text.contains("Hegseth calls Kyiv after the talks"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scheduled_digest_goes_once_per_slot_and_once_after_downtime() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (_server, sink, path) = one_feed(tmp.path(), &[]).await;
+    let text = std::fs::read_to_string(&path).expect("config").replace(
+        "name = \"desk\"",
+        "name = \"desk\"\nschedule = \"daily 07:00\"\ntimezone = \"Europe/London\"\nwhen_empty = \"send\"",
+    );
+    std::fs::write(&path, text).expect("config");
+    let (config, rules) = load(&path);
+    let p = Pipeline::open(&config, &rules).await.expect("open");
+
+    // (now, emails composed): matches arrive before the slot and wait for it.
+    let steps = [
+        ("2026-01-05T06:59:00Z", 0),
+        ("2026-01-05T07:00:00Z", 1),
+        ("2026-01-05T07:30:00Z", 0),
+        // Down from before the 6th's slot until after the 7th's: one email, not two.
+        ("2026-01-07T07:20:00Z", 1),
+        ("2026-01-07T07:40:00Z", 0),
+    ];
+    for (now, composed) in steps {
+        let s = p.cycle(at(now), Feeds::Due).await.expect("cycle");
+        assert_eq!(s.emails_composed, composed, "at {now}: {s}");
+        assert_eq!(
+            p.next_digest_wake(),
+            Some(at(&format!("{}T07:00:00Z", next_day(now)))),
+            "at {now}"
+        );
+    }
+    let mails = sink.messages();
+    assert_eq!(mails.len(), 2);
+    assert!(parse_mail(&mails[0]).subject.starts_with("[newswatch] "));
+    assert_eq!(parse_mail(&mails[1]).subject, "[newswatch] nothing new");
+}
+
+/// The date of the next 07:00 London (= UTC in winter) slot after `now`.
+fn next_day(now: &str) -> String {
+    let t = at(now);
+    let slot = t
+        .date_naive()
+        .and_hms_opt(7, 0, 0)
+        .expect("valid")
+        .and_utc();
+    let next = if t < slot {
+        slot
+    } else {
+        slot + chrono::Duration::days(1)
+    };
+    next.format("%Y-%m-%d").to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_is_down_gets_the_message_when_it_returns() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr").port()
+    };
+    let server = FeedServer::start().await;
+    server.set("/feeds/kyiv-ledger.json", demo_feed("kyiv-ledger.json"));
+    let feeds = [("kyiv".to_string(), server.url("/feeds/kyiv-ledger.json"))];
+    let (config, rules) = load(&write_config(tmp.path(), &feeds, port, "5s"));
+    let p = Pipeline::open(&config, &rules).await.expect("open");
+    let t0 = at("2026-01-01T00:00:00Z");
+    let s = p.cycle(t0, Feeds::Due).await.expect("down");
+    assert_eq!((s.emails_composed, s.emails_deferred), (1, 1), "{s}");
+    let s = p
+        .cycle(t0 + chrono::Duration::seconds(60), Feeds::Due)
+        .await
+        .expect("still down");
+    assert_eq!(s.emails_deferred, 1, "{s}");
+
+    let sink = SmtpSink::start(&tmp.path().join("received"), &["--port", &port.to_string()]);
+    let s = p
+        .cycle(t0 + chrono::Duration::seconds(60 + 120), Feeds::Due)
+        .await
+        .expect("back");
+    assert_eq!((s.emails_sent, s.emails_deferred), (1, 0), "{s}");
+    assert_eq!(sink.messages().len(), 1);
+    drop(p);
+    let store = Store::open(&config.state_dir).expect("reopen");
+    let m = store.message(1).expect("message 1");
+    assert_eq!((m.status, m.attempts), (OutboxStatus::Sent, 3));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_hanging_after_data_is_retried_while_polling_goes_on() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (server, sink, path) = one_feed_with_timeout(
+        tmp.path(),
+        &["--fault", "hang", "--fault-count", "1"],
+        "300ms",
+    )
+    .await;
+    let (config, rules) = load(&path);
+    let p = Pipeline::open(&config, &rules).await.expect("open");
+    let t0 = at("2026-01-01T00:00:00Z");
+    let s = p.cycle(t0, Feeds::Due).await.expect("hang");
+    assert_eq!(
+        (s.emails_sent, s.emails_deferred),
+        (0, 1),
+        "deadline hit: {s}"
+    );
+    // Ten minutes later the feed is due again and the message is retried: both happen.
+    let s = p
+        .cycle(t0 + chrono::Duration::minutes(10), Feeds::Due)
+        .await
+        .expect("later");
+    assert_eq!((s.feeds_polled, s.emails_sent), (1, 1), "{s}");
+    assert_eq!(server.counts().requests, 2);
+    let mails = sink.messages();
+    assert_eq!(mails.len(), 1);
+    assert!(
+        parse_mail(&mails[0])
+            .headers
+            .contains("Message-ID: <digest-1.desk.")
     );
 }

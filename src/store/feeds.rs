@@ -407,8 +407,11 @@ impl Store {
         keep_identities: Duration,
     ) -> Result<Pruned, StoreError> {
         let tx = self.conn.transaction()?;
+        // Settled: matched (or never alertable), in a digest, and not waiting in an alert batch.
         let settled = "(a.alertable = 0 OR a.matched_at IS NOT NULL)
-            AND NOT EXISTS (SELECT 1 FROM matches m WHERE m.article = a.id AND m.digest IS NULL)";
+            AND NOT EXISTS (SELECT 1 FROM matches m WHERE m.article = a.id AND m.digest IS NULL)
+            AND NOT EXISTS (SELECT 1 FROM alert_items ai JOIN matches m ON m.id = ai.match_id
+                            WHERE m.article = a.id AND ai.status = 'pending')";
         let texts = tx.execute(
             &format!(
                 "UPDATE articles AS a SET summary = '', content = '', text_pruned = 1
@@ -417,6 +420,17 @@ impl Store {
             [minus(now, retention)],
         )?;
         let cutoff = minus(now, keep_identities);
+        // The digest and alert bookkeeping of a forgotten match goes with it (foreign keys).
+        for table in ["digest_items", "alert_items"] {
+            tx.execute(
+                &format!(
+                    "DELETE FROM {table} WHERE match_id IN
+                       (SELECT m.id FROM matches m JOIN articles a ON a.id = m.article
+                        WHERE a.last_seen < ?1 AND {settled})"
+                ),
+                [cutoff],
+            )?;
+        }
         tx.execute(
             &format!(
                 "DELETE FROM matches WHERE article IN

@@ -12,7 +12,8 @@ Fault modes (--fault MODE, applied to the first --fault-count messages, default 
   hang  never reply to DATA
   421-greeting  answer each new connection "421 4.3.2 service not available" and close it
   store-hang    store the message, then never reply (the sender cannot know it was accepted)
-Optional STARTTLS (--tls-cert/--tls-key, then required) and AUTH PLAIN/LOGIN (--auth user:pass).
+Optional STARTTLS (--tls-cert/--tls-key, then required) and AUTH PLAIN/LOGIN (--auth user:pass);
+--port N listens on a chosen port (a server "coming back" where the client expects it).
 """
 
 import argparse
@@ -90,6 +91,7 @@ async def main():
     ap.add_argument("--tls-cert")
     ap.add_argument("--tls-key")
     ap.add_argument("--auth", help="user:password")
+    ap.add_argument("--port", type=int, default=0, help="listen here instead of a free port")
     args = ap.parse_args()
     os.makedirs(args.directory, exist_ok=True)
 
@@ -112,7 +114,7 @@ async def main():
         return SMTP(handler, hostname="sink.test", **kwargs)
 
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(protocol, "127.0.0.1", 0)
+    server = await loop.create_server(protocol, "127.0.0.1", args.port)
     port = server.sockets[0].getsockname()[1]
     print("PORT %d" % port, flush=True)
 
