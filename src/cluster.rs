@@ -108,6 +108,11 @@ pub fn cluster<'a, Id: Clone + Ord>(
         if pa.link.is_some() && pa.link == pb.link {
             return true;
         }
+        // One outlet's separate items (live-blog updates, a series) are separate entries: only
+        // the same link makes them one. Look-alike headlines merge across outlets only.
+        if items[a].source == items[b].source {
+            return false;
+        }
         if pa.title.len().min(pb.title.len()) < MIN_TITLE_WORDS {
             return false;
         }

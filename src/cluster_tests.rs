@@ -65,6 +65,10 @@ fn clustering_table() {
     let cases: &[Case] = &[
         ("empty", &[], &[]),
         ("one item", &[(1, "A", "https://a.example/x", AID, "", 0)], &[&[1]]),
+        ("one outlet's look-alike headlines stay apart", &[
+            (1, "A", "https://a.example/live/1", "Hegseth talks live: update 1", "", 0),
+            (2, "A", "https://a.example/live/2", "Hegseth talks live: update 2", "", 5),
+        ], &[&[1], &[2]]),
         ("same link after removing tracking parameters", &[
             (1, "A", "https://a.example/story?utm_source=rss&utm_medium=feed", "Headline one here", "", 0),
             (2, "B", "https://a.example/story?fbclid=xyz", "Completely different wording", "", 5),

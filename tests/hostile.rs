@@ -24,7 +24,7 @@ use proptest::test_runner::{Config as PtConfig, RngAlgorithm, TestError, TestRng
 const ALLOWED_TAGS: &[&str] = &[
     "html", "head", "meta", "title", "body", "table", "thead", "tbody", "tr", "th", "td", "span",
     "div", "p", "a", "br", "hr", "h1", "h2", "h3", "ul", "ol", "li", "b", "strong", "em", "i",
-    "small",
+    "small", "mark", "style",
 ];
 /// Attributes the template uses; no event handler (`on…`), no `src`, no `srcset`.
 const ALLOWED_ATTRS: &[&str] = &[
@@ -64,6 +64,10 @@ fn decode_entities(s: &str) -> String {
 /// no URL or script. Text content therefore contains no markup at all.
 fn check_html(html: &str) -> Result<(), String> {
     let at = |i: usize| -> String { html[i..].chars().take(60).collect() };
+    // The template's one `<style>` (dark mode) is ours; a second one would be injected.
+    if html.matches("<style").count() > 1 {
+        return Err("more than one <style> element".into());
+    }
     let mut i = 0;
     while let Some(off) = html[i..].find('<') {
         let start = i + off;
