@@ -665,7 +665,7 @@ impl<'a> Pipeline<'a> {
             _ => None,
         };
         let titles = self.rule_titles();
-        let notices = self.feed_notices().await?;
+        let notices = self.feed_notices(&cfg.name, now).await?;
         let from = self.config.delivery.from.clone();
         let cfg2 = cfg.clone();
         let name = cfg.name.clone();
@@ -767,25 +767,19 @@ impl<'a> Pipeline<'a> {
         Ok((usize::from(outbox.is_some()), plan.next_check))
     }
 
-    /// Feed-health lines for a digest's "Sources" section: feeds whose last polls failed.
-    // FIXME(issue 5): use the fetch stage's stored feed notices once they land.
-    async fn feed_notices(&self) -> anyhow::Result<Vec<String>> {
-        let names: Vec<String> = self.config.feeds.iter().map(|f| f.name.clone()).collect();
+    /// Feed-health lines for digest `name`'s "Sources" section: the failing, silent and
+    /// recovered notices raised since that digest was last composed (the last day, the first
+    /// time), so each notice reaches each digest's readers once.
+    async fn feed_notices(&self, name: &str, now: DateTime<Utc>) -> anyhow::Result<Vec<String>> {
+        let name = name.to_string();
         self.db(move |s| {
-            let mut out = Vec::new();
-            for n in &names {
-                if let Some(st) = s.feed_state(n)?
-                    && st.error_count > 0
-                {
-                    out.push(format!(
-                        "{n}: {} failed {} in a row; last error: {}",
-                        st.error_count,
-                        if st.error_count == 1 { "poll" } else { "polls" },
-                        st.last_error.as_deref().unwrap_or("unknown")
-                    ));
-                }
-            }
-            Ok(out)
+            let since = s
+                .last_digest_time(&name)?
+                .unwrap_or(now - chrono::Duration::days(1));
+            Ok(s.feed_notices(since)?
+                .into_iter()
+                .map(|n| format!("{}: {} — {}", n.feed, n.kind.as_str(), n.detail))
+                .collect())
         })
         .await
     }
@@ -812,7 +806,7 @@ impl<'a> Pipeline<'a> {
             .filter(|m| cfg.rules.selects(&m.rule_id))
             .collect();
         let entries = digest::entries(&matches, &self.rule_titles());
-        let notices = self.feed_notices().await?;
+        let notices = self.feed_notices(name, now).await?;
         Ok(digest::render(
             &digest::Audience::digest(cfg),
             &entries,

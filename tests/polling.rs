@@ -520,6 +520,36 @@ async fn an_hour_of_daemon_cycles_keeps_good_feeds_on_schedule() {
     assert!(text.contains("feed /flaky recovered"), "{text}");
 }
 
+/// A feed failing for longer than `failing_after` is named in the digest's "Sources" section; a
+/// healthy feed is not.
+#[tokio::test]
+async fn a_failing_feed_is_named_in_the_digest_sources_section() {
+    let (public, _internal) = servers().await;
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let feeds = [
+        ("/500", public.url("/500").to_string(), "5m"),
+        ("/feed.xml", public.url("/feed.xml").to_string(), "5m"),
+    ];
+    let digest = "failing_after = \"10m\"\n[[digest]]\nname = \"desk\"\nto = [\"a@example.org\"]";
+    let config = config(tmp.path(), digest, &feeds);
+    let rules = rules(&config);
+    let p = pipeline(&config, &rules).await;
+    for minute in 0..20 {
+        cycle(&p, at(minute * M)).await;
+    }
+    let r = p
+        .preview_digest("desk", Some(Duration::from_secs(3600)), at(20 * M))
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    assert!(r.text.contains("/500: failing"), "{}", r.text);
+    assert!(
+        r.html.contains("500: failing — HTTP status 500"),
+        "{}",
+        r.html
+    );
+    assert!(!r.text.contains("/feed.xml: failing"), "{}", r.text);
+}
+
 fn day(d: i64) -> DateTime<Utc> {
     at(d * 86_400)
 }

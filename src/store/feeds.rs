@@ -461,6 +461,17 @@ impl Store {
     }
 
     /// The newest `limit` digests with how many of their emails were composed and sent.
+    /// When digest `name` was last composed, if ever: its "sources" section shows the feed
+    /// notices raised since then, each once.
+    pub fn last_digest_time(&self, name: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let at: Option<i64> = self.conn.query_row(
+            "SELECT MAX(created) FROM digests WHERE name = ?1",
+            [name],
+            |r| r.get(0),
+        )?;
+        Ok(at.map(from_ts))
+    }
+
     pub fn recent_digests(&self, limit: usize) -> Result<Vec<DigestInfo>, StoreError> {
         let mut stmt = self.conn.prepare(
             "SELECT d.id, d.created, COUNT(o.id), COUNT(o.sent)
