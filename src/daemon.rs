@@ -131,6 +131,8 @@ async fn supervise(mut config: Config, mut rules: RuleSet, ctx: &Loop<'_>) -> an
     let mut note = String::new();
     // The set that ran before the last swap, kept until the new one has opened.
     let mut previous: Option<(Config, RuleSet)> = None;
+    // A refusal seen while no pipeline was open, recorded once the old set has reopened.
+    let mut unrecorded_refusal: Option<String> = None;
     loop {
         let pipeline = match Pipeline::open(&config, &rules).await {
             Ok(p) => p.with_metrics(ctx.metrics.clone()),
@@ -140,12 +142,26 @@ async fn supervise(mut config: Config, mut rules: RuleSet, ctx: &Loop<'_>) -> an
                 };
                 let problems = vec![format!("{e:#}")];
                 note = refuse(ctx, &problems);
+                unrecorded_refusal = Some(problems.join("; "));
                 notify(ctx.notifier, Notifier::ready);
                 (config, rules) = (c, r);
                 continue;
             }
         };
+        if let Some(problems) = unrecorded_refusal.take() {
+            record_reload(&pipeline, false, problems).await;
+        }
         if previous.take().is_some() {
+            record_reload(
+                &pipeline,
+                true,
+                format!(
+                    "{} feeds, {} rules",
+                    config.feeds.len(),
+                    rules.rules().len()
+                ),
+            )
+            .await;
             ctx.metrics.reload(ReloadResult::Applied);
             note = format!("; reloaded at {}", clock_now().format("%H:%M:%S UTC"));
             info!(
@@ -165,6 +181,7 @@ async fn supervise(mut config: Config, mut rules: RuleSet, ctx: &Loop<'_>) -> an
                         Ok(set) => break Some(set),
                         Err(problems) => {
                             note = refuse(ctx, &problems);
+                            record_reload(&pipeline, false, problems.join("; ")).await;
                             notify(ctx.notifier, Notifier::ready);
                         }
                     }
@@ -179,6 +196,18 @@ async fn supervise(mut config: Config, mut rules: RuleSet, ctx: &Loop<'_>) -> an
             std::mem::replace(&mut config, new_config),
             std::mem::replace(&mut rules, new_rules),
         ));
+    }
+}
+
+/// Keeps the reload's outcome for `newswatch status`. Failing to write it is logged, never fatal:
+/// the reload itself has already happened or been refused.
+async fn record_reload(pipeline: &Pipeline<'_>, applied: bool, detail: String) {
+    let at = clock_now();
+    if let Err(e) = pipeline
+        .db(move |s| s.record_reload(at, applied, &detail))
+        .await
+    {
+        warn!(error = %format!("{e:#}"), "cannot record the reload in the database");
     }
 }
 

@@ -8,7 +8,9 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
 use crate::config::Config;
-use crate::store::{DigestInfo, FeedNotice, FeedRecord, OutboxCounts, Store, StoreError};
+use crate::store::{
+    DigestInfo, FeedNotice, FeedRecord, OutboxCounts, ReloadInfo, Store, StoreError,
+};
 
 /// Digests listed by `status`.
 const RECENT_DIGESTS: usize = 5;
@@ -31,6 +33,8 @@ pub struct StatusReport {
     pub outbox: OutboxCounts,
     pub digests: Vec<DigestInfo>,
     pub notices: Vec<FeedNotice>,
+    /// The daemon's last config/rule reload (SIGHUP or `--watch-rules`), if any.
+    pub last_reload: Option<ReloadInfo>,
 }
 
 /// Reads the report from the state database of `config`, if there is one.
@@ -53,6 +57,10 @@ pub fn gather(config: &Config) -> Result<StatusReport, StoreError> {
             record,
         });
     }
+    let last_reload = match &store {
+        Some(s) => s.last_reload()?,
+        None => None,
+    };
     let (outbox, digests, notices) = match &store {
         Some(s) => (s.outbox_counts()?, s.recent_digests(RECENT_DIGESTS)?, {
             let all = s.feed_notices(DateTime::<Utc>::MIN_UTC)?;
@@ -66,6 +74,7 @@ pub fn gather(config: &Config) -> Result<StatusReport, StoreError> {
         outbox,
         digests,
         notices,
+        last_reload,
     })
 }
 
@@ -132,6 +141,20 @@ pub fn render_text(r: &StatusReport, now: DateTime<Utc>) -> String {
             d.emails
         );
     }
+    match &r.last_reload {
+        None => {
+            let _ = writeln!(out, "last reload: none since the database was created");
+        }
+        Some(l) => {
+            let _ = writeln!(
+                out,
+                "last reload: {} {} ({})",
+                when(Some(l.at)),
+                if l.applied { "applied" } else { "refused" },
+                l.detail
+            );
+        }
+    }
     for n in &r.notices {
         let _ = writeln!(
             out,
@@ -173,6 +196,9 @@ pub fn render_json(r: &StatusReport) -> Value {
         "database": r.database,
         "feeds": feeds,
         "outbox": {"queued": r.outbox.queued, "sent": r.outbox.sent, "failed": r.outbox.failed},
+        "last_reload": r.last_reload.as_ref().map(|l| json!({
+            "at": l.at.to_rfc3339(), "applied": l.applied, "detail": l.detail,
+        })),
         "digests": r.digests.iter().map(|d| json!({
             "id": d.id, "created": d.created.to_rfc3339(), "emails": d.emails, "sent": d.sent,
         })).collect::<Vec<_>>(),

@@ -117,6 +117,15 @@ CREATE TABLE alert_items (
 ) STRICT;
 CREATE INDEX alert_items_pending ON alert_items(alert_set) WHERE status = 'pending';
 ",
+    r"
+-- issue 6: config/rule reloads of the daemon, for `newswatch status`.
+CREATE TABLE reloads (
+    id      INTEGER PRIMARY KEY,
+    at      INTEGER NOT NULL,
+    applied INTEGER NOT NULL,
+    detail  TEXT NOT NULL
+) STRICT;
+",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -1108,6 +1117,48 @@ fn create_private_dir(dir: &Path) -> std::io::Result<()> {
         builder.mode(0o700);
     }
     builder.create(dir)
+}
+
+/// One reload of the daemon's config and rules, as `status` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReloadInfo {
+    pub at: DateTime<Utc>,
+    /// Applied, or refused (the previous set kept running).
+    pub applied: bool,
+    /// What was loaded, or why it was refused.
+    pub detail: String,
+}
+
+impl Store {
+    pub fn record_reload(
+        &self,
+        at: DateTime<Utc>,
+        applied: bool,
+        detail: &str,
+    ) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO reloads (at, applied, detail) VALUES (?1, ?2, ?3)",
+            params![ts(at), applied, detail],
+        )?;
+        Ok(())
+    }
+
+    pub fn last_reload(&self) -> Result<Option<ReloadInfo>, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT at, applied, detail FROM reloads ORDER BY id DESC LIMIT 1",
+                [],
+                |r| {
+                    Ok(ReloadInfo {
+                        at: from_ts(r.get(0)?),
+                        applied: r.get(1)?,
+                        detail: r.get(2)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
 }
 
 #[cfg(test)]

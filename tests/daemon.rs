@@ -463,6 +463,26 @@ fn notify_metrics_and_reload_on_the_running_daemon() {
         m.get("newswatch_reloads_total{result=\"refused\"}"),
         Some(&1.0)
     );
+    // `status` (read-only, beside the running daemon) names the last reload: the refused one.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_newswatch"))
+        .args(["status", "--config"])
+        .arg(&config)
+        .output()
+        .expect("run status");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("last reload: "))
+        .unwrap_or_else(|| panic!("no last reload line:\n{text}"));
+    assert!(
+        line.contains(" refused (") && line.contains("watch.toml"),
+        "{line}"
+    );
 
     let status = d.terminate(DEADLINE);
     assert!(status.success(), "{status:?}\n{}", d.report());
