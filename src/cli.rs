@@ -188,6 +188,18 @@ pub enum RulesCommand {
         #[arg(long)]
         title: Option<String>,
     },
+    /// Run rules over the articles already stored and list what they would have matched,
+    /// marked NEW, same or GONE against the configured rules. Reads the database read-only.
+    Backtest {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Rule files to try (default: the configured rules).
+        #[arg(long, num_args = 1..)]
+        rules: Vec<PathBuf>,
+        /// How far back, by the time each article was first stored: `7d`, `48h`, `2w`.
+        #[arg(long, default_value = "7d", value_parser = crate::config::parse_duration)]
+        since: std::time::Duration,
+    },
 }
 
 pub fn main() -> ExitCode {
@@ -305,6 +317,14 @@ fn dispatch(command: Command) -> Exit {
                 text,
                 title,
             } => crate::rules::cli::explain(&rule_id, &rules, title, &text),
+            RulesCommand::Backtest {
+                config,
+                rules,
+                since,
+            } => match load_config(&config) {
+                Ok(c) => crate::rules::cli::backtest(&c, &rules, since, chrono::Utc::now()),
+                Err(e) => e,
+            },
         },
         Command::Status { config, json } => status(&config, json),
         Command::Digest { action } => digest(action),

@@ -3,6 +3,7 @@
 //! compilation (`compile`), the match step (`matcher`) and `explain` live in `rules/`.
 //! No IO except reading rule files in `load`; matching is pure and takes `now`.
 
+pub mod backtest;
 pub mod cli;
 mod compile;
 mod explain;

@@ -220,6 +220,15 @@ pub struct PendingArticle {
     pub article: Article,
 }
 
+/// A stored article with its feed and when it was first seen (`articles_since`).
+#[derive(Debug, Clone)]
+pub struct StoredArticle {
+    pub feed: String,
+    pub feed_title: Option<String>,
+    pub article: Article,
+    pub first_seen: DateTime<Utc>,
+}
+
 /// One matched term as stored (the DB row's own shape, not the matcher's type).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoredHit {
@@ -551,6 +560,72 @@ impl Store {
                 feed,
                 feed_title,
                 article,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Opens an existing `newswatch.db` in `state_dir` read-only (`rules backtest`): no directory is
+    /// created, no migration runs, nothing is written; a schema newer than ours is refused.
+    pub fn open_read_only(state_dir: &Path) -> Result<Store, StoreError> {
+        let path = state_dir.join(DB_FILE);
+        let open_err = |source| StoreError::Open {
+            path: path.clone(),
+            source,
+        };
+        let flags =
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(&path, flags).map_err(open_err)?;
+        conn.busy_timeout(Duration::from_secs(5))
+            .map_err(open_err)?;
+        let store = Store { conn };
+        let found = store.schema_version()?;
+        let known = MIGRATIONS.len() as i64;
+        if found > known {
+            return Err(StoreError::TooNew { found, known });
+        }
+        Ok(store)
+    }
+
+    /// Every stored article first seen at or after `cutoff` (alertable or not), oldest first.
+    pub fn articles_since(&self, cutoff: DateTime<Utc>) -> Result<Vec<StoredArticle>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT a.feed, f.title, a.key, a.link, a.title, a.summary, a.content,
+                    a.authors, a.categories, a.lang, a.published, a.first_seen
+             FROM articles a JOIN feeds f ON f.name = a.feed
+             WHERE a.first_seen >= ?1
+             ORDER BY a.first_seen, a.id",
+        )?;
+        let rows = stmt.query_map([ts(cutoff)], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, Option<String>>(1)?,
+                Article {
+                    key: r.get(2)?,
+                    link: r.get(3)?,
+                    title: r.get(4)?,
+                    summary: r.get(5)?,
+                    content: r.get(6)?,
+                    authors: Vec::new(),
+                    categories: Vec::new(),
+                    lang: r.get(9)?,
+                    published: r.get::<_, Option<i64>>(10)?.map(from_ts),
+                },
+                r.get::<_, String>(7)?,
+                r.get::<_, String>(8)?,
+                r.get::<_, i64>(11)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (feed, feed_title, mut article, authors, categories, first_seen) = row?;
+            article.authors = serde_json::from_str(&authors)?;
+            article.categories = serde_json::from_str(&categories)?;
+            out.push(StoredArticle {
+                feed,
+                feed_title,
+                article,
+                first_seen: from_ts(first_seen),
             });
         }
         Ok(out)

@@ -786,3 +786,182 @@ fn cli_check_test_and_explain() {
         "{err}"
     );
 }
+
+/// A copy of the demo (config, feeds, shipped rules) in `tmp`, laid out like the repository.
+fn copy_demo(tmp: &Path) -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let feeds = tmp.join("config/demo/feeds");
+    std::fs::create_dir_all(&feeds).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::create_dir_all(tmp.join("rules")).unwrap_or_else(|e| panic!("{e}"));
+    let copy = |from: &Path, to: &Path| {
+        std::fs::copy(from, to).unwrap_or_else(|e| panic!("{}: {e}", from.display()));
+    };
+    copy(
+        &root.join("config/demo.toml"),
+        &tmp.join("config/demo.toml"),
+    );
+    for e in std::fs::read_dir(root.join("config/demo/feeds")).unwrap_or_else(|e| panic!("{e}")) {
+        let p = e.unwrap_or_else(|e| panic!("{e}")).path();
+        copy(&p, &feeds.join(p.file_name().unwrap_or_default()));
+    }
+    for p in shipped_rule_files() {
+        copy(
+            &p,
+            &tmp.join("rules").join(p.file_name().unwrap_or_default()),
+        );
+    }
+    tmp.join("config/demo.toml")
+}
+
+/// (marker, rule, feed, date, title) of each backtest line; the summary after the blank line.
+fn backtest_lines(out: &str) -> Vec<[String; 5]> {
+    out.lines()
+        .take_while(|l| !l.is_empty())
+        .map(|l| {
+            let mut parts = l.splitn(5, "  ").map(|p| p.trim().to_string());
+            std::array::from_fn(|_| parts.next().unwrap_or_default())
+        })
+        .collect()
+}
+
+fn count(lines: &[[String; 5]], marker: &str, rule: &str) -> usize {
+    lines
+        .iter()
+        .filter(|l| l[0] == marker && l[1] == rule)
+        .count()
+}
+
+#[test]
+fn backtest_marks_new_same_and_gone_against_the_rules_in_force() {
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let config = copy_demo(tmp.path());
+    let config = config.to_str().unwrap_or_default();
+    let (code, out, err) = newswatch(&["run", "--once", "--config", config]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("64 new articles, 70 matches"), "{out}");
+
+    // The configured rules against themselves: every line `same`, counts as the daemon stored them.
+    let (code, out, err) = newswatch(&["rules", "backtest", "--config", config]);
+    assert_eq!(code, 0, "{out}{err}");
+    let lines = backtest_lines(&out);
+    assert_eq!(lines.len(), 70, "{out}");
+    assert!(lines.iter().all(|l| l[0] == "same"), "{out}");
+    assert!(
+        out.contains("64 articles first seen since ")
+            && out.contains("(8 rules backtested against 8 in force)"),
+        "{out}"
+    );
+    let minerals = count(&lines, "same", "minerals-deal");
+    let talks = count(&lines, "same", "healey-hegseth-talks");
+    assert!(minerals >= 2 && talks >= 1, "{out}");
+    assert!(
+        out.contains(&format!(
+            "minerals-deal: would match {minerals}, of which 0 new; 0 no longer matched"
+        )),
+        "{out}"
+    );
+
+    // An edit: one rule widened, one narrowed, one added; the other rules in force are not in the
+    // candidate files and so are not reported.
+    let edited = tmp.path().join("edited.toml");
+    std::fs::write(
+        &edited,
+        r#"
+[[rule]]
+id = "healey-hegseth-talks"
+query = '@healey OR @hegseth'
+
+[[rule]]
+id = "minerals-deal"
+query = '(mineral* OR "rare earths") NEAR/6 (deal OR deals OR agreement OR framework OR signing OR draft OR accord) AND @ukraine AND "Kyiv lawmakers"'
+
+[[rule]]
+id = "hegseth-only"
+query = '@hegseth'
+"#,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let actors = tmp.path().join("rules/actors.toml");
+    let db = tmp.path().join("state/newswatch.db");
+    let before = std::fs::read(&db).unwrap_or_else(|e| panic!("{e}"));
+    let (code, out, err) = newswatch(&[
+        "rules",
+        "backtest",
+        "--config",
+        config,
+        "--rules",
+        actors.to_str().unwrap_or_default(),
+        edited.to_str().unwrap_or_default(),
+        "--since",
+        "2d",
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(
+        std::fs::read(&db).unwrap_or_default(),
+        before,
+        "the database is not written"
+    );
+    let lines = backtest_lines(&out);
+    assert!(lines.iter().all(|l| l[1] != "us-backstop"), "{out}");
+    assert!(
+        lines
+            .iter()
+            .all(|l| l[3].len() == 10 && !l[2].is_empty() && !l[4].is_empty()),
+        "{out}"
+    );
+
+    // Widened: everything it matched before, and more.
+    let (new, same) = (
+        count(&lines, "NEW", "healey-hegseth-talks"),
+        count(&lines, "same", "healey-hegseth-talks"),
+    );
+    assert_eq!(same, talks, "{out}");
+    assert!(new > 0, "{out}");
+    assert_eq!(count(&lines, "GONE", "healey-hegseth-talks"), 0, "{out}");
+    assert!(
+        out.contains(&format!(
+            "healey-hegseth-talks: would match {}, of which {new} new; 0 no longer matched",
+            new + same
+        )),
+        "{out}"
+    );
+    // Narrowed: a subset of what it matched before.
+    let (same, gone) = (
+        count(&lines, "same", "minerals-deal"),
+        count(&lines, "GONE", "minerals-deal"),
+    );
+    assert_eq!(count(&lines, "NEW", "minerals-deal"), 0, "{out}");
+    assert!(same >= 1 && gone >= 1, "{out}");
+    assert_eq!(same + gone, minerals, "{out}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l[0] == "same" && l[1] == "minerals-deal" && l[4].contains("Kyiv lawmakers")),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "minerals-deal: would match {same}, of which 0 new; {gone} no longer matched"
+        )),
+        "{out}"
+    );
+    // Added: a rule the config does not have matches only NEW.
+    let n = count(&lines, "NEW", "hegseth-only");
+    assert!(n >= talks, "{out}");
+    assert_eq!(
+        lines.iter().filter(|l| l[1] == "hegseth-only").count(),
+        n,
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "hegseth-only: would match {n}, of which {n} new; 0 no longer matched"
+        )),
+        "{out}"
+    );
+
+    // A duration without a unit is a usage error, as everywhere in newswatch.
+    let (code, out, err) = newswatch(&["rules", "backtest", "--config", config, "--since", "7"]);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(err.contains("expected a number with a unit"), "{err}");
+}
