@@ -565,28 +565,6 @@ impl Store {
         Ok(out)
     }
 
-    /// Opens an existing `newswatch.db` in `state_dir` read-only (`rules backtest`): no directory is
-    /// created, no migration runs, nothing is written; a schema newer than ours is refused.
-    pub fn open_read_only(state_dir: &Path) -> Result<Store, StoreError> {
-        let path = state_dir.join(DB_FILE);
-        let open_err = |source| StoreError::Open {
-            path: path.clone(),
-            source,
-        };
-        let flags =
-            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let conn = Connection::open_with_flags(&path, flags).map_err(open_err)?;
-        conn.busy_timeout(Duration::from_secs(5))
-            .map_err(open_err)?;
-        let store = Store { conn };
-        let found = store.schema_version()?;
-        let known = MIGRATIONS.len() as i64;
-        if found > known {
-            return Err(StoreError::TooNew { found, known });
-        }
-        Ok(store)
-    }
-
     /// Every stored article first seen at or after `cutoff` (alertable or not), oldest first.
     pub fn articles_since(&self, cutoff: DateTime<Utc>) -> Result<Vec<StoredArticle>, StoreError> {
         let mut stmt = self.conn.prepare(
