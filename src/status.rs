@@ -142,6 +142,7 @@ pub fn render_text(r: &StatusReport, now: DateTime<Utc>) -> String {
         );
     }
     match &r.last_reload {
+        None if !r.database => {}
         None => {
             let _ = writeln!(out, "last reload: none since the database was created");
         }
