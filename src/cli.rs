@@ -235,22 +235,13 @@ fn dispatch(command: Command) -> Exit {
                     "the SMTP password file is readable by every local user; run `chmod o-r` on it"
                 );
             }
-            let rules = match RuleSet::load(&config.rule_files) {
+            let rules = match load_rules(&config) {
                 Ok(r) => r,
-                Err(d) => {
-                    eprintln!("{d}");
-                    return Exit::Rules;
-                }
+                Err(e) => return e,
             };
-            let runtime = match tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-            {
+            let runtime = match runtime() {
                 Ok(rt) => rt,
-                Err(e) => {
-                    eprintln!("error: cannot start the async runtime: {e}");
-                    return Exit::Failure;
-                }
+                Err(e) => return e,
             };
             let state_dir = config.state_dir.clone();
             let result = runtime.block_on(async move {
@@ -342,22 +333,13 @@ fn digest(action: DigestCommand) -> Exit {
         Ok(c) => c,
         Err(e) => return e,
     };
-    let rules = match RuleSet::load(&config.rule_files) {
+    let rules = match load_rules(&config) {
         Ok(r) => r,
-        Err(d) => {
-            eprintln!("{d}");
-            return Exit::Rules;
-        }
+        Err(e) => return e,
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match runtime() {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return Exit::Failure;
-        }
+        Err(e) => return e,
     };
     let result = runtime.block_on(async {
         let pipeline = crate::pipeline::Pipeline::open(&config, &rules).await?;
@@ -500,6 +482,24 @@ fn man_page() -> Exit {
             Exit::Failure
         }
     }
+}
+
+/// The configured rules, every problem printed on failure.
+fn load_rules(config: &Config) -> Result<RuleSet, Exit> {
+    RuleSet::load(&config.rule_files).map_err(|d| {
+        eprintln!("{d}");
+        Exit::Rules
+    })
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, Exit> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("error: cannot start the async runtime: {e}");
+            Exit::Failure
+        })
 }
 
 fn load_config(path: &std::path::Path) -> Result<Config, Exit> {
