@@ -24,6 +24,9 @@ pub struct Config {
     /// Articles of a newly added feed published before this window are stored as seen, not alerted.
     pub new_feed_window: Duration,
     pub fetch: FetchSettings,
+    /// Politeness per host (`[fetch] per_host`, `host_spacing`); default one request at a time,
+    /// 1 s apart. A benchmark or an operator's own feed server may lift it.
+    pub host_limits: crate::host_gate::HostLimits,
     pub feeds: Vec<FeedConfig>,
     pub delivery: Delivery,
     pub digests: Vec<DigestConfig>,
@@ -178,6 +181,8 @@ struct RawFetch {
     max_body: Option<ByteSize>,
     concurrency: Option<Spanned<usize>>,
     interval: Option<HumanDuration>,
+    per_host: Option<Spanned<usize>>,
+    host_spacing: Option<HumanDuration>,
 }
 
 #[derive(Deserialize)]
@@ -457,6 +462,21 @@ impl Config {
             src.error_at(c.span(), "`concurrency` must be at least 1");
         }
 
+        let defaults = crate::host_gate::HostLimits::default();
+        let host_limits = crate::host_gate::HostLimits {
+            per_host: raw
+                .fetch
+                .per_host
+                .as_ref()
+                .map_or(defaults.per_host, |c| *c.get_ref()),
+            spacing: raw.fetch.host_spacing.map_or(defaults.spacing, |d| d.0),
+        };
+        if let Some(c) = &raw.fetch.per_host
+            && *c.get_ref() == 0
+        {
+            src.error_at(c.span(), "`per_host` must be at least 1");
+        }
+
         let mut feeds: Vec<FeedConfig> = Vec::new();
         for feed in &raw.feeds {
             let name = feed.name.get_ref().trim().to_string();
@@ -539,6 +559,7 @@ impl Config {
                 .new_feed_window
                 .map_or(Duration::from_secs(48 * 3600), |d| d.0),
             fetch,
+            host_limits,
             feeds,
             delivery,
             digests,

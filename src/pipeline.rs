@@ -30,6 +30,10 @@ use crate::store::{
 const MAX_IDLE: Duration = Duration::from_secs(300);
 const MIN_IDLE: Duration = Duration::from_secs(1);
 
+/// Pending articles matched per database round trip: bounds the memory a large backlog (a cold
+/// cycle of 10,000 feeds is 500,000 articles) holds at once, at one transaction per chunk.
+const MATCH_CHUNK: usize = 1024;
+
 /// The one place the pipeline reads the wall clock; everything below takes `now` as an argument.
 fn clock_now() -> DateTime<Utc> {
     Utc::now()
@@ -196,9 +200,7 @@ impl<'a> Pipeline<'a> {
             .collect();
         let store = tokio::task::spawn_blocking(move || -> Result<Store, StoreError> {
             let mut store = Store::open(&state_dir)?;
-            for (name, url) in &feeds {
-                store.ensure_feed(name, url)?;
-            }
+            store.ensure_feeds(feeds.iter().map(|(n, u)| (n.as_str(), u.as_str())))?;
             Ok(store)
         })
         .await
@@ -210,7 +212,8 @@ impl<'a> Pipeline<'a> {
             )
         })?;
         let fetcher = Fetcher::new(&config.fetch, &config.user_agent)
-            .context("cannot build the HTTP client")?;
+            .context("cannot build the HTTP client")?
+            .with_host_limits(config.host_limits);
         let deliverer = Deliverer::new(&config.delivery)?;
         Ok(Pipeline {
             config,
@@ -355,10 +358,29 @@ impl<'a> Pipeline<'a> {
 
     /// Runs every stored, not yet matched, alertable article through the rules.
     async fn match_pending(&self, now: DateTime<Utc>) -> anyhow::Result<usize> {
-        let pending = self.db(|s| s.pending_articles()).await?;
-        if pending.is_empty() {
-            return Ok(0);
+        let mut after = 0;
+        let (mut articles, mut stored) = (0, 0);
+        loop {
+            let pending = self
+                .db(move |s| s.pending_articles_after(after, MATCH_CHUNK))
+                .await?;
+            let Some(last) = pending.last() else { break };
+            after = last.id;
+            articles += pending.len();
+            stored += self.match_chunk(&pending, now).await?;
         }
+        if articles > 0 {
+            info!(articles, matches = stored, "matched");
+        }
+        Ok(stored)
+    }
+
+    /// Matches one chunk of pending articles and records the verdicts in one transaction.
+    async fn match_chunk(
+        &self,
+        pending: &[crate::store::PendingArticle],
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<usize> {
         let tags: HashMap<&str, &[String]> = self
             .config
             .feeds
@@ -403,9 +425,7 @@ impl<'a> Pipeline<'a> {
                 }
             })
             .collect();
-        let stored = self.db(move |s| s.record_matches(&results, now)).await?;
-        info!(articles = pending.len(), matches = stored, "matched");
-        Ok(stored)
+        self.db(move |s| s.record_matches(&results, now)).await
     }
 
     /// Composes one digest per configured `[[digest]]` from every unassigned match; the emails
