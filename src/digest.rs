@@ -82,6 +82,22 @@ struct Item {
     terms: String,
 }
 
+/// Line endings as CRLF in one pass (a `\n` already after `\r` is kept). lettre makes a body
+/// CRLF by inserting each `\r` in place, which is quadratic: 26 s of CPU for the 14 MB digest of
+/// the 10,000-rule benchmark. Given CRLF it has nothing to insert.
+fn crlf(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + s.len() / 16);
+    let mut rest = s;
+    while let Some(i) = rest.find('\n') {
+        let line = &rest[..i];
+        out.push_str(line.strip_suffix('\r').unwrap_or(line));
+        out.push_str("\r\n");
+        rest = &rest[i + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
 /// Composes digest `digest_id` for `cfg` from `entries`. `None` when there is nothing to send.
 pub fn compose(
     digest_id: i64,
@@ -154,12 +170,12 @@ pub fn compose(
             .singlepart(
                 SinglePart::builder()
                     .header(ContentType::TEXT_PLAIN)
-                    .body(text),
+                    .body(crlf(&text)),
             )
             .singlepart(
                 SinglePart::builder()
                     .header(ContentType::TEXT_HTML)
-                    .body(html),
+                    .body(crlf(&html)),
             ),
     )?;
     Ok(Some(Composed {
@@ -315,6 +331,23 @@ mod tests {
         DateTime::parse_from_rfc3339("2025-03-10T12:00:00Z")
             .expect("valid")
             .with_timezone(&Utc)
+    }
+
+    #[test]
+    fn crlf_line_endings() {
+        // (input, output)
+        let cases = [
+            ("", ""),
+            ("a", "a"),
+            ("a\nb", "a\r\nb"),
+            ("a\r\nb\n", "a\r\nb\r\n"),
+            ("\n\n", "\r\n\r\n"),
+            ("x\r", "x\r"),
+            ("é\nü\r\n", "é\r\nü\r\n"),
+        ];
+        for (input, want) in cases {
+            assert_eq!(crlf(input), want, "{input:?}");
+        }
     }
 
     fn cfg() -> DigestConfig {
