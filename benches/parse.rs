@@ -58,7 +58,10 @@ fn bench(c: &mut Criterion) {
                     .len()
             })
             .sum();
-        eprintln!("parse bench: {name}: {} feeds, {items} items, {bytes} bytes", feeds.len());
+        eprintln!(
+            "parse bench: {name}: {} feeds, {items} items, {bytes} bytes",
+            feeds.len()
+        );
         let run = |b: &mut criterion::Bencher<'_>| {
             b.iter(|| {
                 for f in feeds {

@@ -22,7 +22,8 @@ fn poll(round: u64, now: DateTime<Utc>) -> Vec<Article> {
             summary: "Defence Secretary John Healey told reporters the coalition of the willing \
                       would meet again next week to discuss a US backstop for any ceasefire."
                 .repeat(3),
-            content: "Kyiv (Wire) - Officials said talks on the minerals deal continued. ".repeat(20),
+            content: "Kyiv (Wire) - Officials said talks on the minerals deal continued. "
+                .repeat(20),
             authors: vec!["Staff Reporter".into()],
             categories: vec!["Politics".into(), "Defence".into()],
             lang: Some("en-GB".into()),

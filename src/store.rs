@@ -344,20 +344,19 @@ impl Store {
                  FROM feeds WHERE name = ?1",
             )?
             .query_row([name], |r| {
-                    Ok(FeedState {
-                        name: r.get(0)?,
-                        title: r.get(1)?,
-                        validators: Validators {
-                            etag: r.get(2)?,
-                            last_modified: r.get(3)?,
-                        },
-                        last_success: r.get::<_, Option<i64>>(4)?.map(from_ts),
-                        last_error: r.get(5)?,
-                        error_count: r.get(6)?,
-                        next_due: r.get::<_, Option<i64>>(7)?.map(from_ts),
-                    })
-                },
-            )
+                Ok(FeedState {
+                    name: r.get(0)?,
+                    title: r.get(1)?,
+                    validators: Validators {
+                        etag: r.get(2)?,
+                        last_modified: r.get(3)?,
+                    },
+                    last_success: r.get::<_, Option<i64>>(4)?.map(from_ts),
+                    last_error: r.get(5)?,
+                    error_count: r.get(6)?,
+                    next_due: r.get::<_, Option<i64>>(7)?.map(from_ts),
+                })
+            })
             .optional()?)
     }
 
