@@ -207,6 +207,22 @@ struct Segment {
     hit: bool,
 }
 
+/// Line endings as CRLF in one pass (a `\n` already after `\r` is kept). lettre makes a body
+/// CRLF by inserting each `\r` in place, which is quadratic: 26 s of CPU for the 14 MB digest of
+/// the 10,000-rule benchmark. Given CRLF it has nothing to insert.
+fn crlf(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + s.len() / 16);
+    let mut rest = s;
+    while let Some(i) = rest.find('\n') {
+        let line = &rest[..i];
+        out.push_str(line.strip_suffix('\r').unwrap_or(line));
+        out.push_str("\r\n");
+        rest = &rest[i + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
 /// Composes digest `digest_id` for `cfg` from `entries`. `None` when there is nothing to send
 /// (no entries and `when_empty = "skip"`). `notices` (feed-health lines) fill the "Sources" section.
 pub fn compose(
@@ -392,12 +408,12 @@ fn build(
             .singlepart(
                 SinglePart::builder()
                     .header(ContentType::TEXT_PLAIN)
-                    .body(r.text.clone()),
+                    .body(crlf(&r.text)),
             )
             .singlepart(
                 SinglePart::builder()
                     .header(ContentType::TEXT_HTML)
-                    .body(r.html.clone()),
+                    .body(crlf(&r.html)),
             ),
     )?;
     Ok(Composed {
@@ -738,6 +754,23 @@ mod tests {
         DateTime::parse_from_rfc3339(s)
             .expect("valid")
             .with_timezone(&Utc)
+    }
+
+    #[test]
+    fn crlf_line_endings() {
+        // (input, output)
+        let cases = [
+            ("", ""),
+            ("a", "a"),
+            ("a\nb", "a\r\nb"),
+            ("a\r\nb\n", "a\r\nb\r\n"),
+            ("\n\n", "\r\n\r\n"),
+            ("x\r", "x\r"),
+            ("é\nü\r\n", "é\r\nü\r\n"),
+        ];
+        for (input, want) in cases {
+            assert_eq!(crlf(input), want, "{input:?}");
+        }
     }
 
     fn cfg() -> DigestConfig {

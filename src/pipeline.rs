@@ -32,6 +32,10 @@ use crate::store::{
     ArticleMatches, FeedRecord, NewMessage, PollRecord, PollResult, Store, StoreError, StoredHit,
 };
 
+/// Pending articles matched per database round trip: bounds the memory a large backlog (a cold
+/// cycle of 10,000 feeds is 500,000 articles) holds at once, at one transaction per chunk.
+const MATCH_CHUNK: usize = 1024;
+
 /// The one place the pipeline reads the wall clock; everything below takes `now` as an argument.
 pub(crate) fn clock_now() -> DateTime<Utc> {
     Utc::now()
@@ -169,9 +173,7 @@ impl<'a> Pipeline<'a> {
             .collect();
         let store = tokio::task::spawn_blocking(move || -> Result<Store, StoreError> {
             let mut store = Store::open(&state_dir)?;
-            for (name, url) in &feeds {
-                store.ensure_feed(name, url)?;
-            }
+            store.ensure_feeds(feeds.iter().map(|(n, u)| (n.as_str(), u.as_str())))?;
             Ok(store)
         })
         .await
@@ -515,10 +517,29 @@ impl<'a> Pipeline<'a> {
 
     /// Runs every stored, not yet matched, alertable article through the rules.
     async fn match_pending(&self, now: DateTime<Utc>) -> anyhow::Result<usize> {
-        let pending = self.db(|s| s.pending_articles()).await?;
-        if pending.is_empty() {
-            return Ok(0);
+        let mut after = 0;
+        let (mut articles, mut stored) = (0, 0);
+        loop {
+            let pending = self
+                .db(move |s| s.pending_articles_after(after, MATCH_CHUNK))
+                .await?;
+            let Some(last) = pending.last() else { break };
+            after = last.id;
+            articles += pending.len();
+            stored += self.match_chunk(&pending, now).await?;
         }
+        if articles > 0 {
+            info!(articles, matches = stored, "matched");
+        }
+        Ok(stored)
+    }
+
+    /// Matches one chunk of pending articles and records the verdicts in one transaction.
+    async fn match_chunk(
+        &self,
+        pending: &[crate::store::PendingArticle],
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<usize> {
         let tags: HashMap<&str, &[String]> = self
             .config
             .feeds
@@ -579,15 +600,12 @@ impl<'a> Pipeline<'a> {
                 (r.id.clone(), sets)
             })
             .collect();
-        let stored = self
-            .db(move |s| {
-                s.record_matches_routed(&results, now, |rule| {
-                    routes.get(rule).cloned().unwrap_or_default()
-                })
+        self.db(move |s| {
+            s.record_matches_routed(&results, now, |rule| {
+                routes.get(rule).cloned().unwrap_or_default()
             })
-            .await?;
-        info!(articles = pending.len(), matches = stored, "matched");
-        Ok(stored)
+        })
+        .await
     }
 
     /// Batches pending alerts into alert emails, then composes each `[[digest]]` that is due

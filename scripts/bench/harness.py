@@ -196,6 +196,9 @@ class Newswatch(Tool):
             f'rules = ["{rules_toml}"]\n',
             'new_feed_window = "3650d"\n',
             f'\n[fetch]\ninterval = "{interval}"\ntimeout = "60s"\n',
+            # Every feed is on one loopback host: lift the per-host politeness (default one request
+            # at a time, 1 s apart), as rss2email's same-server-fetch-interval = 0 does for it.
+            f'per_host = {self.concurrency or 8}\nhost_spacing = "0s"\n',
         ]
         if self.concurrency:
             lines.append(f"concurrency = {self.concurrency}\n")
