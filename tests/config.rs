@@ -70,6 +70,26 @@ fn minimal_config_loads_with_defaults() {
 }
 
 #[test]
+fn host_limits_default_polite_and_can_be_lifted() {
+    let dir = fixture_dir();
+    let c = load(dir.path(), BASE).unwrap();
+    assert_eq!(
+        (c.host_limits.per_host, c.host_limits.spacing.as_secs()),
+        (1, 1)
+    );
+    let lifted = BASE.replacen(
+        "[[feed]]",
+        "[fetch]\nper_host = 8\nhost_spacing = \"0s\"\n[[feed]]",
+        1,
+    );
+    let c = load(dir.path(), &lifted).unwrap();
+    assert_eq!(
+        (c.host_limits.per_host, c.host_limits.spacing.as_secs()),
+        (8, 0)
+    );
+}
+
+#[test]
 fn smtp_password_from_env_and_file_never_in_debug_output() {
     let dir = fixture_dir();
     let smtp = |extra: &str| {
@@ -154,6 +174,8 @@ const BROKEN: &[(&str, &str, &str, usize, usize, &str)] = &[
      "digest `to` is empty: expected at least one recipient address"),
     ("zero concurrency", "[[feed]]", "[fetch]\nconcurrency = 0\n[[feed]]", 4, 15,
      "`concurrency` must be at least 1"),
+    ("zero per_host", "[[feed]]", "[fetch]\nper_host = 0\n[[feed]]", 4, 12,
+     "`per_host` must be at least 1"),
     ("bad size", "[[feed]]", "[fetch]\nmax_body = \"10 parsecs\"\n[[feed]]", 4, 12,
      "invalid size \"10 parsecs\": expected a number of bytes or `512KB`, `10MB`, `1GB`"),
     ("min above max", "[[feed]]", "[fetch]\nmin_interval = \"2h\"\nmax_interval = \"1h\"\n[[feed]]", 5, 16,
