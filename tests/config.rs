@@ -74,7 +74,7 @@ fn host_limits_default_polite_and_can_be_lifted() {
     let dir = fixture_dir();
     let c = load(dir.path(), BASE).unwrap();
     assert_eq!(
-        (c.host_limits.per_host, c.host_limits.spacing.as_secs()),
+        (c.polling.per_host, c.polling.host_spacing.as_secs()),
         (1, 1)
     );
     let lifted = BASE.replacen(
@@ -84,7 +84,7 @@ fn host_limits_default_polite_and_can_be_lifted() {
     );
     let c = load(dir.path(), &lifted).unwrap();
     assert_eq!(
-        (c.host_limits.per_host, c.host_limits.spacing.as_secs()),
+        (c.polling.per_host, c.polling.host_spacing.as_secs()),
         (8, 0)
     );
 }
