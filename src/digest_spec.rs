@@ -1,110 +1,8 @@
-//! The proposed `[[digest]]` and `[[alert]]` config sections as serde types, and their pieces:
-//! which rules a digest carries (ids or globs, default all), what to do when it has nothing to say.
-//! Pure values; checking recipients and rule ids against the loaded rules is the loader's job.
+//! Pieces of the `[[digest]]` and `[[alert]]` config sections (parsed by `config`): which rules a
+//! digest or alert set carries (ids or globs, default all), and what a digest does when it has
+//! nothing to say. Pure values; checking rule ids against the loaded rules is the loader's job.
 
-use chrono_tz::Tz;
 use serde::Deserialize;
-
-use crate::alerts::AlertPolicy;
-use crate::config::HumanDuration;
-use crate::schedule::{Schedule, parse_tz};
-
-/// What the sections look like in a config file (also parsed by a test, so it stays true).
-pub const EXAMPLE_TOML: &str = r#"
-[[digest]]
-name = "morning-brief"
-to = ["desk@example.org", "analyst@example.org"]
-schedule = "weekdays 07:00"          # or "daily 07:00", "weekdays 07:00 and 17:00",
-timezone = "Europe/London"           #    "mon,wed,fri 08:30", "every 4h", "30 8 * * 1-5"
-rules = ["minerals-*", "healey-hegseth-talks"]   # ids or globs; omitted = all rules
-max_items = 40                       # then "and N more"
-when_empty = "skip"                  # or "send"
-
-[[digest]]
-name = "evening-wrap"
-to = ["editor@example.org"]
-schedule = "daily 18:00"
-timezone = "America/New_York"
-
-[[alert]]
-name = "breaking"
-to = ["duty-officer@example.org"]
-rules = ["*"]                        # among rules with priority = "alert"; omitted = all of them
-window = "2m"                        # a burst within the window is one email
-max_per_hour = 6                     # beyond: matches go to the next digest
-max_items = 20                       # per alert email; the rest go to the next digest
-"#;
-
-/// One `[[digest]]`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DigestSection {
-    pub name: String,
-    pub to: Vec<String>,
-    pub schedule: Schedule,
-    /// IANA zone the schedule is read in; UTC when omitted.
-    #[serde(default = "utc", deserialize_with = "de_tz")]
-    pub timezone: Tz,
-    #[serde(default)]
-    pub rules: RuleSelection,
-    /// Entries (clustered stories) shown; the rest are counted as "and N more".
-    #[serde(default = "default_max_items")]
-    pub max_items: usize,
-    #[serde(default)]
-    pub when_empty: WhenEmpty,
-    pub subject_prefix: Option<String>,
-}
-
-/// One `[[alert]]` set: its recipients, the alert rules it carries, and its batching.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AlertSection {
-    pub name: String,
-    pub to: Vec<String>,
-    #[serde(default)]
-    pub rules: RuleSelection,
-    #[serde(default = "default_window")]
-    pub window: HumanDuration,
-    #[serde(default = "default_max_per_hour")]
-    pub max_per_hour: usize,
-    #[serde(default = "default_alert_items")]
-    pub max_items: usize,
-}
-
-impl AlertSection {
-    pub fn policy(&self) -> AlertPolicy {
-        AlertPolicy {
-            window: self.window.0,
-            max_per_hour: self.max_per_hour,
-            max_items: self.max_items,
-        }
-    }
-}
-
-fn utc() -> Tz {
-    Tz::UTC
-}
-
-fn de_tz<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Tz, D::Error> {
-    let s = String::deserialize(d)?;
-    parse_tz(&s).map_err(serde::de::Error::custom)
-}
-
-fn default_max_items() -> usize {
-    50
-}
-
-fn default_window() -> HumanDuration {
-    HumanDuration(AlertPolicy::default().window)
-}
-
-fn default_max_per_hour() -> usize {
-    AlertPolicy::default().max_per_hour
-}
-
-fn default_alert_items() -> usize {
-    AlertPolicy::default().max_items
-}
 
 /// What a digest with no items does at its slot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -170,39 +68,6 @@ impl<'de> Deserialize<'de> for RuleSelection {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn example_sections_parse() {
-        #[derive(Deserialize)]
-        struct File {
-            digest: Vec<DigestSection>,
-            alert: Vec<AlertSection>,
-        }
-        let f: File = toml::from_str(EXAMPLE_TOML).unwrap_or_else(|e| panic!("{e}"));
-        let [morning, evening] = &f.digest[..] else {
-            panic!("two digests expected");
-        };
-        assert_eq!(morning.timezone, chrono_tz::Europe::London);
-        assert_eq!(morning.schedule.source(), "weekdays 07:00");
-        assert!(morning.rules.selects("minerals-deal") && !morning.rules.selects("weimar-plus"));
-        assert_eq!(
-            (morning.max_items, morning.when_empty),
-            (40, WhenEmpty::Skip)
-        );
-        assert_eq!(evening.timezone, chrono_tz::America::New_York);
-        assert!(evening.rules.selects("weimar-plus"));
-        assert_eq!(
-            (evening.max_items, evening.when_empty),
-            (50, WhenEmpty::Skip)
-        );
-        assert_eq!(f.alert[0].policy(), AlertPolicy::default());
-        let e = toml::from_str::<File>(
-            "alert = []\n[[digest]]\nname = \"x\"\nto = []\nschedule = \"daily 07:00\"\ntimezone = \"Mars/Olympus\"",
-        )
-        .err()
-        .map(|e| e.to_string());
-        assert!(e.as_ref().is_some_and(|e| e.contains("IANA")), "{e:?}");
-    }
 
     #[test]
     fn rule_selection_table() {
