@@ -567,9 +567,7 @@ impl<'a> Pipeline<'a> {
                             .hits
                             .into_iter()
                             .map(|h| StoredHit {
-                                // Debug, not a method: the rule engine is being replaced and
-                                // its `Field` is guaranteed only to be printable.
-                                field: format!("{:?}", h.field).to_lowercase(),
+                                field: h.field.as_str().to_string(),
                                 start: h.start,
                                 end: h.end,
                                 text: h.text,
