@@ -1497,7 +1497,8 @@ mod tests {
         }
     }
 
-    fn store_with_matches() -> (tempfile::TempDir, Store, DateTime<Utc>) {
+    /// A store holding feed `f` with two freshly fetched articles, `a` and `b`, not yet matched.
+    fn store_with_two_articles() -> (tempfile::TempDir, Store, DateTime<Utc>) {
         let (dir, mut s) = open();
         let now = t("2025-03-10T12:00:00Z");
         s.ensure_feed("f", "https://example.org/feed").unwrap();
@@ -1514,6 +1515,11 @@ mod tests {
             now,
         )
         .unwrap();
+        (dir, s, now)
+    }
+
+    fn store_with_matches() -> (tempfile::TempDir, Store, DateTime<Utc>) {
+        let (dir, mut s, now) = store_with_two_articles();
         let pending = s.pending_articles().unwrap();
         let results = vec![
             ArticleMatches {
@@ -1697,22 +1703,7 @@ mod tests {
 
     #[test]
     fn alerts_hold_matches_back_from_digests_until_deferred() {
-        let (_dir, mut s) = open();
-        let now = t("2025-03-10T12:00:00Z");
-        s.ensure_feed("f", "https://example.org/feed").unwrap();
-        let items = [art("a", None), art("b", None)];
-        s.record_fetched(
-            "f",
-            Fetched {
-                title: None,
-                validators: &Validators::default(),
-                articles: &items,
-            },
-            now,
-            DAY,
-            now,
-        )
-        .unwrap();
+        let (_dir, mut s, now) = store_with_two_articles();
         let pending = s.pending_articles().unwrap();
         let results: Vec<ArticleMatches> = pending
             .iter()
