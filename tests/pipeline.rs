@@ -521,21 +521,6 @@ async fn the_daemon_polls_each_feed_when_due_and_stops_when_cancelled() {
     );
 }
 
-/// Stand-ins for the shipped rules, with their ids, until they land: the demo's alert set selects
-/// `healey-hegseth-talks` (an alert rule in the shipped set too).
-const DEMO_FALLBACK_RULES: &str = r#"
-[[rule]]
-id = "minerals-deal"
-title = "US–Ukraine minerals deal"
-query = '"minerals deal"'
-
-[[rule]]
-id = "healey-hegseth-talks"
-title = "Healey–Hegseth talks"
-query = "Hegseth"
-priority = "alert"
-"#;
-
 /// A copy of the demo (config/demo.toml, its feeds, rules) in `tmp`, laid out like the repository.
 fn copy_demo(tmp: &Path) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -552,19 +537,15 @@ fn copy_demo(tmp: &Path) {
         std::fs::copy(demo_dir().join(f), config_dir.join("demo/feeds").join(f))
             .expect("copy feed");
     }
-    // The shipped rules when they exist; else the two test rules (the rule files are their own issue).
+    // The demo runs the shipped rules, exactly as the README's command does.
     std::fs::create_dir_all(tmp.join("rules")).expect("mkdir rules");
     let shipped: Vec<PathBuf> = std::fs::read_dir(root.join("rules"))
-        .map(|rd| {
-            rd.filter_map(Result::ok)
-                .map(|e| e.path())
-                .filter(|p| p.extension().is_some_and(|e| e == "toml"))
-                .collect()
-        })
-        .unwrap_or_default();
-    if shipped.is_empty() {
-        std::fs::write(tmp.join("rules/test.toml"), DEMO_FALLBACK_RULES).expect("write rules");
-    }
+        .expect("read rules/")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    assert!(!shipped.is_empty(), "no shipped rules in rules/");
     for r in &shipped {
         std::fs::copy(r, tmp.join("rules").join(r.file_name().expect("name"))).expect("copy rule");
     }
