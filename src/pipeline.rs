@@ -32,9 +32,25 @@ use crate::store::{
     ArticleMatches, FeedRecord, NewMessage, PollRecord, PollResult, Store, StoreError, StoredHit,
 };
 
-/// Pending articles matched per database round trip: bounds the memory a large backlog (a cold
-/// cycle of 10,000 feeds is 500,000 articles) holds at once, at one transaction per chunk.
-const MATCH_CHUNK: usize = 1024;
+/// Pending articles matched per thread per database round trip: bounds the memory a large backlog
+/// (a cold cycle of 10,000 feeds is 500,000 articles) holds at once, at one transaction per chunk.
+const MATCH_CHUNK: usize = 512;
+
+/// Threads the match stage uses: every core the process may run on (cgroup quota and affinity
+/// included), at most 8.
+fn match_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(8))
+}
+
+/// Runs CPU-bound `f` without stalling the runtime's other tasks: on a multi-thread runtime the
+/// worker hands them to another worker first; a current-thread runtime (tests) simply runs it.
+fn off_worker<R>(f: impl FnOnce() -> R) -> R {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
+    }
+}
 
 /// The one place the pipeline reads the wall clock; everything below takes `now` as an argument.
 pub(crate) fn clock_now() -> DateTime<Utc> {
@@ -515,39 +531,73 @@ impl<'a> Pipeline<'a> {
         }
     }
 
-    /// Runs every stored, not yet matched, alertable article through the rules.
+    /// Runs every stored, not yet matched, alertable article through the rules, on every core
+    /// the process may use. CPU-bound: the async worker hands its other tasks away first.
     async fn match_pending(&self, now: DateTime<Utc>) -> anyhow::Result<usize> {
-        let mut after = 0;
-        let (mut articles, mut stored) = (0, 0);
-        loop {
-            let pending = self
-                .db(move |s| s.pending_articles_after(after, MATCH_CHUNK))
-                .await?;
-            let Some(last) = pending.last() else { break };
-            after = last.id;
-            articles += pending.len();
-            stored += self.match_chunk(&pending, now).await?;
-        }
-        if articles > 0 {
-            info!(articles, matches = stored, "matched");
-        }
-        Ok(stored)
+        let threads = match_threads();
+        off_worker(|| self.match_backlog(now, threads))
     }
 
-    /// Matches one chunk of pending articles and records the verdicts in one transaction.
-    async fn match_chunk(
-        &self,
-        pending: &[crate::store::PendingArticle],
-        now: DateTime<Utc>,
-    ) -> anyhow::Result<usize> {
+    /// The match stage, blocking: chunks of pending articles are read and their verdicts
+    /// written on this thread while `threads` scoped threads match the chunk in between.
+    fn match_backlog(&self, now: DateTime<Utc>, threads: usize) -> anyhow::Result<usize> {
+        let store = || self.store.lock().unwrap_or_else(PoisonError::into_inner);
         let tags: HashMap<&str, &[String]> = self
             .config
             .feeds
             .iter()
             .map(|f| (f.name.as_str(), f.tags.as_slice()))
             .collect();
+        let routes = self.alert_routes();
+        let chunk = MATCH_CHUNK * threads;
+        let (mut articles, mut stored) = (0, 0);
+        let mut record = |results: &[ArticleMatches]| -> anyhow::Result<()> {
+            if !results.is_empty() {
+                stored += store().record_matches_routed(results, now, |rule| {
+                    routes.get(rule).cloned().unwrap_or_default()
+                })?;
+            }
+            Ok(())
+        };
+        let mut next = store().pending_articles_after(0, chunk)?;
+        let mut verdicts: Vec<ArticleMatches> = Vec::new();
+        while let Some(last) = next.last().map(|p| p.id) {
+            let current = std::mem::take(&mut next);
+            articles += current.len();
+            // While the chunk is matched: the previous chunk's verdicts are written and the next
+            // chunk read (SQLite is one connection; only this thread touches it).
+            let (done, read) = std::thread::scope(|s| {
+                let workers: Vec<_> = current
+                    .chunks(current.len().div_ceil(threads))
+                    .map(|part| s.spawn(|| self.match_articles(part, &tags, now)))
+                    .collect();
+                let io = record(&verdicts)
+                    .and_then(|()| Ok(store().pending_articles_after(last, chunk)?));
+                let done: Vec<ArticleMatches> = workers
+                    .into_iter()
+                    .flat_map(|w| w.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                    .collect();
+                (done, io)
+            });
+            verdicts = done;
+            next = read?;
+        }
+        record(&verdicts)?;
+        if articles > 0 {
+            info!(articles, matches = stored, threads, "matched");
+        }
+        Ok(stored)
+    }
+
+    /// Verdicts for `pending`, in order. Pure apart from the metrics.
+    fn match_articles(
+        &self,
+        pending: &[crate::store::PendingArticle],
+        tags: &HashMap<&str, &[String]>,
+        now: DateTime<Utc>,
+    ) -> Vec<ArticleMatches> {
         let rules = self.rules.rules();
-        let results: Vec<ArticleMatches> = pending
+        pending
             .iter()
             .map(|p| {
                 let meta = FeedMeta {
@@ -582,9 +632,13 @@ impl<'a> Pipeline<'a> {
                     matches,
                 }
             })
-            .collect();
-        // Alert rules go to the alert sets that select them; with no set, to the digests.
-        let routes: HashMap<String, Vec<String>> = rules
+            .collect()
+    }
+
+    /// Alert rules go to the alert sets that select them; with no set, to the digests.
+    fn alert_routes(&self) -> HashMap<String, Vec<String>> {
+        self.rules
+            .rules()
             .iter()
             .filter(|r| r.priority == Priority::Alert)
             .map(|r| {
@@ -597,13 +651,7 @@ impl<'a> Pipeline<'a> {
                     .collect();
                 (r.id.clone(), sets)
             })
-            .collect();
-        self.db(move |s| {
-            s.record_matches_routed(&results, now, |rule| {
-                routes.get(rule).cloned().unwrap_or_default()
-            })
-        })
-        .await
+            .collect()
     }
 
     /// Batches pending alerts into alert emails, then composes each `[[digest]]` that is due

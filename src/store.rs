@@ -388,6 +388,22 @@ impl Store {
         Ok(store)
     }
 
+    /// Runs `f` with commits that skip the WAL fsync (`synchronous = NORMAL`), for writes that are
+    /// re-derived when lost. A power cut can only drop such commits from the end of the WAL, never
+    /// corrupt the file; and the next `FULL` commit (an outbox row, a poll) syncs the one
+    /// append-only WAL file, making every earlier commit durable with it.
+    fn relaxed<T>(
+        &mut self,
+        f: impl FnOnce(&mut Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        self.conn.pragma_update(None, "synchronous", "NORMAL")?;
+        let result = f(&mut self.conn);
+        let restored = self.conn.pragma_update(None, "synchronous", "FULL");
+        let value = result?;
+        restored?;
+        Ok(value)
+    }
+
     fn migrate(&mut self) -> Result<(), StoreError> {
         let tx = self.conn.transaction()?;
         let version: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
@@ -659,40 +675,45 @@ impl Store {
         now: DateTime<Utc>,
         alert_sets: impl Fn(&str) -> Vec<String>,
     ) -> Result<usize, StoreError> {
-        let tx = self.conn.transaction()?;
-        let mut count = 0;
-        {
-            let mut mark = tx.prepare("UPDATE articles SET matched_at = ?2 WHERE id = ?1")?;
-            let mut insert = tx.prepare(
-                "INSERT INTO matches (article, rule_id, hits, recorded) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT (article, rule_id) DO NOTHING",
-            )?;
-            let mut queue = tx.prepare(
-                "INSERT OR IGNORE INTO alert_items (alert_set, match_id, queued, status)
-                 VALUES (?1, ?2, ?3, 'pending')",
-            )?;
-            for am in results {
-                mark.execute(params![am.article, ts(now)])?;
-                for (rule_id, hits) in &am.matches {
-                    let n = insert.execute(params![
-                        am.article,
-                        rule_id,
-                        serde_json::to_string(hits)?,
-                        ts(now)
-                    ])?;
-                    if n == 0 {
-                        continue;
-                    }
-                    count += n;
-                    let match_id = tx.last_insert_rowid();
-                    for set in alert_sets(rule_id) {
-                        queue.execute(params![set, match_id, ts(now)])?;
+        // A verdict lost to a power cut is re-derived: its articles are still unmatched.
+        self.relaxed(|conn| {
+            let tx = conn.transaction()?;
+            let mut count = 0;
+            {
+                let mut mark =
+                    tx.prepare_cached("UPDATE articles SET matched_at = ?2 WHERE id = ?1")?;
+                let mut insert = tx.prepare_cached(
+                    "INSERT INTO matches (article, rule_id, hits, recorded) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (article, rule_id) DO NOTHING",
+                )?;
+                let mut queue = tx.prepare_cached(
+                    "INSERT OR IGNORE INTO alert_items (alert_set, match_id, queued, status)
+                     VALUES (?1, ?2, ?3, 'pending')",
+                )?;
+                let at = ts(now);
+                for am in results {
+                    mark.execute(params![am.article, at])?;
+                    for (rule_id, hits) in &am.matches {
+                        let n = insert.execute(params![
+                            am.article,
+                            rule_id,
+                            serde_json::to_string(hits)?,
+                            at
+                        ])?;
+                        if n == 0 {
+                            continue;
+                        }
+                        count += n;
+                        let match_id = tx.last_insert_rowid();
+                        for set in alert_sets(rule_id) {
+                            queue.execute(params![set, match_id, at])?;
+                        }
                     }
                 }
             }
-        }
-        tx.commit()?;
-        Ok(count)
+            tx.commit()?;
+            Ok(count)
+        })
     }
 
     /// Matches not yet in a digest, oldest first.

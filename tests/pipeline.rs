@@ -1140,3 +1140,96 @@ async fn a_server_hanging_after_data_is_retried_while_polling_goes_on() {
             .contains("Message-ID: <digest-1.desk.")
     );
 }
+
+/// A backlog several match chunks long (on several threads, with the previous chunk's verdicts
+/// written and the next read in between) gets exactly the verdicts of matching each article
+/// alone: none skipped at a chunk boundary, none twice, none misattributed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_backlog_gets_the_verdicts_of_matching_one_article_at_a_time() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    let words = [
+        "Healey", "Hegseth", "minerals", "deal", "truce", "Odesa", "ports", "grain", "talks",
+        "Zelensky", "backstop", "Paris", "London", "summit",
+    ];
+    let (feeds, items) = (36, 60);
+    let mut cfg = String::from(
+        "state_dir = \"state\"\nrules = [\"rules.toml\"]\nnew_feed_window = \"520w\"\n\
+         [delivery]\nmethod = \"file\"\ndir = \"outbox\"\nfrom = \"nw <nw@example.org>\"\n",
+    );
+    let mut expected = Vec::new();
+    let rules_src = r#"
+[[rule]]
+id = "talks"
+query = 'Healey NEAR/3 Hegseth'
+[[rule]]
+id = "minerals"
+query = '"minerals deal" AND NOT summit'
+[[rule]]
+id = "sea"
+query = '(truce OR grain) AND (Odesa OR ports)'
+[[rule]]
+id = "zelensky"
+query = 'Zelensky'
+"#;
+    std::fs::write(dir.join("rules.toml"), rules_src).expect("rules");
+    let rules = RuleSet::load(&[dir.join("rules.toml")]).expect("rules load");
+    let now = Utc::now();
+    for f in 0..feeds {
+        let mut xml = String::from("<rss version=\"2.0\"><channel><title>Wire</title>");
+        for i in 0..items {
+            // A deterministic mix of the words, different for every item.
+            let text: Vec<&str> = (0..9)
+                .map(|k| words[(f * 7 + i * 5 + k * (k + f % 3)) % words.len()])
+                .collect();
+            let title = format!("Item {f}-{i}: {}", text[..4].join(" "));
+            let body = text.join(" ");
+            xml.push_str(&format!(
+                "<item><guid>urn:t:{f}:{i}</guid><title>{title}</title>\
+                 <description>{body}</description></item>"
+            ));
+            let article = newswatch::article::Article {
+                title: title.clone(),
+                summary: body,
+                ..Default::default()
+            };
+            let meta = newswatch::article::FeedMeta {
+                name: format!("f{f}"),
+                title: Some("Wire".to_string()),
+                tags: Vec::new(),
+            };
+            for m in rules.match_article(&article, &meta, now) {
+                expected.push((title.clone(), rules.rules()[m.rule].id.clone()));
+            }
+        }
+        xml.push_str("</channel></rss>");
+        let path = dir.join(format!("f{f}.xml"));
+        std::fs::write(&path, xml).expect("feed");
+        let url = url::Url::from_file_path(&path).expect("file url");
+        cfg.push_str(&format!("\n[[feed]]\nname = \"f{f}\"\nurl = \"{url}\"\n"));
+    }
+    assert!(
+        feeds * items > 2 * 1024,
+        "the backlog must span several chunks"
+    );
+    std::fs::write(dir.join("newswatch.toml"), &cfg).expect("config");
+    let (config, rules) = load(&dir.join("newswatch.toml"));
+    let summary = pipeline::run_once(&config, &rules).await.expect("cycle");
+    assert_eq!(summary.new_articles, feeds * items);
+    let store = Store::open(&dir.join("state")).expect("store");
+    let mut got: Vec<(String, String)> = store
+        .pending_matches()
+        .expect("matches")
+        .into_iter()
+        .map(|m| (m.title, m.rule_id))
+        .collect();
+    got.sort();
+    expected.sort();
+    assert!(
+        expected.len() > 500,
+        "the rules must match often: {}",
+        expected.len()
+    );
+    assert_eq!(summary.matches, expected.len());
+    assert_eq!(got, expected);
+}

@@ -131,6 +131,29 @@ impl Node {
         }
     }
 
+    /// Necessary conditions, cheap to test before evaluating: groups of literals, of each of which
+    /// at least one must occur (in any field, in any case) for this node to be true. Parts that can
+    /// be true without a literal (NOT, regex, url, lang) add no group.
+    pub fn required(&self, out: &mut Vec<Vec<u32>>) {
+        match self {
+            Node::Lit { lit, .. } => out.push(vec![*lit]),
+            Node::Regex { .. } | Node::Url { .. } | Node::Lang { .. } | Node::Not(_) => {}
+            Node::Or(_) => {
+                if let Some(mut any) = self.triggers() {
+                    any.sort_unstable();
+                    any.dedup();
+                    out.push(any);
+                }
+            }
+            Node::And(items) => items.iter().for_each(|n| n.required(out)),
+            Node::Near { left, right, .. } => {
+                left.required(out);
+                right.required(out);
+            }
+            Node::List { inner, .. } | Node::Field { inner, .. } => inner.required(out),
+        }
+    }
+
     fn is_positional(&self) -> bool {
         match self {
             Node::Lit { .. } => true,
