@@ -180,17 +180,24 @@ fn bench_store(c: &mut Criterion) {
     let from = "newswatch <newswatch@localhost>";
     let mut g = c.benchmark_group("digest");
     g.sample_size(10);
-    g.throughput(Throughput::Elements((STORE_ARTICLES * RULES_PER_ARTICLE) as u64));
+    g.throughput(Throughput::Elements(
+        (STORE_ARTICLES * RULES_PER_ARTICLE) as u64,
+    ));
     g.bench_function("compose_from_store_100k_matches_5k_rules", |b| {
         b.iter(|| {
             let r = store.compose_named(
                 "briefing",
                 now,
                 None,
-                |m| cfg.rules.selects(&m.rule_id),
-                |id, matches| {
-                    let entries = digest::entries(matches, &titles);
-                    let c = digest::compose(id, &cfg, from, &entries, &[], now)
+                |rule| {
+                    cfg.rules
+                        .selects(rule)
+                        .then(|| digest::group_title(rule, &titles[rule]))
+                },
+                |groups| digest::load_plan(groups, cfg.max_items),
+                |id, gathered| {
+                    let batch = digest::Batch::from_store(gathered, &titles);
+                    let c = digest::compose_batch(id, &cfg, from, &batch, &[], now)
                         .expect("compose")
                         .expect("non-empty");
                     black_box(c.raw.len());
