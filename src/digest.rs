@@ -1436,6 +1436,148 @@ mod tests {
     }
 
     #[test]
+    fn load_plan_table() {
+        // (group sizes, max_items, articles to load per group)
+        #[rustfmt::skip]
+        let cases: &[(&[usize], usize, &[usize])] = &[
+            (&[], 50, &[]),
+            (&[1], 50, &[1]),
+            (&[1000], 50, &[150]),
+            (&[1000, 2], 50, &[148, 2]),
+            (&[10, 10, 10], 2, &[0, 3, 3]),  // ties by key: "g0" < "g1" < "g2", sizes desc first
+            (&[5, 9, 7], 2, &[0, 3, 3]),
+            (&[5, 9, 7], 1, &[0, 3, 0]),
+            (&[4, 4], 0, &[0, 3]),          // max_items 0 still shows one
+        ];
+        for (sizes, max_items, want) in cases {
+            let groups: Vec<GroupCount> = sizes
+                .iter()
+                .enumerate()
+                .map(|(i, n)| GroupCount {
+                    // Reverse keys so "largest, then by key" is not the input order.
+                    key: format!("g{}", sizes.len() - i),
+                    articles: *n,
+                })
+                .collect();
+            assert_eq!(
+                load_plan(&groups, *max_items),
+                *want,
+                "{sizes:?} max_items {max_items}"
+            );
+        }
+    }
+
+    #[test]
+    fn thousands_of_groups_close_with_one_capped_line() {
+        let entries: Vec<Entry> = (0..12_000)
+            .map(|i| {
+                let rule = i % 5_000;
+                let mut e = entry(
+                    i,
+                    &format!("Rule {rule:04}"),
+                    &format!("alpha{i} beta{} gamma{}", i * 3, i * 7),
+                    Some(&format!("https://k.example/{i}")),
+                    "Officials said the minerals deal would be signed within days.",
+                    &["minerals deal"],
+                );
+                e.time = now() - chrono::Duration::minutes(i);
+                e
+            })
+            .collect();
+        let p = render(&entries);
+        assert!(p.html.len() <= MAX_HTML_BYTES, "{} bytes", p.html.len());
+        assert!(p.text.len() <= MAX_HTML_BYTES, "{} bytes", p.text.len());
+        // max_items (50) sections, largest groups first (Rule 0000..1999 have 3 articles).
+        assert_eq!(p.text.matches("\n== Rule ").count(), 50, "{}", p.text);
+        assert!(p.text.contains("\n== Rule 0000 (3) =="), "{}", p.text);
+        assert!(p.text.contains("\n  and 2 more\n"), "{}", p.text);
+        assert!(
+            p.text
+                .contains("\n== Also matched ==\n- Rule 0050 (3)\n- Rule 0051 (3)\n"),
+            "{}",
+            p.text
+        );
+        // 5,000 groups: 50 shown, 10 named, the rest counted: 1,950 with 3, 3,000 with 2.
+        assert!(
+            p.text.contains("- and 4,940 more rules (11,820 matches)\n"),
+            "{}",
+            p.text
+        );
+        assert!(
+            p.html.contains("Also matched</td>")
+                && p.html.contains("and 4,940 more rules (11,820 matches)"),
+            "{}",
+            p.html
+        );
+        assert!(
+            p.subject
+                .starts_with("[newswatch] Morning brief — 12000 articles: Rule 0000 (3), "),
+            "{}",
+            p.subject
+        );
+    }
+
+    #[test]
+    fn counts_come_from_the_totals_not_from_what_was_loaded() {
+        let batch = Batch {
+            entries: sample(),
+            groups: vec![
+                GroupTotal {
+                    title: "Minerals deal".into(),
+                    articles: 700,
+                },
+                GroupTotal {
+                    title: "Healey–Hegseth talks".into(),
+                    articles: 40,
+                },
+                GroupTotal {
+                    title: "Weimar plus".into(),
+                    articles: 1,
+                },
+            ],
+            articles: 735,
+        };
+        let composed = compose_batch(7, &cfg(), "nw@example.org", &batch, &[], now())
+            .expect("compose")
+            .expect("a digest");
+        assert_eq!(
+            composed.subject,
+            "[newswatch] Morning brief — 735 articles: Minerals deal (700), \
+             Healey–Hegseth talks (40), Weimar plus (1)"
+        );
+        let r = super::render(&Audience::digest(&cfg()), &batch, &[], now()).expect("render");
+        assert!(
+            r.text.starts_with("Morning brief\n735 new articles"),
+            "{}",
+            r.text
+        );
+        // The shown story stands for two articles (two outlets): 698 more.
+        assert!(r.text.contains("== Minerals deal (700) =="), "{}", r.text);
+        assert!(r.text.contains("\n  and 698 more\n"), "{}", r.text);
+        assert!(r.text.contains("\n  and 39 more\n"), "{}", r.text);
+        // Loaded nothing of it, yet within max_items: named on the closing line.
+        assert!(
+            r.text.contains("== Also matched ==\n- Weimar plus (1)\n"),
+            "{}",
+            r.text
+        );
+        assert_eq!((r.shown, r.more), (2, 735 - 3));
+    }
+
+    #[test]
+    fn thousands_separators() {
+        for (n, want) in [
+            (0, "0"),
+            (999, "999"),
+            (1000, "1,000"),
+            (9_940, "9,940"),
+            (1_234_567, "1,234,567"),
+        ] {
+            assert_eq!(thousands(n), want);
+        }
+    }
+
+    #[test]
     fn operators_templates_replace_the_built_in_ones_and_still_escape() {
         let mut c = cfg();
         c.templates = Some(Templates {

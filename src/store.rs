@@ -128,6 +128,11 @@ CREATE TABLE reloads (
     detail  TEXT NOT NULL
 ) STRICT;
 ",
+    r"
+-- issue 7: a digest asks, for every pending match, whether an alert set holds it; the primary
+-- key (alert_set, match_id) cannot answer by match alone, so each match scanned alert_items.
+CREATE INDEX alert_items_match ON alert_items(match_id, status);
+",
 ];
 
 #[derive(Debug, thiserror::Error)]
