@@ -1,6 +1,7 @@
 //! Digest and alert emails: matches grouped by rule, the same story from several outlets shown
 //! once, each entry with a highlighted snippet and a "matched:" line, rendered from the templates
-//! into a multipart/alternative message (plain text + HTML) with stable headers.
+//! into a multipart/alternative message (plain text + HTML) with stable headers. A digest renders
+//! from a `Batch`: exact totals for every group, entries only for the stories it can show.
 //! Pure: no IO, no clock (`now` is an argument). Feed text is untrusted: every string goes through
 //! `email_safety` and the HTML template's auto-escaping; only http/https links are emitted.
 
