@@ -51,16 +51,17 @@ pub(super) fn gather(
              match_id INTEGER PRIMARY KEY,
              article  INTEGER NOT NULL,
              grp      INTEGER NOT NULL
-         );
-         CREATE INDEX IF NOT EXISTS temp.digest_pick_grp ON digest_pick (grp, article);",
+         );",
     )?;
     clear(tx)?;
     // The rule selection (globs) is Rust's: decide it once per distinct rule id, not per match.
+    // Over every stored match, not only the pending ones: the pending condition costs four times
+    // the scan, and a rule with nothing pending yields an empty group, dropped below.
     let mut keys: BTreeMap<String, i64> = BTreeMap::new();
     {
-        let mut rules = tx.prepare(&rules_sql(cond))?;
+        let mut rules = tx.prepare(RULES_SQL)?;
         let mut put = tx.prepare("INSERT INTO temp.digest_rules (rule_id, grp) VALUES (?1, ?2)")?;
-        let mut rows = rules.query([arg])?;
+        let mut rows = rules.query([])?;
         while let Some(row) = rows.next()? {
             let rule_id: String = row.get(0)?;
             let Some(key) = group_of(&rule_id) else {
@@ -72,6 +73,8 @@ pub(super) fn gather(
         }
     }
     let matches = tx.execute(&pick_sql(cond), [arg])?;
+    // Built once after the bulk insert: a third of the time of keeping it up row by row.
+    tx.execute_batch("CREATE INDEX temp.digest_pick_grp ON digest_pick (grp, article)")?;
     let mut groups = vec![
         GroupCount {
             key: String::new(),
@@ -95,8 +98,7 @@ pub(super) fn gather(
             }
         }
     }
-    // A rule whose every pending match was excluded by `cond` cannot exist (the ids came from
-    // the same condition), but an empty group must never reach the composer.
+    // Rules with no pending match (see above) make empty groups; the composer never sees one.
     let (groups, old_index): (Vec<GroupCount>, Vec<i64>) = groups
         .into_iter()
         .zip(0..)
@@ -144,10 +146,8 @@ pub(super) fn gather(
     })
 }
 
-/// The distinct rule ids among the matches `cond` (SQL over `matches m`).
-fn rules_sql(cond: &str) -> String {
-    format!("SELECT DISTINCT m.rule_id FROM matches m WHERE {cond}")
-}
+/// Every rule id with a stored match.
+const RULES_SQL: &str = "SELECT DISTINCT rule_id FROM matches";
 
 /// Every match `cond` of a chosen rule into the pick. CROSS JOIN keeps `matches` the outer loop:
 /// one pass over it, the rule looked up by key (never a scan of every match per rule).
@@ -194,7 +194,11 @@ pub(super) fn assign(tx: &Transaction<'_>, name: &str, digest_id: i64) -> Result
 
 /// Empties the temp tables (they live as long as the connection).
 pub(super) fn clear(tx: &Transaction<'_>) -> Result<(), StoreError> {
-    tx.execute_batch("DELETE FROM temp.digest_pick; DELETE FROM temp.digest_rules;")?;
+    tx.execute_batch(
+        "DROP INDEX IF EXISTS temp.digest_pick_grp;
+         DELETE FROM temp.digest_pick;
+         DELETE FROM temp.digest_rules;",
+    )?;
     Ok(())
 }
 
@@ -471,9 +475,8 @@ mod tests {
         .expect("gather");
         tx.commit().expect("commit");
         for sql in [
-            rules_sql(PENDING_FOR_DIGEST),
+            RULES_SQL.to_string(),
             pick_sql(PENDING_FOR_DIGEST),
-            rules_sql(RECORDED_SINCE),
             pick_sql(RECORDED_SINCE),
             ROWS_SQL.to_string(),
             ASSIGN_ITEMS_SQL.to_string(),
@@ -484,9 +487,10 @@ mod tests {
             // At most one full pass, over `matches` or the temp pick itself.
             assert!(scans.len() <= 1, "{sql}\n{lines:#?}");
             assert!(
-                scans
-                    .iter()
-                    .all(|l| l.split_whitespace().nth(1) == Some("m") || l.contains("digest_pick")),
+                scans.iter().all(
+                    |l| matches!(l.split_whitespace().nth(1), Some("m" | "matches"))
+                        || l.contains("digest_pick")
+                ),
                 "{sql}\n{lines:#?}"
             );
         }
