@@ -1,5 +1,8 @@
 //! Rendering one digest email of 50 matched articles under 8 rules: grouping, the text and HTML
-//! templates (minijinja) and the MIME message (lettre), through `digest::compose`.
+//! templates (minijinja) and the MIME message (lettre), through `digest::compose`. And composing
+//! a digest from a real SQLite store holding 100,000 pending matches over 5,000 rules, through
+//! `Store::compose_named` (the composer fails on purpose, so the transaction rolls back and every
+//! iteration starts from the same pending set).
 
 use std::hint::black_box;
 
@@ -8,7 +11,7 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use newswatch::config::DigestConfig;
 use newswatch::digest::{self, Entry};
 use newswatch::digest_spec::{RuleSelection, WhenEmpty};
-use newswatch::store::StoredHit;
+use newswatch::store::{ArticleMatches, Fetched, Store, StoredHit};
 
 const ENTRIES: usize = 50;
 
@@ -85,5 +88,127 @@ fn bench(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench);
+const STORE_ARTICLES: usize = 20_000;
+const STORE_RULES: usize = 5_000;
+/// Rules per article: 20,000 x 5 = 100,000 pending matches.
+const RULES_PER_ARTICLE: usize = 5;
+
+/// A store in `dir` with `STORE_ARTICLES` articles over 100 feeds, each matched by
+/// `RULES_PER_ARTICLE` of `STORE_RULES` rules, nothing composed yet.
+fn pending_store(dir: &std::path::Path, now: chrono::DateTime<Utc>) -> Store {
+    let mut store = Store::open(dir).expect("open store");
+    let window = std::time::Duration::from_secs(3650 * 86_400);
+    let validators = newswatch::fetch::Validators::default();
+    let per_feed = STORE_ARTICLES / 100;
+    for f in 0..100 {
+        let feed = format!("f{f:03}");
+        store
+            .ensure_feed(&feed, &format!("http://127.0.0.1/{feed}.xml"))
+            .expect("feed row");
+        let articles: Vec<newswatch::article::Article> = (0..per_feed)
+            .map(|i| newswatch::article::Article {
+                key: format!("{feed}/{i}"),
+                link: Some(format!("https://wire.example/{feed}/story-{i}")),
+                title: format!("Healey and Hegseth discuss a US backstop, part {f}-{i}"),
+                summary: "Defence Secretary John Healey told reporters the coalition of the \
+                          willing would meet again to discuss a US backstop."
+                    .into(),
+                content: "Kyiv (Wire) - Officials said talks on the minerals deal continued. "
+                    .repeat(40),
+                authors: Vec::new(),
+                categories: Vec::new(),
+                lang: None,
+                published: Some(now - chrono::Duration::seconds((f * per_feed + i) as i64)),
+            })
+            .collect();
+        let fetched = Fetched {
+            title: Some("Wire"),
+            validators: &validators,
+            articles: &articles,
+        };
+        store
+            .record_fetched(&feed, fetched, now, window, now)
+            .expect("insert");
+    }
+    let hits = vec![StoredHit {
+        field: "summary".into(),
+        start: 31,
+        end: 37,
+        text: "Healey".into(),
+    }];
+    let results: Vec<ArticleMatches> = store
+        .pending_articles()
+        .expect("pending")
+        .iter()
+        .enumerate()
+        .map(|(n, a)| ArticleMatches {
+            article: a.id,
+            matches: (0..RULES_PER_ARTICLE)
+                .map(|k| {
+                    (
+                        format!("rule-{:04}", (n * 7 + k * 1_009) % STORE_RULES),
+                        hits.clone(),
+                    )
+                })
+                .collect(),
+        })
+        .collect();
+    let stored = store.record_matches(&results, now).expect("matches");
+    assert_eq!(stored, STORE_ARTICLES * RULES_PER_ARTICLE);
+    store
+}
+
+fn bench_store(c: &mut Criterion) {
+    let now = Utc::now();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut store = pending_store(dir.path(), now);
+    let cfg = DigestConfig {
+        name: "briefing".into(),
+        to: vec!["Analyst <analyst@example.org>".into()],
+        subject_prefix: "[newswatch]".into(),
+        title: None,
+        schedule: None,
+        timezone: chrono_tz::Europe::London,
+        rules: RuleSelection::default(),
+        max_items: 50,
+        when_empty: WhenEmpty::Skip,
+        templates: None,
+    };
+    let titles: std::collections::HashMap<String, String> = (0..STORE_RULES)
+        .map(|r| (format!("rule-{r:04}"), format!("Rule {r:04}")))
+        .collect();
+    let from = "newswatch <newswatch@localhost>";
+    let mut g = c.benchmark_group("digest");
+    g.sample_size(10);
+    g.throughput(Throughput::Elements(
+        (STORE_ARTICLES * RULES_PER_ARTICLE) as u64,
+    ));
+    g.bench_function("compose_from_store_100k_matches_5k_rules", |b| {
+        b.iter(|| {
+            let r = store.compose_named(
+                "briefing",
+                now,
+                None,
+                |rule| {
+                    cfg.rules
+                        .selects(rule)
+                        .then(|| digest::group_title(rule, &titles[rule]))
+                },
+                |groups| digest::load_plan(groups, cfg.max_items),
+                |id, gathered| {
+                    let batch = digest::Batch::from_store(gathered, &titles);
+                    let c = digest::compose_batch(id, &cfg, from, &batch, &[], now)
+                        .expect("compose")
+                        .expect("non-empty");
+                    black_box(c.raw.len());
+                    Err::<Option<newswatch::store::NewMessage>, _>("roll back")
+                },
+            );
+            assert!(r.is_err(), "the composer rolls back");
+        });
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench, bench_store);
 criterion_main!(benches);

@@ -356,7 +356,7 @@ fn digest(action: DigestCommand) -> Exit {
                     .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", text_path.display()))?;
                 println!(
                     "subject: {}
-{} stories shown, {} more; HTML {:.1} KB in {}, text in {}",
+{} stories shown, {} more articles; HTML {:.1} KB in {}, text in {}",
                     r.subject,
                     r.shown,
                     r.more,

@@ -1,6 +1,7 @@
 //! Digest and alert emails: matches grouped by rule, the same story from several outlets shown
 //! once, each entry with a highlighted snippet and a "matched:" line, rendered from the templates
-//! into a multipart/alternative message (plain text + HTML) with stable headers.
+//! into a multipart/alternative message (plain text + HTML) with stable headers. A digest renders
+//! from a `Batch`: exact totals for every group, entries only for the stories it can show.
 //! Pure: no IO, no clock (`now` is an argument). Feed text is untrusted: every string goes through
 //! `email_safety` and the HTML template's auto-escaping; only http/https links are emitted.
 
@@ -18,7 +19,7 @@ use crate::cluster::{ClusterOptions, StoryItem, cluster};
 use crate::config::{AlertConfig, DigestConfig, Templates};
 use crate::digest_spec::WhenEmpty;
 use crate::email_safety::{clean_line, clean_subject, display_host, safe_link};
-use crate::store::{PendingMatch, StoredHit};
+use crate::store::{DigestBatch, GroupCount, PendingMatch, StoredHit};
 
 const HTML_TEMPLATE: &str = include_str!("../templates/digest.html");
 const TEXT_TEMPLATE: &str = include_str!("../templates/digest.txt");
@@ -34,6 +35,10 @@ const SNIPPET_LEAD: usize = 80;
 const SNIPPET_MAX: usize = 260;
 /// Terms listed on a "matched:" line.
 const TERMS_MAX: usize = 8;
+/// Groups named on the closing "Also matched" line; the rest are only counted.
+const ALSO_NAMES_MAX: usize = 10;
+/// Articles loaded per shown story, so clustering still finds the other outlets of a story.
+const LOAD_MARGIN: usize = 3;
 
 /// One matched article under one rule, as the digest shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,6 +85,136 @@ pub fn entries(matches: &[PendingMatch], titles: &HashMap<String, String>) -> Ve
         .collect()
 }
 
+/// What a digest is composed from: exact totals over every match it carries, and entries for
+/// (at least) every story that can be shown.
+#[derive(Debug, Clone, Default)]
+pub struct Batch {
+    pub entries: Vec<Entry>,
+    /// Every group (rule title, as `group_title` makes it) with its distinct articles.
+    pub groups: Vec<GroupTotal>,
+    /// Distinct articles over every group.
+    pub articles: usize,
+}
+
+/// One group of a digest and its exact size.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupTotal {
+    pub title: String,
+    pub articles: usize,
+}
+
+impl Batch {
+    /// A batch whose entries are every match it carries (alerts, previews of a few, tests): the
+    /// totals are counted from the entries.
+    pub fn complete(entries: Vec<Entry>) -> Batch {
+        let mut by_title: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+        for e in &entries {
+            by_title
+                .entry(group_title(&e.rule_id, &e.rule_title))
+                .or_default()
+                .push(e.article_id);
+        }
+        let groups = by_title
+            .into_iter()
+            .map(|(title, mut ids)| {
+                ids.sort_unstable();
+                ids.dedup();
+                GroupTotal {
+                    title,
+                    articles: ids.len(),
+                }
+            })
+            .collect();
+        let mut ids: Vec<i64> = entries.iter().map(|e| e.article_id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        Batch {
+            entries,
+            groups,
+            articles: ids.len(),
+        }
+    }
+
+    /// What the store gathered (groups keyed by `group_title`), rows made entries.
+    pub fn from_store(b: &DigestBatch, titles: &HashMap<String, String>) -> Batch {
+        Batch {
+            entries: entries(&b.rows, titles),
+            groups: b
+                .groups
+                .iter()
+                .map(|g| GroupTotal {
+                    title: g.key.clone(),
+                    articles: g.articles,
+                })
+                .collect(),
+            articles: b.articles,
+        }
+    }
+}
+
+/// The group (section) a rule's matches go into: its title, else its id, made a safe line.
+/// Rules sharing a title share a group.
+pub fn group_title(rule_id: &str, rule_title: &str) -> String {
+    let title = clean_line(rule_title, 120);
+    if title.is_empty() {
+        clean_line(rule_id, 120)
+    } else {
+        title
+    }
+}
+
+/// How many of each group's newest articles the composer needs (by index into `groups`): only
+/// the first `max_items` groups in display order can show a story, and among them the stories
+/// are shared round-robin; each gets its round-robin share of `LOAD_MARGIN * max_items`
+/// articles, so clustering sees the other outlets of what it shows.
+pub fn load_plan(groups: &[GroupCount], max_items: usize) -> Vec<usize> {
+    let max_items = max_items.max(1);
+    let mut order: Vec<usize> = (0..groups.len()).collect();
+    order.sort_by(|&a, &b| {
+        display_order(
+            (&groups[a].key, groups[a].articles),
+            (&groups[b].key, groups[b].articles),
+        )
+    });
+    order.truncate(max_items);
+    let caps: Vec<usize> = order.iter().map(|&i| groups[i].articles).collect();
+    let shares = round_robin(&caps, max_items.saturating_mul(LOAD_MARGIN));
+    let mut plan = vec![0; groups.len()];
+    for (i, n) in order.into_iter().zip(shares) {
+        plan[i] = n;
+    }
+    plan
+}
+
+/// Largest group first, then by title: the order of the sections, the subject and the plan.
+fn display_order(a: (&str, usize), b: (&str, usize)) -> std::cmp::Ordering {
+    b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0))
+}
+
+/// Shares `budget` one at a time over `caps` in turn, so a busy group cannot crowd the others
+/// out; no share exceeds its cap.
+fn round_robin(caps: &[usize], budget: usize) -> Vec<usize> {
+    let mut keep = vec![0usize; caps.len()];
+    let mut left = budget;
+    while left > 0 {
+        let mut gave = false;
+        for (k, cap) in keep.iter_mut().zip(caps) {
+            if left == 0 {
+                break;
+            }
+            if *k < *cap {
+                *k += 1;
+                left -= 1;
+                gave = true;
+            }
+        }
+        if !gave {
+            break;
+        }
+    }
+    keep
+}
+
 /// A composed email, ready for the outbox.
 #[derive(Debug, Clone)]
 pub struct Composed {
@@ -97,7 +232,7 @@ pub struct Rendered {
     pub subject: String,
     pub html: String,
     pub text: String,
-    /// Stories shown, and those only counted in "and N more".
+    /// Stories shown, and the articles only counted (in "and N more" or "Also matched").
     pub shown: usize,
     pub more: usize,
 }
@@ -176,11 +311,18 @@ impl<'a> Audience<'a> {
 #[derive(Debug, Clone, Serialize)]
 struct Group {
     title: String,
-    /// Stories in the group, shown or not.
+    /// Articles in the group, shown or not (exact, whatever was loaded).
     count: usize,
     items: Vec<Item>,
-    /// Stories of this group left out for length.
+    /// Articles of this group not in a shown story.
     more: usize,
+}
+
+/// A group that shows no story, named (or only counted) on the closing "Also matched" line.
+#[derive(Debug, Clone, Serialize)]
+struct AlsoMatched {
+    title: String,
+    count: usize,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -198,6 +340,9 @@ struct Item {
     terms: String,
     /// Other outlets that carried the same story.
     also: String,
+    /// The articles this story stands for (its representative and the other outlets).
+    #[serde(skip)]
+    members: Vec<i64>,
 }
 
 /// A piece of a snippet; `hit` pieces are highlighted.
@@ -223,8 +368,9 @@ fn crlf(s: &str) -> String {
     out
 }
 
-/// Composes digest `digest_id` for `cfg` from `entries`. `None` when there is nothing to send
-/// (no entries and `when_empty = "skip"`). `notices` (feed-health lines) fill the "Sources" section.
+/// Composes digest `digest_id` for `cfg` from `entries`, every match it carries. `None` when
+/// there is nothing to send (no entries and `when_empty = "skip"`). `notices` (feed-health lines)
+/// fill the "Sources" section.
 pub fn compose(
     digest_id: i64,
     cfg: &DigestConfig,
@@ -233,11 +379,30 @@ pub fn compose(
     notices: &[String],
     now: DateTime<Utc>,
 ) -> Result<Option<Composed>, DigestError> {
-    if entries.is_empty() && cfg.when_empty == WhenEmpty::Skip {
+    compose_batch(
+        digest_id,
+        cfg,
+        from,
+        &Batch::complete(entries.to_vec()),
+        notices,
+        now,
+    )
+}
+
+/// `compose` from a batch whose entries may be only the showable part of what it counts.
+pub fn compose_batch(
+    digest_id: i64,
+    cfg: &DigestConfig,
+    from: &str,
+    batch: &Batch,
+    notices: &[String],
+    now: DateTime<Utc>,
+) -> Result<Option<Composed>, DigestError> {
+    if batch.groups.is_empty() && cfg.when_empty == WhenEmpty::Skip {
         return Ok(None);
     }
     let audience = Audience::digest(cfg);
-    let rendered = render(&audience, entries, notices, now)?;
+    let rendered = render(&audience, batch, notices, now)?;
     build(digest_id, &audience, from, &rendered, now).map(Some)
 }
 
@@ -250,23 +415,24 @@ pub fn compose_alert(
     now: DateTime<Utc>,
 ) -> Result<Composed, DigestError> {
     let audience = Audience::alert(cfg);
-    let rendered = render(&audience, entries, &[], now)?;
+    let rendered = render(&audience, &Batch::complete(entries.to_vec()), &[], now)?;
     build(id, &audience, from, &rendered, now)
 }
 
 /// Renders subject, HTML and text. The HTML stays under `MAX_HTML_BYTES`: when too long, fewer
-/// stories are shown and the rest counted in "and N more".
+/// stories are shown and the rest counted in "and N more". Groups that show no story are
+/// named on one capped "Also matched" line instead of a section each.
 pub fn render(
     audience: &Audience<'_>,
-    entries: &[Entry],
+    batch: &Batch,
     notices: &[String],
     now: DateTime<Utc>,
 ) -> Result<Rendered, DigestError> {
     // Clustering is the costly part; it runs once, only the cut moves.
-    let groups = group(entries, audience.timezone);
+    let groups = assemble(&batch.groups, group(&batch.entries, audience.timezone));
     let mut budget = audience.max_items.max(1);
     loop {
-        let r = render_with(audience, entries, &groups, notices, now, budget)?;
+        let r = render_with(audience, batch, &groups, notices, now, budget)?;
         if r.html.len() <= MAX_HTML_BYTES || budget == 1 {
             return Ok(r);
         }
@@ -276,48 +442,55 @@ pub fn render(
 
 fn render_with(
     audience: &Audience<'_>,
-    entries: &[Entry],
-    groups: &[Group],
+    batch: &Batch,
+    all: &[Group],
     notices: &[String],
     now: DateTime<Utc>,
     budget: usize,
 ) -> Result<Rendered, DigestError> {
     let tz = audience.timezone;
-    let mut groups = groups.to_vec();
-    let total_stories: usize = groups.iter().map(|g| g.items.len()).sum();
     // Round-robin, so a busy rule cannot crowd every other rule out of the email.
-    let mut keep = vec![0usize; groups.len()];
-    let mut left = budget;
-    while left > 0 {
-        let mut gave = false;
-        for (k, g) in keep.iter_mut().zip(&groups) {
-            if left > 0 && *k < g.items.len() {
-                *k += 1;
-                left -= 1;
-                gave = true;
+    let caps: Vec<usize> = all.iter().map(|g| g.items.len()).collect();
+    let keep = round_robin(&caps, budget);
+    let mut groups: Vec<Group> = Vec::new();
+    let mut also: Vec<AlsoMatched> = Vec::new();
+    let (mut also_more_rules, mut also_more_count) = (0usize, 0usize);
+    let mut represented: Vec<i64> = Vec::new();
+    for (g, k) in all.iter().zip(keep) {
+        if k == 0 {
+            if also.len() < ALSO_NAMES_MAX {
+                also.push(AlsoMatched {
+                    title: g.title.clone(),
+                    count: g.count,
+                });
+            } else {
+                also_more_rules += 1;
+                also_more_count += g.count;
             }
+            continue;
         }
-        if !gave {
-            break;
-        }
+        let items: Vec<Item> = g.items[..k].to_vec();
+        let mut members: Vec<i64> = items.iter().flat_map(|i| i.members.clone()).collect();
+        members.sort_unstable();
+        members.dedup();
+        represented.extend_from_slice(&members);
+        groups.push(Group {
+            title: g.title.clone(),
+            count: g.count,
+            more: g.count.saturating_sub(members.len()),
+            items,
+        });
     }
-    for (g, k) in groups.iter_mut().zip(keep) {
-        g.more = g.items.len() - k;
-        g.items.truncate(k);
-    }
+    represented.sort_unstable();
+    represented.dedup();
     let shown: usize = groups.iter().map(|g| g.items.len()).sum();
-    let more = total_stories - shown;
-    let articles = {
-        let mut ids: Vec<i64> = entries.iter().map(|e| e.article_id).collect();
-        ids.sort_unstable();
-        ids.dedup();
-        ids.len()
-    };
+    let articles = batch.articles;
+    let more = articles.saturating_sub(represented.len());
     let title = audience
         .title
         .map(|t| clean_line(t, 80))
         .filter(|t| !t.is_empty());
-    let subject = subject(audience, title.as_deref(), articles, entries, &groups);
+    let subject = subject(audience, title.as_deref(), articles, &batch.entries, all);
     let heading = match (audience.kind, articles) {
         (Kind::Digest, 0) => "Nothing new matched your rules".to_string(),
         (Kind::Digest, n) => format!(
@@ -337,6 +510,9 @@ fn render_with(
         heading => heading,
         groups => &groups,
         more => more,
+        also_matched => &also,
+        also_more_rules => also_more_rules,
+        also_more_count => also_more_count,
         notices => notices,
         kind => audience.kind.as_str(),
         digest_name => clean_line(audience.name, 80),
@@ -346,6 +522,7 @@ fn render_with(
     env.set_trim_blocks(true);
     env.set_lstrip_blocks(true);
     env.set_keep_trailing_newline(true);
+    env.add_filter("num", thousands);
     let render = |name: &'static str, source: &str| {
         let tmpl_err = |source| DigestError::Template { name, source };
         env.template_from_named_str(name, source)
@@ -425,6 +602,19 @@ fn build(
     })
 }
 
+/// `9940` as `9,940`: the template filter `num`.
+fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
 fn local_time(t: DateTime<Utc>, tz: Tz) -> String {
     t.with_timezone(&tz)
         .format("%a %d %b %Y %H:%M %Z")
@@ -436,13 +626,10 @@ fn local_time(t: DateTime<Utc>, tz: Tz) -> String {
 fn group(entries: &[Entry], tz: Tz) -> Vec<Group> {
     let mut by_rule: BTreeMap<String, Vec<&Entry>> = BTreeMap::new();
     for e in entries {
-        let title = clean_line(&e.rule_title, 120);
-        let title = if title.is_empty() {
-            clean_line(&e.rule_id, 120)
-        } else {
-            title
-        };
-        by_rule.entry(title).or_default().push(e);
+        by_rule
+            .entry(group_title(&e.rule_id, &e.rule_title))
+            .or_default()
+            .push(e);
     }
     let mut groups: Vec<Group> = by_rule
         .into_iter()
@@ -482,14 +669,37 @@ fn group(entries: &[Entry], tz: Tz) -> Vec<Group> {
                 .collect();
             Group {
                 title,
-                count: items.len(),
+                count: es.len(),
                 items,
                 more: 0,
             }
         })
         .collect();
-    groups.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.title.cmp(&b.title)));
+    groups.sort_by(|a, b| display_order((&a.title, a.count), (&b.title, b.count)));
     groups
+}
+
+/// Every group of `totals` in display order, with its exact size and the stories clustered from
+/// whatever of it was loaded (`loaded`, from `group`). A loaded group missing from the totals
+/// (a caller's slip) keeps what it has rather than vanish.
+fn assemble(totals: &[GroupTotal], loaded: Vec<Group>) -> Vec<Group> {
+    let mut loaded: BTreeMap<String, Group> =
+        loaded.into_iter().map(|g| (g.title.clone(), g)).collect();
+    let mut all: Vec<Group> = totals
+        .iter()
+        .map(|t| {
+            let items = loaded.remove(&t.title).map(|g| g.items).unwrap_or_default();
+            Group {
+                title: t.title.clone(),
+                count: t.articles,
+                items,
+                more: 0,
+            }
+        })
+        .collect();
+    all.extend(loaded.into_values());
+    all.sort_by(|a, b| display_order((&a.title, a.count), (&b.title, b.count)));
+    all
 }
 
 fn source_name(e: &Entry) -> String {
@@ -501,6 +711,9 @@ fn source_name(e: &Entry) -> String {
 
 /// One story: the representative's headline, link, source and snippet; terms from every member.
 fn item(members: &[&Entry], also: &[String], tz: Tz) -> Item {
+    let mut ids: Vec<i64> = members.iter().map(|m| m.article_id).collect();
+    ids.sort_unstable();
+    ids.dedup();
     let e = members[0];
     let mut terms: Vec<String> = Vec::new();
     for h in members.iter().flat_map(|m| &m.hits) {
@@ -530,6 +743,7 @@ fn item(members: &[&Entry], also: &[String], tz: Tz) -> Item {
         snippet: snippet(e),
         terms: terms.join(", "),
         also: also.join(", "),
+        members: ids,
     }
 }
 
@@ -916,7 +1130,7 @@ mod tests {
         let p = render_with_cfg(&cfg(), &sample(), &notices);
         assert_eq!(
             p.subject,
-            "[newswatch] Morning brief — 3 articles: Healey–Hegseth talks (1), Minerals deal (1)"
+            "[newswatch] Morning brief — 3 articles: Minerals deal (2), Healey–Hegseth talks (1)"
         );
         check_snapshot("digest.txt", &p.text);
         check_snapshot("digest.html", &p.html);
@@ -1223,6 +1437,148 @@ mod tests {
     }
 
     #[test]
+    fn load_plan_table() {
+        // (group sizes, max_items, articles to load per group)
+        #[rustfmt::skip]
+        let cases: &[(&[usize], usize, &[usize])] = &[
+            (&[], 50, &[]),
+            (&[1], 50, &[1]),
+            (&[1000], 50, &[150]),
+            (&[1000, 2], 50, &[148, 2]),
+            (&[10, 10, 10], 2, &[0, 3, 3]),  // ties by key: "g0" < "g1" < "g2", sizes desc first
+            (&[5, 9, 7], 2, &[0, 3, 3]),
+            (&[5, 9, 7], 1, &[0, 3, 0]),
+            (&[4, 4], 0, &[0, 3]),          // max_items 0 still shows one
+        ];
+        for (sizes, max_items, want) in cases {
+            let groups: Vec<GroupCount> = sizes
+                .iter()
+                .enumerate()
+                .map(|(i, n)| GroupCount {
+                    // Reverse keys so "largest, then by key" is not the input order.
+                    key: format!("g{}", sizes.len() - i),
+                    articles: *n,
+                })
+                .collect();
+            assert_eq!(
+                load_plan(&groups, *max_items),
+                *want,
+                "{sizes:?} max_items {max_items}"
+            );
+        }
+    }
+
+    #[test]
+    fn thousands_of_groups_close_with_one_capped_line() {
+        let entries: Vec<Entry> = (0..12_000)
+            .map(|i| {
+                let rule = i % 5_000;
+                let mut e = entry(
+                    i,
+                    &format!("Rule {rule:04}"),
+                    &format!("alpha{i} beta{} gamma{}", i * 3, i * 7),
+                    Some(&format!("https://k.example/{i}")),
+                    "Officials said the minerals deal would be signed within days.",
+                    &["minerals deal"],
+                );
+                e.time = now() - chrono::Duration::minutes(i);
+                e
+            })
+            .collect();
+        let p = render(&entries);
+        assert!(p.html.len() <= MAX_HTML_BYTES, "{} bytes", p.html.len());
+        assert!(p.text.len() <= MAX_HTML_BYTES, "{} bytes", p.text.len());
+        // max_items (50) sections, largest groups first (Rule 0000..1999 have 3 articles).
+        assert_eq!(p.text.matches("\n== Rule ").count(), 50, "{}", p.text);
+        assert!(p.text.contains("\n== Rule 0000 (3) =="), "{}", p.text);
+        assert!(p.text.contains("\n  and 2 more\n"), "{}", p.text);
+        assert!(
+            p.text
+                .contains("\n== Also matched ==\n- Rule 0050 (3)\n- Rule 0051 (3)\n"),
+            "{}",
+            p.text
+        );
+        // 5,000 groups: 50 shown, 10 named, the rest counted: 1,950 with 3, 3,000 with 2.
+        assert!(
+            p.text.contains("- and 4,940 more rules (11,820 matches)\n"),
+            "{}",
+            p.text
+        );
+        assert!(
+            p.html.contains("Also matched</td>")
+                && p.html.contains("and 4,940 more rules (11,820 matches)"),
+            "{}",
+            p.html
+        );
+        assert!(
+            p.subject
+                .starts_with("[newswatch] Morning brief — 12000 articles: Rule 0000 (3), "),
+            "{}",
+            p.subject
+        );
+    }
+
+    #[test]
+    fn counts_come_from_the_totals_not_from_what_was_loaded() {
+        let batch = Batch {
+            entries: sample(),
+            groups: vec![
+                GroupTotal {
+                    title: "Minerals deal".into(),
+                    articles: 700,
+                },
+                GroupTotal {
+                    title: "Healey–Hegseth talks".into(),
+                    articles: 40,
+                },
+                GroupTotal {
+                    title: "Weimar plus".into(),
+                    articles: 1,
+                },
+            ],
+            articles: 735,
+        };
+        let composed = compose_batch(7, &cfg(), "nw@example.org", &batch, &[], now())
+            .expect("compose")
+            .expect("a digest");
+        assert_eq!(
+            composed.subject,
+            "[newswatch] Morning brief — 735 articles: Minerals deal (700), \
+             Healey–Hegseth talks (40), Weimar plus (1)"
+        );
+        let r = super::render(&Audience::digest(&cfg()), &batch, &[], now()).expect("render");
+        assert!(
+            r.text.starts_with("Morning brief\n735 new articles"),
+            "{}",
+            r.text
+        );
+        // The shown story stands for two articles (two outlets): 698 more.
+        assert!(r.text.contains("== Minerals deal (700) =="), "{}", r.text);
+        assert!(r.text.contains("\n  and 698 more\n"), "{}", r.text);
+        assert!(r.text.contains("\n  and 39 more\n"), "{}", r.text);
+        // Loaded nothing of it, yet within max_items: named on the closing line.
+        assert!(
+            r.text.contains("== Also matched ==\n- Weimar plus (1)\n"),
+            "{}",
+            r.text
+        );
+        assert_eq!((r.shown, r.more), (2, 735 - 3));
+    }
+
+    #[test]
+    fn thousands_separators() {
+        for (n, want) in [
+            (0, "0"),
+            (999, "999"),
+            (1000, "1,000"),
+            (9_940, "9,940"),
+            (1_234_567, "1,234,567"),
+        ] {
+            assert_eq!(thousands(n), want);
+        }
+    }
+
+    #[test]
     fn operators_templates_replace_the_built_in_ones_and_still_escape() {
         let mut c = cfg();
         c.templates = Some(Templates {
@@ -1265,7 +1621,7 @@ mod tests {
         let c = compose_alert(5, &set, "nw@example.org", &sample(), now()).expect("alert");
         assert_eq!(
             c.subject,
-            "[newswatch alert] 3 articles: Healey–Hegseth talks (1), Minerals deal (1)"
+            "[newswatch alert] 3 articles: Minerals deal (2), Healey–Hegseth talks (1)"
         );
     }
 

@@ -739,10 +739,11 @@ impl<'a> Pipeline<'a> {
                     &name,
                     now,
                     slot,
-                    |m| cfg2.rules.selects(&m.rule_id),
-                    |id, matches| {
-                        let entries = digest::entries(matches, &titles);
-                        let c = digest::compose(id, &cfg2, &from, &entries, &notices, now)?;
+                    |rule| digest_group(&cfg2, &titles, rule),
+                    |groups| digest::load_plan(groups, cfg2.max_items),
+                    |id, gathered| {
+                        let batch = digest::Batch::from_store(gathered, &titles);
+                        let c = digest::compose_batch(id, &cfg2, &from, &batch, &notices, now)?;
                         Ok::<_, digest::DigestError>(c.map(|c| NewMessage {
                             digest_name: cfg2.name.clone(),
                             message_id: c.message_id,
@@ -858,22 +859,25 @@ impl<'a> Pipeline<'a> {
     ) -> anyhow::Result<digest::Rendered> {
         let cfg = self.digest_config(name)?;
         let key = name.to_string();
-        let matches = match since {
-            Some(d) => {
-                let from = now - chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX);
-                self.db(move |s| s.matches_since(from)).await?
-            }
-            None => self.db(move |s| s.pending_for_digest(&key)).await?,
-        };
-        let matches: Vec<_> = matches
-            .into_iter()
-            .filter(|m| cfg.rules.selects(&m.rule_id))
-            .collect();
-        let entries = digest::entries(&matches, &self.rule_titles());
+        let from =
+            since.map(|d| now - chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX));
+        let titles = self.rule_titles();
+        let (cfg2, titles2) = (cfg.clone(), titles.clone());
+        let gathered = self
+            .db(move |s| {
+                s.preview_batch(
+                    &key,
+                    from,
+                    |rule| digest_group(&cfg2, &titles2, rule),
+                    |groups| digest::load_plan(groups, cfg2.max_items),
+                )
+            })
+            .await?;
+        let batch = digest::Batch::from_store(&gathered, &titles);
         let notices = self.feed_notices(name, now).await?;
         Ok(digest::render(
             &digest::Audience::digest(cfg),
-            &entries,
+            &batch,
             &notices,
             now,
         )?)
@@ -986,6 +990,18 @@ impl<'a> Pipeline<'a> {
     pub fn destination(&self) -> String {
         self.deliverer.describe()
     }
+}
+
+/// The group (section) of digest `cfg` that rule `rule_id`'s matches go into, `None` when the
+/// digest does not carry that rule. A rule removed since it matched shows its id.
+fn digest_group(
+    cfg: &DigestConfig,
+    titles: &HashMap<String, String>,
+    rule_id: &str,
+) -> Option<String> {
+    cfg.rules
+        .selects(rule_id)
+        .then(|| digest::group_title(rule_id, titles.get(rule_id).map_or(rule_id, String::as_str)))
 }
 
 fn host_limits(config: &Config) -> HostLimits {

@@ -13,7 +13,9 @@ use serde::{Deserialize, Serialize};
 use crate::article::Article;
 use crate::fetch::Validators;
 
+mod batch;
 mod feeds;
+pub use batch::{DigestBatch, GroupCount};
 pub use feeds::{
     DigestInfo, FeedNotice, FeedRecord, PollRecord, PollResult, PollStored, Pruned,
     REDIRECT_REPEATS, RowCounts,
@@ -125,6 +127,11 @@ CREATE TABLE reloads (
     applied INTEGER NOT NULL,
     detail  TEXT NOT NULL
 ) STRICT;
+",
+    r"
+-- issue 7: a digest asks, for every pending match, whether an alert set holds it; the primary
+-- key (alert_set, match_id) cannot answer by match alone, so each match scanned alert_items.
+CREATE INDEX alert_items_match ON alert_items(match_id, status);
 ",
 ];
 
@@ -913,11 +920,7 @@ impl Store {
 
     /// Every match recorded at or after `since` (assigned or not), for previews. Read-only.
     pub fn matches_since(&self, since: DateTime<Utc>) -> Result<Vec<PendingMatch>, StoreError> {
-        select_matches(
-            &self.conn,
-            "COALESCE(m.recorded, a.first_seen) >= ?1",
-            params![ts(since)],
-        )
+        select_matches(&self.conn, RECORDED_SINCE, params![ts(since)])
     }
 
     /// The last schedule slot digest `name` served (composed, or skipped because empty).
@@ -933,8 +936,10 @@ impl Store {
             .map(from_ts))
     }
 
-    /// Composes digest `name` in one transaction: its pending matches (filtered by `selects`)
-    /// go to `compose(digest_id, matches)`; a returned message enters the outbox, the matches are
+    /// Composes digest `name` in one transaction. Every pending match whose rule `group_of`
+    /// puts into a group (`None`: not this digest's rule) is gathered set-based; `compose` gets
+    /// the exact totals and full rows for `plan(groups)[i]` newest articles of group `i` only.
+    /// A returned message enters the outbox, every gathered match (shown or only counted) is
     /// assigned to the digest, and `slot` (when scheduled) is recorded as served, all or nothing.
     /// `compose` returning `None` (nothing worth sending) still records the slot.
     pub fn compose_named<E>(
@@ -942,20 +947,18 @@ impl Store {
         name: &str,
         now: DateTime<Utc>,
         slot: Option<DateTime<Utc>>,
-        selects: impl Fn(&PendingMatch) -> bool,
-        compose: impl FnOnce(i64, &[PendingMatch]) -> Result<Option<NewMessage>, E>,
+        group_of: impl Fn(&str) -> Option<String>,
+        plan: impl FnOnce(&[GroupCount]) -> Vec<usize>,
+        compose: impl FnOnce(i64, &DigestBatch) -> Result<Option<NewMessage>, E>,
     ) -> Result<Option<Composition>, ComposeError<E>> {
         let tx = self.conn.transaction().map_err(StoreError::from)?;
-        let matches: Vec<PendingMatch> = select_matches(&tx, PENDING_FOR_DIGEST, params![name])?
-            .into_iter()
-            .filter(|m| selects(m))
-            .collect();
+        let gathered = batch::gather(&tx, PENDING_FOR_DIGEST, &name, group_of, plan)?;
         let digest_id: i64 = tx
             .query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM digests", [], |r| {
                 r.get(0)
             })
             .map_err(StoreError::from)?;
-        let message = compose(digest_id, &matches).map_err(ComposeError::Compose)?;
+        let message = compose(digest_id, &gathered).map_err(ComposeError::Compose)?;
         if let Some(slot) = slot {
             tx.execute(
                 "INSERT INTO digest_slots (name, last_slot) VALUES (?1, ?2)
@@ -965,6 +968,7 @@ impl Store {
             .map_err(StoreError::from)?;
         }
         let Some(message) = message else {
+            batch::clear(&tx)?;
             tx.commit().map_err(StoreError::from)?;
             return Ok(None);
         };
@@ -974,31 +978,31 @@ impl Store {
         )
         .map_err(StoreError::from)?;
         let outbox = insert_outbox(&tx, digest_id, "digest", &message, now)?;
-        {
-            let mut assign = tx
-                .prepare(
-                    "INSERT OR IGNORE INTO digest_items (digest_name, match_id, digest)
-                     VALUES (?1, ?2, ?3)",
-                )
-                .map_err(StoreError::from)?;
-            let mut first = tx
-                .prepare("UPDATE matches SET digest = COALESCE(digest, ?1) WHERE id = ?2")
-                .map_err(StoreError::from)?;
-            for m in &matches {
-                assign
-                    .execute(params![name, m.id, digest_id])
-                    .map_err(StoreError::from)?;
-                first
-                    .execute(params![digest_id, m.id])
-                    .map_err(StoreError::from)?;
-            }
-        }
+        batch::assign(&tx, name, digest_id)?;
+        batch::clear(&tx)?;
         tx.commit().map_err(StoreError::from)?;
         Ok(Some(Composition {
             digest: digest_id,
             outbox,
-            matches: matches.len(),
+            matches: gathered.matches,
         }))
+    }
+
+    /// What `compose_named` would hand its composer, without changing anything: the matches
+    /// digest `name` has not carried yet, or (with `since`) every match recorded since then.
+    pub fn preview_batch(
+        &mut self,
+        name: &str,
+        since: Option<DateTime<Utc>>,
+        group_of: impl Fn(&str) -> Option<String>,
+        plan: impl FnOnce(&[GroupCount]) -> Vec<usize>,
+    ) -> Result<DigestBatch, StoreError> {
+        let tx = self.conn.transaction()?;
+        // Dropping the transaction rolls the temp tables back.
+        match since {
+            Some(t) => batch::gather(&tx, RECORDED_SINCE, &ts(t), group_of, plan),
+            None => batch::gather(&tx, PENDING_FOR_DIGEST, &name, group_of, plan),
+        }
     }
 
     /// Matches alert set `set` holds pending: (match id, when queued).
@@ -1122,6 +1126,11 @@ const PENDING_FOR_DIGEST: &str =
      AND (NOT EXISTS (SELECT 1 FROM alert_items ai WHERE ai.match_id = m.id)
           OR EXISTS (SELECT 1 FROM alert_items ai
                      WHERE ai.match_id = m.id AND ai.status = 'deferred'))";
+
+/// Recorded at or after `?1`; matches from before issue 4 have no `recorded` and use the article's
+/// first sighting.
+const RECORDED_SINCE: &str = "COALESCE(m.recorded,
+    (SELECT a.first_seen FROM articles a WHERE a.id = m.article)) >= ?1";
 
 /// What `compose_named` queued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -1662,41 +1671,41 @@ mod tests {
         ));
     }
 
+    /// Every rule into one group.
+    fn all(_: &str) -> Option<String> {
+        Some("all".into())
+    }
+
+    /// Up to 10 articles of every group.
+    fn plan(groups: &[GroupCount]) -> Vec<usize> {
+        vec![10; groups.len()]
+    }
+
     #[test]
     fn named_digests_assign_per_digest_and_record_the_slot_atomically() {
         let (_dir, mut s, now) = store_with_matches();
         let slot = Some(now);
         // A failing composer changes nothing, not even the slot.
         let err = s
-            .compose_named("a", now, slot, |_| true, |_, _| Err("broke"))
+            .compose_named("a", now, slot, all, plan, |_, _| Err("broke"))
             .unwrap_err();
         assert!(matches!(err, ComposeError::Compose("broke")));
         assert_eq!(s.digest_last_slot("a").unwrap(), None);
         // Nothing worth sending: the slot is served, the match stays pending.
         let none = s
-            .compose_named(
-                "a",
-                now,
-                slot,
-                |_| true,
-                |_, _| Ok::<_, std::convert::Infallible>(None),
-            )
+            .compose_named("a", now, slot, all, plan, |_, _| {
+                Ok::<_, std::convert::Infallible>(None)
+            })
             .unwrap();
         assert!(none.is_none());
         assert_eq!(s.digest_last_slot("a").unwrap(), slot);
         assert_eq!(s.pending_for_digest("a").unwrap().len(), 1);
         // Composed for "a": gone for "a", still pending for "b".
         let c = s
-            .compose_named(
-                "a",
-                now,
-                None,
-                |_| true,
-                |id, m| {
-                    assert_eq!(m.len(), 1);
-                    Ok::<_, std::convert::Infallible>(Some(msg(&format!("<d{id}@x>"))))
-                },
-            )
+            .compose_named("a", now, None, all, plan, |id, b| {
+                assert_eq!((b.matches, b.articles, b.rows.len()), (1, 1, 1));
+                Ok::<_, std::convert::Infallible>(Some(msg(&format!("<d{id}@x>"))))
+            })
             .unwrap()
             .unwrap();
         assert_eq!(c.matches, 1);
@@ -1712,9 +1721,10 @@ mod tests {
                 "b",
                 now,
                 None,
-                |_| false,
-                |_, m| {
-                    assert!(m.is_empty());
+                |_| None,
+                plan,
+                |_, b| {
+                    assert!(b.groups.is_empty() && b.rows.is_empty() && b.matches == 0);
                     Ok::<_, std::convert::Infallible>(None)
                 },
             )
