@@ -260,10 +260,29 @@ impl<'a> Pipeline<'a> {
             destination: self.deliverer.describe(),
             ..Summary::default()
         };
+        // Where a cycle's time goes, for operators and the benchmark (monotonic, never `now`).
+        let ms = |since: std::time::Instant| since.elapsed().as_millis() as u64;
+        let started = std::time::Instant::now();
         self.poll(now, which, &mut summary).await?;
+        let poll_ms = ms(started);
+        let started = std::time::Instant::now();
         summary.matches = self.match_pending(now).await?;
+        let match_ms = ms(started);
+        let started = std::time::Instant::now();
         summary.emails_composed = self.compose(now).await?;
+        let compose_ms = ms(started);
+        let started = std::time::Instant::now();
         self.drain_outbox(now, &mut summary).await?;
+        let deliver_ms = ms(started);
+        // An idle daemon wake-up (nothing due, nothing sent) is not worth an info line.
+        if summary.feeds_polled > 0 || summary.emails_composed > 0 || summary.emails_sent > 0 {
+            info!(
+                feeds = summary.feeds_polled,
+                poll_ms, match_ms, compose_ms, deliver_ms, "cycle stages"
+            );
+        } else {
+            debug!(poll_ms, match_ms, compose_ms, deliver_ms, "cycle stages");
+        }
         Ok(summary)
     }
 
