@@ -835,6 +835,76 @@ mod tests {
     }
 
     #[test]
+    fn a_batch_of_polls_is_stored_whole_or_not_at_all() {
+        let feeds = ["a", "b", "c"];
+        // (feed whose state update fails, articles and etag stored per feed afterwards)
+        let whole = (2, Some("\"v\"".to_string()));
+        let none = (0, None);
+        let cases = [
+            (None, [whole.clone(), whole.clone(), whole]),
+            (Some("a"), [none.clone(), none.clone(), none.clone()]),
+            (Some("c"), [none.clone(), none.clone(), none]),
+        ];
+        for (failing, want) in cases {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let mut s = Store::open(dir.path()).expect("open");
+            for f in feeds {
+                s.ensure_feed(f, &format!("https://{f}.example/"))
+                    .expect("feed");
+            }
+            if let Some(f) = failing {
+                s.conn
+                    .execute_batch(&format!(
+                        "CREATE TRIGGER tear BEFORE UPDATE ON feeds
+                         WHEN NEW.name = '{f}' AND NEW.etag IS NOT NULL
+                         BEGIN SELECT RAISE(ABORT, 'injected'); END;"
+                    ))
+                    .expect("trigger");
+            }
+            let items = [art("x", "One"), art("y", "Two")];
+            let v = Validators {
+                etag: Some("\"v\"".into()),
+                last_modified: None,
+            };
+            let fetched = PollResult::Fetched {
+                title: None,
+                validators: &v,
+                articles: &items,
+                hint_ttl: None,
+                permanent_redirect: None,
+            };
+            let polls: Vec<(&str, PollRecord<'_>)> =
+                feeds.iter().map(|f| (*f, poll(fetched, 0))).collect();
+            let result = s.record_polls(&polls);
+            match failing {
+                None => {
+                    let news: Vec<usize> = result
+                        .expect("batch")
+                        .iter()
+                        .map(|p| p.inserted.new)
+                        .collect();
+                    assert_eq!(news, [2, 2, 2]);
+                }
+                Some(f) => assert!(result.is_err(), "failing {f}: the error was lost"),
+            }
+            for (f, want) in feeds.iter().zip(want) {
+                let stored: usize = s
+                    .conn
+                    .query_row("SELECT COUNT(*) FROM articles WHERE feed = ?1", [f], |r| {
+                        r.get(0)
+                    })
+                    .expect("count");
+                let etag = s
+                    .feed_record(f)
+                    .ok()
+                    .flatten()
+                    .and_then(|r| r.validators.etag);
+                assert_eq!((stored, etag), want, "failing {failing:?}, feed {f}");
+            }
+        }
+    }
+
+    #[test]
     fn pruning_spares_articles_still_owed_to_the_matcher() {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut s = Store::open(dir.path()).expect("open");
