@@ -418,7 +418,7 @@ fn record_poll_in(
                      WHERE name = ?1",
             )?
             .execute(params![feed, ts(now), ts(poll.next_due)])?;
-            stored.moved_to = note_redirect(&tx, feed, permanent_redirect)?;
+            stored.moved_to = note_redirect(tx, feed, permanent_redirect)?;
         }
         PollResult::Fetched {
             title,
@@ -438,7 +438,7 @@ fn record_poll_in(
             let window =
                 chrono::Duration::from_std(poll.new_feed_window).unwrap_or(chrono::Duration::MAX);
             let cutoff = now.checked_sub_signed(window);
-            let items = store_items(&tx, feed, articles, now, first_poll, cutoff, poll.max_new)?;
+            let items = store_items(tx, feed, articles, now, first_poll, cutoff, poll.max_new)?;
             stored.inserted = items.inserted;
             stored.retitled = items.retitled;
             stored.deferred = items.deferred;
@@ -490,10 +490,10 @@ fn record_poll_in(
                 cadence,
                 samples_add,
             ])?;
-            stored.moved_to = note_redirect(&tx, feed, permanent_redirect)?;
+            stored.moved_to = note_redirect(tx, feed, permanent_redirect)?;
         }
     }
-    let (health, notice, errors) = assess_health(&tx, feed, now, &poll.thresholds)?;
+    let (health, notice, errors) = assess_health(tx, feed, now, &poll.thresholds)?;
     stored.error_count = errors;
     stored.notice = notice;
     if let Some(kind) = notice {
