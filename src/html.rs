@@ -77,12 +77,9 @@ pub fn html_to_text(html: &str) -> String {
         let tag = &rest[1..gt];
         rest = &rest[gt + 1..];
         let closing = tag.starts_with('/');
-        let name: String = tag
-            .trim_start_matches('/')
-            .chars()
-            .take_while(char::is_ascii_alphanumeric)
-            .collect::<String>()
-            .to_ascii_lowercase();
+        let bare = tag.trim_start_matches('/');
+        let name = &bare[..bare.bytes().take_while(u8::is_ascii_alphanumeric).count()];
+        let is = |names: &[&str]| names.iter().any(|n| n.eq_ignore_ascii_case(name));
         if name.is_empty() && !tag.starts_with('!') && !tag.starts_with('?') {
             if hidden.is_none() {
                 out.push('<');
@@ -92,17 +89,58 @@ pub fn html_to_text(html: &str) -> String {
             continue;
         }
         match &hidden {
-            Some(h) if closing && *h == name => hidden = None,
+            Some(h) if closing && h.eq_ignore_ascii_case(name) => hidden = None,
             Some(_) => {}
-            None if !closing && HIDDEN.contains(&name.as_str()) && !tag.ends_with('/') => {
-                hidden = Some(name);
+            None if !closing && is(HIDDEN) && !tag.ends_with('/') => {
+                hidden = Some(name.to_string());
             }
-            None if BLOCK.contains(&name.as_str()) => out.push(' '),
+            None if is(BLOCK) => out.push(' '),
             None => {}
         }
     }
-    let decoded = htmlize::unescape(&out);
-    decoded.split_whitespace().collect::<Vec<_>>().join(" ")
+    collapse_whitespace(&htmlize::unescape(&out))
+}
+
+/// `s` with each run of whitespace (`char::is_whitespace`) made one space and the ends trimmed:
+/// `s.split_whitespace().collect::<Vec<_>>().join(" ")` in one pass, without the vector (this
+/// runs on every title, summary and body of every item).
+fn collapse_whitespace(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let bytes = s.as_bytes();
+    let (mut i, mut word) = (0, None);
+    while i < bytes.len() {
+        let (space, width) = if bytes[i].is_ascii() {
+            (
+                matches!(bytes[i], b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c),
+                1,
+            )
+        } else {
+            // `i` is always on a character boundary: ASCII steps by one, the rest by its width.
+            s[i..]
+                .chars()
+                .next()
+                .map_or((false, 1), |c| (c.is_whitespace(), c.len_utf8()))
+        };
+        match (space, word) {
+            (true, Some(start)) => {
+                if !out.is_empty() {
+                    out.push(' ');
+                }
+                out.push_str(&s[start..i]);
+                word = None;
+            }
+            (false, None) => word = Some(i),
+            _ => {}
+        }
+        i += width;
+    }
+    if let Some(start) = word {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(&s[start..]);
+    }
+    out
 }
 
 /// Index of the `>` closing the tag that starts at `s[0] == '<'`, skipping quoted attribute values.
@@ -127,7 +165,7 @@ fn tag_end(s: &str) -> Option<usize> {
 
 #[cfg(test)]
 mod tests {
-    use super::html_to_text;
+    use super::{collapse_whitespace, html_to_text};
 
     #[test]
     fn strips_markup_and_hidden_elements() {
@@ -141,6 +179,26 @@ mod tests {
             ("x<!-- Healey -->y", "xy"),
             ("line<br/>break", "line break"),
             ("<a href=\"x\" title='a>b'>link</a>", "link"),
+        ];
+        for (html, want) in cases {
+            assert_eq!(html_to_text(html), want, "{html}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn whitespace_collapses_as_split_and_join(s in "[ \t\n\r\u{b}\u{c}\u{85}\u{a0}\u{2003}\u{3000}a-zé€😀<>&;]{0,64}") {
+            let want = s.split_whitespace().collect::<Vec<_>>().join(" ");
+            proptest::prop_assert_eq!(collapse_whitespace(&s), want);
+        }
+    }
+
+    #[test]
+    fn tag_names_match_in_any_case() {
+        let cases = [
+            ("a<SCRIPT>x</Script>b", "ab"),
+            ("one<P>two</p>three", "one two three"),
+            ("x<sTyLe>.y{}</STYLE >z", "xz"),
         ];
         for (html, want) in cases {
             assert_eq!(html_to_text(html), want, "{html}");

@@ -764,3 +764,82 @@ async fn a_feed_gone_silent_gets_one_notice_and_one_recovery() {
     let r = record(&config, "dry");
     assert_eq!((r.items_seen, r.polls, r.error_count), (6, 10, 0));
 }
+
+/// A store failure while recording polls ends the cycle with that error (never swallowed), and
+/// each feed's record stays atomic: its new items are stored together with its validators and
+/// state, or neither is; a later cycle then takes every feed's items exactly once. The failure
+/// is injected with a trigger, in each place a feed's write could tear: its item keys (after its
+/// article row), and its state (after all its items).
+#[tokio::test]
+async fn a_failing_write_fails_the_cycle_and_leaves_each_feed_atomic() {
+    let (public, _internal) = servers().await;
+    let url = public.url("/feed.xml").to_string();
+    let names = ["a", "b", "c", "d", "e", "f", "g", "h"];
+    let triggers = [
+        "BEFORE INSERT ON item_keys WHEN NEW.feed = 'd'",
+        "BEFORE UPDATE ON feeds WHEN NEW.name = 'd' AND NEW.etag IS NOT NULL",
+    ];
+    for trigger in triggers {
+        let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let feeds: Vec<(&str, String, &str)> =
+            names.iter().map(|n| (*n, url.clone(), "15m")).collect();
+        let mut config = config(tmp.path(), "", &feeds);
+        config.fetch.concurrency = 2;
+        let rules = rules(&config);
+        let p = pipeline(&config, &rules).await;
+        let db = rusqlite::Connection::open(config.state_dir.join(newswatch::store::DB_FILE))
+            .unwrap_or_else(|e| panic!("{e}"));
+        db.execute_batch(&format!(
+            "CREATE TRIGGER tear {trigger} BEGIN SELECT RAISE(ABORT, 'injected write failure'); END;"
+        ))
+        .unwrap_or_else(|e| panic!("{e}"));
+        let err = p
+            .cycle(t0(), Feeds::Due)
+            .await
+            .err()
+            .unwrap_or_else(|| panic!("{trigger}: the cycle hid the failed write"));
+        assert!(
+            format!("{err:#}").contains("injected write failure"),
+            "{trigger}: {err:#}"
+        );
+        // (feed, articles stored, polls recorded, etag stored) for every feed.
+        let state = || -> Vec<(String, u64, u64, Option<String>)> {
+            names
+                .iter()
+                .map(|n| {
+                    let stored: u64 = db
+                        .query_row("SELECT COUNT(*) FROM articles WHERE feed = ?1", [n], |r| {
+                            r.get(0)
+                        })
+                        .unwrap_or_else(|e| panic!("{e}"));
+                    let r = record(&config, n);
+                    (n.to_string(), stored, r.polls, r.validators.etag)
+                })
+                .collect()
+        };
+        let before = state();
+        for (feed, stored, polls, etag) in &before {
+            let whole = (1, 1, Some(hostile_server::FEED_ETAG.to_string()));
+            let none = (0, 0, None);
+            let got = (*stored, *polls, etag.clone());
+            assert!(
+                got == whole || got == none,
+                "{trigger}: feed {feed} torn: {got:?}"
+            );
+        }
+        assert_eq!(
+            before[3].1, 0,
+            "{trigger}: the failing feed's items were stored"
+        );
+        db.execute_batch("DROP TRIGGER tear")
+            .unwrap_or_else(|e| panic!("{e}"));
+        let s = cycle(&p, at(1)).await;
+        let missing = before.iter().filter(|(_, stored, ..)| *stored == 0).count();
+        assert_eq!(s.new_articles, missing, "{trigger}");
+        for (feed, stored, polls, etag) in state() {
+            assert_eq!(stored, 1, "{trigger}: feed {feed}");
+            assert_eq!(etag.as_deref(), Some(hostile_server::FEED_ETAG), "{feed}");
+            assert!(polls >= 1, "{trigger}: feed {feed}");
+        }
+    }
+}

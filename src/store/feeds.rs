@@ -257,121 +257,23 @@ impl Store {
         feed: &str,
         poll: &PollRecord<'_>,
     ) -> Result<PollStored, StoreError> {
+        let mut stored = self.record_polls(&[(feed, *poll)])?;
+        Ok(stored.pop().unwrap_or_default())
+    }
+
+    /// Records several feeds' polls in one transaction (group commit: one WAL sync for the
+    /// lot), in order; what each changed, in the same order. All or nothing: on an error
+    /// nothing of the batch is stored, so no feed ever has its new items without its new
+    /// validators and state, or the reverse.
+    pub fn record_polls(
+        &mut self,
+        polls: &[(&str, PollRecord<'_>)],
+    ) -> Result<Vec<PollStored>, StoreError> {
         let tx = self.conn.transaction()?;
-        let now = poll.now;
-        let mut stored = PollStored::default();
-        match poll.result {
-            PollResult::Failed { error } => {
-                tx.execute(
-                    "UPDATE feeds SET last_error = ?2, error_count = error_count + 1,
-                         failing_since = COALESCE(failing_since, ?3), next_due = ?4,
-                         polls = polls + 1
-                     WHERE name = ?1",
-                    params![feed, error, ts(now), ts(poll.next_due)],
-                )?;
-            }
-            PollResult::NotModified { permanent_redirect } => {
-                tx.execute(
-                    "UPDATE feeds SET last_success = ?2, last_error = NULL, error_count = 0,
-                         failing_since = NULL, next_due = ?3, polls = polls + 1
-                     WHERE name = ?1",
-                    params![feed, ts(now), ts(poll.next_due)],
-                )?;
-                stored.moved_to = note_redirect(&tx, feed, permanent_redirect)?;
-            }
-            PollResult::Fetched {
-                title,
-                validators,
-                articles,
-                hint_ttl,
-                permanent_redirect,
-            } => {
-                let (first_poll, last_new, cadence): (bool, Option<i64>, Option<i64>) = tx
-                    .query_row(
-                        "SELECT last_success IS NULL OR catching_up = 1, last_new_item, cadence
-                         FROM feeds WHERE name = ?1",
-                        [feed],
-                        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-                    )
-                    .optional()?
-                    .unwrap_or((true, None, None));
-                let window = chrono::Duration::from_std(poll.new_feed_window)
-                    .unwrap_or(chrono::Duration::MAX);
-                let cutoff = now.checked_sub_signed(window);
-                let items =
-                    store_items(&tx, feed, articles, now, first_poll, cutoff, poll.max_new)?;
-                stored.inserted = items.inserted;
-                stored.retitled = items.retitled;
-                stored.deferred = items.deferred;
-                // A capped poll forgets its validators: a 304 next time would hide the backlog.
-                let capped = items.deferred > 0;
-                let (etag, last_modified) = if capped {
-                    (None, None)
-                } else {
-                    (
-                        validators.etag.as_deref(),
-                        validators.last_modified.as_deref(),
-                    )
-                };
-                let next_due = if capped {
-                    poll.catch_up_due
-                } else {
-                    poll.next_due
-                };
-                let news = items.inserted.new > 0;
-                let (cadence, samples_add) = match (news, last_new) {
-                    (true, Some(prev)) => {
-                        let gap = Duration::from_secs(u64::try_from(ts(now) - prev).unwrap_or(0));
-                        let prev_cadence = cadence
-                            .and_then(|c| u64::try_from(c).ok())
-                            .map(Duration::from_secs);
-                        (Some(secs(feed_health::next_cadence(prev_cadence, gap))), 1)
-                    }
-                    _ => (cadence, 0),
-                };
-                tx.execute(
-                    "UPDATE feeds SET title = ?2, etag = ?3, last_modified = ?4, last_success = ?5,
-                         last_error = NULL, error_count = 0, failing_since = NULL, next_due = ?6,
-                         hint_ttl = ?7, catching_up = ?8, items_seen = items_seen + ?9,
-                         last_new_item = CASE WHEN ?9 > 0 THEN ?5 ELSE last_new_item END,
-                         cadence = ?10, cadence_samples = cadence_samples + ?11,
-                         polls = polls + 1
-                     WHERE name = ?1",
-                    params![
-                        feed,
-                        title,
-                        etag,
-                        last_modified,
-                        ts(now),
-                        ts(next_due),
-                        hint_ttl.map(secs),
-                        first_poll && capped,
-                        items.inserted.new as i64,
-                        cadence,
-                        samples_add,
-                    ],
-                )?;
-                stored.moved_to = note_redirect(&tx, feed, permanent_redirect)?;
-            }
-        }
-        let (health, notice, errors) = assess_health(&tx, feed, now, &poll.thresholds)?;
-        stored.error_count = errors;
-        stored.notice = notice;
-        if let Some(kind) = notice {
-            let detail = match (kind, poll.result) {
-                (NoticeKind::Failing, PollResult::Failed { error }) => error.to_string(),
-                (NoticeKind::Silent, _) => "nothing new for much longer than usual".to_string(),
-                _ => String::new(),
-            };
-            tx.execute(
-                "INSERT INTO feed_notices (feed, kind, at, detail) VALUES (?1, ?2, ?3, ?4)",
-                params![feed, kind.as_str(), ts(now), detail],
-            )?;
-        }
-        tx.execute(
-            "UPDATE feeds SET health = ?2 WHERE name = ?1",
-            params![feed, health.as_str()],
-        )?;
+        let stored = polls
+            .iter()
+            .map(|(feed, poll)| record_poll_in(&tx, feed, poll))
+            .collect::<Result<Vec<_>, _>>()?;
         tx.commit()?;
         Ok(stored)
     }
@@ -490,6 +392,126 @@ impl Store {
     }
 }
 
+/// One feed's poll, inside the caller's transaction.
+fn record_poll_in(
+    tx: &Transaction<'_>,
+    feed: &str,
+    poll: &PollRecord<'_>,
+) -> Result<PollStored, StoreError> {
+    let now = poll.now;
+
+    let mut stored = PollStored::default();
+    match poll.result {
+        PollResult::Failed { error } => {
+            tx.prepare_cached(
+                "UPDATE feeds SET last_error = ?2, error_count = error_count + 1,
+                         failing_since = COALESCE(failing_since, ?3), next_due = ?4,
+                         polls = polls + 1
+                     WHERE name = ?1",
+            )?
+            .execute(params![feed, error, ts(now), ts(poll.next_due)])?;
+        }
+        PollResult::NotModified { permanent_redirect } => {
+            tx.prepare_cached(
+                "UPDATE feeds SET last_success = ?2, last_error = NULL, error_count = 0,
+                         failing_since = NULL, next_due = ?3, polls = polls + 1
+                     WHERE name = ?1",
+            )?
+            .execute(params![feed, ts(now), ts(poll.next_due)])?;
+            stored.moved_to = note_redirect(tx, feed, permanent_redirect)?;
+        }
+        PollResult::Fetched {
+            title,
+            validators,
+            articles,
+            hint_ttl,
+            permanent_redirect,
+        } => {
+            let (first_poll, last_new, cadence): (bool, Option<i64>, Option<i64>) = tx
+                .prepare_cached(
+                    "SELECT last_success IS NULL OR catching_up = 1, last_new_item, cadence
+                         FROM feeds WHERE name = ?1",
+                )?
+                .query_row([feed], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .optional()?
+                .unwrap_or((true, None, None));
+            let window =
+                chrono::Duration::from_std(poll.new_feed_window).unwrap_or(chrono::Duration::MAX);
+            let cutoff = now.checked_sub_signed(window);
+            let items = store_items(tx, feed, articles, now, first_poll, cutoff, poll.max_new)?;
+            stored.inserted = items.inserted;
+            stored.retitled = items.retitled;
+            stored.deferred = items.deferred;
+            // A capped poll forgets its validators: a 304 next time would hide the backlog.
+            let capped = items.deferred > 0;
+            let (etag, last_modified) = if capped {
+                (None, None)
+            } else {
+                (
+                    validators.etag.as_deref(),
+                    validators.last_modified.as_deref(),
+                )
+            };
+            let next_due = if capped {
+                poll.catch_up_due
+            } else {
+                poll.next_due
+            };
+            let news = items.inserted.new > 0;
+            let (cadence, samples_add) = match (news, last_new) {
+                (true, Some(prev)) => {
+                    let gap = Duration::from_secs(u64::try_from(ts(now) - prev).unwrap_or(0));
+                    let prev_cadence = cadence
+                        .and_then(|c| u64::try_from(c).ok())
+                        .map(Duration::from_secs);
+                    (Some(secs(feed_health::next_cadence(prev_cadence, gap))), 1)
+                }
+                _ => (cadence, 0),
+            };
+            tx.prepare_cached(
+                "UPDATE feeds SET title = ?2, etag = ?3, last_modified = ?4, last_success = ?5,
+                         last_error = NULL, error_count = 0, failing_since = NULL, next_due = ?6,
+                         hint_ttl = ?7, catching_up = ?8, items_seen = items_seen + ?9,
+                         last_new_item = CASE WHEN ?9 > 0 THEN ?5 ELSE last_new_item END,
+                         cadence = ?10, cadence_samples = cadence_samples + ?11,
+                         polls = polls + 1
+                     WHERE name = ?1",
+            )?
+            .execute(params![
+                feed,
+                title,
+                etag,
+                last_modified,
+                ts(now),
+                ts(next_due),
+                hint_ttl.map(secs),
+                first_poll && capped,
+                items.inserted.new as i64,
+                cadence,
+                samples_add,
+            ])?;
+            stored.moved_to = note_redirect(tx, feed, permanent_redirect)?;
+        }
+    }
+    let (health, notice, errors) = assess_health(tx, feed, now, &poll.thresholds)?;
+    stored.error_count = errors;
+    stored.notice = notice;
+    if let Some(kind) = notice {
+        let detail = match (kind, poll.result) {
+            (NoticeKind::Failing, PollResult::Failed { error }) => error.to_string(),
+            (NoticeKind::Silent, _) => "nothing new for much longer than usual".to_string(),
+            _ => String::new(),
+        };
+        tx.prepare_cached(
+            "INSERT INTO feed_notices (feed, kind, at, detail) VALUES (?1, ?2, ?3, ?4)",
+        )?
+        .execute(params![feed, kind.as_str(), ts(now), detail])?;
+    }
+    tx.prepare_cached("UPDATE feeds SET health = ?2 WHERE name = ?1")?
+        .execute(params![feed, health.as_str()])?;
+    Ok(stored)
+}
+
 /// A 301/308 target seen this poll: moves the effective URL once the same target was seen on two
 /// successful polls in a row. No permanent redirect this time resets the count.
 fn note_redirect(
@@ -498,34 +520,30 @@ fn note_redirect(
     target: Option<&str>,
 ) -> Result<Option<String>, StoreError> {
     let Some(target) = target else {
-        tx.execute(
+        tx.prepare_cached(
             "UPDATE feeds SET redirect_target = NULL, redirect_seen = 0 WHERE name = ?1",
-            [feed],
-        )?;
+        )?
+        .execute([feed])?;
         return Ok(None);
     };
-    let (previous, seen): (Option<String>, u32) = tx.query_row(
-        "SELECT redirect_target, redirect_seen FROM feeds WHERE name = ?1",
-        [feed],
-        |r| Ok((r.get(0)?, r.get(1)?)),
-    )?;
+    let (previous, seen): (Option<String>, u32) = tx
+        .prepare_cached("SELECT redirect_target, redirect_seen FROM feeds WHERE name = ?1")?
+        .query_row([feed], |r| Ok((r.get(0)?, r.get(1)?)))?;
     let seen = if previous.as_deref() == Some(target) {
         seen + 1
     } else {
         1
     };
     if seen >= REDIRECT_REPEATS {
-        tx.execute(
+        tx.prepare_cached(
             "UPDATE feeds SET effective_url = ?2, redirect_target = NULL, redirect_seen = 0
              WHERE name = ?1",
-            params![feed, target],
-        )?;
+        )?
+        .execute(params![feed, target])?;
         return Ok(Some(target.to_string()));
     }
-    tx.execute(
-        "UPDATE feeds SET redirect_target = ?2, redirect_seen = ?3 WHERE name = ?1",
-        params![feed, target, seen],
-    )?;
+    tx.prepare_cached("UPDATE feeds SET redirect_target = ?2, redirect_seen = ?3 WHERE name = ?1")?
+        .execute(params![feed, target, seen])?;
     Ok(None)
 }
 
@@ -540,25 +558,24 @@ fn assess_health(
     thresholds: &Thresholds,
 ) -> Result<(Health, Option<NoticeKind>, u32), StoreError> {
     let input = tx
-        .query_row(
+        .prepare_cached(
             "SELECT health, error_count, failing_since, last_new_item, cadence, cadence_samples
              FROM feeds WHERE name = ?1",
-            [feed],
-            |r| {
-                Ok(HealthInput {
-                    health: Health::parse(&r.get::<_, String>(0)?),
-                    error_count: r.get(1)?,
-                    failing_since: r.get::<_, Option<i64>>(2)?.map(from_ts),
-                    last_new_item: r.get::<_, Option<i64>>(3)?.map(from_ts),
-                    cadence: r
-                        .get::<_, Option<i64>>(4)?
-                        .and_then(|c| u64::try_from(c).ok())
-                        .map(Duration::from_secs),
-                    cadence_samples: r.get(5)?,
-                    now,
-                })
-            },
-        )
+        )?
+        .query_row([feed], |r| {
+            Ok(HealthInput {
+                health: Health::parse(&r.get::<_, String>(0)?),
+                error_count: r.get(1)?,
+                failing_since: r.get::<_, Option<i64>>(2)?.map(from_ts),
+                last_new_item: r.get::<_, Option<i64>>(3)?.map(from_ts),
+                cadence: r
+                    .get::<_, Option<i64>>(4)?
+                    .and_then(|c| u64::try_from(c).ok())
+                    .map(Duration::from_secs),
+                cadence_samples: r.get(5)?,
+                now,
+            })
+        })
         .optional()?;
     let Some(input) = input else {
         return Ok((Health::Ok, None, 0));
@@ -592,16 +609,20 @@ fn store_items(
             *link_uses.entry(k).or_default() += 1;
         }
     }
-    let mut find = tx.prepare("SELECT article FROM item_keys WHERE feed = ?1 AND key = ?2")?;
-    let mut add_key =
-        tx.prepare("INSERT OR IGNORE INTO item_keys (feed, key, article) VALUES (?1, ?2, ?3)")?;
-    let mut refresh = tx.prepare(
+    // A known item's id and stored headline in one lookup.
+    let mut find = tx.prepare_cached(
+        "SELECT k.article, a.title FROM item_keys k JOIN articles a ON a.id = k.article
+         WHERE k.feed = ?1 AND k.key = ?2",
+    )?;
+    let mut add_key = tx.prepare_cached(
+        "INSERT OR IGNORE INTO item_keys (feed, key, article) VALUES (?1, ?2, ?3)",
+    )?;
+    let mut refresh = tx.prepare_cached(
         "UPDATE articles SET last_seen = ?2, title = ?3, link = COALESCE(?4, link),
              summary = ?5, content = ?6, text_pruned = 0
          WHERE id = ?1",
     )?;
-    let mut old_title = tx.prepare("SELECT title FROM articles WHERE id = ?1")?;
-    let mut insert = tx.prepare(
+    let mut insert = tx.prepare_cached(
         "INSERT INTO articles (feed, key, link, title, summary, content, authors, categories, lang,
                                published, first_seen, last_seen, alertable)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11, ?12)
@@ -622,15 +643,16 @@ fn store_items(
         let mut known = None;
         for k in &keys {
             known = find
-                .query_row(params![feed, k], |r| r.get::<_, i64>(0))
+                .query_row(params![feed, k], |r| {
+                    Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+                })
                 .optional()?;
             if known.is_some() {
                 break;
             }
         }
         let id = match known {
-            Some(id) => {
-                let before: String = old_title.query_row([id], |r| r.get(0))?;
+            Some((id, before)) => {
                 refresh.execute(params![id, ts(now), a.title, a.link, a.summary, a.content])?;
                 if before != a.title {
                     out.retitled += 1;
@@ -810,6 +832,76 @@ mod tests {
         let rec = s.feed_record("f").ok().flatten().unwrap_or_default();
         assert_eq!(rec.hint_ttl, Some(Duration::from_secs(3600)));
         assert_eq!((rec.items_seen, rec.polls), (2, 1));
+    }
+
+    #[test]
+    fn a_batch_of_polls_is_stored_whole_or_not_at_all() {
+        let feeds = ["a", "b", "c"];
+        // (feed whose state update fails, articles and etag stored per feed afterwards)
+        let whole = (2, Some("\"v\"".to_string()));
+        let none = (0, None);
+        let cases = [
+            (None, [whole.clone(), whole.clone(), whole]),
+            (Some("a"), [none.clone(), none.clone(), none.clone()]),
+            (Some("c"), [none.clone(), none.clone(), none]),
+        ];
+        for (failing, want) in cases {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let mut s = Store::open(dir.path()).expect("open");
+            for f in feeds {
+                s.ensure_feed(f, &format!("https://{f}.example/"))
+                    .expect("feed");
+            }
+            if let Some(f) = failing {
+                s.conn
+                    .execute_batch(&format!(
+                        "CREATE TRIGGER tear BEFORE UPDATE ON feeds
+                         WHEN NEW.name = '{f}' AND NEW.etag IS NOT NULL
+                         BEGIN SELECT RAISE(ABORT, 'injected'); END;"
+                    ))
+                    .expect("trigger");
+            }
+            let items = [art("x", "One"), art("y", "Two")];
+            let v = Validators {
+                etag: Some("\"v\"".into()),
+                last_modified: None,
+            };
+            let fetched = PollResult::Fetched {
+                title: None,
+                validators: &v,
+                articles: &items,
+                hint_ttl: None,
+                permanent_redirect: None,
+            };
+            let polls: Vec<(&str, PollRecord<'_>)> =
+                feeds.iter().map(|f| (*f, poll(fetched, 0))).collect();
+            let result = s.record_polls(&polls);
+            match failing {
+                None => {
+                    let news: Vec<usize> = result
+                        .expect("batch")
+                        .iter()
+                        .map(|p| p.inserted.new)
+                        .collect();
+                    assert_eq!(news, [2, 2, 2]);
+                }
+                Some(f) => assert!(result.is_err(), "failing {f}: the error was lost"),
+            }
+            for (f, want) in feeds.iter().zip(want) {
+                let stored: usize = s
+                    .conn
+                    .query_row("SELECT COUNT(*) FROM articles WHERE feed = ?1", [f], |r| {
+                        r.get(0)
+                    })
+                    .expect("count");
+                let etag = s
+                    .feed_record(f)
+                    .ok()
+                    .flatten()
+                    .and_then(|r| r.validators.etag);
+                assert_eq!((stored, etag), want, "failing {failing:?}, feed {f}");
+            }
+        }
     }
 
     #[test]
