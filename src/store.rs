@@ -403,8 +403,8 @@ impl Store {
 
     /// Runs `f` with commits that skip the WAL fsync (`synchronous = NORMAL`), for writes that are
     /// re-derived when lost. A power cut can only drop such commits from the end of the WAL, never
-    /// corrupt the file; and the next `FULL` commit (an outbox row, a poll) syncs the one
-    /// append-only WAL file, making every earlier commit durable with it.
+    /// corrupt the file; and the next `FULL` commit (an outbox row, before any email leaves)
+    /// syncs the one append-only WAL file, making every earlier commit durable with it.
     fn relaxed<T>(
         &mut self,
         f: impl FnOnce(&mut Connection) -> Result<T, StoreError>,
