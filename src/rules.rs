@@ -170,6 +170,18 @@ impl fmt::Display for Diagnostics {
     }
 }
 
+/// A rule to consider when a literal occurs, if `also` occurred too.
+#[derive(Debug, Clone, Copy)]
+struct Trigger {
+    rule: u32,
+    /// A second literal the rule requires (`NONE`: no such single literal).
+    also: u32,
+}
+
+impl Trigger {
+    const NONE: u32 = u32::MAX;
+}
+
 /// All rules, compiled once into one matcher; immutable and cheap to share between tasks.
 #[derive(Debug)]
 pub struct RuleSet {
@@ -179,7 +191,7 @@ pub struct RuleSet {
     ac: Option<AhoCorasick>,
     /// For each literal, the rules it triggers: a rule is evaluated only when one of its trigger
     /// literals occurred (see `Node::triggers`).
-    lit_rules: Vec<Vec<u32>>,
+    lit_rules: Vec<Vec<Trigger>>,
     /// Rules that can be true without any of their literals (regex, url or lang; allowed broad).
     always: Vec<u32>,
     /// Per rule, `Node::required`: a candidate is evaluated only when every group has a literal
@@ -279,22 +291,7 @@ impl RuleSet {
             diags.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
             return Err(Diagnostics(diags));
         }
-        let mut lit_rules = vec![Vec::new(); b.lits.len()];
-        let mut always = Vec::new();
-        for (i, node) in nodes.iter().enumerate() {
-            let r = u32::try_from(i).unwrap_or(u32::MAX);
-            match node.triggers() {
-                Some(mut lits) => {
-                    lits.sort_unstable();
-                    lits.dedup();
-                    for l in lits {
-                        lit_rules[l as usize].push(r);
-                    }
-                }
-                None => always.push(r),
-            }
-        }
-        let required = nodes
+        let required: Vec<Box<[Box<[u32]>]>> = nodes
             .iter()
             .map(|node| {
                 let mut groups = Vec::new();
@@ -306,6 +303,27 @@ impl RuleSet {
                 groups.into_iter().map(Vec::into_boxed_slice).collect()
             })
             .collect();
+        let mut lit_rules = vec![Vec::new(); b.lits.len()];
+        let mut always = Vec::new();
+        for (i, node) in nodes.iter().enumerate() {
+            let r = u32::try_from(i).unwrap_or(u32::MAX);
+            match node.triggers() {
+                Some(mut lits) => {
+                    lits.sort_unstable();
+                    lits.dedup();
+                    // Another literal the rule cannot match without, checked first, in the
+                    // trigger entry itself (no trip to the rule's own data).
+                    let also = required[i]
+                        .iter()
+                        .find(|g| g.len() == 1 && lits.binary_search(&g[0]).is_err())
+                        .map_or(Trigger::NONE, |g| g[0]);
+                    for l in lits {
+                        lit_rules[l as usize].push(Trigger { rule: r, also });
+                    }
+                }
+                None => always.push(r),
+            }
+        }
         Ok(RuleSet {
             rules,
             nodes,
@@ -372,9 +390,12 @@ impl RuleSet {
         let occurred = |l: &u32| present[*l as usize / 64] & (1 << (l % 64)) != 0;
         // A rule triggered by several literals is considered once.
         let mut considered = vec![0u64; self.rules.len().div_ceil(64)];
-        let triggered = doc
-            .literals()
-            .flat_map(|l| self.lit_rules[l as usize].iter().copied());
+        let triggered = doc.literals().flat_map(|l| {
+            self.lit_rules[l as usize]
+                .iter()
+                .filter(|t| t.also == Trigger::NONE || occurred(&t.also))
+                .map(|t| t.rule)
+        });
         let ctx = self.ctx();
         let mut out = Vec::new();
         for r in self.always.iter().copied().chain(triggered) {
