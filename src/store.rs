@@ -137,6 +137,17 @@ CREATE TABLE reloads (
 -- key (alert_set, match_id) cannot answer by match alone, so each match scanned alert_items.
 CREATE INDEX alert_items_match ON alert_items(match_id, status);
 ",
+    r"
+-- issue 7: the matcher's to-do list as its own narrow table. Marking `articles.matched_at`
+-- rewrote every article's row (its full text) a second time, into the WAL; now a verdict
+-- deletes one small row. `matched_at` is no longer written.
+CREATE TABLE unmatched (
+    article INTEGER PRIMARY KEY REFERENCES articles(id) ON DELETE CASCADE
+) STRICT;
+INSERT INTO unmatched (article)
+    SELECT id FROM articles WHERE alertable = 1 AND matched_at IS NULL;
+DROP INDEX articles_unmatched;
+",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -585,9 +596,9 @@ impl Store {
         let mut stmt = self.conn.prepare_cached(
             "SELECT a.id, a.feed, f.title, a.key, a.link, a.title, a.summary, a.content,
                     a.authors, a.categories, a.lang, a.published
-             FROM articles a JOIN feeds f ON f.name = a.feed
-             WHERE a.alertable = 1 AND a.matched_at IS NULL AND a.id > ?1
-             ORDER BY a.id LIMIT ?2",
+             FROM unmatched u JOIN articles a ON a.id = u.article JOIN feeds f ON f.name = a.feed
+             WHERE u.article > ?1
+             ORDER BY u.article LIMIT ?2",
         )?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows = stmt.query_map(params![after, limit], |r| {
@@ -693,8 +704,7 @@ impl Store {
             let tx = conn.transaction()?;
             let mut count = 0;
             {
-                let mut mark =
-                    tx.prepare_cached("UPDATE articles SET matched_at = ?2 WHERE id = ?1")?;
+                let mut mark = tx.prepare_cached("DELETE FROM unmatched WHERE article = ?1")?;
                 let mut insert = tx.prepare_cached(
                     "INSERT INTO matches (article, rule_id, hits, recorded) VALUES (?1, ?2, ?3, ?4)
                      ON CONFLICT (article, rule_id) DO NOTHING",
@@ -705,7 +715,7 @@ impl Store {
                 )?;
                 let at = ts(now);
                 for am in results {
-                    mark.execute(params![am.article, at])?;
+                    mark.execute([am.article])?;
                     for (rule_id, hits) in &am.matches {
                         let n = insert.execute(params![
                             am.article,
@@ -1284,6 +1294,39 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The migration to the `unmatched` table carries over exactly the articles the matcher still
+    /// owed a verdict: alertable and unmatched; not matched ones, not ones outside the window.
+    #[test]
+    fn the_matchers_to_do_list_survives_the_upgrade() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let before = MIGRATIONS.len() - 1;
+        {
+            let conn = Connection::open(dir.path().join(DB_FILE)).expect("db");
+            for sql in &MIGRATIONS[..before] {
+                conn.execute_batch(sql).expect("older schema");
+            }
+            conn.pragma_update(None, "user_version", before as i64)
+                .expect("version");
+            conn.execute_batch(
+                "INSERT INTO feeds (name, url) VALUES ('f', 'https://e.example/');
+                 INSERT INTO articles (id, feed, key, title, summary, content, authors, categories,
+                                       first_seen, alertable, matched_at)
+                 VALUES (1, 'f', 'a', 'Matched', '', '', '[]', '[]', 1, 1, 5),
+                        (2, 'f', 'b', 'Owed', '', '', '[]', '[]', 1, 1, NULL),
+                        (3, 'f', 'c', 'Too old', '', '', '[]', '[]', 1, 0, NULL);",
+            )
+            .expect("rows");
+        }
+        let store = Store::open(dir.path()).expect("upgrade");
+        let owed: Vec<String> = store
+            .pending_articles()
+            .expect("pending")
+            .into_iter()
+            .map(|p| p.article.title)
+            .collect();
+        assert_eq!(owed, ["Owed"]);
+    }
 
     fn t(s: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(s)

@@ -315,7 +315,7 @@ impl Store {
     ) -> Result<Pruned, StoreError> {
         let tx = self.conn.transaction()?;
         // Settled: matched (or never alertable), in a digest, and not waiting in an alert batch.
-        let settled = "(a.alertable = 0 OR a.matched_at IS NOT NULL)
+        let settled = "NOT EXISTS (SELECT 1 FROM unmatched u WHERE u.article = a.id)
             AND NOT EXISTS (SELECT 1 FROM matches m WHERE m.article = a.id AND m.digest IS NULL)
             AND NOT EXISTS (SELECT 1 FROM alert_items ai JOIN matches m ON m.id = ai.match_id
                             WHERE m.article = a.id AND ai.status = 'pending')";
@@ -693,11 +693,15 @@ fn store_items(
                     // migration's backfill); treat it as known.
                     continue;
                 }
+                let id = tx.last_insert_rowid();
                 out.inserted.new += 1;
                 if !too_old {
                     out.inserted.alertable += 1;
+                    // In the same transaction as the article: the matcher's to-do list.
+                    tx.prepare_cached("INSERT INTO unmatched (article) VALUES (?1)")?
+                        .execute([id])?;
                 }
-                tx.last_insert_rowid()
+                id
             }
         };
         for k in &keys {
