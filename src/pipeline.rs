@@ -53,8 +53,8 @@ fn off_worker<R>(f: impl FnOnce() -> R) -> R {
     }
 }
 
-/// Polls recorded in one transaction at most (group commit). A commit is a WAL sync under
-/// `synchronous = FULL`; one per batch instead of one per feed is most of the win.
+/// Polls recorded in one transaction at most (group commit): one commit per batch instead of
+/// one per feed. Poll commits skip the WAL sync (`Store::record_polls`).
 const WRITE_BATCH: usize = 64;
 
 /// Article text one write batch carries at most (a batch always takes at least one poll).
@@ -419,7 +419,7 @@ impl<'a> Pipeline<'a> {
             })
             .buffer_unordered(concurrency);
         // Fetching and parsing go on while finished polls are written. One write is in flight at
-        // a time and takes everything queued meanwhile (group commit: one WAL sync per batch);
+        // a time and takes everything queued meanwhile (group commit: one commit per batch);
         // at most `max_queued` finished polls wait for it, so what is parsed but not yet stored
         // stays a small multiple of the fetch concurrency.
         let max_queued = concurrency.saturating_mul(QUEUED_PER_FETCH);
