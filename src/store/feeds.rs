@@ -316,7 +316,9 @@ impl Store {
         let tx = self.conn.transaction()?;
         // Settled: matched (or never alertable), in a digest, and not waiting in an alert batch.
         let settled = "NOT EXISTS (SELECT 1 FROM unmatched u WHERE u.article = a.id)
-            AND NOT EXISTS (SELECT 1 FROM matches m WHERE m.article = a.id AND m.digest IS NULL)
+            AND NOT EXISTS (SELECT 1 FROM matches m WHERE m.article = a.id AND m.digest IS NULL
+                            AND NOT EXISTS (SELECT 1 FROM digest_items di
+                                            WHERE di.match_id = m.id))
             AND NOT EXISTS (SELECT 1 FROM alert_items ai JOIN matches m ON m.id = ai.match_id
                             WHERE m.article = a.id AND ai.status = 'pending')";
         let texts = tx.execute(
@@ -327,28 +329,39 @@ impl Store {
             [minus(now, retention)],
         )?;
         let cutoff = minus(now, keep_identities);
+        // The identities to forget, decided once: deleting their digest bookkeeping below would
+        // otherwise make their matches look "in no digest" again half-way through.
+        tx.execute_batch(
+            "CREATE TEMP TABLE IF NOT EXISTS prune_gone (article INTEGER PRIMARY KEY);
+             DELETE FROM temp.prune_gone;",
+        )?;
+        tx.execute(
+            &format!(
+                "INSERT INTO temp.prune_gone (article)
+                 SELECT a.id FROM articles a WHERE a.last_seen < ?1 AND {settled}"
+            ),
+            [cutoff],
+        )?;
         // The digest and alert bookkeeping of a forgotten match goes with it (foreign keys).
         for table in ["digest_items", "alert_items"] {
             tx.execute(
                 &format!(
                     "DELETE FROM {table} WHERE match_id IN
-                       (SELECT m.id FROM matches m JOIN articles a ON a.id = m.article
-                        WHERE a.last_seen < ?1 AND {settled})"
+                       (SELECT m.id FROM matches m WHERE m.article IN
+                          (SELECT article FROM temp.prune_gone))"
                 ),
-                [cutoff],
+                [],
             )?;
         }
         tx.execute(
-            &format!(
-                "DELETE FROM matches WHERE article IN
-                   (SELECT a.id FROM articles a WHERE a.last_seen < ?1 AND {settled})"
-            ),
-            [cutoff],
+            "DELETE FROM matches WHERE article IN (SELECT article FROM temp.prune_gone)",
+            [],
         )?;
         let identities = tx.execute(
-            &format!("DELETE FROM articles AS a WHERE a.last_seen < ?1 AND {settled}"),
-            [cutoff],
+            "DELETE FROM articles WHERE id IN (SELECT article FROM temp.prune_gone)",
+            [],
         )?;
+        tx.execute("DELETE FROM temp.prune_gone", [])?;
         tx.execute("DELETE FROM feed_notices WHERE at < ?1", [cutoff])?;
         tx.commit()?;
         Ok(Pruned { texts, identities })
@@ -945,5 +958,45 @@ mod tests {
             }
         );
         assert_eq!(s.row_counts().expect("counts"), RowCounts::default());
+    }
+
+    /// A match keeps its article until a digest has carried it (a `digest_items` row).
+    #[test]
+    fn pruning_spares_articles_whose_match_no_digest_has_carried() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut s = Store::open(dir.path()).expect("open");
+        s.ensure_feed("f", "https://e.example/").expect("feed");
+        let items = [art("a", "Matched")];
+        let v = Validators::default();
+        let fetched = PollResult::Fetched {
+            title: None,
+            validators: &v,
+            articles: &items,
+            hint_ttl: None,
+            permanent_redirect: None,
+        };
+        s.record_poll("f", &poll(fetched, 0)).expect("poll");
+        let (day, later) = (Duration::from_secs(86_400), t(24 * 400));
+        let pending = s.pending_articles().expect("pending");
+        let verdict = [crate::store::ArticleMatches {
+            article: pending[0].id,
+            matches: vec![("r".to_string(), Vec::new())],
+        }];
+        s.record_matches(&verdict, later).expect("match");
+        assert_eq!(s.prune(later, day, day).expect("prune"), Pruned::default());
+        s.conn
+            .execute_batch(
+                "INSERT INTO digests (id, created, name) VALUES (1, 0, 'd');
+                 INSERT INTO digest_items (digest_name, match_id, digest)
+                     SELECT 'd', id, 1 FROM matches;",
+            )
+            .expect("carried by a digest");
+        assert_eq!(
+            s.prune(later, day, day).expect("prune"),
+            Pruned {
+                texts: 1,
+                identities: 1
+            }
+        );
     }
 }
