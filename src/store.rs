@@ -1221,32 +1221,33 @@ fn select_matches(
          ORDER BY m.id"
     );
     let mut stmt = conn.prepare(&sql)?;
-    let rows = stmt.query_map(args, |r| {
-        Ok((
-            r.get::<_, String>(2)?,
-            PendingMatch {
-                id: r.get(0)?,
-                rule_id: r.get(1)?,
-                hits: Vec::new(),
-                article_id: r.get(3)?,
-                feed: r.get(4)?,
-                feed_title: r.get(5)?,
-                title: r.get(6)?,
-                link: r.get(7)?,
-                summary: r.get(8)?,
-                content: r.get(11)?,
-                published: r.get::<_, Option<i64>>(9)?.map(from_ts),
-                first_seen: from_ts(r.get(10)?),
-            },
-        ))
-    })?;
+    let mut rows = stmt.query(args)?;
     let mut out = Vec::new();
-    for row in rows {
-        let (hits, mut m) = row?;
-        m.hits = serde_json::from_str(&hits)?;
-        out.push(m);
+    while let Some(r) = rows.next()? {
+        out.push(pending_match(r)?);
     }
     Ok(out)
+}
+
+/// A `PendingMatch` from a row of `m.id, m.rule_id, m.hits, a.id, a.feed, f.title, a.title,
+/// a.link, a.summary, a.published, a.first_seen, a.content` (the column order of every query
+/// that loads matches for an email).
+fn pending_match(r: &rusqlite::Row<'_>) -> Result<PendingMatch, StoreError> {
+    let hits: String = r.get(2)?;
+    Ok(PendingMatch {
+        id: r.get(0)?,
+        rule_id: r.get(1)?,
+        hits: serde_json::from_str(&hits)?,
+        article_id: r.get(3)?,
+        feed: r.get(4)?,
+        feed_title: r.get(5)?,
+        title: r.get(6)?,
+        link: r.get(7)?,
+        summary: r.get(8)?,
+        content: r.get(11)?,
+        published: r.get::<_, Option<i64>>(9)?.map(from_ts),
+        first_seen: from_ts(r.get(10)?),
+    })
 }
 
 /// Creates `dir` (and parents) readable by the owner only: it holds what the user subscribes to.

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use rusqlite::{ToSql, Transaction, params};
 
-use super::{PendingMatch, StoreError, from_ts};
+use super::{PendingMatch, StoreError, pending_match};
 
 /// One group of a digest (the caller's key, in practice the rule title) and its size.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -120,21 +120,7 @@ pub(super) fn gather(
             let limit = i64::try_from(*n).unwrap_or(i64::MAX);
             let mut q = stmt.query(params![grp, limit])?;
             while let Some(r) = q.next()? {
-                let hits: String = r.get(2)?;
-                rows.push(PendingMatch {
-                    id: r.get(0)?,
-                    rule_id: r.get(1)?,
-                    hits: serde_json::from_str(&hits)?,
-                    article_id: r.get(3)?,
-                    feed: r.get(4)?,
-                    feed_title: r.get(5)?,
-                    title: r.get(6)?,
-                    link: r.get(7)?,
-                    summary: r.get(8)?,
-                    content: r.get(11)?,
-                    published: r.get::<_, Option<i64>>(9)?.map(from_ts),
-                    first_seen: from_ts(r.get(10)?),
-                });
+                rows.push(pending_match(r)?);
             }
         }
     }

@@ -926,12 +926,12 @@ mod tests {
         }
     }
 
-    #[test]
-    fn pruning_spares_articles_still_owed_to_the_matcher() {
+    /// A store in a temp dir holding one fetched, not yet matched article.
+    fn one_stored_article() -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut s = Store::open(dir.path()).expect("open");
         s.ensure_feed("f", "https://e.example/").expect("feed");
-        let items = [art("a", "Unmatched")];
+        let items = [art("a", "Stored")];
         let v = Validators::default();
         let fetched = PollResult::Fetched {
             title: None,
@@ -941,6 +941,12 @@ mod tests {
             permanent_redirect: None,
         };
         s.record_poll("f", &poll(fetched, 0)).expect("poll");
+        (dir, s)
+    }
+
+    #[test]
+    fn pruning_spares_articles_still_owed_to_the_matcher() {
+        let (_dir, mut s) = one_stored_article();
         let day = Duration::from_secs(86_400);
         let later = t(24 * 400);
         assert_eq!(s.prune(later, day, day).expect("prune"), Pruned::default());
@@ -963,19 +969,7 @@ mod tests {
     /// A match keeps its article until a digest has carried it (a `digest_items` row).
     #[test]
     fn pruning_spares_articles_whose_match_no_digest_has_carried() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut s = Store::open(dir.path()).expect("open");
-        s.ensure_feed("f", "https://e.example/").expect("feed");
-        let items = [art("a", "Matched")];
-        let v = Validators::default();
-        let fetched = PollResult::Fetched {
-            title: None,
-            validators: &v,
-            articles: &items,
-            hint_ttl: None,
-            permanent_redirect: None,
-        };
-        s.record_poll("f", &poll(fetched, 0)).expect("poll");
+        let (_dir, mut s) = one_stored_article();
         let (day, later) = (Duration::from_secs(86_400), t(24 * 400));
         let pending = s.pending_articles().expect("pending");
         let verdict = [crate::store::ArticleMatches {
