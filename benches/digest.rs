@@ -10,7 +10,7 @@ use chrono::Utc;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use newswatch::config::DigestConfig;
 use newswatch::digest::{self, Entry};
-use newswatch::digest_spec::{RuleSelection, WhenEmpty};
+use newswatch::digest::spec::{RuleSelection, WhenEmpty};
 use newswatch::store::{ArticleMatches, Fetched, Store, StoredHit};
 
 const ENTRIES: usize = 50;

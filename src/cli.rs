@@ -214,7 +214,7 @@ pub fn main() -> ExitCode {
             };
         }
     };
-    crate::logging::init(cli.log_format);
+    crate::service::logging::init(cli.log_format);
     dispatch(cli.command).into()
 }
 
@@ -250,12 +250,12 @@ fn dispatch(command: Command) -> Exit {
                         .await
                         .map(|summary| println!("{summary}"))
                 } else {
-                    crate::daemon::run_daemon(config, rules, crate::daemon::Options { watch_rules })
+                    crate::service::daemon::run_daemon(config, rules, crate::service::daemon::Options { watch_rules })
                         .await
                 }
             });
             // A database call abandoned at shutdown runs on the blocking pool; do not wait forever.
-            runtime.shutdown_timeout(crate::daemon::SHUTDOWN_GRACE);
+            runtime.shutdown_timeout(crate::service::daemon::SHUTDOWN_GRACE);
             match result {
                 Ok(()) => Exit::Ok,
                 Err(e) => {

@@ -15,9 +15,9 @@ use url::Url;
 
 use chrono_tz::Tz;
 
-use crate::alerts::AlertPolicy;
-use crate::digest_spec::{RuleSelection, WhenEmpty};
-use crate::schedule::{Schedule, parse_tz};
+use crate::digest::alerts::AlertPolicy;
+use crate::digest::spec::{RuleSelection, WhenEmpty};
+use crate::policy::schedule::{Schedule, parse_tz};
 
 /// A fully loaded, validated configuration.
 #[derive(Debug)]
@@ -642,7 +642,7 @@ impl Config {
 
         let mut http = HttpSettings {
             enabled: raw.http.enabled.unwrap_or(true),
-            listen: crate::health::DEFAULT_ADDR,
+            listen: crate::service::health::DEFAULT_ADDR,
         };
         if let Some(listen) = &raw.http.listen {
             match listen.get_ref().trim().parse() {

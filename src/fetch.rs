@@ -3,6 +3,10 @@
 //! against the network policy, a first-bytes check that the body is a feed at all. Conditional GET
 //! with stored validators. Returns bytes and hints; never parses, never reads the clock.
 
+pub mod host_gate;
+pub mod netpolicy;
+pub mod sniff;
+
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,12 +21,12 @@ use reqwest::header::{
 use url::{Host, Url};
 
 use crate::config::FetchSettings;
-use crate::host_gate::HostGate;
-pub use crate::host_gate::HostLimits;
-pub use crate::netpolicy::FetchPolicy;
-use crate::netpolicy::is_public;
-use crate::poll_policy::{CacheHints, FailureKind, RetryAfter};
-use crate::sniff::{Verdict, sniff};
+use crate::fetch::host_gate::HostGate;
+pub use crate::fetch::host_gate::HostLimits;
+pub use crate::fetch::netpolicy::FetchPolicy;
+use crate::fetch::netpolicy::is_public;
+use crate::policy::poll::{CacheHints, FailureKind, RetryAfter};
+use crate::fetch::sniff::{Verdict, sniff};
 
 /// Redirect hops followed before giving up (the configured URL itself is not a hop).
 pub const MAX_REDIRECTS: usize = 5;

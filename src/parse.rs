@@ -3,6 +3,11 @@
 //! no clock; async callers go through [`parse_feed_off_thread`] so one huge feed never stalls
 //! the runtime's workers.
 
+pub mod feed_text;
+pub mod html;
+pub mod identity;
+pub mod lenient;
+
 use std::sync::LazyLock;
 use std::time::Duration;
 
@@ -11,12 +16,12 @@ use regex::Regex;
 use url::Url;
 
 use crate::article::Article;
-use crate::feed_text::{self, charset_of};
-use crate::html::html_to_text;
+use crate::parse::feed_text::{self, charset_of};
+use crate::parse::html::html_to_text;
 /// Kept here for callers of the skeleton's `parse::canonical_link`; it lives in `identity` now.
-pub use crate::identity::canonical_link;
-use crate::identity::{KeyInput, stable_keys};
-use crate::lenient;
+pub use crate::parse::identity::canonical_link;
+use crate::parse::identity::{KeyInput, stable_keys};
+use crate::parse::lenient;
 
 /// A parsed feed: its own title and language, refresh hints, and its items in document order.
 #[derive(Debug, Default)]
@@ -238,11 +243,11 @@ fn resolve_link(href: &str, base: &Url) -> Option<String> {
 fn update_period(text: &str) -> Option<Duration> {
     static PERIOD: LazyLock<Regex> = LazyLock::new(|| {
         Regex::new(r"(?i)<(?:[a-z0-9_-]+:)?updatePeriod\s*>\s*([a-z]+)\s*<")
-            .unwrap_or_else(|e| unreachable!("constant regex: {e}"))
+            .expect("a constant regex compiles")
     });
     static FREQUENCY: LazyLock<Regex> = LazyLock::new(|| {
         Regex::new(r"(?i)<(?:[a-z0-9_-]+:)?updateFrequency\s*>\s*([0-9]+)\s*<")
-            .unwrap_or_else(|e| unreachable!("constant regex: {e}"))
+            .expect("a constant regex compiles")
     });
     let period = PERIOD.captures(text)?.get(1)?.as_str().to_ascii_lowercase();
     let secs: u64 = match period.as_str() {
@@ -266,7 +271,7 @@ mod tests {
     use super::*;
 
     fn base() -> Url {
-        Url::parse("https://example.com/feed.xml").unwrap_or_else(|e| unreachable!("{e}"))
+        Url::parse("https://example.com/feed.xml").expect("a valid URL")
     }
 
     fn rss(items: &str) -> String {

@@ -12,22 +12,22 @@ use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 use tracing::{debug, error, info, warn};
 
-use crate::alerts::{PendingAlert, plan_alerts};
+use crate::digest::alerts::{PendingAlert, plan_alerts};
 use crate::article::{Article, FeedMeta};
 use crate::config::{AlertConfig, DigestConfig};
 use crate::config::{Config, FeedConfig};
 use crate::deliver::{self, Deliverer, Outcome};
 use crate::digest;
-use crate::feed_health::{NoticeKind, Thresholds};
+use crate::policy::feed_health::{NoticeKind, Thresholds};
 use crate::fetch::{FetchOutcome, FetchPolicy, Fetcher, HostLimits, Validators};
-use crate::identity::MAX_NEW_ITEMS_PER_POLL;
-use crate::lock::InstanceLock;
-use crate::metrics::{Metrics, PollResult as PollMetric};
+use crate::parse::identity::MAX_NEW_ITEMS_PER_POLL;
+use crate::service::lock::InstanceLock;
+use crate::service::metrics::{Metrics, PollResult as PollMetric};
 use crate::parse;
-use crate::poll_policy::{self, Bounds, CacheHints, FailureKind, Hints, PollInput, RetryAfter};
+use crate::policy::poll::{self as poll_policy, Bounds, CacheHints, FailureKind, Hints, PollInput, RetryAfter};
 use crate::rules::Priority;
 use crate::rules::RuleSet;
-use crate::schedule;
+use crate::policy::schedule;
 use crate::store::{
     ArticleMatches, FeedRecord, NewMessage, PollRecord, PollResult, PollStored, Store, StoreError,
     StoredHit,
@@ -65,7 +65,7 @@ const QUEUED_PER_FETCH: usize = 2;
 
 /// The one place the pipeline reads the wall clock; everything below takes `now` as an argument.
 pub(crate) fn clock_now() -> DateTime<Utc> {
-    Utc::now()
+    crate::clock::now()
 }
 
 /// Which feeds a cycle polls.

@@ -552,7 +552,7 @@ impl Store {
                 catch_up_due: next_due,
                 new_feed_window,
                 max_new: usize::MAX,
-                thresholds: crate::feed_health::Thresholds::default(),
+                thresholds: crate::policy::feed_health::Thresholds::default(),
             },
         )?;
         Ok(stored.inserted)

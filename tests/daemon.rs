@@ -557,7 +557,7 @@ fn sigterm_keeps_the_unsent_digest_which_goes_out_after_restart_and_one_instance
     }
 
     // SIGTERM while the send hangs: exit 0 within the grace period, the digest still queued.
-    let limit = newswatch::daemon::SHUTDOWN_GRACE + Duration::from_secs(10);
+    let limit = newswatch::service::daemon::SHUTDOWN_GRACE + Duration::from_secs(10);
     let status = d.terminate(limit);
     assert!(status.success(), "{status:?}\n{}", d.report());
     d.drain_log();

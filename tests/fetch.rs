@@ -15,9 +15,9 @@ use newswatch::config::FetchSettings;
 use newswatch::fetch::{
     FetchError, FetchOutcome, FetchPolicy, FetchReport, Fetcher, HostLimits, Validators,
 };
-use newswatch::identity::alternate_keys;
+use newswatch::parse::identity::alternate_keys;
 use newswatch::parse::{ParsedFeed, Recovery, parse_feed_off_thread};
-use newswatch::poll_policy::{self, Bounds, FailureKind, Hints, Outcome, PollInput};
+use newswatch::policy::poll::{self, Bounds, FailureKind, Hints, Outcome, PollInput};
 use url::Url;
 
 const TIMEOUT: Duration = Duration::from_millis(600);
@@ -470,7 +470,7 @@ async fn item_identity_is_stable_across_polls() {
     assert_eq!(first[1], "link:https://news.example/b");
     assert_eq!(
         first[2],
-        newswatch::identity::content_key("No link at all", "Only words")
+        newswatch::parse::identity::content_key("No link at all", "Only words")
     );
     assert_eq!(keys(&polls[1]), first);
     assert_eq!(keys(&polls[2]), first);

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use newswatch::config::DigestConfig;
 use newswatch::digest::{self, Entry};
-use newswatch::digest_spec::{RuleSelection, WhenEmpty};
+use newswatch::digest::spec::{RuleSelection, WhenEmpty};
 use newswatch::parse;
 use newswatch::store::StoredHit;
 use proptest::prelude::*;

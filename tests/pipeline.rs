@@ -508,7 +508,7 @@ async fn the_daemon_polls_each_feed_when_due_and_stops_when_cancelled() {
     };
     tokio::time::timeout(
         Duration::from_secs(20),
-        newswatch::daemon::run_until(&p, &shutdown, clock),
+        newswatch::service::daemon::run_until(&p, &shutdown, clock),
     )
     .await
     .expect("run_until stops promptly once cancelled")

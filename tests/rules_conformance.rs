@@ -44,7 +44,7 @@ fn article(spec: &str) -> (Article, FeedMeta) {
             'l' => a.lang = Some(v),
             'f' => f.name = v,
             'F' => f.title = Some(v),
-            _ if v.contains('<') => a.content = newswatch::html::html_to_text(&v),
+            _ if v.contains('<') => a.content = newswatch::parse::html::html_to_text(&v),
             _ => a.content = v,
         }
     }

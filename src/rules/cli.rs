@@ -10,7 +10,7 @@ use serde::Deserialize;
 use super::{Diagnostics, Hit, RuleMatch, RuleSet, example_article};
 use crate::article::{Article, FeedMeta};
 use crate::cli::Exit;
-use crate::html::html_to_text;
+use crate::parse::html::html_to_text;
 
 /// Loads rules and runs their examples; with a config, also checks `feeds` against it.
 pub fn check(files: &[PathBuf], feeds: Option<(&[String], &[String])>) -> Exit {

@@ -17,8 +17,8 @@ use tokio::net::TcpListener;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::metrics::{self, Metrics};
-use crate::notify::Notifier;
+use crate::service::metrics::{self, Metrics};
+use crate::service::notify::Notifier;
 
 /// Loopback only: metrics name feeds and rules, which is nobody else's business.
 pub const DEFAULT_ADDR: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 9187));

@@ -83,8 +83,7 @@ impl HostGate {
             .clone()
             .acquire_owned()
             .await
-            // The semaphore lives in the slot and is never closed.
-            .unwrap_or_else(|_| unreachable!("host semaphore closed"));
+            .expect("the slot owns its semaphore and never closes it");
         let mut next = slot.next_start.lock().await;
         // Only a future start waits: a timer for a past instant still fires on the timer's next
         // tick (1 ms), which, with the lock held, capped a host at ~900 requests/s.

@@ -84,7 +84,7 @@ mod tests {
             (&["us-backstop?"], "us-backstop2", true),
         ];
         for (patterns, id, want) in cases {
-            let sel = RuleSelection::new(patterns).unwrap_or_else(|e| panic!("{e:?}"));
+            let sel = RuleSelection::new(patterns).expect("valid test input");
             assert_eq!(sel.selects(id), *want, "{patterns:?} selects {id}");
         }
     }
@@ -113,10 +113,10 @@ mod tests {
             rules: RuleSelection,
         }
         let d: D = toml::from_str("when_empty = \"send\"\nrules = [\"minerals-*\"]")
-            .unwrap_or_else(|e| panic!("{e}"));
+            .expect("valid test input");
         assert_eq!(d.when_empty, WhenEmpty::Send);
         assert!(d.rules.selects("minerals-deal") && !d.rules.selects("weimar-plus"));
-        let d: D = toml::from_str("").unwrap_or_else(|e| panic!("{e}"));
+        let d: D = toml::from_str("").expect("valid test input");
         assert_eq!(d.when_empty, WhenEmpty::Skip);
         assert!(d.rules.selects("anything"));
         let e = toml::from_str::<D>("when_empty = \"always\"")

@@ -208,5 +208,4 @@ fn words(text: &str) -> BTreeSet<String> {
 }
 
 #[cfg(test)]
-#[path = "cluster_tests.rs"]
 mod tests;

@@ -13,7 +13,7 @@ fn at(s: &str) -> DateTime<Utc> {
 }
 
 fn sched(s: &str) -> Schedule {
-    s.parse().unwrap_or_else(|e| panic!("{e}"))
+    s.parse().expect("valid test input")
 }
 
 #[test]
@@ -259,7 +259,7 @@ fn deserializes_from_toml_and_keeps_its_source() {
         schedule: Schedule,
     }
     let d: D =
-        toml::from_str("schedule = \"weekdays 07:00 and 17:00\"").unwrap_or_else(|e| panic!("{e}"));
+        toml::from_str("schedule = \"weekdays 07:00 and 17:00\"").expect("valid test input");
     assert_eq!(d.schedule.to_string(), "weekdays 07:00 and 17:00");
     let e = toml::from_str::<D>("schedule = \"hourly\"")
         .err()

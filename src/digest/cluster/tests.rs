@@ -237,7 +237,7 @@ const MERGED: &[(&str, &[&str])] = &[
 fn demo_feeds_cluster_as_the_manifest_says() {
     let manifest: Manifest = toml::from_str(include_str!("../config/demo/feeds/MANIFEST.toml"))
         .unwrap_or_else(|e| panic!("MANIFEST.toml: {e}"));
-    let base = Url::parse("https://demo.example/").unwrap_or_else(|e| panic!("{e}"));
+    let base = Url::parse("https://demo.example/").expect("valid test input");
     let mut articles = Vec::new();
     for (feed, bytes) in DEMO_FEEDS {
         let parsed = parse_feed(bytes, &base).unwrap_or_else(|e| panic!("{feed}: {e}"));

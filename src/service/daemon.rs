@@ -16,10 +16,10 @@ use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
 
 use crate::config::Config;
-use crate::health::{self, Check, Health, HealthCheck, Heartbeat};
-use crate::lock::InstanceLock;
-use crate::metrics::{Metrics, ReloadResult};
-use crate::notify::Notifier;
+use crate::service::health::{self, Check, Health, HealthCheck, Heartbeat};
+use crate::service::lock::InstanceLock;
+use crate::service::metrics::{Metrics, ReloadResult};
+use crate::service::notify::Notifier;
 use crate::pipeline::{Feeds, Pipeline, Summary, clock_now};
 use crate::rules::RuleSet;
 use crate::store::Store;
@@ -393,7 +393,7 @@ fn status_line(now: DateTime<Utc>, s: &Summary, queued: usize, note: &str) -> St
 /// sd_notify failures are logged, never fatal: systemd going away must not stop the monitoring.
 fn notify(
     notifier: &Notifier,
-    send: impl FnOnce(&Notifier) -> Result<(), crate::notify::NotifyError>,
+    send: impl FnOnce(&Notifier) -> Result<(), crate::service::notify::NotifyError>,
 ) {
     if let Err(e) = send(notifier) {
         warn!(error = %e, "cannot notify systemd");

@@ -446,5 +446,4 @@ const _: fn() = || {
 };
 
 #[cfg(test)]
-#[path = "schedule_tests.rs"]
 mod tests;

@@ -63,7 +63,7 @@ pub fn decode(bytes: &[u8], http_charset: Option<&str>) -> Decoded {
 fn xml_declared_encoding(bytes: &[u8]) -> Option<&str> {
     static ENC: LazyLock<Regex> = LazyLock::new(|| {
         Regex::new(r#"^\s*<\?xml[^>]*?encoding\s*=\s*["']([A-Za-z0-9._:-]+)["']"#)
-            .unwrap_or_else(|e| unreachable!("constant regex: {e}"))
+            .expect("a constant regex compiles")
     });
     let head = &bytes[..bytes.len().min(256)];
     let head = std::str::from_utf8(head)
@@ -77,7 +77,7 @@ fn xml_declared_encoding(bytes: &[u8]) -> Option<&str> {
 fn declare_utf8(text: &str) -> Cow<'_, str> {
     static DECL: LazyLock<Regex> = LazyLock::new(|| {
         Regex::new(r#"^\s*<\?xml\b[^>]*?\?>"#)
-            .unwrap_or_else(|e| unreachable!("constant regex: {e}"))
+            .expect("a constant regex compiles")
     });
     match DECL.find(text) {
         Some(m) => Cow::Owned(format!(
@@ -93,12 +93,12 @@ fn declare_utf8(text: &str) -> Cow<'_, str> {
 /// Only the root element is touched, never an `<rss>` quoted in CDATA further down.
 pub fn fix_rss_version(text: &str) -> Cow<'_, str> {
     static RSS: LazyLock<Regex> = LazyLock::new(|| {
-        Regex::new(r"^<rss\b([^>]*)>").unwrap_or_else(|e| unreachable!("constant regex: {e}"))
+        Regex::new(r"^<rss\b([^>]*)>").expect("a constant regex compiles")
     });
     let root_at = text.len() - skip_prolog(text).len();
     static VERSION: LazyLock<Regex> = LazyLock::new(|| {
         Regex::new(r#"\bversion\s*=\s*["']([^"']*)["']"#)
-            .unwrap_or_else(|e| unreachable!("constant regex: {e}"))
+            .expect("a constant regex compiles")
     });
     let Some(root) = RSS.captures(&text[root_at..]) else {
         return Cow::Borrowed(text);

@@ -1,0 +1,7 @@
+//! The pure "when" policies: when a feed is next due (`poll`), when a feed counts as failing,
+//! silent or recovered (`feed_health`), and when a digest's schedule fires (`schedule`).
+//! Each takes `now` and its inputs as arguments: no IO, no clock, no store.
+
+pub mod feed_health;
+pub mod poll;
+pub mod schedule;

@@ -1,0 +1,11 @@
+//! The service edge: what makes newswatch a well-behaved system service. The daemon loop
+//! (`daemon`: tasks, signals, reload), the `/metrics` + `/healthz` server (`health`, `metrics`),
+//! sd_notify and the watchdog (`notify`), the instance lock (`lock`) and log output (`logging`).
+//! Nothing here matches, renders or speaks SQL itself: it drives the pipeline.
+
+pub mod daemon;
+pub mod health;
+pub mod lock;
+pub mod logging;
+pub mod metrics;
+pub mod notify;
