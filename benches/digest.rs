@@ -9,8 +9,8 @@ use std::hint::black_box;
 use chrono::Utc;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use newswatch::config::DigestConfig;
-use newswatch::digest::{self, Entry};
 use newswatch::digest::spec::{RuleSelection, WhenEmpty};
+use newswatch::digest::{self, Entry};
 use newswatch::store::{ArticleMatches, Fetched, Store, StoredHit};
 
 const ENTRIES: usize = 50;

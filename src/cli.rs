@@ -250,8 +250,12 @@ fn dispatch(command: Command) -> Exit {
                         .await
                         .map(|summary| println!("{summary}"))
                 } else {
-                    crate::service::daemon::run_daemon(config, rules, crate::service::daemon::Options { watch_rules })
-                        .await
+                    crate::service::daemon::run_daemon(
+                        config,
+                        rules,
+                        crate::service::daemon::Options { watch_rules },
+                    )
+                    .await
                 }
             });
             // A database call abandoned at shutdown runs on the blocking pool; do not wait forever.

@@ -25,8 +25,8 @@ use crate::fetch::host_gate::HostGate;
 pub use crate::fetch::host_gate::HostLimits;
 pub use crate::fetch::netpolicy::FetchPolicy;
 use crate::fetch::netpolicy::is_public;
-use crate::policy::poll::{CacheHints, FailureKind, RetryAfter};
 use crate::fetch::sniff::{Verdict, sniff};
+use crate::policy::poll::{CacheHints, FailureKind, RetryAfter};
 
 /// Redirect hops followed before giving up (the configured URL itself is not a hop).
 pub const MAX_REDIRECTS: usize = 5;

@@ -16,12 +16,11 @@ use regex::Regex;
 use url::Url;
 
 use crate::article::Article;
-use crate::parse::feed_text::{self, charset_of};
+use crate::parse::feed_text::charset_of;
 use crate::parse::html::html_to_text;
 /// Kept here for callers of the skeleton's `parse::canonical_link`; it lives in `identity` now.
 pub use crate::parse::identity::canonical_link;
 use crate::parse::identity::{KeyInput, stable_keys};
-use crate::parse::lenient;
 
 /// A parsed feed: its own title and language, refresh hints, and its items in document order.
 #[derive(Debug, Default)]

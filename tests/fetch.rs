@@ -323,7 +323,7 @@ async fn failures_back_off_and_recover() {
         };
         delays.push((
             describe(&result),
-            poll_policy::delay(&input, &Bounds::default()).as_secs() / 60,
+            poll::delay(&input, &Bounds::default()).as_secs() / 60,
         ));
     }
     let want = [
@@ -349,7 +349,7 @@ async fn failures_back_off_and_recover() {
         now,
         jitter: 0.5,
     };
-    let due = poll_policy::next_due(&input, &Bounds::default());
+    let due = poll::next_due(&input, &Bounds::default());
     assert_eq!(due, now + chrono::Duration::hours(1));
 }
 

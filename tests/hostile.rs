@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use newswatch::config::DigestConfig;
-use newswatch::digest::{self, Entry};
 use newswatch::digest::spec::{RuleSelection, WhenEmpty};
+use newswatch::digest::{self, Entry};
 use newswatch::parse;
 use newswatch::store::StoredHit;
 use proptest::prelude::*;

@@ -16,9 +16,9 @@ use chrono::{DateTime, Utc};
 use hostile_server::{FLOOD_ITEMS, HostileServer};
 use newswatch::article::Article;
 use newswatch::config::Config;
-use newswatch::policy::feed_health::{NoticeKind, Thresholds};
 use newswatch::fetch::{Fetcher, Validators};
 use newswatch::pipeline::{Feeds, Jitter, Pipeline, Summary};
+use newswatch::policy::feed_health::{NoticeKind, Thresholds};
 use newswatch::rules::RuleSet;
 use newswatch::store::{ArticleMatches, FeedRecord, PollRecord, PollResult, Store};
 

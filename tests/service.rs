@@ -10,9 +10,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use newswatch::config::Config;
+use newswatch::opml;
 use newswatch::service::health::{self, Check, Health, HealthCheck, Heartbeat};
 use newswatch::service::metrics::{Metrics, PollResult};
-use newswatch::opml;
 use tokio_util::sync::CancellationToken;
 
 const BIN: &str = env!("CARGO_BIN_EXE_newswatch");
@@ -245,7 +245,10 @@ async fn metrics_are_scraped_and_parsed_over_http() {
         .keys()
         .filter(|k| k.starts_with("newswatch_fetch_duration_seconds_bucket"))
         .collect();
-    assert_eq!(buckets.len(), newswatch::service::metrics::FETCH_BUCKETS.len() + 1);
+    assert_eq!(
+        buckets.len(),
+        newswatch::service::metrics::FETCH_BUCKETS.len() + 1
+    );
 
     server.stop().await;
 }

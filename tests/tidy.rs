@@ -87,7 +87,11 @@ fn only_in(needle: &str, why: &str, skip_tests: bool, allowed: impl Fn(&str) -> 
             bad.push(format!("{path}:{line}"));
         }
     }
-    assert!(bad.is_empty(), "`{needle}` outside {why}:\n  {}", bad.join("\n  "));
+    assert!(
+        bad.is_empty(),
+        "`{needle}` outside {why}:\n  {}",
+        bad.join("\n  ")
+    );
 }
 
 #[test]
@@ -102,7 +106,12 @@ fn only_fetch_speaks_http() {
 
 #[test]
 fn only_deliver_speaks_smtp() {
-    for needle in ["lettre::transport", "SmtpTransport", "Tokio1Executor", "SendmailTransport"] {
+    for needle in [
+        "lettre::transport",
+        "SmtpTransport",
+        "Tokio1Executor",
+        "SendmailTransport",
+    ] {
         only_in(needle, "src/deliver", false, |p| in_module(p, "deliver"));
     }
 }
@@ -112,7 +121,9 @@ fn only_the_clock_reads_the_wall_clock() {
     for needle in ["Utc::now", "Local::now", "SystemTime::now"] {
         only_in(needle, "src/clock.rs", false, |p| p == "src/clock.rs");
     }
-    only_in("thread::sleep", "nowhere (use tokio time)", false, |_| false);
+    only_in("thread::sleep", "nowhere (use tokio time)", false, |_| {
+        false
+    });
 }
 
 #[test]
@@ -136,7 +147,11 @@ fn every_file_starts_with_a_module_header() {
             }
         }
     }
-    assert!(bad.is_empty(), "files without a `//!` header:\n  {}", bad.join("\n  "));
+    assert!(
+        bad.is_empty(),
+        "files without a `//!` header:\n  {}",
+        bad.join("\n  ")
+    );
 }
 
 #[test]
@@ -149,7 +164,9 @@ fn folders_not_mod_rs_and_no_file_too_long() {
             }
             let n = text.lines().count();
             if n > MAX_LINES && !LONG_TABLES.contains(&path.as_str()) {
-                bad.push(format!("{path}: {n} lines (at most {MAX_LINES}): split it by concern"));
+                bad.push(format!(
+                    "{path}: {n} lines (at most {MAX_LINES}): split it by concern"
+                ));
             }
         }
     }
@@ -166,7 +183,11 @@ fn no_ignored_tests() {
             }
         }
     }
-    assert!(bad.is_empty(), "ignored tests (fix them or assert today's behaviour):\n  {}", bad.join("\n  "));
+    assert!(
+        bad.is_empty(),
+        "ignored tests (fix them or assert today's behaviour):\n  {}",
+        bad.join("\n  ")
+    );
 }
 
 /// The file a `crate::a::b::c` path names: the longest prefix that is a source file.
@@ -199,7 +220,8 @@ fn import_graph() -> BTreeMap<String, BTreeSet<String>> {
                 if let Some(dep) = resolve(&segs, &files) {
                     // `use crate::x::{a, b}`: the braces name items or submodules of x.
                     if rest[end..].starts_with('{') {
-                        let inner = &rest[end + 1..rest[end..].find('}').map_or(rest.len(), |j| end + j)];
+                        let inner =
+                            &rest[end + 1..rest[end..].find('}').map_or(rest.len(), |j| end + j)];
                         for item in inner.split(',') {
                             let item = item.trim().split("::").next().unwrap_or("").trim();
                             let mut s = segs.clone();
@@ -273,16 +295,64 @@ fn layers_import_only_what_they_may() {
     let rules: &[(&str, &[&str], &str)] = &[
         (
             "rules",
-            &["cli", "config", "deliver", "digest", "fetch", "parse", "pipeline", "policy", "service", "store", "clock"],
+            &[
+                "cli", "config", "deliver", "digest", "fetch", "parse", "pipeline", "policy",
+                "service", "store", "clock",
+            ],
             "the rule language depends on nothing but plain data",
         ),
-        ("store", &["cli", "deliver", "digest", "fetch", "pipeline", "service", "rules", "clock"], "the store holds plain data"),
-        ("digest", &["cli", "deliver", "fetch", "pipeline", "service", "store", "clock"], "rendering is pure"),
-        ("deliver", &["cli", "digest", "fetch", "pipeline", "service", "store", "clock"], "delivery sends what it is given"),
-        ("policy", &["cli", "config", "deliver", "digest", "fetch", "parse", "pipeline", "service", "store", "rules", "clock"], "the when-policies are pure"),
-        ("parse", &["cli", "config", "deliver", "digest", "fetch", "pipeline", "service", "store", "rules", "clock"], "parsing is pure"),
-        ("config", &["cli", "deliver", "fetch", "pipeline", "service", "store", "clock"], "settings are read, not acted on"),
-        ("model", &["cli", "config", "deliver", "digest", "fetch", "parse", "pipeline", "policy", "service", "store", "rules", "clock"], "plain data"),
+        (
+            "store",
+            &[
+                "cli", "deliver", "digest", "fetch", "pipeline", "service", "rules", "clock",
+            ],
+            "the store holds plain data",
+        ),
+        (
+            "digest",
+            &[
+                "cli", "deliver", "fetch", "pipeline", "service", "store", "clock",
+            ],
+            "rendering is pure",
+        ),
+        (
+            "deliver",
+            &[
+                "cli", "digest", "fetch", "pipeline", "service", "store", "clock",
+            ],
+            "delivery sends what it is given",
+        ),
+        (
+            "policy",
+            &[
+                "cli", "config", "deliver", "digest", "fetch", "parse", "pipeline", "service",
+                "store", "rules", "clock",
+            ],
+            "the when-policies are pure",
+        ),
+        (
+            "parse",
+            &[
+                "cli", "config", "deliver", "digest", "fetch", "pipeline", "service", "store",
+                "rules", "clock",
+            ],
+            "parsing is pure",
+        ),
+        (
+            "config",
+            &[
+                "cli", "deliver", "fetch", "pipeline", "service", "store", "clock",
+            ],
+            "settings are read, not acted on",
+        ),
+        (
+            "model",
+            &[
+                "cli", "config", "deliver", "digest", "fetch", "parse", "pipeline", "policy",
+                "service", "store", "rules", "clock",
+            ],
+            "plain data",
+        ),
     ];
     let graph = import_graph();
     let mut bad = Vec::new();

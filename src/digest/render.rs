@@ -20,7 +20,7 @@ const HTML_TEMPLATE: &str = include_str!("../../templates/digest.html");
 const TEXT_TEMPLATE: &str = include_str!("../../templates/digest.txt");
 
 /// Subjects longer than this list fewer rules and end in "…" (RFC 5322 asks for short lines).
-const MAX_SUBJECT_CHARS: usize = 160;
+pub(super) const MAX_SUBJECT_CHARS: usize = 160;
 /// Gmail clips messages above 102 KB; the HTML part stays under this, dropping entries into
 /// "and N more" until it fits.
 pub const MAX_HTML_BYTES: usize = 100 * 1024;
@@ -88,7 +88,7 @@ pub fn render(
     }
 }
 
-pub(super) fn render_with(
+fn render_with(
     audience: &Audience<'_>,
     batch: &Batch,
     all: &[Group],
@@ -196,7 +196,6 @@ pub(super) fn render_with(
     })
 }
 
-
 /// `9940` as `9,940`: the template filter `num`.
 pub(super) fn thousands(n: usize) -> String {
     let digits = n.to_string();
@@ -210,7 +209,7 @@ pub(super) fn thousands(n: usize) -> String {
     out
 }
 
-pub(super) fn local_time(t: DateTime<Utc>, tz: Tz) -> String {
+fn local_time(t: DateTime<Utc>, tz: Tz) -> String {
     t.with_timezone(&tz)
         .format("%a %d %b %Y %H:%M %Z")
         .to_string()
@@ -218,7 +217,7 @@ pub(super) fn local_time(t: DateTime<Utc>, tz: Tz) -> String {
 
 /// Groups entries by rule title (largest group first, then by title), clusters each group's
 /// articles into stories, newest story first.
-pub(super) fn group(entries: &[Entry], tz: Tz) -> Vec<Group> {
+fn group(entries: &[Entry], tz: Tz) -> Vec<Group> {
     let mut by_rule: BTreeMap<String, Vec<&Entry>> = BTreeMap::new();
     for e in entries {
         by_rule
@@ -277,7 +276,7 @@ pub(super) fn group(entries: &[Entry], tz: Tz) -> Vec<Group> {
 /// Every group of `totals` in display order, with its exact size and the stories clustered from
 /// whatever of it was loaded (`loaded`, from `group`). A loaded group missing from the totals
 /// (a caller's slip) keeps what it has rather than vanish.
-pub(super) fn assemble(totals: &[GroupTotal], loaded: Vec<Group>) -> Vec<Group> {
+fn assemble(totals: &[GroupTotal], loaded: Vec<Group>) -> Vec<Group> {
     let mut loaded: BTreeMap<String, Group> =
         loaded.into_iter().map(|g| (g.title.clone(), g)).collect();
     let mut all: Vec<Group> = totals
@@ -297,7 +296,7 @@ pub(super) fn assemble(totals: &[GroupTotal], loaded: Vec<Group>) -> Vec<Group> 
     all
 }
 
-pub(super) fn source_name(e: &Entry) -> String {
+fn source_name(e: &Entry) -> String {
     match e.feed_title.as_deref().map(|t| clean_line(t, 80)) {
         Some(t) if !t.is_empty() && t != e.feed => t,
         _ => clean_line(&e.feed, 80),
@@ -305,7 +304,7 @@ pub(super) fn source_name(e: &Entry) -> String {
 }
 
 /// One story: the representative's headline, link, source and snippet; terms from every member.
-pub(super) fn item(members: &[&Entry], also: &[String], tz: Tz) -> Item {
+fn item(members: &[&Entry], also: &[String], tz: Tz) -> Item {
     let mut ids: Vec<i64> = members.iter().map(|m| m.article_id).collect();
     ids.sort_unstable();
     ids.dedup();
@@ -344,7 +343,7 @@ pub(super) fn item(members: &[&Entry], also: &[String], tz: Tz) -> Item {
 
 /// `[newswatch] Morning brief — 12 articles: Minerals deal (5), Healey–Hegseth talks (3)`;
 /// an alert about one article: `[newswatch alert] Healey–Hegseth talks: <headline>`.
-pub(super) fn subject(
+fn subject(
     audience: &Audience<'_>,
     title: Option<&str>,
     articles: usize,
@@ -395,11 +394,11 @@ pub(super) fn subject(
     clean_subject(&s)
 }
 
-pub(super) fn plural(n: usize, one: &'static str, many: &'static str) -> &'static str {
+fn plural(n: usize, one: &'static str, many: &'static str) -> &'static str {
     if n == 1 { one } else { many }
 }
 
-pub(super) fn escape_attr(s: &str) -> String {
+fn escape_attr(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
@@ -413,4 +412,3 @@ pub(super) fn escape_attr(s: &str) -> String {
     }
     out
 }
-

@@ -1,10 +1,10 @@
 //! Digest rendering tests: snapshots of the built-in templates, grouping and clustering, snippets,
 //! hostile feed text, the size cut, subjects, and the load plan.
 
-use super::*;
 use super::message::crlf;
-use super::render::thousands;
-use super::snippet::snippet;
+use super::render::{MAX_SUBJECT_CHARS, thousands};
+use super::snippet::{Segment, snippet};
+use super::*;
 use crate::digest::spec::RuleSelection;
 
 fn now() -> DateTime<Utc> {
@@ -171,9 +171,8 @@ use std::path::Path;
 
 #[test]
 fn rendered_digest_matches_the_snapshots() {
-    let notices = vec![
-        "Meridian Sports: 3 failed polls in a row; last error: HTTP status 503".to_string(),
-    ];
+    let notices =
+        vec!["Meridian Sports: 3 failed polls in a row; last error: HTTP status 503".to_string()];
     let p = render_with_cfg(&cfg(), &sample(), &notices);
     assert_eq!(
         p.subject,
@@ -352,8 +351,8 @@ fn hostile_feed_content_never_reaches_the_email() {
     // Every tag in the HTML is one of ours, with no event handler, script URL or remote source.
     let tags = regex::Regex::new(r"<[^>]*>").expect("valid regex");
     let allowed = [
-        "!doctype", "html", "head", "meta", "title", "style", "body", "table", "tr", "td",
-        "div", "span", "a", "mark",
+        "!doctype", "html", "head", "meta", "title", "style", "body", "table", "tr", "td", "div",
+        "span", "a", "mark",
     ];
     for tag in tags.find_iter(&p.html).map(|m| m.as_str().to_lowercase()) {
         let name = tag

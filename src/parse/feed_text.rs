@@ -76,8 +76,7 @@ fn xml_declared_encoding(bytes: &[u8]) -> Option<&str> {
 /// a second time. Leading whitespace before the declaration (a fatal error in XML) is dropped.
 fn declare_utf8(text: &str) -> Cow<'_, str> {
     static DECL: LazyLock<Regex> = LazyLock::new(|| {
-        Regex::new(r#"^\s*<\?xml\b[^>]*?\?>"#)
-            .expect("a constant regex compiles")
+        Regex::new(r#"^\s*<\?xml\b[^>]*?\?>"#).expect("a constant regex compiles")
     });
     match DECL.find(text) {
         Some(m) => Cow::Owned(format!(
@@ -92,13 +91,11 @@ fn declare_utf8(text: &str) -> Cow<'_, str> {
 /// an odd one, is read as RSS 2.0, which every RSS dialect in the wild is close enough to.
 /// Only the root element is touched, never an `<rss>` quoted in CDATA further down.
 pub fn fix_rss_version(text: &str) -> Cow<'_, str> {
-    static RSS: LazyLock<Regex> = LazyLock::new(|| {
-        Regex::new(r"^<rss\b([^>]*)>").expect("a constant regex compiles")
-    });
+    static RSS: LazyLock<Regex> =
+        LazyLock::new(|| Regex::new(r"^<rss\b([^>]*)>").expect("a constant regex compiles"));
     let root_at = text.len() - skip_prolog(text).len();
     static VERSION: LazyLock<Regex> = LazyLock::new(|| {
-        Regex::new(r#"\bversion\s*=\s*["']([^"']*)["']"#)
-            .expect("a constant regex compiles")
+        Regex::new(r#"\bversion\s*=\s*["']([^"']*)["']"#).expect("a constant regex compiles")
     });
     let Some(root) = RSS.captures(&text[root_at..]) else {
         return Cow::Borrowed(text);

@@ -15,13 +15,14 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
 
+use crate::clock;
 use crate::config::Config;
+use crate::pipeline::{Feeds, Pipeline, Summary};
+use crate::rules::RuleSet;
 use crate::service::health::{self, Check, Health, HealthCheck, Heartbeat};
 use crate::service::lock::InstanceLock;
 use crate::service::metrics::{Metrics, ReloadResult};
 use crate::service::notify::Notifier;
-use crate::pipeline::{Feeds, Pipeline, Summary, clock_now};
-use crate::rules::RuleSet;
 use crate::store::Store;
 
 /// The daemon sleeps at most this long between looks at what is due, so a clock jump or a
@@ -163,7 +164,7 @@ async fn supervise(mut config: Config, mut rules: RuleSet, ctx: &Loop<'_>) -> an
             )
             .await;
             ctx.metrics.reload(ReloadResult::Applied);
-            note = format!("; reloaded at {}", clock_now().format("%H:%M:%S UTC"));
+            note = format!("; reloaded at {}", clock::now().format("%H:%M:%S UTC"));
             info!(
                 feeds = config.feeds.len(),
                 rules = rules.rules().len(),
@@ -173,7 +174,7 @@ async fn supervise(mut config: Config, mut rules: RuleSet, ctx: &Loop<'_>) -> an
             notify(ctx.notifier, Notifier::ready);
         }
         let next = loop {
-            match cycles(&pipeline, ctx, &note, clock_now).await {
+            match cycles(&pipeline, ctx, &note, clock::now).await {
                 Wake::Shutdown => break None,
                 Wake::Reload => {
                     notify(ctx.notifier, Notifier::reloading);
@@ -202,7 +203,7 @@ async fn supervise(mut config: Config, mut rules: RuleSet, ctx: &Loop<'_>) -> an
 /// Keeps the reload's outcome for `newswatch status`. Failing to write it is logged, never fatal:
 /// the reload itself has already happened or been refused.
 async fn record_reload(pipeline: &Pipeline<'_>, applied: bool, detail: String) {
-    let at = clock_now();
+    let at = clock::now();
     if let Err(e) = pipeline
         .db(move |s| s.record_reload(at, applied, &detail))
         .await
@@ -220,7 +221,7 @@ fn refuse(ctx: &Loop<'_>, problems: &[String]) -> String {
     ctx.metrics.reload(ReloadResult::Refused);
     let note = format!(
         "; reload refused at {} ({} problem{}, see the log), running the previous config and rules",
-        clock_now().format("%H:%M:%S UTC"),
+        clock::now().format("%H:%M:%S UTC"),
         problems.len(),
         if problems.len() == 1 { "" } else { "s" }
     );

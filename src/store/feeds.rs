@@ -12,9 +12,9 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, params};
 
 use super::{DB_FILE, Inserted, MIGRATIONS, Store, StoreError, from_ts, ts};
 use crate::article::Article;
-use crate::policy::feed_health::{self, Health, HealthInput, NoticeKind, Thresholds};
 use crate::fetch::Validators;
 use crate::parse::identity::alternate_keys;
+use crate::policy::feed_health::{self, Health, HealthInput, NoticeKind, Thresholds};
 
 /// Schema step added by the fetching work (issue 5); appended to `MIGRATIONS`.
 pub(super) const MIGRATION: &str = r"

@@ -167,23 +167,23 @@ fn also_lists_other_outlets_once_in_time_order() {
 const DEMO_FEEDS: &[(&str, &[u8])] = &[
     (
         "northgate-chronicle.rss",
-        include_bytes!("../config/demo/feeds/northgate-chronicle.rss"),
+        include_bytes!("../../../config/demo/feeds/northgate-chronicle.rss"),
     ),
     (
         "atlantic-wire.atom",
-        include_bytes!("../config/demo/feeds/atlantic-wire.atom"),
+        include_bytes!("../../../config/demo/feeds/atlantic-wire.atom"),
     ),
     (
         "continental-defence.rss",
-        include_bytes!("../config/demo/feeds/continental-defence.rss"),
+        include_bytes!("../../../config/demo/feeds/continental-defence.rss"),
     ),
     (
         "kyiv-ledger.json",
-        include_bytes!("../config/demo/feeds/kyiv-ledger.json"),
+        include_bytes!("../../../config/demo/feeds/kyiv-ledger.json"),
     ),
     (
         "meridian-sports-and-business.rss",
-        include_bytes!("../config/demo/feeds/meridian-sports-and-business.rss"),
+        include_bytes!("../../../config/demo/feeds/meridian-sports-and-business.rss"),
     ),
 ];
 
@@ -235,8 +235,9 @@ const MERGED: &[(&str, &[&str])] = &[
 
 #[test]
 fn demo_feeds_cluster_as_the_manifest_says() {
-    let manifest: Manifest = toml::from_str(include_str!("../config/demo/feeds/MANIFEST.toml"))
-        .unwrap_or_else(|e| panic!("MANIFEST.toml: {e}"));
+    let manifest: Manifest =
+        toml::from_str(include_str!("../../../config/demo/feeds/MANIFEST.toml"))
+            .unwrap_or_else(|e| panic!("MANIFEST.toml: {e}"));
     let base = Url::parse("https://demo.example/").expect("valid test input");
     let mut articles = Vec::new();
     for (feed, bytes) in DEMO_FEEDS {

@@ -258,8 +258,7 @@ fn deserializes_from_toml_and_keeps_its_source() {
     struct D {
         schedule: Schedule,
     }
-    let d: D =
-        toml::from_str("schedule = \"weekdays 07:00 and 17:00\"").expect("valid test input");
+    let d: D = toml::from_str("schedule = \"weekdays 07:00 and 17:00\"").expect("valid test input");
     assert_eq!(d.schedule.to_string(), "weekdays 07:00 and 17:00");
     let e = toml::from_str::<D>("schedule = \"hourly\"")
         .err()

@@ -1,0 +1,167 @@
+//! The match stage: every stored, not yet matched, alertable article through the compiled rules.
+//! A plain blocking function over the store and the rule set: chunks are read and verdicts
+//! written on the calling thread while scoped threads (one per core) match the chunk between.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
+
+use chrono::{DateTime, Utc};
+use tracing::info;
+
+use crate::article::FeedMeta;
+use crate::config::Config;
+use crate::rules::{Priority, RuleSet};
+use crate::service::metrics::Metrics;
+use crate::store::{ArticleMatches, PendingArticle, Store, StoredHit};
+
+/// Pending articles matched per thread per database round trip: bounds the memory a large backlog
+/// (a cold cycle of 10,000 feeds is 500,000 articles) holds at once, at one transaction per chunk.
+const MATCH_CHUNK: usize = 512;
+
+/// Threads the match stage uses: every core the process may run on (cgroup quota and affinity
+/// included), at most 8.
+pub(super) fn match_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(8))
+}
+
+/// Runs CPU-bound `f` without stalling the runtime's other tasks: on a multi-thread runtime the
+/// worker hands them to another worker first; a current-thread runtime (tests) simply runs it.
+pub(super) fn off_worker<R>(f: impl FnOnce() -> R) -> R {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
+    }
+}
+
+/// What matching needs from the configuration, derived once when the pipeline opens.
+#[derive(Debug, Default)]
+pub(super) struct Routing {
+    /// Each feed's tags, for rules that select feeds by tag.
+    tags: HashMap<String, Vec<String>>,
+    /// Alert rules go to the alert sets that select them; with no set, to the digests.
+    alert_sets: HashMap<String, Vec<String>>,
+}
+
+impl Routing {
+    pub(super) fn new(config: &Config, rules: &RuleSet) -> Routing {
+        let tags = config
+            .feeds
+            .iter()
+            .map(|f| (f.name.clone(), f.tags.clone()))
+            .collect();
+        let alert_sets = rules
+            .rules()
+            .iter()
+            .filter(|r| r.priority == Priority::Alert)
+            .map(|r| {
+                let sets = config
+                    .alerts
+                    .iter()
+                    .filter(|a| a.rules.selects(&r.id))
+                    .map(|a| a.name.clone())
+                    .collect();
+                (r.id.clone(), sets)
+            })
+            .collect();
+        Routing { tags, alert_sets }
+    }
+}
+
+/// The match stage, blocking: chunks of pending articles are read and their verdicts written on
+/// this thread while `threads` scoped threads match the chunk in between. Returns the matches
+/// recorded.
+pub(super) fn match_backlog(
+    store: &Mutex<Store>,
+    rules: &RuleSet,
+    routing: &Routing,
+    metrics: &Metrics,
+    now: DateTime<Utc>,
+    threads: usize,
+) -> anyhow::Result<usize> {
+    // A panic in another database call cannot leave SQLite half-written (transactions roll back
+    // on drop), so a poisoned lock is safe to reuse.
+    let store = || store.lock().unwrap_or_else(PoisonError::into_inner);
+    let chunk = MATCH_CHUNK * threads;
+    let (mut articles, mut stored) = (0, 0);
+    let mut record = |results: &[ArticleMatches]| -> anyhow::Result<()> {
+        if !results.is_empty() {
+            stored += store().record_matches_routed(results, now, |rule| {
+                routing.alert_sets.get(rule).cloned().unwrap_or_default()
+            })?;
+        }
+        Ok(())
+    };
+    let mut next = store().pending_articles_after(0, chunk)?;
+    let mut verdicts: Vec<ArticleMatches> = Vec::new();
+    while let Some(last) = next.last().map(|p| p.id) {
+        let current = std::mem::take(&mut next);
+        articles += current.len();
+        // While the chunk is matched: the previous chunk's verdicts are written and the next
+        // chunk read (SQLite is one connection; only this thread touches it).
+        let (done, read) = std::thread::scope(|s| {
+            let workers: Vec<_> = current
+                .chunks(current.len().div_ceil(threads))
+                .map(|part| s.spawn(|| match_articles(rules, routing, metrics, part, now)))
+                .collect();
+            let io =
+                record(&verdicts).and_then(|()| Ok(store().pending_articles_after(last, chunk)?));
+            let done: Vec<ArticleMatches> = workers
+                .into_iter()
+                .flat_map(|w| w.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                .collect();
+            (done, io)
+        });
+        verdicts = done;
+        next = read?;
+    }
+    record(&verdicts)?;
+    if articles > 0 {
+        info!(articles, matches = stored, threads, "matched");
+    }
+    Ok(stored)
+}
+
+/// Verdicts for `pending`, in order. Pure apart from the metrics.
+fn match_articles(
+    rules: &RuleSet,
+    routing: &Routing,
+    metrics: &Metrics,
+    pending: &[PendingArticle],
+    now: DateTime<Utc>,
+) -> Vec<ArticleMatches> {
+    let compiled = rules.rules();
+    pending
+        .iter()
+        .map(|p| {
+            let meta = FeedMeta {
+                name: p.feed.clone(),
+                title: p.feed_title.clone(),
+                tags: routing.tags.get(&p.feed).cloned().unwrap_or_default(),
+            };
+            let matches = rules
+                .match_article(&p.article, &meta, now)
+                .into_iter()
+                .filter_map(|m| {
+                    let rule = compiled.get(m.rule)?;
+                    let hits = m
+                        .hits
+                        .into_iter()
+                        .map(|h| StoredHit {
+                            field: h.field.as_str().to_string(),
+                            start: h.start,
+                            end: h.end,
+                            text: h.text,
+                        })
+                        .collect();
+                    metrics.rule_matched(&rule.id);
+                    Some((rule.id.clone(), hits))
+                })
+                .collect();
+            ArticleMatches {
+                article: p.id,
+                matches,
+            }
+        })
+        .collect()
+}

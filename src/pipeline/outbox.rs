@@ -1,0 +1,52 @@
+//! The delivery stage: every due outbox message handed to the transport once, its outcome
+//! recorded (sent, retry later with back-off, failed for good). Nothing leaves the outbox unsent.
+
+use chrono::{DateTime, Utc};
+use tracing::{error, info, warn};
+
+use crate::deliver::{self, Outcome};
+use crate::pipeline::{Pipeline, Summary};
+
+impl Pipeline<'_> {
+    /// Sends every due outbox message once, recording each outcome.
+    pub(super) async fn drain_outbox(
+        &self,
+        now: DateTime<Utc>,
+        summary: &mut Summary,
+    ) -> anyhow::Result<()> {
+        let due = self.db(move |s| s.due_messages(now)).await?;
+        for msg in due {
+            let outcome = self.deliverer.send(&msg).await;
+            let id = msg.id;
+            let attempts = msg.attempts + 1;
+            match outcome {
+                Outcome::Sent => {
+                    info!(message_id = %msg.message_id, to = %self.deliverer.describe(), "email sent");
+                    summary.emails_sent += 1;
+                    self.metrics.email_sent();
+                    self.db(move |s| s.mark_sent(id, now)).await?;
+                }
+                Outcome::Retry(err) if attempts < deliver::MAX_ATTEMPTS => {
+                    let at = now
+                        + chrono::Duration::from_std(deliver::backoff(attempts))
+                            .unwrap_or(chrono::Duration::MAX);
+                    warn!(message_id = %msg.message_id, error = %err, attempts, retry_at = %at, "delivery deferred");
+                    summary.emails_deferred += 1;
+                    self.metrics.email_failed();
+                    self.db(move |s| s.mark_retry(id, &err, at)).await?;
+                    // A transient failure (down, 421, timeout) is the server's, not this
+                    // message's: the rest wait for the next cycle instead of each waiting out
+                    // the SMTP deadline while no feed is polled.
+                    break;
+                }
+                Outcome::Retry(err) | Outcome::Failed(err) => {
+                    error!(message_id = %msg.message_id, error = %err, attempts, "delivery failed; message kept in the outbox");
+                    summary.emails_failed += 1;
+                    self.metrics.email_failed();
+                    self.db(move |s| s.mark_failed(id, &err)).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,489 @@
+//! The poll stage: due feeds fetched and parsed concurrently (bounded by `fetch.concurrency`
+//! and the host gate) while one writer records finished polls in batches (group commit). Each
+//! poll's next due time comes from `policy::poll`; a feed's items and state land together.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, PoisonError};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use chrono::{DateTime, Utc};
+use futures_util::StreamExt;
+use tracing::{debug, error, info, warn};
+
+use crate::article::Article;
+use crate::config::{Config, FeedConfig};
+use crate::fetch::{FetchOutcome, FetchPolicy, HostLimits, Validators};
+use crate::parse;
+use crate::parse::identity::MAX_NEW_ITEMS_PER_POLL;
+use crate::pipeline::{Feeds, Pipeline, Summary, is_due};
+use crate::policy::feed_health::{NoticeKind, Thresholds};
+use crate::policy::poll::{
+    self as poll_policy, Bounds, CacheHints, FailureKind, Hints, PollInput, RetryAfter,
+};
+use crate::service::metrics::PollResult as PollMetric;
+use crate::store::{FeedRecord, PollRecord, PollResult, PollStored, StoreError};
+
+/// Polls recorded in one transaction at most (group commit): one commit per batch instead of
+/// one per feed. Poll commits skip the WAL sync (`Store::record_polls`).
+const WRITE_BATCH: usize = 64;
+
+/// Article text one write batch carries at most (a batch always takes at least one poll).
+const WRITE_BATCH_BYTES: usize = 16 << 20;
+
+/// Finished polls that may wait for the writer, per unit of fetch concurrency.
+const QUEUED_PER_FETCH: usize = 2;
+
+/// Where the back-off jitter of failing feeds comes from.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Jitter {
+    /// A hash of the seed, the feed, the time and its error count: spread out, yet reproducible.
+    Hashed { seed: u64 },
+    /// The same sample for every feed (tests that assert exact times use `Fixed(0.0)`).
+    Fixed(f64),
+}
+
+impl Jitter {
+    fn sample(self, feed: &str, now: DateTime<Utc>, errors: u32) -> f64 {
+        match self {
+            Jitter::Hashed { seed } => poll_policy::hashed_jitter(seed, feed, now, errors),
+            Jitter::Fixed(j) => j,
+        }
+    }
+}
+
+/// The result of polling one feed.
+enum Polled {
+    NotModified {
+        cache: CacheHints,
+        permanent_redirect: Option<String>,
+    },
+    Fetched {
+        title: Option<String>,
+        validators: Validators,
+        articles: Vec<Article>,
+        cache: CacheHints,
+        /// The longest of the feed's `ttl` and `sy:updatePeriod`.
+        feed_hint: Option<Duration>,
+        permanent_redirect: Option<String>,
+    },
+    Failed {
+        error: String,
+        kind: FailureKind,
+        retry_after: Option<RetryAfter>,
+    },
+}
+
+impl Polled {
+    /// The poll as the store records it.
+    fn as_result(&self) -> PollResult<'_> {
+        match self {
+            Polled::NotModified {
+                permanent_redirect, ..
+            } => PollResult::NotModified {
+                permanent_redirect: permanent_redirect.as_deref(),
+            },
+            Polled::Fetched {
+                title,
+                validators,
+                articles,
+                feed_hint,
+                permanent_redirect,
+                ..
+            } => PollResult::Fetched {
+                title: title.as_deref(),
+                validators,
+                articles,
+                hint_ttl: *feed_hint,
+                permanent_redirect: permanent_redirect.as_deref(),
+            },
+            Polled::Failed { error, .. } => PollResult::Failed { error },
+        }
+    }
+
+    /// Roughly the bytes the poll's articles hold, for the write batch's budget.
+    fn weight(&self) -> usize {
+        match self {
+            Polled::Fetched { articles, .. } => articles
+                .iter()
+                .map(|a| {
+                    a.key.len()
+                        + a.title.len()
+                        + a.summary.len()
+                        + a.content.len()
+                        + a.link.as_ref().map_or(0, String::len)
+                })
+                .sum(),
+            Polled::NotModified { .. } | Polled::Failed { .. } => 0,
+        }
+    }
+}
+
+/// A finished poll on its way to the store.
+struct Finished<'f> {
+    report: Report<'f>,
+    write: PollWrite,
+}
+
+/// What is logged about a poll once it is stored.
+struct Report<'f> {
+    feed: &'f FeedConfig,
+    record: FeedRecord,
+    next_due: DateTime<Utc>,
+    catch_up_due: DateTime<Utc>,
+}
+
+/// What the writer stores for one poll (owned: it goes to the blocking pool).
+struct PollWrite {
+    name: String,
+    polled: Polled,
+    next_due: DateTime<Utc>,
+    catch_up_due: DateTime<Utc>,
+    /// `Polled::weight`, computed once.
+    weight: usize,
+}
+
+/// The one write in flight: a batch of polls being recorded in one transaction.
+struct Writing<'f> {
+    /// In the batch's order, which is the order of the results.
+    reports: Vec<Report<'f>>,
+    task: tokio::task::JoinHandle<Result<Vec<PollStored>, StoreError>>,
+}
+
+impl Pipeline<'_> {
+    pub(super) fn bounds(&self) -> Bounds {
+        let p = &self.config.polling;
+        Bounds {
+            min_delay: p.min_interval,
+            max_delay: p.max_interval,
+            backoff_cap: p.backoff_cap,
+        }
+    }
+
+    pub(super) async fn poll(
+        &self,
+        now: DateTime<Utc>,
+        which: Feeds,
+        summary: &mut Summary,
+    ) -> anyhow::Result<()> {
+        // Every feed's state in one query; a feed the database does not know yet is new.
+        let records: HashMap<String, FeedRecord> = self
+            .db(|s| s.feed_records())
+            .await?
+            .into_iter()
+            .map(|r| (r.name.clone(), r))
+            .collect();
+        let due: Vec<(&FeedConfig, FeedRecord)> = self
+            .config
+            .feeds
+            .iter()
+            .map(|f| (f, records.get(&f.name).cloned().unwrap_or_default()))
+            .filter(|(_, r)| which == Feeds::All || is_due(r.next_due, now))
+            .collect();
+        drop(records);
+        // The global cap; the fetcher's host gate adds the per-host limit and spacing beneath it.
+        let concurrency = self.config.fetch.concurrency.max(1);
+        let mut results = futures_util::stream::iter(due)
+            .map(|(feed, record)| async move {
+                let polled = self.poll_feed(feed, &record).await;
+                (feed, record, polled)
+            })
+            .buffer_unordered(concurrency);
+        // Fetching and parsing go on while finished polls are written. One write is in flight at
+        // a time and takes everything queued meanwhile (group commit: one commit per batch);
+        // at most `max_queued` finished polls wait for it, so what is parsed but not yet stored
+        // stays a small multiple of the fetch concurrency.
+        let max_queued = concurrency.saturating_mul(QUEUED_PER_FETCH);
+        let mut queued: VecDeque<Finished<'_>> = VecDeque::new();
+        let mut writing: Option<Writing<'_>> = None;
+        let mut fetching = true;
+        loop {
+            if writing.is_none() && !queued.is_empty() {
+                writing = Some(self.write_batch(&mut queued, now));
+            }
+            let Some(write) = writing.as_mut() else {
+                if !fetching {
+                    break;
+                }
+                match results.next().await {
+                    Some((feed, record, polled)) => {
+                        queued.push_back(self.finish(feed, record, polled, now, summary));
+                    }
+                    None => fetching = false,
+                }
+                continue;
+            };
+            tokio::select! {
+                next = results.next(), if fetching && queued.len() < max_queued => match next {
+                    Some((feed, record, polled)) => {
+                        queued.push_back(self.finish(feed, record, polled, now, summary));
+                    }
+                    None => fetching = false,
+                },
+                stored = &mut write.task => {
+                    let reports = writing.take().map(|w| w.reports).unwrap_or_default();
+                    // A failed write stores nothing of its batch (one transaction) and ends the
+                    // cycle with the error, as a failed write of a single feed always did.
+                    let stored = stored
+                        .context("the database task panicked")?
+                        .with_context(|| format!("cannot record the polls of {} feeds", reports.len()))?;
+                    for (report, stored) in reports.iter().zip(&stored) {
+                        self.report(report, stored, summary);
+                    }
+                }
+            }
+        }
+        summary.failures.sort();
+        let p = &self.config.polling;
+        let (retention, keep) = (p.retention, p.keep_identities);
+        let pruned = self.db(move |s| s.prune(now, retention, keep)).await?;
+        if pruned.texts > 0 || pruned.identities > 0 {
+            info!(
+                texts = pruned.texts,
+                identities = pruned.identities,
+                "pruned old articles"
+            );
+        }
+        Ok(())
+    }
+
+    /// Schedules the feed's next poll from how this one went, counts and logs the outcome, and
+    /// readies the poll for the writer.
+    fn finish<'f>(
+        &self,
+        feed: &'f FeedConfig,
+        record: FeedRecord,
+        polled: Polled,
+        now: DateTime<Utc>,
+        summary: &mut Summary,
+    ) -> Finished<'f> {
+        summary.feeds_polled += 1;
+        let bounds = self.bounds();
+        let (outcome, errors, hints) = match &polled {
+            Polled::NotModified { cache, .. } => (
+                poll_policy::Outcome::NotModified,
+                0,
+                // A 304 has no body to read `ttl` from: the last full fetch's hint still holds.
+                Hints {
+                    cache: *cache,
+                    ttl: record.hint_ttl,
+                    update_period: None,
+                },
+            ),
+            Polled::Fetched {
+                cache, feed_hint, ..
+            } => (
+                poll_policy::Outcome::Fetched,
+                0,
+                Hints {
+                    cache: *cache,
+                    ttl: *feed_hint,
+                    update_period: None,
+                },
+            ),
+            Polled::Failed {
+                kind, retry_after, ..
+            } => (
+                poll_policy::Outcome::Failed {
+                    kind: *kind,
+                    retry_after: *retry_after,
+                },
+                record.error_count.saturating_add(1),
+                Hints::default(),
+            ),
+        };
+        let input = PollInput {
+            interval: feed.interval,
+            outcome,
+            consecutive_errors: errors,
+            hints,
+            now,
+            jitter: self.jitter.sample(&feed.name, now, errors),
+        };
+        let next_due = poll_policy::next_due(&input, &bounds);
+        let catch_up_due = now
+            .checked_add_signed(
+                chrono::Duration::from_std(bounds.min_delay).unwrap_or(chrono::Duration::MAX),
+            )
+            .unwrap_or(next_due);
+        let name = &feed.name;
+        match &polled {
+            Polled::NotModified { .. } => {
+                self.metrics.poll(PollMetric::NotModified);
+                summary.feeds_unchanged += 1;
+                debug!(feed = %name, next_due = %next_due, "not modified");
+            }
+            Polled::Fetched { .. } => self.metrics.poll(PollMetric::Ok),
+            Polled::Failed { error, .. } => {
+                self.metrics.poll(PollMetric::Error);
+                warn!(feed = %name, error = %error, errors, next_due = %next_due, "feed failed");
+                summary.feeds_failed += 1;
+                summary.failures.push((name.clone(), error.clone()));
+            }
+        }
+        Finished {
+            report: Report {
+                feed,
+                record,
+                next_due,
+                catch_up_due,
+            },
+            write: PollWrite {
+                name: name.clone(),
+                weight: polled.weight(),
+                polled,
+                next_due,
+                catch_up_due,
+            },
+        }
+    }
+
+    /// Starts writing the oldest queued polls (up to `WRITE_BATCH`, or `WRITE_BATCH_BYTES` of
+    /// article text, but always at least one) in one transaction on the blocking pool.
+    fn write_batch<'f>(
+        &self,
+        queued: &mut VecDeque<Finished<'f>>,
+        now: DateTime<Utc>,
+    ) -> Writing<'f> {
+        let (mut reports, mut writes) = (Vec::new(), Vec::new());
+        let mut bytes = 0usize;
+        while let Some(next) = queued.front() {
+            let full = writes.len() >= WRITE_BATCH
+                || bytes.saturating_add(next.write.weight) > WRITE_BATCH_BYTES;
+            if full && !writes.is_empty() {
+                break;
+            }
+            let Some(next) = queued.pop_front() else {
+                break;
+            };
+            bytes = bytes.saturating_add(next.write.weight);
+            reports.push(next.report);
+            writes.push(next.write);
+        }
+        let store = Arc::clone(&self.store);
+        let window = self.config.new_feed_window;
+        let thresholds = Thresholds {
+            failing_after: self.config.polling.failing_after,
+            silent_factor: self.config.polling.silent_factor,
+        };
+        let task = tokio::task::spawn_blocking(move || {
+            let polls: Vec<(&str, PollRecord<'_>)> = writes
+                .iter()
+                .map(|w| {
+                    let record = PollRecord {
+                        result: w.polled.as_result(),
+                        now,
+                        next_due: w.next_due,
+                        catch_up_due: w.catch_up_due,
+                        new_feed_window: window,
+                        max_new: MAX_NEW_ITEMS_PER_POLL,
+                        thresholds,
+                    };
+                    (w.name.as_str(), record)
+                })
+                .collect();
+            // As in `db`: a poisoned lock is safe to reuse (transactions roll back on drop).
+            let mut guard = store.lock().unwrap_or_else(PoisonError::into_inner);
+            guard.record_polls(&polls)
+        });
+        Writing { reports, task }
+    }
+
+    /// Logs and counts what storing one poll changed.
+    fn report(&self, report: &Report<'_>, stored: &PollStored, summary: &mut Summary) {
+        let Report {
+            feed,
+            record,
+            next_due,
+            catch_up_due,
+        } = report;
+        let name = &feed.name;
+        if stored.inserted.new > 0 || stored.retitled > 0 || stored.deferred > 0 {
+            info!(feed = %name, new = stored.inserted.new, alertable = stored.inserted.alertable,
+                  retitled = stored.retitled, next_due = %next_due, "polled");
+        }
+        if stored.deferred > 0 {
+            warn!(feed = %name, taken = stored.inserted.new, deferred = stored.deferred,
+                  cap = MAX_NEW_ITEMS_PER_POLL, next_due = %catch_up_due,
+                  "more new items than one poll takes; the rest are taken on the next poll");
+        }
+        summary.new_articles += stored.inserted.new;
+        self.metrics
+            .new_articles(&feed.name, stored.inserted.new as u64);
+        if let Some(to) = &stored.moved_to {
+            info!(feed = %name, configured = %feed.url, effective = %to,
+                  "permanent redirect seen twice; fetching from the new URL (the config is unchanged)");
+        }
+        match stored.notice {
+            Some(NoticeKind::Failing) => {
+                error!(feed = %name, errors = stored.error_count, failing_since = ?record.failing_since,
+                       "feed has been failing for too long");
+            }
+            Some(NoticeKind::Silent) => {
+                warn!(feed = %name, last_new_item = ?record.last_new_item,
+                      "feed has brought nothing new for much longer than usual");
+            }
+            Some(NoticeKind::Recovered) => info!(feed = %name, "feed recovered"),
+            None => {}
+        }
+    }
+
+    async fn poll_feed(&self, feed: &FeedConfig, record: &FeedRecord) -> Polled {
+        let url = record
+            .effective_url
+            .as_deref()
+            .and_then(|u| url::Url::parse(u).ok())
+            .unwrap_or_else(|| feed.url.clone());
+        let policy = FetchPolicy {
+            allow_private_network: feed.allow_private_network,
+        };
+        let failed = |e: &dyn std::fmt::Display, kind, retry_after| Polled::Failed {
+            error: e.to_string(),
+            kind,
+            retry_after,
+        };
+        let started = tokio::time::Instant::now();
+        let fetched = self
+            .fetcher
+            .fetch_with(&url, &record.validators, &policy)
+            .await;
+        self.metrics.observe_fetch(started.elapsed());
+        let report = match fetched {
+            Ok(r) => r,
+            Err(e) => return failed(&e, e.failure_kind(), e.retry_after()),
+        };
+        let permanent_redirect = report.permanent_redirect.map(|u| u.to_string());
+        let (body, validators, content_type) = match report.outcome {
+            FetchOutcome::NotModified => {
+                return Polled::NotModified {
+                    cache: report.cache,
+                    permanent_redirect,
+                };
+            }
+            FetchOutcome::Fetched {
+                body,
+                validators,
+                content_type,
+            } => (body, validators, content_type),
+        };
+        match parse::parse_feed_off_thread(body, report.final_url, content_type).await {
+            Ok(p) => Polled::Fetched {
+                title: p.title,
+                validators,
+                articles: p.articles,
+                cache: report.cache,
+                feed_hint: p.ttl.max(p.update_period),
+                permanent_redirect,
+            },
+            // Unparseable bytes are recorded as an error; the seen-set is left alone.
+            Err(e) => failed(&e, FailureKind::Persistent, None),
+        }
+    }
+}
+
+pub(super) fn host_limits(config: &Config) -> HostLimits {
+    HostLimits {
+        per_host: config.polling.per_host,
+        spacing: config.polling.host_spacing,
+    }
+}
