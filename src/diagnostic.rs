@@ -172,7 +172,11 @@ mod tests {
         d.hint = Some("try again".into());
         d.note = Some("one\ntwo".into());
         assert_eq!(
-            Diagnostics(vec![d, Diagnostic::whole_file(Path::new("g"), "unreadable")]).to_string(),
+            Diagnostics(vec![
+                d,
+                Diagnostic::whole_file(Path::new("g"), "unreadable")
+            ])
+            .to_string(),
             "error: f.toml:2:8: rule r: bad value\n  |\n2 | \tkey = \"x\"\n  | \t      ^\n  \
              = hint: try again\n    one\n    two\nerror: g:0:0: unreadable"
         );

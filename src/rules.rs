@@ -11,7 +11,6 @@ mod matcher;
 pub mod syntax;
 pub mod text;
 
-use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 

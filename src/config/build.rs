@@ -112,7 +112,12 @@ pub(super) fn fetch(src: &mut Source<'_>, raw: &RawFetch) -> FetchSettings {
     if let Some(d) = raw.interval {
         fetch.default_interval = d.0;
     }
-    fetch.concurrency = at_least_one(src, "concurrency", raw.concurrency.as_ref(), fetch.concurrency);
+    fetch.concurrency = at_least_one(
+        src,
+        "concurrency",
+        raw.concurrency.as_ref(),
+        fetch.concurrency,
+    );
     fetch
 }
 

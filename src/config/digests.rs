@@ -119,10 +119,7 @@ pub(super) fn build_digest(
     DigestConfig {
         name: d.name.get_ref().trim().to_string(),
         to: d.to.get_ref().iter().map(|a| a.get_ref().clone()).collect(),
-        subject_prefix: d
-            .subject_prefix
-            .clone()
-            .unwrap_or(defaults.subject_prefix),
+        subject_prefix: d.subject_prefix.clone().unwrap_or(defaults.subject_prefix),
         title: d.title.clone().filter(|t| !t.trim().is_empty()),
         schedule,
         timezone,
@@ -159,4 +156,3 @@ pub(super) fn build_alert(src: &mut Source<'_>, a: &RawAlert, earlier: &[RawAler
         subject_prefix: a.subject_prefix.clone().unwrap_or(defaults.subject_prefix),
     }
 }
-

@@ -148,4 +148,3 @@ impl<'de> Deserialize<'de> for ByteSize {
         }
     }
 }
-

@@ -78,9 +78,7 @@ impl Config {
             state_dir,
             rule_files,
             user_agent: raw.user_agent.unwrap_or_else(default_user_agent),
-            new_feed_window: raw
-                .new_feed_window
-                .map_or(DEFAULT_NEW_FEED_WINDOW, |d| d.0),
+            new_feed_window: raw.new_feed_window.map_or(DEFAULT_NEW_FEED_WINDOW, |d| d.0),
             fetch,
             polling,
             feeds,
