@@ -236,15 +236,7 @@ fn dispatch(command: Command) -> Exit {
         } => run::run(&config, once, watch_rules),
         Command::Check { config, rules } => match config {
             Some(path) => match load_config(&path) {
-                Ok(c) => {
-                    let names: Vec<String> = c.feeds.iter().map(|f| f.name.clone()).collect();
-                    let tags: Vec<String> = c
-                        .feeds
-                        .iter()
-                        .flat_map(|f| f.tags.iter().cloned())
-                        .collect();
-                    rules::check(&c.rule_files, Some((&names, &tags)))
-                }
+                Ok(c) => rules::check_config(&c),
                 Err(e) => e,
             },
             None => rules::check(&rules, None),
@@ -339,4 +331,40 @@ fn runtime() -> Result<tokio::runtime::Runtime, Exit> {
             eprintln!("error: cannot start the async runtime: {e}");
             Exit::Failure
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// clap's own consistency checks of every argument (conflicts, groups, defaults parse).
+    #[test]
+    fn arguments_are_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn log_format_and_durations_parse_into_their_types() {
+        let cli = Cli::try_parse_from([
+            "newswatch",
+            "--log-format",
+            "json",
+            "rules",
+            "backtest",
+            "-c",
+            "nw.toml",
+        ])
+        .expect("valid arguments");
+        assert_eq!(cli.log_format, LogFormat::Json);
+        let Command::Rules {
+            command: RulesCommand::Backtest { since, .. },
+        } = cli.command
+        else {
+            panic!("parsed as {:?}", cli.command);
+        };
+        assert_eq!(since, std::time::Duration::from_secs(7 * 86_400));
+        let cli = Cli::try_parse_from(["newswatch", "man"]).expect("valid arguments");
+        assert_eq!(cli.log_format, LogFormat::Text);
+        assert!(Cli::try_parse_from(["newswatch", "--log-format", "xml", "man"]).is_err());
+    }
 }

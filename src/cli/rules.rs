@@ -15,6 +15,17 @@ use crate::html::html_to_text;
 use crate::rules::backtest::{self, StoredItem};
 use crate::rules::{Diagnostics, Field, Hit, RuleMatch, RuleSet, example_article};
 
+/// `check --config`: the configured rules, their examples, and their `feeds` against the config.
+pub(super) fn check_config(config: &Config) -> Exit {
+    let names: Vec<String> = config.feeds.iter().map(|f| f.name.clone()).collect();
+    let tags: Vec<String> = config
+        .feeds
+        .iter()
+        .flat_map(|f| f.tags.iter().cloned())
+        .collect();
+    check(&config.rule_files, Some((&names, &tags)))
+}
+
 /// Loads rules and runs their examples; with a config, also checks `feeds` against it.
 pub(super) fn check(files: &[PathBuf], feeds: Option<(&[String], &[String])>) -> Exit {
     let set = match RuleSet::load(files) {
