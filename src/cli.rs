@@ -1,13 +1,24 @@
-//! Command-line interface: argument parsing (clap) and dispatch to the stages.
-//! Errors become a message on stderr and a typed exit code; nothing below this module exits.
+//! Command-line interface: argument definitions (clap), dispatch to the commands in `cli/`, and
+//! the helpers they share. `cli` is the only module that prints and the only one that picks exit
+//! codes: errors become a message on stderr and a typed `Exit`; nothing below this module exits.
+//! Commands read the time through the pipeline's one clock.
 
-use std::path::PathBuf;
+mod digest;
+mod feeds;
+mod rules;
+mod run;
+mod status;
+
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::builder::{PossibleValuesParser, TypedValueParser};
+use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::config::Config;
 use crate::rules::RuleSet;
+use crate::service::logging::LogFormat;
+use crate::units::parse_duration;
 
 /// Exit codes, stable for scripts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,16 +48,10 @@ impl From<Exit> for ExitCode {
 )]
 pub struct Cli {
     /// Log output format on stderr.
-    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    #[arg(long, global = true, default_value = "text", value_parser = log_format_parser())]
     pub log_format: LogFormat,
     #[command(subcommand)]
     pub command: Command,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    Text,
-    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -117,7 +122,7 @@ pub enum DigestCommand {
         #[arg(long, short)]
         config: PathBuf,
         /// Show every match of this window (`24h`, `7d`) instead of those not yet sent.
-        #[arg(long, value_parser = parse_since)]
+        #[arg(long, value_parser = parse_duration)]
         since: Option<std::time::Duration>,
         /// Where to write the HTML part; the text part goes next to it as .txt.
         #[arg(long)]
@@ -130,10 +135,6 @@ pub enum DigestCommand {
         #[arg(long, short)]
         config: PathBuf,
     },
-}
-
-fn parse_since(s: &str) -> Result<std::time::Duration, String> {
-    crate::config::parse_duration(s)
 }
 
 #[derive(Debug, Subcommand)]
@@ -197,9 +198,17 @@ pub enum RulesCommand {
         #[arg(long, num_args = 1..)]
         rules: Vec<PathBuf>,
         /// How far back, by the time each article was first stored: `7d`, `48h`, `2w`.
-        #[arg(long, default_value = "7d", value_parser = crate::config::parse_duration)]
+        #[arg(long, default_value = "7d", value_parser = parse_duration)]
         since: std::time::Duration,
     },
+}
+
+/// `--log-format text|json`; the values are listed in `--help` and the completions.
+fn log_format_parser() -> impl TypedValueParser<Value = LogFormat> {
+    PossibleValuesParser::new(["text", "json"]).map(|s| match s.as_str() {
+        "json" => LogFormat::Json,
+        _ => LogFormat::Text,
+    })
 }
 
 pub fn main() -> ExitCode {
@@ -224,67 +233,13 @@ fn dispatch(command: Command) -> Exit {
             config,
             once,
             watch_rules,
-        } => {
-            let config = match load_config(&config) {
-                Ok(c) => c,
-                Err(e) => return e,
-            };
-            for file in config.world_readable_secrets() {
-                tracing::warn!(
-                    file = %file.display(),
-                    "the SMTP password file is readable by every local user; run `chmod o-r` on it"
-                );
-            }
-            let rules = match load_rules(&config) {
-                Ok(r) => r,
-                Err(e) => return e,
-            };
-            let runtime = match runtime() {
-                Ok(rt) => rt,
-                Err(e) => return e,
-            };
-            let state_dir = config.state_dir.clone();
-            let result = runtime.block_on(async move {
-                if once {
-                    crate::pipeline::run_once(&config, &rules)
-                        .await
-                        .map(|summary| println!("{summary}"))
-                } else {
-                    crate::service::daemon::run_daemon(
-                        config,
-                        rules,
-                        crate::service::daemon::Options { watch_rules },
-                    )
-                    .await
-                }
-            });
-            // A database call abandoned at shutdown runs on the blocking pool; do not wait forever.
-            runtime.shutdown_timeout(crate::service::daemon::SHUTDOWN_GRACE);
-            match result {
-                Ok(()) => Exit::Ok,
-                Err(e) => {
-                    eprintln!("error: {e:#}");
-                    if let Some(hint) = crate::store::storage_hint(e.as_ref()) {
-                        eprintln!("hint: {hint} ({})", state_dir.display());
-                    }
-                    Exit::Failure
-                }
-            }
-        }
+        } => run::run(&config, once, watch_rules),
         Command::Check { config, rules } => match config {
             Some(path) => match load_config(&path) {
-                Ok(c) => {
-                    let names: Vec<String> = c.feeds.iter().map(|f| f.name.clone()).collect();
-                    let tags: Vec<String> = c
-                        .feeds
-                        .iter()
-                        .flat_map(|f| f.tags.iter().cloned())
-                        .collect();
-                    crate::rules::cli::check(&c.rule_files, Some((&names, &tags)))
-                }
+                Ok(c) => rules::check_config(&c),
                 Err(e) => e,
             },
-            None => crate::rules::cli::check(&rules, None),
+            None => rules::check(&rules, None),
         },
         Command::Rules { command } => match command {
             RulesCommand::Test {
@@ -296,189 +251,46 @@ fn dispatch(command: Command) -> Exit {
                 json,
             } => {
                 let input = match (text, article, feed) {
-                    (Some(body), _, _) => crate::rules::cli::Input::Text { title, body },
-                    (None, Some(path), _) => crate::rules::cli::Input::Article(path),
-                    (None, None, Some(f)) => crate::rules::cli::Input::Feed(f),
+                    (Some(body), _, _) => rules::Input::Text { title, body },
+                    (None, Some(path), _) => rules::Input::Article(path),
+                    (None, None, Some(f)) => rules::Input::Feed(f),
                     (None, None, None) => {
                         eprintln!("error: give one of --text, --article or --feed");
                         return Exit::Usage;
                     }
                 };
-                crate::rules::cli::test(&rules, input, json)
+                rules::test(&rules, input, json)
             }
             RulesCommand::Explain {
                 rule_id,
                 rules,
                 text,
                 title,
-            } => crate::rules::cli::explain(&rule_id, &rules, title, &text),
+            } => rules::explain(&rule_id, &rules, title, &text),
             RulesCommand::Backtest {
                 config,
                 rules,
                 since,
             } => match load_config(&config) {
-                Ok(c) => crate::rules::cli::backtest(&c, &rules, since, chrono::Utc::now()),
+                Ok(c) => rules::backtest(&c, &rules, since, crate::clock::now()),
                 Err(e) => e,
             },
         },
-        Command::Status { config, json } => status(&config, json),
-        Command::Digest { action } => digest(action),
-        Command::Feeds { action } => feeds(action),
+        Command::Status { config, json } => status::status(&config, json),
+        Command::Digest { action } => digest::digest(action),
+        Command::Feeds { action } => feeds::feeds(action),
         Command::Completions { shell } => completions(shell),
         Command::Man => man_page(),
     }
 }
 
-fn digest(action: DigestCommand) -> Exit {
-    let config_path = match &action {
-        DigestCommand::Preview { config, .. } | DigestCommand::Send { config, .. } => config,
-    };
-    let config = match load_config(config_path) {
-        Ok(c) => c,
-        Err(e) => return e,
-    };
-    let rules = match load_rules(&config) {
-        Ok(r) => r,
-        Err(e) => return e,
-    };
-    let runtime = match runtime() {
-        Ok(rt) => rt,
-        Err(e) => return e,
-    };
-    let result = runtime.block_on(async {
-        let pipeline = crate::pipeline::Pipeline::open(&config, &rules).await?;
-        let now = chrono::Utc::now();
-        match action {
-            DigestCommand::Preview {
-                name, since, out, ..
-            } => {
-                let r = pipeline.preview_digest(&name, since, now).await?;
-                std::fs::write(&out, &r.html)
-                    .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", out.display()))?;
-                let text_path = out.with_extension("txt");
-                std::fs::write(&text_path, &r.text)
-                    .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", text_path.display()))?;
-                println!(
-                    "subject: {}
-{} stories shown, {} more articles; HTML {:.1} KB in {}, text in {}",
-                    r.subject,
-                    r.shown,
-                    r.more,
-                    r.html.len() as f64 / 1024.0,
-                    out.display(),
-                    text_path.display()
-                );
-                Ok(())
-            }
-            DigestCommand::Send { name, .. } => {
-                let summary = pipeline.send_digest_now(&name, now).await?;
-                println!("{summary}");
-                Ok::<(), anyhow::Error>(())
-            }
-        }
-    });
-    match result {
-        Ok(()) => Exit::Ok,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            Exit::Failure
-        }
-    }
-}
-
-fn feeds(action: FeedsCommand) -> Exit {
-    use crate::opml::{self, OpmlError};
-    let fail = |e: &OpmlError| {
-        eprintln!("error: {e}");
-        match e {
-            OpmlError::Config { .. } => Exit::Config,
-            _ => Exit::Failure,
-        }
-    };
-    match action {
-        FeedsCommand::Import { file, append } => {
-            let imported = match opml::read(&file) {
-                Ok(i) => i,
-                Err(e) => return fail(&e),
-            };
-            for url in &imported.duplicates {
-                eprintln!(
-                    "skipped: {url} appears more than once in {}",
-                    file.display()
-                );
-            }
-            match append {
-                None => {
-                    let mut taken = std::collections::HashSet::new();
-                    print!("{}", opml::feed_blocks(&imported.feeds, &mut taken));
-                    eprintln!("{} feeds from {}", imported.feeds.len(), file.display());
-                    Exit::Ok
-                }
-                Some(config) => {
-                    let source = file.display().to_string();
-                    match opml::append(&config, &imported, &source) {
-                        Ok(report) => {
-                            for url in &report.already_present {
-                                eprintln!("skipped: {url} is already in {}", config.display());
-                            }
-                            eprintln!("added {} feeds to {}", report.added, config.display());
-                            Exit::Ok
-                        }
-                        Err(e) => fail(&e),
-                    }
-                }
-            }
-        }
-        FeedsCommand::Export { config } => {
-            let text = match std::fs::read_to_string(&config) {
-                Ok(t) => t,
-                Err(e) => {
-                    eprintln!("error: cannot read {}: {e}", config.display());
-                    return Exit::Config;
-                }
-            };
-            match opml::feeds_from_config(&config, &text) {
-                Ok(list) => {
-                    print!("{}", opml::export(&list, "newswatch feeds"));
-                    Exit::Ok
-                }
-                Err(e) => fail(&e),
-            }
-        }
-    }
-}
-
-fn status(path: &std::path::Path, json: bool) -> Exit {
-    let config = match load_config(path) {
-        Ok(c) => c,
-        Err(e) => return e,
-    };
-    let now = chrono::Utc::now();
-    match crate::status::gather(&config) {
-        Ok(report) if json => {
-            println!("{:#}", crate::status::render_json(&report));
-            Exit::Ok
-        }
-        Ok(report) => {
-            print!("{}", crate::status::render_text(&report, now));
-            Exit::Ok
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            Exit::Failure
-        }
-    }
-}
-
 fn completions(shell: clap_complete::Shell) -> Exit {
-    use clap::CommandFactory;
     let mut cmd = Cli::command();
     clap_complete::generate(shell, &mut cmd, "newswatch", &mut std::io::stdout());
     Exit::Ok
 }
 
 fn man_page() -> Exit {
-    use clap::CommandFactory;
     match clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout()) {
         Ok(()) => Exit::Ok,
         Err(e) => {
@@ -488,9 +300,17 @@ fn man_page() -> Exit {
     }
 }
 
-/// The configured rules, every problem printed on failure.
-fn load_rules(config: &Config) -> Result<RuleSet, Exit> {
-    RuleSet::load(&config.rule_files).map_err(|d| {
+/// The config at `path`, every problem printed on failure.
+fn load_config(path: &Path) -> Result<Config, Exit> {
+    Config::load(path).map_err(|e| {
+        eprintln!("{e}");
+        Exit::Config
+    })
+}
+
+/// Rules from `files`, every problem printed on failure.
+fn load_rules(files: &[PathBuf]) -> Result<RuleSet, Exit> {
+    RuleSet::load(files).map_err(|d| {
         eprintln!("{d}");
         Exit::Rules
     })
@@ -513,9 +333,38 @@ fn runtime() -> Result<tokio::runtime::Runtime, Exit> {
         })
 }
 
-fn load_config(path: &std::path::Path) -> Result<Config, Exit> {
-    Config::load(path).map_err(|e| {
-        eprintln!("{e}");
-        Exit::Config
-    })
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// clap's own consistency checks of every argument (conflicts, groups, defaults parse).
+    #[test]
+    fn arguments_are_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn log_format_and_durations_parse_into_their_types() {
+        let cli = Cli::try_parse_from([
+            "newswatch",
+            "--log-format",
+            "json",
+            "rules",
+            "backtest",
+            "-c",
+            "nw.toml",
+        ])
+        .expect("valid arguments");
+        assert_eq!(cli.log_format, LogFormat::Json);
+        let Command::Rules {
+            command: RulesCommand::Backtest { since, .. },
+        } = cli.command
+        else {
+            panic!("parsed as {:?}", cli.command);
+        };
+        assert_eq!(since, std::time::Duration::from_secs(7 * 86_400));
+        let cli = Cli::try_parse_from(["newswatch", "man"]).expect("valid arguments");
+        assert_eq!(cli.log_format, LogFormat::Text);
+        assert!(Cli::try_parse_from(["newswatch", "--log-format", "xml", "man"]).is_err());
+    }
 }

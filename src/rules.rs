@@ -4,7 +4,6 @@
 //! No IO except reading rule files in `load`; matching is pure and takes `now`.
 
 pub mod backtest;
-pub mod cli;
 mod compile;
 mod explain;
 mod file;
@@ -12,7 +11,6 @@ mod matcher;
 pub mod syntax;
 pub mod text;
 
-use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -21,6 +19,7 @@ use chrono::{DateTime, Utc};
 use regex::Regex;
 
 use crate::article::{Article, FeedMeta};
+pub use crate::diagnostic::{Diagnostic, Diagnostics};
 use compile::{Builder, Literal, Node};
 pub use explain::{ExplainNode, Explanation};
 use file::{Source, StrLoc};
@@ -74,6 +73,8 @@ pub struct Example {
     pub expect_match: bool,
     pub line: usize,
     pub column: usize,
+    /// The line of the rule file that holds it, for the diagnostic when it fails.
+    pub source_line: String,
 }
 
 /// What an analyst configured about a rule, besides its compiled query.
@@ -108,66 +109,6 @@ pub struct RuleMatch {
     /// Index into `RuleSet::rules()`.
     pub rule: usize,
     pub hits: Vec<Hit>,
-}
-
-/// One problem in a rule file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Diagnostic {
-    pub file: PathBuf,
-    pub line: usize,
-    pub column: usize,
-    pub rule: Option<String>,
-    pub message: String,
-    /// The offending source line, shown with a caret under `column`.
-    pub source_line: String,
-    pub hint: Option<String>,
-    /// Extra detail printed after the hint (a failing example's explain tree).
-    pub note: Option<String>,
-}
-
-impl fmt::Display for Diagnostic {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}: ", self.file.display(), self.line, self.column)?;
-        if let Some(rule) = &self.rule {
-            write!(f, "rule {rule}: ")?;
-        }
-        f.write_str(&self.message)?;
-        if !self.source_line.is_empty() {
-            let gutter = self.line.to_string().len();
-            let pad = self.source_line.chars().take(self.column.saturating_sub(1));
-            let pad: String = pad.map(|c| if c == '\t' { '\t' } else { ' ' }).collect();
-            write!(
-                f,
-                "\n{:gutter$} |\n{} | {}\n{:gutter$} | {pad}^",
-                "", self.line, self.source_line, ""
-            )?;
-        }
-        if let Some(hint) = &self.hint {
-            write!(f, "\n  = hint: {hint}")?;
-        }
-        if let Some(note) = &self.note {
-            for line in note.lines() {
-                write!(f, "\n    {line}")?;
-            }
-        }
-        Ok(())
-    }
-}
-
-/// Every problem found while loading rule files.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub struct Diagnostics(pub Vec<Diagnostic>);
-
-impl fmt::Display for Diagnostics {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, d) in self.0.iter().enumerate() {
-            if i > 0 {
-                writeln!(f)?;
-            }
-            write!(f, "error: {d}")?;
-        }
-        Ok(())
-    }
 }
 
 /// A rule to consider when a literal occurs, if `also` occurred too.
@@ -275,14 +216,11 @@ impl RuleSet {
             Ok(ac) => ac,
             Err(e) => {
                 diags.push(Diagnostic {
-                    file: sources.first().map(|s| s.path.clone()).unwrap_or_default(),
-                    line: 0,
-                    column: 0,
-                    rule: None,
-                    message: format!("the rule set is too large to compile: {e}"),
-                    source_line: String::new(),
                     hint: Some("split the rules across fewer, larger lists".to_string()),
-                    note: None,
+                    ..Diagnostic::whole_file(
+                        &sources.first().map(|s| s.path.clone()).unwrap_or_default(),
+                        format!("the rule set is too large to compile: {e}"),
+                    )
                 });
                 None
             }
@@ -471,17 +409,13 @@ impl RuleSet {
                 } else {
                     format!("example should not match but does: {:?}", ex.text)
                 };
-                let source_line = std::fs::read_to_string(&info.file)
-                    .ok()
-                    .and_then(|t| t.lines().nth(ex.line.saturating_sub(1)).map(str::to_string))
-                    .unwrap_or_default();
                 out.push(Diagnostic {
                     file: info.file.clone(),
                     line: ex.line,
                     column: ex.column,
-                    rule: Some(info.id.clone()),
+                    subject: Some(format!("rule {}", info.id)),
                     message,
-                    source_line,
+                    source_line: ex.source_line.clone(),
                     hint: Some("the query tree for this example:".to_string()),
                     note: Some(self.explain(r, &article, &feed).to_string()),
                 });
@@ -504,7 +438,7 @@ impl RuleSet {
                         file: info.file.clone(),
                         line: info.line,
                         column: 1,
-                        rule: Some(info.id.clone()),
+                        subject: Some(format!("rule {}", info.id)),
                         message: format!("`feeds` names {what}, which the config does not define"),
                         source_line: String::new(),
                         hint: Some("feeds entries are configured feed names or `tag:NAME` of a configured tag".to_string()),

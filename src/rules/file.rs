@@ -11,6 +11,7 @@ use toml::de::{DeTable, DeValue};
 
 use super::syntax::{Expr, ExprKind, parse_query, suggest};
 use super::{Diagnostic, Example, FeedSelector, Priority, RuleInfo};
+use crate::diagnostic::LineIndex;
 
 /// Where a string value sits in its file, so offsets inside it become file positions.
 #[derive(Debug, Clone)]
@@ -35,19 +36,15 @@ impl StrLoc {
 pub(crate) struct Source {
     pub path: PathBuf,
     pub text: String,
-    /// Byte offset of every line start, so locating a span is a binary search, not a scan.
-    line_starts: Vec<usize>,
+    lines: LineIndex,
 }
 
 impl Source {
     pub fn new(path: PathBuf, text: String) -> Source {
-        let line_starts = std::iter::once(0)
-            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
-            .collect();
         Source {
+            lines: LineIndex::new(&text),
             path,
             text,
-            line_starts,
         }
     }
 
@@ -58,22 +55,10 @@ impl Source {
         message: impl Into<String>,
         hint: Option<&str>,
     ) -> Diagnostic {
-        let text = &self.text;
-        let mut offset = offset.min(text.len());
-        while !text.is_char_boundary(offset) {
-            offset -= 1;
-        }
-        let line = self.line_starts.partition_point(|&s| s <= offset);
-        let line_start = self.line_starts[line - 1];
         Diagnostic {
-            file: self.path.clone(),
-            line,
-            column: text[line_start..offset].chars().count() + 1,
-            rule: rule.map(str::to_string),
-            message: message.into(),
-            source_line: text[line_start..].lines().next().unwrap_or("").to_string(),
+            subject: rule.map(|id| format!("rule {id}")),
             hint: hint.map(str::to_string),
-            note: None,
+            ..Diagnostic::at(&self.path, &self.text, &self.lines, offset, message)
         }
     }
 }
@@ -446,7 +431,7 @@ fn rule(
     }
     let max_age = match t.get("max_age") {
         None => None,
-        Some(v) => match v.get_ref().as_str().map(crate::config::parse_duration) {
+        Some(v) => match v.get_ref().as_str().map(crate::units::parse_duration) {
             Some(Ok(d)) => Some(d),
             Some(Err(e)) => {
                 diags.push(src.diagnostic(v.span().start, rid, e, None));
@@ -549,6 +534,7 @@ fn examples(
                         expect_match: expect,
                         line: d.line,
                         column: d.column,
+                        source_line: d.source_line,
                     });
                 }
                 None => diags.push(src.diagnostic(
@@ -681,16 +667,10 @@ pub(crate) fn read_sources(files: &[PathBuf]) -> (Vec<Source>, Vec<Diagnostic>) 
     for f in files {
         match std::fs::read_to_string(f) {
             Ok(text) => sources.push(Source::new(f.clone(), text)),
-            Err(e) => diags.push(Diagnostic {
-                file: f.clone(),
-                line: 0,
-                column: 0,
-                rule: None,
-                message: format!("cannot read rule file: {e}"),
-                source_line: String::new(),
-                hint: None,
-                note: None,
-            }),
+            Err(e) => diags.push(Diagnostic::whole_file(
+                f,
+                format!("cannot read rule file: {e}"),
+            )),
         }
     }
     (sources, diags)

@@ -4,7 +4,7 @@
 //! loops' proof of progress. This module serves; it opens no database and polls no feed.
 
 use std::future::Future;
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -19,9 +19,6 @@ use tokio_util::sync::CancellationToken;
 
 use crate::service::metrics::{self, Metrics};
 use crate::service::notify::Notifier;
-
-/// Loopback only: metrics name feeds and rules, which is nobody else's business.
-pub const DEFAULT_ADDR: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 9187));
 
 /// A health check that does not answer within this is a failed check (a hung database is down).
 pub const CHECK_TIMEOUT: Duration = Duration::from_secs(5);

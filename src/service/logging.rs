@@ -11,10 +11,15 @@ use tracing_subscriber::EnvFilter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
-use crate::cli::LogFormat;
-
 /// Journal fields are `NEWSWATCH_<FIELD>`: `journalctl -u newswatch NEWSWATCH_FEED="Ukrinform"`.
 const JOURNAL_FIELD_PREFIX: &str = "NEWSWATCH";
+
+/// How log lines look on stderr (`--log-format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
 
 /// Installs the global subscriber; call once, first thing in `main`.
 pub fn init(format: LogFormat) {

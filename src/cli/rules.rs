@@ -1,19 +1,33 @@
-//! `newswatch check` (rule part), `rules test` and `rules explain`: load rules, run them over an
-//! article, a feed or literal text, and print what matched and why. Stores and sends nothing.
-//! Output goes to stdout, problems to stderr; the caller turns the returned `Exit` into a code.
+//! `newswatch check` (rule part), `rules test`, `rules explain` and `rules backtest`: load rules,
+//! run them over an article, a feed, literal text or the stored articles, and print what matched
+//! and why. Stores and sends nothing. Output goes to stdout, problems to stderr.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::{Diagnostics, Hit, RuleMatch, RuleSet, example_article};
+use super::{Exit, load_rules};
 use crate::article::{Article, FeedMeta};
-use crate::cli::Exit;
+use crate::config::{Config, FetchSettings, default_user_agent};
+use crate::fetch::{FetchOutcome, Fetcher, Validators};
 use crate::parse::html::html_to_text;
+use crate::rules::backtest::{self, StoredItem};
+use crate::rules::{Diagnostics, Field, Hit, RuleMatch, RuleSet, example_article};
+
+/// `check --config`: the configured rules, their examples, and their `feeds` against the config.
+pub(super) fn check_config(config: &Config) -> Exit {
+    let names: Vec<String> = config.feeds.iter().map(|f| f.name.clone()).collect();
+    let tags: Vec<String> = config
+        .feeds
+        .iter()
+        .flat_map(|f| f.tags.iter().cloned())
+        .collect();
+    check(&config.rule_files, Some((&names, &tags)))
+}
 
 /// Loads rules and runs their examples; with a config, also checks `feeds` against it.
-pub fn check(files: &[PathBuf], feeds: Option<(&[String], &[String])>) -> Exit {
+pub(super) fn check(files: &[PathBuf], feeds: Option<(&[String], &[String])>) -> Exit {
     let set = match RuleSet::load(files) {
         Ok(s) => s,
         Err(d) => {
@@ -43,7 +57,7 @@ pub fn check(files: &[PathBuf], feeds: Option<(&[String], &[String])>) -> Exit {
 
 /// Where `rules test` takes its articles from.
 #[derive(Debug)]
-pub enum Input {
+pub(super) enum Input {
     Text { title: Option<String>, body: String },
     Article(PathBuf),
     Feed(String),
@@ -64,15 +78,8 @@ struct ArticleJson {
     feed: Option<String>,
 }
 
-fn load_rules(files: &[PathBuf]) -> Result<RuleSet, Exit> {
-    RuleSet::load(files).map_err(|d| {
-        eprintln!("{d}");
-        Exit::Rules
-    })
-}
-
 /// `rules test`: which rules match each article, with highlighted snippets (or JSON lines).
-pub fn test(files: &[PathBuf], input: Input, json: bool) -> Exit {
+pub(super) fn test(files: &[PathBuf], input: Input, json: bool) -> Exit {
     let set = match load_rules(files) {
         Ok(s) => s,
         Err(e) => return e,
@@ -135,15 +142,15 @@ fn print_text(set: &RuleSet, a: &Article, matches: &[RuleMatch]) {
 }
 
 /// One snippet per field with hits: the text around the hits, hits in `[[…]]`.
-pub fn snippets(a: &Article, hits: &[Hit]) -> Vec<(&'static str, String)> {
+fn snippets(a: &Article, hits: &[Hit]) -> Vec<(&'static str, String)> {
     let mut out = Vec::new();
     let mut fields: Vec<_> = hits.iter().map(|h| h.field).collect();
     fields.dedup();
     for field in fields {
         let text = match field {
-            super::Field::Title => a.title.as_str(),
-            super::Field::Summary => a.summary.as_str(),
-            super::Field::Content => a.content.as_str(),
+            Field::Title => a.title.as_str(),
+            Field::Summary => a.summary.as_str(),
+            Field::Content => a.content.as_str(),
             _ => {
                 let terms: Vec<&str> = hits
                     .iter()
@@ -249,21 +256,18 @@ fn read_feed_bytes(location: &str) -> anyhow::Result<(Vec<u8>, url::Url)> {
     use anyhow::Context;
     if location.starts_with("http://") || location.starts_with("https://") {
         let url = url::Url::parse(location).context("bad feed URL")?;
-        let settings = crate::config::FetchSettings {
-            connect_timeout: Duration::from_secs(10),
-            timeout: Duration::from_secs(30),
-            max_body_bytes: 10 * 1024 * 1024,
+        let settings = FetchSettings {
             concurrency: 1,
-            default_interval: Duration::from_secs(900),
+            ..FetchSettings::default()
         };
-        let fetcher = crate::fetch::Fetcher::new(&settings, &crate::config::default_user_agent())?;
+        let fetcher = Fetcher::new(&settings, &default_user_agent())?;
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
-        let outcome = rt.block_on(fetcher.fetch(&url, &crate::fetch::Validators::default()))?;
+        let outcome = rt.block_on(fetcher.fetch(&url, &Validators::default()))?;
         return match outcome {
-            crate::fetch::FetchOutcome::Fetched { body, .. } => Ok((body, url)),
-            crate::fetch::FetchOutcome::NotModified => {
+            FetchOutcome::Fetched { body, .. } => Ok((body, url)),
+            FetchOutcome::NotModified => {
                 anyhow::bail!("the server answered 304 Not Modified to an unconditional request")
             }
         };
@@ -277,14 +281,14 @@ fn read_feed_bytes(location: &str) -> anyhow::Result<(Vec<u8>, url::Url)> {
 }
 
 /// `rules explain`: the query tree of one rule for literal text.
-pub fn explain(rule_id: &str, files: &[PathBuf], title: Option<String>, text: &str) -> Exit {
+pub(super) fn explain(rule_id: &str, files: &[PathBuf], title: Option<String>, text: &str) -> Exit {
     let set = match load_rules(files) {
         Ok(s) => s,
         Err(e) => return e,
     };
     let Some(r) = set.find(rule_id) else {
         let ids = set.rules().iter().map(|r| r.id.as_str());
-        match super::syntax::suggest(rule_id, ids) {
+        match crate::rules::syntax::suggest(rule_id, ids) {
             Some(s) => eprintln!("error: no rule `{rule_id}` — did you mean `{s}`?"),
             None => eprintln!("error: no rule `{rule_id}`"),
         }
@@ -302,15 +306,13 @@ const PROGRESS_MIN_ARTICLES: usize = 500;
 /// `rules backtest`: `files` (default: the configured rules) over the articles stored in the last
 /// `since`, each line marked NEW / same / GONE against the configured rules. Opens the state
 /// database read-only, so it is safe beside a running daemon.
-pub fn backtest(
-    config: &crate::config::Config,
+pub(super) fn backtest(
+    config: &Config,
     files: &[PathBuf],
     since: Duration,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Exit {
     use std::io::IsTerminal;
-
-    use super::backtest::{self, StoredItem};
 
     let current = match load_rules(&config.rule_files) {
         Ok(s) => s,
@@ -325,7 +327,7 @@ pub fn backtest(
         Ok(s) => s,
         Err(e) => return e,
     };
-    let cutoff = now - super::file::duration_to_chrono(since);
+    let cutoff = now - chrono::Duration::from_std(since).unwrap_or(chrono::Duration::MAX);
     let stored = match crate::store::Store::open_read_only(&config.state_dir)
         .and_then(|s| s.articles_since(cutoff))
     {

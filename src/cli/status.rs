@@ -1,12 +1,13 @@
 //! `newswatch status`: every configured feed's fetch state, the outbox and the last digests, as
 //! text or JSON. Gathers through read-only store calls (never writes, never migrates); rendering
-//! is pure and takes `now`.
+//! is pure and takes `now`; only `status` itself prints.
 
 use std::fmt::Write as _;
 
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
+use super::{Exit, load_config};
 use crate::config::Config;
 use crate::store::{
     DigestInfo, FeedNotice, FeedRecord, OutboxCounts, ReloadInfo, Store, StoreError,
@@ -16,6 +17,29 @@ use crate::store::{
 const RECENT_DIGESTS: usize = 5;
 /// Feed notices listed by `status`, newest last.
 const RECENT_NOTICES: usize = 20;
+
+/// Prints the report of the config at `path`, as text or JSON.
+pub(super) fn status(path: &std::path::Path, json: bool) -> Exit {
+    let config = match load_config(path) {
+        Ok(c) => c,
+        Err(e) => return e,
+    };
+    let now = crate::clock::now();
+    match gather(&config) {
+        Ok(report) if json => {
+            println!("{:#}", render_json(&report));
+            Exit::Ok
+        }
+        Ok(report) => {
+            print!("{}", render_text(&report, now));
+            Exit::Ok
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            Exit::Failure
+        }
+    }
+}
 
 /// One configured feed and what the database knows about it (`None`: never polled).
 #[derive(Debug, Clone)]

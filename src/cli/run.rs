@@ -1,0 +1,55 @@
+//! `newswatch run`: the daemon, or one cycle with `--once` (its summary printed).
+//! Loads config and rules, warns about a world-readable password file, and hands over to the
+//! daemon or the pipeline; a failure is printed with a hint about the state directory if one fits.
+
+use std::path::Path;
+
+use super::{Exit, load_config, load_rules, runtime};
+
+pub(super) fn run(config: &Path, once: bool, watch_rules: bool) -> Exit {
+    let config = match load_config(config) {
+        Ok(c) => c,
+        Err(e) => return e,
+    };
+    for file in config.world_readable_secrets() {
+        tracing::warn!(
+            file = %file.display(),
+            "the SMTP password file is readable by every local user; run `chmod o-r` on it"
+        );
+    }
+    let rules = match load_rules(&config.rule_files) {
+        Ok(r) => r,
+        Err(e) => return e,
+    };
+    let runtime = match runtime() {
+        Ok(rt) => rt,
+        Err(e) => return e,
+    };
+    let state_dir = config.state_dir.clone();
+    let result = runtime.block_on(async move {
+        if once {
+            crate::pipeline::run_once(&config, &rules)
+                .await
+                .map(|summary| println!("{summary}"))
+        } else {
+            crate::service::daemon::run_daemon(
+                config,
+                rules,
+                crate::service::daemon::Options { watch_rules },
+            )
+            .await
+        }
+    });
+    // A database call abandoned at shutdown runs on the blocking pool; do not wait forever.
+    runtime.shutdown_timeout(crate::service::daemon::SHUTDOWN_GRACE);
+    match result {
+        Ok(()) => Exit::Ok,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            if let Some(hint) = crate::store::storage_hint(e.as_ref()) {
+                eprintln!("hint: {hint} ({})", state_dir.display());
+            }
+            Exit::Failure
+        }
+    }
+}

@@ -1,0 +1,289 @@
+//! Building the general sections from the file format: rule globs, `[fetch]` (HTTP client and
+//! polling), `[[feed]]`, `[http]`, and the collector every builder reports problems to.
+//! Each builder starts from the section's `Default` and overrides what the file says.
+//! Reads the file system only to expand the rule globs.
+
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use toml::Spanned;
+use url::Url;
+
+use super::format::{HumanDuration, RawFeed, RawFetch, RawHttp};
+use super::{FeedConfig, FetchSettings, HttpSettings, PollSettings};
+use crate::diagnostic::{Diagnostic, LineIndex};
+
+/// The file being built: its text for line/column, and every problem found so far.
+pub(super) struct Source<'a> {
+    path: &'a Path,
+    text: &'a str,
+    lines: LineIndex,
+    pub(super) errors: Vec<Diagnostic>,
+}
+
+impl<'a> Source<'a> {
+    pub(super) fn new(path: &'a Path, text: &'a str) -> Source<'a> {
+        Source {
+            path,
+            text,
+            lines: LineIndex::new(text),
+            errors: Vec::new(),
+        }
+    }
+
+    pub(super) fn diagnostic(&self, offset: usize, message: impl Into<String>) -> Diagnostic {
+        Diagnostic::at(self.path, self.text, &self.lines, offset, message)
+    }
+
+    pub(super) fn error_at(&mut self, span: Range<usize>, message: impl Into<String>) {
+        let err = self.diagnostic(span.start, message);
+        self.errors.push(err);
+    }
+}
+
+/// `p` against the config file's directory unless absolute.
+pub(super) fn resolve(base: &Path, p: &str) -> PathBuf {
+    let p = Path::new(p);
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        base.join(p)
+    }
+}
+
+/// The rule files the `rules` globs name, sorted and deduplicated; a glob matching nothing is an
+/// error (a typo would otherwise run the daemon without those rules).
+pub(super) fn rule_files(
+    src: &mut Source<'_>,
+    base: &Path,
+    rules: &Spanned<Vec<Spanned<String>>>,
+) -> Vec<PathBuf> {
+    let mut rule_files = Vec::new();
+    if rules.get_ref().is_empty() {
+        src.error_at(
+            rules.span(),
+            "`rules` is empty: expected at least one rule file or glob, like \"rules/*.toml\"",
+        );
+    }
+    for pattern in rules.get_ref() {
+        let full = resolve(base, pattern.get_ref());
+        let full_str = full.to_string_lossy().into_owned();
+        match glob::glob(&full_str) {
+            Err(e) => src.error_at(
+                pattern.span(),
+                format!("invalid glob {:?}: {e}", pattern.get_ref()),
+            ),
+            Ok(paths) => {
+                let found: Vec<PathBuf> = paths
+                    .filter_map(Result::ok)
+                    .filter(|p| p.is_file())
+                    .collect();
+                if found.is_empty() {
+                    src.error_at(
+                        pattern.span(),
+                        format!(
+                            "no rule file matches {:?} (looked for {full_str})",
+                            pattern.get_ref()
+                        ),
+                    );
+                }
+                rule_files.extend(found);
+            }
+        }
+    }
+    rule_files.sort();
+    rule_files.dedup();
+    rule_files
+}
+
+/// The `[fetch]` keys of the HTTP client.
+pub(super) fn fetch(src: &mut Source<'_>, raw: &RawFetch) -> FetchSettings {
+    let mut fetch = FetchSettings::default();
+    if let Some(d) = raw.connect_timeout {
+        fetch.connect_timeout = d.0;
+    }
+    if let Some(d) = raw.timeout {
+        fetch.timeout = d.0;
+    }
+    if let Some(b) = raw.max_body {
+        fetch.max_body_bytes = b.0;
+    }
+    if let Some(d) = raw.interval {
+        fetch.default_interval = d.0;
+    }
+    fetch.concurrency = at_least_one(
+        src,
+        "concurrency",
+        raw.concurrency.as_ref(),
+        fetch.concurrency,
+    );
+    fetch
+}
+
+/// The `[fetch]` scheduling, politeness, retention and health keys, with their cross-checks.
+pub(super) fn polling(src: &mut Source<'_>, raw: &RawFetch) -> PollSettings {
+    let d = PollSettings::default();
+    let dur = |v: &Option<Spanned<HumanDuration>>, default: Duration| {
+        v.as_ref().map_or(default, |s| s.get_ref().0)
+    };
+    let p = PollSettings {
+        min_interval: dur(&raw.min_interval, d.min_interval),
+        max_interval: dur(&raw.max_interval, d.max_interval),
+        backoff_cap: dur(&raw.backoff_cap, d.backoff_cap),
+        per_host: raw.per_host.as_ref().map_or(d.per_host, |s| *s.get_ref()),
+        host_spacing: raw.host_spacing.map_or(d.host_spacing, |h| h.0),
+        retention: dur(&raw.retention, d.retention),
+        keep_identities: dur(&raw.keep_identities, d.keep_identities),
+        failing_after: dur(&raw.failing_after, d.failing_after),
+        silent_factor: raw
+            .silent_factor
+            .as_ref()
+            .map_or(d.silent_factor, |s| *s.get_ref()),
+    };
+    if let Some(m) = &raw.min_interval
+        && m.get_ref().0.is_zero()
+    {
+        src.error_at(m.span(), "`min_interval` must be longer than 0s");
+    }
+    if let Some(m) = &raw.max_interval
+        && p.max_interval < p.min_interval
+    {
+        src.error_at(
+            m.span(),
+            "`max_interval` is shorter than `min_interval`: expected min_interval <= max_interval",
+        );
+    }
+    if let Some(c) = &raw.backoff_cap
+        && p.backoff_cap < p.min_interval
+    {
+        src.error_at(c.span(), "`backoff_cap` is shorter than `min_interval`");
+    }
+    if let Some(h) = &raw.per_host
+        && *h.get_ref() == 0
+    {
+        src.error_at(h.span(), "`per_host` must be at least 1");
+    }
+    if let Some(r) = &raw.retention
+        && r.get_ref().0.is_zero()
+    {
+        src.error_at(r.span(), "`retention` must be longer than 0s");
+    }
+    if p.keep_identities < p.retention {
+        let span = raw
+            .keep_identities
+            .as_ref()
+            .or(raw.retention.as_ref())
+            .map_or(0..0, Spanned::span);
+        src.error_at(
+            span,
+            "`keep_identities` is shorter than `retention`: an item whose text was pruned could \
+             alert again; expected keep_identities >= retention",
+        );
+    }
+    if let Some(f) = &raw.failing_after
+        && f.get_ref().0.is_zero()
+    {
+        src.error_at(f.span(), "`failing_after` must be longer than 0s");
+    }
+    if let Some(s) = &raw.silent_factor
+        && *s.get_ref() < 2
+    {
+        src.error_at(s.span(), "`silent_factor` must be at least 2");
+    }
+    p
+}
+
+/// The `[[feed]]` tables; names must be unique (they key the feed's state in the database).
+pub(super) fn feeds(
+    src: &mut Source<'_>,
+    base: &Path,
+    raw: &[RawFeed],
+    default_interval: Duration,
+) -> Vec<FeedConfig> {
+    let mut feeds: Vec<FeedConfig> = Vec::new();
+    for feed in raw {
+        let name = feed.name.get_ref().trim().to_string();
+        if name.is_empty() {
+            src.error_at(feed.name.span(), "feed `name` is empty");
+        } else if feeds.iter().any(|f| f.name == name) {
+            src.error_at(
+                feed.name.span(),
+                format!("duplicate feed name {name:?}: every [[feed]] needs its own name"),
+            );
+        }
+        let url = match parse_feed_url(base, feed.url.get_ref()) {
+            Ok(u) => u,
+            Err(msg) => {
+                src.error_at(feed.url.span(), msg);
+                continue;
+            }
+        };
+        feeds.push(FeedConfig {
+            name,
+            url,
+            interval: feed.interval.map_or(default_interval, |d| d.0),
+            tags: feed.tags.clone(),
+            allow_private_network: feed.allow_private_network,
+        });
+    }
+    feeds
+}
+
+fn parse_feed_url(base: &Path, s: &str) -> Result<Url, String> {
+    if let Some(rest) = s.strip_prefix("file://") {
+        // `file://feeds/x.xml` and `file://./x.xml` are relative to the config file's directory.
+        let path = resolve(base, rest);
+        let abs = std::path::absolute(&path).map_err(|e| format!("cannot resolve {s:?}: {e}"))?;
+        return Url::from_file_path(&abs)
+            .map_err(|()| format!("cannot turn {} into a file:// URL", abs.display()));
+    }
+    let url = Url::parse(s).map_err(|e| {
+        format!("invalid feed url {s:?}: {e}; expected an http://, https:// or file:// URL")
+    })?;
+    match url.scheme() {
+        "http" | "https" if url.host_str().is_some() => Ok(url),
+        "http" | "https" => Err(format!("feed url {s:?} has no host")),
+        other => Err(format!(
+            "unsupported scheme `{other}` in feed url {s:?}: expected http, https or file"
+        )),
+    }
+}
+
+/// `[http]`: where `/metrics` and `/healthz` are served.
+pub(super) fn http(src: &mut Source<'_>, raw: &RawHttp) -> HttpSettings {
+    let mut http = HttpSettings::default();
+    if let Some(enabled) = raw.enabled {
+        http.enabled = enabled;
+    }
+    if let Some(listen) = &raw.listen {
+        match listen.get_ref().trim().parse() {
+            Ok(addr) => http.listen = addr,
+            Err(_) => src.error_at(
+                listen.span(),
+                format!(
+                    "invalid listen address {:?}: expected IP:PORT, like \"127.0.0.1:9187\" or \"[::1]:9187\"",
+                    listen.get_ref()
+                ),
+            ),
+        }
+    }
+    http
+}
+
+/// A count that must be at least 1; `default` when absent or refused.
+pub(super) fn at_least_one(
+    src: &mut Source<'_>,
+    key: &str,
+    v: Option<&Spanned<usize>>,
+    default: usize,
+) -> usize {
+    match v {
+        Some(n) if *n.get_ref() == 0 => {
+            src.error_at(n.span(), format!("`{key}` must be at least 1"));
+            default
+        }
+        Some(n) => *n.get_ref(),
+        None => default,
+    }
+}

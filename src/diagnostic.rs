@@ -1,0 +1,184 @@
+//! One problem at a place in a text file, and its rendering: `file:line:col: message`, the source
+//! line with a caret under the column, then a hint and a note. Shared by the config and the rule
+//! files so both read alike. Plain data and formatting only: no IO, no knowledge of either format.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// One problem in a file. `line` and `column` are 1-based; both are 0 when the problem has no
+/// place in the file (it could not be read, say), and then no source line is shown.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    pub file: PathBuf,
+    pub line: usize,
+    /// In characters, not bytes.
+    pub column: usize,
+    /// What the problem belongs to (`rule talks`), shown before the message.
+    pub subject: Option<String>,
+    pub message: String,
+    /// The offending source line, shown with a caret under `column`.
+    pub source_line: String,
+    pub hint: Option<String>,
+    /// Extra detail printed after the hint (a failing example's explain tree).
+    pub note: Option<String>,
+}
+
+impl Diagnostic {
+    /// A problem with the file as a whole (it could not be read): no line, no column.
+    pub fn whole_file(file: &Path, message: impl Into<String>) -> Diagnostic {
+        Diagnostic {
+            file: file.to_path_buf(),
+            line: 0,
+            column: 0,
+            subject: None,
+            message: message.into(),
+            source_line: String::new(),
+            hint: None,
+            note: None,
+        }
+    }
+
+    /// A problem at byte `offset` of `text` (clamped to the text, moved back to a char boundary).
+    pub fn at(
+        file: &Path,
+        text: &str,
+        lines: &LineIndex,
+        offset: usize,
+        message: impl Into<String>,
+    ) -> Diagnostic {
+        let (line, column, source_line) = lines.locate(text, offset);
+        Diagnostic {
+            line,
+            column,
+            source_line: source_line.to_string(),
+            ..Diagnostic::whole_file(file, message)
+        }
+    }
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}: ", self.file.display(), self.line, self.column)?;
+        if let Some(subject) = &self.subject {
+            write!(f, "{subject}: ")?;
+        }
+        f.write_str(&self.message)?;
+        if !self.source_line.is_empty() {
+            let gutter = self.line.to_string().len();
+            // Tabs stay tabs so the caret lines up under the source line in any terminal.
+            let pad: String = self
+                .source_line
+                .chars()
+                .take(self.column.saturating_sub(1))
+                .map(|c| if c == '\t' { '\t' } else { ' ' })
+                .collect();
+            write!(
+                f,
+                "\n{:gutter$} |\n{} | {}\n{:gutter$} | {pad}^",
+                "", self.line, self.source_line, ""
+            )?;
+        }
+        if let Some(hint) = &self.hint {
+            write!(f, "\n  = hint: {hint}")?;
+        }
+        if let Some(note) = &self.note {
+            for line in note.lines() {
+                write!(f, "\n    {line}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Every problem found in one load, each shown as `error: …`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct Diagnostics(pub Vec<Diagnostic>);
+
+impl fmt::Display for Diagnostics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, d) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "error: {d}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Byte offset of every line start of a text, so locating an offset is a binary search.
+#[derive(Debug, Clone)]
+pub struct LineIndex {
+    starts: Vec<usize>,
+}
+
+impl LineIndex {
+    pub fn new(text: &str) -> LineIndex {
+        LineIndex {
+            starts: std::iter::once(0)
+                .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+                .collect(),
+        }
+    }
+
+    /// Line (1-based), column (1-based, in characters) and the line's text for byte `offset` of
+    /// `text`, the text this index was built from.
+    pub fn locate<'t>(&self, text: &'t str, offset: usize) -> (usize, usize, &'t str) {
+        let mut offset = offset.min(text.len());
+        while !text.is_char_boundary(offset) {
+            offset -= 1;
+        }
+        let line = self.starts.partition_point(|&s| s <= offset);
+        let start = self.starts[line - 1];
+        let column = text[start..offset].chars().count() + 1;
+        (line, column, text[start..].lines().next().unwrap_or(""))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locate_table() {
+        let text = "ab\n\tcé d\n\nlast";
+        let index = LineIndex::new(text);
+        #[rustfmt::skip]
+        let cases: &[(usize, (usize, usize, &str))] = &[
+            (0,   (1, 1, "ab")),
+            (2,   (1, 3, "ab")),
+            (3,   (2, 1, "\tcé d")),
+            (6,   (2, 3, "\tcé d")),  // inside `é`: moved back to its start
+            (10,  (3, 1, "")),
+            (11,  (4, 1, "last")),
+            (99,  (4, 5, "last")),
+        ];
+        for &(offset, want) in cases {
+            assert_eq!(index.locate(text, offset), want, "offset {offset}");
+        }
+    }
+
+    #[test]
+    fn renders_place_caret_hint_and_note() {
+        let text = "a = 1\n\tkey = \"x\"\n";
+        let mut d = Diagnostic::at(
+            Path::new("f.toml"),
+            text,
+            &LineIndex::new(text),
+            13,
+            "bad value",
+        );
+        d.subject = Some("rule r".into());
+        d.hint = Some("try again".into());
+        d.note = Some("one\ntwo".into());
+        assert_eq!(
+            Diagnostics(vec![
+                d,
+                Diagnostic::whole_file(Path::new("g"), "unreadable")
+            ])
+            .to_string(),
+            "error: f.toml:2:8: rule r: bad value\n  |\n2 | \tkey = \"x\"\n  | \t      ^\n  \
+             = hint: try again\n    one\n    two\nerror: g:0:0: unreadable"
+        );
+    }
+}
