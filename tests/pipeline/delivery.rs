@@ -143,7 +143,7 @@ async fn starttls_and_auth_deliver_a_digest_and_one_batched_alert() {
         )
         + "\n[[alert]]\nname = \"breaking\"\nto = [\"duty@example.org\"]\nwindow = \"2m\"\n";
     let env = |name: &str| (name == "NW_PW").then(|| "s3cret".to_string());
-    let config = Config::from_str(&path, &text, &env).unwrap_or_else(|e| panic!("config: {e}"));
+    let config = Config::from_str(&path, &text, &env).expect("the edited test config loads");
     let rules = RuleSet::load(&config.rule_files).expect("rules");
     let p = Pipeline::open(&config, &rules).await.expect("open");
     let t0 = at("2026-01-01T00:00:00Z");

@@ -108,8 +108,8 @@ to = ["Analyst <analyst@example.org>"]
 }
 
 pub fn load(path: &Path) -> (Config, RuleSet) {
-    let config = Config::load(path).unwrap_or_else(|e| panic!("config: {e}"));
-    let rules = RuleSet::load(&config.rule_files).unwrap_or_else(|e| panic!("rules: {e}"));
+    let config = Config::load(path).expect("the test config loads");
+    let rules = RuleSet::load(&config.rule_files).expect("the test rules load");
     (config, rules)
 }
 
@@ -119,7 +119,11 @@ pub fn serve_demo() -> (TestServer, Vec<(String, String)>) {
     let mut feeds = Vec::new();
     for f in DEMO_FEEDS {
         server.set(&format!("/feeds/{f}"), demo_feed(f));
-        let name = f.split('.').next().expect("a demo file name has a stem").to_string();
+        let name = f
+            .split('.')
+            .next()
+            .expect("a demo file name has a stem")
+            .to_string();
         feeds.push((name, server.url(&format!("/feeds/{f}")).to_string()));
     }
     (server, feeds)
@@ -298,8 +302,7 @@ pub fn one_feed_with_timeout(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_451_is_retried_after_the_backoff_and_then_sent() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let (_server, sink, path) =
-        one_feed(tmp.path(), &["--fault", "451", "--fault-count", "1"]);
+    let (_server, sink, path) = one_feed(tmp.path(), &["--fault", "451", "--fault-count", "1"]);
     let (config, rules) = load(&path);
     let p = Pipeline::open(&config, &rules).await.expect("open");
     let t0 = at("2026-01-01T00:00:00Z");
@@ -432,7 +435,7 @@ async fn smtp_auth_uses_the_configured_credentials() {
                 .then(|| password.clone())
                 .flatten()
         };
-        let config = Config::from_str(&path, &text, &env).unwrap_or_else(|e| panic!("config: {e}"));
+        let config = Config::from_str(&path, &text, &env).expect("the edited test config loads");
         let rules = RuleSet::load(&config.rule_files).expect("rules");
         let s = pipeline::run_once(&config, &rules).await.expect("cycle");
         assert_eq!(
@@ -693,4 +696,3 @@ fn the_daemon_runs_until_sigterm() {
         "a digest and an alert"
     );
 }
-

@@ -213,7 +213,10 @@ async fn total_deadline_cuts_off_silent_dripping_and_slow_servers() {
     let drip = cut("/drip").await.bytes_sent;
     assert!(drip < DRIP_LENGTH, "the drip finished: {drip} bytes");
     let slow = cut("/slow-headers").await.bytes_sent;
-    assert!(slow < SLOW_HEAD.len(), "the slow head finished: {slow} bytes");
+    assert!(
+        slow < SLOW_HEAD.len(),
+        "the slow head finished: {slow} bytes"
+    );
 }
 
 /// Two requests to one host with `per_host = 1` and a spacing: the second starts no earlier
@@ -270,7 +273,7 @@ async fn conditional_get_validators_and_cache_hints() {
         .fetcher
         .fetch_with(&url, &Validators::default(), &FetchPolicy::default())
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .expect("the feed fetches");
     assert_eq!(first.cache.max_age, Some(Duration::from_secs(1800)));
     let FetchOutcome::Fetched {
         validators,
@@ -537,14 +540,14 @@ async fn demo_feeds_parse_cleanly() {
     let manifest: toml::Table = std::fs::read_to_string(dir.join("MANIFEST.toml"))
         .map_err(|e| e.to_string())
         .and_then(|s| s.parse().map_err(|e: toml::de::Error| e.to_string()))
-        .unwrap_or_else(|e| panic!("manifest: {e}"));
+        .expect("MANIFEST.toml reads and parses");
     let articles = manifest
         .get("article")
         .and_then(toml::Value::as_array)
         .cloned()
         .unwrap_or_default();
     assert_eq!(articles.len(), 64);
-    let fetcher = Fetcher::new(&settings(), UA).unwrap_or_else(|e| panic!("{e}"));
+    let fetcher = Fetcher::new(&settings(), UA).expect("the test settings make a fetcher");
     let str_of = |v: &toml::Value, k: &str| {
         v.get(k)
             .and_then(toml::Value::as_str)

@@ -58,8 +58,10 @@ fn config_with(
     feeds: &[(&str, String, &str)],
     private: &[&str],
 ) -> Config {
-    std::fs::create_dir_all(dir.join("rules")).unwrap_or_else(|e| panic!("{e}"));
-    std::fs::write(dir.join("rules/test.toml"), RULES).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::create_dir_all(dir.join("rules"))
+        .expect("create a directory in the temporary directory");
+    std::fs::write(dir.join("rules/test.toml"), RULES)
+        .expect("write a file in the temporary directory");
     let mut text = format!(
         r#"state_dir = "state"
 rules = ["rules/*.toml"]
@@ -88,34 +90,32 @@ from = "nw@example.org"
         }
     }
     let path = dir.join("newswatch.toml");
-    std::fs::write(&path, &text).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(&path, &text).expect("write a file in the temporary directory");
     Config::load(&path).unwrap_or_else(|e| panic!("{e}\n{text}"))
 }
 
 pub fn rules(config: &Config) -> RuleSet {
-    RuleSet::load(&config.rule_files).unwrap_or_else(|e| panic!("{e}"))
+    RuleSet::load(&config.rule_files).expect("the test rules load")
 }
 
 pub async fn pipeline<'a>(config: &'a Config, rules: &'a RuleSet) -> Pipeline<'a> {
     let fetcher = Fetcher::with_public_overrides(&config.fetch, "nw-test", vec![PUBLIC_IP])
-        .unwrap_or_else(|e| panic!("{e}"));
+        .expect("the test settings make a fetcher");
     Pipeline::open(config, rules)
         .await
-        .unwrap_or_else(|e| panic!("{e:#}"))
+        .expect("the pipeline opens on the test state directory")
         .with_fetcher(fetcher)
         .with_jitter(Jitter::Fixed(0.0))
 }
 
 pub async fn cycle(p: &Pipeline<'_>, now: DateTime<Utc>) -> Summary {
-    p.cycle(now, Feeds::Due)
-        .await
-        .unwrap_or_else(|e| panic!("{e:#}"))
+    p.cycle(now, Feeds::Due).await.expect("a cycle completes")
 }
 
 pub fn record(config: &Config, feed: &str) -> FeedRecord {
     Store::open_read_only(&config.state_dir)
         .and_then(|s| s.feed_record(feed))
-        .unwrap_or_else(|e| panic!("{e}"))
+        .expect("the feed's record reads")
         .unwrap_or_else(|| panic!("no row for {feed}"))
 }
 
@@ -133,7 +133,7 @@ pub fn state(config: &Config, feed: &str) -> (u32, i64, String) {
 #[tokio::test]
 async fn each_hostile_case_leaves_an_exact_state() {
     let (public, internal) = servers();
-    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let tmp = tempfile::tempdir().expect("a temporary directory");
     // (path, interval, error count, next due in minutes, error text contains, new items)
     #[rustfmt::skip]
     let cases: &[(&str, &str, u32, i64, &str, usize)] = &[
@@ -218,7 +218,7 @@ async fn each_hostile_case_leaves_an_exact_state() {
 #[tokio::test]
 async fn three_failures_then_ok_back_off_and_recover_across_a_restart() {
     let (public, _internal) = servers();
-    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let tmp = tempfile::tempdir().expect("a temporary directory");
     let config = config(
         tmp.path(),
         "",
@@ -258,7 +258,7 @@ async fn three_failures_then_ok_back_off_and_recover_across_a_restart() {
 #[tokio::test]
 async fn permanent_redirects_stick_only_when_repeated() {
     let (public, _internal) = servers();
-    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let tmp = tempfile::tempdir().expect("a temporary directory");
     let feeds = [
         ("m301", public.url("/moved").to_string(), "15m"),
         ("m308", public.url("/moved-308").to_string(), "15m"),
@@ -307,7 +307,7 @@ async fn permanent_redirects_stick_only_when_repeated() {
         .args(["status", "--json", "--config"])
         .arg(&config.path)
         .output()
-        .unwrap_or_else(|e| panic!("{e}"));
+        .expect("the built newswatch binary runs");
     assert!(
         std::fs::read(&db).unwrap_or_default() == before,
         "status wrote to the database"
@@ -318,7 +318,7 @@ async fn permanent_redirects_stick_only_when_repeated() {
         String::from_utf8_lossy(&out.stderr)
     );
     let json: serde_json::Value =
-        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}"));
+        serde_json::from_slice(&out.stdout).expect("status --json prints JSON");
     let feed = &json["feeds"][0];
     assert_eq!(feed["name"], "m301");
     assert_eq!(feed["url"], public.url("/moved").to_string());
@@ -333,7 +333,7 @@ async fn permanent_redirects_stick_only_when_repeated() {
 #[tokio::test]
 async fn identity_never_realerts_and_follows_headline_edits() {
     let (public, _internal) = servers();
-    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let tmp = tempfile::tempdir().expect("a temporary directory");
     let feeds = [
         ("guidless", public.url("/guidless").to_string(), "1m"),
         ("churn", public.url("/churn").to_string(), "1m"),
@@ -350,7 +350,8 @@ async fn identity_never_realerts_and_follows_headline_edits() {
         let s = cycle(&p, at(i as i64 * M)).await;
         assert_eq!((s.new_articles, s.matches), want, "poll {i}: {s}");
     }
-    let store = Store::open_read_only(&config.state_dir).unwrap_or_else(|e| panic!("{e}"));
+    let store =
+        Store::open_read_only(&config.state_dir).expect("the state database opens read-only");
     let seen = |f: &str| store.feed_record(f).ok().flatten().map(|r| r.items_seen);
     assert_eq!(
         [
@@ -363,7 +364,7 @@ async fn identity_never_realerts_and_follows_headline_edits() {
     );
     let mut titles: Vec<String> = store
         .pending_matches()
-        .unwrap_or_else(|e| panic!("{e}"))
+        .expect("pending matches read")
         .into_iter()
         .map(|m| m.title)
         .collect();
@@ -388,7 +389,7 @@ async fn identity_never_realerts_and_follows_headline_edits() {
 #[tokio::test]
 async fn a_flood_is_taken_in_capped_polls_without_loss() {
     let (public, _internal) = servers();
-    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let tmp = tempfile::tempdir().expect("a temporary directory");
     let config = config(
         tmp.path(),
         "",
@@ -428,7 +429,7 @@ async fn a_flood_is_taken_in_capped_polls_without_loss() {
 #[tokio::test]
 async fn an_hour_of_daemon_cycles_keeps_good_feeds_on_schedule() {
     let (public, _internal) = servers();
-    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let tmp = tempfile::tempdir().expect("a temporary directory");
     // (feed, interval, polls expected in the hour)
     let plan = [
         ("/guidless", "5m", 12), // 0, 5, ..., 55
@@ -460,10 +461,11 @@ async fn an_hour_of_daemon_cycles_keeps_good_feeds_on_schedule() {
     let want: Vec<(&str, usize)> = plan.iter().map(|(path, _, n)| (*path, *n)).collect();
     assert_eq!(got, want);
 
-    let store = Store::open_read_only(&config.state_dir).unwrap_or_else(|e| panic!("{e}"));
+    let store =
+        Store::open_read_only(&config.state_dir).expect("the state database opens read-only");
     let mut notices: Vec<(i64, String, NoticeKind)> = store
         .feed_notices(t0())
-        .unwrap_or_else(|e| panic!("{e}"))
+        .expect("feed notices read")
         .into_iter()
         .map(|n| ((n.at - t0()).num_minutes(), n.feed, n.kind))
         .collect();
@@ -496,7 +498,7 @@ async fn an_hour_of_daemon_cycles_keeps_good_feeds_on_schedule() {
         .args(["status", "--config"])
         .arg(&config.path)
         .output()
-        .unwrap_or_else(|e| panic!("{e}"));
+        .expect("the built newswatch binary runs");
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -521,7 +523,7 @@ async fn an_hour_of_daemon_cycles_keeps_good_feeds_on_schedule() {
 #[tokio::test]
 async fn a_failing_feed_is_named_in_the_digest_sources_section() {
     let (public, _internal) = servers();
-    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let tmp = tempfile::tempdir().expect("a temporary directory");
     let feeds = [
         ("/500", public.url("/500").to_string(), "5m"),
         ("/feed.xml", public.url("/feed.xml").to_string(), "5m"),
@@ -536,7 +538,7 @@ async fn a_failing_feed_is_named_in_the_digest_sources_section() {
     let r = p
         .preview_digest("desk", Some(Duration::from_secs(3600)), at(20 * M))
         .await
-        .unwrap_or_else(|e| panic!("{e:#}"));
+        .expect("the digest preview renders");
     assert!(r.text.contains("/500: failing"), "{}", r.text);
     assert!(
         r.html.contains("500: failing — HTTP status 500"),
@@ -551,7 +553,7 @@ async fn a_failing_feed_is_named_in_the_digest_sources_section() {
 #[tokio::test]
 async fn the_feed_ttl_is_reused_after_a_304() {
     let (public, _internal) = servers();
-    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let tmp = tempfile::tempdir().expect("a temporary directory");
     let config = config(
         tmp.path(),
         "",
@@ -602,7 +604,7 @@ async fn the_global_concurrency_cap_holds() {
 #[tokio::test]
 async fn a_feed_gone_silent_gets_one_notice_and_one_recovery() {
     let (public, _internal) = servers();
-    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let tmp = tempfile::tempdir().expect("a temporary directory");
     let feeds = [("dry", public.url("/dries-up").to_string(), "5m")];
     let config = config(
         tmp.path(),
@@ -614,10 +616,11 @@ async fn a_feed_gone_silent_gets_one_notice_and_one_recovery() {
     for minute in (0..=45).step_by(5) {
         cycle(&p, at(minute * M)).await;
     }
-    let store = Store::open_read_only(&config.state_dir).unwrap_or_else(|e| panic!("{e}"));
+    let store =
+        Store::open_read_only(&config.state_dir).expect("the state database opens read-only");
     let notices: Vec<(i64, NoticeKind)> = store
         .feed_notices(t0())
-        .unwrap_or_else(|e| panic!("{e}"))
+        .expect("feed notices read")
         .into_iter()
         .map(|n| ((n.at - t0()).num_minutes(), n.kind))
         .collect();
@@ -628,4 +631,3 @@ async fn a_feed_gone_silent_gets_one_notice_and_one_recovery() {
     let r = record(&config, "dry");
     assert_eq!((r.items_seen, r.polls, r.error_count), (6, 10, 0));
 }
-

@@ -35,11 +35,11 @@ fn item(i: i64) -> Article {
 /// feed stopped listing them, the everlisted item never re-alerts, and the file stops growing.
 #[test]
 fn a_year_of_polls_keeps_the_database_bounded() {
-    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let mut store = Store::open(tmp.path()).unwrap_or_else(|e| panic!("{e}"));
+    let tmp = tempfile::tempdir().expect("a temporary directory");
+    let mut store = Store::open(tmp.path()).expect("the store opens in the temporary directory");
     store
         .ensure_feed("f", "https://news.example/feed")
-        .unwrap_or_else(|e| panic!("{e}"));
+        .expect("the feed row is created");
     let retention = Duration::from_secs(30 * 86_400);
     let keep = Duration::from_secs(180 * 86_400);
     let validators = Validators::default();
@@ -77,9 +77,9 @@ fn a_year_of_polls_keeps_the_database_bounded() {
                         thresholds: Thresholds::default(),
                     },
                 )
-                .unwrap_or_else(|e| panic!("{e}"));
+                .expect("the poll is recorded");
             alerts += stored.inserted.alertable;
-            let pending = store.pending_articles().unwrap_or_else(|e| panic!("{e}"));
+            let pending = store.pending_articles().expect("unmatched articles read");
             let verdicts: Vec<ArticleMatches> = pending
                 .iter()
                 .map(|p| ArticleMatches {
@@ -89,11 +89,11 @@ fn a_year_of_polls_keeps_the_database_bounded() {
                 .collect();
             store
                 .record_matches(&verdicts, now)
-                .unwrap_or_else(|e| panic!("{e}"));
+                .expect("the verdicts are recorded");
         }
         store
             .prune(day(d) + chrono::Duration::hours(23), retention, keep)
-            .unwrap_or_else(|e| panic!("{e}"));
+            .expect("pruning succeeds");
         if [200, 364].contains(&d) {
             let len = std::fs::metadata(tmp.path().join("newswatch.db"))
                 .map(|m| m.len())
@@ -103,7 +103,7 @@ fn a_year_of_polls_keeps_the_database_bounded() {
     }
     // Each day's items: 5 new ones (the last poll lists items up to d*5+5), plus the evergreen.
     assert_eq!(alerts, 365 * 5 + 1, "every item alerted exactly once");
-    let c = store.row_counts().unwrap_or_else(|e| panic!("{e}"));
+    let c = store.row_counts().expect("row counts read");
     // Identities: items listed within the last ~184 days; text: within the last ~34 days.
     assert!((900..=940).contains(&c.articles), "{c:?}");
     assert!((160..=180).contains(&c.texts), "{c:?}");
@@ -118,7 +118,7 @@ fn a_year_of_polls_keeps_the_database_bounded() {
 /// `status` before the daemon ever ran: every feed "never polled", and nothing is created.
 #[test]
 fn status_without_a_database_creates_nothing() {
-    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let tmp = tempfile::tempdir().expect("a temporary directory");
     let config = config(
         tmp.path(),
         "",
@@ -128,7 +128,7 @@ fn status_without_a_database_creates_nothing() {
         .args(["status", "--config"])
         .arg(&config.path)
         .output()
-        .unwrap_or_else(|e| panic!("{e}"));
+        .expect("the built newswatch binary runs");
     assert!(
         out.status.success(),
         "{}",
@@ -158,7 +158,7 @@ async fn a_failing_write_fails_the_cycle_and_leaves_each_feed_atomic() {
         "BEFORE UPDATE ON feeds WHEN NEW.name = 'd' AND NEW.etag IS NOT NULL",
     ];
     for trigger in triggers {
-        let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let tmp = tempfile::tempdir().expect("a temporary directory");
         let feeds: Vec<(&str, String, &str)> =
             names.iter().map(|n| (*n, url.clone(), "15m")).collect();
         let mut config = config(tmp.path(), "", &feeds);
@@ -166,11 +166,11 @@ async fn a_failing_write_fails_the_cycle_and_leaves_each_feed_atomic() {
         let rules = rules(&config);
         let p = pipeline(&config, &rules).await;
         let db = rusqlite::Connection::open(config.state_dir.join(newswatch::store::DB_FILE))
-            .unwrap_or_else(|e| panic!("{e}"));
+            .expect("the state database opens");
         db.execute_batch(&format!(
             "CREATE TRIGGER tear {trigger} BEGIN SELECT RAISE(ABORT, 'injected write failure'); END;"
         ))
-        .unwrap_or_else(|e| panic!("{e}"));
+        .expect("the trigger is created");
         let err = p
             .cycle(t0(), Feeds::Due)
             .await
@@ -189,7 +189,7 @@ async fn a_failing_write_fails_the_cycle_and_leaves_each_feed_atomic() {
                         .query_row("SELECT COUNT(*) FROM articles WHERE feed = ?1", [n], |r| {
                             r.get(0)
                         })
-                        .unwrap_or_else(|e| panic!("{e}"));
+                        .expect("the article count reads");
                     let r = record(&config, n);
                     (n.to_string(), stored, r.polls, r.validators.etag)
                 })
@@ -210,7 +210,7 @@ async fn a_failing_write_fails_the_cycle_and_leaves_each_feed_atomic() {
             "{trigger}: the failing feed's items were stored"
         );
         db.execute_batch("DROP TRIGGER tear")
-            .unwrap_or_else(|e| panic!("{e}"));
+            .expect("the trigger is dropped");
         let s = cycle(&p, at(1)).await;
         let missing = before.iter().filter(|(_, stored, ..)| *stored == 0).count();
         assert_eq!(s.new_articles, missing, "{trigger}");

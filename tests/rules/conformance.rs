@@ -450,7 +450,7 @@ fn dated(days_ago: i64, now: chrono::DateTime<Utc>) -> Article {
 fn feeds_and_max_age_filter_rules() {
     let text = "[[rule]]\nid = \"uk\"\nquery = 'Healey'\nfeeds = [\"tag:uk-press\", \"wire\"]\n[[rule]]\nid = \"fresh\"\nquery = 'Healey'\nmax_age = \"48h\"\n";
     let set = RuleSet::from_sources(&[(PathBuf::from("f.toml"), text.to_string())])
-        .unwrap_or_else(|d| panic!("{d}"));
+        .expect("the rule file parses");
     let now = Utc
         .with_ymd_and_hms(2025, 3, 1, 12, 0, 0)
         .single()
@@ -488,8 +488,7 @@ fn feeds_and_max_age_filter_rules() {
 
 #[test]
 fn explain_shows_each_node_with_its_value_and_spans() {
-    let set =
-        set_for("@healey NEAR/3 Hegseth AND NOT Lammy", false).unwrap_or_else(|e| panic!("{e}"));
+    let set = set_for("@healey NEAR/3 Hegseth AND NOT Lammy", false).expect("the query compiles");
     let a = Article {
         content: "John Healey met Hegseth.".into(),
         ..Article::default()
@@ -511,13 +510,13 @@ true  AND
 
 #[test]
 fn spans_point_into_the_original_text() {
-    let set = set_for("Macron NEAR/3 Hegseth", false).unwrap_or_else(|e| panic!("{e}"));
+    let set = set_for("Macron NEAR/3 Hegseth", false).expect("the query compiles");
     let text = "« Macrón » a rencontré Heg\u{200B}seth’s";
     let (a, f) = article(text);
     let m = set
         .match_article(&a, &f, Utc::now())
         .pop()
-        .unwrap_or_else(|| panic!("no match"));
+        .expect("the rule matches");
     for h in &m.hits {
         assert_eq!(h.field, Field::Content);
         assert_eq!(&text[h.start..h.end], h.text);
@@ -530,7 +529,7 @@ fn spans_point_into_the_original_text() {
 fn overlapping_literals_of_different_rules_all_fire() {
     let text = "[[rule]]\nid = \"surname\"\nquery = 'Healey'\n[[rule]]\nid = \"full\"\nquery = '\"John Healey\"'\n[[rule]]\nid = \"longer\"\nquery = '\"Healey said\"'\n";
     let set = RuleSet::from_sources(&[(PathBuf::from("f.toml"), text.to_string())])
-        .unwrap_or_else(|d| panic!("{d}"));
+        .expect("the rule file parses");
     let a = Article {
         content: "John Healey said".into(),
         ..Article::default()

@@ -21,7 +21,7 @@ fn shipped_rules_load_and_their_examples_pass() {
             assert!(all.is_ok(), "{}: {d}", f.display());
         }
     }
-    let set = RuleSet::load(&files).unwrap_or_else(|d| panic!("{d}"));
+    let set = RuleSet::load(&files).expect("the shipped rules load together");
     let failures = set.check_examples();
     assert!(
         failures.is_empty(),
@@ -55,11 +55,11 @@ struct ManifestArticle {
 /// The shipped rules find every on-topic demo article for their topic and no near-miss at all.
 #[test]
 fn shipped_rules_against_the_demo_feeds() {
-    let set = RuleSet::load(&shipped_rule_files()).unwrap_or_else(|d| panic!("{d}"));
+    let set = RuleSet::load(&shipped_rule_files()).expect("the shipped rules load together");
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/demo/feeds");
     let manifest: Manifest =
         toml::from_str(&std::fs::read_to_string(dir.join("MANIFEST.toml")).unwrap_or_default())
-            .unwrap_or_else(|e| panic!("MANIFEST.toml: {e}"));
+            .expect("MANIFEST.toml parses");
     let mut problems = Vec::new();
     let mut extra = 0;
     let mut checked = 0;
@@ -71,7 +71,7 @@ fn shipped_rules_against_the_demo_feeds() {
         "kyiv-ledger.json",
     ] {
         let bytes = std::fs::read(dir.join(feed_file)).unwrap_or_default();
-        let base = url::Url::parse("https://demo.example/").unwrap_or_else(|e| panic!("{e}"));
+        let base = url::Url::parse("https://demo.example/").expect("a valid base URL");
         let parsed = newswatch::parse::parse_feed(&bytes, &base)
             .unwrap_or_else(|e| panic!("{feed_file}: {e}"));
         let feed = FeedMeta {
@@ -141,9 +141,9 @@ fn cli_check_test_and_explain() {
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.starts_with("ok: 8 rules in 2 files"), "{out}");
 
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let dir = tempfile::tempdir().expect("a temporary directory");
     let bad = dir.path().join("bad.toml");
-    std::fs::write(&bad, "[[rule]]\nid = \"a\"\nquery = 'Healey'\nexamples.match = [\"Lammy\"]\n[[rule]]\nid = \"b\"\nquery = '(x'\n").unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(&bad, "[[rule]]\nid = \"a\"\nquery = 'Healey'\nexamples.match = [\"Lammy\"]\n[[rule]]\nid = \"b\"\nquery = '(x'\n").expect("write a file in the temporary directory");
     let (code, _, err) = newswatch(&["check", "--rules", bad.to_str().unwrap_or_default()]);
     assert_eq!(code, 4, "{err}");
     assert!(
@@ -154,7 +154,7 @@ fn cli_check_test_and_explain() {
         &bad,
         "[[rule]]\nid = \"a\"\nquery = 'Healey'\nexamples.match = [\"Lammy\"]\n",
     )
-    .unwrap_or_else(|e| panic!("{e}"));
+    .expect("write a file in the temporary directory");
     let (code, _, err) = newswatch(&["check", "--rules", bad.to_str().unwrap_or_default()]);
     assert_eq!(code, 4, "{err}");
     assert!(
@@ -251,7 +251,7 @@ fn count(lines: &[[String; 5]], marker: &str, rule: &str) -> usize {
 
 #[test]
 fn backtest_marks_new_same_and_gone_against_the_rules_in_force() {
-    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let tmp = tempfile::tempdir().expect("a temporary directory");
     let config = copy_demo(tmp.path());
     let config = config.to_str().unwrap_or_default();
     let (code, out, err) = newswatch(&["run", "--once", "--config", config]);
@@ -298,10 +298,10 @@ id = "hegseth-only"
 query = '@hegseth'
 "#,
     )
-    .unwrap_or_else(|e| panic!("{e}"));
+    .expect("write the edited rule file");
     let actors = tmp.path().join("rules/actors.toml");
     let db = tmp.path().join("state/newswatch.db");
-    let before = std::fs::read(&db).unwrap_or_else(|e| panic!("{e}"));
+    let before = std::fs::read(&db).expect("the state database exists after a run");
     let (code, out, err) = newswatch(&[
         "rules",
         "backtest",

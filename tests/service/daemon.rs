@@ -555,7 +555,11 @@ fn sigterm_keeps_the_unsent_digest_which_goes_out_after_restart_and_one_instance
 
     // Restarted with a working mail server: the queued digest goes out.
     let sink = SmtpSink::start(&mail_dir, &["--auth", "newswatch:hunter2"]);
-    write_config(tmp.path(), feeds.url("/wire.rss").as_str(), &smtp(sink.port));
+    write_config(
+        tmp.path(),
+        feeds.url("/wire.rss").as_str(),
+        &smtp(sink.port),
+    );
     let mut d = Daemon::start(&config, &notify);
     let end = Instant::now() + DEADLINE;
     while sink.messages().is_empty() {

@@ -113,7 +113,12 @@ fn a_read_only_state_directory_fails_clearly_and_recovers() {
     let state = tmp.path().join("vol/state");
     let feed = TestServer::start();
     let sink = SmtpSink::start(&tmp.path().join("received"), &[]);
-    let config = write_config(tmp.path(), &state, feed.url(GROWING).as_str(), &smtp(sink.port, "5s"));
+    let config = write_config(
+        tmp.path(),
+        &state,
+        feed.url(GROWING).as_str(),
+        &smtp(sink.port, "5s"),
+    );
     let out = run_once(&config, Duration::from_secs(30));
     assert!(out.status.success(), "{}", text(&out));
 
@@ -153,7 +158,12 @@ fn a_full_disk_fails_clearly_and_recovers() {
     let state = tmp.path().join("vol/state");
     let feed = TestServer::start();
     let sink = SmtpSink::start(&tmp.path().join("received"), &[]);
-    let config = write_config(tmp.path(), &state, feed.url(GROWING).as_str(), &smtp(sink.port, "5s"));
+    let config = write_config(
+        tmp.path(),
+        &state,
+        feed.url(GROWING).as_str(),
+        &smtp(sink.port, "5s"),
+    );
     let out = run_once(&config, Duration::from_secs(30));
     assert!(out.status.success(), "{}", text(&out));
 
@@ -213,7 +223,12 @@ fn a_database_locked_by_another_process_fails_clearly_and_recovers() {
     let state = tmp.path().join("state");
     let feed = TestServer::start();
     let sink = SmtpSink::start(&tmp.path().join("received"), &[]);
-    let config = write_config(tmp.path(), &state, feed.url(GROWING).as_str(), &smtp(sink.port, "5s"));
+    let config = write_config(
+        tmp.path(),
+        &state,
+        feed.url(GROWING).as_str(),
+        &smtp(sink.port, "5s"),
+    );
     let out = run_once(&config, Duration::from_secs(30));
     assert!(out.status.success(), "{}", text(&out));
 
@@ -402,7 +417,12 @@ fn the_daemon_rides_out_a_full_disk_without_losing_items() {
     let state = tmp.path().join("vol/state");
     let feed = TestServer::start();
     let sink = SmtpSink::start(&tmp.path().join("received"), &[]);
-    let config = write_config(tmp.path(), &state, feed.url(GROWING).as_str(), &smtp(sink.port, "5s"));
+    let config = write_config(
+        tmp.path(),
+        &state,
+        feed.url(GROWING).as_str(),
+        &smtp(sink.port, "5s"),
+    );
     let mut child = command(&config, false)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

@@ -257,7 +257,12 @@ fn sigkill_at_random_moments_loses_nothing_and_duplicates_only_by_message_id() {
     let state = tmp.path().join("state");
     let feed = TestServer::start();
     let sink = SmtpSink::start(&tmp.path().join("received"), &[]);
-    let config = write_config(tmp.path(), &state, feed.url(GROWING).as_str(), &smtp(sink.port, "5s"));
+    let config = write_config(
+        tmp.path(),
+        &state,
+        feed.url(GROWING).as_str(),
+        &smtp(sink.port, "5s"),
+    );
 
     let started = Instant::now();
     let mut exited_early = 0;
@@ -377,7 +382,12 @@ fn a_mail_server_down_or_refusing_at_greeting_delays_but_never_loses_mail() {
         let faulty = fault.map(|args| SmtpSink::start(&tmp.path().join("faulty"), args));
         // Down: a port that was just free, where nothing listens and connect is refused.
         let port = faulty.as_ref().map_or_else(free_port, |s| s.port);
-        let config = write_config(tmp.path(), &state, feed.url(GROWING).as_str(), &smtp(port, "2s"));
+        let config = write_config(
+            tmp.path(),
+            &state,
+            feed.url(GROWING).as_str(),
+            &smtp(port, "2s"),
+        );
         for run in 1..=2 {
             let out = run_once(&config, Duration::from_secs(30));
             let all = text(&out);
@@ -390,11 +400,7 @@ fn a_mail_server_down_or_refusing_at_greeting_delays_but_never_loses_mail() {
             );
             assert!(all.contains("delivery deferred"), "{case}: {all}");
         }
-        assert_eq!(
-            feed.counts().requests,
-            2,
-            "{case}: polling went on"
-        );
+        assert_eq!(feed.counts().requests, 2, "{case}: polling went on");
         let counts = outbox(&state);
         assert_eq!((counts.queued, counts.sent), (2, 0), "{case}: {counts:?}");
         let stored_ids: BTreeSet<String> = {
@@ -408,7 +414,12 @@ fn a_mail_server_down_or_refusing_at_greeting_delays_but_never_loses_mail() {
 
         // The server comes back (on another port: the config follows, as an operator would).
         let sink = SmtpSink::start(&tmp.path().join("received"), &[]);
-        write_config(tmp.path(), &state, feed.url(GROWING).as_str(), &smtp(sink.port, "2s"));
+        write_config(
+            tmp.path(),
+            &state,
+            feed.url(GROWING).as_str(),
+            &smtp(sink.port, "2s"),
+        );
         backoff_elapsed(&state);
         feed.freeze();
         let out = run_once(&config, Duration::from_secs(30));
@@ -443,7 +454,12 @@ fn a_hanging_mail_server_does_not_stop_polling() {
     let state = tmp.path().join("state");
     let feed = TestServer::start();
     let sink = SmtpSink::start(&tmp.path().join("received"), &["--fault", "hang"]);
-    let config = write_config(tmp.path(), &state, feed.url(GROWING).as_str(), &smtp(sink.port, "500ms"));
+    let config = write_config(
+        tmp.path(),
+        &state,
+        feed.url(GROWING).as_str(),
+        &smtp(sink.port, "500ms"),
+    );
     let mut child = command(&config, false)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -526,7 +542,12 @@ fn a_message_stored_but_never_acknowledged_is_resent_under_the_same_message_id()
         &tmp.path().join("received"),
         &["--fault", "store-hang", "--fault-count", "1"],
     );
-    let config = write_config(tmp.path(), &state, feed.url(GROWING).as_str(), &smtp(sink.port, "500ms"));
+    let config = write_config(
+        tmp.path(),
+        &state,
+        feed.url(GROWING).as_str(),
+        &smtp(sink.port, "500ms"),
+    );
     let out = run_once(&config, Duration::from_secs(30));
     let all = text(&out);
     assert!(

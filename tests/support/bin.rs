@@ -16,5 +16,7 @@ pub fn command(args: &[&str]) -> Command {
 
 /// Runs the binary to completion.
 pub fn newswatch(args: &[&str]) -> Output {
-    command(args).output().expect("the built newswatch binary runs")
+    command(args)
+        .output()
+        .expect("the built newswatch binary runs")
 }

@@ -114,7 +114,9 @@ impl TestServer {
         listener
             .set_nonblocking(true)
             .expect("a listening socket can be made non-blocking");
-        let addr = listener.local_addr().expect("a bound socket has an address");
+        let addr = listener
+            .local_addr()
+            .expect("a bound socket has an address");
         let shared = Arc::new(Shared {
             internal_port,
             ..Shared::default()
@@ -273,7 +275,8 @@ impl Shared {
         };
         if unchanged {
             lock(&self.counts).not_modified += 1;
-            return hostile::send(out, "304 Not Modified", &[("ETag", doc.etag.as_str())], b"").await;
+            return hostile::send(out, "304 Not Modified", &[("ETag", doc.etag.as_str())], b"")
+                .await;
         }
         let headers = [
             ("Content-Type", doc.content_type),

@@ -59,5 +59,8 @@ pub fn raw_messages(dir: &Path) -> Vec<Vec<u8>> {
 
 /// Every `.eml` file in `dir`, parsed, in name order.
 pub fn messages(dir: &Path) -> Vec<Mail> {
-    raw_messages(dir).iter().map(|raw| Mail::parse(raw)).collect()
+    raw_messages(dir)
+        .iter()
+        .map(|raw| Mail::parse(raw))
+        .collect()
 }

@@ -13,7 +13,9 @@ pub fn python() -> String {
 /// A loopback port nothing listens on (a server that is down, or will come back there).
 pub fn free_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    l.local_addr().expect("a bound socket has an address").port()
+    l.local_addr()
+        .expect("a bound socket has an address")
+        .port()
 }
 
 /// An `smtp_sink.py` process; killed when dropped.

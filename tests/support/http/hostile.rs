@@ -108,8 +108,7 @@ pub(super) async fn respond(
             send(out, "200 OK", &[("Content-Encoding", "gzip")], &body).await
         }
         "/corrupt-gzip" => {
-            let body =
-                b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03this is not deflate data at all";
+            let body = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03this is not deflate data at all";
             send(out, "200 OK", &[("Content-Encoding", "gzip")], body).await
         }
         "/huge-declared" => {
@@ -149,9 +148,7 @@ pub(super) async fn respond(
         "/to-octal" => redirect(out, "302 Found", &internal("/feed.xml", "0177.0.0.1")).await,
         "/to-hex" => redirect(out, "302 Found", &internal("/feed.xml", "0x7f.0.0.1")).await,
         "/to-short" => redirect(out, "302 Found", &internal("/feed.xml", "127.1")).await,
-        "/to-localhost" => {
-            redirect(out, "302 Found", &internal("/feed.xml", "localhost")).await
-        }
+        "/to-localhost" => redirect(out, "302 Found", &internal("/feed.xml", "localhost")).await,
         "/to-ipv6" => redirect(out, "302 Found", &internal("/feed.xml", "[::1]")).await,
         "/to-mapped" => {
             redirect(
@@ -165,9 +162,7 @@ pub(super) async fn respond(
             redirect(out, "302 Found", "http://169.254.169.254/latest/meta-data/").await
         }
         "/to-private" => redirect(out, "302 Found", "http://10.0.0.1/feed.xml").await,
-        "/429-seconds" => {
-            send(out, "429 Too Many Requests", &[("Retry-After", "120")], b"").await
-        }
+        "/429-seconds" => send(out, "429 Too Many Requests", &[("Retry-After", "120")], b"").await,
         "/429-date" => {
             let h = [("Retry-After", "Wed, 21 Oct 2037 07:28:00 GMT")];
             send(out, "429 Too Many Requests", &h, b"").await
@@ -199,7 +194,8 @@ pub(super) async fn respond(
         "/flaky" if n <= 3 => send(out, "500 Internal Server Error", &[], b"oops").await,
         "/flaky" => send(out, "200 OK", &[], feed(&[("g1", "Back again")]).as_bytes()).await,
         "/html" => {
-            let body = b"<!DOCTYPE html>\n<html><head><title>News</title></head><body>Home</body></html>";
+            let body =
+                b"<!DOCTYPE html>\n<html><head><title>News</title></head><body>Home</body></html>";
             send(
                 out,
                 "200 OK",
@@ -312,9 +308,7 @@ pub(super) async fn respond(
             };
             send(out, "200 OK", &[], feed(items).as_bytes()).await
         }
-        "/flood"
-            if req.headers.get("if-none-match").map(String::as_str) == Some("\"flood\"") =>
-        {
+        "/flood" if req.headers.get("if-none-match").map(String::as_str) == Some("\"flood\"") => {
             send(out, "304 Not Modified", &[("ETag", "\"flood\"")], b"").await
         }
         "/flood" => {
