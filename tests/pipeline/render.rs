@@ -8,6 +8,8 @@ use newswatch::digest::{self, Entry};
 use newswatch::digest_spec::{RuleSelection, WhenEmpty};
 use newswatch::store::StoredHit;
 
+use crate::support::mail::Mail;
+
 fn now() -> DateTime<Utc> {
     DateTime::parse_from_rfc3339("2025-03-10T12:00:00Z")
         .expect("a valid RFC 3339 time")
@@ -114,19 +116,14 @@ fn rendered_digest_matches_the_snapshots() {
     )
     .expect("the sample composes")
     .expect("matches make a digest");
-    let msg = mail_parser::MessageParser::default()
-        .parse(&composed.raw)
-        .expect("a composed digest is MIME");
-    assert_eq!(msg.subject(), Some(composed.subject.as_str()));
+    let mail = Mail::parse(&composed.raw);
+    assert_eq!(mail.subject, composed.subject);
     assert_eq!(
         composed.subject,
         "[newswatch] Morning brief — 3 articles: Minerals deal (2), Healey–Hegseth talks (1)"
     );
-    let text = msg
-        .body_text(0)
-        .expect("a text/plain part")
-        .replace("\r\n", "\n");
-    let html = msg.body_html(0).expect("a text/html part").into_owned();
+    let text = mail.text.replace("\r\n", "\n");
+    let html = mail.html;
     insta::assert_snapshot!("digest.txt", text);
     insta::assert_snapshot!("digest.html", html);
 }
