@@ -147,41 +147,6 @@ fn sample() -> Vec<Entry> {
     ]
 }
 
-fn check_snapshot(file: &str, got: &str) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/snapshots")
-        .join(file);
-    if std::env::var_os("NEWSWATCH_UPDATE_SNAPSHOTS").is_some() {
-        std::fs::create_dir_all(path.parent().expect("has a parent")).expect("mkdir");
-        std::fs::write(&path, got).expect("write snapshot");
-    }
-    let want = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!(
-            "{}: {e}; run with NEWSWATCH_UPDATE_SNAPSHOTS=1 to create it",
-            path.display()
-        )
-    });
-    assert!(
-        got == want,
-        "{file} differs from its snapshot (NEWSWATCH_UPDATE_SNAPSHOTS=1 regenerates):\n{got}"
-    );
-}
-
-use std::path::Path;
-
-#[test]
-fn rendered_digest_matches_the_snapshots() {
-    let notices =
-        vec!["Meridian Sports: 3 failed polls in a row; last error: HTTP status 503".to_string()];
-    let p = render_with_cfg(&cfg(), &sample(), &notices);
-    assert_eq!(
-        p.subject,
-        "[newswatch] Morning brief — 3 articles: Minerals deal (2), Healey–Hegseth talks (1)"
-    );
-    check_snapshot("digest.txt", &p.text);
-    check_snapshot("digest.html", &p.html);
-}
-
 #[test]
 fn nothing_matched_means_no_email_unless_asked() {
     assert!(

@@ -3,8 +3,6 @@
 //! real HTTP server, mail goes to files or a real SMTP server process, `/metrics` over real HTTP.
 //! Every wait has a deadline; nothing sleeps.
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixDatagram;
@@ -14,7 +12,11 @@ use std::sync::mpsc::{Receiver, channel};
 use std::time::{Duration, Instant};
 
 use newswatch::store::Store;
-use support::{FeedServer, SmtpSink};
+
+use crate::support::bin::BIN;
+use crate::support::http::TestServer;
+use crate::support::mail::eml_files;
+use crate::support::smtp::SmtpSink;
 
 /// Generous for a loaded 2-core machine; a passing run takes a fraction of it.
 const DEADLINE: Duration = Duration::from_secs(30);
@@ -51,24 +53,6 @@ fn rss(items: &[(&str, &str)]) -> Vec<u8> {
          <link>https://news.example.org/</link>{items}</channel></rss>"
     )
     .into_bytes()
-}
-
-/// The feed server runs on its own runtime so the test's blocking waits never stall it.
-struct Feeds {
-    server: FeedServer,
-    _rt: tokio::runtime::Runtime,
-}
-
-impl Feeds {
-    fn start() -> Feeds {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let server = rt.block_on(FeedServer::start());
-        Feeds { server, _rt: rt }
-    }
 }
 
 /// A config in `dir` polling `feed` every second and delivering by `delivery` (TOML lines).
@@ -128,7 +112,7 @@ impl Daemon {
         notify
             .set_read_timeout(Some(Duration::from_millis(100)))
             .expect("read timeout");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_newswatch"))
+        let mut child = Command::new(BIN)
             .args(["run", "--config"])
             .arg(config)
             .args(extra)
@@ -300,15 +284,9 @@ fn parse_metrics(text: &str) -> BTreeMap<String, f64> {
 fn wait_emails(daemon: &mut Daemon, dir: &Path, n: usize) -> Vec<String> {
     let end = Instant::now() + DEADLINE;
     loop {
-        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-            .map(|rd| {
-                rd.filter_map(Result::ok)
-                    .map(|e| e.path())
-                    .filter(|p| p.extension().is_some_and(|e| e == "eml"))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let mut files = eml_files(dir);
         if files.len() >= n {
+            // Named by Message-ID: the order they were written in is their age.
             files.sort_by_key(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok());
             return files
                 .iter()
@@ -341,8 +319,8 @@ impl Daemon {
 #[test]
 fn notify_metrics_and_reload_on_the_running_daemon() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let feeds = Feeds::start();
-    feeds.server.set(
+    let feeds = TestServer::start();
+    feeds.set(
         "/wire.rss",
         rss(&[
             ("1", "Kyiv and Washington agree minerals deal"),
@@ -352,7 +330,7 @@ fn notify_metrics_and_reload_on_the_running_daemon() {
     let outbox = tmp.path().join("outbox");
     let config = write_config(
         tmp.path(),
-        &feeds.server.url("/wire.rss"),
+        feeds.url("/wire.rss").as_str(),
         "method = \"file\"\ndir = \"outbox\"",
     );
     let rules = tmp.path().join("rules/watch.toml");
@@ -404,7 +382,7 @@ fn notify_metrics_and_reload_on_the_running_daemon() {
         n.starts_with("RELOADING=1\nMONOTONIC_USEC=")
     });
     d.wait_note(reloading, "READY=1 after the reload", |n| n == "READY=1");
-    feeds.server.set(
+    feeds.set(
         "/wire.rss",
         rss(&[
             ("1", "Kyiv and Washington agree minerals deal"),
@@ -432,7 +410,7 @@ fn notify_metrics_and_reload_on_the_running_daemon() {
     d.wait_note(reloading, "READY=1 after the refusal", |n| n == "READY=1");
     let refused = d.wait_log("reload refused");
     assert!(refused.contains("watch.toml"), "{refused}");
-    feeds.server.set(
+    feeds.set(
         "/wire.rss",
         rss(&[
             ("1", "Kyiv and Washington agree minerals deal"),
@@ -464,7 +442,7 @@ fn notify_metrics_and_reload_on_the_running_daemon() {
         Some(&1.0)
     );
     // `status` (read-only, beside the running daemon) names the last reload: the refused one.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_newswatch"))
+    let out = std::process::Command::new(BIN)
         .args(["status", "--config"])
         .arg(&config)
         .output()
@@ -492,8 +470,8 @@ fn notify_metrics_and_reload_on_the_running_daemon() {
 #[test]
 fn sigterm_keeps_the_unsent_digest_which_goes_out_after_restart_and_one_instance_only() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let feeds = Feeds::start();
-    feeds.server.set(
+    let feeds = TestServer::start();
+    feeds.set(
         "/wire.rss",
         rss(&[("1", "Kyiv and Washington agree minerals deal")]),
     );
@@ -514,7 +492,7 @@ fn sigterm_keeps_the_unsent_digest_which_goes_out_after_restart_and_one_instance
     );
     let config = write_config(
         tmp.path(),
-        &feeds.server.url("/wire.rss"),
+        feeds.url("/wire.rss").as_str(),
         &smtp(hanging.port),
     );
     let notify = tmp.path().join("notify.sock");
@@ -538,7 +516,7 @@ fn sigterm_keeps_the_unsent_digest_which_goes_out_after_restart_and_one_instance
     // A second daemon (and a one-off run) on the same state directory is refused, naming the holder.
     let pid = d.child.id();
     for args in [&["run"][..], &["run", "--once"]] {
-        let out = Command::new(env!("CARGO_BIN_EXE_newswatch"))
+        let out = Command::new(BIN)
             .args(args)
             .arg("--config")
             .arg(&config)
@@ -577,7 +555,11 @@ fn sigterm_keeps_the_unsent_digest_which_goes_out_after_restart_and_one_instance
 
     // Restarted with a working mail server: the queued digest goes out.
     let sink = SmtpSink::start(&mail_dir, &["--auth", "newswatch:hunter2"]);
-    write_config(tmp.path(), &feeds.server.url("/wire.rss"), &smtp(sink.port));
+    write_config(
+        tmp.path(),
+        feeds.url("/wire.rss").as_str(),
+        &smtp(sink.port),
+    );
     let mut d = Daemon::start(&config, &notify);
     let end = Instant::now() + DEADLINE;
     while sink.messages().is_empty() {
@@ -641,15 +623,15 @@ fn a_taken_http_port_fails_the_start_before_ready() {
 #[test]
 fn watch_rules_reloads_when_an_editor_saves_by_rename() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let feeds = Feeds::start();
-    feeds.server.set(
+    let feeds = TestServer::start();
+    feeds.set(
         "/wire.rss",
         rss(&[("1", "Kyiv and Washington agree minerals deal")]),
     );
     let outbox = tmp.path().join("outbox");
     let config = write_config(
         tmp.path(),
-        &feeds.server.url("/wire.rss"),
+        feeds.url("/wire.rss").as_str(),
         "method = \"file\"\ndir = \"outbox\"",
     );
     let rules = tmp.path().join("rules/watch.toml");
@@ -670,7 +652,7 @@ fn watch_rules_reloads_when_an_editor_saves_by_rename() {
     std::fs::rename(&tmp_file, &rules).expect("rename");
     let reloading = d.wait_note(mark, "RELOADING=1", |n| n.starts_with("RELOADING=1"));
     d.wait_note(reloading, "READY=1 after the reload", |n| n == "READY=1");
-    feeds.server.set(
+    feeds.set(
         "/wire.rss",
         rss(&[
             ("1", "Kyiv and Washington agree minerals deal"),

@@ -1,26 +1,22 @@
 //! The pipeline against the misbehaving loopback server, with injected time: the exact state each
 //! hostile case leaves (error count, next due time, alerts), item identity in the store, the
-//! per-poll cap, permanent redirects, feed-health notices, `status`, an hour of daemon cycles,
-//! and a year of polls that leaves the database bounded. No test sleeps.
-
-#[path = "support/hostile_server.rs"]
-mod hostile_server;
+//! per-poll cap, permanent redirects, feed-health notices, `status`, an hour of daemon cycles and
+//! the global concurrency cap. `polling_store` has the store's side. No test sleeps.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use hostile_server::{FLOOD_ITEMS, HostileServer};
-use newswatch::article::Article;
 use newswatch::config::Config;
-use newswatch::fetch::{Fetcher, Validators};
+use newswatch::fetch::Fetcher;
 use newswatch::pipeline::{Feeds, Jitter, Pipeline, Summary};
-use newswatch::policy::feed_health::{NoticeKind, Thresholds};
+use newswatch::policy::feed_health::NoticeKind;
 use newswatch::rules::RuleSet;
-use newswatch::store::{ArticleMatches, FeedRecord, PollRecord, PollResult, Store};
+use newswatch::store::{FeedRecord, Store};
+
+use crate::support::http::{FLOOD_ITEMS, TestServer};
 
 const PUBLIC_IP: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
 const INTERNAL_IP: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
@@ -33,25 +29,25 @@ title = "Hegseth"
 query = "Hegseth"
 "#;
 
-fn t0() -> DateTime<Utc> {
+pub fn t0() -> DateTime<Utc> {
     DateTime::parse_from_rfc3339("2026-03-02T08:00:00Z")
         .map(|d| d.with_timezone(&Utc))
         .unwrap_or_default()
 }
 
-fn at(secs: i64) -> DateTime<Utc> {
+pub fn at(secs: i64) -> DateTime<Utc> {
     t0() + chrono::Duration::seconds(secs)
 }
 
-/// Two hostile servers: the "public" one the feeds live on and an internal one behind it.
-async fn servers() -> (Arc<HostileServer>, Arc<HostileServer>) {
-    let internal = HostileServer::start(INTERNAL_IP, 0).await;
-    let public = HostileServer::start(PUBLIC_IP, internal.addr.port()).await;
+/// Two test servers: the "public" one the feeds live on and an internal one behind it.
+pub fn servers() -> (TestServer, TestServer) {
+    let internal = TestServer::start_on(INTERNAL_IP, 0);
+    let public = TestServer::start_on(PUBLIC_IP, internal.addr.port());
     (public, internal)
 }
 
 /// A config in `dir` with the given `[fetch]` extras and feeds (name, url, interval).
-fn config(dir: &Path, fetch_extra: &str, feeds: &[(&str, String, &str)]) -> Config {
+pub fn config(dir: &Path, fetch_extra: &str, feeds: &[(&str, String, &str)]) -> Config {
     config_with(dir, fetch_extra, feeds, &[])
 }
 
@@ -62,8 +58,10 @@ fn config_with(
     feeds: &[(&str, String, &str)],
     private: &[&str],
 ) -> Config {
-    std::fs::create_dir_all(dir.join("rules")).unwrap_or_else(|e| panic!("{e}"));
-    std::fs::write(dir.join("rules/test.toml"), RULES).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::create_dir_all(dir.join("rules"))
+        .expect("create a directory in the temporary directory");
+    std::fs::write(dir.join("rules/test.toml"), RULES)
+        .expect("write a file in the temporary directory");
     let mut text = format!(
         r#"state_dir = "state"
 rules = ["rules/*.toml"]
@@ -92,39 +90,37 @@ from = "nw@example.org"
         }
     }
     let path = dir.join("newswatch.toml");
-    std::fs::write(&path, &text).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(&path, &text).expect("write a file in the temporary directory");
     Config::load(&path).unwrap_or_else(|e| panic!("{e}\n{text}"))
 }
 
-fn rules(config: &Config) -> RuleSet {
-    RuleSet::load(&config.rule_files).unwrap_or_else(|e| panic!("{e}"))
+pub fn rules(config: &Config) -> RuleSet {
+    RuleSet::load(&config.rule_files).expect("the test rules load")
 }
 
-async fn pipeline<'a>(config: &'a Config, rules: &'a RuleSet) -> Pipeline<'a> {
+pub async fn pipeline<'a>(config: &'a Config, rules: &'a RuleSet) -> Pipeline<'a> {
     let fetcher = Fetcher::with_public_overrides(&config.fetch, "nw-test", vec![PUBLIC_IP])
-        .unwrap_or_else(|e| panic!("{e}"));
+        .expect("the test settings make a fetcher");
     Pipeline::open(config, rules)
         .await
-        .unwrap_or_else(|e| panic!("{e:#}"))
+        .expect("the pipeline opens on the test state directory")
         .with_fetcher(fetcher)
         .with_jitter(Jitter::Fixed(0.0))
 }
 
-async fn cycle(p: &Pipeline<'_>, now: DateTime<Utc>) -> Summary {
-    p.cycle(now, Feeds::Due)
-        .await
-        .unwrap_or_else(|e| panic!("{e:#}"))
+pub async fn cycle(p: &Pipeline<'_>, now: DateTime<Utc>) -> Summary {
+    p.cycle(now, Feeds::Due).await.expect("a cycle completes")
 }
 
-fn record(config: &Config, feed: &str) -> FeedRecord {
+pub fn record(config: &Config, feed: &str) -> FeedRecord {
     Store::open_read_only(&config.state_dir)
         .and_then(|s| s.feed_record(feed))
-        .unwrap_or_else(|e| panic!("{e}"))
+        .expect("the feed's record reads")
         .unwrap_or_else(|| panic!("no row for {feed}"))
 }
 
 /// (error count, next due in minutes after t0, stored error mentions)
-fn state(config: &Config, feed: &str) -> (u32, i64, String) {
+pub fn state(config: &Config, feed: &str) -> (u32, i64, String) {
     let r = record(config, feed);
     let due = r.next_due.map_or(-1, |d| (d - t0()).num_seconds() / M);
     let err = r.last_error.unwrap_or_default();
@@ -136,8 +132,8 @@ fn state(config: &Config, feed: &str) -> (u32, i64, String) {
 /// honoured when it is longer than the back-off and clamped at the 24 h maximum.
 #[tokio::test]
 async fn each_hostile_case_leaves_an_exact_state() {
-    let (public, internal) = servers().await;
-    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let (public, internal) = servers();
+    let tmp = tempfile::tempdir().expect("a temporary directory");
     // (path, interval, error count, next due in minutes, error text contains, new items)
     #[rustfmt::skip]
     let cases: &[(&str, &str, u32, i64, &str, usize)] = &[
@@ -221,8 +217,8 @@ async fn each_hostile_case_leaves_an_exact_state() {
 /// it survives a restart.
 #[tokio::test]
 async fn three_failures_then_ok_back_off_and_recover_across_a_restart() {
-    let (public, _internal) = servers().await;
-    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let (public, _internal) = servers();
+    let tmp = tempfile::tempdir().expect("a temporary directory");
     let config = config(
         tmp.path(),
         "",
@@ -261,8 +257,8 @@ async fn three_failures_then_ok_back_off_and_recover_across_a_restart() {
 /// 307 never do; the configured URL stays the user's, and `status` shows both.
 #[tokio::test]
 async fn permanent_redirects_stick_only_when_repeated() {
-    let (public, _internal) = servers().await;
-    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let (public, _internal) = servers();
+    let tmp = tempfile::tempdir().expect("a temporary directory");
     let feeds = [
         ("m301", public.url("/moved").to_string(), "15m"),
         ("m308", public.url("/moved-308").to_string(), "15m"),
@@ -311,7 +307,7 @@ async fn permanent_redirects_stick_only_when_repeated() {
         .args(["status", "--json", "--config"])
         .arg(&config.path)
         .output()
-        .unwrap_or_else(|e| panic!("{e}"));
+        .expect("the built newswatch binary runs");
     assert!(
         std::fs::read(&db).unwrap_or_default() == before,
         "status wrote to the database"
@@ -322,7 +318,7 @@ async fn permanent_redirects_stick_only_when_repeated() {
         String::from_utf8_lossy(&out.stderr)
     );
     let json: serde_json::Value =
-        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}"));
+        serde_json::from_slice(&out.stdout).expect("status --json prints JSON");
     let feed = &json["feeds"][0];
     assert_eq!(feed["name"], "m301");
     assert_eq!(feed["url"], public.url("/moved").to_string());
@@ -336,8 +332,8 @@ async fn permanent_redirects_stick_only_when_repeated() {
 /// and returns, or an edited headline (whose stored title is updated).
 #[tokio::test]
 async fn identity_never_realerts_and_follows_headline_edits() {
-    let (public, _internal) = servers().await;
-    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let (public, _internal) = servers();
+    let tmp = tempfile::tempdir().expect("a temporary directory");
     let feeds = [
         ("guidless", public.url("/guidless").to_string(), "1m"),
         ("churn", public.url("/churn").to_string(), "1m"),
@@ -354,7 +350,8 @@ async fn identity_never_realerts_and_follows_headline_edits() {
         let s = cycle(&p, at(i as i64 * M)).await;
         assert_eq!((s.new_articles, s.matches), want, "poll {i}: {s}");
     }
-    let store = Store::open_read_only(&config.state_dir).unwrap_or_else(|e| panic!("{e}"));
+    let store =
+        Store::open_read_only(&config.state_dir).expect("the state database opens read-only");
     let seen = |f: &str| store.feed_record(f).ok().flatten().map(|r| r.items_seen);
     assert_eq!(
         [
@@ -367,7 +364,7 @@ async fn identity_never_realerts_and_follows_headline_edits() {
     );
     let mut titles: Vec<String> = store
         .pending_matches()
-        .unwrap_or_else(|e| panic!("{e}"))
+        .expect("pending matches read")
         .into_iter()
         .map(|m| m.title)
         .collect();
@@ -391,8 +388,8 @@ async fn identity_never_realerts_and_follows_headline_edits() {
 /// validators dropped so a 304 cannot hide them), none lost, none twice.
 #[tokio::test]
 async fn a_flood_is_taken_in_capped_polls_without_loss() {
-    let (public, _internal) = servers().await;
-    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let (public, _internal) = servers();
+    let tmp = tempfile::tempdir().expect("a temporary directory");
     let config = config(
         tmp.path(),
         "",
@@ -431,8 +428,8 @@ async fn a_flood_is_taken_in_capped_polls_without_loss() {
 /// notice after `failing_after`, the flaky one a "recovered" notice, and `status` agrees.
 #[tokio::test]
 async fn an_hour_of_daemon_cycles_keeps_good_feeds_on_schedule() {
-    let (public, _internal) = servers().await;
-    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let (public, _internal) = servers();
+    let tmp = tempfile::tempdir().expect("a temporary directory");
     // (feed, interval, polls expected in the hour)
     let plan = [
         ("/guidless", "5m", 12), // 0, 5, ..., 55
@@ -464,10 +461,11 @@ async fn an_hour_of_daemon_cycles_keeps_good_feeds_on_schedule() {
     let want: Vec<(&str, usize)> = plan.iter().map(|(path, _, n)| (*path, *n)).collect();
     assert_eq!(got, want);
 
-    let store = Store::open_read_only(&config.state_dir).unwrap_or_else(|e| panic!("{e}"));
+    let store =
+        Store::open_read_only(&config.state_dir).expect("the state database opens read-only");
     let mut notices: Vec<(i64, String, NoticeKind)> = store
         .feed_notices(t0())
-        .unwrap_or_else(|e| panic!("{e}"))
+        .expect("feed notices read")
         .into_iter()
         .map(|n| ((n.at - t0()).num_minutes(), n.feed, n.kind))
         .collect();
@@ -500,7 +498,7 @@ async fn an_hour_of_daemon_cycles_keeps_good_feeds_on_schedule() {
         .args(["status", "--config"])
         .arg(&config.path)
         .output()
-        .unwrap_or_else(|e| panic!("{e}"));
+        .expect("the built newswatch binary runs");
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -524,8 +522,8 @@ async fn an_hour_of_daemon_cycles_keeps_good_feeds_on_schedule() {
 /// healthy feed is not.
 #[tokio::test]
 async fn a_failing_feed_is_named_in_the_digest_sources_section() {
-    let (public, _internal) = servers().await;
-    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let (public, _internal) = servers();
+    let tmp = tempfile::tempdir().expect("a temporary directory");
     let feeds = [
         ("/500", public.url("/500").to_string(), "5m"),
         ("/feed.xml", public.url("/feed.xml").to_string(), "5m"),
@@ -540,7 +538,7 @@ async fn a_failing_feed_is_named_in_the_digest_sources_section() {
     let r = p
         .preview_digest("desk", Some(Duration::from_secs(3600)), at(20 * M))
         .await
-        .unwrap_or_else(|e| panic!("{e:#}"));
+        .expect("the digest preview renders");
     assert!(r.text.contains("/500: failing"), "{}", r.text);
     assert!(
         r.html.contains("500: failing — HTTP status 500"),
@@ -550,140 +548,12 @@ async fn a_failing_feed_is_named_in_the_digest_sources_section() {
     assert!(!r.text.contains("/feed.xml: failing"), "{}", r.text);
 }
 
-fn day(d: i64) -> DateTime<Utc> {
-    at(d * 86_400)
-}
-
-fn item(i: i64) -> Article {
-    Article {
-        key: format!("id:item-{i}"),
-        link: Some(format!("https://news.example/{i}")),
-        title: format!("Story {i}"),
-        summary: "s".repeat(500),
-        content: "c".repeat(2000),
-        ..Article::default()
-    }
-}
-
-/// A year of polls (four a day, five new items a day, each listed for four days, plus one item
-/// listed all year) with daily pruning: text goes after 30 days, identities 180 days after the
-/// feed stopped listing them, the everlisted item never re-alerts, and the file stops growing.
-#[test]
-fn a_year_of_polls_keeps_the_database_bounded() {
-    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let mut store = Store::open(tmp.path()).unwrap_or_else(|e| panic!("{e}"));
-    store
-        .ensure_feed("f", "https://news.example/feed")
-        .unwrap_or_else(|e| panic!("{e}"));
-    let retention = Duration::from_secs(30 * 86_400);
-    let keep = Duration::from_secs(180 * 86_400);
-    let validators = Validators::default();
-    let mut evergreen = Article {
-        key: "id:evergreen".into(),
-        title: "About us".into(),
-        ..Article::default()
-    };
-    let mut size_at = HashMap::new();
-    let mut alerts = 0;
-    for d in 0..365 {
-        for q in 0..4 {
-            let now = day(d) + chrono::Duration::hours(6 * q);
-            // By the day's last poll all five of its items (d*5 .. d*5+5) are listed.
-            let newest = d * 5 + q + 2;
-            let mut articles: Vec<Article> = ((newest - 20).max(0)..newest).map(item).collect();
-            evergreen.title = format!("About us (day {d})");
-            articles.push(evergreen.clone());
-            let stored = store
-                .record_poll(
-                    "f",
-                    &PollRecord {
-                        result: PollResult::Fetched {
-                            title: Some("F"),
-                            validators: &validators,
-                            articles: &articles,
-                            hint_ttl: None,
-                            permanent_redirect: None,
-                        },
-                        now,
-                        next_due: now,
-                        catch_up_due: now,
-                        new_feed_window: Duration::from_secs(520 * 7 * 86_400),
-                        max_new: 100,
-                        thresholds: Thresholds::default(),
-                    },
-                )
-                .unwrap_or_else(|e| panic!("{e}"));
-            alerts += stored.inserted.alertable;
-            let pending = store.pending_articles().unwrap_or_else(|e| panic!("{e}"));
-            let verdicts: Vec<ArticleMatches> = pending
-                .iter()
-                .map(|p| ArticleMatches {
-                    article: p.id,
-                    matches: vec![],
-                })
-                .collect();
-            store
-                .record_matches(&verdicts, now)
-                .unwrap_or_else(|e| panic!("{e}"));
-        }
-        store
-            .prune(day(d) + chrono::Duration::hours(23), retention, keep)
-            .unwrap_or_else(|e| panic!("{e}"));
-        if [200, 364].contains(&d) {
-            let len = std::fs::metadata(tmp.path().join("newswatch.db"))
-                .map(|m| m.len())
-                .unwrap_or(0);
-            size_at.insert(d, len);
-        }
-    }
-    // Each day's items: 5 new ones (the last poll lists items up to d*5+5), plus the evergreen.
-    assert_eq!(alerts, 365 * 5 + 1, "every item alerted exactly once");
-    let c = store.row_counts().unwrap_or_else(|e| panic!("{e}"));
-    // Identities: items listed within the last ~184 days; text: within the last ~34 days.
-    assert!((900..=940).contains(&c.articles), "{c:?}");
-    assert!((160..=180).contains(&c.texts), "{c:?}");
-    assert_eq!(c.item_keys, c.articles * 2 - 1, "{c:?}");
-    let (mid, end) = (size_at[&200], size_at[&364]);
-    assert!(end <= mid + mid / 10, "grew from {mid} to {end} bytes");
-    assert!(end < 4 << 20, "{end} bytes");
-    let r = store.feed_record("f").ok().flatten().unwrap_or_default();
-    assert_eq!(r.items_seen, 365 * 5 + 1);
-}
-
-/// `status` before the daemon ever ran: every feed "never polled", and nothing is created.
-#[test]
-fn status_without_a_database_creates_nothing() {
-    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let config = config(
-        tmp.path(),
-        "",
-        &[("quiet", "https://news.example/feed".to_string(), "15m")],
-    );
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_newswatch"))
-        .args(["status", "--config"])
-        .arg(&config.path)
-        .output()
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout),
-        "no state database yet: newswatch has not run with this config\nfeed quiet\n  \
-         url:          https://news.example/feed\n  state:        never polled\n\
-         outbox: 0 queued, 0 sent, 0 failed\n"
-    );
-    assert!(!config.state_dir.exists());
-}
-
 /// A feed's `<ttl>` stretches its 15 min interval to an hour; after a 304 (no body to read it
 /// from) the stored ttl still holds.
 #[tokio::test]
 async fn the_feed_ttl_is_reused_after_a_304() {
-    let (public, _internal) = servers().await;
-    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let (public, _internal) = servers();
+    let tmp = tempfile::tempdir().expect("a temporary directory");
     let config = config(
         tmp.path(),
         "",
@@ -707,38 +577,34 @@ async fn the_feed_ttl_is_reused_after_a_304() {
     );
 }
 
-/// `[fetch] concurrency` caps feeds fetched at once: four hanging feeds, two at a time, take two
-/// rounds of the 600 ms deadline.
+/// `[fetch] concurrency` caps feeds fetched at once: four feeds on `/paired`, which holds each
+/// request until the next one arrives, are fetched exactly two at a time, as the server counts.
 #[tokio::test]
 async fn the_global_concurrency_cap_holds() {
-    let (public, _internal) = servers().await;
-    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let hang = public.url("/hang").to_string();
+    let (public, _internal) = servers();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let paired = public.url("/paired").to_string();
     let feeds: Vec<(&str, String, &str)> = ["a", "b", "c", "d"]
         .into_iter()
-        .map(|n| (n, hang.clone(), "15m"))
+        .map(|n| (n, paired.clone(), "15m"))
         .collect();
     let mut config = config(tmp.path(), "", &feeds);
     config.fetch.concurrency = 2;
+    // Room for a pair to form on a loaded machine; the deadline is not what is tested here.
+    config.fetch.timeout = Duration::from_secs(30);
     let rules = rules(&config);
     let p = pipeline(&config, &rules).await;
-    let started = std::time::Instant::now();
     let s = cycle(&p, t0()).await;
-    let elapsed = started.elapsed();
-    assert_eq!(s.feeds_failed, 4);
-    let deadline = Duration::from_millis(600);
-    assert!(
-        elapsed >= deadline * 2 && elapsed < deadline * 4,
-        "{elapsed:?}"
-    );
+    assert_eq!((s.feeds_polled, s.feeds_failed), (4, 0), "{s}");
+    assert_eq!(public.max_paired_in_flight(), 2);
 }
 
 /// A feed that brought news every 5 minutes and then goes quiet for longer than `silent_factor`
 /// times that (and `failing_after`) gets one "silent" notice, and one "recovered" when news returns.
 #[tokio::test]
 async fn a_feed_gone_silent_gets_one_notice_and_one_recovery() {
-    let (public, _internal) = servers().await;
-    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let (public, _internal) = servers();
+    let tmp = tempfile::tempdir().expect("a temporary directory");
     let feeds = [("dry", public.url("/dries-up").to_string(), "5m")];
     let config = config(
         tmp.path(),
@@ -750,10 +616,11 @@ async fn a_feed_gone_silent_gets_one_notice_and_one_recovery() {
     for minute in (0..=45).step_by(5) {
         cycle(&p, at(minute * M)).await;
     }
-    let store = Store::open_read_only(&config.state_dir).unwrap_or_else(|e| panic!("{e}"));
+    let store =
+        Store::open_read_only(&config.state_dir).expect("the state database opens read-only");
     let notices: Vec<(i64, NoticeKind)> = store
         .feed_notices(t0())
-        .unwrap_or_else(|e| panic!("{e}"))
+        .expect("feed notices read")
         .into_iter()
         .map(|n| ((n.at - t0()).num_minutes(), n.kind))
         .collect();
@@ -763,83 +630,4 @@ async fn a_feed_gone_silent_gets_one_notice_and_one_recovery() {
     );
     let r = record(&config, "dry");
     assert_eq!((r.items_seen, r.polls, r.error_count), (6, 10, 0));
-}
-
-/// A store failure while recording polls ends the cycle with that error (never swallowed), and
-/// each feed's record stays atomic: its new items are stored together with its validators and
-/// state, or neither is; a later cycle then takes every feed's items exactly once. The failure
-/// is injected with a trigger, in each place a feed's write could tear: its item keys (after its
-/// article row), and its state (after all its items).
-#[tokio::test]
-async fn a_failing_write_fails_the_cycle_and_leaves_each_feed_atomic() {
-    let (public, _internal) = servers().await;
-    let url = public.url("/feed.xml").to_string();
-    let names = ["a", "b", "c", "d", "e", "f", "g", "h"];
-    let triggers = [
-        "BEFORE INSERT ON item_keys WHEN NEW.feed = 'd'",
-        "BEFORE UPDATE ON feeds WHEN NEW.name = 'd' AND NEW.etag IS NOT NULL",
-    ];
-    for trigger in triggers {
-        let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let feeds: Vec<(&str, String, &str)> =
-            names.iter().map(|n| (*n, url.clone(), "15m")).collect();
-        let mut config = config(tmp.path(), "", &feeds);
-        config.fetch.concurrency = 2;
-        let rules = rules(&config);
-        let p = pipeline(&config, &rules).await;
-        let db = rusqlite::Connection::open(config.state_dir.join(newswatch::store::DB_FILE))
-            .unwrap_or_else(|e| panic!("{e}"));
-        db.execute_batch(&format!(
-            "CREATE TRIGGER tear {trigger} BEGIN SELECT RAISE(ABORT, 'injected write failure'); END;"
-        ))
-        .unwrap_or_else(|e| panic!("{e}"));
-        let err = p
-            .cycle(t0(), Feeds::Due)
-            .await
-            .err()
-            .unwrap_or_else(|| panic!("{trigger}: the cycle hid the failed write"));
-        assert!(
-            format!("{err:#}").contains("injected write failure"),
-            "{trigger}: {err:#}"
-        );
-        // (feed, articles stored, polls recorded, etag stored) for every feed.
-        let state = || -> Vec<(String, u64, u64, Option<String>)> {
-            names
-                .iter()
-                .map(|n| {
-                    let stored: u64 = db
-                        .query_row("SELECT COUNT(*) FROM articles WHERE feed = ?1", [n], |r| {
-                            r.get(0)
-                        })
-                        .unwrap_or_else(|e| panic!("{e}"));
-                    let r = record(&config, n);
-                    (n.to_string(), stored, r.polls, r.validators.etag)
-                })
-                .collect()
-        };
-        let before = state();
-        for (feed, stored, polls, etag) in &before {
-            let whole = (1, 1, Some(hostile_server::FEED_ETAG.to_string()));
-            let none = (0, 0, None);
-            let got = (*stored, *polls, etag.clone());
-            assert!(
-                got == whole || got == none,
-                "{trigger}: feed {feed} torn: {got:?}"
-            );
-        }
-        assert_eq!(
-            before[3].1, 0,
-            "{trigger}: the failing feed's items were stored"
-        );
-        db.execute_batch("DROP TRIGGER tear")
-            .unwrap_or_else(|e| panic!("{e}"));
-        let s = cycle(&p, at(1)).await;
-        let missing = before.iter().filter(|(_, stored, ..)| *stored == 0).count();
-        assert_eq!(s.new_articles, missing, "{trigger}");
-        for (feed, stored, polls, etag) in state() {
-            assert_eq!(stored, 1, "{trigger}: feed {feed}");
-            assert_eq!(etag.as_deref(), Some(hostile_server::FEED_ETAG), "{feed}");
-            assert!(polls >= 1, "{trigger}: feed {feed}");
-        }
-    }
 }

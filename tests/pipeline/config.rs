@@ -281,7 +281,7 @@ fn fetch_politeness_retention_and_per_feed_policy_load() {
          failing_after = \"6h\"\nsilent_factor = 5\n[[feed]]\nname = \"one\"\n\
          allow_private_network = true",
     );
-    let c = load(dir.path(), &text).unwrap_or_else(|e| panic!("{e}"));
+    let c = load(dir.path(), &text).expect("the config loads");
     let secs = |d: std::time::Duration| d.as_secs();
     let p = &c.polling;
     assert_eq!(

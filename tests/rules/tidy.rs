@@ -1,5 +1,5 @@
-//! Tidy checks: ARCHITECTURE.md's invariants, read off the source so that a change which breaks
-//! one fails here instead of drifting from the prose. Each check names the file and line at fault.
+//! Tidy checks (a module of the `rules` test binary): ARCHITECTURE.md's invariants, read off the
+//! source, so a change that breaks one fails here instead of drifting from the prose.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
