@@ -19,7 +19,7 @@ use crate::cluster::{ClusterOptions, StoryItem, cluster};
 use crate::config::{AlertConfig, DigestConfig, Templates};
 use crate::digest_spec::WhenEmpty;
 use crate::email_safety::{clean_line, clean_subject, display_host, safe_link};
-use crate::store::{DigestBatch, GroupCount, PendingMatch, StoredHit};
+use crate::model::{DigestBatch, GroupCount, PendingMatch, StoredHit};
 
 const HTML_TEMPLATE: &str = include_str!("../templates/digest.html");
 const TEXT_TEMPLATE: &str = include_str!("../templates/digest.txt");

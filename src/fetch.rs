@@ -17,6 +17,7 @@ use reqwest::header::{
 use url::{Host, Url};
 
 use crate::config::FetchSettings;
+pub use crate::model::Validators;
 use crate::host_gate::HostGate;
 pub use crate::host_gate::HostLimits;
 pub use crate::netpolicy::FetchPolicy;
@@ -29,13 +30,6 @@ pub const MAX_REDIRECTS: usize = 5;
 
 const ACCEPT_FEEDS: &str = "application/rss+xml, application/atom+xml, application/feed+json, \
      application/xml;q=0.9, text/xml;q=0.9, application/json;q=0.8, */*;q=0.5";
-
-/// HTTP cache validators remembered per feed (RFC 9110 §8.8).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Validators {
-    pub etag: Option<String>,
-    pub last_modified: Option<String>,
-}
 
 #[derive(Debug)]
 pub enum FetchOutcome {

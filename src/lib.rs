@@ -4,7 +4,6 @@
 //! digest → deliver. `ARCHITECTURE.md` at the repository root maps the modules and their invariants.
 
 pub mod alerts;
-pub mod article;
 pub mod cli;
 pub mod cluster;
 pub mod config;
@@ -24,6 +23,7 @@ pub mod lenient;
 pub mod lock;
 pub mod logging;
 pub mod metrics;
+pub mod model;
 pub mod netpolicy;
 pub mod notify;
 pub mod opml;

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use regex::Regex;
 use url::Url;
 
-use crate::article::Article;
+use crate::model::Article;
 use crate::feed_text::{self, charset_of};
 use crate::html::html_to_text;
 /// Kept here for callers of the skeleton's `parse::canonical_link`; it lives in `identity` now.

@@ -20,7 +20,7 @@ use aho_corasick::AhoCorasick;
 use chrono::{DateTime, Utc};
 use regex::Regex;
 
-use crate::article::{Article, FeedMeta};
+use crate::model::{Article, FeedMeta};
 use compile::{Builder, Literal, Node};
 pub use explain::{ExplainNode, Explanation};
 use file::{Source, StrLoc};

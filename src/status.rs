@@ -8,9 +8,8 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
 use crate::config::Config;
-use crate::store::{
-    DigestInfo, FeedNotice, FeedRecord, OutboxCounts, ReloadInfo, Store, StoreError,
-};
+use crate::model::OutboxCounts;
+use crate::store::{DigestInfo, FeedNotice, FeedRecord, ReloadInfo, Store, StoreError};
 
 /// Digests listed by `status`.
 const RECENT_DIGESTS: usize = 5;

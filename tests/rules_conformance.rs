@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use chrono::{TimeZone, Utc};
-use newswatch::article::{Article, FeedMeta};
+use newswatch::model::{Article, FeedMeta};
 use newswatch::rules::{Field, RuleSet};
 
 /// Lists every conformance case may use.

@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::{Diagnostics, Hit, RuleMatch, RuleSet, example_article};
-use crate::article::{Article, FeedMeta};
+use crate::model::{Article, FeedMeta};
 use crate::cli::Exit;
 use crate::html::html_to_text;
 
