@@ -32,6 +32,31 @@ fn poll(round: u64, now: DateTime<Utc>) -> Vec<Article> {
         .collect()
 }
 
+/// A successful poll as the pipeline records it: no per-poll cap, no hints, no redirect.
+fn fetched<'a>(
+    validators: &'a Validators,
+    articles: &'a [Article],
+    now: DateTime<Utc>,
+    next: DateTime<Utc>,
+    window: Duration,
+) -> PollRecord<'a> {
+    PollRecord {
+        result: PollResult::Fetched {
+            title: Some("Wire"),
+            validators,
+            articles,
+            hint_ttl: None,
+            permanent_redirect: None,
+        },
+        now,
+        next_due: next,
+        catch_up_due: next,
+        new_feed_window: window,
+        max_new: usize::MAX,
+        thresholds: Thresholds::default(),
+    }
+}
+
 fn bench(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut store = Store::open(dir.path()).expect("open store");
@@ -45,24 +70,6 @@ fn bench(c: &mut Criterion) {
         etag: Some("\"v1\"".into()),
         last_modified: None,
     };
-    // A successful poll as the pipeline records it: no per-poll cap, no hints, no redirect.
-    let fetched = |articles: &'_ [Article]| -> PollRecord<'_> {
-        PollRecord {
-            result: PollResult::Fetched {
-                title: Some("Wire"),
-                validators: &validators,
-                articles,
-                hint_ttl: None,
-                permanent_redirect: None,
-            },
-            now,
-            next_due: next,
-            catch_up_due: next,
-            new_feed_window: window,
-            max_new: usize::MAX,
-            thresholds: Thresholds::default(),
-        }
-    };
     let mut g = c.benchmark_group("store");
     g.throughput(Throughput::Elements(ITEMS as u64));
     let mut round = 0u64;
@@ -75,7 +82,7 @@ fn bench(c: &mut Criterion) {
             |articles| {
                 black_box(
                     store
-                        .record_poll("wire", &fetched(&articles))
+                        .record_poll("wire", &fetched(&validators, &articles, now, next, window))
                         .expect("insert"),
                 )
             },
@@ -84,12 +91,12 @@ fn bench(c: &mut Criterion) {
     });
     let seen = poll(0, now);
     store
-        .record_poll("wire", &fetched(&seen))
+        .record_poll("wire", &fetched(&validators, &seen, now, next, window))
         .expect("first insert");
     g.bench_function("poll_50_seen", |b| {
         b.iter(|| {
             let ins = store
-                .record_poll("wire", &fetched(&seen))
+                .record_poll("wire", &fetched(&validators, &seen, now, next, window))
                 .expect("insert")
                 .inserted;
             assert_eq!(ins.new, 0, "already-seen items must not be new");

@@ -113,7 +113,6 @@ impl ComposeTx<'_> {
 mod tests {
     use super::super::ArticleMatches;
     use super::super::testing::{hit, msg, pending_for, store_with_two_articles};
-    use super::*;
 
     #[test]
     fn alerts_hold_matches_back_from_digests_until_deferred() {

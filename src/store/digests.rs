@@ -583,12 +583,12 @@ mod tests {
             ),
             recorded.len() - want_matches
         );
+        assert_eq!(count("SELECT COUNT(*) FROM temp.digest_pick"), 0, "emptied");
         assert!(
             pending_for(&mut s, "d")
                 .iter()
                 .all(|m| !selected(&m.rule_id))
         );
-        assert_eq!(count("SELECT COUNT(*) FROM temp.digest_pick"), 0, "emptied");
         // The next composition finds nothing left of its rules.
         let chosen = rules(&mut s);
         let mut tx = s.begin_compose().expect("begin");

@@ -391,8 +391,9 @@ mod tests {
         let (_dir, mut s) = open();
         let now = t("2025-03-10T12:00:00Z");
         feed(&mut s, "f", "https://example.org/feed");
+        let none = Validators::default();
         for error in ["HTTP status 500", "HTTP status 503"] {
-            let mut failed = fetched(None, &Validators::default(), &[], now, DAY);
+            let mut failed = fetched(None, &none, &[], now, DAY);
             failed.result = PollResult::Failed { error };
             s.record_poll("f", &failed).unwrap();
         }
