@@ -4,6 +4,7 @@
 //! a `ComposeTx` gathering and rendering as the pipeline does (never committed, so the transaction
 //! rolls back and every iteration starts from the same pending set).
 
+use std::collections::HashMap;
 use std::hint::black_box;
 
 use chrono::Utc;
@@ -164,7 +165,9 @@ fn pending_store(dir: &std::path::Path, now: chrono::DateTime<Utc>) -> Store {
                 .collect(),
         })
         .collect();
-    let stored = store.record_matches(&results, now).expect("matches");
+    let stored = store
+        .record_matches(&results, now, &HashMap::new())
+        .expect("matches");
     assert_eq!(stored, STORE_ARTICLES * RULES_PER_ARTICLE);
     store
 }

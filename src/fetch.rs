@@ -17,9 +17,9 @@ use reqwest::header::{
 use url::{Host, Url};
 
 use crate::config::FetchSettings;
-pub use crate::model::Validators;
 use crate::host_gate::HostGate;
 pub use crate::host_gate::HostLimits;
+pub use crate::model::Validators;
 pub use crate::netpolicy::FetchPolicy;
 use crate::netpolicy::is_public;
 use crate::poll_policy::{CacheHints, FailureKind, RetryAfter};

@@ -10,13 +10,13 @@ use chrono::{DateTime, Utc};
 use regex::Regex;
 use url::Url;
 
-use crate::model::Article;
 use crate::feed_text::{self, charset_of};
 use crate::html::html_to_text;
 /// Kept here for callers of the skeleton's `parse::canonical_link`; it lives in `identity` now.
 pub use crate::identity::canonical_link;
 use crate::identity::{KeyInput, stable_keys};
 use crate::lenient;
+use crate::model::Article;
 
 /// A parsed feed: its own title and language, refresh hints, and its items in document order.
 #[derive(Debug, Default)]

@@ -13,7 +13,6 @@ use futures_util::StreamExt;
 use tracing::{debug, error, info, warn};
 
 use crate::alerts::{PendingAlert, plan_alerts};
-use crate::model::{Article, DigestBatch, FeedMeta, NewMessage, StoredHit, Validators};
 use crate::config::{AlertConfig, DigestConfig};
 use crate::config::{Config, FeedConfig};
 use crate::deliver::{self, Deliverer, Outcome};
@@ -23,6 +22,7 @@ use crate::fetch::{FetchOutcome, FetchPolicy, Fetcher, HostLimits};
 use crate::identity::MAX_NEW_ITEMS_PER_POLL;
 use crate::lock::InstanceLock;
 use crate::metrics::{Metrics, PollResult as PollMetric};
+use crate::model::{Article, DigestBatch, FeedMeta, NewMessage, StoredHit, Validators};
 use crate::parse;
 use crate::poll_policy::{self, Bounds, CacheHints, FailureKind, Hints, PollInput, RetryAfter};
 use crate::rules::Priority;
@@ -354,15 +354,14 @@ impl<'a> Pipeline<'a> {
         F: FnOnce(&mut Store) -> anyhow::Result<T> + Send + 'static,
     {
         let store = Arc::clone(&self.store);
-        let result = tokio::task::spawn_blocking(move || {
+        tokio::task::spawn_blocking(move || {
             // A panic in another database call cannot leave SQLite half-written (transactions
             // roll back on drop), so a poisoned lock is safe to reuse.
             let mut guard = store.lock().unwrap_or_else(PoisonError::into_inner);
             f(&mut guard)
         })
         .await
-        .context("the database task panicked")?;
-        Ok(result?)
+        .context("the database task panicked")?
     }
 
     /// One cycle at `now`: poll (all or due feeds), store, match, compose one digest per
@@ -740,9 +739,7 @@ impl<'a> Pipeline<'a> {
         let (mut articles, mut stored) = (0, 0);
         let mut record = |results: &[ArticleMatches]| -> anyhow::Result<()> {
             if !results.is_empty() {
-                stored += store().record_matches_routed(results, now, |rule| {
-                    routes.get(rule).cloned().unwrap_or_default()
-                })?;
+                stored += store().record_matches(results, now, &routes)?;
             }
             Ok(())
         };
@@ -892,7 +889,11 @@ impl<'a> Pipeline<'a> {
 
     /// Composes digest `cfg` if its schedule has a slot due, marking the slot served (every cycle
     /// when it has no schedule). Returns emails composed (0 or 1).
-    async fn compose_due_digest(&self, cfg: &DigestConfig, now: DateTime<Utc>) -> anyhow::Result<usize> {
+    async fn compose_due_digest(
+        &self,
+        cfg: &DigestConfig,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<usize> {
         let slot = match &cfg.schedule {
             Some(sched) => {
                 let name = cfg.name.clone();
@@ -915,7 +916,11 @@ impl<'a> Pipeline<'a> {
 
     /// Composes digest `cfg` now whatever its schedule (`digest send`); no slot is marked served.
     /// Returns emails composed (0 or 1).
-    async fn compose_forced_digest(&self, cfg: &DigestConfig, now: DateTime<Utc>) -> anyhow::Result<usize> {
+    async fn compose_forced_digest(
+        &self,
+        cfg: &DigestConfig,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<usize> {
         self.compose_digest(cfg, now, None).await
     }
 
@@ -938,13 +943,15 @@ impl<'a> Pipeline<'a> {
                 let batch = gather_digest(&mut tx, &cfg2, &titles, None)?;
                 let id = tx.next_digest_id()?;
                 let batch = digest::Batch::from_store(&batch, &titles);
-                let message = digest::compose_batch(id, &cfg2, &from, &batch, &notices, now)?
-                    .map(|c| NewMessage {
-                        digest_name: cfg2.name.clone(),
-                        message_id: c.message_id,
-                        sender: c.sender,
-                        recipients: c.recipients,
-                        raw: c.raw,
+                let message =
+                    digest::compose_batch(id, &cfg2, &from, &batch, &notices, now)?.map(|c| {
+                        NewMessage {
+                            digest_name: cfg2.name.clone(),
+                            message_id: c.message_id,
+                            sender: c.sender,
+                            recipients: c.recipients,
+                            raw: c.raw,
+                        }
                     });
                 Ok(tx.commit_digest(&cfg2.name, id, now, slot, message.as_ref())?)
             })

@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use newswatch::config::Config;
+use newswatch::model::{OutboxCounts, OutboxStatus, PendingMatch};
 use newswatch::pipeline::{self, Feeds, Pipeline, Summary};
 use newswatch::rules::RuleSet;
-use newswatch::model::{OutboxCounts, OutboxStatus, PendingMatch};
 use newswatch::store::Store;
 use support::{FeedServer, SmtpSink};
 use tokio_util::sync::CancellationToken;

@@ -622,7 +622,7 @@ fn a_year_of_polls_keeps_the_database_bounded() {
                 })
                 .collect();
             store
-                .record_matches(&verdicts, now)
+                .record_matches(&verdicts, now, &HashMap::new())
                 .unwrap_or_else(|e| panic!("{e}"));
         }
         store

@@ -8,9 +8,9 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::{Diagnostics, Hit, RuleMatch, RuleSet, example_article};
-use crate::model::{Article, FeedMeta};
 use crate::cli::Exit;
 use crate::html::html_to_text;
+use crate::model::{Article, FeedMeta};
 
 /// Loads rules and runs their examples; with a config, also checks `feeds` against it.
 pub fn check(files: &[PathBuf], feeds: Option<(&[String], &[String])>) -> Exit {

@@ -64,7 +64,11 @@ impl ComposeTx<'_> {
 
     /// The matches of `ids` that alert set `set` still holds pending, for its email; ids no
     /// longer pending (a plan applied twice) are left out.
-    pub fn gather_alert(&mut self, set: &str, ids: &[i64]) -> Result<Vec<PendingMatch>, StoreError> {
+    pub fn gather_alert(
+        &mut self,
+        set: &str,
+        ids: &[i64],
+    ) -> Result<Vec<PendingMatch>, StoreError> {
         let mut matches = Vec::new();
         for id in ids {
             let still: bool = self.tx.query_row(
@@ -111,6 +115,8 @@ impl ComposeTx<'_> {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashMap;
+
     use super::super::ArticleMatches;
     use super::super::testing::{hit, msg, pending_for, store_with_two_articles};
 
@@ -125,14 +131,8 @@ mod tests {
                 matches: vec![("urgent".into(), vec![hit("x")])],
             })
             .collect();
-        s.record_matches_routed(&results, now, |rule| {
-            if rule == "urgent" {
-                vec!["breaking".into()]
-            } else {
-                Vec::new()
-            }
-        })
-        .unwrap();
+        let routes = HashMap::from([("urgent".to_string(), vec!["breaking".to_string()])]);
+        s.record_matches(&results, now, &routes).unwrap();
         let queued = s.pending_alerts("breaking").unwrap();
         assert_eq!(queued.len(), 2);
         assert!(queued.iter().all(|(_, queued)| *queued == now));
@@ -143,7 +143,9 @@ mod tests {
         let m = tx.gather_alert("breaking", &[first]).unwrap();
         assert_eq!(m.iter().map(|m| m.id).collect::<Vec<_>>(), [first]);
         let id = tx.next_digest_id().unwrap();
-        let outbox = tx.commit_alert("breaking", id, now, &msg("<a1@x>"), &[first]).unwrap();
+        let outbox = tx
+            .commit_alert("breaking", id, now, &msg("<a1@x>"), &[first])
+            .unwrap();
         assert_eq!(s.message(outbox).unwrap().digest_name, "breaking");
         assert!(s.pending_alerts("breaking").unwrap().is_empty());
         assert_eq!(
@@ -151,23 +153,21 @@ mod tests {
                 .unwrap(),
             1
         );
-        let digest: Vec<i64> = pending_for(&mut s, "d")
-            .iter()
-            .map(|m| m.id)
-            .collect();
+        let digest: Vec<i64> = pending_for(&mut s, "d").iter().map(|m| m.id).collect();
         assert_eq!(
             digest,
             [second],
             "only the deferred match reaches the digest"
         );
         // A set removed from the config releases what it held.
-        s.record_matches_routed(
+        let routes = HashMap::from([("other".to_string(), vec!["gone".to_string()])]);
+        s.record_matches(
             &[ArticleMatches {
                 article: pending[0].id,
                 matches: vec![("other".into(), vec![hit("y")])],
             }],
             now,
-            |_| vec!["gone".into()],
+            &routes,
         )
         .unwrap();
         assert_eq!(s.pending_alerts("gone").unwrap().len(), 1);
@@ -178,6 +178,10 @@ mod tests {
         tx.defer_alerts("breaking", &[first]).unwrap();
         assert!(tx.gather_alert("breaking", &[first]).unwrap().is_empty());
         tx.commit().unwrap();
-        assert_eq!(s.alerts_composed_since("breaking", now - chrono::Duration::hours(1)).unwrap(), 1);
+        assert_eq!(
+            s.alerts_composed_since("breaking", now - chrono::Duration::hours(1))
+                .unwrap(),
+            1
+        );
     }
 }

@@ -232,6 +232,8 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashMap;
+
     use super::super::ArticleMatches;
     use super::super::testing::{DAY, art, compose, feed, msg, open, poll};
     use super::*;
@@ -259,7 +261,8 @@ mod tests {
             article: pending[0].id,
             matches: Vec::new(),
         }];
-        s.record_matches(&verdict, later).expect("match");
+        s.record_matches(&verdict, later, &HashMap::new())
+            .expect("match");
         assert_eq!(
             s.prune(later, day, day).expect("prune"),
             Pruned {
@@ -280,9 +283,10 @@ mod tests {
             article: pending[0].id,
             matches: vec![("r".to_string(), Vec::new())],
         }];
-        s.record_matches(&verdict, later).expect("match");
+        s.record_matches(&verdict, later, &HashMap::new())
+            .expect("match");
         assert_eq!(s.prune(later, day, day).expect("prune"), Pruned::default());
-compose(&mut s, "d", later, &msg("<d@x>"));
+        compose(&mut s, "d", later, &msg("<d@x>"));
         assert_eq!(
             s.prune(later, day, day).expect("prune"),
             Pruned {

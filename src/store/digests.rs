@@ -203,7 +203,8 @@ fn gather(
     // nothing pending yields an empty group, dropped below.
     let mut keys: BTreeMap<String, i64> = BTreeMap::new();
     {
-        let mut put = tx.prepare("INSERT OR IGNORE INTO temp.digest_rules (rule_id, grp) VALUES (?1, ?2)")?;
+        let mut put =
+            tx.prepare("INSERT OR IGNORE INTO temp.digest_rules (rule_id, grp) VALUES (?1, ?2)")?;
         for (rule_id, key) in rules {
             let next = i64::try_from(keys.len()).unwrap_or(i64::MAX);
             let grp = *keys.entry(key.clone()).or_insert(next);
@@ -300,10 +301,9 @@ pub(super) fn clear(tx: &Transaction<'_>) -> Result<(), StoreError> {
     Ok(())
 }
 
-
 #[cfg(test)]
 mod tests {
-    use std::collections::{BTreeMap, BTreeSet};
+    use std::collections::{BTreeMap, BTreeSet, HashMap};
     use std::time::Duration;
 
     use super::super::ArticleMatches;
@@ -323,7 +323,10 @@ mod tests {
         let (_dir, mut s, now) = store_with_matches();
         let pending = pending_for(&mut s, "main");
         assert_eq!(pending.len(), 1);
-        assert_eq!(pending[0].hits, vec![super::super::testing::hit("minerals deal")]);
+        assert_eq!(
+            pending[0].hits,
+            vec![super::super::testing::hit("minerals deal")]
+        );
         let rules = all(&mut s);
         let mut tx = s.begin_compose().expect("begin");
         let mut b = tx.gather_pending("main", &rules).expect("gather");
@@ -335,7 +338,10 @@ mod tests {
             .expect("commit")
             .expect("composed");
         assert_eq!((c.digest, c.matches), (id, 1));
-        assert_eq!(s.message(c.outbox).unwrap().message_id, format!("<d{id}@x>"));
+        assert_eq!(
+            s.message(c.outbox).unwrap().message_id,
+            format!("<d{id}@x>")
+        );
         assert!(pending_for(&mut s, "main").is_empty());
         assert_eq!(s.recent_digests(5).unwrap().len(), 1);
     }
@@ -347,18 +353,26 @@ mod tests {
         let rules = all(&mut s);
         {
             let mut tx = s.begin_compose().expect("begin");
-            assert_eq!(tx.gather_pending("main", &rules).expect("gather").matches, 1);
+            assert_eq!(
+                tx.gather_pending("main", &rules).expect("gather").matches,
+                1
+            );
             assert_eq!(tx.next_digest_id().expect("id"), 1);
         }
         assert_eq!(pending_for(&mut s, "main").len(), 1);
-        assert_eq!(s.outbox_counts().unwrap(), crate::model::OutboxCounts::default());
+        assert_eq!(
+            s.outbox_counts().unwrap(),
+            crate::model::OutboxCounts::default()
+        );
         assert_eq!(s.digest_last_slot("main").unwrap(), None);
         assert_eq!(s.last_digest_time("main").unwrap(), None);
         // The temp tables rolled back with it: the next composition starts clean.
         let mut tx = s.begin_compose().expect("begin");
         tx.gather_pending("main", &rules).expect("gather");
         let id = tx.next_digest_id().expect("id");
-        let c = tx.commit_digest("main", id, now, None, Some(&msg("<m@x>"))).expect("commit");
+        let c = tx
+            .commit_digest("main", id, now, None, Some(&msg("<m@x>")))
+            .expect("commit");
         assert_eq!(c.map(|c| c.matches), Some(1));
     }
 
@@ -371,7 +385,11 @@ mod tests {
         let mut tx = s.begin_compose().expect("begin");
         tx.gather_pending("a", &rules).expect("gather");
         let id = tx.next_digest_id().expect("id");
-        assert!(tx.commit_digest("a", id, now, slot, None).expect("commit").is_none());
+        assert!(
+            tx.commit_digest("a", id, now, slot, None)
+                .expect("commit")
+                .is_none()
+        );
         assert_eq!(s.digest_last_slot("a").unwrap(), slot);
         assert_eq!(pending_for(&mut s, "a").len(), 1);
         // Composed for "a": gone for "a", still pending for "b".
@@ -408,11 +426,14 @@ mod tests {
                 matches: vec![("r".into(), Vec::new())],
             })
             .collect();
-        s.record_matches(&results, now).unwrap();
+        s.record_matches(&results, now, &HashMap::new()).unwrap();
         super::super::testing::compose(&mut s, "main", now, &msg("<m@x>"));
         let rules = all(&mut s);
         let mut tx = s.begin_compose().expect("begin");
-        assert_eq!(tx.gather_pending("main", &rules).expect("gather").matches, 0);
+        assert_eq!(
+            tx.gather_pending("main", &rules).expect("gather").matches,
+            0
+        );
         let since = tx.gather_since(now, &rules).expect("gather");
         assert_eq!((since.matches, since.articles), (2, 2));
         let later = now + chrono::Duration::seconds(1);
@@ -464,7 +485,13 @@ mod tests {
                     ..Article::default()
                 })
                 .collect();
-            poll(&mut s, &feed, &items, now(), Duration::from_secs(86_400 * 3650));
+            poll(
+                &mut s,
+                &feed,
+                &items,
+                now(),
+                Duration::from_secs(86_400 * 3650),
+            );
         }
         let pending = s.pending_articles().expect("pending");
         let results: Vec<ArticleMatches> = pending
@@ -486,7 +513,8 @@ mod tests {
                 }
             })
             .collect();
-        s.record_matches(&results, now()).expect("matches");
+        s.record_matches(&results, now(), &HashMap::new())
+            .expect("matches");
         (s, recorded)
     }
 
@@ -595,7 +623,9 @@ mod tests {
         let again = tx.gather_pending("d", &chosen).expect("gather");
         assert_eq!(again.matches, 0);
         let id = tx.next_digest_id().expect("id");
-        let again = tx.commit_digest("d", id, now(), None, None).expect("commit");
+        let again = tx
+            .commit_digest("d", id, now(), None, None)
+            .expect("commit");
         assert!(again.is_none());
     }
 

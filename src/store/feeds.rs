@@ -264,6 +264,10 @@ mod tests {
         s.ensure_feeds([("f", "https://newer.example/feed")])
             .expect("edited again");
         s.record_poll("f", &not_modified(moved, 3)).expect("poll");
-        assert_eq!(effective_url(&s), None, "a half-learned redirect is forgotten");
+        assert_eq!(
+            effective_url(&s),
+            None,
+            "a half-learned redirect is forgotten"
+        );
     }
 }

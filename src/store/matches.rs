@@ -2,6 +2,8 @@
 //! same transaction), and matches read back in the one row shape every email uses. Which matches
 //! a digest or an alert takes is `digests.rs` and `alerts.rs`.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, params};
 
@@ -18,23 +20,15 @@ pub struct ArticleMatches {
 
 impl Store {
     /// Records the matcher's verdict on articles in one transaction: each listed article is marked
-    /// matched (even with no rule matching) and its matches stored. Returns matches stored.
+    /// matched (even with no rule matching) and its matches stored; every new match of a rule that
+    /// `alert_routes` sends to alert sets (rule id → set names; absent: none) is queued as a pending
+    /// alert in each of them, in the same transaction, so a crash cannot leave a match that neither
+    /// an alert nor a digest will carry. Returns matches stored.
     pub fn record_matches(
         &mut self,
         results: &[ArticleMatches],
         now: DateTime<Utc>,
-    ) -> Result<usize, StoreError> {
-        self.record_matches_routed(results, now, |_| Vec::new())
-    }
-
-    /// `record_matches`, and in the same transaction every new match of a rule that
-    /// `alert_sets(rule_id)` routes to alert sets is queued as a pending alert in each of them:
-    /// a crash cannot leave a match that neither an alert nor a digest will carry.
-    pub fn record_matches_routed(
-        &mut self,
-        results: &[ArticleMatches],
-        now: DateTime<Utc>,
-        alert_sets: impl Fn(&str) -> Vec<String>,
+        alert_routes: &HashMap<String, Vec<String>>,
     ) -> Result<usize, StoreError> {
         // A verdict lost to a power cut is re-derived: its articles are still unmatched.
         self.relaxed(|conn| {
@@ -65,7 +59,7 @@ impl Store {
                         }
                         count += n;
                         let match_id = tx.last_insert_rowid();
-                        for set in alert_sets(rule_id) {
+                        for set in alert_routes.get(rule_id).into_iter().flatten() {
                             queue.execute(params![set, match_id, at])?;
                         }
                     }

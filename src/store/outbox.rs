@@ -139,20 +139,20 @@ impl Store {
 
 fn status_str(status: OutboxStatus) -> &'static str {
     match status {
-            OutboxStatus::Queued => "queued",
-            OutboxStatus::Sent => "sent",
-            OutboxStatus::Failed => "failed",
-        }
+        OutboxStatus::Queued => "queued",
+        OutboxStatus::Sent => "sent",
+        OutboxStatus::Failed => "failed",
     }
+}
 
 fn parse_status(s: &str) -> OutboxStatus {
-        match s {
-            "sent" => OutboxStatus::Sent,
-            "failed" => OutboxStatus::Failed,
-            // The CHECK constraint admits only the three values.
-            _ => OutboxStatus::Queued,
-        }
+    match s {
+        "sent" => OutboxStatus::Sent,
+        "failed" => OutboxStatus::Failed,
+        // The CHECK constraint admits only the three values.
+        _ => OutboxStatus::Queued,
     }
+}
 
 pub(super) fn insert_outbox(
     tx: &Transaction<'_>,
@@ -176,8 +176,7 @@ pub(super) fn insert_outbox(
             ts(now),
             kind
         ],
-    )
-    ?;
+    )?;
     Ok(tx.last_insert_rowid())
 }
 

@@ -308,7 +308,6 @@ fn assess_health(
     Ok((health, notice, errors))
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::super::testing::{DAY, art, feed, fetched, open, poll, t};
@@ -439,7 +438,10 @@ mod tests {
         for (failing, want) in cases {
             let dir = tempfile::tempdir().expect("tempdir");
             let mut s = Store::open(dir.path()).expect("open");
-            let urls: Vec<String> = feeds.iter().map(|f| format!("https://{f}.example/")).collect();
+            let urls: Vec<String> = feeds
+                .iter()
+                .map(|f| format!("https://{f}.example/"))
+                .collect();
             s.ensure_feeds(feeds.iter().copied().zip(urls.iter().map(String::as_str)))
                 .expect("feeds");
             if let Some(f) = failing {

@@ -287,7 +287,13 @@ mod tests {
         let items = [churned, art("b", "New")];
         let v = Validators::default();
         let now = chrono::DateTime::from_timestamp(1_772_000_000, 0).expect("valid");
-        let mut record = fetched(None, &v, &items, now, Duration::from_secs(u64::from(u32::MAX)));
+        let mut record = fetched(
+            None,
+            &v,
+            &items,
+            now,
+            Duration::from_secs(u64::from(u32::MAX)),
+        );
         record.result = PollResult::Fetched {
             title: None,
             validators: &v,

@@ -2,6 +2,7 @@
 //! `record_poll`, a `ComposeTx`): a store in a temp dir, polls, matches, composed digests. Test
 //! builds only; never a second write path.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -134,7 +135,11 @@ pub(super) fn store_with_matches() -> (tempfile::TempDir, Store, DateTime<Utc>) 
             matches: vec![],
         },
     ];
-    assert_eq!(s.record_matches(&results, now).expect("matches"), 1);
+    assert_eq!(
+        s.record_matches(&results, now, &HashMap::new())
+            .expect("matches"),
+        1
+    );
     assert!(s.pending_articles().expect("pending").is_empty());
     (dir, s, now)
 }
