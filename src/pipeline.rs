@@ -926,7 +926,9 @@ impl<'a> Pipeline<'a> {
 
     /// One digest as a unit of work: gather its pending matches (store), render (pure, `digest`),
     /// commit the email with the matches it carries and the served `slot` (store), in one
-    /// transaction. A rendering error rolls everything back, the slot included.
+    /// transaction. A rendering error rolls everything back, the slot included. The three steps
+    /// run on one blocking thread holding the store's one connection, so no other stage writes
+    /// between gather and commit (`ComposeTx` says what happens if another process does).
     async fn compose_digest(
         &self,
         cfg: &DigestConfig,
