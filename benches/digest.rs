@@ -1,9 +1,10 @@
 //! Rendering one digest email of 50 matched articles under 8 rules: grouping, the text and HTML
 //! templates (minijinja) and the MIME message (lettre), through `digest::compose`. And composing
 //! a digest from a real SQLite store holding 100,000 pending matches over 5,000 rules, through
-//! `Store::compose_named` (the composer fails on purpose, so the transaction rolls back and every
-//! iteration starts from the same pending set).
+//! a `ComposeTx` gathering and rendering as the pipeline does (never committed, so the transaction
+//! rolls back and every iteration starts from the same pending set).
 
+use std::collections::HashMap;
 use std::hint::black_box;
 
 use chrono::Utc;
@@ -11,7 +12,9 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use newswatch::config::DigestConfig;
 use newswatch::digest::spec::{RuleSelection, WhenEmpty};
 use newswatch::digest::{self, Entry};
-use newswatch::store::{ArticleMatches, Fetched, Store, StoredHit};
+use newswatch::model::{StoredHit, Validators};
+use newswatch::policy::feed_health::Thresholds;
+use newswatch::store::{ArticleMatches, PollRecord, PollResult, Store};
 
 const ENTRIES: usize = 50;
 
@@ -98,15 +101,16 @@ const RULES_PER_ARTICLE: usize = 5;
 fn pending_store(dir: &std::path::Path, now: chrono::DateTime<Utc>) -> Store {
     let mut store = Store::open(dir).expect("open store");
     let window = std::time::Duration::from_secs(3650 * 86_400);
-    let validators = newswatch::fetch::Validators::default();
+    let validators = Validators::default();
     let per_feed = STORE_ARTICLES / 100;
     for f in 0..100 {
         let feed = format!("f{f:03}");
+        let url = format!("http://127.0.0.1/{feed}.xml");
         store
-            .ensure_feed(&feed, &format!("http://127.0.0.1/{feed}.xml"))
+            .ensure_feeds([(feed.as_str(), url.as_str())])
             .expect("feed row");
-        let articles: Vec<newswatch::article::Article> = (0..per_feed)
-            .map(|i| newswatch::article::Article {
+        let articles: Vec<newswatch::model::Article> = (0..per_feed)
+            .map(|i| newswatch::model::Article {
                 key: format!("{feed}/{i}"),
                 link: Some(format!("https://wire.example/{feed}/story-{i}")),
                 title: format!("Healey and Hegseth discuss a US backstop, part {f}-{i}"),
@@ -121,14 +125,22 @@ fn pending_store(dir: &std::path::Path, now: chrono::DateTime<Utc>) -> Store {
                 published: Some(now - chrono::Duration::seconds((f * per_feed + i) as i64)),
             })
             .collect();
-        let fetched = Fetched {
-            title: Some("Wire"),
-            validators: &validators,
-            articles: &articles,
+        let fetched = PollRecord {
+            result: PollResult::Fetched {
+                title: Some("Wire"),
+                validators: &validators,
+                articles: &articles,
+                hint_ttl: None,
+                permanent_redirect: None,
+            },
+            now,
+            next_due: now,
+            catch_up_due: now,
+            new_feed_window: window,
+            max_new: usize::MAX,
+            thresholds: Thresholds::default(),
         };
-        store
-            .record_fetched(&feed, fetched, now, window, now)
-            .expect("insert");
+        store.record_poll(&feed, &fetched).expect("insert");
     }
     let hits = vec![StoredHit {
         field: "summary".into(),
@@ -153,7 +165,9 @@ fn pending_store(dir: &std::path::Path, now: chrono::DateTime<Utc>) -> Store {
                 .collect(),
         })
         .collect();
-    let stored = store.record_matches(&results, now).expect("matches");
+    let stored = store
+        .record_matches(&results, now, &HashMap::new())
+        .expect("matches");
     assert_eq!(stored, STORE_ARTICLES * RULES_PER_ARTICLE);
     store
 }
@@ -185,26 +199,29 @@ fn bench_store(c: &mut Criterion) {
     ));
     g.bench_function("compose_from_store_100k_matches_5k_rules", |b| {
         b.iter(|| {
-            let r = store.compose_named(
-                "briefing",
-                now,
-                None,
-                |rule| {
-                    cfg.rules
-                        .selects(rule)
-                        .then(|| digest::group_title(rule, &titles[rule]))
-                },
-                |groups| digest::load_plan(groups, cfg.max_items),
-                |id, gathered| {
-                    let batch = digest::Batch::from_store(gathered, &titles);
-                    let c = digest::compose_batch(id, &cfg, from, &batch, &[], now)
-                        .expect("compose")
-                        .expect("non-empty");
-                    black_box(c.raw.len());
-                    Err::<Option<newswatch::store::NewMessage>, _>("roll back")
-                },
-            );
-            assert!(r.is_err(), "the composer rolls back");
+            let mut tx = store.begin_compose().expect("begin");
+            let rules: Vec<(String, String)> = tx
+                .matched_rules()
+                .expect("rules")
+                .into_iter()
+                .filter(|rule| cfg.rules.selects(rule))
+                .map(|rule| {
+                    let group = digest::group_title(&rule, &titles[&rule]);
+                    (rule, group)
+                })
+                .collect();
+            let mut gathered = tx.gather_pending("briefing", &rules).expect("gather");
+            gathered.rows = tx
+                .load_rows(&digest::load_plan(&gathered.groups, cfg.max_items))
+                .expect("rows");
+            let id = tx.next_digest_id().expect("id");
+            let batch = digest::Batch::from_store(&gathered, &titles);
+            let c = digest::compose_batch(id, &cfg, from, &batch, &[], now)
+                .expect("compose")
+                .expect("non-empty");
+            black_box(c.raw.len());
+            // Dropped uncommitted: rolled back.
+            drop(tx);
         });
     });
     g.finish();

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use newswatch::article::{Article, FeedMeta};
+use newswatch::model::{Article, FeedMeta};
 use newswatch::rules::RuleSet;
 
 /// A tiny deterministic generator (xorshift) so every run benchmarks the same rules.

@@ -1,5 +1,5 @@
 //! Storing one poll: 50 parsed items of a feed into a real SQLite file (WAL, synchronous=FULL, as
-//! the daemon opens it) in a temp dir, through `Store::record_fetched` (one transaction per poll).
+//! the daemon opens it) in a temp dir, through `Store::record_poll` (one transaction per poll).
 //! Two cases: every item new (50 inserts) and every item already seen (50 conflicting inserts).
 
 use std::hint::black_box;
@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use newswatch::article::Article;
-use newswatch::fetch::Validators;
-use newswatch::store::{Fetched, Store};
+use newswatch::model::{Article, Validators};
+use newswatch::policy::feed_health::Thresholds;
+use newswatch::store::{PollRecord, PollResult, Store};
 
 const ITEMS: usize = 50;
 
@@ -32,11 +32,36 @@ fn poll(round: u64, now: DateTime<Utc>) -> Vec<Article> {
         .collect()
 }
 
+/// A successful poll as the pipeline records it: no per-poll cap, no hints, no redirect.
+fn fetched<'a>(
+    validators: &'a Validators,
+    articles: &'a [Article],
+    now: DateTime<Utc>,
+    next: DateTime<Utc>,
+    window: Duration,
+) -> PollRecord<'a> {
+    PollRecord {
+        result: PollResult::Fetched {
+            title: Some("Wire"),
+            validators,
+            articles,
+            hint_ttl: None,
+            permanent_redirect: None,
+        },
+        now,
+        next_due: next,
+        catch_up_due: next,
+        new_feed_window: window,
+        max_new: usize::MAX,
+        thresholds: Thresholds::default(),
+    }
+}
+
 fn bench(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut store = Store::open(dir.path()).expect("open store");
     store
-        .ensure_feed("wire", "http://127.0.0.1/wire.xml")
+        .ensure_feeds([("wire", "http://127.0.0.1/wire.xml")])
         .expect("feed row");
     let now = Utc::now();
     let next = now + chrono::Duration::hours(1);
@@ -55,14 +80,9 @@ fn bench(c: &mut Criterion) {
                 poll(round, now)
             },
             |articles| {
-                let fetched = Fetched {
-                    title: Some("Wire"),
-                    validators: &validators,
-                    articles: &articles,
-                };
                 black_box(
                     store
-                        .record_fetched("wire", fetched, now, window, next)
+                        .record_poll("wire", &fetched(&validators, &articles, now, next, window))
                         .expect("insert"),
                 )
             },
@@ -70,24 +90,15 @@ fn bench(c: &mut Criterion) {
         );
     });
     let seen = poll(0, now);
-    let fetched = Fetched {
-        title: Some("Wire"),
-        validators: &validators,
-        articles: &seen,
-    };
     store
-        .record_fetched("wire", fetched, now, window, next)
+        .record_poll("wire", &fetched(&validators, &seen, now, next, window))
         .expect("first insert");
     g.bench_function("poll_50_seen", |b| {
         b.iter(|| {
-            let fetched = Fetched {
-                title: Some("Wire"),
-                validators: &validators,
-                articles: &seen,
-            };
             let ins = store
-                .record_fetched("wire", fetched, now, window, next)
-                .expect("insert");
+                .record_poll("wire", &fetched(&validators, &seen, now, next, window))
+                .expect("insert")
+                .inserted;
             assert_eq!(ins.new, 0, "already-seen items must not be new");
             black_box(ins)
         });

@@ -12,7 +12,7 @@ use lettre::{AsyncSendmailTransport, AsyncSmtpTransport, AsyncTransport, Tokio1E
 use secrecy::ExposeSecret;
 
 use crate::config::{Delivery, DeliveryMethod, Security};
-use crate::store::OutboxMessage;
+use crate::model::OutboxMessage;
 
 /// A message that failed transiently this many times is given up on (kept, marked failed).
 pub const MAX_ATTEMPTS: u32 = 10;

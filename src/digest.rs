@@ -21,7 +21,7 @@ use chrono_tz::Tz;
 use crate::config::{AlertConfig, DigestConfig, Templates};
 use crate::digest::email_safety::clean_line;
 use crate::digest::spec::WhenEmpty;
-use crate::store::{DigestBatch, GroupCount, PendingMatch, StoredHit};
+use crate::model::{DigestBatch, GroupCount, PendingMatch, StoredHit};
 
 pub use render::{MAX_HTML_BYTES, render};
 

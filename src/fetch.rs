@@ -26,6 +26,7 @@ pub use crate::fetch::host_gate::HostLimits;
 pub use crate::fetch::netpolicy::FetchPolicy;
 use crate::fetch::netpolicy::is_public;
 use crate::fetch::sniff::{Verdict, sniff};
+use crate::model::Validators;
 use crate::policy::poll::{CacheHints, FailureKind, RetryAfter};
 
 /// Redirect hops followed before giving up (the configured URL itself is not a hop).
@@ -33,13 +34,6 @@ pub const MAX_REDIRECTS: usize = 5;
 
 const ACCEPT_FEEDS: &str = "application/rss+xml, application/atom+xml, application/feed+json, \
      application/xml;q=0.9, text/xml;q=0.9, application/json;q=0.8, */*;q=0.5";
-
-/// HTTP cache validators remembered per feed (RFC 9110 §8.8).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Validators {
-    pub etag: Option<String>,
-    pub last_modified: Option<String>,
-}
 
 #[derive(Debug)]
 pub enum FetchOutcome {

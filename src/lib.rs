@@ -3,7 +3,6 @@
 //! Data flows one way: config and rules → fetch → parse → store (new items only) → match →
 //! digest → deliver. `ARCHITECTURE.md` at the repository root maps the modules and their invariants.
 
-pub mod article;
 pub mod cli;
 pub mod clock;
 pub mod config;
@@ -11,6 +10,7 @@ pub mod deliver;
 pub mod diagnostic;
 pub mod digest;
 pub mod fetch;
+pub mod model;
 pub mod opml;
 pub mod parse;
 pub mod pipeline;

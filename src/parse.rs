@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use regex::Regex;
 use url::Url;
 
-use crate::article::Article;
+use crate::model::Article;
 use crate::parse::feed_text::charset_of;
 use crate::parse::html::html_to_text;
 /// Kept here for callers of the skeleton's `parse::canonical_link`; it lives in `identity` now.

@@ -21,11 +21,12 @@ use crate::deliver::Deliverer;
 use crate::digest;
 use crate::digest::alerts::{PendingAlert, plan_alerts};
 use crate::fetch::Fetcher;
+use crate::model::{DigestBatch, NewMessage};
 use crate::policy::schedule;
 use crate::rules::RuleSet;
 use crate::service::lock::InstanceLock;
 use crate::service::metrics::Metrics;
-use crate::store::{NewMessage, Store, StoreError};
+use crate::store::{ComposeTx, Store, StoreError};
 
 pub use poll::Jitter;
 
@@ -183,16 +184,25 @@ impl<'a> Pipeline<'a> {
         T: Send + 'static,
         F: FnOnce(&mut Store) -> Result<T, StoreError> + Send + 'static,
     {
+        self.db_work(move |s| Ok(f(s)?)).await
+    }
+
+    /// `db` for a unit of work that does more than store calls (a composition renders its email
+    /// between gathering and committing), on the same one connection and thread.
+    async fn db_work<T, F>(&self, f: F) -> anyhow::Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Store) -> anyhow::Result<T> + Send + 'static,
+    {
         let store = Arc::clone(&self.store);
-        let result = tokio::task::spawn_blocking(move || {
+        tokio::task::spawn_blocking(move || {
             // A panic in another database call cannot leave SQLite half-written (transactions
             // roll back on drop), so a poisoned lock is safe to reuse.
             let mut guard = store.lock().unwrap_or_else(PoisonError::into_inner);
             f(&mut guard)
         })
         .await
-        .context("the database task panicked")?;
-        Ok(result?)
+        .context("the database task panicked")?
     }
 
     /// One cycle at `now`: poll (all or due feeds), store, match, compose one digest per
@@ -258,7 +268,7 @@ impl<'a> Pipeline<'a> {
             wake = earliest(wake, next);
         }
         for cfg in &self.config.digests {
-            composed += self.compose_digest(cfg, now, false).await?;
+            composed += self.compose_due_digest(cfg, now).await?;
             if let Some(sched) = &cfg.schedule {
                 wake = earliest(wake, schedule::next_after(sched, cfg.timezone, now));
             }
@@ -287,16 +297,15 @@ impl<'a> Pipeline<'a> {
             .collect()
     }
 
-    /// Composes digest `cfg` if its slot is due (or `force`, for `digest send`). Returns emails
-    /// composed (0 or 1).
-    async fn compose_digest(
+    /// Composes digest `cfg` if its schedule has a slot due, marking the slot served (every cycle
+    /// when it has no schedule). Returns emails composed (0 or 1).
+    async fn compose_due_digest(
         &self,
         cfg: &DigestConfig,
         now: DateTime<Utc>,
-        force: bool,
     ) -> anyhow::Result<usize> {
         let slot = match &cfg.schedule {
-            Some(sched) if !force => {
+            Some(sched) => {
                 let name = cfg.name.clone();
                 let last = self.db(move |s| s.digest_last_slot(&name)).await?;
                 match schedule::due(
@@ -310,35 +319,55 @@ impl<'a> Pipeline<'a> {
                     None => return Ok(0),
                 }
             }
-            _ => None,
+            None => None,
         };
+        self.compose_digest(cfg, now, slot).await
+    }
+
+    /// Composes digest `cfg` now whatever its schedule (`digest send`); no slot is marked served.
+    /// Returns emails composed (0 or 1).
+    async fn compose_forced_digest(
+        &self,
+        cfg: &DigestConfig,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<usize> {
+        self.compose_digest(cfg, now, None).await
+    }
+
+    /// One digest as a unit of work: gather its pending matches (store), render (pure, `digest`),
+    /// commit the email with the matches it carries and the served `slot` (store), in one
+    /// transaction. A rendering error rolls everything back, the slot included. The three steps
+    /// run on one blocking thread holding the store's one connection, so no other stage writes
+    /// between gather and commit (`ComposeTx` says what happens if another process does).
+    async fn compose_digest(
+        &self,
+        cfg: &DigestConfig,
+        now: DateTime<Utc>,
+        slot: Option<DateTime<Utc>>,
+    ) -> anyhow::Result<usize> {
         let titles = self.rule_titles();
         let notices = self.feed_notices(&cfg.name, now).await?;
         let from = self.config.delivery.from.clone();
         let cfg2 = cfg.clone();
-        let name = cfg.name.clone();
         let composed = self
-            .db(move |s| {
-                Ok(s.compose_named(
-                    &name,
-                    now,
-                    slot,
-                    |rule| digest_group(&cfg2, &titles, rule),
-                    |groups| digest::load_plan(groups, cfg2.max_items),
-                    |id, gathered| {
-                        let batch = digest::Batch::from_store(gathered, &titles);
-                        let c = digest::compose_batch(id, &cfg2, &from, &batch, &notices, now)?;
-                        Ok::<_, digest::DigestError>(c.map(|c| NewMessage {
+            .db_work(move |s| {
+                let mut tx = s.begin_compose()?;
+                let batch = gather_digest(&mut tx, &cfg2, &titles, None)?;
+                let id = tx.next_digest_id()?;
+                let batch = digest::Batch::from_store(&batch, &titles);
+                let message =
+                    digest::compose_batch(id, &cfg2, &from, &batch, &notices, now)?.map(|c| {
+                        NewMessage {
                             digest_name: cfg2.name.clone(),
                             message_id: c.message_id,
                             sender: c.sender,
                             recipients: c.recipients,
                             raw: c.raw,
-                        }))
-                    },
-                ))
+                        }
+                    });
+                Ok(tx.commit_digest(&cfg2.name, id, now, slot, message.as_ref())?)
             })
-            .await?
+            .await
             .with_context(|| format!("cannot compose digest {:?}", cfg.name))?;
         Ok(match composed {
             Some(c) => {
@@ -387,28 +416,29 @@ impl<'a> Pipeline<'a> {
         let titles = self.rule_titles();
         let from = self.config.delivery.from.clone();
         let cfg = set.clone();
-        let name = set.name.clone();
         let outbox = self
-            .db(move |s| {
-                Ok(s.commit_alert(
-                    &name,
-                    now,
-                    &plan.send_now,
-                    &plan.defer_to_digest,
-                    |id, matches| {
-                        let entries = digest::entries(matches, &titles);
-                        let c = digest::compose_alert(id, &cfg, &from, &entries, now)?;
-                        Ok::<_, digest::DigestError>(NewMessage {
-                            digest_name: cfg.name.clone(),
-                            message_id: c.message_id,
-                            sender: c.sender,
-                            recipients: c.recipients,
-                            raw: c.raw,
-                        })
-                    },
-                ))
+            .db_work(move |s| {
+                let mut tx = s.begin_compose()?;
+                tx.defer_alerts(&cfg.name, &plan.defer_to_digest)?;
+                let matches = tx.gather_alert(&cfg.name, &plan.send_now)?;
+                if matches.is_empty() {
+                    tx.commit()?;
+                    return Ok(None);
+                }
+                let id = tx.next_digest_id()?;
+                let entries = digest::entries(&matches, &titles);
+                let c = digest::compose_alert(id, &cfg, &from, &entries, now)?;
+                let message = NewMessage {
+                    digest_name: cfg.name.clone(),
+                    message_id: c.message_id,
+                    sender: c.sender,
+                    recipients: c.recipients,
+                    raw: c.raw,
+                };
+                let ids: Vec<i64> = matches.iter().map(|m| m.id).collect();
+                Ok(Some(tx.commit_alert(&cfg.name, id, now, &message, &ids)?))
             })
-            .await?
+            .await
             .with_context(|| format!("cannot compose alert {:?}", set.name))?;
         if let Some(id) = outbox {
             info!(alert = %set.name, outbox = id, "alert composed");
@@ -442,19 +472,15 @@ impl<'a> Pipeline<'a> {
         now: DateTime<Utc>,
     ) -> anyhow::Result<digest::Rendered> {
         let cfg = self.digest_config(name)?;
-        let key = name.to_string();
         let from =
             since.map(|d| now - chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX));
         let titles = self.rule_titles();
         let (cfg2, titles2) = (cfg.clone(), titles.clone());
         let gathered = self
             .db(move |s| {
-                s.preview_batch(
-                    &key,
-                    from,
-                    |rule| digest_group(&cfg2, &titles2, rule),
-                    |groups| digest::load_plan(groups, cfg2.max_items),
-                )
+                // Never committed: dropping the transaction changes nothing.
+                let mut tx = s.begin_compose()?;
+                gather_digest(&mut tx, &cfg2, &titles2, from)
             })
             .await?;
         let batch = digest::Batch::from_store(&gathered, &titles);
@@ -475,7 +501,7 @@ impl<'a> Pipeline<'a> {
             destination: self.deliverer.describe(),
             ..Summary::default()
         };
-        summary.emails_composed = self.compose_digest(cfg, now, true).await?;
+        summary.emails_composed = self.compose_forced_digest(cfg, now).await?;
         self.drain_outbox(now, &mut summary).await?;
         Ok(summary)
     }
@@ -536,6 +562,28 @@ impl<'a> Pipeline<'a> {
     pub fn destination(&self) -> String {
         self.deliverer.describe()
     }
+}
+
+/// Gathers what digest `cfg` would carry in `tx`: the matches it has not carried yet (or, with
+/// `since`, every match recorded since then), grouped by rule title, with full rows for the
+/// articles it can show (`digest::load_plan`).
+fn gather_digest(
+    tx: &mut ComposeTx<'_>,
+    cfg: &DigestConfig,
+    titles: &HashMap<String, String>,
+    since: Option<DateTime<Utc>>,
+) -> Result<DigestBatch, StoreError> {
+    let rules: Vec<(String, String)> = tx
+        .matched_rules()?
+        .into_iter()
+        .filter_map(|rule| digest_group(cfg, titles, &rule).map(|group| (rule, group)))
+        .collect();
+    let mut batch = match since {
+        Some(t) => tx.gather_since(t, &rules)?,
+        None => tx.gather_pending(&cfg.name, &rules)?,
+    };
+    batch.rows = tx.load_rows(&digest::load_plan(&batch.groups, cfg.max_items))?;
+    Ok(batch)
 }
 
 /// The group (section) of digest `cfg` that rule `rule_id`'s matches go into, `None` when the

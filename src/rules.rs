@@ -18,8 +18,8 @@ use aho_corasick::AhoCorasick;
 use chrono::{DateTime, Utc};
 use regex::Regex;
 
-use crate::article::{Article, FeedMeta};
 pub use crate::diagnostic::{Diagnostic, Diagnostics};
+use crate::model::{Article, FeedMeta};
 use compile::{Builder, Literal, Node};
 pub use explain::{ExplainNode, Explanation};
 use file::{Source, StrLoc};

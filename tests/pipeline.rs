@@ -23,3 +23,18 @@ mod polling;
 mod polling_store;
 #[path = "pipeline/render.rs"]
 mod render;
+
+/// The stored matches no digest has carried (these tests configure none): what a digest composed
+/// now would gather, read through a composition that is dropped uncommitted.
+fn uncarried_matches(store: &mut newswatch::store::Store) -> Vec<newswatch::model::PendingMatch> {
+    let mut tx = store.begin_compose().expect("begin");
+    let rules: Vec<(String, String)> = tx
+        .matched_rules()
+        .expect("rules")
+        .into_iter()
+        .map(|r| (r.clone(), r))
+        .collect();
+    let batch = tx.gather_pending("any", &rules).expect("gather");
+    tx.load_rows(&vec![usize::MAX; batch.groups.len()])
+        .expect("rows")
+}

@@ -8,9 +8,10 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::{Exit, load_rules};
-use crate::article::{Article, FeedMeta};
 use crate::config::{Config, FetchSettings, default_user_agent};
-use crate::fetch::{FetchOutcome, Fetcher, Validators};
+use crate::fetch::{FetchOutcome, Fetcher};
+use crate::model::Validators;
+use crate::model::{Article, FeedMeta};
 use crate::parse::html::html_to_text;
 use crate::rules::backtest::{self, StoredItem};
 use crate::rules::{Diagnostics, Field, Hit, RuleMatch, RuleSet, example_article};

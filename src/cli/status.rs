@@ -9,9 +9,8 @@ use serde_json::{Value, json};
 
 use super::{Exit, load_config};
 use crate::config::Config;
-use crate::store::{
-    DigestInfo, FeedNotice, FeedRecord, OutboxCounts, ReloadInfo, Store, StoreError,
-};
+use crate::model::OutboxCounts;
+use crate::store::{DigestInfo, FeedNotice, FeedRecord, ReloadInfo, Store, StoreError};
 
 /// Digests listed by `status`.
 const RECENT_DIGESTS: usize = 5;

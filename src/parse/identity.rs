@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 use unicode_normalization::UnicodeNormalization;
 use url::Url;
 
-use crate::article::Article;
+use crate::model::Article;
 
 /// At most this many *new* items of one feed are stored in one poll, with a log line. The rest are
 /// not lost: the store forgets the feed's validators (so no 304 hides them) and the pipeline polls

@@ -8,11 +8,11 @@ use std::sync::{Mutex, PoisonError};
 use chrono::{DateTime, Utc};
 use tracing::info;
 
-use crate::article::FeedMeta;
 use crate::config::Config;
+use crate::model::{FeedMeta, StoredHit};
 use crate::rules::{Priority, RuleSet};
 use crate::service::metrics::Metrics;
-use crate::store::{ArticleMatches, PendingArticle, Store, StoredHit};
+use crate::store::{ArticleMatches, PendingArticle, Store};
 
 /// Pending articles matched per thread per database round trip: bounds the memory a large backlog
 /// (a cold cycle of 10,000 feeds is 500,000 articles) holds at once, at one transaction per chunk.
@@ -86,9 +86,7 @@ pub(super) fn match_backlog(
     let (mut articles, mut stored) = (0, 0);
     let mut record = |results: &[ArticleMatches]| -> anyhow::Result<()> {
         if !results.is_empty() {
-            stored += store().record_matches_routed(results, now, |rule| {
-                routing.alert_sets.get(rule).cloned().unwrap_or_default()
-            })?;
+            stored += store().record_matches(results, now, &routing.alert_sets)?;
         }
         Ok(())
     };

@@ -11,9 +11,10 @@ use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 use tracing::{debug, error, info, warn};
 
-use crate::article::Article;
 use crate::config::{Config, FeedConfig};
-use crate::fetch::{FetchOutcome, FetchPolicy, HostLimits, Validators};
+use crate::fetch::{FetchOutcome, FetchPolicy, HostLimits};
+use crate::model::Article;
+use crate::model::Validators;
 use crate::parse;
 use crate::parse::identity::MAX_NEW_ITEMS_PER_POLL;
 use crate::pipeline::{Feeds, Pipeline, Summary, is_due};

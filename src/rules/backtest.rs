@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 
 use super::RuleSet;
-use crate::article::{Article, FeedMeta};
+use crate::model::{Article, FeedMeta};
 
 /// How a candidate rule's verdict on one article compares with the rule of that id in force.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

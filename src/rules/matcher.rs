@@ -10,7 +10,7 @@ use regex::Regex;
 use super::compile::{Literal, Mask, Node, bit};
 use super::text::{RegexText, TokPos, exact_form, tokenize_into};
 use super::{Field, Hit};
-use crate::article::{Article, FeedMeta};
+use crate::model::{Article, FeedMeta};
 
 /// One searchable text of an article: a field value (each author, category and feed name is its own).
 pub(crate) struct Segment<'a> {

@@ -6,9 +6,10 @@ use std::path::{Path, PathBuf};
 
 use chrono::Utc;
 use newswatch::config::Config;
+use newswatch::model::OutboxStatus;
 use newswatch::pipeline::{self, Feeds, Pipeline};
 use newswatch::rules::RuleSet;
-use newswatch::store::{OutboxStatus, Store};
+use newswatch::store::Store;
 
 use super::end_to_end::{
     EXPECTED, at, load, one_feed, one_feed_with_timeout, serve_demo, write_config,
@@ -440,12 +441,12 @@ query = 'Zelensky'
                 "<item><guid>urn:t:{f}:{i}</guid><title>{title}</title>\
                  <description>{body}</description></item>"
             ));
-            let article = newswatch::article::Article {
+            let article = newswatch::model::Article {
                 title: title.clone(),
                 summary: body,
                 ..Default::default()
             };
-            let meta = newswatch::article::FeedMeta {
+            let meta = newswatch::model::FeedMeta {
                 name: format!("f{f}"),
                 title: Some("Wire".to_string()),
                 tags: Vec::new(),
@@ -468,10 +469,8 @@ query = 'Zelensky'
     let (config, rules) = load(&dir.join("newswatch.toml"));
     let summary = pipeline::run_once(&config, &rules).await.expect("cycle");
     assert_eq!(summary.new_articles, feeds * items);
-    let store = Store::open(&dir.join("state")).expect("store");
-    let mut got: Vec<(String, String)> = store
-        .pending_matches()
-        .expect("matches")
+    let mut store = Store::open(&dir.join("state")).expect("store");
+    let mut got: Vec<(String, String)> = crate::uncarried_matches(&mut store)
         .into_iter()
         .map(|m| (m.title, m.rule_id))
         .collect();

@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use newswatch::config::Config;
+use newswatch::model::{OutboxCounts, OutboxStatus};
 use newswatch::pipeline::{self, Feeds, Pipeline, Summary};
 use newswatch::rules::RuleSet;
-use newswatch::store::{OutboxCounts, OutboxStatus, Store};
+use newswatch::store::Store;
 use tokio_util::sync::CancellationToken;
 
 use crate::support::demo::{DEMO_FEEDS, copy_demo, demo_feed};

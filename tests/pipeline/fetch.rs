@@ -7,9 +7,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use newswatch::config::FetchSettings;
-use newswatch::fetch::{
-    FetchError, FetchOutcome, FetchPolicy, FetchReport, Fetcher, HostLimits, Validators,
-};
+use newswatch::fetch::{FetchError, FetchOutcome, FetchPolicy, FetchReport, Fetcher, HostLimits};
+use newswatch::model::Validators;
 use newswatch::parse::identity::alternate_keys;
 use newswatch::parse::{ParsedFeed, Recovery, parse_feed_off_thread};
 use newswatch::policy::poll::{self, Bounds, FailureKind, Hints, Outcome, PollInput};

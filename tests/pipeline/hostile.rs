@@ -10,8 +10,8 @@ use chrono::{DateTime, Utc};
 use newswatch::config::DigestConfig;
 use newswatch::digest::spec::{RuleSelection, WhenEmpty};
 use newswatch::digest::{self, Entry};
+use newswatch::model::StoredHit;
 use newswatch::parse;
-use newswatch::store::StoredHit;
 use proptest::prelude::*;
 use proptest::test_runner::{Config as PtConfig, RngAlgorithm, TestError, TestRng, TestRunner};
 
@@ -56,7 +56,7 @@ fn now() -> DateTime<Utc> {
         .with_timezone(&Utc)
 }
 
-fn entries_of(feed_title: Option<&str>, articles: &[newswatch::article::Article]) -> Vec<Entry> {
+fn entries_of(feed_title: Option<&str>, articles: &[newswatch::model::Article]) -> Vec<Entry> {
     articles
         .iter()
         .take(200)
@@ -539,7 +539,7 @@ fn fuzz_rule_parser() {
     ];
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("fuzz.toml");
-    let article = newswatch::article::Article {
+    let article = newswatch::model::Article {
         key: "k".into(),
         title: "Hegseth and Healey discuss the minerals deal".into(),
         summary: "Зеленський".into(),
@@ -548,7 +548,7 @@ fn fuzz_rule_parser() {
     fuzz("rules", file, |text| {
         std::fs::write(&path, &text).map_err(|e| e.to_string())?;
         if let Ok(set) = newswatch::rules::RuleSet::load(std::slice::from_ref(&path)) {
-            let meta = newswatch::article::FeedMeta::default();
+            let meta = newswatch::model::FeedMeta::default();
             let _ = set.match_article(&article, &meta, now());
         }
         Ok(())

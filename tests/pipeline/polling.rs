@@ -362,9 +362,8 @@ async fn identity_never_realerts_and_follows_headline_edits() {
         ],
         [Some(3), Some(1), Some(2), Some(1)]
     );
-    let mut titles: Vec<String> = store
-        .pending_matches()
-        .expect("pending matches read")
+    let mut rw = Store::open(&config.state_dir).expect("store opens");
+    let mut titles: Vec<String> = crate::uncarried_matches(&mut rw)
         .into_iter()
         .map(|m| m.title)
         .collect();

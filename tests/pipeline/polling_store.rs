@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use chrono::DateTime;
 use chrono::Utc;
-use newswatch::article::Article;
-use newswatch::fetch::Validators;
+use newswatch::model::Article;
+use newswatch::model::Validators;
 use newswatch::pipeline::Feeds;
 use newswatch::policy::feed_health::Thresholds;
 use newswatch::store::{ArticleMatches, PollRecord, PollResult, Store};
@@ -38,7 +38,7 @@ fn a_year_of_polls_keeps_the_database_bounded() {
     let tmp = tempfile::tempdir().expect("a temporary directory");
     let mut store = Store::open(tmp.path()).expect("the store opens in the temporary directory");
     store
-        .ensure_feed("f", "https://news.example/feed")
+        .ensure_feeds([("f", "https://news.example/feed")])
         .expect("the feed row is created");
     let retention = Duration::from_secs(30 * 86_400);
     let keep = Duration::from_secs(180 * 86_400);
@@ -88,7 +88,7 @@ fn a_year_of_polls_keeps_the_database_bounded() {
                 })
                 .collect();
             store
-                .record_matches(&verdicts, now)
+                .record_matches(&verdicts, now, &std::collections::HashMap::new())
                 .expect("the verdicts are recorded");
         }
         store

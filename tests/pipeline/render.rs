@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use newswatch::config::DigestConfig;
 use newswatch::digest::spec::{RuleSelection, WhenEmpty};
 use newswatch::digest::{self, Entry};
-use newswatch::store::StoredHit;
+use newswatch::model::StoredHit;
 
 use crate::support::mail::Mail;
 

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use chrono::{TimeZone, Utc};
-use newswatch::article::{Article, FeedMeta};
+use newswatch::model::{Article, FeedMeta};
 use newswatch::rules::{Field, RuleSet};
 
 /// Lists every conformance case may use.

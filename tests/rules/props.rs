@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use newswatch::article::{Article, FeedMeta};
+use newswatch::model::{Article, FeedMeta};
 use newswatch::rules::RuleSet;
 use newswatch::rules::syntax::parse_query;
 use newswatch::rules::text::{Token, tokenize};

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use newswatch::article::FeedMeta;
+use newswatch::model::FeedMeta;
 use newswatch::rules::RuleSet;
 
 use crate::support::bin;

@@ -10,7 +10,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use newswatch::store::{OutboxCounts, Store};
+use newswatch::model::OutboxCounts;
+use newswatch::store::Store;
 
 use crate::support::bin::BIN;
 use crate::support::http::{GROWING, TestServer, growing_title};

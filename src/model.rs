@@ -1,0 +1,133 @@
+//! Plain data shared by the stages: what a feed item becomes (`Article`, `FeedMeta`), a feed's
+//! HTTP validators, a stored match as an email shows it, what one digest would carry, and the
+//! outgoing messages of the outbox. No IO, no parsing, no behaviour beyond naming a value: a stage
+//! imports these instead of importing another stage for its types.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// One feed item, normalised into our own shape (never feed-rs's types past `parse`). Every text
+/// field is plain text (markup stripped, entities decoded).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Article {
+    /// Stable identity within its feed: guid, else canonical link, else a hash of title and summary.
+    /// Never derived from feed-rs's generated ids, which change on every parse.
+    pub key: String,
+    /// Canonical link (tracking parameters removed), http/https only.
+    pub link: Option<String>,
+    pub title: String,
+    pub summary: String,
+    pub content: String,
+    pub authors: Vec<String>,
+    pub categories: Vec<String>,
+    /// Declared language tag (`en-GB`), item level or inherited from the feed.
+    pub lang: Option<String>,
+    pub published: Option<DateTime<Utc>>,
+}
+
+/// What the matcher may know about the feed an article came from.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct FeedMeta {
+    /// The configured feed name.
+    pub name: String,
+    /// The feed's own title, when it declares one.
+    pub title: Option<String>,
+    /// Configured tags (`uk-press`), matched by rules' `feeds = ["tag:uk-press"]`.
+    pub tags: Vec<String>,
+}
+
+/// HTTP cache validators remembered per feed (RFC 9110 §8.8).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Validators {
+    pub etag: Option<String>,
+    pub last_modified: Option<String>,
+}
+
+/// One matched term as stored (the DB row's own shape, not the matcher's type).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredHit {
+    pub field: String,
+    pub start: usize,
+    pub end: usize,
+    pub text: String,
+}
+
+/// A stored rule match with what an email shows about its article.
+#[derive(Debug, Clone)]
+pub struct PendingMatch {
+    pub id: i64,
+    pub rule_id: String,
+    pub hits: Vec<StoredHit>,
+    pub article_id: i64,
+    pub feed: String,
+    pub feed_title: Option<String>,
+    pub title: String,
+    pub link: Option<String>,
+    pub summary: String,
+    /// The article's full text, for a snippet around a hit found there.
+    pub content: String,
+    pub published: Option<DateTime<Utc>>,
+    pub first_seen: DateTime<Utc>,
+}
+
+/// One group of a digest (the caller's key, in practice the rule title) and its size.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupCount {
+    pub key: String,
+    /// Distinct articles among the group's matches.
+    pub articles: usize,
+}
+
+/// What a digest would carry: exact totals over every selected pending match, and full rows only
+/// for what the load plan asked.
+#[derive(Debug, Clone, Default)]
+pub struct DigestBatch {
+    /// Every group with a selected pending match, in no particular order.
+    pub groups: Vec<GroupCount>,
+    /// Distinct articles over every group.
+    pub articles: usize,
+    /// Selected pending matches: what composing the digest assigns to it.
+    pub matches: usize,
+    /// For each group, the matches of its newest articles, as many articles as the plan asked.
+    pub rows: Vec<PendingMatch>,
+}
+
+/// A composed email ready for the outbox.
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    pub digest_name: String,
+    pub message_id: String,
+    pub sender: String,
+    pub recipients: Vec<String>,
+    pub raw: Vec<u8>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutboxStatus {
+    Queued,
+    Sent,
+    Failed,
+}
+
+/// One outbox row.
+#[derive(Debug, Clone)]
+pub struct OutboxMessage {
+    pub id: i64,
+    pub digest_name: String,
+    pub message_id: String,
+    pub sender: String,
+    pub recipients: Vec<String>,
+    pub raw: Vec<u8>,
+    pub status: OutboxStatus,
+    pub attempts: u32,
+    pub next_attempt: DateTime<Utc>,
+    pub last_error: Option<String>,
+}
+
+/// What the outbox holds, for summaries and health checks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OutboxCounts {
+    pub queued: usize,
+    pub sent: usize,
+    pub failed: usize,
+}

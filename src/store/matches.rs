@@ -1,0 +1,126 @@
+//! The `matches` table: the matcher's verdicts written (with the alert sets' to-do rows, in the
+//! same transaction), and matches read back in the one row shape every email uses. Which matches
+//! a digest or an alert takes is `digests.rs` and `alerts.rs`.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, params};
+
+use super::{Store, StoreError, from_ts, ts};
+use crate::model::{PendingMatch, StoredHit};
+
+/// The rules one article matched (possibly none), as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArticleMatches {
+    pub article: i64,
+    /// (rule id, hits)
+    pub matches: Vec<(String, Vec<StoredHit>)>,
+}
+
+impl Store {
+    /// Records the matcher's verdict on articles in one transaction: each listed article is marked
+    /// matched (even with no rule matching) and its matches stored; every new match of a rule that
+    /// `alert_routes` sends to alert sets (rule id → set names; absent: none) is queued as a pending
+    /// alert in each of them, in the same transaction, so a crash cannot leave a match that neither
+    /// an alert nor a digest will carry. Returns matches stored.
+    pub fn record_matches(
+        &mut self,
+        results: &[ArticleMatches],
+        now: DateTime<Utc>,
+        alert_routes: &HashMap<String, Vec<String>>,
+    ) -> Result<usize, StoreError> {
+        // A verdict lost to a power cut is re-derived: its articles are still unmatched.
+        self.relaxed(|conn| {
+            let tx = conn.transaction()?;
+            let mut count = 0;
+            {
+                let mut mark = tx.prepare_cached("DELETE FROM unmatched WHERE article = ?1")?;
+                let mut insert = tx.prepare_cached(
+                    "INSERT INTO matches (article, rule_id, hits, recorded) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (article, rule_id) DO NOTHING",
+                )?;
+                let mut queue = tx.prepare_cached(
+                    "INSERT OR IGNORE INTO alert_items (alert_set, match_id, queued, status)
+                     VALUES (?1, ?2, ?3, 'pending')",
+                )?;
+                let at = ts(now);
+                for am in results {
+                    mark.execute([am.article])?;
+                    for (rule_id, hits) in &am.matches {
+                        let n = insert.execute(params![
+                            am.article,
+                            rule_id,
+                            serde_json::to_string(hits)?,
+                            at
+                        ])?;
+                        if n == 0 {
+                            continue;
+                        }
+                        count += n;
+                        let match_id = tx.last_insert_rowid();
+                        for set in alert_routes.get(rule_id).into_iter().flatten() {
+                            queue.execute(params![set, match_id, at])?;
+                        }
+                    }
+                }
+            }
+            tx.commit()?;
+            Ok(count)
+        })
+    }
+}
+
+/// Not yet carried by digest `?1`, and not held by an alert set (unless one deferred it).
+pub(super) const PENDING_FOR_DIGEST: &str =
+    "NOT EXISTS (SELECT 1 FROM digest_items di WHERE di.digest_name = ?1 AND di.match_id = m.id)
+     AND (NOT EXISTS (SELECT 1 FROM alert_items ai WHERE ai.match_id = m.id)
+          OR EXISTS (SELECT 1 FROM alert_items ai
+                     WHERE ai.match_id = m.id AND ai.status = 'deferred'))";
+
+/// Recorded at or after `?1`; matches from before issue 4 have no `recorded` and use the article's
+/// first sighting.
+pub(super) const RECORDED_SINCE: &str = "COALESCE(m.recorded,
+    (SELECT a.first_seen FROM articles a WHERE a.id = m.article)) >= ?1";
+
+pub(super) fn select_matches(
+    conn: &Connection,
+    cond: &str,
+    args: impl rusqlite::Params,
+) -> Result<Vec<PendingMatch>, StoreError> {
+    let sql = format!(
+        "SELECT m.id, m.rule_id, m.hits, a.id, a.feed, f.title, a.title, a.link, a.summary,
+                a.published, a.first_seen, a.content
+         FROM matches m JOIN articles a ON a.id = m.article JOIN feeds f ON f.name = a.feed
+         WHERE {cond}
+         ORDER BY m.id"
+    );
+    let mut stmt = conn.prepare(&sql)?;
+    let mut rows = stmt.query(args)?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next()? {
+        out.push(pending_match(r)?);
+    }
+    Ok(out)
+}
+
+/// A `PendingMatch` from a row of `m.id, m.rule_id, m.hits, a.id, a.feed, f.title, a.title,
+/// a.link, a.summary, a.published, a.first_seen, a.content` (the column order of every query
+/// that loads matches for an email).
+pub(super) fn pending_match(r: &rusqlite::Row<'_>) -> Result<PendingMatch, StoreError> {
+    let hits: String = r.get(2)?;
+    Ok(PendingMatch {
+        id: r.get(0)?,
+        rule_id: r.get(1)?,
+        hits: serde_json::from_str(&hits)?,
+        article_id: r.get(3)?,
+        feed: r.get(4)?,
+        feed_title: r.get(5)?,
+        title: r.get(6)?,
+        link: r.get(7)?,
+        summary: r.get(8)?,
+        content: r.get(11)?,
+        published: r.get::<_, Option<i64>>(9)?.map(from_ts),
+        first_seen: from_ts(r.get(10)?),
+    })
+}

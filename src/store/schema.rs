@@ -1,0 +1,310 @@
+//! The schema: every migration since the first release, applied in order at open
+//! (`PRAGMA user_version` counts them), and the version check. Append only: a shipped migration is
+//! never edited. No queries of the data here.
+
+use super::{Store, StoreError};
+
+/// Each entry migrates the schema from version `i` to `i + 1` (`PRAGMA user_version`).
+/// Append only: a shipped migration is never edited.
+pub(super) const MIGRATIONS: &[&str] = &[
+    r"
+CREATE TABLE feeds (
+    name          TEXT PRIMARY KEY,
+    url           TEXT NOT NULL,
+    title         TEXT,
+    etag          TEXT,
+    last_modified TEXT,
+    last_success  INTEGER,
+    last_error    TEXT,
+    error_count   INTEGER NOT NULL DEFAULT 0,
+    next_due      INTEGER
+) STRICT;
+CREATE TABLE articles (
+    id         INTEGER PRIMARY KEY,
+    feed       TEXT NOT NULL REFERENCES feeds(name),
+    key        TEXT NOT NULL,
+    link       TEXT,
+    title      TEXT NOT NULL,
+    summary    TEXT NOT NULL,
+    content    TEXT NOT NULL,
+    authors    TEXT NOT NULL,
+    categories TEXT NOT NULL,
+    lang       TEXT,
+    published  INTEGER,
+    first_seen INTEGER NOT NULL,
+    alertable  INTEGER NOT NULL,
+    matched_at INTEGER,
+    UNIQUE (feed, key)
+) STRICT;
+CREATE INDEX articles_unmatched ON articles(id) WHERE alertable = 1 AND matched_at IS NULL;
+CREATE TABLE digests (
+    id      INTEGER PRIMARY KEY,
+    created INTEGER NOT NULL
+) STRICT;
+CREATE TABLE matches (
+    id      INTEGER PRIMARY KEY,
+    article INTEGER NOT NULL REFERENCES articles(id),
+    rule_id TEXT NOT NULL,
+    hits    TEXT NOT NULL,
+    digest  INTEGER REFERENCES digests(id),
+    UNIQUE (article, rule_id)
+) STRICT;
+CREATE INDEX matches_unassigned ON matches(id) WHERE digest IS NULL;
+CREATE TABLE outbox (
+    id           INTEGER PRIMARY KEY,
+    digest       INTEGER REFERENCES digests(id),
+    digest_name  TEXT NOT NULL,
+    message_id   TEXT NOT NULL UNIQUE,
+    sender       TEXT NOT NULL,
+    recipients   TEXT NOT NULL,
+    raw          BLOB NOT NULL,
+    status       TEXT NOT NULL CHECK (status IN ('queued', 'sent', 'failed')),
+    attempts     INTEGER NOT NULL DEFAULT 0,
+    next_attempt INTEGER NOT NULL,
+    last_error   TEXT,
+    created      INTEGER NOT NULL,
+    sent         INTEGER
+) STRICT;
+CREATE INDEX outbox_due ON outbox(next_attempt) WHERE status = 'queued';
+",
+    // Issue 5, fetching: effective URL after redirects, health, cadence, item identities.
+    r"
+ALTER TABLE feeds ADD COLUMN effective_url TEXT;
+ALTER TABLE feeds ADD COLUMN redirect_target TEXT;
+ALTER TABLE feeds ADD COLUMN redirect_seen INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE feeds ADD COLUMN hint_ttl INTEGER;
+ALTER TABLE feeds ADD COLUMN failing_since INTEGER;
+ALTER TABLE feeds ADD COLUMN last_new_item INTEGER;
+ALTER TABLE feeds ADD COLUMN cadence INTEGER;
+ALTER TABLE feeds ADD COLUMN cadence_samples INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE feeds ADD COLUMN health TEXT NOT NULL DEFAULT 'ok';
+ALTER TABLE feeds ADD COLUMN catching_up INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE feeds ADD COLUMN items_seen INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE feeds ADD COLUMN polls INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE articles ADD COLUMN last_seen INTEGER;
+ALTER TABLE articles ADD COLUMN text_pruned INTEGER NOT NULL DEFAULT 0;
+UPDATE articles SET last_seen = first_seen;
+UPDATE feeds SET items_seen = (SELECT COUNT(*) FROM articles a WHERE a.feed = feeds.name);
+CREATE INDEX articles_last_seen ON articles(last_seen);
+CREATE TABLE item_keys (
+    feed    TEXT NOT NULL,
+    key     TEXT NOT NULL,
+    article INTEGER NOT NULL REFERENCES articles(id) ON DELETE CASCADE,
+    PRIMARY KEY (feed, key)
+) STRICT;
+CREATE INDEX item_keys_article ON item_keys(article);
+INSERT INTO item_keys (feed, key, article) SELECT feed, key, id FROM articles;
+INSERT OR IGNORE INTO item_keys (feed, key, article)
+    SELECT feed, 'link:' || link, id FROM articles
+    WHERE link IS NOT NULL AND key NOT LIKE 'link:%' ORDER BY id;
+CREATE TABLE feed_notices (
+    id     INTEGER PRIMARY KEY,
+    feed   TEXT NOT NULL,
+    kind   TEXT NOT NULL CHECK (kind IN ('failing', 'silent', 'recovered')),
+    at     INTEGER NOT NULL,
+    detail TEXT NOT NULL
+) STRICT;
+CREATE INDEX feed_notices_at ON feed_notices(at);
+",
+    r"
+-- issue 4: per-digest assignment (several digests with their own rules and schedules), the last
+-- schedule slot each digest served, and alert batching. `matches.digest` stays: the first digest
+-- a match went into.
+ALTER TABLE matches ADD COLUMN recorded INTEGER;
+ALTER TABLE digests ADD COLUMN name TEXT;
+ALTER TABLE digests ADD COLUMN kind TEXT NOT NULL DEFAULT 'digest';
+ALTER TABLE digests ADD COLUMN slot INTEGER;
+ALTER TABLE outbox ADD COLUMN kind TEXT NOT NULL DEFAULT 'digest';
+CREATE TABLE digest_items (
+    digest_name TEXT NOT NULL,
+    match_id    INTEGER NOT NULL REFERENCES matches(id),
+    digest      INTEGER NOT NULL REFERENCES digests(id),
+    PRIMARY KEY (digest_name, match_id)
+) STRICT;
+INSERT OR IGNORE INTO digest_items (digest_name, match_id, digest)
+    SELECT o.digest_name, m.id, m.digest FROM matches m JOIN outbox o ON o.digest = m.digest;
+CREATE TABLE digest_slots (
+    name      TEXT PRIMARY KEY,
+    last_slot INTEGER NOT NULL
+) STRICT;
+CREATE TABLE alert_items (
+    alert_set TEXT NOT NULL,
+    match_id  INTEGER NOT NULL REFERENCES matches(id),
+    queued    INTEGER NOT NULL,
+    status    TEXT NOT NULL CHECK (status IN ('pending', 'sent', 'deferred')),
+    outbox    INTEGER REFERENCES outbox(id),
+    PRIMARY KEY (alert_set, match_id)
+) STRICT;
+CREATE INDEX alert_items_pending ON alert_items(alert_set) WHERE status = 'pending';
+",
+    r"
+-- issue 6: config/rule reloads of the daemon, for `newswatch status`.
+CREATE TABLE reloads (
+    id      INTEGER PRIMARY KEY,
+    at      INTEGER NOT NULL,
+    applied INTEGER NOT NULL,
+    detail  TEXT NOT NULL
+) STRICT;
+",
+    r"
+-- issue 7: a digest asks, for every pending match, whether an alert set holds it; the primary
+-- key (alert_set, match_id) cannot answer by match alone, so each match scanned alert_items.
+CREATE INDEX alert_items_match ON alert_items(match_id, status);
+",
+    r"
+-- issue 7: the matcher's to-do list as its own narrow table. Marking `articles.matched_at`
+-- rewrote every article's row (its full text) a second time, into the WAL; now a verdict
+-- deletes one small row. `matched_at` is no longer written.
+CREATE TABLE unmatched (
+    article INTEGER PRIMARY KEY REFERENCES articles(id) ON DELETE CASCADE
+) STRICT;
+INSERT INTO unmatched (article)
+    SELECT id FROM articles WHERE alertable = 1 AND matched_at IS NULL;
+DROP INDEX articles_unmatched;
+",
+    r"
+-- issue 7: being in a digest is having a `digest_items` row. Marking `matches.digest` as well
+-- rewrote every match row (its hits) once more per digest; it is no longer written, and
+-- `digest_items` is asked by match (pruning, `pending_matches`).
+CREATE INDEX digest_items_match ON digest_items(match_id);
+DROP INDEX matches_unassigned;
+",
+];
+
+impl Store {
+    pub(super) fn migrate(&mut self) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        let version: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        let known = MIGRATIONS.len() as i64;
+        if version > known {
+            return Err(StoreError::TooNew {
+                found: version,
+                known,
+            });
+        }
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+            tx.execute_batch(sql)?;
+            tx.pragma_update(None, "user_version", i as i64 + 1)?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The schema version in use.
+    pub fn schema_version(&self) -> Result<i64, StoreError> {
+        Ok(self
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use rusqlite::Connection;
+
+    use super::super::testing::fetched;
+    use super::super::{DB_FILE, PollResult};
+    use super::*;
+    use crate::model::{Article, Validators};
+
+    fn art(key: &str, title: &str) -> Article {
+        Article {
+            key: format!("id:{key}"),
+            link: Some(format!("https://e.example/{key}")),
+            title: title.into(),
+            ..Article::default()
+        }
+    }
+
+    /// The migration to the `unmatched` table carries over exactly the articles the matcher still
+    /// owed a verdict: alertable and unmatched; not matched ones, not ones outside the window.
+    #[test]
+    fn the_matchers_to_do_list_survives_the_upgrade() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let before = MIGRATIONS
+            .iter()
+            .position(|m| m.contains("CREATE TABLE unmatched"))
+            .expect("the migration");
+        {
+            let conn = Connection::open(dir.path().join(DB_FILE)).expect("db");
+            for sql in &MIGRATIONS[..before] {
+                conn.execute_batch(sql).expect("older schema");
+            }
+            conn.pragma_update(None, "user_version", before as i64)
+                .expect("version");
+            conn.execute_batch(
+                "INSERT INTO feeds (name, url) VALUES ('f', 'https://e.example/');
+                 INSERT INTO articles (id, feed, key, title, summary, content, authors, categories,
+                                       first_seen, alertable, matched_at)
+                 VALUES (1, 'f', 'a', 'Matched', '', '', '[]', '[]', 1, 1, 5),
+                        (2, 'f', 'b', 'Owed', '', '', '[]', '[]', 1, 1, NULL),
+                        (3, 'f', 'c', 'Too old', '', '', '[]', '[]', 1, 0, NULL);",
+            )
+            .expect("rows");
+        }
+        let store = Store::open(dir.path()).expect("upgrade");
+        let owed: Vec<String> = store
+            .pending_articles()
+            .expect("pending")
+            .into_iter()
+            .map(|p| p.article.title)
+            .collect();
+        assert_eq!(owed, ["Owed"]);
+    }
+
+    #[test]
+    fn a_version_1_database_upgrades_without_realerting() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let conn = Connection::open(dir.path().join(DB_FILE)).expect("v1");
+            conn.execute_batch(MIGRATIONS[0]).expect("schema v1");
+            conn.pragma_update(None, "user_version", 1)
+                .expect("version");
+            conn.execute_batch(
+                "INSERT INTO feeds (name, url, last_success) VALUES ('f', 'https://e.example/', 1);
+                 INSERT INTO articles (feed, key, link, title, summary, content, authors,
+                                       categories, first_seen, alertable, matched_at)
+                 VALUES ('f', 'id:a', 'https://e.example/a', 'Old', '', '', '[]', '[]', 1, 1, 1);",
+            )
+            .expect("v1 rows");
+        }
+        let mut s = Store::open(dir.path()).expect("migrate");
+        assert_eq!(
+            s.schema_version().expect("version"),
+            MIGRATIONS.len() as i64
+        );
+        assert_eq!(
+            s.feed_record("f").ok().flatten().map(|r| r.items_seen),
+            Some(1)
+        );
+        // The old item with a churned guid, and one new item.
+        let churned = Article {
+            key: "id:a-churned".into(),
+            ..art("a", "Old")
+        };
+        let items = [churned, art("b", "New")];
+        let v = Validators::default();
+        let now = chrono::DateTime::from_timestamp(1_772_000_000, 0).expect("valid");
+        let mut record = fetched(
+            None,
+            &v,
+            &items,
+            now,
+            Duration::from_secs(u64::from(u32::MAX)),
+        );
+        record.result = PollResult::Fetched {
+            title: None,
+            validators: &v,
+            articles: &items,
+            hint_ttl: Some(Duration::from_secs(3600)),
+            permanent_redirect: None,
+        };
+        let stored = s.record_poll("f", &record).expect("poll");
+        assert_eq!((stored.inserted.new, stored.retitled), (1, 0));
+        let rec = s.feed_record("f").ok().flatten().unwrap_or_default();
+        assert_eq!(rec.hint_ttl, Some(Duration::from_secs(3600)));
+        assert_eq!((rec.items_seen, rec.polls), (2, 1));
+    }
+}

@@ -1,0 +1,170 @@
+//! Helpers for the store's unit tests, writing the way production writes (`ensure_feeds`,
+//! `record_poll`, a `ComposeTx`): a store in a temp dir, polls, matches, composed digests. Test
+//! builds only; never a second write path.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use super::{ArticleMatches, Inserted, PollRecord, PollResult, Store};
+use crate::model::{Article, NewMessage, PendingMatch, StoredHit, Validators};
+use crate::policy::feed_health::Thresholds;
+
+pub(super) const DAY: Duration = Duration::from_secs(86_400);
+
+pub(super) fn t(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s)
+        .expect("test timestamps are valid")
+        .with_timezone(&Utc)
+}
+
+/// A fresh store in `state/` of a temp dir.
+pub(super) fn open() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(&dir.path().join("state")).expect("open store");
+    (dir, store)
+}
+
+/// Configures feed `name` at `url`, as start-up and reloads do.
+pub(super) fn feed(s: &mut Store, name: &str, url: &str) {
+    s.ensure_feeds([(name, url)]).expect("ensure feed");
+}
+
+/// A successful poll at `now` with no caps: due again at `now`, no hints, no redirect.
+pub(super) fn fetched<'a>(
+    title: Option<&'a str>,
+    validators: &'a Validators,
+    articles: &'a [Article],
+    now: DateTime<Utc>,
+    new_feed_window: Duration,
+) -> PollRecord<'a> {
+    PollRecord {
+        result: PollResult::Fetched {
+            title,
+            validators,
+            articles,
+            hint_ttl: None,
+            permanent_redirect: None,
+        },
+        now,
+        next_due: now,
+        catch_up_due: now,
+        new_feed_window,
+        max_new: usize::MAX,
+        thresholds: Thresholds::default(),
+    }
+}
+
+/// Records a successful poll of `articles` for `feed` (no validators) and what it inserted.
+pub(super) fn poll(
+    s: &mut Store,
+    feed: &str,
+    articles: &[Article],
+    now: DateTime<Utc>,
+    window: Duration,
+) -> Inserted {
+    let v = Validators::default();
+    s.record_poll(feed, &fetched(None, &v, articles, now, window))
+        .expect("record poll")
+        .inserted
+}
+
+pub(super) fn hit(text: &str) -> StoredHit {
+    StoredHit {
+        field: "title".into(),
+        start: 0,
+        end: text.len(),
+        text: text.into(),
+    }
+}
+
+pub(super) fn msg(id: &str) -> NewMessage {
+    NewMessage {
+        digest_name: "main".into(),
+        message_id: id.into(),
+        sender: "nw@example.org".into(),
+        recipients: vec!["a@example.org".into()],
+        raw: b"Subject: x\r\n\r\nbody".to_vec(),
+    }
+}
+
+/// Every stored rule into one group, "all".
+pub(super) fn all_rules(s: &mut Store) -> Vec<(String, String)> {
+    let tx = s.begin_compose().expect("begin");
+    tx.matched_rules()
+        .expect("rules")
+        .into_iter()
+        .map(|r| (r, "all".to_string()))
+        .collect()
+}
+
+/// The matches digest `name` would carry now (every rule, every row), read through a
+/// composition that is rolled back.
+pub(super) fn pending_for(s: &mut Store, name: &str) -> Vec<PendingMatch> {
+    let rules = all_rules(s);
+    let mut tx = s.begin_compose().expect("begin");
+    let batch = tx.gather_pending(name, &rules).expect("gather");
+    let plan: Vec<usize> = batch.groups.iter().map(|g| g.articles).collect();
+    let mut rows = tx.load_rows(&plan).expect("rows");
+    rows.sort_by_key(|m| m.id);
+    rows
+}
+
+/// A store holding feed `f` with two freshly fetched articles, `a` and `b`, not yet matched.
+pub(super) fn store_with_two_articles() -> (tempfile::TempDir, Store, DateTime<Utc>) {
+    let (dir, mut s) = open();
+    let now = t("2025-03-10T12:00:00Z");
+    feed(&mut s, "f", "https://example.org/feed");
+    let items = [art("a", None), art("b", None)];
+    poll(&mut s, "f", &items, now, DAY);
+    (dir, s, now)
+}
+
+/// `store_with_two_articles` with `a` matched by rule "minerals" and `b` by nothing.
+pub(super) fn store_with_matches() -> (tempfile::TempDir, Store, DateTime<Utc>) {
+    let (dir, mut s, now) = store_with_two_articles();
+    let pending = s.pending_articles().expect("pending");
+    let results = vec![
+        ArticleMatches {
+            article: pending[0].id,
+            matches: vec![("minerals".to_string(), vec![hit("minerals deal")])],
+        },
+        ArticleMatches {
+            article: pending[1].id,
+            matches: vec![],
+        },
+    ];
+    assert_eq!(
+        s.record_matches(&results, now, &HashMap::new())
+            .expect("matches"),
+        1
+    );
+    assert!(s.pending_articles().expect("pending").is_empty());
+    (dir, s, now)
+}
+
+/// Composes digest `name` over every pending match into `message` (unscheduled), as the
+/// pipeline does; returns the outbox id.
+pub(super) fn compose(s: &mut Store, name: &str, now: DateTime<Utc>, message: &NewMessage) -> i64 {
+    let rules = all_rules(s);
+    let mut tx = s.begin_compose().expect("begin");
+    tx.gather_pending(name, &rules).expect("gather");
+    let id = tx.next_digest_id().expect("id");
+    tx.commit_digest(name, id, now, None, Some(message))
+        .expect("commit")
+        .expect("composed")
+        .outbox
+}
+
+pub(super) fn art(key: &str, published: Option<&str>) -> Article {
+    Article {
+        key: key.to_string(),
+        link: Some(format!("https://example.org/{key}")),
+        title: format!("Title {key}"),
+        summary: "summary".into(),
+        published: published.map(t),
+        authors: vec!["A. Writer".into()],
+        ..Article::default()
+    }
+}
