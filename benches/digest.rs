@@ -19,7 +19,7 @@ use newswatch::store::{ArticleMatches, PollRecord, PollResult, Store};
 const ENTRIES: usize = 50;
 
 fn bench(c: &mut Criterion) {
-    let now = Utc::now();
+    let now = newswatch::clock::now();
     let entries: Vec<Entry> = (0..ENTRIES)
         .map(|i| {
             let title = format!(
@@ -173,7 +173,7 @@ fn pending_store(dir: &std::path::Path, now: chrono::DateTime<Utc>) -> Store {
 }
 
 fn bench_store(c: &mut Criterion) {
-    let now = Utc::now();
+    let now = newswatch::clock::now();
     let dir = tempfile::tempdir().expect("temp dir");
     let mut store = pending_store(dir.path(), now);
     let cfg = DigestConfig {

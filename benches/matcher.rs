@@ -121,7 +121,7 @@ fn bench(c: &mut Criterion) {
         .map(|a| a.title.len() + a.summary.len() + a.content.len())
         .sum();
     let words = vocabulary(&articles);
-    let now = chrono::Utc::now();
+    let now = newswatch::clock::now();
     for n in [100, 1_000, 10_000] {
         let toml = rules_toml(n, &words);
         let sources = [(PathBuf::from("bench.toml"), toml)];

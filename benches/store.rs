@@ -63,7 +63,7 @@ fn bench(c: &mut Criterion) {
     store
         .ensure_feeds([("wire", "http://127.0.0.1/wire.xml")])
         .expect("feed row");
-    let now = Utc::now();
+    let now = newswatch::clock::now();
     let next = now + chrono::Duration::hours(1);
     let window = Duration::from_secs(3650 * 86_400);
     let validators = Validators {

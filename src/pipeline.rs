@@ -3,6 +3,7 @@
 //! Owns the database handle; every stage takes `now` as an argument (only `run_once` asks the
 //! clock). Durable work (a composed digest) goes through the outbox.
 
+mod compose;
 mod matching;
 mod outbox;
 mod poll;
@@ -10,23 +11,18 @@ mod poll;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
 
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
-use tracing::{debug, info, warn};
+use tracing::{debug, info};
 
-use crate::config::{AlertConfig, Config, DigestConfig};
+use crate::config::Config;
 use crate::deliver::Deliverer;
-use crate::digest;
-use crate::digest::alerts::{PendingAlert, plan_alerts};
 use crate::fetch::Fetcher;
-use crate::model::{DigestBatch, NewMessage};
-use crate::policy::schedule;
 use crate::rules::RuleSet;
 use crate::service::lock::InstanceLock;
 use crate::service::metrics::Metrics;
-use crate::store::{ComposeTx, Store, StoreError};
+use crate::store::{Store, StoreError};
 
 pub use poll::Jitter;
 
@@ -60,6 +56,8 @@ pub struct Summary {
     pub destination: String,
     /// (feed name, error) of each failed feed.
     pub failures: Vec<(String, String)>,
+    /// When the next scheduled digest or alert batch wants a cycle (the daemon sleeps no longer).
+    pub next_digest: Option<DateTime<Utc>>,
 }
 
 impl fmt::Display for Summary {
@@ -105,12 +103,35 @@ pub struct Pipeline<'a> {
     store: Arc<Mutex<Store>>,
     fetcher: Fetcher,
     deliverer: Deliverer,
-    /// When the next scheduled digest or alert batch is due, as of the last `compose`.
-    digest_wake: Mutex<Option<DateTime<Utc>>>,
     metrics: Metrics,
     jitter: Jitter,
-    /// Feed tags and alert routes, derived from the configuration once.
+    /// What the stages need from the configuration and the rules, derived once at open.
+    settings: Settings,
+}
+
+/// What the stages need from the configuration and the rules, derived once when the pipeline
+/// opens (a reload opens a new pipeline), not again per feed, batch or digest.
+#[derive(Debug)]
+struct Settings {
+    limits: poll::Limits,
+    /// Feed tags and alert routes, for the match stage.
     routing: matching::Routing,
+    /// Rule id → title: the group headings of digests and alerts.
+    titles: HashMap<String, String>,
+}
+
+impl Settings {
+    fn new(config: &Config, rules: &RuleSet) -> Settings {
+        Settings {
+            limits: poll::Limits::new(config),
+            routing: matching::Routing::new(config, rules),
+            titles: rules
+                .rules()
+                .iter()
+                .map(|r| (r.id.clone(), r.title.clone()))
+                .collect(),
+        }
+    }
 }
 
 impl<'a> Pipeline<'a> {
@@ -138,16 +159,16 @@ impl<'a> Pipeline<'a> {
         let fetcher = Fetcher::new(&config.fetch, &config.user_agent)
             .context("cannot build the HTTP client")?;
         let deliverer = Deliverer::new(&config.delivery)?;
+        let settings = Settings::new(config, rules);
         Ok(Pipeline {
             config,
             rules,
             store: Arc::new(Mutex::new(store)),
-            fetcher: fetcher.with_host_limits(poll::host_limits(config)),
-            routing: matching::Routing::new(config, rules),
+            fetcher: fetcher.with_host_limits(settings.limits.hosts),
+            settings,
             deliverer,
             metrics: Metrics::new(),
             jitter: Jitter::Hashed { seed: 0 },
-            digest_wake: Mutex::new(None),
         })
     }
 
@@ -155,7 +176,7 @@ impl<'a> Pipeline<'a> {
     /// configured per-host limits are applied to it.
     #[must_use]
     pub fn with_fetcher(mut self, fetcher: Fetcher) -> Self {
-        self.fetcher = fetcher.with_host_limits(poll::host_limits(self.config));
+        self.fetcher = fetcher.with_host_limits(self.settings.limits.hosts);
         self
     }
 
@@ -223,7 +244,7 @@ impl<'a> Pipeline<'a> {
             matching::match_backlog(
                 &self.store,
                 self.rules,
-                &self.routing,
+                &self.settings.routing,
                 &self.metrics,
                 now,
                 threads,
@@ -231,7 +252,7 @@ impl<'a> Pipeline<'a> {
         })?;
         let match_ms = ms(started);
         let started = std::time::Instant::now();
-        summary.emails_composed = self.compose(now).await?;
+        (summary.emails_composed, summary.next_digest) = self.compose(now).await?;
         let compose_ms = ms(started);
         let started = std::time::Instant::now();
         self.drain_outbox(now, &mut summary).await?;
@@ -248,285 +269,12 @@ impl<'a> Pipeline<'a> {
         Ok(summary)
     }
 
-    /// Batches pending alerts into alert emails, then composes each `[[digest]]` that is due
-    /// (every cycle when it has no schedule). Each email enters the outbox in the transaction
-    /// that assigns its matches (and records the served slot).
-    async fn compose(&self, now: DateTime<Utc>) -> anyhow::Result<usize> {
-        let mut composed = 0;
-        let mut wake: Option<DateTime<Utc>> = None;
-        let sets: Vec<String> = self.config.alerts.iter().map(|a| a.name.clone()).collect();
-        let released = self.db(move |s| s.release_orphaned_alerts(&sets)).await?;
-        if released > 0 {
-            warn!(
-                released,
-                "pending alerts of a removed [[alert]] set go to the digests"
-            );
-        }
-        for set in &self.config.alerts {
-            let (n, next) = self.compose_alerts(set, now).await?;
-            composed += n;
-            wake = earliest(wake, next);
-        }
-        for cfg in &self.config.digests {
-            composed += self.compose_due_digest(cfg, now).await?;
-            if let Some(sched) = &cfg.schedule {
-                wake = earliest(wake, schedule::next_after(sched, cfg.timezone, now));
-            }
-        }
-        *self
-            .digest_wake
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = wake;
-        Ok(composed)
-    }
-
-    /// When the next scheduled digest or alert batch wants a cycle, as of the last one; the
-    /// daemon sleeps no longer than this.
-    pub fn next_digest_wake(&self) -> Option<DateTime<Utc>> {
-        *self
-            .digest_wake
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn rule_titles(&self) -> HashMap<String, String> {
-        self.rules
-            .rules()
-            .iter()
-            .map(|r| (r.id.clone(), r.title.clone()))
-            .collect()
-    }
-
-    /// Composes digest `cfg` if its schedule has a slot due, marking the slot served (every cycle
-    /// when it has no schedule). Returns emails composed (0 or 1).
-    async fn compose_due_digest(
+    /// The earliest time a configured feed, a queued email or `next_digest` (a cycle's
+    /// `Summary::next_digest`) wants attention.
+    pub(crate) async fn next_wake(
         &self,
-        cfg: &DigestConfig,
-        now: DateTime<Utc>,
-    ) -> anyhow::Result<usize> {
-        let slot = match &cfg.schedule {
-            Some(sched) => {
-                let name = cfg.name.clone();
-                let last = self.db(move |s| s.digest_last_slot(&name)).await?;
-                match schedule::due(
-                    sched,
-                    cfg.timezone,
-                    last,
-                    now,
-                    schedule::DEFAULT_FIRST_RUN_GRACE,
-                ) {
-                    Some(slot) => Some(slot),
-                    None => return Ok(0),
-                }
-            }
-            None => None,
-        };
-        self.compose_digest(cfg, now, slot).await
-    }
-
-    /// Composes digest `cfg` now whatever its schedule (`digest send`); no slot is marked served.
-    /// Returns emails composed (0 or 1).
-    async fn compose_forced_digest(
-        &self,
-        cfg: &DigestConfig,
-        now: DateTime<Utc>,
-    ) -> anyhow::Result<usize> {
-        self.compose_digest(cfg, now, None).await
-    }
-
-    /// One digest as a unit of work: gather its pending matches (store), render (pure, `digest`),
-    /// commit the email with the matches it carries and the served `slot` (store), in one
-    /// transaction. A rendering error rolls everything back, the slot included. The three steps
-    /// run on one blocking thread holding the store's one connection, so no other stage writes
-    /// between gather and commit (`ComposeTx` says what happens if another process does).
-    async fn compose_digest(
-        &self,
-        cfg: &DigestConfig,
-        now: DateTime<Utc>,
-        slot: Option<DateTime<Utc>>,
-    ) -> anyhow::Result<usize> {
-        let titles = self.rule_titles();
-        let notices = self.feed_notices(&cfg.name, now).await?;
-        let from = self.config.delivery.from.clone();
-        let cfg2 = cfg.clone();
-        let composed = self
-            .db_work(move |s| {
-                let mut tx = s.begin_compose()?;
-                let batch = gather_digest(&mut tx, &cfg2, &titles, None)?;
-                let id = tx.next_digest_id()?;
-                let batch = digest::Batch::from_store(&batch, &titles);
-                let message =
-                    digest::compose_batch(id, &cfg2, &from, &batch, &notices, now)?.map(|c| {
-                        NewMessage {
-                            digest_name: cfg2.name.clone(),
-                            message_id: c.message_id,
-                            sender: c.sender,
-                            recipients: c.recipients,
-                            raw: c.raw,
-                        }
-                    });
-                Ok(tx.commit_digest(&cfg2.name, id, now, slot, message.as_ref())?)
-            })
-            .await
-            .with_context(|| format!("cannot compose digest {:?}", cfg.name))?;
-        Ok(match composed {
-            Some(c) => {
-                info!(digest = %cfg.name, id = c.digest, matches = c.matches, slot = ?slot, "digest composed");
-                1
-            }
-            None => {
-                if let Some(slot) = slot {
-                    debug!(digest = %cfg.name, %slot, "nothing to send at this slot");
-                }
-                0
-            }
-        })
-    }
-
-    /// Plans alert set `set` and applies the plan. Returns emails composed and when to look again.
-    async fn compose_alerts(
-        &self,
-        set: &AlertConfig,
-        now: DateTime<Utc>,
-    ) -> anyhow::Result<(usize, Option<DateTime<Utc>>)> {
-        let name = set.name.clone();
-        let hour_ago = now - chrono::Duration::hours(1);
-        let (pending, sent) = self
-            .db(move |s| {
-                Ok((
-                    s.pending_alerts(&name)?,
-                    s.alerts_composed_since(&name, hour_ago)?,
-                ))
-            })
-            .await?;
-        if pending.is_empty() {
-            return Ok((0, None));
-        }
-        let pending: Vec<PendingAlert<i64>> = pending
-            .into_iter()
-            .map(|(id, matched_at)| PendingAlert { id, matched_at })
-            .collect();
-        let plan = plan_alerts(&pending, sent, &set.policy, now);
-        if plan.send_now.is_empty() && plan.defer_to_digest.is_empty() {
-            return Ok((0, plan.next_check));
-        }
-        if !plan.defer_to_digest.is_empty() {
-            warn!(alert = %set.name, deferred = plan.defer_to_digest.len(), sent_last_hour = sent, "alert cap reached; matches go to the next digest");
-        }
-        let titles = self.rule_titles();
-        let from = self.config.delivery.from.clone();
-        let cfg = set.clone();
-        let outbox = self
-            .db_work(move |s| {
-                let mut tx = s.begin_compose()?;
-                tx.defer_alerts(&cfg.name, &plan.defer_to_digest)?;
-                let matches = tx.gather_alert(&cfg.name, &plan.send_now)?;
-                if matches.is_empty() {
-                    tx.commit()?;
-                    return Ok(None);
-                }
-                let id = tx.next_digest_id()?;
-                let entries = digest::entries(&matches, &titles);
-                let c = digest::compose_alert(id, &cfg, &from, &entries, now)?;
-                let message = NewMessage {
-                    digest_name: cfg.name.clone(),
-                    message_id: c.message_id,
-                    sender: c.sender,
-                    recipients: c.recipients,
-                    raw: c.raw,
-                };
-                let ids: Vec<i64> = matches.iter().map(|m| m.id).collect();
-                Ok(Some(tx.commit_alert(&cfg.name, id, now, &message, &ids)?))
-            })
-            .await
-            .with_context(|| format!("cannot compose alert {:?}", set.name))?;
-        if let Some(id) = outbox {
-            info!(alert = %set.name, outbox = id, "alert composed");
-        }
-        Ok((usize::from(outbox.is_some()), plan.next_check))
-    }
-
-    /// Feed-health lines for digest `name`'s "Sources" section: the failing, silent and
-    /// recovered notices raised since that digest was last composed (the last day, the first
-    /// time), so each notice reaches each digest's readers once.
-    async fn feed_notices(&self, name: &str, now: DateTime<Utc>) -> anyhow::Result<Vec<String>> {
-        let name = name.to_string();
-        self.db(move |s| {
-            let since = s
-                .last_digest_time(&name)?
-                .unwrap_or(now - chrono::Duration::days(1));
-            Ok(s.feed_notices(since)?
-                .into_iter()
-                .map(|n| format!("{}: {} — {}", n.feed, n.kind.as_str(), n.detail))
-                .collect())
-        })
-        .await
-    }
-
-    /// Renders digest `name` from stored matches without sending or consuming anything: the
-    /// matches recorded in the last `since`, else those the digest has not carried yet.
-    pub async fn preview_digest(
-        &self,
-        name: &str,
-        since: Option<Duration>,
-        now: DateTime<Utc>,
-    ) -> anyhow::Result<digest::Rendered> {
-        let cfg = self.digest_config(name)?;
-        let from =
-            since.map(|d| now - chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX));
-        let titles = self.rule_titles();
-        let (cfg2, titles2) = (cfg.clone(), titles.clone());
-        let gathered = self
-            .db(move |s| {
-                // Never committed: dropping the transaction changes nothing.
-                let mut tx = s.begin_compose()?;
-                gather_digest(&mut tx, &cfg2, &titles2, from)
-            })
-            .await?;
-        let batch = digest::Batch::from_store(&gathered, &titles);
-        let notices = self.feed_notices(name, now).await?;
-        Ok(digest::render(
-            &digest::Audience::digest(cfg),
-            &batch,
-            &notices,
-            now,
-        )?)
-    }
-
-    /// Composes digest `name` now, whatever its schedule (the slot is not marked served), then
-    /// delivers every due outbox message.
-    pub async fn send_digest_now(&self, name: &str, now: DateTime<Utc>) -> anyhow::Result<Summary> {
-        let cfg = self.digest_config(name)?;
-        let mut summary = Summary {
-            destination: self.deliverer.describe(),
-            ..Summary::default()
-        };
-        summary.emails_composed = self.compose_forced_digest(cfg, now).await?;
-        self.drain_outbox(now, &mut summary).await?;
-        Ok(summary)
-    }
-
-    fn digest_config(&self, name: &str) -> anyhow::Result<&'a DigestConfig> {
-        self.config
-            .digests
-            .iter()
-            .find(|d| d.name == name)
-            .with_context(|| {
-                let known: Vec<&str> = self
-                    .config
-                    .digests
-                    .iter()
-                    .map(|d| d.name.as_str())
-                    .collect();
-                format!(
-                    "no [[digest]] named {name:?} (configured: {})",
-                    known.join(", ")
-                )
-            })
-    }
-
-    /// The earliest time a configured feed or a queued email wants attention.
-    pub(crate) async fn next_wake(&self) -> anyhow::Result<Option<DateTime<Utc>>> {
+        next_digest: Option<DateTime<Utc>>,
+    ) -> anyhow::Result<Option<DateTime<Utc>>> {
         let names: Vec<String> = self.config.feeds.iter().map(|f| f.name.clone()).collect();
         self.db(move |s| {
             let mut wake = s.next_outbox_attempt()?;
@@ -540,7 +288,7 @@ impl<'a> Pipeline<'a> {
             Ok(wake)
         })
         .await
-        .map(|w| earliest(w, self.next_digest_wake()))
+        .map(|w| earliest(w, next_digest))
     }
 
     /// Feeds whose last poll failed, and emails waiting in the outbox: the daemon's gauges.
@@ -562,40 +310,6 @@ impl<'a> Pipeline<'a> {
     pub fn destination(&self) -> String {
         self.deliverer.describe()
     }
-}
-
-/// Gathers what digest `cfg` would carry in `tx`: the matches it has not carried yet (or, with
-/// `since`, every match recorded since then), grouped by rule title, with full rows for the
-/// articles it can show (`digest::load_plan`).
-fn gather_digest(
-    tx: &mut ComposeTx<'_>,
-    cfg: &DigestConfig,
-    titles: &HashMap<String, String>,
-    since: Option<DateTime<Utc>>,
-) -> Result<DigestBatch, StoreError> {
-    let rules: Vec<(String, String)> = tx
-        .matched_rules()?
-        .into_iter()
-        .filter_map(|rule| digest_group(cfg, titles, &rule).map(|group| (rule, group)))
-        .collect();
-    let mut batch = match since {
-        Some(t) => tx.gather_since(t, &rules)?,
-        None => tx.gather_pending(&cfg.name, &rules)?,
-    };
-    batch.rows = tx.load_rows(&digest::load_plan(&batch.groups, cfg.max_items))?;
-    Ok(batch)
-}
-
-/// The group (section) of digest `cfg` that rule `rule_id`'s matches go into, `None` when the
-/// digest does not carry that rule. A rule removed since it matched shows its id.
-fn digest_group(
-    cfg: &DigestConfig,
-    titles: &HashMap<String, String>,
-    rule_id: &str,
-) -> Option<String> {
-    cfg.rules
-        .selects(rule_id)
-        .then(|| digest::group_title(rule_id, titles.get(rule_id).map_or(rule_id, String::as_str)))
 }
 
 /// A feed never polled is due at once.

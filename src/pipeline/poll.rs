@@ -152,15 +152,6 @@ struct Writing<'f> {
 }
 
 impl Pipeline<'_> {
-    pub(super) fn bounds(&self) -> Bounds {
-        let p = &self.config.polling;
-        Bounds {
-            min_delay: p.min_interval,
-            max_delay: p.max_interval,
-            backoff_cap: p.backoff_cap,
-        }
-    }
-
     pub(super) async fn poll(
         &self,
         now: DateTime<Utc>,
@@ -259,7 +250,7 @@ impl Pipeline<'_> {
         summary: &mut Summary,
     ) -> Finished<'f> {
         summary.feeds_polled += 1;
-        let bounds = self.bounds();
+        let bounds = self.settings.limits.bounds;
         let (outcome, errors, hints) = match &polled {
             Polled::NotModified { cache, .. } => (
                 poll_policy::Outcome::NotModified,
@@ -363,10 +354,7 @@ impl Pipeline<'_> {
         }
         let store = Arc::clone(&self.store);
         let window = self.config.new_feed_window;
-        let thresholds = Thresholds {
-            failing_after: self.config.polling.failing_after,
-            silent_factor: self.config.polling.silent_factor,
-        };
+        let thresholds = self.settings.limits.thresholds;
         let task = tokio::task::spawn_blocking(move || {
             let polls: Vec<(&str, PollRecord<'_>)> = writes
                 .iter()
@@ -482,9 +470,31 @@ impl Pipeline<'_> {
     }
 }
 
-pub(super) fn host_limits(config: &Config) -> HostLimits {
-    HostLimits {
-        per_host: config.polling.per_host,
-        spacing: config.polling.host_spacing,
+/// What polling needs from `[fetch]`, derived once when the pipeline opens.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Limits {
+    pub(super) bounds: Bounds,
+    pub(super) hosts: HostLimits,
+    pub(super) thresholds: Thresholds,
+}
+
+impl Limits {
+    pub(super) fn new(config: &Config) -> Limits {
+        let p = &config.polling;
+        Limits {
+            bounds: Bounds {
+                min_delay: p.min_interval,
+                max_delay: p.max_interval,
+                backoff_cap: p.backoff_cap,
+            },
+            hosts: HostLimits {
+                per_host: p.per_host,
+                spacing: p.host_spacing,
+            },
+            thresholds: Thresholds {
+                failing_after: p.failing_after,
+                silent_factor: p.silent_factor,
+            },
+        }
     }
 }

@@ -301,6 +301,8 @@ async fn cycles(
     note: &str,
     clock: impl Fn() -> DateTime<Utc>,
 ) -> Wake {
+    // When the next scheduled digest wants a cycle, as the last cycle that got that far said.
+    let mut next_digest = None;
     loop {
         if ctx.shutdown.is_cancelled() {
             return Wake::Shutdown;
@@ -322,6 +324,7 @@ async fn cycles(
             None => return Wake::Shutdown,
             Some(Ok(s)) => {
                 ctx.beat.beat();
+                next_digest = s.next_digest;
                 if s.feeds_polled > 0 || s.emails_sent > 0 {
                     info!(
                         polled = s.feeds_polled,
@@ -360,7 +363,7 @@ async fn cycles(
                 });
             }
         }
-        let wake = pipeline.next_wake().await.unwrap_or(None);
+        let wake = pipeline.next_wake(next_digest).await.unwrap_or(None);
         let idle = idle_time(wake, clock()).min(ctx.max_idle);
         tokio::select! {
             () = ctx.shutdown.cancelled() => return Wake::Shutdown,

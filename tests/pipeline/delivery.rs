@@ -4,7 +4,6 @@
 
 use std::path::{Path, PathBuf};
 
-use chrono::Utc;
 use newswatch::config::Config;
 use newswatch::model::OutboxStatus;
 use newswatch::pipeline::{self, Feeds, Pipeline};
@@ -156,10 +155,7 @@ async fn starttls_and_auth_deliver_a_digest_and_one_batched_alert() {
         (9, 1, 1),
         "{s}"
     );
-    assert_eq!(
-        p.next_digest_wake(),
-        Some(t0 + chrono::Duration::minutes(2))
-    );
+    assert_eq!(s.next_digest, Some(t0 + chrono::Duration::minutes(2)));
     let s = p
         .cycle(t0 + chrono::Duration::seconds(90), Feeds::Due)
         .await
@@ -300,7 +296,7 @@ async fn a_scheduled_digest_goes_once_per_slot_and_once_after_downtime() {
         let s = p.cycle(at(now), Feeds::Due).await.expect("cycle");
         assert_eq!(s.emails_composed, composed, "at {now}: {s}");
         assert_eq!(
-            p.next_digest_wake(),
+            s.next_digest,
             Some(at(&format!("{}T07:00:00Z", next_day(now)))),
             "at {now}"
         );
@@ -427,7 +423,7 @@ query = 'Zelensky'
 "#;
     std::fs::write(dir.join("rules.toml"), rules_src).expect("rules");
     let rules = RuleSet::load(&[dir.join("rules.toml")]).expect("rules load");
-    let now = Utc::now();
+    let now = newswatch::clock::now();
     for f in 0..feeds {
         let mut xml = String::from("<rss version=\"2.0\"><channel><title>Wire</title>");
         for i in 0..items {

@@ -514,7 +514,7 @@ fn spans_point_into_the_original_text() {
     let text = "« Macrón » a rencontré Heg\u{200B}seth’s";
     let (a, f) = article(text);
     let m = set
-        .match_article(&a, &f, Utc::now())
+        .match_article(&a, &f, newswatch::clock::now())
         .pop()
         .expect("the rule matches");
     for h in &m.hits {
@@ -535,7 +535,7 @@ fn overlapping_literals_of_different_rules_all_fire() {
         ..Article::default()
     };
     let got: Vec<usize> = set
-        .match_article(&a, &FeedMeta::default(), Utc::now())
+        .match_article(&a, &FeedMeta::default(), newswatch::clock::now())
         .iter()
         .map(|m| m.rule)
         .collect();

@@ -37,7 +37,7 @@ query = "Hegseth"
 
 /// An RSS document whose items (guid, title) were all published just now.
 fn rss(items: &[(&str, &str)]) -> Vec<u8> {
-    let now = chrono::Utc::now().to_rfc2822();
+    let now = newswatch::clock::now().to_rfc2822();
     let items: String = items
         .iter()
         .map(|(guid, title)| {
