@@ -1,6 +1,6 @@
 //! Test binary for the pipeline with real components: config loading, fetch against a
 //! misbehaving loopback server, polling with injected time, hostile input and the email oracle,
-//! the rendered digest's snapshots, and whole cycles over HTTP and SMTP.
+//! and whole cycles over HTTP and SMTP.
 
 #[path = "support/support.rs"]
 mod support;
@@ -21,8 +21,6 @@ mod hostile_oracle;
 mod polling;
 #[path = "pipeline/polling_store.rs"]
 mod polling_store;
-#[path = "pipeline/render.rs"]
-mod render;
 
 /// The stored matches no digest has carried (these tests configure none): what a digest composed
 /// now would gather, read through a composition that is dropped uncommitted.

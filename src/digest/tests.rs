@@ -147,6 +147,21 @@ fn sample() -> Vec<Entry> {
     ]
 }
 
+/// The rendered digest against its snapshots (insta, `src/digest/snapshots/`): a changed
+/// template fails here; review with `cargo insta review` (CI never writes snapshots).
+#[test]
+fn rendered_digest_matches_the_snapshots() {
+    let notices =
+        vec!["Meridian Sports: 3 failed polls in a row; last error: HTTP status 503".to_string()];
+    let p = render_with_cfg(&cfg(), &sample(), &notices);
+    assert_eq!(
+        p.subject,
+        "[newswatch] Morning brief — 3 articles: Minerals deal (2), Healey–Hegseth talks (1)"
+    );
+    insta::assert_snapshot!("digest.txt", p.text);
+    insta::assert_snapshot!("digest.html", p.html);
+}
+
 #[test]
 fn nothing_matched_means_no_email_unless_asked() {
     assert!(
