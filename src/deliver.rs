@@ -21,7 +21,7 @@ const MAX_RETRY: Duration = Duration::from_secs(6 * 3600);
 
 /// How one delivery attempt ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
+pub enum SendOutcome {
     /// Accepted (2xx), or written.
     Sent,
     /// 4xx, timeout, dropped connection: the same message may succeed later.
@@ -145,10 +145,10 @@ impl Deliverer {
     }
 
     /// One attempt at one message.
-    pub async fn send(&self, msg: &OutboxMessage) -> Outcome {
+    pub async fn send(&self, msg: &OutboxMessage) -> SendOutcome {
         let envelope = match envelope(msg) {
             Ok(e) => e,
-            Err(reason) => return Outcome::Failed(reason),
+            Err(reason) => return SendOutcome::Failed(reason),
         };
         match &self.transport {
             Transport::Smtp {
@@ -157,22 +157,24 @@ impl Deliverer {
                 // lettre's own timeout bounds each read and the connect, not the whole exchange; a
                 // server that trickles bytes must not hold the outbox forever.
                 match tokio::time::timeout(*timeout, mailer.send_raw(&envelope, &msg.raw)).await {
-                    Err(_) => Outcome::Retry(format!("SMTP exchange timed out after {timeout:?}")),
-                    Ok(Ok(_response)) => Outcome::Sent,
+                    Err(_) => {
+                        SendOutcome::Retry(format!("SMTP exchange timed out after {timeout:?}"))
+                    }
+                    Ok(Ok(_response)) => SendOutcome::Sent,
                     Ok(Err(e)) => classify_smtp(&e),
                 }
             }
             Transport::Sendmail { mailer, .. } => {
                 match mailer.send_raw(&envelope, &msg.raw).await {
-                    Ok(()) => Outcome::Sent,
+                    Ok(()) => SendOutcome::Sent,
                     // sendmail's exit status does not tell a full queue from a bad address reliably;
                     // retries are bounded by MAX_ATTEMPTS.
-                    Err(e) => Outcome::Retry(format!("sendmail: {e}")),
+                    Err(e) => SendOutcome::Retry(format!("sendmail: {e}")),
                 }
             }
             Transport::File { dir } => match write_eml(dir, &msg.message_id, &msg.raw).await {
-                Ok(_) => Outcome::Sent,
-                Err(e) => Outcome::Retry(format!("cannot write to {}: {e}", dir.display())),
+                Ok(_) => SendOutcome::Sent,
+                Err(e) => SendOutcome::Retry(format!("cannot write to {}: {e}", dir.display())),
             },
         }
     }
@@ -193,16 +195,16 @@ fn envelope(msg: &OutboxMessage) -> Result<Envelope, String> {
     Envelope::new(Some(from), to).map_err(|e| format!("invalid envelope: {e}"))
 }
 
-fn classify_smtp(e: &lettre::transport::smtp::Error) -> Outcome {
+fn classify_smtp(e: &lettre::transport::smtp::Error) -> SendOutcome {
     let text = e.to_string();
     if e.is_permanent() {
-        Outcome::Failed(text)
+        SendOutcome::Failed(text)
     } else if e.is_client() {
         // Our side refused to send (e.g. the server offers no STARTTLS): retrying cannot help.
-        Outcome::Failed(text)
+        SendOutcome::Failed(text)
     } else {
         // 4xx, timeouts, TLS handshakes, dropped connections, garbled responses.
-        Outcome::Retry(text)
+        SendOutcome::Retry(text)
     }
 }
 

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use tracing::{error, info, warn};
 
-use crate::deliver::{self, Outcome};
+use crate::deliver::{self, SendOutcome};
 use crate::pipeline::{Pipeline, Summary};
 
 impl Pipeline<'_> {
@@ -20,13 +20,13 @@ impl Pipeline<'_> {
             let id = msg.id;
             let attempts = msg.attempts + 1;
             match outcome {
-                Outcome::Sent => {
+                SendOutcome::Sent => {
                     info!(message_id = %msg.message_id, to = %self.deliverer.describe(), "email sent");
                     summary.emails_sent += 1;
                     self.metrics.email_sent();
                     self.db(move |s| s.mark_sent(id, now)).await?;
                 }
-                Outcome::Retry(err) if attempts < deliver::MAX_ATTEMPTS => {
+                SendOutcome::Retry(err) if attempts < deliver::MAX_ATTEMPTS => {
                     let at = now
                         + chrono::Duration::from_std(deliver::backoff(attempts))
                             .unwrap_or(chrono::Duration::MAX);
@@ -39,7 +39,7 @@ impl Pipeline<'_> {
                     // the SMTP deadline while no feed is polled.
                     break;
                 }
-                Outcome::Retry(err) | Outcome::Failed(err) => {
+                SendOutcome::Retry(err) | SendOutcome::Failed(err) => {
                     error!(message_id = %msg.message_id, error = %err, attempts, "delivery failed; message kept in the outbox");
                     summary.emails_failed += 1;
                     self.metrics.email_failed();

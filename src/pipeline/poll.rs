@@ -22,7 +22,7 @@ use crate::policy::feed_health::{NoticeKind, Thresholds};
 use crate::policy::poll::{
     self as poll_policy, Bounds, CacheHints, FailureKind, Hints, PollInput, RetryAfter,
 };
-use crate::service::metrics::PollResult as PollMetric;
+use crate::service::metrics::PollMetric;
 use crate::store::{FeedRecord, PollRecord, PollResult, PollStored, StoreError};
 
 /// Polls recorded in one transaction at most (group commit): one commit per batch instead of

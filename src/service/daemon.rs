@@ -19,7 +19,7 @@ use crate::clock;
 use crate::config::Config;
 use crate::pipeline::{Feeds, Pipeline, Summary};
 use crate::rules::RuleSet;
-use crate::service::health::{self, Check, Health, HealthCheck, Heartbeat};
+use crate::service::health::{self, Check, HealthCheck, HealthReport, Heartbeat};
 use crate::service::lock::InstanceLock;
 use crate::service::metrics::{Metrics, ReloadResult};
 use crate::service::notify::Notifier;
@@ -419,7 +419,7 @@ struct Probe {
 }
 
 impl HealthCheck for Probe {
-    async fn check(&self) -> Health {
+    async fn check(&self) -> HealthReport {
         let db = Arc::clone(&self.db);
         let answer = tokio::task::spawn_blocking(move || {
             // A panicked check leaves nothing half-done on a read-only connection.
@@ -433,7 +433,7 @@ impl HealthCheck for Probe {
             Ok(Err(e)) => Check::fail("database", e.to_string()),
             Err(e) => Check::fail("database", format!("the check panicked: {e}")),
         };
-        Health {
+        HealthReport {
             checks: vec![database, self.beat.check(self.max_age)],
         }
     }

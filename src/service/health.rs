@@ -63,11 +63,11 @@ impl Check {
 
 /// The answer to "is the daemon healthy?"; healthy when there is at least one check and all pass.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Health {
+pub struct HealthReport {
     pub checks: Vec<Check>,
 }
 
-impl Health {
+impl HealthReport {
     pub fn is_healthy(&self) -> bool {
         !self.checks.is_empty() && self.checks.iter().all(|c| c.ok)
     }
@@ -88,7 +88,7 @@ impl Health {
 
 /// Supplied by the daemon: ping the database, look at the loops' heartbeats.
 pub trait HealthCheck: Send + Sync + 'static {
-    fn check(&self) -> impl Future<Output = Health> + Send;
+    fn check(&self) -> impl Future<Output = HealthReport> + Send;
 }
 
 /// When a loop last finished a unit of work. Clones share the same clock reading; uses tokio's
@@ -213,7 +213,7 @@ async fn metrics_handler(State(metrics): State<Metrics>) -> Response {
 async fn healthz_handler<H: HealthCheck>(State(health): State<Arc<H>>) -> Response {
     let report = tokio::time::timeout(CHECK_TIMEOUT, health.check())
         .await
-        .unwrap_or_else(|_| Health {
+        .unwrap_or_else(|_| HealthReport {
             checks: vec![Check::fail(
                 "health check",
                 format!("no answer within {}s", CHECK_TIMEOUT.as_secs()),
@@ -328,7 +328,7 @@ mod tests {
             (vec![p(), f()], false, "a: ok\nb: FAIL (down)\n"),
         ];
         for (checks, healthy, text) in cases {
-            let h = Health { checks };
+            let h = HealthReport { checks };
             assert_eq!((h.is_healthy(), h.render().as_str()), (healthy, text));
         }
     }

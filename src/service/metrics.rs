@@ -22,7 +22,7 @@ pub const FETCH_BUCKETS: [f64; 10] = [0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum PollResult {
+pub enum PollMetric {
     /// New content fetched and parsed.
     Ok,
     /// 304 or an unchanged body.
@@ -39,12 +39,12 @@ pub enum ReloadResult {
 }
 
 // Label values in Prometheus' snake_case rather than the derive's Rust variant names.
-impl EncodeLabelValue for PollResult {
+impl EncodeLabelValue for PollMetric {
     fn encode(&self, encoder: &mut LabelValueEncoder<'_>) -> std::fmt::Result {
         encoder.write_str(match self {
-            PollResult::Ok => "ok",
-            PollResult::NotModified => "not_modified",
-            PollResult::Error => "error",
+            PollMetric::Ok => "ok",
+            PollMetric::NotModified => "not_modified",
+            PollMetric::Error => "error",
         })
     }
 }
@@ -60,7 +60,7 @@ impl EncodeLabelValue for ReloadResult {
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct PollLabels {
-    result: PollResult,
+    result: PollMetric,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
@@ -155,7 +155,7 @@ impl Metrics {
             reloads.clone(),
         );
         // Pre-create the poll and reload series so a dashboard sees zeros, not gaps.
-        for result in [PollResult::Ok, PollResult::NotModified, PollResult::Error] {
+        for result in [PollMetric::Ok, PollMetric::NotModified, PollMetric::Error] {
             polls.get_or_create(&PollLabels { result }).inc_by(0);
         }
         for result in [ReloadResult::Applied, ReloadResult::Refused] {
@@ -175,7 +175,7 @@ impl Metrics {
         }
     }
 
-    pub fn poll(&self, result: PollResult) {
+    pub fn poll(&self, result: PollMetric) {
         self.polls.get_or_create(&PollLabels { result }).inc();
     }
 
@@ -248,9 +248,9 @@ mod tests {
     #[test]
     fn every_metric_renders_with_its_value() {
         let m = Metrics::new();
-        m.poll(PollResult::Ok);
-        m.poll(PollResult::Ok);
-        m.poll(PollResult::Error);
+        m.poll(PollMetric::Ok);
+        m.poll(PollMetric::Ok);
+        m.poll(PollMetric::Error);
         m.new_articles("Kyiv Ledger", 3);
         m.rule_matched("minerals-deal");
         m.email_sent();

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use newswatch::config::Config;
 use newswatch::opml;
-use newswatch::service::health::{self, Check, Health, HealthCheck, Heartbeat};
-use newswatch::service::metrics::{Metrics, PollResult};
+use newswatch::service::health::{self, Check, HealthCheck, HealthReport, Heartbeat};
+use newswatch::service::metrics::{Metrics, PollMetric};
 use tokio_util::sync::CancellationToken;
 
 use crate::support::bin::{BIN, newswatch};
@@ -122,13 +122,13 @@ struct Probe {
 }
 
 impl HealthCheck for Probe {
-    async fn check(&self) -> Health {
+    async fn check(&self) -> HealthReport {
         let db = if self.database_up.load(Ordering::SeqCst) {
             Check::pass("database", "")
         } else {
             Check::fail("database", "SELECT 1 failed: disk I/O error")
         };
-        Health {
+        HealthReport {
             checks: vec![db, self.poll.check(Duration::from_secs(600))],
         }
     }
@@ -174,10 +174,10 @@ async fn metrics_are_scraped_and_parsed_over_http() {
     };
     let server = start(metrics.clone(), probe).await;
 
-    metrics.poll(PollResult::Ok);
-    metrics.poll(PollResult::NotModified);
-    metrics.poll(PollResult::Error);
-    metrics.poll(PollResult::Ok);
+    metrics.poll(PollMetric::Ok);
+    metrics.poll(PollMetric::NotModified);
+    metrics.poll(PollMetric::Error);
+    metrics.poll(PollMetric::Ok);
     metrics.new_articles("Kyiv Ledger", 5);
     metrics.rule_matched("healey-hegseth-backstop");
     metrics.rule_matched("healey-hegseth-backstop");
