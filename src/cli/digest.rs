@@ -1,8 +1,10 @@
 //! `newswatch digest preview|send`: render a digest from stored matches into files (sends and
-//! consumes nothing), or compose it now whatever its schedule and deliver it.
+//! consumes nothing), or compose it now whatever its schedule and deliver it (holding the
+//! instance lock, so never beside a running daemon).
 //! The pipeline does the work; this prints what it did.
 
 use super::{DigestCommand, Exit, load_config, load_rules, runtime};
+use crate::service::lock::InstanceLock;
 
 pub(super) fn digest(action: DigestCommand) -> Exit {
     let config_path = match &action {
@@ -21,6 +23,13 @@ pub(super) fn digest(action: DigestCommand) -> Exit {
         Err(e) => return e,
     };
     let result = runtime.block_on(async {
+        // Sending composes and delivers: never beside a daemon (or another send) on the same
+        // state directory, which could deliver its in-flight message a second time. A preview
+        // only reads what is stored.
+        let _lock = match &action {
+            DigestCommand::Send { .. } => Some(InstanceLock::acquire(&config.state_dir)?),
+            DigestCommand::Preview { .. } => None,
+        };
         let pipeline = crate::pipeline::Pipeline::open(&config, &rules).await?;
         let now = crate::clock::now();
         match action {

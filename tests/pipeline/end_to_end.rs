@@ -606,6 +606,20 @@ fn the_demo_runs_from_a_temp_directory() {
             .count()
     };
     assert_eq!(outbox_files(), 2, "a preview sends nothing");
+    // While another newswatch holds the state directory (the daemon), `digest send` refuses
+    // instead of composing and sending beside it (the same digest was accepted twice).
+    let held = newswatch::service::lock::InstanceLock::acquire(&tmp.path().join("state"))
+        .expect("the test takes the instance lock");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_newswatch"))
+        .args(["digest", "send", "briefing", "--config", "config/demo.toml"])
+        .current_dir(tmp.path())
+        .output()
+        .expect("run the binary");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("already running"), "{stderr}");
+    assert_eq!(outbox_files(), 2, "nothing is sent beside the daemon");
+    drop(held);
     // Nothing is pending, so `digest send` has nothing to say (when_empty = "skip").
     let stdout = newswatch(&["digest", "send", "briefing", "--config", "config/demo.toml"]);
     assert!(stdout.contains("emails: 0 composed, 0 sent"), "{stdout}");
