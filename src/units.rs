@@ -79,6 +79,25 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("size {s:?} is too large"))
 }
 
+/// `d` as people write it, in its largest whole unit: `90s`, `15m`, `48h`, `7d`; `0s`; `1500ms`.
+pub fn show_duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms == 0 {
+        return "0s".to_string();
+    }
+    for (unit, size) in [
+        ("d", 86_400_000),
+        ("h", 3_600_000),
+        ("m", 60_000),
+        ("s", 1000),
+    ] {
+        if ms.is_multiple_of(size) {
+            return format!("{}{unit}", ms / size);
+        }
+    }
+    format!("{ms}ms")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -100,6 +119,20 @@ mod tests {
         ];
         for &(s, want) in cases {
             assert_eq!(parse_size(s).ok(), want, "{s:?}");
+        }
+    }
+
+    #[test]
+    fn durations_shown_in_their_largest_whole_unit() {
+        #[rustfmt::skip]
+        let cases: &[(u64, &str)] = &[
+            (0, "0s"), (1_000, "1s"), (90_000, "90s"), (900_000, "15m"),
+            (3_600_000, "1h"), (172_800_000, "2d"), (1_500, "1500ms"),
+        ];
+        for &(ms, want) in cases {
+            let d = Duration::from_millis(ms);
+            assert_eq!(show_duration(d), want, "{ms} ms");
+            assert_eq!(parse_duration(want).ok(), Some(d), "{want} parses back");
         }
     }
 }

@@ -3,14 +3,14 @@
 //! Each builder starts from the section's `Default` and overrides what the file says.
 //! Reads the file system only to expand the rule globs.
 
-use std::ops::Range;
+use std::ops::{Range, RangeInclusive};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use toml::Spanned;
 use url::Url;
 
-use super::format::{HumanDuration, RawFeed, RawFetch, RawHttp};
+use super::format::{ByteSize, HumanDuration, RawFeed, RawFetch, RawHttp};
 use super::{FeedConfig, FetchSettings, HttpSettings, PollSettings};
 use crate::diagnostic::{Diagnostic, LineIndex};
 
@@ -100,17 +100,32 @@ pub(super) fn rule_files(
 /// The `[fetch]` keys of the HTTP client.
 pub(super) fn fetch(src: &mut Source<'_>, raw: &RawFetch) -> FetchSettings {
     let mut fetch = FetchSettings::default();
-    if let Some(d) = raw.connect_timeout {
-        fetch.connect_timeout = d.0;
+    if let Some(d) = duration_within(
+        src,
+        "connect_timeout",
+        raw.connect_timeout.as_ref(),
+        SECOND..=HOUR,
+    ) {
+        fetch.connect_timeout = d;
     }
-    if let Some(d) = raw.timeout {
-        fetch.timeout = d.0;
+    if let Some(d) = duration_within(src, "timeout", raw.timeout.as_ref(), SECOND..=HOUR) {
+        fetch.timeout = d;
     }
-    if let Some(b) = raw.max_body {
-        fetch.max_body_bytes = b.0;
+    if let Some(b) = &raw.max_body {
+        let ByteSize(n) = *b.get_ref();
+        if within(src, "max_body", b.span(), n, 1024..=1 << 30, |n| {
+            format!("{n} bytes")
+        }) {
+            fetch.max_body_bytes = n;
+        }
     }
-    if let Some(d) = raw.interval {
-        fetch.default_interval = d.0;
+    if let Some(d) = duration_within(
+        src,
+        "interval",
+        raw.interval.as_ref(),
+        SECOND..=MAX_INTERVAL,
+    ) {
+        fetch.default_interval = d;
     }
     fetch.concurrency = at_least_one(
         src,
@@ -118,7 +133,67 @@ pub(super) fn fetch(src: &mut Source<'_>, raw: &RawFetch) -> FetchSettings {
         raw.concurrency.as_ref(),
         fetch.concurrency,
     );
+    if let Some(c) = raw.concurrency.as_ref().filter(|c| *c.get_ref() > 0) {
+        within(
+            src,
+            "concurrency",
+            c.span(),
+            *c.get_ref(),
+            1..=MAX_CONCURRENCY,
+            |n| n.to_string(),
+        );
+    }
     fetch
+}
+
+pub(super) const SECOND: Duration = Duration::from_secs(1);
+pub(super) const HOUR: Duration = Duration::from_secs(3600);
+const DAY: Duration = Duration::from_secs(86_400);
+/// The longest a feed may wait between polls (and the back-off's ceiling): a year.
+pub(super) const MAX_INTERVAL: Duration = Duration::from_secs(365 * 86_400);
+/// Text and identities are kept at most a century: past that a date computation could overflow.
+pub(super) const MAX_KEEP: Duration = Duration::from_secs(36_500 * 86_400);
+/// Simultaneous fetches, overall and per host: beyond this a semaphore or the open-file limit
+/// gives out long before any feed is served faster.
+const MAX_CONCURRENCY: usize = 1000;
+const MAX_PER_HOST: usize = 100;
+
+/// Whether a configured number lies in `range`, the bounds newswatch can honour (a number past
+/// them would overflow a timer or a semaphore, never end a wait, or fail every fetch); when not,
+/// an error at `span` names the key, the value and the range.
+pub(super) fn within<T: PartialOrd + Copy>(
+    src: &mut Source<'_>,
+    key: &str,
+    span: Range<usize>,
+    value: T,
+    range: RangeInclusive<T>,
+    show: impl Fn(T) -> String,
+) -> bool {
+    if range.contains(&value) {
+        return true;
+    }
+    src.error_at(
+        span,
+        format!(
+            "`{key}` = {} is out of range: expected {} to {}",
+            show(value),
+            show(*range.start()),
+            show(*range.end())
+        ),
+    );
+    false
+}
+
+/// `within` for a duration key; the duration when present and in range.
+pub(super) fn duration_within(
+    src: &mut Source<'_>,
+    key: &str,
+    value: Option<&Spanned<HumanDuration>>,
+    range: RangeInclusive<Duration>,
+) -> Option<Duration> {
+    let v = value?;
+    let d = v.get_ref().0;
+    within(src, key, v.span(), d, range, crate::units::show_duration).then_some(d)
 }
 
 /// The `[fetch]` scheduling, politeness, retention and health keys, with their cross-checks.
@@ -132,7 +207,10 @@ pub(super) fn polling(src: &mut Source<'_>, raw: &RawFetch) -> PollSettings {
         max_interval: dur(&raw.max_interval, d.max_interval),
         backoff_cap: dur(&raw.backoff_cap, d.backoff_cap),
         per_host: raw.per_host.as_ref().map_or(d.per_host, |s| *s.get_ref()),
-        host_spacing: raw.host_spacing.map_or(d.host_spacing, |h| h.0),
+        host_spacing: raw
+            .host_spacing
+            .as_ref()
+            .map_or(d.host_spacing, |h| h.get_ref().0),
         retention: dur(&raw.retention, d.retention),
         keep_identities: dur(&raw.keep_identities, d.keep_identities),
         failing_after: dur(&raw.failing_after, d.failing_after),
@@ -191,6 +269,57 @@ pub(super) fn polling(src: &mut Source<'_>, raw: &RawFetch) -> PollSettings {
     {
         src.error_at(s.span(), "`silent_factor` must be at least 2");
     }
+    // Upper bounds; a value already refused above for being too small is not reported twice.
+    let set = |v: &Option<Spanned<HumanDuration>>| {
+        v.as_ref().filter(|s| !s.get_ref().0.is_zero()).cloned()
+    };
+    for (key, value, range) in [
+        (
+            "min_interval",
+            set(&raw.min_interval),
+            SECOND..=MAX_INTERVAL,
+        ),
+        (
+            "max_interval",
+            set(&raw.max_interval),
+            SECOND..=MAX_INTERVAL,
+        ),
+        ("backoff_cap", set(&raw.backoff_cap), SECOND..=MAX_INTERVAL),
+        (
+            "host_spacing",
+            raw.host_spacing.clone(),
+            Duration::ZERO..=HOUR,
+        ),
+        ("retention", set(&raw.retention), SECOND..=MAX_KEEP),
+        (
+            "keep_identities",
+            set(&raw.keep_identities),
+            SECOND..=MAX_KEEP,
+        ),
+        ("failing_after", set(&raw.failing_after), SECOND..=365 * DAY),
+    ] {
+        duration_within(src, key, value.as_ref(), range);
+    }
+    if let Some(h) = raw.per_host.as_ref().filter(|h| *h.get_ref() > 0) {
+        within(
+            src,
+            "per_host",
+            h.span(),
+            *h.get_ref(),
+            1..=MAX_PER_HOST,
+            |n| n.to_string(),
+        );
+    }
+    if let Some(f) = raw.silent_factor.as_ref().filter(|f| *f.get_ref() >= 2) {
+        within(
+            src,
+            "silent_factor",
+            f.span(),
+            *f.get_ref(),
+            2..=1000,
+            |n| n.to_string(),
+        );
+    }
     p
 }
 
@@ -222,7 +351,13 @@ pub(super) fn feeds(
         feeds.push(FeedConfig {
             name,
             url,
-            interval: feed.interval.map_or(default_interval, |d| d.0),
+            interval: duration_within(
+                src,
+                "interval",
+                feed.interval.as_ref(),
+                SECOND..=MAX_INTERVAL,
+            )
+            .unwrap_or(default_interval),
             tags: feed.tags.clone(),
             allow_private_network: feed.allow_private_network,
         });

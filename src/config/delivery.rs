@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use secrecy::SecretString;
 use toml::Spanned;
 
-use super::build::{Source, resolve};
+use super::build::{HOUR, SECOND, Source, duration_within, resolve};
 use super::format::RawDelivery;
 use super::{Delivery, DeliveryMethod, Security, SmtpSettings};
 
@@ -138,7 +138,8 @@ pub(super) fn build(
                 username: raw.username.clone(),
                 password,
                 password_file,
-                timeout: raw.timeout.map_or(SmtpSettings::DEFAULT_TIMEOUT, |d| d.0),
+                timeout: duration_within(src, "timeout", raw.timeout.as_ref(), SECOND..=HOUR)
+                    .unwrap_or(SmtpSettings::DEFAULT_TIMEOUT),
                 ca_file,
             })
         }

@@ -16,7 +16,7 @@ pub(super) struct RawConfig {
     pub(super) state_dir: Spanned<String>,
     pub(super) rules: Spanned<Vec<Spanned<String>>>,
     pub(super) user_agent: Option<String>,
-    pub(super) new_feed_window: Option<HumanDuration>,
+    pub(super) new_feed_window: Option<Spanned<HumanDuration>>,
     #[serde(default)]
     pub(super) fetch: RawFetch,
     #[serde(default, rename = "feed")]
@@ -40,16 +40,16 @@ pub(super) struct RawHttp {
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawFetch {
-    pub(super) connect_timeout: Option<HumanDuration>,
-    pub(super) timeout: Option<HumanDuration>,
-    pub(super) max_body: Option<ByteSize>,
+    pub(super) connect_timeout: Option<Spanned<HumanDuration>>,
+    pub(super) timeout: Option<Spanned<HumanDuration>>,
+    pub(super) max_body: Option<Spanned<ByteSize>>,
     pub(super) concurrency: Option<Spanned<usize>>,
-    pub(super) interval: Option<HumanDuration>,
+    pub(super) interval: Option<Spanned<HumanDuration>>,
     pub(super) min_interval: Option<Spanned<HumanDuration>>,
     pub(super) max_interval: Option<Spanned<HumanDuration>>,
     pub(super) backoff_cap: Option<Spanned<HumanDuration>>,
     pub(super) per_host: Option<Spanned<usize>>,
-    pub(super) host_spacing: Option<HumanDuration>,
+    pub(super) host_spacing: Option<Spanned<HumanDuration>>,
     pub(super) retention: Option<Spanned<HumanDuration>>,
     pub(super) keep_identities: Option<Spanned<HumanDuration>>,
     pub(super) failing_after: Option<Spanned<HumanDuration>>,
@@ -61,7 +61,7 @@ pub(super) struct RawFetch {
 pub(super) struct RawFeed {
     pub(super) name: Spanned<String>,
     pub(super) url: Spanned<String>,
-    pub(super) interval: Option<HumanDuration>,
+    pub(super) interval: Option<Spanned<HumanDuration>>,
     #[serde(default)]
     pub(super) tags: Vec<String>,
     #[serde(default)]
@@ -80,7 +80,7 @@ pub(super) struct RawDelivery {
     pub(super) username: Option<String>,
     pub(super) password_env: Option<Spanned<String>>,
     pub(super) password_file: Option<Spanned<String>>,
-    pub(super) timeout: Option<HumanDuration>,
+    pub(super) timeout: Option<Spanned<HumanDuration>>,
     pub(super) ca_file: Option<Spanned<String>>,
     // sendmail
     pub(super) command: Option<String>,

@@ -50,6 +50,13 @@ impl Config {
         let rule_files = build::rule_files(&mut src, &base, &raw.rules);
         let fetch = build::fetch(&mut src, &raw.fetch);
         let polling = build::polling(&mut src, &raw.fetch);
+        let new_feed_window = build::duration_within(
+            &mut src,
+            "new_feed_window",
+            raw.new_feed_window.as_ref(),
+            std::time::Duration::ZERO..=build::MAX_KEEP,
+        )
+        .unwrap_or(DEFAULT_NEW_FEED_WINDOW);
         let feeds = build::feeds(&mut src, &base, &raw.feeds, fetch.default_interval);
         let delivery = delivery::build(&mut src, &base, raw.delivery, env);
         let digests = raw
@@ -78,7 +85,7 @@ impl Config {
             state_dir,
             rule_files,
             user_agent: raw.user_agent.unwrap_or_else(default_user_agent),
-            new_feed_window: raw.new_feed_window.map_or(DEFAULT_NEW_FEED_WINDOW, |d| d.0),
+            new_feed_window,
             fetch,
             polling,
             feeds,
