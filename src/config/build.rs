@@ -335,6 +335,15 @@ pub(super) fn feeds(
         let name = feed.name.get_ref().trim().to_string();
         if name.is_empty() {
             src.error_at(feed.name.span(), "feed `name` is empty");
+        } else if name.chars().any(char::is_control) {
+            // A name is written to logs, the journal and terminals: ESC, CR or LF in it could
+            // forge log lines or drive the terminal.
+            src.error_at(
+                feed.name.span(),
+                format!(
+                    "feed `name` {name:?} contains a control character: expected printable text"
+                ),
+            );
         } else if feeds.iter().any(|f| f.name == name) {
             src.error_at(
                 feed.name.span(),

@@ -212,6 +212,8 @@ const BROKEN: &[(&str, &str, &str, usize, usize, &str)] = &[
      "`new_feed_window` = 40000d is out of range: expected 0s to 36500d"),
     ("huge silent factor", "[[feed]]", "[fetch]\nsilent_factor = 5000\n[[feed]]", 4, 17,
      "`silent_factor` = 5000 is out of range: expected 2 to 1000"),
+    ("control character in a feed name", "name = \"one\"", "name = \"one\\u001b[2J\\r\\nFAKE LOG LINE\"", 4, 8,
+     "feed `name` \"one\\u{1b}[2J\\r\\nFAKE LOG LINE\" contains a control character: expected printable text"),
     ("allow_private_network not a bool", "name = \"one\"", "name = \"one\"\nallow_private_network = \"yes\"", 5, 25,
      "invalid type: string \"yes\", expected a boolean"),
     ("toml syntax", "name = \"one\"", "name = one", 4, 8,
