@@ -2,6 +2,7 @@
 //! collected, in file order per section), and the start-up check of secret files' permissions.
 //! Environment variables are read through the `env` the caller passes, so tests set none.
 
+use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
 use super::build::{self, Source, resolve};
@@ -12,15 +13,42 @@ use super::{
 };
 use crate::diagnostic::{Diagnostic, Diagnostics};
 
+/// The largest config file read: generous for thousands of `[[feed]]` blocks, small enough that a
+/// wrong path (a log, a disk image) cannot exhaust memory in the TOML parser.
+const MAX_CONFIG_BYTES: u64 = 16 << 20;
+
 impl Config {
     /// Reads and validates `path`. Environment variables named by `password_env` are read here.
     pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            Diagnostics(vec![Diagnostic::whole_file(
-                path,
-                format!("cannot read config file: {e}"),
-            )])
-        })?;
+        let whole = |message: String| Diagnostics(vec![Diagnostic::whole_file(path, message)]);
+        // Read at most one byte past the cap, so a huge (or endless) file costs no more memory
+        // than the cap before it is refused.
+        let mut bytes = Vec::new();
+        std::fs::File::open(path)
+            .and_then(|f| f.take(MAX_CONFIG_BYTES + 1).read_to_end(&mut bytes))
+            .map_err(|e| whole(format!("cannot read config file: {e}")))?;
+        if bytes.len() as u64 > MAX_CONFIG_BYTES {
+            return Err(whole(format!(
+                "config file is larger than {} MiB: expected a TOML config, not this",
+                MAX_CONFIG_BYTES >> 20
+            )));
+        }
+        let text = match String::from_utf8(bytes) {
+            Ok(t) => t,
+            Err(e) => {
+                // Point at the first byte that is not UTF-8, in the text before it.
+                let at = e.utf8_error().valid_up_to();
+                let valid = String::from_utf8_lossy(&e.as_bytes()[..at]).into_owned();
+                let lines = crate::diagnostic::LineIndex::new(&valid);
+                return Err(Diagnostics(vec![Diagnostic::at(
+                    path,
+                    &valid,
+                    &lines,
+                    at,
+                    "invalid UTF-8 here: a config file is UTF-8 text",
+                )]));
+            }
+        };
         Self::from_str(path, &text, &|name| std::env::var(name).ok())
     }
 

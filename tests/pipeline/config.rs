@@ -367,3 +367,35 @@ fn shipped_configs_load() {
     }
     assert!(seen >= 2, "expected demo.toml and newswatch.toml");
 }
+
+/// A config that is not UTF-8 is refused at the first bad byte (not at `FILE:0:0`); one too large
+/// to be a config is refused before the TOML parser sees it.
+#[test]
+fn unreadable_configs_are_refused_where_they_go_wrong() {
+    let dir = fixture_dir();
+    let path = dir.path().join("nw.toml");
+    let mut bytes = BASE
+        .replacen("name = \"one\"", "name = \"on\u{e9}\"", 1)
+        .into_bytes();
+    let at = bytes
+        .iter()
+        .position(|&b| b == 0xc3)
+        .expect("the é is in the text");
+    bytes[at] = 0xe9; // Latin-1 é: not UTF-8
+    std::fs::write(&path, &bytes).expect("write config");
+    let errs = Config::load(&path).expect_err("Latin-1 is refused").0;
+    assert_eq!(
+        (errs[0].line, errs[0].column, errs[0].message.as_str()),
+        (4, 11, "invalid UTF-8 here: a config file is UTF-8 text")
+    );
+    let mut big = BASE.to_string();
+    big.push_str(&format!("# {}\n", "x".repeat(17 << 20)));
+    std::fs::write(&path, big).expect("write config");
+    let errs = Config::load(&path).expect_err("a huge file is refused").0;
+    assert!(
+        errs[0]
+            .message
+            .starts_with("config file is larger than 16 MiB"),
+        "{errs:?}"
+    );
+}
