@@ -12,6 +12,11 @@ use super::{StoreError, ts};
 use crate::model::Article;
 use crate::parse::identity::alternate_keys;
 
+/// A publication date further than this past the time we first see the item is not believed (a
+/// feed's 2099 or 9999, a time zone wrong by days): the item is stored undated, so digests order
+/// and show it by when we first saw it instead of pinning it to the top of every digest.
+const FUTURE_SLACK: chrono::Duration = chrono::Duration::days(1);
+
 pub(super) struct Items {
     pub inserted: Inserted,
     pub retitled: usize,
@@ -106,7 +111,7 @@ pub(super) fn store_items(
                     serde_json::to_string(&a.authors)?,
                     serde_json::to_string(&a.categories)?,
                     a.lang,
-                    a.published.map(ts),
+                    a.published.filter(|p| *p <= now + FUTURE_SLACK).map(ts),
                     ts(now),
                     !too_old,
                 ])?;
@@ -131,4 +136,38 @@ pub(super) fn store_items(
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{DAY, art, feed, open, poll, t};
+
+    #[test]
+    fn a_date_far_in_the_future_is_not_believed() {
+        let (_dir, mut s) = open();
+        let now = t("2025-03-10T12:00:00Z");
+        feed(&mut s, "f", "https://example.org/feed");
+        // (item, its date, the date stored)
+        let cases = [
+            ("far", "2099-01-01T00:00:00Z", None),
+            ("max", "9999-12-31T23:59:59Z", None),
+            (
+                "tomorrow",
+                "2025-03-11T06:00:00Z",
+                Some("2025-03-11T06:00:00Z"),
+            ),
+            ("past", "2025-03-09T06:00:00Z", Some("2025-03-09T06:00:00Z")),
+        ];
+        let items: Vec<_> = cases.iter().map(|(k, p, _)| art(k, Some(p))).collect();
+        // A window of a year, so every item of the first poll is alertable (and pending).
+        poll(&mut s, "f", &items, now, DAY * 365);
+        let stored = s.pending_articles().expect("read the stored articles");
+        for (key, _, want) in cases {
+            let a = stored
+                .iter()
+                .find(|p| p.article.key == key)
+                .expect("every item is stored");
+            assert_eq!(a.article.published, want.map(t), "{key}");
+        }
+    }
 }
