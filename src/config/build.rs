@@ -104,11 +104,11 @@ pub(super) fn fetch(src: &mut Source<'_>, raw: &RawFetch) -> FetchSettings {
         src,
         "connect_timeout",
         raw.connect_timeout.as_ref(),
-        SECOND..=HOUR,
+        NONZERO..=HOUR,
     ) {
         fetch.connect_timeout = d;
     }
-    if let Some(d) = duration_within(src, "timeout", raw.timeout.as_ref(), SECOND..=HOUR) {
+    if let Some(d) = duration_within(src, "timeout", raw.timeout.as_ref(), NONZERO..=HOUR) {
         fetch.timeout = d;
     }
     if let Some(b) = &raw.max_body {
@@ -123,7 +123,7 @@ pub(super) fn fetch(src: &mut Source<'_>, raw: &RawFetch) -> FetchSettings {
         src,
         "interval",
         raw.interval.as_ref(),
-        SECOND..=MAX_INTERVAL,
+        NONZERO..=MAX_INTERVAL,
     ) {
         fetch.default_interval = d;
     }
@@ -146,7 +146,9 @@ pub(super) fn fetch(src: &mut Source<'_>, raw: &RawFetch) -> FetchSettings {
     fetch
 }
 
-pub(super) const SECOND: Duration = Duration::from_secs(1);
+/// The shortest wait or deadline: anything above zero (tests poll every 100ms); `0s` would fail every
+/// fetch or spin.
+pub(super) const NONZERO: Duration = Duration::from_millis(1);
 pub(super) const HOUR: Duration = Duration::from_secs(3600);
 const DAY: Duration = Duration::from_secs(86_400);
 /// The longest a feed may wait between polls (and the back-off's ceiling): a year.
@@ -277,26 +279,30 @@ pub(super) fn polling(src: &mut Source<'_>, raw: &RawFetch) -> PollSettings {
         (
             "min_interval",
             set(&raw.min_interval),
-            SECOND..=MAX_INTERVAL,
+            NONZERO..=MAX_INTERVAL,
         ),
         (
             "max_interval",
             set(&raw.max_interval),
-            SECOND..=MAX_INTERVAL,
+            NONZERO..=MAX_INTERVAL,
         ),
-        ("backoff_cap", set(&raw.backoff_cap), SECOND..=MAX_INTERVAL),
+        ("backoff_cap", set(&raw.backoff_cap), NONZERO..=MAX_INTERVAL),
         (
             "host_spacing",
             raw.host_spacing.clone(),
             Duration::ZERO..=HOUR,
         ),
-        ("retention", set(&raw.retention), SECOND..=MAX_KEEP),
+        ("retention", set(&raw.retention), NONZERO..=MAX_KEEP),
         (
             "keep_identities",
             set(&raw.keep_identities),
-            SECOND..=MAX_KEEP,
+            NONZERO..=MAX_KEEP,
         ),
-        ("failing_after", set(&raw.failing_after), SECOND..=365 * DAY),
+        (
+            "failing_after",
+            set(&raw.failing_after),
+            NONZERO..=365 * DAY,
+        ),
     ] {
         duration_within(src, key, value.as_ref(), range);
     }
@@ -364,7 +370,7 @@ pub(super) fn feeds(
                 src,
                 "interval",
                 feed.interval.as_ref(),
-                SECOND..=MAX_INTERVAL,
+                NONZERO..=MAX_INTERVAL,
             )
             .unwrap_or(default_interval),
             tags: feed.tags.clone(),

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use secrecy::SecretString;
 use toml::Spanned;
 
-use super::build::{HOUR, SECOND, Source, duration_within, resolve};
+use super::build::{HOUR, NONZERO, Source, duration_within, resolve};
 use super::format::RawDelivery;
 use super::{Delivery, DeliveryMethod, Security, SmtpSettings};
 
@@ -138,7 +138,7 @@ pub(super) fn build(
                 username: raw.username.clone(),
                 password,
                 password_file,
-                timeout: duration_within(src, "timeout", raw.timeout.as_ref(), SECOND..=HOUR)
+                timeout: duration_within(src, "timeout", raw.timeout.as_ref(), NONZERO..=HOUR)
                     .unwrap_or(SmtpSettings::DEFAULT_TIMEOUT),
                 ca_file,
             })
