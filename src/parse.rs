@@ -8,6 +8,7 @@ pub mod html;
 pub mod identity;
 pub mod lenient;
 
+use std::borrow::Cow;
 use std::sync::LazyLock;
 use std::time::Duration;
 
@@ -74,6 +75,10 @@ pub fn parse_feed_with(
         });
     }
     let text = feed_text::fix_rss_version(&decoded.text);
+    let text = match feed_text::fix_atom_03(&text) {
+        Cow::Borrowed(_) => text,
+        Cow::Owned(t) => Cow::Owned(t),
+    };
     let hints = |mut feed: ParsedFeed, recovery| {
         feed.update_period = update_period(&text);
         feed.encoding = decoded.encoding;
@@ -309,6 +314,60 @@ mod tests {
             Some("https://example.com/news/1")
         );
         assert_eq!(feed.articles[0].key, "link:https://example.com/news/1");
+    }
+
+    /// Atom 0.3 (still served by old blog engines) and RSS behind an XHTML doctype are feeds with
+    /// items, not empty feeds or HTML pages.
+    #[test]
+    fn old_atom_and_doctype_prefixed_rss_yield_their_items() {
+        let atom03 = r#"<?xml version="1.0" encoding="utf-8"?>
+<feed version="0.3" xmlns="http://purl.org/atom/ns#">
+  <title>Old blog</title>
+  <tagline>Notes</tagline>
+  <modified>2025-03-02T10:00:00Z</modified>
+  <entry>
+    <title>Healey meets Hegseth</title>
+    <link rel="alternate" type="text/html" href="https://old.example/1"/>
+    <id>tag:old.example,2025:1</id>
+    <issued>2025-03-01T09:00:00Z</issued>
+    <modified>2025-03-01T09:30:00Z</modified>
+    <summary>The two defence chiefs spoke in Washington.</summary>
+  </entry>
+  <entry>
+    <title>Second</title>
+    <link rel="alternate" type="text/html" href="https://old.example/2"/>
+    <id>tag:old.example,2025:2</id>
+    <modified>2025-03-02T09:30:00Z</modified>
+  </entry>
+</feed>"#;
+        let feed = parse_feed(atom03.as_bytes(), &base()).expect("Atom 0.3 parses");
+        let got: Vec<(&str, Option<&str>)> = feed
+            .articles
+            .iter()
+            .map(|a| (a.title.as_str(), a.link.as_deref()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("Healey meets Hegseth", Some("https://old.example/1")),
+                ("Second", Some("https://old.example/2"))
+            ]
+        );
+        assert_eq!(
+            feed.articles[0].summary,
+            "The two defence chiefs spoke in Washington."
+        );
+        assert!(feed.articles[0].published.is_some(), "issued is the date");
+
+        let xhtml_rss = r#"<?xml version="1.0"?>
+<!DOCTYPE html PUBLIC "-//W3C//DTD XHTML 1.0 Strict//EN" "http://www.w3.org/TR/xhtml1/DTD/xhtml1-strict.dtd">
+<rss version="2.0"><channel><title>T</title><item><title>One</title><link>https://e.com/1</link></item></channel></rss>"#;
+        assert_eq!(
+            crate::fetch::sniff::sniff(xhtml_rss.as_bytes()),
+            crate::fetch::sniff::Verdict::Feed
+        );
+        let feed = parse_feed(xhtml_rss.as_bytes(), &base()).expect("RSS after a doctype parses");
+        assert_eq!(feed.articles.len(), 1);
     }
 
     proptest::proptest! {

@@ -20,12 +20,20 @@ pub fn sniff(body: &[u8]) -> Verdict {
     }
     let head = sniff_prefix(body);
     let mut rest = head.trim_start();
-    // Skip the XML declaration, processing instructions and comments before the root.
+    // Skip the XML declaration, processing instructions, comments and a doctype before the root:
+    // the root element decides (an RSS feed after an XHTML doctype is still a feed).
+    let mut html_doctype = false;
     loop {
         if let Some(after) = rest.strip_prefix("<?") {
             rest = after.split_once("?>").map_or("", |(_, r)| r).trim_start();
         } else if let Some(after) = rest.strip_prefix("<!--") {
             rest = after.split_once("-->").map_or("", |(_, r)| r).trim_start();
+        } else if rest.len() >= 9 && rest[..9].eq_ignore_ascii_case("<!doctype") {
+            html_doctype |= rest[9..]
+                .trim_start()
+                .to_ascii_lowercase()
+                .starts_with("html");
+            rest = skip_doctype(rest).trim_start();
         } else {
             break;
         }
@@ -34,9 +42,10 @@ pub fn sniff(body: &[u8]) -> Verdict {
         .get(..rest.len().min(64))
         .unwrap_or(rest)
         .to_ascii_lowercase();
-    let what = if ["<!doctype html", "<html", "<head", "<body"]
+    let what = if ["<html", "<head", "<body"]
         .iter()
         .any(|p| lower.starts_with(p))
+        || (rest.is_empty() && html_doctype)
     {
         "an HTML page"
     } else if rest.is_empty() || lower.starts_with('<') || lower.starts_with('{') {
@@ -46,6 +55,21 @@ pub fn sniff(body: &[u8]) -> Verdict {
         "neither XML nor JSON"
     };
     Verdict::NotAFeed(what)
+}
+
+/// `text` after the `<!DOCTYPE …>` it starts with, an internal subset (`[ … ]`) included; empty
+/// when the doctype does not end within it.
+fn skip_doctype(text: &str) -> &str {
+    let mut in_subset = false;
+    for (i, c) in text.char_indices() {
+        match c {
+            '[' => in_subset = true,
+            ']' => in_subset = false,
+            '>' if !in_subset => return &text[i + 1..],
+            _ => {}
+        }
+    }
+    ""
 }
 
 /// The first kilobyte as text: BOMs stripped, UTF-16 decoded, other bytes taken as Latin-1 (only
@@ -90,6 +114,9 @@ mod tests {
             (b"<!-- generator --><?xml-stylesheet href=\"x\"?><rss/>", ok),
             (b"\xFF\xFE<\0r\0s\0s\0>\0", ok),
             (b"<!DOCTYPE html><html><body>Log in to Wi-Fi</body></html>", html),
+            (b"<!DOCTYPE html>\n", html),
+            (b"<?xml version=\"1.0\"?>\n<!DOCTYPE html PUBLIC \"-//W3C//DTD XHTML 1.0 Strict//EN\" \"http://www.w3.org/TR/xhtml1/DTD/xhtml1-strict.dtd\">\n<rss version=\"2.0\"><channel/></rss>", ok),
+            (b"<!DOCTYPE rss [<!ENTITY nbsp \"&#160;\">]><rss version=\"2.0\"/>", ok),
             (b"<?xml version=\"1.0\"?>\n<html xmlns=\"http://www.w3.org/1999/xhtml\">", html),
             (b"\n\n<HTML><HEAD><TITLE>503</TITLE></HEAD></HTML>", html),
             (b"\x89PNG\r\n\x1a\n", Verdict::NotAFeed("neither XML nor JSON")),

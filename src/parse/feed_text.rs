@@ -119,6 +119,34 @@ pub fn fix_rss_version(text: &str) -> Cow<'_, str> {
     ))
 }
 
+/// Atom 0.3 (`xmlns="http://purl.org/atom/ns#"`, still served by old blog engines) read as Atom
+/// 1.0, which feed-rs knows: the namespace swapped and the renamed elements given their 1.0 names
+/// (`modified` → `updated`, `issued` → `published`, `tagline` → `subtitle`, `copyright` →
+/// `rights`). Without this feed-rs finds no entries, and the feed would look healthy and empty.
+pub fn fix_atom_03(text: &str) -> Cow<'_, str> {
+    const ATOM_03: &str = "http://purl.org/atom/ns#";
+    static RENAMED: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"<(/?)(modified|issued|tagline|copyright)\b")
+            .expect("a constant regex compiles")
+    });
+    let root = skip_prolog(text);
+    let root_tag = root.split_once('>').map_or(root, |(tag, _)| tag);
+    if !root_tag.starts_with("<feed") || !root_tag.contains(ATOM_03) {
+        return Cow::Borrowed(text);
+    }
+    let swapped = text.replacen(ATOM_03, "http://www.w3.org/2005/Atom", 1);
+    let renamed = RENAMED.replace_all(&swapped, |c: &regex::Captures<'_>| {
+        let new = match &c[2] {
+            "modified" => "updated",
+            "issued" => "published",
+            "tagline" => "subtitle",
+            _ => "rights",
+        };
+        format!("<{}{new}", &c[1])
+    });
+    Cow::Owned(renamed.into_owned())
+}
+
 /// `text` after the XML declaration, processing instructions, comments and doctype.
 pub fn skip_prolog(text: &str) -> &str {
     let mut rest = text.trim_start();
