@@ -39,6 +39,17 @@ pub const DEFAULT_NEW_FEED_WINDOW: Duration = Duration::from_secs(48 * 3600);
 /// below Gmail's 102 KB clipping.
 pub const DEFAULT_DIGEST_ITEMS: usize = 50;
 
+impl Config {
+    /// The configured feed names and every tag they carry: what rules' `feeds` entries may name.
+    pub fn feed_names_and_tags(&self) -> (Vec<String>, Vec<String>) {
+        let names = self.feeds.iter().map(|f| f.name.clone()).collect();
+        let mut tags: Vec<String> = self.feeds.iter().flat_map(|f| f.tags.clone()).collect();
+        tags.sort();
+        tags.dedup();
+        (names, tags)
+    }
+}
+
 /// The User-Agent sent when the config names none: product and version, so servers can tell us apart.
 pub fn default_user_agent() -> String {
     format!(

@@ -21,6 +21,16 @@ pub(super) fn run(config: &Path, once: bool, watch_rules: bool) -> Exit {
         Ok(r) => r,
         Err(e) => return e,
     };
+    // A rule limited to a feed or tag the config lacks would silently match nothing: refused
+    // here as `check --config` refuses it.
+    let (names, tags) = config.feed_names_and_tags();
+    let unknown = rules.check_feeds(&names, &tags);
+    if !unknown.is_empty() {
+        for d in &unknown {
+            eprintln!("{d}");
+        }
+        return Exit::Rules;
+    }
     let runtime = match runtime() {
         Ok(rt) => rt,
         Err(e) => return e,

@@ -244,8 +244,17 @@ fn candidate(current: &Config) -> Result<(Config, RuleSet), Vec<String>> {
         ));
     }
     let rules = RuleSet::load(&config.rule_files);
-    if let Err(d) = &rules {
-        problems.extend(d.0.iter().map(ToString::to_string));
+    match &rules {
+        Err(d) => problems.extend(d.0.iter().map(ToString::to_string)),
+        // As at start: a rule limited to a feed or tag the config lacks would match nothing.
+        Ok(set) => {
+            let (names, tags) = config.feed_names_and_tags();
+            problems.extend(
+                set.check_feeds(&names, &tags)
+                    .iter()
+                    .map(ToString::to_string),
+            );
+        }
     }
     match rules {
         Ok(rules) if problems.is_empty() => {

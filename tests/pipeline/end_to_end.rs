@@ -635,6 +635,32 @@ fn the_demo_runs_from_a_temp_directory() {
     );
 }
 
+/// A rule limited to a feed the config does not define would match nothing: the daemon refuses
+/// to start with it (exit 4, the rule and the feed named), as `check --config` refuses it.
+#[test]
+fn a_rule_naming_an_unknown_feed_is_refused_at_start() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    copy_demo(tmp.path());
+    std::fs::write(
+        tmp.path().join("rules/zz-local.toml"),
+        "[[rule]]\nid = \"local-only\"\nquery = 'Healey'\nfeeds = [\"no-such-feed\"]\n\
+         examples.match = [\"Healey spoke.\"]\n",
+    )
+    .expect("write a rule file");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_newswatch"))
+        .args(["run", "--once", "--config", "config/demo.toml"])
+        .current_dir(tmp.path())
+        .output()
+        .expect("run the binary");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{stderr}");
+    assert!(
+        stderr.contains("rule local-only") && stderr.contains("feed `no-such-feed`"),
+        "{stderr}"
+    );
+    assert!(!tmp.path().join("outbox").exists(), "nothing ran: {stderr}");
+}
+
 #[test]
 fn the_daemon_runs_until_sigterm() {
     use std::io::BufRead;
