@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use super::{Exit, load_rules};
 use crate::rules::eval::{self, Counts, Report};
-use crate::rules::{ExplainNode, Hit, RuleSet};
+use crate::rules::{Diagnostics, ExplainNode, Hit, RuleSet};
 use labels::Labels;
 
 /// Which listings follow the tables.
@@ -43,16 +43,15 @@ pub(super) fn eval(opts: &Options) -> Exit {
         Ok(s) => s,
         Err(e) => return e,
     };
-    let mut labels = match labels::read(&opts.labels, &set) {
-        Ok(l) => l,
-        Err(d) => {
-            eprintln!("{d}");
-            eprintln!("{} problem(s) in the labels files", d.0.len());
-            return Exit::Rules;
-        }
-    };
+    let mut labels = labels::read(&opts.labels, &set);
     for w in &labels.warnings {
         eprintln!("warning: {w}");
+    }
+    if !labels.errors.is_empty() {
+        let n = labels.errors.len();
+        eprintln!("{}", Diagnostics(std::mem::take(&mut labels.errors)));
+        eprintln!("{n} problem(s) in the labels files");
+        return Exit::Rules;
     }
     if let Some(lang) = &opts.lang {
         let want = eval::lang_key(Some(lang));

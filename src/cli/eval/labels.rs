@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
-use crate::diagnostic::{Diagnostic, Diagnostics};
+use crate::diagnostic::Diagnostic;
 use crate::model::{Article, FeedMeta};
 use crate::parse::html::html_to_text;
 use crate::rules::RuleSet;
@@ -35,6 +35,8 @@ pub struct Labels {
     pub origins: Vec<Origin>,
     /// Fields this program does not know, each reported once per file (ignored, not fatal).
     pub warnings: Vec<Diagnostic>,
+    /// Every problem that makes the labels unusable; the items are only meaningful without any.
+    pub errors: Vec<Diagnostic>,
 }
 
 /// One line of a labels file.
@@ -65,28 +67,24 @@ struct Line {
     other: BTreeMap<String, serde_json::Value>,
 }
 
-/// Reads and parses every file; every problem in any of them is returned together.
-pub fn read(files: &[PathBuf], set: &RuleSet) -> Result<Labels, Diagnostics> {
+/// Reads and parses every file; every problem in any of them is in `errors`.
+pub fn read(files: &[PathBuf], set: &RuleSet) -> Labels {
     let mut sources = Vec::new();
-    let mut diags = Vec::new();
+    let mut unreadable = Vec::new();
     for f in files {
         match std::fs::read_to_string(f) {
             Ok(text) => sources.push((f.clone(), text)),
-            Err(e) => diags.push(Diagnostic::whole_file(f, format!("cannot read: {e}"))),
+            Err(e) => unreadable.push(Diagnostic::whole_file(f, format!("cannot read: {e}"))),
         }
     }
-    match parse(&sources, set) {
-        Ok(labels) if diags.is_empty() => Ok(labels),
-        Ok(_) => Err(Diagnostics(diags)),
-        Err(Diagnostics(more)) => {
-            diags.extend(more);
-            Err(Diagnostics(diags))
-        }
-    }
+    let mut labels = parse(&sources, set);
+    unreadable.append(&mut labels.errors);
+    labels.errors = unreadable;
+    labels
 }
 
 /// Parses labels files given as (name, text); ids are unique across all of them.
-pub fn parse(sources: &[(PathBuf, String)], set: &RuleSet) -> Result<Labels, Diagnostics> {
+pub fn parse(sources: &[(PathBuf, String)], set: &RuleSet) -> Labels {
     let mut out = Labels::default();
     let mut diags = Vec::new();
     // id → (file, line) of its first use.
@@ -204,11 +202,8 @@ pub fn parse(sources: &[(PathBuf, String)], set: &RuleSet) -> Result<Labels, Dia
             });
         }
     }
-    if diags.is_empty() {
-        Ok(out)
-    } else {
-        Err(Diagnostics(diags))
-    }
+    out.errors = diags;
+    out
 }
 
 const KNOWN_FIELDS: &str = "known fields: id, title, summary, content, lang, feed, published, link, authors, categories, labels, note";
@@ -263,14 +258,12 @@ mod tests {
     }
 
     fn errors(text: &str) -> Vec<String> {
-        match parse(&[(PathBuf::from("l.jsonl"), text.to_string())], &set()) {
-            Ok(l) => panic!("parsed {} items from {text:?}", l.items.len()),
-            Err(d) => {
-                d.0.iter()
-                    .map(|d| format!("{}:{}: {}", d.line, d.column, d.message))
-                    .collect()
-            }
-        }
+        let l = parse(&[(PathBuf::from("l.jsonl"), text.to_string())], &set());
+        assert!(l.items.len() < text.lines().count(), "{text}");
+        l.errors
+            .iter()
+            .map(|d| format!("{}:{}: {}", d.line, d.column, d.message))
+            .collect()
     }
 
     #[test]
@@ -281,7 +274,8 @@ mod tests {
             r#"{"id":"b","title":"t","labels":[],"note":"hard negative"}"#,
             "\n"
         );
-        let l = parse(&[(PathBuf::from("l.jsonl"), text.to_string())], &set()).expect("parses");
+        let l = parse(&[(PathBuf::from("l.jsonl"), text.to_string())], &set());
+        assert!(l.errors.is_empty(), "{:?}", l.errors);
         assert_eq!(l.items.len(), 2);
         let a = &l.items[0];
         assert_eq!(a.article.title, "Healey & co");
@@ -357,12 +351,12 @@ mod tests {
     #[test]
     fn an_unknown_rule_gets_a_suggestion_and_unknown_fields_a_warning() {
         let text = "{\"id\":\"a\",\"title\":\"t\",\"labels\":[\"talk\"]}\n";
-        let d = parse(&[(PathBuf::from("l.jsonl"), text.to_string())], &set())
-            .expect_err("an unknown rule id is an error");
-        assert_eq!(d.0[0].hint.as_deref(), Some("did you mean `talks`?"));
+        let d = parse(&[(PathBuf::from("l.jsonl"), text.to_string())], &set()).errors;
+        assert_eq!(d[0].hint.as_deref(), Some("did you mean `talks`?"));
 
         let text = "{\"id\":\"a\",\"title\":\"t\",\"lables\":[\"talks\"],\"labels\":[]}\n{\"id\":\"b\",\"title\":\"t\",\"lables\":[],\"labels\":[]}\n";
-        let l = parse(&[(PathBuf::from("l.jsonl"), text.to_string())], &set()).expect("parses");
+        let l = parse(&[(PathBuf::from("l.jsonl"), text.to_string())], &set());
+        assert!(l.errors.is_empty(), "{:?}", l.errors);
         let w: Vec<String> = l
             .warnings
             .iter()
