@@ -53,33 +53,11 @@ pub(super) fn eval(opts: &Options) -> Exit {
         eprintln!("{n} problem(s) in the labels files");
         return Exit::Rules;
     }
-    if let Some(lang) = &opts.lang {
-        let want = eval::lang_key(Some(lang));
-        let keep: Vec<bool> = labels
-            .items
-            .iter()
-            .map(|i| eval::lang_key(i.article.lang.as_deref()) == want)
-            .collect();
-        if !keep.contains(&true) {
-            let mut present: Vec<String> = labels
-                .items
-                .iter()
-                .map(|i| eval::lang_key(i.article.lang.as_deref()))
-                .collect();
-            present.sort();
-            present.dedup();
-            eprintln!(
-                "error: no item has lang `{want}` (the labels have: {})",
-                present.join(", ")
-            );
-            return Exit::Usage;
-        }
-        let mut k = keep.iter();
-        labels.items.retain(|_| k.next().copied().unwrap_or(false));
-        let mut k = keep.iter();
-        labels
-            .origins
-            .retain(|_| k.next().copied().unwrap_or(false));
+    if let Some(lang) = &opts.lang
+        && let Err(message) = keep_lang(&mut labels, lang)
+    {
+        eprintln!("error: {message}");
+        return Exit::Usage;
     }
     let report = eval::evaluate(&set, &labels.items);
     let show_fn = matches!(opts.show, Show::Fn | Show::All);
@@ -95,7 +73,8 @@ pub(super) fn eval(opts: &Options) -> Exit {
     }
     match (opts.min_f1, report.micro.f1()) {
         (Some(bar), Some(f1)) if f1 < bar => {
-            eprintln!("error: micro F1 {f1:.3} is below --min-f1 {bar}");
+            // Four decimals: 0.9499 must not read as 0.950 "below" 0.95.
+            eprintln!("error: micro F1 {f1:.4} is below --min-f1 {bar}");
             Exit::BelowBar
         }
         (Some(bar), None) => {
@@ -106,6 +85,30 @@ pub(super) fn eval(opts: &Options) -> Exit {
         }
         _ => Exit::Ok,
     }
+}
+
+/// Keeps the items whose `lang_key` is that of `lang`; an error when there are none.
+fn keep_lang(labels: &mut Labels, lang: &str) -> Result<(), String> {
+    let want = eval::lang_key(Some(lang));
+    let keys: Vec<String> = labels
+        .items
+        .iter()
+        .map(|i| eval::lang_key(i.article.lang.as_deref()))
+        .collect();
+    if !keys.contains(&want) {
+        let mut present = keys;
+        present.sort();
+        present.dedup();
+        return Err(format!(
+            "no item has lang `{want}` (the labels have: {})",
+            present.join(", ")
+        ));
+    }
+    let mut k = keys.iter();
+    labels.items.retain(|_| k.next() == Some(&want));
+    let mut k = keys.iter();
+    labels.origins.retain(|_| k.next() == Some(&want));
+    Ok(())
 }
 
 /// A figure with three decimals; `–` when undefined (nothing to divide by).

@@ -66,7 +66,6 @@ impl Counts {
     }
 }
 
-#[allow(clippy::cast_precision_loss)] // counts of labelled items, far below 2^52
 fn ratio(num: usize, den: usize) -> Option<f64> {
     (den > 0).then(|| num as f64 / den as f64)
 }
@@ -227,7 +226,6 @@ pub fn macro_avg(per_rule: &[Counts]) -> Macro {
             .filter(|c| c.measured())
             .filter_map(f)
             .collect();
-        #[allow(clippy::cast_precision_loss)] // a count of rules
         let n = xs.len() as f64;
         (!xs.is_empty()).then(|| xs.iter().sum::<f64>() / n)
     };
@@ -247,6 +245,9 @@ mod tests {
         Counts { tp, fp, fn_, tn }
     }
 
+    /// Precision, recall and F1 as expected; `None` where undefined.
+    type Figures = (Option<f64>, Option<f64>, Option<f64>);
+
     fn close(a: Option<f64>, b: Option<f64>) -> bool {
         match (a, b) {
             (Some(a), Some(b)) => (a - b).abs() < 1e-9,
@@ -255,23 +256,24 @@ mod tests {
         }
     }
 
-    /// (counts, P, R, F1): the edge cases are the rows with a `None`.
+    /// (counts, (P, R, F1)): the edge cases are the rows with a `None`.
     #[test]
+    #[rustfmt::skip]
     fn precision_recall_f1() {
-        let rows: &[(Counts, Option<f64>, Option<f64>, Option<f64>)] = &[
-            (c(2, 0, 1, 5), Some(1.0), Some(2.0 / 3.0), Some(0.8)),
-            (c(3, 1, 1, 0), Some(0.75), Some(0.75), Some(0.75)),
-            (c(1, 3, 0, 0), Some(0.25), Some(1.0), Some(0.4)),
+        let rows: &[(Counts, Figures)] = &[
+            (c(2, 0, 1, 5), (Some(1.0), Some(2.0 / 3.0), Some(0.8))),
+            (c(3, 1, 1, 0), (Some(0.75), Some(0.75), Some(0.75))),
+            (c(1, 3, 0, 0), (Some(0.25), Some(1.0), Some(0.4))),
             // Nothing matched: P undefined, R 0, F1 0.
-            (c(0, 0, 4, 9), None, Some(0.0), Some(0.0)),
+            (c(0, 0, 4, 9), (None, Some(0.0), Some(0.0))),
             // Nothing labelled, something matched: P 0, R undefined, F1 0.
-            (c(0, 2, 0, 9), Some(0.0), None, Some(0.0)),
+            (c(0, 2, 0, 9), (Some(0.0), None, Some(0.0))),
             // Nothing labelled, nothing matched: unmeasured.
-            (c(0, 0, 0, 9), None, None, None),
-            (c(0, 0, 0, 0), None, None, None),
-            (c(0, 1, 1, 0), Some(0.0), Some(0.0), Some(0.0)),
+            (c(0, 0, 0, 9), (None, None, None)),
+            (c(0, 0, 0, 0), (None, None, None)),
+            (c(0, 1, 1, 0), (Some(0.0), Some(0.0), Some(0.0))),
         ];
-        for (i, (k, p, r, f)) in rows.iter().enumerate() {
+        for (i, (k, (p, r, f))) in rows.iter().enumerate() {
             assert!(close(k.precision(), *p), "row {i}: P {:?}", k.precision());
             assert!(close(k.recall(), *r), "row {i}: R {:?}", k.recall());
             assert!(close(k.f1(), *f), "row {i}: F1 {:?}", k.f1());
@@ -279,37 +281,20 @@ mod tests {
         }
     }
 
-    /// (per-rule counts, macro P, R, F1, rules measured).
+    /// (per-rule counts, macro (P, R, F1), rules measured).
     #[test]
+    #[rustfmt::skip]
     fn macro_means_skip_unmeasured_rules_and_undefined_figures() {
-        let rows: &[(&[Counts], Option<f64>, Option<f64>, Option<f64>, usize)] = &[
-            (&[], None, None, None, 0),
-            (&[c(0, 0, 0, 7)], None, None, None, 0),
-            (
-                &[c(1, 0, 0, 0), c(0, 0, 0, 7)],
-                Some(1.0),
-                Some(1.0),
-                Some(1.0),
-                1,
-            ),
+        let rows: &[(&[Counts], Figures, usize)] = &[
+            (&[], (None, None, None), 0),
+            (&[c(0, 0, 0, 7)], (None, None, None), 0),
+            (&[c(1, 0, 0, 0), c(0, 0, 0, 7)], (Some(1.0), Some(1.0), Some(1.0)), 1),
             // P over the rule that fired; R over both; F1 over both (0 for the silent one).
-            (
-                &[c(1, 0, 1, 0), c(0, 0, 2, 0)],
-                Some(1.0),
-                Some(0.25),
-                Some(1.0 / 3.0),
-                2,
-            ),
+            (&[c(1, 0, 1, 0), c(0, 0, 2, 0)], (Some(1.0), Some(0.25), Some(1.0 / 3.0)), 2),
             // A rule with no positive but a match: P 0 counts, R is not defined for it.
-            (
-                &[c(2, 0, 0, 0), c(0, 1, 0, 0)],
-                Some(0.5),
-                Some(1.0),
-                Some(0.5),
-                2,
-            ),
+            (&[c(2, 0, 0, 0), c(0, 1, 0, 0)], (Some(0.5), Some(1.0), Some(0.5)), 2),
         ];
-        for (i, (per_rule, p, r, f, n)) in rows.iter().enumerate() {
+        for (i, (per_rule, (p, r, f), n)) in rows.iter().enumerate() {
             let m = macro_avg(per_rule);
             assert!(close(m.precision, *p), "row {i}: {m:?}");
             assert!(close(m.recall, *r), "row {i}: {m:?}");

@@ -197,7 +197,7 @@ fn min_f1_is_an_exit_code() {
         "the report is printed all the same: {out}"
     );
     assert!(
-        err.contains("error: micro F1 0.667 is below --min-f1 0.67"),
+        err.contains("error: micro F1 0.6667 is below --min-f1 0.67"),
         "{err}"
     );
     let (code, _, err) = eval(&["--min-f1", "1.5"]);

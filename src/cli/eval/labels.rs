@@ -61,8 +61,8 @@ struct Line {
     /// key cannot turn a positive into a negative.
     labels: Vec<String>,
     /// Free text for the people who keep the file; never read.
-    #[allow(dead_code)]
-    note: Option<String>,
+    #[serde(rename = "note")]
+    _note: Option<String>,
     #[serde(flatten)]
     other: BTreeMap<String, serde_json::Value>,
 }
