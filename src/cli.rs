@@ -4,6 +4,8 @@
 //! Commands read the time through the pipeline's one clock.
 
 mod digest;
+/// `rules eval`; public so the benchmark can parse a labels file as the command does.
+pub mod eval;
 mod feeds;
 mod rules;
 mod run;
@@ -30,8 +32,10 @@ pub enum Exit {
     Usage = 2,
     /// The config file is invalid.
     Config = 3,
-    /// A rule file is invalid or a rule's examples fail.
+    /// A rule file is invalid or a rule's examples fail (also: a labels file is invalid).
     Rules = 4,
+    /// `rules eval --min-f1`: the rules scored below the bar.
+    BelowBar = 5,
 }
 
 impl From<Exit> for ExitCode {
@@ -189,6 +193,29 @@ pub enum RulesCommand {
         #[arg(long)]
         title: Option<String>,
     },
+    /// Measure rules against labelled articles: precision, recall and F1 per rule and per
+    /// language, then every false negative and false positive and why.
+    Eval {
+        /// Rule files.
+        #[arg(long, num_args = 1.., required = true)]
+        rules: Vec<PathBuf>,
+        /// Labels files (JSON Lines: id, title, summary, content, lang, feed, published, labels);
+        /// several are evaluated as one set.
+        #[arg(long, num_args = 1.., required = true)]
+        labels: Vec<PathBuf>,
+        /// Print one JSON document instead of tables.
+        #[arg(long)]
+        json: bool,
+        /// Exit with code 5 when the micro F1 is below this (0 to 1).
+        #[arg(long, value_parser = parse_unit_interval)]
+        min_f1: Option<f64>,
+        /// Which listings follow the tables.
+        #[arg(long, value_enum, default_value = "all")]
+        show: eval::Show,
+        /// Only the items of this language (`en`; `und` for items without one).
+        #[arg(long)]
+        lang: Option<String>,
+    },
     /// Run rules over the articles already stored and list what they would have matched,
     /// marked NEW, same or GONE against the configured rules. Reads the database read-only.
     Backtest {
@@ -201,6 +228,14 @@ pub enum RulesCommand {
         #[arg(long, default_value = "7d", value_parser = parse_duration)]
         since: std::time::Duration,
     },
+}
+
+/// A number from 0 to 1 (`--min-f1`).
+fn parse_unit_interval(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(x) if (0.0..=1.0).contains(&x) => Ok(x),
+        _ => Err(format!("expected a number from 0 to 1, got `{s}`")),
+    }
 }
 
 /// `--log-format text|json`; the values are listed in `--help` and the completions.
@@ -267,6 +302,21 @@ fn dispatch(command: Command) -> Exit {
                 text,
                 title,
             } => rules::explain(&rule_id, &rules, title, &text),
+            RulesCommand::Eval {
+                rules,
+                labels,
+                json,
+                min_f1,
+                show,
+                lang,
+            } => eval::eval(&eval::Options {
+                rules,
+                labels,
+                json,
+                min_f1,
+                show,
+                lang,
+            }),
             RulesCommand::Backtest {
                 config,
                 rules,

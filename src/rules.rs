@@ -1,10 +1,12 @@
 //! The rule language (issue 3, `docs/rules.md`): rule files compiled into one `RuleSet` that says
 //! which rules an article matches, why, and where. Parsing (`syntax`), normalisation (`text`),
-//! compilation (`compile`), the match step (`matcher`) and `explain` live in `rules/`.
+//! compilation (`compile`), the match step (`matcher`), `explain` and `eval` (rules against
+//! labelled articles) live in `rules/`.
 //! No IO except reading rule files in `load`; matching is pure and takes `now`.
 
 pub mod backtest;
 mod compile;
+pub mod eval;
 mod explain;
 mod file;
 mod matcher;

@@ -1,12 +1,14 @@
 //! Test binary for the rule language: the conformance table and diagnostics, property tests
 //! against a reference evaluator, and the shipped rules with the rule CLI. Fast and pure except
-//! the CLI cases, which run the built binary.
+//! the CLI cases (with `rules eval` on a fixture), which run the built binary.
 
 #[path = "support/support.rs"]
 mod support;
 
 #[path = "rules/conformance.rs"]
 mod conformance;
+#[path = "rules/eval.rs"]
+mod eval;
 #[path = "rules/props.rs"]
 mod props;
 #[path = "rules/shipped.rs"]
