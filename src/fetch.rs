@@ -74,8 +74,12 @@ pub enum FetchError {
     TooLarge(u64),
     #[error("request failed: {0}")]
     Http(#[from] reqwest::Error),
-    #[error("corrupt or truncated compressed body: {0}")]
+    /// A compressed (or chunked) body that does not decode to its end.
+    #[error("corrupt or truncated body: {0}")]
     Corrupt(reqwest::Error),
+    /// The connection ended before the body did (shorter than its `Content-Length`, or cut).
+    #[error("truncated body: the connection ended before the whole response arrived ({0})")]
+    Truncated(reqwest::Error),
     #[error("cannot read {path}: {source}")]
     File {
         path: String,
@@ -124,6 +128,7 @@ impl FetchError {
             | FetchError::Timeout(_)
             | FetchError::Http(_)
             | FetchError::Corrupt(_)
+            | FetchError::Truncated(_)
             | FetchError::EmptyBody => FailureKind::Transient,
             FetchError::TooLarge(_)
             | FetchError::File { .. }
@@ -361,16 +366,20 @@ impl Fetcher {
         if resp.content_length().is_some_and(|n| n > self.max_body) {
             return Err(FetchError::TooLarge(self.max_body));
         }
+        // reqwest drops `Content-Length` when it decompresses: a declared length means a plain
+        // body, and a transfer that ends before it is cut short, not corrupt.
+        let declared = resp.content_length();
         // Counted after decompression, so a gzip bomb stops at the cap, not at its packed size.
         let mut body = Vec::new();
         let mut stream = resp.bytes_stream();
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(|e| {
-                // reqwest reports its own deadline inside the body as a decode error too.
-                if e.is_decode() && !e.is_timeout() {
-                    FetchError::Corrupt(e)
-                } else {
+                if e.is_timeout() || !(e.is_decode() || e.is_body()) {
                     self.send_error(e)
+                } else if declared.is_some() {
+                    FetchError::Truncated(e)
+                } else {
+                    FetchError::Corrupt(e)
                 }
             })?;
             if (body.len() + chunk.len()) as u64 > self.max_body {

@@ -84,6 +84,7 @@ fn describe(result: &Result<FetchReport, FetchError>) -> String {
             FetchError::Timeout(d) => format!("timeout {d:?}"),
             FetchError::TooLarge(n) => format!("too large {n}"),
             FetchError::Corrupt(_) => "corrupt".into(),
+            FetchError::Truncated(_) => "truncated".into(),
             FetchError::Scheme(s) => format!("scheme {s}"),
             FetchError::TooManyRedirects => "too many redirects".into(),
             FetchError::RedirectLoop(u) => format!("loop {}", u.path()),
@@ -164,6 +165,7 @@ async fn hostile_responses_table() {
         ("/deflate-bomb", too_large.clone()),
         ("/huge-declared", too_large.clone()),
         ("/huge-undeclared", too_large),
+        ("/truncated-plain", "truncated".into()),
         ("/truncated-gzip", "corrupt".into()),
         ("/corrupt-gzip", "corrupt".into()),
     ];

@@ -107,6 +107,15 @@ pub(super) async fn respond(
             body.truncate(body.len() / 2);
             send(out, "200 OK", &[("Content-Encoding", "gzip")], &body).await
         }
+        "/truncated-plain" => {
+            // Half a feed, then the connection closes before the declared length.
+            let body = feed(&[("t1", "Cut short")]).repeat(20);
+            let half = &body.as_bytes()[..body.len() / 2];
+            let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len());
+            out.write_all(head.as_bytes()).await?;
+            out.write_all(half).await?;
+            Ok(())
+        }
         "/corrupt-gzip" => {
             let body = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03this is not deflate data at all";
             send(out, "200 OK", &[("Content-Encoding", "gzip")], body).await
