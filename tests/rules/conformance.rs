@@ -156,6 +156,50 @@ const CASES: &[(&str, &str, &str)] = &[
     ("case:Store", "Støre", "-"),
     ("Sikorski", "Radosław Sikorski", "content=Sikorski"),
     ("Rados*", "Radosław", "content=Radosław"),
+    // --- revision 2: inflected forms, `word~` = the word plus at most 3 letters
+    ("Гегсет~", "з Гегсетом", "content=Гегсетом"),
+    ("Гегсет~", "Гегсета", "content=Гегсета"),
+    ("Гегсет~", "Гегсету", "content=Гегсету"),
+    ("Гегсет~", "Гегсет", "content=Гегсет"),
+    ("Гегсет~", "Гегсетовими", "-"),
+    ("Selenskyj~", "Selenskyjs Besuch", "content=Selenskyjs"),
+    ("Hegseth~", "Hegsetha", "content=Hegsetha"),
+    ("Hegseth~", "Hegsethovych", "-"),
+    ("Hegset~", "Hegsetha", "content=Hegsetha"),
+    ("Hegseth~", "Hegseth's", "content=Hegseth"),
+    ("Hegseth~", "MacHegseth", "-"),
+    ("Зеленськ~", "Зеленського", "content=Зеленського"),
+    ("Зеленськ~", "ЗЕЛЕНСЬКИМ", "content=ЗЕЛЕНСЬКИМ"),
+    ("Radosław~", "Radosławem", "content=Radosławem"),
+    ("Store~", "Støres", "content=Støres"),
+    ("deal~ OR deal*", "dealerships", "content=dealerships"),
+    ("deal~", "dealerships", "-"),
+    ("Гегсет~ NEAR/1 Гілі", "Гегсетом і Гілі", "content=Гегсетом|content=Гілі"),
+    ("title:Гегсет~", "c=Гегсетом", "-"),
+    // --- revision 2: syntax from other tools
+    ("\"Healey Hegseth\"~10", "Healey spoke. Later that day Hegseth", "content=Healey|content=Hegseth"),
+    ("\"Healey Hegseth\"~2", "Hegseth met with Healey", "content=Hegseth|content=Healey"),
+    ("\"Healey Hegseth\"~1", "Healey met with Hegseth", "-"),
+    ("\"Healey Hegseth\"~10", "Healey 10 Hegseth", "content=Healey|content=Hegseth"),
+    ("\"Healey Hegseth\"~10", "Healey", "-"),
+    ("\"Healey Hegseth Lammy\"~2", "Healey Hegseth Lammy", "content=Healey|content=Hegseth|content=Lammy"),
+    ("\"Healey Hegseth Lammy\"~2", "Healey Hegseth a b c Lammy", "-"),
+    ("Healey NEAR/2f Hegseth", "Hegseth met with Healey", "-"),
+    ("Healey NEAR/2f Hegseth", "Healey met with Hegseth", "content=Healey|content=Hegseth"),
+    ("Healey -Lammy", "Healey and Lammy", "-"),
+    ("Healey -Lammy", "Healey alone", "content=Healey"),
+    ("-Lammy Healey", "Healey alone", "content=Healey"),
+    ("Healey -(Lammy OR Starmer)", "Healey and Starmer", "-"),
+    ("Healey -\"Jane Healey\"", "Jane Healey", "-"),
+    ("Healey -@hegseth", "Healey met Hegseth", "-"),
+    ("Healey (-Lammy)", "Healey Lammy", "-"),
+    ("cease-fire", "a cease fire now", "content=cease fire"),
+    ("site:bbc.co.uk", "u=https://www.bbc.co.uk/news/1", "url=www.bbc.co.uk"),
+    ("site:bbc.co.uk", "u=https://example.com/", "-"),
+    ("author:Doe title:Healey", "a=Jane Doe|t=Healey", "title=Healey|author=Doe"),
+    // --- revision 2: lower-case operators stay words
+    ("Healey near Hegseth", "Healey near Hegseth", "content=Healey|content=near|content=Hegseth"),
+    ("Healey and Hegseth", "Healey Hegseth", "-"),
     // --- markup is never text
     ("Center", "<div class=\"center-wrap\">text</div>", "-"),
     ("Hegseth", "<b>Heg</b>seth", "content=Hegseth"),
@@ -386,6 +430,38 @@ const QUERY_ERRORS: &[(&str, &str)] = &[
     ("\"open phrase", "unterminated phrase"),
     ("/open", "unterminated regex"),
     ("", "empty query"),
+    // --- revision 2: refused syntax from other tools, operator typos, broad regexes
+    ("Healey NAER/3 Hegseth", "unknown operator `NAER/3` — did you mean `NEAR/3`?"),
+    ("Weimar NAER/3 group", "did you mean `NEAR/3`?"),
+    ("Healey NEAR3 Hegseth", "unknown operator `NEAR3` — did you mean `NEAR/3`?"),
+    ("Healey ONAER/2 Hegseth", "did you mean `ONEAR/2`?"),
+    ("Healey ANDNOT Lammy", "unknown operator `ANDNOT` — did you mean `AND NOT`?"),
+    ("Healey ORNOT Lammy", "did you mean `OR NOT`?"),
+    ("Healey near/3 Hegseth", "`near/3` is not an operator — did you mean `NEAR/3`?"),
+    ("Healey Near/3 Hegseth", "`Near/3` is not an operator — did you mean `NEAR/3`?"),
+    ("Healey onear/3 Hegseth", "did you mean `ONEAR/3`?"),
+    ("Healey W/3 Hegseth", "`W/3` is not supported — did you mean `NEAR/3` or `ONEAR/3`?"),
+    ("Healey PRE/3 Hegseth", "`PRE/3` is not supported"),
+    ("colo?r", "`?` (one-character wildcard) is not supported"),
+    ("Hea?ey", "one-character wildcard"),
+    ("*ealey", "`*` only ends a word"),
+    ("He*ey", "`*` only ends a word"),
+    ("Healey^2", "boosts (`^n`) do not exist here"),
+    ("\"John Healey\"^3", "boosts (`^n`) do not exist here"),
+    ("Healey~2", "`~` after a word means its inflected forms"),
+    ("Healey~0.8", "`~` after a word means its inflected forms"),
+    ("\"John Healey\"~", "`~` after a phrase must be followed by a number"),
+    ("\"Healey\"~3", "needs at least two words"),
+    ("He~", "`He~` is too short"),
+    ("case:Healey~", "`case:` cannot be combined with a prefix `*` or inflection `~`"),
+    ("-Lammy", "query is broad"),
+    ("/x*/", "query is broad"),
+    ("/.*/", "query is broad"),
+    ("/^/", "query is broad"),
+    ("/x*/ OR Healey", "query is broad"),
+    ("a NEAR/99999999999 b", "the distance `99999999999` is too large"),
+    ("\"a b\"~99999999999", "is too large"),
+    ("/Healey/ NEAR/3 Hegseth", "a regex cannot be one"),
 ];
 
 #[test]
@@ -403,6 +479,8 @@ fn query_errors() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     // Not broad: a required positive term.
     assert!(set_for("Healey AND NOT Hegseth", false).is_ok());
+    assert!(set_for("Healey AND /x*/", false).is_ok());
+    assert!(set_for("/x+/", false).is_ok());
 }
 
 fn load_err(files: &[(&str, &str)]) -> String {
