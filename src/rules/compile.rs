@@ -166,6 +166,16 @@ impl Node {
         }
     }
 
+    /// The fields a positional node's literals are searched in.
+    fn fields(&self) -> Mask {
+        match self {
+            Node::Lit { mask, .. } => *mask,
+            Node::Or(items) => items.iter().fold(0, |m, n| m | n.fields()),
+            Node::List { inner, .. } | Node::Field { inner, .. } => inner.fields(),
+            _ => 0,
+        }
+    }
+
     fn is_positional(&self) -> bool {
         match self {
             Node::Lit { .. } => true,
@@ -224,13 +234,10 @@ impl Builder {
         match &e.kind {
             ExprKind::Term(t) | ExprKind::Phrase(t) => match scope {
                 FieldName::Url => Node::Url {
-                    host: t.trim().trim_end_matches('.').to_ascii_lowercase(),
+                    host: url_host(t),
                     label: label(),
                 },
-                FieldName::Lang => Node::Lang {
-                    tag: t.trim().replace('_', "-").to_ascii_lowercase(),
-                    label: label(),
-                },
+                FieldName::Lang => self.lang(t, e, errors),
                 _ => self.words(t, e, scope, false, errors),
             },
             ExprKind::Case(t) => self.words(t, e, scope, true, errors),
@@ -281,6 +288,15 @@ impl Builder {
                         ));
                     }
                 }
+                // A failed or empty operand has no fields; it is reported (or harmless) elsewhere.
+                let (lf, rf) = (l.fields(), r.fields());
+                if lf != 0 && rf != 0 && lf & rf == 0 {
+                    errors.push(err(
+                        &e.span,
+                        "NEAR needs both sides in the same field: these can never be near each other",
+                        Some("put the field outside the proximity, `title:(a NEAR/3 b)`, or combine the fields with AND"),
+                    ));
+                }
                 Node::Near {
                     left: Box::new(l),
                     right: Box::new(r),
@@ -288,6 +304,40 @@ impl Builder {
                     ordered: *ordered,
                 }
             }
+        }
+    }
+
+    /// `lang:en`, `lang:en-GB`; a language name (`lang:english`) or anything that is not a
+    /// language tag is an error with the tag to write.
+    fn lang(&self, t: &str, e: &Expr, errors: &mut Vec<CompileError>) -> Node {
+        let tag = t.trim().replace('_', "-").to_ascii_lowercase();
+        let primary = tag.split('-').next().unwrap_or("");
+        let plausible = (2..=3).contains(&primary.len())
+            && primary.bytes().all(|b| b.is_ascii_alphabetic())
+            && tag.split('-').all(|s| {
+                !s.is_empty() && s.len() <= 8 && s.bytes().all(|b| b.is_ascii_alphanumeric())
+            });
+        if !plausible {
+            let named = LANGUAGE_NAMES
+                .iter()
+                .find(|(name, _)| primary == *name || tag.starts_with(name))
+                .map(|(_, code)| *code);
+            let message = match named {
+                Some(code) => {
+                    format!("`lang:{t}` is not a language tag — did you mean `lang:{code}`?")
+                }
+                None => format!("`lang:{t}` is not a language tag"),
+            };
+            errors.push(err(
+                &e.span,
+                message,
+                Some("lang: takes an ISO 639 code, optionally with a region: `lang:en`, `lang:fr`, `lang:uk`, `lang:en-GB`"),
+            ));
+            return dummy();
+        }
+        Node::Lang {
+            tag,
+            label: e.to_string(),
         }
     }
 
@@ -300,7 +350,11 @@ impl Builder {
         check: Check,
         errors: &mut Vec<CompileError>,
     ) -> Node {
-        let mark = if matches!(check, Check::Any) { '*' } else { '~' };
+        let mark = if matches!(check, Check::Any) {
+            '*'
+        } else {
+            '~'
+        };
         let toks = tokenize(stem);
         match toks.as_slice() {
             [one] if one.norm.chars().count() >= 3 => {
@@ -524,6 +578,33 @@ impl Builder {
             .prefilter(false)
             .build(patterns)
             .map(Some)
+    }
+}
+
+/// Language names analysts write instead of tags, for the `lang:` hint.
+const LANGUAGE_NAMES: &[(&str, &str)] = &[
+    ("english", "en"),
+    ("french", "fr"),
+    ("german", "de"),
+    ("ukrainian", "uk"),
+    ("russian", "ru"),
+    ("polish", "pl"),
+    ("italian", "it"),
+    ("spanish", "es"),
+    ("portuguese", "pt"),
+    ("dutch", "nl"),
+];
+
+/// The host a `url:` term names, lower case, as the link's parsed host would be: an
+/// internationalised name in punycode (`bücher.de` → `xn--bcher-kva.de`).
+fn url_host(t: &str) -> String {
+    let host = t.trim().trim_end_matches('.');
+    if host.is_ascii() {
+        return host.to_ascii_lowercase();
+    }
+    match url::Host::parse(host) {
+        Ok(url::Host::Domain(d)) => d.trim_end_matches('.').to_string(),
+        _ => host.to_lowercase(),
     }
 }
 

@@ -270,10 +270,7 @@ impl Ctx<'_> {
         match node {
             Node::Lit {
                 lit, mask, check, ..
-            } => self
-                .occurrences(doc, *lit, *mask, check)
-                .next()
-                .is_some(),
+            } => self.occurrences(doc, *lit, *mask, check).next().is_some(),
             Node::Regex { re, mask, .. } => !self.regex_matches(doc, *re, *mask, true).is_empty(),
             Node::Url { host, .. } => url_host_span(doc.link, host).is_some(),
             Node::Lang { tag, .. } => lang_matches(doc.lang, tag),
@@ -412,8 +409,24 @@ pub(crate) fn url_host_span(link: Option<&str>, host: &str) -> Option<(usize, us
     }
     let lower = link.to_ascii_lowercase();
     let after_scheme = lower.find("://").map_or(0, |i| i + 3);
-    let at = lower[after_scheme..].find(h)? + after_scheme;
-    Some((at, at + h.len()))
+    if let Some(at) = lower[after_scheme..].find(h) {
+        let at = at + after_scheme;
+        return Some((at, at + h.len()));
+    }
+    // An internationalised host is punycode once parsed (`xn--bcher-kva.de`) but may be written
+    // in Unicode in the link (`bücher.de`): the span is the authority's host as written.
+    let authority_len = link[after_scheme..]
+        .find(['/', '?', '#'])
+        .unwrap_or(link.len() - after_scheme);
+    let authority = &link[after_scheme..after_scheme + authority_len];
+    let host_from = authority.rfind('@').map_or(0, |i| i + 1);
+    let host = &authority[host_from..];
+    let host_len = host
+        .rfind(':')
+        .filter(|_| !host.ends_with(']'))
+        .unwrap_or(host.len());
+    let at = after_scheme + host_from;
+    Some((at, at + host_len))
 }
 
 /// `lang:en` matches `en`, `en-GB`; `lang:en-gb` matches only `en-GB` (any case, `_` as `-`).

@@ -407,7 +407,9 @@ fn check_near_operand(e: &Expr) -> Result<(), QueryError> {
         ExprKind::Regex { .. } => Err(QueryError::new(
             e.span.clone(),
             format!("{NEAR_OPERANDS}; a regex cannot be one"),
-            Some("combine it with AND instead: `(a NEAR/5 b) AND /re/`, or AND NOT to exclude; or write the distance into the regex"),
+            Some(
+                "combine it with AND instead: `(a NEAR/5 b) AND /re/`, or AND NOT to exclude; or write the distance into the regex",
+            ),
         )),
         ExprKind::Field { field, inner } if !matches!(field, FieldName::Url | FieldName::Lang) => {
             check_near_operand(inner)
@@ -495,7 +497,9 @@ pub fn warnings(q: &str) -> Vec<QueryError> {
             continue;
         };
         let lower = word.to_lowercase();
-        if !matches!(lower.as_str(), "and" | "or" | "not" | "near") || !ends(&w[0].0) || !starts(&w[2].0)
+        if !matches!(lower.as_str(), "and" | "or" | "not" | "near")
+            || !ends(&w[0].0)
+            || !starts(&w[2].0)
         {
             continue;
         }
@@ -608,7 +612,10 @@ mod tests {
             ("/minerals?\\s+deal/i", "/minerals?\\s+deal/i"),
             ("Гегсет~ -Lammy", "Гегсет~ AND (NOT Lammy)"),
             ("\"a b\"~3", "a NEAR/3 b"),
-            ("\"a b c\"~2", "(a NEAR/2 b) AND (a NEAR/2 c) AND (b NEAR/2 c)"),
+            (
+                "\"a b c\"~2",
+                "(a NEAR/2 b) AND (a NEAR/2 c) AND (b NEAR/2 c)",
+            ),
             ("a NEAR/2f b", "a ONEAR/2 b"),
             ("site:bbc.co.uk", "url:bbc.co.uk"),
         ];

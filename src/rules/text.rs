@@ -86,7 +86,13 @@ pub(crate) fn tokenize_into(text: &str, norm: &mut String, toks: &mut Vec<TokPos
     }
 }
 
-fn push_tok(toks: &mut Vec<TokPos>, cleaned: &Cleaned<'_>, norm_start: usize, from: usize, to: usize) {
+fn push_tok(
+    toks: &mut Vec<TokPos>,
+    cleaned: &Cleaned<'_>,
+    norm_start: usize,
+    from: usize,
+    to: usize,
+) {
     let (start, end) = cleaned.original_range(from, to);
     toks.push(TokPos {
         norm_start: u32::try_from(norm_start).unwrap_or(u32::MAX),
@@ -416,9 +422,18 @@ mod tests {
             ("dell'Ucraina", &[("dell", "dell"), ("ucraina", "Ucraina")]),
             ("Qu’il", &[("qu", "Qu"), ("il", "il")]),
             ("O'Brien", &[("o'brien", "O'Brien")]),
-            ("Radosław Støre", &[("radoslaw", "Radosław"), ("store", "Støre")]),
-            ("Æther Œuvre þorn", &[("aether", "Æther"), ("oeuvre", "Œuvre"), ("thorn", "þorn")]),
-            ("Đoković ħ ı", &[("dokovic", "Đoković"), ("h", "ħ"), ("i", "ı")]),
+            (
+                "Radosław Støre",
+                &[("radoslaw", "Radosław"), ("store", "Støre")],
+            ),
+            (
+                "Æther Œuvre þorn",
+                &[("aether", "Æther"), ("oeuvre", "Œuvre"), ("thorn", "þorn")],
+            ),
+            (
+                "Đoković ħ ı",
+                &[("dokovic", "Đoković"), ("h", "ħ"), ("i", "ı")],
+            ),
         ];
         for (text, want) in cases {
             let got: Vec<(String, &str)> = tokenize(text)

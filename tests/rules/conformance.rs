@@ -349,6 +349,13 @@ const CASES: &[(&str, &str, &str)] = &[
     ("url:bbc.co.uk", "u=https://bbc.co.uk@evil.example/", "-"),
     ("url:bbc.co.uk", "c=bbc.co.uk", "-"),
     ("url:(bbc.co.uk OR reuters.com)", "u=https://www.reuters.com/a", "url=www.reuters.com"),
+    ("url:bücher.de", "u=https://www.bücher.de/a", "url=www.bücher.de"),
+    ("url:bücher.de", "u=https://xn--bcher-kva.de/a", "url=xn--bcher-kva.de"),
+    ("url:BÜCHER.de", "u=https://user@bücher.de:8080/a", "url=bücher.de"),
+    ("url:xn--bcher-kva.de", "u=https://bücher.de/", "url=bücher.de"),
+    ("url:bücher.de", "u=https://buecher.de/", "-"),
+    ("url:укрінформ.укр", "u=https://www.укрінформ.укр/x", "url=www.укрінформ.укр"),
+    ("site:bücher.de", "u=https://bücher.de/", "url=bücher.de"),
     ("lang:en", "l=en-GB", "lang=en-GB"),
     ("lang:en", "l=en", "lang=en"),
     ("lang:en-gb", "l=en-GB", "lang=en-GB"),
@@ -462,6 +469,11 @@ const QUERY_ERRORS: &[(&str, &str)] = &[
     ("a NEAR/99999999999 b", "the distance `99999999999` is too large"),
     ("\"a b\"~99999999999", "is too large"),
     ("/Healey/ NEAR/3 Hegseth", "a regex cannot be one"),
+    ("title:Healey NEAR/3 content:Hegseth", "NEAR needs both sides in the same field"),
+    ("title:Healey NEAR/3 (summary:a OR content:b)", "NEAR needs both sides in the same field"),
+    ("lang:english", "`lang:english` is not a language tag — did you mean `lang:en`?"),
+    ("lang:Ukrainian", "did you mean `lang:uk`?"),
+    ("lang:e", "is not a language tag"),
 ];
 
 #[test]
@@ -481,6 +493,8 @@ fn query_errors() {
     assert!(set_for("Healey AND NOT Hegseth", false).is_ok());
     assert!(set_for("Healey AND /x*/", false).is_ok());
     assert!(set_for("/x+/", false).is_ok());
+    assert!(set_for("title:Healey NEAR/3 text:Hegseth", false).is_ok());
+    assert!(set_for("lang:en-GB Healey", false).is_ok());
 }
 
 fn load_err(files: &[(&str, &str)]) -> String {
@@ -660,4 +674,33 @@ fn overlapping_literals_of_different_rules_all_fire() {
 fn rule_set_is_send_and_sync() {
     fn assert_send_sync<T: Send + Sync>() {}
     assert_send_sync::<RuleSet>();
+}
+
+#[test]
+fn warnings_for_lower_case_operators_and_rules_without_examples() {
+    let text = "[[rule]]\nid = \"a\"\nquery = 'Healey and Hegseth OR Lammy near Starmer'\nexamples.match = [\"Healey and Hegseth\"]\n\n[[rule]]\nid = \"b\"\nquery = 'Healey \"and\" Hegseth AND NOT (not)'\n";
+    let set = RuleSet::from_sources(&[(PathBuf::from("w.toml"), text.to_string())])
+        .unwrap_or_else(|d| panic!("warnings do not stop the load: {d}"));
+    let got: Vec<String> = set
+        .warnings()
+        .iter()
+        .map(|w| w.as_warning().to_string())
+        .collect();
+    assert_eq!(got.len(), 3, "{got:#?}");
+    assert_eq!(
+        got[0],
+        "w.toml:3:17: warning: rule a: `and` is searched as a word, not as the operator AND\n  |\n3 | query = 'Healey and Hegseth OR Lammy near Starmer'\n  |                 ^\n  = hint: write `AND` for the operator; to search the word on purpose, quote it (`\"and\"`)"
+    );
+    assert!(
+        got[1].starts_with(
+            "w.toml:3:38: warning: rule a: `near` is searched as a word, not as the operator NEAR"
+        ),
+        "{}",
+        got[1]
+    );
+    assert!(
+        got[2].starts_with("w.toml:6:1: warning: rule b: rule has no examples"),
+        "{}",
+        got[2]
+    );
 }

@@ -146,7 +146,7 @@ fn field_text() -> impl Strategy<Value = (String, Vec<Token>)> {
         for ((word, parts), sep) in parts {
             let base = text.len();
             let mut at = 0;
-            for (original, norm) in parts.iter() {
+            for (original, norm) in parts {
                 let start = at + word[at..].find(original).unwrap_or(0);
                 toks.push(Token {
                     start: base + start,

@@ -13,13 +13,19 @@ pub(super) enum Tok {
     And,
     Or,
     Not,
-    Near { distance: u32, ordered: bool },
+    Near {
+        distance: u32,
+        ordered: bool,
+    },
     Word(String),
     Quoted(String),
     /// `"a b"~n` (Brandwatch): the phrase's words within `n` tokens of each other.
     QuotedNear(String, u32),
     List(String),
-    Regex { pattern: String, flags: String },
+    Regex {
+        pattern: String,
+        flags: String,
+    },
     Field(String),
 }
 
@@ -135,11 +141,7 @@ fn starts_operand(q: &str, at: usize) -> bool {
 }
 
 /// What follows a closing quote: `~n` (proximity), or a refused `~` / `^n`.
-fn after_phrase(
-    q: &str,
-    phrase: String,
-    span: Range<usize>,
-) -> Result<(Tok, usize), QueryError> {
+fn after_phrase(q: &str, phrase: String, span: Range<usize>) -> Result<(Tok, usize), QueryError> {
     let end = span.end;
     let rest = &q[end..];
     let digits = |s: &str| s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
@@ -159,8 +161,8 @@ fn after_phrase(
         let distance = near_distance(&tail[..n], &(span.start..end + 1 + n))?;
         return Ok((Tok::QuotedNear(phrase, distance), end + 1 + n));
     }
-    if rest.starts_with('^') {
-        return Err(boost(end..end + 1 + digits(&rest[1..])));
+    if let Some(power) = rest.strip_prefix('^') {
+        return Err(boost(end..end + 1 + digits(power)));
     }
     Ok((Tok::Quoted(phrase), end))
 }
@@ -341,10 +343,7 @@ mod tests {
                 Tok::Word("b".into())
             ]
         );
-        assert_eq!(
-            toks("\"a b\"~4"),
-            [Tok::QuotedNear("a b".into(), 4)]
-        );
+        assert_eq!(toks("\"a b\"~4"), [Tok::QuotedNear("a b".into(), 4)]);
         assert_eq!(
             toks("-a (-b) x-y - z"),
             [
