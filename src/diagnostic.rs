@@ -147,6 +147,12 @@ impl LineIndex {
         }
     }
 
+    /// Byte offset of the start of `line` (1-based; clamped to the last line).
+    pub fn line_start(&self, line: usize) -> usize {
+        let i = line.clamp(1, self.starts.len()) - 1;
+        self.starts[i]
+    }
+
     /// Line (1-based), column (1-based, in characters) and the line's text for byte `offset` of
     /// `text`, the text this index was built from.
     pub fn locate<'t>(&self, text: &'t str, offset: usize) -> (usize, usize, &'t str) {
@@ -182,6 +188,10 @@ mod tests {
         for &(offset, want) in cases {
             assert_eq!(index.locate(text, offset), want, "offset {offset}");
         }
+        assert_eq!(
+            [0, 1, 2, 4, 9].map(|l| index.line_start(l)),
+            [0, 0, 3, 11, 11]
+        );
     }
 
     #[test]

@@ -494,27 +494,17 @@ fn hits_of(ctx: &Ctx<'_>, doc: &Doc<'_>, node: &Node) -> Vec<Hit> {
 /// A rule's warnings: `and`/`or`/`not`/`near` between terms (searched as words), no examples.
 fn rule_warnings(sources: &[Source], raw: &file::RawRule, out: &mut Vec<Diagnostic>) {
     let id = Some(raw.info.id.as_str());
-    if let Some((_, loc)) = &raw.query {
-        for w in syntax::warnings(&raw.info.query) {
-            out.push(sources[loc.file].diagnostic(
-                loc.offset(w.span.start),
-                id,
-                w.message,
-                w.hint.as_deref(),
-            ));
-        }
+    // A rule without a query is an error already.
+    let Some((_, loc)) = &raw.query else {
+        return;
+    };
+    let source = &sources[loc.file];
+    for w in syntax::warnings(&raw.info.query) {
+        out.push(source.diagnostic(loc.offset(w.span.start), id, w.message, w.hint.as_deref()));
     }
-    if raw.info.examples.is_empty()
-        && let Some(source) = sources.iter().find(|s| s.path == raw.info.file)
-    {
-        let offset: usize = source
-            .text
-            .split_inclusive('\n')
-            .take(raw.info.line.saturating_sub(1))
-            .map(str::len)
-            .sum();
+    if raw.info.examples.is_empty() {
         out.push(source.diagnostic(
-            offset,
+            source.line_start(raw.info.line),
             id,
             "rule has no examples",
             Some("add examples.match and examples.no_match: `check` runs them, and they document the rule"),
