@@ -281,6 +281,7 @@ proptest! {
         parts in proptest::collection::vec(proptest::sample::select(&[
             "a", "\"", "(", ")", "AND", "OR", "NOT", "NEAR", "NEAR/2", "ONEAR/x", "@", "@a", "/", "/x/i",
             "title:", "case:", "url:", "*", "ab*", ":", "\\", "'", "é", "\u{200B}", " ", "titel:", "NEAR/99999999999",
+            "~", "ab~", "~3", "-", "^2", "?", "NEAR/3f", "near/3", "W/2", "NAER/2", "ANDNOT", "site:", "lang:",
         ][..]), 0..12)
     ) {
         let q: String = parts.concat();
