@@ -84,6 +84,9 @@ pub enum Command {
         /// Rule files to check without a config.
         #[arg(long, num_args = 1..)]
         rules: Vec<PathBuf>,
+        /// Fail on warnings too (lower-case operators, rules without examples).
+        #[arg(long)]
+        strict: bool,
     },
     /// Try rules on text, an article or a feed, without storing or sending anything.
     Rules {
@@ -178,7 +181,7 @@ pub enum RulesCommand {
         /// A feed file or http(s) URL; every item is tested.
         #[arg(long, group = "input")]
         feed: Option<String>,
-        /// One JSON object per article: {"article": ..., "matches": [{"rule": ..., "terms": [...]}]}.
+        /// One JSON object per article: {"article", "id", "link", "matches": [{"rule", "terms"}]}.
         #[arg(long)]
         json: bool,
     },
@@ -269,12 +272,16 @@ fn dispatch(command: Command) -> Exit {
             once,
             watch_rules,
         } => run::run(&config, once, watch_rules),
-        Command::Check { config, rules } => match config {
+        Command::Check {
+            config,
+            rules,
+            strict,
+        } => match config {
             Some(path) => match load_config(&path) {
-                Ok(c) => rules::check_config(&c),
+                Ok(c) => rules::check_config(&c, strict),
                 Err(e) => e,
             },
-            None => rules::check(&rules, None),
+            None => rules::check(&rules, None, strict),
         },
         Command::Rules { command } => match command {
             RulesCommand::Test {

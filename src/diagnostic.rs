@@ -56,9 +56,20 @@ impl Diagnostic {
     }
 }
 
-impl fmt::Display for Diagnostic {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}: ", self.file.display(), self.line, self.column)?;
+impl Diagnostic {
+    /// Renders as a warning: `file:line:col: warning: …`, then the source line, hint and note.
+    pub fn as_warning(&self) -> Warning<'_> {
+        Warning(self)
+    }
+
+    fn render(&self, f: &mut fmt::Formatter<'_>, severity: &str) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}:{}: {severity}",
+            self.file.display(),
+            self.line,
+            self.column
+        )?;
         if let Some(subject) = &self.subject {
             write!(f, "{subject}: ")?;
         }
@@ -87,6 +98,21 @@ impl fmt::Display for Diagnostic {
             }
         }
         Ok(())
+    }
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.render(f, "")
+    }
+}
+
+/// A diagnostic shown as a warning (something likely wrong that does not stop the load).
+pub struct Warning<'a>(&'a Diagnostic);
+
+impl fmt::Display for Warning<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.render(f, "warning: ")
     }
 }
 
@@ -119,6 +145,12 @@ impl LineIndex {
                 .chain(text.match_indices('\n').map(|(i, _)| i + 1))
                 .collect(),
         }
+    }
+
+    /// Byte offset of the start of `line` (1-based; clamped to the last line).
+    pub fn line_start(&self, line: usize) -> usize {
+        let i = line.clamp(1, self.starts.len()) - 1;
+        self.starts[i]
     }
 
     /// Line (1-based), column (1-based, in characters) and the line's text for byte `offset` of
@@ -156,6 +188,10 @@ mod tests {
         for &(offset, want) in cases {
             assert_eq!(index.locate(text, offset), want, "offset {offset}");
         }
+        assert_eq!(
+            [0, 1, 2, 4, 9].map(|l| index.line_start(l)),
+            [0, 0, 3, 11, 11]
+        );
     }
 
     #[test]
@@ -179,6 +215,12 @@ mod tests {
             .to_string(),
             "error: f.toml:2:8: rule r: bad value\n  |\n2 | \tkey = \"x\"\n  | \t      ^\n  \
              = hint: try again\n    one\n    two\nerror: g:0:0: unreadable"
+        );
+        let mut w = Diagnostic::at(Path::new("f.toml"), text, &LineIndex::new(text), 2, "odd");
+        w.subject = Some("rule r".into());
+        assert_eq!(
+            w.as_warning().to_string(),
+            "f.toml:1:3: warning: rule r: odd\n  |\n1 | a = 1\n  |   ^"
         );
     }
 }

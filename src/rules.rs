@@ -142,6 +142,8 @@ pub struct RuleSet {
     /// ~2 matches), for a few bit tests instead of a tree walk.
     required: Vec<Box<[Box<[u32]>]>>,
     regexes: Vec<Regex>,
+    /// Problems that do not stop the load (`check` prints them; `check --strict` fails on them).
+    warnings: Vec<Diagnostic>,
 }
 
 impl RuleSet {
@@ -194,6 +196,10 @@ impl RuleSet {
         }
         let mut rules = Vec::new();
         let mut nodes = Vec::new();
+        let mut warnings = Vec::new();
+        for raw in &parsed.rules {
+            rule_warnings(sources, raw, &mut warnings);
+        }
         for raw in parsed.rules {
             let Some((expr, loc)) = &raw.query else {
                 continue;
@@ -273,7 +279,13 @@ impl RuleSet {
             always,
             required,
             regexes: b.regexes,
+            warnings,
         })
+    }
+
+    /// Warnings found while loading: lower-case operators between terms, rules without examples.
+    pub fn warnings(&self) -> &[Diagnostic] {
+        &self.warnings
     }
 
     pub fn rules(&self) -> &[RuleInfo] {
@@ -479,6 +491,27 @@ fn hits_of(ctx: &Ctx<'_>, doc: &Doc<'_>, node: &Node) -> Vec<Hit> {
     hits.sort_by_key(|h| (h.field, h.start, h.end));
     hits.dedup();
     hits
+}
+
+/// A rule's warnings: `and`/`or`/`not`/`near` between terms (searched as words), no examples.
+fn rule_warnings(sources: &[Source], raw: &file::RawRule, out: &mut Vec<Diagnostic>) {
+    let id = Some(raw.info.id.as_str());
+    // A rule without a query is an error already.
+    let Some((_, loc)) = &raw.query else {
+        return;
+    };
+    let source = &sources[loc.file];
+    for w in syntax::warnings(&raw.info.query) {
+        out.push(source.diagnostic(loc.offset(w.span.start), id, w.message, w.hint.as_deref()));
+    }
+    if raw.info.examples.is_empty() {
+        out.push(source.diagnostic(
+            source.line_start(raw.info.line),
+            id,
+            "rule has no examples",
+            Some("add examples.match and examples.no_match: `check` runs them, and they document the rule"),
+        ));
+    }
 }
 
 fn report(

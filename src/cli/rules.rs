@@ -17,18 +17,23 @@ use crate::rules::backtest::{self, StoredItem};
 use crate::rules::{Diagnostics, Field, Hit, RuleMatch, RuleSet, example_article};
 
 /// `check --config`: the configured rules, their examples, and their `feeds` against the config.
-pub(super) fn check_config(config: &Config) -> Exit {
+pub(super) fn check_config(config: &Config, strict: bool) -> Exit {
     let names: Vec<String> = config.feeds.iter().map(|f| f.name.clone()).collect();
     let tags: Vec<String> = config
         .feeds
         .iter()
         .flat_map(|f| f.tags.iter().cloned())
         .collect();
-    check(&config.rule_files, Some((&names, &tags)))
+    check(&config.rule_files, Some((&names, &tags)), strict)
 }
 
-/// Loads rules and runs their examples; with a config, also checks `feeds` against it.
-pub(super) fn check(files: &[PathBuf], feeds: Option<(&[String], &[String])>) -> Exit {
+/// Loads rules and runs their examples; with a config, also checks `feeds` against it. Warnings
+/// are printed and fail the check only when `strict`.
+pub(super) fn check(
+    files: &[PathBuf],
+    feeds: Option<(&[String], &[String])>,
+    strict: bool,
+) -> Exit {
     let set = match RuleSet::load(files) {
         Ok(s) => s,
         Err(d) => {
@@ -37,6 +42,9 @@ pub(super) fn check(files: &[PathBuf], feeds: Option<(&[String], &[String])>) ->
             return Exit::Rules;
         }
     };
+    for w in set.warnings() {
+        eprintln!("{}", w.as_warning());
+    }
     let mut problems = set.check_examples();
     if let Some((names, tags)) = feeds {
         problems.extend(set.check_feeds(names, tags));
@@ -47,9 +55,18 @@ pub(super) fn check(files: &[PathBuf], feeds: Option<(&[String], &[String])>) ->
         eprintln!("{n} problem(s) in the rule files");
         return Exit::Rules;
     }
+    let warned = set.warnings().len();
+    if strict && warned > 0 {
+        eprintln!("{warned} warning(s) in the rule files (failing: --strict)");
+        return Exit::Rules;
+    }
     let examples: usize = set.rules().iter().map(|r| r.examples.len()).sum();
+    let warnings = match warned {
+        0 => String::new(),
+        n => format!(", {n} warning(s)"),
+    };
     println!(
-        "ok: {} rules in {} files, {examples} examples pass",
+        "ok: {} rules in {} files, {examples} examples pass{warnings}",
         set.rules().len(),
         files.len()
     );
@@ -113,18 +130,37 @@ fn article_name(a: &Article) -> String {
     }
 }
 
+/// What identifies an article in JSON: its title, else its link, else its id, else its text.
+fn article_id(a: &Article) -> String {
+    if !a.title.is_empty() {
+        a.title.clone()
+    } else if let Some(link) = &a.link {
+        link.clone()
+    } else if !a.key.is_empty() {
+        a.key.clone()
+    } else {
+        article_name(a)
+    }
+}
+
 fn print_json(set: &RuleSet, a: &Article, matches: &[RuleMatch]) {
     let ms: Vec<serde_json::Value> = matches
         .iter()
         .map(|m| {
-            let mut terms: Vec<&str> = m.hits.iter().map(|h| h.text.as_str()).collect();
-            terms.dedup();
+            // Each term once, in the order first seen (a word in title and body is one term).
+            let mut terms: Vec<&str> = Vec::new();
+            for h in &m.hits {
+                if !terms.contains(&h.text.as_str()) {
+                    terms.push(&h.text);
+                }
+            }
             serde_json::json!({"rule": set.rules()[m.rule].id, "terms": terms})
         })
         .collect();
+    let id = (!a.key.is_empty()).then_some(a.key.as_str());
     println!(
         "{}",
-        serde_json::json!({"article": article_name(a), "matches": ms})
+        serde_json::json!({"article": article_id(a), "id": id, "link": a.link, "matches": ms})
     );
 }
 
@@ -168,6 +204,14 @@ fn snippets(a: &Article, hits: &[Hit]) -> Vec<(&'static str, String)> {
             .map(|h| (h.start, h.end))
             .collect();
         spans.sort_unstable();
+        // Overlapping hits (`Weimar` and the regex's `Weimar+`) are marked as their union.
+        spans.dedup_by(|next, kept| {
+            let overlaps = next.0 < kept.1;
+            if overlaps {
+                kept.1 = kept.1.max(next.1);
+            }
+            overlaps
+        });
         out.push((field.as_str(), highlight(text, &spans, 60)));
     }
     out

@@ -249,6 +249,8 @@ fn snippets_centre_on_the_first_hit_and_mark_every_hit() {
         ("Healey met Hegseth.", &["Healey", "Hegseth"], "*Healey* met *Hegseth*.".into()),
         ("No hit here.", &["absent"], "No hit here.".into()),
         ("Line\r\nbreak <b>minerals deal</b>\u{202e}", &["minerals deal"], "Line break <b>*minerals deal*</b>".into()),
+        ("the Weimar+ group", &["Weimar", "Weimar+"], "the *Weimar+* group".into()),
+        ("a minerals deal", &["minerals deal", "deal"], "a *minerals deal*".into()),
         (&long, &["minerals deal"], format!("… {}the *minerals deal* was signed. {}…", "word ".repeat(15), "tail ".repeat(30))),
     ];
     for (summary, terms, want) in &cases {

@@ -9,7 +9,7 @@ use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
 use regex::{Regex, RegexBuilder};
 
 use super::Field;
-use super::syntax::{Expr, ExprKind, FieldName, NEAR_OPERANDS, suggest};
+use super::syntax::{Expr, ExprKind, FieldName, INFLECTION_LETTERS, NEAR_OPERANDS, suggest};
 use super::text::{exact_form, tokenize};
 
 /// Per-regex compiled-size budget (bytes of the regex crate's program).
@@ -25,6 +25,16 @@ pub(crate) struct Literal {
     /// `" w1 w2 "` for terms and phrases, `" stem"` for prefixes.
     pub pattern: String,
     pub ntoks: u32,
+}
+
+/// What an occurrence of a literal must also satisfy.
+#[derive(Debug, Clone)]
+pub(crate) enum Check {
+    Any,
+    /// For `case:`: the exact (NFKC) form every token must have.
+    Exact(Box<[String]>),
+    /// For `word~`: at most this many characters after the stem (the literal is a prefix).
+    MaxSuffix(u32),
 }
 
 /// A bit set of `Field`s.
@@ -57,13 +67,14 @@ pub(crate) enum Node {
     Lit {
         lit: u32,
         mask: Mask,
-        /// For `case:`: the exact (NFKC) form every token must have.
-        exact: Option<Box<[String]>>,
+        check: Check,
         label: String,
     },
     Regex {
         re: u32,
         mask: Mask,
+        /// The regex matches the empty string, so it is true for any article (a broad query).
+        empty: bool,
         label: String,
     },
     Url {
@@ -97,7 +108,8 @@ impl Node {
     /// True for an article in which no atom is true: the definition of a broad query.
     pub fn true_when_nothing_occurs(&self) -> bool {
         match self {
-            Node::Lit { .. } | Node::Regex { .. } | Node::Url { .. } | Node::Lang { .. } => false,
+            Node::Regex { empty, .. } => *empty,
+            Node::Lit { .. } | Node::Url { .. } | Node::Lang { .. } => false,
             Node::Near { .. } => false,
             Node::And(items) => items.iter().all(Node::true_when_nothing_occurs),
             Node::Or(items) => items.iter().any(Node::true_when_nothing_occurs),
@@ -151,6 +163,16 @@ impl Node {
                 right.required(out);
             }
             Node::List { inner, .. } | Node::Field { inner, .. } => inner.required(out),
+        }
+    }
+
+    /// The fields a positional node's literals are searched in.
+    fn fields(&self) -> Mask {
+        match self {
+            Node::Lit { mask, .. } => *mask,
+            Node::Or(items) => items.iter().fold(0, |m, n| m | n.fields()),
+            Node::List { inner, .. } | Node::Field { inner, .. } => inner.fields(),
+            _ => 0,
         }
     }
 
@@ -212,45 +234,17 @@ impl Builder {
         match &e.kind {
             ExprKind::Term(t) | ExprKind::Phrase(t) => match scope {
                 FieldName::Url => Node::Url {
-                    host: t.trim().trim_end_matches('.').to_ascii_lowercase(),
+                    host: url_host(t),
                     label: label(),
                 },
-                FieldName::Lang => Node::Lang {
-                    tag: t.trim().replace('_', "-").to_ascii_lowercase(),
-                    label: label(),
-                },
+                FieldName::Lang => self.lang(t, e, errors),
                 _ => self.words(t, e, scope, false, errors),
             },
             ExprKind::Case(t) => self.words(t, e, scope, true, errors),
-            ExprKind::Prefix(stem) => {
-                let toks = tokenize(stem);
-                match toks.as_slice() {
-                    [one] if one.norm.chars().count() >= 3 => {
-                        let pattern = format!(" {}", one.norm);
-                        Node::Lit {
-                            lit: self.intern(pattern, 1),
-                            mask: mask_of(scope),
-                            exact: None,
-                            label: label(),
-                        }
-                    }
-                    [_] => {
-                        errors.push(err(
-                            &e.span,
-                            format!("prefix `{stem}*` is too short"),
-                            Some("write at least 3 characters before `*`"),
-                        ));
-                        dummy()
-                    }
-                    _ => {
-                        errors.push(err(
-                            &e.span,
-                            format!("prefix `{stem}*` must be a single word"),
-                            Some("a prefix applies to one word; use a phrase for several"),
-                        ));
-                        dummy()
-                    }
-                }
+            ExprKind::Prefix(stem) => self.prefix(stem, e, scope, Check::Any, errors),
+            ExprKind::Inflect(stem) => {
+                let max = u32::try_from(INFLECTION_LETTERS).unwrap_or(u32::MAX);
+                self.prefix(stem, e, scope, Check::MaxSuffix(max), errors)
             }
             ExprKind::List(name) => self.list(name, e, scope, depth, errors),
             ExprKind::Regex { pattern, flags } => self.regex(pattern, flags, e, scope, errors),
@@ -294,12 +288,101 @@ impl Builder {
                         ));
                     }
                 }
+                // A failed or empty operand has no fields; it is reported (or harmless) elsewhere.
+                let (lf, rf) = (l.fields(), r.fields());
+                if lf != 0 && rf != 0 && lf & rf == 0 {
+                    errors.push(err(
+                        &e.span,
+                        "NEAR needs both sides in the same field: these can never be near each other",
+                        Some("put the field outside the proximity, `title:(a NEAR/3 b)`, or combine the fields with AND"),
+                    ));
+                }
                 Node::Near {
                     left: Box::new(l),
                     right: Box::new(r),
                     distance: *distance,
                     ordered: *ordered,
                 }
+            }
+        }
+    }
+
+    /// `lang:en`, `lang:en-GB`; a language name (`lang:english`) or anything that is not a
+    /// language tag is an error with the tag to write.
+    fn lang(&self, t: &str, e: &Expr, errors: &mut Vec<CompileError>) -> Node {
+        let tag = t.trim().replace('_', "-").to_ascii_lowercase();
+        let primary = tag.split('-').next().unwrap_or("");
+        let plausible = (2..=3).contains(&primary.len())
+            && primary.bytes().all(|b| b.is_ascii_alphabetic())
+            && tag.split('-').all(|s| {
+                !s.is_empty() && s.len() <= 8 && s.bytes().all(|b| b.is_ascii_alphanumeric())
+            });
+        if !plausible {
+            let named = LANGUAGE_NAMES
+                .iter()
+                .find(|(name, _)| primary == *name || tag.starts_with(name))
+                .map(|(_, code)| *code);
+            let message = match named {
+                Some(code) => {
+                    format!("`lang:{t}` is not a language tag — did you mean `lang:{code}`?")
+                }
+                None => format!("`lang:{t}` is not a language tag"),
+            };
+            errors.push(err(
+                &e.span,
+                message,
+                Some("lang: takes an ISO 639 code, optionally with a region: `lang:en`, `lang:fr`, `lang:uk`, `lang:en-GB`"),
+            ));
+            return dummy();
+        }
+        Node::Lang {
+            tag,
+            label: e.to_string(),
+        }
+    }
+
+    /// `stem*` and `stem~`: one prefix literal (shared by both), with `check` for `stem~`.
+    fn prefix(
+        &mut self,
+        stem: &str,
+        e: &Expr,
+        scope: FieldName,
+        check: Check,
+        errors: &mut Vec<CompileError>,
+    ) -> Node {
+        let mark = if matches!(check, Check::Any) {
+            '*'
+        } else {
+            '~'
+        };
+        let toks = tokenize(stem);
+        match toks.as_slice() {
+            [one] if one.norm.chars().count() >= 3 => {
+                let pattern = format!(" {}", one.norm);
+                Node::Lit {
+                    lit: self.intern(pattern, 1),
+                    mask: mask_of(scope),
+                    check,
+                    label: e.to_string(),
+                }
+            }
+            [_] => {
+                errors.push(err(
+                    &e.span,
+                    format!("`{stem}{mark}` is too short"),
+                    Some(&format!("write at least 3 characters before `{mark}`")),
+                ));
+                dummy()
+            }
+            _ => {
+                errors.push(err(
+                    &e.span,
+                    format!("`{stem}{mark}` must be a single word"),
+                    Some(&format!(
+                        "`{mark}` applies to one word; use a phrase or NEAR for several"
+                    )),
+                ));
+                dummy()
             }
         }
     }
@@ -327,17 +410,21 @@ impl Builder {
             pattern.push_str(&t.norm);
         }
         pattern.push(' ');
-        let exact = case.then(|| {
-            toks.iter()
-                .map(|t| exact_form(&text[t.start..t.end]))
-                .collect::<Vec<_>>()
-                .into_boxed_slice()
-        });
+        let check = if case {
+            Check::Exact(
+                toks.iter()
+                    .map(|t| exact_form(&text[t.start..t.end]))
+                    .collect::<Vec<_>>()
+                    .into_boxed_slice(),
+            )
+        } else {
+            Check::Any
+        };
         let ntoks = u32::try_from(toks.len()).unwrap_or(u32::MAX);
         Node::Lit {
             lit: self.intern(pattern, ntoks),
             mask: mask_of(scope),
-            exact,
+            check,
             label: e.to_string(),
         }
     }
@@ -402,6 +489,7 @@ impl Builder {
             return Node::Regex {
                 re,
                 mask: mask_of(scope),
+                empty: self.regexes[re as usize].is_match(""),
                 label: e.to_string(),
             };
         }
@@ -433,11 +521,13 @@ impl Builder {
         match built {
             Ok(re) => {
                 let id = u32::try_from(self.regexes.len()).unwrap_or(u32::MAX);
+                let empty = re.is_match("");
                 self.regexes.push(re);
                 self.regex_ids.insert(key, id);
                 Node::Regex {
                     re: id,
                     mask: mask_of(scope),
+                    empty,
                     label: e.to_string(),
                 }
             }
@@ -488,6 +578,33 @@ impl Builder {
             .prefilter(false)
             .build(patterns)
             .map(Some)
+    }
+}
+
+/// Language names analysts write instead of tags, for the `lang:` hint.
+const LANGUAGE_NAMES: &[(&str, &str)] = &[
+    ("english", "en"),
+    ("french", "fr"),
+    ("german", "de"),
+    ("ukrainian", "uk"),
+    ("russian", "ru"),
+    ("polish", "pl"),
+    ("italian", "it"),
+    ("spanish", "es"),
+    ("portuguese", "pt"),
+    ("dutch", "nl"),
+];
+
+/// The host a `url:` term names, lower case, as the link's parsed host would be: an
+/// internationalised name in punycode (`bücher.de` → `xn--bcher-kva.de`).
+fn url_host(t: &str) -> String {
+    let host = t.trim().trim_end_matches('.');
+    if host.is_ascii() {
+        return host.to_ascii_lowercase();
+    }
+    match url::Host::parse(host) {
+        Ok(url::Host::Domain(d)) => d.trim_end_matches('.').to_string(),
+        _ => host.to_lowercase(),
     }
 }
 

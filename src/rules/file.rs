@@ -48,6 +48,11 @@ impl Source {
         }
     }
 
+    /// Byte offset of the start of `line` (1-based).
+    pub fn line_start(&self, line: usize) -> usize {
+        self.lines.line_start(line)
+    }
+
     pub fn diagnostic(
         &self,
         offset: usize,

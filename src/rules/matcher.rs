@@ -7,7 +7,7 @@ use std::cell::OnceCell;
 use aho_corasick::AhoCorasick;
 use regex::Regex;
 
-use super::compile::{Literal, Mask, Node, bit};
+use super::compile::{Check, Literal, Mask, Node, bit};
 use super::text::{RegexText, TokPos, exact_form, tokenize_into};
 use super::{Field, Hit};
 use crate::model::{Article, FeedMeta};
@@ -165,30 +165,44 @@ pub(crate) struct Ctx<'e> {
 }
 
 impl Ctx<'_> {
-    /// Occurrences of literal `lit` in fields `mask` (and, for `case:`, with the exact form).
-    pub fn occurrences(
+    /// Occurrences of literal `lit` in fields `mask` that pass `check` (`case:`, `word~`).
+    pub fn occurrences<'d>(
         &self,
-        doc: &Doc<'_>,
+        doc: &'d Doc<'_>,
         lit: u32,
         mask: Mask,
-        exact: Option<&[String]>,
-    ) -> impl Iterator<Item = Occ> {
+        check: &'d Check,
+    ) -> impl Iterator<Item = Occ> + 'd {
         let from = doc.hits.partition_point(|h| h.0 < lit);
         let to = doc.hits.partition_point(|h| h.0 <= lit);
-        let ntoks = self.lits[lit as usize].ntoks;
+        let lit = &self.lits[lit as usize];
+        let ntoks = lit.ntoks;
+        // A prefix pattern is `" stem"`: its length less the space is the stem's in bytes.
+        let stem_len = lit.pattern.len() - 1;
         doc.hits[from..to].iter().filter_map(move |&(_, tok)| {
             let seg = doc.tok_seg[tok as usize];
             if mask & bit(doc.segments[seg as usize].field) == 0 {
                 return None;
             }
-            if let Some(exact) = exact {
-                let text = doc.segments[seg as usize].text;
-                let same = exact.iter().enumerate().all(|(k, want)| {
-                    let t = doc.toks[tok as usize + k];
-                    exact_form(&text[t.start as usize..t.end as usize]) == *want
-                });
-                if !same {
-                    return None;
+            match check {
+                Check::Any => {}
+                Check::Exact(exact) => {
+                    let text = doc.segments[seg as usize].text;
+                    let same = exact.iter().enumerate().all(|(k, want)| {
+                        let t = doc.toks[tok as usize + k];
+                        exact_form(&text[t.start as usize..t.end as usize]) == *want
+                    });
+                    if !same {
+                        return None;
+                    }
+                }
+                Check::MaxSuffix(max) => {
+                    let at = doc.toks[tok as usize].norm_start as usize + stem_len;
+                    let rest = &doc.norm[at..];
+                    let end = rest.find(' ').unwrap_or(rest.len());
+                    if rest[..end].chars().count() > *max as usize {
+                        return None;
+                    }
                 }
             }
             Some(Occ {
@@ -203,8 +217,8 @@ impl Ctx<'_> {
     pub fn positions(&self, doc: &Doc<'_>, node: &Node, out: &mut Vec<Occ>) {
         match node {
             Node::Lit {
-                lit, mask, exact, ..
-            } => out.extend(self.occurrences(doc, *lit, *mask, exact.as_deref())),
+                lit, mask, check, ..
+            } => out.extend(self.occurrences(doc, *lit, *mask, check)),
             Node::Or(items) => items.iter().for_each(|n| self.positions(doc, n, out)),
             Node::List { inner, .. } | Node::Field { inner, .. } => {
                 self.positions(doc, inner, out);
@@ -255,11 +269,8 @@ impl Ctx<'_> {
     pub fn eval(&self, doc: &Doc<'_>, node: &Node) -> bool {
         match node {
             Node::Lit {
-                lit, mask, exact, ..
-            } => self
-                .occurrences(doc, *lit, *mask, exact.as_deref())
-                .next()
-                .is_some(),
+                lit, mask, check, ..
+            } => self.occurrences(doc, *lit, *mask, check).next().is_some(),
             Node::Regex { re, mask, .. } => !self.regex_matches(doc, *re, *mask, true).is_empty(),
             Node::Url { host, .. } => url_host_span(doc.link, host).is_some(),
             Node::Lang { tag, .. } => lang_matches(doc.lang, tag),
@@ -306,9 +317,9 @@ impl Ctx<'_> {
     pub fn collect_hits(&self, doc: &Doc<'_>, node: &Node, out: &mut Vec<Hit>) {
         match node {
             Node::Lit {
-                lit, mask, exact, ..
+                lit, mask, check, ..
             } => {
-                for o in self.occurrences(doc, *lit, *mask, exact.as_deref()) {
+                for o in self.occurrences(doc, *lit, *mask, check) {
                     out.push(doc.hit_of_tokens(o.start, o.end));
                 }
             }
@@ -398,8 +409,24 @@ pub(crate) fn url_host_span(link: Option<&str>, host: &str) -> Option<(usize, us
     }
     let lower = link.to_ascii_lowercase();
     let after_scheme = lower.find("://").map_or(0, |i| i + 3);
-    let at = lower[after_scheme..].find(h)? + after_scheme;
-    Some((at, at + h.len()))
+    if let Some(at) = lower[after_scheme..].find(h) {
+        let at = at + after_scheme;
+        return Some((at, at + h.len()));
+    }
+    // An internationalised host is punycode once parsed (`xn--bcher-kva.de`) but may be written
+    // in Unicode in the link (`bücher.de`): the span is the authority's host as written.
+    let authority_len = link[after_scheme..]
+        .find(['/', '?', '#'])
+        .unwrap_or(link.len() - after_scheme);
+    let authority = &link[after_scheme..after_scheme + authority_len];
+    let host_from = authority.rfind('@').map_or(0, |i| i + 1);
+    let host = &authority[host_from..];
+    let host_len = host
+        .rfind(':')
+        .filter(|_| !host.ends_with(']'))
+        .unwrap_or(host.len());
+    let at = after_scheme + host_from;
+    Some((at, at + host_len))
 }
 
 /// `lang:en` matches `en`, `en-GB`; `lang:en-gb` matches only `en-GB` (any case, `_` as `-`).

@@ -2,8 +2,12 @@
 //! Knows nothing of lists' contents, articles or normalisation; every error carries a span and a hint.
 //! Precedence, tight to loose: field prefix, NEAR/ONEAR, NOT, AND (explicit or implicit), OR.
 
+mod lex;
+
 use std::fmt;
 use std::ops::Range;
+
+use lex::{Tok, lex};
 
 /// A parsed query node with its byte span in the query text.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,6 +24,9 @@ pub enum ExprKind {
     Phrase(String),
     /// A word written with a trailing `*`, without the star.
     Prefix(String),
+    /// A word written with a trailing `~`, without it: the word plus at most
+    /// `INFLECTION_LETTERS` more letters (`Гегсет~` matches `Гегсетом`).
+    Inflect(String),
     /// `case:US` or `case:"US Army"`.
     Case(String),
     /// `@name`.
@@ -60,7 +67,8 @@ pub enum FieldName {
 }
 
 pub const FIELD_NAMES: &[&str] = &[
-    "title", "summary", "content", "text", "author", "category", "feed", "url", "lang", "case",
+    "title", "summary", "content", "text", "author", "category", "feed", "url", "site", "lang",
+    "case",
 ];
 
 impl FieldName {
@@ -73,7 +81,7 @@ impl FieldName {
             "author" => FieldName::Author,
             "category" => FieldName::Category,
             "feed" => FieldName::Feed,
-            "url" => FieldName::Url,
+            "url" | "site" => FieldName::Url,
             "lang" => FieldName::Lang,
             _ => return None,
         })
@@ -97,6 +105,9 @@ impl FieldName {
 /// NEAR with no distance means NEAR/5 (Meltwater's and Brandwatch's habit).
 pub const DEFAULT_NEAR: u32 = 5;
 
+/// `word~` matches the word followed by at most this many letters (an inflectional ending).
+pub const INFLECTION_LETTERS: usize = 3;
+
 /// A problem in a query, located by a byte span of the query text.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueryError {
@@ -117,148 +128,6 @@ impl QueryError {
 
 pub const NEAR_OPERANDS: &str = "NEAR operands must be terms, phrases, lists or OR-groups";
 const NEAR_HINT: &str = "put the AND or NOT outside the proximity: `(a NEAR/5 b) AND c`";
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Tok {
-    LParen,
-    RParen,
-    And,
-    Or,
-    Not,
-    Near { distance: u32, ordered: bool },
-    Word(String),
-    Quoted(String),
-    List(String),
-    Regex { pattern: String, flags: String },
-    Field(String),
-}
-
-fn lex(q: &str) -> Result<Vec<(Tok, Range<usize>)>, QueryError> {
-    let mut out = Vec::new();
-    let bytes = q.as_bytes();
-    let mut i = 0;
-    while i < q.len() {
-        let c = q[i..].chars().next().unwrap_or(' ');
-        if c.is_whitespace() {
-            i += c.len_utf8();
-            continue;
-        }
-        match c {
-            '(' => {
-                out.push((Tok::LParen, i..i + 1));
-                i += 1;
-            }
-            ')' => {
-                out.push((Tok::RParen, i..i + 1));
-                i += 1;
-            }
-            '"' => {
-                let Some(len) = q[i + 1..].find('"') else {
-                    return Err(QueryError::new(
-                        i..q.len(),
-                        "unterminated phrase",
-                        Some("close the phrase with a second `\"`"),
-                    ));
-                };
-                out.push((
-                    Tok::Quoted(q[i + 1..i + 1 + len].to_string()),
-                    i..i + len + 2,
-                ));
-                i += len + 2;
-            }
-            '/' => {
-                let mut j = i + 1;
-                let mut pattern = String::new();
-                let mut closed = false;
-                while j < q.len() {
-                    let ch = q[j..].chars().next().unwrap_or(' ');
-                    if ch == '\\' && bytes.get(j + 1) == Some(&b'/') {
-                        pattern.push('/');
-                        j += 2;
-                        continue;
-                    }
-                    if ch == '/' {
-                        closed = true;
-                        j += 1;
-                        break;
-                    }
-                    pattern.push(ch);
-                    j += ch.len_utf8();
-                }
-                if !closed {
-                    return Err(QueryError::new(
-                        i..q.len(),
-                        "unterminated regex",
-                        Some("end the regex with `/` (write `\\/` for a literal slash)"),
-                    ));
-                }
-                let flags_len = q[j..]
-                    .find(|ch: char| !ch.is_ascii_alphabetic())
-                    .unwrap_or(q.len() - j);
-                let flags = q[j..j + flags_len].to_string();
-                out.push((Tok::Regex { pattern, flags }, i..j + flags_len));
-                i = j + flags_len;
-            }
-            _ => {
-                let len = q[i..]
-                    .find(|ch: char| ch.is_whitespace() || matches!(ch, '(' | ')' | '"'))
-                    .unwrap_or(q.len() - i);
-                let word = &q[i..i + len];
-                let span = i..i + len;
-                i += len;
-                if let Some(name) = word.strip_prefix('@') {
-                    out.push((Tok::List(name.to_string()), span));
-                } else if let Some(colon) = word.find(':') {
-                    out.push((
-                        Tok::Field(word[..colon].to_string()),
-                        span.start..span.start + colon + 1,
-                    ));
-                    // The rest of the word (if any) is lexed on its own: rewind to just after the colon.
-                    i = span.start + colon + 1;
-                } else {
-                    out.push((operator(word, &span)?, span));
-                }
-            }
-        }
-    }
-    Ok(out)
-}
-
-fn operator(word: &str, span: &Range<usize>) -> Result<Tok, QueryError> {
-    let near = |rest: &str, ordered: bool| -> Result<Tok, QueryError> {
-        if rest.is_empty() {
-            return Ok(Tok::Near {
-                distance: DEFAULT_NEAR,
-                ordered,
-            });
-        }
-        let digits = rest.strip_prefix('/').unwrap_or("x");
-        match digits.parse::<u32>() {
-            Ok(distance) if digits.bytes().all(|b| b.is_ascii_digit()) => {
-                Ok(Tok::Near { distance, ordered })
-            }
-            _ => Err(QueryError::new(
-                span.clone(),
-                format!("`{word}`: expected a number of words after the slash"),
-                Some(
-                    "write NEAR/n with n a whole number, like `NEAR/10`; `NEAR` alone means NEAR/5",
-                ),
-            )),
-        }
-    };
-    Ok(match word {
-        "AND" => Tok::And,
-        "OR" => Tok::Or,
-        "NOT" => Tok::Not,
-        w if w.starts_with("NEAR") && (w.len() == 4 || w.as_bytes()[4] == b'/') => {
-            near(&w[4..], false)?
-        }
-        w if w.starts_with("ONEAR") && (w.len() == 5 || w.as_bytes()[5] == b'/') => {
-            near(&w[5..], true)?
-        }
-        w => Tok::Word(w.to_string()),
-    })
-}
 
 /// Parses one query. Returns every error it could find (it stops at the first syntax error).
 pub fn parse_query(q: &str) -> Result<Expr, Vec<QueryError>> {
@@ -336,6 +205,7 @@ impl Parser {
                     | Tok::LParen
                     | Tok::Word(_)
                     | Tok::Quoted(_)
+                    | Tok::QuotedNear(..)
                     | Tok::List(_)
                     | Tok::Regex { .. }
                     | Tok::Field(_),
@@ -406,11 +276,17 @@ impl Parser {
         };
         self.pos += 1;
         let kind = match tok {
-            Tok::Word(w) => match w.strip_suffix('*') {
-                Some(stem) if !stem.contains('*') => ExprKind::Prefix(stem.to_string()),
-                _ => ExprKind::Term(w),
-            },
+            Tok::Word(w) => {
+                if let Some(stem) = w.strip_suffix('*') {
+                    ExprKind::Prefix(stem.to_string())
+                } else if let Some(stem) = w.strip_suffix('~') {
+                    ExprKind::Inflect(stem.to_string())
+                } else {
+                    ExprKind::Term(w)
+                }
+            }
             Tok::Quoted(p) => ExprKind::Phrase(p),
+            Tok::QuotedNear(p, distance) => return phrase_near(&p, distance, span),
             Tok::List(name) => ExprKind::List(name),
             Tok::Regex { pattern, flags } => ExprKind::Regex { pattern, flags },
             Tok::LParen => {
@@ -479,10 +355,10 @@ impl Parser {
                 }
             };
             self.pos += 1;
-            if text.ends_with('*') {
+            if text.ends_with('*') || text.ends_with('~') {
                 return Err(QueryError::new(
                     inner_span,
-                    "`case:` cannot be combined with a prefix `*`",
+                    "`case:` cannot be combined with a prefix `*` or inflection `~`",
                     Some("write the whole word, or use a regex like /US\\w*/"),
                 ));
             }
@@ -502,7 +378,7 @@ impl Parser {
                 self.soft.push(QueryError::new(
                     span.clone(),
                     message,
-                    Some("fields are title, summary, content, text, author, category, feed, url, lang and case; to search a literal colon, quote it (\"10:30\")"),
+                    Some("fields are title, summary, content, text, author, category, feed, url (or site), lang and case; to search a literal colon, quote it (\"10:30\")"),
                 ));
                 FieldName::Text
             }
@@ -524,9 +400,17 @@ fn check_near_operand(e: &Expr) -> Result<(), QueryError> {
         ExprKind::Term(_)
         | ExprKind::Phrase(_)
         | ExprKind::Prefix(_)
+        | ExprKind::Inflect(_)
         | ExprKind::Case(_)
         | ExprKind::List(_) => Ok(()),
         ExprKind::Or(items) => items.iter().try_for_each(check_near_operand),
+        ExprKind::Regex { .. } => Err(QueryError::new(
+            e.span.clone(),
+            format!("{NEAR_OPERANDS}; a regex cannot be one"),
+            Some(
+                "combine it with AND instead: `(a NEAR/5 b) AND /re/`, or AND NOT to exclude; or write the distance into the regex",
+            ),
+        )),
         ExprKind::Field { field, inner } if !matches!(field, FieldName::Url | FieldName::Lang) => {
             check_near_operand(inner)
         }
@@ -550,6 +434,85 @@ fn join(mut items: Vec<Expr>, make: fn(Vec<Expr>) -> ExprKind) -> Expr {
         kind: make(items),
         span,
     }
+}
+
+/// `"a b c"~n` (Brandwatch): every pair of the phrase's words within `n` tokens, any order.
+fn phrase_near(phrase: &str, distance: u32, span: Range<usize>) -> Result<Expr, QueryError> {
+    let words: Vec<&str> = phrase.split_whitespace().collect();
+    if words.len() < 2 {
+        return Err(QueryError::new(
+            span,
+            "`\"…\"~n` needs at least two words in the quotes",
+            Some("write the word alone, or `word~` for its inflected forms"),
+        ));
+    }
+    let term = |w: &str| Expr {
+        kind: ExprKind::Term(w.to_string()),
+        span: span.clone(),
+    };
+    let mut pairs = Vec::new();
+    for (i, a) in words.iter().enumerate() {
+        for b in &words[i + 1..] {
+            pairs.push(Expr {
+                kind: ExprKind::Near {
+                    left: Box::new(term(a)),
+                    right: Box::new(term(b)),
+                    distance,
+                    ordered: false,
+                },
+                span: span.clone(),
+            });
+        }
+    }
+    Ok(join(pairs, ExprKind::And))
+}
+
+/// Lower-case `and`, `or`, `not`, `near` between two terms: searched as words, which is rarely
+/// what was meant. Not errors (the spec keeps them words), warnings for `check`.
+pub fn warnings(q: &str) -> Vec<QueryError> {
+    let Ok(toks) = lex(q) else {
+        return Vec::new();
+    };
+    let ends = |t: &Tok| {
+        matches!(
+            t,
+            Tok::Word(_) | Tok::Quoted(_) | Tok::QuotedNear(..) | Tok::List(_) | Tok::RParen
+        )
+    };
+    let starts = |t: &Tok| {
+        matches!(
+            t,
+            Tok::Word(_)
+                | Tok::Quoted(_)
+                | Tok::QuotedNear(..)
+                | Tok::List(_)
+                | Tok::LParen
+                | Tok::Field(_)
+                | Tok::Regex { .. }
+        )
+    };
+    let mut out = Vec::new();
+    for w in toks.windows(3) {
+        let (Tok::Word(word), span) = &w[1] else {
+            continue;
+        };
+        let lower = word.to_lowercase();
+        if !matches!(lower.as_str(), "and" | "or" | "not" | "near")
+            || !ends(&w[0].0)
+            || !starts(&w[2].0)
+        {
+            continue;
+        }
+        let op = lower.to_uppercase();
+        out.push(QueryError {
+            span: span.clone(),
+            message: format!("`{word}` is searched as a word, not as the operator {op}"),
+            hint: Some(format!(
+                "write `{op}` for the operator; to search the word on purpose, quote it (`\"{word}\"`)"
+            )),
+        });
+    }
+    out
 }
 
 /// The closest candidate to `word` within a small edit distance, for "did you mean" hints.
@@ -582,6 +545,7 @@ impl fmt::Display for Expr {
             ExprKind::Term(t) => f.write_str(t),
             ExprKind::Phrase(p) => write!(f, "\"{p}\""),
             ExprKind::Prefix(p) => write!(f, "{p}*"),
+            ExprKind::Inflect(p) => write!(f, "{p}~"),
             ExprKind::Case(t) if t.contains(char::is_whitespace) => write!(f, "case:\"{t}\""),
             ExprKind::Case(t) => write!(f, "case:{t}"),
             ExprKind::List(n) => write!(f, "@{n}"),
@@ -646,6 +610,14 @@ mod tests {
             ("a ONEAR/0 \"x y\"", "a ONEAR/0 \"x y\""),
             ("case:US mineral*", "case:US AND mineral*"),
             ("/minerals?\\s+deal/i", "/minerals?\\s+deal/i"),
+            ("Гегсет~ -Lammy", "Гегсет~ AND (NOT Lammy)"),
+            ("\"a b\"~3", "a NEAR/3 b"),
+            (
+                "\"a b c\"~2",
+                "(a NEAR/2 b) AND (a NEAR/2 c) AND (b NEAR/2 c)",
+            ),
+            ("a NEAR/2f b", "a ONEAR/2 b"),
+            ("site:bbc.co.uk", "url:bbc.co.uk"),
         ];
         for (q, want) in cases {
             let e = parse_query(q).unwrap_or_else(|e| panic!("{q}: {e:?}"));
@@ -662,6 +634,19 @@ mod tests {
             ("a NEAR NOT b", NEAR_OPERANDS),
             ("a NEAR b NEAR c", "chains"),
             ("a NEAR/x b", "expected a number"),
+            ("a NEAR/99999999999 b", "too large"),
+            ("a NAER/3 b", "did you mean `NEAR/3`"),
+            ("a near/3 b", "did you mean `NEAR/3`"),
+            ("a NEAR3 b", "did you mean `NEAR/3`"),
+            ("a ONAER/2 b", "did you mean `ONEAR/2`"),
+            ("a ANDNOT b", "did you mean `AND NOT`"),
+            ("a W/3 b", "did you mean `NEAR/3`"),
+            ("colo?r", "wildcard"),
+            ("*ukraine", "only ends a word"),
+            ("Healey~2", "inflected forms"),
+            ("Healey^2", "boosts"),
+            ("\"a b\"^2", "boosts"),
+            ("\"a\"~2", "at least two words"),
             ("titel:x", "did you mean `title:`"),
             ("\"open", "unterminated phrase"),
             ("", "empty query"),

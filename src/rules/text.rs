@@ -1,6 +1,7 @@
 //! Text normalisation and tokenisation, shared by queries and article fields so both mean the same.
 //! Default-ignorables removed, quotes and dashes unified, UAX #29 words, possessive `'s` dropped,
-//! then each word NFKD + full case fold + combining marks removed. Pure; never sees markup.
+//! elisions split (`l'Ukraine`), then each word NFKD + full case fold + marks removed + stroke and
+//! ligature letters folded (`ł` `ø` `æ`). Pure; never sees markup.
 
 use std::borrow::Cow;
 
@@ -58,17 +59,13 @@ pub(crate) fn tokenize_into(text: &str, norm: &mut String, toks: &mut Vec<TokPos
         // Fast path (most news text once quotes and dashes are unified): the same boundaries as
         // UAX #29 for ASCII, checked by a property test.
         for (i, seg) in AsciiWords::new(&cleaned.text) {
-            let seg = strip_possessive(seg);
-            let before = norm.len();
-            norm.push(' ');
-            norm.push_str(seg);
-            norm[before + 1..].make_ascii_lowercase();
-            let (start, end) = cleaned.original_range(i, i + seg.len());
-            toks.push(TokPos {
-                norm_start: u32::try_from(before + 1).unwrap_or(u32::MAX),
-                start: u32::try_from(start).unwrap_or(u32::MAX),
-                end: u32::try_from(end).unwrap_or(u32::MAX),
-            });
+            for (j, part) in split_elision(strip_possessive(seg)) {
+                let before = norm.len();
+                norm.push(' ');
+                norm.push_str(part);
+                norm[before + 1..].make_ascii_lowercase();
+                push_tok(toks, &cleaned, before + 1, i + j, i + j + part.len());
+            }
         }
         return;
     }
@@ -76,21 +73,53 @@ pub(crate) fn tokenize_into(text: &str, norm: &mut String, toks: &mut Vec<TokPos
         if !seg.chars().any(char::is_alphanumeric) {
             continue;
         }
-        let seg = strip_possessive(seg);
-        let before = norm.len();
-        norm.push(' ');
-        fold_into(seg, norm);
-        if norm.len() == before + 1 {
-            norm.truncate(before);
-            continue;
+        for (j, part) in split_elision(strip_possessive(seg)) {
+            let before = norm.len();
+            norm.push(' ');
+            fold_into(part, norm);
+            if norm.len() == before + 1 {
+                norm.truncate(before);
+                continue;
+            }
+            push_tok(toks, &cleaned, before + 1, i + j, i + j + part.len());
         }
-        let (start, end) = cleaned.original_range(i, i + seg.len());
-        toks.push(TokPos {
-            norm_start: u32::try_from(before + 1).unwrap_or(u32::MAX),
-            start: u32::try_from(start).unwrap_or(u32::MAX),
-            end: u32::try_from(end).unwrap_or(u32::MAX),
-        });
     }
+}
+
+fn push_tok(
+    toks: &mut Vec<TokPos>,
+    cleaned: &Cleaned<'_>,
+    norm_start: usize,
+    from: usize,
+    to: usize,
+) {
+    let (start, end) = cleaned.original_range(from, to);
+    toks.push(TokPos {
+        norm_start: u32::try_from(norm_start).unwrap_or(u32::MAX),
+        start: u32::try_from(start).unwrap_or(u32::MAX),
+        end: u32::try_from(end).unwrap_or(u32::MAX),
+    });
+}
+
+/// French, Italian and Catalan elided articles, pronouns and prepositions (before the apostrophe).
+const ELISIONS: &[&str] = &[
+    "l", "d", "j", "m", "n", "s", "t", "c", "qu", "jusqu", "lorsqu", "puisqu", "quoiqu", "dell",
+    "dall", "nell", "sull", "all", "coll", "un", "quest", "quell",
+];
+
+/// `l'Ukraine` is `l` + `Ukraine` (quotes are unified before this runs); `O'Neill` stays whole.
+/// Yields each part with its byte offset in `seg`.
+fn split_elision(seg: &str) -> impl Iterator<Item = (usize, &str)> {
+    let at = seg.find('\'').filter(|&a| {
+        let head = &seg[..a];
+        seg[a + 1..].starts_with(char::is_alphanumeric)
+            && ELISIONS.iter().any(|e| head.eq_ignore_ascii_case(e))
+    });
+    let (first, second) = match at {
+        Some(a) => (&seg[..a], Some((a + 1, &seg[a + 1..]))),
+        None => (seg, None),
+    };
+    std::iter::once((0, first)).chain(second)
 }
 
 /// Word segments of an ASCII text that contain a letter or digit, by the UAX #29 rules that apply
@@ -185,8 +214,28 @@ fn fold_into(word: &str, out: &mut String) {
         if is_combining_mark(c) || c.is_whitespace() {
             continue;
         }
-        out.push(c);
+        match fold_letter(c) {
+            Some(s) => out.push_str(s),
+            None => out.push(c),
+        }
     }
+}
+
+/// Letters with a stroke and ligatures that no decomposition takes apart (after case folding):
+/// `Radosław` ~ `radoslaw`, `Støre` ~ `store`, `Æ` ~ `ae`.
+fn fold_letter(c: char) -> Option<&'static str> {
+    Some(match c {
+        'ł' => "l",
+        'ø' => "o",
+        'đ' | 'ð' => "d",
+        'ħ' => "h",
+        'ı' => "i",
+        'æ' => "ae",
+        'œ' => "oe",
+        'ß' | 'ẞ' => "ss",
+        'þ' => "th",
+        _ => return None,
+    })
 }
 
 /// The exact (case- and accent-sensitive) form of a word for `case:`: NFKC, cleaned.
@@ -368,6 +417,23 @@ mod tests {
             ("Зеленський", &[("зеленськии", "Зеленський")]),
             ("Ｈｅａｌｅｙ", &[("healey", "Ｈｅａｌｅｙ")]),
             ("bbc.co.uk", &[("bbc.co.uk", "bbc.co.uk")]),
+            ("l'Ukraine", &[("l", "l"), ("ukraine", "Ukraine")]),
+            ("d’Ukraine", &[("d", "d"), ("ukraine", "Ukraine")]),
+            ("dell'Ucraina", &[("dell", "dell"), ("ucraina", "Ucraina")]),
+            ("Qu’il", &[("qu", "Qu"), ("il", "il")]),
+            ("O'Brien", &[("o'brien", "O'Brien")]),
+            (
+                "Radosław Støre",
+                &[("radoslaw", "Radosław"), ("store", "Støre")],
+            ),
+            (
+                "Æther Œuvre þorn",
+                &[("aether", "Æther"), ("oeuvre", "Œuvre"), ("thorn", "þorn")],
+            ),
+            (
+                "Đoković ħ ı",
+                &[("dokovic", "Đoković"), ("h", "ħ"), ("i", "ı")],
+            ),
         ];
         for (text, want) in cases {
             let got: Vec<(String, &str)> = tokenize(text)

@@ -120,6 +120,86 @@ const CASES: &[(&str, &str, &str)] = &[
     ("and", "Healey and Hegseth", "content=and"),
     ("not", "this is not it", "content=not"),
     ("near", "near the border", "content=near"),
+    // --- revision 2: elision (French, Italian, Catalan), both apostrophe forms
+    ("Ukraine", "soutien à l'Ukraine", "content=Ukraine"),
+    ("Ukraine", "soutien à l’Ukraine", "content=Ukraine"),
+    ("Ukraine", "président d'Ukraine", "content=Ukraine"),
+    ("Ucraina", "il sostegno dell'Ucraina", "content=Ucraina"),
+    ("Ucraina", "nell’Ucraina", "content=Ucraina"),
+    ("Ukraine", "jusqu'Ukraine", "content=Ukraine"),
+    ("\"soutien à l'Ukraine\"", "le soutien à l’Ukraine", "content=soutien à l’Ukraine"),
+    ("\"l'Ukraine\"", "pour l’Ukraine", "content=l’Ukraine"),
+    ("l'Ukraine", "D'Ukraine", "-"),
+    ("Neill", "O'Neill said", "-"),
+    ("Brien", "O’Brien said", "-"),
+    ("O'Brien", "O’Brien said", "content=O’Brien"),
+    ("Healey", "Healey's visit", "content=Healey"),
+    ("case:Ukraine", "l'Ukraine", "content=Ukraine"),
+    ("Ukraine NEAR/0 soutien", "soutien à l'Ukraine", "-"),
+    ("Ukraine NEAR/2 soutien", "soutien à l'Ukraine", "content=soutien|content=Ukraine"),
+    // --- revision 2: letters with a stroke and ligatures fold to their base
+    ("Radoslaw", "Radosław Sikorski", "content=Radosław"),
+    ("RADOSŁAW", "Radoslaw", "content=Radoslaw"),
+    ("Store", "Jonas Gahr Støre", "content=Støre"),
+    ("\"Gahr Store\"", "Jonas GAHR STØRE", "content=GAHR STØRE"),
+    ("Dokovic", "Đoković", "content=Đoković"),
+    ("Dordur", "Ðorður", "content=Ðorður"),
+    ("hamrun", "Ħamrun", "content=Ħamrun"),
+    ("istanbul", "ıstanbul", "content=ıstanbul"),
+    ("aerial", "ÆRIAL", "content=ÆRIAL"),
+    ("oeuvre", "chef-d’œuvre", "content=œuvre"),
+    ("Strasse", "STRAẞE", "content=STRAẞE"),
+    ("thorn", "Þorn", "content=Þorn"),
+    ("Støre", "Store", "content=Store"),
+    ("case:Støre", "Store", "-"),
+    ("case:Støre", "Støre", "content=Støre"),
+    ("case:Store", "Støre", "-"),
+    ("Sikorski", "Radosław Sikorski", "content=Sikorski"),
+    ("Rados*", "Radosław", "content=Radosław"),
+    // --- revision 2: inflected forms, `word~` = the word plus at most 3 letters
+    ("Гегсет~", "з Гегсетом", "content=Гегсетом"),
+    ("Гегсет~", "Гегсета", "content=Гегсета"),
+    ("Гегсет~", "Гегсету", "content=Гегсету"),
+    ("Гегсет~", "Гегсет", "content=Гегсет"),
+    ("Гегсет~", "Гегсетовими", "-"),
+    ("Selenskyj~", "Selenskyjs Besuch", "content=Selenskyjs"),
+    ("Hegseth~", "Hegsetha", "content=Hegsetha"),
+    ("Hegseth~", "Hegsethovych", "-"),
+    ("Hegset~", "Hegsetha", "content=Hegsetha"),
+    ("Hegseth~", "Hegseth's", "content=Hegseth"),
+    ("Hegseth~", "MacHegseth", "-"),
+    ("Зеленськ~", "Зеленського", "content=Зеленського"),
+    ("Зеленськ~", "ЗЕЛЕНСЬКИМ", "content=ЗЕЛЕНСЬКИМ"),
+    ("Radosław~", "Radosławem", "content=Radosławem"),
+    ("Store~", "Støres", "content=Støres"),
+    ("deal~ OR deal*", "dealerships", "content=dealerships"),
+    ("deal~", "dealerships", "-"),
+    ("Гегсет~ NEAR/1 Гілі", "Гегсетом і Гілі", "content=Гегсетом|content=Гілі"),
+    ("title:Гегсет~", "c=Гегсетом", "-"),
+    // --- revision 2: syntax from other tools
+    ("\"Healey Hegseth\"~10", "Healey spoke. Later that day Hegseth", "content=Healey|content=Hegseth"),
+    ("\"Healey Hegseth\"~2", "Hegseth met with Healey", "content=Hegseth|content=Healey"),
+    ("\"Healey Hegseth\"~1", "Healey met with Hegseth", "-"),
+    ("\"Healey Hegseth\"~10", "Healey 10 Hegseth", "content=Healey|content=Hegseth"),
+    ("\"Healey Hegseth\"~10", "Healey", "-"),
+    ("\"Healey Hegseth Lammy\"~2", "Healey Hegseth Lammy", "content=Healey|content=Hegseth|content=Lammy"),
+    ("\"Healey Hegseth Lammy\"~2", "Healey Hegseth a b c Lammy", "-"),
+    ("Healey NEAR/2f Hegseth", "Hegseth met with Healey", "-"),
+    ("Healey NEAR/2f Hegseth", "Healey met with Hegseth", "content=Healey|content=Hegseth"),
+    ("Healey -Lammy", "Healey and Lammy", "-"),
+    ("Healey -Lammy", "Healey alone", "content=Healey"),
+    ("-Lammy Healey", "Healey alone", "content=Healey"),
+    ("Healey -(Lammy OR Starmer)", "Healey and Starmer", "-"),
+    ("Healey -\"Jane Healey\"", "Jane Healey", "-"),
+    ("Healey -@hegseth", "Healey met Hegseth", "-"),
+    ("Healey (-Lammy)", "Healey Lammy", "-"),
+    ("cease-fire", "a cease fire now", "content=cease fire"),
+    ("site:bbc.co.uk", "u=https://www.bbc.co.uk/news/1", "url=www.bbc.co.uk"),
+    ("site:bbc.co.uk", "u=https://example.com/", "-"),
+    ("author:Doe title:Healey", "a=Jane Doe|t=Healey", "title=Healey|author=Doe"),
+    // --- revision 2: lower-case operators stay words
+    ("Healey near Hegseth", "Healey near Hegseth", "content=Healey|content=near|content=Hegseth"),
+    ("Healey and Hegseth", "Healey Hegseth", "-"),
     // --- markup is never text
     ("Center", "<div class=\"center-wrap\">text</div>", "-"),
     ("Hegseth", "<b>Heg</b>seth", "content=Hegseth"),
@@ -269,6 +349,13 @@ const CASES: &[(&str, &str, &str)] = &[
     ("url:bbc.co.uk", "u=https://bbc.co.uk@evil.example/", "-"),
     ("url:bbc.co.uk", "c=bbc.co.uk", "-"),
     ("url:(bbc.co.uk OR reuters.com)", "u=https://www.reuters.com/a", "url=www.reuters.com"),
+    ("url:bücher.de", "u=https://www.bücher.de/a", "url=www.bücher.de"),
+    ("url:bücher.de", "u=https://xn--bcher-kva.de/a", "url=xn--bcher-kva.de"),
+    ("url:BÜCHER.de", "u=https://user@bücher.de:8080/a", "url=bücher.de"),
+    ("url:xn--bcher-kva.de", "u=https://bücher.de/", "url=bücher.de"),
+    ("url:bücher.de", "u=https://buecher.de/", "-"),
+    ("url:укрінформ.укр", "u=https://www.укрінформ.укр/x", "url=www.укрінформ.укр"),
+    ("site:bücher.de", "u=https://bücher.de/", "url=bücher.de"),
     ("lang:en", "l=en-GB", "lang=en-GB"),
     ("lang:en", "l=en", "lang=en"),
     ("lang:en-gb", "l=en-GB", "lang=en-GB"),
@@ -350,6 +437,43 @@ const QUERY_ERRORS: &[(&str, &str)] = &[
     ("\"open phrase", "unterminated phrase"),
     ("/open", "unterminated regex"),
     ("", "empty query"),
+    // --- revision 2: refused syntax from other tools, operator typos, broad regexes
+    ("Healey NAER/3 Hegseth", "unknown operator `NAER/3` — did you mean `NEAR/3`?"),
+    ("Weimar NAER/3 group", "did you mean `NEAR/3`?"),
+    ("Healey NEAR3 Hegseth", "unknown operator `NEAR3` — did you mean `NEAR/3`?"),
+    ("Healey ONAER/2 Hegseth", "did you mean `ONEAR/2`?"),
+    ("Healey ANDNOT Lammy", "unknown operator `ANDNOT` — did you mean `AND NOT`?"),
+    ("Healey ORNOT Lammy", "did you mean `OR NOT`?"),
+    ("Healey near/3 Hegseth", "`near/3` is not an operator — did you mean `NEAR/3`?"),
+    ("Healey Near/3 Hegseth", "`Near/3` is not an operator — did you mean `NEAR/3`?"),
+    ("Healey onear/3 Hegseth", "did you mean `ONEAR/3`?"),
+    ("Healey W/3 Hegseth", "`W/3` is not supported — did you mean `NEAR/3` or `ONEAR/3`?"),
+    ("Healey PRE/3 Hegseth", "`PRE/3` is not supported"),
+    ("colo?r", "`?` (one-character wildcard) is not supported"),
+    ("Hea?ey", "one-character wildcard"),
+    ("*ealey", "`*` only ends a word"),
+    ("He*ey", "`*` only ends a word"),
+    ("Healey^2", "boosts (`^n`) do not exist here"),
+    ("\"John Healey\"^3", "boosts (`^n`) do not exist here"),
+    ("Healey~2", "`~` after a word means its inflected forms"),
+    ("Healey~0.8", "`~` after a word means its inflected forms"),
+    ("\"John Healey\"~", "`~` after a phrase must be followed by a number"),
+    ("\"Healey\"~3", "needs at least two words"),
+    ("He~", "`He~` is too short"),
+    ("case:Healey~", "`case:` cannot be combined with a prefix `*` or inflection `~`"),
+    ("-Lammy", "query is broad"),
+    ("/x*/", "query is broad"),
+    ("/.*/", "query is broad"),
+    ("/^/", "query is broad"),
+    ("/x*/ OR Healey", "query is broad"),
+    ("a NEAR/99999999999 b", "the distance `99999999999` is too large"),
+    ("\"a b\"~99999999999", "is too large"),
+    ("/Healey/ NEAR/3 Hegseth", "a regex cannot be one"),
+    ("title:Healey NEAR/3 content:Hegseth", "NEAR needs both sides in the same field"),
+    ("title:Healey NEAR/3 (summary:a OR content:b)", "NEAR needs both sides in the same field"),
+    ("lang:english", "`lang:english` is not a language tag — did you mean `lang:en`?"),
+    ("lang:Ukrainian", "did you mean `lang:uk`?"),
+    ("lang:e", "is not a language tag"),
 ];
 
 #[test]
@@ -367,6 +491,10 @@ fn query_errors() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     // Not broad: a required positive term.
     assert!(set_for("Healey AND NOT Hegseth", false).is_ok());
+    assert!(set_for("Healey AND /x*/", false).is_ok());
+    assert!(set_for("/x+/", false).is_ok());
+    assert!(set_for("title:Healey NEAR/3 text:Hegseth", false).is_ok());
+    assert!(set_for("lang:en-GB Healey", false).is_ok());
 }
 
 fn load_err(files: &[(&str, &str)]) -> String {
@@ -546,4 +674,33 @@ fn overlapping_literals_of_different_rules_all_fire() {
 fn rule_set_is_send_and_sync() {
     fn assert_send_sync<T: Send + Sync>() {}
     assert_send_sync::<RuleSet>();
+}
+
+#[test]
+fn warnings_for_lower_case_operators_and_rules_without_examples() {
+    let text = "[[rule]]\nid = \"a\"\nquery = 'Healey and Hegseth OR Lammy near Starmer'\nexamples.match = [\"Healey and Hegseth\"]\n\n[[rule]]\nid = \"b\"\nquery = 'Healey \"and\" Hegseth AND NOT (not)'\n";
+    let set = RuleSet::from_sources(&[(PathBuf::from("w.toml"), text.to_string())])
+        .unwrap_or_else(|d| panic!("warnings do not stop the load: {d}"));
+    let got: Vec<String> = set
+        .warnings()
+        .iter()
+        .map(|w| w.as_warning().to_string())
+        .collect();
+    assert_eq!(got.len(), 3, "{got:#?}");
+    assert_eq!(
+        got[0],
+        "w.toml:3:17: warning: rule a: `and` is searched as a word, not as the operator AND\n  |\n3 | query = 'Healey and Hegseth OR Lammy near Starmer'\n  |                 ^\n  = hint: write `AND` for the operator; to search the word on purpose, quote it (`\"and\"`)"
+    );
+    assert!(
+        got[1].starts_with(
+            "w.toml:3:38: warning: rule a: `near` is searched as a word, not as the operator NEAR"
+        ),
+        "{}",
+        got[1]
+    );
+    assert!(
+        got[2].starts_with("w.toml:6:1: warning: rule b: rule has no examples"),
+        "{}",
+        got[2]
+    );
 }

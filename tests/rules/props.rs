@@ -1,6 +1,6 @@
 //! Property tests for the rule language: the compiled matcher agrees with a deliberately simple
-//! reference evaluator (no automaton, no index: nested loops over tokens) on random queries and
-//! articles; the parser and loader never panic; tokens always point into the original text.
+//! reference evaluator (no automaton, no index: nested loops over hand-written tokens) on random
+//! queries and articles; the parser and loader never panic; tokens always point into the original text.
 
 use std::path::PathBuf;
 
@@ -24,7 +24,13 @@ enum Q {
     Term(&'static str),
     Phrase(&'static str, &'static str),
     Prefix(&'static str),
+    /// `stem~`: the stem plus at most three letters.
+    Inflect(&'static str),
     Case(&'static str),
+    /// `"a b"~n`: as `a NEAR/n b`.
+    PhraseNear(&'static str, &'static str, u32),
+    /// `-q`: as `NOT q`.
+    Minus(Box<Q>),
     Field(Scope, Box<Q>),
     And(Box<Q>, Box<Q>),
     Or(Box<Q>, Box<Q>),
@@ -32,11 +38,25 @@ enum Q {
     Near(Box<Q>, Box<Q>, u32, bool),
 }
 
-const WORDS: &[&str] = &["alpha", "beta", "gamma", "delta", "alphabet"];
-const CASED: &[&str] = &["Alpha", "alpha", "BETA"];
-const PREFIXES: &[&str] = &["alp", "bet", "gam"];
-const TEXT_WORDS: &[&str] = &[
-    "alpha", "Alpha", "ALPHA", "beta", "Beta's", "gamma", "delta", "alphabet", "x", "y", "BETA",
+const WORDS: &[&str] = &["alpha", "beta", "gamma", "delta", "alphabet", "l", "oeuvre"];
+const CASED: &[&str] = &["Alpha", "alpha", "BETA", "Œuvre"];
+const PREFIXES: &[&str] = &["alp", "bet", "gam", "oeu"];
+/// Text words and, written by hand (not by the library's tokenizer), the tokens each one is:
+/// (original text, normalised form). Elision splits `l'alpha`; `ł`, `œ`, `ø` fold.
+#[rustfmt::skip]
+const TEXT_WORDS: &[(&str, &[(&str, &str)])] = &[
+    ("alpha", &[("alpha", "alpha")]), ("Alpha", &[("Alpha", "alpha")]),
+    ("ALPHA", &[("ALPHA", "alpha")]), ("beta", &[("beta", "beta")]),
+    ("Beta's", &[("Beta", "beta")]), ("gamma", &[("gamma", "gamma")]),
+    ("delta", &[("delta", "delta")]), ("alphabet", &[("alphabet", "alphabet")]),
+    ("x", &[("x", "x")]), ("y", &[("y", "y")]), ("BETA", &[("BETA", "beta")]),
+    ("l'alpha", &[("l", "l"), ("alpha", "alpha")]),
+    ("D’Alpha", &[("D", "d"), ("Alpha", "alpha")]),
+    ("dell'beta", &[("dell", "dell"), ("beta", "beta")]),
+    ("O'alpha", &[("O'alpha", "o'alpha")]),
+    ("ałpha", &[("ałpha", "alpha")]), ("ĄLPHA", &[("ĄLPHA", "alpha")]),
+    ("Œuvre", &[("Œuvre", "oeuvre")]), ("bøta", &[("bøta", "bota")]),
+    ("gammas", &[("gammas", "gammas")]), ("Betaovych", &[("Betaovych", "betaovych")]),
 ];
 const SEPARATORS: &[&str] = &[" ", " ", " ", ". ", ", ", "-", " — "];
 
@@ -45,7 +65,11 @@ fn print(q: &Q) -> String {
         Q::Term(w) => (*w).to_string(),
         Q::Phrase(a, b) => format!("\"{a} {b}\""),
         Q::Prefix(p) => format!("{p}*"),
+        Q::Inflect(p) => format!("{p}~"),
         Q::Case(w) => format!("case:{w}"),
+        Q::PhraseNear(a, b, n) => format!("\"{a} {b}\"~{n}"),
+        Q::Minus(inner) if matches!(**inner, Q::Minus(_)) => format!("-({})", print(inner)),
+        Q::Minus(inner) => format!("-{}", print(inner)),
         Q::Field(s, inner) => {
             let name = match s {
                 Scope::Text => "text",
@@ -74,6 +98,7 @@ fn positional() -> impl Strategy<Value = Q> {
         )
             .prop_map(|(a, b)| Q::Phrase(a, b)),
         proptest::sample::select(PREFIXES).prop_map(Q::Prefix),
+        proptest::sample::select(PREFIXES).prop_map(Q::Inflect),
         proptest::sample::select(CASED).prop_map(Q::Case),
     ];
     leaf.prop_recursive(2, 4, 2, |inner| {
@@ -92,18 +117,22 @@ fn query() -> impl Strategy<Value = Q> {
         3 => positional(),
         2 => (positional(), positional(), 0u32..4, any::<bool>())
             .prop_map(|(a, b, n, o)| Q::Near(Box::new(a), Box::new(b), n, o)),
+        1 => (proptest::sample::select(WORDS), proptest::sample::select(WORDS), 0u32..4)
+            .prop_map(|(a, b, n)| Q::PhraseNear(a, b, n)),
     ];
     base.prop_recursive(3, 12, 2, move |inner| {
         prop_oneof![
             (inner.clone(), inner.clone()).prop_map(|(a, b)| Q::And(Box::new(a), Box::new(b))),
             (inner.clone(), inner.clone()).prop_map(|(a, b)| Q::Or(Box::new(a), Box::new(b))),
             inner.clone().prop_map(|a| Q::Not(Box::new(a))),
+            inner.clone().prop_map(|a| Q::Minus(Box::new(a))),
             (scope.clone(), inner).prop_map(|(s, a)| Q::Field(s, Box::new(a))),
         ]
     })
 }
 
-fn field_text() -> impl Strategy<Value = String> {
+/// A field's text and its tokens, from the hand-written table.
+fn field_text() -> impl Strategy<Value = (String, Vec<Token>)> {
     proptest::collection::vec(
         (
             proptest::sample::select(TEXT_WORDS),
@@ -112,10 +141,24 @@ fn field_text() -> impl Strategy<Value = String> {
         0..10,
     )
     .prop_map(|parts| {
-        parts
-            .into_iter()
-            .map(|(w, s)| format!("{w}{s}"))
-            .collect::<String>()
+        let mut text = String::new();
+        let mut toks = Vec::new();
+        for ((word, parts), sep) in parts {
+            let base = text.len();
+            let mut at = 0;
+            for (original, norm) in parts {
+                let start = at + word[at..].find(original).unwrap_or(0);
+                toks.push(Token {
+                    start: base + start,
+                    end: base + start + original.len(),
+                    norm: (*norm).to_string(),
+                });
+                at = start + original.len();
+            }
+            text.push_str(word);
+            text.push_str(sep);
+        }
+        (text, toks)
     })
 }
 
@@ -147,6 +190,11 @@ fn occurrences(q: &Q, scope: Scope, f: &Fields) -> Vec<(usize, usize, usize)> {
                         .then_some(2)
                 }
                 Q::Prefix(p) => toks[i].norm.starts_with(p).then_some(1),
+                Q::Inflect(p) => toks[i]
+                    .norm
+                    .strip_prefix(p)
+                    .is_some_and(|rest| rest.chars().count() <= 3)
+                    .then_some(1),
                 Q::Case(w) => {
                     let original = &f.texts[field][toks[i].start..toks[i].end];
                     (original == *w).then_some(1)
@@ -171,9 +219,15 @@ fn occurrences(q: &Q, scope: Scope, f: &Fields) -> Vec<(usize, usize, usize)> {
 
 fn reference(q: &Q, scope: Scope, f: &Fields) -> bool {
     match q {
-        Q::Term(_) | Q::Phrase(..) | Q::Prefix(_) | Q::Case(_) => {
+        Q::Term(_) | Q::Phrase(..) | Q::Prefix(_) | Q::Inflect(_) | Q::Case(_) => {
             !occurrences(q, scope, f).is_empty()
         }
+        Q::PhraseNear(a, b, n) => reference(
+            &Q::Near(Box::new(Q::Term(a)), Box::new(Q::Term(b)), *n, false),
+            scope,
+            f,
+        ),
+        Q::Minus(a) => !reference(a, scope, f),
         Q::Field(s, inner) => reference(inner, *s, f),
         Q::And(a, b) => reference(a, scope, f) && reference(b, scope, f),
         Q::Or(a, b) => reference(a, scope, f) || reference(b, scope, f),
@@ -202,13 +256,13 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
 
     #[test]
-    fn matcher_agrees_with_reference(q in query(), title in field_text(), summary in field_text(), content in field_text()) {
+    fn matcher_agrees_with_reference(q in query(), (title, title_toks) in field_text(), (summary, summary_toks) in field_text(), (content, content_toks) in field_text()) {
         let text = print(&q);
         let toml = format!("[[rule]]\nid = \"r\"\nquery = '''{text}'''\nallow_broad = true\n");
         let set = RuleSet::from_sources(&[(PathBuf::from("p.toml"), toml)])
             .map_err(|d| TestCaseError::fail(format!("{text}: {d}")))?;
         let fields = Fields {
-            toks: [tokenize(&title), tokenize(&summary), tokenize(&content)],
+            toks: [title_toks, summary_toks, content_toks],
             texts: [title.clone(), summary.clone(), content.clone()],
         };
         let article = Article { title, summary, content, ..Article::default() };
@@ -227,6 +281,7 @@ proptest! {
         parts in proptest::collection::vec(proptest::sample::select(&[
             "a", "\"", "(", ")", "AND", "OR", "NOT", "NEAR", "NEAR/2", "ONEAR/x", "@", "@a", "/", "/x/i",
             "title:", "case:", "url:", "*", "ab*", ":", "\\", "'", "é", "\u{200B}", " ", "titel:", "NEAR/99999999999",
+            "~", "ab~", "~3", "-", "^2", "?", "NEAR/3f", "near/3", "W/2", "NAER/2", "ANDNOT", "site:", "lang:",
         ][..]), 0..12)
     ) {
         let q: String = parts.concat();

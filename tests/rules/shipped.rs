@@ -383,3 +383,66 @@ query = '@hegseth'
     assert_eq!(code, 2, "{out}{err}");
     assert!(err.contains("expected a number with a unit"), "{err}");
 }
+
+#[test]
+fn cli_check_warnings_strict_json_and_highlights() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let file = dir.path().join("w.toml");
+    let rules = "[[rule]]\nid = \"w\"\nquery = 'Weimar AND /Weimar\\+/'\n\n[[rule]]\nid = \"u\"\nquery = 'url:bücher.de'\nexamples.match = []\n";
+    std::fs::write(&file, rules).expect("write a file in the temporary directory");
+    let path = file.to_str().unwrap_or_default();
+    let (code, out, err) = newswatch(&["check", "--rules", path]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        err.contains("w.toml:1:1: warning: rule w: rule has no examples"),
+        "{err}"
+    );
+    assert!(out.contains("2 warning(s)"), "{out}");
+    let (code, _, err) = newswatch(&["check", "--strict", "--rules", path]);
+    assert_eq!(code, 4, "{err}");
+    assert!(err.contains("(failing: --strict)"), "{err}");
+
+    // The word `Weimar` inside the regex's `Weimar+`: the longer span is marked.
+    let (code, out, err) = newswatch(&[
+        "rules",
+        "test",
+        "--rules",
+        path,
+        "--text",
+        "the Weimar+ group",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("the [[Weimar+]] group"), "{out}");
+
+    // No title: the article is its link; a term found twice is listed once; an IDN link host.
+    let article = dir.path().join("a.json");
+    std::fs::write(
+        &article,
+        r#"{"link": "https://www.bücher.de/x", "summary": "Weimar+ and Weimar+", "content": "Weimar+"}"#,
+    )
+    .expect("write a file in the temporary directory");
+    let (code, out, err) = newswatch(&[
+        "rules",
+        "test",
+        "--rules",
+        path,
+        "--article",
+        article.to_str().unwrap_or_default(),
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value =
+        serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert_eq!(v["article"], "https://www.bücher.de/x");
+    assert_eq!(v["link"], "https://www.bücher.de/x");
+    assert_eq!(v["matches"][0]["rule"], "w");
+    assert_eq!(
+        v["matches"][0]["terms"],
+        serde_json::json!(["Weimar", "Weimar+"])
+    );
+    assert_eq!(v["matches"][1]["rule"], "u");
+    assert_eq!(
+        v["matches"][1]["terms"],
+        serde_json::json!(["www.bücher.de"])
+    );
+}
