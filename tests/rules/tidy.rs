@@ -370,3 +370,36 @@ fn layers_import_only_what_they_may() {
     }
     assert!(bad.is_empty(), "{}", bad.join("\n"));
 }
+
+/// ARCHITECTURE.md's code map names every source file (its stem in backticks, alone or in a
+/// path), so a new module cannot land without a word on what it owns.
+#[test]
+fn the_code_map_names_every_source_file() {
+    let arch = fs::read_to_string(root().join("ARCHITECTURE.md")).expect("ARCHITECTURE.md");
+    let named: BTreeSet<&str> = arch
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .flat_map(|span| span.split(|c: char| !(c.is_alphanumeric() || c == '_')))
+        .filter(|w| !w.is_empty())
+        .collect();
+    let mut missing = Vec::new();
+    for (path, _) in rust_files("src") {
+        let stem = Path::new(&path)
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or_default()
+            .to_string();
+        if ["lib", "main", "tests", "testing"].contains(&stem.as_str()) {
+            continue;
+        }
+        if !named.contains(stem.as_str()) {
+            missing.push(path);
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "source files the code map in ARCHITECTURE.md does not name:\n  {}",
+        missing.join("\n  ")
+    );
+}
