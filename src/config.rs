@@ -207,14 +207,19 @@ pub struct SmtpSettings {
     pub password: Option<SecretString>,
     /// Where the password was read from (`password_file`), for the permission check at start-up.
     pub password_file: Option<PathBuf>,
-    /// Deadline for one whole SMTP exchange (connect to QUIT).
+    /// Deadline for the exchange up to the message itself: connect, greeting, TLS, AUTH, MAIL,
+    /// RCPT, DATA.
     pub timeout: Duration,
+    /// How long the server may take to answer the message's final dot (RFC 5321 §4.5.3.2.6
+    /// allows 10 minutes): its 250 is the moment a message counts as sent.
+    pub final_reply_timeout: Duration,
     /// A PEM file of extra CA certificates to trust (a private relay, or tests).
     pub ca_file: Option<PathBuf>,
 }
 
 impl SmtpSettings {
     pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+    pub const DEFAULT_FINAL_REPLY_TIMEOUT: Duration = Duration::from_secs(600);
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

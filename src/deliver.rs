@@ -7,8 +7,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use lettre::address::{Address, Envelope};
-use lettre::transport::smtp::authentication::Credentials;
-use lettre::{AsyncSendmailTransport, AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+use lettre::transport::smtp::authentication::{Credentials, Mechanism};
+use lettre::transport::smtp::client::{AsyncSmtpConnection, Certificate, TlsParameters};
+use lettre::transport::smtp::commands::{Data, Mail, Rcpt};
+use lettre::transport::smtp::extension::{ClientId, Extension, MailBodyParameter, MailParameter};
+use lettre::{AsyncSendmailTransport, AsyncTransport, Tokio1Executor};
 use secrecy::ExposeSecret;
 
 use crate::config::{Delivery, DeliveryMethod, Security};
@@ -50,11 +53,7 @@ pub struct Deliverer {
 }
 
 enum Transport {
-    Smtp {
-        mailer: AsyncSmtpTransport<Tokio1Executor>,
-        timeout: Duration,
-        target: String,
-    },
+    Smtp(Box<Smtp>),
     Sendmail {
         mailer: AsyncSendmailTransport<Tokio1Executor>,
         command: PathBuf,
@@ -80,50 +79,40 @@ impl Deliverer {
                     host: s.host.clone(),
                     source,
                 };
-                let builder = match (&s.ca_file, s.security) {
-                    (Some(ca), Security::Starttls | Security::Tls) => {
-                        // A private CA (a company relay, or the tests' self-signed sink) on top
-                        // of the usual web roots; verification stays on.
-                        use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
-                        let pem = std::fs::read(ca).map_err(|source| DeliverError::CaFile {
-                            path: ca.clone(),
-                            source,
-                        })?;
-                        let params = TlsParameters::builder(s.host.clone())
-                            .add_root_certificate(Certificate::from_pem(&pem).map_err(smtp_err)?)
-                            .build()
-                            .map_err(smtp_err)?;
-                        let tls = if s.security == Security::Tls {
-                            Tls::Wrapper(params)
-                        } else {
-                            Tls::Required(params)
-                        };
-                        AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&s.host).tls(tls)
+                let tls = match s.security {
+                    Security::None => None,
+                    Security::Starttls | Security::Tls => {
+                        let mut params = TlsParameters::builder(s.host.clone());
+                        if let Some(ca) = &s.ca_file {
+                            // A private CA (a company relay, or the tests' self-signed sink) on
+                            // top of the usual web roots; verification stays on.
+                            let pem = std::fs::read(ca).map_err(|source| DeliverError::CaFile {
+                                path: ca.clone(),
+                                source,
+                            })?;
+                            params = params.add_root_certificate(
+                                Certificate::from_pem(&pem).map_err(smtp_err)?,
+                            );
+                        }
+                        Some(params.build().map_err(smtp_err)?)
                     }
-                    _ => match s.security {
-                        Security::Starttls => {
-                            AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&s.host)
-                                .map_err(smtp_err)?
-                        }
-                        Security::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(&s.host)
-                            .map_err(smtp_err)?,
-                        Security::None => {
-                            AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&s.host)
-                        }
-                    },
                 };
-                let mut builder = builder.port(s.port).timeout(Some(s.timeout));
-                if let (Some(user), Some(password)) = (&s.username, &s.password) {
-                    builder = builder.credentials(Credentials::new(
-                        user.clone(),
-                        password.expose_secret().to_string(),
-                    ));
-                }
-                Transport::Smtp {
-                    mailer: builder.build(),
+                Transport::Smtp(Box::new(Smtp {
+                    host: s.host.clone(),
+                    port: s.port,
+                    security: s.security,
+                    tls,
+                    credentials: match (&s.username, &s.password) {
+                        (Some(user), Some(password)) => Some(Credentials::new(
+                            user.clone(),
+                            password.expose_secret().to_string(),
+                        )),
+                        _ => None,
+                    },
                     timeout: s.timeout,
+                    final_reply_timeout: s.final_reply_timeout,
                     target: format!("smtp {}:{}", s.host, s.port),
-                }
+                }))
             }
             DeliveryMethod::Sendmail { command } => Transport::Sendmail {
                 mailer: AsyncSendmailTransport::<Tokio1Executor>::new_with_command(command),
@@ -138,7 +127,7 @@ impl Deliverer {
     /// `files in /var/lib/newswatch/outbox`.
     pub fn describe(&self) -> String {
         match &self.transport {
-            Transport::Smtp { target, .. } => target.clone(),
+            Transport::Smtp(smtp) => smtp.target.clone(),
             Transport::Sendmail { command, .. } => format!("sendmail {}", command.display()),
             Transport::File { dir } => format!("files in {}", tidy(dir).display()),
         }
@@ -151,19 +140,7 @@ impl Deliverer {
             Err(reason) => return SendOutcome::Failed(reason),
         };
         match &self.transport {
-            Transport::Smtp {
-                mailer, timeout, ..
-            } => {
-                // lettre's own timeout bounds each read and the connect, not the whole exchange; a
-                // server that trickles bytes must not hold the outbox forever.
-                match tokio::time::timeout(*timeout, mailer.send_raw(&envelope, &msg.raw)).await {
-                    Err(_) => {
-                        SendOutcome::Retry(format!("SMTP exchange timed out after {timeout:?}"))
-                    }
-                    Ok(Ok(_response)) => SendOutcome::Sent,
-                    Ok(Err(e)) => classify_smtp(&e),
-                }
-            }
+            Transport::Smtp(smtp) => smtp.send(&envelope, &msg.raw).await,
             Transport::Sendmail { mailer, .. } => {
                 match mailer.send_raw(&envelope, &msg.raw).await {
                     Ok(()) => SendOutcome::Sent,
@@ -177,6 +154,113 @@ impl Deliverer {
                 Err(e) => SendOutcome::Retry(format!("cannot write to {}: {e}", dir.display())),
             },
         }
+    }
+}
+
+/// How long a server may take to answer QUIT after it accepted the message. The message is sent
+/// whatever the answer: QUIT is a courtesy, never a reason to wait or to send again.
+const QUIT_WAIT: Duration = Duration::from_secs(1);
+
+/// An SMTP relay and how to talk to it. One connection per message, driven command by command so
+/// that the 250 after the final dot, and nothing later, marks the message sent.
+struct Smtp {
+    host: String,
+    port: u16,
+    security: Security,
+    /// Certificate checks for `Tls` (implicit) and `Starttls`; `None` for plain SMTP.
+    tls: Option<TlsParameters>,
+    credentials: Option<Credentials>,
+    timeout: Duration,
+    final_reply_timeout: Duration,
+    target: String,
+}
+
+impl Smtp {
+    /// One attempt: the exchange up to DATA under `timeout` (lettre's own timeout bounds each read,
+    /// not the exchange; a server that trickles bytes must not hold the outbox), then the message
+    /// and its final reply under `final_reply_timeout`. A 250 there is the commit point.
+    async fn send(&self, envelope: &Envelope, raw: &[u8]) -> SendOutcome {
+        let mut conn = match tokio::time::timeout(self.timeout, self.open(envelope, raw)).await {
+            Err(_) => {
+                return SendOutcome::Retry(format!(
+                    "SMTP exchange timed out after {:?} before the message was sent",
+                    self.timeout
+                ));
+            }
+            Ok(Err(outcome)) => return outcome,
+            Ok(Ok(conn)) => conn,
+        };
+        match tokio::time::timeout(self.final_reply_timeout, conn.message(raw)).await {
+            // Unknown whether the server took it: RFC 5321 §6.1 accepts a possible duplicate
+            // over a possible loss, after the server's full time to answer.
+            Err(_) => SendOutcome::Retry(format!(
+                "no reply to the end of the message within {:?}",
+                self.final_reply_timeout
+            )),
+            Ok(Err(e)) => classify_smtp(&e),
+            Ok(Ok(_accepted)) => {
+                let _ = tokio::time::timeout(QUIT_WAIT, conn.quit()).await;
+                SendOutcome::Sent
+            }
+        }
+    }
+
+    /// Connects (implicit TLS or STARTTLS as configured), authenticates, and gives MAIL, RCPT and
+    /// DATA, leaving the connection ready for the message itself; on failure, what it means.
+    async fn open(
+        &self,
+        envelope: &Envelope,
+        raw: &[u8],
+    ) -> Result<AsyncSmtpConnection, SendOutcome> {
+        let failed = |e: lettre::transport::smtp::Error| classify_smtp(&e);
+        let hello = ClientId::default();
+        let implicit = match self.security {
+            Security::Tls => self.tls.clone(),
+            Security::Starttls | Security::None => None,
+        };
+        let mut conn = AsyncSmtpConnection::connect_tokio1(
+            (self.host.as_str(), self.port),
+            Some(self.timeout),
+            &hello,
+            implicit,
+            None,
+        )
+        .await
+        .map_err(failed)?;
+        if let (Security::Starttls, Some(tls)) = (self.security, &self.tls) {
+            if !conn.can_starttls() {
+                // Never fall back to plain text when TLS was asked for; retrying cannot help.
+                conn.abort().await;
+                return Err(SendOutcome::Failed(format!(
+                    "{} does not offer STARTTLS, which `security = \"starttls\"` requires",
+                    self.target
+                )));
+            }
+            conn.starttls(tls.clone(), &hello).await.map_err(failed)?;
+        }
+        if let Some(credentials) = &self.credentials {
+            conn.auth(&[Mechanism::Plain, Mechanism::Login], credentials)
+                .await
+                .map_err(failed)?;
+        }
+        let mut options = Vec::new();
+        let non_ascii = |a: &Address| !AsRef::<str>::as_ref(a).is_ascii();
+        if envelope.from().is_some_and(non_ascii) || envelope.to().iter().any(non_ascii) {
+            options.push(MailParameter::SmtpUtfEight);
+        }
+        if !raw.is_ascii() && conn.server_info().supports_feature(Extension::EightBitMime) {
+            options.push(MailParameter::Body(MailBodyParameter::EightBitMime));
+        }
+        conn.command(Mail::new(envelope.from().cloned(), options))
+            .await
+            .map_err(failed)?;
+        for to in envelope.to() {
+            conn.command(Rcpt::new(to.clone(), Vec::new()))
+                .await
+                .map_err(failed)?;
+        }
+        conn.command(Data).await.map_err(failed)?;
+        Ok(conn)
     }
 }
 

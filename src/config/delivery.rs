@@ -32,7 +32,7 @@ pub(super) fn build(
     let method_name = raw.method.get_ref().as_str();
     // Keys that belong to another method are mistakes worth naming.
     let misplaced = |src: &mut Source<'_>, allowed: &[&str]| {
-        let present: [(&str, bool); 10] = [
+        let present: [(&str, bool); 11] = [
             ("host", raw.host.is_some()),
             ("port", raw.port.is_some()),
             ("security", raw.security.is_some()),
@@ -40,6 +40,7 @@ pub(super) fn build(
             ("password_env", raw.password_env.is_some()),
             ("password_file", raw.password_file.is_some()),
             ("timeout", raw.timeout.is_some()),
+            ("final_reply_timeout", raw.final_reply_timeout.is_some()),
             ("ca_file", raw.ca_file.is_some()),
             ("command", raw.command.is_some()),
             ("dir", raw.dir.is_some()),
@@ -65,6 +66,7 @@ pub(super) fn build(
                     "password_env",
                     "password_file",
                     "timeout",
+                    "final_reply_timeout",
                     "ca_file",
                 ],
             );
@@ -140,6 +142,13 @@ pub(super) fn build(
                 password_file,
                 timeout: duration_within(src, "timeout", raw.timeout.as_ref(), NONZERO..=HOUR)
                     .unwrap_or(SmtpSettings::DEFAULT_TIMEOUT),
+                final_reply_timeout: duration_within(
+                    src,
+                    "final_reply_timeout",
+                    raw.final_reply_timeout.as_ref(),
+                    NONZERO..=HOUR,
+                )
+                .unwrap_or(SmtpSettings::DEFAULT_FINAL_REPLY_TIMEOUT),
                 ca_file,
             })
         }

@@ -81,6 +81,7 @@ pub(super) struct RawDelivery {
     pub(super) password_env: Option<Spanned<String>>,
     pub(super) password_file: Option<Spanned<String>>,
     pub(super) timeout: Option<Spanned<HumanDuration>>,
+    pub(super) final_reply_timeout: Option<Spanned<HumanDuration>>,
     pub(super) ca_file: Option<Spanned<String>>,
     // sendmail
     pub(super) command: Option<String>,

@@ -93,6 +93,7 @@ host = "127.0.0.1"
 port = {smtp_port}
 security = "none"
 timeout = "{smtp_timeout}"
+final_reply_timeout = "{smtp_timeout}"
 from = "newswatch <newswatch@example.org>"
 
 [[digest]]
@@ -298,6 +299,48 @@ pub fn one_feed_with_timeout(
     let sink = SmtpSink::start(&tmp.join("received"), sink_args);
     let path = write_config(tmp, &feeds, sink.port, smtp_timeout);
     (server, sink, path)
+}
+
+/// The 250 after the message's final dot is the commit point: a server that takes longer than
+/// `timeout` to give it (within `final_reply_timeout`) gets the message once, and one that never
+/// answers QUIT afterwards does not make a delivered message look failed (and be sent again).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_250_to_the_final_dot_is_the_commit_point() {
+    for (fault, timeout) in [
+        (&["--fault", "slow-final", "--fault-delay", "2"][..], "1s"),
+        (&["--fault", "no-quit"][..], "3s"),
+    ] {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let (_server, sink, path) = one_feed_with_timeout(tmp.path(), fault, timeout);
+        // The fixture gives the final reply no more time than the rest; here it gets its own.
+        let text = std::fs::read_to_string(&path).expect("read config");
+        let text = text.replace(
+            &format!("final_reply_timeout = \"{timeout}\""),
+            "final_reply_timeout = \"10s\"",
+        );
+        std::fs::write(&path, text).expect("write config");
+        let (config, rules) = load(&path);
+        let p = Pipeline::open(&config, &rules).await.expect("open");
+        let s = p
+            .cycle(at("2026-01-01T00:00:00Z"), Feeds::Due)
+            .await
+            .expect("cycle");
+        assert_eq!(
+            (
+                s.emails_composed,
+                s.emails_sent,
+                s.emails_deferred,
+                s.emails_failed
+            ),
+            (1, 1, 0, 0),
+            "{fault:?}: {s}"
+        );
+        assert_eq!(sink.messages().len(), 1, "{fault:?}: delivered once");
+        drop(p);
+        let store = Store::open(&config.state_dir).expect("reopen");
+        let m = store.message(1).expect("message 1");
+        assert_eq!((m.status, m.attempts), (OutboxStatus::Sent, 1), "{fault:?}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -66,7 +66,7 @@ url = "{feed_url}"
 
 pub fn smtp(port: u16, timeout: &str) -> String {
     format!(
-        "method = \"smtp\"\nhost = \"127.0.0.1\"\nport = {port}\nsecurity = \"none\"\ntimeout = \"{timeout}\""
+        "method = \"smtp\"\nhost = \"127.0.0.1\"\nport = {port}\nsecurity = \"none\"\ntimeout = \"{timeout}\"\nfinal_reply_timeout = \"{timeout}\""
     )
 }
 
@@ -483,7 +483,7 @@ fn a_hanging_mail_server_does_not_stop_polling() {
     child.wait().expect("reap");
     let timeouts = log
         .iter()
-        .filter(|l| l.contains("timed out after 500ms"))
+        .filter(|l| l.contains("no reply to the end of the message within 500ms"))
         .count();
     assert_eq!(
         timeouts,
@@ -555,7 +555,10 @@ fn a_message_stored_but_never_acknowledged_is_resent_under_the_same_message_id()
         summary_line(&all, "emails:").starts_with("emails: 1 composed, 0 sent, 1 deferred"),
         "{all}"
     );
-    assert!(all.contains("timed out after 500ms"), "{all}");
+    assert!(
+        all.contains("no reply to the end of the message within 500ms"),
+        "{all}"
+    );
     backoff_elapsed(&state);
     let out = run_once(&config, Duration::from_secs(30));
     let all = text(&out);

@@ -12,6 +12,8 @@ Fault modes (--fault MODE, applied to the first --fault-count messages, default 
   hang  never reply to DATA
   421-greeting  answer each new connection "421 4.3.2 service not available" and close it
   store-hang    store the message, then never reply (the sender cannot know it was accepted)
+  slow-final    store the message, then wait --fault-delay seconds before the 250
+  no-quit       accept messages, never answer QUIT
 Optional STARTTLS (--tls-cert/--tls-key, then required) and AUTH PLAIN/LOGIN (--auth user:pass);
 --port N listens on a chosen port (a server "coming back" where the client expects it).
 """
@@ -37,10 +39,11 @@ class Refuse421(asyncio.Protocol):
 
 
 class Sink:
-    def __init__(self, directory, fault, fault_count):
+    def __init__(self, directory, fault, fault_count, fault_delay):
         self.directory = directory
         self.fault = fault
         self.fault_left = fault_count
+        self.fault_delay = fault_delay
         self.received = 0
 
     async def handle_DATA(self, server, session, envelope):
@@ -68,7 +71,17 @@ class Sink:
         if self.fault == "store-hang" and self.fault_left != 0:
             self.fault_left -= 1
             await asyncio.Event().wait()
+        if self.fault == "slow-final" and self.fault_left != 0:
+            self.fault_left -= 1
+            await asyncio.sleep(self.fault_delay)
         return "250 2.0.0 stored"
+
+
+class NoQuit(SMTP):
+    """Accepts mail as usual but never answers QUIT (the client must not wait for it)."""
+
+    async def smtp_QUIT(self, arg):
+        await asyncio.Event().wait()
 
 
 def authenticator(user, password):
@@ -86,7 +99,9 @@ async def main():
     logging.getLogger("mail.log").setLevel(logging.ERROR)
     ap = argparse.ArgumentParser()
     ap.add_argument("directory")
-    ap.add_argument("--fault", choices=["451", "550", "drop", "hang", "421-greeting", "store-hang"])
+    ap.add_argument("--fault", choices=["451", "550", "drop", "hang", "421-greeting", "store-hang",
+                                        "slow-final", "no-quit"])
+    ap.add_argument("--fault-delay", type=float, default=0.0, help="seconds, for slow-final")
     ap.add_argument("--fault-count", type=int, default=-1)
     ap.add_argument("--tls-cert")
     ap.add_argument("--tls-key")
@@ -95,7 +110,7 @@ async def main():
     args = ap.parse_args()
     os.makedirs(args.directory, exist_ok=True)
 
-    handler = Sink(args.directory, args.fault, args.fault_count)
+    handler = Sink(args.directory, args.fault, args.fault_count, args.fault_delay)
     kwargs = {}
     if args.tls_cert:
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -111,7 +126,8 @@ async def main():
         if args.fault == "421-greeting" and handler.fault_left != 0:
             handler.fault_left -= 1
             return Refuse421()
-        return SMTP(handler, hostname="sink.test", **kwargs)
+        server_class = NoQuit if args.fault == "no-quit" else SMTP
+        return server_class(handler, hostname="sink.test", **kwargs)
 
     loop = asyncio.get_running_loop()
     server = await loop.create_server(protocol, "127.0.0.1", args.port)
