@@ -25,6 +25,7 @@ use crate::model::{Article, FeedMeta};
 use compile::{Builder, Literal, Node};
 pub use explain::{ExplainNode, Explanation};
 use file::{Source, StrLoc};
+pub use matcher::merge_spans;
 use matcher::{Ctx, Doc};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -203,15 +203,7 @@ fn snippets(a: &Article, hits: &[Hit]) -> Vec<(&'static str, String)> {
             .filter(|h| h.field == field)
             .map(|h| (h.start, h.end))
             .collect();
-        spans.sort_unstable();
-        // Overlapping hits (`Weimar` and the regex's `Weimar+`) are marked as their union.
-        spans.dedup_by(|next, kept| {
-            let overlaps = next.0 < kept.1;
-            if overlaps {
-                kept.1 = kept.1.max(next.1);
-            }
-            overlaps
-        });
+        crate::rules::merge_spans(&mut spans);
         out.push((field.as_str(), highlight(text, &spans, 60)));
     }
     out

@@ -33,16 +33,7 @@ pub(super) fn snippet(e: &Entry) -> Vec<Segment> {
             .filter(|h| h.field == *f && valid_span(text, h.start, h.end))
             .map(|h| (h.start, h.end))
             .collect();
-        spans.sort_unstable();
-        // Overlapping hits (a word inside a regex match, `Weimar` in `Weimar+`) mark their union,
-        // so the longer one is never cut short.
-        spans.dedup_by(|next, kept| {
-            let overlaps = next.0 < kept.1;
-            if overlaps {
-                kept.1 = kept.1.max(next.1);
-            }
-            overlaps
-        });
+        crate::rules::merge_spans(&mut spans);
         (!spans.is_empty()).then_some((text, spans))
     });
     let Some((text, spans)) = first else {

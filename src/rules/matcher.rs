@@ -383,6 +383,19 @@ fn regex_hit(doc: &Doc<'_>, seg: usize, s: usize, e: usize) -> Hit {
     }
 }
 
+/// Sorts highlight spans and merges the overlapping ones into their union (`Weimar` inside the
+/// regex's `Weimar+` marks `Weimar+`), so a longer hit is never cut short by a shorter one.
+pub fn merge_spans(spans: &mut Vec<(usize, usize)>) {
+    spans.sort_unstable();
+    spans.dedup_by(|next, kept| {
+        let overlaps = next.0 < kept.1;
+        if overlaps {
+            kept.1 = kept.1.max(next.1);
+        }
+        overlaps
+    });
+}
+
 /// Two occurrences are near when they do not overlap, lie in one segment, and at most `n` tokens
 /// separate them (in order, for ONEAR).
 pub(crate) fn near(l: Occ, r: Occ, n: u32, ordered: bool) -> bool {
@@ -437,5 +450,29 @@ pub(crate) fn lang_matches(lang: Option<&str>, tag: &str) -> bool {
         lang == tag
     } else {
         lang.split('-').next() == Some(tag)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::merge_spans;
+
+    type Spans = &'static [(usize, usize)];
+
+    #[test]
+    fn overlapping_spans_merge_into_their_union() {
+        #[rustfmt::skip]
+        let cases: &[(Spans, Spans)] = &[
+            (&[], &[]),
+            (&[(0, 6), (0, 7)], &[(0, 7)]),          // `Weimar` inside `Weimar+`
+            (&[(4, 9), (0, 6)], &[(0, 9)]),          // unsorted, overlapping
+            (&[(0, 3), (3, 6)], &[(0, 3), (3, 6)]),  // touching is not overlapping
+            (&[(0, 10), (2, 4), (5, 7)], &[(0, 10)]),
+        ];
+        for (given, want) in cases {
+            let mut spans = given.to_vec();
+            merge_spans(&mut spans);
+            assert_eq!(&spans[..], *want, "{given:?}");
+        }
     }
 }
