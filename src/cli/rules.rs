@@ -18,12 +18,7 @@ use crate::rules::{Diagnostics, Field, Hit, RuleMatch, RuleSet, example_article}
 
 /// `check --config`: the configured rules, their examples, and their `feeds` against the config.
 pub(super) fn check_config(config: &Config, strict: bool) -> Exit {
-    let names: Vec<String> = config.feeds.iter().map(|f| f.name.clone()).collect();
-    let tags: Vec<String> = config
-        .feeds
-        .iter()
-        .flat_map(|f| f.tags.iter().cloned())
-        .collect();
+    let (names, tags) = config.feed_names_and_tags();
     check(&config.rule_files, Some((&names, &tags)), strict)
 }
 
