@@ -133,6 +133,17 @@ impl Deliverer {
         }
     }
 
+    /// The longest one attempt can take when the server answers slowly but within every
+    /// deadline (SMTP: the exchange's timeout, the final reply's, and QUIT's second); `None`
+    /// where no deadline bounds it (sendmail, files). The daemon's health counts a send within
+    /// this bound as progress.
+    pub fn longest_attempt(&self) -> Option<Duration> {
+        match &self.transport {
+            Transport::Smtp(smtp) => Some(smtp.timeout + smtp.final_reply_timeout + QUIT_WAIT),
+            Transport::Sendmail { .. } | Transport::File { .. } => None,
+        }
+    }
+
     /// One attempt at one message.
     pub async fn send(&self, msg: &OutboxMessage) -> SendOutcome {
         let envelope = match envelope(msg) {

@@ -23,6 +23,7 @@ use url::{Host, Url};
 use crate::config::FetchSettings;
 use crate::fetch::host_gate::HostGate;
 pub use crate::fetch::host_gate::HostLimits;
+pub use crate::fetch::host_gate::HostPermit;
 pub use crate::fetch::netpolicy::FetchPolicy;
 use crate::fetch::netpolicy::is_public;
 use crate::fetch::sniff::{Verdict, sniff};
@@ -219,14 +220,32 @@ impl Fetcher {
         validators: &Validators,
         policy: &FetchPolicy,
     ) -> Result<FetchReport, FetchError> {
+        let _turn = self.host_turn(url).await;
+        self.fetch_in_turn(url, validators, policy).await
+    }
+
+    /// Waits until `url`'s host may be asked again (its per-host limit and spacing); the request
+    /// is made with [`Fetcher::fetch_in_turn`] while the returned permit is held. `None` for
+    /// URLs with no host (`file:`). Separate so a caller can take its own global slot only once
+    /// the host's turn has come: a feed waiting for its host then holds no slot.
+    pub async fn host_turn(&self, url: &Url) -> Option<HostPermit> {
+        match url.scheme() {
+            "http" | "https" => Some(self.gate.acquire(url.host_str()?).await),
+            _ => None,
+        }
+    }
+
+    /// The request itself, without waiting for the host (see [`Fetcher::host_turn`]); the
+    /// deadline covers the whole exchange, redirects included.
+    pub async fn fetch_in_turn(
+        &self,
+        url: &Url,
+        validators: &Validators,
+        policy: &FetchPolicy,
+    ) -> Result<FetchReport, FetchError> {
         match url.scheme() {
             "file" => self.fetch_file(url).await,
             "http" | "https" => {
-                // Waiting for the host's turn is not part of the request's deadline.
-                let _permit = match url.host_str() {
-                    Some(host) => Some(self.gate.acquire(host).await),
-                    None => None,
-                };
                 tokio::time::timeout(self.timeout, self.fetch_http(url, validators, policy))
                     .await
                     .map_err(|_| FetchError::Timeout(self.timeout))?

@@ -7,6 +7,7 @@ mod compose;
 mod matching;
 mod outbox;
 mod poll;
+mod stream;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -25,6 +26,7 @@ use crate::service::metrics::Metrics;
 use crate::store::{Store, StoreError};
 
 pub use poll::Jitter;
+pub use stream::{Beats, StreamContext};
 
 /// Which feeds a cycle polls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,7 +93,9 @@ pub async fn run_once(config: &Config, rules: &RuleSet) -> anyhow::Result<Summar
     // Two overlapping runs would poll and send twice (the cron-job failure this tool avoids).
     let _lock = InstanceLock::acquire(&config.state_dir)?;
     let pipeline = Pipeline::open(config, rules).await?;
-    pipeline.cycle(crate::clock::now(), Feeds::All).await
+    pipeline
+        .cycle_timed(crate::clock::now(), Feeds::All, Some(&crate::clock::now))
+        .await
 }
 
 /// The stages wired together for one configuration. Each cycle borrows it; nothing is spawned
@@ -101,7 +105,8 @@ pub struct Pipeline<'a> {
     config: &'a Config,
     rules: &'a RuleSet,
     store: Arc<Mutex<Store>>,
-    fetcher: Fetcher,
+    /// Fetches and parses; holds the fetcher (with its host gate) and the global slots.
+    poller: poll::Poller,
     deliverer: Deliverer,
     metrics: Metrics,
     jitter: Jitter,
@@ -160,14 +165,19 @@ impl<'a> Pipeline<'a> {
             .context("cannot build the HTTP client")?;
         let deliverer = Deliverer::new(&config.delivery)?;
         let settings = Settings::new(config, rules);
+        let metrics = Metrics::new();
         Ok(Pipeline {
             config,
             rules,
             store: Arc::new(Mutex::new(store)),
-            fetcher: fetcher.with_host_limits(settings.limits.hosts),
+            poller: poll::Poller {
+                fetcher: fetcher.with_host_limits(settings.limits.hosts),
+                slots: Arc::new(tokio::sync::Semaphore::new(config.fetch.concurrency.max(1))),
+                metrics: metrics.clone(),
+            },
             settings,
             deliverer,
-            metrics: Metrics::new(),
+            metrics,
             jitter: Jitter::Hashed { seed: 0 },
         })
     }
@@ -176,7 +186,7 @@ impl<'a> Pipeline<'a> {
     /// configured per-host limits are applied to it.
     #[must_use]
     pub fn with_fetcher(mut self, fetcher: Fetcher) -> Self {
-        self.fetcher = fetcher.with_host_limits(self.settings.limits.hosts);
+        self.poller.fetcher = fetcher.with_host_limits(self.settings.limits.hosts);
         self
     }
 
@@ -190,6 +200,7 @@ impl<'a> Pipeline<'a> {
     /// Counts this pipeline's work in `metrics` (the daemon's registry) instead of a private one.
     #[must_use]
     pub fn with_metrics(mut self, metrics: Metrics) -> Self {
+        self.poller.metrics = metrics.clone();
         self.metrics = metrics;
         self
     }
@@ -227,8 +238,20 @@ impl<'a> Pipeline<'a> {
     }
 
     /// One cycle at `now`: poll (all or due feeds), store, match, compose one digest per
-    /// `[[digest]]`, then deliver every due outbox message.
+    /// `[[digest]]`, then deliver every due outbox message. Every poll is recorded at `now`
+    /// (the step tests drive); `run --once` uses [`Pipeline::cycle_timed`].
     pub async fn cycle(&self, now: DateTime<Utc>, which: Feeds) -> anyhow::Result<Summary> {
+        self.cycle_timed(now, which, None).await
+    }
+
+    /// `cycle`, with each poll recorded (and its next due counted) from `clock` read when its
+    /// response came.
+    pub async fn cycle_timed(
+        &self,
+        now: DateTime<Utc>,
+        which: Feeds,
+        clock: Option<&(dyn Fn() -> DateTime<Utc> + Sync)>,
+    ) -> anyhow::Result<Summary> {
         let mut summary = Summary {
             destination: self.deliverer.describe(),
             ..Summary::default()
@@ -236,11 +259,11 @@ impl<'a> Pipeline<'a> {
         // Where a cycle's time goes, for operators and the benchmark (monotonic, never `now`).
         let ms = |since: std::time::Instant| since.elapsed().as_millis() as u64;
         let started = std::time::Instant::now();
-        self.poll(now, which, &mut summary).await?;
+        self.poll(now, which, clock, &mut summary).await?;
         let poll_ms = ms(started);
         let started = std::time::Instant::now();
         let threads = matching::match_threads();
-        summary.matches = matching::off_worker(|| {
+        (summary.matches, _) = matching::off_worker(|| {
             matching::match_backlog(
                 &self.store,
                 self.rules,
@@ -248,6 +271,7 @@ impl<'a> Pipeline<'a> {
                 &self.metrics,
                 now,
                 threads,
+                usize::MAX,
             )
         })?;
         let match_ms = ms(started);
@@ -267,28 +291,6 @@ impl<'a> Pipeline<'a> {
             debug!(poll_ms, match_ms, compose_ms, deliver_ms, "cycle stages");
         }
         Ok(summary)
-    }
-
-    /// The earliest time a configured feed, a queued email or `next_digest` (a cycle's
-    /// `Summary::next_digest`) wants attention.
-    pub(crate) async fn next_wake(
-        &self,
-        next_digest: Option<DateTime<Utc>>,
-    ) -> anyhow::Result<Option<DateTime<Utc>>> {
-        let names: Vec<String> = self.config.feeds.iter().map(|f| f.name.clone()).collect();
-        self.db(move |s| {
-            let mut wake = s.next_outbox_attempt()?;
-            for n in &names {
-                let due = s.feed_state(n)?.and_then(|st| st.next_due);
-                wake = match (wake, due) {
-                    (Some(a), Some(b)) => Some(a.min(b)),
-                    (a, b) => a.or(b),
-                };
-            }
-            Ok(wake)
-        })
-        .await
-        .map(|w| earliest(w, next_digest))
     }
 
     /// Feeds whose last poll failed, and emails waiting in the outbox: the daemon's gauges.

@@ -69,8 +69,9 @@ impl Routing {
 }
 
 /// The match stage, blocking: chunks of pending articles are read and their verdicts written on
-/// this thread while `threads` scoped threads match the chunk in between. Returns the matches
-/// recorded.
+/// this thread while `threads` scoped threads match the chunk in between. Stops after a chunk
+/// once `limit` articles are done (the stream's stages take turns). Returns the matches recorded
+/// and whether the to-do list is empty.
 pub(super) fn match_backlog(
     store: &Mutex<Store>,
     rules: &RuleSet,
@@ -78,7 +79,8 @@ pub(super) fn match_backlog(
     metrics: &Metrics,
     now: DateTime<Utc>,
     threads: usize,
-) -> anyhow::Result<usize> {
+    limit: usize,
+) -> anyhow::Result<(usize, bool)> {
     // A panic in another database call cannot leave SQLite half-written (transactions roll back
     // on drop), so a poisoned lock is safe to reuse.
     let store = || store.lock().unwrap_or_else(PoisonError::into_inner);
@@ -93,6 +95,9 @@ pub(super) fn match_backlog(
     let mut next = store().pending_articles_after(0, chunk)?;
     let mut verdicts: Vec<ArticleMatches> = Vec::new();
     while let Some(last) = next.last().map(|p| p.id) {
+        if articles >= limit {
+            break;
+        }
         let current = std::mem::take(&mut next);
         articles += current.len();
         // While the chunk is matched: the previous chunk's verdicts are written and the next
@@ -117,7 +122,7 @@ pub(super) fn match_backlog(
     if articles > 0 {
         info!(articles, matches = stored, threads, "matched");
     }
-    Ok(stored)
+    Ok((stored, next.is_empty()))
 }
 
 /// Verdicts for `pending`, in order. Pure apart from the metrics.

@@ -9,10 +9,11 @@ use std::time::Duration;
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tracing::{debug, error, info, warn};
 
 use crate::config::{Config, FeedConfig};
-use crate::fetch::{FetchOutcome, FetchPolicy, HostLimits};
+use crate::fetch::{FetchOutcome, FetchPolicy, Fetcher, HostLimits, HostPermit};
 use crate::model::Article;
 use crate::model::Validators;
 use crate::parse;
@@ -22,7 +23,7 @@ use crate::policy::feed_health::{NoticeKind, Thresholds};
 use crate::policy::poll::{
     self as poll_policy, Bounds, CacheHints, FailureKind, Hints, PollInput, RetryAfter,
 };
-use crate::service::metrics::PollMetric;
+use crate::service::metrics::{Metrics, PollMetric};
 use crate::store::{FeedRecord, PollRecord, PollResult, PollStored, StoreError};
 
 /// Polls recorded in one transaction at most (group commit): one commit per batch instead of
@@ -33,7 +34,7 @@ const WRITE_BATCH: usize = 64;
 const WRITE_BATCH_BYTES: usize = 16 << 20;
 
 /// Finished polls that may wait for the writer, per unit of fetch concurrency.
-const QUEUED_PER_FETCH: usize = 2;
+pub(super) const QUEUED_PER_FETCH: usize = 2;
 
 /// Where the back-off jitter of failing feeds comes from.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -54,7 +55,7 @@ impl Jitter {
 }
 
 /// The result of polling one feed.
-enum Polled {
+pub(super) enum Polled {
     NotModified {
         cache: CacheHints,
         permanent_redirect: Option<String>,
@@ -121,34 +122,40 @@ impl Polled {
 }
 
 /// A finished poll on its way to the store.
-struct Finished<'f> {
-    report: Report<'f>,
-    write: PollWrite,
+pub(super) struct Finished<'f> {
+    pub(super) report: Report<'f>,
+    pub(super) write: PollWrite,
 }
 
 /// What is logged about a poll once it is stored.
-struct Report<'f> {
-    feed: &'f FeedConfig,
+pub(super) struct Report<'f> {
+    pub(super) feed: &'f FeedConfig,
     record: FeedRecord,
     next_due: DateTime<Utc>,
     catch_up_due: DateTime<Utc>,
 }
 
 /// What the writer stores for one poll (owned: it goes to the blocking pool).
-struct PollWrite {
-    name: String,
+pub(super) struct PollWrite {
+    pub(super) name: String,
     polled: Polled,
+    /// When the poll's response came: the time recorded for it and its new items.
+    at: DateTime<Utc>,
     next_due: DateTime<Utc>,
     catch_up_due: DateTime<Utc>,
     /// `Polled::weight`, computed once.
     weight: usize,
 }
 
+/// A batch's polls, given back with what storing them gave.
+pub(super) type WriteOutcome = (Vec<PollWrite>, Result<Vec<PollStored>, StoreError>);
+
 /// The one write in flight: a batch of polls being recorded in one transaction.
-struct Writing<'f> {
+pub(super) struct Writing<'f> {
     /// In the batch's order, which is the order of the results.
-    reports: Vec<Report<'f>>,
-    task: tokio::task::JoinHandle<Result<Vec<PollStored>, StoreError>>,
+    pub(super) reports: Vec<Report<'f>>,
+    /// Gives the polls back with the outcome, so a failed batch can be written again.
+    pub(super) task: tokio::task::JoinHandle<WriteOutcome>,
 }
 
 impl Pipeline<'_> {
@@ -156,6 +163,7 @@ impl Pipeline<'_> {
         &self,
         now: DateTime<Utc>,
         which: Feeds,
+        clock: Option<&(dyn Fn() -> DateTime<Utc> + Sync)>,
         summary: &mut Summary,
     ) -> anyhow::Result<()> {
         // Every feed's state in one query; a feed the database does not know yet is new.
@@ -173,14 +181,20 @@ impl Pipeline<'_> {
             .filter(|(_, r)| which == Feeds::All || is_due(r.next_due, now))
             .collect();
         drop(records);
-        // The global cap; the fetcher's host gate adds the per-host limit and spacing beneath it.
+        // Every due feed waits for its host's turn at once; the global cap (`Poller::slots`) is
+        // taken only when the turn has come, so a feed waiting for a slow host holds no slot.
         let concurrency = self.config.fetch.concurrency.max(1);
+        let in_flight = due.len().max(1);
         let mut results = futures_util::stream::iter(due)
             .map(|(feed, record)| async move {
-                let polled = self.poll_feed(feed, &record).await;
-                (feed, record, polled)
+                let polled = self.poller.poll(feed, &record).await;
+                // With a clock, the poll's own time: its next due counts from the response, not
+                // from the start of the cycle (a feed fetched minutes into a long `run --once`
+                // is not due early at the next). Without one, the cycle's `now` (tests).
+                let at = clock.map_or(now, |c| c());
+                (feed, record, polled, at)
             })
-            .buffer_unordered(concurrency);
+            .buffer_unordered(in_flight);
         // Fetching and parsing go on while finished polls are written. One write is in flight at
         // a time and takes everything queued meanwhile (group commit: one commit per batch);
         // at most `max_queued` finished polls wait for it, so what is parsed but not yet stored
@@ -191,15 +205,15 @@ impl Pipeline<'_> {
         let mut fetching = true;
         loop {
             if writing.is_none() && !queued.is_empty() {
-                writing = Some(self.write_batch(&mut queued, now));
+                writing = Some(self.write_batch(&mut queued));
             }
             let Some(write) = writing.as_mut() else {
                 if !fetching {
                     break;
                 }
                 match results.next().await {
-                    Some((feed, record, polled)) => {
-                        queued.push_back(self.finish(feed, record, polled, now, summary));
+                    Some((feed, record, polled, at)) => {
+                        queued.push_back(self.finish(feed, record, polled, at, summary));
                     }
                     None => fetching = false,
                 }
@@ -207,8 +221,8 @@ impl Pipeline<'_> {
             };
             tokio::select! {
                 next = results.next(), if fetching && queued.len() < max_queued => match next {
-                    Some((feed, record, polled)) => {
-                        queued.push_back(self.finish(feed, record, polled, now, summary));
+                    Some((feed, record, polled, at)) => {
+                        queued.push_back(self.finish(feed, record, polled, at, summary));
                     }
                     None => fetching = false,
                 },
@@ -218,6 +232,7 @@ impl Pipeline<'_> {
                     // cycle with the error, as a failed write of a single feed always did.
                     let stored = stored
                         .context("the database task panicked")?
+                        .1
                         .with_context(|| format!("cannot record the polls of {} feeds", reports.len()))?;
                     for (report, stored) in reports.iter().zip(&stored) {
                         self.report(report, stored, summary);
@@ -239,9 +254,9 @@ impl Pipeline<'_> {
         Ok(())
     }
 
-    /// Schedules the feed's next poll from how this one went, counts and logs the outcome, and
-    /// readies the poll for the writer.
-    fn finish<'f>(
+    /// Schedules the feed's next poll from how this one went (`now` is when its response came),
+    /// counts and logs the outcome, and readies the poll for the writer.
+    pub(super) fn finish<'f>(
         &self,
         feed: &'f FeedConfig,
         record: FeedRecord,
@@ -324,6 +339,7 @@ impl Pipeline<'_> {
                 name: name.clone(),
                 weight: polled.weight(),
                 polled,
+                at: now,
                 next_due,
                 catch_up_due,
             },
@@ -332,11 +348,7 @@ impl Pipeline<'_> {
 
     /// Starts writing the oldest queued polls (up to `WRITE_BATCH`, or `WRITE_BATCH_BYTES` of
     /// article text, but always at least one) in one transaction on the blocking pool.
-    fn write_batch<'f>(
-        &self,
-        queued: &mut VecDeque<Finished<'f>>,
-        now: DateTime<Utc>,
-    ) -> Writing<'f> {
+    pub(super) fn write_batch<'f>(&self, queued: &mut VecDeque<Finished<'f>>) -> Writing<'f> {
         let (mut reports, mut writes) = (Vec::new(), Vec::new());
         let mut bytes = 0usize;
         while let Some(next) = queued.front() {
@@ -361,7 +373,7 @@ impl Pipeline<'_> {
                 .map(|w| {
                     let record = PollRecord {
                         result: w.polled.as_result(),
-                        now,
+                        now: w.at,
                         next_due: w.next_due,
                         catch_up_due: w.catch_up_due,
                         new_feed_window: window,
@@ -373,13 +385,15 @@ impl Pipeline<'_> {
                 .collect();
             // As in `db`: a poisoned lock is safe to reuse (transactions roll back on drop).
             let mut guard = store.lock().unwrap_or_else(PoisonError::into_inner);
-            guard.record_polls(&polls)
+            let stored = guard.record_polls(&polls);
+            drop(polls);
+            (writes, stored)
         });
         Writing { reports, task }
     }
 
     /// Logs and counts what storing one poll changed.
-    fn report(&self, report: &Report<'_>, stored: &PollStored, summary: &mut Summary) {
+    pub(super) fn report(&self, report: &Report<'_>, stored: &PollStored, summary: &mut Summary) {
         let Report {
             feed,
             record,
@@ -416,8 +430,63 @@ impl Pipeline<'_> {
             None => {}
         }
     }
+}
 
-    async fn poll_feed(&self, feed: &FeedConfig, record: &FeedRecord) -> Polled {
+/// What polling needs from `[fetch]`, derived once when the pipeline opens.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Limits {
+    pub(super) bounds: Bounds,
+    pub(super) hosts: HostLimits,
+    pub(super) thresholds: Thresholds,
+}
+
+impl Limits {
+    pub(super) fn new(config: &Config) -> Limits {
+        let p = &config.polling;
+        Limits {
+            bounds: Bounds {
+                min_delay: p.min_interval,
+                max_delay: p.max_interval,
+                backoff_cap: p.backoff_cap,
+            },
+            hosts: HostLimits {
+                per_host: p.per_host,
+                spacing: p.host_spacing,
+            },
+            thresholds: Thresholds {
+                failing_after: p.failing_after,
+                silent_factor: p.silent_factor,
+            },
+        }
+    }
+}
+
+/// Fetches and parses one feed at a time for whoever calls it: the cycle's futures and the
+/// stream's tasks (owned and cheap to clone, so a spawned task can hold one).
+#[derive(Debug, Clone)]
+pub(super) struct Poller {
+    pub(super) fetcher: Fetcher,
+    /// `fetch.concurrency`: requests (and their parses) in flight at once, all hosts together.
+    pub(super) slots: Arc<Semaphore>,
+    pub(super) metrics: Metrics,
+}
+
+impl Poller {
+    /// Fetches and parses one feed: waits for its host's turn, then for a global slot, which
+    /// it holds through the fetch and the parse.
+    pub(super) async fn poll(&self, feed: &FeedConfig, record: &FeedRecord) -> Polled {
+        self.poll_reserving(feed, record, None).await.0
+    }
+
+    /// `poll`, taking a permit of `unstored` (when given) between the host's turn and the global
+    /// slot: the stream's writer returns it once the poll is stored, so a stalled writer stops
+    /// new requests instead of piling up (or dropping) what was fetched.
+    pub(super) async fn poll_reserving(
+        &self,
+        feed: &FeedConfig,
+        record: &FeedRecord,
+        unstored: Option<Arc<Semaphore>>,
+    ) -> (Polled, Option<OwnedSemaphorePermit>) {
         let url = record
             .effective_url
             .as_deref()
@@ -426,6 +495,28 @@ impl Pipeline<'_> {
         let policy = FetchPolicy {
             allow_private_network: feed.allow_private_network,
         };
+        let turn = self.fetcher.host_turn(&url).await;
+        // Neither semaphore is ever closed, so acquiring only fails if that changes.
+        let reserved = match unstored {
+            Some(u) => u.acquire_owned().await.ok(),
+            None => None,
+        };
+        let _slot = self.slots.acquire().await.ok();
+        (
+            self.fetch_and_parse(turn, &url, record, &policy).await,
+            reserved,
+        )
+    }
+
+    /// The request (in the host's `turn`, released as soon as the response is read) and the
+    /// parse.
+    async fn fetch_and_parse(
+        &self,
+        turn: Option<HostPermit>,
+        url: &url::Url,
+        record: &FeedRecord,
+        policy: &FetchPolicy,
+    ) -> Polled {
         let failed = |e: &dyn std::fmt::Display, kind, retry_after| Polled::Failed {
             error: e.to_string(),
             kind,
@@ -434,8 +525,9 @@ impl Pipeline<'_> {
         let started = tokio::time::Instant::now();
         let fetched = self
             .fetcher
-            .fetch_with(&url, &record.validators, &policy)
+            .fetch_in_turn(url, &record.validators, policy)
             .await;
+        drop(turn);
         self.metrics.observe_fetch(started.elapsed());
         let report = match fetched {
             Ok(r) => r,
@@ -466,35 +558,6 @@ impl Pipeline<'_> {
             },
             // Unparseable bytes are recorded as an error; the seen-set is left alone.
             Err(e) => failed(&e, FailureKind::Persistent, None),
-        }
-    }
-}
-
-/// What polling needs from `[fetch]`, derived once when the pipeline opens.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct Limits {
-    pub(super) bounds: Bounds,
-    pub(super) hosts: HostLimits,
-    pub(super) thresholds: Thresholds,
-}
-
-impl Limits {
-    pub(super) fn new(config: &Config) -> Limits {
-        let p = &config.polling;
-        Limits {
-            bounds: Bounds {
-                min_delay: p.min_interval,
-                max_delay: p.max_interval,
-                backoff_cap: p.backoff_cap,
-            },
-            hosts: HostLimits {
-                per_host: p.per_host,
-                spacing: p.host_spacing,
-            },
-            thresholds: Thresholds {
-                failing_after: p.failing_after,
-                silent_factor: p.silent_factor,
-            },
         }
     }
 }

@@ -17,7 +17,7 @@ use tracing::{error, info, warn};
 
 use crate::clock;
 use crate::config::Config;
-use crate::pipeline::{Feeds, Pipeline, Summary};
+use crate::pipeline::{Beats, Pipeline, StreamContext, Summary};
 use crate::rules::RuleSet;
 use crate::service::health::{self, Check, HealthCheck, HealthReport, Heartbeat};
 use crate::service::lock::InstanceLock;
@@ -68,7 +68,12 @@ pub async fn run_daemon(config: Config, rules: RuleSet, options: Options) -> any
         .context("cannot open the state database for health checks")?;
 
     let metrics = Metrics::new();
-    let beat = Heartbeat::new("daemon loop");
+    let beats = Beats::new();
+    // Each stage gets one full period from the start to show progress: a daemon that has just
+    // started is not stalled (and the watchdog's first check comes at once).
+    for b in beats.all() {
+        b.beat();
+    }
     let watchdog = notifier.watchdog_interval();
     let shutdown = CancellationToken::new();
     let reload = Arc::new(Notify::new());
@@ -77,7 +82,7 @@ pub async fn run_daemon(config: Config, rules: RuleSet, options: Options) -> any
     if let Some(listener) = listener {
         let probe = Probe {
             db: Arc::new(Mutex::new(probe_db)),
-            beat: beat.clone(),
+            beats: beats.all(),
             max_age: watchdog.unwrap_or(STALL_LIMIT),
         };
         let serve = health::serve(listener, metrics.clone(), probe, shutdown.clone());
@@ -88,7 +93,7 @@ pub async fn run_daemon(config: Config, rules: RuleSet, options: Options) -> any
         });
     }
     tracker.spawn({
-        let (notifier, beats, shutdown) = (Arc::clone(&notifier), [beat.clone()], shutdown.clone());
+        let (notifier, beats, shutdown) = (Arc::clone(&notifier), beats.all(), shutdown.clone());
         async move { health::run_watchdog(&notifier, &beats, shutdown).await }
     });
     if options.watch_rules {
@@ -108,7 +113,7 @@ pub async fn run_daemon(config: Config, rules: RuleSet, options: Options) -> any
         shutdown: &shutdown,
         reload: Some(&reload),
         notifier: &notifier,
-        beat: &beat,
+        beats: &beats,
         metrics: &metrics,
         // A quiet loop still beats at least twice per watchdog period.
         max_idle: watchdog.map_or(MAX_IDLE, |w| (w / 2).clamp(MIN_IDLE, MAX_IDLE)),
@@ -174,7 +179,7 @@ async fn supervise(mut config: Config, mut rules: RuleSet, ctx: &Loop<'_>) -> an
             notify(ctx.notifier, Notifier::ready);
         }
         let next = loop {
-            match cycles(&pipeline, ctx, &note, clock::now).await {
+            match streams(&pipeline, ctx, &note, &clock::now).await {
                 Wake::Shutdown => break None,
                 Wake::Reload => {
                     notify(ctx.notifier, Notifier::reloading);
@@ -273,7 +278,7 @@ struct Loop<'a> {
     /// Woken by SIGHUP; `None` where reloads are not possible.
     reload: Option<&'a Notify>,
     notifier: &'a Notifier,
-    beat: &'a Heartbeat,
+    beats: &'a Beats,
     metrics: &'a Metrics,
     max_idle: Duration,
 }
@@ -285,99 +290,94 @@ enum Wake {
     Reload,
 }
 
-/// Repeats `cycle(clock(), Feeds::Due)` until `shutdown` fires, sleeping until the next feed or
-/// outbox retry is due. A cycle that fails is logged and retried on the next wake-up.
+/// Runs the pipeline's stages (`Pipeline::stream`) with `clock` until `shutdown` fires. A
+/// stream that fails (the database cannot be read at its start, say) is logged and started
+/// again.
 pub async fn run_until(
     pipeline: &Pipeline<'_>,
     shutdown: &CancellationToken,
-    clock: impl Fn() -> DateTime<Utc>,
+    clock: impl Fn() -> DateTime<Utc> + Sync,
 ) -> anyhow::Result<()> {
     let ctx = Loop {
         shutdown,
         reload: None,
         notifier: &Notifier::disabled(),
-        beat: &Heartbeat::new("daemon loop"),
+        beats: &Beats::new(),
         metrics: &Metrics::new(),
         max_idle: MAX_IDLE,
     };
-    cycles(pipeline, &ctx, "", clock).await;
+    streams(pipeline, &ctx, "", &clock).await;
     Ok(())
 }
 
-async fn cycles(
+/// Runs the stream until a signal; returns which one. After the signal the stream gets
+/// `SHUTDOWN_GRACE` to store what it fetched and finish a send in flight, then it is dropped.
+async fn streams(
     pipeline: &Pipeline<'_>,
     ctx: &Loop<'_>,
     note: &str,
-    clock: impl Fn() -> DateTime<Utc>,
+    clock: &(dyn Fn() -> DateTime<Utc> + Sync),
 ) -> Wake {
-    // When the next scheduled digest wants a cycle, as the last cycle that got that far said.
-    let mut next_digest = None;
+    let started = clock();
+    let last_status = Mutex::new(None::<tokio::time::Instant>);
+    let progress = |s: &Summary| {
+        // At most one STATUS a second: a busy stream reports after every poll and send.
+        let mut last = last_status.lock().unwrap_or_else(PoisonError::into_inner);
+        if last.is_some_and(|t| t.elapsed() < Duration::from_secs(1)) {
+            return;
+        }
+        *last = Some(tokio::time::Instant::now());
+        notify(ctx.notifier, |n| n.status(&status_line(started, s, note)));
+    };
+    let stream_ctx = StreamContext {
+        clock,
+        beats: ctx.beats,
+        max_idle: ctx.max_idle,
+        progress: &progress,
+    };
     loop {
         if ctx.shutdown.is_cancelled() {
             return Wake::Shutdown;
         }
-        let now = clock();
-        let cycle = pipeline.cycle(now, Feeds::Due);
-        tokio::pin!(cycle);
-        let outcome = tokio::select! {
-            r = &mut cycle => Some(r),
-            () = ctx.shutdown.cancelled() => {
-                let finished = tokio::time::timeout(SHUTDOWN_GRACE, &mut cycle).await.ok();
-                if finished.is_none() {
-                    warn!(grace_secs = SHUTDOWN_GRACE.as_secs(), "abandoning the cycle in flight; unsent email stays in the outbox");
-                }
-                finished
-            }
+        let stop = CancellationToken::new();
+        let stream = pipeline.stream(stop.clone().cancelled_owned(), &stream_ctx);
+        tokio::pin!(stream);
+        let (wake, outcome) = tokio::select! {
+            r = &mut stream => (None, Some(r)),
+            () = ctx.shutdown.cancelled() => (Some(Wake::Shutdown), None),
+            () = reload_requested(ctx.reload) => (Some(Wake::Reload), None),
         };
-        match outcome {
-            None => return Wake::Shutdown,
-            Some(Ok(s)) => {
-                ctx.beat.beat();
-                next_digest = s.next_digest;
-                if s.feeds_polled > 0 || s.emails_sent > 0 {
-                    info!(
-                        polled = s.feeds_polled,
-                        failed = s.feeds_failed,
-                        new = s.new_articles,
-                        matches = s.matches,
-                        sent = s.emails_sent,
-                        "cycle done"
-                    );
-                }
-                let queued = match pipeline.backlog().await {
-                    Ok((failing, queued)) => {
-                        ctx.metrics.set_feeds_in_error(failing as u64);
-                        ctx.metrics.set_emails_queued(queued as u64);
-                        queued
-                    }
-                    Err(e) => {
-                        warn!(
-                            error = format!("{e:#}"),
-                            "cannot count failing feeds and queued email"
-                        );
-                        0
-                    }
-                };
-                notify(ctx.notifier, |n| {
-                    n.status(&status_line(now, &s, queued, note))
-                });
+        if let Some(wake) = wake {
+            stop.cancel();
+            match tokio::time::timeout(SHUTDOWN_GRACE, &mut stream).await {
+                Ok(Err(e)) => error!(
+                    error = format!("{e:#}"),
+                    "the pipeline failed while stopping"
+                ),
+                Ok(Ok(())) => {}
+                Err(_) => warn!(
+                    grace_secs = SHUTDOWN_GRACE.as_secs(),
+                    "abandoning the work in flight; unsent email stays in the outbox"
+                ),
             }
-            Some(Err(e)) => {
-                error!(error = format!("{e:#}"), "cycle failed");
-                notify(ctx.notifier, |n| {
-                    n.status(&format!(
-                        "{}: cycle failed: {e:#}{note}",
-                        now.format("%H:%M:%S UTC")
-                    ))
-                });
-            }
+            return wake;
         }
-        let wake = pipeline.next_wake(next_digest).await.unwrap_or(None);
-        let idle = idle_time(wake, clock()).min(ctx.max_idle);
+        if let Some(Err(e)) = outcome {
+            error!(
+                error = format!("{e:#}"),
+                "the pipeline failed; starting it again"
+            );
+            notify(ctx.notifier, |n| {
+                n.status(&format!(
+                    "{}: pipeline failed: {e:#}{note}",
+                    clock().format("%H:%M:%S UTC")
+                ))
+            });
+        }
         tokio::select! {
             () = ctx.shutdown.cancelled() => return Wake::Shutdown,
             () = reload_requested(ctx.reload) => return Wake::Reload,
-            () = tokio::time::sleep(idle) => {}
+            () = tokio::time::sleep(MIN_IDLE * 5) => {}
         }
     }
 }
@@ -389,17 +389,17 @@ async fn reload_requested(reload: Option<&Notify>) {
     }
 }
 
-/// The one line `systemctl status` shows.
-fn status_line(now: DateTime<Utc>, s: &Summary, queued: usize, note: &str) -> String {
+/// The one line `systemctl status` shows: totals since the stream (re)started.
+fn status_line(since: DateTime<Utc>, s: &Summary, note: &str) -> String {
     format!(
-        "last cycle {}: polled {} feeds ({} failed), {} new articles, {} matches, {} emails sent, {} queued{note}",
-        now.format("%H:%M:%S UTC"),
+        "since {}: {} polls ({} failed), {} new articles, {} matches, {} emails sent, {} deferred{note}",
+        since.format("%H:%M:%S UTC"),
         s.feeds_polled,
         s.feeds_failed,
         s.new_articles,
         s.matches,
         s.emails_sent,
-        queued
+        s.emails_deferred
     )
 }
 
@@ -413,17 +413,12 @@ fn notify(
     }
 }
 
-/// How long the daemon sleeps before its next look, given the earliest wake-up time.
-pub fn idle_time(wake: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Duration {
-    wake.map_or(MAX_IDLE, |w| (w - now).to_std().unwrap_or(MIN_IDLE))
-        .clamp(MIN_IDLE, MAX_IDLE)
-}
-
 /// `/healthz`: the database answers on its own read-only connection (so a long cycle holding
 /// the writer does not make the check time out) and the loop finished a cycle recently.
 struct Probe {
     db: Arc<Mutex<Store>>,
-    beat: Heartbeat,
+    /// One per stage of the stream.
+    beats: [Heartbeat; 4],
     max_age: Duration,
 }
 
@@ -442,9 +437,9 @@ impl HealthCheck for Probe {
             Ok(Err(e)) => Check::fail("database", e.to_string()),
             Err(e) => Check::fail("database", format!("the check panicked: {e}")),
         };
-        HealthReport {
-            checks: vec![database, self.beat.check(self.max_age)],
-        }
+        let mut checks = vec![database];
+        checks.extend(self.beats.iter().map(|b| b.check(self.max_age)));
+        HealthReport { checks }
     }
 }
 
@@ -561,37 +556,6 @@ impl Watched {
                 applied = now.clone();
             }
             seen = now;
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn t(s: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(s)
-            .expect("valid")
-            .with_timezone(&Utc)
-    }
-
-    #[test]
-    fn idle() {
-        let now = t("2025-03-10T12:00:00Z");
-        // (wake, idle seconds)
-        let cases = [
-            (None, 300),
-            (Some("2025-03-10T12:00:30Z"), 30),
-            (Some("2025-03-10T11:00:00Z"), 1),
-            (Some("2025-03-10T12:00:00Z"), 1),
-            (Some("2025-03-11T12:00:00Z"), 300),
-        ];
-        for (wake, secs) in cases {
-            assert_eq!(
-                idle_time(wake.map(t), now),
-                Duration::from_secs(secs),
-                "{wake:?}"
-            );
         }
     }
 }

@@ -2,7 +2,6 @@
 //! a real SMTP server process (aiosmtpd), a real SQLite file, and the built binary for the demo.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -507,22 +506,34 @@ async fn the_daemon_polls_each_feed_when_due_and_stops_when_cancelled() {
     assert_eq!(s.feeds_polled, 0, "the 10m interval has not passed");
     assert_eq!(server.counts().requests, 1);
 
-    // The loop: the clock says the feed is due; cancellation arrives during the first idle wait.
+    // The daemon's stream: the clock says the feed is due; cancellation comes once the server
+    // has answered the second request, and the stream still stores that poll before it stops.
     let shutdown = CancellationToken::new();
-    let calls = AtomicUsize::new(0);
-    let clock = || {
-        if calls.fetch_add(1, Ordering::SeqCst) >= 1 {
-            shutdown.cancel();
+    let clock = || t0 + chrono::Duration::minutes(10);
+    let stop_after_the_poll = async {
+        while server.counts().requests < 2 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        t0 + chrono::Duration::minutes(10)
+        shutdown.cancel();
     };
-    tokio::time::timeout(
-        Duration::from_secs(20),
-        newswatch::service::daemon::run_until(&p, &shutdown, clock),
-    )
+    let (ran, ()) = tokio::time::timeout(Duration::from_secs(20), async {
+        tokio::join!(
+            newswatch::service::daemon::run_until(&p, &shutdown, clock),
+            stop_after_the_poll
+        )
+    })
     .await
-    .expect("run_until stops promptly once cancelled")
-    .expect("run_until");
+    .expect("run_until stops promptly once cancelled");
+    ran.expect("run_until");
+    let kyiv = Store::open_read_only(&config.state_dir)
+        .and_then(|s| s.feed_record("kyiv"))
+        .expect("the feed's record reads")
+        .expect("a row for the feed");
+    assert_eq!(
+        kyiv.next_due,
+        Some(t0 + chrono::Duration::minutes(20)),
+        "the stream's poll was stored before it stopped, due one interval after its response"
+    );
     let c = server.counts();
     assert_eq!(
         (c.requests, c.not_modified),

@@ -340,7 +340,7 @@ fn notify_metrics_and_reload_on_the_running_daemon() {
     // Startup: READY, then a STATUS per cycle, then watchdog pings while the loop progresses.
     let ready = d.wait_note(0, "READY=1", |n| n == "READY=1");
     d.wait_note(ready, "STATUS after a cycle", |n| {
-        n.starts_with("STATUS=last cycle") && n.contains("polled 1 feeds (0 failed)")
+        n.starts_with("STATUS=since") && n.contains("1 polls (0 failed)")
     });
     d.wait_note(ready, "WATCHDOG=1", |n| n == "WATCHDOG=1");
     let first = wait_emails(&mut d, &outbox, 1);
@@ -370,7 +370,11 @@ fn notify_metrics_and_reload_on_the_running_daemon() {
     let (code, body) = http_get(&addr, "/healthz");
     assert_eq!(code, 200, "{body}");
     assert!(
-        body.contains("database: ok") && body.contains("daemon loop: ok"),
+        body.contains("database: ok")
+            && body.contains("fetch: ok")
+            && body.contains("store: ok")
+            && body.contains("match: ok")
+            && body.contains("deliver: ok"),
         "{body}"
     );
 
@@ -429,7 +433,7 @@ fn notify_metrics_and_reload_on_the_running_daemon() {
     d.wait_note(
         mark,
         "STATUS of a later cycle still naming the refusal",
-        |n| n.starts_with("STATUS=last cycle") && n.contains("reload refused"),
+        |n| n.starts_with("STATUS=since") && n.contains("reload refused"),
     );
     let (_, body) = http_get(&addr, "/metrics");
     let m = parse_metrics(&body);
@@ -542,7 +546,7 @@ fn sigterm_keeps_the_unsent_digest_which_goes_out_after_restart_and_one_instance
     assert!(
         d.log
             .iter()
-            .any(|l| l.contains("abandoning the cycle in flight")),
+            .any(|l| l.contains("abandoning the work in flight")),
         "{}",
         d.report()
     );

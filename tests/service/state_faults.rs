@@ -398,9 +398,10 @@ fn the_smtp_password_never_reaches_logs_and_state_is_private() {
     assert_eq!(sink.messages().len(), 3);
 }
 
-/// The daemon keeps running through a full disk: cycles fail and say so while the feed goes on
-/// growing, and once space is back the same process delivers every item, including those it
-/// fetched while it could not store them (its validators were not saved, so it fetches again).
+/// The daemon keeps running through a full disk: the writer fails and says so, fetching pauses
+/// (the poll it could not store waits in memory; the feed is not fetched again meanwhile) while
+/// the feed goes on growing, and once space is back the same process stores that poll, fetches
+/// again and delivers every item.
 #[test]
 fn the_daemon_rides_out_a_full_disk_without_losing_items() {
     let tmp = tempfile::tempdir().expect("tempdir");
@@ -445,15 +446,20 @@ fn the_daemon_rides_out_a_full_disk_without_losing_items() {
         while f.write_all(&block).is_ok() {}
         while f.write_all(&[0]).is_ok() {}
     }
-    let before = feed.counts().requests;
+    if !wait_for_line(&rx, "cannot store polls", Duration::from_secs(20), &mut log) {
+        fail(&mut child, &log, "no failed write while the disk is full");
+    }
+    let paused_at = feed.counts().requests;
+    // The write is tried again (after 1 s, then 2 s) while the feed grows; no request meanwhile.
     for _ in 0..2 {
-        if !wait_for_line(&rx, "cycle failed", Duration::from_secs(20), &mut log) {
-            fail(&mut child, &log, "no failed cycle while the disk is full");
+        if !wait_for_line(&rx, "cannot store polls", Duration::from_secs(20), &mut log) {
+            fail(&mut child, &log, "the failed write was not tried again");
         }
     }
-    assert!(
-        feed.counts().requests > before,
-        "the daemon kept polling while it could not store"
+    assert_eq!(
+        feed.counts().requests,
+        paused_at,
+        "fetching pauses while what was fetched cannot be stored"
     );
     std::fs::remove_file(&filler).expect("free the space");
     let items = feed.grown();
@@ -479,7 +485,10 @@ fn the_daemon_rides_out_a_full_disk_without_losing_items() {
     child.kill().expect("SIGKILL");
     child.wait().expect("reap");
     assert_db_sound(&state, "after the full disk");
-    let errors: Vec<&String> = log.iter().filter(|l| l.contains("cycle failed")).collect();
+    let errors: Vec<&String> = log
+        .iter()
+        .filter(|l| l.contains("cannot store polls"))
+        .collect();
     eprintln!(
         "daemon on a full disk: {}",
         errors.first().map_or("", |s| s.as_str())

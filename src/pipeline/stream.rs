@@ -1,0 +1,521 @@
+//! The daemon's pipeline as stages that run side by side, never in cycles: each feed on its own
+//! clock (a queue of due times), fetched in its own task when due and when its host allows, its
+//! poll stored by one group-committing writer, new articles matched as soon as they are stored,
+//! alerts and digests composed when due, the outbox drained as soon as a message enters it.
+//! Bounded between stages: a stalled writer stops new requests; nothing fetched is dropped.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
+
+use crate::config::FeedConfig;
+use crate::pipeline::poll::{Finished, Polled, QUEUED_PER_FETCH, Writing};
+use crate::pipeline::{Pipeline, Summary, matching};
+use crate::service::health::Heartbeat;
+use crate::store::FeedRecord;
+
+/// Articles the match stage takes in one turn before the other stages get theirs (a cold start's
+/// backlog is matched in slices, so fetching and storing go on meanwhile).
+const MATCH_TURN: usize = 4096;
+
+/// A failed write (disk full, database locked) is tried again after this, doubling up to
+/// `WRITE_RETRY_MAX`; its polls wait in memory, and no new request starts while they fill
+/// the queue.
+const WRITE_RETRY_MIN: Duration = Duration::from_secs(1);
+const WRITE_RETRY_MAX: Duration = Duration::from_secs(60);
+
+/// A stage that failed (its database work, say) waits this long before its next attempt.
+const STAGE_RETRY: Duration = Duration::from_secs(5);
+
+/// The stages' heartbeats: each beats when it finishes a unit of work or finds none to do, so
+/// `/healthz` and the watchdog see a stage that stopped making progress.
+#[derive(Debug, Clone)]
+pub struct Beats {
+    /// The scheduler: feeds dispatched and fetches reaped.
+    pub fetch: Heartbeat,
+    /// The writer: polls committed (or nothing to commit).
+    pub store: Heartbeat,
+    /// Matching and composition.
+    pub matching: Heartbeat,
+    /// The outbox drained (or nothing due).
+    pub deliver: Heartbeat,
+}
+
+impl Beats {
+    pub fn new() -> Beats {
+        Beats {
+            fetch: Heartbeat::new("fetch"),
+            store: Heartbeat::new("store"),
+            matching: Heartbeat::new("match"),
+            deliver: Heartbeat::new("deliver"),
+        }
+    }
+
+    pub fn all(&self) -> [Heartbeat; 4] {
+        [
+            self.fetch.clone(),
+            self.store.clone(),
+            self.matching.clone(),
+            self.deliver.clone(),
+        ]
+    }
+}
+
+impl Default for Beats {
+    fn default() -> Self {
+        Beats::new()
+    }
+}
+
+/// What a running stream is told and tells: its clock, how long a stage may sleep, its beats,
+/// and where its running totals go (the daemon's STATUS line).
+pub struct StreamContext<'c> {
+    pub clock: &'c (dyn Fn() -> DateTime<Utc> + Sync),
+    pub beats: &'c Beats,
+    /// The longest any stage sleeps without looking again (a quiet stage still beats).
+    pub max_idle: Duration,
+    /// Called with the totals since the stream started, after each change.
+    pub progress: &'c (dyn Fn(&Summary) + Sync),
+}
+
+/// The stream's running totals; each change is reported to the context's `progress`.
+struct Totals<'c> {
+    sum: std::sync::Mutex<Summary>,
+    progress: &'c (dyn Fn(&Summary) + Sync),
+}
+
+impl Totals<'_> {
+    fn add(&self, f: impl FnOnce(&mut Summary)) {
+        let mut sum = self
+            .sum
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        f(&mut sum);
+        (self.progress)(&sum);
+    }
+}
+
+/// One fetch task's answer: the feed (its index in the config), its record as it was, the poll,
+/// and the permit that keeps its place among the polls not yet stored.
+type Fetched = (usize, FeedRecord, Polled, Option<OwnedSemaphorePermit>);
+
+impl Pipeline<'_> {
+    /// Runs every stage until `stop` resolves; then stops starting work, writes what was fetched
+    /// (one attempt) and returns. The caller bounds that wind-down (dropping the future is safe:
+    /// every write is a transaction, and an email is marked sent only once accepted).
+    pub async fn stream(
+        &self,
+        stop: impl Future<Output = ()>,
+        ctx: &StreamContext<'_>,
+    ) -> anyhow::Result<()> {
+        let stopping = CancellationToken::new();
+        let stored = Notify::new();
+        let composed = Notify::new();
+        let totals = Totals {
+            sum: std::sync::Mutex::new(Summary {
+                destination: self.deliverer.describe(),
+                ..Summary::default()
+            }),
+            progress: ctx.progress,
+        };
+        let stages = async {
+            tokio::join!(
+                self.fetch_and_store(&stopping, &stored, ctx, &totals),
+                self.match_and_compose(&stopping, &stored, &composed, ctx, &totals),
+                self.deliver_stage(&stopping, &composed, ctx, &totals),
+            )
+        };
+        tokio::pin!(stages);
+        let (fetched, matched, delivered) = tokio::select! {
+            r = &mut stages => r,
+            () = stop => {
+                stopping.cancel();
+                stages.await
+            }
+        };
+        fetched.and(matched).and(delivered)
+    }
+
+    /// The scheduler and the writer: dispatches each feed when due, reaps finished polls into
+    /// the write queue, commits them in batches, and puts each stored feed back on its clock.
+    async fn fetch_and_store(
+        &self,
+        stopping: &CancellationToken,
+        stored: &Notify,
+        ctx: &StreamContext<'_>,
+        totals: &Totals<'_>,
+    ) -> anyhow::Result<()> {
+        let feeds = &self.config.feeds;
+        let mut records: HashMap<String, FeedRecord> = self
+            .db(|s| s.feed_records())
+            .await?
+            .into_iter()
+            .map(|r| (r.name.clone(), r))
+            .collect();
+        let now = (ctx.clock)();
+        // (due, feed index); a feed in flight or waiting to be written is in neither.
+        let mut clock: BinaryHeap<Reverse<(DateTime<Utc>, usize)>> = feeds
+            .iter()
+            .enumerate()
+            .map(|(i, f)| {
+                let due = records.get(&f.name).and_then(|r| r.next_due);
+                Reverse((due.unwrap_or(now), i))
+            })
+            .collect();
+        let index: HashMap<&str, usize> = feeds
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (f.name.as_str(), i))
+            .collect();
+        let concurrency = self.config.fetch.concurrency.max(1);
+        let unstored = Arc::new(Semaphore::new(concurrency.saturating_mul(QUEUED_PER_FETCH)));
+        let mut fetching: JoinSet<Fetched> = JoinSet::new();
+        let mut in_flight: HashMap<tokio::task::Id, usize> = HashMap::new();
+        let mut queued: VecDeque<(Finished<'_>, Option<OwnedSemaphorePermit>)> = VecDeque::new();
+        let mut writing: Option<(Writing<'_>, Vec<Option<OwnedSemaphorePermit>>)> = None;
+        let mut retry_at: Option<tokio::time::Instant> = None;
+        let mut failures: u32 = 0;
+        ctx.beats.fetch.beat();
+        ctx.beats.store.beat();
+        loop {
+            let now = (ctx.clock)();
+            let stopping_now = stopping.is_cancelled();
+            loop {
+                match clock.peek() {
+                    Some(Reverse((due, _))) if *due <= now && !stopping_now => {}
+                    _ => break,
+                }
+                let Some(Reverse((_, i))) = clock.pop() else {
+                    break;
+                };
+                let feed: FeedConfig = feeds[i].clone();
+                let record = records.get(&feed.name).cloned().unwrap_or_default();
+                let poller = self.poller.clone();
+                let reserve = Arc::clone(&unstored);
+                let handle = fetching.spawn(async move {
+                    let (polled, permit) =
+                        poller.poll_reserving(&feed, &record, Some(reserve)).await;
+                    (i, record, polled, permit)
+                });
+                in_flight.insert(handle.id(), i);
+            }
+            let may_write = retry_at.is_none_or(|t| t <= tokio::time::Instant::now());
+            if writing.is_none() && !queued.is_empty() && may_write {
+                let (finished, permits): (VecDeque<_>, Vec<_>) = queued.drain(..).unzip();
+                let mut finished = finished;
+                let batch = self.write_batch(&mut finished);
+                // `write_batch` takes the oldest polls up to its limits; the rest stay queued.
+                let taken = batch.reports.len();
+                let mut permits = permits.into_iter();
+                let held: Vec<_> = permits.by_ref().take(taken).collect();
+                queued = finished.into_iter().zip(permits).collect();
+                writing = Some((batch, held));
+            } else if writing.is_none() && queued.is_empty() {
+                ctx.beats.store.beat();
+            }
+            if stopping_now && writing.is_none() && (queued.is_empty() || failures > 0) {
+                if !queued.is_empty() {
+                    warn!(
+                        polls = queued.len(),
+                        "stopping with polls not stored; their feeds are fetched again at the next start"
+                    );
+                }
+                return Ok(());
+            }
+            // The next instant anything here is due: a feed, or the retry of a failed write.
+            let next_feed = clock.peek().map(|Reverse((due, _))| *due);
+            let mut idle = next_feed
+                .map_or(ctx.max_idle, |d| {
+                    (d - now).to_std().unwrap_or(Duration::ZERO)
+                })
+                .min(ctx.max_idle);
+            if let Some(t) = retry_at {
+                idle = idle.min(t.saturating_duration_since(tokio::time::Instant::now()));
+            }
+            tokio::select! {
+                () = stopping.cancelled(), if !stopping_now => {
+                    fetching.abort_all();
+                }
+                Some(joined) = fetching.join_next_with_id(), if !fetching.is_empty() => {
+                    ctx.beats.fetch.beat();
+                    match joined {
+                        Ok((id, (i, record, polled, permit))) => {
+                            in_flight.remove(&id);
+                            let at = (ctx.clock)();
+                            let mut summary = Summary::default();
+                            let finished = self.finish(&feeds[i], record, polled, at, &mut summary);
+                            totals.add(|t| {
+                                t.feeds_polled += summary.feeds_polled;
+                                t.feeds_failed += summary.feeds_failed;
+                                t.feeds_unchanged += summary.feeds_unchanged;
+                            });
+                            queued.push_back((finished, permit));
+                        }
+                        Err(e) => {
+                            // A panicked poll (a bug) must not take its feed off the clock; an
+                            // aborted one (stopping) needs no clock any more.
+                            if let Some(i) = in_flight.remove(&e.id())
+                                && e.is_panic()
+                            {
+                                error!(feed = %feeds[i].name, "the poll panicked; trying again later");
+                                let later = (ctx.clock)()
+                                    + chrono::Duration::from_std(self.settings.limits.bounds.min_delay)
+                                        .unwrap_or(chrono::Duration::MAX);
+                                clock.push(Reverse((later, i)));
+                            }
+                        }
+                    }
+                }
+                joined = async { (&mut writing.as_mut().expect("guarded by the branch condition").0.task).await }, if writing.is_some() => {
+                    let Some((batch, permits)) = writing.take() else {
+                        continue;
+                    };
+                    let (writes, outcome) = match joined {
+                        Ok(r) => r,
+                        Err(e) => anyhow::bail!("the database task panicked: {e}"),
+                    };
+                    match outcome {
+                        Ok(stored_polls) => {
+                            failures = 0;
+                            retry_at = None;
+                            drop(permits);
+                            let mut summary = Summary::default();
+                            for (report, s) in batch.reports.iter().zip(&stored_polls) {
+                                self.report(report, s, &mut summary);
+                            }
+                            totals.add(|t| t.new_articles += summary.new_articles);
+                            if summary.new_articles > 0 {
+                                stored.notify_one();
+                            }
+                            ctx.beats.store.beat();
+                            // Back on its clock at the due time the store recorded.
+                            let names: Vec<String> = writes.iter().map(|w| w.name.clone()).collect();
+                            let fresh = self
+                                .db(move |s| {
+                                    names.iter().map(|n| s.feed_record(n)).collect::<Result<Vec<_>, _>>()
+                                })
+                                .await?;
+                            for (w, r) in writes.iter().zip(fresh) {
+                                let Some(&i) = index.get(w.name.as_str()) else {
+                                    continue;
+                                };
+                                let r = r.unwrap_or_default();
+                                let due = r.next_due.unwrap_or_else(&ctx.clock);
+                                records.insert(w.name.clone(), r);
+                                clock.push(Reverse((due, i)));
+                            }
+                        }
+                        Err(e) => {
+                            failures = failures.saturating_add(1);
+                            let wait = WRITE_RETRY_MIN
+                                .saturating_mul(1 << failures.min(6).saturating_sub(1))
+                                .min(WRITE_RETRY_MAX);
+                            error!(error = %e, polls = writes.len(), attempts = failures,
+                                   retry_secs = wait.as_secs(),
+                                   "cannot store polls; fetching pauses, they are written again");
+                            retry_at = Some(tokio::time::Instant::now() + wait);
+                            // Back at the front, in order, with their permits.
+                            let again: Vec<_> = batch
+                                .reports
+                                .into_iter()
+                                .zip(writes)
+                                .map(|(report, write)| Finished { report, write })
+                                .zip(permits)
+                                .collect();
+                            for item in again.into_iter().rev() {
+                                queued.push_front(item);
+                            }
+                        }
+                    }
+                }
+                () = tokio::time::sleep(idle) => {
+                    if fetching.is_empty() {
+                        ctx.beats.fetch.beat();
+                    }
+                }
+            }
+        }
+    }
+
+    /// Matches what was stored, in turns, then composes the alerts and digests that are due;
+    /// wakes when the writer stored new articles, when a digest or alert batch is due, and at
+    /// least every `max_idle`.
+    async fn match_and_compose(
+        &self,
+        stopping: &CancellationToken,
+        stored: &Notify,
+        composed: &Notify,
+        ctx: &StreamContext<'_>,
+        totals: &Totals<'_>,
+    ) -> anyhow::Result<()> {
+        let threads = matching::match_threads();
+        loop {
+            if stopping.is_cancelled() {
+                return Ok(());
+            }
+            let now = (ctx.clock)();
+            let mut next: Option<DateTime<Utc>> = None;
+            let mut failed = false;
+            loop {
+                let turn = matching::off_worker(|| {
+                    matching::match_backlog(
+                        &self.store,
+                        self.rules,
+                        &self.settings.routing,
+                        &self.metrics,
+                        now,
+                        threads,
+                        MATCH_TURN,
+                    )
+                });
+                match turn {
+                    Ok((n, drained)) => {
+                        totals.add(|t| t.matches += n);
+                        if drained || stopping.is_cancelled() {
+                            break;
+                        }
+                        tokio::task::yield_now().await;
+                    }
+                    Err(e) => {
+                        error!(
+                            error = format!("{e:#}"),
+                            "matching failed; trying again shortly"
+                        );
+                        failed = true;
+                        break;
+                    }
+                }
+            }
+            if !failed && !stopping.is_cancelled() {
+                match self.compose(now).await {
+                    Ok((n, wake)) => {
+                        next = wake;
+                        if n > 0 {
+                            totals.add(|t| t.emails_composed += n);
+                            composed.notify_one();
+                        }
+                    }
+                    Err(e) => {
+                        error!(
+                            error = format!("{e:#}"),
+                            "composing failed; trying again shortly"
+                        );
+                        failed = true;
+                    }
+                }
+            }
+            let idle = if failed {
+                STAGE_RETRY
+            } else {
+                ctx.beats.matching.beat();
+                next.map_or(ctx.max_idle, |d| {
+                    (d - (ctx.clock)()).to_std().unwrap_or(Duration::ZERO)
+                })
+            }
+            .min(ctx.max_idle);
+            tokio::select! {
+                () = stopping.cancelled() => return Ok(()),
+                () = stored.notified() => {}
+                () = tokio::time::sleep(idle) => {}
+            }
+        }
+    }
+
+    /// Sends every due outbox message; wakes when one was composed, when a retry is due, and at
+    /// least every `max_idle`. A send within the transport's deadlines counts as progress.
+    async fn deliver_stage(
+        &self,
+        stopping: &CancellationToken,
+        composed: &Notify,
+        ctx: &StreamContext<'_>,
+        totals: &Totals<'_>,
+    ) -> anyhow::Result<()> {
+        let bound = self.deliverer.longest_attempt();
+        loop {
+            if stopping.is_cancelled() {
+                return Ok(());
+            }
+            let now = (ctx.clock)();
+            let mut summary = Summary::default();
+            let drained = {
+                let drain = self.drain_outbox(now, &mut summary);
+                tokio::pin!(drain);
+                let started = tokio::time::Instant::now();
+                let mut tick = tokio::time::interval(Duration::from_secs(1));
+                loop {
+                    tokio::select! {
+                        r = &mut drain => break r,
+                        _ = tick.tick() => {
+                            // Within the longest one attempt may take, a send is progress.
+                            if bound.is_some_and(|b| started.elapsed() <= b) {
+                                ctx.beats.deliver.beat();
+                            }
+                        }
+                    }
+                }
+            };
+            let failed = match drained {
+                Ok(()) => {
+                    ctx.beats.deliver.beat();
+                    false
+                }
+                Err(e) => {
+                    error!(
+                        error = format!("{e:#}"),
+                        "delivery pass failed; trying again shortly"
+                    );
+                    true
+                }
+            };
+            if summary.emails_sent + summary.emails_deferred + summary.emails_failed > 0 {
+                totals.add(|t| {
+                    t.emails_sent += summary.emails_sent;
+                    t.emails_deferred += summary.emails_deferred;
+                    t.emails_failed += summary.emails_failed;
+                });
+                info!(
+                    sent = summary.emails_sent,
+                    deferred = summary.emails_deferred,
+                    failed = summary.emails_failed,
+                    "outbox drained"
+                );
+            }
+            match self.backlog().await {
+                Ok((failing, queued)) => {
+                    self.metrics.set_feeds_in_error(failing as u64);
+                    self.metrics.set_emails_queued(queued as u64);
+                }
+                Err(e) => warn!(
+                    error = format!("{e:#}"),
+                    "cannot count failing feeds and queued email"
+                ),
+            }
+            let next = if failed {
+                None
+            } else {
+                self.db(|s| s.next_outbox_attempt()).await.unwrap_or(None)
+            };
+            let idle = if failed {
+                STAGE_RETRY
+            } else {
+                next.map_or(ctx.max_idle, |d| {
+                    (d - (ctx.clock)()).to_std().unwrap_or(Duration::ZERO)
+                })
+            }
+            .min(ctx.max_idle);
+            tokio::select! {
+                () = stopping.cancelled() => return Ok(()),
+                () = composed.notified() => {}
+                () = tokio::time::sleep(idle) => {}
+            }
+        }
+    }
+}
