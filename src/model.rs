@@ -131,3 +131,43 @@ pub struct OutboxCounts {
     pub sent: usize,
     pub failed: usize,
 }
+
+/// How long one alerted article took, measured when its alert was accepted by the transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AlertLatency {
+    /// From its first sight (the response of the poll that brought it) to the alert's acceptance.
+    pub from_fetch: std::time::Duration,
+    /// From its first sight to its match being recorded.
+    pub to_match: Option<std::time::Duration>,
+    /// From the feed's publication date, when that date is sane: not after the first sight, and
+    /// at most `AlertLatency::SANE_PUBLISHED` before it (an older item is a backlog, not news).
+    pub from_published: Option<std::time::Duration>,
+}
+
+impl AlertLatency {
+    pub const SANE_PUBLISHED: std::time::Duration = std::time::Duration::from_secs(48 * 3600);
+
+    /// From stored milliseconds: first seen, matched, sent; `published` in seconds. `None` for an
+    /// article stored before latencies were recorded.
+    pub fn from_millis(
+        seen: Option<i64>,
+        matched: Option<i64>,
+        sent: i64,
+        published: Option<i64>,
+    ) -> Option<AlertLatency> {
+        let seen = seen?;
+        let span = |from: i64, to: i64| {
+            u64::try_from(to - from)
+                .ok()
+                .map(std::time::Duration::from_millis)
+        };
+        let published = published
+            .and_then(|p| p.checked_mul(1000))
+            .filter(|p| span(*p, seen).is_some_and(|d| d <= Self::SANE_PUBLISHED));
+        Some(AlertLatency {
+            from_fetch: span(seen, sent).unwrap_or_default(),
+            to_match: matched.and_then(|m| span(seen, m)),
+            from_published: published.and_then(|p| span(p, sent)),
+        })
+    }
+}

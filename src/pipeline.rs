@@ -279,7 +279,7 @@ impl<'a> Pipeline<'a> {
         (summary.emails_composed, summary.next_digest) = self.compose(now).await?;
         let compose_ms = ms(started);
         let started = std::time::Instant::now();
-        self.drain_outbox(now, &mut summary).await?;
+        self.drain_outbox(now, clock, &mut summary).await?;
         let deliver_ms = ms(started);
         // An idle daemon wake-up (nothing due, nothing sent) is not worth an info line.
         if summary.feeds_polled > 0 || summary.emails_composed > 0 || summary.emails_sent > 0 {

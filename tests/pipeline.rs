@@ -21,6 +21,8 @@ mod hostile_oracle;
 mod polling;
 #[path = "pipeline/polling_store.rs"]
 mod polling_store;
+#[path = "pipeline/streaming.rs"]
+mod streaming;
 
 /// The stored matches no digest has carried (these tests configure none): what a digest composed
 /// now would gather, read through a composition that is dropped uncommitted.

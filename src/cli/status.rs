@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use super::{Exit, load_config};
 use crate::config::Config;
-use crate::model::OutboxCounts;
+use crate::model::{AlertLatency, OutboxCounts};
 use crate::store::{DigestInfo, FeedNotice, FeedRecord, ReloadInfo, Store, StoreError};
 
 /// Digests listed by `status`.
@@ -24,7 +24,7 @@ pub(super) fn status(path: &std::path::Path, json: bool) -> Exit {
         Err(e) => return e,
     };
     let now = crate::clock::now();
-    match gather(&config) {
+    match gather(&config, now) {
         Ok(report) if json => {
             println!("{:#}", render_json(&report));
             Exit::Ok
@@ -58,10 +58,45 @@ pub struct StatusReport {
     pub notices: Vec<FeedNotice>,
     /// The daemon's last config/rule reload (SIGHUP or `--watch-rules`), if any.
     pub last_reload: Option<ReloadInfo>,
+    /// Latencies of the articles alerted in the last `LATENCY_WINDOW`.
+    pub latency: Latency,
 }
 
+/// Latency figures over the articles alerted recently: each a (p50, p90, max) in milliseconds.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Latency {
+    pub alerted: usize,
+    pub from_fetch: Option<[u64; 3]>,
+    pub to_match: Option<[u64; 3]>,
+    pub from_published: Option<[u64; 3]>,
+}
+
+impl Latency {
+    fn of(all: &[AlertLatency]) -> Latency {
+        let spread = |mut ms: Vec<u64>| -> Option<[u64; 3]> {
+            ms.sort_unstable();
+            let at = |q: usize| ms[(ms.len() - 1) * q / 100];
+            (!ms.is_empty()).then(|| [at(50), at(90), at(100)])
+        };
+        let millis = |d: std::time::Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        Latency {
+            alerted: all.len(),
+            from_fetch: spread(all.iter().map(|l| millis(l.from_fetch)).collect()),
+            to_match: spread(all.iter().filter_map(|l| l.to_match.map(millis)).collect()),
+            from_published: spread(
+                all.iter()
+                    .filter_map(|l| l.from_published.map(millis))
+                    .collect(),
+            ),
+        }
+    }
+}
+
+/// The window `status` reports latencies over.
+const LATENCY_WINDOW: chrono::Duration = chrono::Duration::hours(24);
+
 /// Reads the report from the state database of `config`, if there is one.
-pub fn gather(config: &Config) -> Result<StatusReport, StoreError> {
+pub fn gather(config: &Config, now: DateTime<Utc>) -> Result<StatusReport, StoreError> {
     let db = config.state_dir.join(crate::store::DB_FILE);
     let store = if db.exists() {
         Some(Store::open_read_only(&config.state_dir)?)
@@ -91,7 +126,12 @@ pub fn gather(config: &Config) -> Result<StatusReport, StoreError> {
         }),
         None => (OutboxCounts::default(), Vec::new(), Vec::new()),
     };
+    let latency = match &store {
+        Some(s) => Latency::of(&s.alert_latencies(now - LATENCY_WINDOW)?),
+        None => Latency::default(),
+    };
     Ok(StatusReport {
+        latency,
         database: store.is_some(),
         feeds,
         outbox,
@@ -179,6 +219,29 @@ pub fn render_text(r: &StatusReport, now: DateTime<Utc>) -> String {
             );
         }
     }
+    if r.latency.alerted > 0 {
+        let secs = |ms: u64| format!("{:.1} s", ms as f64 / 1000.0);
+        let line = |name: &str, v: Option<[u64; 3]>| {
+            v.map(|[p50, p90, max]| {
+                format!(
+                    "  {:<24} p50 {}, p90 {}, max {}\n",
+                    format!("{name}:"),
+                    secs(p50),
+                    secs(p90),
+                    secs(max)
+                )
+            })
+            .unwrap_or_default()
+        };
+        let _ = write!(
+            out,
+            "alert latency, last 24 h ({} articles alerted):\n{}{}{}",
+            r.latency.alerted,
+            line("fetch to alert sent", r.latency.from_fetch),
+            line("fetch to matched", r.latency.to_match),
+            line("published to alert sent", r.latency.from_published),
+        );
+    }
     for n in &r.notices {
         let _ = writeln!(
             out,
@@ -226,6 +289,13 @@ pub fn render_json(r: &StatusReport) -> Value {
         "digests": r.digests.iter().map(|d| json!({
             "id": d.id, "created": d.created.to_rfc3339(), "emails": d.emails, "sent": d.sent,
         })).collect::<Vec<_>>(),
+        "alert_latency_ms": {
+            "window_hours": LATENCY_WINDOW.num_hours(),
+            "alerted": r.latency.alerted,
+            "fetch_to_sent": r.latency.from_fetch.map(|[p50, p90, max]| json!({"p50": p50, "p90": p90, "max": max})),
+            "fetch_to_matched": r.latency.to_match.map(|[p50, p90, max]| json!({"p50": p50, "p90": p90, "max": max})),
+            "published_to_sent": r.latency.from_published.map(|[p50, p90, max]| json!({"p50": p50, "p90": p90, "max": max})),
+        },
         "notices": r.notices.iter().map(|n| json!({
             "feed": n.feed, "kind": n.kind.as_str(), "at": n.at.to_rfc3339(), "detail": n.detail,
         })).collect::<Vec<_>>(),

@@ -256,7 +256,7 @@ impl<'a> Pipeline<'a> {
             ..Summary::default()
         };
         summary.emails_composed = self.compose_forced_digest(cfg, now).await?;
-        self.drain_outbox(now, &mut summary).await?;
+        self.drain_outbox(now, None, &mut summary).await?;
         Ok(summary)
     }
 

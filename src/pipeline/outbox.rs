@@ -9,9 +9,11 @@ use crate::pipeline::{Pipeline, Summary};
 
 impl Pipeline<'_> {
     /// Sends every due outbox message once, recording each outcome.
+    /// `clock` (when given) stamps each acceptance; otherwise the pass's `now` does.
     pub(super) async fn drain_outbox(
         &self,
         now: DateTime<Utc>,
+        clock: Option<&(dyn Fn() -> DateTime<Utc> + Sync)>,
         summary: &mut Summary,
     ) -> anyhow::Result<()> {
         let due = self.db(move |s| s.due_messages(now)).await?;
@@ -24,7 +26,12 @@ impl Pipeline<'_> {
                     info!(message_id = %msg.message_id, to = %self.deliverer.describe(), "email sent");
                     summary.emails_sent += 1;
                     self.metrics.email_sent();
-                    self.db(move |s| s.mark_sent(id, now)).await?;
+                    // The time of the acceptance, not of the pass: latencies count to the 250.
+                    let accepted = clock.map_or(now, |c| c());
+                    let latencies = self.db(move |s| s.mark_sent(id, accepted)).await?;
+                    for l in &latencies {
+                        self.metrics.observe_alert(l);
+                    }
                 }
                 SendOutcome::Retry(err) if attempts < deliver::MAX_ATTEMPTS => {
                     let at = now

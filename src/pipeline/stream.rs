@@ -446,7 +446,7 @@ impl Pipeline<'_> {
             let now = (ctx.clock)();
             let mut summary = Summary::default();
             let drained = {
-                let drain = self.drain_outbox(now, &mut summary);
+                let drain = self.drain_outbox(now, Some(ctx.clock), &mut summary);
                 tokio::pin!(drain);
                 let started = tokio::time::Instant::now();
                 let mut tick = tokio::time::interval(Duration::from_secs(1));

@@ -18,6 +18,12 @@ use prometheus_client::registry::Registry;
 /// request timeout and a little beyond.
 pub const FETCH_BUCKETS: [f64; 10] = [0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
 
+/// Upper bounds of the latency buckets, in seconds: from "within the second" (the streaming
+/// target is 2 s from fetch to alert) to a day (an item published long before it was seen).
+pub const LATENCY_BUCKETS: [f64; 14] = [
+    0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0, 21600.0, 86400.0,
+];
+
 /// `Content-Type` of [`Metrics::encode`]'s output.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
@@ -73,6 +79,29 @@ struct RuleLabels {
     rule: String,
 }
 
+/// Where an alert latency is measured from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum LatencyFrom {
+    /// The response of the poll that first brought the article.
+    Fetch,
+    /// The feed's publication date (when sane).
+    Published,
+}
+
+impl EncodeLabelValue for LatencyFrom {
+    fn encode(&self, encoder: &mut LabelValueEncoder<'_>) -> std::fmt::Result {
+        encoder.write_str(match self {
+            LatencyFrom::Fetch => "fetch",
+            LatencyFrom::Published => "published",
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct LatencyLabels {
+    from: LatencyFrom,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct ReloadLabels {
     result: ReloadResult,
@@ -89,6 +118,8 @@ pub struct Metrics {
     emails_failed: Counter,
     emails_queued: Gauge,
     fetch_duration: Histogram,
+    alert_latency: Family<LatencyLabels, Histogram>,
+    match_latency: Histogram,
     feeds_in_error: Gauge,
     reloads: Family<ReloadLabels, Counter>,
 }
@@ -115,6 +146,10 @@ impl Metrics {
         let emails_failed = Counter::default();
         let emails_queued = Gauge::default();
         let fetch_duration = Histogram::new(FETCH_BUCKETS);
+        let alert_latency = Family::<LatencyLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(LATENCY_BUCKETS)
+        });
+        let match_latency = Histogram::new(LATENCY_BUCKETS);
         let feeds_in_error = Gauge::default();
         let reloads = Family::<ReloadLabels, Counter>::default();
         r.register("polls", "Feed polls by result", polls.clone());
@@ -145,6 +180,17 @@ impl Metrics {
             fetch_duration.clone(),
         );
         r.register(
+            "alert_latency_seconds",
+            "Per alerted article: from its first fetch (from=fetch) or its feed's publication date \
+             (from=published, when sane) to the alert's acceptance by the mail transport",
+            alert_latency.clone(),
+        );
+        r.register(
+            "match_latency_seconds",
+            "Per alerted article: from its first fetch to its match being recorded",
+            match_latency.clone(),
+        );
+        r.register(
             "feeds_in_error",
             "Feeds whose last poll failed",
             feeds_in_error.clone(),
@@ -170,6 +216,8 @@ impl Metrics {
             emails_failed,
             emails_queued,
             fetch_duration,
+            alert_latency,
+            match_latency,
             feeds_in_error,
             reloads,
         }
@@ -211,6 +259,22 @@ impl Metrics {
 
     pub fn observe_fetch(&self, took: Duration) {
         self.fetch_duration.observe(took.as_secs_f64());
+    }
+
+    /// One alerted article's latencies, once its alert was accepted.
+    pub fn observe_alert(&self, latency: &crate::model::AlertLatency) {
+        let observe = |from, d: std::time::Duration| {
+            self.alert_latency
+                .get_or_create(&LatencyLabels { from })
+                .observe(d.as_secs_f64());
+        };
+        observe(LatencyFrom::Fetch, latency.from_fetch);
+        if let Some(d) = latency.from_published {
+            observe(LatencyFrom::Published, d);
+        }
+        if let Some(d) = latency.to_match {
+            self.match_latency.observe(d.as_secs_f64());
+        }
     }
 
     pub fn set_feeds_in_error(&self, feeds: u64) {

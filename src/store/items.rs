@@ -56,8 +56,8 @@ pub(super) fn store_items(
     )?;
     let mut insert = tx.prepare_cached(
         "INSERT INTO articles (feed, key, link, title, summary, content, authors, categories, lang,
-                               published, first_seen, last_seen, alertable)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11, ?12)
+                               published, first_seen, last_seen, alertable, seen_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11, ?12, ?13)
          ON CONFLICT (feed, key) DO NOTHING",
     )?;
     let mut out = Items {
@@ -114,6 +114,7 @@ pub(super) fn store_items(
                     a.published.filter(|p| *p <= now + FUTURE_SLACK).map(ts),
                     ts(now),
                     !too_old,
+                    now.timestamp_millis(),
                 ])?;
                 if n == 0 {
                     // The primary key exists without an item_keys row (cannot happen after the

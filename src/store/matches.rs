@@ -37,7 +37,8 @@ impl Store {
             {
                 let mut mark = tx.prepare_cached("DELETE FROM unmatched WHERE article = ?1")?;
                 let mut insert = tx.prepare_cached(
-                    "INSERT INTO matches (article, rule_id, hits, recorded) VALUES (?1, ?2, ?3, ?4)
+                    "INSERT INTO matches (article, rule_id, hits, recorded, matched_ms)
+                     VALUES (?1, ?2, ?3, ?4, ?5)
                      ON CONFLICT (article, rule_id) DO NOTHING",
                 )?;
                 let mut queue = tx.prepare_cached(
@@ -52,7 +53,8 @@ impl Store {
                             am.article,
                             rule_id,
                             serde_json::to_string(hits)?,
-                            at
+                            at,
+                            now.timestamp_millis()
                         ])?;
                         if n == 0 {
                             continue;

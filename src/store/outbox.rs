@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Transaction, params};
 
 use super::{Store, StoreError, from_ts, ts};
-use crate::model::{NewMessage, OutboxCounts, OutboxMessage, OutboxStatus};
+use crate::model::{AlertLatency, NewMessage, OutboxCounts, OutboxMessage, OutboxStatus};
 
 impl Store {
     /// Queued messages whose next attempt is due at `now`, oldest first.
@@ -54,8 +54,58 @@ impl Store {
     }
 
     /// The message was accepted.
-    pub fn mark_sent(&mut self, id: i64, now: DateTime<Utc>) -> Result<(), StoreError> {
-        self.set_status(id, OutboxStatus::Sent, None, Some(now), None)
+    /// The transport accepted message `id`: marks it sent and, for an alert, stamps its articles'
+    /// alert time, in one transaction. Returns each alerted article's latency (none for a digest).
+    pub fn mark_sent(
+        &mut self,
+        id: i64,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<AlertLatency>, StoreError> {
+        let tx = self.conn.transaction()?;
+        set_status(&tx, id, OutboxStatus::Sent, None, Some(now), None)?;
+        let sent = now.timestamp_millis();
+        tx.execute(
+            "UPDATE alert_items SET sent_ms = ?2 WHERE outbox = ?1",
+            params![id, sent],
+        )?;
+        let latencies = {
+            let mut stmt = tx.prepare_cached(
+                "SELECT a.seen_ms, m.matched_ms, a.published FROM alert_items i
+                 JOIN matches m ON m.id = i.match_id JOIN articles a ON a.id = m.article
+                 WHERE i.outbox = ?1",
+            )?;
+            let rows = stmt.query_map([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (seen, matched, published) = row?;
+                out.extend(AlertLatency::from_millis(seen, matched, sent, published));
+            }
+            out
+        };
+        tx.commit()?;
+        Ok(latencies)
+    }
+
+    /// Latencies of the articles alerted since `since`, in the order they were sent.
+    /// Empty on a database older than the latency columns (a read-only caller never migrates).
+    pub fn alert_latencies(&self, since: DateTime<Utc>) -> Result<Vec<AlertLatency>, StoreError> {
+        if self.schema_version()? < super::schema::LATENCY_VERSION {
+            return Ok(Vec::new());
+        }
+        let mut stmt = self.conn.prepare(
+            "SELECT a.seen_ms, m.matched_ms, i.sent_ms, a.published FROM alert_items i
+             JOIN matches m ON m.id = i.match_id JOIN articles a ON a.id = m.article
+             WHERE i.sent_ms >= ?1 ORDER BY i.sent_ms",
+        )?;
+        let rows = stmt.query_map([since.timestamp_millis()], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)?, r.get(3)?))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (seen, matched, sent, published) = row?;
+            out.extend(AlertLatency::from_millis(seen, matched, sent, published));
+        }
+        Ok(out)
     }
 
     /// A transient failure: try again at `next_attempt`.
@@ -65,7 +115,8 @@ impl Store {
         error: &str,
         next_attempt: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        self.set_status(
+        set_status(
+            &self.conn,
             id,
             OutboxStatus::Queued,
             Some(error),
@@ -76,34 +127,14 @@ impl Store {
 
     /// A permanent failure: the message is kept, never retried automatically.
     pub fn mark_failed(&mut self, id: i64, error: &str) -> Result<(), StoreError> {
-        self.set_status(id, OutboxStatus::Failed, Some(error), None, None)
-    }
-
-    fn set_status(
-        &mut self,
-        id: i64,
-        status: OutboxStatus,
-        error: Option<&str>,
-        sent: Option<DateTime<Utc>>,
-        next_attempt: Option<DateTime<Utc>>,
-    ) -> Result<(), StoreError> {
-        let n = self.conn.execute(
-            "UPDATE outbox SET status = ?2, attempts = attempts + 1, last_error = ?3,
-                               sent = COALESCE(?4, sent),
-                               next_attempt = COALESCE(?5, next_attempt)
-             WHERE id = ?1",
-            params![
-                id,
-                status_str(status),
-                error,
-                sent.map(ts),
-                next_attempt.map(ts)
-            ],
-        )?;
-        if n == 0 {
-            return Err(StoreError::NoSuchMessage(id));
-        }
-        Ok(())
+        set_status(
+            &self.conn,
+            id,
+            OutboxStatus::Failed,
+            Some(error),
+            None,
+            None,
+        )
     }
 
     pub fn outbox_counts(&self) -> Result<OutboxCounts, StoreError> {
@@ -178,6 +209,34 @@ pub(super) fn insert_outbox(
         ],
     )?;
     Ok(tx.last_insert_rowid())
+}
+
+/// One status change of one message (the outbox's only UPDATE of `status`).
+fn set_status(
+    conn: &rusqlite::Connection,
+    id: i64,
+    status: OutboxStatus,
+    error: Option<&str>,
+    sent: Option<DateTime<Utc>>,
+    next_attempt: Option<DateTime<Utc>>,
+) -> Result<(), StoreError> {
+    let n = conn.execute(
+        "UPDATE outbox SET status = ?2, attempts = attempts + 1, last_error = ?3,
+                           sent = COALESCE(?4, sent),
+                           next_attempt = COALESCE(?5, next_attempt)
+         WHERE id = ?1",
+        params![
+            id,
+            status_str(status),
+            error,
+            sent.map(ts),
+            next_attempt.map(ts)
+        ],
+    )?;
+    if n == 0 {
+        return Err(StoreError::NoSuchMessage(id));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -169,7 +169,17 @@ DROP INDEX articles_unmatched;
 CREATE INDEX digest_items_match ON digest_items(match_id);
 DROP INDEX matches_unassigned;
 ",
+    r"
+-- issue 13: latency, per article, in milliseconds: first seen (its poll's response), matched, and
+-- the alert that carried it accepted by the transport.
+ALTER TABLE articles ADD COLUMN seen_ms INTEGER;
+ALTER TABLE matches ADD COLUMN matched_ms INTEGER;
+ALTER TABLE alert_items ADD COLUMN sent_ms INTEGER;
+",
 ];
+
+/// The schema version that records latencies (`seen_ms`, `matched_ms`, `sent_ms`).
+pub(super) const LATENCY_VERSION: i64 = 8;
 
 impl Store {
     pub(super) fn migrate(&mut self) -> Result<(), StoreError> {

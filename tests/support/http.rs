@@ -28,6 +28,8 @@ pub struct Seen {
     pub path: String,
     /// Header names lower-cased.
     pub headers: HashMap<String, String>,
+    /// When its head had arrived.
+    pub at: std::time::Instant,
 }
 
 /// What the server answered, for assertions.
@@ -196,6 +198,11 @@ impl TestServer {
         lock(&self.shared.pairs).max_in_flight
     }
 
+    /// Whether the client has walked away from a response to `path` yet (see `cut_off`).
+    pub fn cut(&self, path: &str) -> Option<Cut> {
+        lock(&self.shared.cuts).get(path).copied()
+    }
+
     /// Waits until the client has walked away from a response to `path` (the server noticed
     /// the closed connection) and says how much of it had been sent.
     pub async fn cut_off(&self, path: &str) -> Cut {
@@ -236,7 +243,11 @@ impl Shared {
             .filter_map(|l| l.split_once(':'))
             .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
             .collect();
-        let req = Seen { path, headers };
+        let req = Seen {
+            path,
+            headers,
+            at: std::time::Instant::now(),
+        };
         lock(&self.seen).push(req.clone());
         {
             let mut c = lock(&self.counts);
