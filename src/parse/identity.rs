@@ -10,12 +10,11 @@ use url::Url;
 
 use crate::model::Article;
 
-/// At most this many *new* items of one feed are stored in one poll, with a log line. The rest are
-/// not lost: the store forgets the feed's validators (so no 304 hides them) and the pipeline polls
-/// again after the minimum interval, taking the next batch, until the backlog is drained. A feed
-/// that suddenly emits 1,000 items is broken or replaying its archive; pacing it keeps one feed
-/// from flooding a digest in one cycle.
-pub const MAX_NEW_ITEMS_PER_POLL: usize = 100;
+/// More *new* items than this in one poll of one feed is a flood (a feed replaying its archive,
+/// or a firehose): every item is still stored and matched, none is held back or dropped (issue 16
+/// item 6), but the feed carries a warning in `status` and the digest's Sources section. Alert
+/// floods are bounded downstream (alert caps, the digest's `max_items`), not by skipping items.
+pub const FLOOD_NEW_ITEMS: usize = 100;
 
 /// What identity is computed from, for one item.
 #[derive(Debug, Clone, Copy)]

@@ -20,7 +20,6 @@ const FUTURE_SLACK: chrono::Duration = chrono::Duration::days(1);
 pub(super) struct Items {
     pub inserted: Inserted,
     pub retitled: usize,
-    pub deferred: usize,
 }
 
 /// Stores a poll's items. An item is known when its key or one of its alternate keys (its
@@ -33,7 +32,6 @@ pub(super) fn store_items(
     now: DateTime<Utc>,
     first_poll: bool,
     cutoff: Option<DateTime<Utc>>,
-    max_new: usize,
 ) -> Result<Items, StoreError> {
     let mut link_uses: HashMap<String, usize> = HashMap::new();
     for a in articles {
@@ -63,7 +61,6 @@ pub(super) fn store_items(
     let mut out = Items {
         inserted: Inserted::default(),
         retitled: 0,
-        deferred: 0,
     };
     for a in articles {
         let mut keys = vec![a.key.clone()];
@@ -90,10 +87,6 @@ pub(super) fn store_items(
                     out.retitled += 1;
                 }
                 id
-            }
-            None if out.inserted.new >= max_new => {
-                out.deferred += 1;
-                continue;
             }
             None => {
                 let too_old = first_poll

@@ -169,6 +169,11 @@ DROP INDEX articles_unmatched;
 CREATE INDEX digest_items_match ON digest_items(match_id);
 DROP INDEX matches_unassigned;
 ",
+    r"
+-- issue 16: what the last full poll of a feed warned about (a flood of new items, guid churn),
+-- for `newswatch status` and the digest's Sources section; NULL when it had nothing to say.
+ALTER TABLE feeds ADD COLUMN warning TEXT;
+",
 ];
 
 impl Store {

@@ -71,9 +71,8 @@ fn a_year_of_polls_keeps_the_database_bounded() {
                         },
                         now,
                         next_due: now,
-                        catch_up_due: now,
                         new_feed_window: Duration::from_secs(520 * 7 * 86_400),
-                        max_new: 100,
+                        flood_at: 100,
                         thresholds: Thresholds::default(),
                     },
                 )

@@ -12,8 +12,11 @@ use super::{Seen, Shared};
 
 pub const FEED_ETAG: &str = "\"v1\"";
 
-/// Items `/flood` lists at once: more than two polls' worth of the per-poll cap.
+/// Items `/flood` lists at once: more than the flood threshold (`FLOOD_NEW_ITEMS`, 100).
 pub const FLOOD_ITEMS: usize = 250;
+
+/// Items `/firehose` lists on every poll, all of them new each time.
+pub const FIREHOSE_ITEMS: usize = 1_000;
 
 /// What the compression bombs inflate to: four times the tests' 1 MiB body cap, from a few KiB
 /// on the wire.
@@ -328,6 +331,21 @@ pub(super) async fn respond(
                 ids.iter().map(|(g, t)| (g.as_str(), t.as_str())).collect();
             let h = [("ETag", "\"flood\"")];
             send(out, "200 OK", &h, feed(&items).as_bytes()).await
+        }
+        "/firehose" => {
+            // A thousand new items on every poll; every hundredth names Hegseth.
+            let ids: Vec<(String, String)> = (0..FIREHOSE_ITEMS)
+                .map(|i| {
+                    let who = if i % 100 == 0 { "Hegseth" } else { "Someone" };
+                    (
+                        format!("fire-{n}-{i}"),
+                        format!("{who} in firehose item {n}.{i}"),
+                    )
+                })
+                .collect();
+            let items: Vec<(&str, &str)> =
+                ids.iter().map(|(g, t)| (g.as_str(), t.as_str())).collect();
+            send(out, "200 OK", &[], feed(&items).as_bytes()).await
         }
         _ => send(out, "404 Not Found", &[], b"").await,
     }
