@@ -384,6 +384,10 @@ impl Pipeline<'_> {
             warn!(feed = %name, new = stored.inserted.new, flood_at = FLOOD_NEW_ITEMS,
                   "a flood of new items in one poll; all stored and matched");
         }
+        if stored.churning {
+            warn!(feed = %name, churned = stored.churned,
+                  "feed republishes most of its items under new ids; known by link or headline, not alerted again");
+        }
         summary.new_articles += stored.inserted.new;
         self.metrics
             .new_articles(&feed.name, stored.inserted.new as u64);

@@ -63,6 +63,11 @@ pub struct PollStored {
     pub retitled: usize,
     /// Set when this poll brought more than `flood_at` new items (all stored).
     pub flood: bool,
+    /// Listed items that came back under a new primary key (guid) and were recognised by another
+    /// key (link, loose link, headline): not new.
+    pub churned: usize,
+    /// Set when most listed items churned: the feed republishes its stories under new ids.
+    pub churning: bool,
     /// Set when this poll made a permanent redirect stick: the new effective URL.
     pub moved_to: Option<String>,
     /// A health notice this poll produced.
@@ -163,12 +168,26 @@ fn record_poll_in(
             stored.inserted = items.inserted;
             stored.retitled = items.retitled;
             stored.flood = items.inserted.new > poll.flood_at;
-            let warning = stored.flood.then(|| {
+            stored.churned = items.churned;
+            stored.churning = items.churned * 2 > articles.len();
+            let flood = stored.flood.then(|| {
                 format!(
                     "flood: {} new items in one poll (more than {}); all stored and matched",
                     items.inserted.new, poll.flood_at
                 )
             });
+            let churn = stored.churning.then(|| {
+                format!(
+                    "guid churn: {} of {} listed items came back under new ids (known by link \
+                     or headline, not alerted again)",
+                    items.churned,
+                    articles.len()
+                )
+            });
+            let warning = match (flood, churn) {
+                (Some(f), Some(c)) => Some(format!("{f}; {c}")),
+                (f, c) => f.or(c),
+            };
             let news = items.inserted.new > 0;
             let (cadence, samples_add) = match (news, last_new) {
                 (true, Some(prev)) => {

@@ -50,3 +50,32 @@ async fn a_firehose_has_every_listed_item_stored_and_matched() {
         preview.text
     );
 }
+
+/// Issue 16 item 3: five stories republished on every poll under new guids, with `?rev=N` links
+/// (the link without noise identifies them) or with http/https, `www.` and an unknown query
+/// parameter changing (the headline identifies them): five alerts in five polls, not 25, and the
+/// feed is reported as churning.
+#[tokio::test]
+async fn churning_guids_and_links_do_not_alert_again() {
+    let (public, _internal) = servers();
+    for path in ["/churn-rev", "/churn-scheme"] {
+        let tmp = tempfile::tempdir().expect("a temporary directory");
+        let feeds = [("churn", public.url(path).to_string(), "5m")];
+        let config = config(tmp.path(), "", &feeds);
+        let rules = rules(&config);
+        let p = pipeline(&config, &rules).await;
+        let (mut new, mut matches) = (Vec::new(), Vec::new());
+        for poll in 0..5 {
+            let s = cycle(&p, at(poll * 5 * M)).await;
+            new.push(s.new_articles);
+            matches.push(s.matches);
+        }
+        assert_eq!(new, [5, 0, 0, 0, 0], "{path}");
+        assert_eq!(matches, [5, 0, 0, 0, 0], "{path}");
+        let warning = record(&config, "churn").warning.unwrap_or_default();
+        assert!(
+            warning.contains("guid churn: 5 of 5 listed items"),
+            "{path}: {warning:?}"
+        );
+    }
+}

@@ -375,11 +375,13 @@ async fn identity_never_realerts_and_follows_headline_edits() {
             "Hegseth story that vanishes"
         ]
     );
-    // guid-less 3; churn: four churned guids and the stable link, all for one item; vanish 2x2;
-    // edit 2.
+    // Each item also has its loose keys: its link without scheme and noise (`url:`) and, for a
+    // headline of four words or more, the headline (`title:`, only the current one).
+    // guid-less 3 + 2 url + 1 headline; churn: four churned guids, the stable link and its url,
+    // all for one item; vanish 2x3 + 1 headline; edit 3 + the edited headline.
     assert_eq!(
         store.row_counts().map(|c| c.item_keys).ok(),
-        Some(3 + 5 + 4 + 2)
+        Some(6 + 6 + 7 + 4)
     );
 }
 

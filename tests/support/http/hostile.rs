@@ -332,6 +332,24 @@ pub(super) async fn respond(
             let h = [("ETag", "\"flood\"")];
             send(out, "200 OK", &h, feed(&items).as_bytes()).await
         }
+        "/churn-rev" | "/churn-scheme" => {
+            // The same five stories on every poll under new guids and bumped links: `?rev=N`, or
+            // http/https and `www.` alternating with a query bump no noise list knows.
+            let items: Vec<(String, String, String)> = (0..5)
+                .map(|i| {
+                    let link = if path == "/churn-rev" {
+                        format!("https://news.example/story-{i}?rev={n}")
+                    } else if n % 2 == 1 {
+                        format!("http://news.example/s{i}?edition={n}")
+                    } else {
+                        format!("https://www.news.example/s{i}?edition={n}")
+                    };
+                    let title = format!("Hegseth story number {i} from the desk");
+                    (format!("{path}-{n}-{i}"), title, link)
+                })
+                .collect();
+            send(out, "200 OK", &[], feed_linked(&items).as_bytes()).await
+        }
         "/firehose" => {
             // A thousand new items on every poll; every hundredth names Hegseth.
             let ids: Vec<(String, String)> = (0..FIREHOSE_ITEMS)
@@ -353,12 +371,24 @@ pub(super) async fn respond(
 
 /// A small valid RSS 2.0 feed with the given (guid, title) items.
 pub fn feed(items: &[(&str, &str)]) -> String {
-    let items: String = items
+    let items: Vec<(String, String, String)> = items
         .iter()
         .map(|(g, t)| {
+            let link = format!("https://news.example/{g}");
+            ((*g).to_string(), (*t).to_string(), link)
+        })
+        .collect();
+    feed_linked(&items)
+}
+
+/// [`feed`] with each item's link given: (guid, title, link).
+fn feed_linked(items: &[(String, String, String)]) -> String {
+    let items: String = items
+        .iter()
+        .map(|(g, t, l)| {
             format!(
                 "<item><guid isPermaLink=\"false\">{g}</guid><title>{t}</title>\
-                 <link>https://news.example/{g}</link><description>About {t}</description>\
+                 <link>{l}</link><description>About {t}</description>\
                  <pubDate>Tue, 04 Mar 2025 10:00:00 +0000</pubDate></item>"
             )
         })
