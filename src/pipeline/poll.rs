@@ -456,7 +456,9 @@ impl Pipeline<'_> {
                 feed_hint: p.ttl.max(p.update_period),
                 permanent_redirect,
             },
-            // Unparseable bytes are recorded as an error; the seen-set is left alone.
+            // Unparseable bytes are recorded as an error; the seen-set is left alone. A cut body
+            // may come whole next time.
+            Err(e) if e.is_transient() => failed(&e, FailureKind::Transient, None),
             Err(e) => failed(&e, FailureKind::Persistent, None),
         }
     }

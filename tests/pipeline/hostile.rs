@@ -235,7 +235,7 @@ fn the_hostile_corpus_parses_as_expected_and_nothing_active_reaches_the_email() 
         ("utf16be-no-declaration.rss", Items(1)),
         ("hostile.json", Items(3)),
         ("not-a-feed.html", Error),
-        ("truncated.rss", Items(1)),
+        ("truncated.rss", Error),
         ("binary-garbage.bin", Error),
         ("empty.rss", Error),
         ("gen:50mb-item", Items(1)),

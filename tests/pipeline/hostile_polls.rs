@@ -79,3 +79,54 @@ async fn churning_guids_and_links_do_not_alert_again() {
         );
     }
 }
+
+/// Issue 16 item 5: a body shorter than its Content-Length, one longer than it (the client reads a
+/// declared half), and one cut by a closing connection are errors saying "truncated", never items;
+/// the feed is retried soon (a transient failure), and nothing is stored.
+#[tokio::test]
+async fn truncated_bodies_are_errors_never_items() {
+    let (public, _internal) = servers();
+    let tmp = tempfile::tempdir().expect("a temporary directory");
+    let paths = ["/truncated-plain", "/overlong-body", "/cut-close"];
+    let feeds: Vec<(&str, String, &str)> = paths
+        .iter()
+        .map(|p| (*p, public.url(p).to_string(), "30m"))
+        .collect();
+    let config = config(tmp.path(), "", &feeds);
+    let rules = rules(&config);
+    let p = pipeline(&config, &rules).await;
+    let s = cycle(&p, at(0)).await;
+    assert_eq!(
+        (s.feeds_failed, s.new_articles, s.matches),
+        (3, 0, 0),
+        "{s}"
+    );
+    // (feed, what its error says)
+    let cases = [
+        ("/truncated-plain", "truncated: got "),
+        (
+            "/overlong-body",
+            "truncated: the document ends inside its <rss> element",
+        ),
+        (
+            "/cut-close",
+            "truncated: the document ends inside its <rss> element",
+        ),
+    ];
+    for (feed, want) in cases {
+        let r = record(&config, feed);
+        let error = r.last_error.unwrap_or_default();
+        assert!(error.contains(want), "{feed}: {error}");
+        assert_eq!(r.items_seen, 0, "{feed}");
+        // Transient: retried at the interval, not after the persistent failure's 4x back-off.
+        let due = r.next_due.map(|d| (d - at(0)).num_minutes());
+        assert_eq!(due, Some(30), "{feed}");
+    }
+    let plain = record(&config, "/truncated-plain")
+        .last_error
+        .unwrap_or_default();
+    assert!(
+        plain.contains(" of ") && plain.ends_with("bytes before the connection ended"),
+        "{plain}"
+    );
+}

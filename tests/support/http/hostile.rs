@@ -119,6 +119,26 @@ pub(super) async fn respond(
             out.write_all(half).await?;
             Ok(())
         }
+        "/overlong-body" => {
+            // A whole feed behind a Content-Length of half of it: the client reads half a feed.
+            let body = feed(&[("o1", "Hegseth overlong"), ("o2", "Hegseth cut here")]);
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len() / 2
+            );
+            out.write_all(head.as_bytes()).await?;
+            out.write_all(body.as_bytes()).await?;
+            out.shutdown().await
+        }
+        "/cut-close" => {
+            // No Content-Length, the connection is the delimiter, and it closes mid-item.
+            let body = feed(&[("c1", "Hegseth cut by a close"), ("c2", "Never whole")]);
+            out.write_all(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n")
+                .await?;
+            out.write_all(&body.as_bytes()[..body.len() * 2 / 3])
+                .await?;
+            out.shutdown().await
+        }
         "/corrupt-gzip" => {
             let body = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03this is not deflate data at all";
             send(out, "200 OK", &[("Content-Encoding", "gzip")], body).await
