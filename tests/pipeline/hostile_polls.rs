@@ -130,3 +130,49 @@ async fn truncated_bodies_are_errors_never_items() {
         "{plain}"
     );
 }
+
+/// Issue 16 item 13: the disk fills between the server's acceptance and the `sent` mark. The
+/// cycle fails, and no later cycle sends that email again while the mark is owed; once the disk
+/// has room the mark is committed first and the email stays delivered once.
+#[tokio::test]
+async fn an_email_accepted_while_the_disk_is_full_is_not_sent_twice() {
+    let (public, _internal) = servers();
+    let tmp = tempfile::tempdir().expect("a temporary directory");
+    let digest = "[[digest]]\nname = \"desk\"\nto = [\"a@example.org\"]";
+    let feeds = [("f", public.url("/feed.xml").to_string(), "5m")];
+    let config = config(tmp.path(), digest, &feeds);
+    let rules = rules(&config);
+    let p = pipeline(&config, &rules).await;
+    let db = rusqlite::Connection::open(config.state_dir.join(newswatch::store::DB_FILE))
+        .expect("the state database opens");
+    db.execute_batch(
+        "CREATE TRIGGER full BEFORE UPDATE ON outbox WHEN NEW.status = 'sent'
+         BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END;",
+    )
+    .expect("the trigger is created");
+    let emails = || {
+        std::fs::read_dir(tmp.path().join("outbox"))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    };
+    for minute in [0, 5, 10] {
+        let err = p
+            .cycle(at(minute * M), newswatch::pipeline::Feeds::Due)
+            .await
+            .expect_err("the failed mark fails the cycle");
+        assert!(format!("{err:#}").contains("disk is full"), "{err:#}");
+        assert_eq!(emails(), 1, "minute {minute}");
+    }
+    db.execute_batch("DROP TRIGGER full")
+        .expect("the trigger is dropped");
+    cycle(&p, at(15 * M)).await;
+    assert_eq!(emails(), 1);
+    let sent: i64 = db
+        .query_row(
+            "SELECT COUNT(*) FROM outbox WHERE status = 'sent'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("the outbox reads");
+    assert_eq!(sent, 1);
+}
