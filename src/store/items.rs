@@ -199,7 +199,10 @@ mod tests {
     use super::super::testing::{DAY, art, feed, open, poll, t};
     use crate::model::Article;
 
-    /// The loose layer's guards, poll by poll: (listed (key, headline), new items).
+    /// (hours after the first poll, listed (key, headline), new items)
+    type Poll<'a> = (i64, &'a [(&'a str, &'a str)], usize);
+
+    /// The loose layer's guards, poll by poll.
     #[test]
     fn a_headline_identifies_a_story_only_when_it_cannot_be_two() {
         let (_dir, mut s) = open();
@@ -210,7 +213,7 @@ mod tests {
         };
         let long = "Healey meets Hegseth in Washington";
         #[rustfmt::skip]
-        let polls: &[(i64, &[(&str, &str)], usize)] = &[
+        let polls: &[Poll<'_>] = &[
             (0, &[("a1", long)], 1),
             // a new guid and link, the same headline, the old one gone: the same story
             (1, &[("a2", long)], 0),

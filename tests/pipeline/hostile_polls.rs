@@ -152,7 +152,7 @@ async fn an_email_accepted_while_the_disk_is_full_is_not_sent_twice() {
     .expect("the trigger is created");
     let emails = || {
         std::fs::read_dir(tmp.path().join("outbox"))
-            .map(|d| d.count())
+            .map(Iterator::count)
             .unwrap_or(0)
     };
     for minute in [0, 5, 10] {
