@@ -20,12 +20,12 @@ pub enum LockError {
     AlreadyRunning { dir: PathBuf, pid: Option<u32> },
     #[error("state_dir {} is not a directory", .0.display())]
     NotADirectory(PathBuf),
-    /// The IO error is part of the message and deliberately not a `#[source]`: callers print
-    /// error chains (`{:#}`), which would say it twice.
-    #[error("cannot lock {}: {error}", .path.display())]
+    /// The IO error is the `source`, not also part of the message: callers print error chains
+    /// (`{:#}`), which said it twice, and `storage_hint` finds its kind there.
+    #[error("cannot lock {}", .path.display())]
     Io {
         path: PathBuf,
-        error: std::io::Error,
+        source: std::io::Error,
     },
 }
 
@@ -40,9 +40,9 @@ impl InstanceLock {
     /// Takes the lock without waiting, creating the state directory and lock file if needed.
     pub fn acquire(state_dir: &Path) -> Result<InstanceLock, LockError> {
         let path = state_dir.join(LOCK_FILE);
-        let io = |error| LockError::Io {
+        let io = |source| LockError::Io {
             path: path.clone(),
-            error,
+            source,
         };
         // `/dev/null` or a regular file: say so, rather than "File exists" from the mkdir.
         if state_dir.exists() && !state_dir.is_dir() {
