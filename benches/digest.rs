@@ -135,9 +135,8 @@ fn pending_store(dir: &std::path::Path, now: chrono::DateTime<Utc>) -> Store {
             },
             now,
             next_due: now,
-            catch_up_due: now,
             new_feed_window: window,
-            max_new: usize::MAX,
+            flood_at: usize::MAX,
             thresholds: Thresholds::default(),
         };
         store.record_poll(&feed, &fetched).expect("insert");

@@ -50,9 +50,8 @@ fn fetched<'a>(
         },
         now,
         next_due: next,
-        catch_up_due: next,
         new_feed_window: window,
-        max_new: usize::MAX,
+        flood_at: usize::MAX,
         thresholds: Thresholds::default(),
     }
 }

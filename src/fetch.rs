@@ -75,12 +75,14 @@ pub enum FetchError {
     TooLarge(u64),
     #[error("request failed: {0}")]
     Http(#[from] reqwest::Error),
-    /// A compressed (or chunked) body that does not decode to its end.
-    #[error("corrupt or truncated body: {0}")]
+    /// A compressed body that does not decode to its end.
+    #[error("corrupt or truncated compressed body: {0}")]
     Corrupt(reqwest::Error),
-    /// The connection ended before the body did (shorter than its `Content-Length`, or cut).
-    #[error("truncated body: the connection ended before the whole response arrived ({0})")]
-    Truncated(reqwest::Error),
+    /// The connection ended before the body did: shorter than its `Content-Length`, or a chunked
+    /// body cut before its last chunk. (A body longer than its `Content-Length` arrives cut at
+    /// that length; `parse` refuses the unclosed document.)
+    #[error("{}", truncated_message(*got, *declared))]
+    Truncated { got: usize, declared: Option<u64> },
     #[error("cannot read {path}: {source}")]
     File {
         path: String,
@@ -129,7 +131,7 @@ impl FetchError {
             | FetchError::Timeout(_)
             | FetchError::Http(_)
             | FetchError::Corrupt(_)
-            | FetchError::Truncated(_)
+            | FetchError::Truncated { .. }
             | FetchError::EmptyBody => FailureKind::Transient,
             FetchError::TooLarge(_)
             | FetchError::File { .. }
@@ -395,8 +397,11 @@ impl Fetcher {
             let chunk = chunk.map_err(|e| {
                 if e.is_timeout() || !(e.is_decode() || e.is_body()) {
                     self.send_error(e)
-                } else if declared.is_some() {
-                    FetchError::Truncated(e)
+                } else if declared.is_some() || !e.is_decode() {
+                    FetchError::Truncated {
+                        got: body.len(),
+                        declared,
+                    }
                 } else {
                     FetchError::Corrupt(e)
                 }
@@ -447,6 +452,13 @@ impl Fetcher {
             Some(Host::Domain(_)) => true,
             None => false,
         }
+    }
+}
+
+fn truncated_message(got: usize, declared: Option<u64>) -> String {
+    match declared {
+        Some(m) => format!("truncated: got {got} of {m} bytes before the connection ended"),
+        None => format!("truncated: got {got} bytes, then the connection ended mid-body"),
     }
 }
 

@@ -51,8 +51,22 @@ pub enum Recovery {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("not a valid feed: {0}")]
-pub struct ParseError(String);
+pub enum ParseError {
+    #[error("not a valid feed: {0}")]
+    Invalid(String),
+    /// The document stops inside its root element: the body was cut (a connection that closed
+    /// early, a `Content-Length` shorter than the document). Never read leniently into items:
+    /// the last one would be a fragment.
+    #[error("truncated: the document ends inside its <{root}> element after {bytes} bytes")]
+    Truncated { root: String, bytes: usize },
+}
+
+impl ParseError {
+    /// Whether fetching again may help (a cut body), as opposed to bytes that will not parse.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, ParseError::Truncated { .. })
+    }
+}
 
 /// Parses RSS, Atom or JSON Feed bytes. `base` resolves relative links.
 pub fn parse_feed(bytes: &[u8], base: &Url) -> Result<ParsedFeed, ParseError> {
@@ -68,10 +82,17 @@ pub fn parse_feed_with(
 ) -> Result<ParsedFeed, ParseError> {
     let decoded = feed_text::decode(bytes, content_type.and_then(charset_of));
     if feed_text::is_json(&decoded.text) {
-        let feed = with_feed_rs(&decoded.text, base).map_err(|e| ParseError(e.to_string()))?;
+        let feed =
+            with_feed_rs(&decoded.text, base).map_err(|e| ParseError::Invalid(e.to_string()))?;
         return Ok(ParsedFeed {
             encoding: decoded.encoding,
             ..feed
+        });
+    }
+    if let Some(root) = unclosed_root(&decoded.text) {
+        return Err(ParseError::Truncated {
+            root: root.to_string(),
+            bytes: bytes.len(),
         });
     }
     let text = feed_text::fix_rss_version(&decoded.text);
@@ -97,8 +118,52 @@ pub fn parse_feed_with(
     }
     match lenient::extract(&repaired) {
         Some(feed) => Ok(hints(from_lenient(feed, base), Recovery::Lenient)),
-        None => Err(ParseError(first_error.to_string())),
+        None => Err(ParseError::Invalid(first_error.to_string())),
     }
+}
+
+/// The name of the document's root element when the text ends before that element closes (no
+/// `</name>` after it, and it is not `<name/>`); `None` for a complete document and for text with
+/// no element at all (which the readers refuse on their own). Names are compared ignoring ASCII
+/// case, as the lenient reader would read them.
+fn unclosed_root(text: &str) -> Option<&str> {
+    let mut rest = text;
+    let start = loop {
+        let i = rest.find('<')?;
+        let after = &rest[i + 1..];
+        if after.starts_with(|c: char| c.is_alphabetic() || c == '_') {
+            break text.len() - after.len();
+        }
+        // A declaration, processing instruction or comment: skip to its end (a comment may
+        // hold `>`; a doctype's internal subset is skipped whole by its closing `]>`).
+        let end = if after.starts_with("!--") {
+            after.find("-->").map(|j| j + 3)
+        } else if after.starts_with("!DOCTYPE") && after.contains('[') {
+            after
+                .find("]>")
+                .map(|j| j + 2)
+                .or_else(|| after.find('>').map(|j| j + 1))
+        } else {
+            after.find('>').map(|j| j + 1)
+        };
+        rest = &after[end?..];
+    };
+    let tag = &text[start..];
+    let name_len = tag
+        .find(|c: char| c.is_whitespace() || c == '>' || c == '/')
+        .unwrap_or(tag.len());
+    let name = &tag[..name_len];
+    let open_end = tag.find('>')?;
+    if tag[..open_end].ends_with('/') {
+        return None;
+    }
+    let close = format!("</{}", name.to_ascii_lowercase());
+    // ASCII lower-casing keeps byte offsets; only whether the close tag occurs matters.
+    let lower = tag[open_end..].to_ascii_lowercase();
+    let closed = lower
+        .match_indices(&close)
+        .any(|(j, _)| lower[j + close.len()..].trim_start().starts_with('>'));
+    (!closed).then_some(name)
 }
 
 /// [`parse_feed_with`] on tokio's blocking pool; the pipeline's async tasks call this.
@@ -109,7 +174,7 @@ pub async fn parse_feed_off_thread(
 ) -> Result<ParsedFeed, ParseError> {
     tokio::task::spawn_blocking(move || parse_feed_with(&bytes, &base, content_type.as_deref()))
         .await
-        .map_err(|e| ParseError(format!("parser task failed: {e}")))?
+        .map_err(|e| ParseError::Invalid(format!("parser task failed: {e}")))?
 }
 
 /// An item before identity is assigned; both readers produce these.
@@ -384,6 +449,45 @@ mod tests {
             let cut = cut.min(xml.len());
             let mangled = format!("{}{insert}{}", &xml[..cut], &xml[cut..]);
             let _ = parse_feed(mangled.as_bytes(), &base());
+        }
+    }
+
+    /// Issue 16 item 5: a document cut inside its root element is an error, never a feed whose
+    /// last item is a fragment (the lenient reader used to make one of it).
+    #[test]
+    fn a_document_cut_inside_its_root_is_truncated() {
+        let whole = rss("<item><guid>g1</guid><title>Hegseth cut off</title>\
+                         <link>https://e.com/1</link></item>");
+        assert_eq!(
+            parse_feed(whole.as_bytes(), &base())
+                .map(|f| f.articles.len())
+                .ok(),
+            Some(1)
+        );
+        // (text, the root it names; None = not truncated)
+        #[rustfmt::skip]
+        let cases: &[(&str, Option<&str>)] = &[
+            (&whole[..whole.len() - 20], Some("rss")),
+            (&whole[..whole.len() - 3], Some("rss")),
+            ("<?xml version=\"1.0\"?><!-- <rss> --><feed xmlns=\"x\"><entry><title>T", Some("feed")),
+            ("<!DOCTYPE rss [<!ENTITY a \"<b>\">]><rss><channel><title>T</title>", Some("rss")),
+            ("<rdf:RDF><item><title>T</title></item></RDF:rdf >", None),
+            ("<rss/>", None),
+            ("<rss><channel><title>T</title></channel></rss>\n<!-- trailing -->", None),
+            ("no markup at all", None),
+        ];
+        for &(text, root) in cases {
+            assert_eq!(unclosed_root(text), root, "{text}");
+        }
+        match parse_feed(&whole.as_bytes()[..whole.len() - 20], &base()) {
+            Err(e @ ParseError::Truncated { .. }) => {
+                assert!(e.is_transient());
+                assert!(
+                    e.to_string()
+                        .starts_with("truncated: the document ends inside its <rss>")
+                );
+            }
+            other => panic!("a cut feed parsed: {other:?}"),
         }
     }
 

@@ -113,6 +113,11 @@ pub fn storage_hint(err: &(dyn std::error::Error + 'static)) -> Option<&'static 
 #[derive(Debug)]
 pub struct Store {
     conn: Connection,
+    /// Outbox messages the server accepted (250 to the final dot) whose `sent` mark failed to
+    /// commit (disk full, say), with when they were accepted. Retried before any message is
+    /// handed out to send again (`due_messages`), so an accepted message is never sent twice by
+    /// this process; see `outbox.rs`.
+    accepted: Vec<(i64, DateTime<Utc>)>,
 }
 
 fn ts(t: DateTime<Utc>) -> i64 {
@@ -153,7 +158,10 @@ impl Store {
             .map_err(open_err)?;
         // Recording a poll alone cycles through ~16 statements per feed (`prepare_cached`).
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
-        let mut store = Store { conn };
+        let mut store = Store {
+            conn,
+            accepted: Vec::new(),
+        };
         store.migrate()?;
         Ok(store)
     }
@@ -189,7 +197,10 @@ impl Store {
         .map_err(open_err)?;
         conn.busy_timeout(Duration::from_secs(5))
             .map_err(open_err)?;
-        let store = Store { conn };
+        let store = Store {
+            conn,
+            accepted: Vec::new(),
+        };
         let found = store.schema_version()?;
         let known = schema::MIGRATIONS.len() as i64;
         if found > known {

@@ -17,6 +17,8 @@ mod fetch;
 mod hostile;
 #[path = "pipeline/hostile_oracle.rs"]
 mod hostile_oracle;
+#[path = "pipeline/hostile_polls.rs"]
+mod hostile_polls;
 #[path = "pipeline/polling.rs"]
 mod polling;
 #[path = "pipeline/polling_store.rs"]

@@ -182,6 +182,9 @@ pub fn render_text(r: &StatusReport, now: DateTime<Utc>) -> String {
         if let Some(e) = &rec.last_error {
             let _ = writeln!(out, "  last error:   {e}");
         }
+        if let Some(w) = &rec.warning {
+            let _ = writeln!(out, "  warning:      {w}");
+        }
         let _ = writeln!(
             out,
             "  items seen:   {} in {} polls",
@@ -276,6 +279,7 @@ pub fn render_json(r: &StatusReport) -> Value {
                 "next_due": t(rec.next_due),
                 "items_seen": rec.items_seen,
                 "polls": rec.polls,
+                "warning": rec.warning,
             }),
         })
         .collect();

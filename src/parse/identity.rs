@@ -10,12 +10,11 @@ use url::Url;
 
 use crate::model::Article;
 
-/// At most this many *new* items of one feed are stored in one poll, with a log line. The rest are
-/// not lost: the store forgets the feed's validators (so no 304 hides them) and the pipeline polls
-/// again after the minimum interval, taking the next batch, until the backlog is drained. A feed
-/// that suddenly emits 1,000 items is broken or replaying its archive; pacing it keeps one feed
-/// from flooding a digest in one cycle.
-pub const MAX_NEW_ITEMS_PER_POLL: usize = 100;
+/// More *new* items than this in one poll of one feed is a flood (a feed replaying its archive,
+/// or a firehose): every item is still stored and matched, none is held back or dropped (issue 16
+/// item 6), but the feed carries a warning in `status` and the digest's Sources section. Alert
+/// floods are bounded downstream (alert caps, the digest's `max_items`), not by skipping items.
+pub const FLOOD_NEW_ITEMS: usize = 100;
 
 /// What identity is computed from, for one item.
 #[derive(Debug, Clone, Copy)]
@@ -73,21 +72,127 @@ pub fn alternate_keys(article: &Article) -> Vec<String> {
     }
 }
 
+/// How long a story stays findable by its loose keys (see [`loose_keys`]) after the feed last
+/// listed it. Guid churn is seen poll to poll, so a short window suffices; it also bounds how long
+/// a vanished story's headline can stand in for a new story's.
+pub const LOOSE_KEY_WINDOW: chrono::Duration = chrono::Duration::days(7);
+
+/// A headline this short ("Morning briefing", "Letters") is not distinctive enough to identify a
+/// story on its own: feeds reuse it for a new item every day.
+pub const MIN_TITLE_WORDS: usize = 4;
+
+/// The second identity layer, for feeds whose guids churn together with their links (issue 16
+/// item 3): the item's loosely normalised link (`url:`, see [`loose_link`]) and its normalised
+/// headline (`title:` + a digest, when at least [`MIN_TITLE_WORDS`] words). The store takes an item
+/// known on either key as the same story, within [`LOOSE_KEY_WINDOW`], provided the stored story
+/// is not itself listed in the same poll and the key is unique in the poll: two live items that
+/// share a headline are two stories.
+pub fn loose_keys(article: &Article) -> Vec<String> {
+    let mut keys: Vec<String> = article
+        .link
+        .as_deref()
+        .and_then(loose_link)
+        .map(|l| format!("url:{l}"))
+        .into_iter()
+        .collect();
+    let title = normalise(&article.title);
+    if title.split(' ').count() >= MIN_TITLE_WORDS {
+        keys.push(format!("title:{}", hex_digest(&[title.as_bytes()])));
+    }
+    keys
+}
+
+/// A link reduced to what identifies the page: no scheme (http and https are the same story),
+/// host lower-cased and without `www.`, no default port, no fragment, no trailing slash, and the
+/// query without tracking or noise parameters ([`is_noise_param`]), sorted.
+pub fn loose_link(href: &str) -> Option<String> {
+    let url = Url::parse(href.trim()).ok()?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return None;
+    }
+    let host = url
+        .host_str()
+        .filter(|h| !h.is_empty())?
+        .to_ascii_lowercase();
+    let host = host.strip_prefix("www.").unwrap_or(&host);
+    let mut out = host.to_string();
+    if let Some(port) = url.port() {
+        out.push_str(&format!(":{port}"));
+    }
+    let path = url.path();
+    out.push_str(if path.len() > 1 {
+        path.trim_end_matches('/')
+    } else {
+        ""
+    });
+    let mut query: Vec<(String, String)> = url
+        .query_pairs()
+        .filter(|(k, _)| !is_tracking_param(k) && !is_noise_param(k))
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    query.sort();
+    for (i, (k, v)) in query.iter().enumerate() {
+        out.push(if i == 0 { '?' } else { '&' });
+        out.push_str(k);
+        if !v.is_empty() {
+            out.push('=');
+            out.push_str(v);
+        }
+    }
+    Some(out)
+}
+
+/// Query parameters that change while the page stays the same story: revision counters and cache
+/// busters (`rev`, `revision`, `cb`, `cachebust`, `cachebuster`, `nocache`, `_`) and referrer
+/// tags (`ref`, `ref_src`, `ref_url`). Only the loose identity drops them; the stored link keeps
+/// them. Anything else (`id`, `p`, `v`, `page`, `version`…) may name the page and is kept.
+fn is_noise_param(k: &str) -> bool {
+    matches!(
+        k.to_ascii_lowercase().as_str(),
+        "rev"
+            | "revision"
+            | "cb"
+            | "cachebust"
+            | "cachebuster"
+            | "nocache"
+            | "_"
+            | "ref"
+            | "ref_src"
+            | "ref_url"
+    )
+}
+
+/// NFKC, lower case, whitespace collapsed to single spaces.
+fn normalise(s: &str) -> String {
+    s.nfkc()
+        .flat_map(char::to_lowercase)
+        .collect::<String>()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// 32 hex digits of SHA-256 over `parts`, each followed by a 0 byte.
+fn hex_digest(parts: &[&[u8]]) -> String {
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update(p);
+        h.update([0]);
+    }
+    h.finalize()
+        .iter()
+        .take(16)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 /// `hash:` + 32 hex digits of SHA-256 over NFKC-normalised, lower-cased, whitespace-collapsed
 /// title and summary.
 pub fn content_key(title: &str, summary: &str) -> String {
-    let norm = |s: &str| {
-        s.nfkc()
-            .flat_map(char::to_lowercase)
-            .collect::<String>()
-            .split_whitespace()
-            .collect::<Vec<_>>()
-            .join(" ")
-    };
     let mut h = Sha256::new();
-    h.update(norm(title).as_bytes());
+    h.update(normalise(title).as_bytes());
     h.update([0]);
-    h.update(norm(summary).as_bytes());
+    h.update(normalise(summary).as_bytes());
     let digest = h.finalize();
     let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
     format!("hash:{hex}")
@@ -170,6 +275,47 @@ mod tests {
         for &(input, want) in cases {
             assert_eq!(canonical_link(input).as_deref(), want, "{input}");
         }
+    }
+
+    #[test]
+    fn loose_links_drop_scheme_www_and_noise() {
+        #[rustfmt::skip]
+        let cases: &[(&str, Option<&str>)] = &[
+            ("https://news.example/a?rev=3", Some("news.example/a")),
+            ("http://www.News.Example/a/?rev=4&utm_source=rss", Some("news.example/a")),
+            ("https://news.example:8443/a", Some("news.example:8443/a")),
+            ("https://news.example/a?p=2&id=7&_=1699&cb=9", Some("news.example/a?id=7&p=2")),
+            ("https://news.example/A?Ref=rss&v=2", Some("news.example/A?v=2")),
+            ("https://news.example/", Some("news.example")),
+            ("https://news.example/a#comments", Some("news.example/a")),
+            ("https://www.example/?flag", Some("example?flag")),
+            ("ftp://news.example/a", None),
+            ("not a url", None),
+        ];
+        for &(input, want) in cases {
+            assert_eq!(loose_link(input).as_deref(), want, "{input}");
+        }
+    }
+
+    #[test]
+    fn loose_keys_are_the_link_and_a_distinctive_headline() {
+        let a = |title: &str, link: Option<&str>| Article {
+            key: "id:g".into(),
+            title: title.into(),
+            link: link.map(str::to_string),
+            ..Article::default()
+        };
+        let long = a(
+            "Healey meets Hegseth in Washington",
+            Some("http://e.com/1?rev=2"),
+        );
+        let keys = loose_keys(&long);
+        assert_eq!(keys.len(), 2, "{keys:?}");
+        assert_eq!(keys[0], "url:e.com/1");
+        assert!(keys[1].starts_with("title:"), "{keys:?}");
+        let same = loose_keys(&a("HEALEY  meets Hegseth in ＷＡＳＨＩＮＧＴＯＮ", None));
+        assert_eq!(same, vec![keys[1].clone()]);
+        assert!(loose_keys(&a("Morning briefing", None)).is_empty());
     }
 
     #[test]

@@ -202,16 +202,19 @@ impl<'a> Pipeline<'a> {
 
     /// Feed-health lines for digest `name`'s "Sources" section: the failing, silent and
     /// recovered notices raised since that digest was last composed (the last day, the first
-    /// time), so each notice reaches each digest's readers once.
+    /// time), so each notice reaches each digest's readers once; then every standing feed
+    /// warning (a flood, guid churn), in every digest while it stands.
     async fn feed_notices(&self, name: &str, now: DateTime<Utc>) -> anyhow::Result<Vec<String>> {
         let name = name.to_string();
         self.db(move |s| {
             let since = s
                 .last_digest_time(&name)?
                 .unwrap_or(now - chrono::Duration::days(1));
-            Ok(s.feed_notices(since)?
-                .into_iter()
+            let notices = s.feed_notices(since)?.into_iter();
+            let warnings = s.feed_warnings()?.into_iter();
+            Ok(notices
                 .map(|n| format!("{}: {} — {}", n.feed, n.kind.as_str(), n.detail))
+                .chain(warnings.map(|(feed, w)| format!("{feed}: warning — {w}")))
                 .collect())
         })
         .await

@@ -17,7 +17,7 @@ use crate::fetch::{FetchOutcome, FetchPolicy, Fetcher, HostLimits, HostPermit};
 use crate::model::Article;
 use crate::model::Validators;
 use crate::parse;
-use crate::parse::identity::MAX_NEW_ITEMS_PER_POLL;
+use crate::parse::identity::FLOOD_NEW_ITEMS;
 use crate::pipeline::{Feeds, Pipeline, Summary, is_due};
 use crate::policy::feed_health::{NoticeKind, Thresholds};
 use crate::policy::poll::{
@@ -132,7 +132,6 @@ pub(super) struct Report<'f> {
     pub(super) feed: &'f FeedConfig,
     record: FeedRecord,
     next_due: DateTime<Utc>,
-    catch_up_due: DateTime<Utc>,
 }
 
 /// What the writer stores for one poll (owned: it goes to the blocking pool).
@@ -142,7 +141,6 @@ pub(super) struct PollWrite {
     /// When the poll's response came: the time recorded for it and its new items.
     at: DateTime<Utc>,
     next_due: DateTime<Utc>,
-    catch_up_due: DateTime<Utc>,
     /// `Polled::weight`, computed once.
     weight: usize,
 }
@@ -308,11 +306,6 @@ impl Pipeline<'_> {
             jitter: self.jitter.sample(&feed.name, now, errors),
         };
         let next_due = poll_policy::next_due(&input, &bounds);
-        let catch_up_due = now
-            .checked_add_signed(
-                chrono::Duration::from_std(bounds.min_delay).unwrap_or(chrono::Duration::MAX),
-            )
-            .unwrap_or(next_due);
         let name = &feed.name;
         match &polled {
             Polled::NotModified { .. } => {
@@ -333,7 +326,6 @@ impl Pipeline<'_> {
                 feed,
                 record,
                 next_due,
-                catch_up_due,
             },
             write: PollWrite {
                 name: name.clone(),
@@ -341,7 +333,6 @@ impl Pipeline<'_> {
                 polled,
                 at: now,
                 next_due,
-                catch_up_due,
             },
         }
     }
@@ -375,9 +366,8 @@ impl Pipeline<'_> {
                         result: w.polled.as_result(),
                         now: w.at,
                         next_due: w.next_due,
-                        catch_up_due: w.catch_up_due,
                         new_feed_window: window,
-                        max_new: MAX_NEW_ITEMS_PER_POLL,
+                        flood_at: FLOOD_NEW_ITEMS,
                         thresholds,
                     };
                     (w.name.as_str(), record)
@@ -398,17 +388,19 @@ impl Pipeline<'_> {
             feed,
             record,
             next_due,
-            catch_up_due,
         } = report;
         let name = &feed.name;
-        if stored.inserted.new > 0 || stored.retitled > 0 || stored.deferred > 0 {
+        if stored.inserted.new > 0 || stored.retitled > 0 {
             info!(feed = %name, new = stored.inserted.new, alertable = stored.inserted.alertable,
                   retitled = stored.retitled, next_due = %next_due, "polled");
         }
-        if stored.deferred > 0 {
-            warn!(feed = %name, taken = stored.inserted.new, deferred = stored.deferred,
-                  cap = MAX_NEW_ITEMS_PER_POLL, next_due = %catch_up_due,
-                  "more new items than one poll takes; the rest are taken on the next poll");
+        if stored.flood {
+            warn!(feed = %name, new = stored.inserted.new, flood_at = FLOOD_NEW_ITEMS,
+                  "a flood of new items in one poll; all stored and matched");
+        }
+        if stored.churning {
+            warn!(feed = %name, churned = stored.churned,
+                  "feed republishes most of its items under new ids; known by link or headline, not alerted again");
         }
         summary.new_articles += stored.inserted.new;
         self.metrics
@@ -556,7 +548,9 @@ impl Poller {
                 feed_hint: p.ttl.max(p.update_period),
                 permanent_redirect,
             },
-            // Unparseable bytes are recorded as an error; the seen-set is left alone.
+            // Unparseable bytes are recorded as an error; the seen-set is left alone. A cut body
+            // may come whole next time.
+            Err(e) if e.is_transient() => failed(&e, FailureKind::Transient, None),
             Err(e) => failed(&e, FailureKind::Persistent, None),
         }
     }

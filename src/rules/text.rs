@@ -1,7 +1,8 @@
 //! Text normalisation and tokenisation, shared by queries and article fields so both mean the same.
 //! Default-ignorables removed, quotes and dashes unified, UAX #29 words, possessive `'s` dropped,
 //! elisions split (`l'Ukraine`), then each word NFKD + full case fold + marks removed + stroke and
-//! ligature letters folded (`ł` `ø` `æ`). Pure; never sees markup.
+//! ligature letters folded (`ł` `ø` `æ`), and a word mixing Latin with Cyrillic look-alikes
+//! (`Неgseth`) folded to Latin. Pure; never sees markup.
 
 use std::borrow::Cow;
 
@@ -210,6 +211,7 @@ fn fold_into(word: &str, out: &mut String) {
     }
     // NFKD first so compatibility forms and accents come apart, fold case, decompose again
     // (folding can produce `i̇`), then drop the marks: `Macrón` ~ `macron`, `ß` ~ `ss`.
+    let start = out.len();
     for c in word.nfkd().default_case_fold().nfkd() {
         if is_combining_mark(c) || c.is_whitespace() {
             continue;
@@ -219,6 +221,58 @@ fn fold_into(word: &str, out: &mut String) {
             None => out.push(c),
         }
     }
+    fold_mixed_script(out, start);
+}
+
+/// A word that mixes Latin and Cyrillic letters, every Cyrillic one of which has a Latin look-alike,
+/// is a homoglyph spelling (`Неgseth` with Cyrillic `Н` and `е`): it is folded to Latin, so it
+/// matches `Hegseth`. A word in one script, or one with a Cyrillic letter that looks like no Latin
+/// letter, is left alone. `out[start..]` is one folded (lower-case, unmarked) word.
+fn fold_mixed_script(out: &mut String, start: usize) {
+    let word = &out[start..];
+    let is_cyrillic = |c: char| ('\u{0400}'..='\u{052F}').contains(&c);
+    if !word.chars().any(|c| c.is_ascii_lowercase())
+        || !word.chars().any(is_cyrillic)
+        || !word
+            .chars()
+            .filter(|&c| is_cyrillic(c))
+            .all(|c| latin_look_alike(c).is_some())
+    {
+        return;
+    }
+    let folded: String = word
+        .chars()
+        .map(|c| latin_look_alike(c).unwrap_or(c))
+        .collect();
+    out.truncate(start);
+    out.push_str(&folded);
+}
+
+/// Case-folded Cyrillic letters that look like a Latin letter in upper or lower case (`н` is the
+/// fold of `Н`, which looks like `H`).
+fn latin_look_alike(c: char) -> Option<char> {
+    Some(match c {
+        'а' => 'a',
+        'в' => 'b',
+        'е' => 'e',
+        'к' => 'k',
+        'м' => 'm',
+        'н' | 'һ' => 'h',
+        'о' => 'o',
+        'р' => 'p',
+        'с' => 'c',
+        'т' => 't',
+        'у' | 'ү' => 'y',
+        'х' => 'x',
+        'ѕ' => 's',
+        'і' => 'i',
+        'ј' => 'j',
+        'ԁ' => 'd',
+        'ԛ' => 'q',
+        'ԝ' => 'w',
+        'ӏ' => 'l',
+        _ => return None,
+    })
 }
 
 /// Letters with a stroke and ligatures that no decomposition takes apart (after case folding):
@@ -434,6 +488,18 @@ mod tests {
                 "Đoković ħ ı",
                 &[("dokovic", "Đoković"), ("h", "ħ"), ("i", "ı")],
             ),
+            // Issue 16 item 13: a Latin word spelled with Cyrillic look-alikes is folded to Latin
+            // (Cyrillic Н and е in `Неgseth`, о and с in `Zelensky`, one і in `Kyіv`)…
+            ("\u{41d}\u{435}gseth", &[("hegseth", "\u{41d}\u{435}gseth")]),
+            ("Zel\u{435}nsky", &[("zelensky", "Zel\u{435}nsky")]),
+            ("Ky\u{456}v", &[("kyiv", "Ky\u{456}v")]),
+            // …a word all in Cyrillic is not, even when every letter has a look-alike…
+            (
+                "\u{41d}\u{415}\u{422}",
+                &[("\u{43d}\u{435}\u{442}", "\u{41d}\u{415}\u{422}")],
+            ),
+            // …nor one mixing in a Cyrillic letter that looks like no Latin one (`ж`).
+            ("Heg\u{436}eth", &[("heg\u{436}eth", "Heg\u{436}eth")]),
         ];
         for (text, want) in cases {
             let got: Vec<(String, &str)> = tokenize(text)

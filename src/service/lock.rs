@@ -18,10 +18,13 @@ pub enum LockError {
         .dir.display()
     )]
     AlreadyRunning { dir: PathBuf, pid: Option<u32> },
-    #[error("cannot lock {}: {source}", .path.display())]
+    #[error("state_dir {} is not a directory", .0.display())]
+    NotADirectory(PathBuf),
+    /// The IO error is the `source`, not also part of the message: callers print error chains
+    /// (`{:#}`), which said it twice, and `storage_hint` finds its kind there.
+    #[error("cannot lock {}", .path.display())]
     Io {
         path: PathBuf,
-        #[source]
         source: std::io::Error,
     },
 }
@@ -41,6 +44,10 @@ impl InstanceLock {
             path: path.clone(),
             source,
         };
+        // `/dev/null` or a regular file: say so, rather than "File exists" from the mkdir.
+        if state_dir.exists() && !state_dir.is_dir() {
+            return Err(LockError::NotADirectory(state_dir.to_path_buf()));
+        }
         // The lock is taken before the store opens the database, so it may be the one to create
         // the state directory: private (0700) as the store would make it.
         std::fs::DirBuilder::new()
@@ -87,6 +94,27 @@ fn read_pid(file: &mut File) -> Option<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 16 item 13: `state_dir = "/dev/null"` (or any file) is refused once, clearly: not
+    /// "cannot lock …: File exists (os error 17): File exists (os error 17)".
+    #[test]
+    fn a_state_dir_that_is_a_file_is_refused_once_clearly() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("plain");
+        std::fs::write(&file, "x").expect("write");
+        for state_dir in [Path::new("/dev/null"), file.as_path()] {
+            let err = InstanceLock::acquire(state_dir).expect_err("a file is no state dir");
+            let shown = format!("{:#}", anyhow::Error::from(err));
+            assert_eq!(
+                shown,
+                format!("state_dir {} is not a directory", state_dir.display())
+            );
+        }
+        // Below a file: the IO error once, not again as its source.
+        let err = InstanceLock::acquire(&file.join("sub")).expect_err("below a file");
+        let shown = format!("{:#}", anyhow::Error::from(err));
+        assert_eq!(shown.matches("os error").count(), 1, "{shown}");
+    }
 
     #[test]
     fn a_second_lock_is_refused_naming_dir_and_pid() {

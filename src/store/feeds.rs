@@ -46,6 +46,8 @@ pub struct FeedRecord {
     /// Items ever stored for this feed (pruning does not lower it).
     pub items_seen: u64,
     pub polls: u64,
+    /// What the last full poll warned about (a flood of new items, guid churn), if anything.
+    pub warning: Option<String>,
 }
 
 /// An operator notice about a feed, for logs and the digest's "sources" section.
@@ -60,7 +62,7 @@ pub struct FeedNotice {
 
 const RECORD_COLUMNS: &str = "name, url, effective_url, title, etag, last_modified, last_success,
     last_error, error_count, failing_since, next_due, hint_ttl, last_new_item, health, items_seen,
-    polls";
+    polls, warning";
 
 fn read_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<FeedRecord> {
     Ok(FeedRecord {
@@ -85,6 +87,7 @@ fn read_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<FeedRecord> {
         health: Health::parse(&r.get::<_, String>(13)?),
         items_seen: r.get(14)?,
         polls: r.get(15)?,
+        warning: r.get(16)?,
     })
 }
 
@@ -171,6 +174,16 @@ impl Store {
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
+
+    /// Every feed whose last full poll left a warning (a flood, guid churn), by name: they stand
+    /// until a poll has nothing to warn about, so each digest's Sources section repeats them.
+    pub fn feed_warnings(&self) -> Result<Vec<(String, String)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT name, warning FROM feeds WHERE warning IS NOT NULL ORDER BY name")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
 }
 
 #[cfg(test)]
@@ -193,9 +206,8 @@ mod tests {
             },
             now: t(h),
             next_due: t(h + 1),
-            catch_up_due: t(h),
             new_feed_window: Duration::from_secs(86_400),
-            max_new: 100,
+            flood_at: 100,
             thresholds: Thresholds::default(),
         }
     }

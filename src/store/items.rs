@@ -1,8 +1,9 @@
-//! Item identity across polls: an item is known by its key or by an alternate key (its canonical
-//! link) even when its guid churns, its headline is edited or it vanishes and returns; new items
-//! join the matcher's to-do list (`unmatched`). Runs inside the caller's poll transaction.
+//! Item identity across polls: an item is known by its key, an alternate key (its canonical link)
+//! or a loose key (link without scheme and query noise, headline) even when its guid churns with
+//! its link, its headline is edited or it vanishes and returns; new items join the matcher's to-do
+//! list (`unmatched`). Runs inside the caller's poll transaction.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, Transaction, params};
@@ -10,7 +11,7 @@ use rusqlite::{OptionalExtension, Transaction, params};
 use super::polls::Inserted;
 use super::{StoreError, ts};
 use crate::model::Article;
-use crate::parse::identity::alternate_keys;
+use crate::parse::identity::{LOOSE_KEY_WINDOW, alternate_keys, loose_keys};
 
 /// A publication date further than this past the time we first see the item is not believed (a
 /// feed's 2099 or 9999, a time zone wrong by days): the item is stored undated, so digests order
@@ -20,12 +21,18 @@ const FUTURE_SLACK: chrono::Duration = chrono::Duration::days(1);
 pub(super) struct Items {
     pub inserted: Inserted,
     pub retitled: usize,
-    pub deferred: usize,
+    /// Listed items not known by their primary key (a new guid) but known by another one: the
+    /// feed republished them under new ids.
+    pub churned: usize,
 }
 
 /// Stores a poll's items. An item is known when its key or one of its alternate keys (its
-/// canonical link, when unique in this poll) is: a known item's `last_seen`, headline and text
-/// are refreshed and any new key is remembered, so churning guids keep mapping to it.
+/// canonical link, when unique in this poll) is, or else, failing those, when one of its loose
+/// keys (`identity::loose_keys`: the link without scheme and query noise, the headline) is unique
+/// in this poll and names a story seen within `LOOSE_KEY_WINDOW` that no other item of this poll
+/// is already known as. A known item's `last_seen`, headline and text are refreshed and any new key
+/// is remembered (a loose key moves to the newest story that has it), so churning guids keep
+/// mapping to it.
 pub(super) fn store_items(
     tx: &Transaction<'_>,
     feed: &str,
@@ -33,21 +40,84 @@ pub(super) fn store_items(
     now: DateTime<Utc>,
     first_poll: bool,
     cutoff: Option<DateTime<Utc>>,
-    max_new: usize,
 ) -> Result<Items, StoreError> {
-    let mut link_uses: HashMap<String, usize> = HashMap::new();
-    for a in articles {
-        for k in alternate_keys(a) {
-            *link_uses.entry(k).or_default() += 1;
+    let unique_in_poll = |keys_of: &dyn Fn(&Article) -> Vec<String>| {
+        let mut uses: HashMap<String, usize> = HashMap::new();
+        for a in articles {
+            for k in keys_of(a) {
+                *uses.entry(k).or_default() += 1;
+            }
         }
-    }
+        articles
+            .iter()
+            .map(|a| {
+                keys_of(a)
+                    .into_iter()
+                    .filter(|k| uses.get(k) == Some(&1))
+                    .collect::<Vec<_>>()
+            })
+            .collect::<Vec<_>>()
+    };
+    let alternates = unique_in_poll(&alternate_keys);
+    let loose = unique_in_poll(&loose_keys);
     // A known item's id and stored headline in one lookup.
     let mut find = tx.prepare_cached(
         "SELECT k.article, a.title FROM item_keys k JOIN articles a ON a.id = k.article
          WHERE k.feed = ?1 AND k.key = ?2",
     )?;
+    let mut find_loose = tx.prepare_cached(
+        "SELECT k.article, a.title FROM item_keys k JOIN articles a ON a.id = k.article
+         WHERE k.feed = ?1 AND k.key = ?2 AND a.last_seen >= ?3",
+    )?;
+    // Pass 1: the item's own keys. Pass 2 (loose keys) may not take a story pass 1 found listed.
+    let mut known: Vec<Option<(i64, String)>> = Vec::with_capacity(articles.len());
+    let mut by_primary = vec![false; articles.len()];
+    let mut claimed: HashSet<i64> = HashSet::new();
+    for (i, a) in articles.iter().enumerate() {
+        let mut found = None;
+        for k in std::iter::once(&a.key).chain(&alternates[i]) {
+            found = find
+                .query_row(params![feed, k], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?;
+            if found.is_some() {
+                by_primary[i] = *k == a.key;
+                break;
+            }
+        }
+        if let Some((id, _)) = &found {
+            claimed.insert(*id);
+        }
+        known.push(found);
+    }
+    let since = ts(now.checked_sub_signed(LOOSE_KEY_WINDOW).unwrap_or(now));
+    for (i, slot) in known.iter_mut().enumerate() {
+        if slot.is_some() {
+            continue;
+        }
+        for k in &loose[i] {
+            let found: Option<(i64, String)> = find_loose
+                .query_row(params![feed, k, since], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?;
+            if let Some((id, title)) = found.filter(|(id, _)| !claimed.contains(id)) {
+                claimed.insert(id);
+                *slot = Some((id, title));
+                break;
+            }
+        }
+    }
+
     let mut add_key = tx.prepare_cached(
         "INSERT OR IGNORE INTO item_keys (feed, key, article) VALUES (?1, ?2, ?3)",
+    )?;
+    let mut move_key = tx.prepare_cached(
+        "INSERT INTO item_keys (feed, key, article) VALUES (?1, ?2, ?3)
+         ON CONFLICT (feed, key) DO UPDATE SET article = excluded.article",
+    )?;
+    // A story holds only its current loose keys: one whose headline is edited daily must not
+    // collect a key per edit for as long as it is listed.
+    let mut drop_stale = tx.prepare_cached(
+        "DELETE FROM item_keys WHERE article = ?1 AND key != ?2
+             AND substr(key, 1, instr(key, ':')) = substr(?2, 1, instr(?2, ':'))",
     )?;
     let mut refresh = tx.prepare_cached(
         "UPDATE articles SET last_seen = ?2, title = ?3, link = COALESCE(?4, link),
@@ -63,37 +133,19 @@ pub(super) fn store_items(
     let mut out = Items {
         inserted: Inserted::default(),
         retitled: 0,
-        deferred: 0,
+        churned: 0,
     };
-    for a in articles {
-        let mut keys = vec![a.key.clone()];
-        keys.extend(
-            alternate_keys(a)
-                .into_iter()
-                .filter(|k| link_uses.get(k) == Some(&1)),
-        );
-        let mut known = None;
-        for k in &keys {
-            known = find
-                .query_row(params![feed, k], |r| {
-                    Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
-                })
-                .optional()?;
-            if known.is_some() {
-                break;
-            }
-        }
-        let id = match known {
+    for (i, a) in articles.iter().enumerate() {
+        let id = match known[i].take() {
             Some((id, before)) => {
                 refresh.execute(params![id, ts(now), a.title, a.link, a.summary, a.content])?;
                 if before != a.title {
                     out.retitled += 1;
                 }
+                if !by_primary[i] {
+                    out.churned += 1;
+                }
                 id
-            }
-            None if out.inserted.new >= max_new => {
-                out.deferred += 1;
-                continue;
             }
             None => {
                 let too_old = first_poll
@@ -132,8 +184,12 @@ pub(super) fn store_items(
                 id
             }
         };
-        for k in &keys {
+        for k in std::iter::once(&a.key).chain(&alternates[i]) {
             add_key.execute(params![feed, k, id])?;
+        }
+        for k in &loose[i] {
+            drop_stale.execute(params![id, k])?;
+            move_key.execute(params![feed, k, id])?;
         }
     }
     Ok(out)
@@ -142,6 +198,42 @@ pub(super) fn store_items(
 #[cfg(test)]
 mod tests {
     use super::super::testing::{DAY, art, feed, open, poll, t};
+    use crate::model::Article;
+
+    /// (hours after the first poll, listed (key, headline), new items)
+    type Poll<'a> = (i64, &'a [(&'a str, &'a str)], usize);
+
+    /// The loose layer's guards, poll by poll.
+    #[test]
+    fn a_headline_identifies_a_story_only_when_it_cannot_be_two() {
+        let (_dir, mut s) = open();
+        feed(&mut s, "f", "https://example.org/feed");
+        let story = |key: &str, title: &str| Article {
+            title: title.into(),
+            ..art(key, None)
+        };
+        let long = "Healey meets Hegseth in Washington";
+        #[rustfmt::skip]
+        let polls: &[Poll<'_>] = &[
+            (0, &[("a1", long)], 1),
+            // a new guid and link, the same headline, the old one gone: the same story
+            (1, &[("a2", long)], 0),
+            // the old guid back beside a newcomer with its headline: the headline is not unique
+            // in the poll, so the newcomer is a story of its own
+            (2, &[("a2", long), ("a3", long)], 1),
+            // a short, recurring headline identifies nothing
+            (3, &[("b1", "Morning briefing")], 1),
+            (4, &[("b2", "Morning briefing")], 1),
+            // twelve days after the headline was last listed (past the window): a new story
+            (12 * 24, &[("a4", long)], 1),
+        ];
+        for &(hours, items, want) in polls {
+            let now = t("2025-03-10T12:00:00Z") + chrono::Duration::hours(hours);
+            let items: Vec<_> = items.iter().map(|(k, h)| story(k, h)).collect();
+            let got = poll(&mut s, "f", &items, now, DAY * 365).new;
+            assert_eq!(got, want, "poll at hour {hours}");
+        }
+    }
 
     #[test]
     fn a_date_far_in_the_future_is_not_believed() {

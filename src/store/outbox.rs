@@ -9,9 +9,25 @@ use super::{Store, StoreError, from_ts, ts};
 use crate::model::{AlertLatency, NewMessage, OutboxCounts, OutboxMessage, OutboxStatus};
 
 impl Store {
-    /// Queued messages whose next attempt is due at `now`, oldest first.
-    pub fn due_messages(&self, now: DateTime<Utc>) -> Result<Vec<OutboxMessage>, StoreError> {
+    /// Queued messages whose next attempt is due at `now`, oldest first. First commits every
+    /// `sent` mark still owed (a message accepted while the disk was full): until those are
+    /// durable this fails, so nothing is sent, least of all an accepted message again.
+    pub fn due_messages(&mut self, now: DateTime<Utc>) -> Result<Vec<OutboxMessage>, StoreError> {
+        self.commit_accepted()?;
         self.outbox_where("status = 'queued' AND next_attempt <= ?1", ts(now))
+    }
+
+    /// Retries the owed `sent` marks, oldest first; stops at the first that still fails.
+    fn commit_accepted(&mut self) -> Result<(), StoreError> {
+        while let Some(&(id, at)) = self.accepted.first() {
+            match self.record_sent(id, at) {
+                Ok(_) | Err(StoreError::NoSuchMessage(_)) => {
+                    self.accepted.remove(0);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
     }
 
     pub fn message(&self, id: i64) -> Result<OutboxMessage, StoreError> {
@@ -53,10 +69,30 @@ impl Store {
         Ok(out)
     }
 
-    /// The message was accepted.
     /// The transport accepted message `id`: marks it sent and, for an alert, stamps its articles'
     /// alert time, in one transaction. Returns each alerted article's latency (none for a digest).
+    /// If the mark cannot be committed, the store remembers it owes it and `due_messages` refuses
+    /// to hand out anything until it is committed. The residual window: the process ending (a
+    /// kill, a crash, a reload's new store) while a mark is owed sends the message once more,
+    /// under the same Message-ID.
     pub fn mark_sent(
+        &mut self,
+        id: i64,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<AlertLatency>, StoreError> {
+        self.commit_accepted()
+            .and_then(|()| self.record_sent(id, now))
+            .inspect_err(|e| {
+                if !matches!(e, StoreError::NoSuchMessage(_))
+                    && !self.accepted.iter().any(|(owed, _)| *owed == id)
+                {
+                    self.accepted.push((id, now));
+                }
+            })
+    }
+
+    /// `mark_sent`'s one transaction.
+    fn record_sent(
         &mut self,
         id: i64,
         now: DateTime<Utc>,
@@ -278,6 +314,32 @@ mod tests {
             }
         );
         assert_eq!(s.next_outbox_attempt().unwrap(), None);
+    }
+
+    /// Issue 16 item 13: disk full after the server's 250. The failed `sent` mark is owed, and
+    /// until it is committed nothing is handed out to send, least of all that message.
+    #[test]
+    fn an_accepted_message_whose_mark_failed_is_not_handed_out_again() {
+        let (_dir, mut s, now) = store_with_matches();
+        let id = compose(&mut s, "main", now, &msg("<m@x>"));
+        let later = now + chrono::Duration::minutes(5);
+        assert_eq!(s.due_messages(now).unwrap().len(), 1);
+        s.conn
+            .execute_batch(
+                "CREATE TRIGGER full BEFORE UPDATE ON outbox
+                 BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END;",
+            )
+            .unwrap();
+        assert!(s.mark_sent(id, now).is_err());
+        for _ in 0..2 {
+            let err = s.due_messages(later).expect_err("nothing is handed out");
+            assert!(err.to_string().contains("disk is full"), "{err}");
+        }
+        s.conn.execute_batch("DROP TRIGGER full").unwrap();
+        assert!(s.due_messages(later).unwrap().is_empty());
+        let m = s.message(id).unwrap();
+        assert_eq!(m.status, OutboxStatus::Sent);
+        assert_eq!(s.outbox_counts().unwrap().sent, 1);
     }
 
     #[test]

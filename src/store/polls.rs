@@ -48,12 +48,10 @@ pub struct PollRecord<'a> {
     pub result: PollResult<'a>,
     pub now: DateTime<Utc>,
     pub next_due: DateTime<Utc>,
-    /// When to poll again if this poll brought more new items than `max_new`: soon, so the
-    /// backlog drains at the politeness floor rather than waiting a full interval.
-    pub catch_up_due: DateTime<Utc>,
     pub new_feed_window: Duration,
-    /// New items taken in one poll; the rest wait for the next poll.
-    pub max_new: usize,
+    /// More new items than this in one poll is a flood: every item is still stored and matched,
+    /// and the feed carries a warning (`FeedRecord::warning`) until a poll brings fewer.
+    pub flood_at: usize,
     pub thresholds: Thresholds,
 }
 
@@ -63,8 +61,13 @@ pub struct PollStored {
     pub inserted: Inserted,
     /// Known items whose headline changed (updated in place, not re-alerted).
     pub retitled: usize,
-    /// New items left for the next poll because of the per-poll cap.
-    pub deferred: usize,
+    /// Set when this poll brought more than `flood_at` new items (all stored).
+    pub flood: bool,
+    /// Listed items that came back under a new primary key (guid) and were recognised by another
+    /// key (link, loose link, headline): not new.
+    pub churned: usize,
+    /// Set when most listed items churned: the feed republishes its stories under new ids.
+    pub churning: bool,
     /// Set when this poll made a permanent redirect stick: the new effective URL.
     pub moved_to: Option<String>,
     /// A health notice this poll produced.
@@ -161,24 +164,29 @@ fn record_poll_in(
             let window =
                 chrono::Duration::from_std(poll.new_feed_window).unwrap_or(chrono::Duration::MAX);
             let cutoff = now.checked_sub_signed(window);
-            let items = store_items(tx, feed, articles, now, first_poll, cutoff, poll.max_new)?;
+            let items = store_items(tx, feed, articles, now, first_poll, cutoff)?;
             stored.inserted = items.inserted;
             stored.retitled = items.retitled;
-            stored.deferred = items.deferred;
-            // A capped poll forgets its validators: a 304 next time would hide the backlog.
-            let capped = items.deferred > 0;
-            let (etag, last_modified) = if capped {
-                (None, None)
-            } else {
-                (
-                    validators.etag.as_deref(),
-                    validators.last_modified.as_deref(),
+            stored.flood = items.inserted.new > poll.flood_at;
+            stored.churned = items.churned;
+            stored.churning = items.churned * 2 > articles.len();
+            let flood = stored.flood.then(|| {
+                format!(
+                    "flood: {} new items in one poll (more than {}); all stored and matched",
+                    items.inserted.new, poll.flood_at
                 )
-            };
-            let next_due = if capped {
-                poll.catch_up_due
-            } else {
-                poll.next_due
+            });
+            let churn = stored.churning.then(|| {
+                format!(
+                    "guid churn: {} of {} listed items came back under new ids (known by link \
+                     or headline, not alerted again)",
+                    items.churned,
+                    articles.len()
+                )
+            });
+            let warning = match (flood, churn) {
+                (Some(f), Some(c)) => Some(format!("{f}; {c}")),
+                (f, c) => f.or(c),
             };
             let news = items.inserted.new > 0;
             let (cadence, samples_add) = match (news, last_new) {
@@ -194,7 +202,7 @@ fn record_poll_in(
             tx.prepare_cached(
                 "UPDATE feeds SET title = ?2, etag = ?3, last_modified = ?4, last_success = ?5,
                          last_error = NULL, error_count = 0, failing_since = NULL, next_due = ?6,
-                         hint_ttl = ?7, catching_up = ?8, items_seen = items_seen + ?9,
+                         hint_ttl = ?7, catching_up = 0, warning = ?8, items_seen = items_seen + ?9,
                          last_new_item = CASE WHEN ?9 > 0 THEN ?5 ELSE last_new_item END,
                          cadence = ?10, cadence_samples = cadence_samples + ?11,
                          polls = polls + 1
@@ -203,12 +211,12 @@ fn record_poll_in(
             .execute(params![
                 feed,
                 title,
-                etag,
-                last_modified,
+                validators.etag.as_deref(),
+                validators.last_modified.as_deref(),
                 ts(now),
-                ts(next_due),
+                ts(poll.next_due),
                 hint_ttl.map(secs),
-                first_poll && capped,
+                warning,
                 items.inserted.new as i64,
                 cadence,
                 samples_add,

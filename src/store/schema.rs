@@ -170,6 +170,11 @@ CREATE INDEX digest_items_match ON digest_items(match_id);
 DROP INDEX matches_unassigned;
 ",
     r"
+-- issue 16: what the last full poll of a feed warned about (a flood of new items, guid churn),
+-- for `newswatch status` and the digest's Sources section; NULL when it had nothing to say.
+ALTER TABLE feeds ADD COLUMN warning TEXT;
+",
+    r"
 -- issue 13: latency, per article, in milliseconds: first seen (its poll's response), matched, and
 -- the alert that carried it accepted by the transport.
 ALTER TABLE articles ADD COLUMN seen_ms INTEGER;
@@ -179,7 +184,7 @@ ALTER TABLE alert_items ADD COLUMN sent_ms INTEGER;
 ];
 
 /// The schema version that records latencies (`seen_ms`, `matched_ms`, `sent_ms`).
-pub(super) const LATENCY_VERSION: i64 = 8;
+pub(super) const LATENCY_VERSION: i64 = 9;
 
 impl Store {
     pub(super) fn migrate(&mut self) -> Result<(), StoreError> {

@@ -49,9 +49,8 @@ pub(super) fn fetched<'a>(
         },
         now,
         next_due: now,
-        catch_up_due: now,
         new_feed_window,
-        max_new: usize::MAX,
+        flood_at: usize::MAX,
         thresholds: Thresholds::default(),
     }
 }

@@ -368,8 +368,9 @@ fn shipped_configs_load() {
     assert!(seen >= 2, "expected demo.toml and newswatch.toml");
 }
 
-/// A config that is not UTF-8 is refused at the first bad byte (not at `FILE:0:0`); one too large
-/// to be a config is refused before the TOML parser sees it.
+/// A config that is not UTF-8 is refused at the first bad byte (not at `FILE:0:0`); a missing one
+/// is named as `FILE: message`; one too large to be a config is refused before the TOML parser
+/// sees it.
 #[test]
 fn unreadable_configs_are_refused_where_they_go_wrong() {
     let dir = fixture_dir();
@@ -388,6 +389,14 @@ fn unreadable_configs_are_refused_where_they_go_wrong() {
         (errs[0].line, errs[0].column, errs[0].message.as_str()),
         (4, 11, "invalid UTF-8 here: a config file is UTF-8 text")
     );
+    // A missing file is a problem with the file as a whole: named without a made-up position.
+    let missing = dir.path().join("missing.toml");
+    let shown = Config::load(&missing)
+        .expect_err("a missing file is refused")
+        .to_string();
+    let want = format!("error: {}: cannot read config file: ", missing.display());
+    assert!(shown.starts_with(&want), "{shown}");
+    assert!(!shown.contains(":0:0"), "{shown}");
     let mut big = BASE.to_string();
     big.push_str(&format!("# {}\n", "x".repeat(17 << 20)));
     std::fs::write(&path, big).expect("write config");
@@ -398,4 +407,24 @@ fn unreadable_configs_are_refused_where_they_go_wrong() {
             .starts_with("config file is larger than 16 MiB"),
         "{errs:?}"
     );
+}
+
+/// Issue 16 item 13: a 2,000-deep chain of lists used to print 1,969 errors, 2.4 MB (each message
+/// repeating the chain below it). What is printed is now bounded: the first errors, each message
+/// cut at a length, and how many more there were.
+#[test]
+fn a_deep_list_chain_prints_a_bounded_report() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let path = dir.path().join("chain.toml");
+    let mut text = String::from("[lists]\n");
+    for i in 0..2000 {
+        text.push_str(&format!("l{i} = [\"@l{}\"]\n", i + 1));
+    }
+    text.push_str("l2000 = [\"x\"]\n[[rule]]\nid = \"r\"\ntitle = \"r\"\nquery = \"@l0\"\n");
+    std::fs::write(&path, text).expect("write the rule file");
+    let shown = newswatch::rules::RuleSet::load(std::slice::from_ref(&path))
+        .expect_err("the chain is refused")
+        .to_string();
+    assert!(shown.starts_with("error: "), "{shown}");
+    assert!(shown.len() < 64 << 10, "{} bytes", shown.len());
 }

@@ -84,7 +84,7 @@ fn describe(result: &Result<FetchReport, FetchError>) -> String {
             FetchError::Timeout(d) => format!("timeout {d:?}"),
             FetchError::TooLarge(n) => format!("too large {n}"),
             FetchError::Corrupt(_) => "corrupt".into(),
-            FetchError::Truncated(_) => "truncated".into(),
+            FetchError::Truncated { .. } => "truncated".into(),
             FetchError::Scheme(s) => format!("scheme {s}"),
             FetchError::TooManyRedirects => "too many redirects".into(),
             FetchError::RedirectLoop(u) => format!("loop {}", u.path()),

@@ -235,7 +235,7 @@ fn the_hostile_corpus_parses_as_expected_and_nothing_active_reaches_the_email() 
         ("utf16be-no-declaration.rss", Items(1)),
         ("hostile.json", Items(3)),
         ("not-a-feed.html", Error),
-        ("truncated.rss", Items(1)),
+        ("truncated.rss", Error),
         ("binary-garbage.bin", Error),
         ("empty.rss", Error),
         ("gen:50mb-item", Items(1)),
@@ -553,4 +553,40 @@ fn fuzz_rule_parser() {
         }
         Ok(())
     });
+}
+
+/// Issue 16 item 13: a headline spelling a name with Cyrillic look-alikes (`Неgseth`: Cyrillic
+/// `Н` and `е`) matches a rule for the Latin name, as the matcher folds a word that mixes Latin
+/// with Cyrillic look-alikes to Latin; an all-Cyrillic word stays Cyrillic.
+#[test]
+fn homoglyph_headlines_match_the_latin_name() {
+    let bytes = std::fs::read(hostile_dir().join("homoglyphs.rss")).expect("read corpus file");
+    let base = url::Url::parse("http://example.org/feed").expect("a valid URL");
+    let feed = newswatch::parse::parse_feed(&bytes, &base).expect("the corpus file parses");
+    let rules = "[[rule]]\nid = \"hegseth\"\nquery = \"title:Hegseth\"\n\
+                 [[rule]]\nid = \"net\"\nquery = \"title:HET\"\n";
+    let set = newswatch::rules::RuleSet::from_sources(&[("r.toml".into(), rules.into())])
+        .expect("the rules load");
+    let meta = newswatch::model::FeedMeta::default();
+    let matched: Vec<Vec<String>> = feed
+        .articles
+        .iter()
+        .map(|a| {
+            set.match_article(a, &meta, now())
+                .into_iter()
+                .map(|m| set.rules()[m.rule].id.clone())
+                .collect()
+        })
+        .collect();
+    assert_eq!(
+        feed.articles[0].title,
+        "\u{41d}\u{435}gseth Cyrillic homoglyph headline"
+    );
+    assert_eq!(matched[0], ["hegseth"], "{matched:?}");
+    let cyrillic = newswatch::model::Article {
+        key: "c".into(),
+        title: "\u{41d}\u{415}\u{422} news".into(),
+        ..Default::default()
+    };
+    assert!(set.match_article(&cyrillic, &meta, now()).is_empty());
 }

@@ -17,7 +17,7 @@ use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
-pub use hostile::{DRIP_LENGTH, FEED_ETAG, FLOOD_ITEMS, SLOW_HEAD};
+pub use hostile::{DRIP_LENGTH, FEED_ETAG, FIREHOSE_ITEMS, FLOOD_ITEMS, SLOW_HEAD};
 
 /// Where the growing feed is served: every 200 answer first appends one matching item.
 pub const GROWING: &str = "/growing.rss";

@@ -12,8 +12,11 @@ use super::{Seen, Shared};
 
 pub const FEED_ETAG: &str = "\"v1\"";
 
-/// Items `/flood` lists at once: more than two polls' worth of the per-poll cap.
+/// Items `/flood` lists at once: more than the flood threshold (`FLOOD_NEW_ITEMS`, 100).
 pub const FLOOD_ITEMS: usize = 250;
+
+/// Items `/firehose` lists on every poll, all of them new each time.
+pub const FIREHOSE_ITEMS: usize = 1_000;
 
 /// What the compression bombs inflate to: four times the tests' 1 MiB body cap, from a few KiB
 /// on the wire.
@@ -115,6 +118,26 @@ pub(super) async fn respond(
             out.write_all(head.as_bytes()).await?;
             out.write_all(half).await?;
             Ok(())
+        }
+        "/overlong-body" => {
+            // A whole feed behind a Content-Length of half of it: the client reads half a feed.
+            let body = feed(&[("o1", "Hegseth overlong"), ("o2", "Hegseth cut here")]);
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len() / 2
+            );
+            out.write_all(head.as_bytes()).await?;
+            out.write_all(body.as_bytes()).await?;
+            out.shutdown().await
+        }
+        "/cut-close" => {
+            // No Content-Length, the connection is the delimiter, and it closes mid-item.
+            let body = feed(&[("c1", "Hegseth cut by a close"), ("c2", "Never whole")]);
+            out.write_all(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n")
+                .await?;
+            out.write_all(&body.as_bytes()[..body.len() * 2 / 3])
+                .await?;
+            out.shutdown().await
         }
         "/corrupt-gzip" => {
             let body = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03this is not deflate data at all";
@@ -329,18 +352,63 @@ pub(super) async fn respond(
             let h = [("ETag", "\"flood\"")];
             send(out, "200 OK", &h, feed(&items).as_bytes()).await
         }
+        "/churn-rev" | "/churn-scheme" => {
+            // The same five stories on every poll under new guids and bumped links: `?rev=N`, or
+            // http/https and `www.` alternating with a query bump no noise list knows.
+            let items: Vec<(String, String, String)> = (0..5)
+                .map(|i| {
+                    let link = if path == "/churn-rev" {
+                        format!("https://news.example/story-{i}?rev={n}")
+                    } else if n % 2 == 1 {
+                        format!("http://news.example/s{i}?edition={n}")
+                    } else {
+                        format!("https://www.news.example/s{i}?edition={n}")
+                    };
+                    let title = format!("Hegseth story number {i} from the desk");
+                    (format!("{path}-{n}-{i}"), title, link)
+                })
+                .collect();
+            send(out, "200 OK", &[], feed_linked(&items).as_bytes()).await
+        }
+        "/firehose" => {
+            // A thousand new items on every poll; every hundredth names Hegseth.
+            let ids: Vec<(String, String)> = (0..FIREHOSE_ITEMS)
+                .map(|i| {
+                    let who = if i % 100 == 0 { "Hegseth" } else { "Someone" };
+                    (
+                        format!("fire-{n}-{i}"),
+                        format!("{who} in firehose item {n}.{i}"),
+                    )
+                })
+                .collect();
+            let items: Vec<(&str, &str)> =
+                ids.iter().map(|(g, t)| (g.as_str(), t.as_str())).collect();
+            send(out, "200 OK", &[], feed(&items).as_bytes()).await
+        }
         _ => send(out, "404 Not Found", &[], b"").await,
     }
 }
 
 /// A small valid RSS 2.0 feed with the given (guid, title) items.
 pub fn feed(items: &[(&str, &str)]) -> String {
-    let items: String = items
+    let items: Vec<(String, String, String)> = items
         .iter()
         .map(|(g, t)| {
+            let link = format!("https://news.example/{g}");
+            ((*g).to_string(), (*t).to_string(), link)
+        })
+        .collect();
+    feed_linked(&items)
+}
+
+/// [`feed`] with each item's link given: (guid, title, link).
+fn feed_linked(items: &[(String, String, String)]) -> String {
+    let items: String = items
+        .iter()
+        .map(|(g, t, l)| {
             format!(
                 "<item><guid isPermaLink=\"false\">{g}</guid><title>{t}</title>\
-                 <link>https://news.example/{g}</link><description>About {t}</description>\
+                 <link>{l}</link><description>About {t}</description>\
                  <pubDate>Tue, 04 Mar 2025 10:00:00 +0000</pubDate></item>"
             )
         })
