@@ -1,6 +1,7 @@
 //! Test binary for the rule language: the conformance table and diagnostics, property tests
 //! against a reference evaluator, and the shipped rules with the rule CLI. Fast and pure except
-//! the CLI cases (with `rules eval` on a fixture), which run the built binary.
+//! the CLI cases (with `rules eval` on a fixture, and the shipped rules' recall targets on
+//! `rules/eval/`), which run the built binary.
 
 #[path = "support/support.rs"]
 mod support;
@@ -11,6 +12,8 @@ mod conformance;
 mod eval;
 #[path = "rules/props.rs"]
 mod props;
+#[path = "rules/recall.rs"]
+mod recall;
 #[path = "rules/shipped.rs"]
 mod shipped;
 #[path = "rules/tidy.rs"]

@@ -115,9 +115,10 @@ fn shipped_rules_against_the_demo_feeds() {
     }
     assert_eq!(checked, manifest.article.len());
     assert!(problems.is_empty(), "{}", problems.join("\n"));
-    // FIXME: 9 matches on articles labelled with other topics (minerals articles that also discuss
-    // security guarantees, and the like); tighten the rules when the manifest grows.
-    assert!(extra <= 9, "{extra} matches outside the labelled topics");
+    // FIXME: 2 matches outside the labelled topics (issue 14): phased-truce on a planning article
+    // whose force would patrol the air and the sea after a ceasefire, and paused-aid-intel on
+    // "left Washington without a clear answer on American air or intelligence support".
+    assert!(extra <= 2, "{extra} matches outside the labelled topics");
 }
 
 /// (exit code, stdout, stderr) of the built binary run from the repository root.
@@ -139,7 +140,7 @@ fn cli_check_test_and_explain() {
         "rules/ukraine-peace.toml",
     ]);
     assert_eq!(code, 0, "{out}{err}");
-    assert!(out.starts_with("ok: 8 rules in 2 files"), "{out}");
+    assert!(out.starts_with("ok: 9 rules in 2 files"), "{out}");
 
     let dir = tempfile::tempdir().expect("a temporary directory");
     let bad = dir.path().join("bad.toml");
@@ -211,7 +212,7 @@ fn cli_check_test_and_explain() {
     ]);
     assert_eq!(code, 0, "{err}");
     assert!(
-        out.starts_with("rule healey-hegseth-talks does not match\nfalse NEAR/20"),
+        out.starts_with("rule healey-hegseth-talks does not match\nfalse AND\n  true  OR"),
         "{out}"
     );
     let (code, _, err) = newswatch(&[
@@ -256,17 +257,17 @@ fn backtest_marks_new_same_and_gone_against_the_rules_in_force() {
     let config = config.to_str().unwrap_or_default();
     let (code, out, err) = newswatch(&["run", "--once", "--config", config]);
     assert_eq!(code, 0, "{out}{err}");
-    assert!(out.contains("64 new articles, 70 matches"), "{out}");
+    assert!(out.contains("64 new articles, 89 matches"), "{out}");
 
     // The configured rules against themselves: every line `same`, counts as the daemon stored them.
     let (code, out, err) = newswatch(&["rules", "backtest", "--config", config]);
     assert_eq!(code, 0, "{out}{err}");
     let lines = backtest_lines(&out);
-    assert_eq!(lines.len(), 70, "{out}");
+    assert_eq!(lines.len(), 89, "{out}");
     assert!(lines.iter().all(|l| l[0] == "same"), "{out}");
     assert!(
         out.contains("64 articles first seen since ")
-            && out.contains("(8 rules backtested against 8 in force)"),
+            && out.contains("(9 rules backtested against 9 in force)"),
         "{out}"
     );
     let minerals = count(&lines, "same", "minerals-deal");
