@@ -1,4 +1,5 @@
-//! `newswatch run`: the daemon, or one cycle with `--once` (its summary printed).
+//! `newswatch run`: the daemon, or one pass with `--once` (its summary printed; exit 1 when every
+//! feed failed).
 //! Loads config and rules, warns about a world-readable password file, and hands over to the
 //! daemon or the pipeline; a failure is printed with a hint about the state directory if one fits.
 
@@ -38,9 +39,18 @@ pub(super) fn run(config: &Path, once: bool, watch_rules: bool) -> Exit {
     let state_dir = config.state_dir.clone();
     let result = runtime.block_on(async move {
         if once {
-            crate::pipeline::run_once(&config, &rules)
-                .await
-                .map(|summary| println!("{summary}"))
+            let summary = crate::pipeline::run_once(&config, &rules).await?;
+            println!("{summary}");
+            // For cron: a run in which no feed could be read is a failure, though the outbox
+            // was still drained (an outage of the network or of every source shows in the exit).
+            if summary.feeds_polled > 0 && summary.feeds_failed == summary.feeds_polled {
+                anyhow::bail!(
+                    "every feed failed ({} of {})",
+                    summary.feeds_failed,
+                    summary.feeds_polled
+                );
+            }
+            Ok(())
         } else {
             crate::service::daemon::run_daemon(
                 config,

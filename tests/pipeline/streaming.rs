@@ -223,3 +223,61 @@ async fn due_times_count_from_the_request_not_from_an_earlier_look() {
     }
     assert!(late >= 1, "at least one of them waited for the host");
 }
+
+/// A database locked by another process for longer than the store's busy timeout: the poll it
+/// cannot store waits in memory and its feed is not fetched again (fetching pauses instead of
+/// fetching and discarding); once the lock is gone, the waiting poll is stored and every item the
+/// feed gained is alerted, each once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_locked_database_pauses_fetching_and_loses_nothing() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let server = TestServer::start();
+    let sink = SmtpSink::start(&tmp.path().join("received"), &[]);
+    let feeds = [("growing".to_string(), server.url(GROWING).to_string(), "1s")];
+    let config = config(tmp.path(), sink.port, "5s", &feeds);
+    let rules = RuleSet::load(&config.rule_files).expect("rules load");
+    let p = Pipeline::open(&config, &rules).await.expect("open");
+    let db = config.state_dir.join(newswatch::store::DB_FILE);
+
+    let shutdown = CancellationToken::new();
+    let scenario = async {
+        while alerted(&sink).is_empty() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let lock = rusqlite::Connection::open(&db).expect("a second connection");
+        lock.execute_batch("BEGIN EXCLUSIVE")
+            .expect("an exclusive lock");
+        let before = server.counts().requests;
+        // The poll made while locked, then more than the store's 5 s busy timeout: its write fails
+        // and is tried again while the lock holds.
+        while server.counts().requests == before {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        tokio::time::sleep(Duration::from_secs(8)).await;
+        let while_locked = server.counts().requests - before;
+        lock.execute_batch("ROLLBACK").expect("release the lock");
+        server.freeze();
+        let items = server.grown();
+        while alerted(&sink).len() < items {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        shutdown.cancel();
+        (while_locked, items)
+    };
+    let (ran, (while_locked, items)) = tokio::time::timeout(Duration::from_secs(60), async {
+        tokio::join!(
+            newswatch::service::daemon::run_until(&p, &shutdown, newswatch::clock::now),
+            scenario
+        )
+    })
+    .await
+    .expect("every item alerted once the lock is gone");
+    ran.expect("run_until");
+    assert_eq!(
+        while_locked, 1,
+        "one poll while locked, then fetching paused"
+    );
+    assert_eq!(alerted(&sink), (1..=items).collect::<Vec<_>>());
+    let alerts = sink.messages().len();
+    assert_eq!(alerts, items, "one alert per item, none twice");
+}
