@@ -274,7 +274,12 @@ impl Pipeline<'_> {
                         }
                     }
                 }
-                joined = async { (&mut writing.as_mut().expect("guarded by the branch condition").0.task).await }, if writing.is_some() => {
+                joined = async {
+                    match writing.as_mut() {
+                        Some((w, _)) => (&mut w.task).await,
+                        None => std::future::pending().await,
+                    }
+                }, if writing.is_some() => {
                     let Some((batch, permits)) = writing.take() else {
                         continue;
                     };

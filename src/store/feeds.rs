@@ -145,8 +145,13 @@ impl Store {
 
     /// The fetch state of one feed.
     pub fn feed_record(&self, name: &str) -> Result<Option<FeedRecord>, StoreError> {
+        // Cached: the daemon reads each feed's record after every stored poll.
         let sql = format!("SELECT {RECORD_COLUMNS} FROM feeds WHERE name = ?1");
-        Ok(self.conn.query_row(&sql, [name], read_record).optional()?)
+        Ok(self
+            .conn
+            .prepare_cached(&sql)?
+            .query_row([name], read_record)
+            .optional()?)
     }
 
     /// Every feed the database knows, by name.
