@@ -18,6 +18,10 @@ pub(crate) const REGEX_SIZE_LIMIT: usize = 1 << 20;
 pub(crate) const MAX_REGEXES: usize = 256;
 /// Lists nest; anything deeper than this is certainly a mistake (cycles are reported elsewhere).
 const MAX_LIST_DEPTH: usize = 32;
+/// How deep an evaluation tree may be once lists are expanded: each query is bounded by
+/// `MAX_QUERY_DEPTH` alone, but lists inside lists multiply it. Every walk over a `Node` (evaluate,
+/// explain, hits, triggers) recurses, so this bound is what keeps them off the stack's end.
+pub(crate) const MAX_TREE_DEPTH: usize = 256;
 
 /// A literal: a run of normalised tokens, or a one-token prefix.
 #[derive(Debug, Clone)]
@@ -210,6 +214,8 @@ pub(crate) struct Builder {
     pub lits: Vec<Literal>,
     regex_ids: HashMap<(String, String), u32>,
     pub regexes: Vec<Regex>,
+    /// Levels of `node` on the stack; never above `MAX_TREE_DEPTH`.
+    level: usize,
 }
 
 impl Builder {
@@ -223,7 +229,29 @@ impl Builder {
         }
     }
 
+    /// `depth` counts lists entered; `self.level` counts every level, lists expanded.
     fn node(
+        &mut self,
+        e: &Expr,
+        scope: FieldName,
+        depth: usize,
+        errors: &mut Vec<CompileError>,
+    ) -> Node {
+        if self.level >= MAX_TREE_DEPTH {
+            errors.push(err(
+                &e.span,
+                format!("the query nests more than {MAX_TREE_DEPTH} levels deep once its lists are expanded"),
+                Some("flatten the lists: a list of alternatives needs no parentheses, and lists of lists rarely need more than a few levels"),
+            ));
+            return dummy();
+        }
+        self.level += 1;
+        let node = self.node_at(e, scope, depth, errors);
+        self.level -= 1;
+        node
+    }
+
+    fn node_at(
         &mut self,
         e: &Expr,
         scope: FieldName,

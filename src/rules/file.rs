@@ -617,6 +617,8 @@ pub(crate) fn check_lists(p: &Parsed, sources: &[Source]) -> (Vec<Diagnostic>, H
     (diags, cyclic)
 }
 
+/// Depth-first from `name`, with an explicit stack (a chain of 20,000 lists must not recurse
+/// 20,000 deep): calls `on_cycle` with the path of each back edge found.
 fn visit<'p>(
     p: &'p Parsed,
     name: &'p str,
@@ -624,32 +626,47 @@ fn visit<'p>(
     stack: &mut Vec<&'p str>,
     on_cycle: &mut dyn FnMut(Vec<String>),
 ) {
-    match state.get(name) {
-        Some(2) => return,
-        Some(1) => {
-            if let Some(pos) = stack.iter().position(|n| *n == name) {
-                on_cycle(stack[pos..].iter().map(|s| (*s).to_string()).collect());
+    // Each frame: a list on the path and the lists its entries refer to, still to visit.
+    let mut frames: Vec<(&'p str, Vec<&'p str>)> = Vec::new();
+    let mut next = Some(name);
+    loop {
+        if let Some(name) = next.take() {
+            match state.get(name) {
+                Some(2) => {}
+                Some(1) => {
+                    if let Some(pos) = stack.iter().position(|n| *n == name) {
+                        on_cycle(stack[pos..].iter().map(|s| (*s).to_string()).collect());
+                    }
+                }
+                _ => {
+                    if let Some((key, list)) = p.lists.get_key_value(name) {
+                        state.insert(key, 1);
+                        stack.push(key);
+                        let mut refs = Vec::new();
+                        for (e, _) in &list.entries {
+                            list_refs(e, &mut refs);
+                        }
+                        let mut targets: Vec<&'p str> = refs
+                            .iter()
+                            .filter_map(|(r, _)| p.lists.get_key_value(r).map(|(k, _)| k.as_str()))
+                            .collect();
+                        targets.reverse();
+                        frames.push((key, targets));
+                    }
+                }
             }
+        }
+        let Some((key, targets)) = frames.last_mut() else {
             return;
-        }
-        _ => {}
-    }
-    let Some((key, list)) = p.lists.get_key_value(name) else {
-        return;
-    };
-    state.insert(key, 1);
-    stack.push(key);
-    for (e, _) in &list.entries {
-        let mut refs = Vec::new();
-        list_refs(e, &mut refs);
-        for (r, _) in refs {
-            if let Some((k, _)) = p.lists.get_key_value(&r) {
-                visit(p, k, state, stack, on_cycle);
-            }
+        };
+        if let Some(t) = targets.pop() {
+            next = Some(t);
+        } else {
+            state.insert(*key, 2);
+            stack.pop();
+            frames.pop();
         }
     }
-    stack.pop();
-    state.insert(key, 2);
 }
 
 pub(crate) fn list_refs(e: &Expr, out: &mut Vec<(String, Range<usize>)>) {

@@ -108,6 +108,11 @@ pub const DEFAULT_NEAR: u32 = 5;
 /// `word~` matches the word followed by at most this many letters (an inflectional ending).
 pub const INFLECTION_LETTERS: usize = 3;
 
+/// How deep a query may nest: parentheses, `NOT` (and `-`) and field prefixes each add a level.
+/// Real queries nest a handful of levels; the bound keeps every walk over the tree (compile,
+/// evaluate, explain, display, drop) far from the stack's end (issue 16 item 1).
+pub const MAX_QUERY_DEPTH: usize = 64;
+
 /// A problem in a query, located by a byte span of the query text.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueryError {
@@ -144,6 +149,7 @@ pub fn parse_query(q: &str) -> Result<Expr, Vec<QueryError>> {
         pos: 0,
         end: q.len(),
         soft: Vec::new(),
+        depth: 0,
     };
     let result = p.or().and_then(|e| match p.toks.get(p.pos) {
         None => Ok(e),
@@ -170,6 +176,8 @@ struct Parser {
     end: usize,
     /// Errors that do not stop parsing (an unknown field name).
     soft: Vec<QueryError>,
+    /// Open levels of nesting at `pos`; never above `MAX_QUERY_DEPTH`, so recursion is bounded.
+    depth: usize,
 }
 
 impl Parser {
@@ -181,6 +189,23 @@ impl Parser {
         self.toks
             .get(self.pos)
             .map_or(self.end..self.end, |t| t.1.clone())
+    }
+
+    /// Enters one level of nesting at the token `span`, refusing to go past `MAX_QUERY_DEPTH`.
+    fn enter(&mut self, span: Range<usize>) -> Result<(), QueryError> {
+        if self.depth >= MAX_QUERY_DEPTH {
+            return Err(QueryError::new(
+                span,
+                format!(
+                    "the query nests more than {MAX_QUERY_DEPTH} levels deep (parentheses, NOT and field prefixes)"
+                ),
+                Some(
+                    "flatten it: `a OR b OR c` needs no parentheses, `NOT NOT a` is `a`; move long alternatives into a list",
+                ),
+            ));
+        }
+        self.depth += 1;
+        Ok(())
     }
 
     fn or(&mut self) -> Result<Expr, QueryError> {
@@ -219,8 +244,10 @@ impl Parser {
     fn unary(&mut self) -> Result<Expr, QueryError> {
         if self.peek() == Some(&Tok::Not) {
             let start = self.here().start;
+            self.enter(self.here())?;
             self.pos += 1;
             let inner = self.unary()?;
+            self.depth -= 1;
             let span = start..inner.span.end;
             return Ok(Expr {
                 kind: ExprKind::Not(Box::new(inner)),
@@ -290,7 +317,9 @@ impl Parser {
             Tok::List(name) => ExprKind::List(name),
             Tok::Regex { pattern, flags } => ExprKind::Regex { pattern, flags },
             Tok::LParen => {
+                self.enter(span.clone())?;
                 let inner = self.or()?;
+                self.depth -= 1;
                 if self.peek() != Some(&Tok::RParen) {
                     return Err(QueryError::new(
                         span,
@@ -383,7 +412,9 @@ impl Parser {
                 FieldName::Text
             }
         };
+        self.enter(span.clone())?;
         let inner = self.primary(None)?;
+        self.depth -= 1;
         let end = inner.span.end;
         Ok(Expr {
             kind: ExprKind::Field {
@@ -656,6 +687,29 @@ mod tests {
             let errs = parse_query(q).expect_err(q);
             assert!(
                 errs.iter().any(|e| e.message.contains(want)),
+                "{q}: {errs:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn nesting_is_bounded_at_the_limit() {
+        let nest = |n: usize| {
+            [
+                format!("{}a{}", "(".repeat(n), ")".repeat(n)),
+                format!("x {}a", "NOT ".repeat(n)),
+                format!("x {}a{}", "-(".repeat(n), ")".repeat(n)),
+                format!("{}a", "title:".repeat(n)),
+            ]
+        };
+        for q in nest(MAX_QUERY_DEPTH / 2) {
+            assert!(parse_query(&q).is_ok(), "{q}");
+        }
+        for q in nest(MAX_QUERY_DEPTH + 1) {
+            let errs = parse_query(&q).expect_err(&q);
+            assert!(
+                errs.iter()
+                    .any(|e| e.message.contains("more than 64 levels")),
                 "{q}: {errs:?}"
             );
         }
