@@ -682,20 +682,53 @@ pub(crate) fn list_refs(e: &Expr, out: &mut Vec<(String, Range<usize>)>) {
     }
 }
 
-/// Reads rule files; unreadable files become diagnostics.
+/// The largest rule file read, as for the config: room for tens of thousands of rules and long
+/// lists (10,000 generated rules are about 1 MB), while a wrong path (a log, a disk image,
+/// `/dev/zero`) is refused after reading at most this much, before the TOML parser sees it.
+pub const MAX_RULE_FILE_BYTES: u64 = 16 << 20;
+
+/// Reads rule files, each bounded by `MAX_RULE_FILE_BYTES`; unreadable files become diagnostics.
 pub(crate) fn read_sources(files: &[PathBuf]) -> (Vec<Source>, Vec<Diagnostic>) {
     let mut sources = Vec::new();
     let mut diags = Vec::new();
     for f in files {
-        match std::fs::read_to_string(f) {
+        match read_bounded(f) {
             Ok(text) => sources.push(Source::new(f.clone(), text)),
-            Err(e) => diags.push(Diagnostic::whole_file(
-                f,
-                format!("cannot read rule file: {e}"),
-            )),
+            Err(message) => diags.push(Diagnostic::whole_file(f, message)),
         }
     }
     (sources, diags)
+}
+
+fn read_bounded(path: &std::path::Path) -> Result<String, String> {
+    use std::io::Read as _;
+    let cannot = |e: std::io::Error| format!("cannot read rule file: {e}");
+    // A FIFO or a device has no size to trust and may never end (opening a FIFO blocks): refused
+    // before opening, and again on the handle in case the path was swapped meanwhile.
+    let not_regular = || "cannot read rule file: not a regular file".to_string();
+    if !std::fs::metadata(path).map_err(cannot)?.is_file() {
+        return Err(not_regular());
+    }
+    let file = std::fs::File::open(path).map_err(cannot)?;
+    if !file.metadata().map_err(cannot)?.is_file() {
+        return Err(not_regular());
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_RULE_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(cannot)?;
+    if bytes.len() as u64 > MAX_RULE_FILE_BYTES {
+        return Err(format!(
+            "rule file is larger than {} MiB: expected TOML rules, not this",
+            MAX_RULE_FILE_BYTES >> 20
+        ));
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        format!(
+            "cannot read rule file: invalid UTF-8 at byte {}",
+            e.utf8_error().valid_up_to()
+        )
+    })
 }
 
 pub(crate) fn duration_to_chrono(d: Duration) -> chrono::Duration {

@@ -158,3 +158,88 @@ fn the_deepest_allowed_rules_match_and_explain_on_a_small_stack() {
     assert_eq!(matched, 1);
     assert!(explain_len > 0);
 }
+
+/// Issue 16 item 12: a `file://` feed that is not a regular file used to be read to its end
+/// (`/dev/zero`: 4.2 GB RSS; a FIFO: a poll that never ends). Now refused before it is opened,
+/// while a regular file is still read, within the body cap.
+#[tokio::test]
+async fn file_feeds_that_are_not_regular_files_are_refused() {
+    use newswatch::config::FetchSettings;
+    use newswatch::fetch::{FetchError, Fetcher};
+    use newswatch::model::Validators;
+    use std::time::Duration;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fifo = dir.path().join("feed.fifo");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo runs");
+    assert!(made.success());
+    let big = dir.path().join("big.xml");
+    std::fs::write(&big, vec![b' '; (1 << 20) + 1]).expect("write");
+    let settings = FetchSettings {
+        connect_timeout: Duration::from_millis(500),
+        timeout: Duration::from_secs(5),
+        max_body_bytes: 1 << 20,
+        concurrency: 1,
+        default_interval: Duration::from_secs(900),
+    };
+    let fetcher = Fetcher::new(&settings, "newswatch-test/1.0").expect("fetcher");
+    // The FIFO first: on code that opens it, the fetch blocks and the guard fails the test
+    // before `/dev/zero` could eat the machine's memory.
+    for (path, want) in [
+        (fifo.as_path(), "not a regular file"),
+        (Path::new("/dev/zero"), "not a regular file"),
+        (dir.path(), "not a regular file"),
+        (big.as_path(), "larger than the 1048576-byte limit"),
+    ] {
+        let url = url::Url::from_file_path(path).expect("absolute path");
+        let fetched = tokio::time::timeout(
+            Duration::from_secs(20),
+            fetcher.fetch(&url, &Validators::default()),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("{}: the fetch does not end", path.display()));
+        let err = fetched
+            .err()
+            .unwrap_or_else(|| panic!("{}: refused", path.display()));
+        assert!(err.to_string().contains(want), "{}: {err}", path.display());
+        assert!(
+            matches!(err, FetchError::File { .. } | FetchError::TooLarge(_)),
+            "{err:?}"
+        );
+    }
+}
+
+/// Issue 16 item 12: a rule file is read with a bound (16 MiB) before the TOML parser sees it;
+/// a 60 MB rule string used to cost 1.3 GB. Run under a 1 GiB address-space limit, so a reader
+/// that takes it whole fails here; a device is refused without reading it.
+#[test]
+fn rule_files_are_read_with_a_bound() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let big = dir.path().join("big.toml");
+    let text = rule("big", &format!("\"{}\"", "word ".repeat(12_000_000)));
+    std::fs::write(&big, text).expect("write");
+    for (path, want) in [
+        (
+            big.as_path(),
+            "big.toml:0:0: rule file is larger than 16 MiB",
+        ),
+        (
+            Path::new("/dev/zero"),
+            "/dev/zero:0:0: cannot read rule file: not a regular file",
+        ),
+    ] {
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg("ulimit -v 1048576 && exec \"$0\" check --rules \"$1\"")
+            .arg(crate::support::bin::BIN)
+            .arg(path)
+            .output()
+            .expect("sh runs");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(4), "{}: {stderr}", path.display());
+        assert!(stderr.contains(want), "{}: {stderr}", path.display());
+    }
+}
