@@ -76,8 +76,10 @@ pub struct Example {
     pub expect_match: bool,
     pub line: usize,
     pub column: usize,
-    /// The line of the rule file that holds it, for the diagnostic when it fails.
+    /// The line of the rule file that holds it (or a window of a long line), for the diagnostic
+    /// when it fails; `source_skip` as in `Diagnostic`.
     pub source_line: String,
+    pub source_skip: usize,
 }
 
 /// What an analyst configured about a rule, besides its compiled query.
@@ -431,6 +433,7 @@ impl RuleSet {
                     subject: Some(format!("rule {}", info.id)),
                     message,
                     source_line: ex.source_line.clone(),
+                    source_skip: ex.source_skip,
                     hint: Some("the query tree for this example:".to_string()),
                     note: Some(self.explain(r, &article, &feed).to_string()),
                 });
@@ -456,6 +459,7 @@ impl RuleSet {
                         subject: Some(format!("rule {}", info.id)),
                         message: format!("`feeds` names {what}, which the config does not define"),
                         source_line: String::new(),
+                        source_skip: 0,
                         hint: Some("feeds entries are configured feed names or `tag:NAME` of a configured tag".to_string()),
                         note: None,
                     });

@@ -16,6 +16,8 @@ use super::text::{exact_form, tokenize};
 pub(crate) const REGEX_SIZE_LIMIT: usize = 1 << 20;
 /// At most this many distinct regexes in one rule set: the escape hatch must stay small.
 pub(crate) const MAX_REGEXES: usize = 256;
+/// The most words a term or phrase may hold: a quoted sentence fits, a pasted article does not.
+pub(crate) const MAX_PHRASE_WORDS: usize = 64;
 /// Lists nest; anything deeper than this is certainly a mistake (cycles are reported elsewhere).
 const MAX_LIST_DEPTH: usize = 32;
 /// How deep an evaluation tree may be once lists are expanded: each query is bounded by
@@ -424,6 +426,17 @@ impl Builder {
         errors: &mut Vec<CompileError>,
     ) -> Node {
         let toks = tokenize(text);
+        if toks.len() > MAX_PHRASE_WORDS {
+            errors.push(err(
+                &e.span,
+                format!(
+                    "a phrase of {} words: at most {MAX_PHRASE_WORDS}",
+                    toks.len()
+                ),
+                Some("quote the few words that identify the story, and combine phrases with AND or NEAR"),
+            ));
+            return dummy();
+        }
         if toks.is_empty() {
             errors.push(err(
                 &e.span,

@@ -540,6 +540,7 @@ fn examples(
                         line: d.line,
                         column: d.column,
                         source_line: d.source_line,
+                        source_skip: d.source_skip,
                     });
                 }
                 None => diags.push(src.diagnostic(

@@ -113,6 +113,14 @@ pub const INFLECTION_LETTERS: usize = 3;
 /// evaluate, explain, display, drop) far from the stack's end (issue 16 item 1).
 pub const MAX_QUERY_DEPTH: usize = 64;
 
+/// The longest query (or list entry), in bytes: several times what other monitoring tools allow
+/// (a few thousand characters), so a real query never meets it, while a pasted article or a
+/// generated monster is refused before it is parsed (issue 16 item 10).
+pub const MAX_QUERY_BYTES: usize = 16 << 10;
+
+/// `"a b c"~n` becomes every pair of its words: at most this many words (120 pairs).
+pub const MAX_PHRASE_NEAR_WORDS: usize = 16;
+
 /// A problem in a query, located by a byte span of the query text.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueryError {
@@ -136,6 +144,19 @@ const NEAR_HINT: &str = "put the AND or NOT outside the proximity: `(a NEAR/5 b)
 
 /// Parses one query. Returns every error it could find (it stops at the first syntax error).
 pub fn parse_query(q: &str) -> Result<Expr, Vec<QueryError>> {
+    if q.len() > MAX_QUERY_BYTES {
+        return Err(vec![QueryError::new(
+            0..0,
+            format!(
+                "the query is {} KiB long; a query may be at most {} KiB",
+                q.len().div_ceil(1024),
+                MAX_QUERY_BYTES >> 10
+            ),
+            Some(
+                "move long alternatives into lists ([lists]), whose entries are queries of their own",
+            ),
+        )]);
+    }
     let toks = lex(q).map_err(|e| vec![e])?;
     if toks.is_empty() {
         return Err(vec![QueryError::new(
@@ -475,6 +496,16 @@ fn phrase_near(phrase: &str, distance: u32, span: Range<usize>) -> Result<Expr, 
             span,
             "`\"…\"~n` needs at least two words in the quotes",
             Some("write the word alone, or `word~` for its inflected forms"),
+        ));
+    }
+    if words.len() > MAX_PHRASE_NEAR_WORDS {
+        return Err(QueryError::new(
+            span,
+            format!(
+                "`\"…\"~n` with {} words: at most {MAX_PHRASE_NEAR_WORDS} (every pair of words becomes a proximity)",
+                words.len()
+            ),
+            Some("keep the few words that matter, or combine proximities with AND"),
         ));
     }
     let term = |w: &str| Expr {

@@ -51,22 +51,37 @@ fn deep_nesting_is_refused_with_its_place_and_limit() {
         .map(|i| format!("l{i} = ['@l{}']\n", i + 1))
         .collect();
     let cases: Vec<(&str, String, &str)> = vec![
+        // The reported inputs: now refused by the query size limit before parsing.
+        (
+            "parens-10k",
+            rule(
+                "deep",
+                &format!("{}a{}", "(".repeat(10_000), ")".repeat(10_000)),
+            ),
+            ":3:12: rule deep: the query is 20 KiB long; a query may be at most 16 KiB",
+        ),
+        (
+            "nots-20k",
+            rule("deep", &format!("x AND {}a", "NOT ".repeat(20_000))),
+            ":3:12: rule deep: the query is 79 KiB long; a query may be at most 16 KiB",
+        ),
+        // Within the size limit, the depth limit refuses them.
         (
             "parens",
             rule(
                 "deep",
-                &format!("{}a{}", "(".repeat(10_000), ")".repeat(10_000)),
+                &format!("{}a{}", "(".repeat(8_000), ")".repeat(8_000)),
             ),
             ":3:76: rule deep: the query nests more than 64 levels deep",
         ),
         (
             "nots",
-            rule("deep", &format!("x AND {}a", "NOT ".repeat(20_000))),
+            rule("deep", &format!("x AND {}a", "NOT ".repeat(4_000))),
             ":3:274: rule deep: the query nests more than 64 levels deep",
         ),
         (
             "fields",
-            rule("deep", &"title:".repeat(20_000)),
+            rule("deep", &"title:".repeat(2_700)),
             ":3:396: rule deep: the query nests more than 64 levels deep",
         ),
         (
@@ -231,15 +246,94 @@ fn rule_files_are_read_with_a_bound() {
             "/dev/zero:0:0: cannot read rule file: not a regular file",
         ),
     ] {
-        let out = std::process::Command::new("sh")
-            .arg("-c")
-            .arg("ulimit -v 1048576 && exec \"$0\" check --rules \"$1\"")
-            .arg(crate::support::bin::BIN)
-            .arg(path)
-            .output()
-            .expect("sh runs");
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(4), "{}: {stderr}", path.display());
+        let (code, stderr) = check_rules_in_1_gib(path);
+        assert_eq!(code, Some(4), "{}: {stderr}", path.display());
         assert!(stderr.contains(want), "{}: {stderr}", path.display());
     }
+}
+
+/// Runs `check --rules FILE` under a 1 GiB address-space limit: (exit code, stderr).
+fn check_rules_in_1_gib(path: &Path) -> (Option<i32>, String) {
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg("ulimit -v 1048576 && exec \"$0\" check --rules \"$1\"")
+        .arg(crate::support::bin::BIN)
+        .arg(path)
+        .output()
+        .expect("sh runs");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Issue 16 item 10: loading was quadratic wherever many positions fell on one long line: every
+/// rule, example and warning copied its whole source line and counted its column from the line's
+/// start (10,000 rules on one line: gigabytes). A diagnostic now shows a window of a long line and
+/// finds its column from checkpoints, so 10,000 failing examples on one line cost a few MB.
+#[test]
+fn a_rule_file_on_one_line_loads_in_linear_space() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let items: Vec<String> = (0..10_000)
+        .map(|i| format!("{{id = \"r{i}\", query = 'w{i}', examples = {{no_match = ['w{i}']}}}}"))
+        .collect();
+    let path = write(
+        dir.path(),
+        "one-line.toml",
+        &format!("rule = [{}]\n", items.join(", ")),
+    );
+    let (code, stderr) = check_rules_in_1_gib(&path);
+    assert_eq!(code, Some(4), "{}", &stderr[..stderr.len().min(2000)]);
+    assert_eq!(
+        stderr.matches("example should not match but does").count(),
+        10_000,
+        "{}",
+        &stderr[..stderr.len().min(2000)]
+    );
+    assert!(
+        stderr.len() < 10 << 20,
+        "{} bytes of diagnostics",
+        stderr.len()
+    );
+    // The caret still points at the example, inside the window.
+    assert!(stderr.contains("one-line.toml:1:"), "{}", &stderr[..2000]);
+    assert!(
+        stderr.contains("no_match = ['w9999']"),
+        "the window holds the example"
+    );
+}
+
+/// Issue 16 item 10: what a query may hold is bounded, each with the limit in its message.
+#[test]
+fn oversized_queries_and_phrases_are_refused_with_the_limit() {
+    let words = |n: usize| {
+        (0..n)
+            .map(|i| format!("w{i}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let cases = [
+        (words(3_000), "a query may be at most 16 KiB"),
+        (
+            format!("\"{}\"", words(65)),
+            "a phrase of 65 words: at most 64",
+        ),
+        (format!("\"{}\"~5", words(17)), "with 17 words: at most 16"),
+    ];
+    for (query, want) in cases {
+        let text = rule("big", &query);
+        let err = RuleSet::from_sources(&[(PathBuf::from("big.toml"), text)])
+            .expect_err(want)
+            .to_string();
+        assert!(err.contains(want), "{want}: {err}");
+        assert!(
+            err.contains("big.toml:3:") && err.contains("rule big"),
+            "{err}"
+        );
+    }
+    let ok = rule(
+        "fine",
+        &format!("\"{}\" AND \"{}\"~5", words(64), words(16)),
+    );
+    assert!(RuleSet::from_sources(&[(PathBuf::from("ok.toml"), ok)]).is_ok());
 }
