@@ -25,8 +25,8 @@ use crate::model::{Article, FeedMeta};
 use compile::{Builder, Literal, Node};
 pub use explain::{ExplainNode, Explanation};
 use file::{Source, StrLoc};
-pub use matcher::merge_spans;
 use matcher::{Ctx, Doc};
+pub use matcher::{MATCH_FIELD_CAP, merge_spans};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Priority {
@@ -480,6 +480,17 @@ impl RuleSet {
     pub fn literal_patterns(&self) -> Vec<String> {
         self.lits.iter().map(|l| l.pattern.clone()).collect()
     }
+}
+
+/// Whether some field of `article` is longer than `MATCH_FIELD_CAP`, so it is matched on its
+/// beginning only: for the match stage to count and log (matching itself stays pure).
+pub fn text_capped(article: &Article) -> bool {
+    [&article.title, &article.summary, &article.content]
+        .into_iter()
+        .chain(&article.authors)
+        .chain(&article.categories)
+        .chain(&article.link)
+        .any(|t| t.len() > MATCH_FIELD_CAP)
 }
 
 /// An article whose body is `text`: what examples, `--text` and explain run on.

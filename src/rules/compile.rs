@@ -16,6 +16,14 @@ use super::text::{exact_form, tokenize};
 pub(crate) const REGEX_SIZE_LIMIT: usize = 1 << 20;
 /// At most this many distinct regexes in one rule set: the escape hatch must stay small.
 pub(crate) const MAX_REGEXES: usize = 256;
+/// A regex's cost budget, in states of its NFA (`regex_states`). Measured (release build,
+/// 2.6 GHz, one 256 KiB field crafted against the regex): 2,183 states (`(a{1,10}){1,99}b`)
+/// 105–165 ms, 9,003 (`(?s).{0,999}b` over prose) 16 s, about 40,000 (`(a{1,100}){1,100}b`,
+/// issue 16 item 9) 100 s. Ordinary regexes have 40–400 (`(?i)\w+`: 322).
+pub(crate) const MAX_REGEX_STATES: usize = 2_500;
+/// The budget of all the rule set's regexes together: the worst the regexes can cost one 256 KiB
+/// field stays near a second (eight regexes at the budget) however the 256 regexes are spent.
+pub(crate) const MAX_REGEX_STATES_TOTAL: usize = 20_000;
 /// The most words a term or phrase may hold: a quoted sentence fits, a pasted article does not.
 pub(crate) const MAX_PHRASE_WORDS: usize = 64;
 /// Lists nest; anything deeper than this is certainly a mistake (cycles are reported elsewhere).
@@ -216,6 +224,8 @@ pub(crate) struct Builder {
     pub lits: Vec<Literal>,
     regex_ids: HashMap<(String, String), u32>,
     pub regexes: Vec<Regex>,
+    /// `regex_states` of every regex in `regexes`, summed.
+    regex_states: usize,
     /// Levels of `node` on the stack; never above `MAX_TREE_DEPTH`.
     level: usize,
 }
@@ -550,6 +560,28 @@ impl Builder {
             ));
             return dummy();
         }
+        let states = regex_states(pattern, flags);
+        if states > MAX_REGEX_STATES {
+            errors.push(err(
+                &e.span,
+                format!(
+                    "regex too costly: it compiles to {states} automaton states, at most {MAX_REGEX_STATES}"
+                ),
+                Some("counted repetitions multiply when nested (`(a{1,100}){1,100}` is 10,000 copies of `a`) and `.` or `\\w` is several states each: use smaller bounds, `+` or `*`, or NEAR/n for words close together"),
+            ));
+            return dummy();
+        }
+        if self.regex_states + states > MAX_REGEX_STATES_TOTAL {
+            errors.push(err(
+                &e.span,
+                format!(
+                    "regex too costly: the rule set's regexes together would compile to {} automaton states, at most {MAX_REGEX_STATES_TOTAL}",
+                    self.regex_states + states
+                ),
+                Some("use terms, phrases and prefixes where you can; they are all matched by one automaton"),
+            ));
+            return dummy();
+        }
         let built = RegexBuilder::new(pattern)
             .case_insensitive(flags.contains('i'))
             .multi_line(flags.contains('m'))
@@ -564,6 +596,7 @@ impl Builder {
                 let id = u32::try_from(self.regexes.len()).unwrap_or(u32::MAX);
                 let empty = re.is_match("");
                 self.regexes.push(re);
+                self.regex_states += states;
                 self.regex_ids.insert(key, id);
                 Node::Regex {
                     re: id,
@@ -620,6 +653,32 @@ impl Builder {
             .build(patterns)
             .map(Some)
     }
+}
+
+/// How many states the regex crate's Thompson NFA for `pattern` has (built the same way, without
+/// shrinking): what a search tracks at once when the lazy DFA gives up, so what its time per byte
+/// grows with. Counted repetitions are written out (`(a{1,100}){1,100}` is 10,000 copies), a
+/// Unicode class is a UTF-8 automaton (`.` about nine states). A pattern that does not build
+/// counts 0 here; the regex build reports it.
+fn regex_states(pattern: &str, flags: &str) -> usize {
+    use regex_automata::nfa::thompson::{Config, NFA};
+    use regex_automata::util::syntax;
+    NFA::compiler()
+        .syntax(
+            syntax::Config::new()
+                .case_insensitive(flags.contains('i'))
+                .multi_line(flags.contains('m'))
+                .dot_matches_new_line(flags.contains('s'))
+                .ignore_whitespace(flags.contains('x'))
+                .swap_greed(flags.contains('U')),
+        )
+        .configure(
+            Config::new()
+                .shrink(false)
+                .nfa_size_limit(Some(REGEX_SIZE_LIMIT)),
+        )
+        .build(pattern)
+        .map_or(0, |nfa| nfa.states().len())
 }
 
 /// Language names analysts write instead of tags, for the `lang:` hint.

@@ -337,3 +337,107 @@ fn oversized_queries_and_phrases_are_refused_with_the_limit() {
     );
     assert!(RuleSet::from_sources(&[(PathBuf::from("ok.toml"), ok)]).is_ok());
 }
+
+/// Issue 16 item 9: `/(a{1,100}){1,100}b/` passed `check`, and three 200 KB articles then took
+/// 73 s to match. A regex's cost (its pattern with counted repetitions written out) is budgeted at
+/// load, alone and for the rule set together, and refused with the figure and a hint.
+#[test]
+fn costly_regexes_are_refused_at_load() {
+    let refused = [
+        (
+            "/(a{1,100}){1,100}b/",
+            "compiles to 20205 automaton states, at most 2500",
+        ),
+        (
+            "/(?s).{0,999}b/",
+            "compiles to 9003 automaton states, at most 2500",
+        ),
+        (
+            "/a{5000}/",
+            "compiles to 5005 automaton states, at most 2500",
+        ),
+    ];
+    for (regex, want) in refused {
+        let text = rule("costly", &format!("Healey AND {regex}"));
+        let err = RuleSet::from_sources(&[(PathBuf::from("re.toml"), text)])
+            .expect_err(regex)
+            .to_string();
+        assert!(err.contains(want), "{regex}: {err}");
+        assert!(
+            err.contains("re.toml:3:23: rule costly: regex too costly"),
+            "{err}"
+        );
+        assert!(err.contains("hint: counted repetitions multiply"), "{err}");
+    }
+    // Ordinary regexes pass, and so does one at the budget.
+    for regex in [
+        r"/minerals?\s+(deal|agreement)/i",
+        r"/\b[0-9]{2}-day\b/",
+        "/a{1,1200}/",
+    ] {
+        let text = rule("fine", &format!("Healey AND {regex}"));
+        assert!(
+            RuleSet::from_sources(&[(PathBuf::from("re.toml"), text)]).is_ok(),
+            "{regex}"
+        );
+    }
+    // Together: eight regexes near the budget fill the set's; the ninth is refused.
+    let many: String = (0..9)
+        .map(|i| rule(&format!("r{i}"), &format!("Healey AND /a{{1,1200}}b{i}/")))
+        .collect();
+    let err = RuleSet::from_sources(&[(PathBuf::from("re.toml"), many)])
+        .expect_err("over the set's budget")
+        .to_string();
+    assert_eq!(err.matches("regex too costly").count(), 1, "{err}");
+    assert!(
+        err.contains("rule r8: regex too costly: the rule set's regexes together would compile to 21654 automaton states, at most 20000"),
+        "{err}"
+    );
+}
+
+/// Issue 16 item 9: every field is matched on its first 256 KiB (`MATCH_FIELD_CAP`), so the
+/// costliest regex the budget allows, over a 10 MB body crafted for it, runs over 256 KiB; a
+/// term past the cap is not seen, one before it is, and `text_capped` tells the match stage.
+#[test]
+fn article_text_is_capped_before_matching() {
+    use newswatch::rules::{MATCH_FIELD_CAP, text_capped};
+    let text = format!(
+        "{}{}",
+        rule("costly", r"/(a{1,10}){1,99}b/"),
+        rule("late", "Healey AND Hegseth")
+    )
+    .replace(
+        "[[rule]]\nid = \"costly\"",
+        "[[rule]]\nid = \"costly\"\nallow_broad = true",
+    );
+    let set = RuleSet::from_sources(&[(PathBuf::from("cap.toml"), text)]).expect("loads");
+    let feed = FeedMeta::default();
+    let mut body = String::from("Healey ");
+    body.push_str(&"a".repeat(10 << 20));
+    body.push_str("b Hegseth");
+    let article = Article {
+        content: body,
+        ..Article::default()
+    };
+    let (matched, capped) = on_small_stack(move || {
+        let matched: Vec<usize> = set
+            .match_article_unfiltered(&article, &feed)
+            .iter()
+            .map(|m| m.rule)
+            .collect();
+        (matched, text_capped(&article))
+    });
+    // Neither the `b` nor `Hegseth` lies within the first 256 KiB.
+    assert_eq!(matched, Vec::<usize>::new());
+    assert!(capped);
+    let short = Article {
+        content: "Healey met Hegseth".into(),
+        ..Article::default()
+    };
+    assert!(!text_capped(&short));
+    let at_cap = Article {
+        content: "a".repeat(MATCH_FIELD_CAP),
+        ..Article::default()
+    };
+    assert!(!text_capped(&at_cap));
+}
