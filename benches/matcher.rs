@@ -77,8 +77,34 @@ fn vocabulary(articles: &[Article]) -> Vec<String> {
 }
 
 fn rules_toml(n: usize, words: &[String]) -> String {
+    let (mut s, queries) = generated_rules(n, words);
+    for (i, query) in queries.iter().enumerate() {
+        s.push_str(&format!("[[rule]]\nid = \"r{i}\"\nquery = '{query}'\n"));
+    }
+    // Two rules with only a regex: evaluated for every article.
+    s.push_str("[[rule]]\nid = \"rx1\"\nquery = '/minerals?\\s+(deal|agreement)/i'\n");
+    s.push_str("[[rule]]\nid = \"rx2\"\nquery = '/\\b[0-9]{2}-day\\b/'\n");
+    s
+}
+
+/// The same rules as one TOML line (`rule = [{…}, {…}]`), each with an example: a valid file
+/// whose diagnostics and positions all fall on one long line (issue 16 item 10).
+fn rules_one_line(n: usize, words: &[String]) -> String {
+    let (lists, queries) = generated_rules(n, words);
+    let items: Vec<String> = queries
+        .iter()
+        .enumerate()
+        .map(|(i, q)| format!("{{id = \"r{i}\", query = '{q}', examples = {{match = ['x']}}}}"))
+        .collect();
+    // The line comes first: after `[lists]` it would belong to that table.
+    format!("rule = [{}]\n{lists}", items.join(", "))
+}
+
+/// The `[lists]` section and one query per rule.
+fn generated_rules(n: usize, words: &[String]) -> (String, Vec<String>) {
     let mut rng = Rng(42);
     let mut s = String::from("[lists]\n");
+    let mut queries = Vec::with_capacity(n);
     for i in 0..n / 10 + 1 {
         s.push_str(&format!(
             "l{i} = ['\"{} {}\"', '{}', '{}']\n",
@@ -102,12 +128,35 @@ fn rules_toml(n: usize, words: &[String]) -> String {
             _ if i % 1000 == 9 => format!("{a} AND /{b}\\s+\\w+/i"),
             _ => format!("title:{a} OR case:{}", b.to_uppercase()),
         };
-        s.push_str(&format!("[[rule]]\nid = \"r{i}\"\nquery = '{query}'\n"));
+        queries.push(query);
     }
-    // Two rules with only a regex: evaluated for every article.
-    s.push_str("[[rule]]\nid = \"rx1\"\nquery = '/minerals?\\s+(deal|agreement)/i'\n");
-    s.push_str("[[rule]]\nid = \"rx2\"\nquery = '/\\b[0-9]{2}-day\\b/'\n");
-    s
+    (s, queries)
+}
+
+/// Loading large rule files (issue 16 item 10): the 10,000 generated rules as usual, the same
+/// rules on one line, and one long query with a warning every other word.
+fn bench_load(c: &mut Criterion, words: &[String]) {
+    let warned: Vec<&str> = words.iter().take(1_000).map(String::as_str).collect();
+    let files = [
+        ("10k-rules", rules_toml(10_000, words)),
+        ("2k-rules-one-line", rules_one_line(2_000, words)),
+        (
+            "1k-word-query-with-warnings",
+            format!("[[rule]]\nid = \"w\"\nquery = '{}'\n", warned.join(" and ")),
+        ),
+    ];
+    let mut g = c.benchmark_group("load");
+    g.sample_size(10)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(3));
+    for (name, toml) in files {
+        let sources = [(PathBuf::from("bench.toml"), toml)];
+        g.throughput(Throughput::Bytes(sources[0].1.len() as u64));
+        g.bench_function(name, |b| {
+            b.iter(|| RuleSet::from_sources(black_box(&sources)).expect("generated rules compile"));
+        });
+    }
+    g.finish();
 }
 
 fn bench(c: &mut Criterion) {
@@ -121,6 +170,7 @@ fn bench(c: &mut Criterion) {
         .map(|a| a.title.len() + a.summary.len() + a.content.len())
         .sum();
     let words = vocabulary(&articles);
+    bench_load(c, &words);
     let now = newswatch::clock::now();
     for n in [100, 1_000, 10_000] {
         let toml = rules_toml(n, &words);

@@ -16,8 +16,12 @@ pub struct Diagnostic {
     /// What the problem belongs to (`rule talks`), shown before the message.
     pub subject: Option<String>,
     pub message: String,
-    /// The offending source line, shown with a caret under `column`.
+    /// The offending source line, shown with a caret under `column`; for a long line only a
+    /// window around the column, with `…` where it was cut.
     pub source_line: String,
+    /// Characters of the line before `column` that `source_line` leaves out (the caret goes under
+    /// character `column - source_skip` of `source_line`); 0 unless the line was cut.
+    pub source_skip: usize,
     pub hint: Option<String>,
     /// Extra detail printed after the hint (a failing example's explain tree).
     pub note: Option<String>,
@@ -33,6 +37,7 @@ impl Diagnostic {
             subject: None,
             message: message.into(),
             source_line: String::new(),
+            source_skip: 0,
             hint: None,
             note: None,
         }
@@ -47,10 +52,14 @@ impl Diagnostic {
         message: impl Into<String>,
     ) -> Diagnostic {
         let (line, column, source_line) = lines.locate(text, offset);
+        let start = lines.line_start(line);
+        let (source_line, source_skip) =
+            window(source_line, offset.min(text.len()) - start, column);
         Diagnostic {
             line,
             column,
-            source_line: source_line.to_string(),
+            source_line,
+            source_skip,
             ..Diagnostic::whole_file(file, message)
         }
     }
@@ -81,8 +90,10 @@ impl Diagnostic {
         f.write_str(&clip(&self.message, MAX_MESSAGE_CHARS))?;
         if !self.source_line.is_empty() {
             let gutter = self.line.to_string().len();
-            // A window of the line around the column: a megabyte-long line is shown in part.
-            let skip = self.column.saturating_sub(1 + MAX_SOURCE_CHARS / 2);
+            // A window of the line around the column: a megabyte-long line is shown in part. The
+            // stored line may itself start `source_skip` characters into the real one.
+            let column = self.column.saturating_sub(self.source_skip);
+            let skip = column.saturating_sub(1 + MAX_SOURCE_CHARS / 2);
             let shown: String = self
                 .source_line
                 .chars()
@@ -92,7 +103,7 @@ impl Diagnostic {
             // Tabs stay tabs so the caret lines up under the source line in any terminal.
             let pad: String = shown
                 .chars()
-                .take(self.column.saturating_sub(1 + skip))
+                .take(column.saturating_sub(1 + skip))
                 .map(|c| if c == '\t' { '\t' } else { ' ' })
                 .collect();
             write!(
@@ -168,19 +179,87 @@ impl fmt::Display for Diagnostics {
     }
 }
 
-/// Byte offset of every line start of a text, so locating an offset is a binary search.
+/// A line longer than this many bytes is shown as a window around the column.
+const SHOWN_LINE_BYTES: usize = 160;
+
+/// The part of `line` a diagnostic shows around byte `at` (whose column is `column`), and how
+/// many characters before the column it leaves out. A short line is shown whole; a long one (a
+/// rule file written on one line, a 20,000-word query) as about `SHOWN_LINE_BYTES` around the
+/// column, so a diagnostic costs the same on any line and many of them stay linear in all.
+fn window(line: &str, at: usize, column: usize) -> (String, usize) {
+    if line.len() <= SHOWN_LINE_BYTES {
+        return (line.to_string(), 0);
+    }
+    let half = SHOWN_LINE_BYTES / 2;
+    let mut at = at.min(line.len());
+    while !line.is_char_boundary(at) {
+        at -= 1;
+    }
+    let mut from = at.saturating_sub(half);
+    while !line.is_char_boundary(from) {
+        from -= 1;
+    }
+    let mut to = (at + half).min(line.len());
+    while !line.is_char_boundary(to) {
+        to += 1;
+    }
+    let mut shown = String::with_capacity(to - from + 6);
+    let mut skip = 0;
+    if from > 0 {
+        shown.push('…');
+        // The ellipsis stands in for what was cut and takes one column itself.
+        skip = (column - 1).saturating_sub(line[from..at].chars().count() + 1);
+    }
+    shown.push_str(&line[from..to]);
+    if to < line.len() {
+        shown.push('…');
+    }
+    (shown, skip)
+}
+
+/// Byte offset of every line start of a text, so locating an offset is a binary search, and
+/// character counts at checkpoints, so a column costs a bounded count even on a long line.
 #[derive(Debug, Clone)]
 pub struct LineIndex {
     starts: Vec<usize>,
+    /// (byte offset, characters before it), about every `CHECKPOINT` bytes; empty for ASCII text,
+    /// where characters are bytes.
+    checkpoints: Vec<(usize, usize)>,
 }
+
+const CHECKPOINT: usize = 4096;
 
 impl LineIndex {
     pub fn new(text: &str) -> LineIndex {
+        let mut checkpoints = Vec::new();
+        if !text.is_ascii() {
+            let (mut at, mut chars) = (0, 0);
+            while at < text.len() {
+                checkpoints.push((at, chars));
+                let mut next = (at + CHECKPOINT).min(text.len());
+                while !text.is_char_boundary(next) {
+                    next += 1;
+                }
+                chars += text[at..next].chars().count();
+                at = next;
+            }
+        }
         LineIndex {
             starts: std::iter::once(0)
                 .chain(text.match_indices('\n').map(|(i, _)| i + 1))
                 .collect(),
+            checkpoints,
         }
+    }
+
+    /// Characters of `text` before byte `at` (a char boundary).
+    fn chars_before(&self, text: &str, at: usize) -> usize {
+        if self.checkpoints.is_empty() {
+            return at;
+        }
+        let i = self.checkpoints.partition_point(|&(b, _)| b <= at) - 1;
+        let (byte, chars) = self.checkpoints[i];
+        chars + text[byte..at].chars().count()
     }
 
     /// Byte offset of the start of `line` (1-based; clamped to the last line).
@@ -198,8 +277,10 @@ impl LineIndex {
         }
         let line = self.starts.partition_point(|&s| s <= offset);
         let start = self.starts[line - 1];
-        let column = text[start..offset].chars().count() + 1;
-        (line, column, text[start..].lines().next().unwrap_or(""))
+        let column = self.chars_before(text, offset) - self.chars_before(text, start) + 1;
+        let end = self.starts.get(line).map_or(text.len(), |&next| next - 1);
+        let source = &text[start..end];
+        (line, column, source.strip_suffix('\r').unwrap_or(source))
     }
 }
 
@@ -297,5 +378,34 @@ mod tests {
             w.as_warning().to_string(),
             "f.toml:1:3: warning: rule r: odd\n  |\n1 | a = 1\n  |   ^"
         );
+    }
+
+    /// A long line (a rule file on one line, a 20,000-word query) is shown as a window around the
+    /// column, the caret under the same character, so each diagnostic costs the same on any line.
+    #[test]
+    fn a_long_line_is_shown_as_a_window_around_the_column() {
+        let line = format!("{}X{}", "é".repeat(5_000), "b".repeat(5_000));
+        let text = format!("first\n{line}\nlast");
+        let index = LineIndex::new(&text);
+        let at = text.find('X').expect("X");
+        let d = Diagnostic::at(Path::new("f"), &text, &index, at, "here");
+        assert_eq!((d.line, d.column), (2, 5_001));
+        assert!(d.source_line.starts_with('…') && d.source_line.ends_with('…'));
+        assert!(d.source_line.len() < 200, "{}", d.source_line.len());
+        let shown = d.to_string();
+        let rows: Vec<&str> = shown.lines().collect();
+        let caret = rows[3].chars().position(|c| c == '^').expect("caret");
+        let under = rows[2]
+            .chars()
+            .nth(caret)
+            .expect("a character above the caret");
+        assert_eq!(under, 'X', "{shown}");
+        // At the start and at the end of the long line.
+        for (at, want) in [(6, 'é'), (text.len() - 6, 'b')] {
+            let shown = Diagnostic::at(Path::new("f"), &text, &index, at, "m").to_string();
+            let rows: Vec<&str> = shown.lines().collect();
+            let caret = rows[3].chars().position(|c| c == '^').expect("caret");
+            assert_eq!(rows[2].chars().nth(caret), Some(want), "{shown}");
+        }
     }
 }

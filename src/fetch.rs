@@ -18,6 +18,7 @@ use reqwest::header::{
     ACCEPT, CACHE_CONTROL, CONTENT_TYPE, DATE, ETAG, EXPIRES, HeaderMap, IF_MODIFIED_SINCE,
     IF_NONE_MATCH, LAST_MODIFIED, LOCATION, RETRY_AFTER,
 };
+use tokio::io::AsyncReadExt as _;
 use url::{Host, Url};
 
 use crate::config::FetchSettings;
@@ -264,11 +265,34 @@ impl Fetcher {
             path: path.display().to_string(),
             source,
         };
-        let len = tokio::fs::metadata(&path).await.map_err(file_err)?.len();
+        // Only a regular file has a size to trust: `/dev/zero` never ends, a FIFO blocks, a
+        // directory has no bytes. Refused before opening, checked again on the open handle (the
+        // path may have been swapped), and read through `take` in any case, so no file costs more
+        // than the body cap in memory (issue 16 item 12).
+        let regular = |meta: &std::fs::Metadata| {
+            if meta.is_file() {
+                Ok(meta.len())
+            } else {
+                Err(std::io::Error::other(
+                    "not a regular file (a device, FIFO or directory cannot be a feed)",
+                ))
+            }
+        };
+        let len =
+            regular(&tokio::fs::metadata(&path).await.map_err(file_err)?).map_err(file_err)?;
         if len > self.max_body {
             return Err(FetchError::TooLarge(self.max_body));
         }
-        let body = tokio::fs::read(&path).await.map_err(file_err)?;
+        let file = tokio::fs::File::open(&path).await.map_err(file_err)?;
+        regular(&file.metadata().await.map_err(file_err)?).map_err(file_err)?;
+        let mut body = Vec::new();
+        file.take(self.max_body + 1)
+            .read_to_end(&mut body)
+            .await
+            .map_err(file_err)?;
+        if body.len() as u64 > self.max_body {
+            return Err(FetchError::TooLarge(self.max_body));
+        }
         check_feed_body(&body, None)?;
         Ok(FetchReport {
             outcome: FetchOutcome::Fetched {

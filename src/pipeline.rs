@@ -276,7 +276,7 @@ impl<'a> Pipeline<'a> {
         })?;
         let match_ms = ms(started);
         let started = std::time::Instant::now();
-        (summary.emails_composed, summary.next_digest) = self.compose(now).await?;
+        (summary.emails_composed, summary.next_digest) = self.compose(now, true).await?;
         let compose_ms = ms(started);
         let started = std::time::Instant::now();
         self.drain_outbox(now, clock, &mut summary).await?;

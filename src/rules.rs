@@ -25,8 +25,8 @@ use crate::model::{Article, FeedMeta};
 use compile::{Builder, Literal, Node};
 pub use explain::{ExplainNode, Explanation};
 use file::{Source, StrLoc};
-pub use matcher::merge_spans;
 use matcher::{Ctx, Doc};
+pub use matcher::{MATCH_FIELD_CAP, merge_spans};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Priority {
@@ -76,8 +76,10 @@ pub struct Example {
     pub expect_match: bool,
     pub line: usize,
     pub column: usize,
-    /// The line of the rule file that holds it, for the diagnostic when it fails.
+    /// The line of the rule file that holds it (or a window of a long line), for the diagnostic
+    /// when it fails; `source_skip` as in `Diagnostic`.
     pub source_line: String,
+    pub source_skip: usize,
 }
 
 /// What an analyst configured about a rule, besides its compiled query.
@@ -431,6 +433,7 @@ impl RuleSet {
                     subject: Some(format!("rule {}", info.id)),
                     message,
                     source_line: ex.source_line.clone(),
+                    source_skip: ex.source_skip,
                     hint: Some("the query tree for this example:".to_string()),
                     note: Some(self.explain(r, &article, &feed).to_string()),
                 });
@@ -456,6 +459,7 @@ impl RuleSet {
                         subject: Some(format!("rule {}", info.id)),
                         message: format!("`feeds` names {what}, which the config does not define"),
                         source_line: String::new(),
+                        source_skip: 0,
                         hint: Some("feeds entries are configured feed names or `tag:NAME` of a configured tag".to_string()),
                         note: None,
                     });
@@ -476,6 +480,17 @@ impl RuleSet {
     pub fn literal_patterns(&self) -> Vec<String> {
         self.lits.iter().map(|l| l.pattern.clone()).collect()
     }
+}
+
+/// Whether some field of `article` is longer than `MATCH_FIELD_CAP`, so it is matched on its
+/// beginning only: for the match stage to count and log (matching itself stays pure).
+pub fn text_capped(article: &Article) -> bool {
+    [&article.title, &article.summary, &article.content]
+        .into_iter()
+        .chain(&article.authors)
+        .chain(&article.categories)
+        .chain(&article.link)
+        .any(|t| t.len() > MATCH_FIELD_CAP)
 }
 
 /// An article whose body is `text`: what examples, `--text` and explain run on.

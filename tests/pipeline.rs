@@ -15,6 +15,8 @@ mod end_to_end;
 mod fetch;
 #[path = "pipeline/hostile.rs"]
 mod hostile;
+#[path = "pipeline/hostile_limits.rs"]
+mod hostile_limits;
 #[path = "pipeline/hostile_oracle.rs"]
 mod hostile_oracle;
 #[path = "pipeline/hostile_polls.rs"]

@@ -20,12 +20,14 @@ use crate::store::{ComposeTx, StoreError};
 
 impl<'a> Pipeline<'a> {
     /// Batches pending alerts into alert emails, then composes each `[[digest]]` that is due
-    /// (every cycle when it has no schedule). Each email enters the outbox in the transaction
-    /// that assigns its matches (and records the served slot).
+    /// (one with no schedule: when `unscheduled` says so — every cycle; in the stream, once
+    /// the news has settled). Each email enters the outbox in the transaction that assigns its
+    /// matches (and records the served slot).
     /// Returns the emails composed and when the next scheduled digest or alert batch is due.
     pub(super) async fn compose(
         &self,
         now: DateTime<Utc>,
+        unscheduled: bool,
     ) -> anyhow::Result<(usize, Option<DateTime<Utc>>)> {
         let mut composed = 0;
         let mut wake: Option<DateTime<Utc>> = None;
@@ -43,6 +45,9 @@ impl<'a> Pipeline<'a> {
             wake = earliest(wake, next);
         }
         for cfg in &self.config.digests {
+            if cfg.schedule.is_none() && !unscheduled {
+                continue;
+            }
             composed += self.compose_due_digest(cfg, now).await?;
             if let Some(sched) = &cfg.schedule {
                 wake = earliest(wake, schedule::next_after(sched, cfg.timezone, now));

@@ -137,6 +137,12 @@ fn match_articles(
     pending
         .iter()
         .map(|p| {
+            if crate::rules::text_capped(&p.article) {
+                // Matched on its first `MATCH_FIELD_CAP` bytes per field: counted and named.
+                metrics.article_capped();
+                tracing::warn!(feed = %p.feed, article = p.id, cap = crate::rules::MATCH_FIELD_CAP,
+                               "article text longer than the match cap; matched on its first part");
+            }
             let meta = FeedMeta {
                 name: p.feed.clone(),
                 title: p.feed_title.clone(),

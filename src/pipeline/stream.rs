@@ -32,6 +32,11 @@ const MATCH_TURN: usize = 4096;
 const WRITE_RETRY_MIN: Duration = Duration::from_secs(1);
 const WRITE_RETRY_MAX: Duration = Duration::from_secs(60);
 
+/// A `[[digest]]` without a schedule collects matches for this long after the first it holds,
+/// then goes out with all of them (each feed on its own clock would otherwise make one email
+/// per stored poll).
+const UNSCHEDULED_WINDOW: Duration = Duration::from_secs(5);
+
 /// A stage that failed (its database work, say) waits this long before its next attempt.
 const STAGE_RETRY: Duration = Duration::from_secs(5);
 
@@ -362,6 +367,10 @@ impl Pipeline<'_> {
         totals: &Totals<'_>,
     ) -> anyhow::Result<()> {
         let threads = matching::match_threads();
+        let unscheduled = self.config.digests.iter().any(|d| d.schedule.is_none());
+        // Since when matches wait for an unscheduled digest (from the start: a previous run may
+        // have left some).
+        let mut held_since = unscheduled.then(tokio::time::Instant::now);
         loop {
             if stopping.is_cancelled() {
                 return Ok(());
@@ -384,6 +393,9 @@ impl Pipeline<'_> {
                 match turn {
                     Ok((n, drained)) => {
                         totals.add(|t| t.matches += n);
+                        if n > 0 && unscheduled {
+                            held_since.get_or_insert_with(tokio::time::Instant::now);
+                        }
                         if drained || stopping.is_cancelled() {
                             break;
                         }
@@ -399,10 +411,14 @@ impl Pipeline<'_> {
                     }
                 }
             }
+            let settled = held_since.is_some_and(|h| h.elapsed() >= UNSCHEDULED_WINDOW);
             if !failed && !stopping.is_cancelled() {
-                match self.compose(now).await {
+                match self.compose(now, settled).await {
                     Ok((n, wake)) => {
                         next = wake;
+                        if settled {
+                            held_since = None;
+                        }
                         if n > 0 {
                             totals.add(|t| t.emails_composed += n);
                             composed.notify_one();
@@ -417,7 +433,7 @@ impl Pipeline<'_> {
                     }
                 }
             }
-            let idle = if failed {
+            let mut idle = if failed {
                 STAGE_RETRY
             } else {
                 ctx.beats.matching.beat();
@@ -426,6 +442,10 @@ impl Pipeline<'_> {
                 })
             }
             .min(ctx.max_idle);
+            if let Some(h) = held_since.filter(|_| !failed) {
+                let settle = h + UNSCHEDULED_WINDOW;
+                idle = idle.min(settle.saturating_duration_since(tokio::time::Instant::now()));
+            }
             tokio::select! {
                 () = stopping.cancelled() => return Ok(()),
                 () = stored.notified() => {}

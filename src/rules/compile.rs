@@ -16,8 +16,25 @@ use super::text::{exact_form, tokenize};
 pub(crate) const REGEX_SIZE_LIMIT: usize = 1 << 20;
 /// At most this many distinct regexes in one rule set: the escape hatch must stay small.
 pub(crate) const MAX_REGEXES: usize = 256;
+/// A regex's cost budget, in states of its NFA (`regex_states`). Measured (release build,
+/// 2.6 GHz, one 256 KiB field crafted against the regex): 2,183 states (`(a{1,10}){1,99}b`)
+/// 105–165 ms, 9,003 (`(?s).{0,999}b` over prose) 16 s, about 40,000 (`(a{1,100}){1,100}b`,
+/// issue 16 item 9) 100 s. Ordinary regexes have 40–400 (`(?i)\w+`: 322).
+pub(crate) const MAX_REGEX_STATES: usize = 2_500;
+/// The budget of all the rule set's regexes together: the worst the regexes can cost one 256 KiB
+/// field stays near a second (eight regexes at the budget) however the 256 regexes are spent.
+pub(crate) const MAX_REGEX_STATES_TOTAL: usize = 20_000;
+/// The most words a term or phrase may hold: a quoted sentence fits, a pasted article does not.
+pub(crate) const MAX_PHRASE_WORDS: usize = 64;
 /// Lists nest; anything deeper than this is certainly a mistake (cycles are reported elsewhere).
 const MAX_LIST_DEPTH: usize = 32;
+
+/// How a failing list's use is reported: `list @a cannot be used here: <why>`.
+const LIST_USE: &str = " cannot be used here: ";
+/// How deep an evaluation tree may be once lists are expanded: each query is bounded by
+/// `MAX_QUERY_DEPTH` alone, but lists inside lists multiply it. Every walk over a `Node` (evaluate,
+/// explain, hits, triggers) recurses, so this bound is what keeps them off the stack's end.
+pub(crate) const MAX_TREE_DEPTH: usize = 256;
 
 /// A literal: a run of normalised tokens, or a one-token prefix.
 #[derive(Debug, Clone)]
@@ -210,6 +227,10 @@ pub(crate) struct Builder {
     pub lits: Vec<Literal>,
     regex_ids: HashMap<(String, String), u32>,
     pub regexes: Vec<Regex>,
+    /// `regex_states` of every regex in `regexes`, summed.
+    regex_states: usize,
+    /// Levels of `node` on the stack; never above `MAX_TREE_DEPTH`.
+    level: usize,
 }
 
 impl Builder {
@@ -223,7 +244,29 @@ impl Builder {
         }
     }
 
+    /// `depth` counts lists entered; `self.level` counts every level, lists expanded.
     fn node(
+        &mut self,
+        e: &Expr,
+        scope: FieldName,
+        depth: usize,
+        errors: &mut Vec<CompileError>,
+    ) -> Node {
+        if self.level >= MAX_TREE_DEPTH {
+            errors.push(err(
+                &e.span,
+                format!("the query nests more than {MAX_TREE_DEPTH} levels deep once its lists are expanded"),
+                Some("flatten the lists: a list of alternatives needs no parentheses, and lists of lists rarely need more than a few levels"),
+            ));
+            return dummy();
+        }
+        self.level += 1;
+        let node = self.node_at(e, scope, depth, errors);
+        self.level -= 1;
+        node
+    }
+
+    fn node_at(
         &mut self,
         e: &Expr,
         scope: FieldName,
@@ -396,6 +439,17 @@ impl Builder {
         errors: &mut Vec<CompileError>,
     ) -> Node {
         let toks = tokenize(text);
+        if toks.len() > MAX_PHRASE_WORDS {
+            errors.push(err(
+                &e.span,
+                format!(
+                    "a phrase of {} words: at most {MAX_PHRASE_WORDS}",
+                    toks.len()
+                ),
+                Some("quote the few words that identify the story, and combine phrases with AND or NEAR"),
+            ));
+            return dummy();
+        }
         if toks.is_empty() {
             errors.push(err(
                 &e.span,
@@ -464,11 +518,23 @@ impl Builder {
             .map(|x| self.node(x, scope, depth + 1, &mut inner_errors))
             .collect();
         if let Some(first) = inner_errors.first() {
-            errors.push(err(
-                &e.span,
-                format!("list @{name} cannot be used here: {}", first.message),
-                first.hint.as_deref(),
-            ));
+            // The innermost reason and how many lists it came through: nesting each inner
+            // message made a chain of N lists print N² characters (2,000 lists: 2.4 MB).
+            let after = first.message.rsplit(LIST_USE).next().unwrap_or_default();
+            let wrapped = first.message.contains(LIST_USE);
+            let (through, cause) = match after
+                .strip_prefix("(through ")
+                .and_then(|r| r.split_once(" more lists) "))
+            {
+                Some((n, rest)) => (n.parse::<usize>().unwrap_or(0) + 1, rest),
+                None => (usize::from(wrapped), after),
+            };
+            let message = if through == 0 {
+                format!("list @{name}{LIST_USE}{cause}")
+            } else {
+                format!("list @{name}{LIST_USE}(through {through} more lists) {cause}")
+            };
+            errors.push(err(&e.span, message, first.hint.as_deref()));
         }
         Node::List {
             name: name.to_string(),
@@ -509,6 +575,28 @@ impl Builder {
             ));
             return dummy();
         }
+        let states = regex_states(pattern, flags);
+        if states > MAX_REGEX_STATES {
+            errors.push(err(
+                &e.span,
+                format!(
+                    "regex too costly: it compiles to {states} automaton states, at most {MAX_REGEX_STATES}"
+                ),
+                Some("counted repetitions multiply when nested (`(a{1,100}){1,100}` is 10,000 copies of `a`) and `.` or `\\w` is several states each: use smaller bounds, `+` or `*`, or NEAR/n for words close together"),
+            ));
+            return dummy();
+        }
+        if self.regex_states + states > MAX_REGEX_STATES_TOTAL {
+            errors.push(err(
+                &e.span,
+                format!(
+                    "regex too costly: the rule set's regexes together would compile to {} automaton states, at most {MAX_REGEX_STATES_TOTAL}",
+                    self.regex_states + states
+                ),
+                Some("use terms, phrases and prefixes where you can; they are all matched by one automaton"),
+            ));
+            return dummy();
+        }
         let built = RegexBuilder::new(pattern)
             .case_insensitive(flags.contains('i'))
             .multi_line(flags.contains('m'))
@@ -523,6 +611,7 @@ impl Builder {
                 let id = u32::try_from(self.regexes.len()).unwrap_or(u32::MAX);
                 let empty = re.is_match("");
                 self.regexes.push(re);
+                self.regex_states += states;
                 self.regex_ids.insert(key, id);
                 Node::Regex {
                     re: id,
@@ -579,6 +668,32 @@ impl Builder {
             .build(patterns)
             .map(Some)
     }
+}
+
+/// How many states the regex crate's Thompson NFA for `pattern` has (built the same way, without
+/// shrinking): what a search tracks at once when the lazy DFA gives up, so what its time per byte
+/// grows with. Counted repetitions are written out (`(a{1,100}){1,100}` is 10,000 copies), a
+/// Unicode class is a UTF-8 automaton (`.` about nine states). A pattern that does not build
+/// counts 0 here; the regex build reports it.
+fn regex_states(pattern: &str, flags: &str) -> usize {
+    use regex_automata::nfa::thompson::{Config, NFA};
+    use regex_automata::util::syntax;
+    NFA::compiler()
+        .syntax(
+            syntax::Config::new()
+                .case_insensitive(flags.contains('i'))
+                .multi_line(flags.contains('m'))
+                .dot_matches_new_line(flags.contains('s'))
+                .ignore_whitespace(flags.contains('x'))
+                .swap_greed(flags.contains('U')),
+        )
+        .configure(
+            Config::new()
+                .shrink(false)
+                .nfa_size_limit(Some(REGEX_SIZE_LIMIT)),
+        )
+        .build(pattern)
+        .map_or(0, |nfa| nfa.states().len())
 }
 
 /// Language names analysts write instead of tags, for the `lang:` hint.

@@ -540,6 +540,7 @@ fn examples(
                         line: d.line,
                         column: d.column,
                         source_line: d.source_line,
+                        source_skip: d.source_skip,
                     });
                 }
                 None => diags.push(src.diagnostic(
@@ -617,6 +618,8 @@ pub(crate) fn check_lists(p: &Parsed, sources: &[Source]) -> (Vec<Diagnostic>, H
     (diags, cyclic)
 }
 
+/// Depth-first from `name`, with an explicit stack (a chain of 20,000 lists must not recurse
+/// 20,000 deep): calls `on_cycle` with the path of each back edge found.
 fn visit<'p>(
     p: &'p Parsed,
     name: &'p str,
@@ -624,32 +627,47 @@ fn visit<'p>(
     stack: &mut Vec<&'p str>,
     on_cycle: &mut dyn FnMut(Vec<String>),
 ) {
-    match state.get(name) {
-        Some(2) => return,
-        Some(1) => {
-            if let Some(pos) = stack.iter().position(|n| *n == name) {
-                on_cycle(stack[pos..].iter().map(|s| (*s).to_string()).collect());
+    // Each frame: a list on the path and the lists its entries refer to, still to visit.
+    let mut frames: Vec<(&'p str, Vec<&'p str>)> = Vec::new();
+    let mut next = Some(name);
+    loop {
+        if let Some(name) = next.take() {
+            match state.get(name) {
+                Some(2) => {}
+                Some(1) => {
+                    if let Some(pos) = stack.iter().position(|n| *n == name) {
+                        on_cycle(stack[pos..].iter().map(|s| (*s).to_string()).collect());
+                    }
+                }
+                _ => {
+                    if let Some((key, list)) = p.lists.get_key_value(name) {
+                        state.insert(key, 1);
+                        stack.push(key);
+                        let mut refs = Vec::new();
+                        for (e, _) in &list.entries {
+                            list_refs(e, &mut refs);
+                        }
+                        let mut targets: Vec<&'p str> = refs
+                            .iter()
+                            .filter_map(|(r, _)| p.lists.get_key_value(r).map(|(k, _)| k.as_str()))
+                            .collect();
+                        targets.reverse();
+                        frames.push((key, targets));
+                    }
+                }
             }
+        }
+        let Some((key, targets)) = frames.last_mut() else {
             return;
-        }
-        _ => {}
-    }
-    let Some((key, list)) = p.lists.get_key_value(name) else {
-        return;
-    };
-    state.insert(key, 1);
-    stack.push(key);
-    for (e, _) in &list.entries {
-        let mut refs = Vec::new();
-        list_refs(e, &mut refs);
-        for (r, _) in refs {
-            if let Some((k, _)) = p.lists.get_key_value(&r) {
-                visit(p, k, state, stack, on_cycle);
-            }
+        };
+        if let Some(t) = targets.pop() {
+            next = Some(t);
+        } else {
+            state.insert(*key, 2);
+            stack.pop();
+            frames.pop();
         }
     }
-    stack.pop();
-    state.insert(key, 2);
 }
 
 pub(crate) fn list_refs(e: &Expr, out: &mut Vec<(String, Range<usize>)>) {
@@ -665,20 +683,54 @@ pub(crate) fn list_refs(e: &Expr, out: &mut Vec<(String, Range<usize>)>) {
     }
 }
 
-/// Reads rule files; unreadable files become diagnostics.
+/// The largest rule file read, as for the config: room for tens of thousands of rules and long
+/// lists (the 10,000 generated rules of `benches/matcher.rs` are 0.6 MB), while a wrong path (a
+/// log, a disk image, `/dev/zero`) is refused after reading at most this much, before the TOML
+/// parser sees it.
+pub const MAX_RULE_FILE_BYTES: u64 = 16 << 20;
+
+/// Reads rule files, each bounded by `MAX_RULE_FILE_BYTES`; unreadable files become diagnostics.
 pub(crate) fn read_sources(files: &[PathBuf]) -> (Vec<Source>, Vec<Diagnostic>) {
     let mut sources = Vec::new();
     let mut diags = Vec::new();
     for f in files {
-        match std::fs::read_to_string(f) {
+        match read_bounded(f) {
             Ok(text) => sources.push(Source::new(f.clone(), text)),
-            Err(e) => diags.push(Diagnostic::whole_file(
-                f,
-                format!("cannot read rule file: {e}"),
-            )),
+            Err(message) => diags.push(Diagnostic::whole_file(f, message)),
         }
     }
     (sources, diags)
+}
+
+fn read_bounded(path: &std::path::Path) -> Result<String, String> {
+    use std::io::Read as _;
+    let cannot = |e: std::io::Error| format!("cannot read rule file: {e}");
+    // A FIFO or a device has no size to trust and may never end (opening a FIFO blocks): refused
+    // before opening, and again on the handle in case the path was swapped meanwhile.
+    let not_regular = || "cannot read rule file: not a regular file".to_string();
+    if !std::fs::metadata(path).map_err(cannot)?.is_file() {
+        return Err(not_regular());
+    }
+    let file = std::fs::File::open(path).map_err(cannot)?;
+    if !file.metadata().map_err(cannot)?.is_file() {
+        return Err(not_regular());
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_RULE_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(cannot)?;
+    if bytes.len() as u64 > MAX_RULE_FILE_BYTES {
+        return Err(format!(
+            "rule file is larger than {} MiB: expected TOML rules, not this",
+            MAX_RULE_FILE_BYTES >> 20
+        ));
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        format!(
+            "cannot read rule file: invalid UTF-8 at byte {}",
+            e.utf8_error().valid_up_to()
+        )
+    })
 }
 
 pub(crate) fn duration_to_chrono(d: Duration) -> chrono::Duration {

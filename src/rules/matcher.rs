@@ -18,6 +18,25 @@ pub(crate) struct Segment<'a> {
     pub text: &'a str,
 }
 
+/// Each field is matched on at most its first this many bytes (cut back to a character
+/// boundary). 256 KiB is some 40,000 words, ten times a long feature article, so no story we alert
+/// on is cut; it bounds the time one article costs the automaton and, with the regex budget in
+/// `compile`, every regex (issue 16 item 9). The fetcher's body cap (10 MB by default) is for
+/// the whole feed, not one field.
+pub const MATCH_FIELD_CAP: usize = 256 << 10;
+
+/// `text` cut to `MATCH_FIELD_CAP` bytes at a character boundary.
+pub(crate) fn capped(text: &str) -> &str {
+    if text.len() <= MATCH_FIELD_CAP {
+        return text;
+    }
+    let mut end = MATCH_FIELD_CAP;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
 /// An occurrence of a literal: tokens `[start, end)` of the document, all in segment `seg`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Occ {
@@ -82,11 +101,16 @@ impl<'a> Doc<'a> {
         Doc::from_segments(segments, article.link.as_deref(), article.lang.as_deref())
     }
 
+    /// Every text is matched on its first `MATCH_FIELD_CAP` bytes at most (see there).
     pub fn from_segments(
-        segments: Vec<Segment<'a>>,
+        mut segments: Vec<Segment<'a>>,
         link: Option<&'a str>,
         lang: Option<&'a str>,
     ) -> Doc<'a> {
+        for s in &mut segments {
+            s.text = capped(s.text);
+        }
+        let (link, lang) = (link.map(capped), lang.map(capped));
         let cap: usize = segments.iter().map(|s| s.text.len() + 2).sum();
         let mut norm = String::with_capacity(cap);
         let mut toks = Vec::with_capacity(cap / 5);

@@ -108,6 +108,19 @@ pub const DEFAULT_NEAR: u32 = 5;
 /// `word~` matches the word followed by at most this many letters (an inflectional ending).
 pub const INFLECTION_LETTERS: usize = 3;
 
+/// How deep a query may nest: parentheses, `NOT` (and `-`) and field prefixes each add a level.
+/// Real queries nest a handful of levels; the bound keeps every walk over the tree (compile,
+/// evaluate, explain, display, drop) far from the stack's end (issue 16 item 1).
+pub const MAX_QUERY_DEPTH: usize = 64;
+
+/// The longest query (or list entry), in bytes: several times what other monitoring tools allow
+/// (a few thousand characters), so a real query never meets it, while a pasted article or a
+/// generated monster is refused before it is parsed (issue 16 item 10).
+pub const MAX_QUERY_BYTES: usize = 16 << 10;
+
+/// `"a b c"~n` becomes every pair of its words: at most this many words (120 pairs).
+pub const MAX_PHRASE_NEAR_WORDS: usize = 16;
+
 /// A problem in a query, located by a byte span of the query text.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueryError {
@@ -131,6 +144,19 @@ const NEAR_HINT: &str = "put the AND or NOT outside the proximity: `(a NEAR/5 b)
 
 /// Parses one query. Returns every error it could find (it stops at the first syntax error).
 pub fn parse_query(q: &str) -> Result<Expr, Vec<QueryError>> {
+    if q.len() > MAX_QUERY_BYTES {
+        return Err(vec![QueryError::new(
+            0..0,
+            format!(
+                "the query is {} KiB long; a query may be at most {} KiB",
+                q.len().div_ceil(1024),
+                MAX_QUERY_BYTES >> 10
+            ),
+            Some(
+                "move long alternatives into lists ([lists]), whose entries are queries of their own",
+            ),
+        )]);
+    }
     let toks = lex(q).map_err(|e| vec![e])?;
     if toks.is_empty() {
         return Err(vec![QueryError::new(
@@ -144,6 +170,7 @@ pub fn parse_query(q: &str) -> Result<Expr, Vec<QueryError>> {
         pos: 0,
         end: q.len(),
         soft: Vec::new(),
+        depth: 0,
     };
     let result = p.or().and_then(|e| match p.toks.get(p.pos) {
         None => Ok(e),
@@ -170,6 +197,8 @@ struct Parser {
     end: usize,
     /// Errors that do not stop parsing (an unknown field name).
     soft: Vec<QueryError>,
+    /// Open levels of nesting at `pos`; never above `MAX_QUERY_DEPTH`, so recursion is bounded.
+    depth: usize,
 }
 
 impl Parser {
@@ -181,6 +210,23 @@ impl Parser {
         self.toks
             .get(self.pos)
             .map_or(self.end..self.end, |t| t.1.clone())
+    }
+
+    /// Enters one level of nesting at the token `span`, refusing to go past `MAX_QUERY_DEPTH`.
+    fn enter(&mut self, span: Range<usize>) -> Result<(), QueryError> {
+        if self.depth >= MAX_QUERY_DEPTH {
+            return Err(QueryError::new(
+                span,
+                format!(
+                    "the query nests more than {MAX_QUERY_DEPTH} levels deep (parentheses, NOT and field prefixes)"
+                ),
+                Some(
+                    "flatten it: `a OR b OR c` needs no parentheses, `NOT NOT a` is `a`; move long alternatives into a list",
+                ),
+            ));
+        }
+        self.depth += 1;
+        Ok(())
     }
 
     fn or(&mut self) -> Result<Expr, QueryError> {
@@ -219,8 +265,10 @@ impl Parser {
     fn unary(&mut self) -> Result<Expr, QueryError> {
         if self.peek() == Some(&Tok::Not) {
             let start = self.here().start;
+            self.enter(self.here())?;
             self.pos += 1;
             let inner = self.unary()?;
+            self.depth -= 1;
             let span = start..inner.span.end;
             return Ok(Expr {
                 kind: ExprKind::Not(Box::new(inner)),
@@ -290,7 +338,9 @@ impl Parser {
             Tok::List(name) => ExprKind::List(name),
             Tok::Regex { pattern, flags } => ExprKind::Regex { pattern, flags },
             Tok::LParen => {
+                self.enter(span.clone())?;
                 let inner = self.or()?;
+                self.depth -= 1;
                 if self.peek() != Some(&Tok::RParen) {
                     return Err(QueryError::new(
                         span,
@@ -383,7 +433,9 @@ impl Parser {
                 FieldName::Text
             }
         };
+        self.enter(span.clone())?;
         let inner = self.primary(None)?;
+        self.depth -= 1;
         let end = inner.span.end;
         Ok(Expr {
             kind: ExprKind::Field {
@@ -444,6 +496,16 @@ fn phrase_near(phrase: &str, distance: u32, span: Range<usize>) -> Result<Expr, 
             span,
             "`\"…\"~n` needs at least two words in the quotes",
             Some("write the word alone, or `word~` for its inflected forms"),
+        ));
+    }
+    if words.len() > MAX_PHRASE_NEAR_WORDS {
+        return Err(QueryError::new(
+            span,
+            format!(
+                "`\"…\"~n` with {} words: at most {MAX_PHRASE_NEAR_WORDS} (every pair of words becomes a proximity)",
+                words.len()
+            ),
+            Some("keep the few words that matter, or combine proximities with AND"),
         ));
     }
     let term = |w: &str| Expr {
@@ -656,6 +718,29 @@ mod tests {
             let errs = parse_query(q).expect_err(q);
             assert!(
                 errs.iter().any(|e| e.message.contains(want)),
+                "{q}: {errs:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn nesting_is_bounded_at_the_limit() {
+        let nest = |n: usize| {
+            [
+                format!("{}a{}", "(".repeat(n), ")".repeat(n)),
+                format!("x {}a", "NOT ".repeat(n)),
+                format!("x {}a{}", "-(".repeat(n), ")".repeat(n)),
+                format!("{}a", "title:".repeat(n)),
+            ]
+        };
+        for q in nest(MAX_QUERY_DEPTH / 2) {
+            assert!(parse_query(&q).is_ok(), "{q}");
+        }
+        for q in nest(MAX_QUERY_DEPTH + 1) {
+            let errs = parse_query(&q).expect_err(&q);
+            assert!(
+                errs.iter()
+                    .any(|e| e.message.contains("more than 64 levels")),
                 "{q}: {errs:?}"
             );
         }

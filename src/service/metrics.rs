@@ -119,6 +119,7 @@ pub struct Metrics {
     emails_queued: Gauge,
     fetch_duration: Histogram,
     alert_latency: Family<LatencyLabels, Histogram>,
+    articles_capped: Counter,
     match_latency: Histogram,
     feeds_in_error: Gauge,
     reloads: Family<ReloadLabels, Counter>,
@@ -150,6 +151,12 @@ impl Metrics {
             Histogram::new(LATENCY_BUCKETS)
         });
         let match_latency = Histogram::new(LATENCY_BUCKETS);
+        let articles_capped = Counter::default();
+        r.register(
+            "articles_capped",
+            "Articles with a field longer than the match cap (256 KiB), matched on its first part",
+            articles_capped.clone(),
+        );
         let feeds_in_error = Gauge::default();
         let reloads = Family::<ReloadLabels, Counter>::default();
         r.register("polls", "Feed polls by result", polls.clone());
@@ -217,6 +224,7 @@ impl Metrics {
             emails_queued,
             fetch_duration,
             alert_latency,
+            articles_capped,
             match_latency,
             feeds_in_error,
             reloads,
@@ -259,6 +267,11 @@ impl Metrics {
 
     pub fn observe_fetch(&self, took: Duration) {
         self.fetch_duration.observe(took.as_secs_f64());
+    }
+
+    /// An article matched on the first part of an overlong field.
+    pub fn article_capped(&self) {
+        self.articles_capped.inc();
     }
 
     /// One alerted article's latencies, once its alert was accepted.

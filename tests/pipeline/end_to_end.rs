@@ -764,6 +764,8 @@ fn the_daemon_runs_until_sigterm() {
             }
         }
     };
+    // The alert at once; the digest (no schedule) once the news has settled, seconds later.
+    wait_for("email sent", &mut log);
     wait_for("email sent", &mut log);
     let status = std::process::Command::new("kill")
         .args(["-TERM", &pid.to_string()])

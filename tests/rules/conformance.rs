@@ -422,6 +422,7 @@ const QUERY_ERRORS: &[(&str, &str)] = &[
     ("/(/", "bad regex"),
     ("/a/q", "unknown regex flag `q`"),
     ("/a{1000}{1000}/", "bad regex"),
+    ("/(a{1,100}){1,100}b/", "regex too costly"),
     ("mi*", "too short"),
     ("\"...\"", "contains no words"),
     ("\"\"", "contains no words"),

@@ -108,21 +108,23 @@ pub(super) fn lex(q: &str) -> Result<Vec<(Tok, Range<usize>)>, QueryError> {
                 i = j + flags_len;
             }
             _ => {
+                // A word ends at a space, a bracket or a quote; outside a list name, also after
+                // its first colon (a field prefix), and the rest is lexed on its own. Stopping at
+                // the colon keeps `title:title:…` linear: each step scans only its own prefix.
+                let list = c == '@';
                 let len = q[i..]
-                    .find(|ch: char| ch.is_whitespace() || matches!(ch, '(' | ')' | '"'))
+                    .find(|ch: char| {
+                        ch.is_whitespace() || matches!(ch, '(' | ')' | '"') || (!list && ch == ':')
+                    })
                     .unwrap_or(q.len() - i);
                 let word = &q[i..i + len];
                 let span = i..i + len;
                 i += len;
                 if let Some(name) = word.strip_prefix('@') {
                     out.push((Tok::List(name.to_string()), span));
-                } else if let Some(colon) = word.find(':') {
-                    out.push((
-                        Tok::Field(word[..colon].to_string()),
-                        span.start..span.start + colon + 1,
-                    ));
-                    // The rest of the word (if any) is lexed on its own: rewind to just after the colon.
-                    i = span.start + colon + 1;
+                } else if q[i..].starts_with(':') {
+                    i += 1;
+                    out.push((Tok::Field(word.to_string()), span.start..i));
                 } else {
                     out.push((operator(word, &span)?, span));
                 }
