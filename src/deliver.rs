@@ -33,6 +33,36 @@ pub enum SendOutcome {
     Failed(String),
 }
 
+/// One attempt: its outcome, and the session's courtesy QUIT, owed once the caller has recorded
+/// a `Sent` (the 250 to the final dot is the commit point; nothing the server says later may
+/// delay its record, RFC 5321 §4.5.3.2 gives QUIT no part in acceptance).
+pub struct Attempt {
+    pub outcome: SendOutcome,
+    pub quit: Quit,
+}
+
+/// An SMTP session that accepted its message and is still owed a QUIT (nothing for the other
+/// transports and for failed attempts). Dropping it closes the connection without one.
+pub struct Quit(Option<Box<AsyncSmtpConnection>>);
+
+impl Quit {
+    /// Sends QUIT and waits at most `QUIT_WAIT` for the answer, which changes nothing.
+    pub async fn send(self) {
+        if let Some(mut conn) = self.0 {
+            let _ = tokio::time::timeout(QUIT_WAIT, conn.quit()).await;
+        }
+    }
+}
+
+impl From<SendOutcome> for Attempt {
+    fn from(outcome: SendOutcome) -> Attempt {
+        Attempt {
+            outcome,
+            quit: Quit(None),
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum DeliverError {
     #[error("cannot set up SMTP to {host}: {source}")]
@@ -144,14 +174,14 @@ impl Deliverer {
         }
     }
 
-    /// One attempt at one message.
-    pub async fn send(&self, msg: &OutboxMessage) -> SendOutcome {
+    /// One attempt at one message. Record a `Sent` first, then send its `quit`.
+    pub async fn send(&self, msg: &OutboxMessage) -> Attempt {
         let envelope = match envelope(msg) {
             Ok(e) => e,
-            Err(reason) => return SendOutcome::Failed(reason),
+            Err(reason) => return SendOutcome::Failed(reason).into(),
         };
-        match &self.transport {
-            Transport::Smtp(smtp) => smtp.send(&envelope, &msg.raw).await,
+        let outcome = match &self.transport {
+            Transport::Smtp(smtp) => return smtp.send(&envelope, &msg.raw).await,
             Transport::Sendmail { mailer, .. } => {
                 match mailer.send_raw(&envelope, &msg.raw).await {
                     Ok(()) => SendOutcome::Sent,
@@ -164,7 +194,8 @@ impl Deliverer {
                 Ok(_) => SendOutcome::Sent,
                 Err(e) => SendOutcome::Retry(format!("cannot write to {}: {e}", dir.display())),
             },
-        }
+        };
+        outcome.into()
     }
 }
 
@@ -189,16 +220,18 @@ struct Smtp {
 impl Smtp {
     /// One attempt: the exchange up to DATA under `timeout` (lettre's own timeout bounds each read,
     /// not the exchange; a server that trickles bytes must not hold the outbox), then the message
-    /// and its final reply under `final_reply_timeout`. A 250 there is the commit point.
-    async fn send(&self, envelope: &Envelope, raw: &[u8]) -> SendOutcome {
+    /// and its final reply under `final_reply_timeout`. A 250 there is the commit point: the
+    /// session comes back owing its QUIT, for after the caller has recorded the message sent.
+    async fn send(&self, envelope: &Envelope, raw: &[u8]) -> Attempt {
         let mut conn = match tokio::time::timeout(self.timeout, self.open(envelope, raw)).await {
             Err(_) => {
                 return SendOutcome::Retry(format!(
                     "SMTP exchange timed out after {:?} before the message was sent",
                     self.timeout
-                ));
+                ))
+                .into();
             }
-            Ok(Err(outcome)) => return outcome,
+            Ok(Err(outcome)) => return outcome.into(),
             Ok(Ok(conn)) => conn,
         };
         match tokio::time::timeout(self.final_reply_timeout, conn.message(raw)).await {
@@ -207,12 +240,13 @@ impl Smtp {
             Err(_) => SendOutcome::Retry(format!(
                 "no reply to the end of the message within {:?}",
                 self.final_reply_timeout
-            )),
-            Ok(Err(e)) => classify_smtp(&e),
-            Ok(Ok(_accepted)) => {
-                let _ = tokio::time::timeout(QUIT_WAIT, conn.quit()).await;
-                SendOutcome::Sent
-            }
+            ))
+            .into(),
+            Ok(Err(e)) => classify_smtp(&e).into(),
+            Ok(Ok(_accepted)) => Attempt {
+                outcome: SendOutcome::Sent,
+                quit: Quit(Some(Box::new(conn))),
+            },
         }
     }
 

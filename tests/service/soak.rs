@@ -303,9 +303,12 @@ pub struct Verdict {
     /// Message-IDs received again although no earlier copy came in or just after a killed
     /// round (a resend the crash window does not explain).
     pub unexplained: Vec<String>,
-    /// Items received more than once, by the fault of the segment the later copy came in.
-    pub resent_by_fault: BTreeMap<&'static str, usize>,
-    pub resent: usize,
+    /// Items received more than once (always under one Message-ID, or `split` says so).
+    pub items_resent: usize,
+    /// Messages (Message-IDs) stored more than once.
+    pub messages_resent: usize,
+    /// The copies after a message's first, by the fault of the segment they came in.
+    pub copies_by_fault: BTreeMap<&'static str, usize>,
 }
 
 impl Ledger {
@@ -336,26 +339,16 @@ impl Ledger {
     /// `killed[r]`: round `r` ended in a SIGKILL.
     pub fn verdict(&self, items: usize, killed: &[bool]) -> Verdict {
         let mut seen_in: BTreeMap<usize, BTreeSet<String>> = BTreeMap::new();
-        let mut resent_by_fault: BTreeMap<&'static str, usize> = BTreeMap::new();
-        let mut resent = 0;
+        let mut items_resent = 0;
         for i in 1..=items {
             let title = growing_title(i);
-            let with: Vec<&Received> = self
-                .copies
-                .iter()
-                .filter(|c| c.text.contains(&title))
-                .collect();
-            for c in &with {
+            let mut copies = 0;
+            for c in self.copies.iter().filter(|c| c.text.contains(&title)) {
                 seen_in.entry(i).or_default().insert(c.message_id.clone());
+                copies += 1;
             }
-            if with.len() > 1 {
-                resent += 1;
-                // The copies after the first, by the fault of the segment they came in.
-                let mut by_round: Vec<&&Received> = with.iter().collect();
-                by_round.sort_by_key(|c| c.round);
-                for c in &by_round[1..] {
-                    *resent_by_fault.entry(c.fault).or_default() += 1;
-                }
+            if copies > 1 {
+                items_resent += 1;
             }
         }
         // A Message-ID stored twice: the earlier copy must have arrived in a killed round or
@@ -364,20 +357,32 @@ impl Ledger {
             killed.get(round) == Some(&true)
                 || round.checked_sub(1).and_then(|r| killed.get(r)) == Some(&true)
         };
-        let mut by_id: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+        let mut by_id: BTreeMap<&str, Vec<(usize, &'static str)>> = BTreeMap::new();
         for c in &self.copies {
-            by_id.entry(&c.message_id).or_default().push(c.round);
+            by_id
+                .entry(&c.message_id)
+                .or_default()
+                .push((c.round, c.fault));
         }
-        let unexplained = by_id
-            .into_iter()
-            .filter(|(_, rounds)| rounds.len() > 1)
-            .filter(|(_, rounds)| {
-                let mut rounds = rounds.clone();
-                rounds.sort_unstable();
-                !rounds[..rounds.len() - 1].iter().all(|&r| crash_window(r))
-            })
-            .map(|(id, rounds)| format!("{id} (rounds {rounds:?})"))
-            .collect();
+        let mut copies_by_fault: BTreeMap<&'static str, usize> = BTreeMap::new();
+        let mut messages_resent = 0;
+        let mut unexplained = Vec::new();
+        for (id, mut copies) in by_id {
+            if copies.len() < 2 {
+                continue;
+            }
+            messages_resent += 1;
+            copies.sort_unstable();
+            for &(_, fault) in &copies[1..] {
+                *copies_by_fault.entry(fault).or_default() += 1;
+            }
+            if !copies[..copies.len() - 1]
+                .iter()
+                .all(|&(r, _)| crash_window(r))
+            {
+                unexplained.push(format!("{id} (copies in rounds, faults {copies:?})"));
+            }
+        }
         Verdict {
             items,
             mails: self.copies.len(),
@@ -387,8 +392,9 @@ impl Ledger {
                 .filter(|(_, ids)| ids.len() > 1)
                 .collect(),
             unexplained,
-            resent_by_fault,
-            resent,
+            items_resent,
+            messages_resent,
+            copies_by_fault,
         }
     }
 }
