@@ -309,6 +309,10 @@ pub struct Verdict {
     pub messages_resent: usize,
     /// The copies after a message's first, by the fault of the segment they came in.
     pub copies_by_fault: BTreeMap<&'static str, usize>,
+    /// Messages stored again after a killed process had logged them sent (it had the 250; the
+    /// kill came before the mark's commit). The rest were killed before the 250 reached them:
+    /// the server had stored the message and not yet answered.
+    pub after_250: usize,
 }
 
 impl Ledger {
@@ -336,8 +340,14 @@ impl Ledger {
         Ledger { copies }
     }
 
-    /// `killed[r]`: round `r` ended in a SIGKILL.
-    pub fn verdict(&self, items: usize, killed: &[bool]) -> Verdict {
+    /// `killed[r]`: round `r` ended in a SIGKILL; `acknowledged`: for a Message-ID, the killed
+    /// rounds whose process logged it sent.
+    pub fn verdict(
+        &self,
+        items: usize,
+        killed: &[bool],
+        acknowledged: &BTreeMap<String, Vec<usize>>,
+    ) -> Verdict {
         let mut seen_in: BTreeMap<usize, BTreeSet<String>> = BTreeMap::new();
         let mut items_resent = 0;
         for i in 1..=items {
@@ -366,12 +376,20 @@ impl Ledger {
         }
         let mut copies_by_fault: BTreeMap<&'static str, usize> = BTreeMap::new();
         let mut messages_resent = 0;
+        let mut after_250 = 0;
         let mut unexplained = Vec::new();
         for (id, mut copies) in by_id {
             if copies.len() < 2 {
                 continue;
             }
             messages_resent += 1;
+            // Stored again after a round that had the 250 and was killed.
+            let acks = acknowledged
+                .get(id.trim_matches(['<', '>']))
+                .map_or(&[][..], Vec::as_slice);
+            if copies.iter().any(|&(r, _)| acks.iter().any(|&a| r > a)) {
+                after_250 += 1;
+            }
             copies.sort_unstable();
             for &(_, fault) in &copies[1..] {
                 *copies_by_fault.entry(fault).or_default() += 1;
@@ -395,8 +413,18 @@ impl Ledger {
             items_resent,
             messages_resent,
             copies_by_fault,
+            after_250,
         }
     }
+}
+
+/// The Message-IDs a log says were sent (`email sent message_id=<…>`), without brackets.
+pub fn logged_sent(log: &[String]) -> impl Iterator<Item = String> + '_ {
+    log.iter()
+        .filter(|l| l.contains(": email sent"))
+        .filter_map(|l| l.split("message_id=").nth(1))
+        .filter_map(|rest| rest.split_whitespace().next())
+        .map(|id| id.trim_matches(['<', '>']).to_string())
 }
 
 /// The recovery sink's directory.

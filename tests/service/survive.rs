@@ -3,7 +3,7 @@
 //! `state_faults` has disk full, read-only and locked state, and secrets. Everything runs the
 //! built binary (`CARGO_BIN_EXE_newswatch`) as a user would; the helpers here serve both.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -266,6 +266,7 @@ fn sigkill_at_random_moments_loses_nothing_and_duplicates_only_by_message_id() {
     let mut segments: Vec<Segment> = Vec::new();
     let mut spread = Spread::default();
     let mut killed = Vec::with_capacity(kills);
+    let mut acknowledged: BTreeMap<String, Vec<usize>> = BTreeMap::new();
 
     let started = Instant::now();
     let mut exited_early = 0;
@@ -321,6 +322,9 @@ fn sigkill_at_random_moments_loses_nothing_and_duplicates_only_by_message_id() {
                     // The rest of what it wrote before it died: where the kill landed.
                     log.extend(rx.iter());
                     spread.add(fault, soak::landing(&log, once, due));
+                    for id in soak::logged_sent(&log) {
+                        acknowledged.entry(id).or_default().push(round);
+                    }
                 }
             }
             seg.note_arrivals(round);
@@ -353,7 +357,7 @@ fn sigkill_at_random_moments_loses_nothing_and_duplicates_only_by_message_id() {
     let counts = outbox(&state);
     assert_eq!((counts.queued, counts.failed), (0, 0), "{counts:?}");
 
-    let v = Ledger::read(&segments, &recovery.dir).verdict(feed.grown(), &killed);
+    let v = Ledger::read(&segments, &recovery.dir).verdict(feed.grown(), &killed, &acknowledged);
     assert!(
         v.lost.is_empty(),
         "seed {seed:#x}: items never delivered: {:?}",
@@ -373,13 +377,15 @@ fn sigkill_at_random_moments_loses_nothing_and_duplicates_only_by_message_id() {
     eprintln!(
         "crash harness: seed {seed:#x}, faults {faults:?}, {fired} kills ({exited_early} runs finished first) in {kill_phase:?}, \
          {} items, {} requests, {} mails, {} lost; {} items resent, all under the same Message-ID \
-         ({} messages stored again, extra copies by segment {:?})\n{spread}",
+         ({} messages stored again, {} of them after the killed process had its 250; extra copies \
+         by segment {:?})\n{spread}",
         v.items,
         feed.counts().requests,
         v.mails,
         v.lost.len(),
         v.items_resent,
         v.messages_resent,
+        v.after_250,
         v.copies_by_fault,
     );
     assert!(
