@@ -179,9 +179,9 @@ impl fmt::Display for Stage {
 #[derive(Clone, Copy, Debug)]
 pub struct Landing {
     pub stage: Stage,
-    /// An SMTP exchange was open (a message handed to the transport without an outcome),
-    /// whatever the newest work was.
-    pub smtp_open: bool,
+    /// Mail was owed: a message due at start or composed since had no outcome logged yet (being
+    /// sent, or waiting for the delivery stage's turn), whatever the newest work was.
+    pub mail_owed: bool,
 }
 
 /// Reads a killed process's whole log. `due_at_start` is how many outbox messages were due
@@ -224,7 +224,7 @@ pub fn landing(log: &[String], once: bool, due_at_start: usize) -> Landing {
     }
     Landing {
         stage,
-        smtp_open: owed > outcomes,
+        mail_owed: owed > outcomes,
     }
 }
 
@@ -233,7 +233,7 @@ pub fn landing(log: &[String], once: bool, due_at_start: usize) -> Landing {
 pub struct Spread {
     by_stage: BTreeMap<Stage, usize>,
     by_fault: BTreeMap<&'static str, BTreeMap<Stage, usize>>,
-    smtp_open: BTreeMap<&'static str, usize>,
+    mail_owed: BTreeMap<&'static str, usize>,
     kills: BTreeMap<&'static str, usize>,
 }
 
@@ -247,8 +247,8 @@ impl Spread {
             .entry(landing.stage)
             .or_default() += 1;
         *self.kills.entry(fault).or_default() += 1;
-        if landing.smtp_open {
-            *self.smtp_open.entry(fault).or_default() += 1;
+        if landing.mail_owed {
+            *self.mail_owed.entry(fault).or_default() += 1;
         }
     }
 
@@ -269,10 +269,10 @@ impl fmt::Display for Spread {
         for (fault, m) in &self.by_fault {
             writeln!(
                 f,
-                "  {fault}: {} kills ({}); an SMTP exchange open at {}",
+                "  {fault}: {} kills ({}); mail owed at {}",
                 self.kills.get(fault).copied().unwrap_or(0),
                 stages(m),
-                self.smtp_open.get(fault).copied().unwrap_or(0)
+                self.mail_owed.get(fault).copied().unwrap_or(0)
             )?;
         }
         Ok(())
