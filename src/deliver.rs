@@ -3,8 +3,11 @@
 //! (sent / retry later / failed for good); what to do with the outbox row is the caller's business.
 //! Never logs the SMTP password.
 
+use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+use futures_util::FutureExt;
 
 use lettre::address::{Address, Envelope};
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
@@ -181,7 +184,23 @@ impl Deliverer {
             Err(reason) => return SendOutcome::Failed(reason).into(),
         };
         let outcome = match &self.transport {
-            Transport::Smtp(smtp) => return smtp.send(&envelope, &msg.raw).await,
+            Transport::Smtp(smtp) => {
+                // lettre 0.11 panics on some malformed replies (an EHLO line of blanks: its
+                // `ServerInfo::from_response` unwraps the line's first word), which took the
+                // daemon down on every start. A garbled reply is the server's fault and
+                // transient like any other; nothing shared is left half-changed by the unwind
+                // (the attempt owns its connection; `self` is only read).
+                return AssertUnwindSafe(smtp.send(&envelope, &msg.raw))
+                    .catch_unwind()
+                    .await
+                    .unwrap_or_else(|_| {
+                        SendOutcome::Retry(format!(
+                            "the SMTP client failed on a malformed reply from {}",
+                            smtp.target
+                        ))
+                        .into()
+                    });
+            }
             Transport::Sendmail { mailer, .. } => {
                 match mailer.send_raw(&envelope, &msg.raw).await {
                     Ok(()) => SendOutcome::Sent,

@@ -226,3 +226,24 @@ fn fuzz_smtp_replies() {
         .expect("runtime");
     fuzz("smtp", script(), |script| exchange(&rt, &script));
 }
+
+/// What `fuzz_smtp_replies` found (seed 20261212): lettre 0.11 unwraps the first word of every
+/// EHLO line, so a continuation line of blanks (`250-A`, `250  `) panicked inside `send`, and
+/// the daemon exited 101 on it, again after every restart, with the message still due. Now it
+/// is a garbled reply like any other: retried after the back-off.
+#[test]
+fn a_blank_line_in_the_ehlo_reply_is_a_retry_not_a_crash() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let blank_ehlo_line = [
+        Reply::Expected(String::new()),
+        Reply::MultiLine(vec!["A".into(), " ".into()]),
+        Reply::Expected(String::new()),
+        Reply::Expected(String::new()),
+        Reply::Expected(String::new()),
+        Reply::Expected(String::new()),
+    ];
+    exchange(&rt, &blank_ehlo_line).unwrap_or_else(|e| panic!("{e}"));
+}
