@@ -1,5 +1,6 @@
-//! Proof that newswatch survives (issue 8): the real binary SIGKILLed at random moments against a
-//! growing feed and a real SMTP server, and mail-server faults the pipeline tests do not cover.
+//! Proof that newswatch survives (issues 8 and 16): the real binary SIGKILLed at random and aimed
+//! moments against a growing feed and a real SMTP server in each of its fault modes (`soak` has
+//! the segments, the aim and the ledger), and mail-server faults the pipeline tests do not cover.
 //! `state_faults` has disk full, read-only and locked state, and secrets. Everything runs the
 //! built binary (`CARGO_BIN_EXE_newswatch`) as a user would; the helpers here serve both.
 
