@@ -3,8 +3,11 @@
 //! (sent / retry later / failed for good); what to do with the outbox row is the caller's business.
 //! Never logs the SMTP password.
 
+use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+use futures_util::FutureExt;
 
 use lettre::address::{Address, Envelope};
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
@@ -31,6 +34,36 @@ pub enum SendOutcome {
     Retry(String),
     /// 5xx or a message that can never be sent: keep it, do not retry.
     Failed(String),
+}
+
+/// One attempt: its outcome, and the session's courtesy QUIT, owed once the caller has recorded
+/// a `Sent` (the 250 to the final dot is the commit point; nothing the server says later may
+/// delay its record, RFC 5321 §4.5.3.2 gives QUIT no part in acceptance).
+pub struct Attempt {
+    pub outcome: SendOutcome,
+    pub quit: Quit,
+}
+
+/// An SMTP session that accepted its message and is still owed a QUIT (nothing for the other
+/// transports and for failed attempts). Dropping it closes the connection without one.
+pub struct Quit(Option<Box<AsyncSmtpConnection>>);
+
+impl Quit {
+    /// Sends QUIT and waits at most `QUIT_WAIT` for the answer, which changes nothing.
+    pub async fn send(self) {
+        if let Some(mut conn) = self.0 {
+            let _ = tokio::time::timeout(QUIT_WAIT, conn.quit()).await;
+        }
+    }
+}
+
+impl From<SendOutcome> for Attempt {
+    fn from(outcome: SendOutcome) -> Attempt {
+        Attempt {
+            outcome,
+            quit: Quit(None),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -144,14 +177,30 @@ impl Deliverer {
         }
     }
 
-    /// One attempt at one message.
-    pub async fn send(&self, msg: &OutboxMessage) -> SendOutcome {
+    /// One attempt at one message. Record a `Sent` first, then send its `quit`.
+    pub async fn send(&self, msg: &OutboxMessage) -> Attempt {
         let envelope = match envelope(msg) {
             Ok(e) => e,
-            Err(reason) => return SendOutcome::Failed(reason),
+            Err(reason) => return SendOutcome::Failed(reason).into(),
         };
-        match &self.transport {
-            Transport::Smtp(smtp) => smtp.send(&envelope, &msg.raw).await,
+        let outcome = match &self.transport {
+            Transport::Smtp(smtp) => {
+                // lettre 0.11 panics on some malformed replies (an EHLO line of blanks: its
+                // `ServerInfo::from_response` unwraps the line's first word), which took the
+                // daemon down on every start. A garbled reply is the server's fault and
+                // transient like any other; nothing shared is left half-changed by the unwind
+                // (the attempt owns its connection; `self` is only read).
+                return AssertUnwindSafe(smtp.send(&envelope, &msg.raw))
+                    .catch_unwind()
+                    .await
+                    .unwrap_or_else(|_| {
+                        SendOutcome::Retry(format!(
+                            "the SMTP client failed on a malformed reply from {}",
+                            smtp.target
+                        ))
+                        .into()
+                    });
+            }
             Transport::Sendmail { mailer, .. } => {
                 match mailer.send_raw(&envelope, &msg.raw).await {
                     Ok(()) => SendOutcome::Sent,
@@ -164,7 +213,8 @@ impl Deliverer {
                 Ok(_) => SendOutcome::Sent,
                 Err(e) => SendOutcome::Retry(format!("cannot write to {}: {e}", dir.display())),
             },
-        }
+        };
+        outcome.into()
     }
 }
 
@@ -189,16 +239,18 @@ struct Smtp {
 impl Smtp {
     /// One attempt: the exchange up to DATA under `timeout` (lettre's own timeout bounds each read,
     /// not the exchange; a server that trickles bytes must not hold the outbox), then the message
-    /// and its final reply under `final_reply_timeout`. A 250 there is the commit point.
-    async fn send(&self, envelope: &Envelope, raw: &[u8]) -> SendOutcome {
+    /// and its final reply under `final_reply_timeout`. A 250 there is the commit point: the
+    /// session comes back owing its QUIT, for after the caller has recorded the message sent.
+    async fn send(&self, envelope: &Envelope, raw: &[u8]) -> Attempt {
         let mut conn = match tokio::time::timeout(self.timeout, self.open(envelope, raw)).await {
             Err(_) => {
                 return SendOutcome::Retry(format!(
                     "SMTP exchange timed out after {:?} before the message was sent",
                     self.timeout
-                ));
+                ))
+                .into();
             }
-            Ok(Err(outcome)) => return outcome,
+            Ok(Err(outcome)) => return outcome.into(),
             Ok(Ok(conn)) => conn,
         };
         match tokio::time::timeout(self.final_reply_timeout, conn.message(raw)).await {
@@ -207,12 +259,13 @@ impl Smtp {
             Err(_) => SendOutcome::Retry(format!(
                 "no reply to the end of the message within {:?}",
                 self.final_reply_timeout
-            )),
-            Ok(Err(e)) => classify_smtp(&e),
-            Ok(Ok(_accepted)) => {
-                let _ = tokio::time::timeout(QUIT_WAIT, conn.quit()).await;
-                SendOutcome::Sent
-            }
+            ))
+            .into(),
+            Ok(Err(e)) => classify_smtp(&e).into(),
+            Ok(Ok(_accepted)) => Attempt {
+                outcome: SendOutcome::Sent,
+                quit: Quit(Some(Box::new(conn))),
+            },
         }
     }
 

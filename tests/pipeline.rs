@@ -21,6 +21,8 @@ mod hostile_limits;
 mod hostile_oracle;
 #[path = "pipeline/hostile_polls.rs"]
 mod hostile_polls;
+#[path = "pipeline/hostile_smtp.rs"]
+mod hostile_smtp;
 #[path = "pipeline/polling.rs"]
 mod polling;
 #[path = "pipeline/polling_store.rs"]

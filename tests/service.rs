@@ -9,6 +9,8 @@ mod support;
 mod daemon;
 #[path = "service/operator.rs"]
 mod operator;
+#[path = "service/soak.rs"]
+mod soak;
 #[path = "service/state_faults.rs"]
 mod state_faults;
 #[path = "service/survive.rs"]

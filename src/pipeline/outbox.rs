@@ -18,7 +18,7 @@ impl Pipeline<'_> {
     ) -> anyhow::Result<()> {
         let due = self.db(move |s| s.due_messages(now)).await?;
         for msg in due {
-            let outcome = self.deliverer.send(&msg).await;
+            let deliver::Attempt { outcome, quit } = self.deliverer.send(&msg).await;
             let id = msg.id;
             let attempts = msg.attempts + 1;
             match outcome {
@@ -32,6 +32,9 @@ impl Pipeline<'_> {
                     for l in &latencies {
                         self.metrics.observe_alert(l);
                     }
+                    // Only now the courtesy QUIT: a kill while the server sits on it must not
+                    // find an accepted message unmarked (issue 16).
+                    quit.send().await;
                 }
                 SendOutcome::Retry(err) if attempts < deliver::MAX_ATTEMPTS => {
                     let at = now

@@ -315,7 +315,7 @@ fn env_num(name: &str, default: u64) -> u64 {
 /// Runs `test` on values of `strategy`: `NEWSWATCH_FUZZ_CASES` cases per round (64 by default),
 /// rounds until `NEWSWATCH_FUZZ_SECS` have passed (one round by default), each round seeded from
 /// `NEWSWATCH_FUZZ_SEED` + round so any failure is reproducible.
-fn fuzz<S: Strategy>(name: &str, strategy: S, test: impl Fn(S::Value) -> Result<(), String>)
+pub fn fuzz<S: Strategy>(name: &str, strategy: S, test: impl Fn(S::Value) -> Result<(), String>)
 where
     S::Value: std::fmt::Debug,
 {

@@ -13,7 +13,7 @@ Fault modes (--fault MODE, applied to the first --fault-count messages, default 
   421-greeting  answer each new connection "421 4.3.2 service not available" and close it
   store-hang    store the message, then never reply (the sender cannot know it was accepted)
   slow-final    store the message, then wait --fault-delay seconds before the 250
-  no-quit       accept messages, never answer QUIT
+  no-quit       accept messages, never answer QUIT (each QUIT noted in DIR/QUIT)
 Optional STARTTLS (--tls-cert/--tls-key, then required) and AUTH PLAIN/LOGIN (--auth user:pass);
 --port N listens on a chosen port (a server "coming back" where the client expects it).
 """
@@ -78,9 +78,12 @@ class Sink:
 
 
 class NoQuit(SMTP):
-    """Accepts mail as usual but never answers QUIT (the client must not wait for it)."""
+    """Accepts mail as usual but never answers QUIT (the client must not wait for it). Each QUIT
+    received is noted as a line in DIR/QUIT, so a test knows the client is past the 250."""
 
     async def smtp_QUIT(self, arg):
+        with open(os.path.join(self.event_handler.directory, "QUIT"), "a") as f:
+            f.write("QUIT\n")
         await asyncio.Event().wait()
 
 
