@@ -95,11 +95,13 @@ fn shipped_rules_reach_the_targets_on_the_tuning_set() {
 fn shipped_rules_on_the_held_out_fifth() {
     let report = eval("rules/eval/holdout.jsonl");
     let (short, figures) = shortfalls(&report, &ISSUE_14);
-    // FIXME(issue 14): the held-out fifth misses two targets (micro F1 0.937, de/fr/uk F1 0.897;
-    // precision 0.970 meets its target). The rules were not tuned on it; until they generalise
-    // better, this asserts today's floor and names the gap, so a regression still fails.
+    // FIXME(issue 14): the held-out fifth meets micro F1 (0.957) and precision (0.971) but not
+    // every language: German F1 0.897 (3 of 16 positives missed), one item short of 0.90. The
+    // rules were not tuned on it (second round: 269 more tuning items, then holdout measured
+    // twice); until they generalise better, this asserts today's floor and names the gap, so a
+    // regression still fails.
     let today = Targets {
-        micro_f1: 0.93,
+        micro_f1: 0.95,
         micro_precision: 0.95,
         language_f1: 0.89,
     };
@@ -109,14 +111,5 @@ fn shipped_rules_on_the_held_out_fifth() {
         "{}\n{figures}",
         regressions.join("\n")
     );
-    assert_eq!(
-        short,
-        [
-            "micro F1 0.937 < 0.95",
-            "de F1 0.897 < 0.9",
-            "fr F1 0.897 < 0.9",
-            "uk F1 0.897 < 0.9"
-        ],
-        "{figures}"
-    );
+    assert_eq!(short, ["de F1 0.897 < 0.9"], "{figures}");
 }

@@ -115,10 +115,11 @@ fn shipped_rules_against_the_demo_feeds() {
     }
     assert_eq!(checked, manifest.article.len());
     assert!(problems.is_empty(), "{}", problems.join("\n"));
-    // FIXME: 2 matches outside the labelled topics (issue 14): phased-truce on a planning article
-    // whose force would patrol the air and the sea after a ceasefire, and paused-aid-intel on
-    // "left Washington without a clear answer on American air or intelligence support".
-    assert!(extra <= 2, "{extra} matches outside the labelled topics");
+    // FIXME: 1 match outside the labelled topics (issue 14): phased-truce on a planning article
+    // whose force would patrol the air and the sea after a ceasefire. (paused-aid-intel on "left
+    // Washington without a clear answer on American air or intelligence support" went when
+    // "without" had to stand next to the aid word.)
+    assert!(extra <= 1, "{extra} matches outside the labelled topics");
 }
 
 /// (exit code, stdout, stderr) of the built binary run from the repository root.
@@ -257,13 +258,13 @@ fn backtest_marks_new_same_and_gone_against_the_rules_in_force() {
     let config = config.to_str().unwrap_or_default();
     let (code, out, err) = newswatch(&["run", "--once", "--config", config]);
     assert_eq!(code, 0, "{out}{err}");
-    assert!(out.contains("64 new articles, 89 matches"), "{out}");
+    assert!(out.contains("64 new articles, 88 matches"), "{out}");
 
     // The configured rules against themselves: every line `same`, counts as the daemon stored them.
     let (code, out, err) = newswatch(&["rules", "backtest", "--config", config]);
     assert_eq!(code, 0, "{out}{err}");
     let lines = backtest_lines(&out);
-    assert_eq!(lines.len(), 89, "{out}");
+    assert_eq!(lines.len(), 88, "{out}");
     assert!(lines.iter().all(|l| l[0] == "same"), "{out}");
     assert!(
         out.contains("64 articles first seen since ")
