@@ -304,6 +304,8 @@ impl RuleSet {
         Ctx {
             lits: &self.lits,
             regexes: &self.regexes,
+            regex_deadline: None,
+            out_of_time: std::cell::Cell::new(false),
         }
     }
 
@@ -323,12 +325,26 @@ impl RuleSet {
         feed: &FeedMeta,
         now: DateTime<Utc>,
     ) -> Vec<RuleMatch> {
-        self.match_filtered(article, feed, Some(now))
+        self.match_filtered(article, feed, Some(now), None).0
+    }
+
+    /// As `match_article`, with at most `regex_budget` of regex evaluation for this article (the
+    /// match stage: a costly regex set cannot stall it). A rule whose verdict needed a regex
+    /// after the budget ran out is neither matched nor unmatched: its index is returned second,
+    /// for the caller to report. Literals are never cut short (one automaton pass, linear).
+    pub fn match_article_within(
+        &self,
+        article: &Article,
+        feed: &FeedMeta,
+        now: DateTime<Utc>,
+        regex_budget: Duration,
+    ) -> (Vec<RuleMatch>, Vec<usize>) {
+        self.match_filtered(article, feed, Some(now), Some(regex_budget))
     }
 
     /// As `match_article`, ignoring every rule's `feeds` and `max_age` (`rules test`, examples).
     pub fn match_article_unfiltered(&self, article: &Article, feed: &FeedMeta) -> Vec<RuleMatch> {
-        self.match_filtered(article, feed, None)
+        self.match_filtered(article, feed, None, None).0
     }
 
     fn match_filtered(
@@ -336,7 +352,8 @@ impl RuleSet {
         article: &Article,
         feed: &FeedMeta,
         now: Option<DateTime<Utc>>,
-    ) -> Vec<RuleMatch> {
+        regex_budget: Option<Duration>,
+    ) -> (Vec<RuleMatch>, Vec<usize>) {
         let doc = self.prepare(article, feed);
         let mut present = vec![0u64; self.lits.len().div_ceil(64)];
         for l in doc.literals() {
@@ -351,8 +368,11 @@ impl RuleSet {
                 .filter(|t| t.also == Trigger::NONE || occurred(&t.also))
                 .map(|t| t.rule)
         });
-        let ctx = self.ctx();
-        let mut out = Vec::new();
+        let ctx = Ctx {
+            regex_deadline: regex_budget.map(|b| std::time::Instant::now() + b),
+            ..self.ctx()
+        };
+        let (mut out, mut skipped) = (Vec::new(), Vec::new());
         for r in self.always.iter().copied().chain(triggered) {
             let (word, bit) = (r as usize / 64, 1u64 << (r % 64));
             if considered[word] & bit != 0 {
@@ -364,7 +384,18 @@ impl RuleSet {
                 continue;
             }
             let visible = now.is_none_or(|now| self.applies(r, article, feed, now));
-            if !visible || !ctx.eval(&doc, &self.nodes[r]) {
+            if !visible {
+                continue;
+            }
+            ctx.out_of_time.set(false);
+            let verdict = ctx.eval(&doc, &self.nodes[r]);
+            // A regex that was not asked makes the verdict unknown either way (under NOT, "no
+            // match" would make the rule true): no verdict, reported instead.
+            if ctx.out_of_time.get() {
+                skipped.push(r);
+                continue;
+            }
+            if !verdict {
                 continue;
             }
             out.push(RuleMatch {
@@ -373,7 +404,7 @@ impl RuleSet {
             });
         }
         out.sort_unstable_by_key(|m| m.rule);
-        out
+        (out, skipped)
     }
 
     /// Whether rule `r`'s `feeds` and `max_age` let it see this article.

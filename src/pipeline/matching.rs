@@ -18,6 +18,11 @@ use crate::store::{ArticleMatches, PendingArticle, Store};
 /// (a cold cycle of 10,000 feeds is 500,000 articles) holds at once, at one transaction per chunk.
 const MATCH_CHUNK: usize = 512;
 
+/// Regex evaluation one article may cost (issue 16 item 9). Each regex call is bounded by the
+/// compile-time budget and the field cap (about 165 ms at the worst allowed); this bounds how many
+/// run. A rule cut short is reported and has no verdict for that article.
+const REGEX_BUDGET: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// Threads the match stage uses: every core the process may run on (cgroup quota and affinity
 /// included), at most 8.
 pub(super) fn match_threads() -> usize {
@@ -148,8 +153,16 @@ fn match_articles(
                 title: p.feed_title.clone(),
                 tags: routing.tags.get(&p.feed).cloned().unwrap_or_default(),
             };
-            let matches = rules
-                .match_article(&p.article, &meta, now)
+            let (matched, skipped) =
+                rules.match_article_within(&p.article, &meta, now, REGEX_BUDGET);
+            for r in skipped {
+                let rule = compiled.get(r).map_or("?", |r| r.id.as_str());
+                metrics.regex_budget_spent(rule);
+                tracing::warn!(rule, feed = %p.feed, article = p.id,
+                               budget_ms = REGEX_BUDGET.as_millis() as u64,
+                               "regex time budget spent on this article; the rule is skipped for it");
+            }
+            let matches = matched
                 .into_iter()
                 .filter_map(|m| {
                     let rule = compiled.get(m.rule)?;

@@ -186,6 +186,10 @@ impl<'a> Doc<'a> {
 pub(crate) struct Ctx<'e> {
     pub lits: &'e [Literal],
     pub regexes: &'e [Regex],
+    /// When regex evaluation for this article must stop (issue 16 item 9): a regex asked after
+    /// it answers "no match" and sets `out_of_time`, and the caller drops the rule's verdict.
+    pub regex_deadline: Option<std::time::Instant>,
+    pub out_of_time: std::cell::Cell<bool>,
 }
 
 impl Ctx<'_> {
@@ -262,9 +266,23 @@ impl Ctx<'_> {
     ) -> Vec<(usize, usize, usize)> {
         let mut out = Vec::new();
         let re = &self.regexes[re as usize];
+        // Checked before each field: one call is bounded by the compile-time budget and the
+        // field cap; the deadline bounds how many run for one article.
+        let late = || {
+            let late = self
+                .regex_deadline
+                .is_some_and(|d| std::time::Instant::now() >= d);
+            if late {
+                self.out_of_time.set(true);
+            }
+            late
+        };
         for (i, seg) in doc.segments.iter().enumerate() {
             if mask & bit(seg.field) == 0 {
                 continue;
+            }
+            if late() {
+                return Vec::new();
             }
             let rt = doc.regex_text(i);
             for m in re.find_iter(&rt.text) {

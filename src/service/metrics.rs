@@ -120,6 +120,7 @@ pub struct Metrics {
     fetch_duration: Histogram,
     alert_latency: Family<LatencyLabels, Histogram>,
     articles_capped: Counter,
+    regex_budget_spent: Family<RuleLabels, Counter>,
     match_latency: Histogram,
     feeds_in_error: Gauge,
     reloads: Family<ReloadLabels, Counter>,
@@ -152,6 +153,12 @@ impl Metrics {
         });
         let match_latency = Histogram::new(LATENCY_BUCKETS);
         let articles_capped = Counter::default();
+        let regex_budget_spent = Family::<RuleLabels, Counter>::default();
+        r.register(
+            "regex_budget_spent",
+            "Articles for which a rule was skipped because the article's regex time budget ran out",
+            regex_budget_spent.clone(),
+        );
         r.register(
             "articles_capped",
             "Articles with a field longer than the match cap (256 KiB), matched on its first part",
@@ -225,6 +232,7 @@ impl Metrics {
             fetch_duration,
             alert_latency,
             articles_capped,
+            regex_budget_spent,
             match_latency,
             feeds_in_error,
             reloads,
@@ -267,6 +275,15 @@ impl Metrics {
 
     pub fn observe_fetch(&self, took: Duration) {
         self.fetch_duration.observe(took.as_secs_f64());
+    }
+
+    /// Rule `rule` was skipped for an article whose regex time budget ran out.
+    pub fn regex_budget_spent(&self, rule: &str) {
+        self.regex_budget_spent
+            .get_or_create(&RuleLabels {
+                rule: rule.to_string(),
+            })
+            .inc();
     }
 
     /// An article matched on the first part of an overlong field.

@@ -444,3 +444,41 @@ fn article_text_is_capped_before_matching() {
     };
     assert!(!text_capped(&at_cap));
 }
+
+/// Issue 16 item 9, at run time: the match stage gives each article a regex time budget; a rule
+/// whose verdict needed a regex after the budget ran out is reported as skipped, with no verdict
+/// (not even under NOT, where "no match" would have made it true), while literal rules are never
+/// cut short. A zero budget makes the cut deterministic.
+#[test]
+fn a_spent_regex_budget_skips_the_rule_for_that_article() {
+    let text = format!(
+        "{}{}{}",
+        rule("costly", r"/(a{1,10}){1,99}b/"),
+        rule("negated", r"Healey AND NOT /Hegseth\s+resigns/"),
+        rule("plain", "Healey AND Hegseth")
+    )
+    .replace(
+        "[[rule]]\nid = \"costly\"",
+        "[[rule]]\nid = \"costly\"\nallow_broad = true",
+    );
+    let set = RuleSet::from_sources(&[(PathBuf::from("budget.toml"), text)]).expect("loads");
+    let ids = |rules: &[usize]| -> Vec<String> {
+        rules.iter().map(|&r| set.rules()[r].id.clone()).collect()
+    };
+    let article = Article {
+        content: "Healey met Hegseth; aaab".into(),
+        ..Article::default()
+    };
+    let feed = FeedMeta::default();
+    let now = newswatch::clock::now();
+    let (matched, skipped) =
+        set.match_article_within(&article, &feed, now, std::time::Duration::ZERO);
+    let matched: Vec<usize> = matched.iter().map(|m| m.rule).collect();
+    assert_eq!(ids(&matched), ["plain"]);
+    assert_eq!(ids(&skipped), ["costly", "negated"]);
+    let (matched, skipped) =
+        set.match_article_within(&article, &feed, now, std::time::Duration::from_secs(60));
+    let matched: Vec<usize> = matched.iter().map(|m| m.rule).collect();
+    assert_eq!(ids(&matched), ["costly", "negated", "plain"]);
+    assert!(skipped.is_empty());
+}
