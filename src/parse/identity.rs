@@ -164,12 +164,20 @@ fn is_noise_param(k: &str) -> bool {
 
 /// NFKC, lower case, whitespace collapsed to single spaces.
 fn normalise(s: &str) -> String {
-    s.nfkc()
-        .flat_map(char::to_lowercase)
-        .collect::<String>()
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
+    // NFKC and Unicode lower-casing leave ASCII as ASCII lower-cased: most headlines skip them.
+    let folded: String = if s.is_ascii() {
+        s.to_ascii_lowercase()
+    } else {
+        s.nfkc().flat_map(char::to_lowercase).collect()
+    };
+    let mut out = String::with_capacity(folded.len());
+    for word in folded.split_whitespace() {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(word);
+    }
+    out
 }
 
 /// 32 hex digits of SHA-256 over `parts`, each followed by a 0 byte.
@@ -179,11 +187,13 @@ fn hex_digest(parts: &[&[u8]]) -> String {
         h.update(p);
         h.update([0]);
     }
-    h.finalize()
-        .iter()
-        .take(16)
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(32);
+    for b in h.finalize().iter().take(16) {
+        out.push(char::from(HEX[usize::from(b >> 4)]));
+        out.push(char::from(HEX[usize::from(b & 15)]));
+    }
+    out
 }
 
 /// `hash:` + 32 hex digits of SHA-256 over NFKC-normalised, lower-cased, whitespace-collapsed

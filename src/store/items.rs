@@ -41,28 +41,36 @@ pub(super) fn store_items(
     first_poll: bool,
     cutoff: Option<DateTime<Utc>>,
 ) -> Result<Items, StoreError> {
+    // Each item's keys computed once (a loose key is an NFKC pass and a digest).
     let unique_in_poll = |keys_of: &dyn Fn(&Article) -> Vec<String>| {
-        let mut uses: HashMap<String, usize> = HashMap::new();
-        for a in articles {
-            for k in keys_of(a) {
-                *uses.entry(k).or_default() += 1;
-            }
+        let all: Vec<Vec<String>> = articles.iter().map(keys_of).collect();
+        let mut uses: HashMap<&str, usize> = HashMap::new();
+        for k in all.iter().flatten() {
+            *uses.entry(k.as_str()).or_default() += 1;
         }
-        articles
+        let unique: Vec<Vec<bool>> = all
             .iter()
-            .map(|a| {
-                keys_of(a)
-                    .into_iter()
-                    .filter(|k| uses.get(k) == Some(&1))
+            .map(|keys| {
+                keys.iter()
+                    .map(|k| uses.get(k.as_str()) == Some(&1))
+                    .collect()
+            })
+            .collect();
+        all.into_iter()
+            .zip(unique)
+            .map(|(keys, unique)| {
+                keys.into_iter()
+                    .zip(unique)
+                    .filter_map(|(k, u)| u.then_some(k))
                     .collect::<Vec<_>>()
             })
             .collect::<Vec<_>>()
     };
     let alternates = unique_in_poll(&alternate_keys);
     let loose = unique_in_poll(&loose_keys);
-    // A known item's id and stored headline in one lookup.
+    // A known item's id, stored headline and link in one lookup.
     let mut find = tx.prepare_cached(
-        "SELECT k.article, a.title FROM item_keys k JOIN articles a ON a.id = k.article
+        "SELECT k.article, a.title, a.link FROM item_keys k JOIN articles a ON a.id = k.article
          WHERE k.feed = ?1 AND k.key = ?2",
     )?;
     let mut find_loose = tx.prepare_cached(
@@ -72,22 +80,25 @@ pub(super) fn store_items(
     // Pass 1: the item's own keys. Pass 2 (loose keys) may not take a story pass 1 found listed.
     let mut known: Vec<Option<(i64, String)>> = Vec::with_capacity(articles.len());
     let mut by_primary = vec![false; articles.len()];
+    // Known by its own key with the same headline and link: its loose keys are those it has.
+    let mut unchanged = vec![false; articles.len()];
     let mut claimed: HashSet<i64> = HashSet::new();
     for (i, a) in articles.iter().enumerate() {
-        let mut found = None;
+        let mut found: Option<(i64, String, Option<String>)> = None;
         for k in std::iter::once(&a.key).chain(&alternates[i]) {
             found = find
-                .query_row(params![feed, k], |r| Ok((r.get(0)?, r.get(1)?)))
+                .query_row(params![feed, k], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
                 .optional()?;
             if found.is_some() {
                 by_primary[i] = *k == a.key;
                 break;
             }
         }
-        if let Some((id, _)) = &found {
+        if let Some((id, title, link)) = &found {
             claimed.insert(*id);
+            unchanged[i] = by_primary[i] && *title == a.title && *link == a.link;
         }
-        known.push(found);
+        known.push(found.map(|(id, title, _)| (id, title)));
     }
     let since = ts(now.checked_sub_signed(LOOSE_KEY_WINDOW).unwrap_or(now));
     for (i, slot) in known.iter_mut().enumerate() {
@@ -187,9 +198,14 @@ pub(super) fn store_items(
         for k in std::iter::once(&a.key).chain(&alternates[i]) {
             add_key.execute(params![feed, k, id])?;
         }
-        for k in &loose[i] {
-            drop_stale.execute(params![id, k])?;
-            move_key.execute(params![feed, k, id])?;
+        // Written when a story is stored or changes: an unchanged listing (most of every poll)
+        // costs no write here. (A story stored before loose keys existed gets them when it
+        // changes; until then only its own keys know it.)
+        if !unchanged[i] {
+            for k in &loose[i] {
+                drop_stale.execute(params![id, k])?;
+                move_key.execute(params![feed, k, id])?;
+            }
         }
     }
     Ok(out)

@@ -135,7 +135,7 @@ fn record_poll_in(
                          polls = polls + 1
                      WHERE name = ?1",
             )?
-            .execute(params![feed, error, ts(now), ts(poll.next_due)])?;
+            .execute(params![feed, error, ts(now), ts_up(poll.next_due)])?;
         }
         PollResult::NotModified { permanent_redirect } => {
             tx.prepare_cached(
@@ -143,7 +143,7 @@ fn record_poll_in(
                          failing_since = NULL, next_due = ?3, polls = polls + 1
                      WHERE name = ?1",
             )?
-            .execute(params![feed, ts(now), ts(poll.next_due)])?;
+            .execute(params![feed, ts(now), ts_up(poll.next_due)])?;
             stored.moved_to = note_redirect(tx, feed, permanent_redirect)?;
         }
         PollResult::Fetched {
@@ -214,7 +214,7 @@ fn record_poll_in(
                 validators.etag.as_deref(),
                 validators.last_modified.as_deref(),
                 ts(now),
-                ts(poll.next_due),
+                ts_up(poll.next_due),
                 hint_ttl.map(secs),
                 warning,
                 items.inserted.new as i64,
@@ -314,6 +314,13 @@ fn assess_health(
     let errors = input.error_count;
     let (health, notice) = feed_health::assess(&input, thresholds);
     Ok((health, notice, errors))
+}
+
+/// A due time in whole seconds, rounded up: stored rounded down, a feed was polled up to a second
+/// before its `min_interval` or Retry-After had passed.
+fn ts_up(t: DateTime<Utc>) -> i64 {
+    t.timestamp()
+        .saturating_add(i64::from(t.timestamp_subsec_nanos() > 0))
 }
 
 #[cfg(test)]
