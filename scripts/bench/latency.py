@@ -5,7 +5,8 @@ alert rule, `latprobe` (priority "alert"), in an `[[alert]]` set with `window = 
 on two loopback hosts: 127.0.0.1 (healthy, fast) and 127.0.0.2, which serves --slow-share of them
 with every response delayed by --slow-delay MIN,MAX seconds (0,0 for the comparison run without a
 slow host; same topology, nothing slow). After every healthy feed's first fetch and a --warmup, the
-feed server publishes one probe item a second, round robin over --hot-feeds healthy feeds (polled
+feed server publishes one probe item a second (at a random instant of each second), round robin over
+--hot-feeds healthy feeds (polled
 every second: `interval = "1s"`, `min_interval = "1s"`), for --latency-seconds; then the harness
 waits up to --drain seconds for the last alerts, stops the daemon and reads its database.
 
@@ -21,6 +22,7 @@ External view: served -> accepted (the target: p99 < 2 s). Internal view: seen -
 
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -113,6 +115,9 @@ def internal_times(db_path):
     """probe seq -> (seen_ms, matched_ms, sent_ms) from newswatch's database (read-only)."""
     con = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=30)
     try:
+        cols = {r[1] for r in con.execute("PRAGMA table_info(articles)")}
+        if "seen_ms" not in cols:
+            return {}  # a newswatch from before the latency columns: the external view only
         rows = con.execute(
             "SELECT a.link, a.seen_ms, m.matched_ms, i.sent_ms FROM articles a "
             "LEFT JOIN matches m ON m.article = a.id AND m.rule_id = 'latprobe' "
@@ -178,9 +183,13 @@ def run_latency(args, svc, rules, work, log):
         post_json(slow_base + "/_ctl/zero")
         cpu0, w0 = proc_cpu(p.pid), time.time()
         start = time.monotonic()
+        # Each probe at a random instant of its second: feeds fall due on whole seconds (the
+        # store keeps due times in seconds), so probes published at a fixed phase would all wait
+        # the same part of a poll interval.
+        phase = random.Random(f"probes:{args.seed}")
         n = 0
         while n < args.latency_seconds:
-            target = start + n
+            target = start + n + phase.random()
             now = time.monotonic()
             if target > now:
                 time.sleep(target - now)
