@@ -1,7 +1,8 @@
 """Loopback SMTP sink for the benchmark (aiosmtpd): accepts every message on 127.0.0.1, keeps none.
 
 Prints its port on the first line of stdout. Each accepted message appends one JSON line
-{"rcpt": n, "bytes": n, "subject": s, "t": unix time} to --log before the 250 reply, so a client that
+{"rcpt": n, "bytes": n, "subject": s, "message_id": s, "t": unix time} to --log before the 250 reply,
+so a client that
 got its 250 has been counted. With --probes WORD (the latency benchmark) the line also carries
 "probes": the numbers N of every "WORD N" in the message's decoded text parts. Runs until SIGTERM or
 SIGINT.
@@ -36,14 +37,17 @@ class Sink:
 
     async def handle_DATA(self, server, session, envelope):
         data = envelope.original_content or envelope.content or b""
-        subject = ""
+        subject = message_id = ""
         for line in data.split(b"\r\n", 200):
-            if line.lower().startswith(b"subject:"):
+            low = line.lower()
+            if low.startswith(b"subject:") and not subject:
                 subject = line[8:].strip().decode("utf-8", "replace")[:120]
-                break
+            elif low.startswith(b"message-id:") and not message_id:
+                message_id = line[11:].strip().decode("utf-8", "replace")[:200]
             if not line:
                 break
-        line = {"rcpt": len(envelope.rcpt_tos), "bytes": len(data), "subject": subject}
+        line = {"rcpt": len(envelope.rcpt_tos), "bytes": len(data), "subject": subject,
+                "message_id": message_id}
         if self.probe:
             line["probes"] = self.probes(data)
         line["t"] = time.time()
