@@ -221,6 +221,24 @@ def render_feed(seed, feed, items, version, base_time, host="http://127.0.0.1"):
     return "".join(out).encode("utf-8")
 
 
+PROBE_WORD = "Latprobe"
+
+
+def render_probe_item(seed, feed, seq, published):
+    """The latency benchmark's probe item `seq`: wire copy like any other item, its title starting
+    with PROBE_WORD and the zero-padded sequence number (what the probe rule and the SMTP sink look
+    for), published at unix time `published`."""
+    it = make_item(seed, feed, 1_000_000 + seq, False)
+    link = f"http://127.0.0.1/probe/{seq}"
+    title = f"{PROBE_WORD} {seq:06d}: {it['title']}"
+    summary_html = f"<p>{html.escape(it['summary'], quote=False)}</p>"
+    return (f"<item>\n<title>{html.escape(title, quote=False)}</title>\n"
+            f"<link>{link}</link>\n<guid isPermaLink=\"true\">{link}</guid>\n"
+            f"<pubDate>{formatdate(published, usegmt=True)}</pubDate>\n"
+            f"<category>{it['section']}</category>\n"
+            f"<description>{html.escape(summary_html, quote=False)}</description>\n</item>\n")
+
+
 def write_feeds(out_dir, feeds, items, seed, base_time):
     os.makedirs(out_dir, exist_ok=True)
     total = 0

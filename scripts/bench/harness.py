@@ -25,6 +25,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
 sys.path.insert(0, HERE)
 import gen  # noqa: E402
+import latency  # noqa: E402
 
 CYCLES = ["cold", "unchanged", "changed"]
 R2E_VERSION = "3.14"
@@ -56,15 +57,18 @@ def log(msg):
 class Services:
     """The feed server and the SMTP sink, as child processes we own and always stop."""
 
-    def __init__(self, feed_dir, work):
+    def __init__(self, feed_dir, work, probe_word=None):
         self.procs = []
+        self.feed_dir = feed_dir
         self.mail_log = os.path.join(work, "smtp-sink.jsonl")
         open(self.mail_log, "w").close()
         self.http = self._start([sys.executable, os.path.join(HERE, "server.py"), "--feeds", feed_dir],
                                 os.path.join(work, "server.err"))
         self.http_port = self._port(self.http)
-        self.smtp = self._start([sys.executable, os.path.join(HERE, "smtpsink.py"), "--log", self.mail_log],
-                                os.path.join(work, "smtpsink.err"))
+        sink = [sys.executable, os.path.join(HERE, "smtpsink.py"), "--log", self.mail_log]
+        if probe_word:
+            sink += ["--probes", probe_word]
+        self.smtp = self._start(sink, os.path.join(work, "smtpsink.err"))
         self.smtp_port = self._port(self.smtp)
         self.base = f"http://127.0.0.1:{self.http_port}"
 
@@ -540,7 +544,7 @@ def serve_smoke(svc, feeds, threads=8):
 def main():
     ap = argparse.ArgumentParser(prog="scripts/bench/run", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--feeds", type=int, default=200)
+    ap.add_argument("--feeds", type=int, default=None, help="default 200 (1,000 with --latency)")
     ap.add_argument("--items", type=int, default=50)
     ap.add_argument("--rules", default="1000,10000", help="comma-separated rule-set sizes")
     ap.add_argument("--tools", default="newswatch,rss2email,newsboat",
@@ -556,10 +560,23 @@ def main():
     ap.add_argument("--idle-feeds", type=int, default=1000)
     ap.add_argument("--idle-seconds", type=int, default=60)
     ap.add_argument("--serve-smoke", action="store_true", help="only generate, serve and fetch every feed twice")
+    ap.add_argument("--latency", action="store_true",
+                    help="fetch-to-alert latency of the daemon (scripts/bench/latency.py) instead of cycles")
+    ap.add_argument("--latency-seconds", type=int, default=180, help="probes published (one a second)")
+    ap.add_argument("--warmup", type=int, default=30, help="seconds after the cold fetch before the probes")
+    ap.add_argument("--drain", type=int, default=30, help="seconds to wait for the last probes' alerts")
+    ap.add_argument("--slow-share", type=float, default=0.10, help="share of feeds on the slow host")
+    ap.add_argument("--slow-delay", default="0.3,30", help="MIN,MAX seconds of every slow-host response")
+    ap.add_argument("--hot-feeds", type=int, default=50, help="healthy feeds polled every second (probes)")
+    ap.add_argument("--per-host", type=int, default=8, help="newswatch per_host in --latency")
     ap.add_argument("--data", default=os.path.join(ROOT, "target", "bench-data"))
     ap.add_argument("--out", default=os.path.join(ROOT, "target", "bench-results"))
     args = ap.parse_args()
 
+    if args.feeds is None:
+        args.feeds = 1000 if args.latency else 200
+    if args.latency and args.rules == "1000,10000":
+        args.rules = "1000"
     tools = [t.strip() for t in args.tools.split(",") if t.strip()]
     rule_sizes = [int(x) for x in args.rules.split(",") if x.strip()]
     stamp = time.strftime("%Y%m%dT%H%M%S")
@@ -572,10 +589,17 @@ def main():
     signal.signal(signal.SIGINT, on_signal)
     n_feeds = args.idle_feeds if args.idle else args.feeds
     feed_dir = ensure_feeds(args.data, n_feeds, args.items, args.seed)
-    svc = Services(feed_dir, work_root)
+    svc = Services(feed_dir, work_root, probe_word=gen.PROBE_WORD if args.latency else None)
     try:
         if args.serve_smoke:
             report["serve_smoke"] = serve_smoke(svc, n_feeds)
+        elif args.latency:
+            rules = ensure_rules(args.data, rule_sizes[0], args.seed)
+            if not os.access(args.newswatch, os.X_OK):
+                print(f"newswatch: failed (no executable at {args.newswatch})", flush=True)
+                report["latency"] = {"failed": "no binary"}
+            else:
+                report["latency"] = latency.run_latency(args, svc, rules, os.path.join(work_root, "latency"), log)
         elif args.idle:
             rules = ensure_rules(args.data, rule_sizes[0], args.seed)
             if not os.access(args.newswatch, os.X_OK):
