@@ -9,7 +9,6 @@ mod outbox;
 mod poll;
 mod stream;
 
-use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -121,8 +120,8 @@ struct Settings {
     limits: poll::Limits,
     /// Feed tags and alert routes, for the match stage.
     routing: matching::Routing,
-    /// Rule id → title: the group headings of digests and alerts.
-    titles: HashMap<String, String>,
+    /// Rule id → title, priority and place: the groups of digests and alerts, and their order.
+    rules: crate::digest::RuleBook,
 }
 
 impl Settings {
@@ -130,11 +129,13 @@ impl Settings {
         Settings {
             limits: poll::Limits::new(config),
             routing: matching::Routing::new(config, rules),
-            titles: rules
-                .rules()
-                .iter()
-                .map(|r| (r.id.clone(), r.title.clone()))
-                .collect(),
+            rules: crate::digest::RuleBook::new(rules.rules().iter().map(|r| {
+                (
+                    r.id.as_str(),
+                    r.title.as_str(),
+                    r.priority == crate::rules::Priority::Alert,
+                )
+            })),
         }
     }
 }

@@ -2,7 +2,8 @@
 //! the HTML under Gmail's clipping size, subject and "Also matched" line, the templates filled
 //! in. Pure: takes `now`, returns text; building the message around it is `message`'s job.
 
-use std::collections::BTreeMap;
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
@@ -11,10 +12,8 @@ use serde::Serialize;
 use crate::digest::cluster::{ClusterOptions, StoryItem, cluster};
 use crate::digest::email_safety::{clean_line, clean_subject, display_host, safe_link};
 use crate::digest::snippet::{Segment, snippet};
-use crate::digest::{
-    Audience, Batch, DigestError, Entry, GroupTotal, Kind, Rendered, display_order, group_title,
-    round_robin,
-};
+use crate::digest::{Audience, Batch, DigestError, Entry, GroupTotal, Kind, Rendered, group_title};
+use crate::model::StoredHit;
 
 const HTML_TEMPLATE: &str = include_str!("../../templates/digest.html");
 const TEXT_TEMPLATE: &str = include_str!("../../templates/digest.txt");
@@ -29,6 +28,8 @@ const HEADLINE_MAX: usize = 300;
 const TERMS_MAX: usize = 8;
 /// Groups named on the closing "Also matched" line; the rest are only counted.
 const ALSO_NAMES_MAX: usize = 10;
+/// Headlines of a group's stories that did not fit, listed as links under its count.
+const OVERFLOW_LINKS: usize = 3;
 
 #[derive(Debug, Clone, Serialize)]
 struct Group {
@@ -38,6 +39,8 @@ struct Group {
     items: Vec<Item>,
     /// Articles of this group not in a shown story.
     more: usize,
+    /// The first few stories that did not fit, in the stated order.
+    overflow: Vec<Link>,
 }
 
 /// A group that shows no story, named (or only counted) on the closing "Also matched" line.
@@ -45,6 +48,15 @@ struct Group {
 struct AlsoMatched {
     title: String,
     count: usize,
+    overflow: Vec<Link>,
+}
+
+/// A story that did not fit, as a headline link.
+#[derive(Debug, Clone, Serialize)]
+struct Link {
+    headline: String,
+    link: Option<String>,
+    href: Option<minijinja::Value>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -62,14 +74,45 @@ struct Item {
     terms: String,
     /// Other outlets that carried the same story.
     also: String,
+    /// The other groups whose rules matched the shown article ("also matches: …").
+    also_matches: String,
     /// The articles this story stands for (its representative and the other outlets).
     #[serde(skip)]
     members: Vec<i64>,
+    /// The stated order's keys: rule priority, outlets that ran the story, its newest article.
+    #[serde(skip)]
+    alert: bool,
+    #[serde(skip)]
+    outlets: usize,
+    #[serde(skip)]
+    newest: DateTime<Utc>,
 }
 
-/// Renders subject, HTML and text. The HTML stays under `MAX_HTML_BYTES`: when too long, fewer
-/// stories are shown and the rest counted in "and N more". Groups that show no story are
-/// named on one capped "Also matched" line instead of a section each.
+impl Item {
+    /// The stated order of stories: alert rules first, then more outlets, then newer, then the
+    /// lowest article id (so equal input always ranks the same).
+    fn rank_key(&self) -> (bool, Reverse<usize>, Reverse<DateTime<Utc>>, i64) {
+        (
+            !self.alert,
+            Reverse(self.outlets),
+            Reverse(self.newest),
+            self.members.first().copied().unwrap_or(i64::MAX),
+        )
+    }
+
+    fn link(&self) -> Link {
+        Link {
+            headline: self.headline.clone(),
+            link: self.link.clone(),
+            href: self.href.clone(),
+        }
+    }
+}
+
+/// Renders subject, HTML and text. The stories shown are the first `max_items` by the stated
+/// order (`Item::rank_key`: rule priority, outlets that ran the story, recency), each in its
+/// group's section; what does not fit is counted per group, its first few headlines linked. The
+/// HTML stays under `MAX_HTML_BYTES`: when too long, fewer stories are shown.
 pub fn render(
     audience: &Audience<'_>,
     batch: &Batch,
@@ -77,10 +120,14 @@ pub fn render(
     now: DateTime<Utc>,
 ) -> Result<Rendered, DigestError> {
     // Clustering is the costly part; it runs once, only the cut moves.
-    let groups = assemble(&batch.groups, group(&batch.entries, audience.timezone));
+    let groups = assemble(
+        &batch.groups,
+        group(&batch.entries, &batch.groups, audience.timezone),
+    );
+    let ranked = ranking(&groups);
     let mut budget = audience.max_items.max(1);
     loop {
-        let r = render_with(audience, batch, &groups, notices, now, budget)?;
+        let r = render_with(audience, batch, &groups, &ranked, notices, now, budget)?;
         if r.html.len() <= MAX_HTML_BYTES || budget == 1 {
             return Ok(r);
         }
@@ -88,28 +135,58 @@ pub fn render(
     }
 }
 
+/// Every story as (group, index in the group), in the stated order.
+fn ranking(groups: &[Group]) -> Vec<(usize, usize)> {
+    let mut all: Vec<(usize, usize)> = groups
+        .iter()
+        .enumerate()
+        .flat_map(|(g, grp)| (0..grp.items.len()).map(move |i| (g, i)))
+        .collect();
+    all.sort_by_key(|&(g, i)| groups[g].items[i].rank_key());
+    all
+}
+
+#[allow(clippy::too_many_arguments)]
 fn render_with(
     audience: &Audience<'_>,
     batch: &Batch,
     all: &[Group],
+    ranked: &[(usize, usize)],
     notices: &[String],
     now: DateTime<Utc>,
     budget: usize,
 ) -> Result<Rendered, DigestError> {
     let tz = audience.timezone;
-    // Round-robin, so a busy rule cannot crowd every other rule out of the email.
-    let caps: Vec<usize> = all.iter().map(|g| g.items.len()).collect();
-    let keep = round_robin(&caps, budget);
+    let mut shown_at: Vec<Vec<bool>> = all.iter().map(|g| vec![false; g.items.len()]).collect();
+    for &(g, i) in ranked.iter().take(budget) {
+        shown_at[g][i] = true;
+    }
     let mut groups: Vec<Group> = Vec::new();
     let mut also: Vec<AlsoMatched> = Vec::new();
     let (mut also_more_rules, mut also_more_count) = (0usize, 0usize);
     let mut represented: Vec<i64> = Vec::new();
-    for (g, k) in all.iter().zip(keep) {
-        if k == 0 {
+    for (g, shown) in all.iter().zip(&shown_at) {
+        let overflow: Vec<Link> = g
+            .items
+            .iter()
+            .zip(shown)
+            .filter(|(_, s)| !**s)
+            .take(OVERFLOW_LINKS)
+            .map(|(i, _)| i.link())
+            .collect();
+        let items: Vec<&Item> = g
+            .items
+            .iter()
+            .zip(shown)
+            .filter(|(_, s)| **s)
+            .map(|(i, _)| i)
+            .collect();
+        if items.is_empty() {
             if also.len() < ALSO_NAMES_MAX {
                 also.push(AlsoMatched {
                     title: g.title.clone(),
                     count: g.count,
+                    overflow,
                 });
             } else {
                 also_more_rules += 1;
@@ -117,7 +194,7 @@ fn render_with(
             }
             continue;
         }
-        let items: Vec<Item> = g.items[..k].to_vec();
+        let items: Vec<Item> = items.into_iter().cloned().collect();
         let mut members: Vec<i64> = items.iter().flat_map(|i| i.members.clone()).collect();
         members.sort_unstable();
         members.dedup();
@@ -127,6 +204,7 @@ fn render_with(
             count: g.count,
             more: g.count.saturating_sub(members.len()),
             items,
+            overflow,
         });
     }
     represented.sort_unstable();
@@ -215,26 +293,65 @@ fn local_time(t: DateTime<Utc>, tz: Tz) -> String {
         .to_string()
 }
 
-/// Groups entries by rule title (largest group first, then by title), clusters each group's
-/// articles into stories, newest story first.
-fn group(entries: &[Entry], tz: Tz) -> Vec<Group> {
-    let mut by_rule: BTreeMap<String, Vec<&Entry>> = BTreeMap::new();
-    for e in entries {
-        by_rule
-            .entry(group_title(&e.rule_id, &e.rule_title))
-            .or_default()
-            .push(e);
+/// Each article once: under its first group (the order of `totals`, then the entry's rule
+/// order, then title), its entries there merged; then each group's articles clustered into
+/// stories, in the stated order (`Item::rank_key`).
+fn group(entries: &[Entry], totals: &[GroupTotal], tz: Tz) -> Vec<Group> {
+    let index: HashMap<&str, usize> = totals
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.title.as_str(), i))
+        .collect();
+    let titled: Vec<(String, &Entry)> = entries
+        .iter()
+        .map(|e| (group_title(&e.rule_id, &e.rule_title), e))
+        .collect();
+    let key = |(t, e): &(String, &Entry)| {
+        (
+            index.get(t.as_str()).copied().unwrap_or(usize::MAX),
+            e.order,
+            t.clone(),
+        )
+    };
+    let mut by_article: BTreeMap<i64, Vec<&(String, &Entry)>> = BTreeMap::new();
+    for te in &titled {
+        by_article.entry(te.1.article_id).or_default().push(te);
     }
-    let mut groups: Vec<Group> = by_rule
+    // Group key → (title, articles shown there: the merged entry and its other groups).
+    let mut by_group: BTreeMap<GroupKey, Vec<(Entry, Vec<String>)>> = BTreeMap::new();
+    for list in by_article.values() {
+        let Some(first) = list.iter().map(|te| key(te)).min() else {
+            continue;
+        };
+        let mut merged: Option<Entry> = None;
+        let mut others: Vec<GroupKey> = Vec::new();
+        for te in list {
+            let k = key(te);
+            if k.2 == first.2 {
+                match &mut merged {
+                    None => merged = Some(te.1.clone()),
+                    Some(m) => m.hits.extend(te.1.hits.iter().cloned()),
+                }
+            } else if !others.iter().any(|o| o.2 == k.2) {
+                others.push(k);
+            }
+        }
+        others.sort();
+        if let Some(mut m) = merged {
+            m.alert = list.iter().any(|te| te.0 == first.2 && te.1.alert);
+            dedup_hits(&mut m.hits);
+            let also: Vec<String> = others.into_iter().map(|o| o.2).collect();
+            by_group.entry(first).or_default().push((m, also));
+        }
+    }
+    by_group
         .into_iter()
-        .map(|(title, mut es)| {
-            es.sort_by_key(|e| e.article_id);
-            es.dedup_by_key(|e| e.article_id);
-            let sources: Vec<String> = es.iter().map(|e| source_name(e)).collect();
+        .map(|((_, _, title), es)| {
+            let sources: Vec<String> = es.iter().map(|(e, _)| source_name(e)).collect();
             let items: Vec<StoryItem<'_, usize>> = es
                 .iter()
                 .enumerate()
-                .map(|(i, e)| StoryItem {
+                .map(|(i, (e, _))| StoryItem {
                     id: i,
                     source: &sources[i],
                     link: e.link.as_deref(),
@@ -243,39 +360,41 @@ fn group(entries: &[Entry], tz: Tz) -> Vec<Group> {
                     seen: e.time,
                 })
                 .collect();
-            let mut stories = cluster(&items, &ClusterOptions::default());
-            stories.sort_by(|a, b| {
-                let (ea, eb) = (es[a.representative], es[b.representative]);
-                eb.time
-                    .cmp(&ea.time)
-                    .then(ea.article_id.cmp(&eb.article_id))
-            });
-            let items: Vec<Item> = stories
+            let stories = cluster(&items, &ClusterOptions::default());
+            let mut items: Vec<Item> = stories
                 .iter()
                 .map(|s| {
-                    let members: Vec<&Entry> = std::iter::once(s.representative)
+                    let members: Vec<&(Entry, Vec<String>)> = std::iter::once(s.representative)
                         .chain(s.others.iter().copied())
-                        .map(|i| es[i])
+                        .map(|i| &es[i])
                         .collect();
                     let also: Vec<String> = s.also.iter().map(|a| (*a).to_string()).collect();
                     item(&members, &also, tz)
                 })
                 .collect();
+            items.sort_by_key(Item::rank_key);
             Group {
                 title,
                 count: es.len(),
                 items,
                 more: 0,
+                overflow: Vec::new(),
             }
         })
-        .collect();
-    groups.sort_by(|a, b| display_order((&a.title, a.count), (&b.title, b.count)));
-    groups
+        .collect()
 }
 
-/// Every group of `totals` in display order, with its exact size and the stories clustered from
+/// Where a group comes: its place in the totals, its first rule's order, its title.
+type GroupKey = (usize, (bool, usize), String);
+
+fn dedup_hits(hits: &mut Vec<StoredHit>) {
+    hits.sort_by(|a, b| (&a.field, a.start, a.end).cmp(&(&b.field, b.start, b.end)));
+    hits.dedup_by(|a, b| a.field == b.field && a.start == b.start && a.end == b.end);
+}
+
+/// Every group of `totals` in their order, with its exact size and the stories clustered from
 /// whatever of it was loaded (`loaded`, from `group`). A loaded group missing from the totals
-/// (a caller's slip) keeps what it has rather than vanish.
+/// (a caller's slip) keeps what it has rather than vanish, after the others.
 fn assemble(totals: &[GroupTotal], loaded: Vec<Group>) -> Vec<Group> {
     let mut loaded: BTreeMap<String, Group> =
         loaded.into_iter().map(|g| (g.title.clone(), g)).collect();
@@ -288,11 +407,11 @@ fn assemble(totals: &[GroupTotal], loaded: Vec<Group>) -> Vec<Group> {
                 count: t.articles,
                 items,
                 more: 0,
+                overflow: Vec::new(),
             }
         })
         .collect();
     all.extend(loaded.into_values());
-    all.sort_by(|a, b| display_order((&a.title, a.count), (&b.title, b.count)));
     all
 }
 
@@ -303,14 +422,15 @@ fn source_name(e: &Entry) -> String {
     }
 }
 
-/// One story: the representative's headline, link, source and snippet; terms from every member.
-fn item(members: &[&Entry], also: &[String], tz: Tz) -> Item {
-    let mut ids: Vec<i64> = members.iter().map(|m| m.article_id).collect();
+/// One story: the representative's headline, link, source, snippet and terms (its own: the
+/// other outlets' words may not be in what is shown), and the other groups it also matches.
+fn item(members: &[&(Entry, Vec<String>)], also: &[String], tz: Tz) -> Item {
+    let mut ids: Vec<i64> = members.iter().map(|m| m.0.article_id).collect();
     ids.sort_unstable();
     ids.dedup();
-    let e = members[0];
+    let (e, also_matches) = members[0];
     let mut terms: Vec<String> = Vec::new();
-    for h in members.iter().flat_map(|m| &m.hits) {
+    for h in &e.hits {
         let t = clean_line(&h.text, 60);
         if !t.is_empty()
             && terms.len() < TERMS_MAX
@@ -319,6 +439,9 @@ fn item(members: &[&Entry], also: &[String], tz: Tz) -> Item {
             terms.push(t);
         }
     }
+    let mut outlets: Vec<String> = members.iter().map(|m| source_name(&m.0)).collect();
+    outlets.sort_unstable();
+    outlets.dedup();
     let headline = clean_line(&e.title, HEADLINE_MAX);
     let link = e.link.as_deref().and_then(safe_link);
     Item {
@@ -337,7 +460,11 @@ fn item(members: &[&Entry], also: &[String], tz: Tz) -> Item {
         snippet: snippet(e),
         terms: terms.join(", "),
         also: also.join(", "),
+        also_matches: also_matches.join(", "),
         members: ids,
+        alert: members.iter().any(|m| m.0.alert),
+        outlets: outlets.len(),
+        newest: members.iter().map(|m| m.0.time).max().unwrap_or(e.time),
     }
 }
 
@@ -412,3 +539,6 @@ fn escape_attr(s: &str) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests;

@@ -74,6 +74,8 @@ fn entry(
     Entry {
         rule_id: rule.to_lowercase().replace(' ', "-"),
         rule_title: rule.into(),
+        order: (true, 0),
+        alert: false,
         feed: "kyiv-ledger".into(),
         feed_title: Some("Kyiv Ledger".into()),
         article_id: id,
@@ -126,6 +128,15 @@ fn sample() -> Vec<Entry> {
     wire.feed = "atlantic-wire".into();
     wire.feed_title = Some("Atlantic Wire".into());
     wire.time = now() + chrono::Duration::minutes(30);
+    let mut healey = entry(
+        3,
+        "Healey–Hegseth talks",
+        "Healey meets Hegseth at the Pentagon",
+        Some("https://kyiv-ledger.example/3"),
+        "British Defence Secretary John Healey met Pete Hegseth on Friday for talks on Ukraine.",
+        &["Healey", "Hegseth"],
+    );
+    healey.order = (true, 1);
     vec![
         entry(
             1,
@@ -136,14 +147,7 @@ fn sample() -> Vec<Entry> {
             &["minerals deal"],
         ),
         wire,
-        entry(
-            3,
-            "Healey–Hegseth talks",
-            "Healey meets Hegseth at the Pentagon",
-            Some("https://kyiv-ledger.example/3"),
-            "British Defence Secretary John Healey met Pete Hegseth on Friday for talks on Ukraine.",
-            &["Healey", "Hegseth"],
-        ),
+        healey,
     ]
 }
 
@@ -466,25 +470,27 @@ fn a_huge_digest_stays_under_gmail_clipping() {
 
 #[test]
 fn load_plan_table() {
-    // (group sizes, max_items, articles to load per group)
+    // (group sizes in rule order, max_items, articles to load per group): a budget of
+    // 10 per story shown within 1,000..=5,000, shared round-robin.
     #[rustfmt::skip]
     let cases: &[(&[usize], usize, &[usize])] = &[
         (&[], 50, &[]),
         (&[1], 50, &[1]),
-        (&[1000], 50, &[150]),
-        (&[1000, 2], 50, &[148, 2]),
-        (&[10, 10, 10], 2, &[0, 3, 3]),  // ties by key: "g0" < "g1" < "g2", sizes desc first
-        (&[5, 9, 7], 2, &[0, 3, 3]),
-        (&[5, 9, 7], 1, &[0, 3, 0]),
-        (&[4, 4], 0, &[0, 3]),          // max_items 0 still shows one
+        (&[1000], 50, &[1000]),
+        (&[6000], 50, &[1000]),
+        (&[6000], 400, &[4000]),
+        (&[6000], 1000, &[5000]),
+        (&[3000, 2], 50, &[998, 2]),
+        (&[600, 600], 0, &[500, 500]),      // max_items 0 still shows one
+        (&[700, 100, 700], 50, &[450, 100, 450]),
+        (&[1000, 1000, 1000], 50, &[334, 333, 333]),
     ];
     for (sizes, max_items, want) in cases {
         let groups: Vec<GroupCount> = sizes
             .iter()
             .enumerate()
             .map(|(i, n)| GroupCount {
-                // Reverse keys so "largest, then by key" is not the input order.
-                key: format!("g{}", sizes.len() - i),
+                key: format!("g{i}"),
                 articles: *n,
             })
             .collect();
@@ -516,13 +522,21 @@ fn thousands_of_groups_close_with_one_capped_line() {
     let p = render(&entries);
     assert!(p.html.len() <= MAX_HTML_BYTES, "{} bytes", p.html.len());
     assert!(p.text.len() <= MAX_HTML_BYTES, "{} bytes", p.text.len());
-    // max_items (50) sections, largest groups first (Rule 0000..1999 have 3 articles).
+    // max_items (50) stories, the newest (articles 0..49, one per rule), in rule order
+    // (Rule 0000..1999 have 3 articles).
     assert_eq!(p.text.matches("\n== Rule ").count(), 50, "{}", p.text);
     assert!(p.text.contains("\n== Rule 0000 (3) =="), "{}", p.text);
-    assert!(p.text.contains("\n  and 2 more\n"), "{}", p.text);
     assert!(
         p.text
-            .contains("\n== Also matched ==\n- Rule 0050 (3)\n- Rule 0051 (3)\n"),
+            .contains("\n  and 2 more, among them:\n  - alpha5000 "),
+        "{}",
+        p.text
+    );
+    assert!(
+        p.text.contains(
+            "\n== Also matched ==\n- Rule 0050 (3)\n  - alpha50 beta150 gamma350\n    \
+             https://k.example/50\n"
+        ),
         "{}",
         p.text
     );

@@ -3,7 +3,6 @@
 //! so an email enters the outbox together with the matches it carries and the slot it serves.
 //! Also `digest preview` (gather and render, never committed) and `digest send`.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -12,6 +11,7 @@ use tracing::{debug, info, warn};
 
 use crate::config::{AlertConfig, DigestConfig};
 use crate::digest;
+use crate::digest::RuleBook;
 use crate::digest::alerts::{PendingAlert, plan_alerts};
 use crate::model::{DigestBatch, NewMessage};
 use crate::pipeline::{Pipeline, Summary, earliest};
@@ -99,7 +99,7 @@ impl<'a> Pipeline<'a> {
         now: DateTime<Utc>,
         slot: Option<DateTime<Utc>>,
     ) -> anyhow::Result<usize> {
-        let titles = self.settings.titles.clone();
+        let titles = self.settings.rules.clone();
         let notices = self.feed_notices(&cfg.name, now).await?;
         let from = self.config.delivery.from.clone();
         let cfg2 = cfg.clone();
@@ -167,7 +167,7 @@ impl<'a> Pipeline<'a> {
         if !plan.defer_to_digest.is_empty() {
             warn!(alert = %set.name, deferred = plan.defer_to_digest.len(), sent_last_hour = sent, "alert cap reached; matches go to the next digest");
         }
-        let titles = self.settings.titles.clone();
+        let titles = self.settings.rules.clone();
         let from = self.config.delivery.from.clone();
         let cfg = set.clone();
         let outbox = self
@@ -231,7 +231,7 @@ impl<'a> Pipeline<'a> {
         let cfg = self.digest_config(name)?;
         let from =
             since.map(|d| now - chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX));
-        let titles = self.settings.titles.clone();
+        let titles = self.settings.rules.clone();
         let (cfg2, titles2) = (cfg.clone(), titles.clone());
         let gathered = self
             .db(move |s| {
@@ -284,12 +284,13 @@ impl<'a> Pipeline<'a> {
 }
 
 /// Gathers what digest `cfg` would carry in `tx`: the matches it has not carried yet (or, with
-/// `since`, every match recorded since then), grouped by rule title, with full rows for the
-/// articles it can show (`digest::load_plan`).
+/// `since`, every match recorded since then that no alert email carried: what a send over that
+/// window would carry), grouped by rule title in the digest's rule order, with full rows for
+/// the articles it can show (`digest::load_plan`).
 fn gather_digest(
     tx: &mut ComposeTx<'_>,
     cfg: &DigestConfig,
-    titles: &HashMap<String, String>,
+    titles: &RuleBook,
     since: Option<DateTime<Utc>>,
 ) -> Result<DigestBatch, StoreError> {
     let rules: Vec<(String, String)> = tx
@@ -297,6 +298,7 @@ fn gather_digest(
         .into_iter()
         .filter_map(|rule| digest_group(cfg, titles, &rule).map(|group| (rule, group)))
         .collect();
+    let rules = digest::ordered_groups(titles, rules);
     let mut batch = match since {
         Some(t) => tx.gather_since(t, &rules)?,
         None => tx.gather_pending(&cfg.name, &rules)?,
@@ -307,12 +309,8 @@ fn gather_digest(
 
 /// The group (section) of digest `cfg` that rule `rule_id`'s matches go into, `None` when the
 /// digest does not carry that rule. A rule removed since it matched shows its id.
-fn digest_group(
-    cfg: &DigestConfig,
-    titles: &HashMap<String, String>,
-    rule_id: &str,
-) -> Option<String> {
+fn digest_group(cfg: &DigestConfig, titles: &RuleBook, rule_id: &str) -> Option<String> {
     cfg.rules
         .selects(rule_id)
-        .then(|| digest::group_title(rule_id, titles.get(rule_id).map_or(rule_id, String::as_str)))
+        .then(|| digest::group_title(rule_id, titles.title(rule_id)))
 }
