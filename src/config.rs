@@ -298,6 +298,10 @@ pub struct Templates {
 pub struct AlertConfig {
     pub name: String,
     pub to: Vec<String>,
+    /// Shown in the heading (`Duty desk`); none shows "newswatch alert".
+    pub title: Option<String>,
+    /// The zone times are shown in; default the first `[[digest]]`'s, else UTC.
+    pub timezone: Tz,
     /// Among rules with `priority = "alert"`; default all of them.
     pub rules: RuleSelection,
     pub policy: AlertPolicy,
@@ -310,9 +314,11 @@ impl Default for AlertConfig {
         AlertConfig {
             name: String::new(),
             to: Vec::new(),
+            title: None,
+            timezone: Tz::UTC,
             rules: RuleSelection::default(),
             policy: AlertPolicy::default(),
-            subject_prefix: "[newswatch alert]".to_string(),
+            subject_prefix: "[alert]".to_string(),
         }
     }
 }

@@ -361,15 +361,14 @@ impl<'a> Audience<'a> {
         }
     }
 
-    /// Alerts show times in UTC: an alert set has no zone of its own.
     pub fn alert(cfg: &'a AlertConfig) -> Self {
         Audience {
             kind: Kind::Alert,
             name: &cfg.name,
-            title: None,
+            title: cfg.title.as_deref(),
             subject_prefix: &cfg.subject_prefix,
             to: &cfg.to,
-            timezone: Tz::UTC,
+            timezone: cfg.timezone,
             max_items: cfg.policy.max_items,
             templates: None,
         }

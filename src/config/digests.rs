@@ -133,14 +133,29 @@ pub(super) fn build_digest(
     }
 }
 
-pub(super) fn build_alert(src: &mut Source<'_>, a: &RawAlert, earlier: &[RawAlert]) -> AlertConfig {
+/// `zone`: the first digest's time zone, the default of an alert set's `timezone`.
+pub(super) fn build_alert(
+    src: &mut Source<'_>,
+    a: &RawAlert,
+    earlier: &[RawAlert],
+    zone: Option<chrono_tz::Tz>,
+) -> AlertConfig {
     let names: Vec<&str> = earlier.iter().map(|e| e.name.get_ref().as_str()).collect();
     check_name(src, "alert", &a.name, &names);
     check_recipients(src, "alert", &a.to);
     let defaults = AlertConfig::default();
     let policy = defaults.policy;
+    let default_zone = zone.unwrap_or(defaults.timezone);
+    let timezone = a.timezone.as_ref().map_or(default_zone, |tz| {
+        parse_tz(tz.get_ref()).unwrap_or_else(|msg| {
+            src.error_at(tz.span(), msg);
+            default_zone
+        })
+    });
     AlertConfig {
         name: a.name.get_ref().trim().to_string(),
+        title: a.title.clone().filter(|t| !t.trim().is_empty()),
+        timezone,
         to: a.to.get_ref().iter().map(|x| x.get_ref().clone()).collect(),
         rules: rule_selection(src, a.rules.as_ref()),
         policy: AlertPolicy {

@@ -110,6 +110,8 @@ pub(super) struct RawAlert {
     pub(super) name: Spanned<String>,
     pub(super) to: Spanned<Vec<Spanned<String>>>,
     pub(super) subject_prefix: Option<String>,
+    pub(super) title: Option<String>,
+    pub(super) timezone: Option<Spanned<String>>,
     pub(super) rules: Option<Spanned<Vec<String>>>,
     pub(super) window: Option<HumanDuration>,
     pub(super) max_per_hour: Option<Spanned<usize>>,

@@ -216,7 +216,10 @@ fn render_with(
         .title
         .map(|t| clean_line(t, 80))
         .filter(|t| !t.is_empty());
-    let subject = subject(audience, title.as_deref(), articles, &batch.entries, all);
+    let top = ranked
+        .first()
+        .map(|&(g, i)| (all[g].title.as_str(), all[g].items[i].headline.as_str()));
+    let subject = subject(audience, title.as_deref(), articles, top, all);
     let heading = match (audience.kind, articles) {
         (Kind::Digest, 0) => "Nothing new matched your rules".to_string(),
         (Kind::Digest, n) => format!(
@@ -468,17 +471,20 @@ fn item(members: &[&(Entry, Vec<String>)], also: &[String], tz: Tz) -> Item {
     }
 }
 
-/// `[newswatch] Morning brief — 12 articles: Minerals deal (5), Healey–Hegseth talks (3)`;
-/// an alert about one article: `[newswatch alert] Healey–Hegseth talks: <headline>`.
+/// A digest: `[newswatch] Morning brief — 12 articles: Minerals deal (5), Healey–Hegseth talks
+/// (3)`. An alert (its title is in the heading, not here): about one article `[alert]
+/// Healey–Hegseth talks: <headline>`; about several, the count and the top story's headline
+/// (`[alert] 3 articles: <headline> (+2 more)`). `top` is the first story by the stated order.
 fn subject(
     audience: &Audience<'_>,
     title: Option<&str>,
     articles: usize,
-    entries: &[Entry],
+    top: Option<(&str, &str)>,
     groups: &[Group],
 ) -> String {
     let prefix = clean_line(audience.subject_prefix, 40);
     let mut s = prefix;
+    let title = title.filter(|_| audience.kind == Kind::Digest);
     if let Some(t) = title {
         if !s.is_empty() {
             s.push(' ');
@@ -489,12 +495,18 @@ fn subject(
     if !s.is_empty() {
         s.push(' ');
     }
-    if audience.kind == Kind::Alert && articles == 1 && groups.len() == 1 {
-        s.push_str(&format!(
-            "{}: {}",
-            groups[0].title,
-            clean_line(&entries[0].title, 120)
-        ));
+    if audience.kind == Kind::Alert
+        && let Some((group, headline)) = top
+    {
+        let headline = clean_line(headline, 120);
+        if articles <= 1 {
+            s.push_str(&format!("{group}: {headline}"));
+        } else {
+            s.push_str(&format!(
+                "{articles} articles: {headline} (+{} more)",
+                articles - 1
+            ));
+        }
         return clean_subject(&s);
     }
     if articles == 0 {

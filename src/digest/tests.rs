@@ -643,28 +643,59 @@ fn operators_templates_replace_the_built_in_ones_and_still_escape() {
     assert_eq!(p.text, "3 new articles matched your rules");
 }
 
-#[test]
-fn alert_subjects() {
-    let set = AlertConfig {
+fn alert_set() -> AlertConfig {
+    AlertConfig {
         name: "breaking".into(),
         to: vec!["duty@example.org".into()],
-        rules: RuleSelection::default(),
-        policy: crate::digest::alerts::AlertPolicy::default(),
-        subject_prefix: "[newswatch alert]".into(),
-    };
+        title: Some("Duty desk".into()),
+        timezone: chrono_tz::Europe::Kyiv,
+        ..AlertConfig::default()
+    }
+}
+
+#[test]
+fn alert_subjects_name_the_headline_and_times_are_local() {
+    let set = alert_set();
     let one = &sample()[2..];
     let c = compose_alert(4, &set, "nw@example.org", one, now()).expect("alert");
     assert_eq!(
         c.subject,
-        "[newswatch alert] Healey–Hegseth talks: Healey meets Hegseth at the Pentagon"
+        "[alert] Healey–Hegseth talks: Healey meets Hegseth at the Pentagon"
     );
     assert!(c.message_id.starts_with("<alert-4.breaking."));
     assert_eq!(c.recipients, ["duty@example.org"]);
+    let raw = String::from_utf8_lossy(&c.raw);
+    assert!(raw.contains("Mon 10 Mar 2025 14:00 EET"), "{raw}");
+    assert!(raw.contains("Duty desk"), "{raw}");
+    // Several: the count and the top story's headline (two outlets beat one).
     let c = compose_alert(5, &set, "nw@example.org", &sample(), now()).expect("alert");
     assert_eq!(
         c.subject,
-        "[newswatch alert] 3 articles: Minerals deal (2), Healey–Hegseth talks (1)"
+        "[alert] 3 articles: Kyiv and Washington agree terms of minerals deal, officials say \
+         (+2 more)"
     );
+}
+
+/// The same matches in any order compose byte-identical alert bodies (Date and Message-ID
+/// aside): which story leads, the subject, the order of everything.
+#[test]
+fn alert_composition_is_deterministic() {
+    let body = |entries: &[Entry]| {
+        let c = compose_alert(9, &alert_set(), "nw@example.org", entries, now()).expect("alert");
+        let raw = String::from_utf8_lossy(&c.raw).into_owned();
+        raw.lines()
+            .filter(|l| !l.starts_with("Date:") && !l.starts_with("Message-ID:"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let mut entries = sample();
+    let want = body(&entries);
+    for _ in 0..entries.len() {
+        entries.rotate_left(1);
+        assert_eq!(body(&entries), want);
+        entries.reverse();
+        assert_eq!(body(&entries), want);
+    }
 }
 
 #[test]

@@ -12,7 +12,7 @@ use tracing::{debug, info, warn};
 use crate::config::{AlertConfig, DigestConfig};
 use crate::digest;
 use crate::digest::RuleBook;
-use crate::digest::alerts::{PendingAlert, plan_alerts};
+use crate::digest::alerts::{AlertLimit, PendingAlert, plan_alerts};
 use crate::model::{DigestBatch, NewMessage};
 use crate::pipeline::{Pipeline, Summary, earliest};
 use crate::policy::schedule;
@@ -156,16 +156,38 @@ impl<'a> Pipeline<'a> {
         if pending.is_empty() {
             return Ok((0, None));
         }
-        let pending: Vec<PendingAlert<i64>> = pending
+        // Ids in the store's content order (place, match id): matches queued together are
+        // batched by what they are, not by which poll was stored first.
+        let pending: Vec<PendingAlert<(usize, i64)>> = pending
             .into_iter()
-            .map(|(id, matched_at)| PendingAlert { id, matched_at })
+            .enumerate()
+            .map(|(place, (id, matched_at))| PendingAlert {
+                id: (place, id),
+                matched_at,
+            })
             .collect();
         let plan = plan_alerts(&pending, sent, &set.policy, now);
+        let send_now: Vec<i64> = plan.send_now.iter().map(|p| p.1).collect();
+        let defer: Vec<i64> = plan.defer_to_digest.iter().map(|p| p.1).collect();
         if plan.send_now.is_empty() && plan.defer_to_digest.is_empty() {
             return Ok((0, plan.next_check));
         }
-        if !plan.defer_to_digest.is_empty() {
-            warn!(alert = %set.name, deferred = plan.defer_to_digest.len(), sent_last_hour = sent, "alert cap reached; matches go to the next digest");
+        match plan.limit {
+            Some(AlertLimit::PerHour) => warn!(
+                alert = %set.name,
+                deferred = plan.defer_to_digest.len(),
+                sent_last_hour = sent,
+                max_per_hour = set.policy.max_per_hour,
+                "alert limit max_per_hour reached; matches go to the next digest"
+            ),
+            Some(AlertLimit::PerEmail) => warn!(
+                alert = %set.name,
+                deferred = plan.defer_to_digest.len(),
+                sent = plan.send_now.len(),
+                max_items = set.policy.max_items,
+                "alert limit max_items (matches per alert email) reached; the rest go to the next digest"
+            ),
+            None => {}
         }
         let titles = self.settings.rules.clone();
         let from = self.config.delivery.from.clone();
@@ -173,8 +195,8 @@ impl<'a> Pipeline<'a> {
         let outbox = self
             .db_work(move |s| {
                 let mut tx = s.begin_compose()?;
-                tx.defer_alerts(&cfg.name, &plan.defer_to_digest)?;
-                let matches = tx.gather_alert(&cfg.name, &plan.send_now)?;
+                tx.defer_alerts(&cfg.name, &defer)?;
+                let matches = tx.gather_alert(&cfg.name, &send_now)?;
                 if matches.is_empty() {
                     tx.commit()?;
                     return Ok(None);

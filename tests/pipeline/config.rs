@@ -250,6 +250,8 @@ const BROKEN: &[(&str, &str, &str, usize, usize, &str)] = &[
      "invalid duration \"soon\": expected a number with a unit, like `90s`, `15m`, `48h` or `7d`"),
     ("zero alerts per hour", "[[digest]]", "[[alert]]\nname = \"breaking\"\nto = [\"a@example.org\"]\nmax_per_hour = 0\n[[digest]]", 13, 16,
      "`max_per_hour` must be at least 1"),
+    ("bad alert timezone", "[[digest]]", "[[alert]]\nname = \"b\"\nto = [\"a@example.org\"]\ntimezone = \"Mars/Olympus\"\n[[digest]]", 13, 12,
+     "unknown time zone \"Mars/Olympus\": expected an IANA name like `Europe/London` or `UTC`"),
     ("duplicate alert", "[[digest]]", "[[alert]]\nname = \"a\"\nto = [\"a@example.org\"]\n[[alert]]\nname = \"a\"\nto = [\"a@example.org\"]\n[[digest]]", 14, 8,
      "duplicate alert name \"a\""),
     ("missing template dir", "to = [\"a@example.org\"]", "to = [\"a@example.org\"]\ntemplate_dir = \"nope\"", 13, 16,
@@ -259,6 +261,25 @@ const BROKEN: &[(&str, &str, &str, usize, usize, &str)] = &[
     ("missing ca_file", "dir = \"outbox\"", "host = \"h\"\nca_file = \"nope.pem\"", 9, 11,
      "cannot read CA file DIR/nope.pem: No such file or directory (os error 2)"),
 ];
+
+/// `[[alert]]` `title` and `timezone`; without one, the first digest's zone (issue 15).
+#[test]
+fn alert_sets_take_a_title_and_a_time_zone() {
+    let dir = fixture_dir();
+    let zoned = BASE.replacen(
+        "[[digest]]",
+        "[[alert]]\nname = \"a\"\nto = [\"a@example.org\"]\ntitle = \"Duty desk\"\n\
+         timezone = \"Europe/Kyiv\"\n[[alert]]\nname = \"b\"\nto = [\"a@example.org\"]\n\
+         [[digest]]\ntimezone = \"Europe/London\"",
+        1,
+    );
+    let c = load(dir.path(), &zoned).unwrap_or_else(|e| panic!("{e:?}\n{zoned}"));
+    assert_eq!(c.alerts[0].title.as_deref(), Some("Duty desk"));
+    assert_eq!(c.alerts[0].timezone, chrono_tz::Europe::Kyiv);
+    assert_eq!(c.alerts[1].title, None);
+    assert_eq!(c.alerts[1].timezone, chrono_tz::Europe::London);
+    assert_eq!(c.alerts[1].subject_prefix, "[alert]");
+}
 
 #[test]
 fn broken_configs_name_line_column_and_expectation() {

@@ -573,11 +573,7 @@ fn the_demo_runs_from_a_temp_directory() {
     let emls = eml_files(&tmp.path().join("outbox"));
     assert_eq!(emls.len(), 2, "{emls:?}");
     let alert = Mail::parse(&std::fs::read(&emls[0]).expect("read eml"));
-    assert!(
-        alert.subject.starts_with("[newswatch alert] "),
-        "{}",
-        alert.subject
-    );
+    assert!(alert.subject.starts_with("[alert] "), "{}", alert.subject);
     assert!(
         alert
             .headers
