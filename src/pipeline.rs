@@ -53,12 +53,24 @@ pub struct Summary {
     pub emails_deferred: usize,
     /// Emails that failed for good (kept in the outbox, marked failed).
     pub emails_failed: usize,
+    /// Every email this pass could not deliver (deferred, failed, or not tried after the
+    /// transport deferred an earlier one): what `run --once` names before exiting 6.
+    pub undelivered: Vec<Undelivered>,
     /// Where emails go: `smtp host:port`, `files in DIR`, `sendmail CMD`.
     pub destination: String,
     /// (feed name, error) of each failed feed.
     pub failures: Vec<(String, String)>,
     /// When the next scheduled digest or alert batch wants a cycle (the daemon sleeps no longer).
     pub next_digest: Option<DateTime<Utc>>,
+}
+
+/// An email a pass could not deliver; it stays in the outbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Undelivered {
+    /// The `[[digest]]` or `[[alert]]` name.
+    pub name: String,
+    pub message_id: String,
+    pub error: String,
 }
 
 impl fmt::Display for Summary {
@@ -83,7 +95,15 @@ impl fmt::Display for Summary {
             self.emails_deferred,
             self.emails_failed,
             self.destination
-        )
+        )?;
+        for u in &self.undelivered {
+            write!(
+                f,
+                "\n  email {} {} not delivered: {}",
+                u.name, u.message_id, u.error
+            )?;
+        }
+        Ok(())
     }
 }
 

@@ -478,3 +478,46 @@ query = 'Zelensky'
     assert_eq!(summary.matches, expected.len());
     assert_eq!(got, expected);
 }
+
+/// `run --once` for cron: an email refused (550) or deferred (451) in the run exits 6 and the
+/// summary names it; delivered, 0 (issue 15).
+#[test]
+fn run_once_exits_6_when_an_email_was_not_delivered() {
+    let server = TestServer::start();
+    server.set("/feeds/kyiv-ledger.json", demo_feed("kyiv-ledger.json"));
+    for (fault, code, says) in [
+        (Some("550"), 6, "not delivered: failed: "),
+        (Some("451"), 6, "not delivered: deferred until "),
+        (None, 0, ""),
+    ] {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let extra: Vec<&str> = fault.map_or(Vec::new(), |f| vec!["--fault", f]);
+        let sink = SmtpSink::start(&tmp.path().join("received"), &extra);
+        let feeds = vec![(
+            "ledger".to_string(),
+            server.url("/feeds/kyiv-ledger.json").to_string(),
+        )];
+        let path = write_config(tmp.path(), &feeds, sink.port, "5s");
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_newswatch"))
+            .args(["run", "--once", "--config"])
+            .arg(&path)
+            .env("NEWSWATCH_LOG", "error")
+            .output()
+            .expect("run the binary");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "{fault:?}: {stdout}\n{stderr}"
+        );
+        assert!(stdout.contains("emails: 1 composed"), "{stdout}");
+        if code == 6 {
+            assert!(
+                stdout.contains("\n  email desk <digest-1.desk.") && stdout.contains(says),
+                "{stdout}"
+            );
+            assert!(stderr.contains("could not be delivered"), "{stderr}");
+        }
+    }
+}
