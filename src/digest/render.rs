@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::digest::cluster::{ClusterOptions, StoryItem, cluster};
 use crate::digest::email_safety::{clean_line, clean_subject, display_host, safe_link};
-use crate::digest::snippet::{Segment, snippet};
+use crate::digest::snippet::{Segment, fold, headline as marked_headline, snippet_window};
 use crate::digest::{Audience, Batch, DigestError, Entry, GroupTotal, Kind, Rendered, group_title};
 use crate::model::StoredHit;
 
@@ -71,7 +71,12 @@ struct Item {
     source: String,
     time: String,
     snippet: Vec<Segment>,
+    /// The headline in pieces, the hits marked (`headline` is the same text whole).
+    headline_marked: Vec<Segment>,
+    /// The distinct terms the headline or the snippet shows (longest form of each).
     terms: String,
+    /// Terms that matched only in text the email does not show.
+    terms_elsewhere: String,
     /// Other outlets that carried the same story.
     also: String,
     /// The other groups whose rules matched the shown article ("also matches: …").
@@ -432,16 +437,12 @@ fn item(members: &[&(Entry, Vec<String>)], also: &[String], tz: Tz) -> Item {
     ids.sort_unstable();
     ids.dedup();
     let (e, also_matches) = members[0];
-    let mut terms: Vec<String> = Vec::new();
-    for h in &e.hits {
-        let t = clean_line(&h.text, 60);
-        if !t.is_empty()
-            && terms.len() < TERMS_MAX
-            && !terms.iter().any(|x| x.to_lowercase() == t.to_lowercase())
-        {
-            terms.push(t);
-        }
-    }
+    let (snippet, window) = snippet_window(e);
+    let visible = |h: &StoredHit| h.field == "title" || window.is_some_and(|w| w.shows(h));
+    let (shown, elsewhere): (Vec<&StoredHit>, Vec<&StoredHit>) =
+        e.hits.iter().partition(|h| visible(h));
+    let shown = distinct_terms(&shown, &[]);
+    let elsewhere = distinct_terms(&elsewhere, &shown);
     let mut outlets: Vec<String> = members.iter().map(|m| source_name(&m.0)).collect();
     outlets.sort_unstable();
     outlets.dedup();
@@ -460,14 +461,53 @@ fn item(members: &[&(Entry, Vec<String>)], also: &[String], tz: Tz) -> Item {
         link: link.map(String::from),
         source: source_name(e),
         time: local_time(e.time, tz),
-        snippet: snippet(e),
-        terms: terms.join(", "),
+        snippet,
+        headline_marked: marked_headline(e, HEADLINE_MAX),
+        terms: shown.join(", "),
+        terms_elsewhere: elsewhere.join(", "),
         also: also.join(", "),
         also_matches: also_matches.join(", "),
         members: ids,
         alert: members.iter().any(|m| m.0.alert),
         outlets: outlets.len(),
         newest: members.iter().map(|m| m.0.time).max().unwrap_or(e.time),
+    }
+}
+
+/// The distinct terms of `hits`, each once in its longest form (`forces` stands for `force`,
+/// `Emmanuel Macron` for `Macron`; compared case-folded), in order of appearance, at most
+/// `TERMS_MAX`; none already in `known` (or contained in one of them).
+fn distinct_terms(hits: &[&StoredHit], known: &[String]) -> Vec<String> {
+    let mut hits: Vec<&StoredHit> = hits.to_vec();
+    hits.sort_by_key(|a| (field_rank(&a.field), a.start));
+    let terms: Vec<String> = hits
+        .iter()
+        .map(|h| clean_line(&h.text, 60))
+        .filter(|t| !t.is_empty())
+        .collect();
+    let folded: Vec<String> = terms.iter().map(|t| fold(t)).collect();
+    let known: Vec<String> = known.iter().map(|t| fold(t)).collect();
+    let mut out: Vec<String> = Vec::new();
+    let mut taken: Vec<String> = Vec::new();
+    for (t, f) in terms.iter().zip(&folded) {
+        let longer = folded
+            .iter()
+            .any(|g| g.len() > f.len() && g.contains(f.as_str()));
+        let known = known.iter().any(|k| k.contains(f.as_str()));
+        if longer || known || taken.contains(f) || out.len() >= TERMS_MAX {
+            continue;
+        }
+        taken.push(f.clone());
+        out.push(t.clone());
+    }
+    out
+}
+
+fn field_rank(field: &str) -> u8 {
+    match field {
+        "title" => 0,
+        "summary" => 1,
+        _ => 2,
     }
 }
 

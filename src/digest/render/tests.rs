@@ -76,8 +76,14 @@ fn an_article_matching_three_rules_appears_once_with_also_matches() {
         now(),
     )
     .expect("render");
+    assert_eq!(r.text.matches(title).count(), 1, "{}", r.text);
+    assert_eq!(
+        r.html.matches("href=\"https://wire.example/1\"").count(),
+        1,
+        "{}",
+        r.html
+    );
     for part in [&r.text, &r.html] {
-        assert_eq!(part.matches(title).count(), 1, "{part}");
         assert_eq!(
             part.matches("also matches: Bravo, Charlie").count(),
             1,
@@ -151,4 +157,101 @@ fn stories_rank_by_rule_priority_then_outlets_then_recency() {
         "{}",
         r.text
     );
+}
+
+/// Hits for every occurrence of each term in the summary.
+fn summary_hits(summary: &str, terms: &[&str]) -> Vec<StoredHit> {
+    let mut hits = Vec::new();
+    for t in terms {
+        for (start, m) in summary.match_indices(t) {
+            hits.push(StoredHit {
+                field: "summary".into(),
+                start,
+                end: start + m.len(),
+                text: m.into(),
+            });
+        }
+    }
+    hits
+}
+
+fn one(e: Entry) -> super::Rendered {
+    render(
+        &Audience::digest(&cfg(10)),
+        &Batch::complete(vec![e]),
+        &[],
+        now(),
+    )
+    .expect("render")
+}
+
+#[test]
+fn the_snippet_shows_the_rarest_terms_and_matched_lists_what_is_shown() {
+    let summary = format!(
+        "Ukraine said on Monday that Ukraine would wait. {} Later, Healey met Hegseth in \
+         Washington to discuss Ukraine. {}",
+        "Filler words about the weather in Ukraine. ".repeat(8),
+        "More filler. ".repeat(30)
+    );
+    let mut e = entry(1, A, "wire", "Ministers meet", 1);
+    e.summary = summary.clone();
+    e.hits = summary_hits(&summary, &["Ukraine", "Healey", "Hegseth"]);
+    let r = one(e.clone());
+    assert!(r.text.contains("*Healey* met *Hegseth*"), "{}", r.text);
+    assert!(
+        r.text.contains("matched: Ukraine, Healey, Hegseth\n"),
+        "{}",
+        r.text
+    );
+    // A term only in text the snippet does not show is named apart, never as if shown.
+    e.hits = summary_hits(&summary, &["Healey", "Monday"]);
+    let r = one(e);
+    assert!(
+        r.text
+            .contains("matched: Monday · in the full text: Healey\n"),
+        "{}",
+        r.text
+    );
+}
+
+#[test]
+fn matched_lists_each_term_once_in_its_longest_form() {
+    let summary = "Emmanuel Macron said the force and its forces would stay; Macron left.";
+    let mut e = entry(1, A, "wire", "Allied forces", 1);
+    e.summary = summary.into();
+    e.hits = summary_hits(summary, &["Emmanuel Macron", "Macron", "forces", "force"]);
+    e.hits.push(StoredHit {
+        field: "title".into(),
+        start: 7,
+        end: 13,
+        text: "forces".into(),
+    });
+    let r = one(e);
+    assert!(
+        r.text.contains("matched: forces, Emmanuel Macron\n"),
+        "{}",
+        r.text
+    );
+    assert!(r.html.contains("<mark class=\"nw-mark\" style=\"background-color:#fde68a;color:#111827;\">forces</mark></a>"), "{}", r.html);
+}
+
+#[test]
+fn a_grouped_story_shows_the_shown_articles_own_terms() {
+    let title = "Grain corridor reopens after naval talks";
+    let mut first = entry(1, A, "wire", title, 10);
+    first.summary = "The grain corridor reopened.".into();
+    first.hits = summary_hits(&first.summary, &["corridor"]);
+    let mut second = entry(2, A, "daily", title, 5);
+    second.summary = "Naval escorts resumed in the Black Sea.".into();
+    second.hits = summary_hits(&second.summary, &["Black Sea"]);
+    let r = render(
+        &Audience::digest(&cfg(10)),
+        &Batch::complete(vec![first, second]),
+        &[],
+        now(),
+    )
+    .expect("render");
+    assert!(r.text.contains("also: daily"), "{}", r.text);
+    assert!(r.text.contains("matched: corridor\n"), "{}", r.text);
+    assert!(!r.text.contains("Black Sea"), "{}", r.text);
 }
