@@ -12,6 +12,7 @@ mod message;
 mod render;
 mod snippet;
 pub mod spec;
+mod wrap;
 
 use std::collections::{BTreeMap, HashMap};
 

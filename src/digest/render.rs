@@ -12,6 +12,7 @@ use serde::Serialize;
 use crate::digest::cluster::{ClusterOptions, StoryItem, cluster};
 use crate::digest::email_safety::{clean_line, clean_subject, display_host, safe_link};
 use crate::digest::snippet::{Segment, fold, headline as marked_headline, snippet_window};
+use crate::digest::wrap::wrap;
 use crate::digest::{Audience, Batch, DigestError, Entry, GroupTotal, Kind, Rendered, group_title};
 use crate::model::StoredHit;
 
@@ -20,9 +21,10 @@ const TEXT_TEMPLATE: &str = include_str!("../../templates/digest.txt");
 
 /// Subjects longer than this list fewer rules and end in "…" (RFC 5322 asks for short lines).
 pub(super) const MAX_SUBJECT_CHARS: usize = 160;
-/// Gmail clips messages above 102 KB; the HTML part stays under this, dropping entries into
-/// "and N more" until it fits.
-pub const MAX_HTML_BYTES: usize = 100 * 1024;
+/// Gmail clips messages above 102 KB; the HTML part stays under this (a margin for headers and
+/// a client's own wrapping), showing fewer stories, counted in "and N more" and named in a
+/// closing "continued" line, until it fits.
+pub const MAX_HTML_BYTES: usize = 90_000;
 const HEADLINE_MAX: usize = 300;
 /// Terms listed on a "matched:" line.
 const TERMS_MAX: usize = 8;
@@ -34,6 +36,8 @@ const OVERFLOW_LINKS: usize = 3;
 #[derive(Debug, Clone, Serialize)]
 struct Group {
     title: String,
+    /// The section's anchor for the table of contents (`g1`, `g2`, …).
+    anchor: String,
     /// Articles in the group, shown or not (exact, whatever was loaded).
     count: usize,
     items: Vec<Item>,
@@ -206,6 +210,7 @@ fn render_with(
         represented.extend_from_slice(&members);
         groups.push(Group {
             title: g.title.clone(),
+            anchor: format!("g{}", groups.len() + 1),
             count: g.count,
             more: g.count.saturating_sub(members.len()),
             items,
@@ -215,6 +220,11 @@ fn render_with(
     represented.sort_unstable();
     represented.dedup();
     let shown: usize = groups.iter().map(|g| g.items.len()).sum();
+    // Stories `max_items` would show that the size cut left out: the closing "continued" line.
+    let cut = ranked
+        .len()
+        .min(audience.max_items.max(1))
+        .saturating_sub(shown);
     let articles = batch.articles;
     let more = articles.saturating_sub(represented.len());
     let title = audience
@@ -243,6 +253,8 @@ fn render_with(
         title => title.clone().unwrap_or_else(|| format!("newswatch {}", audience.kind.as_str())),
         heading => heading,
         groups => &groups,
+        toc => groups.len() > 1,
+        cut => cut,
         more => more,
         also_matched => &also,
         also_more_rules => also_more_rules,
@@ -272,7 +284,7 @@ fn render_with(
     // The file name decides auto-escaping: `.html` escapes every interpolated value, in the
     // operator's template too.
     let html = render("digest.html", html_src)?;
-    let text = render("digest.txt", text_src)?;
+    let text = wrap(&render("digest.txt", text_src)?);
     Ok(Rendered {
         subject,
         html,
@@ -383,6 +395,7 @@ fn group(entries: &[Entry], totals: &[GroupTotal], tz: Tz) -> Vec<Group> {
             items.sort_by_key(Item::rank_key);
             Group {
                 title,
+                anchor: String::new(),
                 count: es.len(),
                 items,
                 more: 0,
@@ -412,6 +425,7 @@ fn assemble(totals: &[GroupTotal], loaded: Vec<Group>) -> Vec<Group> {
             let items = loaded.remove(&t.title).map(|g| g.items).unwrap_or_default();
             Group {
                 title: t.title.clone(),
+                anchor: String::new(),
                 count: t.articles,
                 items,
                 more: 0,

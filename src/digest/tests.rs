@@ -162,6 +162,12 @@ fn rendered_digest_matches_the_snapshots() {
         p.subject,
         "[newswatch] Morning brief — 3 articles: Minerals deal (2), Healey–Hegseth talks (1)"
     );
+    for l in p.text.lines() {
+        assert!(
+            l.chars().count() <= 78 || l.trim().starts_with("http"),
+            "{l:?}"
+        );
+    }
     insta::assert_snapshot!("digest.txt", p.text);
     insta::assert_snapshot!("digest.html", p.html);
 }
@@ -449,6 +455,12 @@ fn a_huge_digest_stays_under_gmail_clipping() {
         p.html.len()
     );
     assert!(p.text.contains(" more"), "the rest is counted");
+    // The size cut ends the email cleanly, saying what did not fit.
+    assert!(
+        p.html.contains("Continued: ") && p.text.contains("\nContinued: "),
+        "{}",
+        p.text
+    );
     assert!(
         p.subject
             .starts_with("[newswatch] Morning brief — 1000 articles: Rule"),

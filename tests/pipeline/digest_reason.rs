@@ -84,18 +84,25 @@ fn every_matched_term_is_visible_in_the_headline_or_snippet() {
     for block in r.text.split("\n* ").skip(1) {
         let block = block.split("\n\n").next().unwrap_or_default();
         let lines: Vec<&str> = block.lines().collect();
-        let Some(at) = lines.iter().position(|l| l.starts_with("  matched: ")) else {
+        let Some(at) = lines.iter().position(|l| l.starts_with("  matched:")) else {
             panic!("no matched line in\n{block}");
         };
         let shown = lines[..at]
             .iter()
-            .filter(|l| !l.trim_start().starts_with("http"))
-            .copied()
+            .map(|l| l.trim())
+            .filter(|l| !l.starts_with("http"))
             .collect::<Vec<_>>()
             .join(" ")
             .to_lowercase();
-        let terms = lines[at]
-            .trim_start_matches("  matched: ")
+        // The text part is wrapped: the matched line goes on until the "also" lines.
+        let matched = lines[at..]
+            .iter()
+            .take_while(|l| !l.starts_with("  also"))
+            .map(|l| l.trim())
+            .collect::<Vec<_>>()
+            .join(" ");
+        let terms = matched
+            .trim_start_matches("matched: ")
             .split(" · in the full text: ")
             .next()
             .unwrap_or_default();
@@ -108,4 +115,11 @@ fn every_matched_term_is_visible_in_the_headline_or_snippet() {
         }
     }
     assert!(checked > 20, "{checked} terms checked:\n{}", r.text);
+    // The text part is wrapped at 78 columns; only a URL may be longer.
+    for l in r.text.lines() {
+        assert!(
+            l.chars().count() <= 78 || l.trim().starts_with("http"),
+            "{l:?}"
+        );
+    }
 }
