@@ -68,6 +68,7 @@ fn bench(c: &mut Criterion) {
         max_items: 50,
         when_empty: WhenEmpty::Skip,
         templates: None,
+        unsubscribe: Default::default(),
     };
     let from = "newswatch <newswatch@localhost>";
     let size = digest::compose(1, &cfg, from, &entries, &[], now)
@@ -188,6 +189,7 @@ fn bench_store(c: &mut Criterion) {
         max_items: 50,
         when_empty: WhenEmpty::Skip,
         templates: None,
+        unsubscribe: Default::default(),
     };
     let named: Vec<(String, String)> = (0..STORE_RULES)
         .map(|r| (format!("rule-{r:04}"), format!("Rule {r:04}")))

@@ -19,7 +19,7 @@ use std::collections::{BTreeMap, HashMap};
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
-use crate::config::{AlertConfig, DigestConfig, Templates};
+use crate::config::{AlertConfig, DigestConfig, Templates, Unsubscribe};
 use crate::digest::email_safety::clean_line;
 use crate::digest::spec::WhenEmpty;
 use crate::model::{DigestBatch, GroupCount, PendingMatch, StoredHit};
@@ -148,6 +148,9 @@ pub struct Batch {
     pub groups: Vec<GroupTotal>,
     /// Distinct articles over every group (the sum of the groups).
     pub articles: usize,
+    /// The start of the period the digest covers (its last composition, or a preview's
+    /// `--since`); `None` when unknown (a first digest, an alert).
+    pub since: Option<DateTime<Utc>>,
 }
 
 /// One group of a digest and its exact size.
@@ -199,6 +202,7 @@ impl Batch {
             entries,
             groups,
             articles,
+            since: None,
         }
     }
 
@@ -215,6 +219,7 @@ impl Batch {
                 })
                 .collect(),
             articles: b.articles,
+            since: None,
         }
     }
 }
@@ -320,7 +325,7 @@ pub enum DigestError {
 }
 
 /// What kind of email, and for whom: the parts of `[[digest]]` / `[[alert]]` rendering needs.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Audience<'a> {
     pub kind: Kind,
     pub name: &'a str,
@@ -331,6 +336,9 @@ pub struct Audience<'a> {
     pub max_items: usize,
     /// The operator's templates; the built-in ones when `None`.
     pub templates: Option<&'a Templates>,
+    /// The rule patterns it carries, as configured (empty: every rule), for the footer.
+    pub rules: Vec<&'a str>,
+    pub unsubscribe: &'a Unsubscribe,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -359,6 +367,8 @@ impl<'a> Audience<'a> {
             timezone: cfg.timezone,
             max_items: cfg.max_items,
             templates: cfg.templates.as_ref(),
+            rules: cfg.rules.patterns(),
+            unsubscribe: &cfg.unsubscribe,
         }
     }
 
@@ -372,6 +382,8 @@ impl<'a> Audience<'a> {
             timezone: cfg.timezone,
             max_items: cfg.policy.max_items,
             templates: None,
+            rules: cfg.rules.patterns(),
+            unsubscribe: &cfg.unsubscribe,
         }
     }
 }

@@ -10,7 +10,7 @@ use toml::Spanned;
 use super::build::{Source, at_least_one, resolve};
 use super::delivery::check_mailbox;
 use super::format::{RawAlert, RawDigest};
-use super::{AlertConfig, DigestConfig, Templates};
+use super::{AlertConfig, DigestConfig, Templates, Unsubscribe};
 use crate::digest::alerts::AlertPolicy;
 use crate::digest::spec::{RuleSelection, WhenEmpty};
 use crate::policy::schedule::{Schedule, parse_tz};
@@ -52,6 +52,38 @@ fn rule_selection(src: &mut Source<'_>, rules: Option<&Spanned<Vec<String>>>) ->
         }
         RuleSelection::default()
     })
+}
+
+/// `unsubscribe` (an address, a `mailto:` made of it) and `unsubscribe_url` (https only: the
+/// one-click POST of RFC 8058 needs it).
+fn unsubscribe(
+    src: &mut Source<'_>,
+    mailto: Option<&Spanned<String>>,
+    url: Option<&Spanned<String>>,
+) -> Unsubscribe {
+    let mailto = mailto.and_then(|m| match check_mailbox(m.get_ref()) {
+        Ok(()) => Some(m.get_ref().trim().to_string()),
+        Err(msg) => {
+            src.error_at(m.span(), msg);
+            None
+        }
+    });
+    let https = url.and_then(|u| match url::Url::parse(u.get_ref().trim()) {
+        Ok(parsed) if parsed.scheme() == "https" && parsed.host_str().is_some() => {
+            Some(parsed.to_string())
+        }
+        _ => {
+            src.error_at(
+                u.span(),
+                format!(
+                    "`unsubscribe_url` {:?} is not an https URL: expected one like `https://example.org/unsubscribe`",
+                    u.get_ref()
+                ),
+            );
+            None
+        }
+    });
+    Unsubscribe { mailto, https }
 }
 
 /// Reads `digest.html` and `digest.txt` from `dir` and checks that they parse.
@@ -130,6 +162,7 @@ pub(super) fn build_digest(
             .template_dir
             .as_ref()
             .and_then(|dir| load_templates(src, base, dir)),
+        unsubscribe: unsubscribe(src, d.unsubscribe.as_ref(), d.unsubscribe_url.as_ref()),
     }
 }
 
@@ -169,5 +202,6 @@ pub(super) fn build_alert(
             max_items: at_least_one(src, "max_items", a.max_items.as_ref(), policy.max_items),
         },
         subject_prefix: a.subject_prefix.clone().unwrap_or(defaults.subject_prefix),
+        unsubscribe: unsubscribe(src, a.unsubscribe.as_ref(), a.unsubscribe_url.as_ref()),
     }
 }

@@ -1,5 +1,5 @@
 //! A rendered digest or alert as an RFC 5322 message: multipart/alternative (text + HTML), a
-//! Message-ID stable across retries, Date, List-Id, Auto-Submitted, and only the configured
+//! Message-ID stable across retries, Date, List-Id, List-Unsubscribe, Auto-Submitted, and only the configured
 //! recipients (feed data never reaches an address header). Builds bytes, the same for the same
 //! rendering (Date and Message-ID aside); never sends them.
 
@@ -57,6 +57,30 @@ pub(super) fn build(
             HeaderName::new_from_ascii_str("List-Id"),
             format!("newswatch {kind} {slug} <{slug}.newswatch.{domain}>"),
         ));
+    // RFC 2369 List-Unsubscribe; RFC 8058 one-click when an https endpoint takes the POST.
+    let mut unsubscribe: Vec<String> = Vec::new();
+    if let Some(m) = &audience.unsubscribe.mailto {
+        let m = crate::digest::email_safety::clean_line(m, 200);
+        unsubscribe.push(format!("<mailto:{m}?subject=unsubscribe%20{slug}>"));
+    }
+    if let Some(u) = audience
+        .unsubscribe
+        .https
+        .as_deref()
+        .and_then(crate::digest::email_safety::safe_link)
+    {
+        unsubscribe.push(format!("<{}>", u.as_str()));
+        builder = builder.raw_header(HeaderValue::new(
+            HeaderName::new_from_ascii_str("List-Unsubscribe-Post"),
+            "List-Unsubscribe=One-Click".into(),
+        ));
+    }
+    if !unsubscribe.is_empty() {
+        builder = builder.raw_header(HeaderValue::new(
+            HeaderName::new_from_ascii_str("List-Unsubscribe"),
+            unsubscribe.join(", "),
+        ));
+    }
     for to in audience.to {
         builder = builder.to(parse_mailbox(to)?);
     }

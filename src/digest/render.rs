@@ -83,6 +83,8 @@ struct Item {
     terms_elsewhere: String,
     /// Other outlets that carried the same story.
     also: String,
+    /// The same, each outlet linked to its own article (`headline` is the outlet's name).
+    also_links: Vec<Link>,
     /// The other groups whose rules matched the shown article ("also matches: …").
     also_matches: String,
     /// The articles this story stands for (its representative and the other outlets).
@@ -234,7 +236,7 @@ fn render_with(
     let top = ranked
         .first()
         .map(|&(g, i)| (all[g].title.as_str(), all[g].items[i].headline.as_str()));
-    let subject = subject(audience, title.as_deref(), articles, top, all);
+    let subject = subject(audience, title.as_deref(), articles, top, all, now);
     let heading = match (audience.kind, articles) {
         (Kind::Digest, 0) => "Nothing new matched your rules".to_string(),
         (Kind::Digest, n) => format!(
@@ -242,6 +244,20 @@ fn render_with(
             plural(n, "article", "articles")
         ),
         (Kind::Alert, n) => format!("Alert: {n} new {}", plural(n, "article", "articles")),
+    };
+    let period = match batch.since {
+        Some(since) if since < now => format!(
+            "{} · covering {} to {}",
+            tz_date(now, tz, "%a %-d %b %Y"),
+            tz_date(since, tz, "%a %-d %b %H:%M"),
+            tz_date(now, tz, "%a %-d %b %H:%M %Z")
+        ),
+        _ => tz_date(now, tz, "%a %-d %b %Y, %H:%M %Z"),
+    };
+    let rules = if audience.rules.is_empty() {
+        "every rule".to_string()
+    } else {
+        clean_line(&audience.rules.join(", "), 300)
     };
     let notices: Vec<String> = notices
         .iter()
@@ -262,6 +278,10 @@ fn render_with(
         notices => notices,
         kind => audience.kind.as_str(),
         digest_name => clean_line(audience.name, 80),
+        period => period,
+        rules => rules,
+        unsubscribe_mailto => audience.unsubscribe.mailto.as_deref().map(|m| clean_line(m, 200)),
+        unsubscribe_url => audience.unsubscribe.https.as_deref().and_then(safe_link).map(String::from),
         generated => local_time(now, tz),
     };
     let mut env = minijinja::Environment::new();
@@ -305,6 +325,10 @@ pub(super) fn thousands(n: usize) -> String {
         out.push(c);
     }
     out
+}
+
+fn tz_date(t: DateTime<Utc>, tz: Tz, format: &str) -> String {
+    t.with_timezone(&tz).format(format).to_string()
 }
 
 fn local_time(t: DateTime<Utc>, tz: Tz) -> String {
@@ -480,12 +504,37 @@ fn item(members: &[&(Entry, Vec<String>)], also: &[String], tz: Tz) -> Item {
         terms: shown.join(", "),
         terms_elsewhere: elsewhere.join(", "),
         also: also.join(", "),
+        also_links: also_links(members),
         also_matches: also_matches.join(", "),
         members: ids,
         alert: members.iter().any(|m| m.0.alert),
         outlets: outlets.len(),
         newest: members.iter().map(|m| m.0.time).max().unwrap_or(e.time),
     }
+}
+
+/// The other outlets of a story, each once (its first article), linked to its own article.
+fn also_links(members: &[&(Entry, Vec<String>)]) -> Vec<Link> {
+    let rep = source_name(&members[0].0);
+    let mut seen: Vec<String> = vec![rep];
+    let mut out = Vec::new();
+    for m in members.iter().skip(1) {
+        let e = &m.0;
+        let name = source_name(e);
+        if seen.contains(&name) {
+            continue;
+        }
+        seen.push(name.clone());
+        let link = e.link.as_deref().and_then(safe_link);
+        out.push(Link {
+            headline: name,
+            href: link
+                .as_ref()
+                .map(|l| minijinja::Value::from_safe_string(escape_attr(l.as_str()))),
+            link: link.map(String::from),
+        });
+    }
+    out
 }
 
 /// The distinct terms of `hits`, each once in its longest form (`forces` stands for `force`,
@@ -525,8 +574,8 @@ fn field_rank(field: &str) -> u8 {
     }
 }
 
-/// A digest: `[newswatch] Morning brief — 12 articles: Minerals deal (5), Healey–Hegseth talks
-/// (3)`. An alert (its title is in the heading, not here): about one article `[alert]
+/// A digest: `[newswatch] Morning brief, Mon 10 Mar — 12 articles: Minerals deal (5),
+/// Healey–Hegseth talks (3)` (the date in the digest's zone). An alert (its title is in the heading, not here): about one article `[alert]
 /// Healey–Hegseth talks: <headline>`; about several, the count and the top story's headline
 /// (`[alert] 3 articles: <headline> (+2 more)`). `top` is the first story by the stated order.
 fn subject(
@@ -535,16 +584,19 @@ fn subject(
     articles: usize,
     top: Option<(&str, &str)>,
     groups: &[Group],
+    now: DateTime<Utc>,
 ) -> String {
     let prefix = clean_line(audience.subject_prefix, 40);
     let mut s = prefix;
-    let title = title.filter(|_| audience.kind == Kind::Digest);
-    if let Some(t) = title {
+    if audience.kind == Kind::Digest {
         if !s.is_empty() {
             s.push(' ');
         }
-        s.push_str(t);
-        s.push_str(" —");
+        let date = tz_date(now, audience.timezone, "%a %-d %b");
+        match title {
+            Some(t) => s.push_str(&format!("{t}, {date} —")),
+            None => s.push_str(&format!("{date} —")),
+        }
     }
     if !s.is_empty() {
         s.push(' ');

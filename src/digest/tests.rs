@@ -46,6 +46,7 @@ fn cfg() -> DigestConfig {
         max_items: 50,
         when_empty: WhenEmpty::Skip,
         templates: None,
+        unsubscribe: crate::config::Unsubscribe::default(),
     }
 }
 
@@ -160,7 +161,7 @@ fn rendered_digest_matches_the_snapshots() {
     let p = render_with_cfg(&cfg(), &sample(), &notices);
     assert_eq!(
         p.subject,
-        "[newswatch] Morning brief — 3 articles: Minerals deal (2), Healey–Hegseth talks (1)"
+        "[newswatch] Morning brief, Mon 10 Mar — 3 articles: Minerals deal (2), Healey–Hegseth talks (1)"
     );
     for l in p.text.lines() {
         assert!(
@@ -182,7 +183,10 @@ fn nothing_matched_means_no_email_unless_asked() {
     let mut c = cfg();
     c.when_empty = WhenEmpty::Send;
     let p = render_with_cfg(&c, &[], &[]);
-    assert_eq!(p.subject, "[newswatch] Morning brief — nothing new");
+    assert_eq!(
+        p.subject,
+        "[newswatch] Morning brief, Mon 10 Mar — nothing new"
+    );
     assert!(
         p.text.contains("Nothing new matched your rules"),
         "{}",
@@ -196,7 +200,13 @@ fn one_story_from_two_outlets_is_one_entry_with_also() {
     for part in [&p.text, &p.html] {
         // The HTML headline marks its hit: `agree terms of <mark …>minerals deal</mark>`.
         assert_eq!(part.matches("agree terms of ").count(), 1, "{part}");
-        assert!(part.contains("also: Atlantic Wire"), "{part}");
+        assert!(
+            part.contains("also: Atlantic Wire")
+                || part.contains(
+                    "also: <a class=\"nw-link\" href=\"https://atlantic-wire.example/2?utm_source=rss\""
+                ),
+            "the other outlet, linked in the HTML: {part}"
+        );
         assert!(part.contains("matched: Healey, Hegseth"), "{part}");
         assert!(
             part.contains("Mon 10 Mar 2025 12:00 GMT"),
@@ -341,7 +351,7 @@ fn hostile_feed_content_never_reaches_the_email() {
     let tags = regex::Regex::new(r"<[^>]*>").expect("valid regex");
     let allowed = [
         "!doctype", "html", "head", "meta", "title", "style", "body", "table", "tr", "td", "div",
-        "span", "a", "mark",
+        "span", "a", "mark", "br",
     ];
     for tag in tags.find_iter(&p.html).map(|m| m.as_str().to_lowercase()) {
         let name = tag
@@ -463,7 +473,7 @@ fn a_huge_digest_stays_under_gmail_clipping() {
     );
     assert!(
         p.subject
-            .starts_with("[newswatch] Morning brief — 1000 articles: Rule"),
+            .starts_with("[newswatch] Morning brief, Mon 10 Mar — 1000 articles: Rule"),
         "{}",
         p.subject
     );
@@ -563,7 +573,7 @@ fn thousands_of_groups_close_with_one_capped_line() {
     );
     assert!(
         p.subject
-            .starts_with("[newswatch] Morning brief — 12000 articles: Rule 0000 (3), "),
+            .starts_with("[newswatch] Morning brief, Mon 10 Mar — 12000 articles: Rule 0000 (3), "),
         "{}",
         p.subject
     );
@@ -588,13 +598,14 @@ fn counts_come_from_the_totals_not_from_what_was_loaded() {
             },
         ],
         articles: 735,
+        since: None,
     };
     let composed = compose_batch(7, &cfg(), "nw@example.org", &batch, &[], now())
         .expect("compose")
         .expect("a digest");
     assert_eq!(
         composed.subject,
-        "[newswatch] Morning brief — 735 articles: Minerals deal (700), \
+        "[newswatch] Morning brief, Mon 10 Mar — 735 articles: Minerals deal (700), \
          Healey–Hegseth talks (40), Weimar plus (1)"
     );
     let r = super::render(&Audience::digest(&cfg()), &batch, &[], now()).expect("render");
@@ -724,7 +735,7 @@ fn long_subjects_are_cut_at_a_rule_boundary() {
     let p = render(&entries);
     assert!(
         p.subject.starts_with(
-            "[newswatch] Morning brief — 30 articles: A rather long rule title number 00 (1)"
+            "[newswatch] Morning brief, Mon 10 Mar — 30 articles: A rather long rule title number 00 (1)"
         ),
         "{}",
         p.subject

@@ -105,10 +105,12 @@ impl<'a> Pipeline<'a> {
         let cfg2 = cfg.clone();
         let composed = self
             .db_work(move |s| {
+                let since = s.last_digest_time(&cfg2.name)?;
                 let mut tx = s.begin_compose()?;
                 let batch = gather_digest(&mut tx, &cfg2, &titles, None)?;
                 let id = tx.next_digest_id()?;
-                let batch = digest::Batch::from_store(&batch, &titles);
+                let mut batch = digest::Batch::from_store(&batch, &titles);
+                batch.since = since;
                 let message =
                     digest::compose_batch(id, &cfg2, &from, &batch, &notices, now)?.map(|c| {
                         NewMessage {
@@ -255,14 +257,16 @@ impl<'a> Pipeline<'a> {
             since.map(|d| now - chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX));
         let titles = self.settings.rules.clone();
         let (cfg2, titles2) = (cfg.clone(), titles.clone());
-        let gathered = self
+        let (gathered, last) = self
             .db(move |s| {
+                let last = s.last_digest_time(&cfg2.name)?;
                 // Never committed: dropping the transaction changes nothing.
                 let mut tx = s.begin_compose()?;
-                gather_digest(&mut tx, &cfg2, &titles2, from)
+                Ok((gather_digest(&mut tx, &cfg2, &titles2, from)?, last))
             })
             .await?;
-        let batch = digest::Batch::from_store(&gathered, &titles);
+        let mut batch = digest::Batch::from_store(&gathered, &titles);
+        batch.since = from.or(last);
         let notices = self.feed_notices(name, now).await?;
         Ok(digest::render(
             &digest::Audience::digest(cfg),

@@ -31,6 +31,7 @@ fn digest_config() -> DigestConfig {
         max_items: 50,
         when_empty: WhenEmpty::Skip,
         templates: None,
+        unsubscribe: Default::default(),
     }
 }
 

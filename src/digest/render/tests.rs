@@ -257,3 +257,74 @@ fn a_grouped_story_shows_the_shown_articles_own_terms() {
     assert!(r.text.contains("matched: corridor\n"), "{}", r.text);
     assert!(!r.text.contains("Black Sea"), "{}", r.text);
 }
+
+#[test]
+fn headers_and_footer_say_what_this_is_when_and_how_to_stop_it() {
+    let mut c = cfg(10);
+    c.title = Some("Morning brief".into());
+    c.timezone = chrono_tz::Europe::London;
+    c.rules =
+        crate::digest::spec::RuleSelection::new(&["minerals-*", "weimar-plus"]).unwrap_or_default();
+    let entries = vec![entry(1, A, "wire", "Harbour talks resume in Odesa", 5)];
+    let raw = |c: &DigestConfig| {
+        let m = crate::digest::compose(3, c, "nw@example.org", &entries, &[], now())
+            .expect("compose")
+            .expect("a digest");
+        // Unfolded: soft line breaks and folded headers joined.
+        let plain = String::from_utf8_lossy(&m.raw)
+            .replace("=\r\n", "")
+            .replace("\r\n ", " ");
+        (m.subject, plain)
+    };
+    let (subject, plain) = raw(&c);
+    assert_eq!(
+        subject,
+        "[newswatch] Morning brief, Mon 10 Mar — 1 article: Alpha (1)"
+    );
+    assert!(!plain.contains("List-Unsubscribe"), "{plain}");
+    assert!(plain.contains("ask its operator"), "{plain}");
+    c.unsubscribe.mailto = Some("desk-admin@example.org".into());
+    let (_, plain) = raw(&c);
+    assert!(
+        plain.contains(
+            "List-Unsubscribe: <mailto:desk-admin@example.org?subject=unsubscribe%20desk>\r\n"
+        ),
+        "{plain}"
+    );
+    assert!(!plain.contains("List-Unsubscribe-Post"), "{plain}");
+    c.unsubscribe.https = Some("https://example.org/unsubscribe/desk".into());
+    let (_, plain) = raw(&c);
+    assert!(
+        plain.contains(
+            "List-Unsubscribe: <mailto:desk-admin@example.org?subject=unsubscribe%20desk>, \
+             <https://example.org/unsubscribe/desk>\r\n"
+        ) && plain.contains("List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"),
+        "{plain}"
+    );
+    // The footer names the digest and its rules and says how to change them.
+    let batch = Batch::complete(entries.clone());
+    let r = render(&Audience::digest(&c), &batch, &[], now()).expect("render");
+    let text = r.text.replace("\n", " ");
+    assert!(
+        text.contains("the newswatch digest \"desk\" (minerals-*, weimar-plus)")
+            && text.contains("edit its [[digest]] section")
+            && text.contains("write to desk-admin@example.org"),
+        "{}",
+        r.text
+    );
+    // The heading carries the date, and the covered period when known.
+    assert!(
+        r.text.contains("\nMon 10 Mar 2025, 12:00 GMT\n"),
+        "{}",
+        r.text
+    );
+    let mut batch = batch;
+    batch.since = Some(now() - chrono::Duration::hours(24));
+    let r = render(&Audience::digest(&c), &batch, &[], now()).expect("render");
+    assert!(
+        r.text
+            .contains("\nMon 10 Mar 2025 · covering Sun 9 Mar 12:00 to Mon 10 Mar 12:00 GMT\n"),
+        "{}",
+        r.text
+    );
+}
