@@ -153,11 +153,17 @@ pub struct Batch {
     pub since: Option<DateTime<Utc>>,
 }
 
+/// Days of history the trend line compares with (besides the last 24 hours).
+pub const TREND_DAYS: usize = 14;
+
 /// One group of a digest and its exact size.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupTotal {
     pub title: String,
     pub articles: usize,
+    /// Distinct articles its rules matched per day back from now (`[0]` the last 24 hours),
+    /// `TREND_DAYS` + 1 days; empty when unknown (no trend line).
+    pub daily: Vec<usize>,
 }
 
 impl Batch {
@@ -195,6 +201,7 @@ impl Batch {
             .map(|((title, _), articles)| GroupTotal {
                 title: (*title).clone(),
                 articles,
+                daily: Vec::new(),
             })
             .collect();
         let articles = first.len();
@@ -213,9 +220,11 @@ impl Batch {
             groups: b
                 .groups
                 .iter()
-                .map(|g| GroupTotal {
+                .enumerate()
+                .map(|(i, g)| GroupTotal {
                     title: g.key.clone(),
                     articles: g.articles,
+                    daily: b.daily.get(i).cloned().unwrap_or_default(),
                 })
                 .collect(),
             articles: b.articles,

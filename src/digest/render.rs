@@ -40,6 +40,8 @@ struct Group {
     anchor: String,
     /// Articles in the group, shown or not (exact, whatever was loaded).
     count: usize,
+    /// "14 in the last 24 h · usually 3 a day", from stored matches; empty when unknown.
+    trend: String,
     items: Vec<Item>,
     /// Articles of this group not in a shown story.
     more: usize,
@@ -213,6 +215,7 @@ fn render_with(
         groups.push(Group {
             title: g.title.clone(),
             anchor: format!("g{}", groups.len() + 1),
+            trend: g.trend.clone(),
             count: g.count,
             more: g.count.saturating_sub(members.len()),
             items,
@@ -327,6 +330,25 @@ pub(super) fn thousands(n: usize) -> String {
     out
 }
 
+/// The trend line from daily counts (`[0]` the last 24 hours): that count, and the mean of the
+/// days before when the rule matched anything then.
+fn trend(daily: &[usize]) -> String {
+    let Some((&today, before)) = daily.split_first() else {
+        return String::new();
+    };
+    let total: usize = before.iter().sum();
+    if before.is_empty() || total == 0 {
+        return format!("{today} in the last 24 h");
+    }
+    let mean = total as f64 / before.len() as f64;
+    let usual = if mean < 0.5 {
+        "under 1".to_string()
+    } else {
+        format!("{:.0}", mean)
+    };
+    format!("{today} in the last 24 h · usually {usual} a day")
+}
+
 fn tz_date(t: DateTime<Utc>, tz: Tz, format: &str) -> String {
     t.with_timezone(&tz).format(format).to_string()
 }
@@ -420,6 +442,7 @@ fn group(entries: &[Entry], totals: &[GroupTotal], tz: Tz) -> Vec<Group> {
             Group {
                 title,
                 anchor: String::new(),
+                trend: String::new(),
                 count: es.len(),
                 items,
                 more: 0,
@@ -450,6 +473,7 @@ fn assemble(totals: &[GroupTotal], loaded: Vec<Group>) -> Vec<Group> {
             Group {
                 title: t.title.clone(),
                 anchor: String::new(),
+                trend: trend(&t.daily),
                 count: t.articles,
                 items,
                 more: 0,

@@ -587,14 +587,17 @@ fn counts_come_from_the_totals_not_from_what_was_loaded() {
             GroupTotal {
                 title: "Minerals deal".into(),
                 articles: 700,
+                daily: [vec![14], vec![3; 13], vec![4]].concat(),
             },
             GroupTotal {
                 title: "Healey–Hegseth talks".into(),
                 articles: 40,
+                daily: [vec![40], vec![0; 14]].concat(),
             },
             GroupTotal {
                 title: "Weimar plus".into(),
                 articles: 1,
+                daily: Vec::new(),
             },
         ],
         articles: 735,
@@ -618,6 +621,19 @@ fn counts_come_from_the_totals_not_from_what_was_loaded() {
     assert!(r.text.contains("== Minerals deal (700) =="), "{}", r.text);
     assert!(r.text.contains("\n  and 698 more\n"), "{}", r.text);
     assert!(r.text.contains("\n  and 39 more\n"), "{}", r.text);
+    // Trend lines from the daily counts: the mean of the 14 days before (3.07 → 3).
+    assert!(
+        r.text
+            .contains("== Minerals deal (700) ==\n14 in the last 24 h · usually 3 a day\n"),
+        "{}",
+        r.text
+    );
+    assert!(
+        r.text
+            .contains("== Healey–Hegseth talks (40) ==\n40 in the last 24 h\n"),
+        "{}",
+        r.text
+    );
     // Loaded nothing of it, yet within max_items: named on the closing line.
     assert!(
         r.text.contains("== Also matched ==\n- Weimar plus (1)\n"),

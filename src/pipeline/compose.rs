@@ -107,7 +107,7 @@ impl<'a> Pipeline<'a> {
             .db_work(move |s| {
                 let since = s.last_digest_time(&cfg2.name)?;
                 let mut tx = s.begin_compose()?;
-                let batch = gather_digest(&mut tx, &cfg2, &titles, None)?;
+                let batch = gather_digest(&mut tx, &cfg2, &titles, None, now)?;
                 let id = tx.next_digest_id()?;
                 let mut batch = digest::Batch::from_store(&batch, &titles);
                 batch.since = since;
@@ -262,7 +262,7 @@ impl<'a> Pipeline<'a> {
                 let last = s.last_digest_time(&cfg2.name)?;
                 // Never committed: dropping the transaction changes nothing.
                 let mut tx = s.begin_compose()?;
-                Ok((gather_digest(&mut tx, &cfg2, &titles2, from)?, last))
+                Ok((gather_digest(&mut tx, &cfg2, &titles2, from, now)?, last))
             })
             .await?;
         let mut batch = digest::Batch::from_store(&gathered, &titles);
@@ -318,6 +318,7 @@ fn gather_digest(
     cfg: &DigestConfig,
     titles: &RuleBook,
     since: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
 ) -> Result<DigestBatch, StoreError> {
     let rules: Vec<(String, String)> = tx
         .matched_rules()?
@@ -330,6 +331,7 @@ fn gather_digest(
         None => tx.gather_pending(&cfg.name, &rules)?,
     };
     batch.rows = tx.load_rows(&digest::load_plan(&batch.groups, cfg.max_items))?;
+    batch.daily = tx.daily_counts(now, digest::TREND_DAYS)?;
     Ok(batch)
 }
 

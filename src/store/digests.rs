@@ -118,6 +118,37 @@ impl ComposeTx<'_> {
         Ok(batch)
     }
 
+    /// For each group of the last gather, the distinct articles its rules matched (by when the
+    /// match was recorded) per day back from `now`, `days` + 1 days: what the trend line ("14 in
+    /// the last 24 h · usually 3 a day") is made of. One pass over `matches`, like the gather.
+    pub fn daily_counts(
+        &self,
+        now: DateTime<Utc>,
+        days: usize,
+    ) -> Result<Vec<Vec<usize>>, StoreError> {
+        let mut out = vec![vec![0usize; days + 1]; self.picked.len()];
+        let place: std::collections::HashMap<i64, usize> = self
+            .picked
+            .iter()
+            .enumerate()
+            .map(|(i, g)| (*g, i))
+            .collect();
+        let span = i64::try_from(days + 1)
+            .unwrap_or(i64::MAX)
+            .saturating_mul(86_400);
+        let mut stmt = self.tx.prepare(DAILY_SQL)?;
+        let mut rows = stmt.query(params![ts(now), span])?;
+        while let Some(r) = rows.next()? {
+            let (grp, day, n): (i64, i64, i64) = (r.get(0)?, r.get(1)?, r.get(2)?);
+            if let (Some(&g), Ok(d)) = (place.get(&grp), usize::try_from(day))
+                && let Some(slot) = out[g].get_mut(d)
+            {
+                *slot = usize::try_from(n).unwrap_or(0);
+            }
+        }
+        Ok(out)
+    }
+
     /// The full rows of the last gather's groups: every picked match of the `plan[i]` newest
     /// articles whose first group is `i` (newest by the time a digest shows: published, else
     /// first seen).
@@ -257,6 +288,7 @@ fn gather(
     let articles: i64 = tx.query_row("SELECT COUNT(*) FROM temp.digest_first", [], |r| r.get(0))?;
     let batch = DigestBatch {
         groups,
+        daily: Vec::new(),
         articles: usize::try_from(articles).unwrap_or(0),
         matches,
         rows: Vec::new(),
@@ -276,6 +308,14 @@ fn pick_sql(cond: &str) -> String {
          WHERE r.rule_id = m.rule_id AND {cond}"
     )
 }
+
+/// Distinct articles per group of `temp.digest_rules` and day back from `?1` (seconds), over the
+/// `?2` seconds before it. CROSS JOIN keeps `matches` the outer loop (one pass).
+const DAILY_SQL: &str = "
+    SELECT r.grp, (?1 - m.recorded) / 86400 AS day, COUNT(DISTINCT m.article)
+    FROM matches m CROSS JOIN temp.digest_rules r
+    WHERE r.rule_id = m.rule_id AND m.recorded <= ?1 AND m.recorded > ?1 - ?2
+    GROUP BY r.grp, day";
 
 /// Each picked article with its first group and the time a digest shows (published, else first
 /// seen).
@@ -737,6 +777,7 @@ mod tests {
             pick_sql(PENDING_FOR_DIGEST),
             pick_sql(RECORDED_SINCE),
             FIRST_SQL.to_string(),
+            DAILY_SQL.to_string(),
             ROWS_SQL.to_string(),
             ASSIGN_ITEMS_SQL.to_string(),
         ] {

@@ -130,6 +130,13 @@ async fn every_story_up_to_max_items_is_shown_once_and_the_rest_counted() {
         all.text
     );
     assert!(all.subject.contains("200 articles"), "{}", all.subject);
+    // The trend line, from the stored matches: all 200 recorded now.
+    assert!(
+        all.text
+            .contains("== Envoy talks (200) ==\n200 in the last 24 h\n"),
+        "{}",
+        all.text
+    );
 
     // max_items = 5: the 5 newest (all have 5 outlets), in order; 175 articles counted, the
     // next three stories linked.
