@@ -344,7 +344,7 @@ fn trend(daily: &[usize]) -> String {
     let usual = if mean < 0.5 {
         "under 1".to_string()
     } else {
-        format!("{:.0}", mean)
+        format!("{mean:.0}")
     };
     format!("{today} in the last 24 h · usually {usual} a day")
 }
