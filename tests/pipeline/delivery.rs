@@ -568,3 +568,32 @@ fn run_once_fails_when_every_feed_failed() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_550_is_kept_as_failed_and_never_retried() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (_server, sink, path) = one_feed(tmp.path(), &["--fault", "550"]);
+    let (config, rules) = load(&path);
+    let p = Pipeline::open(&config, &rules).await.expect("open");
+    let t0 = at("2026-01-01T00:00:00Z");
+    let s = p.cycle(t0, Feeds::Due).await.expect("cycle 1");
+    assert_eq!((s.emails_sent, s.emails_failed), (0, 1), "{s}");
+    let s = p
+        .cycle(t0 + chrono::Duration::days(2), Feeds::Due)
+        .await
+        .expect("cycle 2");
+    assert_eq!(
+        (s.emails_sent, s.emails_failed, s.emails_deferred),
+        (0, 0, 0),
+        "{s}"
+    );
+    assert!(sink.messages().is_empty());
+    drop(p);
+    let store = Store::open(&config.state_dir).expect("reopen");
+    let m = store.message(1).expect("message 1");
+    assert_eq!(m.status, OutboxStatus::Failed);
+    assert!(
+        m.last_error.as_deref().is_some_and(|e| e.contains("550")),
+        "{m:?}"
+    );
+}
