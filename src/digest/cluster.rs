@@ -206,20 +206,32 @@ fn link_key(link: &str) -> Option<String> {
 fn names(title: &str) -> BTreeSet<String> {
     let tokens: Vec<&str> = title
         .split(|c: char| !c.is_alphanumeric())
-        .filter(|w| w.chars().nth(1).is_some())
+        .filter(|w| short_ok(w))
         .collect();
     let capital = |w: &str| w.chars().next().is_some_and(char::is_uppercase);
     let capitals = tokens.iter().skip(1).filter(|w| capital(w)).count();
     if capitals * 2 > tokens.len().saturating_sub(1) {
         return BTreeSet::new();
     }
-    let picked: Vec<&str> = tokens
+    let number = |w: &str| w.chars().all(|c| c.is_ascii_digit());
+    tokens
         .iter()
         .skip(1)
-        .filter(|w| capital(w) || w.chars().all(|c| c.is_ascii_digit()))
-        .copied()
-        .collect();
-    words(&picked.join(" "))
+        .filter(|w| capital(w) || number(w))
+        .flat_map(|w| {
+            // `words` drops a one-digit number; a name is one word.
+            if number(w) {
+                Some((*w).to_string())
+            } else {
+                words(w).into_iter().next()
+            }
+        })
+        .collect()
+}
+
+/// One-letter words say nothing, but a one-digit number does (`envoy 1` is not `envoy 9`).
+fn short_ok(w: &str) -> bool {
+    w.chars().nth(1).is_some() || w.chars().all(|c| c.is_ascii_digit())
 }
 
 /// Words that say nothing about which story a headline tells.

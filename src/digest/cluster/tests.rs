@@ -125,6 +125,10 @@ fn clustering_table() {
             (1, "A", "", "Ukraine war latest: Zelensky meets Starmer in London", "", 0),
             (2, "B", "", "Ukraine war latest: Zelensky meets Macron in London", "", 10),
         ], &[&[1], &[2]]),
+        ("one template, different one-digit numbers", &[
+            (1, "A", "", "Hegseth meets envoy 1 in Kharkiv over harbour plan 1", "", 0),
+            (2, "B", "", "Hegseth meets envoy 9 in Kharkiv over harbour plan 9", "", 10),
+        ], &[&[1], &[2]]),
         ("one template, different numbers", &[
             (1, "A", "", "Markets live: FTSE 100 closes at record high", "", 0),
             (2, "B", "", "Markets live: FTSE 250 closes at record high", "", 10),
