@@ -43,6 +43,8 @@ fn bench(c: &mut Criterion) {
             Entry {
                 rule_id: format!("rule-{}", i % 8),
                 rule_title: format!("Rule {}: Healey and Hegseth on the US backstop", i % 8),
+                order: (true, i % 8),
+                alert: false,
                 feed: format!("f{:05}", i % 13),
                 feed_title: Some(format!("Wire service {}", i % 13)),
                 article_id: i as i64,
@@ -66,6 +68,7 @@ fn bench(c: &mut Criterion) {
         max_items: 50,
         when_empty: WhenEmpty::Skip,
         templates: None,
+        unsubscribe: Default::default(),
     };
     let from = "newswatch <newswatch@localhost>";
     let size = digest::compose(1, &cfg, from, &entries, &[], now)
@@ -186,10 +189,13 @@ fn bench_store(c: &mut Criterion) {
         max_items: 50,
         when_empty: WhenEmpty::Skip,
         templates: None,
+        unsubscribe: Default::default(),
     };
-    let titles: std::collections::HashMap<String, String> = (0..STORE_RULES)
+    let named: Vec<(String, String)> = (0..STORE_RULES)
         .map(|r| (format!("rule-{r:04}"), format!("Rule {r:04}")))
         .collect();
+    let titles =
+        digest::RuleBook::new(named.iter().map(|(id, t)| (id.as_str(), t.as_str(), false)));
     let from = "newswatch <newswatch@localhost>";
     let mut g = c.benchmark_group("digest");
     g.sample_size(10);
@@ -205,10 +211,11 @@ fn bench_store(c: &mut Criterion) {
                 .into_iter()
                 .filter(|rule| cfg.rules.selects(rule))
                 .map(|rule| {
-                    let group = digest::group_title(&rule, &titles[&rule]);
+                    let group = digest::group_title(&rule, titles.title(&rule));
                     (rule, group)
                 })
                 .collect();
+            let rules = digest::ordered_groups(&titles, rules);
             let mut gathered = tx.gather_pending("briefing", &rules).expect("gather");
             gathered.rows = tx
                 .load_rows(&digest::load_plan(&gathered.groups, cfg.max_items))

@@ -36,6 +36,8 @@ pub enum Exit {
     Rules = 4,
     /// `rules eval --min-f1`: the rules scored below the bar.
     BelowBar = 5,
+    /// `run --once`: an email could not be delivered in that run (it stays in the outbox).
+    Undelivered = 6,
 }
 
 impl From<Exit> for ExitCode {

@@ -265,6 +265,18 @@ pub struct DigestConfig {
     pub when_empty: WhenEmpty,
     /// The operator's own `digest.html` / `digest.txt`, read and syntax-checked at load.
     pub templates: Option<Templates>,
+    /// Where readers ask to stop or change it (`List-Unsubscribe`, the footer).
+    pub unsubscribe: Unsubscribe,
+}
+
+/// The `List-Unsubscribe` routes of a digest or alert set (RFC 2369, RFC 8058): a `mailto:`
+/// address (`unsubscribe`), and an https endpoint (`unsubscribe_url`) that also makes it
+/// one-click (`List-Unsubscribe-Post`). Neither: no header, and the footer says to ask the
+/// operator.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Unsubscribe {
+    pub mailto: Option<String>,
+    pub https: Option<String>,
 }
 
 /// Everything but `name` and `to` has its default: every rule, no schedule (every cycle that has
@@ -282,6 +294,7 @@ impl Default for DigestConfig {
             max_items: DEFAULT_DIGEST_ITEMS,
             when_empty: WhenEmpty::Skip,
             templates: None,
+            unsubscribe: Unsubscribe::default(),
         }
     }
 }
@@ -298,10 +311,15 @@ pub struct Templates {
 pub struct AlertConfig {
     pub name: String,
     pub to: Vec<String>,
+    /// Shown in the heading (`Duty desk`); none shows "newswatch alert".
+    pub title: Option<String>,
+    /// The zone times are shown in; default the first `[[digest]]`'s, else UTC.
+    pub timezone: Tz,
     /// Among rules with `priority = "alert"`; default all of them.
     pub rules: RuleSelection,
     pub policy: AlertPolicy,
     pub subject_prefix: String,
+    pub unsubscribe: Unsubscribe,
 }
 
 /// Everything but `name` and `to` has its default: every alert rule, [`AlertPolicy::default`].
@@ -310,9 +328,12 @@ impl Default for AlertConfig {
         AlertConfig {
             name: String::new(),
             to: Vec::new(),
+            title: None,
+            timezone: Tz::UTC,
             rules: RuleSelection::default(),
             policy: AlertPolicy::default(),
-            subject_prefix: "[newswatch alert]".to_string(),
+            subject_prefix: "[alert]".to_string(),
+            unsubscribe: Unsubscribe::default(),
         }
     }
 }

@@ -12,21 +12,82 @@ mod message;
 mod render;
 mod snippet;
 pub mod spec;
+mod wrap;
 
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
-use crate::config::{AlertConfig, DigestConfig, Templates};
+use crate::config::{AlertConfig, DigestConfig, Templates, Unsubscribe};
 use crate::digest::email_safety::clean_line;
 use crate::digest::spec::WhenEmpty;
 use crate::model::{DigestBatch, GroupCount, PendingMatch, StoredHit};
 
 pub use render::{MAX_HTML_BYTES, render};
 
-/// Articles loaded per shown story, so clustering still finds the other outlets of a story.
-const LOAD_MARGIN: usize = 3;
+/// Articles the composer loads per story it may show, so clustering sees every outlet of a story
+/// and the stated order (see `render`) ranks complete stories; at least `LOAD_MIN` (a digest of
+/// up to that many articles is ranked exactly), at most `LOAD_MAX` (memory stays bounded whatever
+/// is pending; beyond it each group's newest share is ranked).
+const LOAD_PER_ITEM: usize = 10;
+const LOAD_MIN: usize = 1_000;
+const LOAD_MAX: usize = 5_000;
+
+/// What emails need to know of a rule: its title (the group heading), whether it is an alert
+/// rule, and its place in the rule files' load order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleInfo {
+    pub title: String,
+    pub alert: bool,
+    pub position: usize,
+}
+
+/// Every loaded rule by id. A rule removed since it matched is unknown: it shows its id and
+/// comes after every known rule.
+#[derive(Debug, Clone, Default)]
+pub struct RuleBook {
+    rules: HashMap<String, RuleInfo>,
+}
+
+impl RuleBook {
+    /// `(id, title, alert)` in load order.
+    pub fn new<'a>(rules: impl IntoIterator<Item = (&'a str, &'a str, bool)>) -> RuleBook {
+        RuleBook {
+            rules: rules
+                .into_iter()
+                .enumerate()
+                .map(|(position, (id, title, alert))| {
+                    let info = RuleInfo {
+                        title: title.to_string(),
+                        alert,
+                        position,
+                    };
+                    (id.to_string(), info)
+                })
+                .collect(),
+        }
+    }
+
+    /// The rule's title, else its id.
+    pub fn title<'a>(&'a self, rule_id: &'a str) -> &'a str {
+        self.rules
+            .get(rule_id)
+            .map_or(rule_id, |r| r.title.as_str())
+    }
+
+    /// The digest's rule order: alert rules first (rule priority), then the load order; unknown
+    /// rules last. Ties (only among unknown rules) fall to the caller's id order.
+    pub fn order(&self, rule_id: &str) -> (bool, usize) {
+        self.rules
+            .get(rule_id)
+            .map_or((true, usize::MAX), |r| (!r.alert, r.position))
+    }
+
+    pub fn is_alert(&self, rule_id: &str) -> bool {
+        self.rules.get(rule_id).is_some_and(|r| r.alert)
+    }
+}
 
 /// One matched article under one rule, as the digest shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,6 +95,11 @@ pub struct Entry {
     pub rule_id: String,
     /// The matching rule's title (the group heading).
     pub rule_title: String,
+    /// The rule's place in the digest's rule order (`RuleBook::order`): the first rule of an
+    /// article's rules is where the article is shown.
+    pub order: (bool, usize),
+    /// Whether the rule is an alert rule: its stories rank first (rule priority).
+    pub alert: bool,
     /// Configured feed name.
     pub feed: String,
     /// The feed's own title, when it declares one.
@@ -51,15 +117,14 @@ pub struct Entry {
 }
 
 /// Stored matches as digest entries; a rule removed since it matched shows its id.
-pub fn entries(matches: &[PendingMatch], titles: &HashMap<String, String>) -> Vec<Entry> {
+pub fn entries(matches: &[PendingMatch], rules: &RuleBook) -> Vec<Entry> {
     matches
         .iter()
         .map(|m| Entry {
             rule_id: m.rule_id.clone(),
-            rule_title: titles
-                .get(&m.rule_id)
-                .cloned()
-                .unwrap_or_else(|| m.rule_id.clone()),
+            rule_title: rules.title(&m.rule_id).to_string(),
+            order: rules.order(&m.rule_id),
+            alert: rules.is_alert(&m.rule_id),
             feed: m.feed.clone(),
             feed_title: m.feed_title.clone(),
             article_id: m.article_id,
@@ -78,64 +143,92 @@ pub fn entries(matches: &[PendingMatch], titles: &HashMap<String, String>) -> Ve
 #[derive(Debug, Clone, Default)]
 pub struct Batch {
     pub entries: Vec<Entry>,
-    /// Every group (rule title, as `group_title` makes it) with its distinct articles.
+    /// Every group (rule title, as `group_title` makes it) in the digest's rule order, with the
+    /// distinct articles it shows: an article matched by several groups counts in its first.
     pub groups: Vec<GroupTotal>,
-    /// Distinct articles over every group.
+    /// Distinct articles over every group (the sum of the groups).
     pub articles: usize,
+    /// The start of the period the digest covers (its last composition, or a preview's
+    /// `--since`); `None` when unknown (a first digest, an alert).
+    pub since: Option<DateTime<Utc>>,
 }
+
+/// Days of history the trend line compares with (besides the last 24 hours).
+pub const TREND_DAYS: usize = 14;
 
 /// One group of a digest and its exact size.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupTotal {
     pub title: String,
     pub articles: usize,
+    /// Distinct articles its rules matched per day back from now (`[0]` the last 24 hours),
+    /// `TREND_DAYS` + 1 days; empty when unknown (no trend line).
+    pub daily: Vec<usize>,
 }
 
 impl Batch {
     /// A batch whose entries are every match it carries (alerts, previews of a few, tests): the
-    /// totals are counted from the entries.
+    /// groups are ordered by their first rule's `order`, then title, and counted from the entries.
     pub fn complete(entries: Vec<Entry>) -> Batch {
-        let mut by_title: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+        let mut rank: BTreeMap<String, (bool, usize)> = BTreeMap::new();
         for e in &entries {
-            by_title
+            let r = rank
                 .entry(group_title(&e.rule_id, &e.rule_title))
-                .or_default()
-                .push(e.article_id);
+                .or_insert(e.order);
+            *r = (*r).min(e.order);
         }
-        let groups = by_title
-            .into_iter()
-            .map(|(title, mut ids)| {
-                ids.sort_unstable();
-                ids.dedup();
-                GroupTotal {
-                    title,
-                    articles: ids.len(),
-                }
+        let mut order: Vec<(&String, &(bool, usize))> = rank.iter().collect();
+        order.sort_by(|a, b| a.1.cmp(b.1).then_with(|| a.0.cmp(b.0)));
+        let index: HashMap<&str, usize> = order
+            .iter()
+            .enumerate()
+            .map(|(i, (t, _))| (t.as_str(), i))
+            .collect();
+        let mut first: BTreeMap<i64, usize> = BTreeMap::new();
+        for e in &entries {
+            let g = index[group_title(&e.rule_id, &e.rule_title).as_str()];
+            let f = first.entry(e.article_id).or_insert(g);
+            *f = (*f).min(g);
+        }
+        let mut counts = vec![0usize; order.len()];
+        for g in first.values() {
+            counts[*g] += 1;
+        }
+        let groups = order
+            .iter()
+            .zip(counts)
+            .filter(|(_, n)| *n > 0)
+            .map(|((title, _), articles)| GroupTotal {
+                title: (*title).clone(),
+                articles,
+                daily: Vec::new(),
             })
             .collect();
-        let mut ids: Vec<i64> = entries.iter().map(|e| e.article_id).collect();
-        ids.sort_unstable();
-        ids.dedup();
+        let articles = first.len();
         Batch {
             entries,
             groups,
-            articles: ids.len(),
+            articles,
+            since: None,
         }
     }
 
-    /// What the store gathered (groups keyed by `group_title`), rows made entries.
-    pub fn from_store(b: &DigestBatch, titles: &HashMap<String, String>) -> Batch {
+    /// What the store gathered (groups keyed by `group_title`, in rule order), rows made entries.
+    pub fn from_store(b: &DigestBatch, rules: &RuleBook) -> Batch {
         Batch {
-            entries: entries(&b.rows, titles),
+            entries: entries(&b.rows, rules),
             groups: b
                 .groups
                 .iter()
-                .map(|g| GroupTotal {
+                .enumerate()
+                .map(|(i, g)| GroupTotal {
                     title: g.key.clone(),
                     articles: g.articles,
+                    daily: b.daily.get(i).cloned().unwrap_or_default(),
                 })
                 .collect(),
             articles: b.articles,
+            since: None,
         }
     }
 }
@@ -151,54 +244,56 @@ pub fn group_title(rule_id: &str, rule_title: &str) -> String {
     }
 }
 
-/// How many of each group's newest articles the composer needs (by index into `groups`): only
-/// the first `max_items` groups in display order can show a story, and among them the stories
-/// are shared round-robin; each gets its round-robin share of `LOAD_MARGIN * max_items`
-/// articles, so clustering sees the other outlets of what it shows.
-pub fn load_plan(groups: &[GroupCount], max_items: usize) -> Vec<usize> {
-    let max_items = max_items.max(1);
-    let mut order: Vec<usize> = (0..groups.len()).collect();
-    order.sort_by(|&a, &b| {
-        display_order(
-            (&groups[a].key, groups[a].articles),
-            (&groups[b].key, groups[b].articles),
-        )
+/// The rules a digest carries as (rule id, group) in the digest's rule order (`RuleBook::order`,
+/// then id): the order its groups are numbered, shown, and an article's first group is found in.
+pub fn ordered_groups(
+    rules: &RuleBook,
+    mut selected: Vec<(String, String)>,
+) -> Vec<(String, String)> {
+    selected.sort_by(|a, b| {
+        rules
+            .order(&a.0)
+            .cmp(&rules.order(&b.0))
+            .then_with(|| a.0.cmp(&b.0))
     });
-    order.truncate(max_items);
-    let caps: Vec<usize> = order.iter().map(|&i| groups[i].articles).collect();
-    let shares = round_robin(&caps, max_items.saturating_mul(LOAD_MARGIN));
-    let mut plan = vec![0; groups.len()];
-    for (i, n) in order.into_iter().zip(shares) {
-        plan[i] = n;
-    }
-    plan
+    selected
 }
 
-/// Largest group first, then by title: the order of the sections, the subject and the plan.
-pub(super) fn display_order(a: (&str, usize), b: (&str, usize)) -> std::cmp::Ordering {
-    b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0))
+/// How many of each group's newest articles the composer loads (by index into `groups`, which
+/// are in rule order, each counting the articles it shows): a budget of `LOAD_PER_ITEM` per
+/// story shown, within `LOAD_MIN..=LOAD_MAX`, shared round-robin so every group has its newest
+/// stories ranked. Up to `LOAD_MIN` articles, everything is loaded.
+pub fn load_plan(groups: &[GroupCount], max_items: usize) -> Vec<usize> {
+    let budget = max_items
+        .max(1)
+        .saturating_mul(LOAD_PER_ITEM)
+        .clamp(LOAD_MIN, LOAD_MAX);
+    let caps: Vec<usize> = groups.iter().map(|g| g.articles).collect();
+    round_robin(&caps, budget)
 }
 
-/// Shares `budget` one at a time over `caps` in turn, so a busy group cannot crowd the others
-/// out; no share exceeds its cap.
+/// Shares `budget` over `caps` in turn, so a busy group cannot crowd the others out; no share
+/// exceeds its cap.
 pub(super) fn round_robin(caps: &[usize], budget: usize) -> Vec<usize> {
     let mut keep = vec![0usize; caps.len()];
     let mut left = budget;
-    while left > 0 {
-        let mut gave = false;
-        for (k, cap) in keep.iter_mut().zip(caps) {
-            if left == 0 {
-                break;
+    let mut open: Vec<usize> = (0..caps.len()).filter(|&i| caps[i] > 0).collect();
+    while left > 0 && !open.is_empty() {
+        // Whole rounds at once: every open group takes the smallest remaining need, or an
+        // equal share of what is left.
+        let need = open.iter().map(|&i| caps[i] - keep[i]).min().unwrap_or(0);
+        let per = need.min(left / open.len());
+        if per == 0 {
+            for &i in open.iter().take(left) {
+                keep[i] += 1;
             }
-            if *k < *cap {
-                *k += 1;
-                left -= 1;
-                gave = true;
-            }
-        }
-        if !gave {
             break;
         }
+        for &i in &open {
+            keep[i] += per;
+        }
+        left -= per * open.len();
+        open.retain(|&i| keep[i] < caps[i]);
     }
     keep
 }
@@ -239,7 +334,7 @@ pub enum DigestError {
 }
 
 /// What kind of email, and for whom: the parts of `[[digest]]` / `[[alert]]` rendering needs.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Audience<'a> {
     pub kind: Kind,
     pub name: &'a str,
@@ -250,6 +345,9 @@ pub struct Audience<'a> {
     pub max_items: usize,
     /// The operator's templates; the built-in ones when `None`.
     pub templates: Option<&'a Templates>,
+    /// The rule patterns it carries, as configured (empty: every rule), for the footer.
+    pub rules: Vec<&'a str>,
+    pub unsubscribe: &'a Unsubscribe,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -278,20 +376,23 @@ impl<'a> Audience<'a> {
             timezone: cfg.timezone,
             max_items: cfg.max_items,
             templates: cfg.templates.as_ref(),
+            rules: cfg.rules.patterns(),
+            unsubscribe: &cfg.unsubscribe,
         }
     }
 
-    /// Alerts show times in UTC: an alert set has no zone of its own.
     pub fn alert(cfg: &'a AlertConfig) -> Self {
         Audience {
             kind: Kind::Alert,
             name: &cfg.name,
-            title: None,
+            title: cfg.title.as_deref(),
             subject_prefix: &cfg.subject_prefix,
             to: &cfg.to,
-            timezone: Tz::UTC,
+            timezone: cfg.timezone,
             max_items: cfg.policy.max_items,
             templates: None,
+            rules: cfg.rules.patterns(),
+            unsubscribe: &cfg.unsubscribe,
         }
     }
 }

@@ -82,8 +82,12 @@ pub struct GroupCount {
 /// for what the load plan asked.
 #[derive(Debug, Clone, Default)]
 pub struct DigestBatch {
-    /// Every group with a selected pending match, in no particular order.
+    /// Every group with a selected pending match, in the caller's rule order.
     pub groups: Vec<GroupCount>,
+    /// For each group (same order), the distinct articles its rules matched per day back from
+    /// now: `[0]` the last 24 hours, `[1]` the 24 before, … (`TREND_DAYS` + 1 days); empty until
+    /// `daily_counts`.
+    pub daily: Vec<Vec<usize>>,
     /// Distinct articles over every group.
     pub articles: usize,
     /// Selected pending matches: what composing the digest assigns to it.

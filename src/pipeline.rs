@@ -9,7 +9,6 @@ mod outbox;
 mod poll;
 mod stream;
 
-use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -54,12 +53,24 @@ pub struct Summary {
     pub emails_deferred: usize,
     /// Emails that failed for good (kept in the outbox, marked failed).
     pub emails_failed: usize,
+    /// Every email this pass could not deliver (deferred, failed, or not tried after the
+    /// transport deferred an earlier one): what `run --once` names before exiting 6.
+    pub undelivered: Vec<Undelivered>,
     /// Where emails go: `smtp host:port`, `files in DIR`, `sendmail CMD`.
     pub destination: String,
     /// (feed name, error) of each failed feed.
     pub failures: Vec<(String, String)>,
     /// When the next scheduled digest or alert batch wants a cycle (the daemon sleeps no longer).
     pub next_digest: Option<DateTime<Utc>>,
+}
+
+/// An email a pass could not deliver; it stays in the outbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Undelivered {
+    /// The `[[digest]]` or `[[alert]]` name.
+    pub name: String,
+    pub message_id: String,
+    pub error: String,
 }
 
 impl fmt::Display for Summary {
@@ -84,7 +95,15 @@ impl fmt::Display for Summary {
             self.emails_deferred,
             self.emails_failed,
             self.destination
-        )
+        )?;
+        for u in &self.undelivered {
+            write!(
+                f,
+                "\n  email {} {} not delivered: {}",
+                u.name, u.message_id, u.error
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -121,8 +140,8 @@ struct Settings {
     limits: poll::Limits,
     /// Feed tags and alert routes, for the match stage.
     routing: matching::Routing,
-    /// Rule id → title: the group headings of digests and alerts.
-    titles: HashMap<String, String>,
+    /// Rule id → title, priority and place: the groups of digests and alerts, and their order.
+    rules: crate::digest::RuleBook,
 }
 
 impl Settings {
@@ -130,11 +149,13 @@ impl Settings {
         Settings {
             limits: poll::Limits::new(config),
             routing: matching::Routing::new(config, rules),
-            titles: rules
-                .rules()
-                .iter()
-                .map(|r| (r.id.clone(), r.title.clone()))
-                .collect(),
+            rules: crate::digest::RuleBook::new(rules.rules().iter().map(|r| {
+                (
+                    r.id.as_str(),
+                    r.title.as_str(),
+                    r.priority == crate::rules::Priority::Alert,
+                )
+            })),
         }
     }
 }

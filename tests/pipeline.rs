@@ -9,6 +9,10 @@ mod support;
 mod config;
 #[path = "pipeline/delivery.rs"]
 mod delivery;
+#[path = "pipeline/digest_reason.rs"]
+mod digest_reason;
+#[path = "pipeline/digest_selection.rs"]
+mod digest_selection;
 #[path = "pipeline/end_to_end.rs"]
 mod end_to_end;
 #[path = "pipeline/fetch.rs"]

@@ -1,5 +1,5 @@
 //! `newswatch run`: the daemon, or one pass with `--once` (its summary printed; exit 1 when every
-//! feed failed).
+//! feed failed, else 6 when an email could not be delivered).
 //! Loads config and rules, warns about a world-readable password file, and hands over to the
 //! daemon or the pipeline; a failure is printed with a hint about the state directory if one fits.
 
@@ -37,7 +37,8 @@ pub(super) fn run(config: &Path, once: bool, watch_rules: bool) -> Exit {
         Err(e) => return e,
     };
     let state_dir = config.state_dir.clone();
-    let result = runtime.block_on(async move {
+    let mut undelivered = false;
+    let result = runtime.block_on(async {
         if once {
             let summary = crate::pipeline::run_once(&config, &rules).await?;
             println!("{summary}");
@@ -50,6 +51,8 @@ pub(super) fn run(config: &Path, once: bool, watch_rules: bool) -> Exit {
                     summary.feeds_polled
                 );
             }
+            // For cron too: an email that did not go out in this run (the summary says which).
+            undelivered = !summary.undelivered.is_empty();
             Ok(())
         } else {
             crate::service::daemon::run_daemon(
@@ -63,6 +66,10 @@ pub(super) fn run(config: &Path, once: bool, watch_rules: bool) -> Exit {
     // A database call abandoned at shutdown runs on the blocking pool; do not wait forever.
     runtime.shutdown_timeout(crate::service::daemon::SHUTDOWN_GRACE);
     match result {
+        Ok(()) if undelivered => {
+            eprintln!("error: an email could not be delivered (it stays in the outbox)");
+            Exit::Undelivered
+        }
         Ok(()) => Exit::Ok,
         Err(e) => {
             eprintln!("error: {e:#}");

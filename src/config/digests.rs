@@ -10,7 +10,7 @@ use toml::Spanned;
 use super::build::{Source, at_least_one, resolve};
 use super::delivery::check_mailbox;
 use super::format::{RawAlert, RawDigest};
-use super::{AlertConfig, DigestConfig, Templates};
+use super::{AlertConfig, DigestConfig, Templates, Unsubscribe};
 use crate::digest::alerts::AlertPolicy;
 use crate::digest::spec::{RuleSelection, WhenEmpty};
 use crate::policy::schedule::{Schedule, parse_tz};
@@ -52,6 +52,38 @@ fn rule_selection(src: &mut Source<'_>, rules: Option<&Spanned<Vec<String>>>) ->
         }
         RuleSelection::default()
     })
+}
+
+/// `unsubscribe` (an address, a `mailto:` made of it) and `unsubscribe_url` (https only: the
+/// one-click POST of RFC 8058 needs it).
+fn unsubscribe(
+    src: &mut Source<'_>,
+    mailto: Option<&Spanned<String>>,
+    url: Option<&Spanned<String>>,
+) -> Unsubscribe {
+    let mailto = mailto.and_then(|m| match check_mailbox(m.get_ref()) {
+        Ok(()) => Some(m.get_ref().trim().to_string()),
+        Err(msg) => {
+            src.error_at(m.span(), msg);
+            None
+        }
+    });
+    let https = url.and_then(|u| match url::Url::parse(u.get_ref().trim()) {
+        Ok(parsed) if parsed.scheme() == "https" && parsed.host_str().is_some() => {
+            Some(parsed.to_string())
+        }
+        _ => {
+            src.error_at(
+                u.span(),
+                format!(
+                    "`unsubscribe_url` {:?} is not an https URL: expected one like `https://example.org/unsubscribe`",
+                    u.get_ref()
+                ),
+            );
+            None
+        }
+    });
+    Unsubscribe { mailto, https }
 }
 
 /// Reads `digest.html` and `digest.txt` from `dir` and checks that they parse.
@@ -130,17 +162,33 @@ pub(super) fn build_digest(
             .template_dir
             .as_ref()
             .and_then(|dir| load_templates(src, base, dir)),
+        unsubscribe: unsubscribe(src, d.unsubscribe.as_ref(), d.unsubscribe_url.as_ref()),
     }
 }
 
-pub(super) fn build_alert(src: &mut Source<'_>, a: &RawAlert, earlier: &[RawAlert]) -> AlertConfig {
+/// `zone`: the first digest's time zone, the default of an alert set's `timezone`.
+pub(super) fn build_alert(
+    src: &mut Source<'_>,
+    a: &RawAlert,
+    earlier: &[RawAlert],
+    zone: Option<chrono_tz::Tz>,
+) -> AlertConfig {
     let names: Vec<&str> = earlier.iter().map(|e| e.name.get_ref().as_str()).collect();
     check_name(src, "alert", &a.name, &names);
     check_recipients(src, "alert", &a.to);
     let defaults = AlertConfig::default();
     let policy = defaults.policy;
+    let default_zone = zone.unwrap_or(defaults.timezone);
+    let timezone = a.timezone.as_ref().map_or(default_zone, |tz| {
+        parse_tz(tz.get_ref()).unwrap_or_else(|msg| {
+            src.error_at(tz.span(), msg);
+            default_zone
+        })
+    });
     AlertConfig {
         name: a.name.get_ref().trim().to_string(),
+        title: a.title.clone().filter(|t| !t.trim().is_empty()),
+        timezone,
         to: a.to.get_ref().iter().map(|x| x.get_ref().clone()).collect(),
         rules: rule_selection(src, a.rules.as_ref()),
         policy: AlertPolicy {
@@ -154,5 +202,6 @@ pub(super) fn build_alert(src: &mut Source<'_>, a: &RawAlert, earlier: &[RawAler
             max_items: at_least_one(src, "max_items", a.max_items.as_ref(), policy.max_items),
         },
         subject_prefix: a.subject_prefix.clone().unwrap_or(defaults.subject_prefix),
+        unsubscribe: unsubscribe(src, a.unsubscribe.as_ref(), a.unsubscribe_url.as_ref()),
     }
 }

@@ -102,6 +102,8 @@ pub(super) struct RawDigest {
     pub(super) max_items: Option<Spanned<usize>>,
     pub(super) when_empty: Option<Spanned<WhenEmpty>>,
     pub(super) template_dir: Option<Spanned<String>>,
+    pub(super) unsubscribe: Option<Spanned<String>>,
+    pub(super) unsubscribe_url: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -110,7 +112,11 @@ pub(super) struct RawAlert {
     pub(super) name: Spanned<String>,
     pub(super) to: Spanned<Vec<Spanned<String>>>,
     pub(super) subject_prefix: Option<String>,
+    pub(super) title: Option<String>,
+    pub(super) timezone: Option<Spanned<String>>,
     pub(super) rules: Option<Spanned<Vec<String>>>,
+    pub(super) unsubscribe: Option<Spanned<String>>,
+    pub(super) unsubscribe_url: Option<Spanned<String>>,
     pub(super) window: Option<HumanDuration>,
     pub(super) max_per_hour: Option<Spanned<usize>>,
     pub(super) max_items: Option<Spanned<usize>>,

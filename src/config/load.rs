@@ -87,17 +87,19 @@ impl Config {
         .unwrap_or(DEFAULT_NEW_FEED_WINDOW);
         let feeds = build::feeds(&mut src, &base, &raw.feeds, fetch.default_interval);
         let delivery = delivery::build(&mut src, &base, raw.delivery, env);
-        let digests = raw
+        let digests: Vec<super::DigestConfig> = raw
             .digests
             .iter()
             .enumerate()
             .map(|(i, d)| digests::build_digest(&mut src, &base, d, &raw.digests[..i]))
             .collect();
+        // An alert set without a `timezone` shows times as the first digest does.
+        let zone = digests.first().map(|d| d.timezone);
         let alerts = raw
             .alerts
             .iter()
             .enumerate()
-            .map(|(i, a)| digests::build_alert(&mut src, a, &raw.alerts[..i]))
+            .map(|(i, a)| digests::build_alert(&mut src, a, &raw.alerts[..i], zone))
             .collect();
         let http = build::http(&mut src, &raw.http);
 

@@ -47,10 +47,32 @@ pub struct AlertPlan<Id> {
     /// When to plan again if nothing changes (the open window's close); `None` when nothing stays
     /// pending.
     pub next_check: Option<DateTime<Utc>>,
+    /// The limit that deferred matches, if one did.
+    pub limit: Option<AlertLimit>,
+}
+
+/// Which `[[alert]]` key held matches back for the digest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AlertLimit {
+    /// `max_per_hour`: alert emails in the last hour.
+    PerHour,
+    /// `max_items`: matches in one alert email.
+    PerEmail,
+}
+
+impl AlertLimit {
+    /// The config key, as the log names it.
+    pub fn key(self) -> &'static str {
+        match self {
+            AlertLimit::PerHour => "max_per_hour",
+            AlertLimit::PerEmail => "max_items",
+        }
+    }
 }
 
 /// Plans one alert set's pending matches at `now`. `sent_in_last_hour` counts this set's alert
-/// emails sent in `(now - 1h, now]`.
+/// emails sent in `(now - 1h, now]`. Matches queued at the same time are taken in `Id` order, so a
+/// caller whose ids follow the content (not the timing) gets the same batch for the same input.
 ///
 /// A match stamped later than `now` means the clock was stepped back since it was recorded; the
 /// elapsed time is then unknown, and an urgent alert is better early than an hour late, so its
@@ -68,6 +90,7 @@ pub fn plan_alerts<Id: Copy + Ord>(
         send_now: Vec::new(),
         defer_to_digest: Vec::new(),
         next_check: None,
+        limit: None,
     };
     let Some(first) = batch.first() else {
         return idle;
@@ -89,13 +112,16 @@ pub fn plan_alerts<Id: Copy + Ord>(
     if sent_in_last_hour >= policy.max_per_hour {
         return AlertPlan {
             defer_to_digest: ids.collect(),
+            limit: Some(AlertLimit::PerHour),
             ..idle
         };
     }
     let take = policy.max_items.max(1);
+    let defer: Vec<Id> = ids.clone().skip(take).collect();
     AlertPlan {
-        send_now: ids.clone().take(take).collect(),
-        defer_to_digest: ids.skip(take).collect(),
+        send_now: ids.take(take).collect(),
+        limit: (!defer.is_empty()).then_some(AlertLimit::PerEmail),
+        defer_to_digest: defer,
         next_check: None,
     }
 }
@@ -167,6 +193,12 @@ mod tests {
             assert_eq!(plan.send_now, *send, "{name}: send_now");
             assert_eq!(plan.defer_to_digest, *defer, "{name}: defer_to_digest");
             assert_eq!(plan.next_check, next.map(secs), "{name}: next_check");
+            let want_limit = match (defer.is_empty(), *sent >= *cap) {
+                (true, _) => None,
+                (false, true) => Some(AlertLimit::PerHour),
+                (false, false) => Some(AlertLimit::PerEmail),
+            };
+            assert_eq!(plan.limit, want_limit, "{name}: limit");
         }
     }
 

@@ -1,7 +1,11 @@
 //! Story clustering for a digest: items about the same story from several feeds become one entry
 //! (the first source's headline and link, "also: outlet B, outlet C"). Two items are the same
 //! story when, within `max_gap` of each other, they share a canonical link, or their headlines are
-//! near-identical, or their headlines overlap and their summaries corroborate it.
+//! near-identical, or their headlines overlap and their summaries corroborate it; but never two
+//! headlines built on one template around different names (`Russian strikes hit Kharkiv` /
+//! `Russian strikes hit Odesa`): when each names someone, somewhere or a number the other does
+//! not, and their other words are nearly the same (`TEMPLATE_REST`), they are different stories
+//! whatever their summaries say (only a shared link joins them).
 //! Pure and deterministic: the result does not depend on the input order.
 
 use std::collections::BTreeSet;
@@ -53,6 +57,10 @@ impl Default for ClusterOptions {
     }
 }
 
+/// Word-set Jaccard of two headlines without their names at or above which they share a
+/// template: then different names make different stories.
+const TEMPLATE_REST: f64 = 0.75;
+
 /// Headlines with fewer distinct content words than this never match on words alone:
 /// "Live updates" or "Morning briefing" from two outlets are not one story.
 const MIN_TITLE_WORDS: usize = 3;
@@ -73,6 +81,8 @@ struct Prepared {
     title: BTreeSet<String>,
     /// Headline and summary words; `None` without a real summary, which corroborates nothing.
     text: Option<BTreeSet<String>>,
+    /// The headline's names (see `names`).
+    names: BTreeSet<String>,
 }
 
 /// Groups `items` into stories. Clusters come in order of their representative (earliest
@@ -97,6 +107,7 @@ pub fn cluster<'a, Id: Clone + Ord>(
                 link: it.link.and_then(link_key),
                 title,
                 text,
+                names: names(it.title),
             }
         })
         .collect();
@@ -115,6 +126,15 @@ pub fn cluster<'a, Id: Clone + Ord>(
         }
         if pa.title.len().min(pb.title.len()) < MIN_TITLE_WORDS {
             return false;
+        }
+        // One template, different names: each side names something the other does not, and
+        // apart from the names the headlines are (nearly) the same words.
+        if !pa.names.is_subset(&pb.names) && !pb.names.is_subset(&pa.names) {
+            let ra: BTreeSet<String> = pa.title.difference(&pa.names).cloned().collect();
+            let rb: BTreeSet<String> = pb.title.difference(&pb.names).cloned().collect();
+            if jaccard(&ra, &rb) >= TEMPLATE_REST {
+                return false;
+            }
         }
         let shared = pa.title.intersection(&pb.title).count();
         let union = pa.title.len() + pb.title.len() - shared;
@@ -178,6 +198,40 @@ fn link_key(link: &str) -> Option<String> {
         Some(q) => format!("{host}{path}?{q}"),
         None => format!("{host}{path}"),
     })
+}
+
+/// A headline's names: its capitalised words after the first (the first is capitalised anyway),
+/// as `words` folds them, and its numbers. None for a headline in title case (more than half
+/// its words capitalised), where capitals say nothing.
+fn names(title: &str) -> BTreeSet<String> {
+    let tokens: Vec<&str> = title
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| short_ok(w))
+        .collect();
+    let capital = |w: &str| w.chars().next().is_some_and(char::is_uppercase);
+    let capitals = tokens.iter().skip(1).filter(|w| capital(w)).count();
+    if capitals * 2 > tokens.len().saturating_sub(1) {
+        return BTreeSet::new();
+    }
+    let number = |w: &str| w.chars().all(|c| c.is_ascii_digit());
+    tokens
+        .iter()
+        .skip(1)
+        .filter(|w| capital(w) || number(w))
+        .flat_map(|w| {
+            // `words` drops a one-digit number; a name is one word.
+            if number(w) {
+                Some((*w).to_string())
+            } else {
+                words(w).into_iter().next()
+            }
+        })
+        .collect()
+}
+
+/// One-letter words say nothing, but a one-digit number does (`envoy 1` is not `envoy 9`).
+fn short_ok(w: &str) -> bool {
+    w.chars().nth(1).is_some() || w.chars().all(|c| c.is_ascii_digit())
 }
 
 /// Words that say nothing about which story a headline tells.

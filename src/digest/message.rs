@@ -1,6 +1,7 @@
 //! A rendered digest or alert as an RFC 5322 message: multipart/alternative (text + HTML), a
-//! Message-ID stable across retries, Date, List-Id, Auto-Submitted, and only the configured
-//! recipients (feed data never reaches an address header). Builds bytes; never sends them.
+//! Message-ID stable across retries, Date, List-Id, List-Unsubscribe, Auto-Submitted, and only the configured
+//! recipients (feed data never reaches an address header). Builds bytes, the same for the same
+//! rendering (Date and Message-ID aside); never sends them.
 
 use std::time::SystemTime;
 
@@ -56,11 +57,36 @@ pub(super) fn build(
             HeaderName::new_from_ascii_str("List-Id"),
             format!("newswatch {kind} {slug} <{slug}.newswatch.{domain}>"),
         ));
+    // RFC 2369 List-Unsubscribe; RFC 8058 one-click when an https endpoint takes the POST.
+    let mut unsubscribe: Vec<String> = Vec::new();
+    if let Some(m) = &audience.unsubscribe.mailto {
+        let m = crate::digest::email_safety::clean_line(m, 200);
+        unsubscribe.push(format!("<mailto:{m}?subject=unsubscribe%20{slug}>"));
+    }
+    if let Some(u) = audience
+        .unsubscribe
+        .https
+        .as_deref()
+        .and_then(crate::digest::email_safety::safe_link)
+    {
+        unsubscribe.push(format!("<{}>", u.as_str()));
+        builder = builder.raw_header(HeaderValue::new(
+            HeaderName::new_from_ascii_str("List-Unsubscribe-Post"),
+            "List-Unsubscribe=One-Click".into(),
+        ));
+    }
+    if !unsubscribe.is_empty() {
+        builder = builder.raw_header(HeaderValue::new(
+            HeaderName::new_from_ascii_str("List-Unsubscribe"),
+            unsubscribe.join(", "),
+        ));
+    }
     for to in audience.to {
         builder = builder.to(parse_mailbox(to)?);
     }
     let message = builder.multipart(
         MultiPart::alternative()
+            .boundary(boundary(r))
             .singlepart(
                 SinglePart::builder()
                     .header(ContentType::TEXT_PLAIN)
@@ -79,6 +105,18 @@ pub(super) fn build(
         recipients: audience.to.to_vec(),
         raw: message.formatted(),
     })
+}
+
+/// The MIME boundary, from the bodies (FNV-1a): the same rendering builds the same bytes (lettre's
+/// own is random). `=_` never occurs in a quoted-printable body, and the hash makes any other
+/// collision as likely as guessing it.
+fn boundary(r: &Rendered) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in r.text.bytes().chain(r.html.bytes()) {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("=_newswatch_{h:016x}")
 }
 
 pub(super) fn slug(name: &str) -> String {

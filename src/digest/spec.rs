@@ -48,6 +48,11 @@ impl RuleSelection {
         self.patterns.is_empty() || self.patterns.iter().any(|p| p.matches(rule_id))
     }
 
+    /// The patterns as written (empty: every rule).
+    pub fn patterns(&self) -> Vec<&str> {
+        self.patterns.iter().map(glob::Pattern::as_str).collect()
+    }
+
     /// Patterns that select none of `rule_ids`: almost always a typo worth reporting at load.
     pub fn unused<'a>(&'a self, rule_ids: &[&str]) -> Vec<&'a str> {
         self.patterns

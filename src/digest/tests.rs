@@ -46,6 +46,7 @@ fn cfg() -> DigestConfig {
         max_items: 50,
         when_empty: WhenEmpty::Skip,
         templates: None,
+        unsubscribe: crate::config::Unsubscribe::default(),
     }
 }
 
@@ -74,6 +75,8 @@ fn entry(
     Entry {
         rule_id: rule.to_lowercase().replace(' ', "-"),
         rule_title: rule.into(),
+        order: (true, 0),
+        alert: false,
         feed: "kyiv-ledger".into(),
         feed_title: Some("Kyiv Ledger".into()),
         article_id: id,
@@ -126,6 +129,15 @@ fn sample() -> Vec<Entry> {
     wire.feed = "atlantic-wire".into();
     wire.feed_title = Some("Atlantic Wire".into());
     wire.time = now() + chrono::Duration::minutes(30);
+    let mut healey = entry(
+        3,
+        "Healey–Hegseth talks",
+        "Healey meets Hegseth at the Pentagon",
+        Some("https://kyiv-ledger.example/3"),
+        "British Defence Secretary John Healey met Pete Hegseth on Friday for talks on Ukraine.",
+        &["Healey", "Hegseth"],
+    );
+    healey.order = (true, 1);
     vec![
         entry(
             1,
@@ -136,14 +148,7 @@ fn sample() -> Vec<Entry> {
             &["minerals deal"],
         ),
         wire,
-        entry(
-            3,
-            "Healey–Hegseth talks",
-            "Healey meets Hegseth at the Pentagon",
-            Some("https://kyiv-ledger.example/3"),
-            "British Defence Secretary John Healey met Pete Hegseth on Friday for talks on Ukraine.",
-            &["Healey", "Hegseth"],
-        ),
+        healey,
     ]
 }
 
@@ -156,8 +161,14 @@ fn rendered_digest_matches_the_snapshots() {
     let p = render_with_cfg(&cfg(), &sample(), &notices);
     assert_eq!(
         p.subject,
-        "[newswatch] Morning brief — 3 articles: Minerals deal (2), Healey–Hegseth talks (1)"
+        "[newswatch] Morning brief, Mon 10 Mar — 3 articles: Minerals deal (2), Healey–Hegseth talks (1)"
     );
+    for l in p.text.lines() {
+        assert!(
+            l.chars().count() <= 78 || l.trim().starts_with("http"),
+            "{l:?}"
+        );
+    }
     insta::assert_snapshot!("digest.txt", p.text);
     insta::assert_snapshot!("digest.html", p.html);
 }
@@ -172,7 +183,10 @@ fn nothing_matched_means_no_email_unless_asked() {
     let mut c = cfg();
     c.when_empty = WhenEmpty::Send;
     let p = render_with_cfg(&c, &[], &[]);
-    assert_eq!(p.subject, "[newswatch] Morning brief — nothing new");
+    assert_eq!(
+        p.subject,
+        "[newswatch] Morning brief, Mon 10 Mar — nothing new"
+    );
     assert!(
         p.text.contains("Nothing new matched your rules"),
         "{}",
@@ -184,12 +198,15 @@ fn nothing_matched_means_no_email_unless_asked() {
 fn one_story_from_two_outlets_is_one_entry_with_also() {
     let p = render(&sample());
     for part in [&p.text, &p.html] {
-        assert_eq!(
-            part.matches("agree terms of minerals deal").count(),
-            1,
-            "{part}"
+        // The HTML headline marks its hit: `agree terms of <mark …>minerals deal</mark>`.
+        assert_eq!(part.matches("agree terms of ").count(), 1, "{part}");
+        assert!(
+            part.contains("also: Atlantic Wire")
+                || part.contains(
+                    "also: <a class=\"nw-link\" href=\"https://atlantic-wire.example/2?utm_source=rss\""
+                ),
+            "the other outlet, linked in the HTML: {part}"
         );
-        assert!(part.contains("also: Atlantic Wire"), "{part}");
         assert!(part.contains("matched: Healey, Hegseth"), "{part}");
         assert!(
             part.contains("Mon 10 Mar 2025 12:00 GMT"),
@@ -334,7 +351,7 @@ fn hostile_feed_content_never_reaches_the_email() {
     let tags = regex::Regex::new(r"<[^>]*>").expect("valid regex");
     let allowed = [
         "!doctype", "html", "head", "meta", "title", "style", "body", "table", "tr", "td", "div",
-        "span", "a", "mark",
+        "span", "a", "mark", "br",
     ];
     for tag in tags.find_iter(&p.html).map(|m| m.as_str().to_lowercase()) {
         let name = tag
@@ -448,9 +465,15 @@ fn a_huge_digest_stays_under_gmail_clipping() {
         p.html.len()
     );
     assert!(p.text.contains(" more"), "the rest is counted");
+    // The size cut ends the email cleanly, saying what did not fit.
+    assert!(
+        p.html.contains("Continued: ") && p.text.contains("\nContinued: "),
+        "{}",
+        p.text
+    );
     assert!(
         p.subject
-            .starts_with("[newswatch] Morning brief — 1000 articles: Rule"),
+            .starts_with("[newswatch] Morning brief, Mon 10 Mar — 1000 articles: Rule"),
         "{}",
         p.subject
     );
@@ -466,25 +489,27 @@ fn a_huge_digest_stays_under_gmail_clipping() {
 
 #[test]
 fn load_plan_table() {
-    // (group sizes, max_items, articles to load per group)
+    // (group sizes in rule order, max_items, articles to load per group): a budget of
+    // 10 per story shown within 1,000..=5,000, shared round-robin.
     #[rustfmt::skip]
     let cases: &[(&[usize], usize, &[usize])] = &[
         (&[], 50, &[]),
         (&[1], 50, &[1]),
-        (&[1000], 50, &[150]),
-        (&[1000, 2], 50, &[148, 2]),
-        (&[10, 10, 10], 2, &[0, 3, 3]),  // ties by key: "g0" < "g1" < "g2", sizes desc first
-        (&[5, 9, 7], 2, &[0, 3, 3]),
-        (&[5, 9, 7], 1, &[0, 3, 0]),
-        (&[4, 4], 0, &[0, 3]),          // max_items 0 still shows one
+        (&[1000], 50, &[1000]),
+        (&[6000], 50, &[1000]),
+        (&[6000], 400, &[4000]),
+        (&[6000], 1000, &[5000]),
+        (&[3000, 2], 50, &[998, 2]),
+        (&[600, 600], 0, &[500, 500]),      // max_items 0 still shows one
+        (&[700, 100, 700], 50, &[450, 100, 450]),
+        (&[1000, 1000, 1000], 50, &[334, 333, 333]),
     ];
     for (sizes, max_items, want) in cases {
         let groups: Vec<GroupCount> = sizes
             .iter()
             .enumerate()
             .map(|(i, n)| GroupCount {
-                // Reverse keys so "largest, then by key" is not the input order.
-                key: format!("g{}", sizes.len() - i),
+                key: format!("g{i}"),
                 articles: *n,
             })
             .collect();
@@ -516,13 +541,21 @@ fn thousands_of_groups_close_with_one_capped_line() {
     let p = render(&entries);
     assert!(p.html.len() <= MAX_HTML_BYTES, "{} bytes", p.html.len());
     assert!(p.text.len() <= MAX_HTML_BYTES, "{} bytes", p.text.len());
-    // max_items (50) sections, largest groups first (Rule 0000..1999 have 3 articles).
+    // max_items (50) stories, the newest (articles 0..49, one per rule), in rule order
+    // (Rule 0000..1999 have 3 articles).
     assert_eq!(p.text.matches("\n== Rule ").count(), 50, "{}", p.text);
     assert!(p.text.contains("\n== Rule 0000 (3) =="), "{}", p.text);
-    assert!(p.text.contains("\n  and 2 more\n"), "{}", p.text);
     assert!(
         p.text
-            .contains("\n== Also matched ==\n- Rule 0050 (3)\n- Rule 0051 (3)\n"),
+            .contains("\n  and 2 more, among them:\n  - alpha5000 "),
+        "{}",
+        p.text
+    );
+    assert!(
+        p.text.contains(
+            "\n== Also matched ==\n- Rule 0050 (3)\n  - alpha50 beta150 gamma350\n    \
+             https://k.example/50\n"
+        ),
         "{}",
         p.text
     );
@@ -540,7 +573,7 @@ fn thousands_of_groups_close_with_one_capped_line() {
     );
     assert!(
         p.subject
-            .starts_with("[newswatch] Morning brief — 12000 articles: Rule 0000 (3), "),
+            .starts_with("[newswatch] Morning brief, Mon 10 Mar — 12000 articles: Rule 0000 (3), "),
         "{}",
         p.subject
     );
@@ -554,24 +587,28 @@ fn counts_come_from_the_totals_not_from_what_was_loaded() {
             GroupTotal {
                 title: "Minerals deal".into(),
                 articles: 700,
+                daily: [vec![14], vec![3; 13], vec![4]].concat(),
             },
             GroupTotal {
                 title: "Healey–Hegseth talks".into(),
                 articles: 40,
+                daily: [vec![40], vec![0; 14]].concat(),
             },
             GroupTotal {
                 title: "Weimar plus".into(),
                 articles: 1,
+                daily: Vec::new(),
             },
         ],
         articles: 735,
+        since: None,
     };
     let composed = compose_batch(7, &cfg(), "nw@example.org", &batch, &[], now())
         .expect("compose")
         .expect("a digest");
     assert_eq!(
         composed.subject,
-        "[newswatch] Morning brief — 735 articles: Minerals deal (700), \
+        "[newswatch] Morning brief, Mon 10 Mar — 735 articles: Minerals deal (700), \
          Healey–Hegseth talks (40), Weimar plus (1)"
     );
     let r = super::render(&Audience::digest(&cfg()), &batch, &[], now()).expect("render");
@@ -584,6 +621,19 @@ fn counts_come_from_the_totals_not_from_what_was_loaded() {
     assert!(r.text.contains("== Minerals deal (700) =="), "{}", r.text);
     assert!(r.text.contains("\n  and 698 more\n"), "{}", r.text);
     assert!(r.text.contains("\n  and 39 more\n"), "{}", r.text);
+    // Trend lines from the daily counts: the mean of the 14 days before (3.07 → 3).
+    assert!(
+        r.text
+            .contains("== Minerals deal (700) ==\n14 in the last 24 h · usually 3 a day\n"),
+        "{}",
+        r.text
+    );
+    assert!(
+        r.text
+            .contains("== Healey–Hegseth talks (40) ==\n40 in the last 24 h\n"),
+        "{}",
+        r.text
+    );
     // Loaded nothing of it, yet within max_items: named on the closing line.
     assert!(
         r.text.contains("== Also matched ==\n- Weimar plus (1)\n"),
@@ -629,28 +679,59 @@ fn operators_templates_replace_the_built_in_ones_and_still_escape() {
     assert_eq!(p.text, "3 new articles matched your rules");
 }
 
-#[test]
-fn alert_subjects() {
-    let set = AlertConfig {
+fn alert_set() -> AlertConfig {
+    AlertConfig {
         name: "breaking".into(),
         to: vec!["duty@example.org".into()],
-        rules: RuleSelection::default(),
-        policy: crate::digest::alerts::AlertPolicy::default(),
-        subject_prefix: "[newswatch alert]".into(),
-    };
+        title: Some("Duty desk".into()),
+        timezone: chrono_tz::Europe::Kyiv,
+        ..AlertConfig::default()
+    }
+}
+
+#[test]
+fn alert_subjects_name_the_headline_and_times_are_local() {
+    let set = alert_set();
     let one = &sample()[2..];
     let c = compose_alert(4, &set, "nw@example.org", one, now()).expect("alert");
     assert_eq!(
         c.subject,
-        "[newswatch alert] Healey–Hegseth talks: Healey meets Hegseth at the Pentagon"
+        "[alert] Healey–Hegseth talks: Healey meets Hegseth at the Pentagon"
     );
     assert!(c.message_id.starts_with("<alert-4.breaking."));
     assert_eq!(c.recipients, ["duty@example.org"]);
+    let raw = String::from_utf8_lossy(&c.raw);
+    assert!(raw.contains("Mon 10 Mar 2025 14:00 EET"), "{raw}");
+    assert!(raw.contains("Duty desk"), "{raw}");
+    // Several: the count and the top story's headline (two outlets beat one).
     let c = compose_alert(5, &set, "nw@example.org", &sample(), now()).expect("alert");
     assert_eq!(
         c.subject,
-        "[newswatch alert] 3 articles: Minerals deal (2), Healey–Hegseth talks (1)"
+        "[alert] 3 articles: Kyiv and Washington agree terms of minerals deal, officials say \
+         (+2 more)"
     );
+}
+
+/// The same matches in any order compose byte-identical alert bodies (Date and Message-ID
+/// aside): which story leads, the subject, the order of everything.
+#[test]
+fn alert_composition_is_deterministic() {
+    let body = |entries: &[Entry]| {
+        let c = compose_alert(9, &alert_set(), "nw@example.org", entries, now()).expect("alert");
+        let raw = String::from_utf8_lossy(&c.raw).into_owned();
+        raw.lines()
+            .filter(|l| !l.starts_with("Date:") && !l.starts_with("Message-ID:"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let mut entries = sample();
+    let want = body(&entries);
+    for _ in 0..entries.len() {
+        entries.rotate_left(1);
+        assert_eq!(body(&entries), want);
+        entries.reverse();
+        assert_eq!(body(&entries), want);
+    }
 }
 
 #[test]
@@ -670,7 +751,7 @@ fn long_subjects_are_cut_at_a_rule_boundary() {
     let p = render(&entries);
     assert!(
         p.subject.starts_with(
-            "[newswatch] Morning brief — 30 articles: A rather long rule title number 00 (1)"
+            "[newswatch] Morning brief, Mon 10 Mar — 30 articles: A rather long rule title number 00 (1)"
         ),
         "{}",
         p.subject

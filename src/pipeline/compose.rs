@@ -3,7 +3,6 @@
 //! so an email enters the outbox together with the matches it carries and the slot it serves.
 //! Also `digest preview` (gather and render, never committed) and `digest send`.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -12,7 +11,8 @@ use tracing::{debug, info, warn};
 
 use crate::config::{AlertConfig, DigestConfig};
 use crate::digest;
-use crate::digest::alerts::{PendingAlert, plan_alerts};
+use crate::digest::RuleBook;
+use crate::digest::alerts::{AlertLimit, PendingAlert, plan_alerts};
 use crate::model::{DigestBatch, NewMessage};
 use crate::pipeline::{Pipeline, Summary, earliest};
 use crate::policy::schedule;
@@ -104,16 +104,18 @@ impl<'a> Pipeline<'a> {
         now: DateTime<Utc>,
         slot: Option<DateTime<Utc>>,
     ) -> anyhow::Result<usize> {
-        let titles = self.settings.titles.clone();
+        let titles = self.settings.rules.clone();
         let notices = self.feed_notices(&cfg.name, now).await?;
         let from = self.config.delivery.from.clone();
         let cfg2 = cfg.clone();
         let composed = self
             .db_work(move |s| {
+                let since = s.last_digest_time(&cfg2.name)?;
                 let mut tx = s.begin_compose()?;
-                let batch = gather_digest(&mut tx, &cfg2, &titles, None)?;
+                let batch = gather_digest(&mut tx, &cfg2, &titles, None, now)?;
                 let id = tx.next_digest_id()?;
-                let batch = digest::Batch::from_store(&batch, &titles);
+                let mut batch = digest::Batch::from_store(&batch, &titles);
+                batch.since = since;
                 let message =
                     digest::compose_batch(id, &cfg2, &from, &batch, &notices, now)?.map(|c| {
                         NewMessage {
@@ -161,25 +163,47 @@ impl<'a> Pipeline<'a> {
         if pending.is_empty() {
             return Ok((0, None));
         }
-        let pending: Vec<PendingAlert<i64>> = pending
+        // Ids in the store's content order (place, match id): matches queued together are
+        // batched by what they are, not by which poll was stored first.
+        let pending: Vec<PendingAlert<(usize, i64)>> = pending
             .into_iter()
-            .map(|(id, matched_at)| PendingAlert { id, matched_at })
+            .enumerate()
+            .map(|(place, (id, matched_at))| PendingAlert {
+                id: (place, id),
+                matched_at,
+            })
             .collect();
         let plan = plan_alerts(&pending, sent, &set.policy, now);
+        let send_now: Vec<i64> = plan.send_now.iter().map(|p| p.1).collect();
+        let defer: Vec<i64> = plan.defer_to_digest.iter().map(|p| p.1).collect();
         if plan.send_now.is_empty() && plan.defer_to_digest.is_empty() {
             return Ok((0, plan.next_check));
         }
-        if !plan.defer_to_digest.is_empty() {
-            warn!(alert = %set.name, deferred = plan.defer_to_digest.len(), sent_last_hour = sent, "alert cap reached; matches go to the next digest");
+        match plan.limit {
+            Some(AlertLimit::PerHour) => warn!(
+                alert = %set.name,
+                deferred = plan.defer_to_digest.len(),
+                sent_last_hour = sent,
+                max_per_hour = set.policy.max_per_hour,
+                "alert limit max_per_hour reached; matches go to the next digest"
+            ),
+            Some(AlertLimit::PerEmail) => warn!(
+                alert = %set.name,
+                deferred = plan.defer_to_digest.len(),
+                sent = plan.send_now.len(),
+                max_items = set.policy.max_items,
+                "alert limit max_items (matches per alert email) reached; the rest go to the next digest"
+            ),
+            None => {}
         }
-        let titles = self.settings.titles.clone();
+        let titles = self.settings.rules.clone();
         let from = self.config.delivery.from.clone();
         let cfg = set.clone();
         let outbox = self
             .db_work(move |s| {
                 let mut tx = s.begin_compose()?;
-                tx.defer_alerts(&cfg.name, &plan.defer_to_digest)?;
-                let matches = tx.gather_alert(&cfg.name, &plan.send_now)?;
+                tx.defer_alerts(&cfg.name, &defer)?;
+                let matches = tx.gather_alert(&cfg.name, &send_now)?;
                 if matches.is_empty() {
                     tx.commit()?;
                     return Ok(None);
@@ -236,16 +260,18 @@ impl<'a> Pipeline<'a> {
         let cfg = self.digest_config(name)?;
         let from =
             since.map(|d| now - chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX));
-        let titles = self.settings.titles.clone();
+        let titles = self.settings.rules.clone();
         let (cfg2, titles2) = (cfg.clone(), titles.clone());
-        let gathered = self
+        let (gathered, last) = self
             .db(move |s| {
+                let last = s.last_digest_time(&cfg2.name)?;
                 // Never committed: dropping the transaction changes nothing.
                 let mut tx = s.begin_compose()?;
-                gather_digest(&mut tx, &cfg2, &titles2, from)
+                Ok((gather_digest(&mut tx, &cfg2, &titles2, from, now)?, last))
             })
             .await?;
-        let batch = digest::Batch::from_store(&gathered, &titles);
+        let mut batch = digest::Batch::from_store(&gathered, &titles);
+        batch.since = from.or(last);
         let notices = self.feed_notices(name, now).await?;
         Ok(digest::render(
             &digest::Audience::digest(cfg),
@@ -289,35 +315,35 @@ impl<'a> Pipeline<'a> {
 }
 
 /// Gathers what digest `cfg` would carry in `tx`: the matches it has not carried yet (or, with
-/// `since`, every match recorded since then), grouped by rule title, with full rows for the
-/// articles it can show (`digest::load_plan`).
+/// `since`, every match recorded since then that no alert email carried: what a send over that
+/// window would carry), grouped by rule title in the digest's rule order, with full rows for
+/// the articles it can show (`digest::load_plan`).
 fn gather_digest(
     tx: &mut ComposeTx<'_>,
     cfg: &DigestConfig,
-    titles: &HashMap<String, String>,
+    titles: &RuleBook,
     since: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
 ) -> Result<DigestBatch, StoreError> {
     let rules: Vec<(String, String)> = tx
         .matched_rules()?
         .into_iter()
         .filter_map(|rule| digest_group(cfg, titles, &rule).map(|group| (rule, group)))
         .collect();
+    let rules = digest::ordered_groups(titles, rules);
     let mut batch = match since {
         Some(t) => tx.gather_since(t, &rules)?,
         None => tx.gather_pending(&cfg.name, &rules)?,
     };
     batch.rows = tx.load_rows(&digest::load_plan(&batch.groups, cfg.max_items))?;
+    batch.daily = tx.daily_counts(now, digest::TREND_DAYS)?;
     Ok(batch)
 }
 
 /// The group (section) of digest `cfg` that rule `rule_id`'s matches go into, `None` when the
 /// digest does not carry that rule. A rule removed since it matched shows its id.
-fn digest_group(
-    cfg: &DigestConfig,
-    titles: &HashMap<String, String>,
-    rule_id: &str,
-) -> Option<String> {
+fn digest_group(cfg: &DigestConfig, titles: &RuleBook, rule_id: &str) -> Option<String> {
     cfg.rules
         .selects(rule_id)
-        .then(|| digest::group_title(rule_id, titles.get(rule_id).map_or(rule_id, String::as_str)))
+        .then(|| digest::group_title(rule_id, titles.title(rule_id)))
 }

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use tracing::{error, info, warn};
 
 use crate::deliver::{self, SendOutcome};
-use crate::pipeline::{Pipeline, Summary};
+use crate::pipeline::{Pipeline, Summary, Undelivered};
 
 impl Pipeline<'_> {
     /// Sends every due outbox message once, recording each outcome.
@@ -17,7 +17,13 @@ impl Pipeline<'_> {
         summary: &mut Summary,
     ) -> anyhow::Result<()> {
         let due = self.db(move |s| s.due_messages(now)).await?;
-        for msg in due {
+        let mut due = due.into_iter();
+        let undelivered = |msg: &crate::model::OutboxMessage, error: String| Undelivered {
+            name: msg.digest_name.clone(),
+            message_id: msg.message_id.clone(),
+            error,
+        };
+        while let Some(msg) = due.next() {
             let deliver::Attempt { outcome, quit } = self.deliverer.send(&msg).await;
             let id = msg.id;
             let attempts = msg.attempts + 1;
@@ -42,6 +48,15 @@ impl Pipeline<'_> {
                             .unwrap_or(chrono::Duration::MAX);
                     warn!(message_id = %msg.message_id, error = %err, attempts, retry_at = %at, "delivery deferred");
                     summary.emails_deferred += 1;
+                    summary
+                        .undelivered
+                        .push(undelivered(&msg, format!("deferred until {at}: {err}")));
+                    for rest in due.by_ref() {
+                        summary.undelivered.push(undelivered(
+                            &rest,
+                            "not tried: the transport deferred an earlier message".into(),
+                        ));
+                    }
                     self.metrics.email_failed();
                     self.db(move |s| s.mark_retry(id, &err, at)).await?;
                     // A transient failure (down, 421, timeout) is the server's, not this
@@ -52,6 +67,9 @@ impl Pipeline<'_> {
                 SendOutcome::Retry(err) | SendOutcome::Failed(err) => {
                     error!(message_id = %msg.message_id, error = %err, attempts, "delivery failed; message kept in the outbox");
                     summary.emails_failed += 1;
+                    summary
+                        .undelivered
+                        .push(undelivered(&msg, format!("failed: {err}")));
                     self.metrics.email_failed();
                     self.db(move |s| s.mark_failed(id, &err)).await?;
                 }

@@ -13,11 +13,16 @@ use super::{Store, StoreError, from_ts, ts};
 use crate::model::{NewMessage, PendingMatch};
 
 impl Store {
-    /// Matches alert set `set` holds pending: (match id, when queued).
+    /// Matches alert set `set` holds pending: (match id, when queued), in an order that depends
+    /// only on what matched (feed, article key, rule), never on the order polls were stored in,
+    /// so the same input batches the same way (issue 15).
     pub fn pending_alerts(&self, set: &str) -> Result<Vec<(i64, DateTime<Utc>)>, StoreError> {
         let mut stmt = self.conn.prepare(
-            "SELECT match_id, queued FROM alert_items
-             WHERE alert_set = ?1 AND status = 'pending' ORDER BY match_id",
+            "SELECT ai.match_id, ai.queued FROM alert_items ai
+             JOIN matches m ON m.id = ai.match_id
+             JOIN articles a ON a.id = m.article
+             WHERE ai.alert_set = ?1 AND ai.status = 'pending'
+             ORDER BY a.feed, a.key, m.rule_id, ai.match_id",
         )?;
         let rows = stmt.query_map([set], |r| Ok((r.get(0)?, from_ts(r.get(1)?))))?;
         Ok(rows.collect::<Result<_, _>>()?)

@@ -118,8 +118,40 @@ impl ComposeTx<'_> {
         Ok(batch)
     }
 
-    /// The full rows of the last gather's groups: the matches of the `plan[i]` newest articles of
-    /// group `i` (newest by the time a digest shows: published, else first seen).
+    /// For each group of the last gather, the distinct articles its rules matched (by when the
+    /// match was recorded) per day back from `now`, `days` + 1 days: what the trend line ("14 in
+    /// the last 24 h · usually 3 a day") is made of. One pass over `matches`, like the gather.
+    pub fn daily_counts(
+        &self,
+        now: DateTime<Utc>,
+        days: usize,
+    ) -> Result<Vec<Vec<usize>>, StoreError> {
+        let mut out = vec![vec![0usize; days + 1]; self.picked.len()];
+        let place: std::collections::HashMap<i64, usize> = self
+            .picked
+            .iter()
+            .enumerate()
+            .map(|(i, g)| (*g, i))
+            .collect();
+        let span = i64::try_from(days + 1)
+            .unwrap_or(i64::MAX)
+            .saturating_mul(86_400);
+        let mut stmt = self.tx.prepare(DAILY_SQL)?;
+        let mut rows = stmt.query(params![ts(now), span])?;
+        while let Some(r) = rows.next()? {
+            let (grp, day, n): (i64, i64, i64) = (r.get(0)?, r.get(1)?, r.get(2)?);
+            if let (Some(&g), Ok(d)) = (place.get(&grp), usize::try_from(day))
+                && let Some(slot) = out[g].get_mut(d)
+            {
+                *slot = usize::try_from(n).unwrap_or(0);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The full rows of the last gather's groups: every picked match of the `plan[i]` newest
+    /// articles whose first group is `i` (newest by the time a digest shows: published, else
+    /// first seen).
     pub fn load_rows(&self, plan: &[usize]) -> Result<Vec<PendingMatch>, StoreError> {
         let mut rows = Vec::new();
         let mut stmt = self.tx.prepare(ROWS_SQL)?;
@@ -178,7 +210,8 @@ impl ComposeTx<'_> {
 }
 
 /// Fills the temp tables with the matches `cond` (SQL over `matches m`, one parameter) whose rule
-/// `rules` puts into a group, and counts them. Returns the batch (no rows) and the temp-table
+/// `rules` puts into a group, and counts them: each article once, in its first group (groups are
+/// numbered in the order `rules` first names them). Returns the batch (no rows) and the temp-table
 /// group number of each of its groups. The temp tables stay filled for `ROWS_SQL` and the
 /// assignment; `clear` empties them (and a rollback does).
 fn gather(
@@ -196,6 +229,11 @@ fn gather(
              match_id INTEGER PRIMARY KEY,
              article  INTEGER NOT NULL,
              grp      INTEGER NOT NULL
+         );
+         CREATE TEMP TABLE IF NOT EXISTS digest_first (
+             article INTEGER PRIMARY KEY,
+             grp     INTEGER NOT NULL,
+             at      INTEGER NOT NULL
          );",
     )?;
     clear(tx)?;
@@ -212,8 +250,13 @@ fn gather(
         }
     }
     let matches = tx.execute(&pick_sql(cond), [arg])?;
-    // Built once after the bulk insert: a third of the time of keeping it up row by row.
-    tx.execute_batch("CREATE INDEX temp.digest_pick_grp ON digest_pick (grp, article)")?;
+    // Built once after the bulk insert: a third of the time of keeping them up row by row.
+    tx.execute_batch("CREATE INDEX temp.digest_pick_article ON digest_pick (article)")?;
+    // Each article once, in its first group (the lowest number: the caller's rule order).
+    tx.execute(FIRST_SQL, [])?;
+    tx.execute_batch(
+        "CREATE INDEX temp.digest_first_grp ON digest_first (grp, at DESC, article DESC)",
+    )?;
     let mut groups = vec![
         GroupCount {
             key: String::new(),
@@ -227,8 +270,7 @@ fn gather(
         }
     }
     {
-        let mut stmt =
-            tx.prepare("SELECT grp, COUNT(DISTINCT article) FROM temp.digest_pick GROUP BY grp")?;
+        let mut stmt = tx.prepare("SELECT grp, COUNT(*) FROM temp.digest_first GROUP BY grp")?;
         let mut rows = stmt.query([])?;
         while let Some(row) = rows.next()? {
             let (grp, n): (i64, i64) = (row.get(0)?, row.get(1)?);
@@ -243,13 +285,10 @@ fn gather(
         .zip(0..)
         .filter(|(g, _)| g.articles > 0)
         .unzip();
-    let articles: i64 = tx.query_row(
-        "SELECT COUNT(DISTINCT article) FROM temp.digest_pick",
-        [],
-        |r| r.get(0),
-    )?;
+    let articles: i64 = tx.query_row("SELECT COUNT(*) FROM temp.digest_first", [], |r| r.get(0))?;
     let batch = DigestBatch {
         groups,
+        daily: Vec::new(),
         articles: usize::try_from(articles).unwrap_or(0),
         matches,
         rows: Vec::new(),
@@ -270,8 +309,24 @@ fn pick_sql(cond: &str) -> String {
     )
 }
 
-/// The matches of group `?1` on its `?2` newest articles, newest by the time a digest shows
-/// (published, else first seen).
+/// Distinct articles per group of `temp.digest_rules` and day back from `?1` (seconds), over the
+/// `?2` seconds before it. CROSS JOIN keeps `matches` the outer loop (one pass).
+const DAILY_SQL: &str = "
+    SELECT r.grp, (?1 - m.recorded) / 86400 AS day, COUNT(DISTINCT m.article)
+    FROM matches m CROSS JOIN temp.digest_rules r
+    WHERE r.rule_id = m.rule_id AND m.recorded <= ?1 AND m.recorded > ?1 - ?2
+    GROUP BY r.grp, day";
+
+/// Each picked article with its first group and the time a digest shows (published, else first
+/// seen).
+const FIRST_SQL: &str = "
+    INSERT INTO temp.digest_first (article, grp, at)
+    SELECT p.article, MIN(p.grp), COALESCE(a.published, a.first_seen)
+    FROM temp.digest_pick p JOIN articles a ON a.id = p.article
+    GROUP BY p.article";
+
+/// Every picked match (of any group: "also matches") of the `?2` newest articles whose first
+/// group is `?1`.
 const ROWS_SQL: &str = "
     SELECT m.id, m.rule_id, m.hits, a.id, a.feed, f.title, a.title, a.link, a.summary,
            a.published, a.first_seen, a.content
@@ -279,11 +334,10 @@ const ROWS_SQL: &str = "
     JOIN matches m ON m.id = p.match_id
     JOIN articles a ON a.id = p.article
     JOIN feeds f ON f.name = a.feed
-    WHERE p.grp = ?1 AND p.article IN (
-        SELECT q.article FROM temp.digest_pick q JOIN articles b ON b.id = q.article
+    WHERE p.article IN (
+        SELECT q.article FROM temp.digest_first q
         WHERE q.grp = ?1
-        GROUP BY q.article
-        ORDER BY COALESCE(b.published, b.first_seen) DESC, q.article DESC
+        ORDER BY q.at DESC, q.article DESC
         LIMIT ?2)
     ORDER BY m.id";
 
@@ -294,7 +348,9 @@ const ASSIGN_ITEMS_SQL: &str = "
 /// Empties the temp tables (they live as long as the connection).
 pub(super) fn clear(tx: &Transaction<'_>) -> Result<(), StoreError> {
     tx.execute_batch(
-        "DROP INDEX IF EXISTS temp.digest_pick_grp;
+        "DROP INDEX IF EXISTS temp.digest_pick_article;
+         DROP INDEX IF EXISTS temp.digest_first_grp;
+         DELETE FROM temp.digest_first;
          DELETE FROM temp.digest_pick;
          DELETE FROM temp.digest_rules;",
     )?;
@@ -571,29 +627,46 @@ mod tests {
             .iter()
             .map(|g| (g.key.clone(), g.articles))
             .collect();
-        let want: BTreeMap<String, usize> = want_groups
-            .iter()
-            .map(|(k, v)| (k.clone(), v.len()))
-            .collect();
+        // Each article counts in its first group: the first `chosen` names.
+        let mut place: BTreeMap<String, usize> = BTreeMap::new();
+        for (_, title) in &chosen {
+            let n = place.len();
+            place.entry(title.clone()).or_insert(n);
+        }
+        let mut first: BTreeMap<usize, (usize, String)> = BTreeMap::new();
+        for (title, articles) in &want_groups {
+            for a in articles {
+                let k = (place[title], title.clone());
+                let f = first.entry(*a).or_insert_with(|| k.clone());
+                if k < *f {
+                    *f = k;
+                }
+            }
+        }
+        let mut want: BTreeMap<String, usize> = BTreeMap::new();
+        for (_, title) in first.values() {
+            *want.entry(title.clone()).or_default() += 1;
+        }
         assert_eq!(got, want);
-        // Bounded rows: at most LOAD_MARGIN x max_items articles, each with at most one match
-        // per rule of its group (two rules share a title).
-        let loaded: BTreeSet<(String, i64)> = b
-            .rows
-            .iter()
-            .map(|m| (title_of(&m.rule_id), m.article_id))
-            .collect();
-        assert!(
-            loaded.len() <= 3 * MAX_ITEMS,
-            "{} articles loaded",
-            loaded.len()
-        );
+        // Bounded rows: at most the load plan's budget of articles (1,000 for 50 stories), each
+        // with its picked matches (at most one per rule of the article: "also matches").
+        let loaded: BTreeSet<i64> = b.rows.iter().map(|m| m.article_id).collect();
+        assert!(loaded.len() <= 1_000, "{} articles loaded", loaded.len());
         assert!(
             loaded.len() >= MAX_ITEMS,
             "enough to fill the digest: {}",
             loaded.len()
         );
-        assert!(b.rows.len() <= 2 * loaded.len(), "{} rows", b.rows.len());
+        assert!(
+            b.rows.len() <= PER_ARTICLE * loaded.len(),
+            "{} rows",
+            b.rows.len()
+        );
+        // Each article counts once, in its first group: the group sizes sum to the articles.
+        assert_eq!(
+            b.groups.iter().map(|g| g.articles).sum::<usize>(),
+            b.articles
+        );
         assert!(b.rows.iter().all(|m| selected(&m.rule_id)));
         // Every selected match is assigned, shown or not; the others stay pending.
         let count = |sql: &str| -> usize {
@@ -633,9 +706,10 @@ mod tests {
     fn the_newest_articles_of_a_group_are_loaded() {
         let dir = tempfile::tempdir().expect("tempdir");
         let (mut s, _) = big_store(dir.path());
+        // Rule 3 first: every article it matched has its group first.
         let preview = |s: &mut Store, n: usize| -> DigestBatch {
             let mut tx = s.begin_compose().expect("begin");
-            let rules: Vec<(String, String)> = tx
+            let mut rules: Vec<(String, String)> = tx
                 .matched_rules()
                 .expect("rules")
                 .into_iter()
@@ -644,16 +718,19 @@ mod tests {
                     (r, title)
                 })
                 .collect();
+            rules.sort_by_key(|(r, _)| r != "rule-3");
             let mut b = tx.gather_pending("d", &rules).expect("gather");
-            b.rows = tx.load_rows(&vec![n; b.groups.len()]).expect("rows");
+            let mut plan = vec![0; b.groups.len()];
+            plan[0] = n;
+            b.rows = tx.load_rows(&plan).expect("rows");
             b
         };
         let b = preview(&mut s, 4);
         let rule_3 = title_of("rule-3");
+        assert_eq!(b.groups[0].key, rule_3);
         let mut got: Vec<i64> = b
             .rows
             .iter()
-            .filter(|m| title_of(&m.rule_id) == rule_3)
             .map(|m| m.published.expect("dated").timestamp())
             .collect();
         got.sort_unstable();
@@ -665,7 +742,12 @@ mod tests {
             .collect();
         all.sort_unstable();
         all.dedup();
-        assert_eq!(got, all[all.len() - 4..], "the four newest");
+        assert_eq!(
+            got,
+            all[all.len() - 4..],
+            "the four newest, with every match of theirs"
+        );
+        assert!(b.rows.iter().any(|m| title_of(&m.rule_id) != rule_3));
         // A composition dropped uncommitted changes nothing.
         assert_eq!(preview(&mut s, 0).matches, b.matches);
     }
@@ -694,6 +776,8 @@ mod tests {
             RULES_SQL.to_string(),
             pick_sql(PENDING_FOR_DIGEST),
             pick_sql(RECORDED_SINCE),
+            FIRST_SQL.to_string(),
+            DAILY_SQL.to_string(),
             ROWS_SQL.to_string(),
             ASSIGN_ITEMS_SQL.to_string(),
         ] {

@@ -80,10 +80,14 @@ pub(super) const PENDING_FOR_DIGEST: &str =
           OR EXISTS (SELECT 1 FROM alert_items ai
                      WHERE ai.match_id = m.id AND ai.status = 'deferred'))";
 
-/// Recorded at or after `?1`; matches from before issue 4 have no `recorded` and use the article's
-/// first sighting.
+/// Recorded at or after `?1` (matches from before issue 4 have no `recorded` and use the
+/// article's first sighting), and, as for a send, not held by an alert set unless one deferred
+/// it: a preview over a window shows what a digest over that window carries (issue 15).
 pub(super) const RECORDED_SINCE: &str = "COALESCE(m.recorded,
-    (SELECT a.first_seen FROM articles a WHERE a.id = m.article)) >= ?1";
+    (SELECT a.first_seen FROM articles a WHERE a.id = m.article)) >= ?1
+     AND (NOT EXISTS (SELECT 1 FROM alert_items ai WHERE ai.match_id = m.id)
+          OR EXISTS (SELECT 1 FROM alert_items ai
+                     WHERE ai.match_id = m.id AND ai.status = 'deferred'))";
 
 pub(super) fn select_matches(
     conn: &Connection,

@@ -243,13 +243,17 @@ const BROKEN: &[(&str, &str, &str, usize, usize, &str)] = &[
     ("duplicate digest", "[[digest]]", "[[digest]]\nname = \"d\"\nto = [\"b@example.org\"]\n[[digest]]", 14, 8,
      "duplicate digest name \"d\""),
     ("unknown digest key", "to = [\"a@example.org\"]", "to = [\"a@example.org\"]\nschedul = \"daily 07:00\"", 13, 1,
-     "unknown field `schedul`, expected one of `name`, `to`, `subject_prefix`, `title`, `schedule`, `timezone`, `rules`, `max_items`, `when_empty`, `template_dir`"),
+     "unknown field `schedul`, expected one of `name`, `to`, `subject_prefix`, `title`, `schedule`, `timezone`, `rules`, `max_items`, `when_empty`, `template_dir`, `unsubscribe`, `unsubscribe_url`"),
     ("alert without recipients", "[[digest]]", "[[alert]]\nname = \"breaking\"\nto = []\n[[digest]]", 12, 6,
      "alert `to` is empty: expected at least one recipient address"),
     ("bad alert window", "[[digest]]", "[[alert]]\nname = \"breaking\"\nto = [\"a@example.org\"]\nwindow = \"soon\"\n[[digest]]", 13, 10,
      "invalid duration \"soon\": expected a number with a unit, like `90s`, `15m`, `48h` or `7d`"),
     ("zero alerts per hour", "[[digest]]", "[[alert]]\nname = \"breaking\"\nto = [\"a@example.org\"]\nmax_per_hour = 0\n[[digest]]", 13, 16,
      "`max_per_hour` must be at least 1"),
+    ("bad alert timezone", "[[digest]]", "[[alert]]\nname = \"b\"\nto = [\"a@example.org\"]\ntimezone = \"Mars/Olympus\"\n[[digest]]", 13, 12,
+     "unknown time zone \"Mars/Olympus\": expected an IANA name like `Europe/London` or `UTC`"),
+    ("unsubscribe_url not https", "to = [\"a@example.org\"]", "to = [\"a@example.org\"]\nunsubscribe_url = \"http://example.org/u\"", 13, 19,
+     "`unsubscribe_url` \"http://example.org/u\" is not an https URL: expected one like `https://example.org/unsubscribe`"),
     ("duplicate alert", "[[digest]]", "[[alert]]\nname = \"a\"\nto = [\"a@example.org\"]\n[[alert]]\nname = \"a\"\nto = [\"a@example.org\"]\n[[digest]]", 14, 8,
      "duplicate alert name \"a\""),
     ("missing template dir", "to = [\"a@example.org\"]", "to = [\"a@example.org\"]\ntemplate_dir = \"nope\"", 13, 16,
@@ -259,6 +263,25 @@ const BROKEN: &[(&str, &str, &str, usize, usize, &str)] = &[
     ("missing ca_file", "dir = \"outbox\"", "host = \"h\"\nca_file = \"nope.pem\"", 9, 11,
      "cannot read CA file DIR/nope.pem: No such file or directory (os error 2)"),
 ];
+
+/// `[[alert]]` `title` and `timezone`; without one, the first digest's zone (issue 15).
+#[test]
+fn alert_sets_take_a_title_and_a_time_zone() {
+    let dir = fixture_dir();
+    let zoned = BASE.replacen(
+        "[[digest]]",
+        "[[alert]]\nname = \"a\"\nto = [\"a@example.org\"]\ntitle = \"Duty desk\"\n\
+         timezone = \"Europe/Kyiv\"\n[[alert]]\nname = \"b\"\nto = [\"a@example.org\"]\n\
+         [[digest]]\ntimezone = \"Europe/London\"",
+        1,
+    );
+    let c = load(dir.path(), &zoned).unwrap_or_else(|e| panic!("{e:?}\n{zoned}"));
+    assert_eq!(c.alerts[0].title.as_deref(), Some("Duty desk"));
+    assert_eq!(c.alerts[0].timezone, chrono_tz::Europe::Kyiv);
+    assert_eq!(c.alerts[1].title, None);
+    assert_eq!(c.alerts[1].timezone, chrono_tz::Europe::London);
+    assert_eq!(c.alerts[1].subject_prefix, "[alert]");
+}
 
 #[test]
 fn broken_configs_name_line_column_and_expectation() {

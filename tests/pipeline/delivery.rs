@@ -170,12 +170,14 @@ async fn starttls_and_auth_deliver_a_digest_and_one_batched_alert() {
     let mails = sink.messages();
     assert_eq!(mails.len(), 2, "one digest, one alert for the whole burst");
     let digest = Mail::parse(&mails[0]);
-    assert_eq!(digest.subject, "[newswatch] 4 articles: Minerals deal (4)");
+    assert!(
+        digest.subject.ends_with(" — 4 articles: Minerals deal (4)"),
+        "{}",
+        digest.subject
+    );
     let alert = Mail::parse(&mails[1]);
     assert!(
-        alert
-            .subject
-            .starts_with("[newswatch alert] 5 articles: Healey–Hegseth talks ("),
+        alert.subject.starts_with("[alert] 5 articles: "),
         "{}",
         alert.subject
     );
@@ -264,9 +266,11 @@ async fn alerts_over_the_hourly_cap_go_to_the_next_digest() {
     let mails = sink.messages();
     assert_eq!(mails.len(), 3, "digest, alert, digest");
     let last = Mail::parse(&mails[2]);
-    assert_eq!(
-        last.subject,
-        "[newswatch] 1 article: Healey–Hegseth talks (1)"
+    assert!(
+        last.subject
+            .ends_with(" — 1 article: Healey–Hegseth talks (1)"),
+        "{}",
+        last.subject
     );
     assert!(last.text.contains("Hegseth calls Kyiv after the talks"));
 }
@@ -304,7 +308,11 @@ async fn a_scheduled_digest_goes_once_per_slot_and_once_after_downtime() {
     let mails = sink.messages();
     assert_eq!(mails.len(), 2);
     assert!(Mail::parse(&mails[0]).subject.starts_with("[newswatch] "));
-    assert_eq!(Mail::parse(&mails[1]).subject, "[newswatch] nothing new");
+    let empty = Mail::parse(&mails[1]).subject;
+    assert!(
+        empty.starts_with("[newswatch] ") && empty.ends_with(" — nothing new"),
+        "{empty}"
+    );
 }
 
 /// The date of the next 07:00 London (= UTC in winter) slot after `now`.
@@ -479,4 +487,113 @@ query = 'Zelensky'
     );
     assert_eq!(summary.matches, expected.len());
     assert_eq!(got, expected);
+}
+
+/// `run --once` for cron: an email refused (550) or deferred (451) in the run exits 6 and the
+/// summary names it; delivered, 0 (issue 15).
+#[test]
+fn run_once_exits_6_when_an_email_was_not_delivered() {
+    let server = TestServer::start();
+    server.set("/feeds/kyiv-ledger.json", demo_feed("kyiv-ledger.json"));
+    for (fault, code, says) in [
+        (Some("550"), 6, "not delivered: failed: "),
+        (Some("451"), 6, "not delivered: deferred until "),
+        (None, 0, ""),
+    ] {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let extra: Vec<&str> = fault.map_or(Vec::new(), |f| vec!["--fault", f]);
+        let sink = SmtpSink::start(&tmp.path().join("received"), &extra);
+        let feeds = vec![(
+            "ledger".to_string(),
+            server.url("/feeds/kyiv-ledger.json").to_string(),
+        )];
+        let path = write_config(tmp.path(), &feeds, sink.port, "5s");
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_newswatch"))
+            .args(["run", "--once", "--config"])
+            .arg(&path)
+            .env("NEWSWATCH_LOG", "error")
+            .output()
+            .expect("run the binary");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "{fault:?}: {stdout}\n{stderr}"
+        );
+        assert!(stdout.contains("emails: 1 composed"), "{stdout}");
+        if code == 6 {
+            assert!(
+                stdout.contains("\n  email desk <digest-1.desk.") && stdout.contains(says),
+                "{stdout}"
+            );
+            assert!(stderr.contains("could not be delivered"), "{stderr}");
+        }
+    }
+}
+
+/// `run --once` for cron: when no feed could be read the exit is 1 (the summary still printed and
+/// the outbox drained); one feed answering is enough for 0.
+#[test]
+fn run_once_fails_when_every_feed_failed() {
+    let server = TestServer::start();
+    server.set("/feeds/kyiv-ledger.json", demo_feed("kyiv-ledger.json"));
+    for (feeds, code) in [
+        (vec!["/404", "/500"], 1),
+        (vec!["/404", "/feeds/kyiv-ledger.json"], 0),
+    ] {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let sink = SmtpSink::start(&tmp.path().join("received"), &[]);
+        let feeds: Vec<(String, String)> = feeds
+            .iter()
+            .enumerate()
+            .map(|(i, path)| (format!("feed-{i}"), server.url(path).to_string()))
+            .collect();
+        let path = write_config(tmp.path(), &feeds, sink.port, "5s");
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_newswatch"))
+            .args(["run", "--once", "--config"])
+            .arg(&path)
+            .env("NEWSWATCH_LOG", "warn")
+            .output()
+            .expect("run the binary");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{stdout}\n{stderr}");
+        assert!(stdout.contains("polled 2 feeds"), "{stdout}");
+        if code == 1 {
+            assert!(
+                stderr.contains("error: every feed failed (2 of 2)"),
+                "{stderr}"
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_550_is_kept_as_failed_and_never_retried() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (_server, sink, path) = one_feed(tmp.path(), &["--fault", "550"]);
+    let (config, rules) = load(&path);
+    let p = Pipeline::open(&config, &rules).await.expect("open");
+    let t0 = at("2026-01-01T00:00:00Z");
+    let s = p.cycle(t0, Feeds::Due).await.expect("cycle 1");
+    assert_eq!((s.emails_sent, s.emails_failed), (0, 1), "{s}");
+    let s = p
+        .cycle(t0 + chrono::Duration::days(2), Feeds::Due)
+        .await
+        .expect("cycle 2");
+    assert_eq!(
+        (s.emails_sent, s.emails_failed, s.emails_deferred),
+        (0, 0, 0),
+        "{s}"
+    );
+    assert!(sink.messages().is_empty());
+    drop(p);
+    let store = Store::open(&config.state_dir).expect("reopen");
+    let m = store.message(1).expect("message 1");
+    assert_eq!(m.status, OutboxStatus::Failed);
+    assert!(
+        m.last_error.as_deref().is_some_and(|e| e.contains("550")),
+        "{m:?}"
+    );
 }

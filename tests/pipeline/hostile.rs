@@ -31,6 +31,7 @@ fn digest_config() -> DigestConfig {
         max_items: 50,
         when_empty: WhenEmpty::Skip,
         templates: None,
+        unsubscribe: Default::default(),
     }
 }
 
@@ -71,6 +72,8 @@ fn entries_of(feed_title: Option<&str>, articles: &[newswatch::model::Article]) 
             Entry {
                 rule_id: "hegseth".into(),
                 rule_title: "Hegseth".into(),
+                order: (true, 0),
+                alert: false,
                 feed: "hostile".into(),
                 feed_title: feed_title.map(str::to_string),
                 article_id: i as i64 + 1,
@@ -425,6 +428,8 @@ fn fuzz_digest_rendering() {
                 |(i, (title, link, feed_title, rule_title, terms, secs))| Entry {
                     rule_id: "fuzz".into(),
                     rule_title,
+                    order: (true, 0),
+                    alert: false,
                     feed: "fuzz".into(),
                     feed_title,
                     article_id: i as i64,

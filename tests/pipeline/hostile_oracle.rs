@@ -28,7 +28,15 @@ const ALLOWED_ATTRS: &[&str] = &[
     "href",
     "class",
     "title",
+    "id",
 ];
+
+/// A section anchor of the template's table of contents (`g1`, `g2`, …): the only `id`, and the
+/// only `href` that is not an absolute http(s) URL (`#g1`).
+fn section_anchor(v: &str) -> bool {
+    v.strip_prefix('g')
+        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
 /// `href` schemes a reader may meet.
 pub const ALLOWED_SCHEMES: &[&str] = &["http", "https"];
 
@@ -127,6 +135,12 @@ pub fn check_html(html: &str) -> Result<(), String> {
                 } else {
                     ve
                 };
+            }
+            if attr == "id" && !section_anchor(&value) {
+                return Err(format!("an id that is no section anchor: {value:?}"));
+            }
+            if attr == "href" && value.strip_prefix('#').is_some_and(section_anchor) {
+                continue;
             }
             if attr == "href" {
                 let url = url::Url::parse(&value)

@@ -116,6 +116,38 @@ fn clustering_table() {
             (2, "B", "", "Mining group raises minerals output guidance", "", 10),
             (3, "C", "", "Rugby championship lands record broadcasting deal", "", 20),
         ], &[&[1], &[2], &[3]]),
+        // Template near-misses: one shape, different names (or numbers).
+        ("one template, different cities", &[
+            (1, "A", "", "Russian drone strikes hit energy grid in Kharkiv overnight", "", 0),
+            (2, "B", "", "Russian drone strikes hit energy grid in Odesa overnight", "", 10),
+        ], &[&[1], &[2]]),
+        ("one template, different people", &[
+            (1, "A", "", "Ukraine war latest: Zelensky meets Starmer in London", "", 0),
+            (2, "B", "", "Ukraine war latest: Zelensky meets Macron in London", "", 10),
+        ], &[&[1], &[2]]),
+        ("one template, different one-digit numbers", &[
+            (1, "A", "", "Hegseth meets envoy 1 in Kharkiv over harbour plan 1", "", 0),
+            (2, "B", "", "Hegseth meets envoy 9 in Kharkiv over harbour plan 9", "", 10),
+        ], &[&[1], &[2]]),
+        ("one template, different numbers", &[
+            (1, "A", "", "Markets live: FTSE 100 closes at record high", "", 0),
+            (2, "B", "", "Markets live: FTSE 250 closes at record high", "", 10),
+        ], &[&[1], &[2]]),
+        ("one template, different names, even with a look-alike summary", &[
+            (1, "A", "", "Russian drone strikes hit energy grid in Kharkiv overnight",
+                "Follow our live coverage of the war in Ukraine for the latest updates.", 0),
+            (2, "B", "", "Russian drone strikes hit energy grid in Odesa overnight",
+                "Follow our live coverage of the war in Ukraine for the latest updates.", 10),
+        ], &[&[1], &[2]]),
+        // Real rewrites: the names of one are among the other's.
+        ("a rewrite that drops a name", &[
+            (1, "A", "", "Zelensky meets Starmer in London as allies weigh guarantees", "", 0),
+            (2, "B", "", "Zelensky meets Starmer as allies weigh guarantees", "", 10),
+        ], &[&[1, 2]]),
+        ("a rewrite in title case", &[
+            (1, "A", "", "US pauses military aid to Ukraine after Oval Office clash", "", 0),
+            (2, "B", "", "US Pauses Military Aid To Ukraine After Oval Office Clash", "", 10),
+        ], &[&[1, 2]]),
         ("chains join through a middle item", &[
             (1, "A", "https://a.example/1", "Leaders gather in London for Ukraine summit", "", 0),
             (2, "B", "https://a.example/1?utm_campaign=x", "London summit on Ukraine opens with pledges", "", 10),
