@@ -147,6 +147,7 @@ pub(super) fn store_items(
         churned: 0,
     };
     for (i, a) in articles.iter().enumerate() {
+        let fresh = known[i].is_none();
         let id = match known[i].take() {
             Some((id, before)) => {
                 refresh.execute(params![id, ts(now), a.title, a.link, a.summary, a.content])?;
@@ -203,7 +204,10 @@ pub(super) fn store_items(
         // changes; until then only its own keys know it.)
         if !unchanged[i] {
             for k in &loose[i] {
-                drop_stale.execute(params![id, k])?;
+                // A story stored just now has no keys to drop.
+                if !fresh {
+                    drop_stale.execute(params![id, k])?;
+                }
                 move_key.execute(params![feed, k, id])?;
             }
         }
