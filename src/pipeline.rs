@@ -283,18 +283,7 @@ impl<'a> Pipeline<'a> {
         self.poll(now, which, clock, &mut summary).await?;
         let poll_ms = ms(started);
         let started = std::time::Instant::now();
-        let threads = matching::match_threads();
-        (summary.matches, _) = matching::off_worker(|| {
-            matching::match_backlog(
-                &self.store,
-                self.rules,
-                &self.settings.routing,
-                &self.metrics,
-                now,
-                threads,
-                usize::MAX,
-            )
-        })?;
+        (summary.matches, _) = self.match_pending(now, usize::MAX)?;
         let match_ms = ms(started);
         let started = std::time::Instant::now();
         (summary.emails_composed, summary.next_digest) = self.compose(now, true).await?;
@@ -312,6 +301,23 @@ impl<'a> Pipeline<'a> {
             debug!(poll_ms, match_ms, compose_ms, deliver_ms, "cycle stages");
         }
         Ok(summary)
+    }
+
+    /// The match stage over what is pending, up to `limit` articles (see `match_backlog`), on
+    /// every core, without stalling the runtime's other tasks.
+    fn match_pending(&self, now: DateTime<Utc>, limit: usize) -> anyhow::Result<(usize, bool)> {
+        let threads = matching::match_threads();
+        matching::off_worker(|| {
+            matching::match_backlog(
+                &self.store,
+                self.rules,
+                &self.settings.routing,
+                &self.metrics,
+                now,
+                threads,
+                limit,
+            )
+        })
     }
 
     /// Feeds whose last poll failed, and emails waiting in the outbox: the daemon's gauges.

@@ -18,7 +18,7 @@ use tracing::{error, info, warn};
 
 use crate::config::FeedConfig;
 use crate::pipeline::poll::{Finished, Polled, QUEUED_PER_FETCH, Writing};
-use crate::pipeline::{Pipeline, Summary, matching};
+use crate::pipeline::{Pipeline, Summary};
 use crate::service::health::Heartbeat;
 use crate::store::FeedRecord;
 
@@ -366,7 +366,6 @@ impl Pipeline<'_> {
         ctx: &StreamContext<'_>,
         totals: &Totals<'_>,
     ) -> anyhow::Result<()> {
-        let threads = matching::match_threads();
         let unscheduled = self.config.digests.iter().any(|d| d.schedule.is_none());
         // Since when matches wait for an unscheduled digest (from the start: a previous run may
         // have left some).
@@ -379,17 +378,7 @@ impl Pipeline<'_> {
             let mut next: Option<DateTime<Utc>> = None;
             let mut failed = false;
             loop {
-                let turn = matching::off_worker(|| {
-                    matching::match_backlog(
-                        &self.store,
-                        self.rules,
-                        &self.settings.routing,
-                        &self.metrics,
-                        now,
-                        threads,
-                        MATCH_TURN,
-                    )
-                });
+                let turn = self.match_pending(now, MATCH_TURN);
                 match turn {
                     Ok((n, drained)) => {
                         totals.add(|t| t.matches += n);
