@@ -235,8 +235,12 @@ impl Pipeline<'_> {
                 }
                 return Ok(());
             }
-            // The next instant anything here is due: a feed, or the retry of a failed write.
-            let next_feed = clock.peek().map(|Reverse((due, _))| *due);
+            // The next instant anything here is due: a feed (none once stopping: due feeds stay
+            // on the heap, and would wake this loop at once), or the retry of a failed write.
+            let next_feed = clock
+                .peek()
+                .map(|Reverse((due, _))| *due)
+                .filter(|_| !stopping_now);
             let mut idle = next_feed
                 .map_or(ctx.max_idle, |d| {
                     (d - now).to_std().unwrap_or(Duration::ZERO)
