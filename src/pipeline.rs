@@ -58,10 +58,11 @@ pub struct Summary {
     pub undelivered: Vec<Undelivered>,
     /// Where emails go: `smtp host:port`, `files in DIR`, `sendmail CMD`.
     pub destination: String,
+    /// When the next scheduled digest or alert batch is due, as composition computed it (the
+    /// stream's match-and-compose stage sleeps no longer).
+    pub next_digest: Option<DateTime<Utc>>,
     /// (feed name, error) of each failed feed.
     pub failures: Vec<(String, String)>,
-    /// When the next scheduled digest or alert batch wants a cycle (the daemon sleeps no longer).
-    pub next_digest: Option<DateTime<Utc>>,
 }
 
 /// An email a pass could not deliver; it stays in the outbox.
@@ -320,19 +321,20 @@ impl<'a> Pipeline<'a> {
         })
     }
 
-    /// Feeds whose last poll failed, and emails waiting in the outbox: the daemon's gauges.
+    /// Configured feeds whose last poll failed, and emails waiting in the outbox: the daemon's
+    /// gauges. Two queries, whatever the number of feeds (the delivery stage asks after every
+    /// pass).
     pub(crate) async fn backlog(&self) -> anyhow::Result<(usize, usize)> {
-        let names: Vec<String> = self.config.feeds.iter().map(|f| f.name.clone()).collect();
-        self.db(move |s| {
-            let mut failing = 0;
-            for n in &names {
-                if s.feed_state(n)?.is_some_and(|st| st.last_error.is_some()) {
-                    failing += 1;
-                }
-            }
-            Ok((failing, s.outbox_counts()?.queued))
-        })
-        .await
+        let (failing, queued) = self
+            .db(|s| Ok((s.failing_feeds()?, s.outbox_counts()?.queued)))
+            .await?;
+        let configured: std::collections::HashSet<&str> =
+            self.config.feeds.iter().map(|f| f.name.as_str()).collect();
+        let failing = failing
+            .iter()
+            .filter(|n| configured.contains(n.as_str()))
+            .count();
+        Ok((failing, queued))
     }
 
     /// Where this pipeline delivers.

@@ -117,6 +117,15 @@ impl Store {
         Ok(())
     }
 
+    /// Names of the feeds whose last poll failed (configured or not: the caller filters).
+    pub fn failing_feeds(&self) -> Result<Vec<String>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT name FROM feeds WHERE last_error IS NOT NULL")?;
+        let rows = stmt.query_map([], |r| r.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     pub fn feed_state(&self, name: &str) -> Result<Option<FeedState>, StoreError> {
         // Cached: a cycle asks once per configured feed (10,000 at the top of the benchmark).
         Ok(self
