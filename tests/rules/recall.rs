@@ -95,22 +95,8 @@ fn shipped_rules_reach_the_targets_on_the_tuning_set() {
 fn shipped_rules_on_the_held_out_fifth() {
     let report = eval("rules/eval/holdout.jsonl");
     let (short, figures) = shortfalls(&report, &ISSUE_14);
-    // FIXME(issue 14): the held-out fifth meets micro F1 (0.957) and precision (0.971) but not
-    // every language: German F1 0.897 (3 of 16 positives missed), one item short of 0.90. The
-    // rules were not tuned on it (second round: 269 more tuning items, then holdout measured
-    // twice; third round: 151 more, mostly German, then holdout measured once, unchanged);
-    // until they generalise better, this asserts today's floor and names the gap, so a
-    // regression still fails.
-    let today = Targets {
-        micro_f1: 0.95,
-        micro_precision: 0.95,
-        language_f1: 0.89,
-    };
-    let (regressions, _) = shortfalls(&report, &today);
-    assert!(
-        regressions.is_empty(),
-        "{}\n{figures}",
-        regressions.join("\n")
-    );
-    assert_eq!(short, ["de F1 0.897 < 0.9"], "{figures}");
+    // Tuning never looks at this file. It is the first batch's held-out fifth plus a fourth batch
+    // written for it alone, from the topic page, by an author who had not read the rules
+    // (rules/eval/README.md, point 9).
+    assert!(short.is_empty(), "{}\n{figures}", short.join("\n"));
 }
