@@ -3,6 +3,7 @@
 //! Owns the database handle; every stage takes `now` as an argument (only `run_once` asks the
 //! clock). Durable work (a composed digest) goes through the outbox.
 
+mod channels;
 mod compose;
 mod matching;
 mod outbox;
@@ -53,6 +54,12 @@ pub struct Summary {
     pub emails_deferred: usize,
     /// Emails that failed for good (kept in the outbox, marked failed).
     pub emails_failed: usize,
+    /// Channel messages accepted by their service this pass.
+    pub channel_sent: usize,
+    /// Channel messages that failed transiently and wait for another attempt.
+    pub channel_deferred: usize,
+    /// Channel messages refused for good (kept, marked failed).
+    pub channel_failed: usize,
     /// Every email this pass could not deliver (deferred, failed, or not tried after the
     /// transport deferred an earlier one): what `run --once` names before exiting 6.
     pub undelivered: Vec<Undelivered>,
@@ -128,6 +135,8 @@ pub struct Pipeline<'a> {
     /// Fetches and parses; holds the fetcher (with its host gate) and the global slots.
     poller: poll::Poller,
     deliverer: Deliverer,
+    /// The `[[channel]]`s and their HTTP client.
+    channels: crate::channels::Channels,
     metrics: Metrics,
     jitter: Jitter,
     /// What the stages need from the configuration and the rules, derived once at open.
@@ -186,6 +195,8 @@ impl<'a> Pipeline<'a> {
         let fetcher = Fetcher::new(&config.fetch, &config.user_agent)
             .context("cannot build the HTTP client")?;
         let deliverer = Deliverer::new(&config.delivery)?;
+        let channels = crate::channels::Channels::new(&config.channels, &config.user_agent)
+            .context("cannot build the channels' HTTP client")?;
         let settings = Settings::new(config, rules);
         let metrics = Metrics::new();
         Ok(Pipeline {
@@ -199,6 +210,7 @@ impl<'a> Pipeline<'a> {
             },
             settings,
             deliverer,
+            channels,
             metrics,
             jitter: Jitter::Hashed { seed: 0 },
         })

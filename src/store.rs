@@ -11,6 +11,7 @@ use rusqlite::{Connection, OpenFlags};
 
 mod alerts;
 mod articles;
+mod channels;
 mod compose;
 mod digests;
 mod feeds;

@@ -28,6 +28,8 @@ pub(super) struct RawConfig {
     pub(super) alerts: Vec<RawAlert>,
     #[serde(default)]
     pub(super) http: RawHttp,
+    #[serde(default, rename = "channel")]
+    pub(super) channels: Vec<super::channels::RawChannel>,
 }
 
 #[derive(Deserialize, Default)]

@@ -493,6 +493,14 @@ impl Pipeline<'_> {
                     true
                 }
             };
+            if summary.channel_sent + summary.channel_deferred + summary.channel_failed > 0 {
+                info!(
+                    sent = summary.channel_sent,
+                    deferred = summary.channel_deferred,
+                    failed = summary.channel_failed,
+                    "channel messages drained"
+                );
+            }
             if summary.emails_sent + summary.emails_deferred + summary.emails_failed > 0 {
                 totals.add(|t| {
                     t.emails_sent += summary.emails_sent;
@@ -519,7 +527,14 @@ impl Pipeline<'_> {
             let next = if failed {
                 None
             } else {
-                self.db(|s| s.next_outbox_attempt()).await.unwrap_or(None)
+                self.db(|s| {
+                    Ok(crate::pipeline::earliest(
+                        s.next_outbox_attempt()?,
+                        s.next_channel_attempt()?,
+                    ))
+                })
+                .await
+                .unwrap_or(None)
             };
             let idle = if failed {
                 STAGE_RETRY
