@@ -5,6 +5,8 @@
 #[path = "support/support.rs"]
 mod support;
 
+#[path = "pipeline/channels.rs"]
+mod channels;
 #[path = "pipeline/config.rs"]
 mod config;
 #[path = "pipeline/delivery.rs"]
