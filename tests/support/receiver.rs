@@ -7,7 +7,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
 use hmac::{Hmac, Mac};
@@ -42,6 +42,9 @@ pub enum Fault {
     Hang,
     /// Read the request, then reset the connection.
     Reset,
+    /// Process the request (its key counts as done), then never answer: the window in which a
+    /// sender killed now cannot know the message arrived.
+    ProcessThenHang,
 }
 
 /// One request as received.
@@ -74,6 +77,8 @@ struct State {
 pub struct Receiver {
     addr: SocketAddr,
     state: Arc<Mutex<State>>,
+    /// Notified whenever a request is recorded.
+    arrived: Arc<Condvar>,
     runtime: Option<tokio::runtime::Runtime>,
 }
 
@@ -131,16 +136,19 @@ impl Receiver {
             .enable_all()
             .build()
             .expect("runtime");
+        let arrived = Arc::new(Condvar::new());
         let s = Arc::clone(&state);
+        let cv = Arc::clone(&arrived);
         runtime.spawn(async move {
             let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
             while let Ok((stream, _)) = listener.accept().await {
-                tokio::spawn(handle(Arc::clone(&s), stream));
+                tokio::spawn(handle(Arc::clone(&s), Arc::clone(&cv), stream));
             }
         });
         Receiver {
             addr,
             state,
+            arrived,
             runtime: Some(runtime),
         }
     }
@@ -161,6 +169,26 @@ impl Receiver {
             .entry(path.to_string())
             .or_default()
             .extend(faults);
+    }
+
+    /// Waits until `path` has received `n` requests or `limit` has passed; whether it has.
+    pub fn wait_received(&self, path: &str, n: usize, limit: Duration) -> bool {
+        let deadline = std::time::Instant::now() + limit;
+        let mut st = lock(&self.state);
+        loop {
+            if st.received.iter().filter(|r| r.path == path).count() >= n {
+                return true;
+            }
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            st = self
+                .arrived
+                .wait_timeout(st, left)
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .0;
+        }
     }
 
     pub fn received(&self, path: &str) -> Vec<Received> {
@@ -203,7 +231,7 @@ impl Receiver {
     }
 }
 
-async fn handle(state: Arc<Mutex<State>>, mut stream: TcpStream) {
+async fn handle(state: Arc<Mutex<State>>, arrived: Arc<Condvar>, mut stream: TcpStream) {
     loop {
         let Some((method, path, headers, body)) = read_request(&mut stream).await else {
             return;
@@ -225,6 +253,7 @@ async fn handle(state: Arc<Mutex<State>>, mut stream: TcpStream) {
             (Some(Fault::Hang), _) => {
                 rec.verdict = "hang".into();
                 lock(&state).received.push(rec);
+                arrived.notify_all();
                 // Keep the connection open until the client gives up.
                 let mut sink = [0u8; 64];
                 while matches!(stream.read(&mut sink).await, Ok(n) if n > 0) {}
@@ -233,6 +262,7 @@ async fn handle(state: Arc<Mutex<State>>, mut stream: TcpStream) {
             (Some(Fault::Reset), _) => {
                 rec.verdict = "reset".into();
                 lock(&state).received.push(rec);
+                arrived.notify_all();
                 // SO_LINGER 0: the close sends RST (tokio deprecates it for blocking on drop
                 // with unsent data; nothing is unsent here).
                 #[allow(deprecated)]
@@ -254,6 +284,29 @@ async fn handle(state: Arc<Mutex<State>>, mut stream: TcpStream) {
                     vec![("Retry-After", secs.to_string())],
                     "slow down".into(),
                 ))
+            }
+            (Some(Fault::ProcessThenHang), _) => {
+                let key = rec
+                    .headers
+                    .get("idempotency-key")
+                    .cloned()
+                    .unwrap_or_default();
+                {
+                    let mut st = lock(&state);
+                    let e = st.keys.entry(key).or_default();
+                    e.1 += 1;
+                    rec.verdict = if e.0 == 0 {
+                        e.0 = 1;
+                        "processed, then hung".into()
+                    } else {
+                        "duplicate, then hung".into()
+                    };
+                    st.received.push(rec);
+                }
+                arrived.notify_all();
+                let mut sink = [0u8; 64];
+                while matches!(stream.read(&mut sink).await, Ok(n) if n > 0) {}
+                return;
             }
             (None, None) => {
                 rec.verdict = "refused: no service on this path".into();
@@ -295,6 +348,7 @@ async fn handle(state: Arc<Mutex<State>>, mut stream: TcpStream) {
             },
         };
         lock(&state).received.push(rec);
+        arrived.notify_all();
         if let Some((code, headers, body)) = answer {
             let mut head = format!(
                 "HTTP/1.1 {code} X\r\nContent-Length: {}\r\nContent-Type: text/plain\r\n",
