@@ -29,6 +29,8 @@ mod hostile_oracle;
 mod hostile_polls;
 #[path = "pipeline/hostile_smtp.rs"]
 mod hostile_smtp;
+#[path = "pipeline/matrix.rs"]
+mod matrix;
 #[path = "pipeline/polling.rs"]
 mod polling;
 #[path = "pipeline/polling_store.rs"]

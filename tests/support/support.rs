@@ -10,3 +10,4 @@ pub mod http;
 pub mod mail;
 pub mod receiver;
 pub mod smtp;
+pub mod synapse;
