@@ -10,6 +10,7 @@ mod delivery;
 mod digests;
 mod format;
 mod load;
+mod spikes;
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::PathBuf;
@@ -28,6 +29,7 @@ use crate::policy::schedule::Schedule;
 pub use crate::units::parse_duration;
 pub use channels::{ChannelConfig, ChannelKind, SecretUrl};
 pub use format::HumanDuration;
+pub use spikes::SpikeConfig;
 
 /// A configuration problem at a place in the file.
 pub type ConfigError = Diagnostic;
@@ -81,6 +83,8 @@ pub struct Config {
     pub http: HttpSettings,
     /// `[[channel]]`s: chat, push and webhook destinations, addressed as `channel:NAME`.
     pub channels: Vec<ChannelConfig>,
+    /// `[[spike]]`s: alerts when a rule's matches surge.
+    pub spikes: Vec<SpikeConfig>,
 }
 
 /// `[http]`: where the daemon serves `/metrics` and `/healthz`.

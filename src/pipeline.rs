@@ -8,6 +8,7 @@ mod compose;
 mod matching;
 mod outbox;
 mod poll;
+mod spikes;
 mod stream;
 
 use std::fmt;

@@ -21,6 +21,7 @@ mod outbox;
 mod polls;
 mod reloads;
 mod schema;
+mod spikes;
 #[cfg(test)]
 mod testing;
 

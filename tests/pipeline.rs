@@ -35,6 +35,8 @@ mod matrix;
 mod polling;
 #[path = "pipeline/polling_store.rs"]
 mod polling_store;
+#[path = "pipeline/spikes.rs"]
+mod spikes;
 #[path = "pipeline/streaming.rs"]
 mod streaming;
 

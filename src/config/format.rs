@@ -30,6 +30,8 @@ pub(super) struct RawConfig {
     pub(super) http: RawHttp,
     #[serde(default, rename = "channel")]
     pub(super) channels: Vec<super::channels::RawChannel>,
+    #[serde(default, rename = "spike")]
+    pub(super) spikes: Vec<super::spikes::RawSpike>,
 }
 
 #[derive(Deserialize, Default)]

@@ -107,6 +107,7 @@ impl Config {
             .map(|(i, a)| digests::build_alert(&mut src, a, &raw.alerts[..i], zone, &channel_names))
             .collect();
         let http = build::http(&mut src, &raw.http);
+        let spikes = super::spikes::build_spikes(&mut src, &raw.spikes, &channel_names);
 
         if !src.errors.is_empty() {
             return Err(Diagnostics(src.errors));
@@ -129,6 +130,7 @@ impl Config {
             http,
             alerts,
             channels,
+            spikes,
         })
     }
 

@@ -45,6 +45,8 @@ impl<'a> Pipeline<'a> {
             composed += n;
             wake = earliest(wake, next);
         }
+        // Spike alerts go out through channels, not as emails: not counted as composed.
+        self.detect_spikes(now).await?;
         for cfg in &self.config.digests {
             if cfg.schedule.is_none() && !unscheduled {
                 continue;

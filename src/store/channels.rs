@@ -16,7 +16,8 @@ fn key(id: i64, created: i64) -> String {
     format!("newswatch-{created}-{id}")
 }
 
-fn insert(
+/// The table's one INSERT (compositions, spikes, test messages).
+pub(super) fn insert(
     conn: &Connection,
     digest: Option<i64>,
     source: &str,

@@ -199,6 +199,14 @@ CREATE TABLE channel_outbox (
     sent         INTEGER
 ) STRICT;
 CREATE INDEX channel_outbox_due ON channel_outbox(next_attempt) WHERE status = 'queued';
+-- issue 19: whether each [[spike]]'s rule is in a surge (hysteresis: one alert per surge).
+CREATE TABLE spike_state (
+    spike   TEXT NOT NULL,
+    rule    TEXT NOT NULL,
+    surging INTEGER NOT NULL,
+    since   INTEGER,
+    PRIMARY KEY (spike, rule)
+) STRICT;
 ",
 ];
 
