@@ -499,3 +499,6 @@ fn matrix(p: &Payload) -> Value {
         "formatted_body": html,
     })
 }
+
+#[cfg(test)]
+mod tests;
