@@ -73,7 +73,8 @@ pub struct Summary {
     pub failures: Vec<(String, String)>,
 }
 
-/// An email a pass could not deliver; it stays in the outbox.
+/// An email (or a channel message: `message_id` is then `channel:NAME KEY`) a pass could not
+/// deliver; it stays in the outbox.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Undelivered {
     /// The `[[digest]]` or `[[alert]]` name.
@@ -105,11 +106,34 @@ impl fmt::Display for Summary {
             self.emails_failed,
             self.destination
         )?;
-        for u in &self.undelivered {
+        for u in self
+            .undelivered
+            .iter()
+            .filter(|u| !u.message_id.starts_with("channel:"))
+        {
             write!(
                 f,
                 "\n  email {} {} not delivered: {}",
                 u.name, u.message_id, u.error
+            )?;
+        }
+        if self.channel_sent + self.channel_deferred + self.channel_failed > 0 {
+            write!(
+                f,
+                "\nchannels: {} sent, {} deferred, {} failed",
+                self.channel_sent, self.channel_deferred, self.channel_failed
+            )?;
+        }
+        // A channel message's `message_id` is `channel:NAME KEY`.
+        for u in self
+            .undelivered
+            .iter()
+            .filter(|u| u.message_id.starts_with("channel:"))
+        {
+            write!(
+                f,
+                "\n  {} of {} not delivered: {}",
+                u.message_id, u.name, u.error
             )?;
         }
         Ok(())

@@ -85,3 +85,46 @@ fn a_kill_during_a_channel_send_delivers_once_after_restart() {
         assert_eq!(sent.status, OutboxStatus::Sent, "{fault:?}");
     }
 }
+
+/// `run --once` exits 6 when a channel message was not delivered, and its summary names it.
+#[test]
+fn run_once_exits_6_naming_an_undelivered_channel_message() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let state = tmp.path().join("state");
+    let feed = TestServer::start();
+    feed.freeze_at(1);
+    let rx = Receiver::start();
+    rx.serve("/hook", Service::Webhook(None));
+    rx.faults("/hook", &[Fault::Status(400)]);
+    let config = write_config(
+        tmp.path(),
+        &state,
+        feed.url(GROWING).as_str(),
+        "method = \"file\"\ndir = \"outbox\"",
+    );
+    let cfg = std::fs::read_to_string(&config).expect("read config");
+    let cfg = cfg.replace(
+        r#"to = ["Analyst <analyst@example.org>"]"#,
+        r#"to = ["Analyst <analyst@example.org>", "channel:hook"]"#,
+    ) + &format!(
+        "\n[[channel]]\nname = \"hook\"\nkind = \"webhook\"\nurl = \"{}\"\n",
+        rx.url("/hook")
+    );
+    std::fs::write(&config, cfg).expect("write config");
+    let out = run_once(&config, Duration::from_secs(60));
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(6), "{all}");
+    assert!(
+        all.contains("channels: 0 sent, 0 deferred, 1 failed"),
+        "{all}"
+    );
+    assert!(
+        all.contains("channel:hook newswatch-")
+            && all.contains("of desk not delivered: failed: HTTP 400"),
+        "{all}"
+    );
+    assert!(
+        all.contains("emails: 1 composed, 1 sent"),
+        "the email still went: {all}"
+    );
+}
