@@ -53,6 +53,14 @@ impl Channels {
         &self.configs
     }
 
+    /// The longest one delivery pass can spend on channels whose services answer within their
+    /// deadlines or not at all: one attempt's `timeout` per channel (a channel that deferred a
+    /// message is not tried again in that pass). The daemon's health counts a pass within this
+    /// as progress.
+    pub fn longest_pass(&self) -> std::time::Duration {
+        self.configs.iter().map(|c| c.timeout).sum()
+    }
+
     /// One attempt at `msg` through `cfg`.
     pub async fn send(
         &self,

@@ -456,7 +456,13 @@ impl Pipeline<'_> {
         ctx: &StreamContext<'_>,
         totals: &Totals<'_>,
     ) -> anyhow::Result<()> {
-        let bound = self.deliverer.longest_attempt();
+        // One SMTP attempt and one attempt per channel at most, each within its deadline.
+        let channels = self.channels.longest_pass();
+        let bound = match self.deliverer.longest_attempt() {
+            Some(smtp) => Some(smtp + channels),
+            None if channels.is_zero() => None,
+            None => Some(channels),
+        };
         loop {
             if stopping.is_cancelled() {
                 return Ok(());
