@@ -128,3 +128,46 @@ fn run_once_exits_6_naming_an_undelivered_channel_message() {
         "the email still went: {all}"
     );
 }
+
+/// The daemon (not `run --once`) delivers channel messages, and wakes for a retry when the
+/// service's `Retry-After` is due.
+#[test]
+fn the_daemon_retries_a_channel_message_when_retry_after_is_due() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let state = tmp.path().join("state");
+    let feed = TestServer::start();
+    feed.freeze_at(1);
+    let rx = Receiver::start();
+    rx.serve("/hook", Service::Webhook(None));
+    rx.faults("/hook", &[Fault::TooMany(1)]);
+    let config = write_config(
+        tmp.path(),
+        &state,
+        feed.url(GROWING).as_str(),
+        "method = \"file\"\ndir = \"outbox\"",
+    );
+    let cfg = std::fs::read_to_string(&config).expect("read config");
+    let cfg = cfg.replace(
+        r#"to = ["Analyst <analyst@example.org>"]"#,
+        r#"to = ["channel:hook"]"#,
+    ) + &format!(
+        "\n[[channel]]\nname = \"hook\"\nkind = \"webhook\"\nurl = \"{}\"\n",
+        rx.url("/hook")
+    );
+    std::fs::write(&config, cfg).expect("write config");
+    let mut daemon = command(&config, false)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start newswatch run");
+    let delivered = rx.wait_received("/hook", 2, Duration::from_secs(60));
+    daemon.kill().expect("stop the daemon");
+    daemon.wait().expect("reap");
+    let verdicts: Vec<String> = rx
+        .received("/hook")
+        .into_iter()
+        .map(|r| r.verdict)
+        .collect();
+    assert!(delivered, "{verdicts:?}");
+    assert_eq!(verdicts[..2], ["fault 429", "processed"]);
+}
