@@ -60,6 +60,7 @@ fn bench(c: &mut Criterion) {
     let cfg = DigestConfig {
         name: "briefing".into(),
         to: vec!["Analyst <analyst@example.org>".into()],
+        channels: Vec::new(),
         subject_prefix: "[newswatch]".into(),
         title: Some("Morning brief".into()),
         schedule: None,
@@ -181,6 +182,7 @@ fn bench_store(c: &mut Criterion) {
     let cfg = DigestConfig {
         name: "briefing".into(),
         to: vec!["Analyst <analyst@example.org>".into()],
+        channels: Vec::new(),
         subject_prefix: "[newswatch]".into(),
         title: None,
         schedule: None,

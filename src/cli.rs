@@ -3,6 +3,7 @@
 //! codes: errors become a message on stderr and a typed `Exit`; nothing below this module exits.
 //! Commands read the time through the pipeline's one clock.
 
+mod channels;
 mod digest;
 /// `rules eval`; public so the benchmark can parse a labels file as the command does.
 pub mod eval;
@@ -103,6 +104,11 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Send a test message through a [[channel]] now (no outbox, no retry).
+    Channels {
+        #[command(subcommand)]
+        action: ChannelsCommand,
+    },
     /// Preview a digest from stored matches, or compose and send it now.
     Digest {
         #[command(subcommand)]
@@ -140,6 +146,17 @@ pub enum DigestCommand {
     /// Compose the digest now, whatever its schedule, and deliver it.
     Send {
         /// The `[[digest]]` name.
+        name: String,
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ChannelsCommand {
+    /// Send one test message through the channel and print what the service answered.
+    Test {
+        /// The `[[channel]]` name.
         name: String,
         #[arg(long, short)]
         config: PathBuf,
@@ -336,6 +353,9 @@ fn dispatch(command: Command) -> Exit {
             },
         },
         Command::Status { config, json } => status::status(&config, json),
+        Command::Channels {
+            action: ChannelsCommand::Test { name, config },
+        } => channels::test(&name, &config),
         Command::Digest { action } => digest::digest(action),
         Command::Feeds { action } => feeds::feeds(action),
         Command::Completions { shell } => completions(shell),

@@ -5,10 +5,12 @@
 //! Reads files and environment variables only while loading; never logs secrets.
 
 mod build;
+mod channels;
 mod delivery;
 mod digests;
 mod format;
 mod load;
+mod spikes;
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::PathBuf;
@@ -25,7 +27,9 @@ use crate::digest::spec::{RuleSelection, WhenEmpty};
 use crate::policy::schedule::Schedule;
 
 pub use crate::units::parse_duration;
+pub use channels::{ChannelConfig, ChannelKind, SecretUrl};
 pub use format::HumanDuration;
+pub use spikes::SpikeConfig;
 
 /// A configuration problem at a place in the file.
 pub type ConfigError = Diagnostic;
@@ -77,6 +81,10 @@ pub struct Config {
     /// `[[alert]]` sets: who gets `priority = "alert"` matches at once.
     pub alerts: Vec<AlertConfig>,
     pub http: HttpSettings,
+    /// `[[channel]]`s: chat, push and webhook destinations, addressed as `channel:NAME`.
+    pub channels: Vec<ChannelConfig>,
+    /// `[[spike]]`s: alerts when a rule's matches surge.
+    pub spikes: Vec<SpikeConfig>,
 }
 
 /// `[http]`: where the daemon serves `/metrics` and `/healthz`.
@@ -250,7 +258,10 @@ impl Security {
 #[derive(Debug, Clone)]
 pub struct DigestConfig {
     pub name: String,
+    /// Email recipients (may be empty when `channels` is not).
     pub to: Vec<String>,
+    /// `channel:NAME` entries of `to`: the `[[channel]]`s that get a summary too.
+    pub channels: Vec<String>,
     pub subject_prefix: String,
     /// Shown in the subject and heading (`Morning brief`); none keeps the subject short.
     pub title: Option<String>,
@@ -286,6 +297,7 @@ impl Default for DigestConfig {
         DigestConfig {
             name: String::new(),
             to: Vec::new(),
+            channels: Vec::new(),
             subject_prefix: "[newswatch]".to_string(),
             title: None,
             schedule: None,
@@ -310,7 +322,10 @@ pub struct Templates {
 #[derive(Debug, Clone)]
 pub struct AlertConfig {
     pub name: String,
+    /// Email recipients (may be empty when `channels` is not).
     pub to: Vec<String>,
+    /// `channel:NAME` entries of `to`.
+    pub channels: Vec<String>,
     /// Shown in the heading (`Duty desk`); none shows "newswatch alert".
     pub title: Option<String>,
     /// The zone times are shown in; default the first `[[digest]]`'s, else UTC.
@@ -328,6 +343,7 @@ impl Default for AlertConfig {
         AlertConfig {
             name: String::new(),
             to: Vec::new(),
+            channels: Vec::new(),
             title: None,
             timezone: Tz::UTC,
             rules: RuleSelection::default(),

@@ -116,6 +116,16 @@ pub struct Entry {
     pub hits: Vec<StoredHit>,
 }
 
+/// An entry's snippet as one plain line (the window with the strongest evidence, no marks), for
+/// channels that carry text rather than the email's HTML.
+pub fn snippet_text(e: &Entry) -> String {
+    snippet::snippet_window(e)
+        .0
+        .into_iter()
+        .map(|s| s.text)
+        .collect::<String>()
+}
+
 /// Stored matches as digest entries; a rule removed since it matched shows its id.
 pub fn entries(matches: &[PendingMatch], rules: &RuleBook) -> Vec<Entry> {
     matches

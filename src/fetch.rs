@@ -5,6 +5,7 @@
 
 pub mod host_gate;
 pub mod netpolicy;
+pub mod post;
 pub mod sniff;
 
 use std::net::{IpAddr, SocketAddr};

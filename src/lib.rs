@@ -3,6 +3,7 @@
 //! Data flows one way: config and rules → fetch → parse → store (new items only) → match →
 //! digest → deliver. `ARCHITECTURE.md` at the repository root maps the modules and their invariants.
 
+pub mod channels;
 pub mod cli;
 pub mod clock;
 pub mod config;

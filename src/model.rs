@@ -128,6 +128,43 @@ pub struct OutboxMessage {
     pub last_error: Option<String>,
 }
 
+/// One queued message for a `[[channel]]` (the channel outbox's row): the stored payload is
+/// rendered into the service's shape at each attempt; `key` is its idempotency key (and Matrix
+/// transaction id), the same on every attempt.
+#[derive(Debug, Clone)]
+pub struct ChannelMessage {
+    pub id: i64,
+    pub channel: String,
+    /// The `[[alert]]`, `[[digest]]` or `[[spike]]` that made it (or `channels test`).
+    pub source: String,
+    pub payload: String,
+    pub key: String,
+    pub status: OutboxStatus,
+    pub attempts: u32,
+    pub next_attempt: DateTime<Utc>,
+    pub last_error: Option<String>,
+}
+
+/// One channel's messages by state, for `status` and `/metrics`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ChannelCounts {
+    pub channel: String,
+    pub counts: OutboxCounts,
+    /// The newest error of a queued or failed message.
+    pub last_error: Option<String>,
+    pub last_sent: Option<DateTime<Utc>>,
+}
+
+/// One of a surge's headlines, for a spike alert.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpikeHeadline {
+    pub title: String,
+    pub link: Option<String>,
+    pub feed: String,
+    pub time: DateTime<Utc>,
+    pub summary: String,
+}
+
 /// What the outbox holds, for summaries and health checks.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct OutboxCounts {

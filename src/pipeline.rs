@@ -3,10 +3,12 @@
 //! Owns the database handle; every stage takes `now` as an argument (only `run_once` asks the
 //! clock). Durable work (a composed digest) goes through the outbox.
 
+mod channels;
 mod compose;
 mod matching;
 mod outbox;
 mod poll;
+mod spikes;
 mod stream;
 
 use std::fmt;
@@ -53,6 +55,12 @@ pub struct Summary {
     pub emails_deferred: usize,
     /// Emails that failed for good (kept in the outbox, marked failed).
     pub emails_failed: usize,
+    /// Channel messages accepted by their service this pass.
+    pub channel_sent: usize,
+    /// Channel messages that failed transiently and wait for another attempt.
+    pub channel_deferred: usize,
+    /// Channel messages refused for good (kept, marked failed).
+    pub channel_failed: usize,
     /// Every email this pass could not deliver (deferred, failed, or not tried after the
     /// transport deferred an earlier one): what `run --once` names before exiting 6.
     pub undelivered: Vec<Undelivered>,
@@ -65,7 +73,8 @@ pub struct Summary {
     pub failures: Vec<(String, String)>,
 }
 
-/// An email a pass could not deliver; it stays in the outbox.
+/// An email (or a channel message: `message_id` is then `channel:NAME KEY`) a pass could not
+/// deliver; it stays in the outbox.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Undelivered {
     /// The `[[digest]]` or `[[alert]]` name.
@@ -97,11 +106,34 @@ impl fmt::Display for Summary {
             self.emails_failed,
             self.destination
         )?;
-        for u in &self.undelivered {
+        for u in self
+            .undelivered
+            .iter()
+            .filter(|u| !u.message_id.starts_with("channel:"))
+        {
             write!(
                 f,
                 "\n  email {} {} not delivered: {}",
                 u.name, u.message_id, u.error
+            )?;
+        }
+        if self.channel_sent + self.channel_deferred + self.channel_failed > 0 {
+            write!(
+                f,
+                "\nchannels: {} sent, {} deferred, {} failed",
+                self.channel_sent, self.channel_deferred, self.channel_failed
+            )?;
+        }
+        // A channel message's `message_id` is `channel:NAME KEY`.
+        for u in self
+            .undelivered
+            .iter()
+            .filter(|u| u.message_id.starts_with("channel:"))
+        {
+            write!(
+                f,
+                "\n  {} of {} not delivered: {}",
+                u.message_id, u.name, u.error
             )?;
         }
         Ok(())
@@ -128,6 +160,8 @@ pub struct Pipeline<'a> {
     /// Fetches and parses; holds the fetcher (with its host gate) and the global slots.
     poller: poll::Poller,
     deliverer: Deliverer,
+    /// The `[[channel]]`s and their HTTP client.
+    channels: crate::channels::Channels,
     metrics: Metrics,
     jitter: Jitter,
     /// What the stages need from the configuration and the rules, derived once at open.
@@ -186,6 +220,8 @@ impl<'a> Pipeline<'a> {
         let fetcher = Fetcher::new(&config.fetch, &config.user_agent)
             .context("cannot build the HTTP client")?;
         let deliverer = Deliverer::new(&config.delivery)?;
+        let channels = crate::channels::Channels::new(&config.channels, &config.user_agent)
+            .context("cannot build the channels' HTTP client")?;
         let settings = Settings::new(config, rules);
         let metrics = Metrics::new();
         Ok(Pipeline {
@@ -199,6 +235,7 @@ impl<'a> Pipeline<'a> {
             },
             settings,
             deliverer,
+            channels,
             metrics,
             jitter: Jitter::Hashed { seed: 0 },
         })

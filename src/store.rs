@@ -11,6 +11,7 @@ use rusqlite::{Connection, OpenFlags};
 
 mod alerts;
 mod articles;
+mod channels;
 mod compose;
 mod digests;
 mod feeds;
@@ -20,6 +21,7 @@ mod outbox;
 mod polls;
 mod reloads;
 mod schema;
+mod spikes;
 #[cfg(test)]
 mod testing;
 

@@ -5,6 +5,8 @@
 #[path = "support/support.rs"]
 mod support;
 
+#[path = "pipeline/channels.rs"]
+mod channels;
 #[path = "pipeline/config.rs"]
 mod config;
 #[path = "pipeline/delivery.rs"]
@@ -27,10 +29,14 @@ mod hostile_oracle;
 mod hostile_polls;
 #[path = "pipeline/hostile_smtp.rs"]
 mod hostile_smtp;
+#[path = "pipeline/matrix.rs"]
+mod matrix;
 #[path = "pipeline/polling.rs"]
 mod polling;
 #[path = "pipeline/polling_store.rs"]
 mod polling_store;
+#[path = "pipeline/spikes.rs"]
+mod spikes;
 #[path = "pipeline/streaming.rs"]
 mod streaming;
 

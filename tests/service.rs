@@ -5,6 +5,10 @@
 #[path = "support/support.rs"]
 mod support;
 
+#[path = "service/channel_cli.rs"]
+mod channel_cli;
+#[path = "service/channel_kill.rs"]
+mod channel_kill;
 #[path = "service/daemon.rs"]
 mod daemon;
 #[path = "service/operator.rs"]

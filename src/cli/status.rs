@@ -60,6 +60,8 @@ pub struct StatusReport {
     pub last_reload: Option<ReloadInfo>,
     /// Latencies of the articles alerted in the last `LATENCY_WINDOW`.
     pub latency: Latency,
+    /// Each `[[channel]]` and its messages by state.
+    pub channels: Vec<super::channels::ChannelLine>,
 }
 
 /// Latency figures over the articles alerted recently: each a (p50, p90, max) in milliseconds.
@@ -130,7 +132,12 @@ pub fn gather(config: &Config, now: DateTime<Utc>) -> Result<StatusReport, Store
         Some(s) => Latency::of(&s.alert_latencies(now - LATENCY_WINDOW)?),
         None => Latency::default(),
     };
+    let channel_counts = match &store {
+        Some(s) => s.channel_counts()?,
+        None => Vec::new(),
+    };
     Ok(StatusReport {
+        channels: super::channels::channel_lines(config, &channel_counts),
         latency,
         database: store.is_some(),
         feeds,
@@ -197,6 +204,7 @@ pub fn render_text(r: &StatusReport, now: DateTime<Utc>) -> String {
         "outbox: {} queued, {} sent, {} failed",
         o.queued, o.sent, o.failed
     );
+    out.push_str(&super::channels::render_text(&r.channels));
     for d in &r.digests {
         let _ = writeln!(
             out,
@@ -287,6 +295,7 @@ pub fn render_json(r: &StatusReport) -> Value {
         "database": r.database,
         "feeds": feeds,
         "outbox": {"queued": r.outbox.queued, "sent": r.outbox.sent, "failed": r.outbox.failed},
+        "channels": super::channels::render_json(&r.channels),
         "last_reload": r.last_reload.as_ref().map(|l| json!({
             "at": l.at.to_rfc3339(), "applied": l.applied, "detail": l.detail,
         })),

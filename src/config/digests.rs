@@ -8,6 +8,7 @@ use std::path::Path;
 use toml::Spanned;
 
 use super::build::{Source, at_least_one, resolve};
+use super::channels::split_recipients;
 use super::delivery::check_mailbox;
 use super::format::{RawAlert, RawDigest};
 use super::{AlertConfig, DigestConfig, Templates, Unsubscribe};
@@ -28,18 +29,28 @@ fn check_name(src: &mut Source<'_>, kind: &str, name: &Spanned<String>, earlier:
     }
 }
 
-fn check_recipients(src: &mut Source<'_>, kind: &str, to: &Spanned<Vec<Spanned<String>>>) {
+/// The email addresses and the `channel:NAME` entries of a `to` list.
+fn check_recipients(
+    src: &mut Source<'_>,
+    kind: &str,
+    to: &Spanned<Vec<Spanned<String>>>,
+    channels: &[String],
+) -> (Vec<String>, Vec<String>) {
     if to.get_ref().is_empty() {
         src.error_at(
             to.span(),
-            format!("{kind} `to` is empty: expected at least one recipient address"),
+            format!(
+                "{kind} `to` is empty: expected at least one recipient address or `channel:NAME`"
+            ),
         );
     }
-    for addr in to.get_ref() {
+    let (emails, named) = split_recipients(src, kind, to, channels);
+    for addr in &emails {
         if let Err(msg) = check_mailbox(addr.get_ref()) {
             src.error_at(addr.span(), msg);
         }
     }
+    (emails.into_iter().map(Spanned::into_inner).collect(), named)
 }
 
 fn rule_selection(src: &mut Source<'_>, rules: Option<&Spanned<Vec<String>>>) -> RuleSelection {
@@ -118,11 +129,12 @@ pub(super) fn build_digest(
     base: &Path,
     d: &RawDigest,
     earlier: &[RawDigest],
+    channels: &[String],
 ) -> DigestConfig {
     let defaults = DigestConfig::default();
     let names: Vec<&str> = earlier.iter().map(|e| e.name.get_ref().as_str()).collect();
     check_name(src, "digest", &d.name, &names);
-    check_recipients(src, "digest", &d.to);
+    let (to, channels) = check_recipients(src, "digest", &d.to, channels);
     let schedule = d.schedule.as_ref().and_then(|s| {
         s.get_ref()
             .parse::<Schedule>()
@@ -150,7 +162,8 @@ pub(super) fn build_digest(
     }
     DigestConfig {
         name: d.name.get_ref().trim().to_string(),
-        to: d.to.get_ref().iter().map(|a| a.get_ref().clone()).collect(),
+        to,
+        channels,
         subject_prefix: d.subject_prefix.clone().unwrap_or(defaults.subject_prefix),
         title: d.title.clone().filter(|t| !t.trim().is_empty()),
         schedule,
@@ -172,10 +185,11 @@ pub(super) fn build_alert(
     a: &RawAlert,
     earlier: &[RawAlert],
     zone: Option<chrono_tz::Tz>,
+    channels: &[String],
 ) -> AlertConfig {
     let names: Vec<&str> = earlier.iter().map(|e| e.name.get_ref().as_str()).collect();
     check_name(src, "alert", &a.name, &names);
-    check_recipients(src, "alert", &a.to);
+    let (to, channels) = check_recipients(src, "alert", &a.to, channels);
     let defaults = AlertConfig::default();
     let policy = defaults.policy;
     let default_zone = zone.unwrap_or(defaults.timezone);
@@ -189,7 +203,8 @@ pub(super) fn build_alert(
         name: a.name.get_ref().trim().to_string(),
         title: a.title.clone().filter(|t| !t.trim().is_empty()),
         timezone,
-        to: a.to.get_ref().iter().map(|x| x.get_ref().clone()).collect(),
+        to,
+        channels,
         rules: rule_selection(src, a.rules.as_ref()),
         policy: AlertPolicy {
             window: a.window.map_or(policy.window, |w| w.0),

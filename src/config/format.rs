@@ -28,6 +28,10 @@ pub(super) struct RawConfig {
     pub(super) alerts: Vec<RawAlert>,
     #[serde(default)]
     pub(super) http: RawHttp,
+    #[serde(default, rename = "channel")]
+    pub(super) channels: Vec<super::channels::RawChannel>,
+    #[serde(default, rename = "spike")]
+    pub(super) spikes: Vec<super::spikes::RawSpike>,
 }
 
 #[derive(Deserialize, Default)]

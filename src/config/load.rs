@@ -6,6 +6,7 @@ use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
 use super::build::{self, Source, resolve};
+use super::channels;
 use super::format::RawConfig;
 use super::{
     Config, ConfigErrors, DEFAULT_NEW_FEED_WINDOW, DeliveryMethod, default_user_agent, delivery,
@@ -87,11 +88,15 @@ impl Config {
         .unwrap_or(DEFAULT_NEW_FEED_WINDOW);
         let feeds = build::feeds(&mut src, &base, &raw.feeds, fetch.default_interval);
         let delivery = delivery::build(&mut src, &base, raw.delivery, env);
+        let channels = channels::build_channels(&mut src, &base, &raw.channels, env);
+        let channel_names: Vec<String> = channels.iter().map(|c| c.name.clone()).collect();
         let digests: Vec<super::DigestConfig> = raw
             .digests
             .iter()
             .enumerate()
-            .map(|(i, d)| digests::build_digest(&mut src, &base, d, &raw.digests[..i]))
+            .map(|(i, d)| {
+                digests::build_digest(&mut src, &base, d, &raw.digests[..i], &channel_names)
+            })
             .collect();
         // An alert set without a `timezone` shows times as the first digest does.
         let zone = digests.first().map(|d| d.timezone);
@@ -99,9 +104,10 @@ impl Config {
             .alerts
             .iter()
             .enumerate()
-            .map(|(i, a)| digests::build_alert(&mut src, a, &raw.alerts[..i], zone))
+            .map(|(i, a)| digests::build_alert(&mut src, a, &raw.alerts[..i], zone, &channel_names))
             .collect();
         let http = build::http(&mut src, &raw.http);
+        let spikes = super::spikes::build_spikes(&mut src, &raw.spikes, &channel_names);
 
         if !src.errors.is_empty() {
             return Err(Diagnostics(src.errors));
@@ -123,18 +129,22 @@ impl Config {
             digests,
             http,
             alerts,
+            channels,
+            spikes,
         })
     }
 
-    /// Files holding a secret (the SMTP `password_file`) that every local user may read (mode
+    /// Files holding a secret (the SMTP `password_file`, a channel's `*_file`) that every local user may read (mode
     /// `o+r`): the daemon starts anyway but warns. Group read is allowed on purpose, for
     /// `root:newswatch 0640` setups.
     pub fn world_readable_secrets(&self) -> Vec<PathBuf> {
-        let DeliveryMethod::Smtp(smtp) = &self.delivery.method else {
-            return Vec::new();
+        let smtp = match &self.delivery.method {
+            DeliveryMethod::Smtp(smtp) => smtp.password_file.as_slice(),
+            _ => &[],
         };
-        smtp.password_file
-            .iter()
+        let channels = self.channels.iter().flat_map(|c| c.secret_files.iter());
+        smtp.iter()
+            .chain(channels)
             .filter(|p| world_readable(p))
             .cloned()
             .collect()

@@ -84,6 +84,13 @@ pub(super) fn build(
     for to in audience.to {
         builder = builder.to(parse_mailbox(to)?);
     }
+    if audience.to.is_empty() {
+        // A set whose `to` names only channels: the message is kept as the composition's record
+        // and never sent (the outbox skips a message without recipients), but lettre wants an
+        // envelope; the sender's own address stands in.
+        let me = parse_mailbox(from)?.email;
+        builder = builder.envelope(lettre::address::Envelope::new(Some(me.clone()), vec![me])?);
+    }
     let message = builder.multipart(
         MultiPart::alternative()
             .boundary(boundary(r))

@@ -38,6 +38,7 @@ fn cfg() -> DigestConfig {
     DigestConfig {
         name: "Main desk".into(),
         to: vec!["Analyst <analyst@example.org>".into()],
+        channels: Vec::new(),
         subject_prefix: "[newswatch]".into(),
         title: Some("Morning brief".into()),
         schedule: None,
@@ -683,6 +684,7 @@ fn alert_set() -> AlertConfig {
     AlertConfig {
         name: "breaking".into(),
         to: vec!["duty@example.org".into()],
+        channels: Vec::new(),
         title: Some("Duty desk".into()),
         timezone: chrono_tz::Europe::Kyiv,
         ..AlertConfig::default()

@@ -9,6 +9,7 @@ use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use tracing::{debug, info, warn};
 
+use crate::channels::payload::{Event, Payload};
 use crate::config::{AlertConfig, DigestConfig};
 use crate::digest;
 use crate::digest::RuleBook;
@@ -44,6 +45,8 @@ impl<'a> Pipeline<'a> {
             composed += n;
             wake = earliest(wake, next);
         }
+        // Spike alerts go out through channels, not as emails: not counted as composed.
+        self.detect_spikes(now).await?;
         for cfg in &self.config.digests {
             if cfg.schedule.is_none() && !unscheduled {
                 continue;
@@ -116,16 +119,27 @@ impl<'a> Pipeline<'a> {
                 let id = tx.next_digest_id()?;
                 let mut batch = digest::Batch::from_store(&batch, &titles);
                 batch.since = since;
-                let message =
-                    digest::compose_batch(id, &cfg2, &from, &batch, &notices, now)?.map(|c| {
-                        NewMessage {
-                            digest_name: cfg2.name.clone(),
-                            message_id: c.message_id,
-                            sender: c.sender,
-                            recipients: c.recipients,
-                            raw: c.raw,
-                        }
-                    });
+                let composed = digest::compose_batch(id, &cfg2, &from, &batch, &notices, now)?;
+                if let Some(c) = &composed
+                    && !cfg2.channels.is_empty()
+                {
+                    let payload = Payload::from_entries(
+                        Event::Digest,
+                        &cfg2.name,
+                        &c.subject,
+                        &batch.entries,
+                        batch.articles,
+                        now,
+                    );
+                    tx.queue_channels(id, &cfg2.name, &cfg2.channels, &payload.to_json(), now)?;
+                }
+                let message = composed.map(|c| NewMessage {
+                    digest_name: cfg2.name.clone(),
+                    message_id: c.message_id,
+                    sender: c.sender,
+                    recipients: c.recipients,
+                    raw: c.raw,
+                });
                 Ok(tx.commit_digest(&cfg2.name, id, now, slot, message.as_ref())?)
             })
             .await
@@ -211,6 +225,22 @@ impl<'a> Pipeline<'a> {
                 let id = tx.next_digest_id()?;
                 let entries = digest::entries(&matches, &titles);
                 let c = digest::compose_alert(id, &cfg, &from, &entries, now)?;
+                if !cfg.channels.is_empty() {
+                    let articles = entries
+                        .iter()
+                        .map(|e| e.article_id)
+                        .collect::<std::collections::HashSet<_>>()
+                        .len();
+                    let payload = Payload::from_entries(
+                        Event::Alert,
+                        &cfg.name,
+                        &c.subject,
+                        &entries,
+                        articles,
+                        now,
+                    );
+                    tx.queue_channels(id, &cfg.name, &cfg.channels, &payload.to_json(), now)?;
+                }
                 let message = NewMessage {
                     digest_name: cfg.name.clone(),
                     message_id: c.message_id,

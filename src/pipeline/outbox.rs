@@ -1,5 +1,6 @@
 //! The delivery stage: every due outbox message handed to the transport once, its outcome
 //! recorded (sent, retry later with back-off, failed for good). Nothing leaves the outbox unsent.
+//! Then the channel messages (`channels.rs`).
 
 use chrono::{DateTime, Utc};
 use tracing::{error, info, warn};
@@ -24,6 +25,14 @@ impl Pipeline<'_> {
             error,
         };
         while let Some(msg) = due.next() {
+            if msg.recipients.is_empty() {
+                // A set whose `to` names only channels: its email has nobody to go to (its
+                // row still carries the composition, and the alert's latency mark).
+                let id = msg.id;
+                let at = clock.map_or(now, |c| c());
+                self.db(move |s| s.mark_sent(id, at)).await?;
+                continue;
+            }
             let deliver::Attempt { outcome, quit } = self.deliverer.send(&msg).await;
             let id = msg.id;
             let attempts = msg.attempts + 1;
@@ -75,6 +84,6 @@ impl Pipeline<'_> {
                 }
             }
         }
-        Ok(())
+        self.drain_channels(now, clock, summary).await
     }
 }

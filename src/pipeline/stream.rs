@@ -456,7 +456,13 @@ impl Pipeline<'_> {
         ctx: &StreamContext<'_>,
         totals: &Totals<'_>,
     ) -> anyhow::Result<()> {
-        let bound = self.deliverer.longest_attempt();
+        // One SMTP attempt and one attempt per channel at most, each within its deadline.
+        let channels = self.channels.longest_pass();
+        let bound = match self.deliverer.longest_attempt() {
+            Some(smtp) => Some(smtp + channels),
+            None if channels.is_zero() => None,
+            None => Some(channels),
+        };
         loop {
             if stopping.is_cancelled() {
                 return Ok(());
@@ -493,6 +499,14 @@ impl Pipeline<'_> {
                     true
                 }
             };
+            if summary.channel_sent + summary.channel_deferred + summary.channel_failed > 0 {
+                info!(
+                    sent = summary.channel_sent,
+                    deferred = summary.channel_deferred,
+                    failed = summary.channel_failed,
+                    "channel messages drained"
+                );
+            }
             if summary.emails_sent + summary.emails_deferred + summary.emails_failed > 0 {
                 totals.add(|t| {
                     t.emails_sent += summary.emails_sent;
@@ -519,7 +533,14 @@ impl Pipeline<'_> {
             let next = if failed {
                 None
             } else {
-                self.db(|s| s.next_outbox_attempt()).await.unwrap_or(None)
+                self.db(|s| {
+                    Ok(crate::pipeline::earliest(
+                        s.next_outbox_attempt()?,
+                        s.next_channel_attempt()?,
+                    ))
+                })
+                .await
+                .unwrap_or(None)
             };
             let idle = if failed {
                 STAGE_RETRY

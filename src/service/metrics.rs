@@ -102,6 +102,19 @@ struct LatencyLabels {
     from: LatencyFrom,
 }
 
+/// A channel message attempt's outcome (`sent`, `retry`, `failed`), or a queue state.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ChannelLabels {
+    channel: String,
+    outcome: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ChannelStateLabels {
+    channel: String,
+    state: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct ReloadLabels {
     result: ReloadResult,
@@ -124,6 +137,8 @@ pub struct Metrics {
     match_latency: Histogram,
     feeds_in_error: Gauge,
     reloads: Family<ReloadLabels, Counter>,
+    channel_attempts: Family<ChannelLabels, Counter>,
+    channel_messages: Family<ChannelStateLabels, Gauge>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -214,6 +229,18 @@ impl Metrics {
             "Config and rule reloads (SIGHUP) by result",
             reloads.clone(),
         );
+        let channel_attempts = Family::<ChannelLabels, Counter>::default();
+        let channel_messages = Family::<ChannelStateLabels, Gauge>::default();
+        r.register(
+            "channel_attempts",
+            "Channel message attempts, by channel and outcome (sent, retry, failed)",
+            channel_attempts.clone(),
+        );
+        r.register(
+            "channel_messages",
+            "Channel messages in the outbox, by channel and state (queued, failed)",
+            channel_messages.clone(),
+        );
         // Pre-create the poll and reload series so a dashboard sees zeros, not gaps.
         for result in [PollMetric::Ok, PollMetric::NotModified, PollMetric::Error] {
             polls.get_or_create(&PollLabels { result }).inc_by(0);
@@ -236,6 +263,30 @@ impl Metrics {
             match_latency,
             feeds_in_error,
             reloads,
+            channel_attempts,
+            channel_messages,
+        }
+    }
+
+    /// One attempt at a message for `channel` ended `outcome` (`sent`, `retry`, `failed`).
+    pub fn channel_attempt(&self, channel: &str, outcome: &str) {
+        self.channel_attempts
+            .get_or_create(&ChannelLabels {
+                channel: channel.to_string(),
+                outcome: outcome.to_string(),
+            })
+            .inc();
+    }
+
+    /// `channel`'s queued and failed messages, as the store counted them.
+    pub fn set_channel_messages(&self, channel: &str, queued: usize, failed: usize) {
+        for (state, n) in [("queued", queued), ("failed", failed)] {
+            self.channel_messages
+                .get_or_create(&ChannelStateLabels {
+                    channel: channel.to_string(),
+                    state: state.to_string(),
+                })
+                .set(i64::try_from(n).unwrap_or(i64::MAX));
         }
     }
 
@@ -354,6 +405,9 @@ mod tests {
         m.observe_fetch(Duration::from_secs(90));
         m.set_feeds_in_error(2);
         m.reload(ReloadResult::Refused);
+        m.channel_attempt("ops", "retry");
+        m.channel_attempt("ops", "sent");
+        m.set_channel_messages("ops", 2, 1);
         let text = m.clone().encode();
 
         #[rustfmt::skip]
@@ -374,6 +428,10 @@ mod tests {
             ("newswatch_fetch_duration_seconds_count",                   "2"),
             (r#"newswatch_reloads_total{result="refused"}"#,            "1"),
             (r#"newswatch_reloads_total{result="applied"}"#,            "0"),
+            (r#"newswatch_channel_attempts_total{channel="ops",outcome="retry"}"#, "1"),
+            (r#"newswatch_channel_attempts_total{channel="ops",outcome="sent"}"#,  "1"),
+            (r#"newswatch_channel_messages{channel="ops",state="queued"}"#,        "2"),
+            (r#"newswatch_channel_messages{channel="ops",state="failed"}"#,        "1"),
         ];
         for (series, value) in want {
             assert_eq!(

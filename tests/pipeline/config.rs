@@ -143,7 +143,7 @@ fn durations() {
 #[rustfmt::skip]
 const BROKEN: &[(&str, &str, &str, usize, usize, &str)] = &[
     ("unknown top-level key", "state_dir = \"state\"", "state_dir = \"state\"\nstate_dri = 1", 2, 1,
-     "unknown field `state_dri`, expected one of `state_dir`, `rules`, `user_agent`, `new_feed_window`, `fetch`, `feed`, `delivery`, `digest`, `alert`, `http`"),
+     "unknown field `state_dri`, expected one of `state_dir`, `rules`, `user_agent`, `new_feed_window`, `fetch`, `feed`, `delivery`, `digest`, `alert`, `http`, `channel`, `spike`"),
     ("unknown feed key", "name = \"one\"", "name = \"one\"\nintervall = \"5m\"", 5, 1,
      "unknown field `intervall`, expected one of `name`, `url`, `interval`, `tags`, `allow_private_network`"),
     ("bad duration", "name = \"one\"", "name = \"one\"\ninterval = \"15\"", 5, 12,
@@ -171,7 +171,7 @@ const BROKEN: &[(&str, &str, &str, usize, usize, &str)] = &[
     ("bad recipient", "a@example.org", "a@", 12, 7,
      "invalid email address \"a@\": expected `name@example.org` or `Name <name@example.org>`"),
     ("empty recipients", "to = [\"a@example.org\"]", "to = []", 12, 6,
-     "digest `to` is empty: expected at least one recipient address"),
+     "digest `to` is empty: expected at least one recipient address or `channel:NAME`"),
     ("zero concurrency", "[[feed]]", "[fetch]\nconcurrency = 0\n[[feed]]", 4, 15,
      "`concurrency` must be at least 1"),
     ("zero per_host", "[[feed]]", "[fetch]\nper_host = 0\n[[feed]]", 4, 12,
@@ -245,7 +245,7 @@ const BROKEN: &[(&str, &str, &str, usize, usize, &str)] = &[
     ("unknown digest key", "to = [\"a@example.org\"]", "to = [\"a@example.org\"]\nschedul = \"daily 07:00\"", 13, 1,
      "unknown field `schedul`, expected one of `name`, `to`, `subject_prefix`, `title`, `schedule`, `timezone`, `rules`, `max_items`, `when_empty`, `template_dir`, `unsubscribe`, `unsubscribe_url`"),
     ("alert without recipients", "[[digest]]", "[[alert]]\nname = \"breaking\"\nto = []\n[[digest]]", 12, 6,
-     "alert `to` is empty: expected at least one recipient address"),
+     "alert `to` is empty: expected at least one recipient address or `channel:NAME`"),
     ("bad alert window", "[[digest]]", "[[alert]]\nname = \"breaking\"\nto = [\"a@example.org\"]\nwindow = \"soon\"\n[[digest]]", 13, 10,
      "invalid duration \"soon\": expected a number with a unit, like `90s`, `15m`, `48h` or `7d`"),
     ("zero alerts per hour", "[[digest]]", "[[alert]]\nname = \"breaking\"\nto = [\"a@example.org\"]\nmax_per_hour = 0\n[[digest]]", 13, 16,

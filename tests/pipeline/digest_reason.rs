@@ -70,6 +70,7 @@ fn every_matched_term_is_visible_in_the_headline_or_snippet() {
     let cfg = DigestConfig {
         name: "demo".into(),
         to: vec!["a@example.org".into()],
+        channels: Vec::new(),
         max_items: 1_000,
         ..DigestConfig::default()
     };

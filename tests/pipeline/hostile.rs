@@ -23,6 +23,7 @@ fn digest_config() -> DigestConfig {
     DigestConfig {
         name: "desk".into(),
         to: vec![format!("Analyst <{TO}>")],
+        channels: Vec::new(),
         subject_prefix: "[newswatch]".into(),
         title: Some("Hostile brief".into()),
         schedule: None,

@@ -8,4 +8,6 @@ pub mod bin;
 pub mod demo;
 pub mod http;
 pub mod mail;
+pub mod receiver;
 pub mod smtp;
+pub mod synapse;

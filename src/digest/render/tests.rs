@@ -45,6 +45,7 @@ fn cfg(max_items: usize) -> DigestConfig {
     DigestConfig {
         name: "desk".into(),
         to: vec!["a@example.org".into()],
+        channels: Vec::new(),
         max_items,
         ..DigestConfig::default()
     }
