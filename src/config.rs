@@ -9,6 +9,7 @@ mod delivery;
 mod digests;
 mod format;
 mod load;
+mod store;
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::PathBuf;
@@ -26,6 +27,7 @@ use crate::policy::schedule::Schedule;
 
 pub use crate::units::parse_duration;
 pub use format::HumanDuration;
+pub use store::{PostgresSettings, default_node_name};
 
 /// A configuration problem at a place in the file.
 pub type ConfigError = Diagnostic;
@@ -77,6 +79,8 @@ pub struct Config {
     /// `[[alert]]` sets: who gets `priority = "alert"` matches at once.
     pub alerts: Vec<AlertConfig>,
     pub http: HttpSettings,
+    /// `[store]`: a PostgreSQL shared by several nodes; `None` = the SQLite file in `state_dir`.
+    pub store: Option<PostgresSettings>,
 }
 
 /// `[http]`: where the daemon serves `/metrics` and `/healthz`.

@@ -28,6 +28,7 @@ pub(super) struct RawConfig {
     pub(super) alerts: Vec<RawAlert>,
     #[serde(default)]
     pub(super) http: RawHttp,
+    pub(super) store: Option<Spanned<super::store::RawStore>>,
 }
 
 #[derive(Deserialize, Default)]

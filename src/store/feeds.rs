@@ -7,7 +7,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, params};
 
-use super::{Store, StoreError, from_ts, ts};
+use super::{Sqlite, StoreError, from_ts, ts};
 use crate::model::Validators;
 use crate::policy::feed_health::{Health, NoticeKind};
 
@@ -91,15 +91,12 @@ fn read_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<FeedRecord> {
     })
 }
 
-impl Store {
+impl Sqlite {
     /// Makes sure every configured `(name, url)` has a row (a new feed starts due now) and its URL
     /// is current, in one transaction: one commit (one WAL sync) at start-up and on every reload.
     /// A URL the operator changed replaces the effective URL learned from permanent redirects of
     /// the old one, and a redirect half-learned from it.
-    pub fn ensure_feeds<'f>(
-        &mut self,
-        feeds: impl IntoIterator<Item = (&'f str, &'f str)>,
-    ) -> Result<(), StoreError> {
+    pub(super) fn ensure_feed_list(&mut self, feeds: &[(&str, &str)]) -> Result<(), StoreError> {
         let tx = self.conn.transaction()?;
         {
             let mut stmt = tx.prepare(
@@ -109,7 +106,7 @@ impl Store {
                      redirect_target = CASE WHEN url = excluded.url THEN redirect_target END,
                      url = excluded.url",
             )?;
-            for (name, url) in feeds {
+            for &(name, url) in feeds {
                 stmt.execute(params![name, url])?;
             }
         }
@@ -207,6 +204,42 @@ mod tests {
     use super::super::testing::open;
     use super::super::{PollRecord, PollResult};
     use super::*;
+    use crate::store::Store;
+
+    use super::super::testing::{on_both_backends, t as at};
+
+    on_both_backends! {
+        /// Start-up and reloads keep the rows in step with the config: a new feed starts never
+        /// polled (due at once), an edited URL replaces the old, a feed left out keeps its row.
+        fn configured_feeds_get_rows_kept_in_step(s) {
+            s.ensure_feeds([("a", "https://a.example/feed"), ("b", "https://b.example/feed")])
+                .expect("ensure");
+            let a = s.feed_record("a").expect("read").expect("row for a");
+            assert_eq!(a.url, "https://a.example/feed");
+            assert_eq!((a.next_due, a.last_success, a.polls, a.items_seen), (None, None, 0, 0));
+            assert_eq!(a.health, Health::Ok);
+            s.ensure_feeds([("a", "https://a.example/moved")]).expect("reload");
+            let names: Vec<(String, String)> = s
+                .feed_records()
+                .expect("records")
+                .into_iter()
+                .map(|r| (r.name, r.url))
+                .collect();
+            assert_eq!(
+                names,
+                [
+                    ("a".to_string(), "https://a.example/moved".to_string()),
+                    ("b".to_string(), "https://b.example/feed".to_string()),
+                ]
+            );
+            let state = s.feed_state("b").expect("state").expect("row for b");
+            assert_eq!((state.error_count, state.next_due), (0, None));
+            assert_eq!(s.feed_state("nope").expect("state"), None);
+            assert!(s.failing_feeds().expect("failing").is_empty());
+            assert!(s.feed_warnings().expect("warnings").is_empty());
+            assert!(s.feed_notices(at("2000-01-01T00:00:00Z")).expect("notices").is_empty());
+        }
+    }
     use crate::policy::feed_health::Thresholds;
 
     fn t(h: i64) -> DateTime<Utc> {

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, params};
 
-use super::{Store, StoreError, from_ts, ts};
+use super::{Sqlite, StoreError, from_ts, ts};
 use crate::model::{PendingMatch, StoredHit};
 
 /// The rules one article matched (possibly none), as stored.
@@ -18,7 +18,7 @@ pub struct ArticleMatches {
     pub matches: Vec<(String, Vec<StoredHit>)>,
 }
 
-impl Store {
+impl Sqlite {
     /// Records the matcher's verdict on articles in one transaction: each listed article is marked
     /// matched (even with no rule matching) and its matches stored; every new match of a rule that
     /// `alert_routes` sends to alert sets (rule id → set names; absent: none) is queued as a pending

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, Transaction, params};
 
 use super::items::store_items;
-use super::{Store, StoreError, from_ts, ts};
+use super::{Sqlite, StoreError, from_ts, ts};
 use crate::model::{Article, Validators};
 use crate::policy::feed_health::{self, Health, HealthInput, NoticeKind, Thresholds};
 
@@ -83,7 +83,7 @@ pub(super) fn minus(now: DateTime<Utc>, d: Duration) -> i64 {
     ts(now).saturating_sub(secs(d))
 }
 
-impl Store {
+impl Sqlite {
     /// Records one poll in one transaction: items (new, known, retitled), schedule, errors,
     /// validators, redirect bookkeeping and health.
     pub fn record_poll(
@@ -327,6 +327,7 @@ fn ts_up(t: DateTime<Utc>) -> i64 {
 mod tests {
     use super::super::testing::{DAY, art, feed, fetched, open, poll, t};
     use super::*;
+    use crate::store::Store;
 
     #[test]
     fn second_insert_of_the_same_items_is_not_new() {
@@ -460,7 +461,7 @@ mod tests {
             s.ensure_feeds(feeds.iter().copied().zip(urls.iter().map(String::as_str)))
                 .expect("feeds");
             if let Some(f) = failing {
-                s.conn
+                s.conn()
                     .execute_batch(&format!(
                         "CREATE TRIGGER tear BEFORE UPDATE ON feeds
                          WHEN NEW.name = '{f}' AND NEW.etag IS NOT NULL
@@ -492,7 +493,7 @@ mod tests {
             }
             for (f, want) in feeds.iter().zip(want) {
                 let stored: usize = s
-                    .conn
+                    .conn()
                     .query_row("SELECT COUNT(*) FROM articles WHERE feed = ?1", [f], |r| {
                         r.get(0)
                     })
