@@ -31,6 +31,8 @@ mod hostile_smtp;
 mod polling;
 #[path = "pipeline/polling_store.rs"]
 mod polling_store;
+#[path = "pipeline/store_config.rs"]
+mod store_config;
 #[path = "pipeline/streaming.rs"]
 mod streaming;
 
