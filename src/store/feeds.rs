@@ -201,7 +201,6 @@ impl Sqlite {
 mod tests {
     use std::time::Duration;
 
-    use super::super::testing::open;
     use super::super::{PollRecord, PollResult};
     use super::*;
     use crate::store::Store;
@@ -266,67 +265,67 @@ mod tests {
             .effective_url
     }
 
-    #[test]
-    fn redirects_move_the_url_only_on_consecutive_repeats() {
-        let (_dir, mut s) = open();
-        s.ensure_feeds([("f", "https://old.example/feed")])
-            .expect("feed");
-        let (a, b) = (
-            Some("https://a.example/feed"),
-            Some("https://b.example/feed"),
-        );
-        // (redirect seen this poll, effective URL afterwards)
-        let steps = [
-            (a, None),
-            (None, None), // the run is broken
-            (a, None),
-            (b, None), // a different target starts over
-            (b, b),
-            (None, b), // once moved, it stays
-        ];
-        for (i, (redirect, want)) in steps.into_iter().enumerate() {
-            let moved = s
-                .record_poll("f", &not_modified(redirect, i as i64))
-                .expect("poll");
-            assert_eq!(effective_url(&s).as_deref(), want, "step {i}");
-            assert_eq!(moved.moved_to.is_some(), i == 4, "step {i}");
+    on_both_backends! {
+        fn redirects_move_the_url_only_on_consecutive_repeats(s) {
+            s.ensure_feeds([("f", "https://old.example/feed")])
+                .expect("feed");
+            let (a, b) = (
+                Some("https://a.example/feed"),
+                Some("https://b.example/feed"),
+            );
+            // (redirect seen this poll, effective URL afterwards)
+            let steps = [
+                (a, None),
+                (None, None), // the run is broken
+                (a, None),
+                (b, None), // a different target starts over
+                (b, b),
+                (None, b), // once moved, it stays
+            ];
+            for (i, (redirect, want)) in steps.into_iter().enumerate() {
+                let moved = s
+                    .record_poll("f", &not_modified(redirect, i as i64))
+                    .expect("poll");
+                assert_eq!(effective_url(s).as_deref(), want, "step {i}");
+                assert_eq!(moved.moved_to.is_some(), i == 4, "step {i}");
+            }
         }
     }
 
-    /// The production path, at start-up and on every reload: a feed moved by permanent redirects
-    /// is fetched from its configured URL again once the operator edits that URL, and a redirect
-    /// half-learned from the old URL does not carry over.
-    #[test]
-    fn editing_a_feeds_url_forgets_what_redirects_taught() {
-        let (_dir, mut s) = open();
-        let moved = Some("https://moved.example/feed");
-        s.ensure_feeds([("f", "https://old.example/feed")])
-            .expect("feed");
-        for h in 0..2 {
-            s.record_poll("f", &not_modified(moved, h)).expect("poll");
+    on_both_backends! {
+        /// The production path, at start-up and on every reload: a feed moved by permanent redirects
+        /// is fetched from its configured URL again once the operator edits that URL, and a redirect
+        /// half-learned from the old URL does not carry over.
+        fn editing_a_feeds_url_forgets_what_redirects_taught(s) {
+            let moved = Some("https://moved.example/feed");
+            s.ensure_feeds([("f", "https://old.example/feed")])
+                .expect("feed");
+            for h in 0..2 {
+                s.record_poll("f", &not_modified(moved, h)).expect("poll");
+            }
+            assert_eq!(effective_url(s).as_deref(), moved, "learned");
+            // A reload with the URL unchanged keeps what was learned.
+            s.ensure_feeds([("f", "https://old.example/feed")])
+                .expect("reload");
+            assert_eq!(effective_url(s).as_deref(), moved, "same URL");
+            s.ensure_feeds([("f", "https://new.example/feed")])
+                .expect("edited");
+            let rec = s.feed_record("f").expect("read").expect("row");
+            assert_eq!(
+                (rec.url.as_str(), rec.effective_url),
+                ("https://new.example/feed", None),
+                "fetched from the edited URL"
+            );
+            // One redirect seen before the edit, one after: not two in a row of the same URL.
+            s.record_poll("f", &not_modified(moved, 2)).expect("poll");
+            s.ensure_feeds([("f", "https://newer.example/feed")])
+                .expect("edited again");
+            s.record_poll("f", &not_modified(moved, 3)).expect("poll");
+            assert_eq!(
+                effective_url(s),
+                None,
+                "a half-learned redirect is forgotten"
+            );
         }
-        assert_eq!(effective_url(&s).as_deref(), moved, "learned");
-        // A reload with the URL unchanged keeps what was learned.
-        s.ensure_feeds([("f", "https://old.example/feed")])
-            .expect("reload");
-        assert_eq!(effective_url(&s).as_deref(), moved, "same URL");
-        s.ensure_feeds([("f", "https://new.example/feed")])
-            .expect("edited");
-        let rec = s.feed_record("f").expect("read").expect("row");
-        assert_eq!(
-            (rec.url.as_str(), rec.effective_url),
-            ("https://new.example/feed", None),
-            "fetched from the edited URL"
-        );
-        // One redirect seen before the edit, one after: not two in a row of the same URL.
-        s.record_poll("f", &not_modified(moved, 2)).expect("poll");
-        s.ensure_feeds([("f", "https://newer.example/feed")])
-            .expect("edited again");
-        s.record_poll("f", &not_modified(moved, 3)).expect("poll");
-        assert_eq!(
-            effective_url(&s),
-            None,
-            "a half-learned redirect is forgotten"
-        );
     }
 }

@@ -2,7 +2,8 @@
 //! connections (`postgres`, through `r2d2`), each call taking one for its statement or
 //! transaction, so a connection the server cut is replaced on the next call. Blocking like the
 //! SQLite backend: never call it on an async worker (the driver runs a runtime of its own). Split
-//! as the SQLite side is: `schema`, `feeds`, `reloads`, and the cluster's own tables (`cluster`:
+//! as the SQLite side is: `schema`, `feeds`, `polls` with `items`, `reloads`, and the cluster's
+//! own tables (`cluster`:
 //! nodes and feed leases); `unported` names every contract method not written for PostgreSQL yet.
 
 use std::time::Duration;
@@ -17,6 +18,8 @@ use crate::config::PostgresSettings;
 
 mod cluster;
 mod feeds;
+mod items;
+mod polls;
 mod reloads;
 mod schema;
 mod unported;

@@ -11,8 +11,7 @@ use chrono::{DateTime, Utc};
 use super::Postgres;
 use crate::model::{AlertLatency, OutboxCounts, OutboxMessage};
 use crate::store::{
-    ArticleMatches, ComposeTx, DigestInfo, PendingArticle, PollRecord, PollStored, Pruned,
-    RowCounts, StoreError, StoredArticle,
+    ArticleMatches, ComposeTx, DigestInfo, Pruned, RowCounts, StoreError, StoredArticle,
 };
 
 macro_rules! unported {
@@ -40,8 +39,6 @@ macro_rules! unported {
 unported! {
     shared:
     // articles
-    fn pending_articles() -> Vec<PendingArticle>;
-    fn pending_articles_after(i64, usize) -> Vec<PendingArticle>;
     fn articles_since(DateTime<Utc>) -> Vec<StoredArticle>;
     fn row_counts() -> RowCounts;
     // alerts
@@ -66,6 +63,4 @@ unported! {
     fn mark_sent(i64, DateTime<Utc>) -> Vec<AlertLatency>;
     fn mark_retry(i64, &str, DateTime<Utc>) -> ();
     fn mark_failed(i64, &str) -> ();
-    fn record_poll(&str, &PollRecord<'_>) -> PollStored;
-    fn record_polls(&[(&str, PollRecord<'_>)]) -> Vec<PollStored>;
 }

@@ -184,11 +184,18 @@ fn settings(socket_dir: &Path, db: &str, node_name: &str) -> PostgresSettings {
     }
 }
 
-/// Runs `sql` as the superuser on the test server's `postgres` database (to cut a node's
-/// connection with `pg_terminate_backend`, say).
-pub(crate) fn admin(sql: &str) {
+/// Cuts every connection of node `node` (`pg_terminate_backend`, as an operator or a failover
+/// would); returns how many were cut.
+pub(crate) fn terminate_node(node: &str) -> usize {
     let server = SERVER.get_or_init(start);
     let mut c = postgres::Client::connect(&url(&server.socket_dir, "postgres"), postgres::NoTls)
         .expect("connect to the test server");
-    c.batch_execute(sql).expect("admin statement");
+    let row = c
+        .query_one(
+            "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+             WHERE application_name = $1) cut",
+            &[&format!("newswatch {node}")],
+        )
+        .expect("terminate");
+    usize::try_from(row.get::<_, i64>(0)).expect("a count")
 }
