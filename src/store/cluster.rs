@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 
 use rusqlite::{OptionalExtension, params};
 
-use super::{Sqlite, StoreError, ts};
+use super::{PendingArticle, Sqlite, StoreError, ts};
 
 /// One node of the cluster, as its heartbeat left it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,6 +74,15 @@ impl Sqlite {
                 until: DateTime::<Utc>::MAX_UTC,
             })
             .collect())
+    }
+
+    /// The oldest `limit` articles of the matcher's to-do list: the one node holds them all.
+    pub(super) fn claim_pending_articles(
+        &mut self,
+        _now: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<PendingArticle>, StoreError> {
+        self.pending_articles_after(0, limit)
     }
 
     #[allow(clippy::unused_self, clippy::unnecessary_wraps)]
@@ -273,5 +282,65 @@ mod tests {
         // The pool checks a connection before handing it out, so not even the next call fails.
         let renewed = a.claim_feeds(&["f1"], now, 5).expect("claim after the cut");
         assert_eq!(names(&renewed), ["f1"]);
+    }
+
+    /// Each article of the to-do list goes to one node at a time; a node that dies mid-chunk
+    /// leaves its articles to the others one lease later; a late verdict stores nothing twice.
+    #[test]
+    fn the_matchers_to_do_list_is_shared_out_once() {
+        let (settings, mut a, mut b) = two_nodes();
+        let now = t("2025-03-10T12:00:00Z");
+        a.ensure_feeds([("f", "https://example.org/feed")])
+            .expect("feed");
+        let items: Vec<_> = ["a", "b", "c"]
+            .iter()
+            .map(|k| super::super::testing::art(k, None))
+            .collect();
+        let v = crate::model::Validators::default();
+        a.record_poll(
+            "f",
+            &super::super::testing::fetched(None, &v, &items, now, super::super::testing::DAY),
+        )
+        .expect("poll");
+        let keys = |p: &[PendingArticle]| -> Vec<String> {
+            p.iter().map(|p| p.article.key.clone()).collect()
+        };
+        let of_a = a.claim_pending_articles(now, 2).expect("a claims");
+        assert_eq!(keys(&of_a), ["a", "b"]);
+        assert_eq!(
+            keys(&b.claim_pending_articles(now, 10).expect("b claims")),
+            ["c"]
+        );
+        // `a` dies; a lease later `b` takes its chunk over and matches it.
+        let lease = chrono::Duration::from_std(settings.lease).expect("lease");
+        assert!(
+            b.claim_pending_articles(now + lease - chrono::Duration::seconds(1), 10)
+                .expect("early")
+                .iter()
+                .all(|p| p.article.key == "c")
+        );
+        let taken = b
+            .claim_pending_articles(now + lease, 10)
+            .expect("take over");
+        assert_eq!(keys(&taken), ["a", "b", "c"]);
+        let verdict: Vec<crate::store::ArticleMatches> = taken
+            .iter()
+            .map(|p| crate::store::ArticleMatches {
+                article: p.id,
+                matches: vec![("r".to_string(), vec![super::super::testing::hit("x")])],
+            })
+            .collect();
+        let routes = std::collections::HashMap::new();
+        assert_eq!(
+            b.record_matches(&verdict, now + lease, &routes).expect("b"),
+            3
+        );
+        // `a` was only slow: its late verdict on its old chunk stores nothing again.
+        assert_eq!(
+            a.record_matches(&verdict[..2], now + lease, &routes)
+                .expect("a"),
+            0
+        );
+        assert!(a.pending_articles().expect("pending").is_empty());
     }
 }

@@ -106,6 +106,8 @@ contract! {
     fn claim_feeds(names: &[&str], now: DateTime<Utc>, limit: usize)
         -> Result<Vec<Lease>, StoreError>;
     fn release_feeds(names: &[&str]) -> Result<(), StoreError>;
+    fn claim_pending_articles(now: DateTime<Utc>, limit: usize)
+        -> Result<Vec<PendingArticle>, StoreError>;
 }
 
 impl Store {

@@ -144,13 +144,27 @@ impl Postgres {
         limit: usize,
     ) -> Result<Vec<PendingArticle>, StoreError> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let ids: Vec<i64> = self
+            .conn()?
+            .query(
+                "SELECT article FROM unmatched WHERE article > $1 ORDER BY article LIMIT $2",
+                &[&after, &limit],
+            )?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        self.articles_by_id(&ids)
+    }
+
+    /// The to-do list's articles `ids` (those still on it), oldest first.
+    pub(super) fn articles_by_id(&self, ids: &[i64]) -> Result<Vec<PendingArticle>, StoreError> {
         let rows = self.conn()?.query(
             "SELECT a.id, a.feed, f.title, a.key, a.link, a.title, a.summary, a.content,
                     a.authors, a.categories, a.lang, a.published
              FROM unmatched u JOIN articles a ON a.id = u.article JOIN feeds f ON f.name = a.feed
-             WHERE u.article > $1
-             ORDER BY u.article LIMIT $2",
-            &[&after, &limit],
+             WHERE u.article = ANY($1)
+             ORDER BY u.article",
+            &[&ids],
         )?;
         let mut out = Vec::with_capacity(rows.len());
         for r in &rows {

@@ -149,6 +149,11 @@ ALTER TABLE feeds ADD COLUMN lease_node TEXT;
 ALTER TABLE feeds ADD COLUMN lease_until BIGINT;
 CREATE INDEX feeds_due ON feeds(next_due);
 ",
+    // Issue 17: the matcher's to-do list claimed by one node at a time.
+    r"
+ALTER TABLE unmatched ADD COLUMN claim_node TEXT;
+ALTER TABLE unmatched ADD COLUMN claim_until BIGINT;
+",
 ];
 
 /// Serialises migrations between nodes starting at once (a transaction-scoped advisory lock;

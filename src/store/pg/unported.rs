@@ -3,16 +3,13 @@
 //! stops at the first one with that message instead of losing anything. Porting a method is
 //! deleting its line here and writing it in the file of its table.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
 use super::Postgres;
 use crate::model::{AlertLatency, OutboxCounts, OutboxMessage};
-use crate::store::{
-    ArticleMatches, ComposeTx, DigestInfo, Pruned, RowCounts, StoreError, StoredArticle,
-};
+use crate::store::{ComposeTx, DigestInfo, Pruned, RowCounts, StoreError, StoredArticle};
 
 macro_rules! unported {
     (
@@ -57,7 +54,6 @@ unported! {
     exclusive:
     fn prune(DateTime<Utc>, Duration, Duration) -> Pruned;
     fn release_orphaned_alerts(&[String]) -> usize;
-    fn record_matches(&[ArticleMatches], DateTime<Utc>, &HashMap<String, Vec<String>>) -> usize;
     fn begin_compose() -> ComposeTx<'_>;
     fn due_messages(DateTime<Utc>) -> Vec<OutboxMessage>;
     fn mark_sent(i64, DateTime<Utc>) -> Vec<AlertLatency>;
