@@ -5,6 +5,8 @@
 use std::path::Path;
 
 use newswatch::config::{Config, ConfigErrors, PostgresSettings};
+
+use crate::support::bin::newswatch;
 use secrecy::ExposeSecret;
 
 const BASE: &str = r#"state_dir = "state"
@@ -149,4 +151,26 @@ fn broken_store_tables_are_named_where_they_go_wrong() {
         );
         assert!(!first.message.contains("hunter2"), "{what}");
     }
+}
+
+/// Until the pipeline runs on PostgreSQL, a config naming one is refused at start with the
+/// reason, not run on SQLite behind the operator's back.
+#[test]
+fn run_refuses_a_postgresql_store_it_cannot_run_on_yet() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    load(dir.path(), "").expect("writes the rule file");
+    let path = dir.path().join("nw.toml");
+    std::fs::write(
+        &path,
+        format!("{BASE}[store]\nurl = \"postgresql://nw@127.0.0.1:1/nw\"\n"),
+    )
+    .expect("config");
+    let out = newswatch(&["run", "--once", "--config", path.to_str().expect("utf-8")]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("cannot run on PostgreSQL yet"), "{stderr}");
+    assert!(
+        !dir.path().join("state/newswatch.db").exists(),
+        "no SQLite database was made"
+    );
 }
