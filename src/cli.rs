@@ -10,6 +10,7 @@ mod feeds;
 mod rules;
 mod run;
 mod status;
+mod store;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -112,6 +113,11 @@ pub enum Command {
     Feeds {
         #[command(subcommand)]
         action: FeedsCommand,
+    },
+    /// Move the state to another store: `store migrate-to` copies SQLite into PostgreSQL.
+    Store {
+        #[command(subcommand)]
+        action: store::StoreCommand,
     },
     /// Print a shell completion script, e.g. `newswatch completions bash > /etc/bash_completion.d/newswatch`.
     Completions {
@@ -338,6 +344,7 @@ fn dispatch(command: Command) -> Exit {
         Command::Status { config, json } => status::status(&config, json),
         Command::Digest { action } => digest::digest(action),
         Command::Feeds { action } => feeds::feeds(action),
+        Command::Store { action } => store::store(action),
         Command::Completions { shell } => completions(shell),
         Command::Man => man_page(),
     }

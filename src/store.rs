@@ -34,6 +34,7 @@ pub use compose::ComposeTx;
 pub use digests::{Composition, DigestInfo};
 pub use feeds::{FeedNotice, FeedRecord, FeedState};
 pub use matches::ArticleMatches;
+pub use pg::CopyReport;
 pub use polls::{Inserted, PollRecord, PollResult, PollStored, REDIRECT_REPEATS};
 pub use reloads::ReloadInfo;
 
@@ -84,6 +85,15 @@ pub enum StoreError {
          (remove `[store]`) until it is"
     )]
     NotOnPostgres(&'static str),
+    #[error(
+        "the PostgreSQL store {url} already holds {feeds} feeds: a copy goes into an empty \
+         database only (create a new one, or drop this one's tables)"
+    )]
+    CopyTargetNotEmpty { url: String, feeds: i64 },
+    #[error("cannot copy {at}: the value is not a valid {expected}")]
+    CopyValue { at: String, expected: String },
+    #[error("a copy goes from a SQLite store into a PostgreSQL store")]
+    CopyDirection,
 }
 
 /// The usual cause of a storage failure, for an operator who would otherwise read SQLite's own
@@ -200,6 +210,15 @@ impl Store {
         match self.backend {
             Backend::Sqlite(_) => "sqlite",
             Backend::Postgres(_) => "postgresql",
+        }
+    }
+
+    /// Copies this SQLite state into `target`, an empty PostgreSQL store, in one transaction
+    /// (`newswatch store migrate-to`). This store is only read.
+    pub fn copy_into(&self, target: &mut Store) -> Result<CopyReport, StoreError> {
+        match (&self.backend, &mut target.backend) {
+            (Backend::Sqlite(src), Backend::Postgres(dst)) => dst.copy_from(src),
+            _ => Err(StoreError::CopyDirection),
         }
     }
 

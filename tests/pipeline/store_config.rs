@@ -174,3 +174,47 @@ fn run_refuses_a_postgresql_store_it_cannot_run_on_yet() {
         "no SQLite database was made"
     );
 }
+
+/// `store migrate-to` needs a `[store]` to copy into, and names the store it could not reach.
+/// (The copy itself is tested against a real PostgreSQL in the store's unit tests:
+/// `store::pg::copy::tests`.)
+#[test]
+fn migrate_to_needs_a_store_and_names_the_one_it_cannot_reach() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    load(dir.path(), "").expect("writes the rule file");
+    let path = dir.path().join("nw.toml");
+    std::fs::write(&path, BASE).expect("config");
+    let config = path.to_str().expect("utf-8");
+    let out = newswatch(&["store", "migrate-to", "--config", config]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("has no [store] table"), "{stderr}");
+
+    // No SQLite state to copy yet: said so, naming the file.
+    std::fs::write(
+        &path,
+        format!("{BASE}[store]\nurl = \"postgresql://nw@127.0.0.1:1/nw\"\n"),
+    )
+    .expect("config");
+    let out = newswatch(&["store", "migrate-to", "--config", config]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("state/newswatch.db"), "{stderr}");
+
+    // A state to copy, and a PostgreSQL nobody listens on.
+    std::fs::write(&path, BASE).expect("config");
+    newswatch(&["run", "--once", "--config", config]);
+    assert!(dir.path().join("state/newswatch.db").exists());
+    std::fs::write(
+        &path,
+        format!("{BASE}[store]\nurl = \"postgresql://nw@127.0.0.1:1/nw\"\n"),
+    )
+    .expect("config");
+    let out = newswatch(&["store", "migrate-to", "--config", config]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("postgresql://nw@127.0.0.1:1/nw"),
+        "{stderr}"
+    );
+}

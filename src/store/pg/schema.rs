@@ -156,6 +156,23 @@ ALTER TABLE unmatched ADD COLUMN claim_until BIGINT;
 ",
 ];
 
+/// Every table `store migrate-to` copies from SQLite, parents before children. A table added on
+/// the SQLite side is added here too (and to `MIGRATIONS`).
+pub(super) const COPIED_TABLES: &[&str] = &[
+    "feeds",
+    "articles",
+    "digests",
+    "matches",
+    "outbox",
+    "item_keys",
+    "feed_notices",
+    "digest_items",
+    "digest_slots",
+    "alert_items",
+    "reloads",
+    "unmatched",
+];
+
 /// Serialises migrations between nodes starting at once (a transaction-scoped advisory lock;
 /// the number is this table's, arbitrary but fixed).
 const MIGRATION_LOCK: i64 = 0x6e65_7773_7761_7463;
