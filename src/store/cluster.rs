@@ -85,6 +85,19 @@ impl Sqlite {
         self.pending_articles_after(0, limit)
     }
 
+    /// The one node holds every queued message: `true` while `id` is still queued.
+    pub(super) fn holds_message(
+        &mut self,
+        id: i64,
+        _now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        match self.message(id) {
+            Ok(m) => Ok(m.status == crate::model::OutboxStatus::Queued),
+            Err(StoreError::NoSuchMessage(_)) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     #[allow(clippy::unused_self, clippy::unnecessary_wraps)]
     pub(super) fn release_feeds(&mut self, _names: &[&str]) -> Result<(), StoreError> {
         Ok(())

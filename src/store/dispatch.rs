@@ -108,6 +108,7 @@ contract! {
     fn release_feeds(names: &[&str]) -> Result<(), StoreError>;
     fn claim_pending_articles(now: DateTime<Utc>, limit: usize)
         -> Result<Vec<PendingArticle>, StoreError>;
+    fn holds_message(id: i64, now: DateTime<Utc>) -> Result<bool, StoreError>;
 }
 
 impl Store {

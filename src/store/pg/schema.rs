@@ -154,6 +154,11 @@ CREATE INDEX feeds_due ON feeds(next_due);
 ALTER TABLE unmatched ADD COLUMN claim_node TEXT;
 ALTER TABLE unmatched ADD COLUMN claim_until BIGINT;
 ",
+    // Issue 17: the shared outbox, each message claimed by one node at a time.
+    r"
+ALTER TABLE outbox ADD COLUMN claim_node TEXT;
+ALTER TABLE outbox ADD COLUMN claim_until BIGINT;
+",
 ];
 
 /// Every table `store migrate-to` copies from SQLite, parents before children. A table added on

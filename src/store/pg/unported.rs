@@ -8,7 +8,6 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use super::Postgres;
-use crate::model::{AlertLatency, OutboxCounts, OutboxMessage};
 use crate::store::{ComposeTx, DigestInfo, Pruned, RowCounts, StoreError, StoredArticle};
 
 macro_rules! unported {
@@ -45,18 +44,9 @@ unported! {
     fn digest_last_slot(&str) -> Option<DateTime<Utc>>;
     fn last_digest_time(&str) -> Option<DateTime<Utc>>;
     fn recent_digests(usize) -> Vec<DigestInfo>;
-    // outbox
-    fn message(i64) -> OutboxMessage;
-    fn alert_latencies(DateTime<Utc>) -> Vec<AlertLatency>;
-    fn outbox_counts() -> OutboxCounts;
-    fn next_outbox_attempt() -> Option<DateTime<Utc>>;
 
     exclusive:
     fn prune(DateTime<Utc>, Duration, Duration) -> Pruned;
     fn release_orphaned_alerts(&[String]) -> usize;
     fn begin_compose() -> ComposeTx<'_>;
-    fn due_messages(DateTime<Utc>) -> Vec<OutboxMessage>;
-    fn mark_sent(i64, DateTime<Utc>) -> Vec<AlertLatency>;
-    fn mark_retry(i64, &str, DateTime<Utc>) -> ();
-    fn mark_failed(i64, &str) -> ();
 }
