@@ -2,7 +2,7 @@
 //! connections (`postgres`, through `r2d2`), each call taking one for its statement or
 //! transaction, so a connection the server cut is replaced on the next call. Blocking like the
 //! SQLite backend: never call it on an async worker (the driver runs a runtime of its own). Split
-//! as the SQLite side is: `schema`, `feeds`, `polls` with `items`, `matches`, `outbox` (shared, claimed per message), `reloads`, `copy` (SQLite into PostgreSQL), and the cluster's
+//! as the SQLite side is: `schema`, `feeds`, `polls` with `items`, `matches`, `outbox` (shared, claimed per message), `reads` (status, schedule and alert reads), `reloads`, `copy` (SQLite into PostgreSQL), and the cluster's
 //! own tables (`cluster`:
 //! nodes and feed leases); `unported` names every contract method not written for PostgreSQL yet.
 
@@ -23,6 +23,7 @@ mod items;
 mod matches;
 mod outbox;
 mod polls;
+mod reads;
 mod reloads;
 mod schema;
 mod unported;

@@ -35,7 +35,7 @@ impl Postgres {
         let rows = self.conn()?.query(
             "SELECT n.name, n.started, n.heartbeat, n.version, n.rules_hash,
                     (SELECT COUNT(*) FROM feeds f WHERE f.lease_node = n.name)
-             FROM nodes n ORDER BY n.name",
+             FROM nodes n ORDER BY n.name COLLATE \"C\"",
             &[],
         )?;
         Ok(rows
@@ -70,7 +70,7 @@ impl Postgres {
                  WHERE name = ANY($3)
                    AND (next_due IS NULL OR next_due <= $4)
                    AND (lease_node IS NULL OR lease_node = $1 OR lease_until <= $4)
-                 ORDER BY next_due NULLS FIRST, name
+                 ORDER BY next_due NULLS FIRST, name COLLATE \"C\"
                  LIMIT $5
                  FOR UPDATE SKIP LOCKED)
              RETURNING name",

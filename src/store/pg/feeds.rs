@@ -67,7 +67,7 @@ impl Postgres {
 
     pub(crate) fn failing_feeds(&self) -> Result<Vec<String>, StoreError> {
         let rows = self.conn()?.query(
-            "SELECT name FROM feeds WHERE last_error IS NOT NULL ORDER BY name",
+            "SELECT name FROM feeds WHERE last_error IS NOT NULL ORDER BY name COLLATE \"C\"",
             &[],
         )?;
         Ok(rows.iter().map(|r| r.get(0)).collect())
@@ -104,7 +104,7 @@ impl Postgres {
     }
 
     pub(crate) fn feed_records(&self) -> Result<Vec<FeedRecord>, StoreError> {
-        let sql = format!("SELECT {RECORD_COLUMNS} FROM feeds ORDER BY name");
+        let sql = format!("SELECT {RECORD_COLUMNS} FROM feeds ORDER BY name COLLATE \"C\"");
         Ok(self
             .conn()?
             .query(&sql, &[])?
@@ -132,7 +132,7 @@ impl Postgres {
 
     pub(crate) fn feed_warnings(&self) -> Result<Vec<(String, String)>, StoreError> {
         let rows = self.conn()?.query(
-            "SELECT name, warning FROM feeds WHERE warning IS NOT NULL ORDER BY name",
+            "SELECT name, warning FROM feeds WHERE warning IS NOT NULL ORDER BY name COLLATE \"C\"",
             &[],
         )?;
         Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())

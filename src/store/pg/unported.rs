@@ -8,7 +8,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use super::Postgres;
-use crate::store::{ComposeTx, DigestInfo, Pruned, RowCounts, StoreError, StoredArticle};
+use crate::store::{ComposeTx, Pruned, StoreError};
 
 macro_rules! unported {
     (
@@ -34,19 +34,8 @@ macro_rules! unported {
 
 unported! {
     shared:
-    // articles
-    fn articles_since(DateTime<Utc>) -> Vec<StoredArticle>;
-    fn row_counts() -> RowCounts;
-    // alerts
-    fn pending_alerts(&str) -> Vec<(i64, DateTime<Utc>)>;
-    fn alerts_composed_since(&str, DateTime<Utc>) -> usize;
-    // digests
-    fn digest_last_slot(&str) -> Option<DateTime<Utc>>;
-    fn last_digest_time(&str) -> Option<DateTime<Utc>>;
-    fn recent_digests(usize) -> Vec<DigestInfo>;
 
     exclusive:
     fn prune(DateTime<Utc>, Duration, Duration) -> Pruned;
-    fn release_orphaned_alerts(&[String]) -> usize;
     fn begin_compose() -> ComposeTx<'_>;
 }
