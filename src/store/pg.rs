@@ -1,10 +1,9 @@
 //! The PostgreSQL backend (issue 17): the state several nodes share. A small pool of synchronous
 //! connections (`postgres`, through `r2d2`), each call taking one for its statement or
 //! transaction, so a connection the server cut is replaced on the next call. Blocking like the
-//! SQLite backend: never call it on an async worker (the driver runs a runtime of its own). Split
-//! as the SQLite side is: `schema`, `feeds`, `polls` with `items`, `matches`, `outbox` (shared, claimed per message), `reads` (status, schedule and alert reads), `reloads`, `copy` (SQLite into PostgreSQL), and the cluster's
-//! own tables (`cluster`:
-//! nodes and feed leases); `unported` names every contract method not written for PostgreSQL yet.
+//! SQLite backend: never call it on an async worker (the driver runs a runtime of its own).
+//! Split as the SQLite side is, by table; the cluster's own rows (nodes, leases) are `cluster`,
+//! the SQLite-to-PostgreSQL copy is `copy`, and `unported` names what is not written yet.
 
 use std::time::Duration;
 
@@ -23,6 +22,7 @@ mod items;
 mod matches;
 mod outbox;
 mod polls;
+mod prune;
 mod reads;
 mod reloads;
 mod schema;

@@ -3,12 +3,8 @@
 //! stops at the first one with that message instead of losing anything. Porting a method is
 //! deleting its line here and writing it in the file of its table.
 
-use std::time::Duration;
-
-use chrono::{DateTime, Utc};
-
 use super::Postgres;
-use crate::store::{ComposeTx, Pruned, StoreError};
+use crate::store::{ComposeTx, StoreError};
 
 macro_rules! unported {
     (
@@ -36,6 +32,5 @@ unported! {
     shared:
 
     exclusive:
-    fn prune(DateTime<Utc>, Duration, Duration) -> Pruned;
     fn begin_compose() -> ComposeTx<'_>;
 }
