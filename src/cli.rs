@@ -11,6 +11,7 @@ mod feeds;
 mod rules;
 mod run;
 mod status;
+mod store;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -118,6 +119,11 @@ pub enum Command {
     Feeds {
         #[command(subcommand)]
         action: FeedsCommand,
+    },
+    /// Move the state to another store: `store migrate-to` copies SQLite into PostgreSQL.
+    Store {
+        #[command(subcommand)]
+        action: store::StoreCommand,
     },
     /// Print a shell completion script, e.g. `newswatch completions bash > /etc/bash_completion.d/newswatch`.
     Completions {
@@ -358,6 +364,7 @@ fn dispatch(command: Command) -> Exit {
         } => channels::test(&name, &config),
         Command::Digest { action } => digest::digest(action),
         Command::Feeds { action } => feeds::feeds(action),
+        Command::Store { action } => store::store(action),
         Command::Completions { shell } => completions(shell),
         Command::Man => man_page(),
     }

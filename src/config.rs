@@ -11,6 +11,7 @@ mod digests;
 mod format;
 mod load;
 mod spikes;
+mod store;
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::PathBuf;
@@ -30,6 +31,7 @@ pub use crate::units::parse_duration;
 pub use channels::{ChannelConfig, ChannelKind, SecretUrl};
 pub use format::HumanDuration;
 pub use spikes::SpikeConfig;
+pub use store::{PostgresSettings, default_node_name};
 
 /// A configuration problem at a place in the file.
 pub type ConfigError = Diagnostic;
@@ -85,6 +87,8 @@ pub struct Config {
     pub channels: Vec<ChannelConfig>,
     /// `[[spike]]`s: alerts when a rule's matches surge.
     pub spikes: Vec<SpikeConfig>,
+    /// `[store]`: a PostgreSQL shared by several nodes; `None` = the SQLite file in `state_dir`.
+    pub store: Option<PostgresSettings>,
 }
 
 /// `[http]`: where the daemon serves `/metrics` and `/healthz`.

@@ -1,7 +1,9 @@
-//! The state database (SQLite, one file `newswatch.db` in the state directory), split by table:
-//! one `impl Store` per file below. This file opens the database and holds what every table shares.
-//! The only module that speaks SQL. Synchronous: async callers go through `spawn_blocking` and never
-//! hold the connection across an await. Every time comes in as an argument; nothing reads the clock.
+//! The state database, split by table: SQLite (one file `newswatch.db` in the state directory,
+//! one `impl Sqlite` per file below) or PostgreSQL shared by several nodes (`pg`, issue 17).
+//! `Store` is the one contract callers see (`dispatch`). This file opens the database and holds
+//! what every table shares. The only module that speaks SQL. Synchronous: async callers go through
+//! `spawn_blocking` and never hold a connection across an await (the PostgreSQL driver blocks on a
+//! runtime of its own). Every time comes in as an argument; nothing reads the clock.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -12,12 +14,15 @@ use rusqlite::{Connection, OpenFlags};
 mod alerts;
 mod articles;
 mod channels;
+mod cluster;
 mod compose;
 mod digests;
+mod dispatch;
 mod feeds;
 mod items;
 mod matches;
 mod outbox;
+mod pg;
 mod polls;
 mod reloads;
 mod schema;
@@ -26,10 +31,12 @@ mod spikes;
 mod testing;
 
 pub use articles::{PendingArticle, Pruned, RowCounts, StoredArticle};
+pub use cluster::{Lease, NodeInfo};
 pub use compose::ComposeTx;
 pub use digests::{Composition, DigestInfo};
 pub use feeds::{FeedNotice, FeedRecord, FeedState};
 pub use matches::ArticleMatches;
+pub use pg::CopyReport;
 pub use polls::{Inserted, PollRecord, PollResult, PollStored, REDIRECT_REPEATS};
 pub use reloads::ReloadInfo;
 
@@ -65,6 +72,35 @@ pub enum StoreError {
     Json(#[from] serde_json::Error),
     #[error("outbox message {0} does not exist")]
     NoSuchMessage(i64),
+    #[error("PostgreSQL store {url}: {source}")]
+    PgConnect {
+        /// Without a password (`[store] url` never carries one).
+        url: String,
+        source: r2d2::Error,
+    },
+    #[error("PostgreSQL: {0}")]
+    Pg(#[from] postgres::Error),
+    #[error("PostgreSQL store: {0}")]
+    PgPool(#[from] r2d2::Error),
+    #[error(
+        "{0} is not implemented on the PostgreSQL store yet (issue 17); run this node on SQLite \
+         (remove `[store]`) until it is"
+    )]
+    NotOnPostgres(&'static str),
+    #[error(
+        "the PostgreSQL store {url} already holds {feeds} feeds: a copy goes into an empty \
+         database only (create a new one, or drop this one's tables)"
+    )]
+    CopyTargetNotEmpty { url: String, feeds: i64 },
+    #[error(
+        "cannot copy {at} ({rows} rows): PostgreSQL has no place for it yet (issue 17 ports the \
+         store table by table); nothing was copied"
+    )]
+    CopyUnported { at: String, rows: u64 },
+    #[error("cannot copy {at}: the value is not a valid {expected}")]
+    CopyValue { at: String, expected: String },
+    #[error("a copy goes from a SQLite store into a PostgreSQL store")]
+    CopyDirection,
 }
 
 /// The usual cause of a storage failure, for an operator who would otherwise read SQLite's own
@@ -111,9 +147,21 @@ pub fn storage_hint(err: &(dyn std::error::Error + 'static)) -> Option<&'static 
     None
 }
 
-/// The open state database.
+/// The open state database: the contract every caller uses, whichever backend holds the state.
 #[derive(Debug)]
 pub struct Store {
+    backend: Backend,
+}
+
+#[derive(Debug)]
+enum Backend {
+    Sqlite(Sqlite),
+    Postgres(pg::Postgres),
+}
+
+/// The SQLite backend: one connection, one process (the instance lock sees to that).
+#[derive(Debug)]
+pub(crate) struct Sqlite {
     conn: Connection,
     /// Outbox messages the server accepted (250 to the final dot) whose `sent` mark failed to
     /// commit (disk full, say), with when they were accepted. Retried before any message is
@@ -143,6 +191,71 @@ impl Store {
 
     /// Opens the database at exactly `path`.
     pub fn open_file(path: &Path) -> Result<Store, StoreError> {
+        Ok(Store {
+            backend: Backend::Sqlite(Sqlite::open_file(path)?),
+        })
+    }
+
+    /// Opens an existing database for reading only (`newswatch status`): no directory is made,
+    /// no migration runs, nothing is written.
+    pub fn open_read_only(state_dir: &Path) -> Result<Store, StoreError> {
+        Ok(Store {
+            backend: Backend::Sqlite(Sqlite::open_read_only(state_dir)?),
+        })
+    }
+
+    /// Connects to the PostgreSQL state of `[store]` (creating or upgrading its schema) as node
+    /// `settings.node_name`. Blocking: call it from `spawn_blocking` or a plain thread.
+    pub fn open_postgres(settings: &crate::config::PostgresSettings) -> Result<Store, StoreError> {
+        Ok(Store {
+            backend: Backend::Postgres(pg::Postgres::connect(settings)?),
+        })
+    }
+
+    /// Which backend holds the state, for logs and `status`: `sqlite` or `postgresql`.
+    pub fn backend_name(&self) -> &'static str {
+        match self.backend {
+            Backend::Sqlite(_) => "sqlite",
+            Backend::Postgres(_) => "postgresql",
+        }
+    }
+
+    /// Copies this SQLite state into `target`, an empty PostgreSQL store, in one transaction
+    /// (`newswatch store migrate-to`). This store is only read.
+    pub fn copy_into(&self, target: &mut Store) -> Result<CopyReport, StoreError> {
+        match (&self.backend, &mut target.backend) {
+            (Backend::Sqlite(src), Backend::Postgres(dst)) => dst.copy_from(src),
+            _ => Err(StoreError::CopyDirection),
+        }
+    }
+
+    /// The SQLite backend, for the unit tests that look under the contract (pragmas, triggers).
+    #[cfg(test)]
+    fn sqlite(&self) -> &Sqlite {
+        match &self.backend {
+            Backend::Sqlite(s) => s,
+            Backend::Postgres(_) => panic!("this test inspects SQLite itself"),
+        }
+    }
+
+    /// The SQLite connection under the contract, for those tests.
+    #[cfg(test)]
+    fn conn(&self) -> &Connection {
+        &self.sqlite().conn
+    }
+
+    #[cfg(test)]
+    fn sqlite_mut(&mut self) -> &mut Sqlite {
+        match &mut self.backend {
+            Backend::Sqlite(s) => s,
+            Backend::Postgres(_) => panic!("this test inspects SQLite itself"),
+        }
+    }
+}
+
+impl Sqlite {
+    /// Opens the database at exactly `path`.
+    fn open_file(path: &Path) -> Result<Sqlite, StoreError> {
         let open_err = |source| StoreError::Open {
             path: path.to_path_buf(),
             source,
@@ -160,7 +273,7 @@ impl Store {
             .map_err(open_err)?;
         // Recording a poll alone cycles through ~16 statements per feed (`prepare_cached`).
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
-        let mut store = Store {
+        let mut store = Sqlite {
             conn,
             accepted: Vec::new(),
         };
@@ -184,9 +297,7 @@ impl Store {
         Ok(value)
     }
 
-    /// Opens an existing database for reading only (`newswatch status`): no directory is made,
-    /// no migration runs, nothing is written.
-    pub fn open_read_only(state_dir: &Path) -> Result<Store, StoreError> {
+    fn open_read_only(state_dir: &Path) -> Result<Sqlite, StoreError> {
         let path = state_dir.join(DB_FILE);
         let open_err = |source| StoreError::Open {
             path: path.clone(),
@@ -199,7 +310,7 @@ impl Store {
         .map_err(open_err)?;
         conn.busy_timeout(Duration::from_secs(5))
             .map_err(open_err)?;
-        let store = Store {
+        let store = Sqlite {
             conn,
             accepted: Vec::new(),
         };
@@ -238,7 +349,7 @@ mod tests {
         let latest = schema::MIGRATIONS.len() as i64;
         assert_eq!(store.schema_version().unwrap(), latest);
         let mode: String = store
-            .conn
+            .conn()
             .pragma_query_value(None, "journal_mode", |r| r.get(0))
             .unwrap();
         assert_eq!(mode, "wal");
@@ -259,7 +370,10 @@ mod tests {
     #[test]
     fn refuses_a_newer_schema() {
         let (dir, store) = open();
-        store.conn.pragma_update(None, "user_version", 99).unwrap();
+        store
+            .conn()
+            .pragma_update(None, "user_version", 99)
+            .unwrap();
         drop(store);
         let err = Store::open(&dir.path().join("state")).unwrap_err();
         assert!(matches!(err, StoreError::TooNew { found: 99, .. }), "{err}");

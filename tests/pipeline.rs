@@ -37,6 +37,8 @@ mod polling;
 mod polling_store;
 #[path = "pipeline/spikes.rs"]
 mod spikes;
+#[path = "pipeline/store_config.rs"]
+mod store_config;
 #[path = "pipeline/streaming.rs"]
 mod streaming;
 

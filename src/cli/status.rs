@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use super::{Exit, load_config};
 use crate::config::Config;
 use crate::model::{AlertLatency, OutboxCounts};
-use crate::store::{DigestInfo, FeedNotice, FeedRecord, ReloadInfo, Store, StoreError};
+use crate::store::{DigestInfo, FeedNotice, FeedRecord, NodeInfo, ReloadInfo, Store, StoreError};
 
 /// Digests listed by `status`.
 const RECENT_DIGESTS: usize = 5;
@@ -62,6 +62,8 @@ pub struct StatusReport {
     pub latency: Latency,
     /// Each `[[channel]]` and its messages by state.
     pub channels: Vec<super::channels::ChannelLine>,
+    /// The cluster's nodes (PostgreSQL `[store]`); empty on SQLite, where there is one.
+    pub nodes: Vec<NodeInfo>,
 }
 
 /// Latency figures over the articles alerted recently: each a (p50, p90, max) in milliseconds.
@@ -100,7 +102,9 @@ const LATENCY_WINDOW: chrono::Duration = chrono::Duration::hours(24);
 /// Reads the report from the state database of `config`, if there is one.
 pub fn gather(config: &Config, now: DateTime<Utc>) -> Result<StatusReport, StoreError> {
     let db = config.state_dir.join(crate::store::DB_FILE);
-    let store = if db.exists() {
+    let store = if let Some(pg) = &config.store {
+        Some(Store::open_postgres(pg)?)
+    } else if db.exists() {
         Some(Store::open_read_only(&config.state_dir)?)
     } else {
         None
@@ -136,9 +140,14 @@ pub fn gather(config: &Config, now: DateTime<Utc>) -> Result<StatusReport, Store
         Some(s) => s.channel_counts()?,
         None => Vec::new(),
     };
+    let nodes = match &store {
+        Some(s) => s.nodes()?,
+        None => Vec::new(),
+    };
     Ok(StatusReport {
         channels: super::channels::channel_lines(config, &channel_counts),
         latency,
+        nodes,
         database: store.is_some(),
         feeds,
         outbox,
@@ -253,6 +262,21 @@ pub fn render_text(r: &StatusReport, now: DateTime<Utc>) -> String {
             line("published to alert sent", r.latency.from_published),
         );
     }
+    let hashes: std::collections::BTreeSet<&str> =
+        r.nodes.iter().map(|n| n.rules_hash.as_str()).collect();
+    for n in &r.nodes {
+        let ago = (now - n.heartbeat).num_seconds();
+        let _ = writeln!(
+            out,
+            "node {}: last heartbeat {} ({ago} s ago), version {}, rules {}{}, {} feed leases",
+            n.name,
+            when(Some(n.heartbeat)),
+            n.version,
+            n.rules_hash,
+            if hashes.len() > 1 { " (differs)" } else { "" },
+            n.leases
+        );
+    }
     for n in &r.notices {
         let _ = writeln!(
             out,
@@ -309,8 +333,52 @@ pub fn render_json(r: &StatusReport) -> Value {
             "fetch_to_matched": r.latency.to_match.map(|[p50, p90, max]| json!({"p50": p50, "p90": p90, "max": max})),
             "published_to_sent": r.latency.from_published.map(|[p50, p90, max]| json!({"p50": p50, "p90": p90, "max": max})),
         },
+        "nodes": r.nodes.iter().map(|n| json!({
+            "name": n.name, "started": n.started.to_rfc3339(),
+            "heartbeat": n.heartbeat.to_rfc3339(), "version": n.version,
+            "rules_hash": n.rules_hash, "leases": n.leases,
+        })).collect::<Vec<_>>(),
         "notices": r.notices.iter().map(|n| json!({
             "feed": n.feed, "kind": n.kind.as_str(), "at": n.at.to_rfc3339(), "detail": n.detail,
         })).collect::<Vec<_>>(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each node is listed with its heartbeat and leases; a node whose rules differ says so.
+    #[test]
+    fn nodes_are_listed_and_differing_rules_named() {
+        let now = DateTime::from_timestamp(1_772_000_000, 0).unwrap_or_default();
+        let node = |name: &str, hash: &str, leases| NodeInfo {
+            name: name.into(),
+            started: now - chrono::Duration::hours(1),
+            heartbeat: now - chrono::Duration::seconds(5),
+            version: "0.1.0".into(),
+            rules_hash: hash.into(),
+            leases,
+        };
+        let mut report = StatusReport {
+            database: true,
+            feeds: Vec::new(),
+            outbox: OutboxCounts::default(),
+            digests: Vec::new(),
+            notices: Vec::new(),
+            last_reload: None,
+            latency: Latency::default(),
+            channels: Vec::new(),
+            nodes: vec![node("a", "r1", 3), node("b", "r1", 0)],
+        };
+        let text = render_text(&report, now);
+        assert!(text.contains("node a: last heartbeat 2026-02-25 06:13:15Z (5 s ago), version 0.1.0, rules r1, 3 feed leases"), "{text}");
+        assert!(!text.contains("differs"), "{text}");
+        report.nodes[1].rules_hash = "r2".into();
+        let text = render_text(&report, now);
+        assert!(text.contains("node b: last heartbeat 2026-02-25 06:13:15Z (5 s ago), version 0.1.0, rules r2 (differs), 0 feed leases"), "{text}");
+        let json = render_json(&report);
+        assert_eq!(json["nodes"][0]["leases"], 3);
+        assert_eq!(json["nodes"][1]["rules_hash"], "r2");
+    }
 }

@@ -32,6 +32,7 @@ pub(super) struct RawConfig {
     pub(super) channels: Vec<super::channels::RawChannel>,
     #[serde(default, rename = "spike")]
     pub(super) spikes: Vec<super::spikes::RawSpike>,
+    pub(super) store: Option<Spanned<super::store::RawStore>>,
 }
 
 #[derive(Deserialize, Default)]

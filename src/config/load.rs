@@ -108,6 +108,7 @@ impl Config {
             .collect();
         let http = build::http(&mut src, &raw.http);
         let spikes = super::spikes::build_spikes(&mut src, &raw.spikes, &channel_names);
+        let store = super::store::build(&mut src, &base, raw.store.as_ref(), env);
 
         if !src.errors.is_empty() {
             return Err(Diagnostics(src.errors));
@@ -131,6 +132,7 @@ impl Config {
             alerts,
             channels,
             spikes,
+            store,
         })
     }
 

@@ -9,10 +9,10 @@ use rusqlite::params;
 use super::compose::ComposeTx;
 use super::matches::select_matches;
 use super::outbox::insert_outbox;
-use super::{Store, StoreError, from_ts, ts};
+use super::{Sqlite, StoreError, from_ts, ts};
 use crate::model::{NewMessage, PendingMatch};
 
-impl Store {
+impl Sqlite {
     /// Matches alert set `set` holds pending: (match id, when queued), in an order that depends
     /// only on what matched (feed, article key, rule), never on the order polls were stored in,
     /// so the same input batches the same way (issue 15).

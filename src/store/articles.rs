@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::params;
 
 use super::polls::minus;
-use super::{Store, StoreError, from_ts, ts};
+use super::{Sqlite, StoreError, from_ts, ts};
 use crate::model::Article;
 
 /// An alertable article stored but not yet run through the matcher.
@@ -50,7 +50,7 @@ pub struct RowCounts {
     pub notices: u64,
 }
 
-impl Store {
+impl Sqlite {
     /// Alertable articles the matcher has not seen yet, oldest first.
     pub fn pending_articles(&self) -> Result<Vec<PendingArticle>, StoreError> {
         self.pending_articles_after(0, usize::MAX)
@@ -237,6 +237,7 @@ mod tests {
     use super::super::ArticleMatches;
     use super::super::testing::{DAY, art, compose, feed, msg, open, poll};
     use super::*;
+    use crate::store::Store;
 
     fn t(h: i64) -> DateTime<Utc> {
         DateTime::from_timestamp(1_772_000_000 + h * 3600, 0).unwrap_or_default()

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, params};
 
 use super::compose::ComposeTx;
-use super::{Store, StoreError, from_ts, ts};
+use super::{Sqlite, StoreError, from_ts, ts};
 use crate::model::{ChannelCounts, ChannelMessage, OutboxCounts, OutboxStatus};
 
 /// A message's idempotency key: its row id and creation time, so a database started afresh
@@ -51,7 +51,7 @@ impl ComposeTx<'_> {
     }
 }
 
-impl Store {
+impl Sqlite {
     /// Queues one message alone (a spike alert, `channels test`), durable when this returns.
     pub fn queue_channel_message(
         &mut self,

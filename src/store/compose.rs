@@ -5,7 +5,7 @@
 
 use rusqlite::Transaction;
 
-use super::{Store, StoreError};
+use super::{Sqlite, StoreError};
 
 /// One open composition: a transaction from gather to commit. The commit relies on what the
 /// gather saw: the id reserved for the email before rendering (its Message-ID carries it) and
@@ -23,7 +23,7 @@ pub struct ComposeTx<'s> {
     pub(super) selected: usize,
 }
 
-impl Store {
+impl Sqlite {
     /// Opens a composition (see `ComposeTx`).
     pub fn begin_compose(&mut self) -> Result<ComposeTx<'_>, StoreError> {
         Ok(ComposeTx {

@@ -12,7 +12,7 @@ use rusqlite::{OptionalExtension, ToSql, Transaction, params};
 use super::compose::ComposeTx;
 use super::matches::{PENDING_FOR_DIGEST, RECORDED_SINCE, pending_match};
 use super::outbox::insert_outbox;
-use super::{Store, StoreError, from_ts, ts};
+use super::{Sqlite, StoreError, from_ts, ts};
 use crate::model::{DigestBatch, GroupCount, NewMessage, PendingMatch};
 
 /// A digest as `status` lists it.
@@ -33,7 +33,7 @@ pub struct Composition {
     pub matches: usize,
 }
 
-impl Store {
+impl Sqlite {
     /// The last schedule slot digest `name` served (composed, or skipped because empty).
     pub fn digest_last_slot(&self, name: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
         Ok(self
@@ -362,10 +362,10 @@ mod tests {
     use std::collections::{BTreeMap, BTreeSet, HashMap};
     use std::time::Duration;
 
-    use super::super::ArticleMatches;
     use super::super::testing::{
         feed as feed_at, msg, pending_for, poll, store_with_matches, store_with_two_articles,
     };
+    use super::super::{ArticleMatches, Store};
     use super::*;
     use crate::model::Article;
 
@@ -670,7 +670,7 @@ mod tests {
         assert!(b.rows.iter().all(|m| selected(&m.rule_id)));
         // Every selected match is assigned, shown or not; the others stay pending.
         let count = |sql: &str| -> usize {
-            let n: i64 = s.conn.query_row(sql, [], |r| r.get(0)).expect("count");
+            let n: i64 = s.conn().query_row(sql, [], |r| r.get(0)).expect("count");
             usize::try_from(n).expect("non-negative")
         };
         assert_eq!(
@@ -755,7 +755,7 @@ mod tests {
     /// `EXPLAIN QUERY PLAN` lines of `sql`.
     fn plan(s: &Store, sql: &str) -> Vec<String> {
         let mut stmt = s
-            .conn
+            .conn()
             .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
             .expect("explain");
         let nulls = vec![rusqlite::types::Null; stmt.parameter_count()];
@@ -769,7 +769,7 @@ mod tests {
     fn no_statement_scans_matches_per_rule_or_alert_items_per_match() {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut s = Store::open(dir.path()).expect("open");
-        let tx = s.conn.transaction().expect("tx");
+        let tx = s.sqlite_mut().conn.transaction().expect("tx");
         gather(&tx, PENDING_FOR_DIGEST, &"d", &[]).expect("gather");
         tx.commit().expect("commit");
         for sql in [

@@ -7,7 +7,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, params};
 
-use super::{Store, StoreError, from_ts, ts};
+use super::{Sqlite, StoreError, from_ts, ts};
 use crate::model::Validators;
 use crate::policy::feed_health::{Health, NoticeKind};
 
@@ -91,15 +91,12 @@ fn read_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<FeedRecord> {
     })
 }
 
-impl Store {
+impl Sqlite {
     /// Makes sure every configured `(name, url)` has a row (a new feed starts due now) and its URL
     /// is current, in one transaction: one commit (one WAL sync) at start-up and on every reload.
     /// A URL the operator changed replaces the effective URL learned from permanent redirects of
     /// the old one, and a redirect half-learned from it.
-    pub fn ensure_feeds<'f>(
-        &mut self,
-        feeds: impl IntoIterator<Item = (&'f str, &'f str)>,
-    ) -> Result<(), StoreError> {
+    pub(super) fn ensure_feed_list(&mut self, feeds: &[(&str, &str)]) -> Result<(), StoreError> {
         let tx = self.conn.transaction()?;
         {
             let mut stmt = tx.prepare(
@@ -109,7 +106,7 @@ impl Store {
                      redirect_target = CASE WHEN url = excluded.url THEN redirect_target END,
                      url = excluded.url",
             )?;
-            for (name, url) in feeds {
+            for &(name, url) in feeds {
                 stmt.execute(params![name, url])?;
             }
         }
@@ -204,9 +201,44 @@ impl Store {
 mod tests {
     use std::time::Duration;
 
-    use super::super::testing::open;
     use super::super::{PollRecord, PollResult};
     use super::*;
+    use crate::store::Store;
+
+    use super::super::testing::{on_both_backends, t as at};
+
+    on_both_backends! {
+        /// Start-up and reloads keep the rows in step with the config: a new feed starts never
+        /// polled (due at once), an edited URL replaces the old, a feed left out keeps its row.
+        fn configured_feeds_get_rows_kept_in_step(s) {
+            s.ensure_feeds([("a", "https://a.example/feed"), ("b", "https://b.example/feed")])
+                .expect("ensure");
+            let a = s.feed_record("a").expect("read").expect("row for a");
+            assert_eq!(a.url, "https://a.example/feed");
+            assert_eq!((a.next_due, a.last_success, a.polls, a.items_seen), (None, None, 0, 0));
+            assert_eq!(a.health, Health::Ok);
+            s.ensure_feeds([("a", "https://a.example/moved")]).expect("reload");
+            let names: Vec<(String, String)> = s
+                .feed_records()
+                .expect("records")
+                .into_iter()
+                .map(|r| (r.name, r.url))
+                .collect();
+            assert_eq!(
+                names,
+                [
+                    ("a".to_string(), "https://a.example/moved".to_string()),
+                    ("b".to_string(), "https://b.example/feed".to_string()),
+                ]
+            );
+            let state = s.feed_state("b").expect("state").expect("row for b");
+            assert_eq!((state.error_count, state.next_due), (0, None));
+            assert_eq!(s.feed_state("nope").expect("state"), None);
+            assert!(s.failing_feeds().expect("failing").is_empty());
+            assert!(s.feed_warnings().expect("warnings").is_empty());
+            assert!(s.feed_notices(at("2000-01-01T00:00:00Z")).expect("notices").is_empty());
+        }
+    }
     use crate::policy::feed_health::Thresholds;
 
     fn t(h: i64) -> DateTime<Utc> {
@@ -233,67 +265,67 @@ mod tests {
             .effective_url
     }
 
-    #[test]
-    fn redirects_move_the_url_only_on_consecutive_repeats() {
-        let (_dir, mut s) = open();
-        s.ensure_feeds([("f", "https://old.example/feed")])
-            .expect("feed");
-        let (a, b) = (
-            Some("https://a.example/feed"),
-            Some("https://b.example/feed"),
-        );
-        // (redirect seen this poll, effective URL afterwards)
-        let steps = [
-            (a, None),
-            (None, None), // the run is broken
-            (a, None),
-            (b, None), // a different target starts over
-            (b, b),
-            (None, b), // once moved, it stays
-        ];
-        for (i, (redirect, want)) in steps.into_iter().enumerate() {
-            let moved = s
-                .record_poll("f", &not_modified(redirect, i as i64))
-                .expect("poll");
-            assert_eq!(effective_url(&s).as_deref(), want, "step {i}");
-            assert_eq!(moved.moved_to.is_some(), i == 4, "step {i}");
+    on_both_backends! {
+        fn redirects_move_the_url_only_on_consecutive_repeats(s) {
+            s.ensure_feeds([("f", "https://old.example/feed")])
+                .expect("feed");
+            let (a, b) = (
+                Some("https://a.example/feed"),
+                Some("https://b.example/feed"),
+            );
+            // (redirect seen this poll, effective URL afterwards)
+            let steps = [
+                (a, None),
+                (None, None), // the run is broken
+                (a, None),
+                (b, None), // a different target starts over
+                (b, b),
+                (None, b), // once moved, it stays
+            ];
+            for (i, (redirect, want)) in steps.into_iter().enumerate() {
+                let moved = s
+                    .record_poll("f", &not_modified(redirect, i as i64))
+                    .expect("poll");
+                assert_eq!(effective_url(s).as_deref(), want, "step {i}");
+                assert_eq!(moved.moved_to.is_some(), i == 4, "step {i}");
+            }
         }
     }
 
-    /// The production path, at start-up and on every reload: a feed moved by permanent redirects
-    /// is fetched from its configured URL again once the operator edits that URL, and a redirect
-    /// half-learned from the old URL does not carry over.
-    #[test]
-    fn editing_a_feeds_url_forgets_what_redirects_taught() {
-        let (_dir, mut s) = open();
-        let moved = Some("https://moved.example/feed");
-        s.ensure_feeds([("f", "https://old.example/feed")])
-            .expect("feed");
-        for h in 0..2 {
-            s.record_poll("f", &not_modified(moved, h)).expect("poll");
+    on_both_backends! {
+        /// The production path, at start-up and on every reload: a feed moved by permanent redirects
+        /// is fetched from its configured URL again once the operator edits that URL, and a redirect
+        /// half-learned from the old URL does not carry over.
+        fn editing_a_feeds_url_forgets_what_redirects_taught(s) {
+            let moved = Some("https://moved.example/feed");
+            s.ensure_feeds([("f", "https://old.example/feed")])
+                .expect("feed");
+            for h in 0..2 {
+                s.record_poll("f", &not_modified(moved, h)).expect("poll");
+            }
+            assert_eq!(effective_url(s).as_deref(), moved, "learned");
+            // A reload with the URL unchanged keeps what was learned.
+            s.ensure_feeds([("f", "https://old.example/feed")])
+                .expect("reload");
+            assert_eq!(effective_url(s).as_deref(), moved, "same URL");
+            s.ensure_feeds([("f", "https://new.example/feed")])
+                .expect("edited");
+            let rec = s.feed_record("f").expect("read").expect("row");
+            assert_eq!(
+                (rec.url.as_str(), rec.effective_url),
+                ("https://new.example/feed", None),
+                "fetched from the edited URL"
+            );
+            // One redirect seen before the edit, one after: not two in a row of the same URL.
+            s.record_poll("f", &not_modified(moved, 2)).expect("poll");
+            s.ensure_feeds([("f", "https://newer.example/feed")])
+                .expect("edited again");
+            s.record_poll("f", &not_modified(moved, 3)).expect("poll");
+            assert_eq!(
+                effective_url(s),
+                None,
+                "a half-learned redirect is forgotten"
+            );
         }
-        assert_eq!(effective_url(&s).as_deref(), moved, "learned");
-        // A reload with the URL unchanged keeps what was learned.
-        s.ensure_feeds([("f", "https://old.example/feed")])
-            .expect("reload");
-        assert_eq!(effective_url(&s).as_deref(), moved, "same URL");
-        s.ensure_feeds([("f", "https://new.example/feed")])
-            .expect("edited");
-        let rec = s.feed_record("f").expect("read").expect("row");
-        assert_eq!(
-            (rec.url.as_str(), rec.effective_url),
-            ("https://new.example/feed", None),
-            "fetched from the edited URL"
-        );
-        // One redirect seen before the edit, one after: not two in a row of the same URL.
-        s.record_poll("f", &not_modified(moved, 2)).expect("poll");
-        s.ensure_feeds([("f", "https://newer.example/feed")])
-            .expect("edited again");
-        s.record_poll("f", &not_modified(moved, 3)).expect("poll");
-        assert_eq!(
-            effective_url(&s),
-            None,
-            "a half-learned redirect is forgotten"
-        );
     }
 }

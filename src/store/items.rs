@@ -18,12 +18,52 @@ use crate::parse::identity::{LOOSE_KEY_WINDOW, alternate_keys, loose_keys};
 /// and show it by when we first saw it instead of pinning it to the top of every digest.
 const FUTURE_SLACK: chrono::Duration = chrono::Duration::days(1);
 
-pub(super) struct Items {
+pub(crate) struct Items {
     pub inserted: Inserted,
     pub retitled: usize,
     /// Listed items not known by their primary key (a new guid) but known by another one: the
     /// feed republished them under new ids.
     pub churned: usize,
+}
+
+/// The rows `store_items` reads and writes, one method per statement: SQLite's transaction here,
+/// PostgreSQL's in `pg/items.rs`. The identity rules live once, in `store_items`.
+pub(super) trait ItemRows {
+    /// A known item by one of its exact keys: id, stored headline and link.
+    fn find(
+        &mut self,
+        feed: &str,
+        key: &str,
+    ) -> Result<Option<(i64, String, Option<String>)>, StoreError>;
+    /// A story last listed at or after `since` by a loose key: id and stored headline.
+    fn find_loose(
+        &mut self,
+        feed: &str,
+        key: &str,
+        since: i64,
+    ) -> Result<Option<(i64, String)>, StoreError>;
+    /// Remembers `key` for `article` unless the key is taken.
+    fn add_key(&mut self, feed: &str, key: &str, article: i64) -> Result<(), StoreError>;
+    /// Points `key` at `article`, taking it from any other story.
+    fn move_key(&mut self, feed: &str, key: &str, article: i64) -> Result<(), StoreError>;
+    /// Drops `article`'s other keys of the same kind (prefix up to the first `:`) as `key`.
+    fn drop_stale(&mut self, article: i64, key: &str) -> Result<(), StoreError>;
+    /// A known item listed again: last seen now, its headline, link and text refreshed.
+    fn refresh(&mut self, article: i64, now: i64, a: &Article) -> Result<(), StoreError>;
+    /// A new item; `None` when its primary key exists already. An alertable one joins the
+    /// matcher's to-do list in the same transaction.
+    fn insert(&mut self, feed: &str, new: &NewItem<'_>) -> Result<Option<i64>, StoreError>;
+}
+
+/// What `ItemRows::insert` stores of a new item.
+pub(super) struct NewItem<'a> {
+    pub article: &'a Article,
+    pub authors: String,
+    pub categories: String,
+    pub published: Option<i64>,
+    pub now: i64,
+    pub alertable: bool,
+    pub seen_ms: i64,
 }
 
 /// Stores a poll's items. An item is known when its key or one of its alternate keys (its
@@ -34,7 +74,7 @@ pub(super) struct Items {
 /// is remembered (a loose key moves to the newest story that has it), so churning guids keep
 /// mapping to it.
 pub(super) fn store_items(
-    tx: &Transaction<'_>,
+    rows: &mut dyn ItemRows,
     feed: &str,
     articles: &[Article],
     now: DateTime<Utc>,
@@ -68,15 +108,6 @@ pub(super) fn store_items(
     };
     let alternates = unique_in_poll(&alternate_keys);
     let loose = unique_in_poll(&loose_keys);
-    // A known item's id, stored headline and link in one lookup.
-    let mut find = tx.prepare_cached(
-        "SELECT k.article, a.title, a.link FROM item_keys k JOIN articles a ON a.id = k.article
-         WHERE k.feed = ?1 AND k.key = ?2",
-    )?;
-    let mut find_loose = tx.prepare_cached(
-        "SELECT k.article, a.title FROM item_keys k JOIN articles a ON a.id = k.article
-         WHERE k.feed = ?1 AND k.key = ?2 AND a.last_seen >= ?3",
-    )?;
     // Pass 1: the item's own keys. Pass 2 (loose keys) may not take a story pass 1 found listed.
     let mut known: Vec<Option<(i64, String)>> = Vec::with_capacity(articles.len());
     let mut by_primary = vec![false; articles.len()];
@@ -86,9 +117,7 @@ pub(super) fn store_items(
     for (i, a) in articles.iter().enumerate() {
         let mut found: Option<(i64, String, Option<String>)> = None;
         for k in std::iter::once(&a.key).chain(&alternates[i]) {
-            found = find
-                .query_row(params![feed, k], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-                .optional()?;
+            found = rows.find(feed, k)?;
             if found.is_some() {
                 by_primary[i] = *k == a.key;
                 break;
@@ -106,9 +135,7 @@ pub(super) fn store_items(
             continue;
         }
         for k in &loose[i] {
-            let found: Option<(i64, String)> = find_loose
-                .query_row(params![feed, k, since], |r| Ok((r.get(0)?, r.get(1)?)))
-                .optional()?;
+            let found = rows.find_loose(feed, k, since)?;
             if let Some((id, title)) = found.filter(|(id, _)| !claimed.contains(id)) {
                 claimed.insert(id);
                 *slot = Some((id, title));
@@ -117,30 +144,6 @@ pub(super) fn store_items(
         }
     }
 
-    let mut add_key = tx.prepare_cached(
-        "INSERT OR IGNORE INTO item_keys (feed, key, article) VALUES (?1, ?2, ?3)",
-    )?;
-    let mut move_key = tx.prepare_cached(
-        "INSERT INTO item_keys (feed, key, article) VALUES (?1, ?2, ?3)
-         ON CONFLICT (feed, key) DO UPDATE SET article = excluded.article",
-    )?;
-    // A story holds only its current loose keys: one whose headline is edited daily must not
-    // collect a key per edit for as long as it is listed.
-    let mut drop_stale = tx.prepare_cached(
-        "DELETE FROM item_keys WHERE article = ?1 AND key != ?2
-             AND substr(key, 1, instr(key, ':')) = substr(?2, 1, instr(?2, ':'))",
-    )?;
-    let mut refresh = tx.prepare_cached(
-        "UPDATE articles SET last_seen = ?2, title = ?3, link = COALESCE(?4, link),
-             summary = ?5, content = ?6, text_pruned = 0
-         WHERE id = ?1",
-    )?;
-    let mut insert = tx.prepare_cached(
-        "INSERT INTO articles (feed, key, link, title, summary, content, authors, categories, lang,
-                               published, first_seen, last_seen, alertable, seen_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11, ?12, ?13)
-         ON CONFLICT (feed, key) DO NOTHING",
-    )?;
     let mut out = Items {
         inserted: Inserted::default(),
         retitled: 0,
@@ -150,7 +153,7 @@ pub(super) fn store_items(
         let fresh = known[i].is_none();
         let id = match known[i].take() {
             Some((id, before)) => {
-                refresh.execute(params![id, ts(now), a.title, a.link, a.summary, a.content])?;
+                rows.refresh(id, ts(now), a)?;
                 if before != a.title {
                     out.retitled += 1;
                 }
@@ -165,39 +168,29 @@ pub(super) fn store_items(
                         (Some(p), Some(c)) => p < c,
                         _ => false,
                     };
-                let n = insert.execute(params![
-                    feed,
-                    a.key,
-                    a.link,
-                    a.title,
-                    a.summary,
-                    a.content,
-                    serde_json::to_string(&a.authors)?,
-                    serde_json::to_string(&a.categories)?,
-                    a.lang,
-                    a.published.filter(|p| *p <= now + FUTURE_SLACK).map(ts),
-                    ts(now),
-                    !too_old,
-                    now.timestamp_millis(),
-                ])?;
-                if n == 0 {
+                let new = NewItem {
+                    article: a,
+                    authors: serde_json::to_string(&a.authors)?,
+                    categories: serde_json::to_string(&a.categories)?,
+                    published: a.published.filter(|p| *p <= now + FUTURE_SLACK).map(ts),
+                    now: ts(now),
+                    alertable: !too_old,
+                    seen_ms: now.timestamp_millis(),
+                };
+                let Some(id) = rows.insert(feed, &new)? else {
                     // The primary key exists without an item_keys row (cannot happen after the
                     // migration's backfill); treat it as known.
                     continue;
-                }
-                let id = tx.last_insert_rowid();
+                };
                 out.inserted.new += 1;
                 if !too_old {
                     out.inserted.alertable += 1;
-                    // In the same transaction as the article: the matcher's to-do list.
-                    tx.prepare_cached("INSERT INTO unmatched (article) VALUES (?1)")?
-                        .execute([id])?;
                 }
                 id
             }
         };
         for k in std::iter::once(&a.key).chain(&alternates[i]) {
-            add_key.execute(params![feed, k, id])?;
+            rows.add_key(feed, k, id)?;
         }
         // Written when a story is stored or changes: an unchanged listing (most of every poll)
         // costs no write here. (A story stored before loose keys existed gets them when it
@@ -206,81 +199,200 @@ pub(super) fn store_items(
             for k in &loose[i] {
                 // A story stored just now has no keys to drop.
                 if !fresh {
-                    drop_stale.execute(params![id, k])?;
+                    rows.drop_stale(id, k)?;
                 }
-                move_key.execute(params![feed, k, id])?;
+                rows.move_key(feed, k, id)?;
             }
         }
     }
     Ok(out)
 }
 
+/// SQLite's item rows: the poll's transaction, with every statement cached on the connection.
+pub(super) struct SqliteItems<'t, 'c>(pub &'t Transaction<'c>);
+
+impl ItemRows for SqliteItems<'_, '_> {
+    fn find(
+        &mut self,
+        feed: &str,
+        key: &str,
+    ) -> Result<Option<(i64, String, Option<String>)>, StoreError> {
+        Ok(self
+            .0
+            .prepare_cached(
+                "SELECT k.article, a.title, a.link FROM item_keys k
+                 JOIN articles a ON a.id = k.article WHERE k.feed = ?1 AND k.key = ?2",
+            )?
+            .query_row(params![feed, key], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .optional()?)
+    }
+
+    fn find_loose(
+        &mut self,
+        feed: &str,
+        key: &str,
+        since: i64,
+    ) -> Result<Option<(i64, String)>, StoreError> {
+        Ok(self
+            .0
+            .prepare_cached(
+                "SELECT k.article, a.title FROM item_keys k JOIN articles a ON a.id = k.article
+                 WHERE k.feed = ?1 AND k.key = ?2 AND a.last_seen >= ?3",
+            )?
+            .query_row(params![feed, key, since], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?)
+    }
+
+    fn add_key(&mut self, feed: &str, key: &str, article: i64) -> Result<(), StoreError> {
+        self.0
+            .prepare_cached(
+                "INSERT OR IGNORE INTO item_keys (feed, key, article) VALUES (?1, ?2, ?3)",
+            )?
+            .execute(params![feed, key, article])?;
+        Ok(())
+    }
+
+    fn move_key(&mut self, feed: &str, key: &str, article: i64) -> Result<(), StoreError> {
+        self.0
+            .prepare_cached(
+                "INSERT INTO item_keys (feed, key, article) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (feed, key) DO UPDATE SET article = excluded.article",
+            )?
+            .execute(params![feed, key, article])?;
+        Ok(())
+    }
+
+    fn drop_stale(&mut self, article: i64, key: &str) -> Result<(), StoreError> {
+        // A story holds only its current loose keys: one whose headline is edited daily must
+        // not collect a key per edit for as long as it is listed.
+        self.0
+            .prepare_cached(
+                "DELETE FROM item_keys WHERE article = ?1 AND key != ?2
+                     AND substr(key, 1, instr(key, ':')) = substr(?2, 1, instr(?2, ':'))",
+            )?
+            .execute(params![article, key])?;
+        Ok(())
+    }
+
+    fn refresh(&mut self, article: i64, now: i64, a: &Article) -> Result<(), StoreError> {
+        self.0
+            .prepare_cached(
+                "UPDATE articles SET last_seen = ?2, title = ?3, link = COALESCE(?4, link),
+                     summary = ?5, content = ?6, text_pruned = 0
+                 WHERE id = ?1",
+            )?
+            .execute(params![article, now, a.title, a.link, a.summary, a.content])?;
+        Ok(())
+    }
+
+    fn insert(&mut self, feed: &str, new: &NewItem<'_>) -> Result<Option<i64>, StoreError> {
+        let a = new.article;
+        let n = self
+            .0
+            .prepare_cached(
+                "INSERT INTO articles (feed, key, link, title, summary, content, authors,
+                                       categories, lang, published, first_seen, last_seen,
+                                       alertable, seen_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11, ?12, ?13)
+                 ON CONFLICT (feed, key) DO NOTHING",
+            )?
+            .execute(params![
+                feed,
+                a.key,
+                a.link,
+                a.title,
+                a.summary,
+                a.content,
+                new.authors,
+                new.categories,
+                a.lang,
+                new.published,
+                new.now,
+                new.alertable,
+                new.seen_ms,
+            ])?;
+        if n == 0 {
+            return Ok(None);
+        }
+        let id = self.0.last_insert_rowid();
+        if new.alertable {
+            // In the same transaction as the article: the matcher's to-do list.
+            self.0
+                .prepare_cached("INSERT INTO unmatched (article) VALUES (?1)")?
+                .execute([id])?;
+        }
+        Ok(Some(id))
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{DAY, art, feed, open, poll, t};
+    use super::super::testing::{DAY, art, feed, on_both_backends, poll, t};
     use crate::model::Article;
 
     /// (hours after the first poll, listed (key, headline), new items)
     type Poll<'a> = (i64, &'a [(&'a str, &'a str)], usize);
 
-    /// The loose layer's guards, poll by poll.
-    #[test]
-    fn a_headline_identifies_a_story_only_when_it_cannot_be_two() {
-        let (_dir, mut s) = open();
-        feed(&mut s, "f", "https://example.org/feed");
-        let story = |key: &str, title: &str| Article {
-            title: title.into(),
-            ..art(key, None)
-        };
-        let long = "Healey meets Hegseth in Washington";
-        #[rustfmt::skip]
-        let polls: &[Poll<'_>] = &[
-            (0, &[("a1", long)], 1),
-            // a new guid and link, the same headline, the old one gone: the same story
-            (1, &[("a2", long)], 0),
-            // the old guid back beside a newcomer with its headline: the headline is not unique
-            // in the poll, so the newcomer is a story of its own
-            (2, &[("a2", long), ("a3", long)], 1),
-            // a short, recurring headline identifies nothing
-            (3, &[("b1", "Morning briefing")], 1),
-            (4, &[("b2", "Morning briefing")], 1),
-            // twelve days after the headline was last listed (past the window): a new story
-            (12 * 24, &[("a4", long)], 1),
-        ];
-        for &(hours, items, want) in polls {
-            let now = t("2025-03-10T12:00:00Z") + chrono::Duration::hours(hours);
-            let items: Vec<_> = items.iter().map(|(k, h)| story(k, h)).collect();
-            let got = poll(&mut s, "f", &items, now, DAY * 365).new;
-            assert_eq!(got, want, "poll at hour {hours}");
+    on_both_backends! {
+        /// The loose layer's guards, poll by poll.
+        fn a_headline_identifies_a_story_only_when_it_cannot_be_two(s) {
+            feed(s, "f", "https://example.org/feed");
+            let story = |key: &str, title: &str| Article {
+                title: title.into(),
+                ..art(key, None)
+            };
+            let long = "Healey meets Hegseth in Washington";
+            #[rustfmt::skip]
+            let polls: &[Poll<'_>] = &[
+                (0, &[("a1", long)], 1),
+                // a new guid and link, the same headline, the old one gone: the same story
+                (1, &[("a2", long)], 0),
+                // the old guid back beside a newcomer with its headline: the headline is not unique
+                // in the poll, so the newcomer is a story of its own
+                (2, &[("a2", long), ("a3", long)], 1),
+                // a short, recurring headline identifies nothing
+                (3, &[("b1", "Morning briefing")], 1),
+                (4, &[("b2", "Morning briefing")], 1),
+                // twelve days after the headline was last listed (past the window): a new story
+                (12 * 24, &[("a4", long)], 1),
+            ];
+            for &(hours, items, want) in polls {
+                let now = t("2025-03-10T12:00:00Z") + chrono::Duration::hours(hours);
+                let items: Vec<_> = items.iter().map(|(k, h)| story(k, h)).collect();
+                let got = poll(s, "f", &items, now, DAY * 365).new;
+                assert_eq!(got, want, "poll at hour {hours}");
+            }
         }
     }
 
-    #[test]
-    fn a_date_far_in_the_future_is_not_believed() {
-        let (_dir, mut s) = open();
-        let now = t("2025-03-10T12:00:00Z");
-        feed(&mut s, "f", "https://example.org/feed");
-        // (item, its date, the date stored)
-        let cases = [
-            ("far", "2099-01-01T00:00:00Z", None),
-            ("max", "9999-12-31T23:59:59Z", None),
-            (
-                "tomorrow",
-                "2025-03-11T06:00:00Z",
-                Some("2025-03-11T06:00:00Z"),
-            ),
-            ("past", "2025-03-09T06:00:00Z", Some("2025-03-09T06:00:00Z")),
-        ];
-        let items: Vec<_> = cases.iter().map(|(k, p, _)| art(k, Some(p))).collect();
-        // A window of a year, so every item of the first poll is alertable (and pending).
-        poll(&mut s, "f", &items, now, DAY * 365);
-        let stored = s.pending_articles().expect("read the stored articles");
-        for (key, _, want) in cases {
-            let a = stored
-                .iter()
-                .find(|p| p.article.key == key)
-                .expect("every item is stored");
-            assert_eq!(a.article.published, want.map(t), "{key}");
+    on_both_backends! {
+        fn a_date_far_in_the_future_is_not_believed(s) {
+            let now = t("2025-03-10T12:00:00Z");
+            feed(s, "f", "https://example.org/feed");
+            // (item, its date, the date stored)
+            let cases = [
+                ("far", "2099-01-01T00:00:00Z", None),
+                ("max", "9999-12-31T23:59:59Z", None),
+                (
+                    "tomorrow",
+                    "2025-03-11T06:00:00Z",
+                    Some("2025-03-11T06:00:00Z"),
+                ),
+                ("past", "2025-03-09T06:00:00Z", Some("2025-03-09T06:00:00Z")),
+            ];
+            let items: Vec<_> = cases.iter().map(|(k, p, _)| art(k, Some(p))).collect();
+            // A window of a year, so every item of the first poll is alertable (and pending).
+            poll(s, "f", &items, now, DAY * 365);
+            let stored = s.pending_articles().expect("read the stored articles");
+            for (key, _, want) in cases {
+                let a = stored
+                    .iter()
+                    .find(|p| p.article.key == key)
+                    .expect("every item is stored");
+                assert_eq!(a.article.published, want.map(t), "{key}");
+            }
         }
     }
 }

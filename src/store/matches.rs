@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, params};
 
-use super::{Store, StoreError, from_ts, ts};
+use super::{Sqlite, StoreError, from_ts, ts};
 use crate::model::{PendingMatch, StoredHit};
 
 /// The rules one article matched (possibly none), as stored.
@@ -18,7 +18,7 @@ pub struct ArticleMatches {
     pub matches: Vec<(String, Vec<StoredHit>)>,
 }
 
-impl Store {
+impl Sqlite {
     /// Records the matcher's verdict on articles in one transaction: each listed article is marked
     /// matched (even with no rule matching) and its matches stored; every new match of a rule that
     /// `alert_routes` sends to alert sets (rule id → set names; absent: none) is queued as a pending
@@ -129,4 +129,43 @@ pub(super) fn pending_match(r: &rusqlite::Row<'_>) -> Result<PendingMatch, Store
         published: r.get::<_, Option<i64>>(9)?.map(from_ts),
         first_seen: from_ts(r.get(10)?),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{DAY, art, feed, hit, on_both_backends, poll, t};
+    use super::*;
+
+    on_both_backends! {
+        /// A verdict takes its articles off the to-do list and stores each match once: the same
+        /// verdict recorded again (a second node's, a retried one) stores nothing.
+        fn a_verdict_is_stored_once(s) {
+            let now = t("2025-03-10T12:00:00Z");
+            feed(s, "f", "https://example.org/feed");
+            poll(s, "f", &[art("a", None), art("b", None), art("c", None)], now, DAY);
+            let chunk = s.claim_pending_articles(now, 2).expect("claim");
+            let keys: Vec<&str> = chunk.iter().map(|p| p.article.key.as_str()).collect();
+            assert_eq!(keys, ["a", "b"]);
+            let verdict = vec![
+                ArticleMatches {
+                    article: chunk[0].id,
+                    matches: vec![("minerals".to_string(), vec![hit("minerals deal")])],
+                },
+                ArticleMatches {
+                    article: chunk[1].id,
+                    matches: vec![],
+                },
+            ];
+            let routes = HashMap::from([("minerals".to_string(), vec!["urgent".to_string()])]);
+            assert_eq!(s.record_matches(&verdict, now, &routes).expect("record"), 1);
+            assert_eq!(s.record_matches(&verdict, now, &routes).expect("again"), 0);
+            let left: Vec<String> = s
+                .pending_articles()
+                .expect("pending")
+                .into_iter()
+                .map(|p| p.article.key)
+                .collect();
+            assert_eq!(left, ["c"]);
+        }
+    }
 }

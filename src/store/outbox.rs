@@ -5,10 +5,10 @@
 use chrono::{DateTime, Utc};
 use rusqlite::{Transaction, params};
 
-use super::{Store, StoreError, from_ts, ts};
+use super::{Sqlite, StoreError, from_ts, ts};
 use crate::model::{AlertLatency, NewMessage, OutboxCounts, OutboxMessage, OutboxStatus};
 
-impl Store {
+impl Sqlite {
     /// Queued messages whose next attempt is due at `now`, oldest first. First commits every
     /// `sent` mark still owed (a message accepted while the disk was full): until those are
     /// durable this fails, so nothing is sent, least of all an accepted message again.
@@ -324,7 +324,7 @@ mod tests {
         let id = compose(&mut s, "main", now, &msg("<m@x>"));
         let later = now + chrono::Duration::minutes(5);
         assert_eq!(s.due_messages(now).unwrap().len(), 1);
-        s.conn
+        s.conn()
             .execute_batch(
                 "CREATE TRIGGER full BEFORE UPDATE ON outbox
                  BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END;",
@@ -335,7 +335,7 @@ mod tests {
             let err = s.due_messages(later).expect_err("nothing is handed out");
             assert!(err.to_string().contains("disk is full"), "{err}");
         }
-        s.conn.execute_batch("DROP TRIGGER full").unwrap();
+        s.conn().execute_batch("DROP TRIGGER full").unwrap();
         assert!(s.due_messages(later).unwrap().is_empty());
         let m = s.message(id).unwrap();
         assert_eq!(m.status, OutboxStatus::Sent);

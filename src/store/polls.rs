@@ -8,8 +8,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, Transaction, params};
 
-use super::items::store_items;
-use super::{Store, StoreError, from_ts, ts};
+use super::items::{SqliteItems, store_items};
+use super::{Sqlite, StoreError, from_ts, ts};
 use crate::model::{Article, Validators};
 use crate::policy::feed_health::{self, Health, HealthInput, NoticeKind, Thresholds};
 
@@ -83,7 +83,7 @@ pub(super) fn minus(now: DateTime<Utc>, d: Duration) -> i64 {
     ts(now).saturating_sub(secs(d))
 }
 
-impl Store {
+impl Sqlite {
     /// Records one poll in one transaction: items (new, known, retitled), schedule, errors,
     /// validators, redirect bookkeeping and health.
     pub fn record_poll(
@@ -164,32 +164,18 @@ fn record_poll_in(
             let window =
                 chrono::Duration::from_std(poll.new_feed_window).unwrap_or(chrono::Duration::MAX);
             let cutoff = now.checked_sub_signed(window);
-            let items = store_items(tx, feed, articles, now, first_poll, cutoff)?;
+            let items = store_items(
+                &mut SqliteItems(tx),
+                feed,
+                articles,
+                now,
+                first_poll,
+                cutoff,
+            )?;
             stored.inserted = items.inserted;
             stored.retitled = items.retitled;
-            stored.flood = items.inserted.new > poll.flood_at;
-            stored.churned = items.churned;
-            stored.churning = items.churned * 2 > articles.len();
-            let flood = stored.flood.then(|| {
-                format!(
-                    "flood: {} new items in one poll (more than {}); all stored and matched",
-                    items.inserted.new, poll.flood_at
-                )
-            });
-            let churn = stored.churning.then(|| {
-                format!(
-                    "guid churn: {} of {} listed items came back under new ids (known by link \
-                     or headline, not alerted again)",
-                    items.churned,
-                    articles.len()
-                )
-            });
-            let warning = match (flood, churn) {
-                (Some(f), Some(c)) => Some(format!("{f}; {c}")),
-                (f, c) => f.or(c),
-            };
-            let news = items.inserted.new > 0;
-            let (cadence, samples_add) = match (news, last_new) {
+            let warning = flood_and_churn(&mut stored, items.churned, articles.len(), poll);
+            let (cadence, samples_add) = match (items.inserted.new > 0, last_new) {
                 (true, Some(prev)) => {
                     let gap = Duration::from_secs(u64::try_from(ts(now) - prev).unwrap_or(0));
                     let prev_cadence = cadence
@@ -228,11 +214,7 @@ fn record_poll_in(
     stored.error_count = errors;
     stored.notice = notice;
     if let Some(kind) = notice {
-        let detail = match (kind, poll.result) {
-            (NoticeKind::Failing, PollResult::Failed { error }) => error.to_string(),
-            (NoticeKind::Silent, _) => "nothing new for much longer than usual".to_string(),
-            _ => String::new(),
-        };
+        let detail = notice_detail(kind, poll);
         tx.prepare_cached(
             "INSERT INTO feed_notices (feed, kind, at, detail) VALUES (?1, ?2, ?3, ?4)",
         )?
@@ -241,6 +223,44 @@ fn record_poll_in(
     tx.prepare_cached("UPDATE feeds SET health = ?2 WHERE name = ?1")?
         .execute(params![feed, health.as_str()])?;
     Ok(stored)
+}
+
+/// Sets the flood and churn flags of a successful poll (`stored.inserted` already set) and
+/// returns the feed's warning, if any. Both backends write it.
+pub(super) fn flood_and_churn(
+    stored: &mut PollStored,
+    churned: usize,
+    listed: usize,
+    poll: &PollRecord<'_>,
+) -> Option<String> {
+    stored.flood = stored.inserted.new > poll.flood_at;
+    stored.churned = churned;
+    stored.churning = churned * 2 > listed;
+    let flood = stored.flood.then(|| {
+        format!(
+            "flood: {} new items in one poll (more than {}); all stored and matched",
+            stored.inserted.new, poll.flood_at
+        )
+    });
+    let churn = stored.churning.then(|| {
+        format!(
+            "guid churn: {churned} of {listed} listed items came back under new ids (known by \
+             link or headline, not alerted again)"
+        )
+    });
+    match (flood, churn) {
+        (Some(f), Some(c)) => Some(format!("{f}; {c}")),
+        (f, c) => f.or(c),
+    }
+}
+
+/// What a health notice says, from the poll that produced it.
+pub(super) fn notice_detail(kind: NoticeKind, poll: &PollRecord<'_>) -> String {
+    match (kind, poll.result) {
+        (NoticeKind::Failing, PollResult::Failed { error }) => error.to_string(),
+        (NoticeKind::Silent, _) => "nothing new for much longer than usual".to_string(),
+        _ => String::new(),
+    }
 }
 
 /// A 301/308 target seen this poll: moves the effective URL once the same target was seen on two
@@ -318,125 +338,126 @@ fn assess_health(
 
 /// A due time in whole seconds, rounded up: stored rounded down, a feed was polled up to a second
 /// before its `min_interval` or Retry-After had passed.
-fn ts_up(t: DateTime<Utc>) -> i64 {
+pub(super) fn ts_up(t: DateTime<Utc>) -> i64 {
     t.timestamp()
         .saturating_add(i64::from(t.timestamp_subsec_nanos() > 0))
 }
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{DAY, art, feed, fetched, open, poll, t};
+    use super::super::testing::{DAY, art, feed, fetched, on_both_backends, poll, t};
     use super::*;
+    use crate::store::Store;
 
-    #[test]
-    fn second_insert_of_the_same_items_is_not_new() {
-        let (_dir, mut s) = open();
-        let now = t("2025-03-10T12:00:00Z");
-        feed(&mut s, "f", "https://example.org/feed");
-        let items = [art("a", Some("2025-03-10T10:00:00Z")), art("b", None)];
-        assert_eq!(
-            poll(&mut s, "f", &items, now, DAY),
-            Inserted {
-                new: 2,
-                alertable: 2
-            }
-        );
-        let items2 = [art("b", None), art("c", Some("2025-03-10T11:00:00Z"))];
-        assert_eq!(
-            poll(&mut s, "f", &items2, now, DAY),
-            Inserted {
-                new: 1,
-                alertable: 1
-            }
-        );
-        let keys: Vec<String> = s
-            .pending_articles()
-            .unwrap()
-            .into_iter()
-            .map(|p| p.article.key)
-            .collect();
-        assert_eq!(keys, ["a", "b", "c"]);
-    }
-
-    #[test]
-    fn first_poll_stores_old_items_as_seen_but_later_polls_alert_on_everything() {
-        // (key, published, alertable on the first poll)
-        let cases = [
-            ("fresh", Some("2025-03-10T00:00:00Z"), true),
-            ("edge", Some("2025-03-09T12:00:00Z"), true),
-            ("old", Some("2025-03-09T11:59:59Z"), false),
-            ("ancient", Some("2020-01-01T00:00:00Z"), false),
-            ("undated", None, true),
-        ];
-        let (_dir, mut s) = open();
-        let now = t("2025-03-10T12:00:00Z");
-        feed(&mut s, "f", "https://example.org/feed");
-        let items: Vec<Article> = cases.iter().map(|(k, p, _)| art(k, *p)).collect();
-        let expect_alertable = cases.iter().filter(|c| c.2).count();
-        assert_eq!(
-            poll(&mut s, "f", &items, now, DAY),
-            Inserted {
-                new: 5,
-                alertable: expect_alertable
-            }
-        );
-        let pending: Vec<String> = s
-            .pending_articles()
-            .unwrap()
-            .into_iter()
-            .map(|p| p.article.key)
-            .collect();
-        let expected: Vec<&str> = cases.iter().filter(|c| c.2).map(|c| c.0).collect();
-        assert_eq!(pending, expected);
-
-        // After the first successful poll, even an old item is news.
-        let later = [art("late-but-old", Some("2019-01-01T00:00:00Z"))];
-        assert_eq!(
-            poll(&mut s, "f", &later, now, DAY),
-            Inserted {
-                new: 1,
-                alertable: 1
-            }
-        );
-    }
-
-    #[test]
-    fn a_failed_first_poll_keeps_the_feed_new() {
-        let (_dir, mut s) = open();
-        let now = t("2025-03-10T12:00:00Z");
-        feed(&mut s, "f", "https://example.org/feed");
-        let none = Validators::default();
-        for error in ["HTTP status 500", "HTTP status 503"] {
-            let mut failed = fetched(None, &none, &[], now, DAY);
-            failed.result = PollResult::Failed { error };
-            s.record_poll("f", &failed).unwrap();
+    on_both_backends! {
+        fn second_insert_of_the_same_items_is_not_new(s) {
+            let now = t("2025-03-10T12:00:00Z");
+            feed(s, "f", "https://example.org/feed");
+            let items = [art("a", Some("2025-03-10T10:00:00Z")), art("b", None)];
+            assert_eq!(
+                poll(s, "f", &items, now, DAY),
+                Inserted {
+                    new: 2,
+                    alertable: 2
+                }
+            );
+            let items2 = [art("b", None), art("c", Some("2025-03-10T11:00:00Z"))];
+            assert_eq!(
+                poll(s, "f", &items2, now, DAY),
+                Inserted {
+                    new: 1,
+                    alertable: 1
+                }
+            );
+            let keys: Vec<String> = s
+                .pending_articles()
+                .unwrap()
+                .into_iter()
+                .map(|p| p.article.key)
+                .collect();
+            assert_eq!(keys, ["a", "b", "c"]);
         }
-        let st = s.feed_state("f").unwrap().unwrap();
-        assert_eq!(
-            (st.error_count, st.last_error.as_deref()),
-            (2, Some("HTTP status 503"))
-        );
-        let items = [art("old", Some("2020-01-01T00:00:00Z"))];
-        let v = Validators {
-            etag: Some("\"x\"".into()),
-            last_modified: None,
-        };
-        let got = s
-            .record_poll("f", &fetched(Some("Feed"), &v, &items, now, DAY))
-            .unwrap();
-        assert_eq!(
-            got.inserted,
-            Inserted {
-                new: 1,
-                alertable: 0
+    }
+
+    on_both_backends! {
+        fn first_poll_stores_old_items_as_seen_but_later_polls_alert_on_everything(s) {
+            // (key, published, alertable on the first poll)
+            let cases = [
+                ("fresh", Some("2025-03-10T00:00:00Z"), true),
+                ("edge", Some("2025-03-09T12:00:00Z"), true),
+                ("old", Some("2025-03-09T11:59:59Z"), false),
+                ("ancient", Some("2020-01-01T00:00:00Z"), false),
+                ("undated", None, true),
+            ];
+            let now = t("2025-03-10T12:00:00Z");
+            feed(s, "f", "https://example.org/feed");
+            let items: Vec<Article> = cases.iter().map(|(k, p, _)| art(k, *p)).collect();
+            let expect_alertable = cases.iter().filter(|c| c.2).count();
+            assert_eq!(
+                poll(s, "f", &items, now, DAY),
+                Inserted {
+                    new: 5,
+                    alertable: expect_alertable
+                }
+            );
+            let pending: Vec<String> = s
+                .pending_articles()
+                .unwrap()
+                .into_iter()
+                .map(|p| p.article.key)
+                .collect();
+            let expected: Vec<&str> = cases.iter().filter(|c| c.2).map(|c| c.0).collect();
+            assert_eq!(pending, expected);
+
+            // After the first successful poll, even an old item is news.
+            let later = [art("late-but-old", Some("2019-01-01T00:00:00Z"))];
+            assert_eq!(
+                poll(s, "f", &later, now, DAY),
+                Inserted {
+                    new: 1,
+                    alertable: 1
+                }
+            );
+        }
+    }
+
+    on_both_backends! {
+        fn a_failed_first_poll_keeps_the_feed_new(s) {
+            let now = t("2025-03-10T12:00:00Z");
+            feed(s, "f", "https://example.org/feed");
+            let none = Validators::default();
+            for error in ["HTTP status 500", "HTTP status 503"] {
+                let mut failed = fetched(None, &none, &[], now, DAY);
+                failed.result = PollResult::Failed { error };
+                s.record_poll("f", &failed).unwrap();
             }
-        );
-        let st = s.feed_state("f").unwrap().unwrap();
-        assert_eq!(st.error_count, 0);
-        assert_eq!(st.last_error, None);
-        assert_eq!(st.validators, v);
-        assert_eq!(st.title.as_deref(), Some("Feed"));
-        assert_eq!(st.last_success, Some(now));
+            let st = s.feed_state("f").unwrap().unwrap();
+            assert_eq!(
+                (st.error_count, st.last_error.as_deref()),
+                (2, Some("HTTP status 503"))
+            );
+            let items = [art("old", Some("2020-01-01T00:00:00Z"))];
+            let v = Validators {
+                etag: Some("\"x\"".into()),
+                last_modified: None,
+            };
+            let got = s
+                .record_poll("f", &fetched(Some("Feed"), &v, &items, now, DAY))
+                .unwrap();
+            assert_eq!(
+                got.inserted,
+                Inserted {
+                    new: 1,
+                    alertable: 0
+                }
+            );
+            let st = s.feed_state("f").unwrap().unwrap();
+            assert_eq!(st.error_count, 0);
+            assert_eq!(st.last_error, None);
+            assert_eq!(st.validators, v);
+            assert_eq!(st.title.as_deref(), Some("Feed"));
+            assert_eq!(st.last_success, Some(now));
+        }
     }
 
     #[test]
@@ -460,7 +481,7 @@ mod tests {
             s.ensure_feeds(feeds.iter().copied().zip(urls.iter().map(String::as_str)))
                 .expect("feeds");
             if let Some(f) = failing {
-                s.conn
+                s.conn()
                     .execute_batch(&format!(
                         "CREATE TRIGGER tear BEFORE UPDATE ON feeds
                          WHEN NEW.name = '{f}' AND NEW.etag IS NOT NULL
@@ -492,7 +513,7 @@ mod tests {
             }
             for (f, want) in feeds.iter().zip(want) {
                 let stored: usize = s
-                    .conn
+                    .conn()
                     .query_row("SELECT COUNT(*) FROM articles WHERE feed = ?1", [f], |r| {
                         r.get(0)
                     })

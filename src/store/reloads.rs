@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, params};
 
-use super::{Store, StoreError, from_ts, ts};
+use super::{Sqlite, StoreError, from_ts, ts};
 
 /// One reload of the daemon's config and rules, as `status` shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,7 +16,7 @@ pub struct ReloadInfo {
     pub detail: String,
 }
 
-impl Store {
+impl Sqlite {
     pub fn record_reload(
         &self,
         at: DateTime<Utc>,
@@ -45,5 +45,29 @@ impl Store {
                 },
             )
             .optional()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{on_both_backends, t};
+    use super::ReloadInfo;
+
+    on_both_backends! {
+        /// `status` shows the latest reload, applied or refused; none before the first.
+        fn the_last_reload_is_the_latest(s) {
+            assert_eq!(s.last_reload().expect("none yet"), None);
+            s.record_reload(t("2026-01-01T10:00:00Z"), true, "12 rules").expect("record");
+            s.record_reload(t("2026-01-01T11:00:00Z"), false, "rules.toml:3: bad")
+                .expect("record");
+            assert_eq!(
+                s.last_reload().expect("read"),
+                Some(ReloadInfo {
+                    at: t("2026-01-01T11:00:00Z"),
+                    applied: false,
+                    detail: "rules.toml:3: bad".into(),
+                })
+            );
+        }
     }
 }

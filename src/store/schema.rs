@@ -2,7 +2,7 @@
 //! (`PRAGMA user_version` counts them), and the version check. Append only: a shipped migration is
 //! never edited. No queries of the data here.
 
-use super::{Store, StoreError};
+use super::{Sqlite, StoreError};
 
 /// Each entry migrates the schema from version `i` to `i + 1` (`PRAGMA user_version`).
 /// Append only: a shipped migration is never edited.
@@ -222,7 +222,7 @@ pub(super) fn channel_outbox_version() -> i64 {
 /// The schema version that records latencies (`seen_ms`, `matched_ms`, `sent_ms`).
 pub(super) const LATENCY_VERSION: i64 = 9;
 
-impl Store {
+impl Sqlite {
     pub(super) fn migrate(&mut self) -> Result<(), StoreError> {
         let tx = self.conn.transaction()?;
         let version: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
@@ -259,6 +259,7 @@ mod tests {
     use super::super::{DB_FILE, PollResult};
     use super::*;
     use crate::model::{Article, Validators};
+    use crate::store::Store;
 
     fn art(key: &str, title: &str) -> Article {
         Article {

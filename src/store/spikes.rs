@@ -6,10 +6,10 @@
 use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, params};
 
-use super::{Store, StoreError, from_ts, ts};
+use super::{Sqlite, StoreError, from_ts, ts};
 use crate::model::SpikeHeadline;
 
-impl Store {
+impl Sqlite {
     /// Rule `rule`'s matches whose article was first seen after `since`: (first seen, feed).
     pub fn rule_match_times(
         &self,

@@ -1,6 +1,9 @@
 //! Helpers for the store's unit tests, writing the way production writes (`ensure_feeds`,
-//! `record_poll`, a `ComposeTx`): a store in a temp dir, polls, matches, composed digests. Test
-//! builds only; never a second write path.
+//! `record_poll`, a `ComposeTx`): a store in a temp dir, polls, matches, composed digests; and
+//! `on_both_backends!`, which runs a behaviour test on SQLite and on a real PostgreSQL
+//! (`testing/postgres`). Test builds only; never a second write path.
+
+pub(crate) mod postgres;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -25,6 +28,41 @@ pub(super) fn open() -> (tempfile::TempDir, Store) {
     let store = Store::open(&dir.path().join("state")).expect("open store");
     (dir, store)
 }
+
+/// A fresh store on its own database of the test PostgreSQL, as node `node`.
+pub(super) fn open_postgres(node: &str) -> Store {
+    Store::open_postgres(&postgres::fresh_database(node)).expect("open PostgreSQL store")
+}
+
+/// `on_both_backends! { fn name(s) { ... } ... }` writes each test twice, as `name::sqlite` and
+/// `name::postgres`, with `s: &mut Store` a fresh store of that backend: one behaviour, one
+/// body, both backends.
+macro_rules! on_both_backends {
+    ($($(#[$attr:meta])* fn $name:ident($s:ident) $body:block)*) => {
+        $(
+            $(#[$attr])*
+            mod $name {
+                #[allow(clippy::wildcard_imports)]
+                use super::*;
+
+                #[test]
+                fn sqlite() {
+                    let (_dir, mut store) = $crate::store::testing::open();
+                    let $s: &mut $crate::store::Store = &mut store;
+                    $body
+                }
+
+                #[test]
+                fn postgres() {
+                    let mut store = $crate::store::testing::open_postgres("node-a");
+                    let $s: &mut $crate::store::Store = &mut store;
+                    $body
+                }
+            }
+        )*
+    };
+}
+pub(crate) use on_both_backends;
 
 /// Configures feed `name` at `url`, as start-up and reloads do.
 pub(super) fn feed(s: &mut Store, name: &str, url: &str) {

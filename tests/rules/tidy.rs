@@ -96,7 +96,9 @@ fn only_in(needle: &str, why: &str, skip_tests: bool, allowed: impl Fn(&str) -> 
 
 #[test]
 fn only_store_speaks_sql() {
-    only_in("rusqlite", "src/store", false, |p| in_module(p, "store"));
+    for needle in ["rusqlite", "postgres::", "r2d2"] {
+        only_in(needle, "src/store", false, |p| in_module(p, "store"));
+    }
 }
 
 #[test]

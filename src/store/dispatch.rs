@@ -1,0 +1,152 @@
+//! The store contract: every public `Store` method, forwarded to the backend that holds the state
+//! (`Sqlite`, or `pg::Postgres`). A method a new table brings is one line here, plus its SQLite
+//! and PostgreSQL bodies (the PostgreSQL one may be `pg::unported!` until written). No SQL here.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use super::{
+    ArticleMatches, Backend, ComposeTx, DigestInfo, FeedNotice, FeedRecord, FeedState, Lease,
+    NodeInfo, PendingArticle, PollRecord, PollStored, Pruned, ReloadInfo, RowCounts, Store,
+    StoreError, StoredArticle,
+};
+use crate::model::{
+    AlertLatency, ChannelCounts, ChannelMessage, OutboxCounts, OutboxMessage, SpikeHeadline,
+};
+
+/// `contract! { shared: fn a(x: T) -> R; ... exclusive: fn b(...) -> R; ... }` writes, for each,
+/// `pub fn` on `Store` that calls the same method on the backend in use (`&self` for `shared`,
+/// `&mut self` for `exclusive`).
+macro_rules! contract {
+    (
+        shared: $(fn $s:ident($($sa:ident: $st:ty),*) -> $sr:ty;)*
+        exclusive: $(fn $m:ident($($ma:ident: $mt:ty),*) -> $mr:ty;)*
+    ) => {
+        impl Store {
+            $(
+                pub fn $s(&self, $($sa: $st),*) -> $sr {
+                    match &self.backend {
+                        Backend::Sqlite(b) => b.$s($($sa),*),
+                        Backend::Postgres(b) => b.$s($($sa),*),
+                    }
+                }
+            )*
+            $(
+                pub fn $m(&mut self, $($ma: $mt),*) -> $mr {
+                    match &mut self.backend {
+                        Backend::Sqlite(b) => b.$m($($ma),*),
+                        Backend::Postgres(b) => b.$m($($ma),*),
+                    }
+                }
+            )*
+        }
+    };
+}
+
+contract! {
+    shared:
+    // schema.rs
+    fn schema_version() -> Result<i64, StoreError>;
+    // feeds.rs
+    fn failing_feeds() -> Result<Vec<String>, StoreError>;
+    fn feed_state(name: &str) -> Result<Option<FeedState>, StoreError>;
+    fn feed_record(name: &str) -> Result<Option<FeedRecord>, StoreError>;
+    fn feed_records() -> Result<Vec<FeedRecord>, StoreError>;
+    fn feed_notices(since: DateTime<Utc>) -> Result<Vec<FeedNotice>, StoreError>;
+    fn feed_warnings() -> Result<Vec<(String, String)>, StoreError>;
+    // articles.rs
+    fn pending_articles() -> Result<Vec<PendingArticle>, StoreError>;
+    fn pending_articles_after(after: i64, limit: usize) -> Result<Vec<PendingArticle>, StoreError>;
+    fn articles_since(cutoff: DateTime<Utc>) -> Result<Vec<StoredArticle>, StoreError>;
+    fn row_counts() -> Result<RowCounts, StoreError>;
+    // alerts.rs
+    fn pending_alerts(set: &str) -> Result<Vec<(i64, DateTime<Utc>)>, StoreError>;
+    fn alerts_composed_since(set: &str, since: DateTime<Utc>) -> Result<usize, StoreError>;
+    // digests.rs
+    fn digest_last_slot(name: &str) -> Result<Option<DateTime<Utc>>, StoreError>;
+    fn last_digest_time(name: &str) -> Result<Option<DateTime<Utc>>, StoreError>;
+    fn recent_digests(limit: usize) -> Result<Vec<DigestInfo>, StoreError>;
+    // outbox.rs
+    fn message(id: i64) -> Result<OutboxMessage, StoreError>;
+    fn alert_latencies(since: DateTime<Utc>) -> Result<Vec<AlertLatency>, StoreError>;
+    fn outbox_counts() -> Result<OutboxCounts, StoreError>;
+    fn next_outbox_attempt() -> Result<Option<DateTime<Utc>>, StoreError>;
+    // reloads.rs
+    fn record_reload(at: DateTime<Utc>, applied: bool, detail: &str) -> Result<(), StoreError>;
+    fn last_reload() -> Result<Option<ReloadInfo>, StoreError>;
+    // pg/nodes.rs (cluster; on SQLite the one node is the whole cluster)
+    fn nodes() -> Result<Vec<NodeInfo>, StoreError>;
+    // channels.rs
+    fn due_channel_messages(now: DateTime<Utc>) -> Result<Vec<ChannelMessage>, StoreError>;
+    fn channel_message(id: i64) -> Result<ChannelMessage, StoreError>;
+    fn next_channel_attempt() -> Result<Option<DateTime<Utc>>, StoreError>;
+    fn channel_counts() -> Result<Vec<ChannelCounts>, StoreError>;
+    // spikes.rs
+    fn rule_match_times(rule: &str, since: DateTime<Utc>)
+        -> Result<Vec<(DateTime<Utc>, String)>, StoreError>;
+    fn rule_headlines(rule: &str, since: DateTime<Utc>, limit: usize)
+        -> Result<Vec<SpikeHeadline>, StoreError>;
+    fn spike_surging(spike: &str, rule: &str) -> Result<bool, StoreError>;
+
+    exclusive:
+    // feeds.rs
+    fn ensure_feed_list(feeds: &[(&str, &str)]) -> Result<(), StoreError>;
+    // articles.rs
+    fn prune(now: DateTime<Utc>, retention: Duration, keep_identities: Duration)
+        -> Result<Pruned, StoreError>;
+    // alerts.rs
+    fn release_orphaned_alerts(configured: &[String]) -> Result<usize, StoreError>;
+    // matches.rs
+    fn record_matches(
+        results: &[ArticleMatches],
+        now: DateTime<Utc>,
+        alert_routes: &HashMap<String, Vec<String>>
+    ) -> Result<usize, StoreError>;
+    // compose.rs
+    fn begin_compose() -> Result<ComposeTx<'_>, StoreError>;
+    // outbox.rs
+    fn due_messages(now: DateTime<Utc>) -> Result<Vec<OutboxMessage>, StoreError>;
+    fn mark_sent(id: i64, now: DateTime<Utc>) -> Result<Vec<AlertLatency>, StoreError>;
+    fn mark_retry(id: i64, error: &str, next_attempt: DateTime<Utc>) -> Result<(), StoreError>;
+    fn mark_failed(id: i64, error: &str) -> Result<(), StoreError>;
+    // polls.rs
+    fn record_poll(feed: &str, poll: &PollRecord<'_>) -> Result<PollStored, StoreError>;
+    fn record_polls(polls: &[(&str, PollRecord<'_>)]) -> Result<Vec<PollStored>, StoreError>;
+    // pg/nodes.rs, pg/leases.rs (cluster)
+    fn heartbeat(node: &NodeInfo) -> Result<(), StoreError>;
+    fn claim_feeds(names: &[&str], now: DateTime<Utc>, limit: usize)
+        -> Result<Vec<Lease>, StoreError>;
+    fn release_feeds(names: &[&str]) -> Result<(), StoreError>;
+    fn claim_pending_articles(now: DateTime<Utc>, limit: usize)
+        -> Result<Vec<PendingArticle>, StoreError>;
+    fn holds_message(id: i64, now: DateTime<Utc>) -> Result<bool, StoreError>;
+    // channels.rs
+    fn queue_channel_message(source: &str, channel: &str, payload: &str, now: DateTime<Utc>)
+        -> Result<i64, StoreError>;
+    fn mark_channel_sent(id: i64, now: DateTime<Utc>) -> Result<(), StoreError>;
+    fn mark_channel_retry(id: i64, error: &str, next_attempt: DateTime<Utc>)
+        -> Result<(), StoreError>;
+    fn mark_channel_failed(id: i64, error: &str) -> Result<(), StoreError>;
+    // spikes.rs
+    fn record_spike(
+        spike: &str,
+        rule: &str,
+        surging: bool,
+        alert: Option<(&[String], &str)>,
+        now: DateTime<Utc>
+    ) -> Result<(), StoreError>;
+}
+
+impl Store {
+    /// Makes sure every configured `(name, url)` has a row and its URL is current (see the
+    /// backends' `ensure_feed_list`), in one transaction.
+    pub fn ensure_feeds<'f>(
+        &mut self,
+        feeds: impl IntoIterator<Item = (&'f str, &'f str)>,
+    ) -> Result<(), StoreError> {
+        let list: Vec<(&str, &str)> = feeds.into_iter().collect();
+        self.ensure_feed_list(&list)
+    }
+}

@@ -1,0 +1,213 @@
+//! What one poll writes on PostgreSQL, in one transaction with its feed's other changes: the
+//! same books as SQLite's `polls.rs` (items through `pg/items.rs`, validators and schedule,
+//! errors, redirects, cadence and health with their notices), decided by the same pure code.
+//! Commits skip the WAL flush (`synchronous_commit = off`), as SQLite's poll commits skip the
+//! fsync: a lost batch is fetched again, and the outbox's commits flush it with theirs.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use postgres::Transaction;
+
+use super::items::store_items;
+use super::{Postgres, from_ts, ts, unsigned};
+use crate::policy::feed_health::{self, Health, HealthInput, NoticeKind, Thresholds};
+use crate::store::polls::{REDIRECT_REPEATS, flood_and_churn, secs, ts_up};
+use crate::store::{PollRecord, PollResult, PollStored, StoreError};
+
+impl Postgres {
+    pub(crate) fn record_poll(
+        &mut self,
+        feed: &str,
+        poll: &PollRecord<'_>,
+    ) -> Result<PollStored, StoreError> {
+        let mut stored = self.record_polls(&[(feed, *poll)])?;
+        Ok(stored.pop().unwrap_or_default())
+    }
+
+    /// As SQLite's: all or nothing, in order.
+    pub(crate) fn record_polls(
+        &mut self,
+        polls: &[(&str, PollRecord<'_>)],
+    ) -> Result<Vec<PollStored>, StoreError> {
+        let mut conn = self.conn()?;
+        let mut tx = conn.transaction()?;
+        tx.batch_execute("SET LOCAL synchronous_commit = off")?;
+        let stored = polls
+            .iter()
+            .map(|(feed, poll)| record_poll_in(&mut tx, feed, poll))
+            .collect::<Result<Vec<_>, _>>()?;
+        tx.commit()?;
+        Ok(stored)
+    }
+}
+
+fn record_poll_in(
+    tx: &mut Transaction<'_>,
+    feed: &str,
+    poll: &PollRecord<'_>,
+) -> Result<PollStored, StoreError> {
+    let now = poll.now;
+    let mut stored = PollStored::default();
+    match poll.result {
+        PollResult::Failed { error } => {
+            tx.execute(
+                "UPDATE feeds SET last_error = $2, error_count = error_count + 1,
+                         failing_since = COALESCE(failing_since, $3), next_due = $4,
+                         polls = polls + 1
+                     WHERE name = $1",
+                &[&feed, &error, &ts(now), &ts_up(poll.next_due)],
+            )?;
+        }
+        PollResult::NotModified { permanent_redirect } => {
+            tx.execute(
+                "UPDATE feeds SET last_success = $2, last_error = NULL, error_count = 0,
+                         failing_since = NULL, next_due = $3, polls = polls + 1
+                     WHERE name = $1",
+                &[&feed, &ts(now), &ts_up(poll.next_due)],
+            )?;
+            stored.moved_to = note_redirect(tx, feed, permanent_redirect)?;
+        }
+        PollResult::Fetched {
+            title,
+            validators,
+            articles,
+            hint_ttl,
+            permanent_redirect,
+        } => {
+            let (first_poll, last_new, cadence): (bool, Option<i64>, Option<i64>) = tx
+                .query_opt(
+                    "SELECT last_success IS NULL OR catching_up = 1, last_new_item, cadence
+                     FROM feeds WHERE name = $1",
+                    &[&feed],
+                )?
+                .map_or((true, None, None), |r| (r.get(0), r.get(1), r.get(2)));
+            let window =
+                chrono::Duration::from_std(poll.new_feed_window).unwrap_or(chrono::Duration::MAX);
+            let cutoff = now.checked_sub_signed(window);
+            let items = store_items(tx, feed, articles, now, first_poll, cutoff)?;
+            stored.inserted = items.inserted;
+            stored.retitled = items.retitled;
+            let warning = flood_and_churn(&mut stored, items.churned, articles.len(), poll);
+            let (cadence, samples_add): (Option<i64>, i64) =
+                match (items.inserted.new > 0, last_new) {
+                    (true, Some(prev)) => {
+                        let gap = Duration::from_secs(u64::try_from(ts(now) - prev).unwrap_or(0));
+                        let prev_cadence = cadence
+                            .and_then(|c| u64::try_from(c).ok())
+                            .map(Duration::from_secs);
+                        (Some(secs(feed_health::next_cadence(prev_cadence, gap))), 1)
+                    }
+                    _ => (cadence, 0),
+                };
+            let new = i64::try_from(items.inserted.new).unwrap_or(i64::MAX);
+            tx.execute(
+                "UPDATE feeds SET title = $2, etag = $3, last_modified = $4, last_success = $5,
+                         last_error = NULL, error_count = 0, failing_since = NULL, next_due = $6,
+                         hint_ttl = $7, catching_up = 0, warning = $8, items_seen = items_seen + $9,
+                         last_new_item = CASE WHEN $9 > 0 THEN $5 ELSE last_new_item END,
+                         cadence = $10, cadence_samples = cadence_samples + $11,
+                         polls = polls + 1
+                     WHERE name = $1",
+                &[
+                    &feed,
+                    &title,
+                    &validators.etag.as_deref(),
+                    &validators.last_modified.as_deref(),
+                    &ts(now),
+                    &ts_up(poll.next_due),
+                    &hint_ttl.map(secs),
+                    &warning,
+                    &new,
+                    &cadence,
+                    &samples_add,
+                ],
+            )?;
+            stored.moved_to = note_redirect(tx, feed, permanent_redirect)?;
+        }
+    }
+    let (health, notice, errors) = assess_health(tx, feed, now, &poll.thresholds)?;
+    stored.error_count = errors;
+    stored.notice = notice;
+    if let Some(kind) = notice {
+        let detail = crate::store::polls::notice_detail(kind, poll);
+        tx.execute(
+            "INSERT INTO feed_notices (feed, kind, at, detail) VALUES ($1, $2, $3, $4)",
+            &[&feed, &kind.as_str(), &ts(now), &detail],
+        )?;
+    }
+    tx.execute(
+        "UPDATE feeds SET health = $2 WHERE name = $1",
+        &[&feed, &health.as_str()],
+    )?;
+    Ok(stored)
+}
+
+/// As SQLite's `note_redirect`: the effective URL moves on the second consecutive sighting.
+fn note_redirect(
+    tx: &mut Transaction<'_>,
+    feed: &str,
+    target: Option<&str>,
+) -> Result<Option<String>, StoreError> {
+    let Some(target) = target else {
+        tx.execute(
+            "UPDATE feeds SET redirect_target = NULL, redirect_seen = 0 WHERE name = $1",
+            &[&feed],
+        )?;
+        return Ok(None);
+    };
+    let row = tx.query_one(
+        "SELECT redirect_target, redirect_seen FROM feeds WHERE name = $1",
+        &[&feed],
+    )?;
+    let (previous, seen): (Option<String>, i64) = (row.get(0), row.get(1));
+    let seen: u32 = if previous.as_deref() == Some(target) {
+        unsigned::<u32>(seen) + 1
+    } else {
+        1
+    };
+    if seen >= REDIRECT_REPEATS {
+        tx.execute(
+            "UPDATE feeds SET effective_url = $2, redirect_target = NULL, redirect_seen = 0
+             WHERE name = $1",
+            &[&feed, &target],
+        )?;
+        return Ok(Some(target.to_string()));
+    }
+    tx.execute(
+        "UPDATE feeds SET redirect_target = $2, redirect_seen = $3 WHERE name = $1",
+        &[&feed, &target, &i64::from(seen)],
+    )?;
+    Ok(None)
+}
+
+fn assess_health(
+    tx: &mut Transaction<'_>,
+    feed: &str,
+    now: DateTime<Utc>,
+    thresholds: &Thresholds,
+) -> Result<(Health, Option<NoticeKind>, u32), StoreError> {
+    let Some(r) = tx.query_opt(
+        "SELECT health, error_count, failing_since, last_new_item, cadence, cadence_samples
+         FROM feeds WHERE name = $1",
+        &[&feed],
+    )?
+    else {
+        return Ok((Health::Ok, None, 0));
+    };
+    let input = HealthInput {
+        health: Health::parse(r.get(0)),
+        error_count: unsigned(r.get(1)),
+        failing_since: r.get::<_, Option<i64>>(2).map(from_ts),
+        last_new_item: r.get::<_, Option<i64>>(3).map(from_ts),
+        cadence: r
+            .get::<_, Option<i64>>(4)
+            .and_then(|c| u64::try_from(c).ok())
+            .map(Duration::from_secs),
+        cadence_samples: unsigned(r.get(5)),
+        now,
+    };
+    let errors = input.error_count;
+    let (health, notice) = feed_health::assess(&input, thresholds);
+    Ok((health, notice, errors))
+}
