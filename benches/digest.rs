@@ -125,6 +125,7 @@ fn pending_store(dir: &std::path::Path, now: chrono::DateTime<Utc>) -> Store {
                 authors: Vec::new(),
                 categories: Vec::new(),
                 lang: None,
+                lang_detected: Some("en".into()),
                 published: Some(now - chrono::Duration::seconds((f * per_feed + i) as i64)),
             })
             .collect();

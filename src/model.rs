@@ -22,6 +22,9 @@ pub struct Article {
     pub categories: Vec<String>,
     /// Declared language tag (`en-GB`), item level or inherited from the feed.
     pub lang: Option<String>,
+    /// The language detected from the text when none is declared (`parse::language`); `None`
+    /// whenever `lang` is set, so a declared language always wins.
+    pub lang_detected: Option<String>,
     pub published: Option<DateTime<Utc>>,
 }
 

@@ -31,6 +31,8 @@ mod hostile_smtp;
 mod polling;
 #[path = "pipeline/polling_store.rs"]
 mod polling_store;
+#[path = "pipeline/sources_lang.rs"]
+mod sources_lang;
 #[path = "pipeline/streaming.rs"]
 mod streaming;
 

@@ -137,8 +137,8 @@ pub(super) fn store_items(
     )?;
     let mut insert = tx.prepare_cached(
         "INSERT INTO articles (feed, key, link, title, summary, content, authors, categories, lang,
-                               published, first_seen, last_seen, alertable, seen_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11, ?12, ?13)
+                               published, first_seen, last_seen, alertable, seen_ms, lang_detected)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11, ?12, ?13, ?14)
          ON CONFLICT (feed, key) DO NOTHING",
     )?;
     let mut out = Items {
@@ -179,6 +179,7 @@ pub(super) fn store_items(
                     ts(now),
                     !too_old,
                     now.timestamp_millis(),
+                    a.lang_detected,
                 ])?;
                 if n == 0 {
                     // The primary key exists without an item_keys row (cannot happen after the

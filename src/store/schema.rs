@@ -181,6 +181,11 @@ ALTER TABLE articles ADD COLUMN seen_ms INTEGER;
 ALTER TABLE matches ADD COLUMN matched_ms INTEGER;
 ALTER TABLE alert_items ADD COLUMN sent_ms INTEGER;
 ",
+    r"
+-- issue 20: the language detected from an article's text when its feed declares none
+-- (`articles.lang` stays the declared one; `lang:` reads the declared, else the detected).
+ALTER TABLE articles ADD COLUMN lang_detected TEXT;
+",
 ];
 
 /// The schema version that records latencies (`seen_ms`, `matched_ms`, `sent_ms`).
