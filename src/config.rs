@@ -9,6 +9,7 @@ mod delivery;
 mod digests;
 mod format;
 mod load;
+mod request;
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::PathBuf;
@@ -26,6 +27,7 @@ use crate::policy::schedule::Schedule;
 
 pub use crate::units::parse_duration;
 pub use format::HumanDuration;
+pub use request::{FeedAuth, ProxyChoice, RequestSettings};
 
 /// A configuration problem at a place in the file.
 pub type ConfigError = Diagnostic;
@@ -108,6 +110,8 @@ pub struct FetchSettings {
     pub concurrency: usize,
     /// Poll interval of feeds that do not set their own.
     pub default_interval: Duration,
+    /// `[fetch] proxy`: every feed's requests go through it unless the feed says otherwise.
+    pub proxy: Option<Url>,
 }
 
 impl Default for FetchSettings {
@@ -118,6 +122,7 @@ impl Default for FetchSettings {
             max_body_bytes: 10 * 1024 * 1024,
             concurrency: 8,
             default_interval: Duration::from_secs(15 * 60),
+            proxy: None,
         }
     }
 }
@@ -172,6 +177,8 @@ pub struct FeedConfig {
     pub tags: Vec<String>,
     /// Let this feed's redirects reach loopback, private and link-local addresses.
     pub allow_private_network: bool,
+    /// Headers, cookie, auth and proxy (issue 20); shared, so a poll does not copy secrets.
+    pub request: std::sync::Arc<RequestSettings>,
 }
 
 #[derive(Debug)]

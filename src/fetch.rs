@@ -5,6 +5,7 @@
 
 pub mod host_gate;
 pub mod netpolicy;
+mod request;
 pub mod sniff;
 
 use std::net::{IpAddr, SocketAddr};
@@ -109,6 +110,9 @@ pub enum FetchError {
     },
     #[error("empty response body")]
     EmptyBody,
+    /// A configured header the HTTP library refuses (config checks the same rules first).
+    #[error("cannot send a configured header: {0}")]
+    BadHeader(String),
 }
 
 impl FetchError {
@@ -141,7 +145,8 @@ impl FetchError {
             | FetchError::RedirectLoop(_)
             | FetchError::BadRedirect(_)
             | FetchError::Blocked(_)
-            | FetchError::NotAFeed { .. } => FailureKind::Persistent,
+            | FetchError::NotAFeed { .. }
+            | FetchError::BadHeader(_) => FailureKind::Persistent,
         }
     }
 }
@@ -159,7 +164,12 @@ pub struct Fetcher {
     /// Shared by clones, so the per-host limits hold across every task fetching.
     gate: Arc<HostGate>,
     timeout: Duration,
+    connect_timeout: Duration,
     max_body: u64,
+    user_agent: Arc<str>,
+    /// `[fetch] proxy`.
+    proxy: Option<Url>,
+    proxies: Arc<request::ProxyClients>,
 }
 
 impl Fetcher {
@@ -180,7 +190,8 @@ impl Fetcher {
                 .connect_timeout(settings.connect_timeout)
                 .timeout(settings.timeout)
                 .redirect(reqwest::redirect::Policy::none())
-                // A proxy would hide the address we connect to from the network policy.
+                // Never from the environment (`HTTPS_PROXY`): a proxy hides the address we
+                // connect to, so only a configured one is used, by `request`'s own clients.
                 .no_proxy()
         };
         Ok(Fetcher {
@@ -193,7 +204,11 @@ impl Fetcher {
             public_overrides,
             gate: Arc::new(HostGate::new(HostLimits::default())),
             timeout: settings.timeout,
+            connect_timeout: settings.connect_timeout,
             max_body: settings.max_body_bytes,
+            user_agent: user_agent.into(),
+            proxy: settings.proxy.clone(),
+            proxies: Arc::default(),
         })
     }
 
@@ -319,13 +334,18 @@ impl Fetcher {
         // Decided by where the configured URL actually connected: only a public origin is
         // restricted, since an operator who configures an internal feed means it.
         let mut restricted = false;
+        let proxied = match self.proxy_for(policy) {
+            Some(proxy) => Some(self.proxied(proxy)?),
+            None => None,
+        };
         for hop in 0..=MAX_REDIRECTS {
-            let client = if restricted {
-                &self.public_only
-            } else {
-                &self.open
+            let client = match &proxied {
+                Some(c) => c,
+                None if restricted => &self.public_only,
+                None => &self.open,
             };
             let mut req = client.get(current.clone()).header(ACCEPT, ACCEPT_FEEDS);
+            req = request::with_credentials(req, policy.request.as_deref(), url, &current)?;
             if let Some(etag) = &validators.etag {
                 req = req.header(IF_NONE_MATCH, etag);
             }
@@ -334,11 +354,16 @@ impl Fetcher {
             }
             let resp = req.send().await.map_err(|e| self.send_error(e))?;
             if hop == 0 {
-                let origin = resp.remote_addr().map(|a| a.ip()).or(match url.host() {
-                    Some(Host::Ipv4(ip)) => Some(IpAddr::V4(ip)),
-                    Some(Host::Ipv6(ip)) => Some(IpAddr::V6(ip)),
-                    _ => None,
-                });
+                // Through a proxy the peer is the proxy; the target is judged by its address here.
+                let origin = if proxied.is_some() {
+                    Self::proxied_origin(url).await
+                } else {
+                    resp.remote_addr().map(|a| a.ip()).or(match url.host() {
+                        Some(Host::Ipv4(ip)) => Some(IpAddr::V4(ip)),
+                        Some(Host::Ipv6(ip)) => Some(IpAddr::V6(ip)),
+                        _ => None,
+                    })
+                };
                 restricted =
                     !policy.allow_private_network && origin.is_none_or(|ip| self.is_public(ip));
             }
@@ -359,6 +384,9 @@ impl Fetcher {
                 return Err(FetchError::RedirectLoop(next));
             }
             if restricted && !self.host_allowed(&next) {
+                return Err(FetchError::Blocked(next.to_string()));
+            }
+            if restricted && proxied.is_some() && !self.proxied_target_allowed(&next).await {
                 return Err(FetchError::Blocked(next.to_string()));
             }
             let is_permanent = matches!(

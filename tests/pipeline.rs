@@ -33,6 +33,8 @@ mod polling;
 mod polling_store;
 #[path = "pipeline/sources_lang.rs"]
 mod sources_lang;
+#[path = "pipeline/sources_request.rs"]
+mod sources_request;
 #[path = "pipeline/streaming.rs"]
 mod streaming;
 

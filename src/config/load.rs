@@ -85,7 +85,7 @@ impl Config {
             std::time::Duration::ZERO..=build::MAX_KEEP,
         )
         .unwrap_or(DEFAULT_NEW_FEED_WINDOW);
-        let feeds = build::feeds(&mut src, &base, &raw.feeds, fetch.default_interval);
+        let feeds = build::feeds(&mut src, &base, &raw.feeds, fetch.default_interval, env);
         let delivery = delivery::build(&mut src, &base, raw.delivery, env);
         let digests: Vec<super::DigestConfig> = raw
             .digests
@@ -126,15 +126,20 @@ impl Config {
         })
     }
 
-    /// Files holding a secret (the SMTP `password_file`) that every local user may read (mode
+    /// Files holding a secret (the SMTP `password_file`, a feed's password, token or cookie file) that every local user may read (mode
     /// `o+r`): the daemon starts anyway but warns. Group read is allowed on purpose, for
     /// `root:newswatch 0640` setups.
     pub fn world_readable_secrets(&self) -> Vec<PathBuf> {
-        let DeliveryMethod::Smtp(smtp) = &self.delivery.method else {
-            return Vec::new();
+        let smtp = match &self.delivery.method {
+            DeliveryMethod::Smtp(smtp) => smtp.password_file.as_slice(),
+            _ => &[],
         };
-        smtp.password_file
-            .iter()
+        smtp.iter()
+            .chain(
+                self.feeds
+                    .iter()
+                    .flat_map(|f| f.request.secret_files.iter()),
+            )
             .filter(|p| world_readable(p))
             .cloned()
             .collect()

@@ -5,11 +5,13 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// Per-feed network policy; the default is the safe one.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default)]
 pub struct FetchPolicy {
     /// Let redirects from a public host reach loopback, private and link-local addresses. An
     /// operator opts in per feed (an intranet mirror behind a public redirector, say).
     pub allow_private_network: bool,
+    /// The feed's headers, cookie, auth and proxy (issue 20); `None` for a plain request.
+    pub request: Option<std::sync::Arc<crate::config::RequestSettings>>,
 }
 
 /// True for addresses reachable on the public internet. Everything else — loopback, RFC 1918,
