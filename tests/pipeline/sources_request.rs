@@ -261,3 +261,36 @@ fn secrets_never_reach_logs_status_or_opml() {
         }
     }
 }
+
+/// A redirect to another origin carries none of the feed's credentials (the feed opts into
+/// internal redirects so the hop is made at all).
+#[tokio::test]
+async fn credentials_never_follow_a_redirect_to_another_origin() {
+    let (public, internal) = servers();
+    internal.set("/feed.xml", rss("moved"));
+    let tmp = tempfile::tempdir().expect("a temporary directory");
+    let text = write_config(
+        tmp.path(),
+        "",
+        &[(
+            "moved",
+            public.url("/to-decimal").to_string(),
+            format!("{BASIC_FEED}\nallow_private_network = true"),
+        )],
+    );
+    let s = one_cycle(&load(tmp.path(), &text)).await;
+    assert_eq!((s.new_articles, s.feeds_failed), (1, 0), "{s}");
+    let first = &public.seen()[0];
+    assert_eq!(
+        first.headers.get("authorization").map(String::as_str),
+        Some(BASIC)
+    );
+    let hop = &internal.seen()[0];
+    for h in ["authorization", "cookie", "x-client"] {
+        assert!(
+            !hop.headers.contains_key(h),
+            "{h} went to the other origin: {:?}",
+            hop.headers
+        );
+    }
+}
