@@ -8,6 +8,7 @@ mod build;
 mod delivery;
 mod digests;
 mod format;
+mod full_text;
 mod load;
 mod request;
 
@@ -27,6 +28,7 @@ use crate::policy::schedule::Schedule;
 
 pub use crate::units::parse_duration;
 pub use format::HumanDuration;
+pub use full_text::FullText;
 pub use request::{FeedAuth, ProxyChoice, RequestSettings};
 
 /// A configuration problem at a place in the file.
@@ -112,6 +114,8 @@ pub struct FetchSettings {
     pub default_interval: Duration,
     /// `[fetch] proxy`: every feed's requests go through it unless the feed says otherwise.
     pub proxy: Option<Url>,
+    /// Article pages fetched at once for full text (issue 20), besides the feeds' slots.
+    pub full_text_concurrency: usize,
 }
 
 impl Default for FetchSettings {
@@ -123,6 +127,7 @@ impl Default for FetchSettings {
             concurrency: 8,
             default_interval: Duration::from_secs(15 * 60),
             proxy: None,
+            full_text_concurrency: 2,
         }
     }
 }
@@ -179,6 +184,8 @@ pub struct FeedConfig {
     pub allow_private_network: bool,
     /// Headers, cookie, auth and proxy (issue 20); shared, so a poll does not copy secrets.
     pub request: std::sync::Arc<RequestSettings>,
+    /// Fetch each item's page for its full text (issue 20).
+    pub full_text: FullText,
 }
 
 #[derive(Debug)]

@@ -6,6 +6,7 @@
 pub mod host_gate;
 pub mod netpolicy;
 mod request;
+pub mod robots;
 pub mod sniff;
 
 use std::net::{IpAddr, SocketAddr};
@@ -34,6 +35,8 @@ use crate::policy::poll::{CacheHints, FailureKind, RetryAfter};
 
 /// Redirect hops followed before giving up (the configured URL itself is not a hop).
 pub const MAX_REDIRECTS: usize = 5;
+
+const ACCEPT_PAGES: &str = "text/html, application/xhtml+xml;q=0.9, text/plain;q=0.5";
 
 const ACCEPT_FEEDS: &str = "application/rss+xml, application/atom+xml, application/feed+json, \
      application/xml;q=0.9, text/xml;q=0.9, application/json;q=0.8, */*;q=0.5";
@@ -333,18 +336,31 @@ impl Fetcher {
         let mut only_permanent_so_far = true;
         // Decided by where the configured URL actually connected: only a public origin is
         // restricted, since an operator who configures an internal feed means it.
-        let mut restricted = false;
+        // An article page's link is a feed's word, not the operator's: restricted from the
+        // first hop (issue 20).
+        let mut restricted = policy.page && !policy.allow_private_network;
         let proxied = match self.proxy_for(policy) {
             Some(proxy) => Some(self.proxied(proxy)?),
             None => None,
         };
+        if restricted
+            && (!self.host_allowed(url)
+                || (proxied.is_some() && !self.proxied_target_allowed(url).await))
+        {
+            return Err(FetchError::Blocked(url.to_string()));
+        }
         for hop in 0..=MAX_REDIRECTS {
             let client = match &proxied {
                 Some(c) => c,
                 None if restricted => &self.public_only,
                 None => &self.open,
             };
-            let mut req = client.get(current.clone()).header(ACCEPT, ACCEPT_FEEDS);
+            let accept = if policy.page {
+                ACCEPT_PAGES
+            } else {
+                ACCEPT_FEEDS
+            };
+            let mut req = client.get(current.clone()).header(ACCEPT, accept);
             req = request::with_credentials(req, policy.request.as_deref(), url, &current)?;
             if let Some(etag) = &validators.etag {
                 req = req.header(IF_NONE_MATCH, etag);
@@ -364,12 +380,12 @@ impl Fetcher {
                         _ => None,
                     })
                 };
-                restricted =
+                restricted |=
                     !policy.allow_private_network && origin.is_none_or(|ip| self.is_public(ip));
             }
             let status = resp.status();
             if !status.is_redirection() || status == StatusCode::NOT_MODIFIED {
-                let report = self.finish(resp).await?;
+                let report = self.finish(resp, policy.page).await?;
                 return Ok(FetchReport {
                     final_url: current,
                     permanent_redirect: permanent,
@@ -405,7 +421,7 @@ impl Fetcher {
     }
 
     /// The final response: status, validators, hints, and the capped body.
-    async fn finish(&self, resp: reqwest::Response) -> Result<FetchReport, FetchError> {
+    async fn finish(&self, resp: reqwest::Response, page: bool) -> Result<FetchReport, FetchError> {
         let status = resp.status();
         let headers = resp.headers();
         let cache = cache_hints(headers);
@@ -463,7 +479,9 @@ impl Fetcher {
             }
             body.extend_from_slice(&chunk);
         }
-        check_feed_body(&body, content_type.as_deref())?;
+        if !page {
+            check_feed_body(&body, content_type.as_deref())?;
+        }
         Ok(FetchReport {
             outcome: FetchOutcome::Fetched {
                 body,

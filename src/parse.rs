@@ -4,6 +4,7 @@
 //! the runtime's workers.
 
 pub mod feed_text;
+pub mod full_text;
 pub mod html;
 pub mod identity;
 pub mod language;

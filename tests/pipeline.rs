@@ -31,6 +31,8 @@ mod hostile_smtp;
 mod polling;
 #[path = "pipeline/polling_store.rs"]
 mod polling_store;
+#[path = "pipeline/sources_full_text.rs"]
+mod sources_full_text;
 #[path = "pipeline/sources_lang.rs"]
 mod sources_lang;
 #[path = "pipeline/sources_request.rs"]

@@ -111,6 +111,12 @@ pub(super) fn fetch(src: &mut Source<'_>, raw: &RawFetch) -> FetchSettings {
     if let Some(d) = duration_within(src, "timeout", raw.timeout.as_ref(), NONZERO..=HOUR) {
         fetch.timeout = d;
     }
+    fetch.full_text_concurrency = at_least_one(
+        src,
+        "full_text_concurrency",
+        raw.full_text_concurrency.as_ref(),
+        fetch.full_text_concurrency,
+    );
     if let Some(p) = &raw.proxy {
         match super::request::proxy_url(p.get_ref()) {
             Ok(u) => fetch.proxy = Some(u),
@@ -384,6 +390,11 @@ pub(super) fn feeds(
             tags: feed.tags.clone(),
             allow_private_network: feed.allow_private_network,
             request: std::sync::Arc::new(request),
+            full_text: super::full_text::build(
+                src,
+                feed.full_text.as_ref(),
+                feed.full_text_min_words.as_ref(),
+            ),
         });
     }
     feeds

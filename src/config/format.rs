@@ -56,6 +56,7 @@ pub(super) struct RawFetch {
     pub(super) silent_factor: Option<Spanned<u32>>,
     /// issue 20: the proxy every feed goes through unless it sets its own.
     pub(super) proxy: Option<Spanned<String>>,
+    pub(super) full_text_concurrency: Option<Spanned<usize>>,
 }
 
 #[derive(Deserialize)]
@@ -78,6 +79,8 @@ pub(super) struct RawFeed {
     pub(super) token_env: Option<Spanned<String>>,
     pub(super) token_file: Option<Spanned<String>>,
     pub(super) proxy: Option<Spanned<String>>,
+    pub(super) full_text: Option<Spanned<toml::Value>>,
+    pub(super) full_text_min_words: Option<Spanned<usize>>,
 }
 
 #[derive(Deserialize)]

@@ -12,6 +12,9 @@ pub struct FetchPolicy {
     pub allow_private_network: bool,
     /// The feed's headers, cookie, auth and proxy (issue 20); `None` for a plain request.
     pub request: Option<std::sync::Arc<crate::config::RequestSettings>>,
+    /// An article page (full text, robots.txt) rather than a feed: asks for HTML and skips the
+    /// is-it-a-feed check; every other bound is the same.
+    pub page: bool,
 }
 
 /// True for addresses reachable on the public internet. Everything else — loopback, RFC 1918,

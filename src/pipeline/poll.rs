@@ -487,6 +487,7 @@ impl Poller {
         let policy = FetchPolicy {
             allow_private_network: feed.allow_private_network,
             request: Some(Arc::clone(&feed.request)),
+            page: false,
         };
         let turn = self.fetcher.host_turn(&url).await;
         // Neither semaphore is ever closed, so acquiring only fails if that changes.

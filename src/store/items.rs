@@ -41,6 +41,11 @@ pub(super) fn store_items(
     first_poll: bool,
     cutoff: Option<DateTime<Utc>>,
 ) -> Result<Items, StoreError> {
+    let full_text: i64 = tx
+        .prepare_cached("SELECT full_text FROM feeds WHERE name = ?1")?
+        .query_row([feed], |r| r.get(0))
+        .optional()?
+        .unwrap_or(0);
     // Each item's keys computed once (a loose key is an NFKC pass and a digest).
     let unique_in_poll = |keys_of: &dyn Fn(&Article) -> Vec<String>| {
         let all: Vec<Vec<String>> = articles.iter().map(keys_of).collect();
@@ -190,9 +195,20 @@ pub(super) fn store_items(
                 out.inserted.new += 1;
                 if !too_old {
                     out.inserted.alertable += 1;
-                    // In the same transaction as the article: the matcher's to-do list.
-                    tx.prepare_cached("INSERT INTO unmatched (article) VALUES (?1)")?
-                        .execute([id])?;
+                    // In the same transaction as the article: the matcher's to-do list, or first
+                    // the full-text queue (issue 20), which hands it on once its page is read.
+                    match (&a.link, wants_full_text(full_text, a)) {
+                        (Some(link), true) => {
+                            tx.prepare_cached(
+                                "INSERT INTO full_text_queue (article, link) VALUES (?1, ?2)",
+                            )?
+                            .execute(params![id, link])?;
+                        }
+                        _ => {
+                            tx.prepare_cached("INSERT INTO unmatched (article) VALUES (?1)")?
+                                .execute([id])?;
+                        }
+                    }
                 }
                 id
             }
@@ -214,6 +230,18 @@ pub(super) fn store_items(
         }
     }
     Ok(out)
+}
+
+/// Whether a new item of a feed in full-text `mode` (`MODE_OFF`, `MODE_ALWAYS`, or a word count) waits for its page.
+fn wants_full_text(mode: i64, a: &Article) -> bool {
+    match mode {
+        0 => false,
+        n if n < 0 => true,
+        n => {
+            let words = a.summary.split_whitespace().count() + a.content.split_whitespace().count();
+            (words as i64) < n
+        }
+    }
 }
 
 #[cfg(test)]

@@ -34,6 +34,7 @@ fn settings() -> FetchSettings {
         concurrency: 4,
         default_interval: Duration::from_secs(15 * 60),
         proxy: None,
+        full_text_concurrency: 1,
     }
 }
 
