@@ -311,7 +311,7 @@ impl<'a> Pipeline<'a> {
         self.poll(now, which, clock, &mut summary).await?;
         // Full text before matching: a queued item is matched once, on its page's text.
         if self.full_text_configured() {
-            while self.full_text_pass(now).await? > 0 {}
+            while self.full_text_pass(now, None).await? > 0 {}
         }
         let poll_ms = ms(started);
         let started = std::time::Instant::now();

@@ -62,14 +62,11 @@ impl Pipeline<'_> {
         loop {
             let pass = tokio::select! {
                 () = stopping.cancelled() => return,
-                r = self.full_text_pass(clock()) => r,
+                r = self.full_text_pass(clock(), Some(stored)) => r,
             };
             let idle = match pass {
                 Ok(0) => LOOK_AGAIN.min(max_idle),
-                Ok(_) => {
-                    stored.notify_one();
-                    Duration::ZERO
-                }
+                Ok(_) => Duration::ZERO,
                 Err(e) => {
                     error!(
                         error = format!("{e:#}"),
@@ -86,8 +83,14 @@ impl Pipeline<'_> {
     }
 
     /// Fetches the pages of queued items until the queue is empty (or `PASS` items were
-    /// done); the number of items handed on to the matcher.
-    pub(super) async fn full_text_pass(&self, now: DateTime<Utc>) -> anyhow::Result<usize> {
+    /// done); the number of items handed on to the matcher. `stored` (the stream's match stage)
+    /// is woken as each page is stored, not at the end of the pass: a hung page holds back
+    /// nobody else's alert.
+    pub(super) async fn full_text_pass(
+        &self,
+        now: DateTime<Utc>,
+        stored: Option<&Notify>,
+    ) -> anyhow::Result<usize> {
         let queued = self.db(|s| s.queued_pages(PASS)).await?;
         if queued.is_empty() {
             return Ok(0);
@@ -134,6 +137,9 @@ impl Pipeline<'_> {
                 self.db(move |s| s.complete_page(&page, &outcome, now))
                     .await?;
                 done += 1;
+            }
+            if let Some(n) = stored {
+                n.notify_one();
             }
         }
         Ok(done)

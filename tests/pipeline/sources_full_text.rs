@@ -131,3 +131,94 @@ async fn teaser_items_are_matched_on_their_pages_fetched_once_and_bounded() {
     assert_eq!((s.new_articles, s.matches), (0, 0), "{s}");
     assert_eq!(hits("/a/article.html"), 1);
 }
+
+/// The daemon's stream: the page of a teaser item is fetched by the full-text stage and its
+/// alert sent while another item's page hangs for the whole deadline, and the feed itself is
+/// polled again meanwhile (pages never hold a feed's poll).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_the_stream_a_hung_page_holds_neither_the_feed_nor_other_pages() {
+    use std::time::Duration;
+
+    use crate::support::http::TestServer;
+    use crate::support::mail::{Mail, eml_files};
+    use tokio_util::sync::CancellationToken;
+
+    let server = TestServer::start_on(PUBLIC_IP, 0);
+    server.set("/a/article.html", fixture("article.html"));
+    server.set(
+        "/teasers.rss",
+        teaser_feed(&[
+            ("hung", server.url("/hang").to_string()),
+            ("article", server.url("/a/article.html").to_string()),
+        ]),
+    );
+    let tmp = tempfile::tempdir().expect("a temporary directory");
+    let dir = tmp.path();
+    std::fs::create_dir_all(dir.join("rules")).expect("a rules directory");
+    std::fs::write(
+        dir.join("rules/r.toml"),
+        "[[rule]]\nid = \"interceptors\"\ntitle = \"Interceptors\"\nquery = \"content:interceptors\"\npriority = \"alert\"\n",
+    )
+    .expect("write the rules");
+    let text = format!(
+        "state_dir = \"state\"\nrules = [\"rules/*.toml\"]\nnew_feed_window = \"520w\"\n\
+         [fetch]\ntimeout = \"30s\"\nhost_spacing = \"0s\"\nper_host = 4\nmin_interval = \"1s\"\n\
+         [delivery]\nmethod = \"file\"\ndir = \"outbox\"\nfrom = \"nw@example.org\"\n\
+         [[alert]]\nname = \"breaking\"\nto = [\"duty@example.org\"]\nwindow = \"0s\"\n\
+         [[feed]]\nname = \"teasers\"\nurl = \"{}\"\ninterval = \"1s\"\nfull_text = true\n",
+        server.url("/teasers.rss"),
+    );
+    let path = dir.join("newswatch.toml");
+    std::fs::write(&path, &text).expect("write the config");
+    let config = Config::load(&path).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let rules = RuleSet::load(&config.rule_files).expect("the rules load");
+    let fetcher =
+        Fetcher::with_public_overrides(&config.fetch, "newswatch-test/1", vec![PUBLIC_IP])
+            .expect("a fetcher");
+    let p = Pipeline::open(&config, &rules)
+        .await
+        .expect("the pipeline opens")
+        .with_fetcher(fetcher);
+    let outbox = dir.join("outbox");
+    let shutdown = CancellationToken::new();
+    let watch = async {
+        loop {
+            let alerted = eml_files(&outbox).iter().any(|f| {
+                Mail::parse(&std::fs::read(f).unwrap_or_default())
+                    .text
+                    .contains("Defence ministers meet (article)")
+            });
+            if alerted {
+                break;
+            }
+            assert!(
+                server.cut("/hang").is_none(),
+                "the hung page ended before the alert"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // The feed is polled again while the hung page is still pending.
+        while server
+            .seen()
+            .iter()
+            .filter(|s| s.path == "/teasers.rss")
+            .count()
+            < 2
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let cut = server.cut("/hang");
+        shutdown.cancel();
+        cut
+    };
+    let (ran, cut) = tokio::time::timeout(Duration::from_secs(25), async {
+        tokio::join!(
+            newswatch::service::daemon::run_until(&p, &shutdown, newswatch::clock::now),
+            watch
+        )
+    })
+    .await
+    .expect("the alert and a second poll within the hung page's 30 s deadline");
+    ran.expect("run_until");
+    assert_eq!(cut, None, "the hung page was still pending");
+}
