@@ -52,6 +52,7 @@ fn bench(c: &mut Criterion) {
                 link: Some(format!("https://wire.example/2025/03/story-{i}?ref=feed")),
                 summary,
                 content: String::new(),
+                full_text: false,
                 time: now - chrono::Duration::minutes(i as i64 * 7),
                 hits,
             }

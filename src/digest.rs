@@ -110,6 +110,8 @@ pub struct Entry {
     pub link: Option<String>,
     pub summary: String,
     pub content: String,
+    /// `content` was fetched from the article page (issue 20).
+    pub full_text: bool,
     /// Published time, else the time we first saw it.
     pub time: DateTime<Utc>,
     /// Where the rule matched: byte spans into the original field text.
@@ -132,6 +134,7 @@ pub fn entries(matches: &[PendingMatch], rules: &RuleBook) -> Vec<Entry> {
             link: m.link.clone(),
             summary: m.summary.clone(),
             content: m.content.clone(),
+            full_text: m.full_text,
             time: m.published.unwrap_or(m.first_seen),
             hits: m.hits.clone(),
         })

@@ -69,6 +69,8 @@ pub struct PendingMatch {
     pub summary: String,
     /// The article's full text, for a snippet around a hit found there.
     pub content: String,
+    /// `content` is the article page's text, fetched for a `full_text` feed (issue 20).
+    pub full_text: bool,
     pub published: Option<DateTime<Utc>>,
     pub first_seen: DateTime<Utc>,
 }

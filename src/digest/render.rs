@@ -83,6 +83,8 @@ struct Item {
     terms: String,
     /// Terms that matched only in text the email does not show.
     terms_elsewhere: String,
+    /// A term matched in the text fetched from the article page (a `full_text` feed).
+    from_page: bool,
     /// Other outlets that carried the same story.
     also: String,
     /// The same, each outlet linked to its own article (`headline` is the outlet's name).
@@ -527,6 +529,7 @@ fn item(members: &[&(Entry, Vec<String>)], also: &[String], tz: Tz) -> Item {
         headline_marked: marked_headline(e, HEADLINE_MAX),
         terms: shown.join(", "),
         terms_elsewhere: elsewhere.join(", "),
+        from_page: e.full_text && e.hits.iter().any(|h| h.field == "content"),
         also: also.join(", "),
         also_links: also_links(members),
         also_matches: also_matches.join(", "),

@@ -84,6 +84,7 @@ fn entry(
         link: link.map(str::to_string),
         summary: summary.into(),
         content: String::new(),
+        full_text: false,
         time: now(),
         hits,
     }

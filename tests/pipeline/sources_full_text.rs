@@ -133,7 +133,7 @@ async fn teaser_items_are_matched_on_their_pages_fetched_once_and_bounded() {
 }
 
 /// The daemon's stream: the page of a teaser item is fetched by the full-text stage and its
-/// alert sent while another item's page hangs for the whole deadline, and the feed itself is
+/// alert (saying the match came from the page) sent while another item's page hangs for the whole deadline, and the feed itself is
 /// polled again meanwhile (pages never hold a feed's poll).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn in_the_stream_a_hung_page_holds_neither_the_feed_nor_other_pages() {
@@ -183,12 +183,17 @@ async fn in_the_stream_a_hung_page_holds_neither_the_feed_nor_other_pages() {
     let shutdown = CancellationToken::new();
     let watch = async {
         loop {
-            let alerted = eml_files(&outbox).iter().any(|f| {
-                Mail::parse(&std::fs::read(f).unwrap_or_default())
-                    .text
-                    .contains("Defence ministers meet (article)")
-            });
-            if alerted {
+            let alert = eml_files(&outbox)
+                .iter()
+                .map(|f| Mail::parse(&std::fs::read(f).unwrap_or_default()).text)
+                .find(|t| t.contains("Defence ministers meet (article)"));
+            if let Some(text) = alert {
+                // The email says where the match came from.
+                let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
+                assert!(
+                    flat.contains("matched: interceptors · found in the article page"),
+                    "{text}"
+                );
                 break;
             }
             assert!(

@@ -31,6 +31,7 @@ fn entry(id: i64, rule: (&str, (bool, usize)), feed: &str, title: &str, mins: i6
         link: Some(format!("https://{feed}.example/{id}")),
         summary: String::new(),
         content: String::new(),
+        full_text: false,
         time: now() - chrono::Duration::minutes(mins),
         hits: vec![StoredHit {
             field: "title".into(),
