@@ -53,6 +53,7 @@ fn bench(c: &mut Criterion) {
                 summary,
                 content: String::new(),
                 full_text: false,
+                lang: None,
                 time: now - chrono::Duration::minutes(i as i64 * 7),
                 hits,
             }

@@ -71,6 +71,8 @@ pub struct PendingMatch {
     pub content: String,
     /// `content` is the article page's text, fetched for a `full_text` feed (issue 20).
     pub full_text: bool,
+    /// The article's language: declared, else detected (issue 20).
+    pub lang: Option<String>,
     pub published: Option<DateTime<Utc>>,
     pub first_seen: DateTime<Utc>,
 }

@@ -85,6 +85,7 @@ fn entry(
         summary: summary.into(),
         content: String::new(),
         full_text: false,
+        lang: None,
         time: now(),
         hits,
     }

@@ -46,6 +46,7 @@ fn demo_entries() -> Vec<Entry> {
                     summary: a.summary.clone(),
                     content: a.content.clone(),
                     full_text: false,
+                    lang: None,
                     time: a.published.unwrap_or_else(now),
                     hits: m
                         .hits

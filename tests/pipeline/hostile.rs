@@ -83,6 +83,7 @@ fn entries_of(feed_title: Option<&str>, articles: &[newswatch::model::Article]) 
                 summary: a.summary.clone(),
                 content: a.content.clone(),
                 full_text: false,
+                lang: None,
                 time: a.published.unwrap_or_else(now),
             }
         })
@@ -438,6 +439,7 @@ fn fuzz_digest_rendering() {
                     summary: terms.join(" "),
                     content: String::new(),
                     full_text: false,
+                    lang: None,
                     title,
                     link,
                     time: DateTime::from_timestamp(secs, 0).unwrap_or_else(now),

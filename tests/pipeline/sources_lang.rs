@@ -116,10 +116,12 @@ async fn lang_matches_undeclared_feeds_by_detected_language_and_declared_wins() 
     let s = p.cycle(at(0), Feeds::Due).await.expect("a cycle");
     assert_eq!((s.new_articles, s.matches), (4, 2), "{s}");
     let mut store = Store::open(&config.state_dir).expect("the store opens");
-    let mut got: Vec<(String, String)> = crate::uncarried_matches(&mut store)
-        .into_iter()
-        .map(|m| (m.feed, m.title))
-        .collect();
+    let matches = crate::uncarried_matches(&mut store);
+    // What a digest gets: the detected language, for the entry's HTML `lang`.
+    let mut langs: Vec<Option<String>> = matches.iter().map(|m| m.lang.clone()).collect();
+    langs.sort();
+    assert_eq!(langs, [Some("de".to_string()), Some("uk".to_string())]);
+    let mut got: Vec<(String, String)> = matches.into_iter().map(|m| (m.feed, m.title)).collect();
     got.sort();
     assert_eq!(
         got,
