@@ -33,9 +33,12 @@ const LOOK_AGAIN: Duration = Duration::from_secs(1);
 /// After a failed pass (the database), before the next.
 const RETRY: Duration = Duration::from_secs(5);
 
-/// robots.txt verdicts per origin, for the life of a pipeline (a reload reads them again).
+/// robots.txt verdicts per origin, for the life of a pipeline (a reload reads them again). One
+/// cell per origin: pages of that origin wait for its one robots.txt request, others do not.
 #[derive(Debug, Default)]
-pub(super) struct RobotsCache(tokio::sync::Mutex<HashMap<String, Arc<Robots>>>);
+pub(super) struct RobotsCache(
+    std::sync::Mutex<HashMap<String, Arc<tokio::sync::OnceCell<Robots>>>>,
+);
 
 impl Pipeline<'_> {
     /// Whether any configured feed wants full text (else the stage never runs).
@@ -193,31 +196,34 @@ impl Pipeline<'_> {
     /// answer disallows all.
     async fn robots_allow(&self, fetcher: &Fetcher, url: &Url, policy: &FetchPolicy) -> bool {
         let origin = url.origin().ascii_serialization();
-        let mut cache = self.robots.0.lock().await;
-        let robots = if let Some(r) = cache.get(&origin) {
-            Arc::clone(r)
-        } else {
-            let robots = match url.join("/robots.txt") {
-                Ok(at) => match fetcher
-                    .fetch_with(&at, &Validators::default(), policy)
-                    .await
-                {
-                    Ok(report) => match report.outcome {
-                        FetchOutcome::Fetched { body, .. } => {
-                            Robots::parse(&String::from_utf8_lossy(&body), &self.product)
-                        }
-                        FetchOutcome::NotModified => Robots::allow_all(),
-                    },
-                    Err(FetchError::Status(s)) if s.is_client_error() => Robots::allow_all(),
-                    Err(_) => Robots::disallow_all(),
-                },
-                Err(_) => Robots::disallow_all(),
-            };
-            let robots = Arc::new(robots);
-            cache.insert(origin, Arc::clone(&robots));
-            robots
+        let cell = {
+            let mut cache = self
+                .robots
+                .0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            Arc::clone(cache.entry(origin).or_default())
         };
-        drop(cache);
+        let robots = cell
+            .get_or_init(|| async {
+                match url.join("/robots.txt") {
+                    Ok(at) => match fetcher
+                        .fetch_with(&at, &Validators::default(), policy)
+                        .await
+                    {
+                        Ok(report) => match report.outcome {
+                            FetchOutcome::Fetched { body, .. } => {
+                                Robots::parse(&String::from_utf8_lossy(&body), &self.product)
+                            }
+                            FetchOutcome::NotModified => Robots::allow_all(),
+                        },
+                        Err(FetchError::Status(s)) if s.is_client_error() => Robots::allow_all(),
+                        Err(_) => Robots::disallow_all(),
+                    },
+                    Err(_) => Robots::disallow_all(),
+                }
+            })
+            .await;
         let path = match url.query() {
             Some(q) => format!("{}?{q}", url.path()),
             None => url.path().to_string(),
