@@ -52,6 +52,8 @@ fn bench(c: &mut Criterion) {
                 link: Some(format!("https://wire.example/2025/03/story-{i}?ref=feed")),
                 summary,
                 content: String::new(),
+                full_text: false,
+                lang: None,
                 time: now - chrono::Duration::minutes(i as i64 * 7),
                 hits,
             }
@@ -126,6 +128,7 @@ fn pending_store(dir: &std::path::Path, now: chrono::DateTime<Utc>) -> Store {
                 authors: Vec::new(),
                 categories: Vec::new(),
                 lang: None,
+                lang_detected: Some("en".into()),
                 published: Some(now - chrono::Duration::seconds((f * per_feed + i) as i64)),
             })
             .collect();

@@ -27,6 +27,7 @@ fn poll(round: u64, now: DateTime<Utc>) -> Vec<Article> {
             authors: vec!["Staff Reporter".into()],
             categories: vec!["Politics".into(), "Defence".into()],
             lang: Some("en-GB".into()),
+            lang_detected: None,
             published: Some(now - chrono::Duration::minutes(i as i64)),
         })
         .collect()

@@ -9,7 +9,9 @@ mod channels;
 mod delivery;
 mod digests;
 mod format;
+mod full_text;
 mod load;
+mod request;
 mod spikes;
 mod store;
 
@@ -30,6 +32,8 @@ use crate::policy::schedule::Schedule;
 pub use crate::units::parse_duration;
 pub use channels::{ChannelConfig, ChannelKind, SecretUrl};
 pub use format::HumanDuration;
+pub use full_text::FullText;
+pub use request::{FeedAuth, ProxyChoice, RequestSettings};
 pub use spikes::SpikeConfig;
 pub use store::{PostgresSettings, default_node_name};
 
@@ -120,6 +124,10 @@ pub struct FetchSettings {
     pub concurrency: usize,
     /// Poll interval of feeds that do not set their own.
     pub default_interval: Duration,
+    /// `[fetch] proxy`: every feed's requests go through it unless the feed says otherwise.
+    pub proxy: Option<Url>,
+    /// Article pages fetched at once for full text (issue 20), besides the feeds' slots.
+    pub full_text_concurrency: usize,
 }
 
 impl Default for FetchSettings {
@@ -130,6 +138,8 @@ impl Default for FetchSettings {
             max_body_bytes: 10 * 1024 * 1024,
             concurrency: 8,
             default_interval: Duration::from_secs(15 * 60),
+            proxy: None,
+            full_text_concurrency: 2,
         }
     }
 }
@@ -184,6 +194,10 @@ pub struct FeedConfig {
     pub tags: Vec<String>,
     /// Let this feed's redirects reach loopback, private and link-local addresses.
     pub allow_private_network: bool,
+    /// Headers, cookie, auth and proxy (issue 20); shared, so a poll does not copy secrets.
+    pub request: std::sync::Arc<RequestSettings>,
+    /// Fetch each item's page for its full text (issue 20).
+    pub full_text: FullText,
 }
 
 #[derive(Debug)]

@@ -110,6 +110,10 @@ pub struct Entry {
     pub link: Option<String>,
     pub summary: String,
     pub content: String,
+    /// `content` was fetched from the article page (issue 20).
+    pub full_text: bool,
+    /// The article's language tag, declared or detected.
+    pub lang: Option<String>,
     /// Published time, else the time we first saw it.
     pub time: DateTime<Utc>,
     /// Where the rule matched: byte spans into the original field text.
@@ -142,6 +146,8 @@ pub fn entries(matches: &[PendingMatch], rules: &RuleBook) -> Vec<Entry> {
             link: m.link.clone(),
             summary: m.summary.clone(),
             content: m.content.clone(),
+            full_text: m.full_text,
+            lang: m.lang.clone(),
             time: m.published.unwrap_or(m.first_seen),
             hits: m.hits.clone(),
         })

@@ -6,6 +6,8 @@
 pub mod host_gate;
 pub mod netpolicy;
 pub mod post;
+mod request;
+pub mod robots;
 pub mod sniff;
 
 use std::net::{IpAddr, SocketAddr};
@@ -34,6 +36,8 @@ use crate::policy::poll::{CacheHints, FailureKind, RetryAfter};
 
 /// Redirect hops followed before giving up (the configured URL itself is not a hop).
 pub const MAX_REDIRECTS: usize = 5;
+
+const ACCEPT_PAGES: &str = "text/html, application/xhtml+xml;q=0.9, text/plain;q=0.5";
 
 const ACCEPT_FEEDS: &str = "application/rss+xml, application/atom+xml, application/feed+json, \
      application/xml;q=0.9, text/xml;q=0.9, application/json;q=0.8, */*;q=0.5";
@@ -110,6 +114,9 @@ pub enum FetchError {
     },
     #[error("empty response body")]
     EmptyBody,
+    /// A configured header the HTTP library refuses (config checks the same rules first).
+    #[error("cannot send a configured header: {0}")]
+    BadHeader(String),
 }
 
 impl FetchError {
@@ -142,7 +149,8 @@ impl FetchError {
             | FetchError::RedirectLoop(_)
             | FetchError::BadRedirect(_)
             | FetchError::Blocked(_)
-            | FetchError::NotAFeed { .. } => FailureKind::Persistent,
+            | FetchError::NotAFeed { .. }
+            | FetchError::BadHeader(_) => FailureKind::Persistent,
         }
     }
 }
@@ -160,7 +168,12 @@ pub struct Fetcher {
     /// Shared by clones, so the per-host limits hold across every task fetching.
     gate: Arc<HostGate>,
     timeout: Duration,
+    connect_timeout: Duration,
     max_body: u64,
+    user_agent: Arc<str>,
+    /// `[fetch] proxy`.
+    proxy: Option<Url>,
+    proxies: Arc<request::ProxyClients>,
 }
 
 impl Fetcher {
@@ -181,7 +194,8 @@ impl Fetcher {
                 .connect_timeout(settings.connect_timeout)
                 .timeout(settings.timeout)
                 .redirect(reqwest::redirect::Policy::none())
-                // A proxy would hide the address we connect to from the network policy.
+                // Never from the environment (`HTTPS_PROXY`): a proxy hides the address we
+                // connect to, so only a configured one is used, by `request`'s own clients.
                 .no_proxy()
         };
         Ok(Fetcher {
@@ -194,7 +208,11 @@ impl Fetcher {
             public_overrides,
             gate: Arc::new(HostGate::new(HostLimits::default())),
             timeout: settings.timeout,
+            connect_timeout: settings.connect_timeout,
             max_body: settings.max_body_bytes,
+            user_agent: user_agent.into(),
+            proxy: settings.proxy.clone(),
+            proxies: Arc::default(),
         })
     }
 
@@ -319,14 +337,32 @@ impl Fetcher {
         let mut only_permanent_so_far = true;
         // Decided by where the configured URL actually connected: only a public origin is
         // restricted, since an operator who configures an internal feed means it.
-        let mut restricted = false;
+        // An article page's link is a feed's word, not the operator's: restricted from the
+        // first hop (issue 20).
+        let mut restricted = policy.page && !policy.allow_private_network;
+        let proxied = match self.proxy_for(policy) {
+            Some(proxy) => Some(self.proxied(proxy)?),
+            None => None,
+        };
+        if restricted
+            && (!self.host_allowed(url)
+                || (proxied.is_some() && !self.proxied_target_allowed(url).await))
+        {
+            return Err(FetchError::Blocked(url.to_string()));
+        }
         for hop in 0..=MAX_REDIRECTS {
-            let client = if restricted {
-                &self.public_only
-            } else {
-                &self.open
+            let client = match &proxied {
+                Some(c) => c,
+                None if restricted => &self.public_only,
+                None => &self.open,
             };
-            let mut req = client.get(current.clone()).header(ACCEPT, ACCEPT_FEEDS);
+            let accept = if policy.page {
+                ACCEPT_PAGES
+            } else {
+                ACCEPT_FEEDS
+            };
+            let mut req = client.get(current.clone()).header(ACCEPT, accept);
+            req = request::with_credentials(req, policy.request.as_deref(), url, &current)?;
             if let Some(etag) = &validators.etag {
                 req = req.header(IF_NONE_MATCH, etag);
             }
@@ -335,17 +371,22 @@ impl Fetcher {
             }
             let resp = req.send().await.map_err(|e| self.send_error(e))?;
             if hop == 0 {
-                let origin = resp.remote_addr().map(|a| a.ip()).or(match url.host() {
-                    Some(Host::Ipv4(ip)) => Some(IpAddr::V4(ip)),
-                    Some(Host::Ipv6(ip)) => Some(IpAddr::V6(ip)),
-                    _ => None,
-                });
-                restricted =
+                // Through a proxy the peer is the proxy; the target is judged by its address here.
+                let origin = if proxied.is_some() {
+                    Self::proxied_origin(url).await
+                } else {
+                    resp.remote_addr().map(|a| a.ip()).or(match url.host() {
+                        Some(Host::Ipv4(ip)) => Some(IpAddr::V4(ip)),
+                        Some(Host::Ipv6(ip)) => Some(IpAddr::V6(ip)),
+                        _ => None,
+                    })
+                };
+                restricted |=
                     !policy.allow_private_network && origin.is_none_or(|ip| self.is_public(ip));
             }
             let status = resp.status();
             if !status.is_redirection() || status == StatusCode::NOT_MODIFIED {
-                let report = self.finish(resp).await?;
+                let report = self.finish(resp, policy.page).await?;
                 return Ok(FetchReport {
                     final_url: current,
                     permanent_redirect: permanent,
@@ -360,6 +401,9 @@ impl Fetcher {
                 return Err(FetchError::RedirectLoop(next));
             }
             if restricted && !self.host_allowed(&next) {
+                return Err(FetchError::Blocked(next.to_string()));
+            }
+            if restricted && proxied.is_some() && !self.proxied_target_allowed(&next).await {
                 return Err(FetchError::Blocked(next.to_string()));
             }
             let is_permanent = matches!(
@@ -378,7 +422,7 @@ impl Fetcher {
     }
 
     /// The final response: status, validators, hints, and the capped body.
-    async fn finish(&self, resp: reqwest::Response) -> Result<FetchReport, FetchError> {
+    async fn finish(&self, resp: reqwest::Response, page: bool) -> Result<FetchReport, FetchError> {
         let status = resp.status();
         let headers = resp.headers();
         let cache = cache_hints(headers);
@@ -436,7 +480,9 @@ impl Fetcher {
             }
             body.extend_from_slice(&chunk);
         }
-        check_feed_body(&body, content_type.as_deref())?;
+        if !page {
+            check_feed_body(&body, content_type.as_deref())?;
+        }
         Ok(FetchReport {
             outcome: FetchOutcome::Fetched {
                 body,

@@ -22,6 +22,9 @@ pub struct Article {
     pub categories: Vec<String>,
     /// Declared language tag (`en-GB`), item level or inherited from the feed.
     pub lang: Option<String>,
+    /// The language detected from the text when none is declared (`parse::language`); `None`
+    /// whenever `lang` is set, so a declared language always wins.
+    pub lang_detected: Option<String>,
     pub published: Option<DateTime<Utc>>,
 }
 
@@ -66,6 +69,10 @@ pub struct PendingMatch {
     pub summary: String,
     /// The article's full text, for a snippet around a hit found there.
     pub content: String,
+    /// `content` is the article page's text, fetched for a `full_text` feed (issue 20).
+    pub full_text: bool,
+    /// The article's language: declared, else detected (issue 20).
+    pub lang: Option<String>,
     pub published: Option<DateTime<Utc>>,
     pub first_seen: DateTime<Utc>,
 }

@@ -4,8 +4,10 @@
 //! the runtime's workers.
 
 pub mod feed_text;
+pub mod full_text;
 pub mod html;
 pub mod identity;
+pub mod language;
 pub mod lenient;
 
 use std::borrow::Cow;
@@ -290,6 +292,11 @@ fn into_articles(items: Vec<RawItem>) -> Vec<Article> {
         .into_iter()
         .zip(keys)
         .map(|(i, key)| Article {
+            // Declared wins; detected only when the item and its feed say nothing (issue 20).
+            lang_detected: match i.lang {
+                Some(_) => None,
+                None => language::detect(&i.title, &i.summary, &i.content).map(str::to_string),
+            },
             key,
             link: i.link,
             title: i.title,

@@ -5,6 +5,7 @@
 
 mod channels;
 mod compose;
+mod full_text;
 mod matching;
 mod outbox;
 mod poll;
@@ -166,6 +167,10 @@ pub struct Pipeline<'a> {
     jitter: Jitter,
     /// What the stages need from the configuration and the rules, derived once at open.
     settings: Settings,
+    /// robots.txt per origin, for the full-text stage.
+    robots: full_text::RobotsCache,
+    /// Our robots.txt product token (`newswatch`, from the User-Agent).
+    product: String,
 }
 
 /// What the stages need from the configuration and the rules, derived once when the pipeline
@@ -215,9 +220,24 @@ impl<'a> Pipeline<'a> {
             .iter()
             .map(|f| (f.name.clone(), f.url.to_string()))
             .collect();
+        let modes: Vec<(String, i64)> = config
+            .feeds
+            .iter()
+            .map(|f| {
+                let mode = match f.full_text {
+                    crate::config::FullText::Off => crate::store::MODE_OFF,
+                    crate::config::FullText::Always => crate::store::MODE_ALWAYS,
+                    crate::config::FullText::Auto { min_words } => {
+                        i64::try_from(min_words).unwrap_or(i64::MAX)
+                    }
+                };
+                (f.name.clone(), mode)
+            })
+            .collect();
         let store = tokio::task::spawn_blocking(move || -> Result<Store, StoreError> {
             let mut store = Store::open(&state_dir)?;
             store.ensure_feeds(feeds.iter().map(|(n, u)| (n.as_str(), u.as_str())))?;
+            store.set_full_text_modes(modes.iter().map(|(n, m)| (n.as_str(), *m)))?;
             Ok(store)
         })
         .await
@@ -249,6 +269,13 @@ impl<'a> Pipeline<'a> {
             channels,
             metrics,
             jitter: Jitter::Hashed { seed: 0 },
+            robots: full_text::RobotsCache::default(),
+            product: config
+                .user_agent
+                .split(['/', ' '])
+                .next()
+                .unwrap_or("newswatch")
+                .to_ascii_lowercase(),
         })
     }
 
@@ -330,6 +357,10 @@ impl<'a> Pipeline<'a> {
         let ms = |since: std::time::Instant| since.elapsed().as_millis() as u64;
         let started = std::time::Instant::now();
         self.poll(now, which, clock, &mut summary).await?;
+        // Full text before matching: a queued item is matched once, on its page's text.
+        if self.full_text_configured() {
+            while self.full_text_pass(now, None).await? > 0 {}
+        }
         let poll_ms = ms(started);
         let started = std::time::Instant::now();
         (summary.matches, _) = self.match_pending(now, usize::MAX)?;

@@ -35,6 +35,12 @@ mod matrix;
 mod polling;
 #[path = "pipeline/polling_store.rs"]
 mod polling_store;
+#[path = "pipeline/sources_full_text.rs"]
+mod sources_full_text;
+#[path = "pipeline/sources_lang.rs"]
+mod sources_lang;
+#[path = "pipeline/sources_request.rs"]
+mod sources_request;
 #[path = "pipeline/spikes.rs"]
 mod spikes;
 #[path = "pipeline/store_config.rs"]

@@ -13,6 +13,7 @@ use crate::fetch::{FetchOutcome, Fetcher};
 use crate::model::Validators;
 use crate::model::{Article, FeedMeta};
 use crate::parse::html::html_to_text;
+use crate::parse::language;
 use crate::rules::backtest::{self, StoredItem};
 use crate::rules::{Diagnostics, Field, Hit, RuleMatch, RuleSet, example_article};
 
@@ -245,6 +246,8 @@ fn read_input(input: Input) -> anyhow::Result<(Vec<Article>, FeedMeta)> {
         Input::Text { title, body } => {
             let mut a = example_article(&html_to_text(&body));
             a.title = title.map(|t| html_to_text(&t)).unwrap_or_default();
+            a.lang_detected =
+                language::detect(&a.title, &a.summary, &a.content).map(str::to_string);
             Ok((vec![a], FeedMeta::default()))
         }
         Input::Article(path) => {
@@ -252,7 +255,7 @@ fn read_input(input: Input) -> anyhow::Result<(Vec<Article>, FeedMeta)> {
                 .with_context(|| format!("cannot read {}", path.display()))?;
             let j: ArticleJson = serde_json::from_str(&text)
                 .with_context(|| format!("{} is not an article JSON object", path.display()))?;
-            let a = Article {
+            let mut a = Article {
                 key: path.display().to_string(),
                 link: j.link.or(j.url),
                 title: html_to_text(&j.title),
@@ -261,8 +264,13 @@ fn read_input(input: Input) -> anyhow::Result<(Vec<Article>, FeedMeta)> {
                 authors: j.authors,
                 categories: j.categories,
                 lang: j.lang,
+                lang_detected: None,
                 published: None,
             };
+            if a.lang.is_none() {
+                a.lang_detected =
+                    language::detect(&a.title, &a.summary, &a.content).map(str::to_string);
+            }
             let feed = FeedMeta {
                 name: j.feed.unwrap_or_default(),
                 ..FeedMeta::default()

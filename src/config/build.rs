@@ -111,6 +111,18 @@ pub(super) fn fetch(src: &mut Source<'_>, raw: &RawFetch) -> FetchSettings {
     if let Some(d) = duration_within(src, "timeout", raw.timeout.as_ref(), NONZERO..=HOUR) {
         fetch.timeout = d;
     }
+    fetch.full_text_concurrency = at_least_one(
+        src,
+        "full_text_concurrency",
+        raw.full_text_concurrency.as_ref(),
+        fetch.full_text_concurrency,
+    );
+    if let Some(p) = &raw.proxy {
+        match super::request::proxy_url(p.get_ref()) {
+            Ok(u) => fetch.proxy = Some(u),
+            Err(msg) => src.error_at(p.span(), msg),
+        }
+    }
     if let Some(b) = &raw.max_body {
         let ByteSize(n) = *b.get_ref();
         if within(src, "max_body", b.span(), n, 1024..=1 << 30, |n| {
@@ -335,6 +347,7 @@ pub(super) fn feeds(
     base: &Path,
     raw: &[RawFeed],
     default_interval: Duration,
+    env: &dyn Fn(&str) -> Option<String>,
 ) -> Vec<FeedConfig> {
     let mut feeds: Vec<FeedConfig> = Vec::new();
     for feed in raw {
@@ -363,6 +376,7 @@ pub(super) fn feeds(
                 continue;
             }
         };
+        let request = super::request::build(src, base, feed, env);
         feeds.push(FeedConfig {
             name,
             url,
@@ -375,6 +389,12 @@ pub(super) fn feeds(
             .unwrap_or(default_interval),
             tags: feed.tags.clone(),
             allow_private_network: feed.allow_private_network,
+            request: std::sync::Arc::new(request),
+            full_text: super::full_text::build(
+                src,
+                feed.full_text.as_ref(),
+                feed.full_text_min_words.as_ref(),
+            ),
         });
     }
     feeds

@@ -193,7 +193,11 @@ pub(super) fn build(
 
 /// `password_file` may name a systemd credential: a relative path is looked up in
 /// `$CREDENTIALS_DIRECTORY` when that is set, else next to the config file.
-fn resolve_credential(base: &Path, file: &str, env: &dyn Fn(&str) -> Option<String>) -> PathBuf {
+pub(super) fn resolve_credential(
+    base: &Path,
+    file: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> PathBuf {
     let p = Path::new(file);
     if p.is_absolute() {
         return p.to_path_buf();

@@ -59,6 +59,9 @@ pub(super) struct RawFetch {
     pub(super) keep_identities: Option<Spanned<HumanDuration>>,
     pub(super) failing_after: Option<Spanned<HumanDuration>>,
     pub(super) silent_factor: Option<Spanned<u32>>,
+    /// issue 20: the proxy every feed goes through unless it sets its own.
+    pub(super) proxy: Option<Spanned<String>>,
+    pub(super) full_text_concurrency: Option<Spanned<usize>>,
 }
 
 #[derive(Deserialize)]
@@ -71,6 +74,18 @@ pub(super) struct RawFeed {
     pub(super) tags: Vec<String>,
     #[serde(default)]
     pub(super) allow_private_network: bool,
+    // issue 20: request settings (`config::request`)
+    pub(super) headers: Option<Spanned<std::collections::BTreeMap<String, String>>>,
+    pub(super) cookie_env: Option<Spanned<String>>,
+    pub(super) cookie_file: Option<Spanned<String>>,
+    pub(super) username: Option<Spanned<String>>,
+    pub(super) password_env: Option<Spanned<String>>,
+    pub(super) password_file: Option<Spanned<String>>,
+    pub(super) token_env: Option<Spanned<String>>,
+    pub(super) token_file: Option<Spanned<String>>,
+    pub(super) proxy: Option<Spanned<String>>,
+    pub(super) full_text: Option<Spanned<toml::Value>>,
+    pub(super) full_text_min_words: Option<Spanned<usize>>,
 }
 
 #[derive(Deserialize)]

@@ -86,7 +86,7 @@ impl Config {
             std::time::Duration::ZERO..=build::MAX_KEEP,
         )
         .unwrap_or(DEFAULT_NEW_FEED_WINDOW);
-        let feeds = build::feeds(&mut src, &base, &raw.feeds, fetch.default_interval);
+        let feeds = build::feeds(&mut src, &base, &raw.feeds, fetch.default_interval, env);
         let delivery = delivery::build(&mut src, &base, raw.delivery, env);
         let channels = channels::build_channels(&mut src, &base, &raw.channels, env);
         let channel_names: Vec<String> = channels.iter().map(|c| c.name.clone()).collect();
@@ -136,7 +136,7 @@ impl Config {
         })
     }
 
-    /// Files holding a secret (the SMTP `password_file`, a channel's `*_file`) that every local user may read (mode
+    /// Files holding a secret (the SMTP `password_file`, a channel's `*_file`, a feed's password, token or cookie file) that every local user may read (mode
     /// `o+r`): the daemon starts anyway but warns. Group read is allowed on purpose, for
     /// `root:newswatch 0640` setups.
     pub fn world_readable_secrets(&self) -> Vec<PathBuf> {
@@ -147,6 +147,11 @@ impl Config {
         let channels = self.channels.iter().flat_map(|c| c.secret_files.iter());
         smtp.iter()
             .chain(channels)
+            .chain(
+                self.feeds
+                    .iter()
+                    .flat_map(|f| f.request.secret_files.iter()),
+            )
             .filter(|p| world_readable(p))
             .cloned()
             .collect()

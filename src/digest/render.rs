@@ -83,6 +83,11 @@ struct Item {
     terms: String,
     /// Terms that matched only in text the email does not show.
     terms_elsewhere: String,
+    /// A term matched in the text fetched from the article page (a `full_text` feed).
+    from_page: bool,
+    /// The article's language tag (declared, else detected), for the HTML `lang` attribute, so
+    /// screen readers and hyphenation treat a German story as German in an English digest.
+    lang: Option<String>,
     /// Other outlets that carried the same story.
     also: String,
     /// The same, each outlet linked to its own article (`headline` is the outlet's name).
@@ -527,6 +532,8 @@ fn item(members: &[&(Entry, Vec<String>)], also: &[String], tz: Tz) -> Item {
         headline_marked: marked_headline(e, HEADLINE_MAX),
         terms: shown.join(", "),
         terms_elsewhere: elsewhere.join(", "),
+        from_page: e.full_text && e.hits.iter().any(|h| h.field == "content"),
+        lang: e.lang.as_deref().and_then(lang_attr),
         also: also.join(", "),
         also_links: also_links(members),
         also_matches: also_matches.join(", "),
@@ -680,6 +687,16 @@ fn escape_attr(s: &str) -> String {
         }
     }
     out
+}
+
+/// A language tag safe for an attribute (BCP 47 shape: letters, digits and `-`), else none:
+/// `en_GB` → `en-GB`; `de"><script` → none.
+fn lang_attr(tag: &str) -> Option<String> {
+    let tag = tag.trim().replace('_', "-");
+    (!tag.is_empty()
+        && tag.len() <= 35
+        && tag.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
+    .then_some(tag)
 }
 
 #[cfg(test)]

@@ -85,6 +85,8 @@ fn entry(
         link: link.map(str::to_string),
         summary: summary.into(),
         content: String::new(),
+        full_text: false,
+        lang: None,
         time: now(),
         hits,
     }

@@ -5,11 +5,16 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// Per-feed network policy; the default is the safe one.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default)]
 pub struct FetchPolicy {
     /// Let redirects from a public host reach loopback, private and link-local addresses. An
     /// operator opts in per feed (an intranet mirror behind a public redirector, say).
     pub allow_private_network: bool,
+    /// The feed's headers, cookie, auth and proxy (issue 20); `None` for a plain request.
+    pub request: Option<std::sync::Arc<crate::config::RequestSettings>>,
+    /// An article page (full text, robots.txt) rather than a feed: asks for HTML and skips the
+    /// is-it-a-feed check; every other bound is the same.
+    pub page: bool,
 }
 
 /// True for addresses reachable on the public internet. Everything else — loopback, RFC 1918,

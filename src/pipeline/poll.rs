@@ -486,6 +486,8 @@ impl Poller {
             .unwrap_or_else(|| feed.url.clone());
         let policy = FetchPolicy {
             allow_private_network: feed.allow_private_network,
+            request: Some(Arc::clone(&feed.request)),
+            page: false,
         };
         let turn = self.fetcher.host_turn(&url).await;
         // Neither semaphore is ever closed, so acquiring only fails if that changes.

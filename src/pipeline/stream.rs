@@ -132,11 +132,13 @@ impl Pipeline<'_> {
             progress: ctx.progress,
         };
         let stages = async {
-            tokio::join!(
+            let (fetched, matched, delivered, ()) = tokio::join!(
                 self.fetch_and_store(&stopping, &stored, ctx, &totals),
                 self.match_and_compose(&stopping, &stored, &composed, ctx, &totals),
                 self.deliver_stage(&stopping, &composed, ctx, &totals),
-            )
+                self.full_text_stage(&stopping, &stored, ctx.clock, ctx.max_idle),
+            );
+            (fetched, matched, delivered)
         };
         tokio::pin!(stages);
         let (fetched, matched, delivered) = tokio::select! {

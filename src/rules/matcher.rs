@@ -98,7 +98,9 @@ impl<'a> Doc<'a> {
                 text: t,
             });
         }
-        Doc::from_segments(segments, article.link.as_deref(), article.lang.as_deref())
+        // A declared language wins; otherwise the detected one (issue 20).
+        let lang = article.lang.as_deref().or(article.lang_detected.as_deref());
+        Doc::from_segments(segments, article.link.as_deref(), lang)
     }
 
     /// Every text is matched on its first `MATCH_FIELD_CAP` bytes at most (see there).

@@ -65,7 +65,7 @@ impl Sqlite {
     ) -> Result<Vec<PendingArticle>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT a.id, a.feed, f.title, a.key, a.link, a.title, a.summary, a.content,
-                    a.authors, a.categories, a.lang, a.published
+                    a.authors, a.categories, a.lang, a.published, a.lang_detected
              FROM unmatched u JOIN articles a ON a.id = u.article JOIN feeds f ON f.name = a.feed
              WHERE u.article > ?1
              ORDER BY u.article LIMIT ?2",
@@ -85,6 +85,7 @@ impl Sqlite {
                     authors: Vec::new(),
                     categories: Vec::new(),
                     lang: r.get(10)?,
+                    lang_detected: r.get(12)?,
                     published: r.get::<_, Option<i64>>(11)?.map(from_ts),
                 },
                 r.get::<_, String>(8)?,
@@ -110,7 +111,8 @@ impl Sqlite {
     pub fn articles_since(&self, cutoff: DateTime<Utc>) -> Result<Vec<StoredArticle>, StoreError> {
         let mut stmt = self.conn.prepare(
             "SELECT a.feed, f.title, a.key, a.link, a.title, a.summary, a.content,
-                    a.authors, a.categories, a.lang, a.published, a.first_seen
+                    a.authors, a.categories, a.lang, a.published, a.first_seen,
+                    a.lang_detected
              FROM articles a JOIN feeds f ON f.name = a.feed
              WHERE a.first_seen >= ?1
              ORDER BY a.first_seen, a.id",
@@ -128,6 +130,7 @@ impl Sqlite {
                     authors: Vec::new(),
                     categories: Vec::new(),
                     lang: r.get(9)?,
+                    lang_detected: r.get(12)?,
                     published: r.get::<_, Option<i64>>(10)?.map(from_ts),
                 },
                 r.get::<_, String>(7)?,

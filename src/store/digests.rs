@@ -329,7 +329,7 @@ const FIRST_SQL: &str = "
 /// group is `?1`.
 const ROWS_SQL: &str = "
     SELECT m.id, m.rule_id, m.hits, a.id, a.feed, f.title, a.title, a.link, a.summary,
-           a.published, a.first_seen, a.content
+           a.published, a.first_seen, a.content, a.full_text, COALESCE(a.lang, a.lang_detected)
     FROM temp.digest_pick p
     JOIN matches m ON m.id = p.match_id
     JOIN articles a ON a.id = p.article

@@ -9,8 +9,8 @@ use chrono::{DateTime, Utc};
 
 use super::{
     ArticleMatches, Backend, ComposeTx, DigestInfo, FeedNotice, FeedRecord, FeedState, Lease,
-    NodeInfo, PendingArticle, PollRecord, PollStored, Pruned, ReloadInfo, RowCounts, Store,
-    StoreError, StoredArticle,
+    NodeInfo, PageOutcome, PendingArticle, PollRecord, PollStored, Pruned, QueuedPage, ReloadInfo,
+    RowCounts, Store, StoreError, StoredArticle,
 };
 use crate::model::{
     AlertLatency, ChannelCounts, ChannelMessage, OutboxCounts, OutboxMessage, SpikeHeadline,
@@ -89,6 +89,9 @@ contract! {
     fn rule_headlines(rule: &str, since: DateTime<Utc>, limit: usize)
         -> Result<Vec<SpikeHeadline>, StoreError>;
     fn spike_surging(spike: &str, rule: &str) -> Result<bool, StoreError>;
+    // full_text.rs
+    fn queued_pages(limit: usize) -> Result<Vec<QueuedPage>, StoreError>;
+    fn fetched_page(link: &str) -> Result<Option<PageOutcome>, StoreError>;
 
     exclusive:
     // feeds.rs
@@ -129,6 +132,10 @@ contract! {
     fn mark_channel_retry(id: i64, error: &str, next_attempt: DateTime<Utc>)
         -> Result<(), StoreError>;
     fn mark_channel_failed(id: i64, error: &str) -> Result<(), StoreError>;
+    // full_text.rs
+    fn set_full_text_mode_list(modes: &[(&str, i64)]) -> Result<(), StoreError>;
+    fn complete_page(page: &QueuedPage, outcome: &PageOutcome, now: DateTime<Utc>)
+        -> Result<(), StoreError>;
     // spikes.rs
     fn record_spike(
         spike: &str,

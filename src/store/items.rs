@@ -294,8 +294,8 @@ impl ItemRows for SqliteItems<'_, '_> {
             .prepare_cached(
                 "INSERT INTO articles (feed, key, link, title, summary, content, authors,
                                        categories, lang, published, first_seen, last_seen,
-                                       alertable, seen_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11, ?12, ?13)
+                                       alertable, seen_ms, lang_detected)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11, ?12, ?13, ?14)
                  ON CONFLICT (feed, key) DO NOTHING",
             )?
             .execute(params![
@@ -312,18 +312,49 @@ impl ItemRows for SqliteItems<'_, '_> {
                 new.now,
                 new.alertable,
                 new.seen_ms,
+                a.lang_detected,
             ])?;
         if n == 0 {
             return Ok(None);
         }
         let id = self.0.last_insert_rowid();
         if new.alertable {
-            // In the same transaction as the article: the matcher's to-do list.
-            self.0
-                .prepare_cached("INSERT INTO unmatched (article) VALUES (?1)")?
-                .execute([id])?;
+            // In the same transaction as the article: the matcher's to-do list, or first the
+            // full-text queue (issue 20), which hands it on once its page is read.
+            let full_text: i64 = self
+                .0
+                .prepare_cached("SELECT full_text FROM feeds WHERE name = ?1")?
+                .query_row([feed], |r| r.get(0))
+                .optional()?
+                .unwrap_or(0);
+            match (&a.link, wants_full_text(full_text, a)) {
+                (Some(link), true) => {
+                    self.0
+                        .prepare_cached(
+                            "INSERT INTO full_text_queue (article, link) VALUES (?1, ?2)",
+                        )?
+                        .execute(params![id, link])?;
+                }
+                _ => {
+                    self.0
+                        .prepare_cached("INSERT INTO unmatched (article) VALUES (?1)")?
+                        .execute([id])?;
+                }
+            }
         }
         Ok(Some(id))
+    }
+}
+
+/// Whether a new item of a feed in full-text `mode` (`MODE_OFF`, `MODE_ALWAYS`, or a word count) waits for its page.
+fn wants_full_text(mode: i64, a: &Article) -> bool {
+    match mode {
+        0 => false,
+        n if n < 0 => true,
+        n => {
+            let words = a.summary.split_whitespace().count() + a.content.split_whitespace().count();
+            (words as i64) < n
+        }
     }
 }
 

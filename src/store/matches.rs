@@ -96,7 +96,8 @@ pub(super) fn select_matches(
 ) -> Result<Vec<PendingMatch>, StoreError> {
     let sql = format!(
         "SELECT m.id, m.rule_id, m.hits, a.id, a.feed, f.title, a.title, a.link, a.summary,
-                a.published, a.first_seen, a.content
+                a.published, a.first_seen, a.content, a.full_text,
+                COALESCE(a.lang, a.lang_detected)
          FROM matches m JOIN articles a ON a.id = m.article JOIN feeds f ON f.name = a.feed
          WHERE {cond}
          ORDER BY m.id"
@@ -111,8 +112,8 @@ pub(super) fn select_matches(
 }
 
 /// A `PendingMatch` from a row of `m.id, m.rule_id, m.hits, a.id, a.feed, f.title, a.title,
-/// a.link, a.summary, a.published, a.first_seen, a.content` (the column order of every query
-/// that loads matches for an email).
+/// a.link, a.summary, a.published, a.first_seen, a.content, a.full_text, COALESCE(a.lang,
+/// a.lang_detected)` (the column order of every query that loads matches for an email).
 pub(super) fn pending_match(r: &rusqlite::Row<'_>) -> Result<PendingMatch, StoreError> {
     let hits: String = r.get(2)?;
     Ok(PendingMatch {
@@ -126,6 +127,8 @@ pub(super) fn pending_match(r: &rusqlite::Row<'_>) -> Result<PendingMatch, Store
         link: r.get(7)?,
         summary: r.get(8)?,
         content: r.get(11)?,
+        full_text: r.get(12)?,
+        lang: r.get(13)?,
         published: r.get::<_, Option<i64>>(9)?.map(from_ts),
         first_seen: from_ts(r.get(10)?),
     })

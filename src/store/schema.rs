@@ -208,6 +208,28 @@ CREATE TABLE spike_state (
     PRIMARY KEY (spike, rule)
 ) STRICT;
 ",
+    r"
+-- issue 20: the language detected from an article's text when its feed declares none
+-- (`articles.lang` stays the declared one; `lang:` reads the declared, else the detected).
+ALTER TABLE articles ADD COLUMN lang_detected TEXT;
+",
+    r"
+-- issue 20: full text. A feed's mode (0 off, -1 every item, n > 0 items under n words); a new
+-- item of such a feed waits in `full_text_queue` instead of `unmatched` until its page is fetched
+-- (or failed), then joins `unmatched` with the page's text as its `content`. `full_text_pages`
+-- remembers every link fetched, so none is fetched twice.
+ALTER TABLE feeds ADD COLUMN full_text INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE articles ADD COLUMN full_text INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE full_text_queue (
+    article INTEGER PRIMARY KEY REFERENCES articles(id) ON DELETE CASCADE,
+    link    TEXT NOT NULL
+) STRICT;
+CREATE TABLE full_text_pages (
+    link    TEXT PRIMARY KEY,
+    fetched INTEGER NOT NULL,
+    outcome TEXT NOT NULL
+) STRICT;
+",
 ];
 
 /// The schema version that has the channel outbox: found by the migration's content, so a

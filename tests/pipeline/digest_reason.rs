@@ -45,6 +45,8 @@ fn demo_entries() -> Vec<Entry> {
                     link: a.link.clone(),
                     summary: a.summary.clone(),
                     content: a.content.clone(),
+                    full_text: false,
+                    lang: None,
                     time: a.published.unwrap_or_else(now),
                     hits: m
                         .hits

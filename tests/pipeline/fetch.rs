@@ -33,6 +33,8 @@ fn settings() -> FetchSettings {
         max_body_bytes: MAX_BODY,
         concurrency: 4,
         default_interval: Duration::from_secs(15 * 60),
+        proxy: None,
+        full_text_concurrency: 1,
     }
 }
 
@@ -248,6 +250,7 @@ async fn redirects_to_internal_addresses_when_allowed() {
     let env = env();
     let allow = FetchPolicy {
         allow_private_network: true,
+        ..FetchPolicy::default()
     };
     let got = describe(&get(&env, "/to-decimal", allow).await);
     assert_eq!(got, "feed at:/feed.xml");

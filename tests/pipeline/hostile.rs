@@ -83,6 +83,8 @@ fn entries_of(feed_title: Option<&str>, articles: &[newswatch::model::Article]) 
                 link: a.link.clone(),
                 summary: a.summary.clone(),
                 content: a.content.clone(),
+                full_text: false,
+                lang: None,
                 time: a.published.unwrap_or_else(now),
             }
         })
@@ -437,6 +439,8 @@ fn fuzz_digest_rendering() {
                     hits: title_hits(&title, &terms),
                     summary: terms.join(" "),
                     content: String::new(),
+                    full_text: false,
+                    lang: None,
                     title,
                     link,
                     time: DateTime::from_timestamp(secs, 0).unwrap_or_else(now),

@@ -199,6 +199,8 @@ async fn file_feeds_that_are_not_regular_files_are_refused() {
         max_body_bytes: 1 << 20,
         concurrency: 1,
         default_interval: Duration::from_secs(900),
+        proxy: None,
+        full_text_concurrency: 1,
     };
     let fetcher = Fetcher::new(&settings, "newswatch-test/1.0").expect("fetcher");
     // The FIFO first: on code that opens it, the fetch blocks and the guard fails the test

@@ -55,6 +55,8 @@ struct Doc {
     etag: String,
     last_modified: String,
     content_type: &'static str,
+    /// Headers a request must carry (name lower-cased, exact value), else 401.
+    required: Vec<(String, String)>,
 }
 
 /// The `/paired` endpoint's bookkeeping: requests in flight now and at most.
@@ -151,6 +153,12 @@ impl TestServer {
 
     /// Serves `body` at `path` from now on, with a new ETag and Last-Modified.
     pub fn set(&self, path: &str, body: Vec<u8>) {
+        self.set_protected(path, body, &[]);
+    }
+
+    /// Like [`TestServer::set`], but a request without every `required` header (name, exact
+    /// value) is answered 401 Unauthorized.
+    pub fn set_protected(&self, path: &str, body: Vec<u8>, required: &[(&str, &str)]) {
         let revision = self.shared.revision.fetch_add(1, Ordering::SeqCst) + 1;
         let etag = format!("\"{}\"", &hex(&Sha256::digest(&body))[..16]);
         let content_type = if path.ends_with(".json") {
@@ -165,6 +173,10 @@ impl TestServer {
             etag,
             last_modified: format!("Mon, 0{} Mar 2025 10:00:00 GMT", revision % 9 + 1),
             content_type,
+            required: required
+                .iter()
+                .map(|(k, v)| (k.to_ascii_lowercase(), (*v).to_string()))
+                .collect(),
         };
         lock(&self.shared.docs).insert(path.to_string(), doc);
     }
@@ -276,6 +288,14 @@ impl Shared {
     /// A document set by the test, with conditional GET (RFC 9110 §13.1.3: If-None-Match wins
     /// over If-Modified-Since when both are sent).
     async fn document(&self, req: &Seen, doc: &Doc, out: &mut TcpStream) -> std::io::Result<()> {
+        if doc
+            .required
+            .iter()
+            .any(|(k, v)| req.headers.get(k) != Some(v))
+        {
+            let challenge = [("WWW-Authenticate", "Basic realm=\"test\"")];
+            return hostile::send(out, "401 Unauthorized", &challenge, b"").await;
+        }
         let unchanged = match (
             req.headers.get("if-none-match"),
             req.headers.get("if-modified-since"),

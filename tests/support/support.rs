@@ -1,5 +1,6 @@
 //! Real components shared by every test binary: one HTTP server (`http`), one SMTP server
-//! process (`smtp`), one reader for `.eml` files (`mail`), the demo files (`demo`) and the built
+//! process (`smtp`), one reader for `.eml` files (`mail`), two forwarding proxies
+//! (`proxy`), the demo files (`demo`) and the built
 //! binary (`bin`). Loaded by each binary's root with `#[path]`; nothing here asserts behaviour.
 // Each binary uses part of this; what one leaves unused is still used by another.
 #![allow(dead_code, unused_imports)]
@@ -8,6 +9,7 @@ pub mod bin;
 pub mod demo;
 pub mod http;
 pub mod mail;
+pub mod proxy;
 pub mod receiver;
 pub mod smtp;
 pub mod synapse;

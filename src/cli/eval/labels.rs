@@ -12,6 +12,7 @@ use serde::Deserialize;
 use crate::diagnostic::Diagnostic;
 use crate::model::{Article, FeedMeta};
 use crate::parse::html::html_to_text;
+use crate::parse::language;
 use crate::rules::RuleSet;
 use crate::rules::eval::Labelled;
 
@@ -182,16 +183,27 @@ pub fn parse(sources: &[(PathBuf, String)], set: &RuleSet) -> Labels {
                 line,
                 id: parsed.id.clone(),
             });
+            let (title, summary, content) = (
+                html_to_text(&parsed.title),
+                html_to_text(&parsed.summary),
+                html_to_text(&parsed.content),
+            );
+            // As the feeds' items are: detected only when none is declared.
+            let lang_detected = match parsed.lang {
+                Some(_) => None,
+                None => language::detect(&title, &summary, &content).map(str::to_string),
+            };
             out.items.push(Labelled {
                 article: Article {
                     key: parsed.id,
                     link: parsed.link,
-                    title: html_to_text(&parsed.title),
-                    summary: html_to_text(&parsed.summary),
-                    content: html_to_text(&parsed.content),
+                    title,
+                    summary,
+                    content,
                     authors: parsed.authors,
                     categories: parsed.categories,
                     lang: parsed.lang,
+                    lang_detected,
                     published,
                 },
                 feed: FeedMeta {

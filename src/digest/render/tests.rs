@@ -31,6 +31,8 @@ fn entry(id: i64, rule: (&str, (bool, usize)), feed: &str, title: &str, mins: i6
         link: Some(format!("https://{feed}.example/{id}")),
         summary: String::new(),
         content: String::new(),
+        full_text: false,
+        lang: None,
         time: now() - chrono::Duration::minutes(mins),
         hits: vec![StoredHit {
             field: "title".into(),
@@ -328,4 +330,18 @@ fn headers_and_footer_say_what_this_is_when_and_how_to_stop_it() {
         "{}",
         r.text
     );
+}
+
+/// Issue 20: an entry's language (declared, else detected) marks its headline and snippet in
+/// the HTML part; a tag that is not BCP 47-shaped is left out, never written into the markup.
+#[test]
+fn an_entrys_language_marks_its_html_and_a_hostile_tag_is_dropped() {
+    let mut de = entry(1, ("r", (false, 0)), "feed", "Hegseth trifft Healey", 1);
+    de.lang = Some("de_AT".into());
+    let mut bad = entry(2, ("r", (false, 0)), "feed", "Other story", 2);
+    bad.lang = Some("de\"><script>".into());
+    let batch = Batch::complete(vec![de, bad]);
+    let r = render(&Audience::digest(&cfg(10)), &batch, &[], now()).expect("render");
+    assert_eq!(r.html.matches(" lang=\"de-AT\"").count(), 1, "{}", r.html);
+    assert!(!r.html.contains("<script>"), "{}", r.html);
 }

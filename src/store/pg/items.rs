@@ -182,6 +182,8 @@ impl Postgres {
                     categories: serde_json::from_str(r.get(9))?,
                     lang: r.get(10),
                     published: r.get::<_, Option<i64>>(11).map(from_ts),
+                    // Not stored on PostgreSQL yet (issue 20's column).
+                    lang_detected: None,
                 },
             });
         }

@@ -36,6 +36,8 @@ impl Postgres {
                     categories: serde_json::from_str(r.get(8))?,
                     lang: r.get(9),
                     published: r.get::<_, Option<i64>>(10).map(from_ts),
+                    // Not stored on PostgreSQL yet (issue 20's column).
+                    lang_detected: None,
                 },
                 first_seen: from_ts(r.get(11)),
             });

@@ -7,7 +7,7 @@ use super::Postgres;
 use chrono::{DateTime, Utc};
 
 use crate::model::{ChannelCounts, ChannelMessage, SpikeHeadline};
-use crate::store::{ComposeTx, StoreError};
+use crate::store::{ComposeTx, PageOutcome, QueuedPage, StoreError};
 
 macro_rules! unported {
     (
@@ -41,6 +41,9 @@ unported! {
     fn rule_match_times(&str, DateTime<Utc>) -> Vec<(DateTime<Utc>, String)>;
     fn rule_headlines(&str, DateTime<Utc>, usize) -> Vec<SpikeHeadline>;
     fn spike_surging(&str, &str) -> bool;
+    // full_text.rs (issue 20's full-text queue)
+    fn queued_pages(usize) -> Vec<QueuedPage>;
+    fn fetched_page(&str) -> Option<PageOutcome>;
 
     exclusive:
     fn begin_compose() -> ComposeTx<'_>;
@@ -48,5 +51,7 @@ unported! {
     fn mark_channel_sent(i64, DateTime<Utc>) -> ();
     fn mark_channel_retry(i64, &str, DateTime<Utc>) -> ();
     fn mark_channel_failed(i64, &str) -> ();
+    fn set_full_text_mode_list(&[(&str, i64)]) -> ();
+    fn complete_page(&QueuedPage, &PageOutcome, DateTime<Utc>) -> ();
     fn record_spike(&str, &str, bool, Option<(&[String], &str)>, DateTime<Utc>) -> ();
 }

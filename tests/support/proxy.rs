@@ -1,0 +1,185 @@
+//! Two small forwarding proxies on loopback, each on a runtime thread of its own: an HTTP proxy
+//! (absolute-form `GET http://host:port/path`, forwarded in origin form; no CONNECT) and a SOCKS5
+//! proxy (RFC 1928, no authentication, CONNECT to an IPv4 address or a name). Each records the
+//! targets it was asked for, so a test can tell that a request went through it.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Http,
+    Socks5,
+}
+
+pub struct Proxy {
+    pub addr: SocketAddr,
+    scheme: &'static str,
+    targets: Arc<Mutex<Vec<String>>>,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+impl Proxy {
+    pub fn http() -> Proxy {
+        Proxy::start(Kind::Http)
+    }
+
+    pub fn socks5() -> Proxy {
+        Proxy::start(Kind::Socks5)
+    }
+
+    /// `http://127.0.0.1:port` or `socks5://127.0.0.1:port`.
+    pub fn url(&self) -> String {
+        format!("{}://{}", self.scheme, self.addr)
+    }
+
+    /// What clients asked to reach: `host:port/path` (HTTP) or `host:port` (SOCKS5).
+    pub fn targets(&self) -> Vec<String> {
+        self.targets
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    fn start(kind: Kind) -> Proxy {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+        listener.set_nonblocking(true).expect("non-blocking");
+        let addr = listener.local_addr().expect("an address");
+        let targets = Arc::new(Mutex::new(Vec::new()));
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("test-proxy")
+            .enable_all()
+            .build()
+            .expect("a runtime for the proxy");
+        let t = Arc::clone(&targets);
+        runtime.spawn(async move {
+            let listener = TcpListener::from_std(listener).expect("the listener joins");
+            while let Ok((stream, _)) = listener.accept().await {
+                let t = Arc::clone(&t);
+                tokio::spawn(async move {
+                    let _ = match kind {
+                        Kind::Http => http(stream, t).await,
+                        Kind::Socks5 => socks5(stream, t).await,
+                    };
+                });
+            }
+        });
+        Proxy {
+            addr,
+            targets,
+            runtime: Some(runtime),
+            scheme: match kind {
+                Kind::Http => "http",
+                Kind::Socks5 => "socks5",
+            },
+        }
+    }
+}
+
+fn record(targets: &Mutex<Vec<String>>, what: String) {
+    targets
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .push(what);
+}
+
+/// One request per connection: the client's head is read whole, its absolute-form target turned
+/// into origin form with `Connection: close`, and the origin's answer copied back to the end.
+async fn http(mut client: TcpStream, targets: Arc<Mutex<Vec<String>>>) -> std::io::Result<()> {
+    let mut head = Vec::new();
+    let mut chunk = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = client.read(&mut chunk).await?;
+        if n == 0 || head.len() > 64 * 1024 {
+            return Ok(());
+        }
+        head.extend_from_slice(&chunk[..n]);
+    }
+    let text = String::from_utf8_lossy(&head).into_owned();
+    let mut lines = text.split("\r\n");
+    let first = lines.next().unwrap_or_default();
+    let mut parts = first.split_whitespace();
+    let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    let Some(rest) = target.strip_prefix("http://") else {
+        client
+            .write_all(b"HTTP/1.1 501 Not Implemented\r\nContent-Length: 0\r\n\r\n")
+            .await?;
+        return Ok(());
+    };
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    record(&targets, format!("{authority}{path}"));
+    let mut out = format!(
+        "{method} {} HTTP/1.1\r\n",
+        if path.is_empty() { "/" } else { path }
+    );
+    for line in lines.take_while(|l| !l.is_empty()) {
+        let name = line.split(':').next().unwrap_or("").to_ascii_lowercase();
+        if name != "connection" && name != "proxy-connection" && name != "keep-alive" {
+            out.push_str(line);
+            out.push_str("\r\n");
+        }
+    }
+    out.push_str("Connection: close\r\n\r\n");
+    let mut origin = TcpStream::connect(authority).await?;
+    origin.write_all(out.as_bytes()).await?;
+    let mut answer = Vec::new();
+    origin.read_to_end(&mut answer).await?;
+    client.write_all(&answer).await?;
+    client.shutdown().await
+}
+
+/// RFC 1928: greeting (no authentication), CONNECT, then bytes both ways until either side ends.
+async fn socks5(mut client: TcpStream, targets: Arc<Mutex<Vec<String>>>) -> std::io::Result<()> {
+    let mut greet = [0u8; 2];
+    client.read_exact(&mut greet).await?;
+    let mut methods = vec![0u8; usize::from(greet[1])];
+    client.read_exact(&mut methods).await?;
+    if greet[0] != 5 || !methods.contains(&0) {
+        client.write_all(&[5, 0xff]).await?;
+        return Ok(());
+    }
+    client.write_all(&[5, 0]).await?;
+    let mut req = [0u8; 4];
+    client.read_exact(&mut req).await?;
+    let host = match req[3] {
+        1 => {
+            let mut ip = [0u8; 4];
+            client.read_exact(&mut ip).await?;
+            std::net::Ipv4Addr::from(ip).to_string()
+        }
+        3 => {
+            let mut len = [0u8; 1];
+            client.read_exact(&mut len).await?;
+            let mut name = vec![0u8; usize::from(len[0])];
+            client.read_exact(&mut name).await?;
+            String::from_utf8_lossy(&name).into_owned()
+        }
+        _ => {
+            client.write_all(&[5, 8, 0, 1, 0, 0, 0, 0, 0, 0]).await?;
+            return Ok(());
+        }
+    };
+    let mut port = [0u8; 2];
+    client.read_exact(&mut port).await?;
+    let target = format!("{host}:{}", u16::from_be_bytes(port));
+    record(&targets, target.clone());
+    let Ok(mut origin) = TcpStream::connect(&target).await else {
+        client.write_all(&[5, 5, 0, 1, 0, 0, 0, 0, 0, 0]).await?;
+        return Ok(());
+    };
+    client.write_all(&[5, 0, 0, 1, 0, 0, 0, 0, 0, 0]).await?;
+    tokio::io::copy_bidirectional(&mut client, &mut origin).await?;
+    Ok(())
+}
