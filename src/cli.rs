@@ -3,6 +3,23 @@
 //! codes: errors become a message on stderr and a typed `Exit`; nothing below this module exits.
 //! Commands read the time through the pipeline's one clock.
 
+/// `print!` for commands: see [`write_out`].
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::cli::write_out(format_args!($($arg)*))
+    };
+}
+
+/// `println!` for commands: see [`write_out`].
+macro_rules! outln {
+    () => {
+        $crate::cli::write_out(format_args!("\n"))
+    };
+    ($($arg:tt)*) => {
+        $crate::cli::write_out(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
 mod digest;
 /// `rules eval`; public so the benchmark can parse a labels file as the command does.
 pub mod eval;
@@ -279,10 +296,7 @@ fn dispatch(command: Command) -> Exit {
             rules,
             strict,
         } => match config {
-            Some(path) => match load_config(&path) {
-                Ok(c) => rules::check_config(&c, strict),
-                Err(e) => e,
-            },
+            Some(path) => rules::check_config(&path, strict),
             None => rules::check(&rules, None, strict),
         },
         Command::Rules { command } => match command {
@@ -330,7 +344,7 @@ fn dispatch(command: Command) -> Exit {
                 config,
                 rules,
                 since,
-            } => match load_config(&config) {
+            } => match load_config_read_only(&config) {
                 Ok(c) => rules::backtest(&c, &rules, since, crate::clock::now()),
                 Err(e) => e,
             },
@@ -343,17 +357,51 @@ fn dispatch(command: Command) -> Exit {
     }
 }
 
+/// Writes command output to stdout. When the reader has gone away (`newswatch … | head`), the
+/// process ends at once, quietly and with exit 0, as a filter in a pipe should; any other
+/// write error ends it with a message and exit 1. Every command prints through this (the
+/// `out!`/`outln!` macros), never through `print!`, which panics on a closed pipe.
+pub(crate) fn write_out(args: std::fmt::Arguments<'_>) {
+    use std::io::Write as _;
+    if let Err(e) = std::io::stdout().lock().write_fmt(args) {
+        stdout_failed(&e);
+    }
+}
+
+/// [`write_out`] for bytes.
+fn write_out_bytes(bytes: &[u8]) {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    if let Err(e) = stdout.write_all(bytes).and_then(|()| stdout.flush()) {
+        stdout_failed(&e);
+    }
+}
+
+fn stdout_failed(e: &std::io::Error) -> ! {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        std::process::exit(Exit::Ok as i32);
+    }
+    eprintln!("error: cannot write to stdout: {e}");
+    std::process::exit(Exit::Failure as i32);
+}
+
 fn completions(shell: clap_complete::Shell) -> Exit {
     let mut cmd = Cli::command();
-    clap_complete::generate(shell, &mut cmd, "newswatch", &mut std::io::stdout());
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut cmd, "newswatch", &mut script);
+    write_out_bytes(&script);
     Exit::Ok
 }
 
 fn man_page() -> Exit {
-    match clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout()) {
-        Ok(()) => Exit::Ok,
+    let mut page = Vec::new();
+    match clap_mangen::Man::new(Cli::command()).render(&mut page) {
+        Ok(()) => {
+            write_out_bytes(&page);
+            Exit::Ok
+        }
         Err(e) => {
-            eprintln!("error: cannot write the man page: {e}");
+            eprintln!("error: cannot render the man page: {e}");
             Exit::Failure
         }
     }
@@ -365,6 +413,24 @@ fn load_config(path: &Path) -> Result<Config, Exit> {
         eprintln!("{e}");
         Exit::Config
     })
+}
+
+/// The config at `path` for a command that only reads (never delivers): its secrets are left
+/// unread, so a missing password file is no error here. Every problem printed on failure.
+fn load_config_read_only(path: &Path) -> Result<Config, Exit> {
+    Config::load_without_secrets(path).map_err(|e| {
+        eprintln!("{e}");
+        Exit::Config
+    })
+}
+
+/// `n problem`, `n problems`: counts as a reader says them.
+fn count(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
 }
 
 /// Rules from `files`, every problem printed on failure.

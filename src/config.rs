@@ -25,6 +25,7 @@ use crate::digest::spec::{RuleSelection, WhenEmpty};
 use crate::policy::schedule::Schedule;
 
 pub use crate::units::parse_duration;
+pub use build::{parse_remote_feed_url, redact_userinfo};
 pub use format::HumanDuration;
 
 /// A configuration problem at a place in the file.
@@ -56,6 +57,17 @@ pub fn default_user_agent() -> String {
         "newswatch/{} (+https://github.com/newswatch/newswatch)",
         env!("CARGO_PKG_VERSION")
     )
+}
+
+/// Whether loading reads the delivery secrets (the SMTP password). Commands that only read
+/// (`status`, `digest preview`, `rules backtest`, `feeds export`) skip them, so they work where the
+/// password file or variable is missing (an operator's shell, a CI check).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Secrets {
+    /// Read and check them: anything that may deliver.
+    Read,
+    /// Leave them unread (`SmtpSettings::password` is `None`); everything else is checked.
+    Skip,
 }
 
 /// A fully loaded, validated configuration.

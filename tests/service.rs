@@ -7,6 +7,8 @@ mod support;
 
 #[path = "service/daemon.rs"]
 mod daemon;
+#[path = "service/newcomer.rs"]
+mod newcomer;
 #[path = "service/operator.rs"]
 mod operator;
 #[path = "service/soak.rs"]

@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
-use super::{Exit, load_config};
+use super::{Exit, load_config_read_only};
 use crate::config::Config;
 use crate::model::{AlertLatency, OutboxCounts};
 use crate::store::{DigestInfo, FeedNotice, FeedRecord, ReloadInfo, Store, StoreError};
@@ -19,18 +19,18 @@ const RECENT_NOTICES: usize = 20;
 
 /// Prints the report of the config at `path`, as text or JSON.
 pub(super) fn status(path: &std::path::Path, json: bool) -> Exit {
-    let config = match load_config(path) {
+    let config = match load_config_read_only(path) {
         Ok(c) => c,
         Err(e) => return e,
     };
     let now = crate::clock::now();
     match gather(&config, now) {
         Ok(report) if json => {
-            println!("{:#}", render_json(&report));
+            outln!("{:#}", render_json(&report));
             Exit::Ok
         }
         Ok(report) => {
-            print!("{}", render_text(&report, now));
+            out!("{}", render_text(&report, now));
             Exit::Ok
         }
         Err(e) => {

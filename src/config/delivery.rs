@@ -9,7 +9,7 @@ use toml::Spanned;
 
 use super::build::{HOUR, NONZERO, Source, duration_within, resolve};
 use super::format::RawDelivery;
-use super::{Delivery, DeliveryMethod, Security, SmtpSettings};
+use super::{Delivery, DeliveryMethod, Secrets, Security, SmtpSettings};
 
 pub(super) fn check_mailbox(s: &str) -> Result<(), String> {
     // lettre's own error texts ("Invalid input") do not help; say what is expected instead.
@@ -23,6 +23,7 @@ pub(super) fn build(
     base: &Path,
     raw: Spanned<RawDelivery>,
     env: &dyn Fn(&str) -> Option<String>,
+    secrets: Secrets,
 ) -> Option<Delivery> {
     let span = raw.span();
     let raw = raw.into_inner();
@@ -80,6 +81,12 @@ pub(super) fn build(
             let password = match (&raw.password_env, &raw.password_file) {
                 (Some(_), Some(f)) => {
                     src.error_at(f.span(), "set `password_env` or `password_file`, not both");
+                    None
+                }
+                // A read-only command leaves the password where it is (and records where).
+                (Some(_), None) if secrets == Secrets::Skip => None,
+                (None, Some(file)) if secrets == Secrets::Skip => {
+                    password_file = Some(resolve_credential(base, file.get_ref(), env));
                     None
                 }
                 (Some(var), None) => match env(var.get_ref()) {
