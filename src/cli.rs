@@ -81,18 +81,20 @@ pub struct Cli {
 pub enum Command {
     /// Poll feeds, match rules and send digests; as a daemon, or one cycle with --once.
     Run {
+        /// The config file (TOML), e.g. /etc/newswatch/newswatch.toml.
         #[arg(long, short)]
         config: PathBuf,
         /// Run one full cycle (every feed polled once), print a summary and exit.
         #[arg(long)]
         once: bool,
-        /// Reload by itself when the config file or a rule file changes (checked every second;
-        /// saves by rename are seen too), as if sent SIGHUP.
+        /// Reload by itself when the config file or a rule file changes (checked every half
+        /// second; saves by rename are seen too), as if sent SIGHUP.
         #[arg(long, conflicts_with = "once")]
         watch_rules: bool,
     },
     /// Validate the config and its rules (or rule files alone) and run every rule's examples.
     Check {
+        /// The config file (TOML): checked with its secrets, then its rules.
         #[arg(
             long,
             short,
@@ -114,6 +116,7 @@ pub enum Command {
     },
     /// Show every feed's fetch state, the outbox and the last digests (reads the database only).
     Status {
+        /// The config file (TOML), e.g. /etc/newswatch/newswatch.toml.
         #[arg(long, short)]
         config: PathBuf,
         /// Print JSON instead of text.
@@ -132,6 +135,7 @@ pub enum Command {
     },
     /// Print a shell completion script, e.g. `newswatch completions bash > /etc/bash_completion.d/newswatch`.
     Completions {
+        /// The shell to write the script for.
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
@@ -145,6 +149,7 @@ pub enum DigestCommand {
     Preview {
         /// The `[[digest]]` name.
         name: String,
+        /// The config file (TOML), e.g. /etc/newswatch/newswatch.toml.
         #[arg(long, short)]
         config: PathBuf,
         /// Show every match of this window (`24h`, `7d`) instead of those not yet sent.
@@ -158,6 +163,7 @@ pub enum DigestCommand {
     Send {
         /// The `[[digest]]` name.
         name: String,
+        /// The config file (TOML), e.g. /etc/newswatch/newswatch.toml.
         #[arg(long, short)]
         config: PathBuf,
     },
@@ -176,6 +182,7 @@ pub enum FeedsCommand {
     },
     /// Print the config's feeds as OPML 2.0 (tags become folders).
     Export {
+        /// The config file (TOML), e.g. /etc/newswatch/newswatch.toml.
         #[arg(long, short)]
         config: PathBuf,
     },
@@ -197,21 +204,24 @@ pub enum RulesCommand {
         /// An article as a JSON object (title, summary, content, link, authors, categories, lang).
         #[arg(long, group = "input")]
         article: Option<PathBuf>,
-        /// A feed file or http(s) URL; every item is tested.
+        /// A feed file or http(s) URL; every item is tested. Repeat for several feeds.
         #[arg(long, group = "input")]
-        feed: Option<String>,
+        feed: Vec<String>,
         /// One JSON object per article: {"article", "id", "link", "matches": [{"rule", "terms"}]}.
         #[arg(long)]
         json: bool,
     },
     /// The query tree of one rule for some text, each node true or false.
     Explain {
+        /// The id of the rule to explain.
         rule_id: String,
+        /// Rule files.
         #[arg(long, num_args = 1.., required = true)]
         rules: Vec<PathBuf>,
         /// Literal text, treated as the article body.
         #[arg(long)]
         text: String,
+        /// The title of the `--text` article.
         #[arg(long)]
         title: Option<String>,
     },
@@ -241,6 +251,7 @@ pub enum RulesCommand {
     /// Run rules over the articles already stored and list what they would have matched,
     /// marked NEW, same or GONE against the configured rules. Reads the database read-only.
     Backtest {
+        /// The config file (TOML), e.g. /etc/newswatch/newswatch.toml.
         #[arg(long, short)]
         config: PathBuf,
         /// Rule files to try (default: the configured rules).
@@ -308,16 +319,16 @@ fn dispatch(command: Command) -> Exit {
                 feed,
                 json,
             } => {
-                let input = match (text, article, feed) {
-                    (Some(body), _, _) => rules::Input::Text { title, body },
-                    (None, Some(path), _) => rules::Input::Article(path),
-                    (None, None, Some(f)) => rules::Input::Feed(f),
-                    (None, None, None) => {
-                        eprintln!("error: give one of --text, --article or --feed");
-                        return Exit::Usage;
-                    }
+                let inputs = match (text, article) {
+                    (Some(body), _) => vec![rules::Input::Text { title, body }],
+                    (None, Some(path)) => vec![rules::Input::Article(path)],
+                    (None, None) => feed.into_iter().map(rules::Input::Feed).collect(),
                 };
-                rules::test(&rules, input, json)
+                if inputs.is_empty() {
+                    eprintln!("error: give one of --text, --article or --feed");
+                    return Exit::Usage;
+                }
+                rules::test(&rules, inputs, json)
             }
             RulesCommand::Explain {
                 rule_id,
@@ -466,6 +477,48 @@ mod tests {
     #[test]
     fn arguments_are_consistent() {
         Cli::command().debug_assert();
+    }
+
+    /// `--help` and the man pages say what every argument is for.
+    #[test]
+    fn every_argument_has_help() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in cmd.get_arguments() {
+                let builtin = matches!(arg.get_id().as_str(), "help" | "version");
+                if !builtin && arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    missing.push(format!("{path} {}", arg.get_id()));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&Cli::command(), "newswatch", &mut missing);
+        assert!(missing.is_empty(), "arguments without help: {missing:?}");
+    }
+
+    #[test]
+    fn rules_test_takes_several_feeds() {
+        let cli = Cli::try_parse_from([
+            "newswatch",
+            "rules",
+            "test",
+            "--rules",
+            "r.toml",
+            "--feed",
+            "a.xml",
+            "--feed",
+            "b.xml",
+        ])
+        .expect("valid arguments");
+        let Command::Rules {
+            command: RulesCommand::Test { feed, .. },
+        } = cli.command
+        else {
+            panic!("parsed as {:?}", cli.command);
+        };
+        assert_eq!(feed, ["a.xml", "b.xml"]);
     }
 
     #[test]

@@ -111,26 +111,29 @@ struct ArticleJson {
     feed: Option<String>,
 }
 
-/// `rules test`: which rules match each article, with highlighted snippets (or JSON lines).
-pub(super) fn test(files: &[PathBuf], input: Input, json: bool) -> Exit {
+/// `rules test`: which rules match each article of each input, with highlighted snippets (or
+/// JSON lines).
+pub(super) fn test(files: &[PathBuf], inputs: Vec<Input>, json: bool) -> Exit {
     let set = match load_rules(files) {
         Ok(s) => s,
         Err(e) => return e,
     };
-    let (articles, feed) = match read_input(input) {
-        Ok(x) => x,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Exit::Failure;
-        }
-    };
-    for a in &articles {
-        // `rules test` shows what the queries say: feeds and max_age would hide samples.
-        let matches = set.match_article_unfiltered(a, &feed);
-        if json {
-            print_json(&set, a, &matches);
-        } else {
-            print_text(&set, a, &matches);
+    for input in inputs {
+        let (articles, feed) = match read_input(input) {
+            Ok(x) => x,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Exit::Failure;
+            }
+        };
+        for a in &articles {
+            // `rules test` shows what the queries say: feeds and max_age would hide samples.
+            let matches = set.match_article_unfiltered(a, &feed);
+            if json {
+                print_json(&set, a, &matches);
+            } else {
+                print_text(&set, a, &matches);
+            }
         }
     }
     Exit::Ok

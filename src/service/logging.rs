@@ -53,6 +53,7 @@ fn init_stderr(format: LogFormat, filter: EnvFilter) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_timer(Seconds)
         .with_ansi(std::io::stderr().is_terminal());
     match format {
         LogFormat::Text => builder.init(),
@@ -101,5 +102,15 @@ mod tests {
         for &(var, dev, ino, want) in cases {
             assert_eq!(matches_journal_stream(var, dev, ino), want, "{var:?}");
         }
+    }
+}
+
+/// Log timestamps to the second, in UTC (`2026-03-02T07:00:05Z`): nanoseconds are noise to an
+/// operator, and the journal keeps its own precise time.
+struct Seconds;
+
+impl tracing_subscriber::fmt::time::FormatTime for Seconds {
+    fn format_time(&self, w: &mut tracing_subscriber::fmt::format::Writer<'_>) -> std::fmt::Result {
+        write!(w, "{}", crate::clock::now().format("%Y-%m-%dT%H:%M:%SZ"))
     }
 }

@@ -137,6 +137,32 @@ fn only_cli_prints() {
     });
 }
 
+/// Log fields are written for people: `%` (Display), never `?` (Rust's Debug, `slot=None`).
+#[test]
+fn log_fields_are_not_debug_formatted() {
+    let mut bad = Vec::new();
+    for (path, text) in rust_files("src") {
+        for (i, line) in text.lines().enumerate() {
+            let code = code(line);
+            // `name = ?value` or a bare `?value` field; SQL's `?1` placeholders have a digit.
+            let debug_field = code.match_indices('?').any(|(at, _)| {
+                let before = code[..at].trim_end();
+                let next = code[at + 1..].chars().next();
+                (before.ends_with('=') || before.ends_with(','))
+                    && next.is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == '&')
+            });
+            if debug_field {
+                bad.push(format!("{path}:{}", i + 1));
+            }
+        }
+    }
+    assert!(
+        bad.is_empty(),
+        "Debug-formatted log fields:\n  {}",
+        bad.join("\n  ")
+    );
+}
+
 #[test]
 fn every_file_starts_with_a_module_header() {
     let mut bad = Vec::new();
