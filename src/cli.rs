@@ -24,6 +24,7 @@ mod digest;
 /// `rules eval`; public so the benchmark can parse a labels file as the command does.
 pub mod eval;
 mod feeds;
+mod man;
 mod rules;
 mod run;
 mod status;
@@ -139,8 +140,13 @@ pub enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
-    /// Print the man page (roff), e.g. `newswatch man > /usr/local/share/man/man1/newswatch.1`.
-    Man,
+    /// Print the man page (roff), e.g. `newswatch man > /usr/local/share/man/man1/newswatch.1`;
+    /// with --dir, write every page: one per subcommand and newswatch.toml(5).
+    Man {
+        /// Write newswatch.1, newswatch-SUBCOMMAND.1 … and newswatch.toml.5 into this directory.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -364,7 +370,7 @@ fn dispatch(command: Command) -> Exit {
         Command::Digest { action } => digest::digest(action),
         Command::Feeds { action } => feeds::feeds(action),
         Command::Completions { shell } => completions(shell),
-        Command::Man => man_page(),
+        Command::Man { dir } => man::man(dir.as_deref()),
     }
 }
 
@@ -402,20 +408,6 @@ fn completions(shell: clap_complete::Shell) -> Exit {
     clap_complete::generate(shell, &mut cmd, "newswatch", &mut script);
     write_out_bytes(&script);
     Exit::Ok
-}
-
-fn man_page() -> Exit {
-    let mut page = Vec::new();
-    match clap_mangen::Man::new(Cli::command()).render(&mut page) {
-        Ok(()) => {
-            write_out_bytes(&page);
-            Exit::Ok
-        }
-        Err(e) => {
-            eprintln!("error: cannot render the man page: {e}");
-            Exit::Failure
-        }
-    }
 }
 
 /// The config at `path`, every problem printed on failure.

@@ -8,6 +8,7 @@ mod build;
 mod delivery;
 mod digests;
 mod format;
+pub mod keys;
 mod load;
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};

@@ -137,6 +137,49 @@ fn only_cli_prints() {
     });
 }
 
+/// The example config's `rules/` is the shipped `rules/` itself (a symlink), never a copy that
+/// could fall out of step.
+#[test]
+fn config_rules_is_the_shipped_rules() {
+    let link = root().join("config/rules");
+    let target = fs::read_link(&link).expect("config/rules is a symlink");
+    assert_eq!(target, Path::new("../rules"));
+    assert_eq!(
+        fs::canonicalize(&link).expect("resolves"),
+        fs::canonicalize(root().join("rules")).expect("rules/")
+    );
+}
+
+/// Tracked docs name paths a reader has: never a home or work directory of the machine they were
+/// written on.
+#[test]
+fn docs_name_no_build_machine_path() {
+    let mut bad = Vec::new();
+    let mut docs: Vec<PathBuf> = ["README.md", "ARCHITECTURE.md", "BENCHMARKS.md"]
+        .iter()
+        .map(|f| root().join(f))
+        .collect();
+    for entry in std::fs::read_dir(root().join("docs")).expect("docs/") {
+        docs.push(entry.expect("dir entry").path());
+    }
+    for path in docs {
+        let text = std::fs::read_to_string(&path).expect("read doc");
+        for (i, line) in text.lines().enumerate() {
+            if ["/home/", "/root/", "/work/", "/Users/"]
+                .iter()
+                .any(|p| line.contains(p))
+            {
+                bad.push(format!("{}:{}", path.display(), i + 1));
+            }
+        }
+    }
+    assert!(
+        bad.is_empty(),
+        "build-machine paths in docs:\n  {}",
+        bad.join("\n  ")
+    );
+}
+
 /// Log fields are written for people: `%` (Display), never `?` (Rust's Debug, `slot=None`).
 #[test]
 fn log_fields_are_not_debug_formatted() {

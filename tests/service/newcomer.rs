@@ -180,6 +180,31 @@ fn feed_url_credentials_are_refused_and_never_printed() {
 }
 
 #[test]
+fn man_pages_cover_every_subcommand_and_the_config_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = newswatch(&["man", "--dir", arg(dir.path())]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    for page in [
+        "newswatch.1",
+        "newswatch-run.1",
+        "newswatch-check.1",
+        "newswatch-status.1",
+        "newswatch-rules-test.1",
+        "newswatch-digest-preview.1",
+        "newswatch-feeds-import.1",
+        "newswatch.toml.5",
+    ] {
+        let text = std::fs::read_to_string(dir.path().join(page))
+            .unwrap_or_else(|e| panic!("{page}: {e}"));
+        assert!(text.starts_with(".TH") || text.contains("\n.TH "), "{page}: {text}");
+    }
+    let config = std::fs::read_to_string(dir.path().join("newswatch.toml.5")).expect("read");
+    assert!(config.contains(".B delivery.timeout\n"), "{config}");
+    let run = std::fs::read_to_string(dir.path().join("newswatch-run.1")).expect("read");
+    assert!(run.contains("The config file (TOML)"), "{run}");
+}
+
+#[test]
 fn output_cut_short_by_a_closed_pipe_exits_quietly() {
     let feed = repo().join("config/demo/feeds/continental-defence.rss");
     let mut child = command(&[
