@@ -228,6 +228,8 @@ pub struct SmtpSettings {
     pub final_reply_timeout: Duration,
     /// A PEM file of extra CA certificates to trust (a private relay, or tests).
     pub ca_file: Option<PathBuf>,
+    /// The name given in EHLO (a fully qualified domain name); `None`: the machine's host name.
+    pub helo_name: Option<String>,
 }
 
 impl SmtpSettings {

@@ -33,7 +33,7 @@ pub(super) fn build(
     let method_name = raw.method.get_ref().as_str();
     // Keys that belong to another method are mistakes worth naming.
     let misplaced = |src: &mut Source<'_>, allowed: &[&str]| {
-        let present: [(&str, bool); 11] = [
+        let present: [(&str, bool); 12] = [
             ("host", raw.host.is_some()),
             ("port", raw.port.is_some()),
             ("security", raw.security.is_some()),
@@ -43,6 +43,7 @@ pub(super) fn build(
             ("timeout", raw.timeout.is_some()),
             ("final_reply_timeout", raw.final_reply_timeout.is_some()),
             ("ca_file", raw.ca_file.is_some()),
+            ("helo_name", raw.helo_name.is_some()),
             ("command", raw.command.is_some()),
             ("dir", raw.dir.is_some()),
         ];
@@ -69,6 +70,7 @@ pub(super) fn build(
                     "timeout",
                     "final_reply_timeout",
                     "ca_file",
+                    "helo_name",
                 ],
             );
             let Some(host) = raw.host.clone() else {
@@ -157,6 +159,15 @@ pub(super) fn build(
                 )
                 .unwrap_or(SmtpSettings::DEFAULT_FINAL_REPLY_TIMEOUT),
                 ca_file,
+                helo_name: raw.helo_name.as_ref().and_then(|h| {
+                    match check_helo_name(h.get_ref()) {
+                        Ok(()) => Some(h.get_ref().clone()),
+                        Err(msg) => {
+                            src.error_at(h.span(), msg);
+                            None
+                        }
+                    }
+                }),
             })
         }
         "sendmail" => {
@@ -208,5 +219,23 @@ fn resolve_credential(base: &Path, file: &str, env: &dyn Fn(&str) -> Option<Stri
     match env("CREDENTIALS_DIRECTORY") {
         Some(dir) => Path::new(&dir).join(p),
         None => base.join(p),
+    }
+}
+
+/// A name for EHLO: a domain name (RFC 5321 §4.1.3 asks for the client's fully qualified one).
+fn check_helo_name(name: &str) -> Result<(), String> {
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+    };
+    if name.len() <= 253 && name.split('.').all(label_ok) {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid `helo_name` {name:?}: expected a domain name, like \"mail.example.org\""
+        ))
     }
 }

@@ -156,6 +156,8 @@ const BROKEN: &[(&str, &str, &str, usize, usize, &str)] = &[
      "feed url \"https://example.org/f\" carries a user name or password: credentials in a feed URL would be shown by `status`, the logs and OPML export, so newswatch refuses them; hint: use the feed's public URL, or a feed proxy on 127.0.0.1 that adds the login"),
     ("unparsable url with credentials", "https://example.org/feed.xml", "https://ann:s3cret@exa mple.org/f", 5, 7,
      "invalid feed url \"https://***@exa mple.org/f\": invalid international domain name; expected an http://, https:// or file:// URL"),
+    ("bad helo name", "method = \"file\"\ndir = \"outbox\"", "method = \"smtp\"\nhost = \"127.0.0.1\"\nhelo_name = \"-bad_name\"", 9, 13,
+     "invalid `helo_name` \"-bad_name\": expected a domain name, like \"mail.example.org\""),
     ("duplicate feed", "[delivery]", "[[feed]]\nname = \"one\"\nurl = \"https://example.org/2\"\n[delivery]", 7, 8,
      "duplicate feed name \"one\": every [[feed]] needs its own name"),
     ("missing state_dir", "state_dir = \"state\"\n", "", 1, 1,

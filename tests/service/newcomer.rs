@@ -196,7 +196,10 @@ fn man_pages_cover_every_subcommand_and_the_config_file() {
     ] {
         let text = std::fs::read_to_string(dir.path().join(page))
             .unwrap_or_else(|e| panic!("{page}: {e}"));
-        assert!(text.starts_with(".TH") || text.contains("\n.TH "), "{page}: {text}");
+        assert!(
+            text.starts_with(".TH") || text.contains("\n.TH "),
+            "{page}: {text}"
+        );
     }
     let config = std::fs::read_to_string(dir.path().join("newswatch.toml.5")).expect("read");
     assert!(config.contains(".B delivery.timeout\n"), "{config}");
