@@ -60,6 +60,15 @@ pub struct StatusReport {
     pub last_reload: Option<ReloadInfo>,
     /// Latencies of the articles alerted in the last `LATENCY_WINDOW`.
     pub latency: Latency,
+    /// Each configured digest's next scheduled slot after now.
+    pub next_slots: Vec<NextSlot>,
+}
+
+/// When a `[[digest]]` is next due by its schedule (`None`: it has none).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NextSlot {
+    pub name: String,
+    pub at: Option<DateTime<Utc>>,
 }
 
 /// Latency figures over the articles alerted recently: each a (p50, p90, max) in milliseconds.
@@ -130,7 +139,19 @@ pub fn gather(config: &Config, now: DateTime<Utc>) -> Result<StatusReport, Store
         Some(s) => Latency::of(&s.alert_latencies(now - LATENCY_WINDOW)?),
         None => Latency::default(),
     };
+    let next_slots = config
+        .digests
+        .iter()
+        .map(|d| NextSlot {
+            name: d.name.clone(),
+            at: d
+                .schedule
+                .as_ref()
+                .and_then(|s| crate::policy::schedule::next_after(s, d.timezone, now)),
+        })
+        .collect();
     Ok(StatusReport {
+        next_slots,
         latency,
         database: store.is_some(),
         feeds,
@@ -198,13 +219,31 @@ pub fn render_text(r: &StatusReport, now: DateTime<Utc>) -> String {
         o.queued, o.sent, o.failed
     );
     for d in &r.digests {
+        // "alert breaking #1", "digest briefing #2": what the config calls it, and its number.
+        let name = d
+            .name
+            .as_deref()
+            .map(|n| format!(" {n}"))
+            .unwrap_or_default();
         let _ = writeln!(
             out,
-            "digest {}: {} ({} of {} emails sent)",
+            "{}{name} #{}: {} ({} of {} emails sent)",
+            d.kind,
             d.id,
             when(Some(d.created)),
             d.sent,
             d.emails
+        );
+    }
+    for n in &r.next_slots {
+        let _ = writeln!(
+            out,
+            "next digest {}: {}",
+            n.name,
+            n.at.map_or_else(
+                || "none (no schedule: whenever there is news)".to_string(),
+                |t| when(Some(t))
+            )
         );
     }
     match &r.last_reload {
@@ -290,8 +329,11 @@ pub fn render_json(r: &StatusReport) -> Value {
         "last_reload": r.last_reload.as_ref().map(|l| json!({
             "at": l.at.to_rfc3339(), "applied": l.applied, "detail": l.detail,
         })),
+        "next_digests": r.next_slots.iter().map(|n| json!({
+            "name": n.name, "at": n.at.map(|t| t.to_rfc3339()),
+        })).collect::<Vec<_>>(),
         "digests": r.digests.iter().map(|d| json!({
-            "id": d.id, "created": d.created.to_rfc3339(), "emails": d.emails, "sent": d.sent,
+            "id": d.id, "kind": d.kind, "name": d.name, "created": d.created.to_rfc3339(), "emails": d.emails, "sent": d.sent,
         })).collect::<Vec<_>>(),
         "alert_latency_ms": {
             "window_hours": LATENCY_WINDOW.num_hours(),

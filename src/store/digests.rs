@@ -19,6 +19,10 @@ use crate::model::{DigestBatch, GroupCount, NewMessage, PendingMatch};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DigestInfo {
     pub id: i64,
+    /// `digest` or `alert`.
+    pub kind: String,
+    /// The `[[digest]]` or `[[alert]]` name (none in databases older than the names).
+    pub name: Option<String>,
     pub created: DateTime<Utc>,
     pub emails: u64,
     pub sent: u64,
@@ -61,7 +65,7 @@ impl Store {
     /// The newest `limit` digests with how many of their emails were composed and sent.
     pub fn recent_digests(&self, limit: usize) -> Result<Vec<DigestInfo>, StoreError> {
         let mut stmt = self.conn.prepare(
-            "SELECT d.id, d.created, COUNT(o.id), COUNT(o.sent)
+            "SELECT d.id, d.created, COUNT(o.id), COUNT(o.sent), d.kind, d.name
              FROM digests d LEFT JOIN outbox o ON o.digest = d.id
              GROUP BY d.id ORDER BY d.id DESC LIMIT ?1",
         )?;
@@ -71,6 +75,8 @@ impl Store {
                 created: from_ts(r.get(1)?),
                 emails: r.get(2)?,
                 sent: r.get(3)?,
+                kind: r.get(4)?,
+                name: r.get(5)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)

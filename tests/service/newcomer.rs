@@ -86,6 +86,47 @@ fn read_only_commands_need_no_smtp_password_but_delivery_does() {
 }
 
 #[test]
+fn status_names_alert_and_digest_emails_and_the_next_slot() {
+    // The demo, in a directory of its own: one alert email and one digest.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let demo = dir.path().join("config");
+    std::fs::create_dir_all(demo.join("demo/feeds")).expect("mkdir");
+    for entry in std::fs::read_dir(repo().join("config/demo/feeds")).expect("demo feeds") {
+        let path = entry.expect("entry").path();
+        let to = demo
+            .join("demo/feeds")
+            .join(path.file_name().expect("name"));
+        std::fs::copy(&path, to).expect("copy feed");
+    }
+    let text = std::fs::read_to_string(repo().join("config/demo.toml")).expect("demo.toml");
+    let text = text.replace(
+        "rules = [\"../rules/*.toml\"]",
+        &format!("rules = [{:?}]", repo().join("rules/*.toml")),
+    );
+    let config = demo.join("demo.toml");
+    std::fs::write(&config, text).expect("write demo.toml");
+    let out = newswatch(&["run", "--once", "--config", arg(&config)]);
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let out = newswatch(&["status", "--config", arg(&config)]);
+    let text = stdout(&out);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(text.contains("\nalert breaking #1: "), "{text}");
+    assert!(text.contains("\ndigest briefing #2: "), "{text}");
+    assert!(text.contains("\nnext digest briefing: none"), "{text}");
+
+    // The production config's digest has a schedule: its next slot is a time.
+    let prod = production_config(dir.path(), |t| t);
+    let out = newswatch(&["status", "-c", arg(&prod)]);
+    let text = stdout(&out);
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("next digest briefing: "))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(line.ends_with(":00:00Z"), "{line}");
+}
+
+#[test]
 fn check_reports_config_and_rule_problems_in_one_run() {
     let dir = tempfile::tempdir().expect("tempdir");
     // A broken rule file next to the shipped ones, and two config problems besides the password.
