@@ -17,3 +17,5 @@ mod soak;
 mod state_faults;
 #[path = "service/survive.rs"]
 mod survive;
+#[path = "service/systemd.rs"]
+mod systemd;
