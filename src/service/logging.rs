@@ -83,6 +83,16 @@ fn matches_journal_stream(var: &str, dev: u64, ino: u64) -> bool {
     d.parse() == Ok(dev) && i.parse() == Ok(ino)
 }
 
+/// Log timestamps to the second, in UTC (`2026-03-02T07:00:05Z`): nanoseconds are noise to an
+/// operator, and the journal keeps its own precise time.
+struct Seconds;
+
+impl tracing_subscriber::fmt::time::FormatTime for Seconds {
+    fn format_time(&self, w: &mut tracing_subscriber::fmt::format::Writer<'_>) -> std::fmt::Result {
+        write!(w, "{}", crate::clock::now().format("%Y-%m-%dT%H:%M:%SZ"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -102,15 +112,5 @@ mod tests {
         for &(var, dev, ino, want) in cases {
             assert_eq!(matches_journal_stream(var, dev, ino), want, "{var:?}");
         }
-    }
-}
-
-/// Log timestamps to the second, in UTC (`2026-03-02T07:00:05Z`): nanoseconds are noise to an
-/// operator, and the journal keeps its own precise time.
-struct Seconds;
-
-impl tracing_subscriber::fmt::time::FormatTime for Seconds {
-    fn format_time(&self, w: &mut tracing_subscriber::fmt::format::Writer<'_>) -> std::fmt::Result {
-        write!(w, "{}", crate::clock::now().format("%Y-%m-%dT%H:%M:%SZ"))
     }
 }
