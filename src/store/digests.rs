@@ -15,13 +15,11 @@ use super::outbox::insert_outbox;
 use super::{Store, StoreError, from_ts, ts};
 use crate::model::{DigestBatch, GroupCount, NewMessage, PendingMatch};
 
-/// A digest as `status` lists it.
+/// An email as `status` lists it: `kind` is `digest` or `alert`; `name` none in old rows.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DigestInfo {
     pub id: i64,
-    /// `digest` or `alert`.
     pub kind: String,
-    /// The `[[digest]]` or `[[alert]]` name (none in databases older than the names).
     pub name: Option<String>,
     pub created: DateTime<Utc>,
     pub emails: u64,
@@ -65,9 +63,8 @@ impl Store {
     /// The newest `limit` digests with how many of their emails were composed and sent.
     pub fn recent_digests(&self, limit: usize) -> Result<Vec<DigestInfo>, StoreError> {
         let mut stmt = self.conn.prepare(
-            "SELECT d.id, d.created, COUNT(o.id), COUNT(o.sent), d.kind, d.name
-             FROM digests d LEFT JOIN outbox o ON o.digest = d.id
-             GROUP BY d.id ORDER BY d.id DESC LIMIT ?1",
+            "SELECT d.id, d.created, COUNT(o.id), COUNT(o.sent), d.kind, d.name FROM digests d
+             LEFT JOIN outbox o ON o.digest = d.id GROUP BY d.id ORDER BY d.id DESC LIMIT ?1",
         )?;
         let rows = stmt.query_map([i64::try_from(limit).unwrap_or(i64::MAX)], |r| {
             Ok(DigestInfo {
