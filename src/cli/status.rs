@@ -9,11 +9,13 @@ use serde_json::{Value, json};
 
 use super::{Exit, load_config_read_only};
 use crate::config::Config;
-use crate::model::{AlertLatency, OutboxCounts};
+use crate::model::{AlertLatency, OutboxCounts, OutboxMessage};
 use crate::store::{DigestInfo, FeedNotice, FeedRecord, ReloadInfo, Store, StoreError};
 
 /// Digests listed by `status`.
 const RECENT_DIGESTS: usize = 5;
+/// Queued messages listed by `status`, oldest first.
+const LISTED_QUEUED: usize = 20;
 /// Feed notices listed by `status`, newest last.
 const RECENT_NOTICES: usize = 20;
 
@@ -54,6 +56,8 @@ pub struct StatusReport {
     pub database: bool,
     pub feeds: Vec<FeedLine>,
     pub outbox: OutboxCounts,
+    /// The oldest queued messages (at most `LISTED_QUEUED`).
+    pub queued: Vec<OutboxMessage>,
     pub digests: Vec<DigestInfo>,
     pub notices: Vec<FeedNotice>,
     /// The daemon's last config/rule reload (SIGHUP or `--watch-rules`), if any.
@@ -135,6 +139,14 @@ pub fn gather(config: &Config, now: DateTime<Utc>) -> Result<StatusReport, Store
         }),
         None => (OutboxCounts::default(), Vec::new(), Vec::new()),
     };
+    let queued = match &store {
+        Some(s) => {
+            let mut q = s.queued_messages()?;
+            q.truncate(LISTED_QUEUED);
+            q
+        }
+        None => Vec::new(),
+    };
     let latency = match &store {
         Some(s) => Latency::of(&s.alert_latencies(now - LATENCY_WINDOW)?),
         None => Latency::default(),
@@ -151,6 +163,7 @@ pub fn gather(config: &Config, now: DateTime<Utc>) -> Result<StatusReport, Store
         })
         .collect();
     Ok(StatusReport {
+        queued,
         next_slots,
         latency,
         database: store.is_some(),
@@ -218,6 +231,20 @@ pub fn render_text(r: &StatusReport, now: DateTime<Utc>) -> String {
         "outbox: {} queued, {} sent, {} failed",
         o.queued, o.sent, o.failed
     );
+    for m in &r.queued {
+        let _ = writeln!(
+            out,
+            "  queued #{} ({}): attempt {} next at {}{}",
+            m.id,
+            m.digest_name,
+            m.attempts + 1,
+            when(Some(m.next_attempt)),
+            m.last_error
+                .as_deref()
+                .map(|e| format!(", last error: {e}"))
+                .unwrap_or_default()
+        );
+    }
     for d in &r.digests {
         // "alert breaking #1", "digest briefing #2": what the config calls it, and its number.
         let name = d
@@ -326,6 +353,10 @@ pub fn render_json(r: &StatusReport) -> Value {
         "database": r.database,
         "feeds": feeds,
         "outbox": {"queued": r.outbox.queued, "sent": r.outbox.sent, "failed": r.outbox.failed},
+        "queued": r.queued.iter().map(|m| json!({
+            "id": m.id, "name": m.digest_name, "attempts": m.attempts,
+            "next_attempt": m.next_attempt.to_rfc3339(), "last_error": m.last_error,
+        })).collect::<Vec<_>>(),
         "last_reload": r.last_reload.as_ref().map(|l| json!({
             "at": l.at.to_rfc3339(), "applied": l.applied, "detail": l.detail,
         })),

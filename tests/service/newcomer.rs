@@ -87,7 +87,8 @@ fn read_only_commands_need_no_smtp_password_but_delivery_does() {
 
 #[test]
 fn status_names_alert_and_digest_emails_and_the_next_slot() {
-    // The demo, in a directory of its own: one alert email and one digest.
+    // The demo, in a directory of its own: one alert email and one digest, both left queued by
+    // a relay that is not there (nothing listens on port 9).
     let dir = tempfile::tempdir().expect("tempdir");
     let demo = dir.path().join("config");
     std::fs::create_dir_all(demo.join("demo/feeds")).expect("mkdir");
@@ -99,20 +100,39 @@ fn status_names_alert_and_digest_emails_and_the_next_slot() {
         std::fs::copy(&path, to).expect("copy feed");
     }
     let text = std::fs::read_to_string(repo().join("config/demo.toml")).expect("demo.toml");
-    let text = text.replace(
-        "rules = [\"../rules/*.toml\"]",
-        &format!("rules = [{:?}]", repo().join("rules/*.toml")),
-    );
+    let text = text
+        .replace(
+            "rules = [\"../rules/*.toml\"]",
+            &format!("rules = [{:?}]", repo().join("rules/*.toml")),
+        )
+        .replace(
+            "method = \"file\"",
+            "method = \"smtp\"\nhost = \"127.0.0.1\"\nport = 9\nsecurity = \"none\"",
+        )
+        .replace("dir = \"../outbox\"\n", "");
     let config = demo.join("demo.toml");
     std::fs::write(&config, text).expect("write demo.toml");
     let out = newswatch(&["run", "--once", "--config", arg(&config)]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(6), "undelivered: {}", stderr(&out));
 
     let out = newswatch(&["status", "--config", arg(&config)]);
     let text = stdout(&out);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(text.contains("\nalert breaking #1: "), "{text}");
     assert!(text.contains("\ndigest briefing #2: "), "{text}");
+    assert!(
+        text.contains("outbox: 2 queued, 0 sent, 0 failed\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("\n  queued #1 (breaking): attempt 2 next at "),
+        "{text}"
+    );
+    assert!(
+        text.contains("\n  queued #2 (briefing): attempt "),
+        "{text}"
+    );
+    assert!(text.contains(", last error: "), "{text}");
     assert!(text.contains("\nnext digest briefing: none"), "{text}");
 
     // The production config's digest has a schedule: its next slot is a time.
