@@ -56,6 +56,8 @@ pub struct StatusReport {
     pub database: bool,
     pub feeds: Vec<FeedLine>,
     pub outbox: OutboxCounts,
+    /// Per rule id: stored matches, and those not yet in a digest.
+    pub rules: Vec<(String, u64, u64)>,
     /// The oldest queued messages (at most `LISTED_QUEUED`).
     pub queued: Vec<OutboxMessage>,
     pub digests: Vec<DigestInfo>,
@@ -139,6 +141,10 @@ pub fn gather(config: &Config, now: DateTime<Utc>) -> Result<StatusReport, Store
         }),
         None => (OutboxCounts::default(), Vec::new(), Vec::new()),
     };
+    let rules = match &store {
+        Some(s) => s.match_counts()?,
+        None => Vec::new(),
+    };
     let queued = match &store {
         Some(s) => {
             let mut q = s.queued_messages()?;
@@ -163,6 +169,7 @@ pub fn gather(config: &Config, now: DateTime<Utc>) -> Result<StatusReport, Store
         })
         .collect();
     Ok(StatusReport {
+        rules,
         queued,
         next_slots,
         latency,
@@ -262,6 +269,13 @@ pub fn render_text(r: &StatusReport, now: DateTime<Utc>) -> String {
             d.emails
         );
     }
+    for (rule, all, pending) in &r.rules {
+        let _ = writeln!(
+            out,
+            "rule {rule}: {all} {} ({pending} not yet in a digest)",
+            if *all == 1 { "match" } else { "matches" }
+        );
+    }
     for n in &r.next_slots {
         let _ = writeln!(
             out,
@@ -353,6 +367,9 @@ pub fn render_json(r: &StatusReport) -> Value {
         "database": r.database,
         "feeds": feeds,
         "outbox": {"queued": r.outbox.queued, "sent": r.outbox.sent, "failed": r.outbox.failed},
+        "rules": r.rules.iter().map(|(rule, all, pending)| json!({
+            "rule": rule, "matches": all, "not_in_digest": pending,
+        })).collect::<Vec<_>>(),
         "queued": r.queued.iter().map(|m| json!({
             "id": m.id, "name": m.digest_name, "attempts": m.attempts,
             "next_attempt": m.next_attempt.to_rfc3339(), "last_error": m.last_error,

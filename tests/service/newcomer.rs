@@ -133,6 +133,10 @@ fn status_names_alert_and_digest_emails_and_the_next_slot() {
         "{text}"
     );
     assert!(text.contains(", last error: "), "{text}");
+    assert!(
+        text.contains("\nrule minerals-deal: "),
+        "per-rule counts: {text}"
+    );
     assert!(text.contains("\nnext digest briefing: none"), "{text}");
 
     // The production config's digest has a schedule: its next slot is a time.
