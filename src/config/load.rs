@@ -96,6 +96,17 @@ impl Config {
     ) -> Result<Config, ConfigErrors> {
         let mut src = Source::new(path, text);
         let raw: RawConfig = toml::from_str(text).map_err(|e| {
+            // Several syntax errors: all of them. Otherwise toml's one message, which also
+            // covers types and unknown keys (and words a syntax error better).
+            let syntax = syntax_errors(text);
+            if syntax.len() > 1 {
+                return Diagnostics(
+                    syntax
+                        .into_iter()
+                        .map(|(at, message)| src.diagnostic(at, message))
+                        .collect(),
+                );
+            }
             let offset = e.span().map_or(0, |s| s.start);
             Diagnostics(vec![
                 src.diagnostic(offset, e.message().trim_end().to_string()),
@@ -168,6 +179,35 @@ impl Config {
             .cloned()
             .collect()
     }
+}
+
+/// Every TOML syntax error in `text` (offset, message): toml's parser goes on after each.
+fn syntax_errors(text: &str) -> Vec<(usize, String)> {
+    let source = toml_parser::Source::new(text);
+    let tokens: Vec<_> = source.lex().collect();
+    let mut errors: Vec<toml_parser::ParseError> = Vec::new();
+    toml_parser::parser::parse_document(&tokens, &mut (), &mut errors);
+    errors
+        .iter()
+        .map(|e| {
+            let mut message = e.description().to_string();
+            let expected: Vec<&str> = e
+                .expected()
+                .unwrap_or_default()
+                .iter()
+                .map(|x| match x {
+                    toml_parser::Expected::Literal("\n") => "the end of the line",
+                    toml_parser::Expected::Literal(s) | toml_parser::Expected::Description(s) => *s,
+                    _ => "",
+                })
+                .filter(|s| !s.is_empty())
+                .collect();
+            if !expected.is_empty() {
+                message.push_str(&format!(", expected {}", expected.join(" or ")));
+            }
+            (e.unexpected().map_or(0, |s| s.start()), message)
+        })
+        .collect()
 }
 
 /// The directory relative paths in the config at `path` are resolved against.

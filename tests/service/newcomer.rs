@@ -202,6 +202,28 @@ fn check_reports_config_and_rule_problems_in_one_run() {
 }
 
 #[test]
+fn check_reports_every_toml_syntax_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("newswatch.toml");
+    std::fs::write(
+        &config,
+        "state_dir = \"s\"\nrules = [\"r/*.toml\"]\nfoo = = 3\n[delivery\nmethod = \"file\"\nbar 5\n",
+    )
+    .expect("write config");
+    let out = newswatch(&["check", "-c", arg(&config)]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    for want in [
+        "newswatch.toml:3:7: extra `=`",
+        "newswatch.toml:4:10: unclosed table, expected ]",
+        "newswatch.toml:6:5: key with no value, expected =",
+        "problems in the config file",
+    ] {
+        assert!(err.contains(want), "no {want:?} in:\n{err}");
+    }
+}
+
+#[test]
 fn a_missing_config_file_is_named_without_a_position() {
     let out = newswatch(&["check", "-c", "no/such/newswatch.toml"]);
     assert_eq!(out.status.code(), Some(3));
