@@ -98,8 +98,14 @@ impl Config {
         let raw: RawConfig = toml::from_str(text).map_err(|e| {
             // Several syntax errors: all of them. Otherwise toml's one message, which also
             // covers types and unknown keys (and words a syntax error better).
-            let syntax = syntax_errors(text);
+            let offset = e.span().map_or(0, |s| s.start);
+            let mut syntax = syntax_errors(text);
             if syntax.len() > 1 {
+                // toml's error too, where the parser's list lacks it (an unclosed string).
+                if !syntax.iter().any(|(at, _)| *at == offset) {
+                    syntax.push((offset, e.message().trim_end().to_string()));
+                    syntax.sort_by_key(|(at, _)| *at);
+                }
                 return Diagnostics(
                     syntax
                         .into_iter()
@@ -107,7 +113,6 @@ impl Config {
                         .collect(),
                 );
             }
-            let offset = e.span().map_or(0, |s| s.start);
             Diagnostics(vec![
                 src.diagnostic(offset, e.message().trim_end().to_string()),
             ])
