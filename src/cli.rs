@@ -4,10 +4,28 @@
 //! Commands read the time through the pipeline's one clock.
 
 mod channels;
+/// `print!` for commands: see [`write_out`].
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::cli::write_out(format_args!($($arg)*))
+    };
+}
+
+/// `println!` for commands: see [`write_out`].
+macro_rules! outln {
+    () => {
+        $crate::cli::write_out(format_args!("\n"))
+    };
+    ($($arg:tt)*) => {
+        $crate::cli::write_out(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
 mod digest;
 /// `rules eval`; public so the benchmark can parse a labels file as the command does.
 pub mod eval;
 mod feeds;
+mod man;
 mod rules;
 mod run;
 mod status;
@@ -66,18 +84,20 @@ pub struct Cli {
 pub enum Command {
     /// Poll feeds, match rules and send digests; as a daemon, or one cycle with --once.
     Run {
+        /// The config file (TOML), e.g. /etc/newswatch/newswatch.toml.
         #[arg(long, short)]
         config: PathBuf,
         /// Run one full cycle (every feed polled once), print a summary and exit.
         #[arg(long)]
         once: bool,
-        /// Reload by itself when the config file or a rule file changes (checked every second;
-        /// saves by rename are seen too), as if sent SIGHUP.
+        /// Reload by itself when the config file or a rule file changes (checked every half
+        /// second; saves by rename are seen too), as if sent SIGHUP.
         #[arg(long, conflicts_with = "once")]
         watch_rules: bool,
     },
     /// Validate the config and its rules (or rule files alone) and run every rule's examples.
     Check {
+        /// The config file (TOML): checked with its secrets, then its rules.
         #[arg(
             long,
             short,
@@ -99,6 +119,7 @@ pub enum Command {
     },
     /// Show every feed's fetch state, the outbox and the last digests (reads the database only).
     Status {
+        /// The config file (TOML), e.g. /etc/newswatch/newswatch.toml.
         #[arg(long, short)]
         config: PathBuf,
         /// Print JSON instead of text.
@@ -127,11 +148,17 @@ pub enum Command {
     },
     /// Print a shell completion script, e.g. `newswatch completions bash > /etc/bash_completion.d/newswatch`.
     Completions {
+        /// The shell to write the script for.
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
-    /// Print the man page (roff), e.g. `newswatch man > /usr/local/share/man/man1/newswatch.1`.
-    Man,
+    /// Print the man page (roff), e.g. `newswatch man > /usr/local/share/man/man1/newswatch.1`;
+    /// with --dir, write every page: one per subcommand and newswatch.toml(5).
+    Man {
+        /// Write newswatch.1, newswatch-SUBCOMMAND.1 … and newswatch.toml.5 into this directory.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -140,6 +167,7 @@ pub enum DigestCommand {
     Preview {
         /// The `[[digest]]` name.
         name: String,
+        /// The config file (TOML), e.g. /etc/newswatch/newswatch.toml.
         #[arg(long, short)]
         config: PathBuf,
         /// Show every match of this window (`24h`, `7d`) instead of those not yet sent.
@@ -153,6 +181,7 @@ pub enum DigestCommand {
     Send {
         /// The `[[digest]]` name.
         name: String,
+        /// The config file (TOML), e.g. /etc/newswatch/newswatch.toml.
         #[arg(long, short)]
         config: PathBuf,
     },
@@ -182,6 +211,7 @@ pub enum FeedsCommand {
     },
     /// Print the config's feeds as OPML 2.0 (tags become folders).
     Export {
+        /// The config file (TOML), e.g. /etc/newswatch/newswatch.toml.
         #[arg(long, short)]
         config: PathBuf,
     },
@@ -203,21 +233,24 @@ pub enum RulesCommand {
         /// An article as a JSON object (title, summary, content, link, authors, categories, lang).
         #[arg(long, group = "input")]
         article: Option<PathBuf>,
-        /// A feed file or http(s) URL; every item is tested.
+        /// A feed file or http(s) URL; every item is tested. Repeat for several feeds.
         #[arg(long, group = "input")]
-        feed: Option<String>,
+        feed: Vec<String>,
         /// One JSON object per article: {"article", "id", "link", "matches": [{"rule", "terms"}]}.
         #[arg(long)]
         json: bool,
     },
     /// The query tree of one rule for some text, each node true or false.
     Explain {
+        /// The id of the rule to explain.
         rule_id: String,
+        /// Rule files.
         #[arg(long, num_args = 1.., required = true)]
         rules: Vec<PathBuf>,
         /// Literal text, treated as the article body.
         #[arg(long)]
         text: String,
+        /// The title of the `--text` article.
         #[arg(long)]
         title: Option<String>,
     },
@@ -247,6 +280,7 @@ pub enum RulesCommand {
     /// Run rules over the articles already stored and list what they would have matched,
     /// marked NEW, same or GONE against the configured rules. Reads the database read-only.
     Backtest {
+        /// The config file (TOML), e.g. /etc/newswatch/newswatch.toml.
         #[arg(long, short)]
         config: PathBuf,
         /// Rule files to try (default: the configured rules).
@@ -302,10 +336,7 @@ fn dispatch(command: Command) -> Exit {
             rules,
             strict,
         } => match config {
-            Some(path) => match load_config(&path) {
-                Ok(c) => rules::check_config(&c, strict),
-                Err(e) => e,
-            },
+            Some(path) => rules::check_config(&path, strict),
             None => rules::check(&rules, None, strict),
         },
         Command::Rules { command } => match command {
@@ -317,16 +348,16 @@ fn dispatch(command: Command) -> Exit {
                 feed,
                 json,
             } => {
-                let input = match (text, article, feed) {
-                    (Some(body), _, _) => rules::Input::Text { title, body },
-                    (None, Some(path), _) => rules::Input::Article(path),
-                    (None, None, Some(f)) => rules::Input::Feed(f),
-                    (None, None, None) => {
-                        eprintln!("error: give one of --text, --article or --feed");
-                        return Exit::Usage;
-                    }
+                let inputs = match (text, article) {
+                    (Some(body), _) => vec![rules::Input::Text { title, body }],
+                    (None, Some(path)) => vec![rules::Input::Article(path)],
+                    (None, None) => feed.into_iter().map(rules::Input::Feed).collect(),
                 };
-                rules::test(&rules, input, json)
+                if inputs.is_empty() {
+                    eprintln!("error: give one of --text, --article or --feed");
+                    return Exit::Usage;
+                }
+                rules::test(&rules, inputs, json)
             }
             RulesCommand::Explain {
                 rule_id,
@@ -353,7 +384,7 @@ fn dispatch(command: Command) -> Exit {
                 config,
                 rules,
                 since,
-            } => match load_config(&config) {
+            } => match load_config_read_only(&config) {
                 Ok(c) => rules::backtest(&c, &rules, since, crate::clock::now()),
                 Err(e) => e,
             },
@@ -366,24 +397,44 @@ fn dispatch(command: Command) -> Exit {
         Command::Feeds { action } => feeds::feeds(action),
         Command::Store { action } => store::store(action),
         Command::Completions { shell } => completions(shell),
-        Command::Man => man_page(),
+        Command::Man { dir } => man::man(dir.as_deref()),
     }
+}
+
+/// Writes command output to stdout. When the reader has gone away (`newswatch … | head`), the
+/// process ends at once, quietly and with exit 0, as a filter in a pipe should; any other
+/// write error ends it with a message and exit 1. Every command prints through this (the
+/// `out!`/`outln!` macros), never through `print!`, which panics on a closed pipe.
+pub(crate) fn write_out(args: std::fmt::Arguments<'_>) {
+    use std::io::Write as _;
+    if let Err(e) = std::io::stdout().lock().write_fmt(args) {
+        stdout_failed(&e);
+    }
+}
+
+/// [`write_out`] for bytes.
+fn write_out_bytes(bytes: &[u8]) {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    if let Err(e) = stdout.write_all(bytes).and_then(|()| stdout.flush()) {
+        stdout_failed(&e);
+    }
+}
+
+fn stdout_failed(e: &std::io::Error) -> ! {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        std::process::exit(Exit::Ok as i32);
+    }
+    eprintln!("error: cannot write to stdout: {e}");
+    std::process::exit(Exit::Failure as i32);
 }
 
 fn completions(shell: clap_complete::Shell) -> Exit {
     let mut cmd = Cli::command();
-    clap_complete::generate(shell, &mut cmd, "newswatch", &mut std::io::stdout());
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut cmd, "newswatch", &mut script);
+    write_out_bytes(&script);
     Exit::Ok
-}
-
-fn man_page() -> Exit {
-    match clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout()) {
-        Ok(()) => Exit::Ok,
-        Err(e) => {
-            eprintln!("error: cannot write the man page: {e}");
-            Exit::Failure
-        }
-    }
 }
 
 /// The config at `path`, every problem printed on failure.
@@ -392,6 +443,24 @@ fn load_config(path: &Path) -> Result<Config, Exit> {
         eprintln!("{e}");
         Exit::Config
     })
+}
+
+/// The config at `path` for a command that only reads (never delivers): its secrets are left
+/// unread, so a missing password file is no error here. Every problem printed on failure.
+fn load_config_read_only(path: &Path) -> Result<Config, Exit> {
+    Config::load_without_secrets(path).map_err(|e| {
+        eprintln!("{e}");
+        Exit::Config
+    })
+}
+
+/// `n problem`, `n problems`: counts as a reader says them.
+fn count(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
 }
 
 /// Rules from `files`, every problem printed on failure.
@@ -427,6 +496,48 @@ mod tests {
     #[test]
     fn arguments_are_consistent() {
         Cli::command().debug_assert();
+    }
+
+    /// `--help` and the man pages say what every argument is for.
+    #[test]
+    fn every_argument_has_help() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in cmd.get_arguments() {
+                let builtin = matches!(arg.get_id().as_str(), "help" | "version");
+                if !builtin && arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    missing.push(format!("{path} {}", arg.get_id()));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&Cli::command(), "newswatch", &mut missing);
+        assert!(missing.is_empty(), "arguments without help: {missing:?}");
+    }
+
+    #[test]
+    fn rules_test_takes_several_feeds() {
+        let cli = Cli::try_parse_from([
+            "newswatch",
+            "rules",
+            "test",
+            "--rules",
+            "r.toml",
+            "--feed",
+            "a.xml",
+            "--feed",
+            "b.xml",
+        ])
+        .expect("valid arguments");
+        let Command::Rules {
+            command: RulesCommand::Test { feed, .. },
+        } = cli.command
+        else {
+            panic!("parsed as {:?}", cli.command);
+        };
+        assert_eq!(feed, ["a.xml", "b.xml"]);
     }
 
     #[test]

@@ -10,6 +10,7 @@ mod delivery;
 mod digests;
 mod format;
 mod full_text;
+pub mod keys;
 mod load;
 mod request;
 mod spikes;
@@ -30,6 +31,7 @@ use crate::digest::spec::{RuleSelection, WhenEmpty};
 use crate::policy::schedule::Schedule;
 
 pub use crate::units::parse_duration;
+pub use build::{parse_remote_feed_url, redact_userinfo};
 pub use channels::{ChannelConfig, ChannelKind, SecretUrl};
 pub use format::HumanDuration;
 pub use full_text::FullText;
@@ -66,6 +68,17 @@ pub fn default_user_agent() -> String {
         "newswatch/{} (+https://github.com/newswatch/newswatch)",
         env!("CARGO_PKG_VERSION")
     )
+}
+
+/// Whether loading reads the delivery secrets (the SMTP password). Commands that only read
+/// (`status`, `digest preview`, `rules backtest`, `feeds export`) skip them, so they work where the
+/// password file or variable is missing (an operator's shell, a CI check).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Secrets {
+    /// Read and check them: anything that may deliver.
+    Read,
+    /// Leave them unread (`SmtpSettings::password` is `None`); everything else is checked.
+    Skip,
 }
 
 /// A fully loaded, validated configuration.
@@ -241,6 +254,8 @@ pub struct SmtpSettings {
     pub final_reply_timeout: Duration,
     /// A PEM file of extra CA certificates to trust (a private relay, or tests).
     pub ca_file: Option<PathBuf>,
+    /// The name given in EHLO (a fully qualified domain name); `None`: the machine's host name.
+    pub helo_name: Option<String>,
 }
 
 impl SmtpSettings {

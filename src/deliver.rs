@@ -144,6 +144,11 @@ impl Deliverer {
                     },
                     timeout: s.timeout,
                     final_reply_timeout: s.final_reply_timeout,
+                    // The configured name, else lettre's default: the machine's host name.
+                    hello: s
+                        .helo_name
+                        .clone()
+                        .map_or_else(ClientId::default, ClientId::Domain),
                     target: format!("smtp {}:{}", s.host, s.port),
                 }))
             }
@@ -233,6 +238,8 @@ struct Smtp {
     credentials: Option<Credentials>,
     timeout: Duration,
     final_reply_timeout: Duration,
+    /// The EHLO name.
+    hello: ClientId,
     target: String,
 }
 
@@ -277,7 +284,7 @@ impl Smtp {
         raw: &[u8],
     ) -> Result<AsyncSmtpConnection, SendOutcome> {
         let failed = |e: lettre::transport::smtp::Error| classify_smtp(&e);
-        let hello = ClientId::default();
+        let hello = &self.hello;
         let implicit = match self.security {
             Security::Tls => self.tls.clone(),
             Security::Starttls | Security::None => None,
@@ -285,7 +292,7 @@ impl Smtp {
         let mut conn = AsyncSmtpConnection::connect_tokio1(
             (self.host.as_str(), self.port),
             Some(self.timeout),
-            &hello,
+            hello,
             implicit,
             None,
         )
@@ -300,7 +307,7 @@ impl Smtp {
                     self.target
                 )));
             }
-            conn.starttls(tls.clone(), &hello).await.map_err(failed)?;
+            conn.starttls(tls.clone(), hello).await.map_err(failed)?;
         }
         if let Some(credentials) = &self.credentials {
             conn.auth(&[Mechanism::Plain, Mechanism::Login], credentials)

@@ -53,6 +53,9 @@ pub struct OpmlFeed {
 pub struct Imported {
     pub feeds: Vec<OpmlFeed>,
     pub duplicates: Vec<String>,
+    /// Feeds left out because the config would refuse their URL: why, in words that never
+    /// repeat a password.
+    pub refused: Vec<String>,
 }
 
 pub fn read(path: &Path) -> Result<Imported, OpmlError> {
@@ -114,6 +117,8 @@ struct Outline {
     text: Option<String>,
     xml_url: Option<String>,
     html_url: Option<String>,
+    /// OPML 2.0 `category`: comma-separated, each `/`-prefixed.
+    category: Option<String>,
 }
 
 impl Outline {
@@ -123,6 +128,7 @@ impl Outline {
             text: None,
             xml_url: None,
             html_url: None,
+            category: None,
         };
         for attr in e.attributes() {
             let attr = attr.map_err(|err| err.to_string())?;
@@ -141,6 +147,7 @@ impl Outline {
                 "text" => &mut o.text,
                 "xmlurl" => &mut o.xml_url,
                 "htmlurl" => &mut o.html_url,
+                "category" => &mut o.category,
                 _ => continue,
             };
             *slot = Some(value);
@@ -166,6 +173,15 @@ fn push_feed(
     let Some(url) = outline.xml_url.clone() else {
         return;
     };
+    // Only what a config accepts is imported: `--append` must never write a config that the
+    // next load (or reload) refuses.
+    let url = match crate::config::parse_remote_feed_url(url.trim()) {
+        Ok(_) => url.trim().to_string(),
+        Err(why) => {
+            out.refused.push(why);
+            return;
+        }
+    };
     if !seen.insert(url_key(&url)) {
         out.duplicates.push(url);
         return;
@@ -177,16 +193,21 @@ fn push_feed(
             .and_then(|u| u.host_str().map(str::to_string))
             .unwrap_or_else(|| url.clone());
     }
+    // Folders are tags, and so are the OPML 2.0 `category` entries ("/a,/b") our export writes.
+    let mut tags: Vec<String> = Vec::new();
+    let folders = open.iter().flatten().map(String::as_str);
+    let categories = outline.category.iter().flat_map(|c| c.split(','));
+    for t in folders.chain(categories) {
+        let t = t.trim().trim_start_matches('/');
+        if !t.is_empty() && !tags.iter().any(|have| have == t) {
+            tags.push(t.to_string());
+        }
+    }
     out.feeds.push(OpmlFeed {
         title,
         xml_url: url,
         html_url: outline.html_url,
-        tags: open
-            .iter()
-            .flatten()
-            .filter(|t| !t.is_empty())
-            .cloned()
-            .collect(),
+        tags,
     });
 }
 
@@ -336,7 +357,10 @@ fn write_atomically(path: &Path, text: &str) -> Result<(), OpmlError> {
     Ok(())
 }
 
-/// OPML 2.0 with one folder level per tag, so importing the result gives the same tags back.
+/// OPML 2.0. Tags are flat, so they are never nested: a feed sits in the folder of its first tag
+/// (what a feed reader shows), and every tag is in its `category` attribute ("/a,/b"), so
+/// importing the result gives the same tags back. A feed URL is written without any user name or
+/// password (a config the daemon refuses can still be exported).
 pub fn export(feeds: &[OpmlFeed], title: &str) -> String {
     let mut out =
         String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<opml version=\"2.0\">\n");
@@ -345,55 +369,65 @@ pub fn export(feeds: &[OpmlFeed], title: &str) -> String {
         "  <head>\n    <title>{}</title>\n  </head>\n  <body>",
         esc(title)
     );
-    let mut open: Vec<&str> = Vec::new();
-    // Feeds sharing a tag path are grouped at its first appearance, keeping config order otherwise.
-    let mut order: Vec<&[String]> = Vec::new();
+    // Folders in the order of their first feed; feeds keep config order within one.
+    let mut folders: Vec<Option<&str>> = Vec::new();
     for f in feeds {
-        if !order.contains(&f.tags.as_slice()) {
-            order.push(&f.tags);
+        let folder = f.tags.first().map(String::as_str);
+        if !folders.contains(&folder) {
+            folders.push(folder);
         }
     }
-    for path in order {
-        let common = open
-            .iter()
-            .zip(path)
-            .take_while(|(a, b)| **a == b.as_str())
-            .count();
-        while open.len() > common {
-            open.pop();
-            let _ = writeln!(out, "{}</outline>", indent(open.len()));
-        }
-        for tag in &path[common..] {
+    for folder in folders {
+        let depth = usize::from(folder.is_some());
+        if let Some(tag) = folder {
             let _ = writeln!(
                 out,
                 "{}<outline text=\"{}\" title=\"{}\">",
-                indent(open.len()),
+                indent(0),
                 esc(tag),
                 esc(tag)
             );
-            open.push(tag);
         }
-        for f in feeds.iter().filter(|f| f.tags.as_slice() == path) {
+        for f in feeds
+            .iter()
+            .filter(|f| f.tags.first().map(String::as_str) == folder)
+        {
             let _ = write!(
                 out,
                 "{}<outline type=\"rss\" text=\"{}\" title=\"{}\" xmlUrl=\"{}\"",
-                indent(open.len()),
+                indent(depth),
                 esc(&f.title),
                 esc(&f.title),
-                esc(&f.xml_url)
+                esc(&without_userinfo(&f.xml_url))
             );
             if let Some(html) = &f.html_url {
                 let _ = write!(out, " htmlUrl=\"{}\"", esc(html));
             }
+            if !f.tags.is_empty() {
+                let category: Vec<String> = f.tags.iter().map(|t| format!("/{t}")).collect();
+                let _ = write!(out, " category=\"{}\"", esc(&category.join(",")));
+            }
             out.push_str("/>\n");
         }
-    }
-    while !open.is_empty() {
-        open.pop();
-        let _ = writeln!(out, "{}</outline>", indent(open.len()));
+        if folder.is_some() {
+            let _ = writeln!(out, "{}</outline>", indent(0));
+        }
     }
     out.push_str("  </body>\n</opml>\n");
     out
+}
+
+/// `url` with any user name and password taken out (unparsable: masked by text).
+fn without_userinfo(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if !u.username().is_empty() || u.password().is_some() => {
+            let _ = u.set_username("");
+            let _ = u.set_password(None);
+            u.to_string()
+        }
+        Ok(_) => url.to_string(),
+        Err(_) => crate::config::redact_userinfo(url),
+    }
 }
 
 fn indent(depth: usize) -> String {
@@ -429,6 +463,10 @@ mod tests {
             (r#"<outline text="Top"><outline text="Sub"><outline text="F" xmlUrl="https://f.example/"/></outline></outline>"#, &[("F", "https://f.example/", &["Top", "Sub"])]),
             (r#"<outline text="A" xmlUrl="https://a.example/f"/><outline text="B" xmlUrl="HTTPS://A.example/f"/>"#, &[("A", "https://a.example/f", &[])]),
             (r#"<outline text="Empty folder"></outline>"#, &[]),
+            (r#"<outline text="uk"><outline text="F" xmlUrl="https://f.example/" category="/uk,/defence"/></outline>"#, &[("F", "https://f.example/", &["uk", "defence"])]),
+            // What the config would refuse is never imported (`--append` keeps a config valid).
+            (r#"<outline text="Bad" xmlUrl="not a url"/><outline text="Ftp" xmlUrl="ftp://f.example/x"/>"#, &[]),
+            (r#"<outline text="Login" xmlUrl="https://ann:s3cret@f.example/x"/>"#, &[]),
         ];
         for (body, want) in cases {
             let got = p(&wrap(body)).unwrap_or_else(|e| panic!("{body}: {e}"));
@@ -447,6 +485,59 @@ mod tests {
                 want.iter().map(|(t, u, g)| (*t, *u, g.to_vec())).collect();
             assert_eq!(got, want, "{body}");
         }
+    }
+
+    #[test]
+    fn refused_urls_are_reported_without_their_password() {
+        let got = p(
+            r#"<opml><body><outline text="L" xmlUrl="https://ann:s3cret@f.example/x"/>
+            <outline text="B" xmlUrl="not a url"/></body></opml>"#,
+        )
+        .expect("valid OPML");
+        assert_eq!(got.refused.len(), 2, "{:?}", got.refused);
+        assert!(
+            got.refused[0].contains("https://f.example/x"),
+            "{:?}",
+            got.refused
+        );
+        assert!(
+            got.refused[1].contains("\"not a url\""),
+            "{:?}",
+            got.refused
+        );
+        assert!(!got.refused.concat().contains("s3cret"));
+    }
+
+    #[test]
+    fn export_puts_a_feed_in_its_first_tag_and_lists_every_tag() {
+        let feed = |t: &str, tags: &[&str]| OpmlFeed {
+            title: t.into(),
+            xml_url: format!("https://ann:s3cret@{t}.example/feed"),
+            html_url: None,
+            tags: tags.iter().map(|&t| t.to_string()).collect(),
+        };
+        let feeds = [
+            feed("a", &["uk", "defence"]),
+            feed("b", &[]),
+            feed("c", &["uk"]),
+        ];
+        let xml = export(&feeds, "t");
+        let body = "  <body>\n    <outline text=\"uk\" title=\"uk\">\n      \
+            <outline type=\"rss\" text=\"a\" title=\"a\" xmlUrl=\"https://a.example/feed\" category=\"/uk,/defence\"/>\n      \
+            <outline type=\"rss\" text=\"c\" title=\"c\" xmlUrl=\"https://c.example/feed\" category=\"/uk\"/>\n    \
+            </outline>\n    \
+            <outline type=\"rss\" text=\"b\" title=\"b\" xmlUrl=\"https://b.example/feed\"/>\n  </body>";
+        assert!(xml.contains(body), "{xml}");
+        let back = p(&xml).expect("our own export parses");
+        let tags: Vec<Vec<String>> = back.feeds.iter().map(|f| f.tags.clone()).collect();
+        assert_eq!(
+            tags,
+            [
+                vec!["uk".to_string(), "defence".to_string()],
+                vec!["uk".to_string()],
+                vec![]
+            ]
+        );
     }
 
     #[test]

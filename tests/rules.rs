@@ -8,6 +8,8 @@ mod support;
 
 #[path = "rules/conformance.rs"]
 mod conformance;
+#[path = "rules/docs.rs"]
+mod docs;
 #[path = "rules/eval.rs"]
 mod eval;
 #[path = "rules/props.rs"]

@@ -11,6 +11,8 @@ mod channel_cli;
 mod channel_kill;
 #[path = "service/daemon.rs"]
 mod daemon;
+#[path = "service/newcomer.rs"]
+mod newcomer;
 #[path = "service/operator.rs"]
 mod operator;
 #[path = "service/soak.rs"]
@@ -19,3 +21,5 @@ mod soak;
 mod state_faults;
 #[path = "service/survive.rs"]
 mod survive;
+#[path = "service/systemd.rs"]
+mod systemd;

@@ -3,14 +3,19 @@
 //! instance lock, so never beside a running daemon).
 //! The pipeline does the work; this prints what it did.
 
-use super::{DigestCommand, Exit, load_config, load_rules, runtime};
+use super::{DigestCommand, Exit, load_config, load_config_read_only, load_rules, runtime};
 use crate::service::lock::InstanceLock;
 
 pub(super) fn digest(action: DigestCommand) -> Exit {
     let config_path = match &action {
         DigestCommand::Preview { config, .. } | DigestCommand::Send { config, .. } => config,
     };
-    let config = match load_config(config_path) {
+    // A preview reads only: it must work without the delivery secrets.
+    let loaded = match &action {
+        DigestCommand::Preview { .. } => load_config_read_only(config_path),
+        DigestCommand::Send { .. } => load_config(config_path),
+    };
+    let config = match loaded {
         Ok(c) => c,
         Err(e) => return e,
     };
@@ -42,7 +47,7 @@ pub(super) fn digest(action: DigestCommand) -> Exit {
                 let text_path = out.with_extension("txt");
                 std::fs::write(&text_path, &r.text)
                     .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", text_path.display()))?;
-                println!(
+                outln!(
                     "subject: {}
 {} stories shown, {} more articles; HTML {:.1} KB in {}, text in {}",
                     r.subject,
@@ -56,7 +61,7 @@ pub(super) fn digest(action: DigestCommand) -> Exit {
             }
             DigestCommand::Send { name, .. } => {
                 let summary = pipeline.send_digest_now(&name, now).await?;
-                println!("{summary}");
+                outln!("{summary}");
                 Ok::<(), anyhow::Error>(())
             }
         }

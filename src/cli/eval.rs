@@ -50,7 +50,7 @@ pub(super) fn eval(opts: &Options) -> Exit {
     if !labels.errors.is_empty() {
         let n = labels.errors.len();
         eprintln!("{}", Diagnostics(std::mem::take(&mut labels.errors)));
-        eprintln!("{n} problem(s) in the labels files");
+        eprintln!("{} in the labels files", super::count(n, "problem"));
         return Exit::Rules;
     }
     if let Some(lang) = &opts.lang
@@ -64,9 +64,9 @@ pub(super) fn eval(opts: &Options) -> Exit {
     let show_fp = matches!(opts.show, Show::Fp | Show::All);
     if opts.json {
         let doc = to_json(&set, &labels, &report, opts, (show_fn, show_fp));
-        println!("{doc:#}");
+        outln!("{doc:#}");
     } else {
-        print!(
+        out!(
             "{}",
             to_text(&set, &labels, &report, opts, (show_fn, show_fp))
         );

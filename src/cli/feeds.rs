@@ -21,6 +21,9 @@ pub(super) fn feeds(action: FeedsCommand) -> Exit {
                 Ok(i) => i,
                 Err(e) => return fail(&e),
             };
+            for why in &imported.refused {
+                eprintln!("skipped: {why}");
+            }
             for url in &imported.duplicates {
                 eprintln!(
                     "skipped: {url} appears more than once in {}",
@@ -30,7 +33,7 @@ pub(super) fn feeds(action: FeedsCommand) -> Exit {
             match append {
                 None => {
                     let mut taken = HashSet::new();
-                    print!("{}", opml::feed_blocks(&imported.feeds, &mut taken));
+                    out!("{}", opml::feed_blocks(&imported.feeds, &mut taken));
                     eprintln!("{} feeds from {}", imported.feeds.len(), file.display());
                     Exit::Ok
                 }
@@ -59,7 +62,7 @@ pub(super) fn feeds(action: FeedsCommand) -> Exit {
             };
             match opml::feeds_from_config(&config, &text) {
                 Ok(list) => {
-                    print!("{}", opml::export(&list, "newswatch feeds"));
+                    out!("{}", opml::export(&list, "newswatch feeds"));
                     Exit::Ok
                 }
                 Err(e) => fail(&e),

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::{Exit, load_rules};
+use super::{Exit, count, load_rules};
 use crate::config::{Config, FetchSettings, default_user_agent};
 use crate::fetch::{FetchOutcome, Fetcher};
 use crate::model::Validators;
@@ -17,10 +17,27 @@ use crate::parse::language;
 use crate::rules::backtest::{self, StoredItem};
 use crate::rules::{Diagnostics, Field, Hit, RuleMatch, RuleSet, example_article};
 
-/// `check --config`: the configured rules, their examples, and their `feeds` against the config.
-pub(super) fn check_config(config: &Config, strict: bool) -> Exit {
-    let (names, tags) = config.feed_names_and_tags();
-    check(&config.rule_files, Some((&names, &tags)), strict)
+/// `check --config`: the config with its secrets, then the configured rules, their examples, and
+/// their `feeds` against the config. A refused config still has its rules checked (when its TOML
+/// parses far enough to name them): every problem in one run. Exit 3 for any config problem.
+pub(super) fn check_config(path: &Path, strict: bool) -> Exit {
+    match Config::load(path) {
+        Ok(config) => {
+            let (names, tags) = config.feed_names_and_tags();
+            check(&config.rule_files, Some((&names, &tags)), strict)
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            if e.0.len() > 1 {
+                eprintln!("{} in the config file", count(e.0.len(), "problem"));
+            }
+            if let Some(files) = Config::rule_files_of(path) {
+                // Without a valid config, rules' `feeds` entries cannot be checked.
+                let _ = check(&files, None, strict);
+            }
+            Exit::Config
+        }
+    }
 }
 
 /// Loads rules and runs their examples; with a config, also checks `feeds` against it. Warnings
@@ -34,7 +51,7 @@ pub(super) fn check(
         Ok(s) => s,
         Err(d) => {
             eprintln!("{d}");
-            eprintln!("{} problem(s) in the rule files", d.0.len());
+            eprintln!("{} in the rule files", count(d.0.len(), "problem"));
             return Exit::Rules;
         }
     };
@@ -48,20 +65,23 @@ pub(super) fn check(
     if !problems.is_empty() {
         let n = problems.len();
         eprintln!("{}", Diagnostics(problems));
-        eprintln!("{n} problem(s) in the rule files");
+        eprintln!("{} in the rule files", count(n, "problem"));
         return Exit::Rules;
     }
     let warned = set.warnings().len();
     if strict && warned > 0 {
-        eprintln!("{warned} warning(s) in the rule files (failing: --strict)");
+        eprintln!(
+            "{} in the rule files (failing: --strict)",
+            count(warned, "warning")
+        );
         return Exit::Rules;
     }
     let examples: usize = set.rules().iter().map(|r| r.examples.len()).sum();
     let warnings = match warned {
         0 => String::new(),
-        n => format!(", {n} warning(s)"),
+        n => format!(", {}", count(n, "warning")),
     };
-    println!(
+    outln!(
         "ok: {} rules in {} files, {examples} examples pass{warnings}",
         set.rules().len(),
         files.len()
@@ -92,26 +112,29 @@ struct ArticleJson {
     feed: Option<String>,
 }
 
-/// `rules test`: which rules match each article, with highlighted snippets (or JSON lines).
-pub(super) fn test(files: &[PathBuf], input: Input, json: bool) -> Exit {
+/// `rules test`: which rules match each article of each input, with highlighted snippets (or
+/// JSON lines).
+pub(super) fn test(files: &[PathBuf], inputs: Vec<Input>, json: bool) -> Exit {
     let set = match load_rules(files) {
         Ok(s) => s,
         Err(e) => return e,
     };
-    let (articles, feed) = match read_input(input) {
-        Ok(x) => x,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Exit::Failure;
-        }
-    };
-    for a in &articles {
-        // `rules test` shows what the queries say: feeds and max_age would hide samples.
-        let matches = set.match_article_unfiltered(a, &feed);
-        if json {
-            print_json(&set, a, &matches);
-        } else {
-            print_text(&set, a, &matches);
+    for input in inputs {
+        let (articles, feed) = match read_input(input) {
+            Ok(x) => x,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Exit::Failure;
+            }
+        };
+        for a in &articles {
+            // `rules test` shows what the queries say: feeds and max_age would hide samples.
+            let matches = set.match_article_unfiltered(a, &feed);
+            if json {
+                print_json(&set, a, &matches);
+            } else {
+                print_text(&set, a, &matches);
+            }
         }
     }
     Exit::Ok
@@ -154,22 +177,22 @@ fn print_json(set: &RuleSet, a: &Article, matches: &[RuleMatch]) {
         })
         .collect();
     let id = (!a.key.is_empty()).then_some(a.key.as_str());
-    println!(
+    outln!(
         "{}",
         serde_json::json!({"article": article_id(a), "id": id, "link": a.link, "matches": ms})
     );
 }
 
 fn print_text(set: &RuleSet, a: &Article, matches: &[RuleMatch]) {
-    println!("{}", article_name(a));
+    outln!("{}", article_name(a));
     if matches.is_empty() {
-        println!("  (no rule matches)");
+        outln!("  (no rule matches)");
     }
     for m in matches {
         let info = &set.rules()[m.rule];
-        println!("  ✓ {} — {}", info.id, info.title);
+        outln!("  ✓ {} — {}", info.id, info.title);
         for (field, snippet) in snippets(a, &m.hits) {
-            println!("      {field}: {snippet}");
+            outln!("      {field}: {snippet}");
         }
     }
 }
@@ -336,7 +359,7 @@ pub(super) fn explain(rule_id: &str, files: &[PathBuf], title: Option<String>, t
     };
     let mut a = example_article(&html_to_text(text));
     a.title = title.map(|t| html_to_text(&t)).unwrap_or_default();
-    print!("{}", set.explain(r, &a, &FeedMeta::default()));
+    out!("{}", set.explain(r, &a, &FeedMeta::default()));
     Exit::Ok
 }
 
@@ -409,7 +432,7 @@ pub(super) fn backtest(
     for line in &report.lines {
         let s = &items[line.item];
         let date = s.article.published.unwrap_or(s.first_seen);
-        println!(
+        outln!(
             "{:<4}  {}  {}  {}  {}",
             line.change.marker(),
             line.rule,
@@ -419,9 +442,9 @@ pub(super) fn backtest(
         );
     }
     if !report.lines.is_empty() {
-        println!();
+        outln!();
     }
-    println!(
+    outln!(
         "{} articles first seen since {} ({} rules backtested against {} in force)",
         items.len(),
         cutoff.format("%Y-%m-%d %H:%M UTC"),
@@ -429,9 +452,11 @@ pub(super) fn backtest(
         current.rules().len()
     );
     for (id, t) in &report.tallies {
-        println!(
+        outln!(
             "  {id}: would match {}, of which {} new; {} no longer matched",
-            t.matched, t.new, t.gone
+            t.matched,
+            t.new,
+            t.gone
         );
     }
     Exit::Ok

@@ -41,7 +41,7 @@ pub(super) fn run(config: &Path, once: bool, watch_rules: bool) -> Exit {
     let result = runtime.block_on(async {
         if once {
             let summary = crate::pipeline::run_once(&config, &rules).await?;
-            println!("{summary}");
+            outln!("{summary}");
             // For cron: a run in which no feed could be read is a failure, though the outbox
             // was still drained (an outage of the network or of every source shows in the exit).
             if summary.feeds_polled > 0 && summary.feeds_failed == summary.feeds_polled {

@@ -7,30 +7,32 @@ use std::fmt::Write as _;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
-use super::{Exit, load_config};
+use super::{Exit, load_config_read_only};
 use crate::config::Config;
-use crate::model::{AlertLatency, OutboxCounts};
+use crate::model::{AlertLatency, OutboxCounts, OutboxMessage};
 use crate::store::{DigestInfo, FeedNotice, FeedRecord, NodeInfo, ReloadInfo, Store, StoreError};
 
 /// Digests listed by `status`.
 const RECENT_DIGESTS: usize = 5;
+/// Queued messages listed by `status`, oldest first.
+const LISTED_QUEUED: usize = 20;
 /// Feed notices listed by `status`, newest last.
 const RECENT_NOTICES: usize = 20;
 
 /// Prints the report of the config at `path`, as text or JSON.
 pub(super) fn status(path: &std::path::Path, json: bool) -> Exit {
-    let config = match load_config(path) {
+    let config = match load_config_read_only(path) {
         Ok(c) => c,
         Err(e) => return e,
     };
     let now = crate::clock::now();
     match gather(&config, now) {
         Ok(report) if json => {
-            println!("{:#}", render_json(&report));
+            outln!("{:#}", render_json(&report));
             Exit::Ok
         }
         Ok(report) => {
-            print!("{}", render_text(&report, now));
+            out!("{}", render_text(&report, now));
             Exit::Ok
         }
         Err(e) => {
@@ -54,6 +56,10 @@ pub struct StatusReport {
     pub database: bool,
     pub feeds: Vec<FeedLine>,
     pub outbox: OutboxCounts,
+    /// Per rule id: stored matches, and those not yet in a digest.
+    pub rules: Vec<(String, u64, u64)>,
+    /// The oldest queued messages (at most `LISTED_QUEUED`).
+    pub queued: Vec<OutboxMessage>,
     pub digests: Vec<DigestInfo>,
     pub notices: Vec<FeedNotice>,
     /// The daemon's last config/rule reload (SIGHUP or `--watch-rules`), if any.
@@ -64,6 +70,15 @@ pub struct StatusReport {
     pub channels: Vec<super::channels::ChannelLine>,
     /// The cluster's nodes (PostgreSQL `[store]`); empty on SQLite, where there is one.
     pub nodes: Vec<NodeInfo>,
+    /// Each configured digest's next scheduled slot after now.
+    pub next_slots: Vec<NextSlot>,
+}
+
+/// When a `[[digest]]` is next due by its schedule (`None`: it has none).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NextSlot {
+    pub name: String,
+    pub at: Option<DateTime<Utc>>,
 }
 
 /// Latency figures over the articles alerted recently: each a (p50, p90, max) in milliseconds.
@@ -132,6 +147,18 @@ pub fn gather(config: &Config, now: DateTime<Utc>) -> Result<StatusReport, Store
         }),
         None => (OutboxCounts::default(), Vec::new(), Vec::new()),
     };
+    let rules = match &store {
+        Some(s) => s.match_counts()?,
+        None => Vec::new(),
+    };
+    let queued = match &store {
+        Some(s) => {
+            let mut q = s.queued_messages()?;
+            q.truncate(LISTED_QUEUED);
+            q
+        }
+        None => Vec::new(),
+    };
     let latency = match &store {
         Some(s) => Latency::of(&s.alert_latencies(now - LATENCY_WINDOW)?),
         None => Latency::default(),
@@ -144,8 +171,22 @@ pub fn gather(config: &Config, now: DateTime<Utc>) -> Result<StatusReport, Store
         Some(s) => s.nodes()?,
         None => Vec::new(),
     };
+    let next_slots = config
+        .digests
+        .iter()
+        .map(|d| NextSlot {
+            name: d.name.clone(),
+            at: d
+                .schedule
+                .as_ref()
+                .and_then(|s| crate::policy::schedule::next_after(s, d.timezone, now)),
+        })
+        .collect();
     Ok(StatusReport {
         channels: super::channels::channel_lines(config, &channel_counts),
+        rules,
+        queued,
+        next_slots,
         latency,
         nodes,
         database: store.is_some(),
@@ -213,15 +254,54 @@ pub fn render_text(r: &StatusReport, now: DateTime<Utc>) -> String {
         "outbox: {} queued, {} sent, {} failed",
         o.queued, o.sent, o.failed
     );
-    out.push_str(&super::channels::render_text(&r.channels));
-    for d in &r.digests {
+    for m in &r.queued {
         let _ = writeln!(
             out,
-            "digest {}: {} ({} of {} emails sent)",
+            "  queued #{} ({}): attempt {} next at {}{}",
+            m.id,
+            m.digest_name,
+            m.attempts + 1,
+            when(Some(m.next_attempt)),
+            m.last_error
+                .as_deref()
+                .map(|e| format!(", last error: {e}"))
+                .unwrap_or_default()
+        );
+    }
+    out.push_str(&super::channels::render_text(&r.channels));
+    for d in &r.digests {
+        // "alert breaking #1", "digest briefing #2": what the config calls it, and its number.
+        let name = d
+            .name
+            .as_deref()
+            .map(|n| format!(" {n}"))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "{}{name} #{}: {} ({} of {} emails sent)",
+            d.kind,
             d.id,
             when(Some(d.created)),
             d.sent,
             d.emails
+        );
+    }
+    for (rule, all, pending) in &r.rules {
+        let _ = writeln!(
+            out,
+            "rule {rule}: {all} {} ({pending} not yet in a digest)",
+            if *all == 1 { "match" } else { "matches" }
+        );
+    }
+    for n in &r.next_slots {
+        let _ = writeln!(
+            out,
+            "next digest {}: {}",
+            n.name,
+            n.at.map_or_else(
+                || "none (no schedule: whenever there is news)".to_string(),
+                |t| when(Some(t))
+            )
         );
     }
     match &r.last_reload {
@@ -320,11 +400,21 @@ pub fn render_json(r: &StatusReport) -> Value {
         "feeds": feeds,
         "outbox": {"queued": r.outbox.queued, "sent": r.outbox.sent, "failed": r.outbox.failed},
         "channels": super::channels::render_json(&r.channels),
+        "rules": r.rules.iter().map(|(rule, all, pending)| json!({
+            "rule": rule, "matches": all, "not_in_digest": pending,
+        })).collect::<Vec<_>>(),
+        "queued": r.queued.iter().map(|m| json!({
+            "id": m.id, "name": m.digest_name, "attempts": m.attempts,
+            "next_attempt": m.next_attempt.to_rfc3339(), "last_error": m.last_error,
+        })).collect::<Vec<_>>(),
         "last_reload": r.last_reload.as_ref().map(|l| json!({
             "at": l.at.to_rfc3339(), "applied": l.applied, "detail": l.detail,
         })),
+        "next_digests": r.next_slots.iter().map(|n| json!({
+            "name": n.name, "at": n.at.map(|t| t.to_rfc3339()),
+        })).collect::<Vec<_>>(),
         "digests": r.digests.iter().map(|d| json!({
-            "id": d.id, "created": d.created.to_rfc3339(), "emails": d.emails, "sent": d.sent,
+            "id": d.id, "kind": d.kind, "name": d.name, "created": d.created.to_rfc3339(), "emails": d.emails, "sent": d.sent,
         })).collect::<Vec<_>>(),
         "alert_latency_ms": {
             "window_hours": LATENCY_WINDOW.num_hours(),

@@ -373,6 +373,14 @@ pub(super) fn feeds(
             Ok(u) => u,
             Err(msg) => {
                 src.error_at(feed.url.span(), msg);
+                // The source line shown under the message must not give the password away
+                // either: mask it, keeping the caret's column.
+                if let (Some(d), Some(info)) = (src.errors.last_mut(), userinfo(feed.url.get_ref()))
+                {
+                    d.source_line = d
+                        .source_line
+                        .replace(info, &"*".repeat(info.chars().count()));
+                }
                 continue;
             }
         };
@@ -408,16 +416,55 @@ fn parse_feed_url(base: &Path, s: &str) -> Result<Url, String> {
         return Url::from_file_path(&abs)
             .map_err(|()| format!("cannot turn {} into a file:// URL", abs.display()));
     }
+    parse_remote_feed_url(s).map_err(|e| e.replace(REMOTE_SCHEMES, "expected http, https or file"))
+}
+
+const REMOTE_SCHEMES: &str = "expected http or https";
+
+/// An http(s) feed URL as the config and OPML import accept it: a host, and no user name or
+/// password (`https://user:pass@host/`), which `status`, the logs and OPML export would show
+/// to anyone who reads them. The message never repeats the password.
+pub fn parse_remote_feed_url(s: &str) -> Result<Url, String> {
     let url = Url::parse(s).map_err(|e| {
-        format!("invalid feed url {s:?}: {e}; expected an http://, https:// or file:// URL")
+        format!(
+            "invalid feed url {:?}: {e}; expected an http://, https:// or file:// URL",
+            redact_userinfo(s)
+        )
     })?;
+    if !url.username().is_empty() || url.password().is_some() {
+        let mut shown = url.clone();
+        let _ = shown.set_username("");
+        let _ = shown.set_password(None);
+        return Err(format!(
+            "feed url {:?} carries a user name or password: credentials in a feed URL would be \
+             shown by `status`, the logs and OPML export, so newswatch refuses them; \
+             hint: use the feed's public URL, or a feed proxy on 127.0.0.1 that adds the login",
+            shown.as_str()
+        ));
+    }
     match url.scheme() {
         "http" | "https" if url.host_str().is_some() => Ok(url),
         "http" | "https" => Err(format!("feed url {s:?} has no host")),
         other => Err(format!(
-            "unsupported scheme `{other}` in feed url {s:?}: expected http, https or file"
+            "unsupported scheme `{other}` in feed url {s:?}: {REMOTE_SCHEMES}"
         )),
     }
+}
+
+/// `s` with its user name and password (between `://` and the authority's last `@`) replaced by
+/// `***`, for messages about a URL that may not parse.
+pub fn redact_userinfo(s: &str) -> String {
+    match userinfo(s) {
+        Some(info) => s.replacen(&format!("{info}@"), "***@", 1),
+        None => s.to_string(),
+    }
+}
+
+/// The `user:password` part of a URL's text, if it has one.
+fn userinfo(s: &str) -> Option<&str> {
+    let (_, rest) = s.split_once("://")?;
+    let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
+    authority.rfind('@').map(|at| &authority[..at])
 }
 
 /// `[http]`: where `/metrics` and `/healthz` are served.

@@ -9,7 +9,7 @@ use toml::Spanned;
 
 use super::build::{HOUR, NONZERO, Source, duration_within, resolve};
 use super::format::RawDelivery;
-use super::{Delivery, DeliveryMethod, Security, SmtpSettings};
+use super::{Delivery, DeliveryMethod, Secrets, Security, SmtpSettings};
 
 pub(super) fn check_mailbox(s: &str) -> Result<(), String> {
     // lettre's own error texts ("Invalid input") do not help; say what is expected instead.
@@ -23,6 +23,7 @@ pub(super) fn build(
     base: &Path,
     raw: Spanned<RawDelivery>,
     env: &dyn Fn(&str) -> Option<String>,
+    secrets: Secrets,
 ) -> Option<Delivery> {
     let span = raw.span();
     let raw = raw.into_inner();
@@ -32,7 +33,7 @@ pub(super) fn build(
     let method_name = raw.method.get_ref().as_str();
     // Keys that belong to another method are mistakes worth naming.
     let misplaced = |src: &mut Source<'_>, allowed: &[&str]| {
-        let present: [(&str, bool); 11] = [
+        let present: [(&str, bool); 12] = [
             ("host", raw.host.is_some()),
             ("port", raw.port.is_some()),
             ("security", raw.security.is_some()),
@@ -42,6 +43,7 @@ pub(super) fn build(
             ("timeout", raw.timeout.is_some()),
             ("final_reply_timeout", raw.final_reply_timeout.is_some()),
             ("ca_file", raw.ca_file.is_some()),
+            ("helo_name", raw.helo_name.is_some()),
             ("command", raw.command.is_some()),
             ("dir", raw.dir.is_some()),
         ];
@@ -68,6 +70,7 @@ pub(super) fn build(
                     "timeout",
                     "final_reply_timeout",
                     "ca_file",
+                    "helo_name",
                 ],
             );
             let Some(host) = raw.host.clone() else {
@@ -80,6 +83,12 @@ pub(super) fn build(
             let password = match (&raw.password_env, &raw.password_file) {
                 (Some(_), Some(f)) => {
                     src.error_at(f.span(), "set `password_env` or `password_file`, not both");
+                    None
+                }
+                // A read-only command leaves the password where it is (and records where).
+                (Some(_), None) if secrets == Secrets::Skip => None,
+                (None, Some(file)) if secrets == Secrets::Skip => {
+                    password_file = Some(resolve_credential(base, file.get_ref(), env));
                     None
                 }
                 (Some(var), None) => match env(var.get_ref()) {
@@ -150,6 +159,15 @@ pub(super) fn build(
                 )
                 .unwrap_or(SmtpSettings::DEFAULT_FINAL_REPLY_TIMEOUT),
                 ca_file,
+                helo_name: raw.helo_name.as_ref().and_then(|h| {
+                    match check_helo_name(h.get_ref()) {
+                        Ok(()) => Some(h.get_ref().clone()),
+                        Err(msg) => {
+                            src.error_at(h.span(), msg);
+                            None
+                        }
+                    }
+                }),
             })
         }
         "sendmail" => {
@@ -205,5 +223,23 @@ pub(super) fn resolve_credential(
     match env("CREDENTIALS_DIRECTORY") {
         Some(dir) => Path::new(&dir).join(p),
         None => base.join(p),
+    }
+}
+
+/// A name for EHLO: a domain name (RFC 5321 §4.1.3 asks for the client's fully qualified one).
+fn check_helo_name(name: &str) -> Result<(), String> {
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+    };
+    if name.len() <= 253 && name.split('.').all(label_ok) {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid `helo_name` {name:?}: expected a domain name, like \"mail.example.org\""
+        ))
     }
 }

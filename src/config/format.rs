@@ -103,6 +103,7 @@ pub(super) struct RawDelivery {
     pub(super) timeout: Option<Spanned<HumanDuration>>,
     pub(super) final_reply_timeout: Option<Spanned<HumanDuration>>,
     pub(super) ca_file: Option<Spanned<String>>,
+    pub(super) helo_name: Option<Spanned<String>>,
     // sendmail
     pub(super) command: Option<String>,
     // file

@@ -9,8 +9,8 @@ use super::build::{self, Source, resolve};
 use super::channels;
 use super::format::RawConfig;
 use super::{
-    Config, ConfigErrors, DEFAULT_NEW_FEED_WINDOW, DeliveryMethod, default_user_agent, delivery,
-    digests,
+    Config, ConfigErrors, DEFAULT_NEW_FEED_WINDOW, DeliveryMethod, Secrets, default_user_agent,
+    delivery, digests,
 };
 use crate::diagnostic::{Diagnostic, Diagnostics};
 
@@ -21,6 +21,32 @@ const MAX_CONFIG_BYTES: u64 = 16 << 20;
 impl Config {
     /// Reads and validates `path`. Environment variables named by `password_env` are read here.
     pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+        Self::load_with(path, Secrets::Read)
+    }
+
+    /// Reads and validates `path` for a command that only reads: the delivery secrets are not
+    /// read, so a missing password file or variable is no error.
+    pub fn load_without_secrets(path: &Path) -> Result<Config, ConfigErrors> {
+        Self::load_with(path, Secrets::Skip)
+    }
+
+    /// The rule files `path` names, when its TOML parses at all (whatever else is wrong with it):
+    /// `check` still checks the rules of a config it refuses. Only a TOML syntax error or a
+    /// broken `rules` key leaves them unknown.
+    pub fn rule_files_of(path: &Path) -> Option<Vec<PathBuf>> {
+        /// Only `rules`: a value of the wrong type elsewhere does not hide it.
+        #[derive(serde::Deserialize)]
+        struct RulesOnly {
+            rules: toml::Spanned<Vec<toml::Spanned<String>>>,
+        }
+        let text = std::fs::read_to_string(path).ok()?;
+        let raw: RulesOnly = toml::from_str(&text).ok()?;
+        let mut src = Source::new(path, &text);
+        let files = build::rule_files(&mut src, &base_dir(path), &raw.rules);
+        (!files.is_empty()).then_some(files)
+    }
+
+    fn load_with(path: &Path, secrets: Secrets) -> Result<Config, ConfigErrors> {
         let whole = |message: String| Diagnostics(vec![Diagnostic::whole_file(path, message)]);
         // Read at most one byte past the cap, so a huge (or endless) file costs no more memory
         // than the cap before it is refused.
@@ -50,7 +76,7 @@ impl Config {
                 )]));
             }
         };
-        Self::from_str(path, &text, &|name| std::env::var(name).ok())
+        Self::from_str_with(path, &text, &|name| std::env::var(name).ok(), secrets)
     }
 
     /// Validates `text` as if read from `path`; `env` looks up environment variables.
@@ -59,21 +85,40 @@ impl Config {
         text: &str,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Config, ConfigErrors> {
+        Self::from_str_with(path, text, env, Secrets::Read)
+    }
+
+    /// [`Config::from_str`], reading the delivery secrets or not.
+    pub fn from_str_with(
+        path: &Path,
+        text: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+        secrets: Secrets,
+    ) -> Result<Config, ConfigErrors> {
         let mut src = Source::new(path, text);
         let raw: RawConfig = toml::from_str(text).map_err(|e| {
+            // Several syntax errors: all of them. Otherwise toml's one message, which also
+            // covers types and unknown keys (and words a syntax error better).
             let offset = e.span().map_or(0, |s| s.start);
+            let mut syntax = syntax_errors(text);
+            if syntax.len() > 1 {
+                // toml's error too, where the parser's list lacks it (an unclosed string).
+                if !syntax.iter().any(|(at, _)| *at == offset) {
+                    syntax.push((offset, e.message().trim_end().to_string()));
+                    syntax.sort_by_key(|(at, _)| *at);
+                }
+                return Diagnostics(
+                    syntax
+                        .into_iter()
+                        .map(|(at, message)| src.diagnostic(at, message))
+                        .collect(),
+                );
+            }
             Diagnostics(vec![
                 src.diagnostic(offset, e.message().trim_end().to_string()),
             ])
         })?;
-        let base = path
-            .parent()
-            .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
-        let base = if base.as_os_str().is_empty() {
-            PathBuf::from(".")
-        } else {
-            base
-        };
+        let base = base_dir(path);
 
         let state_dir = resolve(&base, raw.state_dir.get_ref());
         let rule_files = build::rule_files(&mut src, &base, &raw.rules);
@@ -87,7 +132,7 @@ impl Config {
         )
         .unwrap_or(DEFAULT_NEW_FEED_WINDOW);
         let feeds = build::feeds(&mut src, &base, &raw.feeds, fetch.default_interval, env);
-        let delivery = delivery::build(&mut src, &base, raw.delivery, env);
+        let delivery = delivery::build(&mut src, &base, raw.delivery, env, secrets);
         let channels = channels::build_channels(&mut src, &base, &raw.channels, env);
         let channel_names: Vec<String> = channels.iter().map(|c| c.name.clone()).collect();
         let digests: Vec<super::DigestConfig> = raw
@@ -155,6 +200,43 @@ impl Config {
             .filter(|p| world_readable(p))
             .cloned()
             .collect()
+    }
+}
+
+/// Every TOML syntax error in `text` (offset, message): toml's parser goes on after each.
+fn syntax_errors(text: &str) -> Vec<(usize, String)> {
+    let source = toml_parser::Source::new(text);
+    let tokens: Vec<_> = source.lex().collect();
+    let mut errors: Vec<toml_parser::ParseError> = Vec::new();
+    toml_parser::parser::parse_document(&tokens, &mut (), &mut errors);
+    errors
+        .iter()
+        .map(|e| {
+            let mut message = e.description().to_string();
+            let expected: Vec<&str> = e
+                .expected()
+                .unwrap_or_default()
+                .iter()
+                .map(|x| match x {
+                    toml_parser::Expected::Literal("\n") => "the end of the line",
+                    toml_parser::Expected::Literal(s) | toml_parser::Expected::Description(s) => *s,
+                    _ => "",
+                })
+                .filter(|s| !s.is_empty())
+                .collect();
+            if !expected.is_empty() {
+                message.push_str(&format!(", expected {}", expected.join(" or ")));
+            }
+            (e.unexpected().map_or(0, |s| s.start()), message)
+        })
+        .collect()
+}
+
+/// The directory relative paths in the config at `path` are resolved against.
+fn base_dir(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
     }
 }
 

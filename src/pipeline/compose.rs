@@ -146,12 +146,12 @@ impl<'a> Pipeline<'a> {
             .with_context(|| format!("cannot compose digest {:?}", cfg.name))?;
         Ok(match composed {
             Some(c) => {
-                info!(digest = %cfg.name, id = c.digest, matches = c.matches, slot = ?slot, "digest composed");
+                info!(digest = %cfg.name, id = c.digest, matches = c.matches, slot = %slot.map_or_else(|| "unscheduled".to_string(), |s| s.to_rfc3339_opts(SECS, true)), "digest composed");
                 1
             }
             None => {
                 if let Some(slot) = slot {
-                    debug!(digest = %cfg.name, %slot, "nothing to send at this slot");
+                    debug!(digest = %cfg.name, slot = %slot.to_rfc3339_opts(SECS, true), "nothing to send at this slot");
                 }
                 0
             }
@@ -377,3 +377,6 @@ fn digest_group(cfg: &DigestConfig, titles: &RuleBook, rule_id: &str) -> Option<
         .selects(rule_id)
         .then(|| digest::group_title(rule_id, titles.title(rule_id)))
 }
+
+/// Log fields show times to the second.
+const SECS: chrono::SecondsFormat = chrono::SecondsFormat::Secs;

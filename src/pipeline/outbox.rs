@@ -55,7 +55,7 @@ impl Pipeline<'_> {
                     let at = now
                         + chrono::Duration::from_std(deliver::backoff(attempts))
                             .unwrap_or(chrono::Duration::MAX);
-                    warn!(message_id = %msg.message_id, error = %err, attempts, retry_at = %at, "delivery deferred");
+                    warn!(message_id = %msg.message_id, error = %err, attempts, retry_at = %at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true), "delivery deferred");
                     summary.emails_deferred += 1;
                     summary
                         .undelivered

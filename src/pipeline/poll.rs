@@ -311,12 +311,12 @@ impl Pipeline<'_> {
             Polled::NotModified { .. } => {
                 self.metrics.poll(PollMetric::NotModified);
                 summary.feeds_unchanged += 1;
-                debug!(feed = %name, next_due = %next_due, "not modified");
+                debug!(feed = %name, next_due = %when(Some(next_due)), "not modified");
             }
             Polled::Fetched { .. } => self.metrics.poll(PollMetric::Ok),
             Polled::Failed { error, .. } => {
                 self.metrics.poll(PollMetric::Error);
-                warn!(feed = %name, error = %error, errors, next_due = %next_due, "feed failed");
+                warn!(feed = %name, error = %error, errors, next_due = %when(Some(next_due)), "feed failed");
                 summary.feeds_failed += 1;
                 summary.failures.push((name.clone(), error.clone()));
             }
@@ -392,7 +392,7 @@ impl Pipeline<'_> {
         let name = &feed.name;
         if stored.inserted.new > 0 || stored.retitled > 0 {
             info!(feed = %name, new = stored.inserted.new, alertable = stored.inserted.alertable,
-                  retitled = stored.retitled, next_due = %next_due, "polled");
+                  retitled = stored.retitled, next_due = %when(Some(*next_due)), "polled");
         }
         if stored.flood {
             warn!(feed = %name, new = stored.inserted.new, flood_at = FLOOD_NEW_ITEMS,
@@ -411,11 +411,11 @@ impl Pipeline<'_> {
         }
         match stored.notice {
             Some(NoticeKind::Failing) => {
-                error!(feed = %name, errors = stored.error_count, failing_since = ?record.failing_since,
+                error!(feed = %name, errors = stored.error_count, failing_since = %when(record.failing_since),
                        "feed has been failing for too long");
             }
             Some(NoticeKind::Silent) => {
-                warn!(feed = %name, last_new_item = ?record.last_new_item,
+                warn!(feed = %name, last_new_item = %when(record.last_new_item),
                       "feed has brought nothing new for much longer than usual");
             }
             Some(NoticeKind::Recovered) => info!(feed = %name, "feed recovered"),
@@ -556,4 +556,12 @@ impl Poller {
             Err(e) => failed(&e, FailureKind::Persistent, None),
         }
     }
+}
+
+/// A time for a log field: RFC 3339 to the second, or `never`.
+fn when(t: Option<chrono::DateTime<chrono::Utc>>) -> String {
+    t.map_or_else(
+        || "never".to_string(),
+        |t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    )
 }

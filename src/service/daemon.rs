@@ -98,7 +98,12 @@ pub async fn run_daemon(config: Config, rules: RuleSet, options: Options) -> any
     });
     if options.watch_rules {
         let watched = Watched::of(&config);
-        info!(dirs = ?watched.dirs, "watching the config and rule files");
+        let dirs: Vec<String> = watched
+            .dirs
+            .iter()
+            .map(|d| d.display().to_string())
+            .collect();
+        info!(dirs = %dirs.join(", "), "watching the config and rule files");
         tracker.spawn(watched.watch(shutdown.clone(), Arc::clone(&reload)));
     }
     info!(

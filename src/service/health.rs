@@ -25,7 +25,7 @@ pub const CHECK_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
 pub enum HttpError {
-    #[error("cannot listen on {addr} for /metrics and /healthz: {source}")]
+    #[error("cannot listen on {addr} for /metrics and /healthz")]
     Bind {
         addr: SocketAddr,
         #[source]

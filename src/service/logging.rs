@@ -53,6 +53,7 @@ fn init_stderr(format: LogFormat, filter: EnvFilter) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_timer(Seconds)
         .with_ansi(std::io::stderr().is_terminal());
     match format {
         LogFormat::Text => builder.init(),
@@ -80,6 +81,16 @@ fn matches_journal_stream(var: &str, dev: u64, ino: u64) -> bool {
         return false;
     };
     d.parse() == Ok(dev) && i.parse() == Ok(ino)
+}
+
+/// Log timestamps to the second, in UTC (`2026-03-02T07:00:05Z`): nanoseconds are noise to an
+/// operator, and the journal keeps its own precise time.
+struct Seconds;
+
+impl tracing_subscriber::fmt::time::FormatTime for Seconds {
+    fn format_time(&self, w: &mut tracing_subscriber::fmt::format::Writer<'_>) -> std::fmt::Result {
+        write!(w, "{}", crate::clock::now().format("%Y-%m-%dT%H:%M:%SZ"))
+    }
 }
 
 #[cfg(test)]

@@ -15,10 +15,12 @@ use super::outbox::insert_outbox;
 use super::{Sqlite, StoreError, from_ts, ts};
 use crate::model::{DigestBatch, GroupCount, NewMessage, PendingMatch};
 
-/// A digest as `status` lists it.
+/// An email as `status` lists it: `kind` is `digest` or `alert`; `name` none in old rows.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DigestInfo {
     pub id: i64,
+    pub kind: String,
+    pub name: Option<String>,
     pub created: DateTime<Utc>,
     pub emails: u64,
     pub sent: u64,
@@ -61,9 +63,8 @@ impl Sqlite {
     /// The newest `limit` digests with how many of their emails were composed and sent.
     pub fn recent_digests(&self, limit: usize) -> Result<Vec<DigestInfo>, StoreError> {
         let mut stmt = self.conn.prepare(
-            "SELECT d.id, d.created, COUNT(o.id), COUNT(o.sent)
-             FROM digests d LEFT JOIN outbox o ON o.digest = d.id
-             GROUP BY d.id ORDER BY d.id DESC LIMIT ?1",
+            "SELECT d.id, d.created, COUNT(o.id), COUNT(o.sent), d.kind, d.name FROM digests d
+             LEFT JOIN outbox o ON o.digest = d.id GROUP BY d.id ORDER BY d.id DESC LIMIT ?1",
         )?;
         let rows = stmt.query_map([i64::try_from(limit).unwrap_or(i64::MAX)], |r| {
             Ok(DigestInfo {
@@ -71,6 +72,8 @@ impl Sqlite {
                 created: from_ts(r.get(1)?),
                 emails: r.get(2)?,
                 sent: r.get(3)?,
+                kind: r.get(4)?,
+                name: r.get(5)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)

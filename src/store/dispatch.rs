@@ -72,12 +72,15 @@ contract! {
     fn message(id: i64) -> Result<OutboxMessage, StoreError>;
     fn alert_latencies(since: DateTime<Utc>) -> Result<Vec<AlertLatency>, StoreError>;
     fn outbox_counts() -> Result<OutboxCounts, StoreError>;
+    fn queued_messages() -> Result<Vec<OutboxMessage>, StoreError>;
     fn next_outbox_attempt() -> Result<Option<DateTime<Utc>>, StoreError>;
     // reloads.rs
     fn record_reload(at: DateTime<Utc>, applied: bool, detail: &str) -> Result<(), StoreError>;
     fn last_reload() -> Result<Option<ReloadInfo>, StoreError>;
     // pg/nodes.rs (cluster; on SQLite the one node is the whole cluster)
     fn nodes() -> Result<Vec<NodeInfo>, StoreError>;
+    // matches.rs
+    fn match_counts() -> Result<Vec<(String, u64, u64)>, StoreError>;
     // channels.rs
     fn due_channel_messages(now: DateTime<Utc>) -> Result<Vec<ChannelMessage>, StoreError>;
     fn channel_message(id: i64) -> Result<ChannelMessage, StoreError>;

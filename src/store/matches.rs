@@ -71,6 +71,16 @@ impl Sqlite {
             Ok(count)
         })
     }
+
+    /// Per rule: every stored match, and those no digest has carried yet; by rule id.
+    pub fn match_counts(&self) -> Result<Vec<(String, u64, u64)>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT rule_id, COUNT(*), COUNT(*) - COUNT(digest) FROM matches
+             GROUP BY rule_id ORDER BY rule_id",
+        )?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
 }
 
 /// Not yet carried by digest `?1`, and not held by an alert set (unless one deferred it).

@@ -30,6 +30,11 @@ impl Sqlite {
         Ok(())
     }
 
+    /// Every queued message, oldest first (`status` lists them; nothing is committed).
+    pub fn queued_messages(&self) -> Result<Vec<OutboxMessage>, StoreError> {
+        self.outbox_where("status = 'queued' AND id >= ?1", 0)
+    }
+
     pub fn message(&self, id: i64) -> Result<OutboxMessage, StoreError> {
         self.outbox_where("id = ?1", id)?
             .pop()

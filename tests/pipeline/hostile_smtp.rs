@@ -96,6 +96,8 @@ fn script() -> impl Strategy<Value = Vec<Reply>> {
 struct Seen {
     accepted: bool,
     refused_for_good: bool,
+    /// The client's greeting line, `EHLO name`.
+    ehlo: String,
 }
 
 /// Serves one connection on `listener` by `script`, one reply per step.
@@ -125,6 +127,9 @@ fn serve(listener: &TcpListener, script: &[Reply]) -> std::io::Result<Seen> {
             // closed): nothing it says now is this step's.
             if input.read_until(b'\n', &mut line)? == 0 || !line.starts_with(verb.as_bytes()) {
                 return Ok(seen);
+            }
+            if *verb == "EHLO" {
+                seen.ehlo = String::from_utf8_lossy(&line).trim_end().to_string();
             }
         }
         let bytes = match reply {
@@ -182,6 +187,15 @@ fn message() -> OutboxMessage {
 
 /// One script against the real client: the outcome must say what the server did.
 fn exchange(rt: &tokio::runtime::Runtime, script: &[Reply]) -> Result<(), String> {
+    exchange_as(rt, script, None).map(|_| ())
+}
+
+/// [`exchange`] with the client greeting as `helo_name`; what the server saw.
+fn exchange_as(
+    rt: &tokio::runtime::Runtime,
+    script: &[Reply],
+    helo_name: Option<&str>,
+) -> Result<Seen, String> {
     let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
     let port = listener.local_addr().map_err(|e| e.to_string())?.port();
     let delivery = Delivery {
@@ -196,6 +210,7 @@ fn exchange(rt: &tokio::runtime::Runtime, script: &[Reply]) -> Result<(), String
             timeout: Duration::from_millis(200),
             final_reply_timeout: Duration::from_millis(200),
             ca_file: None::<PathBuf>,
+            helo_name: helo_name.map(str::to_string),
         }),
     };
     let deliverer = Deliverer::new(&delivery).map_err(|e| e.to_string())?;
@@ -210,8 +225,8 @@ fn exchange(rt: &tokio::runtime::Runtime, script: &[Reply]) -> Result<(), String
         .map_err(|_| "the server thread panicked".to_string())?
         .map_err(|e| format!("server: {e}"))?;
     match (&outcome, seen.accepted, seen.refused_for_good) {
-        (SendOutcome::Sent, true, _) | (SendOutcome::Retry(_), false, false) => Ok(()),
-        (SendOutcome::Failed(_), false, true) => Ok(()),
+        (SendOutcome::Sent, true, _) | (SendOutcome::Retry(_), false, false) => Ok(seen),
+        (SendOutcome::Failed(_), false, true) => Ok(seen),
         _ => Err(format!(
             "outcome {outcome:?} for a server that did {seen:?}"
         )),
@@ -246,4 +261,22 @@ fn a_blank_line_in_the_ehlo_reply_is_a_retry_not_a_crash() {
         Reply::Expected(String::new()),
     ];
     exchange(&rt, &blank_ehlo_line).unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// `[delivery] helo_name` is the name the client greets with (a relay may check it against the
+/// sender's DNS); without it, the machine's host name.
+#[test]
+fn the_greeting_uses_the_configured_helo_name() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let all_good = vec![Reply::Expected("ok".to_string()); STEPS.len()];
+    let seen = exchange_as(&rt, &all_good, Some("mail.newswatch.example.org"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(seen.accepted);
+    assert_eq!(seen.ehlo, "EHLO mail.newswatch.example.org");
+    let seen = exchange_as(&rt, &all_good, None).unwrap_or_else(|e| panic!("{e}"));
+    assert!(seen.ehlo.starts_with("EHLO "), "{seen:?}");
+    assert_ne!(seen.ehlo, "EHLO mail.newswatch.example.org");
 }

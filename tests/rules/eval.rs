@@ -257,7 +257,7 @@ fn labels_file_errors_name_file_line_and_column() {
         format!("error: {bad_s}:3:33: malformed JSON: EOF while parsing an object\n"),
         format!("error: {bad_s}:4:2: duplicate id `a` (first at {bad_s}:1)"),
         format!("warning: {bad_s}:4:39: unknown field `lables` is ignored"),
-        "3 problem(s) in the labels files".to_string(),
+        "3 problems in the labels files".to_string(),
     ] {
         assert!(err.contains(&want), "{want:?} in:\n{err}");
     }

@@ -399,7 +399,7 @@ fn cli_check_warnings_strict_json_and_highlights() {
         err.contains("w.toml:1:1: warning: rule w: rule has no examples"),
         "{err}"
     );
-    assert!(out.contains("2 warning(s)"), "{out}");
+    assert!(out.contains("2 warnings"), "{out}");
     let (code, _, err) = newswatch(&["check", "--strict", "--rules", path]);
     assert_eq!(code, 4, "{err}");
     assert!(err.contains("(failing: --strict)"), "{err}");

@@ -139,6 +139,75 @@ fn only_cli_prints() {
     });
 }
 
+/// The example config's `rules/` is the shipped `rules/` itself (a symlink), never a copy that
+/// could fall out of step.
+#[test]
+fn config_rules_is_the_shipped_rules() {
+    let link = root().join("config/rules");
+    let target = fs::read_link(&link).expect("config/rules is a symlink");
+    assert_eq!(target, Path::new("../rules"));
+    assert_eq!(
+        fs::canonicalize(&link).expect("resolves"),
+        fs::canonicalize(root().join("rules")).expect("rules/")
+    );
+}
+
+/// Tracked docs name paths a reader has: never a home or work directory of the machine they were
+/// written on.
+#[test]
+fn docs_name_no_build_machine_path() {
+    let mut bad = Vec::new();
+    let mut docs: Vec<PathBuf> = ["README.md", "ARCHITECTURE.md", "BENCHMARKS.md"]
+        .iter()
+        .map(|f| root().join(f))
+        .collect();
+    for entry in std::fs::read_dir(root().join("docs")).expect("docs/") {
+        docs.push(entry.expect("dir entry").path());
+    }
+    for path in docs {
+        let text = std::fs::read_to_string(&path).expect("read doc");
+        for (i, line) in text.lines().enumerate() {
+            if ["/home/", "/root/", "/work/", "/Users/"]
+                .iter()
+                .any(|p| line.contains(p))
+            {
+                bad.push(format!("{}:{}", path.display(), i + 1));
+            }
+        }
+    }
+    assert!(
+        bad.is_empty(),
+        "build-machine paths in docs:\n  {}",
+        bad.join("\n  ")
+    );
+}
+
+/// Log fields are written for people: `%` (Display), never `?` (Rust's Debug, `slot=None`).
+#[test]
+fn log_fields_are_not_debug_formatted() {
+    let mut bad = Vec::new();
+    for (path, text) in rust_files("src") {
+        for (i, line) in text.lines().enumerate() {
+            let code = code(line);
+            // `name = ?value` or a bare `?value` field; SQL's `?1` placeholders have a digit.
+            let debug_field = code.match_indices('?').any(|(at, _)| {
+                let before = code[..at].trim_end();
+                let next = code[at + 1..].chars().next();
+                (before.ends_with('=') || before.ends_with(','))
+                    && next.is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == '&')
+            });
+            if debug_field {
+                bad.push(format!("{path}:{}", i + 1));
+            }
+        }
+    }
+    assert!(
+        bad.is_empty(),
+        "Debug-formatted log fields:\n  {}",
+        bad.join("\n  ")
+    );
+}
+
 #[test]
 fn every_file_starts_with_a_module_header() {
     let mut bad = Vec::new();

@@ -84,6 +84,18 @@ impl Postgres {
         Ok(n == 1)
     }
 
+    /// Every queued message, oldest first (`status` lists them; nothing is claimed).
+    pub(crate) fn queued_messages(&self) -> Result<Vec<OutboxMessage>, StoreError> {
+        self.conn()?
+            .query(
+                &format!("SELECT {COLUMNS} FROM outbox WHERE status = 'queued' ORDER BY id"),
+                &[],
+            )?
+            .iter()
+            .map(read)
+            .collect()
+    }
+
     pub(crate) fn message(&self, id: i64) -> Result<OutboxMessage, StoreError> {
         let row = self
             .conn()?

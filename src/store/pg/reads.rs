@@ -129,7 +129,7 @@ impl Postgres {
 
     pub(crate) fn recent_digests(&self, limit: usize) -> Result<Vec<DigestInfo>, StoreError> {
         let rows = self.conn()?.query(
-            "SELECT d.id, d.created, COUNT(o.id), COUNT(o.sent)
+            "SELECT d.id, d.created, COUNT(o.id), COUNT(o.sent), d.kind, d.name
              FROM digests d LEFT JOIN outbox o ON o.digest = d.id
              GROUP BY d.id ORDER BY d.id DESC LIMIT $1",
             &[&i64::try_from(limit).unwrap_or(i64::MAX)],
@@ -141,7 +141,22 @@ impl Postgres {
                 created: from_ts(r.get(1)),
                 emails: unsigned(r.get(2)),
                 sent: unsigned(r.get(3)),
+                kind: r.get(4),
+                name: r.get(5),
             })
+            .collect())
+    }
+
+    /// Per rule: every stored match, and those no digest has carried yet; by rule id.
+    pub(crate) fn match_counts(&self) -> Result<Vec<(String, u64, u64)>, StoreError> {
+        let rows = self.conn()?.query(
+            "SELECT rule_id, COUNT(*), COUNT(*) - COUNT(digest) FROM matches
+             GROUP BY rule_id ORDER BY rule_id",
+            &[],
+        )?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get(0), unsigned(r.get(1)), unsigned(r.get(2))))
             .collect())
     }
 }
