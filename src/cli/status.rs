@@ -459,6 +459,9 @@ mod tests {
             last_reload: None,
             latency: Latency::default(),
             channels: Vec::new(),
+            rules: Vec::new(),
+            queued: Vec::new(),
+            next_slots: Vec::new(),
             nodes: vec![node("a", "r1", 3), node("b", "r1", 0)],
         };
         let text = render_text(&report, now);
