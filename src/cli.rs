@@ -3,6 +3,7 @@
 //! codes: errors become a message on stderr and a typed `Exit`; nothing below this module exits.
 //! Commands read the time through the pipeline's one clock.
 
+mod console;
 mod digest;
 /// `rules eval`; public so the benchmark can parse a labels file as the command does.
 pub mod eval;
@@ -113,6 +114,18 @@ pub enum Command {
         #[command(subcommand)]
         action: FeedsCommand,
     },
+    /// Serve the web console over the state database (read-only; beside a daemon or alone), or
+    /// set a console user's password (`console passwd NAME`).
+    #[command(args_conflicts_with_subcommands = true)]
+    Console {
+        #[command(subcommand)]
+        action: Option<ConsoleCommand>,
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Listen here instead of `[console] listen` (127.0.0.1:9188).
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+    },
     /// Print a shell completion script, e.g. `newswatch completions bash > /etc/bash_completion.d/newswatch`.
     Completions {
         #[arg(value_enum)]
@@ -141,6 +154,16 @@ pub enum DigestCommand {
     Send {
         /// The `[[digest]]` name.
         name: String,
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConsoleCommand {
+    /// Set a user's console password (read from stdin) in the users file.
+    Passwd {
+        user: String,
         #[arg(long, short)]
         config: PathBuf,
     },
@@ -338,6 +361,18 @@ fn dispatch(command: Command) -> Exit {
         Command::Status { config, json } => status::status(&config, json),
         Command::Digest { action } => digest::digest(action),
         Command::Feeds { action } => feeds::feeds(action),
+        Command::Console {
+            action,
+            config,
+            listen,
+        } => match (action, config) {
+            (Some(ConsoleCommand::Passwd { user, config }), _) => console::passwd(&config, &user),
+            (None, Some(config)) => console::serve(&config, listen),
+            (None, None) => {
+                eprintln!("error: give --config FILE (or `console passwd NAME --config FILE`)");
+                Exit::Usage
+            }
+        },
         Command::Completions { shell } => completions(shell),
         Command::Man => man_page(),
     }

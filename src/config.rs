@@ -5,6 +5,7 @@
 //! Reads files and environment variables only while loading; never logs secrets.
 
 mod build;
+mod console;
 mod delivery;
 mod digests;
 mod format;
@@ -25,6 +26,7 @@ use crate::digest::spec::{RuleSelection, WhenEmpty};
 use crate::policy::schedule::Schedule;
 
 pub use crate::units::parse_duration;
+pub use console::{ConsoleSettings, DEFAULT_USERS_FILE};
 pub use format::HumanDuration;
 
 /// A configuration problem at a place in the file.
@@ -77,6 +79,8 @@ pub struct Config {
     /// `[[alert]]` sets: who gets `priority = "alert"` matches at once.
     pub alerts: Vec<AlertConfig>,
     pub http: HttpSettings,
+    /// `[console]`: the web console (issue 18).
+    pub console: ConsoleSettings,
 }
 
 /// `[http]`: where the daemon serves `/metrics` and `/healthz`.

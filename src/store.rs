@@ -12,6 +12,7 @@ use rusqlite::{Connection, OpenFlags};
 mod alerts;
 mod articles;
 mod compose;
+mod console;
 mod digests;
 mod feeds;
 mod items;
@@ -25,6 +26,7 @@ mod testing;
 
 pub use articles::{PendingArticle, Pruned, RowCounts, StoredArticle};
 pub use compose::ComposeTx;
+pub use console::{ArticleView, MatchFilter, MatchView, RuleCounts, SentEmail};
 pub use digests::{Composition, DigestInfo};
 pub use feeds::{FeedNotice, FeedRecord, FeedState};
 pub use matches::ArticleMatches;

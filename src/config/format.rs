@@ -28,6 +28,8 @@ pub(super) struct RawConfig {
     pub(super) alerts: Vec<RawAlert>,
     #[serde(default)]
     pub(super) http: RawHttp,
+    #[serde(default)]
+    pub(super) console: super::console::RawConsole,
 }
 
 #[derive(Deserialize, Default)]

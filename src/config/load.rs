@@ -102,6 +102,7 @@ impl Config {
             .map(|(i, a)| digests::build_alert(&mut src, a, &raw.alerts[..i], zone))
             .collect();
         let http = build::http(&mut src, &raw.http);
+        let console = super::console::build(&mut src, &base, &state_dir, &raw.console);
 
         if !src.errors.is_empty() {
             return Err(Diagnostics(src.errors));
@@ -123,6 +124,7 @@ impl Config {
             digests,
             http,
             alerts,
+            console,
         })
     }
 

@@ -181,6 +181,12 @@ ALTER TABLE articles ADD COLUMN seen_ms INTEGER;
 ALTER TABLE matches ADD COLUMN matched_ms INTEGER;
 ALTER TABLE alert_items ADD COLUMN sent_ms INTEGER;
 ",
+    r"
+-- issue 18: the web console lists matches newest first by rule (`/matches?rule=`, `/rules/{id}`)
+-- and counts them per rule and day over the last 14 days (`/`, `/rules`).
+CREATE INDEX matches_rule ON matches(rule_id, id);
+CREATE INDEX matches_recorded ON matches(recorded);
+",
 ];
 
 /// The schema version that records latencies (`seen_ms`, `matched_ms`, `sent_ms`).

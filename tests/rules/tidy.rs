@@ -316,6 +316,11 @@ fn layers_import_only_what_they_may() {
             "rendering is pure",
         ),
         (
+            "console",
+            &["cli", "deliver", "fetch", "pipeline", "service"],
+            "the console reads the store and renders; it drives no stage",
+        ),
+        (
             "deliver",
             &[
                 "cli", "digest", "fetch", "pipeline", "service", "store", "clock",
