@@ -5,6 +5,8 @@
 #[path = "support/support.rs"]
 mod support;
 
+#[path = "service/console.rs"]
+mod console;
 #[path = "service/daemon.rs"]
 mod daemon;
 #[path = "service/operator.rs"]

@@ -53,6 +53,9 @@ pub fn cut(s: &str, max: usize) -> String {
     }
 }
 
+/// Characters of highlighted text `marked` shows.
+pub const MARKED_MAX: usize = 400;
+
 /// A time as `2025-03-01 14:05 UTC`, or `—`.
 pub fn time(t: Option<DateTime<Utc>>) -> String {
     t.map_or_else(
@@ -81,10 +84,23 @@ pub fn ago(t: Option<DateTime<Utc>>, now: DateTime<Utc>) -> String {
     }
 }
 
-/// Pieces of text, the `true` ones highlighted with `<mark>`.
+/// Pieces of text, the `true` ones highlighted with `<mark>`, at most `MARKED_MAX` characters
+/// in all (a headline of 35,000 hits is one line, not a megabyte of `<mark>`).
 pub fn marked(pieces: &[(String, bool)]) -> String {
     let mut out = String::new();
+    let mut left = MARKED_MAX;
     for (text, hit) in pieces {
+        if left == 0 {
+            out.push('…');
+            break;
+        }
+        let n = text.chars().count();
+        let text = &if n > left {
+            cut(text, left)
+        } else {
+            text.clone()
+        };
+        left = left.saturating_sub(n);
         if *hit {
             let _ = write!(out, "<mark>{}</mark>", esc(text));
         } else {
@@ -204,6 +220,18 @@ mod tests {
             safe_href("https://example.org/a?b=1&c=\"2\"").as_deref(),
             Some("https://example.org/a?b=1&amp;c=%222%22")
         );
+    }
+
+    #[test]
+    fn marked_pieces_are_escaped_and_bounded() {
+        let pieces = vec![("a<b ".to_string(), false), ("Healey".to_string(), true)];
+        assert_eq!(marked(&pieces), "a&lt;b <mark>Healey</mark>");
+        let many: Vec<(String, bool)> = (0..10_000)
+            .map(|i| ("Healey ".to_string(), i % 2 == 0))
+            .collect();
+        let out = marked(&many);
+        assert!(out.len() < MARKED_MAX * 4, "{} bytes", out.len());
+        assert!(out.ends_with('…'));
     }
 
     #[test]

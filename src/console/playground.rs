@@ -29,6 +29,10 @@ pub const CORPUS_ARTICLES: usize = 100_000;
 pub const TIME_BUDGET: Duration = Duration::from_millis(250);
 /// Hits listed, and NEW / GONE articles listed.
 pub const MAX_HITS: usize = 100;
+/// Bytes of each field the playground matches (the match stage takes `MATCH_FIELD_CAP`, 256 KB):
+/// one pathological article (a 1 MB title of 70,000 names) must not hold an evaluation for
+/// seconds, and the corpus's memory stays bounded.
+pub const FIELD_CAP: usize = 16 << 10;
 /// The longest query accepted.
 const MAX_QUERY: usize = 4_000;
 /// The id the query gets as a rule.
@@ -48,12 +52,35 @@ impl Corpus {
         let newest = self.articles.first().map_or(0, |a| a.id);
         let fresh = s.recent_articles(newest, CORPUS_ARTICLES)?;
         if !fresh.is_empty() {
-            let mut all: Vec<Arc<ArticleView>> = fresh.into_iter().map(Arc::new).collect();
+            let mut all: Vec<Arc<ArticleView>> = fresh
+                .into_iter()
+                .map(|mut a| {
+                    for field in [
+                        &mut a.article.title,
+                        &mut a.article.summary,
+                        &mut a.article.content,
+                    ] {
+                        cap_field(field);
+                    }
+                    Arc::new(a)
+                })
+                .collect();
             all.append(&mut self.articles);
             all.truncate(CORPUS_ARTICLES);
             self.articles = all;
         }
         Ok(self.articles.clone())
+    }
+}
+
+/// `field` cut to `FIELD_CAP` bytes at a character boundary.
+fn cap_field(field: &mut String) {
+    if field.len() > FIELD_CAP {
+        let mut end = FIELD_CAP;
+        while !field.is_char_boundary(end) {
+            end -= 1;
+        }
+        field.truncate(end);
     }
 }
 
