@@ -5,6 +5,8 @@
 #[path = "support/support.rs"]
 mod support;
 
+#[path = "service/browser.rs"]
+mod browser;
 #[path = "service/console.rs"]
 mod console;
 #[path = "service/daemon.rs"]

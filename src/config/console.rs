@@ -1,7 +1,7 @@
 //! `[console]`: the web console (issue 18). Where the standalone `newswatch console` listens (the
 //! daemon serves it on `[http]`'s address), how users authenticate when it is not on loopback (a
-//! users file of argon2 hashes, or a reverse proxy's trusted header), and the labels file the
-//! playground scores queries against. Builds the typed settings; checks nothing at runtime.
+//! users file of argon2 hashes, or a reverse proxy's trusted header), and the session cookie's
+//! `Secure` flag. Builds the typed settings; checks nothing at runtime.
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::{Path, PathBuf};
@@ -23,7 +23,6 @@ pub(super) struct RawConsole {
     trusted_header: Option<Spanned<String>>,
     users_file: Option<String>,
     secure_cookie: Option<bool>,
-    labels: Option<String>,
 }
 
 /// The console's settings.
@@ -40,8 +39,6 @@ pub struct ConsoleSettings {
     pub users_file: PathBuf,
     /// Mark the session cookie `Secure` (the console is reached over TLS, through a proxy).
     pub secure_cookie: bool,
-    /// A labels file (`rules eval`'s JSON Lines) the playground scores a query against.
-    pub labels: Option<PathBuf>,
 }
 
 impl ConsoleSettings {
@@ -53,7 +50,6 @@ impl ConsoleSettings {
             trusted_header: None,
             users_file: state_dir.join(DEFAULT_USERS_FILE),
             secure_cookie: false,
-            labels: None,
         }
     }
 }
@@ -105,6 +101,5 @@ pub(super) fn build(
     if let Some(s) = raw.secure_cookie {
         c.secure_cookie = s;
     }
-    c.labels = raw.labels.as_deref().map(|l| resolve(base, l));
     c
 }

@@ -186,7 +186,7 @@ pub fn page(title: &str, nav: Nav, viewer: &Viewer, body: &str) -> String {
     format!(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>{} · newswatch</title><link rel=\"stylesheet\" href=\"/assets/console.css\">\
+         <title>{} · newswatch</title><link rel=\"icon\" href=\"data:,\"><link rel=\"stylesheet\" href=\"/assets/console.css\">\
          <script src=\"/assets/playground.js\" defer></script></head>\
          <body><header><a class=\"brand\" href=\"/\">newswatch</a><nav>{links}</nav>{who}</header>\
          <main>{body}</main></body></html>\n",
