@@ -5,6 +5,7 @@
 //! explain tree; NEW / GONE against a saved rule; "copy as TOML". One evaluation is bounded: at
 //! most `MAX_HITS` hits and `TIME_BUDGET` of matching, and says when it stopped early.
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -246,6 +247,70 @@ fn search(
     c: &Console,
 ) -> Run {
     let started = Instant::now();
+    let tags: HashMap<&str, &[String]> = c
+        .config
+        .feeds
+        .iter()
+        .map(|f| (f.name.as_str(), f.tags.as_slice()))
+        .collect();
+    // One worker per core (at most 8), each taking every n-th article: newest first on every
+    // worker, so a search cut by the time budget has looked at the newest articles.
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
+    let parts: Vec<Part> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers)
+            .map(|w| {
+                let tags = &tags;
+                scope.spawn(move || {
+                    let mut part = Part::default();
+                    for (i, a) in corpus.iter().enumerate().skip(w).step_by(workers) {
+                        if started.elapsed() > TIME_BUDGET {
+                            part.stopped = true;
+                            break;
+                        }
+                        let feed = FeedMeta {
+                            name: a.feed.clone(),
+                            title: a.feed_title.clone(),
+                            tags: tags
+                                .get(a.feed.as_str())
+                                .map(|t| t.to_vec())
+                                .unwrap_or_default(),
+                        };
+                        let found = set
+                            .match_article_unfiltered(&a.article, &feed)
+                            .into_iter()
+                            .find(|m| m.rule == rule);
+                        part.searched += 1;
+                        let matched = found.is_some();
+                        if let Some(m) = found {
+                            part.total_hits += 1;
+                            if part.hits.len() < MAX_HITS {
+                                part.hits.push((i, m));
+                            }
+                        }
+                        if let Some(r) = against {
+                            let before = saved.matches_ignoring_filters(r, &a.article, &feed);
+                            if matched && !before {
+                                part.new_count += 1;
+                                if part.new.len() < MAX_HITS {
+                                    part.new.push(i);
+                                }
+                            } else if before && !matched {
+                                part.gone_count += 1;
+                                if part.gone.len() < MAX_HITS {
+                                    part.gone.push(i);
+                                }
+                            }
+                        }
+                    }
+                    part
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_default())
+            .collect()
+    });
     let mut run = Run {
         hits: Vec::new(),
         total_hits: 0,
@@ -258,55 +323,52 @@ fn search(
         elapsed: Duration::ZERO,
         stopped: None,
     };
-    for a in corpus {
-        if started.elapsed() > TIME_BUDGET {
+    let (mut hits, mut new, mut gone) = (Vec::new(), Vec::new(), Vec::new());
+    for p in parts {
+        run.total_hits += p.total_hits;
+        run.new_count += p.new_count;
+        run.gone_count += p.gone_count;
+        run.searched += p.searched;
+        if p.stopped {
             run.stopped = Some("time budget");
-            break;
         }
-        let feed = feed_meta(a, c);
-        let found = set
-            .match_article_unfiltered(&a.article, &feed)
-            .into_iter()
-            .find(|m| m.rule == rule);
-        run.searched += 1;
-        let matched = found.is_some();
-        if let Some(m) = found {
-            run.total_hits += 1;
-            if run.hits.len() < MAX_HITS {
-                run.hits.push((Arc::clone(a), m));
-            }
-        }
-        if let Some(r) = against {
-            let before = saved.matches_ignoring_filters(r, &a.article, &feed);
-            if matched && !before {
-                run.new_count += 1;
-                if run.new.len() < MAX_HITS {
-                    run.new.push(Arc::clone(a));
-                }
-            } else if before && !matched {
-                run.gone_count += 1;
-                if run.gone.len() < MAX_HITS {
-                    run.gone.push(Arc::clone(a));
-                }
-            }
-        }
+        hits.extend(p.hits);
+        new.extend(p.new);
+        gone.extend(p.gone);
     }
+    hits.sort_by_key(|(i, _)| *i);
+    new.sort_unstable();
+    gone.sort_unstable();
+    run.hits = hits
+        .into_iter()
+        .take(MAX_HITS)
+        .map(|(i, m)| (Arc::clone(&corpus[i]), m))
+        .collect();
+    run.new = new
+        .into_iter()
+        .take(MAX_HITS)
+        .map(|i| Arc::clone(&corpus[i]))
+        .collect();
+    run.gone = gone
+        .into_iter()
+        .take(MAX_HITS)
+        .map(|i| Arc::clone(&corpus[i]))
+        .collect();
     run.elapsed = started.elapsed();
     run
 }
 
-fn feed_meta(a: &ArticleView, c: &Console) -> FeedMeta {
-    FeedMeta {
-        name: a.feed.clone(),
-        title: a.feed_title.clone(),
-        tags: c
-            .config
-            .feeds
-            .iter()
-            .find(|f| f.name == a.feed)
-            .map(|f| f.tags.clone())
-            .unwrap_or_default(),
-    }
+/// What one worker found: corpus indices, newest first.
+#[derive(Default)]
+struct Part {
+    hits: Vec<(usize, RuleMatch)>,
+    total_hits: usize,
+    new: Vec<usize>,
+    gone: Vec<usize>,
+    new_count: usize,
+    gone_count: usize,
+    searched: usize,
+    stopped: bool,
 }
 
 fn render(
