@@ -8,7 +8,7 @@ schema is the real one; the article text comes from gen.py's wire-copy generator
 request to the last byte (on loopback that is the server's time plus a fraction of a millisecond).
 
 CLI:  console.py --bin target/release/newswatch --work DIR [--feeds 1000] [--articles 1000000]
-      [--matches 100000] [--repeat 15]
+      [--matches 100000] [--repeat 15] [--fill-only]
 """
 
 import argparse
@@ -133,6 +133,7 @@ def main(argv):
     ap.add_argument("--articles", type=int, default=1_000_000)
     ap.add_argument("--matches", type=int, default=100_000)
     ap.add_argument("--repeat", type=int, default=15)
+    ap.add_argument("--fill-only", action="store_true", help="write the state and stop")
     a = ap.parse_args(argv)
     rules = shipped_rules()
     config = write_config(a.work, a.feeds)
@@ -146,6 +147,8 @@ def main(argv):
         t = time.time()
         fill_state(db, a.feeds, a.articles, a.matches, rules)
         print(f"filled {a.articles} articles in {time.time() - t:.0f} s", file=sys.stderr)
+    if a.fill_only:
+        return
     proc = subprocess.Popen([a.bin, "console", "--config", config, "--listen", "127.0.0.1:0"],
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
