@@ -143,7 +143,7 @@ fn durations() {
 #[rustfmt::skip]
 const BROKEN: &[(&str, &str, &str, usize, usize, &str)] = &[
     ("unknown top-level key", "state_dir = \"state\"", "state_dir = \"state\"\nstate_dri = 1", 2, 1,
-     "unknown field `state_dri`, expected one of `state_dir`, `rules`, `user_agent`, `new_feed_window`, `fetch`, `feed`, `delivery`, `digest`, `alert`, `http`"),
+     "unknown field `state_dri`, expected one of `state_dir`, `rules`, `user_agent`, `new_feed_window`, `fetch`, `feed`, `delivery`, `digest`, `alert`, `http`, `console`"),
     ("unknown feed key", "name = \"one\"", "name = \"one\"\nintervall = \"5m\"", 5, 1,
      "unknown field `intervall`, expected one of `name`, `url`, `interval`, `tags`, `allow_private_network`"),
     ("bad duration", "name = \"one\"", "name = \"one\"\ninterval = \"15\"", 5, 12,
