@@ -21,6 +21,7 @@ macro_rules! outln {
     };
 }
 
+mod console;
 mod digest;
 /// `rules eval`; public so the benchmark can parse a labels file as the command does.
 pub mod eval;
@@ -146,6 +147,19 @@ pub enum Command {
         #[command(subcommand)]
         action: store::StoreCommand,
     },
+    /// Serve the web console over the state database (read-only; beside a daemon or alone), or
+    /// set a console user's password (`console passwd NAME`).
+    #[command(args_conflicts_with_subcommands = true)]
+    Console {
+        #[command(subcommand)]
+        action: Option<ConsoleCommand>,
+        /// The config file whose state the console shows.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Listen here instead of `[console] listen` (127.0.0.1:9188).
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+    },
     /// Print a shell completion script, e.g. `newswatch completions bash > /etc/bash_completion.d/newswatch`.
     Completions {
         /// The shell to write the script for.
@@ -193,6 +207,19 @@ pub enum ChannelsCommand {
     Test {
         /// The `[[channel]]` name.
         name: String,
+        /// The config file that defines the channel.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConsoleCommand {
+    /// Set a user's console password (read from stdin) in the users file.
+    Passwd {
+        /// The user name to set (added if new).
+        user: String,
+        /// The config file (its `[console] users_file` is the file written).
         #[arg(long, short)]
         config: PathBuf,
     },
@@ -396,6 +423,18 @@ fn dispatch(command: Command) -> Exit {
         Command::Digest { action } => digest::digest(action),
         Command::Feeds { action } => feeds::feeds(action),
         Command::Store { action } => store::store(action),
+        Command::Console {
+            action,
+            config,
+            listen,
+        } => match (action, config) {
+            (Some(ConsoleCommand::Passwd { user, config }), _) => console::passwd(&config, &user),
+            (None, Some(config)) => console::serve(&config, listen),
+            (None, None) => {
+                eprintln!("error: give --config FILE (or `console passwd NAME --config FILE`)");
+                Exit::Usage
+            }
+        },
         Command::Completions { shell } => completions(shell),
         Command::Man { dir } => man::man(dir.as_deref()),
     }

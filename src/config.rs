@@ -6,6 +6,7 @@
 
 mod build;
 mod channels;
+mod console;
 mod delivery;
 mod digests;
 mod format;
@@ -33,6 +34,7 @@ use crate::policy::schedule::Schedule;
 pub use crate::units::parse_duration;
 pub use build::{parse_remote_feed_url, redact_userinfo};
 pub use channels::{ChannelConfig, ChannelKind, SecretUrl};
+pub use console::{ConsoleSettings, DEFAULT_USERS_FILE};
 pub use format::HumanDuration;
 pub use full_text::FullText;
 pub use request::{FeedAuth, ProxyChoice, RequestSettings};
@@ -106,6 +108,8 @@ pub struct Config {
     pub spikes: Vec<SpikeConfig>,
     /// `[store]`: a PostgreSQL shared by several nodes; `None` = the SQLite file in `state_dir`.
     pub store: Option<PostgresSettings>,
+    /// `[console]`: the web console (issue 18).
+    pub console: ConsoleSettings,
 }
 
 /// `[http]`: where the daemon serves `/metrics` and `/healthz`.

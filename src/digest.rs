@@ -25,6 +25,7 @@ use crate::digest::spec::WhenEmpty;
 use crate::model::{DigestBatch, GroupCount, PendingMatch, StoredHit};
 
 pub use render::{MAX_HTML_BYTES, render};
+pub use snippet::highlighted;
 
 /// Articles the composer loads per story it may show, so clustering sees every outlet of a story
 /// and the stated order (see `render`) ranks complete stories; at least `LOAD_MIN` (a digest of
@@ -128,6 +129,28 @@ pub fn snippet_text(e: &Entry) -> String {
         .into_iter()
         .map(|s| s.text)
         .collect::<String>()
+}
+
+/// One stored match as an entry outside any digest (no rule order): for the web console's
+/// snippets and highlights.
+pub fn entry(m: &PendingMatch) -> Entry {
+    Entry {
+        rule_id: m.rule_id.clone(),
+        rule_title: m.rule_id.clone(),
+        order: (false, 0),
+        alert: false,
+        feed: m.feed.clone(),
+        feed_title: m.feed_title.clone(),
+        article_id: m.article_id,
+        title: m.title.clone(),
+        link: m.link.clone(),
+        summary: m.summary.clone(),
+        content: m.content.clone(),
+        time: m.published.unwrap_or(m.first_seen),
+        hits: m.hits.clone(),
+        full_text: m.full_text,
+        lang: m.lang.clone(),
+    }
 }
 
 /// Stored matches as digest entries; a rule removed since it matched shows its id.

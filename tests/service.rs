@@ -5,10 +5,14 @@
 #[path = "support/support.rs"]
 mod support;
 
+#[path = "service/browser.rs"]
+mod browser;
 #[path = "service/channel_cli.rs"]
 mod channel_cli;
 #[path = "service/channel_kill.rs"]
 mod channel_kill;
+#[path = "service/console.rs"]
+mod console;
 #[path = "service/daemon.rs"]
 mod daemon;
 #[path = "service/newcomer.rs"]

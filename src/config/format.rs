@@ -33,6 +33,8 @@ pub(super) struct RawConfig {
     #[serde(default, rename = "spike")]
     pub(super) spikes: Vec<super::spikes::RawSpike>,
     pub(super) store: Option<Spanned<super::store::RawStore>>,
+    #[serde(default)]
+    pub(super) console: super::console::RawConsole,
 }
 
 #[derive(Deserialize, Default)]

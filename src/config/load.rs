@@ -154,6 +154,7 @@ impl Config {
         let http = build::http(&mut src, &raw.http);
         let spikes = super::spikes::build_spikes(&mut src, &raw.spikes, &channel_names);
         let store = super::store::build(&mut src, &base, raw.store.as_ref(), env);
+        let console = super::console::build(&mut src, &base, &state_dir, &raw.console);
 
         if !src.errors.is_empty() {
             return Err(Diagnostics(src.errors));
@@ -178,6 +179,7 @@ impl Config {
             channels,
             spikes,
             store,
+            console,
         })
     }
 

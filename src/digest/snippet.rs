@@ -236,3 +236,13 @@ fn marked(
 pub(super) fn valid_span(text: &str, start: usize, end: usize) -> bool {
     start < end && end <= text.len() && text.is_char_boundary(start) && text.is_char_boundary(end)
 }
+
+/// Pieces of text, each with whether it is highlighted.
+pub type Pieces = Vec<(String, bool)>;
+
+/// The headline and the snippet of one stored match as the digest shows them, as (text,
+/// highlighted) pieces: for the web console's lists, which escape and mark them themselves.
+pub fn highlighted(e: &Entry, title_max: usize) -> (Pieces, Pieces) {
+    let pieces = |v: Vec<Segment>| v.into_iter().map(|s| (s.text, s.hit)).collect();
+    (pieces(headline(e, title_max)), pieces(snippet_window(e).0))
+}

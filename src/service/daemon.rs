@@ -66,6 +66,11 @@ pub async fn run_daemon(config: Config, rules: RuleSet, options: Options) -> any
     drop(Pipeline::open(&config, &rules).await?);
     let probe_db = Store::open_read_only(&config.state_dir)
         .context("cannot open the state database for health checks")?;
+    let console = if config.http.enabled && config.console.enabled {
+        Some(open_console(&config)?)
+    } else {
+        None
+    };
 
     let metrics = Metrics::new();
     let beats = Beats::new();
@@ -85,7 +90,7 @@ pub async fn run_daemon(config: Config, rules: RuleSet, options: Options) -> any
             beats: beats.all(),
             max_age: watchdog.unwrap_or(STALL_LIMIT),
         };
-        let serve = health::serve(listener, metrics.clone(), probe, shutdown.clone());
+        let serve = health::serve(listener, metrics.clone(), probe, console, shutdown.clone());
         tracker.spawn(async move {
             if let Err(e) = serve.await {
                 error!(error = %e, "the /metrics and /healthz server stopped");
@@ -134,6 +139,18 @@ pub async fn run_daemon(config: Config, rules: RuleSet, options: Options) -> any
     }
     info!("daemon stopped");
     result
+}
+
+/// The web console's routes for the `[http]` address: over its own read-only connection, with
+/// the config and rules as they are at start (FIXME: a reload does not reach the console; it
+/// shows the rules it started with until the daemon restarts). Refuses a non-loopback address
+/// without authentication, which stops the start.
+fn open_console(config: &Config) -> anyhow::Result<axum::Router> {
+    let own = Config::load(&config.path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let rules = RuleSet::load(&own.rule_files).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let console = crate::console::Console::open(Arc::new(own), Arc::new(rules), config.http.listen)
+        .context("cannot serve the web console (set `[console] enabled = false` to serve only /metrics and /healthz)")?;
+    Ok(crate::console::router(console))
 }
 
 /// Cycles with one config and rule set until a signal: on SIGHUP, swaps in a valid new set (a

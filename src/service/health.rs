@@ -178,11 +178,13 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener, HttpError> {
         .map_err(|source| HttpError::Bind { addr, source })
 }
 
-/// Serves `/metrics` and `/healthz` on `listener` until `shutdown` is cancelled.
+/// Serves `/metrics` and `/healthz` on `listener` until `shutdown` is cancelled, and the web
+/// console's routes (`console`) beside them when given.
 pub async fn serve<H: HealthCheck>(
     listener: TcpListener,
     metrics: Metrics,
     health: H,
+    console: Option<Router>,
     shutdown: CancellationToken,
 ) -> Result<(), HttpError> {
     let app = Router::new()
@@ -192,7 +194,8 @@ pub async fn serve<H: HealthCheck>(
             Router::new()
                 .route("/healthz", get(healthz_handler::<H>))
                 .with_state(Arc::new(health)),
-        );
+        )
+        .merge(console.unwrap_or_default());
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, "serving /metrics and /healthz");
     }

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+use super::console::{ArticleView, MatchFilter, MatchView, RuleCounts, SentEmail};
 use super::{
     ArticleMatches, Backend, ComposeTx, DigestInfo, FeedNotice, FeedRecord, FeedState, Lease,
     NodeInfo, PageOutcome, PendingArticle, PollRecord, PollStored, Pruned, QueuedPage, ReloadInfo,
@@ -79,6 +80,14 @@ contract! {
     fn last_reload() -> Result<Option<ReloadInfo>, StoreError>;
     // pg/nodes.rs (cluster; on SQLite the one node is the whole cluster)
     fn nodes() -> Result<Vec<NodeInfo>, StoreError>;
+    // console.rs (the web console's reads)
+    fn console_matches(f: &MatchFilter) -> Result<Vec<MatchView>, StoreError>;
+    fn rule_counts(now: DateTime<Utc>, days: usize) -> Result<Vec<RuleCounts>, StoreError>;
+    fn feed_notice_history(feed: &str, limit_to: usize)
+        -> Result<Vec<(String, DateTime<Utc>, String)>, StoreError>;
+    fn sent_emails(before: Option<i64>, limit_to: usize) -> Result<Vec<SentEmail>, StoreError>;
+    fn email_bytes(id: i64) -> Result<Option<Vec<u8>>, StoreError>;
+    fn recent_articles(after: i64, limit_to: usize) -> Result<Vec<ArticleView>, StoreError>;
     // matches.rs
     fn match_counts() -> Result<Vec<(String, u64, u64)>, StoreError>;
     // channels.rs

@@ -230,6 +230,12 @@ CREATE TABLE full_text_pages (
     outcome TEXT NOT NULL
 ) STRICT;
 ",
+    r"
+-- issue 18: the web console lists matches newest first by rule (`/matches?rule=`, `/rules/{id}`)
+-- and counts them per rule and day over the last 14 days (`/`, `/rules`).
+CREATE INDEX matches_rule ON matches(rule_id, id);
+CREATE INDEX matches_recorded ON matches(recorded);
+",
 ];
 
 /// The schema version that has the channel outbox: found by the migration's content, so a

@@ -143,7 +143,7 @@ fn durations() {
 #[rustfmt::skip]
 const BROKEN: &[(&str, &str, &str, usize, usize, &str)] = &[
     ("unknown top-level key", "state_dir = \"state\"", "state_dir = \"state\"\nstate_dri = 1", 2, 1,
-     "unknown field `state_dri`, expected one of `state_dir`, `rules`, `user_agent`, `new_feed_window`, `fetch`, `feed`, `delivery`, `digest`, `alert`, `http`, `channel`, `spike`, `store`"),
+     "unknown field `state_dri`, expected one of `state_dir`, `rules`, `user_agent`, `new_feed_window`, `fetch`, `feed`, `delivery`, `digest`, `alert`, `http`, `channel`, `spike`, `store`, `console`"),
     ("unknown feed key", "name = \"one\"", "name = \"one\"\nintervall = \"5m\"", 5, 1,
      "unknown field `intervall`, expected one of `name`, `url`, `interval`, `tags`, `allow_private_network`, `headers`, `cookie_env`, `cookie_file`, `username`, `password_env`, `password_file`, `token_env`, `token_file`, `proxy`, `full_text`, `full_text_min_words`"),
     // issue 20: request settings

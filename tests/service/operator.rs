@@ -146,7 +146,13 @@ async fn start(metrics: Metrics, probe: Probe) -> Server {
         .expect("bind");
     let addr = listener.local_addr().expect("local addr");
     let shutdown = CancellationToken::new();
-    let task = tokio::spawn(health::serve(listener, metrics, probe, shutdown.clone()));
+    let task = tokio::spawn(health::serve(
+        listener,
+        metrics,
+        probe,
+        None,
+        shutdown.clone(),
+    ));
     Server {
         base: format!("http://{addr}"),
         shutdown,

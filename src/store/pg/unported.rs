@@ -7,6 +7,7 @@ use super::Postgres;
 use chrono::{DateTime, Utc};
 
 use crate::model::{ChannelCounts, ChannelMessage, SpikeHeadline};
+use crate::store::console::{ArticleView, MatchFilter, MatchView, RuleCounts, SentEmail};
 use crate::store::{ComposeTx, PageOutcome, QueuedPage, StoreError};
 
 macro_rules! unported {
@@ -41,6 +42,13 @@ unported! {
     fn rule_match_times(&str, DateTime<Utc>) -> Vec<(DateTime<Utc>, String)>;
     fn rule_headlines(&str, DateTime<Utc>, usize) -> Vec<SpikeHeadline>;
     fn spike_surging(&str, &str) -> bool;
+    // console.rs (issue 18's reads)
+    fn console_matches(&MatchFilter) -> Vec<MatchView>;
+    fn rule_counts(DateTime<Utc>, usize) -> Vec<RuleCounts>;
+    fn feed_notice_history(&str, usize) -> Vec<(String, DateTime<Utc>, String)>;
+    fn sent_emails(Option<i64>, usize) -> Vec<SentEmail>;
+    fn email_bytes(i64) -> Option<Vec<u8>>;
+    fn recent_articles(i64, usize) -> Vec<ArticleView>;
     // full_text.rs (issue 20's full-text queue)
     fn queued_pages(usize) -> Vec<QueuedPage>;
     fn fetched_page(&str) -> Option<PageOutcome>;

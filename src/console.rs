@@ -1,0 +1,247 @@
+//! The web console (issue 18): server-rendered pages over the state database — overview, feeds,
+//! matches, rules, the rule playground, sent digests — served by the daemon beside `/metrics` and
+//! by `newswatch console` alone. Reads the store read-only; the only writes are the two operator
+//! POSTs (retry a failed email, send a digest now), which go through the store's own write paths.
+//! Every response carries a strict CSP (no inline script or style) and every value is escaped
+//! (`html`). Who may look is `auth`; the pages are `pages`, `matches`, `playground`, `digests`.
+
+mod auth;
+mod digests;
+pub mod html;
+mod matches;
+mod pages;
+mod playground;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use chrono::{DateTime, Utc};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::rules::RuleSet;
+use crate::store::{Store, StoreError};
+
+pub use auth::{AuthError, Users, hash_password};
+
+/// The console's pages' policy: our own stylesheet and script only, no inline anything, no
+/// plugins, no framing of the console itself; digests are framed from `/digests/{id}/html`.
+pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+     connect-src 'self'; frame-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
+
+/// A sent email's HTML, framed: no script at all, its own inline styles (email HTML has them),
+/// images only inline, and a sandbox (a unique origin: it cannot reach the console's cookies).
+pub const DIGEST_CSP: &str =
+    "sandbox; default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'self'";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConsoleError {
+    #[error("database: {0}")]
+    Store(#[from] StoreError),
+    #[error("cannot listen on {addr} for the console: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the console server failed: {0}")]
+    Serve(#[source] std::io::Error),
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    #[error("the console's worker stopped: {0}")]
+    Join(String),
+}
+
+/// What every page handler reads: the database (one read-only connection, used on a blocking
+/// thread), the configuration and rules it was started with, and who may look.
+#[derive(Clone)]
+pub struct Console {
+    store: Arc<Mutex<Store>>,
+    config: Arc<Config>,
+    rules: Arc<RuleSet>,
+    auth: Arc<auth::Auth>,
+    /// The configured rule files' `[lists]`, for the playground's queries.
+    lists: String,
+    corpus: Arc<Mutex<playground::Corpus>>,
+    now: fn() -> DateTime<Utc>,
+}
+
+impl Console {
+    /// A console over `config`'s state, read-only. `listen` is where it will be served: any
+    /// address but loopback needs authentication configured (users or a trusted header), or this
+    /// refuses with [`AuthError::Unprotected`].
+    pub fn open(
+        config: Arc<Config>,
+        rules: Arc<RuleSet>,
+        listen: SocketAddr,
+    ) -> Result<Console, ConsoleError> {
+        let auth = auth::Auth::for_address(&config.console, listen)?;
+        let store = Store::open_read_only(&config.state_dir)?;
+        let lists = playground::lists_source(&config.rule_files);
+        Ok(Console {
+            store: Arc::new(Mutex::new(store)),
+            config,
+            rules,
+            auth: Arc::new(auth),
+            lists,
+            corpus: playground::corpus(),
+            now: crate::clock::now,
+        })
+    }
+
+    /// Runs `f` with the store on a blocking thread (a page's queries), returning its HTML.
+    async fn with_store<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Store, &Console) -> Result<T, ConsoleError> + Send + 'static,
+    ) -> Result<T, ConsoleError> {
+        let me = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let store = me.store.lock().unwrap_or_else(PoisonError::into_inner);
+            f(&store, &me)
+        })
+        .await
+        .map_err(|e| ConsoleError::Join(e.to_string()))?
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        (self.now)()
+    }
+}
+
+/// The console's routes, with its headers and authentication on every one of them.
+pub fn router(console: Console) -> Router {
+    let pages = Router::new()
+        .route("/", get(pages::overview))
+        .route("/feeds", get(pages::feeds))
+        .route("/feeds/{id}", get(pages::feed))
+        .route("/matches", get(matches::matches))
+        .route("/rules", get(pages::rules))
+        .route("/rules/{id}", get(pages::rule))
+        .route("/playground", get(playground::playground))
+        .route("/digests", get(digests::digests))
+        .route("/digests/{id}", get(digests::digest))
+        .route("/digests/{id}/html", get(digests::digest_html))
+        .route("/outbox/{id}/retry", post(digests::retry))
+        .route("/logout", post(auth::logout))
+        .layer(middleware::from_fn_with_state(
+            console.clone(),
+            auth::require,
+        ));
+    Router::new()
+        .merge(pages)
+        .route("/login", get(auth::login_form).post(auth::login))
+        .route("/assets/console.css", get(css))
+        .route("/assets/playground.js", get(js))
+        .with_state(console)
+        .layer(middleware::from_fn(security_headers))
+}
+
+/// Serves the console alone on `listener` until `shutdown` (`newswatch console`).
+pub async fn serve(
+    listener: TcpListener,
+    console: Console,
+    shutdown: CancellationToken,
+) -> Result<(), ConsoleError> {
+    axum::serve(listener, router(console))
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await
+        .map_err(ConsoleError::Serve)
+}
+
+/// Binds the console's own address (standalone).
+pub async fn bind(addr: SocketAddr) -> Result<TcpListener, ConsoleError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| ConsoleError::Bind { addr, source })
+}
+
+async fn security_headers(req: Request, next: Next) -> Response {
+    let is_digest_frame = req.uri().path().ends_with("/html");
+    let mut resp = next.run(req).await;
+    let h = resp.headers_mut();
+    let csp = if is_digest_frame { DIGEST_CSP } else { CSP };
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(csp),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    if !is_digest_frame {
+        h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    }
+    h.entry(header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-store"));
+    resp
+}
+
+async fn css() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "max-age=3600"),
+        ],
+        html::CSS,
+    )
+        .into_response()
+}
+
+async fn js() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "max-age=3600"),
+        ],
+        html::JS,
+    )
+        .into_response()
+}
+
+/// A page, or the error as a page (500, the error's own words: it names the database file).
+fn respond(result: Result<String, ConsoleError>) -> Response {
+    match result {
+        Ok(body) => Html(body).into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "console page failed");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Html(html::page(
+                    "Error",
+                    html::Nav::None,
+                    &html::Viewer::default(),
+                    &format!("<h1>Error</h1><p>{}</p>", html::esc(&e.to_string())),
+                )),
+            )
+                .into_response()
+        }
+    }
+}
+
+/// 404 as a page.
+fn not_found(what: &str, viewer: &html::Viewer) -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        Html(html::page(
+            "Not found",
+            html::Nav::None,
+            viewer,
+            &format!("<h1>Not found</h1><p>{}</p>", html::esc(what)),
+        )),
+    )
+        .into_response()
+}
+
+/// The state a page handler extracts.
+type St = State<Console>;
