@@ -348,6 +348,7 @@ pub(super) fn feeds(
     raw: &[RawFeed],
     default_interval: Duration,
     env: &dyn Fn(&str) -> Option<String>,
+    secrets: super::Secrets,
 ) -> Vec<FeedConfig> {
     let mut feeds: Vec<FeedConfig> = Vec::new();
     for feed in raw {
@@ -384,7 +385,7 @@ pub(super) fn feeds(
                 continue;
             }
         };
-        let request = super::request::build(src, base, feed, env);
+        let request = super::request::build(src, base, feed, env, secrets);
         feeds.push(FeedConfig {
             name,
             url,

@@ -11,7 +11,9 @@ use serde::Deserialize;
 use toml::Spanned;
 use url::Url;
 
-use super::build::{HOUR, NONZERO, Source, duration_within, resolve};
+use super::Secrets;
+use super::build::{HOUR, NONZERO, Source, duration_within};
+use super::delivery::resolve_credential;
 use super::format::HumanDuration;
 
 /// What a channel speaks: the payload shape and how it authenticates.
@@ -157,11 +159,16 @@ struct SecretKeys<'r> {
     key: &'static str,
 }
 
+/// The URL a `url_env`/`url_file` channel gets when a read-only command (which never sends)
+/// cannot read it: `status` shows it instead of the real host.
+const UNREAD_URL: &str = "https://url-not-read.invalid/";
+
 pub(super) fn build_channels(
     src: &mut Source<'_>,
     base: &Path,
     raw: &[RawChannel],
     env: &dyn Fn(&str) -> Option<String>,
+    secrets: Secrets,
 ) -> Vec<ChannelConfig> {
     let mut out: Vec<ChannelConfig> = Vec::new();
     for (i, c) in raw.iter().enumerate() {
@@ -180,7 +187,7 @@ pub(super) fn build_channels(
             src.error_at(c.name.span(), format!("duplicate channel name {name:?}"));
             continue;
         }
-        if let Some(ch) = build_one(src, base, c, &name, env) {
+        if let Some(ch) = build_one(src, base, c, &name, env, secrets) {
             out.push(ch);
         }
     }
@@ -193,6 +200,7 @@ fn build_one(
     c: &RawChannel,
     name: &str,
     env: &dyn Fn(&str) -> Option<String>,
+    secrets: Secrets,
 ) -> Option<ChannelConfig> {
     let Some(kind) = ChannelKind::parse(c.kind.get_ref()) else {
         let all: Vec<&str> = ChannelKind::ALL.iter().map(|k| k.as_str()).collect();
@@ -226,8 +234,10 @@ fn build_one(
                 what: "URL",
                 key: "url",
             };
-            secret(src, base, name, &keys, env, &mut files)
+            secret(src, base, name, &keys, env, secrets, &mut files)
                 .map(|s| secrecy::ExposeSecret::expose_secret(&s).trim().to_string())
+                // A command that never sends needs no URL: a stand-in that names itself.
+                .or_else(|| (secrets == Secrets::Skip).then(|| UNREAD_URL.to_string()))
         }
         (Some(u), _, _) => {
             src.error_at(
@@ -254,14 +264,14 @@ fn build_one(
         what: "HMAC secret",
         key: "secret",
     };
-    let hmac = secret(src, base, name, &secret_keys, env, &mut files);
+    let hmac = secret(src, base, name, &secret_keys, env, secrets, &mut files);
     let token_keys = SecretKeys {
         env: c.token_env.as_ref(),
         file: c.token_file.as_ref(),
         what: "token",
         key: "token",
     };
-    let token = secret(src, base, name, &token_keys, env, &mut files);
+    let token = secret(src, base, name, &token_keys, env, secrets, &mut files);
     let needs = |src: &mut Source<'_>, ok: bool, what: &str| {
         if !ok {
             src.error_at(
@@ -365,6 +375,7 @@ fn secret(
     channel: &str,
     keys: &SecretKeys<'_>,
     env: &dyn Fn(&str) -> Option<String>,
+    secrets: Secrets,
     files: &mut Vec<PathBuf>,
 ) -> Option<SecretString> {
     let key = keys.key;
@@ -375,6 +386,18 @@ fn secret(
                 format!("channel {channel:?}: set `{key}_env` or `{key}_file`, not both"),
             );
             None
+        }
+        // A command that never sends takes a secret that is there (`status` shows the URL's
+        // host) and is not stopped by one that is missing.
+        (Some(var), None) if secrets == Secrets::Skip => env(var.get_ref())
+            .filter(|v| !v.trim().is_empty())
+            .map(|v| SecretString::from(v.trim().to_string())),
+        (None, Some(file)) if secrets == Secrets::Skip => {
+            let path = resolve_credential(base, file.get_ref(), env);
+            std::fs::read_to_string(path)
+                .ok()
+                .filter(|v| !v.trim().is_empty())
+                .map(|v| SecretString::from(v.trim().to_string()))
         }
         (Some(var), None) => match env(var.get_ref()).filter(|v| !v.trim().is_empty()) {
             Some(v) => Some(SecretString::from(v.trim().to_string())),
@@ -391,12 +414,7 @@ fn secret(
             }
         },
         (None, Some(file)) => {
-            let path = match env("CREDENTIALS_DIRECTORY") {
-                Some(dir) if !Path::new(file.get_ref()).is_absolute() => {
-                    Path::new(&dir).join(file.get_ref())
-                }
-                _ => resolve(base, file.get_ref()),
-            };
+            let path = resolve_credential(base, file.get_ref(), env);
             files.push(path.clone());
             match std::fs::read_to_string(&path) {
                 Ok(v) if !v.trim().is_empty() => Some(SecretString::from(v.trim().to_string())),

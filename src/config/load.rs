@@ -131,9 +131,16 @@ impl Config {
             std::time::Duration::ZERO..=build::MAX_KEEP,
         )
         .unwrap_or(DEFAULT_NEW_FEED_WINDOW);
-        let feeds = build::feeds(&mut src, &base, &raw.feeds, fetch.default_interval, env);
+        let feeds = build::feeds(
+            &mut src,
+            &base,
+            &raw.feeds,
+            fetch.default_interval,
+            env,
+            secrets,
+        );
         let delivery = delivery::build(&mut src, &base, raw.delivery, env, secrets);
-        let channels = channels::build_channels(&mut src, &base, &raw.channels, env);
+        let channels = channels::build_channels(&mut src, &base, &raw.channels, env, secrets);
         let channel_names: Vec<String> = channels.iter().map(|c| c.name.clone()).collect();
         let digests: Vec<super::DigestConfig> = raw
             .digests

@@ -109,6 +109,7 @@ pub(super) fn build(
     base: &Path,
     raw: &RawFeed,
     env: &dyn Fn(&str) -> Option<String>,
+    secrets: super::Secrets,
 ) -> RequestSettings {
     let mut out = RequestSettings::default();
     if let Some(h) = &raw.headers {
@@ -147,6 +148,8 @@ pub(super) fn build(
                 );
                 None
             }
+            // A command that never fetches leaves the feed's secrets unread.
+            (Some(_), None) | (None, Some(_)) if secrets == super::Secrets::Skip => None,
             (Some(var), None) => match env(var.get_ref()) {
                 Some(v) if !v.is_empty() => Some(SecretString::from(v)),
                 _ => {

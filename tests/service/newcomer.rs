@@ -44,7 +44,24 @@ fn arg(p: &Path) -> &str {
 #[test]
 fn read_only_commands_need_no_smtp_password_but_delivery_does() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = production_config(dir.path(), |t| t);
+    // Beside the SMTP password: a channel and a feed whose secrets are missing too (a variable
+    // that is not set, a file that does not exist).
+    let config = production_config(dir.path(), |t| {
+        t + r#"
+[[channel]]
+name = "duty-room"
+kind = "matrix"
+url_env = "NEWSWATCH_TEST_UNSET_URL"
+room = "!room:example.org"
+token_file = "no-such-matrix-token"
+
+[[feed]]
+name = "Members only"
+url = "https://members.example.org/feed.xml"
+username = "reader"
+password_env = "NEWSWATCH_TEST_UNSET_PASSWORD"
+"#
+    });
     let c = arg(&config);
     let html = dir.path().join("brief.html");
     for args in [
