@@ -102,7 +102,8 @@ impl Config {
             let offset = e.span().map_or(0, |s| s.start);
             let mut syntax = syntax_errors(text);
             if syntax.len() > 1 {
-                // toml's error too, where the parser's list lacks it (an unclosed string).
+                // toml's error too, where the list lacks it (whatever neither the parser nor the
+                // decoding of keys and values caught).
                 if !syntax.iter().any(|(at, _)| *at == offset) {
                     syntax.push((offset, e.message().trim_end().to_string()));
                     syntax.sort_by_key(|(at, _)| *at);
@@ -212,12 +213,60 @@ impl Config {
     }
 }
 
-/// Every TOML syntax error in `text` (offset, message): toml's parser goes on after each.
+/// Decodes every key, value and comment as the parser meets them, so the errors found only
+/// there (an unclosed or badly escaped string, a malformed number or date) join the parser's own.
+struct DecodeAll<'i> {
+    source: toml_parser::Source<'i>,
+}
+
+impl DecodeAll<'_> {
+    fn raw(
+        &self,
+        span: toml_parser::Span,
+        encoding: Option<toml_parser::decoder::Encoding>,
+    ) -> Option<toml_parser::Raw<'_>> {
+        let text = self.source.input().get(span.start()..span.end())?;
+        Some(toml_parser::Raw::new_unchecked(text, encoding, span))
+    }
+}
+
+impl toml_parser::parser::EventReceiver for DecodeAll<'_> {
+    fn simple_key(
+        &mut self,
+        span: toml_parser::Span,
+        encoding: Option<toml_parser::decoder::Encoding>,
+        error: &mut dyn toml_parser::ErrorSink,
+    ) {
+        if let Some(raw) = self.raw(span, encoding) {
+            raw.decode_key(&mut (), error);
+        }
+    }
+
+    fn scalar(
+        &mut self,
+        span: toml_parser::Span,
+        encoding: Option<toml_parser::decoder::Encoding>,
+        error: &mut dyn toml_parser::ErrorSink,
+    ) {
+        if let Some(raw) = self.raw(span, encoding) {
+            let _kind = raw.decode_scalar(&mut (), error);
+        }
+    }
+
+    fn comment(&mut self, span: toml_parser::Span, error: &mut dyn toml_parser::ErrorSink) {
+        if let Some(raw) = self.raw(span, None) {
+            raw.decode_comment(error);
+        }
+    }
+}
+
+/// Every TOML syntax error in `text` (offset, message): toml's parser goes on after each, and
+/// every key, value and comment is decoded on the way.
 fn syntax_errors(text: &str) -> Vec<(usize, String)> {
     let source = toml_parser::Source::new(text);
     let tokens: Vec<_> = source.lex().collect();
     let mut errors: Vec<toml_parser::ParseError> = Vec::new();
-    toml_parser::parser::parse_document(&tokens, &mut (), &mut errors);
+    toml_parser::parser::parse_document(&tokens, &mut DecodeAll { source }, &mut errors);
     errors
         .iter()
         .map(|e| {

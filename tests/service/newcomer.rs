@@ -241,6 +241,29 @@ fn check_reports_every_toml_syntax_error() {
 }
 
 #[test]
+fn an_unclosed_string_is_listed_with_the_other_syntax_errors() {
+    // The string's error comes from decoding the value, not from the parser's list: with one
+    // other error, only toml's first message used to be shown.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("newswatch.toml");
+    std::fs::write(
+        &config,
+        "state_dir = \"s\nrules = [\"r/*.toml\"]\n[delivery]\nmethod = \"file\"\nbar 5\nfrom = 'x\n",
+    )
+    .expect("write config");
+    let out = newswatch(&["check", "-c", arg(&config)]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    for want in [
+        "newswatch.toml:1:15: invalid basic string, expected \"",
+        "newswatch.toml:5:5: key with no value, expected =",
+        "newswatch.toml:6:10: invalid literal string, expected '",
+    ] {
+        assert!(err.contains(want), "no {want:?} in:\n{err}");
+    }
+}
+
+#[test]
 fn a_missing_config_file_is_named_without_a_position() {
     let out = newswatch(&["check", "-c", "no/such/newswatch.toml"]);
     assert_eq!(out.status.code(), Some(3));
