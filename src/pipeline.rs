@@ -47,6 +47,9 @@ pub struct Summary {
     /// Polled and answered 304 Not Modified.
     pub feeds_unchanged: usize,
     pub new_articles: usize,
+    /// Of the new articles, those published before `new_feed_window` on a feed's first poll:
+    /// stored as seen, never matched (so a new feed does not alert on its back catalogue).
+    pub stored_unmatched: usize,
     pub matches: usize,
     /// Emails composed into the outbox this cycle.
     pub emails_composed: usize,
@@ -86,7 +89,7 @@ pub struct Undelivered {
 
 impl fmt::Display for Summary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(
+        write!(
             f,
             "polled {} feeds ({} failed, {} unchanged): {} new articles, {} matches",
             self.feeds_polled,
@@ -95,6 +98,21 @@ impl fmt::Display for Summary {
             self.new_articles,
             self.matches
         )?;
+        if self.stored_unmatched > 0 {
+            // Said, or a first run on an old feed looks like rules that catch nothing.
+            write!(
+                f,
+                " ({} of the new articles {} older than new_feed_window on a first poll: \
+                 stored as seen, not matched)",
+                self.stored_unmatched,
+                if self.stored_unmatched == 1 {
+                    "was"
+                } else {
+                    "were"
+                }
+            )?;
+        }
+        writeln!(f)?;
         for (feed, err) in &self.failures {
             writeln!(f, "  feed {feed} failed: {err}")?;
         }

@@ -403,6 +403,7 @@ impl Pipeline<'_> {
                   "feed republishes most of its items under new ids; known by link or headline, not alerted again");
         }
         summary.new_articles += stored.inserted.new;
+        summary.stored_unmatched += stored.inserted.new - stored.inserted.alertable;
         self.metrics
             .new_articles(&feed.name, stored.inserted.new as u64);
         if let Some(to) = &stored.moved_to {

@@ -357,3 +357,29 @@ fn output_cut_short_by_a_closed_pipe_exits_quietly() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(stderr(&out), "");
 }
+
+#[test]
+fn a_first_run_on_old_feeds_says_why_nothing_matched() {
+    // The demo's feeds are old: without its `new_feed_window = "3650d"`, the default 48 h holds
+    // every item back on a first poll. "64 new articles, 0 matches" alone reads as rules that
+    // catch nothing; the summary says why.
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let config = crate::support::demo::copy_demo(tmp.path());
+    let text = std::fs::read_to_string(&config).expect("read demo.toml");
+    let without = text.replace("new_feed_window = \"3650d\"\n", "");
+    assert_ne!(text, without, "the demo sets new_feed_window");
+    std::fs::write(&config, without).expect("write demo.toml");
+    let out = command(&["run", "--once", "--config", "config/demo.toml"])
+        .current_dir(tmp.path())
+        .env("NEWSWATCH_LOG", "warn")
+        .output()
+        .expect("run the binary");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(
+            "64 new articles, 0 matches (64 of the new articles were older than new_feed_window \
+             on a first poll: stored as seen, not matched)"
+        ),
+        "{stdout}"
+    );
+}
