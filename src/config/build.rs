@@ -404,6 +404,7 @@ pub(super) fn feeds(
                 feed.full_text.as_ref(),
                 feed.full_text_min_words.as_ref(),
             ),
+            websub: feed.websub.unwrap_or(true),
         });
     }
     feeds
