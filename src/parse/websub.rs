@@ -111,28 +111,24 @@ fn from_xml(bytes: &[u8], base: &Url) -> HubLinks {
     // Local names of the open elements.
     let mut open: Vec<String> = Vec::new();
     let mut buf = Vec::new();
-    loop {
-        let event = match reader.read_event_into(&mut buf) {
-            Ok(e) => e,
-            Err(_) => break,
-        };
+    while let Ok(event) = reader.read_event_into(&mut buf) {
         match event {
             Event::Start(e) => {
                 if e.local_name().as_ref().eq_ignore_ascii_case("link") && at_feed_level(&open) {
                     link_element(&mut out, &e, base);
                 }
                 open.push(e.local_name().as_ref().to_ascii_lowercase());
-                if matches!(open.last().map(String::as_str), Some("item" | "entry")) {
-                    // The feed's own links come before its items.
-                    if out.hub.is_some() {
-                        break;
-                    }
+                // The feed's own links come before its items.
+                if matches!(open.last().map(String::as_str), Some("item" | "entry"))
+                    && out.hub.is_some()
+                {
+                    break;
                 }
             }
-            Event::Empty(e) => {
-                if e.local_name().as_ref().eq_ignore_ascii_case("link") && at_feed_level(&open) {
-                    link_element(&mut out, &e, base);
-                }
+            Event::Empty(e)
+                if e.local_name().as_ref().eq_ignore_ascii_case("link") && at_feed_level(&open) =>
+            {
+                link_element(&mut out, &e, base);
             }
             Event::End(_) => {
                 open.pop();
