@@ -91,9 +91,11 @@ impl std::fmt::Debug for Subscription {
 }
 
 impl Subscription {
-    /// Whether the hub is pushing this feed at `now` (verified, lease not over).
+    /// Whether the hub is pushing this feed at `now`: verified, and its lease not over (a
+    /// renewal waiting for verification keeps the lease it renews).
     pub fn pushing(&self, now: DateTime<Utc>) -> bool {
-        self.state == SubState::Active && self.lease_until.is_some_and(|l| l > now)
+        matches!(self.state, SubState::Active | SubState::Subscribing)
+            && self.lease_until.is_some_and(|l| l > now)
     }
 }
 
@@ -199,7 +201,8 @@ impl Sqlite {
         Ok(())
     }
 
-    /// The hub verified the subscription with a lease of `lease`.
+    /// The hub verified the subscription with a lease of `lease` (from `now`, which becomes the
+    /// time the lease was granted: `requested_at`).
     pub fn websub_verified(
         &mut self,
         feed: &str,
@@ -209,11 +212,11 @@ impl Sqlite {
         let until = ts(now).saturating_add(i64::try_from(lease.as_secs()).unwrap_or(i64::MAX));
         self.conn
             .prepare_cached(
-                "UPDATE websub SET state = 'active', lease_until = ?2, attempts = 0,
-                        last_error = NULL, next_attempt = NULL
+                "UPDATE websub SET state = 'active', lease_until = ?2, requested_at = ?3,
+                        attempts = 0, last_error = NULL, next_attempt = NULL
                  WHERE feed = ?1",
             )?
-            .execute(params![feed, until])?;
+            .execute(params![feed, until, ts(now)])?;
         Ok(())
     }
 
