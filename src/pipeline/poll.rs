@@ -369,6 +369,7 @@ impl Pipeline<'_> {
             } => Some((w.name.as_str(), hub_links, fetched_from.as_str())),
             _ => None,
         }));
+        let push = Arc::clone(&self.push);
         let task = tokio::task::spawn_blocking(move || {
             let polls: Vec<(&str, PollRecord<'_>)> = writes
                 .iter()
@@ -388,8 +389,8 @@ impl Pipeline<'_> {
             let mut guard = store.lock().unwrap_or_else(PoisonError::into_inner);
             let stored = guard.record_polls(&polls);
             drop(polls);
-            if stored.is_ok() {
-                record_hubs(&mut guard, &hubs);
+            if stored.is_ok() && record_hubs(&mut guard, &hubs) {
+                push.changed.notify_one();
             }
             (writes, stored)
         });
@@ -580,21 +581,26 @@ impl Poller {
 }
 
 /// Records the hubs a batch of polls discovered; a failure is logged, not the batch's (the next
-/// poll discovers them again).
-fn record_hubs(store: &mut crate::store::Store, hubs: &[(String, String, String)]) {
+/// poll discovers them again). Whether a feed's hub is new or changed.
+fn record_hubs(store: &mut crate::store::Store, hubs: &[(String, String, String)]) -> bool {
+    let mut changed = false;
     for (feed, hub, topic) in hubs {
         let recorded = crate::pipeline::random_token(24).and_then(|token| {
             let secret = crate::pipeline::random_token(32)?;
             Ok(store.record_hub(feed, hub, topic, &token, &secret)?)
         });
         match recorded {
-            Ok(true) => info!(feed = %feed, hub = %hub, topic = %topic, "WebSub hub discovered"),
+            Ok(true) => {
+                changed = true;
+                info!(feed = %feed, hub = %hub, topic = %topic, "WebSub hub discovered");
+            }
             Ok(false) => {}
             Err(e) => {
                 warn!(feed = %feed, error = format!("{e:#}"), "cannot record the feed's WebSub hub");
             }
         }
     }
+    changed
 }
 
 /// A time for a log field: RFC 3339 to the second, or `never`.

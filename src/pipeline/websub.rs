@@ -35,13 +35,14 @@ const RENEW_AT_MOST: Duration = Duration::from_secs(86_400);
 /// slows their polling down.
 pub(crate) type Pushing = Arc<RwLock<HashSet<String>>>;
 
-/// What the callback server tells the stream: a push was stored (wake the match stage), a
-/// hub verified a subscription (look at the leases again). One per daemon, shared by the
+/// What the callback server and the poll writer tell the stream: a push was stored (wake the
+/// match stage), the subscriptions changed (look at them again). One per daemon, shared by the
 /// pipelines a reload opens.
 #[derive(Debug, Default)]
 pub struct PushSignals {
     pub pushed: tokio::sync::Notify,
-    pub verified: tokio::sync::Notify,
+    /// The subscriptions changed (a hub discovered, verified or denied): look at them again.
+    pub changed: tokio::sync::Notify,
 }
 
 /// A random token of `bytes` bytes, hex-encoded: callback paths and secrets.
@@ -192,7 +193,7 @@ impl Pipeline<'_> {
             tokio::select! {
                 () = stopping.cancelled() => return,
                 () = tokio::time::sleep(wake.max(Duration::from_millis(200))) => {}
-                () = self.push.verified.notified() => {}
+                () = self.push.changed.notified() => {}
             }
         }
     }
@@ -245,22 +246,20 @@ impl Pipeline<'_> {
                 Action::Unsubscribe => SubState::Unsubscribing,
             };
             let allow_private = feed.is_some_and(|f| f.allow_private_network);
+            // Recorded before asking: the hub may verify before its answer reaches us.
+            let (name, asked) = (sub.feed.clone(), clock());
+            self.db(move |s| s.websub_requested(&name, mode, asked))
+                .await?;
             let sent = self
                 .ask_hub(settings, poster, &sub, mode, allow_private)
                 .await;
-            let (name, now) = (sub.feed.clone(), clock());
+            let now = clock();
             match sent {
                 Ok(()) => {
                     info!(feed = %sub.feed, hub = %sub.hub, mode = %mode, "WebSub request accepted; waiting for the hub's verification");
-                    self.db(move |s| s.websub_requested(&name, mode, now))
-                        .await?;
-                    next = super::earliest(
-                        next,
-                        Some(
-                            now + chrono::Duration::from_std(VERIFY_WAIT)
-                                .unwrap_or(chrono::Duration::MAX),
-                        ),
-                    );
+                    let verify_by = now
+                        + chrono::Duration::from_std(VERIFY_WAIT).unwrap_or(chrono::Duration::MAX);
+                    next = super::earliest(next, Some(verify_by));
                 }
                 Err(error) => {
                     let wait = retry_after(sub.attempts.saturating_add(1));
@@ -268,11 +267,8 @@ impl Pipeline<'_> {
                           "WebSub hub failed; the feed is polled meanwhile");
                     let at =
                         now + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::MAX);
-                    self.db(move |s| {
-                        s.websub_requested(&name, mode, now)?;
-                        s.websub_failed(&name, &error, at)
-                    })
-                    .await?;
+                    let name = sub.feed.clone();
+                    self.db(move |s| s.websub_failed(&name, &error, at)).await?;
                     next = super::earliest(next, Some(at));
                 }
             }

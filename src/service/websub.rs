@@ -253,7 +253,7 @@ async fn verify(
             return not_found();
         }
     };
-    cb.signals.verified.notify_one();
+    cb.signals.changed.notify_one();
     match answered {
         Ok(body) => (StatusCode::OK, body).into_response(),
         Err(e) => {
