@@ -245,7 +245,10 @@ impl Pipeline<'_> {
                 Action::Subscribe => SubState::Subscribing,
                 Action::Unsubscribe => SubState::Unsubscribing,
             };
-            let allow_private = feed.is_some_and(|f| f.allow_private_network);
+            // An unsubscription goes to the hub that was subscribed to (which passed the check
+            // then); the feed that allowed a private hub may be gone from the config.
+            let allow_private =
+                mode == SubState::Unsubscribing || feed.is_some_and(|f| f.allow_private_network);
             // Recorded before asking: the hub may verify before its answer reaches us.
             let (name, asked) = (sub.feed.clone(), clock());
             self.db(move |s| s.websub_requested(&name, mode, asked))
@@ -452,6 +455,21 @@ mod tests {
             next_action(&pending, true, t("2026-03-01T00:15:00Z")),
             Action::Subscribe
         );
+    }
+
+    #[tokio::test]
+    async fn a_hub_on_an_internal_address_is_refused() {
+        for hub in [
+            "http://127.0.0.1:9/",
+            "http://[::1]/",
+            "http://10.1.2.3/",
+            "http://169.254.169.254/",
+        ] {
+            let url = url::Url::parse(hub).expect("valid");
+            assert!(check_public(&url).await.is_err(), "{hub}");
+        }
+        let public = url::Url::parse("https://93.184.215.14/").expect("valid");
+        assert_eq!(check_public(&public).await, Ok(()));
     }
 
     #[test]

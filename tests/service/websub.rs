@@ -348,3 +348,80 @@ fn a_hub_that_is_gone_leaves_the_feed_polled() {
         "{ws}"
     );
 }
+
+#[test]
+fn a_feed_that_leaves_the_config_is_unsubscribed_on_reload() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let hub = Hub::start(3600);
+    let feed = TestServer::start();
+    let topic = feed.url("/world.atom").to_string();
+    feed.set(
+        "/world.atom",
+        atom(&hub.url(), &topic, &[("a", "Ministers meet in Brussels")]),
+    );
+    let other = feed.url("/other.atom").to_string();
+    feed.set(
+        "/other.atom",
+        atom(&hub.url(), &other, &[("o", "Weather in Oslo")]),
+    );
+    let config = write_config(tmp.path(), &topic, free_port(), free_port(), "1h");
+    let text_with_other = std::fs::read_to_string(&config).expect("config")
+        + &format!(
+            "\n[[feed]]\nname = \"Other\"\nurl = \"{other}\"\ninterval = \"1h\"\nwebsub = false\n"
+        );
+    std::fs::write(&config, &text_with_other).expect("config");
+    let (child, rx) = start(&config, "info");
+    let mut log = Vec::new();
+    assert!(
+        hub.wait_verified("subscribe", 1, LIMIT),
+        "{:?}",
+        hub.requests()
+    );
+    // `websub = false`: the other feed names the same hub but is never subscribed.
+    assert!(
+        hub.requests().iter().all(|r| r.topic == topic),
+        "{:?}",
+        hub.requests()
+    );
+    let callback = hub.requests()[0].callback.clone();
+
+    // World leaves the config; SIGHUP.
+    let start_of_world = text_with_other
+        .find("[[feed]]\nname = \"World\"")
+        .expect("World's table");
+    let end_of_world = text_with_other
+        .find("\n[[feed]]\nname = \"Other\"")
+        .expect("Other's table");
+    let without = format!(
+        "{}{}",
+        &text_with_other[..start_of_world],
+        &text_with_other[end_of_world..]
+    );
+    std::fs::write(&config, without).expect("config");
+    let ok = Command::new("kill")
+        .args(["-HUP", &child.id().to_string()])
+        .status()
+        .expect("kill")
+        .success();
+    assert!(ok);
+    assert!(
+        wait_for_line(&rx, "reload applied", LIMIT, &mut log),
+        "{}",
+        log.join("\n")
+    );
+    assert!(
+        hub.wait_verified("unsubscribe", 1, LIMIT),
+        "not unsubscribed: {:?}\n{}",
+        hub.requests(),
+        log.join("\n")
+    );
+    let unsub = hub
+        .requests()
+        .into_iter()
+        .find(|r| r.mode == "unsubscribe")
+        .expect("unsubscribe");
+    assert_eq!((unsub.callback, unsub.topic), (callback, topic.clone()));
+    // The hub has nobody left to push to.
+    assert!(hub.publish(&topic, b"<feed/>", false).is_empty());
+    stop(child);
+}
