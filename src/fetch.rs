@@ -344,7 +344,7 @@ impl Fetcher {
         // first hop (issue 20).
         let mut restricted = policy.page && !policy.allow_private_network;
         let proxied = match self.proxy_for(policy) {
-            Some(proxy) => Some(self.proxied(proxy)?),
+            Some((proxy, password)) => Some(self.proxied(proxy, password)?),
             None => None,
         };
         if restricted

@@ -87,6 +87,8 @@ pub(super) struct RawFeed {
     pub(super) token_env: Option<Spanned<String>>,
     pub(super) token_file: Option<Spanned<String>>,
     pub(super) proxy: Option<Spanned<String>>,
+    pub(super) proxy_password_env: Option<Spanned<String>>,
+    pub(super) proxy_password_file: Option<Spanned<String>>,
     pub(super) full_text: Option<Spanned<toml::Value>>,
     pub(super) full_text_min_words: Option<Spanned<usize>>,
     /// issue 20: `websub = false` keeps a feed polled even when its hub could push it.
