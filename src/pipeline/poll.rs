@@ -245,6 +245,16 @@ impl Pipeline<'_> {
         let p = &self.config.polling;
         let (retention, keep) = (p.retention, p.keep_identities);
         let pruned = self.db(move |s| s.prune(now, retention, keep)).await?;
+        // The links fetched for full text go with the text they gave (issue 20).
+        let before = chrono::Duration::from_std(retention)
+            .ok()
+            .and_then(|r| now.checked_sub_signed(r));
+        if let Some(before) = before {
+            let pages = self.db(move |s| s.prune_full_text_pages(before)).await?;
+            if pages > 0 {
+                info!(pages, "pruned the memory of fetched article pages");
+            }
+        }
         if pruned.texts > 0 || pruned.identities > 0 {
             info!(
                 texts = pruned.texts,

@@ -105,6 +105,7 @@ contract! {
     // full_text.rs
     fn queued_pages(limit: usize) -> Result<Vec<QueuedPage>, StoreError>;
     fn fetched_page(link: &str) -> Result<Option<PageOutcome>, StoreError>;
+    fn due_pages(now: DateTime<Utc>, limit: usize) -> Result<Vec<QueuedPage>, StoreError>;
     // websub.rs
     fn websub_subscriptions() -> Result<Vec<Subscription>, StoreError>;
     fn websub_by_token(token: &str) -> Result<Option<Subscription>, StoreError>;
@@ -152,6 +153,8 @@ contract! {
     fn set_full_text_mode_list(modes: &[(&str, i64)]) -> Result<(), StoreError>;
     fn complete_page(page: &QueuedPage, outcome: &PageOutcome, now: DateTime<Utc>)
         -> Result<(), StoreError>;
+    fn defer_page(article: i64, next_attempt: DateTime<Utc>) -> Result<(), StoreError>;
+    fn prune_full_text_pages(before: DateTime<Utc>) -> Result<usize, StoreError>;
     // spikes.rs
     fn record_spike(
         spike: &str,

@@ -259,6 +259,12 @@ CREATE TABLE websub (
     bad_signatures INTEGER NOT NULL DEFAULT 0
 ) STRICT;
 ",
+    r"
+-- issue 20: a page that failed transiently (5xx, 408, 429, a network error) is fetched again
+-- after a back-off, a bounded number of times, before its item is matched on its feed text.
+ALTER TABLE full_text_queue ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE full_text_queue ADD COLUMN next_attempt INTEGER;
+",
 ];
 
 /// The schema version that has the `websub` table: found by the migration's content, so a

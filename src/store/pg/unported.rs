@@ -54,6 +54,7 @@ unported! {
     // full_text.rs (issue 20's full-text queue)
     fn queued_pages(usize) -> Vec<QueuedPage>;
     fn fetched_page(&str) -> Option<PageOutcome>;
+    fn due_pages(DateTime<Utc>, usize) -> Vec<QueuedPage>;
     // websub.rs (issue 20's WebSub subscriptions)
     fn websub_subscriptions() -> Vec<Subscription>;
     fn websub_by_token(&str) -> Option<Subscription>;
@@ -66,6 +67,8 @@ unported! {
     fn mark_channel_failed(i64, &str) -> ();
     fn set_full_text_mode_list(&[(&str, i64)]) -> ();
     fn complete_page(&QueuedPage, &PageOutcome, DateTime<Utc>) -> ();
+    fn defer_page(i64, DateTime<Utc>) -> ();
+    fn prune_full_text_pages(DateTime<Utc>) -> usize;
     fn record_spike(&str, &str, bool, Option<(&[String], &str)>, DateTime<Utc>) -> ();
     fn record_hub(&str, &str, &str, &str, &str) -> bool;
     fn websub_requested(&str, SubState, DateTime<Utc>) -> ();
