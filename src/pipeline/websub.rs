@@ -95,7 +95,9 @@ pub(crate) fn next_action(sub: &Subscription, wanted: bool, now: DateTime<Utc>) 
                 .map_or(chrono::Duration::zero(), |r| until - r);
             let margin = (granted / RENEW_SHARE)
                 .min(chrono::Duration::from_std(RENEW_AT_MOST).unwrap_or(chrono::Duration::MAX));
-            let renew_at = until - margin;
+            // A hub granting (next to) no lease is not asked again more than once a second.
+            let floor = sub.requested_at.map(|r| r + chrono::Duration::seconds(1));
+            let renew_at = (until - margin).max(floor.unwrap_or(until - margin));
             if renew_at <= now {
                 Action::Subscribe
             } else {
@@ -404,6 +406,12 @@ mod tests {
         assert_eq!(
             next_action(&s, true, t("2026-03-01T00:00:08Z")),
             Action::Subscribe
+        );
+        // A lease of nothing: asked again a second after it was granted, not in a loop.
+        s.lease_until = s.requested_at;
+        assert_eq!(
+            next_action(&s, true, t("2026-03-01T00:00:00Z")),
+            Action::Wait(Some(t("2026-03-01T00:00:01Z")))
         );
     }
 
