@@ -2,9 +2,9 @@
 //! subscription requests (202), verifies intent by calling the callback with a random
 //! `hub.challenge` and granting `lease` seconds, keeps the verified subscriptions with their
 //! secrets, and distributes a body to them signed with `X-Hub-Signature: sha256=…` (or forged).
-//! No hub implementation is packaged that runs offline without a broker (flask-websub needs
-//! Celery), so this follows the spec's message flow itself. It stands for the outside world: it
-//! never imports newswatch.
+//! The packaged candidate (PyPI's flask-websub 0.4.1) needs a Celery app to run its hub (eager
+//! mode might do without a broker; not tried), so this follows the spec's message flow itself.
+//! It stands for the outside world: it never imports newswatch.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
