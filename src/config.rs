@@ -16,6 +16,7 @@ mod load;
 mod request;
 mod spikes;
 mod store;
+mod websub;
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::PathBuf;
@@ -40,6 +41,7 @@ pub use full_text::FullText;
 pub use request::{FeedAuth, ProxyChoice, RequestSettings};
 pub use spikes::SpikeConfig;
 pub use store::{PostgresSettings, default_node_name};
+pub use websub::WebSubSettings;
 
 /// A configuration problem at a place in the file.
 pub type ConfigError = Diagnostic;
@@ -110,6 +112,8 @@ pub struct Config {
     pub store: Option<PostgresSettings>,
     /// `[console]`: the web console (issue 18).
     pub console: ConsoleSettings,
+    /// `[websub]`: push from feeds' hubs (issue 20); `None` = every feed is only polled.
+    pub websub: Option<WebSubSettings>,
 }
 
 /// `[http]`: where the daemon serves `/metrics` and `/healthz`.
@@ -215,6 +219,8 @@ pub struct FeedConfig {
     pub request: std::sync::Arc<RequestSettings>,
     /// Fetch each item's page for its full text (issue 20).
     pub full_text: FullText,
+    /// Subscribe to the feed's WebSub hub when `[websub]` is configured (`websub = false`: never).
+    pub websub: bool,
 }
 
 #[derive(Debug)]

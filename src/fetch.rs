@@ -63,6 +63,8 @@ pub struct FetchReport {
     /// the stored URL there once this repeats; a 302/307 anywhere stops the run.
     pub permanent_redirect: Option<Url>,
     pub cache: CacheHints,
+    /// The final response's `Link:` header values (RFC 8288), for WebSub discovery.
+    pub link_headers: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -322,6 +324,7 @@ impl Fetcher {
             final_url: url.clone(),
             permanent_redirect: None,
             cache: CacheHints::default(),
+            link_headers: Vec::new(),
         })
     }
 
@@ -341,7 +344,7 @@ impl Fetcher {
         // first hop (issue 20).
         let mut restricted = policy.page && !policy.allow_private_network;
         let proxied = match self.proxy_for(policy) {
-            Some(proxy) => Some(self.proxied(proxy)?),
+            Some((proxy, password)) => Some(self.proxied(proxy, password)?),
             None => None,
         };
         if restricted
@@ -426,6 +429,12 @@ impl Fetcher {
         let status = resp.status();
         let headers = resp.headers();
         let cache = cache_hints(headers);
+        let link_headers: Vec<String> = headers
+            .get_all(reqwest::header::LINK)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .map(str::to_string)
+            .collect();
         let final_url = resp.url().clone();
         if status == StatusCode::NOT_MODIFIED {
             return Ok(FetchReport {
@@ -433,6 +442,7 @@ impl Fetcher {
                 final_url,
                 permanent_redirect: None,
                 cache,
+                link_headers,
             });
         }
         if matches!(
@@ -492,6 +502,7 @@ impl Fetcher {
             final_url,
             permanent_redirect: None,
             cache,
+            link_headers,
         })
     }
 

@@ -9,6 +9,7 @@ pub mod html;
 pub mod identity;
 pub mod language;
 pub mod lenient;
+pub mod websub;
 
 use std::borrow::Cow;
 use std::sync::LazyLock;
@@ -39,6 +40,8 @@ pub struct ParsedFeed {
     pub encoding: &'static str,
     /// How much help the feed needed; worth a log line when not `Clean`.
     pub recovery: Recovery,
+    /// The WebSub hub and self links the document names (filled by [`parse_feed_off_thread`]).
+    pub hub_links: websub::HubLinks,
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -174,9 +177,13 @@ pub async fn parse_feed_off_thread(
     base: Url,
     content_type: Option<String>,
 ) -> Result<ParsedFeed, ParseError> {
-    tokio::task::spawn_blocking(move || parse_feed_with(&bytes, &base, content_type.as_deref()))
-        .await
-        .map_err(|e| ParseError::Invalid(format!("parser task failed: {e}")))?
+    tokio::task::spawn_blocking(move || {
+        let mut feed = parse_feed_with(&bytes, &base, content_type.as_deref())?;
+        feed.hub_links = websub::discover(&bytes, &base);
+        Ok(feed)
+    })
+    .await
+    .map_err(|e| ParseError::Invalid(format!("parser task failed: {e}")))?
 }
 
 /// An item before identity is assigned; both readers produce these.

@@ -11,6 +11,7 @@ mod outbox;
 mod poll;
 mod spikes;
 mod stream;
+mod websub;
 
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -29,6 +30,7 @@ use crate::store::{Store, StoreError};
 
 pub use poll::Jitter;
 pub use stream::{Beats, StreamContext};
+pub use websub::{PushSignals, random_token, retry_after as websub_retry};
 
 /// Which feeds a cycle polls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -189,6 +191,10 @@ pub struct Pipeline<'a> {
     robots: full_text::RobotsCache,
     /// Our robots.txt product token (`newswatch`, from the User-Agent).
     product: String,
+    /// The feeds a WebSub hub pushes (polled at `backup_interval`).
+    pushing: websub::Pushing,
+    /// From the WebSub callback server: pushes stored, subscriptions verified.
+    push: Arc<PushSignals>,
 }
 
 /// What the stages need from the configuration and the rules, derived once when the pipeline
@@ -294,6 +300,8 @@ impl<'a> Pipeline<'a> {
                 .next()
                 .unwrap_or("newswatch")
                 .to_ascii_lowercase(),
+            pushing: websub::Pushing::default(),
+            push: Arc::new(PushSignals::default()),
         })
     }
 
@@ -317,6 +325,13 @@ impl<'a> Pipeline<'a> {
     pub fn with_metrics(mut self, metrics: Metrics) -> Self {
         self.poller.metrics = metrics.clone();
         self.metrics = metrics;
+        self
+    }
+
+    /// Listens to the daemon's WebSub callback server (pushes stored, subscriptions verified).
+    #[must_use]
+    pub fn with_push_signals(mut self, push: Arc<PushSignals>) -> Self {
+        self.push = push;
         self
     }
 

@@ -31,6 +31,7 @@ mod schema;
 mod spikes;
 #[cfg(test)]
 mod testing;
+mod websub;
 
 pub use articles::{PendingArticle, Pruned, RowCounts, StoredArticle};
 pub use cluster::{Lease, NodeInfo};
@@ -43,6 +44,7 @@ pub use matches::ArticleMatches;
 pub use pg::CopyReport;
 pub use polls::{Inserted, PollRecord, PollResult, PollStored, REDIRECT_REPEATS};
 pub use reloads::ReloadInfo;
+pub use websub::{SubState, Subscription};
 
 /// Prepared statements kept per connection: enough for every statement of a poll's write plus
 /// the other stages', so none is re-parsed per feed or per item.

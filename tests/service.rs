@@ -27,3 +27,5 @@ mod state_faults;
 mod survive;
 #[path = "service/systemd.rs"]
 mod systemd;
+#[path = "service/websub.rs"]
+mod websub;

@@ -48,6 +48,8 @@ pub struct FeedLine {
     pub name: String,
     pub url: String,
     pub record: Option<FeedRecord>,
+    /// Its WebSub subscription, when its hub is known (issue 20).
+    pub push: Option<crate::store::Subscription>,
 }
 
 #[derive(Debug, Clone)]
@@ -124,16 +126,29 @@ pub fn gather(config: &Config, now: DateTime<Utc>) -> Result<StatusReport, Store
     } else {
         None
     };
+    // WebSub rows, when push is configured (not ported to PostgreSQL yet: none shown there).
+    let mut subs = match (&store, &config.websub) {
+        (Some(s), Some(_)) => match s.websub_subscriptions() {
+            Err(StoreError::NotOnPostgres(_)) => Vec::new(),
+            other => other?,
+        },
+        _ => Vec::new(),
+    };
     let mut feeds = Vec::new();
     for f in &config.feeds {
         let record = match &store {
             Some(s) => s.feed_record(&f.name)?,
             None => None,
         };
+        let push = subs
+            .iter()
+            .position(|s| s.feed == f.name)
+            .map(|i| subs.swap_remove(i));
         feeds.push(FeedLine {
             name: f.name.clone(),
             url: f.url.to_string(),
             record,
+            push,
         });
     }
     let last_reload = match &store {
@@ -247,6 +262,24 @@ pub fn render_text(r: &StatusReport, now: DateTime<Utc>) -> String {
             "  items seen:   {} in {} polls",
             rec.items_seen, rec.polls
         );
+        if let Some(p) = &f.push {
+            let state = if p.pushing(now) {
+                format!("subscribed until {}", when(p.lease_until))
+            } else {
+                p.state.to_string()
+            };
+            let _ = writeln!(
+                out,
+                "  websub:       {state} at {} ({} pushes, last {}, {} bad signatures)",
+                p.hub,
+                p.pushes,
+                when(p.last_push),
+                p.bad_signatures
+            );
+            if let Some(e) = &p.last_error {
+                let _ = writeln!(out, "  websub error: {e}");
+            }
+        }
     }
     let o = r.outbox;
     let _ = writeln!(
@@ -392,6 +425,16 @@ pub fn render_json(r: &StatusReport) -> Value {
                 "items_seen": rec.items_seen,
                 "polls": rec.polls,
                 "warning": rec.warning,
+                "websub": f.push.as_ref().map(|p| json!({
+                    "hub": p.hub,
+                    "topic": p.topic,
+                    "state": p.state.to_string(),
+                    "subscribed_until": t(p.lease_until),
+                    "last_push": t(p.last_push),
+                    "pushes": p.pushes,
+                    "bad_signatures": p.bad_signatures,
+                    "last_error": p.last_error,
+                })),
             }),
         })
         .collect();

@@ -118,7 +118,7 @@ pub(super) fn fetch(src: &mut Source<'_>, raw: &RawFetch) -> FetchSettings {
         fetch.full_text_concurrency,
     );
     if let Some(p) = &raw.proxy {
-        match super::request::proxy_url(p.get_ref()) {
+        match super::request::proxy_url(p.get_ref(), false) {
             Ok(u) => fetch.proxy = Some(u),
             Err(msg) => src.error_at(p.span(), msg),
         }
@@ -404,6 +404,7 @@ pub(super) fn feeds(
                 feed.full_text.as_ref(),
                 feed.full_text_min_words.as_ref(),
             ),
+            websub: feed.websub.unwrap_or(true),
         });
     }
     feeds
@@ -462,7 +463,7 @@ pub fn redact_userinfo(s: &str) -> String {
 }
 
 /// The `user:password` part of a URL's text, if it has one.
-fn userinfo(s: &str) -> Option<&str> {
+pub(super) fn userinfo(s: &str) -> Option<&str> {
     let (_, rest) = s.split_once("://")?;
     let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
     authority.rfind('@').map(|at| &authority[..at])

@@ -35,6 +35,7 @@ pub(super) struct RawConfig {
     pub(super) store: Option<Spanned<super::store::RawStore>>,
     #[serde(default)]
     pub(super) console: super::console::RawConsole,
+    pub(super) websub: Option<Spanned<super::websub::RawWebSub>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -86,8 +87,12 @@ pub(super) struct RawFeed {
     pub(super) token_env: Option<Spanned<String>>,
     pub(super) token_file: Option<Spanned<String>>,
     pub(super) proxy: Option<Spanned<String>>,
+    pub(super) proxy_password_env: Option<Spanned<String>>,
+    pub(super) proxy_password_file: Option<Spanned<String>>,
     pub(super) full_text: Option<Spanned<toml::Value>>,
     pub(super) full_text_min_words: Option<Spanned<usize>>,
+    /// issue 20: `websub = false` keeps a feed polled even when its hub could push it.
+    pub(super) websub: Option<bool>,
 }
 
 #[derive(Deserialize)]

@@ -163,6 +163,7 @@ impl Config {
         let spikes = super::spikes::build_spikes(&mut src, &raw.spikes, &channel_names);
         let store = super::store::build(&mut src, &base, raw.store.as_ref(), env);
         let console = super::console::build(&mut src, &base, &state_dir, &raw.console);
+        let websub = super::websub::build(&mut src, raw.websub.as_ref());
 
         if !src.errors.is_empty() {
             return Err(Diagnostics(src.errors));
@@ -188,6 +189,7 @@ impl Config {
             spikes,
             store,
             console,
+            websub,
         })
     }
 

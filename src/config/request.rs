@@ -22,6 +22,8 @@ pub struct RequestSettings {
     pub cookie: Option<SecretString>,
     pub auth: Option<FeedAuth>,
     pub proxy: ProxyChoice,
+    /// The password of the feed's own proxy, whose URL names the user (`http://user@host:port`).
+    pub proxy_password: Option<SecretString>,
     /// Files a secret was read from, for the world-readable warning at start-up.
     pub secret_files: Vec<PathBuf>,
 }
@@ -65,7 +67,7 @@ const RESERVED: &[(&str, &str)] = &[
     ),
     (
         "proxy-authorization",
-        "proxy credentials are not supported yet",
+        "name the user in `proxy` (`http://user@host:port`) and set `proxy_password_env` or `proxy_password_file`",
     ),
     ("cookie", "use `cookie_env` or `cookie_file`"),
     ("host", "the fetcher sets it from the URL"),
@@ -76,8 +78,9 @@ const RESERVED: &[(&str, &str)] = &[
     ("if-modified-since", "conditional GET is the fetcher's"),
 ];
 
-/// A proxy URL: `http`, `https`, `socks5` or `socks5h`, with a host, without credentials or path.
-pub(super) fn proxy_url(s: &str) -> Result<Url, String> {
+/// A proxy URL: `http`, `https`, `socks5` or `socks5h`, with a host, without a password or path;
+/// a user name only where `user` allows it (a feed's own proxy, whose password has its own keys).
+pub(super) fn proxy_url(s: &str, user: bool) -> Result<Url, String> {
     let url = Url::parse(s.trim()).map_err(|e| {
         format!("invalid proxy {s:?}: {e}; expected a URL like \"http://127.0.0.1:3128\" or \"socks5://127.0.0.1:1080\"")
     })?;
@@ -90,9 +93,19 @@ pub(super) fn proxy_url(s: &str) -> Result<Url, String> {
     if url.host_str().is_none() {
         return Err(format!("proxy {s:?} has no host"));
     }
-    if !url.username().is_empty() || url.password().is_some() {
+    if url.password().is_some() {
+        // Never repeat the password in the message.
+        let mut shown = url.clone();
+        let _ = shown.set_password(None);
         return Err(format!(
-            "proxy {s:?} carries credentials in the URL: proxy authentication is not supported yet, and a password never belongs in a URL"
+            "proxy {shown} carries a password in the URL: a password never belongs in a URL; \
+             keep the user (`http://user@host:port`) and set `proxy_password_env` or `proxy_password_file`"
+        ));
+    }
+    if !user && !url.username().is_empty() {
+        return Err(format!(
+            "proxy {s:?} names a user: proxy authentication is set per feed (`proxy` with \
+             `proxy_password_env` or `proxy_password_file` on the [[feed]])"
         ));
     }
     if url.path() != "/" && !url.path().is_empty() || url.query().is_some() {
@@ -241,11 +254,50 @@ pub(super) fn build(
         if p.get_ref().trim() == "none" {
             out.proxy = ProxyChoice::Direct;
         } else {
-            match proxy_url(p.get_ref()) {
+            match proxy_url(p.get_ref(), true) {
                 Ok(u) => out.proxy = ProxyChoice::Via(u),
-                Err(msg) => src.error_at(p.span(), msg),
+                Err(msg) => {
+                    src.error_at(p.span(), msg);
+                    // The source line under the message must not give a password away either.
+                    if let (Some(d), Some(info)) =
+                        (src.errors.last_mut(), super::build::userinfo(p.get_ref()))
+                    {
+                        d.source_line = d
+                            .source_line
+                            .replace(info, &"*".repeat(info.chars().count()));
+                    }
+                }
             }
         }
+    }
+    let proxy_password = secret(
+        src,
+        "proxy password",
+        ("proxy_password_env", raw.proxy_password_env.as_ref()),
+        ("proxy_password_file", raw.proxy_password_file.as_ref()),
+    );
+    let proxy_user = match &out.proxy {
+        ProxyChoice::Via(u) if !u.username().is_empty() => Some(u.username().to_string()),
+        _ => None,
+    };
+    let password_key = raw
+        .proxy_password_env
+        .as_ref()
+        .or(raw.proxy_password_file.as_ref());
+    match (proxy_user, password_key) {
+        (Some(_), Some(_)) => out.proxy_password = proxy_password,
+        (Some(user), None) => {
+            let span = raw.proxy.as_ref().map_or(0..0, Spanned::span);
+            src.error_at(
+                span,
+                format!("the proxy names the user {user:?} but no password: add `proxy_password_env` or `proxy_password_file`"),
+            );
+        }
+        (None, Some(key)) => src.error_at(
+            key.span(),
+            "a proxy password is set but the feed's `proxy` names no user: write it as `http://user@host:port`",
+        ),
+        (None, None) => {}
     }
     out
 }

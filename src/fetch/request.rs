@@ -9,34 +9,97 @@ use std::sync::Mutex;
 
 use reqwest::RequestBuilder;
 use reqwest::header::{COOKIE, HeaderName, HeaderValue};
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
 use url::{Host, Url};
 
 use super::{FetchError, FetchPolicy, Fetcher};
 use crate::config::{FeedAuth, ProxyChoice, RequestSettings};
 
+/// The proxy for reqwest: the user moved out of the URL into basic auth with `password`.
+fn proxy_with_auth(
+    proxy: &Url,
+    password: Option<&SecretString>,
+) -> Result<reqwest::Proxy, FetchError> {
+    let user = proxy.username();
+    if user.is_empty() {
+        return Ok(reqwest::Proxy::all(proxy.as_str())?);
+    }
+    let secret = password.map_or("", |p| p.expose_secret());
+    if proxy.scheme().starts_with("socks") {
+        // SOCKS5's username/password method (RFC 1929) takes them from the URL, which lives
+        // only inside the client.
+        let mut with = proxy.clone();
+        let _ = with.set_password(Some(secret));
+        return Ok(reqwest::Proxy::all(with.as_str())?);
+    }
+    let mut bare = proxy.clone();
+    let _ = bare.set_username("");
+    let user = percent_decode(user);
+    Ok(reqwest::Proxy::all(bare.as_str())?.basic_auth(&user, secret))
+}
+
+/// A URL's user name as written (`%40` back to `@`).
+fn percent_decode(s: &str) -> String {
+    url::form_urlencoded::parse(format!("u={}", s.replace('+', "%2B")).as_bytes())
+        .next()
+        .map_or_else(|| s.to_string(), |(_, v)| v.into_owned())
+}
+
 /// Clients per proxy URL, built on first use and shared by clones of the fetcher.
 #[derive(Debug, Default)]
-pub(super) struct ProxyClients(Mutex<HashMap<Url, reqwest::Client>>);
+/// Keyed by the proxy URL (user included) and a digest of the password, so feeds that share a
+/// proxy but not its credentials never share a client.
+pub(super) struct ProxyClients(Mutex<HashMap<ClientKey, reqwest::Client>>);
+
+/// A proxy URL and the SHA-256 of its password.
+type ClientKey = (Url, Option<[u8; 32]>);
 
 impl Fetcher {
-    /// The proxy `policy`'s feed goes through: its own, else `[fetch] proxy`, else none.
-    pub(super) fn proxy_for<'a>(&'a self, policy: &'a FetchPolicy) -> Option<&'a Url> {
-        match policy.request.as_deref().map(|r| &r.proxy) {
-            Some(ProxyChoice::Direct) => None,
-            Some(ProxyChoice::Via(url)) => Some(url),
-            Some(ProxyChoice::Inherit) | None => self.proxy.as_ref(),
+    /// The proxy `policy`'s feed goes through (its own, else `[fetch] proxy`, else none), with
+    /// the password of a feed's own proxy that names a user.
+    pub(super) fn proxy_for<'a>(
+        &'a self,
+        policy: &'a FetchPolicy,
+    ) -> Option<(&'a Url, Option<&'a SecretString>)> {
+        match policy.request.as_deref() {
+            Some(RequestSettings {
+                proxy: ProxyChoice::Direct,
+                ..
+            }) => None,
+            Some(RequestSettings {
+                proxy: ProxyChoice::Via(url),
+                proxy_password,
+                ..
+            }) => Some((url, proxy_password.as_ref())),
+            Some(RequestSettings {
+                proxy: ProxyChoice::Inherit,
+                ..
+            })
+            | None => self.proxy.as_ref().map(|u| (u, None)),
         }
     }
 
-    /// The client that sends every request through `proxy` (built once per proxy).
-    pub(super) fn proxied(&self, proxy: &Url) -> Result<reqwest::Client, FetchError> {
+    /// The client that sends every request through `proxy` (built once per proxy and password).
+    /// A proxy URL that names a user authenticates with `password` (RFC 7617 basic, sent as
+    /// `Proxy-Authorization`, a header the HTTP library marks sensitive).
+    pub(super) fn proxied(
+        &self,
+        proxy: &Url,
+        password: Option<&SecretString>,
+    ) -> Result<reqwest::Client, FetchError> {
         let mut clients = self
             .proxies
             .0
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(c) = clients.get(proxy) {
+        let key = (
+            proxy.clone(),
+            password.map(|p| {
+                use sha2::Digest as _;
+                sha2::Sha256::digest(p.expose_secret().as_bytes()).into()
+            }),
+        );
+        if let Some(c) = clients.get(&key) {
             return Ok(c.clone());
         }
         let client = reqwest::Client::builder()
@@ -44,9 +107,9 @@ impl Fetcher {
             .connect_timeout(self.connect_timeout)
             .timeout(self.timeout)
             .redirect(reqwest::redirect::Policy::none())
-            .proxy(reqwest::Proxy::all(proxy.as_str())?)
+            .proxy(proxy_with_auth(proxy, password)?)
             .build()?;
-        clients.insert(proxy.clone(), client.clone());
+        clients.insert(key, client.clone());
         Ok(client)
     }
 

@@ -21,6 +21,7 @@ use crate::fetch::robots::Robots;
 use crate::fetch::{FetchError, FetchOutcome, FetchPolicy, Fetcher};
 use crate::model::Validators;
 use crate::parse::full_text::main_text;
+use crate::policy::poll::RetryAfter;
 use crate::store::{PageOutcome, QueuedPage};
 
 /// Items taken from the queue per pass.
@@ -32,6 +33,28 @@ const LOOK_AGAIN: Duration = Duration::from_secs(1);
 
 /// After a failed pass (the database), before the next.
 const RETRY: Duration = Duration::from_secs(5);
+
+/// Fetches of one page at most: a page that failed transiently this many times is given up and
+/// its item matched on its feed text.
+pub(super) const PAGE_ATTEMPTS: u32 = 4;
+
+/// The wait before fetching a page again after its `attempts`-th transient failure: 1, 2, then
+/// 4 minutes (so an item waits at most 7 minutes for its page), or the server's `Retry-After`
+/// when longer, up to 10 minutes.
+pub(super) fn page_retry_delay(attempts: u32, retry_after: Option<Duration>) -> Duration {
+    let backoff = Duration::from_secs(60).saturating_mul(1 << attempts.saturating_sub(1).min(8));
+    backoff
+        .max(retry_after.unwrap_or_default())
+        .min(Duration::from_secs(600))
+}
+
+/// A page fetch's result: done (text or a lasting failure), or worth another try later.
+#[derive(Debug, Clone)]
+enum Fetched {
+    Done(PageOutcome),
+    /// 5xx, 408, 429 or a network error; the server's `Retry-After` when it sent one.
+    Transient(String, Option<crate::policy::poll::RetryAfter>),
+}
 
 /// robots.txt verdicts per origin, for the life of a pipeline (a reload reads them again). One
 /// cell per origin: pages of that origin wait for its one robots.txt request, others do not.
@@ -94,7 +117,7 @@ impl Pipeline<'_> {
         now: DateTime<Utc>,
         stored: Option<&Notify>,
     ) -> anyhow::Result<usize> {
-        let queued = self.db(|s| s.queued_pages(PASS)).await?;
+        let queued = self.db(move |s| s.due_pages(now, PASS)).await?;
         if queued.is_empty() {
             return Ok(0);
         }
@@ -126,9 +149,29 @@ impl Pipeline<'_> {
                 }
             })
             .buffer_unordered(self.config.fetch.full_text_concurrency.max(1));
-        while let Some((pages, outcome)) = results.next().await {
+        while let Some((pages, fetched)) = results.next().await {
             for page in pages {
-                let outcome = outcome.clone();
+                let outcome = match &fetched {
+                    Fetched::Done(o) => o.clone(),
+                    Fetched::Transient(why, retry_after) => {
+                        let tried = page.attempts.saturating_add(1);
+                        if tried < PAGE_ATTEMPTS {
+                            let asked = retry_after.map(|r| match r {
+                                RetryAfter::Delay(d) => d,
+                                RetryAfter::At(t) => (t - now).to_std().unwrap_or_default(),
+                            });
+                            let wait = page_retry_delay(tried, asked);
+                            info!(feed = %page.feed, link = %page.link, reason = %why, attempt = tried,
+                                  retry_in_secs = wait.as_secs(), "page failed; fetching it again later");
+                            let at = now
+                                + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::MAX);
+                            let article = page.article;
+                            self.db(move |s| s.defer_page(article, at)).await?;
+                            continue;
+                        }
+                        PageOutcome::Failed(format!("{why} ({tried} attempts)"))
+                    }
+                };
                 match &outcome {
                     PageOutcome::Text(t) => {
                         debug!(feed = %page.feed, link = %page.link, chars = t.len(), "full text");
@@ -148,23 +191,25 @@ impl Pipeline<'_> {
         Ok(done)
     }
 
-    /// The page's text, an earlier fetch's, or why there is none.
-    async fn page_outcome(&self, page: &QueuedPage, feed: Option<&FeedConfig>) -> PageOutcome {
+    /// The page's text, an earlier fetch's, or why there is none (for now, or for good).
+    async fn page_outcome(&self, page: &QueuedPage, feed: Option<&FeedConfig>) -> Fetched {
         let link = page.link.clone();
         match self.db(move |s| s.fetched_page(&link)).await {
-            Ok(Some(earlier)) => return earlier,
+            Ok(Some(earlier)) => return Fetched::Done(earlier),
             Ok(None) => {}
-            Err(e) => return PageOutcome::Failed(format!("{e:#}")),
+            Err(e) => return Fetched::Transient(format!("{e:#}"), None),
         }
         let Ok(url) = Url::parse(&page.link) else {
-            return PageOutcome::Failed("the link is not a URL".into());
+            return Fetched::Done(PageOutcome::Failed("the link is not a URL".into()));
         };
         let policy = page_policy(feed, &url);
         let fetcher = &self.poller.fetcher;
         if !self.robots_allow(fetcher, &url, &policy).await {
-            return PageOutcome::Failed("refused by the site's robots.txt".into());
+            return Fetched::Done(PageOutcome::Failed(
+                "refused by the site's robots.txt".into(),
+            ));
         }
-        match fetcher
+        let done = match fetcher
             .fetch_with(&url, &Validators::default(), &policy)
             .await
         {
@@ -188,8 +233,10 @@ impl Pipeline<'_> {
                     PageOutcome::Failed("304 without a request for it".into())
                 }
             },
+            Err(e) if transient(&e) => return Fetched::Transient(e.to_string(), e.retry_after()),
             Err(e) => PageOutcome::Failed(e.to_string()),
-        }
+        };
+        Fetched::Done(done)
     }
 
     /// RFC 9309 for the page's origin, fetched once per pipeline: 4xx allows all, a failure to
@@ -229,6 +276,17 @@ impl Pipeline<'_> {
             None => url.path().to_string(),
         };
         robots.allows(&path)
+    }
+}
+
+/// Whether a page's fetch failed in a way worth another try: a server error, 408, 429 or 503,
+/// or the network. Not a timeout, a cut or corrupt body, or a page over the size cap: a page
+/// that drips slower than the deadline would only hold its item back again.
+fn transient(e: &FetchError) -> bool {
+    match e {
+        FetchError::Status(s) => s.is_server_error() || s.as_u16() == 408,
+        FetchError::RetryLater { .. } | FetchError::Http(_) => true,
+        _ => false,
     }
 }
 

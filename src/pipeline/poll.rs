@@ -68,6 +68,9 @@ pub(super) enum Polled {
         /// The longest of the feed's `ttl` and `sy:updatePeriod`.
         feed_hint: Option<Duration>,
         permanent_redirect: Option<String>,
+        /// WebSub hub and self links (the `Link:` header's first), and the URL fetched.
+        hub_links: parse::websub::HubLinks,
+        fetched_from: String,
     },
     Failed {
         error: String,
@@ -242,6 +245,16 @@ impl Pipeline<'_> {
         let p = &self.config.polling;
         let (retention, keep) = (p.retention, p.keep_identities);
         let pruned = self.db(move |s| s.prune(now, retention, keep)).await?;
+        // The links fetched for full text go with the text they gave (issue 20).
+        let before = chrono::Duration::from_std(retention)
+            .ok()
+            .and_then(|r| now.checked_sub_signed(r));
+        if let Some(before) = before {
+            let pages = self.db(move |s| s.prune_full_text_pages(before)).await?;
+            if pages > 0 {
+                info!(pages, "pruned the memory of fetched article pages");
+            }
+        }
         if pruned.texts > 0 || pruned.identities > 0 {
             info!(
                 texts = pruned.texts,
@@ -298,7 +311,7 @@ impl Pipeline<'_> {
             ),
         };
         let input = PollInput {
-            interval: feed.interval,
+            interval: self.poll_interval(feed),
             outcome,
             consecutive_errors: errors,
             hints,
@@ -358,6 +371,15 @@ impl Pipeline<'_> {
         let store = Arc::clone(&self.store);
         let window = self.config.new_feed_window;
         let thresholds = self.settings.limits.thresholds;
+        let hubs = self.discovered(writes.iter().filter_map(|w| match &w.polled {
+            Polled::Fetched {
+                hub_links,
+                fetched_from,
+                ..
+            } => Some((w.name.as_str(), hub_links, fetched_from.as_str())),
+            _ => None,
+        }));
+        let push = Arc::clone(&self.push);
         let task = tokio::task::spawn_blocking(move || {
             let polls: Vec<(&str, PollRecord<'_>)> = writes
                 .iter()
@@ -377,6 +399,9 @@ impl Pipeline<'_> {
             let mut guard = store.lock().unwrap_or_else(PoisonError::into_inner);
             let stored = guard.record_polls(&polls);
             drop(polls);
+            if stored.is_ok() && record_hubs(&mut guard, &hubs) {
+                push.changed.notify_one();
+            }
             (writes, stored)
         });
         Writing { reports, task }
@@ -529,6 +554,11 @@ impl Poller {
             Err(e) => return failed(&e, e.failure_kind(), e.retry_after()),
         };
         let permanent_redirect = report.permanent_redirect.map(|u| u.to_string());
+        let header_links = parse::websub::from_link_headers(
+            report.link_headers.iter().map(String::as_str),
+            &report.final_url,
+        );
+        let fetched_from = report.final_url.to_string();
         let (body, validators, content_type) = match report.outcome {
             FetchOutcome::NotModified => {
                 return Polled::NotModified {
@@ -550,6 +580,8 @@ impl Poller {
                 cache: report.cache,
                 feed_hint: p.ttl.max(p.update_period),
                 permanent_redirect,
+                hub_links: header_links.or(p.hub_links),
+                fetched_from,
             },
             // Unparseable bytes are recorded as an error; the seen-set is left alone. A cut body
             // may come whole next time.
@@ -557,6 +589,29 @@ impl Poller {
             Err(e) => failed(&e, FailureKind::Persistent, None),
         }
     }
+}
+
+/// Records the hubs a batch of polls discovered; a failure is logged, not the batch's (the next
+/// poll discovers them again). Whether a feed's hub is new or changed.
+fn record_hubs(store: &mut crate::store::Store, hubs: &[(String, String, String)]) -> bool {
+    let mut changed = false;
+    for (feed, hub, topic) in hubs {
+        let recorded = crate::pipeline::random_token(24).and_then(|token| {
+            let secret = crate::pipeline::random_token(32)?;
+            Ok(store.record_hub(feed, hub, topic, &token, &secret)?)
+        });
+        match recorded {
+            Ok(true) => {
+                changed = true;
+                info!(feed = %feed, hub = %hub, topic = %topic, "WebSub hub discovered");
+            }
+            Ok(false) => {}
+            Err(e) => {
+                warn!(feed = %feed, error = format!("{e:#}"), "cannot record the feed's WebSub hub");
+            }
+        }
+    }
+    changed
 }
 
 /// A time for a log field: RFC 3339 to the second, or `never`.

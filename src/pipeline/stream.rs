@@ -132,11 +132,13 @@ impl Pipeline<'_> {
             progress: ctx.progress,
         };
         let stages = async {
-            let (fetched, matched, delivered, ()) = tokio::join!(
+            let (fetched, matched, delivered, (), (), ()) = tokio::join!(
                 self.fetch_and_store(&stopping, &stored, ctx, &totals),
                 self.match_and_compose(&stopping, &stored, &composed, ctx, &totals),
                 self.deliver_stage(&stopping, &composed, ctx, &totals),
                 self.full_text_stage(&stopping, &stored, ctx.clock, ctx.max_idle),
+                self.websub_stage(&stopping, ctx.clock, ctx.max_idle),
+                self.pushes_wake_matching(&stopping, &stored),
             );
             (fetched, matched, delivered)
         };
@@ -149,6 +151,19 @@ impl Pipeline<'_> {
             }
         };
         fetched.and(matched).and(delivered)
+    }
+
+    /// A push stored by the WebSub callback server wakes the match stage, as a stored poll does.
+    async fn pushes_wake_matching(&self, stopping: &CancellationToken, stored: &Notify) {
+        if self.config.websub.is_none() {
+            return;
+        }
+        loop {
+            tokio::select! {
+                () = stopping.cancelled() => return,
+                () = self.push.pushed.notified() => stored.notify_one(),
+            }
+        }
     }
 
     /// The scheduler and the writer: dispatches each feed when due, reaps finished polls into

@@ -17,12 +17,13 @@ use tracing::{error, info, warn};
 
 use crate::clock;
 use crate::config::Config;
-use crate::pipeline::{Beats, Pipeline, StreamContext, Summary};
+use crate::pipeline::{Beats, Pipeline, PushSignals, StreamContext, Summary};
 use crate::rules::RuleSet;
 use crate::service::health::{self, Check, HealthCheck, HealthReport, Heartbeat};
 use crate::service::lock::InstanceLock;
 use crate::service::metrics::{Metrics, ReloadResult};
 use crate::service::notify::Notifier;
+use crate::service::websub::Callbacks;
 use crate::store::Store;
 
 /// The daemon sleeps at most this long between looks at what is due, so a clock jump or a
@@ -62,6 +63,15 @@ pub async fn run_daemon(config: Config, rules: RuleSet, options: Options) -> any
     } else {
         None
     };
+    // Its own address, bound before `READY=1` like `[http]`'s: a taken port fails the start.
+    let websub_listener = match &config.websub {
+        Some(w) => Some(
+            tokio::net::TcpListener::bind(w.listen)
+                .await
+                .with_context(|| format!("cannot listen on {} for WebSub callbacks", w.listen))?,
+        ),
+        None => None,
+    };
     // Creates and migrates the database; the read-only probe below needs it to exist.
     drop(Pipeline::open(&config, &rules).await?);
     let probe_db = Store::open_read_only(&config.state_dir)
@@ -73,6 +83,8 @@ pub async fn run_daemon(config: Config, rules: RuleSet, options: Options) -> any
     };
 
     let metrics = Metrics::new();
+    let push = Arc::new(PushSignals::default());
+    let callbacks = Callbacks::open(&config, Arc::clone(&push), metrics.clone())?;
     let beats = Beats::new();
     // Each stage gets one full period from the start to show progress: a daemon that has just
     // started is not stalled (and the watchdog's first check comes at once).
@@ -94,6 +106,21 @@ pub async fn run_daemon(config: Config, rules: RuleSet, options: Options) -> any
         tracker.spawn(async move {
             if let Err(e) = serve.await {
                 error!(error = %e, "the /metrics and /healthz server stopped");
+            }
+        });
+    }
+    if let (Some(listener), Some(callbacks)) = (websub_listener, callbacks) {
+        // FIXME: like the console, the callbacks know the feeds the daemon started with; a
+        // reload that adds a feed gets its pushes after a restart (it is polled meanwhile).
+        let serve = crate::service::websub::serve(
+            listener,
+            callbacks,
+            config.fetch.max_body_bytes,
+            shutdown.clone(),
+        );
+        tracker.spawn(async move {
+            if let Err(e) = serve.await {
+                error!(error = %e, "the WebSub callback server stopped");
             }
         });
     }
@@ -125,6 +152,7 @@ pub async fn run_daemon(config: Config, rules: RuleSet, options: Options) -> any
         notifier: &notifier,
         beats: &beats,
         metrics: &metrics,
+        push: &push,
         // A quiet loop still beats at least twice per watchdog period.
         max_idle: watchdog.map_or(MAX_IDLE, |w| (w / 2).clamp(MIN_IDLE, MAX_IDLE)),
     };
@@ -163,7 +191,9 @@ async fn supervise(mut config: Config, mut rules: RuleSet, ctx: &Loop<'_>) -> an
     let mut unrecorded_refusal: Option<String> = None;
     loop {
         let pipeline = match Pipeline::open(&config, &rules).await {
-            Ok(p) => p.with_metrics(ctx.metrics.clone()),
+            Ok(p) => p
+                .with_metrics(ctx.metrics.clone())
+                .with_push_signals(Arc::clone(ctx.push)),
             Err(e) => {
                 let Some((c, r)) = previous.take() else {
                     return Err(e);
@@ -302,6 +332,8 @@ struct Loop<'a> {
     notifier: &'a Notifier,
     beats: &'a Beats,
     metrics: &'a Metrics,
+    /// From the WebSub callback server to every pipeline a reload opens.
+    push: &'a Arc<PushSignals>,
     max_idle: Duration,
 }
 
@@ -326,6 +358,7 @@ pub async fn run_until(
         notifier: &Notifier::disabled(),
         beats: &Beats::new(),
         metrics: &Metrics::new(),
+        push: &Arc::new(PushSignals::default()),
         max_idle: MAX_IDLE,
     };
     streams(pipeline, &ctx, "", &clock).await;

@@ -75,6 +75,12 @@ struct FeedLabels {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct PushLabels {
+    feed: String,
+    result: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct RuleLabels {
     rule: String,
 }
@@ -139,6 +145,8 @@ pub struct Metrics {
     reloads: Family<ReloadLabels, Counter>,
     channel_attempts: Family<ChannelLabels, Counter>,
     channel_messages: Family<ChannelStateLabels, Gauge>,
+    websub_pushes: Family<PushLabels, Counter>,
+    websub_lease: Family<FeedLabels, Gauge>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -241,6 +249,18 @@ impl Metrics {
             "Channel messages in the outbox, by channel and state (queued, failed)",
             channel_messages.clone(),
         );
+        let websub_pushes = Family::<PushLabels, Counter>::default();
+        let websub_lease = Family::<FeedLabels, Gauge>::default();
+        r.register(
+            "websub_pushes",
+            "WebSub pushes received, by feed and result (stored, bad_signature, unparseable, gone)",
+            websub_pushes.clone(),
+        );
+        r.register(
+            "websub_subscribed_until",
+            "When each feed's WebSub lease ends (Unix seconds; 0 when not subscribed)",
+            websub_lease.clone(),
+        );
         // Pre-create the poll and reload series so a dashboard sees zeros, not gaps.
         for result in [PollMetric::Ok, PollMetric::NotModified, PollMetric::Error] {
             polls.get_or_create(&PollLabels { result }).inc_by(0);
@@ -265,7 +285,28 @@ impl Metrics {
             reloads,
             channel_attempts,
             channel_messages,
+            websub_pushes,
+            websub_lease,
         }
+    }
+
+    /// One WebSub push to `feed` and what became of it.
+    pub fn websub_push(&self, feed: &str, result: &str) {
+        self.websub_pushes
+            .get_or_create(&PushLabels {
+                feed: feed.to_string(),
+                result: result.to_string(),
+            })
+            .inc();
+    }
+
+    /// When `feed`'s lease ends (Unix seconds), 0 when it has none.
+    pub fn websub_lease(&self, feed: &str, until: i64) {
+        self.websub_lease
+            .get_or_create(&FeedLabels {
+                feed: feed.to_string(),
+            })
+            .set(until);
     }
 
     /// One attempt at a message for `channel` ended `outcome` (`sent`, `retry`, `failed`).

@@ -9,12 +9,13 @@ use chrono::{DateTime, Utc};
 
 use super::console::{ArticleView, MatchFilter, MatchView, RuleCounts, SentEmail};
 use super::{
-    ArticleMatches, Backend, ComposeTx, DigestInfo, FeedNotice, FeedRecord, FeedState, Lease,
-    NodeInfo, PageOutcome, PendingArticle, PollRecord, PollStored, Pruned, QueuedPage, ReloadInfo,
-    RowCounts, Store, StoreError, StoredArticle,
+    ArticleMatches, Backend, ComposeTx, DigestInfo, FeedNotice, FeedRecord, FeedState, Inserted,
+    Lease, NodeInfo, PageOutcome, PendingArticle, PollRecord, PollStored, Pruned, QueuedPage,
+    ReloadInfo, RowCounts, Store, StoreError, StoredArticle, SubState, Subscription,
 };
 use crate::model::{
-    AlertLatency, ChannelCounts, ChannelMessage, OutboxCounts, OutboxMessage, SpikeHeadline,
+    AlertLatency, Article, ChannelCounts, ChannelMessage, OutboxCounts, OutboxMessage,
+    SpikeHeadline,
 };
 
 /// `contract! { shared: fn a(x: T) -> R; ... exclusive: fn b(...) -> R; ... }` writes, for each,
@@ -104,6 +105,10 @@ contract! {
     // full_text.rs
     fn queued_pages(limit: usize) -> Result<Vec<QueuedPage>, StoreError>;
     fn fetched_page(link: &str) -> Result<Option<PageOutcome>, StoreError>;
+    fn due_pages(now: DateTime<Utc>, limit: usize) -> Result<Vec<QueuedPage>, StoreError>;
+    // websub.rs
+    fn websub_subscriptions() -> Result<Vec<Subscription>, StoreError>;
+    fn websub_by_token(token: &str) -> Result<Option<Subscription>, StoreError>;
 
     exclusive:
     // feeds.rs
@@ -148,6 +153,8 @@ contract! {
     fn set_full_text_mode_list(modes: &[(&str, i64)]) -> Result<(), StoreError>;
     fn complete_page(page: &QueuedPage, outcome: &PageOutcome, now: DateTime<Utc>)
         -> Result<(), StoreError>;
+    fn defer_page(article: i64, next_attempt: DateTime<Utc>) -> Result<(), StoreError>;
+    fn prune_full_text_pages(before: DateTime<Utc>) -> Result<usize, StoreError>;
     // spikes.rs
     fn record_spike(
         spike: &str,
@@ -156,6 +163,17 @@ contract! {
         alert: Option<(&[String], &str)>,
         now: DateTime<Utc>
     ) -> Result<(), StoreError>;
+    // websub.rs
+    fn record_hub(feed: &str, hub: &str, topic: &str, token: &str, secret: &str)
+        -> Result<bool, StoreError>;
+    fn websub_requested(feed: &str, state: SubState, now: DateTime<Utc>) -> Result<(), StoreError>;
+    fn websub_failed(feed: &str, error: &str, next_attempt: DateTime<Utc>)
+        -> Result<(), StoreError>;
+    fn websub_verified(feed: &str, lease: Duration, now: DateTime<Utc>) -> Result<(), StoreError>;
+    fn websub_forget(feed: &str) -> Result<(), StoreError>;
+    fn websub_bad_signature(feed: &str) -> Result<(), StoreError>;
+    fn record_push(feed: &str, articles: &[Article], now: DateTime<Utc>, new_feed_window: Duration)
+        -> Result<Inserted, StoreError>;
 }
 
 impl Store {

@@ -18,6 +18,8 @@ pub struct QueuedPage {
     pub article: i64,
     pub feed: String,
     pub link: String,
+    /// Fetches of the page that failed transiently so far.
+    pub attempts: u32,
 }
 
 /// How fetching a queued item's page ended.
@@ -58,7 +60,7 @@ impl Sqlite {
     /// Up to `limit` items waiting for their page, oldest first.
     pub fn queued_pages(&self, limit: usize) -> Result<Vec<QueuedPage>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT q.article, a.feed, q.link FROM full_text_queue q
+            "SELECT q.article, a.feed, q.link, q.attempts FROM full_text_queue q
              JOIN articles a ON a.id = q.article ORDER BY q.article LIMIT ?1",
         )?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
@@ -67,9 +69,59 @@ impl Sqlite {
                 article: r.get(0)?,
                 feed: r.get(1)?,
                 link: r.get(2)?,
+                attempts: u32::try_from(r.get::<_, i64>(3)?).unwrap_or(u32::MAX),
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Up to `limit` items whose page is due at `now` (never tried, or its back-off over),
+    /// oldest first, with their failed attempts so far.
+    pub fn due_pages(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<QueuedPage>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT q.article, a.feed, q.link, q.attempts FROM full_text_queue q
+             JOIN articles a ON a.id = q.article
+             WHERE q.next_attempt IS NULL OR q.next_attempt <= ?1
+             ORDER BY q.article LIMIT ?2",
+        )?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = stmt.query_map(params![ts(now), limit], |r| {
+            Ok(QueuedPage {
+                article: r.get(0)?,
+                feed: r.get(1)?,
+                link: r.get(2)?,
+                attempts: u32::try_from(r.get::<_, i64>(3)?).unwrap_or(u32::MAX),
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// A page that failed transiently waits in the queue until `next_attempt`.
+    pub fn defer_page(
+        &mut self,
+        article: i64,
+        next_attempt: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.conn
+            .prepare_cached(
+                "UPDATE full_text_queue SET attempts = attempts + 1, next_attempt = ?2
+                 WHERE article = ?1",
+            )?
+            .execute(params![article, ts(next_attempt)])?;
+        Ok(())
+    }
+
+    /// Forgets the links fetched before `before` (the text retention): their articles' text is
+    /// pruned by then, and an item seen again is known by its identity, not by its link.
+    pub fn prune_full_text_pages(&mut self, before: DateTime<Utc>) -> Result<usize, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached("DELETE FROM full_text_pages WHERE fetched < ?1")?
+            .execute([ts(before)])?)
     }
 
     /// The text an earlier fetch of `link` gave (another item with the same link), or the
@@ -131,5 +183,68 @@ impl Sqlite {
         }
         tx.commit()?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PageOutcome;
+    use crate::model::{Article, Validators};
+    use crate::store::testing::{feed, fetched, open, t};
+
+    #[test]
+    fn a_deferred_page_waits_and_fetched_links_are_pruned_with_the_text() {
+        let (_dir, mut s) = open();
+        feed(&mut s, "f", "https://e.example/feed");
+        s.set_full_text_modes([("f", super::MODE_ALWAYS)])
+            .expect("mode");
+        let now = t("2026-03-01T12:00:00Z");
+        let item = Article {
+            key: "id:a".into(),
+            link: Some("https://e.example/a".into()),
+            title: "A".into(),
+            ..Article::default()
+        };
+        let v = Validators::default();
+        let window = std::time::Duration::from_secs(86_400);
+        s.record_poll("f", &fetched(None, &v, &[item], now, window))
+            .expect("poll");
+        let due = s.due_pages(now, 10).expect("due");
+        assert_eq!((due.len(), due[0].attempts), (1, 0));
+        s.defer_page(due[0].article, t("2026-03-01T12:01:00Z"))
+            .expect("defer");
+        assert!(
+            s.due_pages(t("2026-03-01T12:00:59Z"), 10)
+                .expect("due")
+                .is_empty()
+        );
+        let again = s.due_pages(t("2026-03-01T12:01:00Z"), 10).expect("due");
+        assert_eq!(again[0].attempts, 1);
+        s.complete_page(
+            &again[0],
+            &PageOutcome::Failed("HTTP status 500".into()),
+            now,
+        )
+        .expect("complete");
+        assert!(
+            s.fetched_page("https://e.example/a")
+                .expect("read")
+                .is_some()
+        );
+        assert_eq!(
+            s.prune_full_text_pages(now).expect("prune"),
+            0,
+            "not older than the cut"
+        );
+        assert_eq!(
+            s.prune_full_text_pages(t("2026-03-02T00:00:00Z"))
+                .expect("prune"),
+            1
+        );
+        assert!(
+            s.fetched_page("https://e.example/a")
+                .expect("read")
+                .is_none()
+        );
     }
 }

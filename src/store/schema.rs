@@ -236,7 +236,45 @@ CREATE TABLE full_text_pages (
 CREATE INDEX matches_rule ON matches(rule_id, id);
 CREATE INDEX matches_recorded ON matches(recorded);
 ",
+    r"
+-- issue 20: WebSub. One row per feed whose document or Link header named a hub: the hub, the
+-- topic subscribed to, the callback's random token and the HMAC secret given to the hub, and the
+-- subscription's state. `lease_until` is when the hub's grant ends; pushes and forged pushes are
+-- counted for `status` and `/metrics`.
+CREATE TABLE websub (
+    feed           TEXT PRIMARY KEY,
+    hub            TEXT NOT NULL,
+    topic          TEXT NOT NULL,
+    token          TEXT NOT NULL UNIQUE,
+    secret         TEXT NOT NULL,
+    state          TEXT NOT NULL DEFAULT 'new'
+                   CHECK (state IN ('new', 'subscribing', 'active', 'unsubscribing', 'failed')),
+    requested_at   INTEGER,
+    lease_until    INTEGER,
+    next_attempt   INTEGER,
+    attempts       INTEGER NOT NULL DEFAULT 0,
+    last_error     TEXT,
+    last_push      INTEGER,
+    pushes         INTEGER NOT NULL DEFAULT 0,
+    bad_signatures INTEGER NOT NULL DEFAULT 0
+) STRICT;
+",
+    r"
+-- issue 20: a page that failed transiently (5xx, 408, 429, a network error) is fetched again
+-- after a back-off, a bounded number of times, before its item is matched on its feed text.
+ALTER TABLE full_text_queue ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE full_text_queue ADD COLUMN next_attempt INTEGER;
+",
 ];
+
+/// The schema version that has the `websub` table: found by the migration's content, so a
+/// renumbering at a merge moves it too.
+pub(super) fn websub_version() -> i64 {
+    MIGRATIONS
+        .iter()
+        .position(|m| m.contains("CREATE TABLE websub"))
+        .map_or(i64::MAX, |i| i as i64 + 1)
+}
 
 /// The schema version that has the channel outbox: found by the migration's content, so a
 /// renumbering at a merge moves it too.

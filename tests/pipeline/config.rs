@@ -143,9 +143,9 @@ fn durations() {
 #[rustfmt::skip]
 const BROKEN: &[(&str, &str, &str, usize, usize, &str)] = &[
     ("unknown top-level key", "state_dir = \"state\"", "state_dir = \"state\"\nstate_dri = 1", 2, 1,
-     "unknown field `state_dri`, expected one of `state_dir`, `rules`, `user_agent`, `new_feed_window`, `fetch`, `feed`, `delivery`, `digest`, `alert`, `http`, `channel`, `spike`, `store`, `console`"),
+     "unknown field `state_dri`, expected one of `state_dir`, `rules`, `user_agent`, `new_feed_window`, `fetch`, `feed`, `delivery`, `digest`, `alert`, `http`, `channel`, `spike`, `store`, `console`, `websub`"),
     ("unknown feed key", "name = \"one\"", "name = \"one\"\nintervall = \"5m\"", 5, 1,
-     "unknown field `intervall`, expected one of `name`, `url`, `interval`, `tags`, `allow_private_network`, `headers`, `cookie_env`, `cookie_file`, `username`, `password_env`, `password_file`, `token_env`, `token_file`, `proxy`, `full_text`, `full_text_min_words`"),
+     "unknown field `intervall`, expected one of `name`, `url`, `interval`, `tags`, `allow_private_network`, `headers`, `cookie_env`, `cookie_file`, `username`, `password_env`, `password_file`, `token_env`, `token_file`, `proxy`, `proxy_password_env`, `proxy_password_file`, `full_text`, `full_text_min_words`, `websub`"),
     // issue 20: request settings
     ("reserved header", "name = \"one\"", "name = \"one\"\nheaders = { Authorization = \"x\" }", 5, 11,
      "header \"Authorization\" cannot be set in `headers`: use `username` + `password_env`/`password_file`, or `token_env`/`token_file`"),
@@ -158,7 +158,7 @@ const BROKEN: &[(&str, &str, &str, usize, usize, &str)] = &[
     ("basic and bearer", "name = \"one\"", "name = \"one\"\nusername = \"u\"\npassword_env = \"PW\"\ntoken_env = \"PW\"", 5, 12,
      "set `username` + a password (basic auth) or a token (bearer auth), not both"),
     ("proxy with credentials", "name = \"one\"", "name = \"one\"\nproxy = \"http://u:p@127.0.0.1:3128\"", 5, 9,
-     "proxy \"http://u:p@127.0.0.1:3128\" carries credentials in the URL: proxy authentication is not supported yet, and a password never belongs in a URL"),
+     "proxy http://u@127.0.0.1:3128/ carries a password in the URL: a password never belongs in a URL; keep the user (`http://user@host:port`) and set `proxy_password_env` or `proxy_password_file`"),
     ("proxy scheme", "[delivery]", "[fetch]\nproxy = \"ftp://h:1\"\n[delivery]", 7, 9,
      "unsupported proxy scheme `ftp` in \"ftp://h:1\": expected http, https, socks5 or socks5h"),
     ("bad duration", "name = \"one\"", "name = \"one\"\ninterval = \"15\"", 5, 12,

@@ -227,3 +227,62 @@ async fn in_the_stream_a_hung_page_holds_neither_the_feed_nor_other_pages() {
     ran.expect("run_until");
     assert_eq!(cut, None, "the hung page was still pending");
 }
+
+/// A page that fails transiently (5xx) is fetched again after a back-off, up to four times:
+/// `/flaky` answers the fourth, `/500` never does and its item is matched on its teaser then.
+/// Until then neither item is matched, and nothing is fetched again afterwards.
+#[tokio::test]
+async fn a_page_that_fails_transiently_is_fetched_again_with_back_off_a_bounded_number_of_times() {
+    let (public, _internal) = servers();
+    let url = |p: &str| public.url(p).to_string();
+    public.set(
+        "/teasers.rss",
+        teaser_feed(&[("flaky", url("/flaky")), ("broken", url("/500"))]),
+    );
+    let tmp = tempfile::tempdir().expect("a temporary directory");
+    let dir = tmp.path();
+    std::fs::create_dir_all(dir.join("rules")).expect("a rules directory");
+    std::fs::write(
+        dir.join("rules/r.toml"),
+        "[[rule]]\nid = \"defence\"\ntitle = \"Defence\"\nquery = \"Defence\"\n",
+    )
+    .expect("write the rules");
+    let text = format!(
+        "state_dir = \"state\"\nrules = [\"rules/*.toml\"]\nnew_feed_window = \"520w\"\n\
+         [fetch]\ntimeout = \"2s\"\nhost_spacing = \"0s\"\nper_host = 4\ninterval = \"1h\"\n\
+         [delivery]\nmethod = \"file\"\ndir = \"outbox\"\nfrom = \"nw@example.org\"\n\
+         [[feed]]\nname = \"teasers\"\nurl = \"{}\"\nfull_text = true\n",
+        url("/teasers.rss"),
+    );
+    let path = dir.join("newswatch.toml");
+    std::fs::write(&path, &text).expect("write the config");
+    let config = Config::load(&path).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let rules = RuleSet::load(&config.rule_files).expect("the rules load");
+    let fetcher =
+        Fetcher::with_public_overrides(&config.fetch, "newswatch-test/1", vec![PUBLIC_IP])
+            .expect("a fetcher");
+    let p = Pipeline::open(&config, &rules)
+        .await
+        .expect("the pipeline opens")
+        .with_fetcher(fetcher)
+        .with_jitter(Jitter::Fixed(0.0));
+    let hits = |path: &str| public.seen().iter().filter(|s| s.path == path).count();
+    // (time, fetches of each page so far, matches that cycle): the retries come 1, 2 and 4
+    // minutes after each failure.
+    for (secs, fetched, matches) in [
+        (0, 1, 0),
+        (30, 1, 0),
+        (60, 2, 0),
+        (120, 2, 0),
+        (180, 3, 0),
+        (420, 4, 2),
+        (3600, 4, 0),
+    ] {
+        let s = p.cycle(at(secs), Feeds::Due).await.expect("a cycle");
+        assert_eq!(
+            (hits("/flaky"), hits("/500"), s.matches),
+            (fetched, fetched, matches),
+            "at {secs}s: {s}"
+        );
+    }
+}

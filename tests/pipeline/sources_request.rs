@@ -22,6 +22,7 @@ const PASSWORD: &str = "s3cret-basic-pw";
 const BASIC: &str = "Basic cmVhZGVyOnMzY3JldC1iYXNpYy1wdw==";
 const TOKEN: &str = "s3cret-bearer-token";
 const COOKIE: &str = "session=s3cret-cookie-value";
+const PROXY_PASSWORD: &str = "s3cret-proxy-pw";
 
 fn rss(title: &str) -> Vec<u8> {
     format!(
@@ -35,6 +36,8 @@ fn env(name: &str) -> Option<String> {
     match name {
         "NW_TEST_PASSWORD" => Some(PASSWORD.into()),
         "NW_TEST_TOKEN" => Some(TOKEN.into()),
+        "NW_TEST_PROXY_PASSWORD" => Some(PROXY_PASSWORD.into()),
+        "NW_TEST_WRONG_PROXY_PASSWORD" => Some("not-it".into()),
         _ => None,
     }
 }
@@ -170,6 +173,97 @@ async fn requests_pass_through_an_http_and_a_socks5_proxy_or_go_direct() {
 }
 
 #[tokio::test]
+async fn a_proxy_that_requires_authentication_gets_the_feeds_proxy_password() {
+    let server = TestServer::start_on(PUBLIC_IP, 0);
+    server.set("/plain.rss", rss("plain"));
+    server.set("/other.rss", rss("other"));
+    let proxy = Proxy::http_with_auth("relay user", PROXY_PASSWORD);
+    let user_url = format!("http://relay%20user@{}", proxy.addr);
+    let tmp = tempfile::tempdir().expect("a temporary directory");
+    let text = write_config(
+        tmp.path(),
+        "",
+        &[
+            (
+                "authenticated",
+                server.url("/plain.rss").to_string(),
+                format!("proxy = \"{user_url}\"\nproxy_password_env = \"NW_TEST_PROXY_PASSWORD\""),
+            ),
+            (
+                "wrong password",
+                server.url("/other.rss").to_string(),
+                format!(
+                    "proxy = \"{user_url}\"\nproxy_password_env = \"NW_TEST_WRONG_PROXY_PASSWORD\""
+                ),
+            ),
+            // The same proxy without a user: refused by it.
+            (
+                "anonymous",
+                server.url("/other.rss").to_string(),
+                format!("proxy = \"{}\"", proxy.url()),
+            ),
+        ],
+    );
+    let config = load(tmp.path(), &text);
+    assert!(
+        !format!("{:?}", config.feeds).contains(PROXY_PASSWORD),
+        "Debug shows no password"
+    );
+    let s = one_cycle(&config).await;
+    assert_eq!((s.new_articles, s.feeds_failed), (1, 2), "{s}");
+    let mut failed: Vec<&str> = s.failures.iter().map(|(f, _)| f.as_str()).collect();
+    failed.sort_unstable();
+    assert_eq!(failed, ["anonymous", "wrong password"], "{s}");
+    assert!(
+        s.failures.iter().all(|(_, e)| e.contains("407")),
+        "{:?}",
+        s.failures
+    );
+    // Only the authenticated request was forwarded.
+    let port = server.addr.port();
+    assert_eq!(proxy.targets(), [format!("127.0.0.2:{port}/plain.rss")]);
+    assert_eq!(server.counts().requests, 1);
+}
+
+#[test]
+fn proxy_credentials_are_checked_at_load() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let cases = [
+        // A password in the URL: refused, and not repeated.
+        (
+            "proxy = \"http://u:hunter2@127.0.0.1:3128\"",
+            "a password never belongs in a URL",
+        ),
+        (
+            "proxy = \"http://u@127.0.0.1:3128\"",
+            "no password: add `proxy_password_env`",
+        ),
+        (
+            "proxy = \"http://127.0.0.1:3128\"\nproxy_password_env = \"NW_TEST_PROXY_PASSWORD\"",
+            "names no user",
+        ),
+    ];
+    for (extra, expected) in cases {
+        let text = write_config(
+            dir.path(),
+            "",
+            &[("f", "http://127.0.0.2/feed.rss".into(), extra.into())],
+        );
+        let err = Config::from_str(&dir.path().join("newswatch.toml"), &text, &env)
+            .expect_err(extra)
+            .to_string();
+        assert!(err.contains(expected), "{extra}: {err}");
+        assert!(!err.contains("hunter2"), "{err}");
+    }
+    // [fetch] proxy takes no user: authentication is per feed.
+    let text = write_config(dir.path(), "proxy = \"http://u@127.0.0.1:3128\"", &[]);
+    let err = Config::from_str(&dir.path().join("newswatch.toml"), &text, &env)
+        .expect_err("a user in [fetch] proxy")
+        .to_string();
+    assert!(err.contains("set per feed"), "{err}");
+}
+
+#[tokio::test]
 async fn through_a_proxy_a_redirect_to_an_internal_address_is_still_refused() {
     let (public, internal) = servers();
     let http = Proxy::http();
@@ -210,6 +304,8 @@ async fn through_a_proxy_a_redirect_to_an_internal_address_is_still_refused() {
 fn secrets_never_reach_logs_status_or_opml() {
     let server = TestServer::start();
     protect(&server);
+    server.set("/plain.rss", rss("plain"));
+    let proxy = Proxy::http_with_auth("relay", PROXY_PASSWORD);
     let tmp = tempfile::tempdir().expect("a temporary directory");
     write_config(
         tmp.path(),
@@ -225,6 +321,14 @@ fn secrets_never_reach_logs_status_or_opml() {
                 server.url("/bearer.rss").to_string(),
                 BEARER_FEED.into(),
             ),
+            (
+                "proxied",
+                server.url("/plain.rss").to_string(),
+                format!(
+                    "proxy = \"http://relay@{}\"\nproxy_password_env = \"NW_TEST_PROXY_PASSWORD\"",
+                    proxy.addr
+                ),
+            ),
         ],
     );
     let config = tmp.path().join("newswatch.toml");
@@ -234,6 +338,7 @@ fn secrets_never_reach_logs_status_or_opml() {
             .env("NEWSWATCH_LOG", "trace")
             .env("NW_TEST_PASSWORD", PASSWORD)
             .env("NW_TEST_TOKEN", TOKEN)
+            .env("NW_TEST_PROXY_PASSWORD", PROXY_PASSWORD)
             .output()
             .expect("the binary runs");
         let all = format!(
@@ -244,19 +349,33 @@ fn secrets_never_reach_logs_status_or_opml() {
         (out.status.success(), all)
     };
     let (ok, once) = run(&["run", "--once", "--config", config]);
-    assert!(ok && once.contains("2 new articles"), "{once}");
+    assert!(ok && once.contains("3 new articles"), "{once}");
+    assert_eq!(
+        proxy.targets().len(),
+        1,
+        "the proxied feed went through its proxy"
+    );
     assert!(once.contains("TRACE"), "trace logging was on: {once}");
     let (ok, status) = run(&["status", "--config", config, "--json"]);
     assert!(ok && status.contains("bearer"), "{status}");
     let (ok, opml) = run(&["feeds", "export", "--config", config]);
     assert!(ok && opml.contains("basic.rss"), "{opml}");
     let base64_password = BASIC.trim_start_matches("Basic ");
+    // base64("relay:s3cret-proxy-pw"), the Proxy-Authorization credentials.
+    let base64_proxy = "cmVsYXk6czNjcmV0LXByb3h5LXB3";
     for (what, text) in [
         ("run --once", &once),
         ("status --json", &status),
         ("feeds export", &opml),
     ] {
-        for secret in [PASSWORD, TOKEN, "s3cret-cookie-value", base64_password] {
+        for secret in [
+            PASSWORD,
+            TOKEN,
+            "s3cret-cookie-value",
+            base64_password,
+            PROXY_PASSWORD,
+            base64_proxy,
+        ] {
             assert!(!text.contains(secret), "{what} shows {secret}:\n{text}");
         }
     }

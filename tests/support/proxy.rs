@@ -1,7 +1,8 @@
 //! Two small forwarding proxies on loopback, each on a runtime thread of its own: an HTTP proxy
 //! (absolute-form `GET http://host:port/path`, forwarded in origin form; no CONNECT) and a SOCKS5
 //! proxy (RFC 1928, no authentication, CONNECT to an IPv4 address or a name). Each records the
-//! targets it was asked for, so a test can tell that a request went through it.
+//! targets it was asked for, so a test can tell that a request went through it. The HTTP proxy
+//! may require basic authentication (RFC 7235 `Proxy-Authorization`), answering 407 without it.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -9,9 +10,10 @@ use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 enum Kind {
-    Http,
+    /// With the `Proxy-Authorization` value it requires, if any.
+    Http(Option<String>),
     Socks5,
 }
 
@@ -32,7 +34,13 @@ impl Drop for Proxy {
 
 impl Proxy {
     pub fn http() -> Proxy {
-        Proxy::start(Kind::Http)
+        Proxy::start(Kind::Http(None))
+    }
+
+    /// An HTTP proxy that answers 407 unless the request carries `user`'s basic credentials.
+    pub fn http_with_auth(user: &str, password: &str) -> Proxy {
+        let value = format!("Basic {}", base64(format!("{user}:{password}").as_bytes()));
+        Proxy::start(Kind::Http(Some(value)))
     }
 
     pub fn socks5() -> Proxy {
@@ -64,13 +72,18 @@ impl Proxy {
             .build()
             .expect("a runtime for the proxy");
         let t = Arc::clone(&targets);
+        let scheme = match kind {
+            Kind::Http(_) => "http",
+            Kind::Socks5 => "socks5",
+        };
         runtime.spawn(async move {
             let listener = TcpListener::from_std(listener).expect("the listener joins");
             while let Ok((stream, _)) = listener.accept().await {
                 let t = Arc::clone(&t);
+                let kind = kind.clone();
                 tokio::spawn(async move {
                     let _ = match kind {
-                        Kind::Http => http(stream, t).await,
+                        Kind::Http(auth) => http(stream, t, auth).await,
                         Kind::Socks5 => socks5(stream, t).await,
                     };
                 });
@@ -80,10 +93,7 @@ impl Proxy {
             addr,
             targets,
             runtime: Some(runtime),
-            scheme: match kind {
-                Kind::Http => "http",
-                Kind::Socks5 => "socks5",
-            },
+            scheme,
         }
     }
 }
@@ -97,7 +107,11 @@ fn record(targets: &Mutex<Vec<String>>, what: String) {
 
 /// One request per connection: the client's head is read whole, its absolute-form target turned
 /// into origin form with `Connection: close`, and the origin's answer copied back to the end.
-async fn http(mut client: TcpStream, targets: Arc<Mutex<Vec<String>>>) -> std::io::Result<()> {
+async fn http(
+    mut client: TcpStream,
+    targets: Arc<Mutex<Vec<String>>>,
+    auth: Option<String>,
+) -> std::io::Result<()> {
     let mut head = Vec::new();
     let mut chunk = [0u8; 1024];
     while !head.windows(4).any(|w| w == b"\r\n\r\n") {
@@ -118,6 +132,20 @@ async fn http(mut client: TcpStream, targets: Arc<Mutex<Vec<String>>>) -> std::i
             .await?;
         return Ok(());
     };
+    if let Some(required) = &auth {
+        let given = text.split("\r\n").find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.trim()
+                .eq_ignore_ascii_case("proxy-authorization")
+                .then(|| value.trim().to_string())
+        });
+        if given.as_deref() != Some(required.as_str()) {
+            client
+                .write_all(b"HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic realm=\"test\"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                .await?;
+            return client.shutdown().await;
+        }
+    }
     let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
     record(&targets, format!("{authority}{path}"));
     let mut out = format!(
@@ -182,4 +210,26 @@ async fn socks5(mut client: TcpStream, targets: Arc<Mutex<Vec<String>>>) -> std:
     client.write_all(&[5, 0, 0, 1, 0, 0, 0, 0, 0, 0]).await?;
     tokio::io::copy_bidirectional(&mut client, &mut origin).await?;
     Ok(())
+}
+
+/// RFC 4648 base64 with padding.
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
 }

@@ -8,6 +8,7 @@
 pub mod bin;
 pub mod demo;
 pub mod http;
+pub mod hub;
 pub mod mail;
 pub mod proxy;
 pub mod receiver;

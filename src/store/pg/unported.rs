@@ -6,9 +6,11 @@
 use super::Postgres;
 use chrono::{DateTime, Utc};
 
-use crate::model::{ChannelCounts, ChannelMessage, SpikeHeadline};
+use crate::model::{Article, ChannelCounts, ChannelMessage, SpikeHeadline};
 use crate::store::console::{ArticleView, MatchFilter, MatchView, RuleCounts, SentEmail};
-use crate::store::{ComposeTx, PageOutcome, QueuedPage, StoreError};
+use crate::store::{
+    ComposeTx, Inserted, PageOutcome, QueuedPage, StoreError, SubState, Subscription,
+};
 
 macro_rules! unported {
     (
@@ -52,6 +54,10 @@ unported! {
     // full_text.rs (issue 20's full-text queue)
     fn queued_pages(usize) -> Vec<QueuedPage>;
     fn fetched_page(&str) -> Option<PageOutcome>;
+    fn due_pages(DateTime<Utc>, usize) -> Vec<QueuedPage>;
+    // websub.rs (issue 20's WebSub subscriptions)
+    fn websub_subscriptions() -> Vec<Subscription>;
+    fn websub_by_token(&str) -> Option<Subscription>;
 
     exclusive:
     fn begin_compose() -> ComposeTx<'_>;
@@ -61,5 +67,14 @@ unported! {
     fn mark_channel_failed(i64, &str) -> ();
     fn set_full_text_mode_list(&[(&str, i64)]) -> ();
     fn complete_page(&QueuedPage, &PageOutcome, DateTime<Utc>) -> ();
+    fn defer_page(i64, DateTime<Utc>) -> ();
+    fn prune_full_text_pages(DateTime<Utc>) -> usize;
     fn record_spike(&str, &str, bool, Option<(&[String], &str)>, DateTime<Utc>) -> ();
+    fn record_hub(&str, &str, &str, &str, &str) -> bool;
+    fn websub_requested(&str, SubState, DateTime<Utc>) -> ();
+    fn websub_failed(&str, &str, DateTime<Utc>) -> ();
+    fn websub_verified(&str, std::time::Duration, DateTime<Utc>) -> ();
+    fn websub_forget(&str) -> ();
+    fn websub_bad_signature(&str) -> ();
+    fn record_push(&str, &[Article], DateTime<Utc>, std::time::Duration) -> Inserted;
 }
