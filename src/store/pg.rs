@@ -15,9 +15,12 @@ use secrecy::ExposeSecret;
 use super::StoreError;
 use crate::config::PostgresSettings;
 
+mod channels;
 mod cluster;
+mod compose;
 mod copy;
 mod feeds;
+mod full_text;
 mod items;
 mod matches;
 mod outbox;
@@ -26,8 +29,10 @@ mod prune;
 mod reads;
 mod reloads;
 mod schema;
+mod spikes;
 mod unported;
 
+pub(crate) use compose::PgCompose;
 pub use copy::CopyReport;
 
 type Pool = r2d2::Pool<PostgresConnectionManager<NoTls>>;
