@@ -203,17 +203,6 @@ impl Settings {
 impl<'a> Pipeline<'a> {
     /// Opens the state database (creating it) and builds the fetcher and the transport.
     pub async fn open(config: &'a Config, rules: &'a RuleSet) -> anyhow::Result<Pipeline<'a>> {
-        if let Some(pg) = &config.store {
-            // Refused before anything is fetched, rather than run on a store that cannot yet
-            // compose or send (issue 17 is being built; see docs/cluster.md).
-            anyhow::bail!(
-                "`[store]` names a PostgreSQL store ({}), but the pipeline cannot run on \
-                 PostgreSQL yet: composing digests and alerts and the outbox are not ported \
-                 (docs/cluster.md). Remove `[store]` to keep the SQLite file in {}",
-                pg.url,
-                config.state_dir.display()
-            );
-        }
         let state_dir = config.state_dir.clone();
         let feeds: Vec<(String, String)> = config
             .feeds
@@ -234,19 +223,25 @@ impl<'a> Pipeline<'a> {
                 (f.name.clone(), mode)
             })
             .collect();
+        let pg = config.store.clone();
         let store = tokio::task::spawn_blocking(move || -> Result<Store, StoreError> {
-            let mut store = Store::open(&state_dir)?;
+            // `[store]`: the PostgreSQL several nodes share (issue 17); else SQLite in state_dir.
+            let mut store = match &pg {
+                Some(settings) => Store::open_postgres(settings)?,
+                None => Store::open(&state_dir)?,
+            };
             store.ensure_feeds(feeds.iter().map(|(n, u)| (n.as_str(), u.as_str())))?;
             store.set_full_text_modes(modes.iter().map(|(n, m)| (n.as_str(), *m)))?;
             Ok(store)
         })
         .await
         .context("the database task panicked")?
-        .with_context(|| {
-            format!(
+        .with_context(|| match &config.store {
+            Some(pg) => format!("cannot open the PostgreSQL store {}", pg.url),
+            None => format!(
                 "cannot open the state database in {}",
                 config.state_dir.display()
-            )
+            ),
         })?;
         let fetcher = Fetcher::new(&config.fetch, &config.user_agent)
             .context("cannot build the HTTP client")?;
@@ -384,19 +379,30 @@ impl<'a> Pipeline<'a> {
     }
 
     /// The match stage over what is pending, up to `limit` articles (see `match_backlog`), on
-    /// every core, without stalling the runtime's other tasks.
+    /// every core, without stalling the runtime's other tasks. The stage (its store calls
+    /// included) runs on a plain thread of its own, never on a runtime thread: the PostgreSQL
+    /// driver blocks on a runtime of its own, which tokio refuses inside another one (the
+    /// tests' current-thread runtime). A scoped thread rather than `spawn_blocking`: the stage
+    /// borrows the pipeline's rule set, which is not `'static`.
     fn match_pending(&self, now: DateTime<Utc>, limit: usize) -> anyhow::Result<(usize, bool)> {
         let threads = matching::match_threads();
         matching::off_worker(|| {
-            matching::match_backlog(
-                &self.store,
-                self.rules,
-                &self.settings.routing,
-                &self.metrics,
-                now,
-                threads,
-                limit,
-            )
+            std::thread::scope(|scope| {
+                scope
+                    .spawn(|| {
+                        matching::match_backlog(
+                            &self.store,
+                            self.rules,
+                            &self.settings.routing,
+                            &self.metrics,
+                            now,
+                            threads,
+                            limit,
+                        )
+                    })
+                    .join()
+                    .unwrap_or_else(|p| std::panic::resume_unwind(p))
+            })
         })
     }
 

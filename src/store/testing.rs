@@ -3,6 +3,7 @@
 //! `on_both_backends!`, which runs a behaviour test on SQLite and on a real PostgreSQL
 //! (`testing/postgres`). Test builds only; never a second write path.
 
+pub(crate) mod pg_server;
 pub(crate) mod postgres;
 
 use std::collections::HashMap;

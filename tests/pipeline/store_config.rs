@@ -1,6 +1,6 @@
 //! `[store]` (issue 17): without it the state stays SQLite; with it, a PostgreSQL URL whose
 //! password comes from the environment or a file, never from the URL, and never shows in
-//! `Debug` output; each bad key is named at its line and column.
+//! `Debug` output; each bad key is named at its line and column; an unreachable one is named.
 
 use std::path::Path;
 
@@ -153,10 +153,10 @@ fn broken_store_tables_are_named_where_they_go_wrong() {
     }
 }
 
-/// Until the pipeline runs on PostgreSQL, a config naming one is refused at start with the
-/// reason, not run on SQLite behind the operator's back.
+/// A `[store]` nobody answers at: `run` fails at start naming the store (never its
+/// password), and does not fall back to a SQLite file behind the operator's back.
 #[test]
-fn run_refuses_a_postgresql_store_it_cannot_run_on_yet() {
+fn run_names_the_postgresql_store_it_cannot_reach() {
     let dir = tempfile::tempdir().expect("tempdir");
     load(dir.path(), "").expect("writes the rule file");
     let path = dir.path().join("nw.toml");
@@ -168,7 +168,10 @@ fn run_refuses_a_postgresql_store_it_cannot_run_on_yet() {
     let out = newswatch(&["run", "--once", "--config", path.to_str().expect("utf-8")]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("cannot run on PostgreSQL yet"), "{stderr}");
+    assert!(
+        stderr.contains("cannot open the PostgreSQL store postgresql://nw@127.0.0.1:1/nw"),
+        "{stderr}"
+    );
     assert!(
         !dir.path().join("state/newswatch.db").exists(),
         "no SQLite database was made"

@@ -9,6 +9,7 @@ pub mod bin;
 pub mod demo;
 pub mod http;
 pub mod mail;
+pub mod postgres;
 pub mod proxy;
 pub mod receiver;
 pub mod smtp;
