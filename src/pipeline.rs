@@ -4,6 +4,7 @@
 //! clock). Durable work (a composed digest) goes through the outbox.
 
 mod channels;
+mod cluster;
 mod compose;
 mod full_text;
 mod matching;
@@ -171,6 +172,8 @@ pub struct Pipeline<'a> {
     robots: full_text::RobotsCache,
     /// Our robots.txt product token (`newswatch`, from the User-Agent).
     product: String,
+    /// When this pipeline opened: the node's start, as its heartbeat reports it.
+    started: DateTime<Utc>,
 }
 
 /// What the stages need from the configuration and the rules, derived once when the pipeline
@@ -271,6 +274,7 @@ impl<'a> Pipeline<'a> {
                 .next()
                 .unwrap_or("newswatch")
                 .to_ascii_lowercase(),
+            started: crate::clock::now(),
         })
     }
 
@@ -350,6 +354,7 @@ impl<'a> Pipeline<'a> {
         };
         // Where a cycle's time goes, for operators and the benchmark (monotonic, never `now`).
         let ms = |since: std::time::Instant| since.elapsed().as_millis() as u64;
+        self.beat(now).await?;
         let started = std::time::Instant::now();
         self.poll(now, which, clock, &mut summary).await?;
         // Full text before matching: a queued item is matched once, on its page's text.

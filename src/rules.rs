@@ -295,6 +295,33 @@ impl RuleSet {
         &self.rules
     }
 
+    /// A short hash of what the rules say (id, title, priority, query, feeds, age limit of each,
+    /// in order): nodes of a cluster compare theirs to find one running other rules (issue 17).
+    /// Where a rule was written (file, line) and its examples do not count.
+    pub fn fingerprint(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        for r in &self.rules {
+            let fields = [
+                r.id.clone(),
+                r.title.clone(),
+                format!("{:?}", r.priority),
+                r.query.clone(),
+                format!("{:?}", r.feeds),
+                format!("{:?}", r.max_age),
+            ];
+            for f in fields {
+                // Length-prefixed, so no two different rule sets hash the same bytes.
+                h.update((f.len() as u64).to_le_bytes());
+                h.update(f.as_bytes());
+            }
+        }
+        h.finalize()[..8]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
     /// The index of the rule with this id.
     pub fn find(&self, id: &str) -> Option<usize> {
         self.rules.iter().position(|r| r.id == id)

@@ -134,7 +134,7 @@ contract! {
     fn claim_feeds(names: &[&str], now: DateTime<Utc>, limit: usize)
         -> Result<Vec<Lease>, StoreError>;
     fn release_feeds(names: &[&str]) -> Result<(), StoreError>;
-    fn claim_pending_articles(now: DateTime<Utc>, limit: usize)
+    fn claim_pending_articles(after: i64, now: DateTime<Utc>, limit: usize)
         -> Result<Vec<PendingArticle>, StoreError>;
     fn holds_message(id: i64, now: DateTime<Utc>) -> Result<bool, StoreError>;
     // channels.rs
