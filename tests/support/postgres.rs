@@ -25,10 +25,14 @@ pub fn store_table(url: &str, node: &str, lease: &str) -> String {
 
 /// Runs `sql` on the database at `url` and returns the first column of each row as text.
 pub fn query(url: &str, sql: &str) -> Vec<String> {
-    let mut c = postgres::Client::connect(url, postgres::NoTls).expect("connect to the test db");
-    c.query(sql, &[])
-        .expect("query")
+    try_query(url, sql).unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
+
+/// `query`, or its error (a table a node has not made yet).
+pub fn try_query(url: &str, sql: &str) -> Result<Vec<String>, postgres::Error> {
+    let mut c = postgres::Client::connect(url, postgres::NoTls)?;
+    Ok(c.query(sql, &[])?
         .iter()
         .map(|r| r.get::<_, String>(0))
-        .collect()
+        .collect())
 }
