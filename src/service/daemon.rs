@@ -74,7 +74,8 @@ pub async fn run_daemon(config: Config, rules: RuleSet, options: Options) -> any
     .context("cannot open the state database for health checks")?;
     let console = if config.http.enabled && config.console.enabled {
         if let Some(pg) = &config.store {
-            // Its reads are not written for PostgreSQL yet (`store::pg::unported`).
+            // The console opens the SQLite file itself (`Console::open`); its reads are on
+            // the store contract, PostgreSQL included, but it does not open that store yet.
             warn!(store = %pg.url, "the web console does not run on a PostgreSQL store yet (issue 17); serving only /metrics and /healthz");
             None
         } else {

@@ -18,6 +18,7 @@ use crate::config::PostgresSettings;
 mod channels;
 mod cluster;
 mod compose;
+mod console;
 mod copy;
 mod feeds;
 mod full_text;
