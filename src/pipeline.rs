@@ -301,6 +301,11 @@ impl<'a> Pipeline<'a> {
         self
     }
 
+    /// The registry this pipeline counts in (its own, or the daemon's: `with_metrics`).
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
     /// The configuration this pipeline runs.
     pub fn config(&self) -> &Config {
         self.config

@@ -604,3 +604,33 @@ fn report(
         ));
     }
 }
+
+#[cfg(test)]
+mod fingerprint_tests {
+    use super::RuleSet;
+
+    /// The rule set of `text`, written to `name` in a fresh temp dir.
+    fn set(name: &str, text: &str) -> RuleSet {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).expect("write rules");
+        RuleSet::load(&[path]).unwrap_or_else(|e| panic!("{e:?}"))
+    }
+
+    #[test]
+    fn the_fingerprint_follows_what_the_rules_say_not_where_they_are_written() {
+        let one = "[[rule]]\nid = \"a\"\nquery = \"Healey\"\n";
+        let base = set("a.toml", one).fingerprint();
+        assert_eq!(base.len(), 16);
+        assert_eq!(set("b.toml", one).fingerprint(), base, "another file name");
+        assert_eq!(
+            set("a.toml", &format!("\n\n{one}")).fingerprint(),
+            base,
+            "another line"
+        );
+        let changed = set("a.toml", "[[rule]]\nid = \"a\"\nquery = \"Hegseth\"\n");
+        assert_ne!(changed.fingerprint(), base, "another query");
+        let renamed = set("a.toml", "[[rule]]\nid = \"b\"\nquery = \"Healey\"\n");
+        assert_ne!(renamed.fingerprint(), base, "another id");
+    }
+}

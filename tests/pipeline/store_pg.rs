@@ -186,3 +186,82 @@ fn a_daemon_on_postgresql_sends_and_status_reports_it() {
         "{report:#}"
     );
 }
+
+/// Two nodes on one PostgreSQL with different rules: each beats with its rules hash, and the
+/// one that sees the other's differing hash says so in `/metrics`; once they agree, it clears.
+#[tokio::test]
+async fn a_node_with_other_rules_is_flagged_in_metrics() {
+    use newswatch::config::Config;
+    use newswatch::pipeline::{Feeds, Pipeline};
+    use newswatch::rules::RuleSet;
+
+    // The driver blocks: its calls go off the test's runtime thread.
+    let url = tokio::task::spawn_blocking(fresh_database_url)
+        .await
+        .expect("a database");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let node = |name: &str, query: &str| -> (Config, RuleSet) {
+        let dir = tmp.path().join(name);
+        std::fs::create_dir_all(dir.join("rules")).expect("mkdir");
+        std::fs::write(
+            dir.join("rules/r.toml"),
+            format!("[[rule]]\nid = \"r\"\nquery = \"{query}\"\n"),
+        )
+        .expect("rules");
+        let path = dir.join("nw.toml");
+        std::fs::write(
+            &path,
+            format!(
+                "state_dir = \"state\"\nrules = [\"rules/*.toml\"]\n[delivery]\nmethod = \"file\"\n\
+                 dir = \"outbox\"\nfrom = \"nw <nw@example.org>\"\n{}",
+                store_table(&url, name, "1m")
+            ),
+        )
+        .expect("config");
+        let config = Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+        let rules = RuleSet::load(&config.rule_files).unwrap_or_else(|e| panic!("{e:?}"));
+        (config, rules)
+    };
+    let differ = |p: &Pipeline<'_>| -> String {
+        p.metrics()
+            .encode()
+            .lines()
+            .find(|l| l.starts_with("newswatch_cluster_rules_differ "))
+            .unwrap_or_default()
+            .to_string()
+    };
+    let now = newswatch::clock::now();
+    let (ca, ra) = node("node-a", "Healey");
+    let (cb, rb) = node("node-b", "Hegseth");
+    let a = Pipeline::open(&ca, &ra).await.expect("open a");
+    let b = Pipeline::open(&cb, &rb).await.expect("open b");
+    a.cycle(now, Feeds::All).await.expect("a cycles");
+    assert_eq!(
+        differ(&a),
+        "newswatch_cluster_rules_differ 0",
+        "alone so far"
+    );
+    b.cycle(now, Feeds::All).await.expect("b cycles");
+    assert_eq!(differ(&b), "newswatch_cluster_rules_differ 1");
+    a.cycle(now, Feeds::All).await.expect("a cycles");
+    assert_eq!(differ(&a), "newswatch_cluster_rules_differ 1");
+    let db = url.clone();
+    let hashes = tokio::task::spawn_blocking(move || {
+        crate::support::postgres::query(
+            &db,
+            "SELECT name || ' ' || rules_hash FROM nodes ORDER BY name",
+        )
+    })
+    .await
+    .expect("query");
+    assert_eq!(hashes.len(), 2);
+    assert_ne!(hashes[0][7..], hashes[1][7..], "{hashes:?}");
+    // Node b comes back with node a's rules: nobody differs.
+    drop(b);
+    let (cb, rb) = node("node-b", "Healey");
+    let b = Pipeline::open(&cb, &rb).await.expect("open b again");
+    b.cycle(now, Feeds::All).await.expect("b cycles");
+    assert_eq!(differ(&b), "newswatch_cluster_rules_differ 0");
+    a.cycle(now, Feeds::All).await.expect("a cycles");
+    assert_eq!(differ(&a), "newswatch_cluster_rules_differ 0");
+}
