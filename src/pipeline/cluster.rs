@@ -23,7 +23,8 @@ const BEATS_ALIVE: u32 = 6;
 
 impl Pipeline<'_> {
     /// Of the feeds `due` (config indexes) that the stream's clock found due at `now`, those
-    /// this node now holds a lease on, to poll. The others go back on `clock`: at the next
+    /// this node now holds a lease on, to poll, with their `records` refreshed from the store.
+    /// The others go back on `clock`: at the next
     /// due time the store holds (another node polled them meanwhile), else after `recheck`
     /// (another node holds them now; if it died, its lease runs out and this node claims them
     /// at the first recheck after that). A store error puts them all back for a recheck.
@@ -47,22 +48,25 @@ impl Pipeline<'_> {
                     .into_iter()
                     .map(|l| l.feed)
                     .collect();
-                let mut others = Vec::new();
-                for name in asked.iter().filter(|n| !claimed.contains(*n)) {
-                    others.push((name.clone(), s.feed_record(name)?));
+                // Every asked feed's record as stored now: another node may have polled it
+                // since this node last did (validators, errors and schedule are the store's).
+                let mut fresh = Vec::new();
+                for name in &asked {
+                    fresh.push((name.clone(), s.feed_record(name)?));
                 }
-                Ok((claimed, others))
+                Ok((claimed, fresh))
             })
             .await;
         let recheck = now + chrono::Duration::from_std(self.recheck()).unwrap_or_default();
         match answer {
-            Ok((claimed, others)) => {
+            Ok((claimed, fresh)) => {
                 let index: HashMap<&str, usize> =
                     due.iter().map(|&i| (feeds[i].name.as_str(), i)).collect();
-                for (name, record) in others {
+                for (name, record) in fresh {
                     let Some(&i) = index.get(name.as_str()) else {
                         continue;
                     };
+                    let held = !claimed.contains(&name);
                     let at = record
                         .as_ref()
                         .and_then(|r| r.next_due)
@@ -71,7 +75,9 @@ impl Pipeline<'_> {
                     if let Some(r) = record {
                         records.insert(name, r);
                     }
-                    clock.push(Reverse((at, i)));
+                    if held {
+                        clock.push(Reverse((at, i)));
+                    }
                 }
                 due.iter()
                     .copied()
