@@ -4,6 +4,7 @@
 //! clock). Durable work (a composed digest) goes through the outbox.
 
 mod channels;
+mod cluster;
 mod compose;
 mod full_text;
 mod matching;
@@ -195,6 +196,8 @@ pub struct Pipeline<'a> {
     pushing: websub::Pushing,
     /// From the WebSub callback server: pushes stored, subscriptions verified.
     push: Arc<PushSignals>,
+    /// When this pipeline opened: the node's start, as its heartbeat reports it.
+    started: DateTime<Utc>,
 }
 
 /// What the stages need from the configuration and the rules, derived once when the pipeline
@@ -227,17 +230,6 @@ impl Settings {
 impl<'a> Pipeline<'a> {
     /// Opens the state database (creating it) and builds the fetcher and the transport.
     pub async fn open(config: &'a Config, rules: &'a RuleSet) -> anyhow::Result<Pipeline<'a>> {
-        if let Some(pg) = &config.store {
-            // Refused before anything is fetched, rather than run on a store that cannot yet
-            // compose or send (issue 17 is being built; see docs/cluster.md).
-            anyhow::bail!(
-                "`[store]` names a PostgreSQL store ({}), but the pipeline cannot run on \
-                 PostgreSQL yet: composing digests and alerts and the outbox are not ported \
-                 (docs/cluster.md). Remove `[store]` to keep the SQLite file in {}",
-                pg.url,
-                config.state_dir.display()
-            );
-        }
         let state_dir = config.state_dir.clone();
         let feeds: Vec<(String, String)> = config
             .feeds
@@ -258,19 +250,25 @@ impl<'a> Pipeline<'a> {
                 (f.name.clone(), mode)
             })
             .collect();
+        let pg = config.store.clone();
         let store = tokio::task::spawn_blocking(move || -> Result<Store, StoreError> {
-            let mut store = Store::open(&state_dir)?;
+            // `[store]`: the PostgreSQL several nodes share (issue 17); else SQLite in state_dir.
+            let mut store = match &pg {
+                Some(settings) => Store::open_postgres(settings)?,
+                None => Store::open(&state_dir)?,
+            };
             store.ensure_feeds(feeds.iter().map(|(n, u)| (n.as_str(), u.as_str())))?;
             store.set_full_text_modes(modes.iter().map(|(n, m)| (n.as_str(), *m)))?;
             Ok(store)
         })
         .await
         .context("the database task panicked")?
-        .with_context(|| {
-            format!(
+        .with_context(|| match &config.store {
+            Some(pg) => format!("cannot open the PostgreSQL store {}", pg.url),
+            None => format!(
                 "cannot open the state database in {}",
                 config.state_dir.display()
-            )
+            ),
         })?;
         let fetcher = Fetcher::new(&config.fetch, &config.user_agent)
             .context("cannot build the HTTP client")?;
@@ -302,6 +300,7 @@ impl<'a> Pipeline<'a> {
                 .to_ascii_lowercase(),
             pushing: websub::Pushing::default(),
             push: Arc::new(PushSignals::default()),
+            started: crate::clock::now(),
         })
     }
 
@@ -333,6 +332,11 @@ impl<'a> Pipeline<'a> {
     pub fn with_push_signals(mut self, push: Arc<PushSignals>) -> Self {
         self.push = push;
         self
+    }
+
+    /// The registry this pipeline counts in (its own, or the daemon's: `with_metrics`).
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 
     /// The configuration this pipeline runs.
@@ -388,6 +392,7 @@ impl<'a> Pipeline<'a> {
         };
         // Where a cycle's time goes, for operators and the benchmark (monotonic, never `now`).
         let ms = |since: std::time::Instant| since.elapsed().as_millis() as u64;
+        self.beat(now).await?;
         let started = std::time::Instant::now();
         self.poll(now, which, clock, &mut summary).await?;
         // Full text before matching: a queued item is matched once, on its page's text.
@@ -417,19 +422,30 @@ impl<'a> Pipeline<'a> {
     }
 
     /// The match stage over what is pending, up to `limit` articles (see `match_backlog`), on
-    /// every core, without stalling the runtime's other tasks.
+    /// every core, without stalling the runtime's other tasks. The stage (its store calls
+    /// included) runs on a plain thread of its own, never on a runtime thread: the PostgreSQL
+    /// driver blocks on a runtime of its own, which tokio refuses inside another one (the
+    /// tests' current-thread runtime). A scoped thread rather than `spawn_blocking`: the stage
+    /// borrows the pipeline's rule set, which is not `'static`.
     fn match_pending(&self, now: DateTime<Utc>, limit: usize) -> anyhow::Result<(usize, bool)> {
         let threads = matching::match_threads();
         matching::off_worker(|| {
-            matching::match_backlog(
-                &self.store,
-                self.rules,
-                &self.settings.routing,
-                &self.metrics,
-                now,
-                threads,
-                limit,
-            )
+            std::thread::scope(|scope| {
+                scope
+                    .spawn(|| {
+                        matching::match_backlog(
+                            &self.store,
+                            self.rules,
+                            &self.settings.routing,
+                            &self.metrics,
+                            now,
+                            threads,
+                            limit,
+                        )
+                    })
+                    .join()
+                    .unwrap_or_else(|p| std::panic::resume_unwind(p))
+            })
         })
     }
 

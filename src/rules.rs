@@ -295,6 +295,33 @@ impl RuleSet {
         &self.rules
     }
 
+    /// A short hash of what the rules say (id, title, priority, query, feeds, age limit of each,
+    /// in order): nodes of a cluster compare theirs to find one running other rules (issue 17).
+    /// Where a rule was written (file, line) and its examples do not count.
+    pub fn fingerprint(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        for r in &self.rules {
+            let fields = [
+                r.id.clone(),
+                r.title.clone(),
+                format!("{:?}", r.priority),
+                r.query.clone(),
+                format!("{:?}", r.feeds),
+                format!("{:?}", r.max_age),
+            ];
+            for f in fields {
+                // Length-prefixed, so no two different rule sets hash the same bytes.
+                h.update((f.len() as u64).to_le_bytes());
+                h.update(f.as_bytes());
+            }
+        }
+        h.finalize()[..8]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
     /// The index of the rule with this id.
     pub fn find(&self, id: &str) -> Option<usize> {
         self.rules.iter().position(|r| r.id == id)
@@ -575,5 +602,35 @@ fn report(
             e.message,
             e.hint.as_deref(),
         ));
+    }
+}
+
+#[cfg(test)]
+mod fingerprint_tests {
+    use super::RuleSet;
+
+    /// The rule set of `text`, written to `name` in a fresh temp dir.
+    fn set(name: &str, text: &str) -> RuleSet {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).expect("write rules");
+        RuleSet::load(&[path]).unwrap_or_else(|e| panic!("{e:?}"))
+    }
+
+    #[test]
+    fn the_fingerprint_follows_what_the_rules_say_not_where_they_are_written() {
+        let one = "[[rule]]\nid = \"a\"\nquery = \"Healey\"\n";
+        let base = set("a.toml", one).fingerprint();
+        assert_eq!(base.len(), 16);
+        assert_eq!(set("b.toml", one).fingerprint(), base, "another file name");
+        assert_eq!(
+            set("a.toml", &format!("\n\n{one}")).fingerprint(),
+            base,
+            "another line"
+        );
+        let changed = set("a.toml", "[[rule]]\nid = \"a\"\nquery = \"Hegseth\"\n");
+        assert_ne!(changed.fingerprint(), base, "another query");
+        let renamed = set("a.toml", "[[rule]]\nid = \"b\"\nquery = \"Healey\"\n");
+        assert_ne!(renamed.fingerprint(), base, "another id");
     }
 }

@@ -88,6 +88,8 @@ pub enum StoreError {
     Pg(#[from] postgres::Error),
     #[error("PostgreSQL store: {0}")]
     PgPool(#[from] r2d2::Error),
+    #[error("the PostgreSQL store is closed")]
+    PgClosed,
     #[error(
         "{0} is not implemented on the PostgreSQL store yet (issue 17); run this node on SQLite \
          (remove `[store]`) until it is"

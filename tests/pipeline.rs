@@ -45,6 +45,8 @@ mod sources_request;
 mod spikes;
 #[path = "pipeline/store_config.rs"]
 mod store_config;
+#[path = "pipeline/store_pg.rs"]
+mod store_pg;
 #[path = "pipeline/streaming.rs"]
 mod streaming;
 

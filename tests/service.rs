@@ -11,6 +11,8 @@ mod browser;
 mod channel_cli;
 #[path = "service/channel_kill.rs"]
 mod channel_kill;
+#[path = "service/cluster.rs"]
+mod cluster;
 #[path = "service/console.rs"]
 mod console;
 #[path = "service/daemon.rs"]

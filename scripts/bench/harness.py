@@ -187,11 +187,28 @@ class Tool:
 
 
 class Newswatch(Tool):
-    name = "newswatch"
+    """newswatch run --once; with `pg_socket`, on a fresh PostgreSQL database of that server
+    (`newswatch-pg`, issue 17; scripts/bench/pg-server starts one) instead of SQLite."""
 
-    def __init__(self, binary, concurrency):
+    name = "newswatch"
+    databases = 0
+
+    def __init__(self, binary, concurrency, pg_socket=None):
         self.binary = binary
         self.concurrency = concurrency
+        self.pg_socket = pg_socket
+        if pg_socket:
+            self.name = "newswatch-pg"
+
+    def store_table(self):
+        if not self.pg_socket:
+            return ""
+        Newswatch.databases += 1
+        db = f"bench_{os.getpid()}_{Newswatch.databases}"
+        subprocess.run(["/usr/lib/postgresql/15/bin/createdb", "-h", self.pg_socket,
+                        "-U", "newswatch", db], check=True)
+        return (f'\n[store]\nurl = "postgresql://newswatch@localhost/{db}?host={self.pg_socket}"\n'
+                'node_name = "bench"\n')
 
     def write_config(self, work, svc, feeds, rules_toml, interval="24h"):
         lines = [
@@ -213,6 +230,7 @@ class Newswatch(Tool):
             f'host = "127.0.0.1"\nport = {svc.smtp_port}\nsecurity = "none"\n'
             '\n[[digest]]\nname = "briefing"\nto = ["Analyst <analyst@example.org>"]\n'
         )
+        lines.append(self.store_table())
         path = os.path.join(work, "newswatch.toml")
         with open(path, "w") as fh:
             fh.writelines(lines)
@@ -554,6 +572,8 @@ def main():
     ap.add_argument("--change", type=float, default=0.10, help="share of feeds changed before cycle 3")
     ap.add_argument("--newswatch", default=os.path.join(ROOT, "target", "release", "newswatch"))
     ap.add_argument("--concurrency", type=int, default=0, help="newswatch [fetch] concurrency (0: its default)")
+    ap.add_argument("--pg-socket", default=None,
+                    help="socket dir of a PostgreSQL for the newswatch-pg tool (scripts/bench/pg-server start)")
     ap.add_argument("--newsboat-threads", type=int, default=8)
     ap.add_argument("--timeout", type=int, default=1800, help="deadline of one child process, seconds")
     ap.add_argument("--idle", action="store_true", help="idle-cost mode (newswatch daemon) instead of cycles")
@@ -621,9 +641,12 @@ def main():
 def run_all(args, tools, rule_sizes, svc, feed_dir, work_root):
     instances = []
     for t in tools:
-        if t == "newswatch":
+        if t == "newswatch-pg" and not args.pg_socket:
+            raise SystemExit("newswatch-pg needs --pg-socket DIR (scripts/bench/pg-server start)")
+        if t in ("newswatch", "newswatch-pg"):
             if os.access(args.newswatch, os.X_OK):
-                instances.append(Newswatch(args.newswatch, args.concurrency))
+                instances.append(Newswatch(args.newswatch, args.concurrency,
+                                           args.pg_socket if t == "newswatch-pg" else None))
             else:
                 print(f"newswatch: failed (no executable at {args.newswatch}; build it with "
                       "`cargo build --release`)", flush=True)
@@ -640,10 +663,10 @@ def run_all(args, tools, rule_sizes, svc, feed_dir, work_root):
             raise SystemExit(f"unknown tool {t!r}")
 
     raw, results = {}, {}
-    order = ["newswatch", "rss2email", "rss2email-nofilter", "newsboat"]
+    order = ["newswatch", "newswatch-pg", "rss2email", "rss2email-nofilter", "newsboat"]
     for tool in instances:
         # Tools that ignore the rules run once, under the label "-".
-        sizes = rule_sizes if tool.name in ("newswatch", "rss2email") else ["-"]
+        sizes = rule_sizes if tool.name in ("newswatch", "newswatch-pg", "rss2email") else ["-"]
         for size in sizes:
             rules = ensure_rules(args.data, size if size != "-" else rule_sizes[0], args.seed)
             runs = []

@@ -10,7 +10,7 @@ import json
 import sys
 
 CYCLES = ["cold", "unchanged", "changed"]
-ORDER = ["newswatch", "rss2email", "rss2email-nofilter", "newsboat"]
+ORDER = ["newswatch", "newswatch-pg", "rss2email", "rss2email-nofilter", "newsboat"]
 
 
 def load(paths):

@@ -115,6 +115,13 @@ impl<'a> Pipeline<'a> {
             .db_work(move |s| {
                 let since = s.last_digest_time(&cfg2.name)?;
                 let mut tx = s.begin_compose()?;
+                // Another node may have served this slot since it was found due (on
+                // PostgreSQL the composition began after that node's commit): one email a slot.
+                if let Some(slot) = slot
+                    && tx.last_slot(&cfg2.name)?.is_some_and(|last| last >= slot)
+                {
+                    return Ok(None);
+                }
                 let batch = gather_digest(&mut tx, &cfg2, &titles, None, now)?;
                 let id = tx.next_digest_id()?;
                 let mut batch = digest::Batch::from_store(&batch, &titles);

@@ -97,7 +97,9 @@ pub(super) fn match_backlog(
         }
         Ok(())
     };
-    let mut next = store().pending_articles_after(0, chunk)?;
+    // Claimed: with several nodes on PostgreSQL each article goes to one of them (`store::pg`'s
+    // matcher claims); on SQLite the one node holds them all.
+    let mut next = store().claim_pending_articles(0, now, chunk)?;
     let mut verdicts: Vec<ArticleMatches> = Vec::new();
     while let Some(last) = next.last().map(|p| p.id) {
         if articles >= limit {
@@ -112,8 +114,8 @@ pub(super) fn match_backlog(
                 .chunks(current.len().div_ceil(threads))
                 .map(|part| s.spawn(|| match_articles(rules, routing, metrics, part, now)))
                 .collect();
-            let io =
-                record(&verdicts).and_then(|()| Ok(store().pending_articles_after(last, chunk)?));
+            let io = record(&verdicts)
+                .and_then(|()| Ok(store().claim_pending_articles(last, now, chunk)?));
             let done: Vec<ArticleMatches> = workers
                 .into_iter()
                 .flat_map(|w| w.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))

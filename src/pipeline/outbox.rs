@@ -33,8 +33,24 @@ impl Pipeline<'_> {
                 self.db(move |s| s.mark_sent(id, at)).await?;
                 continue;
             }
-            let deliver::Attempt { outcome, quit } = self.deliverer.send(&msg).await;
+            // With several nodes, only while this node still holds the message (its claim
+            // renewed just now): a node whose claim ran out or whose connection was cut sends
+            // nothing another node may be sending. An error counts as no. Always yes on SQLite
+            // while the message is queued.
             let id = msg.id;
+            let at = clock.map_or(now, |c| c());
+            match self.db(move |s| s.holds_message(id, at)).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    info!(message_id = %msg.message_id, "not sending: this node no longer holds the message");
+                    continue;
+                }
+                Err(e) => {
+                    warn!(message_id = %msg.message_id, error = format!("{e:#}"), "not sending: cannot renew this node's claim on the message");
+                    continue;
+                }
+            }
+            let deliver::Attempt { outcome, quit } = self.deliverer.send(&msg).await;
             let attempts = msg.attempts + 1;
             match outcome {
                 SendOutcome::Sent => {

@@ -132,13 +132,14 @@ impl Pipeline<'_> {
             progress: ctx.progress,
         };
         let stages = async {
-            let (fetched, matched, delivered, (), (), ()) = tokio::join!(
+            let (fetched, matched, delivered, (), (), (), ()) = tokio::join!(
                 self.fetch_and_store(&stopping, &stored, ctx, &totals),
                 self.match_and_compose(&stopping, &stored, &composed, ctx, &totals),
                 self.deliver_stage(&stopping, &composed, ctx, &totals),
                 self.full_text_stage(&stopping, &stored, ctx.clock, ctx.max_idle),
                 self.websub_stage(&stopping, ctx.clock, ctx.max_idle),
                 self.pushes_wake_matching(&stopping, &stored),
+                self.beat_stage(&stopping, ctx.clock),
             );
             (fetched, matched, delivered)
         };
@@ -210,6 +211,7 @@ impl Pipeline<'_> {
         loop {
             let now = (ctx.clock)();
             let stopping_now = stopping.is_cancelled();
+            let mut due_now: Vec<usize> = Vec::new();
             loop {
                 match clock.peek() {
                     Some(Reverse((due, _))) if *due <= now && !stopping_now => {}
@@ -218,6 +220,12 @@ impl Pipeline<'_> {
                 let Some(Reverse((_, i))) = clock.pop() else {
                     break;
                 };
+                due_now.push(i);
+            }
+            for i in self
+                .claim_due(&due_now, now, &mut records, &mut clock)
+                .await
+            {
                 let feed: FeedConfig = feeds[i].clone();
                 let record = records.get(&feed.name).cloned().unwrap_or_default();
                 let poller = self.poller.clone();
@@ -248,6 +256,21 @@ impl Pipeline<'_> {
                     warn!(
                         polls = queued.len(),
                         "stopping with polls not stored; their feeds are fetched again at the next start"
+                    );
+                }
+                // Leases this node still holds (polls aborted or not stored) go back to the
+                // cluster now rather than when they expire.
+                let names: Vec<String> = feeds.iter().map(|f| f.name.clone()).collect();
+                let released = self
+                    .db(move |s| {
+                        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+                        s.release_feeds(&names)
+                    })
+                    .await;
+                if let Err(e) = released {
+                    warn!(
+                        error = format!("{e:#}"),
+                        "cannot release this node's feed leases; they expire on their own"
                     );
                 }
                 return Ok(());
@@ -328,9 +351,13 @@ impl Pipeline<'_> {
                             }
                             ctx.beats.store.beat();
                             // Back on its clock at the due time the store recorded.
+                            // Stored: the leases go (the stored next due keeps every node off
+                            // the feed until then).
                             let names: Vec<String> = writes.iter().map(|w| w.name.clone()).collect();
                             let fresh = self
                                 .db(move |s| {
+                                    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+                                    s.release_feeds(&refs)?;
                                     names.iter().map(|n| s.feed_record(n)).collect::<Result<Vec<_>, _>>()
                                 })
                                 .await?;

@@ -74,10 +74,23 @@ pub async fn run_daemon(config: Config, rules: RuleSet, options: Options) -> any
     };
     // Creates and migrates the database; the read-only probe below needs it to exist.
     drop(Pipeline::open(&config, &rules).await?);
-    let probe_db = Store::open_read_only(&config.state_dir)
-        .context("cannot open the state database for health checks")?;
+    let probe_db = match config.store.clone() {
+        // Its own small pool on the shared PostgreSQL; connecting blocks, so off the runtime.
+        Some(pg) => tokio::task::spawn_blocking(move || Store::open_postgres(&pg))
+            .await
+            .context("the database task panicked")?,
+        None => Store::open_read_only(&config.state_dir),
+    }
+    .context("cannot open the state database for health checks")?;
     let console = if config.http.enabled && config.console.enabled {
-        Some(open_console(&config)?)
+        if let Some(pg) = &config.store {
+            // The console opens the SQLite file itself (`Console::open`); its reads are on
+            // the store contract, PostgreSQL included, but it does not open that store yet.
+            warn!(store = %pg.url, "the web console does not run on a PostgreSQL store yet (issue 17); serving only /metrics and /healthz");
+            None
+        } else {
+            Some(open_console(&config)?)
+        }
     } else {
         None
     };

@@ -142,6 +142,7 @@ pub struct Metrics {
     regex_budget_spent: Family<RuleLabels, Counter>,
     match_latency: Histogram,
     feeds_in_error: Gauge,
+    cluster_rules_differ: Gauge,
     reloads: Family<ReloadLabels, Counter>,
     channel_attempts: Family<ChannelLabels, Counter>,
     channel_messages: Family<ChannelStateLabels, Gauge>,
@@ -188,6 +189,7 @@ impl Metrics {
             articles_capped.clone(),
         );
         let feeds_in_error = Gauge::default();
+        let cluster_rules_differ = Gauge::default();
         let reloads = Family::<ReloadLabels, Counter>::default();
         r.register("polls", "Feed polls by result", polls.clone());
         r.register(
@@ -226,6 +228,11 @@ impl Metrics {
             "match_latency_seconds",
             "Per alerted article: from its first fetch to its match being recorded",
             match_latency.clone(),
+        );
+        r.register(
+            "cluster_rules_differ",
+            "1 while another live node of the cluster runs other rules (issue 17)",
+            cluster_rules_differ.clone(),
         );
         r.register(
             "feeds_in_error",
@@ -282,6 +289,7 @@ impl Metrics {
             regex_budget_spent,
             match_latency,
             feeds_in_error,
+            cluster_rules_differ,
             reloads,
             channel_attempts,
             channel_messages,
@@ -397,6 +405,11 @@ impl Metrics {
         if let Some(d) = latency.to_match {
             self.match_latency.observe(d.as_secs_f64());
         }
+    }
+
+    /// 1 while another live node of the cluster runs other rules (its rules hash differs).
+    pub fn set_cluster_rules_differ(&self, differ: bool) {
+        self.cluster_rules_differ.set(i64::from(differ));
     }
 
     pub fn set_feeds_in_error(&self, feeds: u64) {

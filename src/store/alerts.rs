@@ -6,7 +6,7 @@
 use chrono::{DateTime, Utc};
 use rusqlite::params;
 
-use super::compose::ComposeTx;
+use super::compose::SqliteCompose;
 use super::matches::select_matches;
 use super::outbox::insert_outbox;
 use super::{Sqlite, StoreError, from_ts, ts};
@@ -54,7 +54,7 @@ impl Sqlite {
     }
 }
 
-impl ComposeTx<'_> {
+impl SqliteCompose<'_> {
     /// Hands the matches `ids` that alert set `set` still holds pending to the digests.
     pub fn defer_alerts(&mut self, set: &str, ids: &[i64]) -> Result<(), StoreError> {
         let mut defer = self.tx.prepare_cached(
@@ -123,70 +123,71 @@ mod tests {
     use std::collections::HashMap;
 
     use super::super::ArticleMatches;
-    use super::super::testing::{hit, msg, pending_for, store_with_two_articles};
+    use super::super::testing::{hit, msg, on_both_backends, pending_for, two_articles};
 
-    #[test]
-    fn alerts_hold_matches_back_from_digests_until_deferred() {
-        let (_dir, mut s, now) = store_with_two_articles();
-        let pending = s.pending_articles().unwrap();
-        let results: Vec<ArticleMatches> = pending
-            .iter()
-            .map(|p| ArticleMatches {
-                article: p.id,
-                matches: vec![("urgent".into(), vec![hit("x")])],
-            })
-            .collect();
-        let routes = HashMap::from([("urgent".to_string(), vec!["breaking".to_string()])]);
-        s.record_matches(&results, now, &routes).unwrap();
-        let queued = s.pending_alerts("breaking").unwrap();
-        assert_eq!(queued.len(), 2);
-        assert!(queued.iter().all(|(_, queued)| *queued == now));
-        assert!(pending_for(&mut s, "d").is_empty(), "held by the alert set");
-        let (first, second) = (queued[0].0, queued[1].0);
-        let mut tx = s.begin_compose().unwrap();
-        tx.defer_alerts("breaking", &[second]).unwrap();
-        let m = tx.gather_alert("breaking", &[first]).unwrap();
-        assert_eq!(m.iter().map(|m| m.id).collect::<Vec<_>>(), [first]);
-        let id = tx.next_digest_id().unwrap();
-        let outbox = tx
-            .commit_alert("breaking", id, now, &msg("<a1@x>"), &[first])
+    on_both_backends! {
+        fn alerts_hold_matches_back_from_digests_until_deferred(s) {
+            let now = two_articles(s);
+            let pending = s.pending_articles().unwrap();
+            let results: Vec<ArticleMatches> = pending
+                .iter()
+                .map(|p| ArticleMatches {
+                    article: p.id,
+                    matches: vec![("urgent".into(), vec![hit("x")])],
+                })
+                .collect();
+            let routes = HashMap::from([("urgent".to_string(), vec!["breaking".to_string()])]);
+            s.record_matches(&results, now, &routes).unwrap();
+            let queued = s.pending_alerts("breaking").unwrap();
+            assert_eq!(queued.len(), 2);
+            assert!(queued.iter().all(|(_, queued)| *queued == now));
+            assert!(pending_for(s, "d").is_empty(), "held by the alert set");
+            let (first, second) = (queued[0].0, queued[1].0);
+            let mut tx = s.begin_compose().unwrap();
+            tx.defer_alerts("breaking", &[second]).unwrap();
+            let m = tx.gather_alert("breaking", &[first]).unwrap();
+            assert_eq!(m.iter().map(|m| m.id).collect::<Vec<_>>(), [first]);
+            let id = tx.next_digest_id().unwrap();
+            let outbox = tx
+                .commit_alert("breaking", id, now, &msg("<a1@x>"), &[first])
+                .unwrap();
+            assert_eq!(s.message(outbox).unwrap().digest_name, "breaking");
+            assert!(s.pending_alerts("breaking").unwrap().is_empty());
+            assert_eq!(
+                s.alerts_composed_since("breaking", now - chrono::Duration::hours(1))
+                    .unwrap(),
+                1
+            );
+            let digest: Vec<i64> = pending_for(s, "d").iter().map(|m| m.id).collect();
+            assert_eq!(
+                digest,
+                [second],
+                "only the deferred match reaches the digest"
+            );
+            // A set removed from the config releases what it held.
+            let routes = HashMap::from([("other".to_string(), vec!["gone".to_string()])]);
+            s.record_matches(
+                &[ArticleMatches {
+                    article: pending[0].id,
+                    matches: vec![("other".into(), vec![hit("y")])],
+                }],
+                now,
+                &routes,
+            )
             .unwrap();
-        assert_eq!(s.message(outbox).unwrap().digest_name, "breaking");
-        assert!(s.pending_alerts("breaking").unwrap().is_empty());
-        assert_eq!(
-            s.alerts_composed_since("breaking", now - chrono::Duration::hours(1))
-                .unwrap(),
-            1
-        );
-        let digest: Vec<i64> = pending_for(&mut s, "d").iter().map(|m| m.id).collect();
-        assert_eq!(
-            digest,
-            [second],
-            "only the deferred match reaches the digest"
-        );
-        // A set removed from the config releases what it held.
-        let routes = HashMap::from([("other".to_string(), vec!["gone".to_string()])]);
-        s.record_matches(
-            &[ArticleMatches {
-                article: pending[0].id,
-                matches: vec![("other".into(), vec![hit("y")])],
-            }],
-            now,
-            &routes,
-        )
-        .unwrap();
-        assert_eq!(s.pending_alerts("gone").unwrap().len(), 1);
-        assert_eq!(s.release_orphaned_alerts(&["breaking".into()]).unwrap(), 1);
-        assert_eq!(pending_for(&mut s, "d").len(), 2);
-        // Applying the same plan again does nothing: those ids are no longer pending.
-        let mut tx = s.begin_compose().unwrap();
-        tx.defer_alerts("breaking", &[first]).unwrap();
-        assert!(tx.gather_alert("breaking", &[first]).unwrap().is_empty());
-        tx.commit().unwrap();
-        assert_eq!(
-            s.alerts_composed_since("breaking", now - chrono::Duration::hours(1))
-                .unwrap(),
-            1
-        );
+            assert_eq!(s.pending_alerts("gone").unwrap().len(), 1);
+            assert_eq!(s.release_orphaned_alerts(&["breaking".into()]).unwrap(), 1);
+            assert_eq!(pending_for(s, "d").len(), 2);
+            // Applying the same plan again does nothing: those ids are no longer pending.
+            let mut tx = s.begin_compose().unwrap();
+            tx.defer_alerts("breaking", &[first]).unwrap();
+            assert!(tx.gather_alert("breaking", &[first]).unwrap().is_empty());
+            tx.commit().unwrap();
+            assert_eq!(
+                s.alerts_composed_since("breaking", now - chrono::Duration::hours(1))
+                    .unwrap(),
+                1
+            );
+        }
     }
 }

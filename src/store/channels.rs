@@ -6,7 +6,7 @@
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, params};
 
-use super::compose::ComposeTx;
+use super::compose::SqliteCompose;
 use super::{Sqlite, StoreError, from_ts, ts};
 use crate::model::{ChannelCounts, ChannelMessage, OutboxCounts, OutboxStatus};
 
@@ -33,7 +33,7 @@ pub(super) fn insert(
     Ok(conn.last_insert_rowid())
 }
 
-impl ComposeTx<'_> {
+impl SqliteCompose<'_> {
     /// Queues `payload` for each of `channels`, in the composition's transaction (it commits
     /// with the email and the matches it carries, or not at all).
     pub fn queue_channels(
@@ -209,44 +209,45 @@ fn set_status(
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::store_with_matches;
+    use super::super::testing::{on_both_backends, with_matches};
     use super::*;
 
-    #[test]
-    fn channel_messages_go_through_their_states_and_keep_their_key() {
-        let (_dir, mut s, now) = store_with_matches();
-        let a = s.queue_channel_message("test", "ops", "{}", now).unwrap();
-        let b = s.queue_channel_message("test", "chat", "{}", now).unwrap();
-        let due = s.due_channel_messages(now).unwrap();
-        assert_eq!(due.iter().map(|m| m.id).collect::<Vec<_>>(), [a, b]);
-        let key_a = due[0].key.clone();
-        assert_ne!(key_a, due[1].key);
+    on_both_backends! {
+        fn channel_messages_go_through_their_states_and_keep_their_key(s) {
+            let now = with_matches(s);
+            let a = s.queue_channel_message("test", "ops", "{}", now).unwrap();
+            let b = s.queue_channel_message("test", "chat", "{}", now).unwrap();
+            let due = s.due_channel_messages(now).unwrap();
+            assert_eq!(due.iter().map(|m| m.id).collect::<Vec<_>>(), [a, b]);
+            let key_a = due[0].key.clone();
+            assert_ne!(key_a, due[1].key);
 
-        let later = now + chrono::Duration::minutes(2);
-        s.mark_channel_retry(a, "HTTP 503", later).unwrap();
-        s.mark_channel_failed(b, "HTTP 400").unwrap();
-        assert!(s.due_channel_messages(now).unwrap().is_empty());
-        assert_eq!(s.next_channel_attempt().unwrap(), Some(later));
-        let m = s.due_channel_messages(later).unwrap().pop().unwrap();
-        assert_eq!((m.id, m.attempts, m.key.as_str()), (a, 1, key_a.as_str()));
-        s.mark_channel_sent(a, later).unwrap();
-        assert_eq!(s.channel_message(a).unwrap().status, OutboxStatus::Sent);
+            let later = now + chrono::Duration::minutes(2);
+            s.mark_channel_retry(a, "HTTP 503", later).unwrap();
+            s.mark_channel_failed(b, "HTTP 400").unwrap();
+            assert!(s.due_channel_messages(now).unwrap().is_empty());
+            assert_eq!(s.next_channel_attempt().unwrap(), Some(later));
+            let m = s.due_channel_messages(later).unwrap().pop().unwrap();
+            assert_eq!((m.id, m.attempts, m.key.as_str()), (a, 1, key_a.as_str()));
+            s.mark_channel_sent(a, later).unwrap();
+            assert_eq!(s.channel_message(a).unwrap().status, OutboxStatus::Sent);
 
-        let counts = s.channel_counts().unwrap();
-        assert_eq!(counts.len(), 2);
-        assert_eq!(counts[0].channel, "chat");
-        assert_eq!(
-            (counts[0].counts.failed, counts[0].last_error.as_deref()),
-            (1, Some("HTTP 400"))
-        );
-        assert_eq!(
-            (counts[1].counts.sent, counts[1].last_sent),
-            (1, Some(later))
-        );
-        assert_eq!(s.next_channel_attempt().unwrap(), None);
-        assert!(matches!(
-            s.mark_channel_sent(999, now),
-            Err(StoreError::NoSuchMessage(999))
-        ));
+            let counts = s.channel_counts().unwrap();
+            assert_eq!(counts.len(), 2);
+            assert_eq!(counts[0].channel, "chat");
+            assert_eq!(
+                (counts[0].counts.failed, counts[0].last_error.as_deref()),
+                (1, Some("HTTP 400"))
+            );
+            assert_eq!(
+                (counts[1].counts.sent, counts[1].last_sent),
+                (1, Some(later))
+            );
+            assert_eq!(s.next_channel_attempt().unwrap(), None);
+            assert!(matches!(
+                s.mark_channel_sent(999, now),
+                Err(StoreError::NoSuchMessage(999))
+            ));
+        }
     }
 }

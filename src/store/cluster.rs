@@ -76,13 +76,15 @@ impl Sqlite {
             .collect())
     }
 
-    /// The oldest `limit` articles of the matcher's to-do list: the one node holds them all.
+    /// The oldest `limit` articles of the matcher's to-do list with an id above `after`: the
+    /// one node holds them all.
     pub(super) fn claim_pending_articles(
         &mut self,
+        after: i64,
         _now: DateTime<Utc>,
         limit: usize,
     ) -> Result<Vec<PendingArticle>, StoreError> {
-        self.pending_articles_after(0, limit)
+        self.pending_articles_after(after, limit)
     }
 
     /// The one node holds every queued message: `true` while `id` is still queued.
@@ -318,22 +320,22 @@ mod tests {
         let keys = |p: &[PendingArticle]| -> Vec<String> {
             p.iter().map(|p| p.article.key.clone()).collect()
         };
-        let of_a = a.claim_pending_articles(now, 2).expect("a claims");
+        let of_a = a.claim_pending_articles(0, now, 2).expect("a claims");
         assert_eq!(keys(&of_a), ["a", "b"]);
         assert_eq!(
-            keys(&b.claim_pending_articles(now, 10).expect("b claims")),
+            keys(&b.claim_pending_articles(0, now, 10).expect("b claims")),
             ["c"]
         );
         // `a` dies; a lease later `b` takes its chunk over and matches it.
         let lease = chrono::Duration::from_std(settings.lease).expect("lease");
         assert!(
-            b.claim_pending_articles(now + lease - chrono::Duration::seconds(1), 10)
+            b.claim_pending_articles(0, now + lease - chrono::Duration::seconds(1), 10)
                 .expect("early")
                 .iter()
                 .all(|p| p.article.key == "c")
         );
         let taken = b
-            .claim_pending_articles(now + lease, 10)
+            .claim_pending_articles(0, now + lease, 10)
             .expect("take over");
         assert_eq!(keys(&taken), ["a", "b", "c"]);
         let verdict: Vec<crate::store::ArticleMatches> = taken

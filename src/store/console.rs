@@ -301,3 +301,57 @@ impl Sqlite {
         Ok(out)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{compose, msg, on_both_backends, with_matches};
+    use super::*;
+
+    on_both_backends! {
+        /// Every console read over a store with one match and one composed digest.
+        fn the_console_reads_what_is_stored(s) {
+            let now = with_matches(s);
+            let all = MatchFilter {
+                limit: 10,
+                ..MatchFilter::default()
+            };
+            let listed = s.console_matches(&all).expect("matches");
+            assert_eq!(listed.len(), 1);
+            let m = &listed[0];
+            assert_eq!((m.row.rule_id.as_str(), m.row.title.as_str()), ("minerals", "Title a"));
+            assert_eq!(m.row.hits.len(), 1);
+            assert_eq!(m.recorded, Some(now));
+            let none = |f: MatchFilter| s.console_matches(&f).expect("matches").len();
+            assert_eq!(none(MatchFilter { rule: Some("other".into()), ..all.clone() }), 0);
+            assert_eq!(none(MatchFilter { feed: Some("f".into()), ..all.clone() }), 1);
+            assert_eq!(none(MatchFilter { before: Some(m.row.id), ..all.clone() }), 0);
+            assert_eq!(
+                none(MatchFilter { since: Some(now + chrono::Duration::seconds(1)), ..all.clone() }),
+                0
+            );
+            let counts = s.rule_counts(now, 3).expect("counts");
+            assert_eq!(
+                counts,
+                [RuleCounts { rule_id: "minerals".into(), total: 1, daily: vec![1, 0, 0] }]
+            );
+            assert!(s.feed_notice_history("f", 5).expect("notices").is_empty());
+            let id = compose(s, "main", now, &msg("<c@x>"));
+            let sent = s.sent_emails(None, 5).expect("emails");
+            assert_eq!(sent.len(), 1);
+            assert_eq!((sent[0].id, sent[0].status.as_str()), (id, "queued"));
+            assert_eq!(sent[0].recipients, ["a@example.org"]);
+            assert!(s.sent_emails(Some(id), 5).expect("emails").is_empty());
+            assert_eq!(
+                s.email_bytes(id).expect("bytes"),
+                Some(b"Subject: x\r\n\r\nbody".to_vec())
+            );
+            assert_eq!(s.email_bytes(id + 1).expect("bytes"), None);
+            let articles = s.recent_articles(0, 10).expect("articles");
+            assert_eq!(
+                articles.iter().map(|a| a.article.key.as_str()).collect::<Vec<_>>(),
+                ["b", "a"]
+            );
+            assert_eq!(articles[0].article.authors, ["A. Writer"]);
+        }
+    }
+}

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, ToSql, Transaction, params};
 
-use super::compose::ComposeTx;
+use super::compose::SqliteCompose;
 use super::matches::{PENDING_FOR_DIGEST, RECORDED_SINCE, pending_match};
 use super::outbox::insert_outbox;
 use super::{Sqlite, StoreError, from_ts, ts};
@@ -80,7 +80,7 @@ impl Sqlite {
     }
 }
 
-impl ComposeTx<'_> {
+impl SqliteCompose<'_> {
     /// Every rule id with a stored match: the caller decides which of them a digest carries, and
     /// in which group (rule selection is globs, Rust's business; asked once per distinct rule).
     pub fn matched_rules(&self) -> Result<Vec<String>, StoreError> {
@@ -129,27 +129,29 @@ impl ComposeTx<'_> {
         now: DateTime<Utc>,
         days: usize,
     ) -> Result<Vec<Vec<usize>>, StoreError> {
-        let mut out = vec![vec![0usize; days + 1]; self.picked.len()];
-        let place: std::collections::HashMap<i64, usize> = self
-            .picked
-            .iter()
-            .enumerate()
-            .map(|(i, g)| (*g, i))
-            .collect();
         let span = i64::try_from(days + 1)
             .unwrap_or(i64::MAX)
             .saturating_mul(86_400);
         let mut stmt = self.tx.prepare(DAILY_SQL)?;
         let mut rows = stmt.query(params![ts(now), span])?;
+        let mut counts = Vec::new();
         while let Some(r) = rows.next()? {
-            let (grp, day, n): (i64, i64, i64) = (r.get(0)?, r.get(1)?, r.get(2)?);
-            if let (Some(&g), Ok(d)) = (place.get(&grp), usize::try_from(day))
-                && let Some(slot) = out[g].get_mut(d)
-            {
-                *slot = usize::try_from(n).unwrap_or(0);
-            }
+            counts.push((r.get(0)?, r.get(1)?, r.get(2)?));
         }
+        let out = place_daily(&self.picked, days, counts);
         Ok(out)
+    }
+
+    pub fn last_slot(&self, name: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+        Ok(self
+            .tx
+            .query_row(
+                "SELECT last_slot FROM digest_slots WHERE name = ?1",
+                [name],
+                |r| r.get::<_, i64>(0),
+            )
+            .optional()?
+            .map(from_ts))
     }
 
     /// The full rows of the last gather's groups: every picked match of the `plan[i]` newest
@@ -242,13 +244,11 @@ fn gather(
     clear(tx)?;
     // The caller chose the rules (over every stored match's rule, `matched_rules`): a rule with
     // nothing pending yields an empty group, dropped below.
-    let mut keys: BTreeMap<String, i64> = BTreeMap::new();
+    let (numbered, keys) = group_numbers(rules);
     {
         let mut put =
             tx.prepare("INSERT OR IGNORE INTO temp.digest_rules (rule_id, grp) VALUES (?1, ?2)")?;
-        for (rule_id, key) in rules {
-            let next = i64::try_from(keys.len()).unwrap_or(i64::MAX);
-            let grp = *keys.entry(key.clone()).or_insert(next);
+        for (rule_id, grp) in numbered {
             put.execute(params![rule_id, grp])?;
         }
     }
@@ -260,6 +260,45 @@ fn gather(
     tx.execute_batch(
         "CREATE INDEX temp.digest_first_grp ON digest_first (grp, at DESC, article DESC)",
     )?;
+    let mut counts = Vec::new();
+    {
+        let mut stmt = tx.prepare("SELECT grp, COUNT(*) FROM temp.digest_first GROUP BY grp")?;
+        let mut rows = stmt.query([])?;
+        while let Some(row) = rows.next()? {
+            counts.push((row.get(0)?, row.get(1)?));
+        }
+    }
+    let articles: i64 = tx.query_row("SELECT COUNT(*) FROM temp.digest_first", [], |r| r.get(0))?;
+    Ok(batch_of(keys, counts, articles, matches))
+}
+
+/// Numbers the groups of `rules` ((rule id, group key)) in the order they are first named:
+/// each rule with its group's number (a rule named twice keeps its first), and the numbers.
+pub(super) fn group_numbers(
+    rules: &[(String, String)],
+) -> (Vec<(&str, i64)>, BTreeMap<String, i64>) {
+    let mut keys: BTreeMap<String, i64> = BTreeMap::new();
+    let mut seen = std::collections::HashSet::new();
+    let mut numbered = Vec::new();
+    for (rule_id, key) in rules {
+        let next = i64::try_from(keys.len()).unwrap_or(i64::MAX);
+        let grp = *keys.entry(key.clone()).or_insert(next);
+        if seen.insert(rule_id.as_str()) {
+            numbered.push((rule_id.as_str(), grp));
+        }
+    }
+    (numbered, keys)
+}
+
+/// The batch a gather returns (no rows yet), from the group numbers, the articles counted per
+/// group number (`counts`), in all, and the matches picked; with the group number of each of
+/// its groups. Rules with no pending match make empty groups: the composer never sees one.
+pub(super) fn batch_of(
+    keys: BTreeMap<String, i64>,
+    counts: Vec<(i64, i64)>,
+    articles: i64,
+    matches: usize,
+) -> (DigestBatch, Vec<i64>) {
     let mut groups = vec![
         GroupCount {
             key: String::new(),
@@ -272,23 +311,16 @@ fn gather(
             g.key = key;
         }
     }
-    {
-        let mut stmt = tx.prepare("SELECT grp, COUNT(*) FROM temp.digest_first GROUP BY grp")?;
-        let mut rows = stmt.query([])?;
-        while let Some(row) = rows.next()? {
-            let (grp, n): (i64, i64) = (row.get(0)?, row.get(1)?);
-            if let Some(g) = usize::try_from(grp).ok().and_then(|i| groups.get_mut(i)) {
-                g.articles = usize::try_from(n).unwrap_or(0);
-            }
+    for (grp, n) in counts {
+        if let Some(g) = usize::try_from(grp).ok().and_then(|i| groups.get_mut(i)) {
+            g.articles = usize::try_from(n).unwrap_or(0);
         }
     }
-    // Rules with no pending match (see above) make empty groups; the composer never sees one.
     let (groups, old_index): (Vec<GroupCount>, Vec<i64>) = groups
         .into_iter()
         .zip(0..)
         .filter(|(g, _)| g.articles > 0)
         .unzip();
-    let articles: i64 = tx.query_row("SELECT COUNT(*) FROM temp.digest_first", [], |r| r.get(0))?;
     let batch = DigestBatch {
         groups,
         daily: Vec::new(),
@@ -296,15 +328,35 @@ fn gather(
         matches,
         rows: Vec::new(),
     };
-    Ok((batch, old_index))
+    (batch, old_index)
+}
+
+/// The trend counts of `daily_counts` placed per picked group and day, from (group number,
+/// day back, distinct articles) rows.
+pub(super) fn place_daily(
+    picked: &[i64],
+    days: usize,
+    counts: Vec<(i64, i64, i64)>,
+) -> Vec<Vec<usize>> {
+    let mut out = vec![vec![0usize; days + 1]; picked.len()];
+    let place: std::collections::HashMap<i64, usize> =
+        picked.iter().enumerate().map(|(i, g)| (*g, i)).collect();
+    for (grp, day, n) in counts {
+        if let (Some(&g), Ok(d)) = (place.get(&grp), usize::try_from(day))
+            && let Some(slot) = out[g].get_mut(d)
+        {
+            *slot = usize::try_from(n).unwrap_or(0);
+        }
+    }
+    out
 }
 
 /// Every rule id with a stored match.
-const RULES_SQL: &str = "SELECT DISTINCT rule_id FROM matches";
+pub(super) const RULES_SQL: &str = "SELECT DISTINCT rule_id FROM matches";
 
 /// Every match `cond` of a chosen rule into the pick. CROSS JOIN keeps `matches` the outer loop:
 /// one pass over it, the rule looked up by key (never a scan of every match per rule).
-fn pick_sql(cond: &str) -> String {
+pub(super) fn pick_sql(cond: &str) -> String {
     format!(
         "INSERT INTO temp.digest_pick (match_id, article, grp)
          SELECT m.id, m.article, r.grp FROM matches m CROSS JOIN temp.digest_rules r
@@ -314,7 +366,7 @@ fn pick_sql(cond: &str) -> String {
 
 /// Distinct articles per group of `temp.digest_rules` and day back from `?1` (seconds), over the
 /// `?2` seconds before it. CROSS JOIN keeps `matches` the outer loop (one pass).
-const DAILY_SQL: &str = "
+pub(super) const DAILY_SQL: &str = "
     SELECT r.grp, (?1 - m.recorded) / 86400 AS day, COUNT(DISTINCT m.article)
     FROM matches m CROSS JOIN temp.digest_rules r
     WHERE r.rule_id = m.rule_id AND m.recorded <= ?1 AND m.recorded > ?1 - ?2
@@ -330,7 +382,7 @@ const FIRST_SQL: &str = "
 
 /// Every picked match (of any group: "also matches") of the `?2` newest articles whose first
 /// group is `?1`.
-const ROWS_SQL: &str = "
+pub(super) const ROWS_SQL: &str = "
     SELECT m.id, m.rule_id, m.hits, a.id, a.feed, f.title, a.title, a.link, a.summary,
            a.published, a.first_seen, a.content, a.full_text, COALESCE(a.lang, a.lang_detected)
     FROM temp.digest_pick p
@@ -361,440 +413,4 @@ pub(super) fn clear(tx: &Transaction<'_>) -> Result<(), StoreError> {
 }
 
 #[cfg(test)]
-mod tests {
-    use std::collections::{BTreeMap, BTreeSet, HashMap};
-    use std::time::Duration;
-
-    use super::super::testing::{
-        feed as feed_at, msg, pending_for, poll, store_with_matches, store_with_two_articles,
-    };
-    use super::super::{ArticleMatches, Store};
-    use super::*;
-    use crate::model::Article;
-
-    /// Every rule into one group.
-    fn all(s: &mut Store) -> Vec<(String, String)> {
-        super::super::testing::all_rules(s)
-    }
-
-    #[test]
-    fn compose_assigns_matches_and_queues_in_one_step() {
-        let (_dir, mut s, now) = store_with_matches();
-        let pending = pending_for(&mut s, "main");
-        assert_eq!(pending.len(), 1);
-        assert_eq!(
-            pending[0].hits,
-            vec![super::super::testing::hit("minerals deal")]
-        );
-        let rules = all(&mut s);
-        let mut tx = s.begin_compose().expect("begin");
-        let mut b = tx.gather_pending("main", &rules).expect("gather");
-        b.rows = tx.load_rows(&[10]).expect("rows");
-        assert_eq!((b.matches, b.articles, b.rows.len()), (1, 1, 1));
-        let id = tx.next_digest_id().expect("id");
-        let c = tx
-            .commit_digest("main", id, now, None, Some(&msg(&format!("<d{id}@x>"))))
-            .expect("commit")
-            .expect("composed");
-        assert_eq!((c.digest, c.matches), (id, 1));
-        assert_eq!(
-            s.message(c.outbox).unwrap().message_id,
-            format!("<d{id}@x>")
-        );
-        assert!(pending_for(&mut s, "main").is_empty());
-        assert_eq!(s.recent_digests(5).unwrap().len(), 1);
-    }
-
-    /// Rendering failed: the pipeline drops the composition; nothing changes.
-    #[test]
-    fn a_composition_dropped_uncommitted_changes_nothing() {
-        let (_dir, mut s, now) = store_with_matches();
-        let rules = all(&mut s);
-        {
-            let mut tx = s.begin_compose().expect("begin");
-            assert_eq!(
-                tx.gather_pending("main", &rules).expect("gather").matches,
-                1
-            );
-            assert_eq!(tx.next_digest_id().expect("id"), 1);
-        }
-        assert_eq!(pending_for(&mut s, "main").len(), 1);
-        assert_eq!(
-            s.outbox_counts().unwrap(),
-            crate::model::OutboxCounts::default()
-        );
-        assert_eq!(s.digest_last_slot("main").unwrap(), None);
-        assert_eq!(s.last_digest_time("main").unwrap(), None);
-        // The temp tables rolled back with it: the next composition starts clean.
-        let mut tx = s.begin_compose().expect("begin");
-        tx.gather_pending("main", &rules).expect("gather");
-        let id = tx.next_digest_id().expect("id");
-        let c = tx
-            .commit_digest("main", id, now, None, Some(&msg("<m@x>")))
-            .expect("commit");
-        assert_eq!(c.map(|c| c.matches), Some(1));
-    }
-
-    #[test]
-    fn named_digests_assign_per_digest_and_record_the_slot_atomically() {
-        let (_dir, mut s, now) = store_with_matches();
-        let slot = Some(now);
-        let rules = all(&mut s);
-        // Nothing worth sending: the slot is served, the match stays pending.
-        let mut tx = s.begin_compose().expect("begin");
-        tx.gather_pending("a", &rules).expect("gather");
-        let id = tx.next_digest_id().expect("id");
-        assert!(
-            tx.commit_digest("a", id, now, slot, None)
-                .expect("commit")
-                .is_none()
-        );
-        assert_eq!(s.digest_last_slot("a").unwrap(), slot);
-        assert_eq!(pending_for(&mut s, "a").len(), 1);
-        // Composed for "a": gone for "a", still pending for "b".
-        let mut tx = s.begin_compose().expect("begin");
-        tx.gather_pending("a", &rules).expect("gather");
-        let id = tx.next_digest_id().expect("id");
-        let c = tx
-            .commit_digest("a", id, now, None, Some(&msg(&format!("<d{id}@x>"))))
-            .expect("commit")
-            .expect("composed");
-        assert_eq!(c.matches, 1);
-        assert!(pending_for(&mut s, "a").is_empty());
-        assert_eq!(pending_for(&mut s, "b").len(), 1);
-        assert_eq!(
-            s.message(c.outbox).unwrap().message_id,
-            format!("<d{}@x>", c.digest)
-        );
-        assert_eq!(s.last_digest_time("a").unwrap(), Some(now));
-        // A digest whose rules select nothing composes from nothing.
-        let mut tx = s.begin_compose().expect("begin");
-        let b = tx.gather_pending("b", &[]).expect("gather");
-        assert!(b.groups.is_empty() && b.matches == 0);
-        assert!(tx.load_rows(&[]).expect("rows").is_empty());
-    }
-
-    #[test]
-    fn a_preview_since_a_time_sees_carried_matches_too() {
-        let (_dir, mut s, now) = store_with_two_articles();
-        let pending = s.pending_articles().unwrap();
-        let results: Vec<ArticleMatches> = pending
-            .iter()
-            .map(|p| ArticleMatches {
-                article: p.id,
-                matches: vec![("r".into(), Vec::new())],
-            })
-            .collect();
-        s.record_matches(&results, now, &HashMap::new()).unwrap();
-        super::super::testing::compose(&mut s, "main", now, &msg("<m@x>"));
-        let rules = all(&mut s);
-        let mut tx = s.begin_compose().expect("begin");
-        assert_eq!(
-            tx.gather_pending("main", &rules).expect("gather").matches,
-            0
-        );
-        let since = tx.gather_since(now, &rules).expect("gather");
-        assert_eq!((since.matches, since.articles), (2, 2));
-        let later = now + chrono::Duration::seconds(1);
-        assert_eq!(tx.gather_since(later, &rules).expect("gather").matches, 0);
-    }
-
-    const RULES: usize = 3_000;
-    /// Rules `r` and `r + TITLES` share a title, so one group holds two rules.
-    const TITLES: usize = 2_000;
-    const ARTICLES: usize = 8_000;
-    const PER_ARTICLE: usize = 5;
-    const MAX_ITEMS: usize = 50;
-
-    fn now() -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339("2025-03-10T12:00:00Z")
-            .expect("valid")
-            .with_timezone(&Utc)
-    }
-
-    fn rule_of(article: usize, k: usize) -> usize {
-        // Skewed: a few rules match often, most rarely.
-        if k == 0 {
-            article % 7
-        } else {
-            (article * 31 + k * 977) % RULES
-        }
-    }
-
-    fn title_of(rule: &str) -> String {
-        let n: usize = rule.trim_start_matches("rule-").parse().expect("rule-N");
-        format!("Rule {:04}", n % TITLES)
-    }
-
-    /// A store with `ARTICLES` articles, each matched by `PER_ARTICLE` distinct rules; returns
-    /// (rule id, article key) of every match.
-    fn big_store(dir: &std::path::Path) -> (Store, Vec<(String, usize)>) {
-        let mut s = Store::open(dir).expect("open");
-        let mut recorded = Vec::new();
-        for f in 0..10 {
-            let feed = format!("f{f}");
-            feed_at(&mut s, &feed, &format!("https://example.org/{feed}"));
-            let items: Vec<Article> = (0..ARTICLES / 10)
-                .map(|i| Article {
-                    key: format!("{}", f * (ARTICLES / 10) + i),
-                    title: format!("Story {f}-{i}"),
-                    summary: "Healey met Hegseth.".into(),
-                    content: "x".repeat(2_000),
-                    published: Some(now() - chrono::Duration::minutes((f * 1000 + i) as i64)),
-                    ..Article::default()
-                })
-                .collect();
-            poll(
-                &mut s,
-                &feed,
-                &items,
-                now(),
-                Duration::from_secs(86_400 * 3650),
-            );
-        }
-        let pending = s.pending_articles().expect("pending");
-        let results: Vec<ArticleMatches> = pending
-            .iter()
-            .map(|p| {
-                let n: usize = p.article.key.parse().expect("numeric key");
-                let mut rules: Vec<usize> = (0..PER_ARTICLE).map(|k| rule_of(n, k)).collect();
-                rules.sort_unstable();
-                rules.dedup();
-                ArticleMatches {
-                    article: p.id,
-                    matches: rules
-                        .into_iter()
-                        .map(|r| {
-                            recorded.push((format!("rule-{r}"), n));
-                            (format!("rule-{r}"), Vec::new())
-                        })
-                        .collect(),
-                }
-            })
-            .collect();
-        s.record_matches(&results, now(), &HashMap::new())
-            .expect("matches");
-        (s, recorded)
-    }
-
-    #[test]
-    fn thousands_of_rules_assign_every_match_and_load_a_bounded_few() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let (mut s, recorded) = big_store(dir.path());
-        assert!(recorded.len() > 30_000, "{}", recorded.len());
-        // The digest carries the rules whose number is not a multiple of 10.
-        let selected = |rule: &str| !rule.ends_with('0');
-        let mut want_groups: BTreeMap<String, BTreeSet<usize>> = BTreeMap::new();
-        let mut want_articles = BTreeSet::new();
-        let mut want_matches = 0;
-        for (rule, article) in &recorded {
-            if selected(rule) {
-                want_groups
-                    .entry(title_of(rule))
-                    .or_default()
-                    .insert(*article);
-                want_articles.insert(*article);
-                want_matches += 1;
-            }
-        }
-        assert!(want_groups.len() > 1_500, "{}", want_groups.len());
-        let rules = |s: &mut Store| -> Vec<(String, String)> {
-            let tx = s.begin_compose().expect("begin");
-            tx.matched_rules()
-                .expect("rules")
-                .into_iter()
-                .filter(|r| selected(r))
-                .map(|r| {
-                    let title = title_of(&r);
-                    (r, title)
-                })
-                .collect()
-        };
-        let chosen = rules(&mut s);
-        let mut tx = s.begin_compose().expect("begin");
-        let mut b = tx.gather_pending("d", &chosen).expect("gather");
-        b.rows = tx
-            .load_rows(&crate::digest::load_plan(&b.groups, MAX_ITEMS))
-            .expect("rows");
-        let id = tx.next_digest_id().expect("id");
-        let c = tx
-            .commit_digest("d", id, now(), None, Some(&msg("<d@x>")))
-            .expect("commit")
-            .expect("composed");
-        // Exact totals.
-        assert_eq!(c.matches, want_matches);
-        assert_eq!(b.matches, want_matches);
-        assert_eq!(b.articles, want_articles.len());
-        let got: BTreeMap<String, usize> = b
-            .groups
-            .iter()
-            .map(|g| (g.key.clone(), g.articles))
-            .collect();
-        // Each article counts in its first group: the first `chosen` names.
-        let mut place: BTreeMap<String, usize> = BTreeMap::new();
-        for (_, title) in &chosen {
-            let n = place.len();
-            place.entry(title.clone()).or_insert(n);
-        }
-        let mut first: BTreeMap<usize, (usize, String)> = BTreeMap::new();
-        for (title, articles) in &want_groups {
-            for a in articles {
-                let k = (place[title], title.clone());
-                let f = first.entry(*a).or_insert_with(|| k.clone());
-                if k < *f {
-                    *f = k;
-                }
-            }
-        }
-        let mut want: BTreeMap<String, usize> = BTreeMap::new();
-        for (_, title) in first.values() {
-            *want.entry(title.clone()).or_default() += 1;
-        }
-        assert_eq!(got, want);
-        // Bounded rows: at most the load plan's budget of articles (1,000 for 50 stories), each
-        // with its picked matches (at most one per rule of the article: "also matches").
-        let loaded: BTreeSet<i64> = b.rows.iter().map(|m| m.article_id).collect();
-        assert!(loaded.len() <= 1_000, "{} articles loaded", loaded.len());
-        assert!(
-            loaded.len() >= MAX_ITEMS,
-            "enough to fill the digest: {}",
-            loaded.len()
-        );
-        assert!(
-            b.rows.len() <= PER_ARTICLE * loaded.len(),
-            "{} rows",
-            b.rows.len()
-        );
-        // Each article counts once, in its first group: the group sizes sum to the articles.
-        assert_eq!(
-            b.groups.iter().map(|g| g.articles).sum::<usize>(),
-            b.articles
-        );
-        assert!(b.rows.iter().all(|m| selected(&m.rule_id)));
-        // Every selected match is assigned, shown or not; the others stay pending.
-        let count = |sql: &str| -> usize {
-            let n: i64 = s.conn().query_row(sql, [], |r| r.get(0)).expect("count");
-            usize::try_from(n).expect("non-negative")
-        };
-        assert_eq!(
-            count("SELECT COUNT(*) FROM digest_items WHERE digest_name = 'd'"),
-            want_matches
-        );
-        assert_eq!(
-            count(
-                "SELECT COUNT(*) FROM matches m
-                 WHERE NOT EXISTS (SELECT 1 FROM digest_items di WHERE di.match_id = m.id)"
-            ),
-            recorded.len() - want_matches
-        );
-        assert_eq!(count("SELECT COUNT(*) FROM temp.digest_pick"), 0, "emptied");
-        assert!(
-            pending_for(&mut s, "d")
-                .iter()
-                .all(|m| !selected(&m.rule_id))
-        );
-        // The next composition finds nothing left of its rules.
-        let chosen = rules(&mut s);
-        let mut tx = s.begin_compose().expect("begin");
-        let again = tx.gather_pending("d", &chosen).expect("gather");
-        assert_eq!(again.matches, 0);
-        let id = tx.next_digest_id().expect("id");
-        let again = tx
-            .commit_digest("d", id, now(), None, None)
-            .expect("commit");
-        assert!(again.is_none());
-    }
-
-    #[test]
-    fn the_newest_articles_of_a_group_are_loaded() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let (mut s, _) = big_store(dir.path());
-        // Rule 3 first: every article it matched has its group first.
-        let preview = |s: &mut Store, n: usize| -> DigestBatch {
-            let mut tx = s.begin_compose().expect("begin");
-            let mut rules: Vec<(String, String)> = tx
-                .matched_rules()
-                .expect("rules")
-                .into_iter()
-                .map(|r| {
-                    let title = title_of(&r);
-                    (r, title)
-                })
-                .collect();
-            rules.sort_by_key(|(r, _)| r != "rule-3");
-            let mut b = tx.gather_pending("d", &rules).expect("gather");
-            let mut plan = vec![0; b.groups.len()];
-            plan[0] = n;
-            b.rows = tx.load_rows(&plan).expect("rows");
-            b
-        };
-        let b = preview(&mut s, 4);
-        let rule_3 = title_of("rule-3");
-        assert_eq!(b.groups[0].key, rule_3);
-        let mut got: Vec<i64> = b
-            .rows
-            .iter()
-            .map(|m| m.published.expect("dated").timestamp())
-            .collect();
-        got.sort_unstable();
-        got.dedup();
-        let mut all: Vec<i64> = pending_for(&mut s, "d")
-            .iter()
-            .filter(|m| title_of(&m.rule_id) == rule_3)
-            .map(|m| m.published.expect("dated").timestamp())
-            .collect();
-        all.sort_unstable();
-        all.dedup();
-        assert_eq!(
-            got,
-            all[all.len() - 4..],
-            "the four newest, with every match of theirs"
-        );
-        assert!(b.rows.iter().any(|m| title_of(&m.rule_id) != rule_3));
-        // A composition dropped uncommitted changes nothing.
-        assert_eq!(preview(&mut s, 0).matches, b.matches);
-    }
-
-    /// `EXPLAIN QUERY PLAN` lines of `sql`.
-    fn plan(s: &Store, sql: &str) -> Vec<String> {
-        let mut stmt = s
-            .conn()
-            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
-            .expect("explain");
-        let nulls = vec![rusqlite::types::Null; stmt.parameter_count()];
-        stmt.query_map(rusqlite::params_from_iter(nulls), |r| r.get::<_, String>(3))
-            .expect("rows")
-            .collect::<Result<_, _>>()
-            .expect("plan")
-    }
-
-    #[test]
-    fn no_statement_scans_matches_per_rule_or_alert_items_per_match() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut s = Store::open(dir.path()).expect("open");
-        let tx = s.sqlite_mut().conn.transaction().expect("tx");
-        gather(&tx, PENDING_FOR_DIGEST, &"d", &[]).expect("gather");
-        tx.commit().expect("commit");
-        for sql in [
-            RULES_SQL.to_string(),
-            pick_sql(PENDING_FOR_DIGEST),
-            pick_sql(RECORDED_SINCE),
-            FIRST_SQL.to_string(),
-            DAILY_SQL.to_string(),
-            ROWS_SQL.to_string(),
-            ASSIGN_ITEMS_SQL.to_string(),
-        ] {
-            let lines = plan(&s, &sql);
-            let scans: Vec<&String> = lines.iter().filter(|l| l.starts_with("SCAN")).collect();
-            // At most one full pass, over `matches` or the temp pick itself.
-            assert!(scans.len() <= 1, "{sql}\n{lines:#?}");
-            assert!(
-                scans.iter().all(
-                    |l| matches!(l.split_whitespace().nth(1), Some("m" | "matches"))
-                        || l.contains("digest_pick")
-                ),
-                "{sql}\n{lines:#?}"
-            );
-        }
-    }
-}
+mod tests;

@@ -1,6 +1,6 @@
 //! The store contract: every public `Store` method, forwarded to the backend that holds the state
 //! (`Sqlite`, or `pg::Postgres`). A method a new table brings is one line here, plus its SQLite
-//! and PostgreSQL bodies (the PostgreSQL one may be `pg::unported!` until written). No SQL here.
+//! and PostgreSQL bodies (the PostgreSQL one may be a line of `pg/unported.rs` until written). No SQL here.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -139,7 +139,7 @@ contract! {
     fn claim_feeds(names: &[&str], now: DateTime<Utc>, limit: usize)
         -> Result<Vec<Lease>, StoreError>;
     fn release_feeds(names: &[&str]) -> Result<(), StoreError>;
-    fn claim_pending_articles(now: DateTime<Utc>, limit: usize)
+    fn claim_pending_articles(after: i64, now: DateTime<Utc>, limit: usize)
         -> Result<Vec<PendingArticle>, StoreError>;
     fn holds_message(id: i64, now: DateTime<Utc>) -> Result<bool, StoreError>;
     // channels.rs

@@ -188,6 +188,56 @@ impl Sqlite {
 
 #[cfg(test)]
 mod tests {
+    use super::super::testing::{DAY, art, feed, fetched, on_both_backends, open, poll, t};
+    use super::*;
+    use crate::model::{Article, Validators};
+
+    on_both_backends! {
+        /// A full-text feed's new items wait for their page, then reach the matcher once with
+        /// the page's text (or their feed text, when the page failed); a link fetched once is
+        /// remembered for the next item that names it.
+        fn queued_items_reach_the_matcher_once_their_page_is_read(s) {
+            let now = t("2025-03-10T12:00:00Z");
+            feed(s, "full", "https://example.org/full");
+            feed(s, "plain", "https://example.org/plain");
+            s.set_full_text_modes([("full", MODE_ALWAYS), ("plain", MODE_OFF)])
+                .expect("modes");
+            poll(s, "full", &[art("a", None), art("b", None)], now, DAY);
+            poll(s, "plain", &[art("c", None)], now, DAY);
+            let pending = |s: &Store| -> Vec<String> {
+                s.pending_articles()
+                    .expect("pending")
+                    .into_iter()
+                    .map(|p| p.article.key)
+                    .collect()
+            };
+            assert_eq!(pending(s), ["c"], "the full-text items wait for their page");
+            let queued = s.queued_pages(10).expect("queue");
+            assert_eq!(
+                queued.iter().map(|q| q.link.as_str()).collect::<Vec<_>>(),
+                ["https://example.org/a", "https://example.org/b"]
+            );
+            assert_eq!(s.fetched_page(&queued[0].link).expect("page"), None);
+            let text = PageOutcome::Text("The page's own words.".into());
+            s.complete_page(&queued[0], &text, now).expect("complete");
+            let failed = PageOutcome::Failed("HTTP 404".into());
+            s.complete_page(&queued[1], &failed, now).expect("complete");
+            // Completing again (a retried write) changes nothing.
+            s.complete_page(&queued[1], &failed, now).expect("complete");
+            assert!(s.queued_pages(10).expect("queue").is_empty());
+            assert_eq!(pending(s), ["a", "b", "c"]);
+            let a = s
+                .pending_articles()
+                .expect("pending")
+                .into_iter()
+                .find(|p| p.article.key == "a")
+                .expect("a");
+            assert_eq!(a.article.content, "The page's own words.");
+            assert_eq!(s.fetched_page(&queued[0].link).expect("page"), Some(text));
+            assert_eq!(s.fetched_page(&queued[1].link).expect("page"), Some(failed));
+        }
+    }
+
     use super::PageOutcome;
     use crate::model::{Article, Validators};
     use crate::store::testing::{feed, fetched, open, t};

@@ -347,7 +347,7 @@ impl ItemRows for SqliteItems<'_, '_> {
 }
 
 /// Whether a new item of a feed in full-text `mode` (`MODE_OFF`, `MODE_ALWAYS`, or a word count) waits for its page.
-fn wants_full_text(mode: i64, a: &Article) -> bool {
+pub(super) fn wants_full_text(mode: i64, a: &Article) -> bool {
     match mode {
         0 => false,
         n if n < 0 => true,

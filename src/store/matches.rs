@@ -156,7 +156,7 @@ mod tests {
             let now = t("2025-03-10T12:00:00Z");
             feed(s, "f", "https://example.org/feed");
             poll(s, "f", &[art("a", None), art("b", None), art("c", None)], now, DAY);
-            let chunk = s.claim_pending_articles(now, 2).expect("claim");
+            let chunk = s.claim_pending_articles(0, now, 2).expect("claim");
             let keys: Vec<&str> = chunk.iter().map(|p| p.article.key.as_str()).collect();
             assert_eq!(keys, ["a", "b"]);
             let verdict = vec![

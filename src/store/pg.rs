@@ -15,9 +15,13 @@ use secrecy::ExposeSecret;
 use super::StoreError;
 use crate::config::PostgresSettings;
 
+mod channels;
 mod cluster;
+mod compose;
+mod console;
 mod copy;
 mod feeds;
+mod full_text;
 mod items;
 mod matches;
 mod outbox;
@@ -26,8 +30,10 @@ mod prune;
 mod reads;
 mod reloads;
 mod schema;
+mod spikes;
 mod unported;
 
+pub(crate) use compose::PgCompose;
 pub use copy::CopyReport;
 
 type Pool = r2d2::Pool<PostgresConnectionManager<NoTls>>;
@@ -39,7 +45,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The open PostgreSQL state, as node `node`.
 pub(crate) struct Postgres {
-    pool: Pool,
+    /// Always `Some` but in `drop` (see there).
+    pool: Option<Pool>,
     /// The URL as configured (it never carries a password), for errors and `status`.
     url: String,
     node: String,
@@ -80,7 +87,7 @@ impl Postgres {
             .build(manager)
             .map_err(connect_err)?;
         let store = Postgres {
-            pool,
+            pool: Some(pool),
             url: settings.url.clone(),
             node: settings.node_name.clone(),
             lease: settings.lease,
@@ -91,10 +98,22 @@ impl Postgres {
 
     /// A connection from the pool (a broken one is dropped and replaced by the pool).
     fn conn(&self) -> Result<Conn, StoreError> {
-        self.pool.get().map_err(|source| StoreError::PgConnect {
+        let pool = self.pool.as_ref().ok_or(StoreError::PgClosed)?;
+        pool.get().map_err(|source| StoreError::PgConnect {
             url: self.url.clone(),
             source,
         })
+    }
+}
+
+impl Drop for Postgres {
+    /// Closes the pool on a plain thread: each connection drops a runtime of its own, which
+    /// tokio refuses on an async thread (a pipeline dropped at the end of `run --once`).
+    fn drop(&mut self) {
+        if let Some(pool) = self.pool.take() {
+            // A panic while closing loses nothing: every write was committed or rolled back.
+            let _ = std::thread::spawn(move || drop(pool)).join();
+        }
     }
 }
 

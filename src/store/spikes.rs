@@ -94,3 +94,41 @@ impl Sqlite {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{on_both_backends, t, with_matches};
+
+    on_both_backends! {
+        /// A rule's matches and headlines since a time; a surge's state kept with the time it
+        /// began, and its alert queued for each channel in the same write.
+        fn a_surge_is_recorded_once_with_its_alert(s) {
+            let now = with_matches(s);
+            let before = now - chrono::Duration::hours(1);
+            let times = s.rule_match_times("minerals", before).expect("times");
+            assert_eq!(times, [(now, "f".to_string())]);
+            assert!(s.rule_match_times("minerals", now).expect("times").is_empty());
+            let heads = s.rule_headlines("minerals", before, 5).expect("headlines");
+            assert_eq!(
+                heads.iter().map(|h| h.title.as_str()).collect::<Vec<_>>(),
+                ["Title a"]
+            );
+            assert!(!s.spike_surging("surge", "minerals").expect("state"));
+            let channels = ["ops".to_string(), "chat".to_string()];
+            s.record_spike("surge", "minerals", true, Some((&channels, "{}")), now)
+                .expect("record");
+            assert!(s.spike_surging("surge", "minerals").expect("state"));
+            let queued = s.due_channel_messages(now).expect("due");
+            assert_eq!(
+                queued.iter().map(|m| (m.channel.as_str(), m.source.as_str())).collect::<Vec<_>>(),
+                [("ops", "surge"), ("chat", "surge")]
+            );
+            // Still surging later: no second alert; then it calms down.
+            let later = t("2025-03-10T13:00:00Z");
+            s.record_spike("surge", "minerals", true, None, later).expect("record");
+            s.record_spike("surge", "minerals", false, None, later).expect("record");
+            assert!(!s.spike_surging("surge", "minerals").expect("state"));
+            assert_eq!(s.due_channel_messages(later).expect("due").len(), 2);
+        }
+    }
+}

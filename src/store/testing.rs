@@ -3,6 +3,7 @@
 //! `on_both_backends!`, which runs a behaviour test on SQLite and on a real PostgreSQL
 //! (`testing/postgres`). Test builds only; never a second write path.
 
+pub(crate) mod pg_server;
 pub(crate) mod postgres;
 
 use std::collections::HashMap;
@@ -148,19 +149,26 @@ pub(super) fn pending_for(s: &mut Store, name: &str) -> Vec<PendingMatch> {
     rows
 }
 
-/// A store holding feed `f` with two freshly fetched articles, `a` and `b`, not yet matched.
-pub(super) fn store_with_two_articles() -> (tempfile::TempDir, Store, DateTime<Utc>) {
-    let (dir, mut s) = open();
+/// Feed `f` with two freshly fetched articles, `a` and `b`, not yet matched, into `s`; returns
+/// when they were fetched.
+pub(super) fn two_articles(s: &mut Store) -> DateTime<Utc> {
     let now = t("2025-03-10T12:00:00Z");
-    feed(&mut s, "f", "https://example.org/feed");
+    feed(s, "f", "https://example.org/feed");
     let items = [art("a", None), art("b", None)];
-    poll(&mut s, "f", &items, now, DAY);
-    (dir, s, now)
+    poll(s, "f", &items, now, DAY);
+    now
 }
 
 /// `store_with_two_articles` with `a` matched by rule "minerals" and `b` by nothing.
 pub(super) fn store_with_matches() -> (tempfile::TempDir, Store, DateTime<Utc>) {
-    let (dir, mut s, now) = store_with_two_articles();
+    let (dir, mut s) = open();
+    let now = with_matches(&mut s);
+    (dir, s, now)
+}
+
+/// `two_articles` with `a` matched by rule "minerals" and `b` by nothing.
+pub(super) fn with_matches(s: &mut Store) -> DateTime<Utc> {
+    let now = two_articles(s);
     let pending = s.pending_articles().expect("pending");
     let results = vec![
         ArticleMatches {
@@ -178,7 +186,7 @@ pub(super) fn store_with_matches() -> (tempfile::TempDir, Store, DateTime<Utc>) 
         1
     );
     assert!(s.pending_articles().expect("pending").is_empty());
-    (dir, s, now)
+    now
 }
 
 /// Composes digest `name` over every pending match into `message` (unscheduled), as the

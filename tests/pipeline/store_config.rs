@@ -1,6 +1,6 @@
 //! `[store]` (issue 17): without it the state stays SQLite; with it, a PostgreSQL URL whose
 //! password comes from the environment or a file, never from the URL, and never shows in
-//! `Debug` output; each bad key is named at its line and column.
+//! `Debug` output; each bad key is named at its line and column; an unreachable one is named.
 
 use std::path::Path;
 
@@ -153,10 +153,31 @@ fn broken_store_tables_are_named_where_they_go_wrong() {
     }
 }
 
-/// Until the pipeline runs on PostgreSQL, a config naming one is refused at start with the
-/// reason, not run on SQLite behind the operator's back.
+/// WebSub's subscriptions are kept in SQLite only: with `[store]`, `[websub]` is refused at its
+/// line rather than failing at the first hub a poll discovers.
 #[test]
-fn run_refuses_a_postgresql_store_it_cannot_run_on_yet() {
+fn websub_with_a_postgresql_store_is_refused_where_it_is_written() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let errs = match load(
+        dir.path(),
+        "[store]\nurl = \"postgresql://nw@db.internal/newswatch\"\npassword_env = \"PGPW\"\n\
+         [websub]\nlisten = \"127.0.0.1:9189\"\ncallback_base = \"https://nw.example.org/websub\"\n",
+    ) {
+        Ok(_) => panic!("[websub] with [store] accepted"),
+        Err(e) => e.0,
+    };
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    assert_eq!(errs[0].line, 10, "{errs:#?}");
+    assert!(
+        errs[0].message.contains("[websub] runs on the SQLite store only"),
+        "{errs:#?}"
+    );
+}
+
+/// A `[store]` nobody answers at: `run` fails at start naming the store (never its
+/// password), and does not fall back to a SQLite file behind the operator's back.
+#[test]
+fn run_names_the_postgresql_store_it_cannot_reach() {
     let dir = tempfile::tempdir().expect("tempdir");
     load(dir.path(), "").expect("writes the rule file");
     let path = dir.path().join("nw.toml");
@@ -168,7 +189,10 @@ fn run_refuses_a_postgresql_store_it_cannot_run_on_yet() {
     let out = newswatch(&["run", "--once", "--config", path.to_str().expect("utf-8")]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("cannot run on PostgreSQL yet"), "{stderr}");
+    assert!(
+        stderr.contains("cannot open the PostgreSQL store postgresql://nw@127.0.0.1:1/nw"),
+        "{stderr}"
+    );
     assert!(
         !dir.path().join("state/newswatch.db").exists(),
         "no SQLite database was made"

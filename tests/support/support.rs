@@ -10,6 +10,7 @@ pub mod demo;
 pub mod http;
 pub mod hub;
 pub mod mail;
+pub mod postgres;
 pub mod proxy;
 pub mod receiver;
 pub mod smtp;

@@ -1,6 +1,6 @@
 //! The `feeds` table on PostgreSQL, kept in step with the config and read as `status` and the
 //! scheduler read it: the same statements as SQLite's `feeds.rs`, with `$n` placeholders.
-//! What a poll writes is not here (`unported`).
+//! What a poll writes is `polls.rs`.
 
 use std::time::Duration;
 

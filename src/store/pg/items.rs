@@ -6,7 +6,7 @@ use postgres::Transaction;
 
 use super::{Postgres, from_ts};
 use crate::model::Article;
-use crate::store::items::{ItemRows, NewItem};
+use crate::store::items::{ItemRows, NewItem, wants_full_text};
 use crate::store::{PendingArticle, StoreError};
 
 pub(super) use crate::store::items::store_items as store_items_with;
@@ -100,8 +100,8 @@ impl ItemRows for PgItems<'_, '_> {
         let row = self.0.query_opt(
             "INSERT INTO articles (feed, key, link, title, summary, content, authors,
                                    categories, lang, published, first_seen, last_seen,
-                                   alertable, seen_ms)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $12, $13)
+                                   alertable, seen_ms, lang_detected)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $12, $13, $14)
              ON CONFLICT (feed, key) DO NOTHING
              RETURNING id",
             &[
@@ -118,6 +118,7 @@ impl ItemRows for PgItems<'_, '_> {
                 &new.now,
                 &i64::from(new.alertable),
                 &new.seen_ms,
+                &a.lang_detected,
             ],
         )?;
         let Some(row) = row else {
@@ -125,8 +126,23 @@ impl ItemRows for PgItems<'_, '_> {
         };
         let id: i64 = row.get(0);
         if new.alertable {
-            self.0
-                .execute("INSERT INTO unmatched (article) VALUES ($1)", &[&id])?;
+            // As on SQLite: the matcher's to-do list, or first the full-text queue (issue 20).
+            let mode: i64 = self
+                .0
+                .query_opt("SELECT full_text FROM feeds WHERE name = $1", &[&feed])?
+                .map_or(0, |r| r.get(0));
+            match (&a.link, wants_full_text(mode, a)) {
+                (Some(link), true) => {
+                    self.0.execute(
+                        "INSERT INTO full_text_queue (article, link) VALUES ($1, $2)",
+                        &[&id, link],
+                    )?;
+                }
+                _ => {
+                    self.0
+                        .execute("INSERT INTO unmatched (article) VALUES ($1)", &[&id])?;
+                }
+            }
         }
         Ok(Some(id))
     }

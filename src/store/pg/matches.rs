@@ -60,10 +60,13 @@ impl Postgres {
         Ok(count)
     }
 
-    /// Claims for this node at most `limit` articles of the to-do list that no other node holds
-    /// a running claim on, oldest first, each until `now + lease`; returns them to match.
+    /// Claims for this node at most `limit` articles of the to-do list with an id above `after`
+    /// that no other node holds a running claim on, oldest first, each until `now + lease`;
+    /// returns them to match. (`after` lets the match stage read its next chunk while the
+    /// current one, claimed but not yet recorded, is matched.)
     pub(crate) fn claim_pending_articles(
         &mut self,
+        after: i64,
         now: DateTime<Utc>,
         limit: usize,
     ) -> Result<Vec<PendingArticle>, StoreError> {
@@ -75,11 +78,12 @@ impl Postgres {
                 "UPDATE unmatched SET claim_node = $1, claim_until = $2
                  WHERE article IN (
                      SELECT article FROM unmatched
-                     WHERE claim_node IS NULL OR claim_node = $1 OR claim_until <= $3
+                     WHERE article > $5
+                       AND (claim_node IS NULL OR claim_node = $1 OR claim_until <= $3)
                      ORDER BY article LIMIT $4
                      FOR UPDATE SKIP LOCKED)
                  RETURNING article",
-                &[&self.node, &ts(until), &ts(now), &limit],
+                &[&self.node, &ts(until), &ts(now), &limit, &after],
             )?
             .iter()
             .map(|r| r.get(0))

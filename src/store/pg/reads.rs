@@ -15,7 +15,7 @@ impl Postgres {
     ) -> Result<Vec<StoredArticle>, StoreError> {
         let rows = self.conn()?.query(
             "SELECT a.feed, f.title, a.key, a.link, a.title, a.summary, a.content,
-                    a.authors, a.categories, a.lang, a.published, a.first_seen
+                    a.authors, a.categories, a.lang, a.published, a.first_seen, a.lang_detected
              FROM articles a JOIN feeds f ON f.name = a.feed
              WHERE a.first_seen >= $1
              ORDER BY a.first_seen, a.id",
@@ -36,8 +36,7 @@ impl Postgres {
                     categories: serde_json::from_str(r.get(8))?,
                     lang: r.get(9),
                     published: r.get::<_, Option<i64>>(10).map(from_ts),
-                    // Not stored on PostgreSQL yet (issue 20's column).
-                    lang_detected: None,
+                    lang_detected: r.get(12),
                 },
                 first_seen: from_ts(r.get(11)),
             });

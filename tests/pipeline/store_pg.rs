@@ -1,0 +1,267 @@
+//! The pipeline on PostgreSQL (issue 17), one node: the README's demo (`config/demo.toml`, its
+//! five feed files, the shipped rules) run with `run --once` on a `[store]` naming the test
+//! PostgreSQL gives what it gives on SQLite — the same new articles, matches and emails, the
+//! emails accepted by a real SMTP server — and a daemon on PostgreSQL serves `status`.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::support::bin::BIN;
+use crate::support::demo::copy_demo;
+use crate::support::mail::Mail;
+use crate::support::postgres::{fresh_database_url, store_table};
+use crate::support::smtp::SmtpSink;
+
+/// The demo in `tmp`, delivering to the SMTP server on `port`, plus `extra` config.
+fn demo_config(tmp: &Path, port: u16, extra: &str) {
+    let config = copy_demo(tmp);
+    let text = std::fs::read_to_string(&config).expect("read demo.toml");
+    let file = "method = \"file\"                 # write each email as an .eml file instead of sending it\ndir = \"../outbox\"\n";
+    assert!(text.contains(file), "the demo's [delivery] changed: {text}");
+    let smtp = format!(
+        "method = \"smtp\"\nhost = \"127.0.0.1\"\nport = {port}\nsecurity = \"none\"\n\
+         timeout = \"30s\"\n"
+    );
+    std::fs::write(&config, format!("{}{extra}", text.replace(file, &smtp)))
+        .expect("write demo.toml");
+}
+
+fn run(tmp: &Path, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .args(["--config", "config/demo.toml"])
+        .current_dir(tmp)
+        .env("NEWSWATCH_LOG", "warn")
+        .env_remove("JOURNAL_STREAM")
+        .output()
+        .expect("run the binary")
+}
+
+/// `run --once`'s summary (stdout), after checking it succeeded.
+fn run_once(tmp: &Path) -> String {
+    let out = run(tmp, &["run", "--once"]);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "exit {:?}\nstdout:\n{stdout}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+/// Subjects of what the SMTP server accepted, sorted.
+fn subjects(sink: &SmtpSink) -> Vec<String> {
+    let mut s: Vec<String> = sink
+        .messages()
+        .iter()
+        .map(|m| Mail::parse(m).subject)
+        .collect();
+    s.sort();
+    s
+}
+
+#[test]
+fn the_demo_on_postgresql_gives_what_it_gives_on_sqlite() {
+    let (lite, pg) = (
+        tempfile::tempdir().expect("tempdir"),
+        tempfile::tempdir().expect("tempdir"),
+    );
+    let (lite_mail, pg_mail) = (lite.path().join("mail"), pg.path().join("mail"));
+    std::fs::create_dir_all(&lite_mail).expect("mkdir");
+    std::fs::create_dir_all(&pg_mail).expect("mkdir");
+    let lite_sink = SmtpSink::start(&lite_mail, &[]);
+    let pg_sink = SmtpSink::start(&pg_mail, &[]);
+    let url = fresh_database_url();
+    demo_config(lite.path(), lite_sink.port, "");
+    demo_config(pg.path(), pg_sink.port, &store_table(&url, "demo-1", "2m"));
+
+    let on_sqlite = run_once(lite.path());
+    let on_pg = run_once(pg.path());
+    assert!(
+        on_sqlite.contains("polled 5 feeds (0 failed, 0 unchanged): 64 new articles"),
+        "{on_sqlite}"
+    );
+    assert!(
+        on_sqlite.contains("emails: 2 composed, 2 sent, 0 deferred, 0 failed"),
+        "{on_sqlite}"
+    );
+    // The same summary, word for word, but for where the emails went.
+    let counts = |s: &str| -> Vec<String> {
+        s.lines()
+            .map(|l| l.split("; delivery:").next().unwrap_or(l).to_string())
+            .collect()
+    };
+    assert_eq!(counts(&on_pg), counts(&on_sqlite), "{on_pg}\n{on_sqlite}");
+    assert_eq!(pg_sink.messages().len(), 2, "a digest and an alert");
+    assert_eq!(subjects(&pg_sink), subjects(&lite_sink));
+    assert!(
+        !pg.path().join("state/newswatch.db").exists(),
+        "on PostgreSQL no SQLite file is made"
+    );
+    // The state is in PostgreSQL: a second run finds nothing new and sends nothing again.
+    let again = run_once(pg.path());
+    assert!(again.contains("0 new articles, 0 matches"), "{again}");
+    assert!(again.contains("emails: 0 composed, 0 sent"), "{again}");
+    assert_eq!(pg_sink.messages().len(), 2);
+    let sent = crate::support::postgres::query(
+        &url,
+        "SELECT COUNT(*)::TEXT FROM outbox WHERE status = 'sent'",
+    );
+    assert_eq!(sent, ["2"]);
+}
+
+/// A daemon on PostgreSQL: it composes and sends the demo's two emails, and `status` (another
+/// process, reading the same PostgreSQL) reports them while it runs.
+#[test]
+fn a_daemon_on_postgresql_sends_and_status_reports_it() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mail = tmp.path().join("mail");
+    std::fs::create_dir_all(&mail).expect("mkdir");
+    let sink = SmtpSink::start(&mail, &[]);
+    let url = fresh_database_url();
+    demo_config(tmp.path(), sink.port, &store_table(&url, "daemon-1", "2m"));
+    let mut child = Command::new(BIN)
+        .args(["run", "--config", "config/demo.toml"])
+        .current_dir(tmp.path())
+        .env("NEWSWATCH_LOG", "info")
+        .env("NO_COLOR", "1")
+        .env_remove("JOURNAL_STREAM")
+        .env_remove("NOTIFY_SOCKET")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the daemon");
+    let stderr = child.stderr.take().expect("piped stderr");
+    let (tx, lines) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut log = Vec::new();
+    // A generous bound for a slow machine, not a speed claim: the emails normally come in a
+    // few seconds. Waiting for the next log line is the pause between looks.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while sink.messages().len() < 2 && Instant::now() < deadline {
+        if child.try_wait().expect("try_wait").is_some() {
+            break;
+        }
+        if let Ok(line) = lines.recv_timeout(Duration::from_millis(200)) {
+            log.push(line);
+        }
+    }
+    let status = run(tmp.path(), &["status", "--json"]);
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let exit = child.wait().expect("wait");
+    log.extend(lines.iter());
+    let log = log.join("\n");
+    assert_eq!(sink.messages().len(), 2, "{log}");
+    assert!(exit.success(), "{exit:?}\n{log}");
+    assert!(
+        log.contains("the web console does not run on a PostgreSQL store yet"),
+        "{log}"
+    );
+    let stdout = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        status.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_str(&stdout).expect("status --json");
+    assert_eq!(report["outbox"]["sent"], 2, "{report:#}");
+    assert_eq!(report["feeds"].as_array().map(Vec::len), Some(5));
+    assert!(
+        report["feeds"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .all(|f| f["polled"] == true),
+        "{report:#}"
+    );
+}
+
+/// Two nodes on one PostgreSQL with different rules: each beats with its rules hash, and the
+/// one that sees the other's differing hash says so in `/metrics`; once they agree, it clears.
+#[tokio::test]
+async fn a_node_with_other_rules_is_flagged_in_metrics() {
+    use newswatch::config::Config;
+    use newswatch::pipeline::{Feeds, Pipeline};
+    use newswatch::rules::RuleSet;
+
+    // The driver blocks: its calls go off the test's runtime thread.
+    let url = tokio::task::spawn_blocking(fresh_database_url)
+        .await
+        .expect("a database");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let node = |name: &str, query: &str| -> (Config, RuleSet) {
+        let dir = tmp.path().join(name);
+        std::fs::create_dir_all(dir.join("rules")).expect("mkdir");
+        std::fs::write(
+            dir.join("rules/r.toml"),
+            format!("[[rule]]\nid = \"r\"\nquery = \"{query}\"\n"),
+        )
+        .expect("rules");
+        let path = dir.join("nw.toml");
+        std::fs::write(
+            &path,
+            format!(
+                "state_dir = \"state\"\nrules = [\"rules/*.toml\"]\n[delivery]\nmethod = \"file\"\n\
+                 dir = \"outbox\"\nfrom = \"nw <nw@example.org>\"\n{}",
+                store_table(&url, name, "1m")
+            ),
+        )
+        .expect("config");
+        let config = Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+        let rules = RuleSet::load(&config.rule_files).unwrap_or_else(|e| panic!("{e:?}"));
+        (config, rules)
+    };
+    let differ = |p: &Pipeline<'_>| -> String {
+        p.metrics()
+            .encode()
+            .lines()
+            .find(|l| l.starts_with("newswatch_cluster_rules_differ "))
+            .unwrap_or_default()
+            .to_string()
+    };
+    let now = newswatch::clock::now();
+    let (ca, ra) = node("node-a", "Healey");
+    let (cb, rb) = node("node-b", "Hegseth");
+    let a = Pipeline::open(&ca, &ra).await.expect("open a");
+    let b = Pipeline::open(&cb, &rb).await.expect("open b");
+    a.cycle(now, Feeds::All).await.expect("a cycles");
+    assert_eq!(
+        differ(&a),
+        "newswatch_cluster_rules_differ 0",
+        "alone so far"
+    );
+    b.cycle(now, Feeds::All).await.expect("b cycles");
+    assert_eq!(differ(&b), "newswatch_cluster_rules_differ 1");
+    a.cycle(now, Feeds::All).await.expect("a cycles");
+    assert_eq!(differ(&a), "newswatch_cluster_rules_differ 1");
+    let db = url.clone();
+    let hashes = tokio::task::spawn_blocking(move || {
+        crate::support::postgres::query(
+            &db,
+            "SELECT name || ' ' || rules_hash FROM nodes ORDER BY name",
+        )
+    })
+    .await
+    .expect("query");
+    assert_eq!(hashes.len(), 2);
+    assert_ne!(hashes[0][7..], hashes[1][7..], "{hashes:?}");
+    // Node b comes back with node a's rules: nobody differs.
+    drop(b);
+    let (cb, rb) = node("node-b", "Healey");
+    let b = Pipeline::open(&cb, &rb).await.expect("open b again");
+    b.cycle(now, Feeds::All).await.expect("b cycles");
+    assert_eq!(differ(&b), "newswatch_cluster_rules_differ 0");
+    a.cycle(now, Feeds::All).await.expect("a cycles");
+    assert_eq!(differ(&a), "newswatch_cluster_rules_differ 0");
+}
