@@ -26,7 +26,7 @@ use compile::{Builder, Literal, Node};
 pub use explain::{ExplainNode, Explanation};
 use file::{Source, StrLoc};
 use matcher::{Ctx, Doc};
-pub use matcher::{MATCH_FIELD_CAP, merge_spans};
+pub use matcher::{MATCH_FIELD_CAP, MAX_HITS_PER_ATOM, merge_spans};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Priority {

@@ -16,6 +16,8 @@ mod eval;
 mod props;
 #[path = "rules/recall.rs"]
 mod recall;
+#[path = "rules/scale.rs"]
+mod scale;
 #[path = "rules/shipped.rs"]
 mod shipped;
 #[path = "rules/tidy.rs"]
