@@ -10,6 +10,7 @@ pub mod eval;
 mod explain;
 mod file;
 mod matcher;
+mod prefilter;
 pub mod syntax;
 pub mod text;
 
@@ -27,6 +28,7 @@ pub use explain::{ExplainNode, Explanation};
 use file::{Source, StrLoc};
 use matcher::{Ctx, Doc};
 pub use matcher::{MATCH_FIELD_CAP, MAX_HITS_PER_ATOM, merge_spans};
+pub use prefilter::MatchWork;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Priority {
@@ -114,6 +116,26 @@ pub struct RuleMatch {
     /// Index into `RuleSet::rules()`.
     pub rule: usize,
     pub hits: Vec<Hit>,
+}
+
+/// What the match stage gets for one article (`match_article_within`).
+#[derive(Debug, Clone, Default)]
+pub struct Verdicts {
+    /// The rules that matched, in rule order.
+    pub matches: Vec<RuleMatch>,
+    /// Rules with no verdict: a regex they needed was not run, the article's budget spent.
+    pub skipped: Vec<usize>,
+    /// How many rules were candidates and evaluated (the pre-filter's share).
+    pub work: MatchWork,
+}
+
+/// A rule the pre-filter can never skip: evaluated for every article.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unfiltered {
+    /// Index into `RuleSet::rules()`.
+    pub rule: usize,
+    /// The part of the query that needs no literal.
+    pub reason: String,
 }
 
 /// A rule to consider when a literal occurs, if `also` occurred too.
@@ -325,26 +347,27 @@ impl RuleSet {
         feed: &FeedMeta,
         now: DateTime<Utc>,
     ) -> Vec<RuleMatch> {
-        self.match_filtered(article, feed, Some(now), None).0
+        self.match_filtered(article, feed, Some(now), None).matches
     }
 
     /// As `match_article`, with at most `regex_budget` of regex evaluation for this article (the
     /// match stage: a costly regex set cannot stall it). A rule whose verdict needed a regex
     /// after the budget ran out is neither matched nor unmatched: its index is returned second,
     /// for the caller to report. Literals are never cut short (one automaton pass, linear).
+    /// Also counts the rules the pre-filter let through, for `/metrics`.
     pub fn match_article_within(
         &self,
         article: &Article,
         feed: &FeedMeta,
         now: DateTime<Utc>,
         regex_budget: Duration,
-    ) -> (Vec<RuleMatch>, Vec<usize>) {
+    ) -> Verdicts {
         self.match_filtered(article, feed, Some(now), Some(regex_budget))
     }
 
     /// As `match_article`, ignoring every rule's `feeds` and `max_age` (`rules test`, examples).
     pub fn match_article_unfiltered(&self, article: &Article, feed: &FeedMeta) -> Vec<RuleMatch> {
-        self.match_filtered(article, feed, None, None).0
+        self.match_filtered(article, feed, None, None).matches
     }
 
     fn match_filtered(
@@ -353,7 +376,7 @@ impl RuleSet {
         feed: &FeedMeta,
         now: Option<DateTime<Utc>>,
         regex_budget: Option<Duration>,
-    ) -> (Vec<RuleMatch>, Vec<usize>) {
+    ) -> Verdicts {
         let doc = self.prepare(article, feed);
         let mut present = vec![0u64; self.lits.len().div_ceil(64)];
         for l in doc.literals() {
@@ -373,12 +396,17 @@ impl RuleSet {
             ..self.ctx()
         };
         let (mut out, mut skipped) = (Vec::new(), Vec::new());
+        let mut work = MatchWork {
+            rules: self.rules.len(),
+            ..MatchWork::default()
+        };
         for r in self.always.iter().copied().chain(triggered) {
             let (word, bit) = (r as usize / 64, 1u64 << (r % 64));
             if considered[word] & bit != 0 {
                 continue;
             }
             considered[word] |= bit;
+            work.candidates += 1;
             let r = r as usize;
             if !self.required[r].iter().all(|g| g.iter().any(occurred)) {
                 continue;
@@ -388,6 +416,7 @@ impl RuleSet {
                 continue;
             }
             ctx.out_of_time.set(false);
+            work.evaluated += 1;
             let verdict = ctx.eval(&doc, &self.nodes[r]);
             // A regex that was not asked makes the verdict unknown either way (under NOT, "no
             // match" would make the rule true): no verdict, reported instead.
@@ -404,7 +433,30 @@ impl RuleSet {
             });
         }
         out.sort_unstable_by_key(|m| m.rule);
-        (out, skipped)
+        Verdicts {
+            matches: out,
+            skipped,
+            work,
+        }
+    }
+
+    /// The rules evaluated for every article, because they can be true without any of their
+    /// literals (a lone NOT, a regex or `url:`/`lang:` without a required term), each with the
+    /// reason: what `check --verbose` lists. Every other rule waits for a literal to occur.
+    pub fn unfiltered(&self) -> Vec<Unfiltered> {
+        self.always
+            .iter()
+            .map(|&r| Unfiltered {
+                rule: r as usize,
+                reason: prefilter::unfiltered_reason(&self.nodes[r as usize])
+                    .unwrap_or_else(|| "it can be true without any of its literals".to_string()),
+            })
+            .collect()
+    }
+
+    /// Distinct literals in the automaton.
+    pub fn literal_count(&self) -> usize {
+        self.lits.len()
     }
 
     /// Whether rule `r`'s `feeds` and `max_age` let it see this article.
