@@ -10,7 +10,7 @@
 //!   on 2 threads (median of 3), per-article match time (p50, p99, max) and the share of rules
 //!   evaluated per article; criterion times the match stage over the first 1,000 articles.
 //!
-//! Generated data is cached under `target/bench-data/scale/`. Run:
+//! Generated data is cached under `bench-data/scale/` in the target directory. Run:
 //! `cargo bench --bench scale` (or `-- pathological`, `-- rules-`).
 
 use std::hint::black_box;
@@ -46,8 +46,11 @@ fn shipped_rules() -> Vec<PathBuf> {
     files
 }
 
+/// `bench-data/scale` in the cargo target directory (`CARGO_TARGET_DIR` when set).
 fn data_dir() -> PathBuf {
-    repo().join("target/bench-data/scale")
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| repo().join("target"), PathBuf::from)
+        .join("bench-data/scale")
 }
 
 fn gen_py(args: &[&str]) {
