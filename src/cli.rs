@@ -27,6 +27,7 @@ mod digest;
 pub mod eval;
 mod feeds;
 mod man;
+mod prefilter;
 mod rules;
 mod run;
 mod status;
@@ -112,6 +113,10 @@ pub enum Command {
         /// Fail on warnings too (lower-case operators, rules without examples).
         #[arg(long)]
         strict: bool,
+        /// Also list the rules evaluated for every article (the pre-filter cannot skip them:
+        /// they need no term), each with the reason.
+        #[arg(long)]
+        verbose: bool,
     },
     /// Try rules on text, an article or a feed, without storing or sending anything.
     Rules {
@@ -362,9 +367,10 @@ fn dispatch(command: Command) -> Exit {
             config,
             rules,
             strict,
+            verbose,
         } => match config {
-            Some(path) => rules::check_config(&path, strict),
-            None => rules::check(&rules, None, strict),
+            Some(path) => rules::check_config(&path, strict, verbose),
+            None => rules::check(&rules, None, strict, verbose),
         },
         Command::Rules { command } => match command {
             RulesCommand::Test {

@@ -12,10 +12,14 @@ mod conformance;
 mod docs;
 #[path = "rules/eval.rs"]
 mod eval;
+#[path = "rules/prefilter.rs"]
+mod prefilter;
 #[path = "rules/props.rs"]
 mod props;
 #[path = "rules/recall.rs"]
 mod recall;
+#[path = "rules/scale.rs"]
+mod scale;
 #[path = "rules/shipped.rs"]
 mod shipped;
 #[path = "rules/tidy.rs"]

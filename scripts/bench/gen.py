@@ -6,7 +6,7 @@ sport) so tokenisers, HTML stripping and the matcher do realistic work. A fracti
 the mission's actors and topics (Healey, Hegseth, Zelenskyy, the minerals deal, a US backstop).
 
 CLI:  gen.py feeds --out DIR --feeds N --items M [--seed S]
-      gen.py rules --out DIR --rules N [--seed S]
+      gen.py rules --out DIR --rules N [--seed S] [--list-prefix P]
 """
 
 import argparse
@@ -322,7 +322,7 @@ def make_rule(rng, i, regex_budget):
     return {"id": f"r{i:05d}", "query": q, "priority": "digest"}
 
 
-def render_query(q, top=True):
+def render_query(q, top=True, prefix=""):
     k = q[0]
     if k == "term":
         return q[1]
@@ -333,16 +333,16 @@ def render_query(q, top=True):
     if k == "case":
         return f"case:{q[1]}"
     if k == "list":
-        return f"@{q[1]}"
+        return f"@{prefix}{q[1]}"
     if k == "regex":
         return f"/{q[1]}/" + ("i" if q[2] else "")
     if k == "not":
-        return f"NOT {render_query(q[1], False)}"
+        return f"NOT {render_query(q[1], False, prefix)}"
     if k == "near":
-        return f"{render_query(q[1], False)} NEAR/{q[3]} {render_query(q[2], False)}"
+        return f"{render_query(q[1], False, prefix)} NEAR/{q[3]} {render_query(q[2], False, prefix)}"
     if k in ("and", "or"):
         sep = " AND " if k == "and" else " OR "
-        s = sep.join(render_query(x, False) for x in q[1])
+        s = sep.join(render_query(x, False, prefix) for x in q[1])
         return s if top else f"({s})"
     raise ValueError(k)
 
@@ -351,21 +351,25 @@ def toml_str(s):
     return "'" + s + "'" if "'" not in s else json.dumps(s)
 
 
-def write_rules(out_dir, n, seed, regexes=8):
-    """newswatch rule file (rules-N.toml) and the peer's filter (rules-N.json) from the same trees."""
+def write_rules(out_dir, n, seed, regexes=8, list_prefix=""):
+    """newswatch rule file (rules-N.toml) and the peer's filter (rules-N.json) from the same trees.
+    `list_prefix` renames the lists (and their uses), so the file loads beside the shipped rules,
+    whose lists have the same names (the 100,000-rule bench, issue 22)."""
     os.makedirs(out_dir, exist_ok=True)
     rng = random.Random(f"rules:{seed}")
     budget = [regexes]
     rules = [make_rule(rng, i, budget) for i in range(n)]
     lines = [f"# {n} generated benchmark rules (scripts/bench/gen.py, seed {seed}). Do not edit.\n", "[lists]\n"]
     for name, entries in MISSION_LISTS.items():
-        lines.append(f"{name} = [{', '.join(toml_str(e) for e in entries)}]\n")
+        lines.append(f"{list_prefix}{name} = [{', '.join(toml_str(e) for e in entries)}]\n")
     for r in rules:
-        lines.append(f'\n[[rule]]\nid = "{r["id"]}"\nquery = {toml_str(render_query(r["query"]))}\n')
-    toml_path = os.path.join(out_dir, f"rules-{n}.toml")
+        query = render_query(r["query"], prefix=list_prefix)
+        lines.append(f'\n[[rule]]\nid = "{r["id"]}"\nquery = {toml_str(query)}\n')
+    suffix = f"-{list_prefix.rstrip('_')}" if list_prefix else ""
+    toml_path = os.path.join(out_dir, f"rules-{n}{suffix}.toml")
     with open(toml_path, "w") as fh:
         fh.writelines(lines)
-    json_path = os.path.join(out_dir, f"rules-{n}.json")
+    json_path = os.path.join(out_dir, f"rules-{n}{suffix}.json")
     with open(json_path, "w") as fh:
         json.dump({"lists": {k: [list(t) for t in list_terms(k)] for k in MISSION_LISTS},
                    "rules": [{"id": r["id"], "query": r["query"]} for r in rules]}, fh)
@@ -386,6 +390,7 @@ def main(argv):
     r.add_argument("--rules", type=int, default=1000)
     r.add_argument("--seed", type=int, default=7)
     r.add_argument("--regexes", type=int, default=8)
+    r.add_argument("--list-prefix", default="", help="prefix for list names (to load beside rules/*.toml)")
     a = ap.parse_args(argv)
     if a.cmd == "feeds":
         t = time.time()
@@ -393,7 +398,7 @@ def main(argv):
         print(f"gen: {meta['feeds']} feeds x {meta['items']} items, {meta['bytes'] / 1e6:.1f} MB "
               f"in {time.time() - t:.1f}s -> {a.out}")
     else:
-        paths = write_rules(a.out, a.rules, a.seed, a.regexes)
+        paths = write_rules(a.out, a.rules, a.seed, a.regexes, a.list_prefix)
         print(f"gen: {a.rules} rules -> {paths[0]}, {paths[1]}")
 
 

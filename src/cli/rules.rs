@@ -20,11 +20,11 @@ use crate::rules::{Diagnostics, Field, Hit, RuleMatch, RuleSet, example_article}
 /// `check --config`: the config with its secrets, then the configured rules, their examples, and
 /// their `feeds` against the config. A refused config still has its rules checked (when its TOML
 /// parses far enough to name them): every problem in one run. Exit 3 for any config problem.
-pub(super) fn check_config(path: &Path, strict: bool) -> Exit {
+pub(super) fn check_config(path: &Path, strict: bool, verbose: bool) -> Exit {
     match Config::load(path) {
         Ok(config) => {
             let (names, tags) = config.feed_names_and_tags();
-            check(&config.rule_files, Some((&names, &tags)), strict)
+            check(&config.rule_files, Some((&names, &tags)), strict, verbose)
         }
         Err(e) => {
             eprintln!("{e}");
@@ -33,7 +33,7 @@ pub(super) fn check_config(path: &Path, strict: bool) -> Exit {
             }
             if let Some(files) = Config::rule_files_of(path) {
                 // Without a valid config, rules' `feeds` entries cannot be checked.
-                let _ = check(&files, None, strict);
+                let _ = check(&files, None, strict, verbose);
             }
             Exit::Config
         }
@@ -41,11 +41,12 @@ pub(super) fn check_config(path: &Path, strict: bool) -> Exit {
 }
 
 /// Loads rules and runs their examples; with a config, also checks `feeds` against it. Warnings
-/// are printed and fail the check only when `strict`.
+/// are printed and fail the check only when `strict`. `verbose` adds the pre-filter's view.
 pub(super) fn check(
     files: &[PathBuf],
     feeds: Option<(&[String], &[String])>,
     strict: bool,
+    verbose: bool,
 ) -> Exit {
     let set = match RuleSet::load(files) {
         Ok(s) => s,
@@ -86,6 +87,9 @@ pub(super) fn check(
         set.rules().len(),
         files.len()
     );
+    if verbose {
+        super::prefilter::print(&set);
+    }
     Exit::Ok
 }
 

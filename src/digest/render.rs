@@ -574,24 +574,30 @@ fn also_links(members: &[&(Entry, Vec<String>)]) -> Vec<Link> {
 fn distinct_terms(hits: &[&StoredHit], known: &[String]) -> Vec<String> {
     let mut hits: Vec<&StoredHit> = hits.to_vec();
     hits.sort_by_key(|a| (field_rank(&a.field), a.start));
-    let terms: Vec<String> = hits
-        .iter()
-        .map(|h| clean_line(&h.text, 60))
-        .filter(|t| !t.is_empty())
-        .collect();
-    let folded: Vec<String> = terms.iter().map(|t| fold(t)).collect();
-    let known: Vec<String> = known.iter().map(|t| fold(t)).collect();
-    let mut out: Vec<String> = Vec::new();
-    let mut taken: Vec<String> = Vec::new();
-    for (t, f) in terms.iter().zip(&folded) {
-        let longer = folded
-            .iter()
-            .any(|g| g.len() > f.len() && g.contains(f.as_str()));
-        let known = known.iter().any(|k| k.contains(f.as_str()));
-        if longer || known || taken.contains(f) || out.len() >= TERMS_MAX {
+    // Each folded term once, at its first appearance: a match may carry thousands of hits of the
+    // same few terms, and the "is there a longer one" test below is quadratic in what it gets.
+    let mut seen = std::collections::HashSet::new();
+    let mut terms: Vec<(String, String)> = Vec::new();
+    for h in &hits {
+        let t = clean_line(&h.text, 60);
+        if t.is_empty() {
             continue;
         }
-        taken.push(f.clone());
+        let f = fold(&t);
+        if seen.insert(f.clone()) {
+            terms.push((t, f));
+        }
+    }
+    let known: Vec<String> = known.iter().map(|t| fold(t)).collect();
+    let mut out: Vec<String> = Vec::new();
+    for (t, f) in &terms {
+        let longer = terms
+            .iter()
+            .any(|(_, g)| g.len() > f.len() && g.contains(f.as_str()));
+        let known = known.iter().any(|k| k.contains(f.as_str()));
+        if longer || known || out.len() >= TERMS_MAX {
+            continue;
+        }
         out.push(t.clone());
     }
     out

@@ -155,16 +155,17 @@ fn match_articles(
                 title: p.feed_title.clone(),
                 tags: routing.tags.get(&p.feed).cloned().unwrap_or_default(),
             };
-            let (matched, skipped) =
-                rules.match_article_within(&p.article, &meta, now, REGEX_BUDGET);
-            for r in skipped {
+            let verdicts = rules.match_article_within(&p.article, &meta, now, REGEX_BUDGET);
+            metrics.observe_match_work(&verdicts.work);
+            for r in verdicts.skipped {
                 let rule = compiled.get(r).map_or("?", |r| r.id.as_str());
                 metrics.regex_budget_spent(rule);
                 tracing::warn!(rule, feed = %p.feed, article = p.id,
                                budget_ms = REGEX_BUDGET.as_millis() as u64,
                                "regex time budget spent on this article; the rule is skipped for it");
             }
-            let matches = matched
+            let matches = verdicts
+                .matches
                 .into_iter()
                 .filter_map(|m| {
                     let rule = compiled.get(m.rule)?;

@@ -37,6 +37,13 @@ pub(crate) fn capped(text: &str) -> &str {
     &text[..end]
 }
 
+/// The most hits one atom of a query contributes to a match's evidence: occurrences of one term,
+/// pairs of one NEAR, matches of one regex (the first in the text). A snippet shows a few and an
+/// email lists each term once, so more only cost: a 256 KiB title repeating two names made
+/// 35,000 hits, and composing their email took 43 s in a debug build (issue 22). The verdict
+/// never depends on it: evaluation stops at the first occurrence anyway.
+pub const MAX_HITS_PER_ATOM: usize = 32;
+
 /// An occurrence of a literal: tokens `[start, end)` of the document, all in segment `seg`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Occ {
@@ -258,13 +265,14 @@ impl Ctx<'_> {
         }
     }
 
-    /// Matches of regex `re` in fields `mask`, as (segment, original byte range).
+    /// Matches of regex `re` in fields `mask`, as (segment, original byte range), at most
+    /// `limit` from the article's text (and the link's and language's first).
     pub fn regex_matches(
         &self,
         doc: &Doc<'_>,
         re: u32,
         mask: Mask,
-        first_only: bool,
+        limit: usize,
     ) -> Vec<(usize, usize, usize)> {
         let mut out = Vec::new();
         let re = &self.regexes[re as usize];
@@ -290,7 +298,7 @@ impl Ctx<'_> {
             for m in re.find_iter(&rt.text) {
                 let (s, e) = rt.original_range(m.start(), m.end());
                 out.push((i, s, e));
-                if first_only {
+                if out.len() >= limit {
                     return out;
                 }
             }
@@ -315,19 +323,19 @@ impl Ctx<'_> {
             Node::Lit {
                 lit, mask, check, ..
             } => self.occurrences(doc, *lit, *mask, check).next().is_some(),
-            Node::Regex { re, mask, .. } => !self.regex_matches(doc, *re, *mask, true).is_empty(),
+            Node::Regex { re, mask, .. } => !self.regex_matches(doc, *re, *mask, 1).is_empty(),
             Node::Url { host, .. } => url_host_span(doc.link, host).is_some(),
             Node::Lang { tag, .. } => lang_matches(doc.lang, tag),
             Node::And(items) => items.iter().all(|n| self.eval(doc, n)),
             Node::Or(items) => items.iter().any(|n| self.eval(doc, n)),
             Node::Not(inner) => !self.eval(doc, inner),
             Node::List { inner, .. } | Node::Field { inner, .. } => self.eval(doc, inner),
-            Node::Near { .. } => !self.near_pairs(doc, node, true).is_empty(),
+            Node::Near { .. } => !self.near_pairs(doc, node, 1).is_empty(),
         }
     }
 
-    /// Pairs of occurrences that satisfy a NEAR/ONEAR node; with `first_only`, at most one.
-    pub fn near_pairs(&self, doc: &Doc<'_>, node: &Node, first_only: bool) -> Vec<(Occ, Occ)> {
+    /// Pairs of occurrences that satisfy a NEAR/ONEAR node, at most `limit` of them.
+    pub fn near_pairs(&self, doc: &Doc<'_>, node: &Node, limit: usize) -> Vec<(Occ, Occ)> {
         let Node::Near {
             left,
             right,
@@ -343,18 +351,7 @@ impl Ctx<'_> {
             return Vec::new();
         }
         self.positions(doc, right, &mut rs);
-        let mut out = Vec::new();
-        for l in &ls {
-            for r in &rs {
-                if near(*l, *r, *distance, *ordered) {
-                    out.push((*l, *r));
-                    if first_only {
-                        return out;
-                    }
-                }
-            }
-        }
-        out
+        near_pairs_in(&mut ls, &mut rs, *distance, *ordered, limit).0
     }
 
     /// The hits that make `node` true (it must be true); nothing under NOT.
@@ -363,12 +360,15 @@ impl Ctx<'_> {
             Node::Lit {
                 lit, mask, check, ..
             } => {
-                for o in self.occurrences(doc, *lit, *mask, check) {
+                for o in self
+                    .occurrences(doc, *lit, *mask, check)
+                    .take(MAX_HITS_PER_ATOM)
+                {
                     out.push(doc.hit_of_tokens(o.start, o.end));
                 }
             }
             Node::Regex { re, mask, .. } => {
-                for (seg, s, e) in self.regex_matches(doc, *re, *mask, false) {
+                for (seg, s, e) in self.regex_matches(doc, *re, *mask, MAX_HITS_PER_ATOM) {
                     out.push(regex_hit(doc, seg, s, e));
                 }
             }
@@ -404,7 +404,7 @@ impl Ctx<'_> {
                 self.collect_hits(doc, inner, out);
             }
             Node::Near { .. } => {
-                for (l, r) in self.near_pairs(doc, node, false) {
+                for (l, r) in self.near_pairs(doc, node, MAX_HITS_PER_ATOM) {
                     out.push(doc.hit_of_tokens(l.start, l.end));
                     out.push(doc.hit_of_tokens(r.start, r.end));
                 }
@@ -438,6 +438,48 @@ pub fn merge_spans(spans: &mut Vec<(usize, usize)>) {
         }
         overlaps
     });
+}
+
+/// The pairs of `ls` × `rs` that are `near`, at most `limit`, and how many pairs were compared.
+/// Both lists are sorted here; each left occurrence is compared only with the right ones that
+/// start within `distance` (plus the longest right literal) of it, found by binary search. So the
+/// work is about (L + R) · log R plus the pairs in those windows, not L × R: a title that repeats
+/// two names 17,000 times each cost 300 million comparisons before.
+pub(crate) fn near_pairs_in(
+    ls: &mut [Occ],
+    rs: &mut [Occ],
+    distance: u32,
+    ordered: bool,
+    limit: usize,
+) -> (Vec<(Occ, Occ)>, usize) {
+    let key = |o: &Occ| (o.seg, o.start, o.end);
+    ls.sort_unstable_by_key(key);
+    rs.sort_unstable_by_key(key);
+    let longest = rs.iter().map(|r| r.end - r.start).max().unwrap_or(0);
+    let (mut out, mut compared) = (Vec::new(), 0);
+    if limit == 0 {
+        return (out, compared);
+    }
+    for l in ls.iter() {
+        // A right occurrence before `l` ends at most `distance` tokens before it starts; one after
+        // starts at most `distance` tokens after it ends; an overlapping one starts inside it.
+        let from = l.start.saturating_sub(distance.saturating_add(longest));
+        let to = l.end.saturating_add(distance);
+        let first = rs.partition_point(|r| (r.seg, r.start) < (l.seg, from));
+        for r in &rs[first..] {
+            if (r.seg, r.start) > (l.seg, to) {
+                break;
+            }
+            compared += 1;
+            if near(*l, *r, distance, ordered) {
+                out.push((*l, *r));
+                if out.len() >= limit {
+                    return (out, compared);
+                }
+            }
+        }
+    }
+    (out, compared)
 }
 
 /// Two occurrences are near when they do not overlap, lie in one segment, and at most `n` tokens
@@ -499,7 +541,7 @@ pub(crate) fn lang_matches(lang: Option<&str>, tag: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::merge_spans;
+    use super::{Occ, merge_spans, near, near_pairs_in};
 
     type Spans = &'static [(usize, usize)];
 
@@ -518,5 +560,82 @@ mod tests {
             merge_spans(&mut spans);
             assert_eq!(&spans[..], *want, "{given:?}");
         }
+    }
+
+    fn occ(seg: u32, start: u32, len: u32) -> Occ {
+        Occ {
+            seg,
+            start,
+            end: start + len,
+        }
+    }
+
+    /// Every pair `near` accepts, the old way: all of L × R.
+    fn brute(ls: &[Occ], rs: &[Occ], n: u32, ordered: bool) -> Vec<(Occ, Occ)> {
+        let mut out: Vec<(Occ, Occ)> = ls
+            .iter()
+            .flat_map(|l| rs.iter().map(move |r| (*l, *r)))
+            .filter(|(l, r)| near(*l, *r, n, ordered))
+            .collect();
+        out.sort_unstable_by_key(|(l, r)| (l.seg, l.start, l.end, r.seg, r.start, r.end));
+        out
+    }
+
+    #[test]
+    fn near_pairs_are_the_pairs_near_accepts() {
+        // Left and right literals of 1–3 tokens in two segments, overlapping and not, in both
+        // orders, at every distance up to past the farthest pair.
+        let mut x = 17u32;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x
+        };
+        for case in 0..200 {
+            let mut draw = |k: usize| -> Vec<Occ> {
+                (0..k)
+                    .map(|_| occ(next() % 2, next() % 40, 1 + next() % 3))
+                    .collect()
+            };
+            let (mut ls, mut rs) = (draw(case % 7), draw(case % 11));
+            for n in [0, 1, 3, 10, 50] {
+                for ordered in [false, true] {
+                    let want = brute(&ls, &rs, n, ordered);
+                    let (mut got, _) = near_pairs_in(&mut ls, &mut rs, n, ordered, usize::MAX);
+                    got.sort_unstable_by_key(|(l, r)| {
+                        (l.seg, l.start, l.end, r.seg, r.start, r.end)
+                    });
+                    assert_eq!(got, want, "case {case}, NEAR/{n}, ordered {ordered}");
+                    let (first, _) = near_pairs_in(&mut ls, &mut rs, n, ordered, 1);
+                    assert_eq!(first.len(), want.len().min(1), "case {case}: the verdict");
+                }
+            }
+        }
+    }
+
+    /// Issue 22: `Healey Hegseth ` repeated over a 256 KiB title is 17,476 occurrences of each
+    /// name. Comparing every pair was 305 million `near` calls for one NEAR/3; the windowed search
+    /// compares each left occurrence with the few right ones within reach.
+    #[test]
+    fn near_pairs_compare_only_within_reach() {
+        let reps = 17_476u32;
+        let mut ls: Vec<Occ> = (0..reps).map(|i| occ(0, 2 * i, 1)).collect();
+        let mut rs: Vec<Occ> = (0..reps).map(|i| occ(0, 2 * i + 1, 1)).collect();
+        let (pairs, compared) = near_pairs_in(&mut ls, &mut rs, 3, false, usize::MAX);
+        // Each Healey has Hegseths at -3, -1, +1 and +3 tokens (fewer at the ends).
+        assert_eq!(pairs.len(), 4 * reps as usize - 4);
+        assert!(
+            compared <= 5 * reps as usize,
+            "{compared} comparisons for {reps} × {reps} occurrences"
+        );
+        // The verdict (at most one pair) stops at the first.
+        let (first, compared) = near_pairs_in(&mut rs, &mut ls, 0, true, 1);
+        assert_eq!(first.len(), 1, "Hegseth is followed by Healey");
+        assert!(compared <= 2, "{compared}");
+        let mut far: Vec<Occ> = (0..reps).map(|i| occ(1, 2 * i + 1, 1)).collect();
+        let (none, compared) = near_pairs_in(&mut ls, &mut far, 3, false, 1);
+        assert!(none.is_empty(), "another field is never near");
+        assert_eq!(compared, 0);
     }
 }

@@ -473,13 +473,13 @@ fn a_spent_regex_budget_skips_the_rule_for_that_article() {
     };
     let feed = FeedMeta::default();
     let now = newswatch::clock::now();
-    let (matched, skipped) =
-        set.match_article_within(&article, &feed, now, std::time::Duration::ZERO);
+    let v = set.match_article_within(&article, &feed, now, std::time::Duration::ZERO);
+    let (matched, skipped) = (v.matches, v.skipped);
     let matched: Vec<usize> = matched.iter().map(|m| m.rule).collect();
     assert_eq!(ids(&matched), ["plain"]);
     assert_eq!(ids(&skipped), ["costly", "negated"]);
-    let (matched, skipped) =
-        set.match_article_within(&article, &feed, now, std::time::Duration::from_secs(60));
+    let v = set.match_article_within(&article, &feed, now, std::time::Duration::from_secs(60));
+    let (matched, skipped) = (v.matches, v.skipped);
     let matched: Vec<usize> = matched.iter().map(|m| m.rule).collect();
     assert_eq!(ids(&matched), ["costly", "negated", "plain"]);
     assert!(skipped.is_empty());

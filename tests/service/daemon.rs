@@ -367,6 +367,18 @@ fn notify_metrics_and_reload_on_the_running_daemon() {
     assert_eq!(get("newswatch_feeds_in_error"), 0.0);
     assert!(get("newswatch_fetch_duration_seconds_count") >= 1.0);
     assert!(get("newswatch_fetch_duration_seconds_bucket{le=\"+Inf\"}") >= 1.0);
+    // The pre-filter's share (issue 22): the minerals article evaluated the one rule, the
+    // Hegseth article none.
+    assert_eq!(get("newswatch_rules_evaluated_share_count"), 2.0);
+    assert_eq!(get("newswatch_rules_evaluated_share_sum"), 1.0);
+    assert_eq!(
+        get("newswatch_rules_evaluated_share_bucket{le=\"0.0001\"}"),
+        1.0
+    );
+    assert_eq!(
+        get("newswatch_rules_evaluated_share_bucket{le=\"1.0\"}"),
+        2.0
+    );
     let (code, body) = http_get(&addr, "/healthz");
     assert_eq!(code, 200, "{body}");
     assert!(
