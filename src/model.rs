@@ -162,16 +162,6 @@ pub struct ChannelCounts {
     pub last_sent: Option<DateTime<Utc>>,
 }
 
-/// One of a surge's headlines, for a spike alert.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SpikeHeadline {
-    pub title: String,
-    pub link: Option<String>,
-    pub feed: String,
-    pub time: DateTime<Utc>,
-    pub summary: String,
-}
-
 /// What the outbox holds, for summaries and health checks.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct OutboxCounts {

@@ -43,6 +43,7 @@ pub use matches::ArticleMatches;
 pub use pg::CopyReport;
 pub use polls::{Inserted, PollRecord, PollResult, PollStored, REDIRECT_REPEATS};
 pub use reloads::ReloadInfo;
+pub use spikes::SpikeAlert;
 
 /// Prepared statements kept per connection: enough for every statement of a poll's write plus
 /// the other stages', so none is re-parsed per feed or per item.

@@ -13,9 +13,7 @@ use super::{
     NodeInfo, PageOutcome, PendingArticle, PollRecord, PollStored, Pruned, QueuedPage, ReloadInfo,
     RowCounts, Store, StoreError, StoredArticle,
 };
-use crate::model::{
-    AlertLatency, ChannelCounts, ChannelMessage, OutboxCounts, OutboxMessage, SpikeHeadline,
-};
+use crate::model::{AlertLatency, ChannelCounts, ChannelMessage, OutboxCounts, OutboxMessage};
 
 /// `contract! { shared: fn a(x: T) -> R; ... exclusive: fn b(...) -> R; ... }` writes, for each,
 /// `pub fn` on `Store` that calls the same method on the backend in use (`&self` for `shared`,
@@ -98,8 +96,6 @@ contract! {
     // spikes.rs
     fn rule_match_times(rule: &str, since: DateTime<Utc>)
         -> Result<Vec<(DateTime<Utc>, String)>, StoreError>;
-    fn rule_headlines(rule: &str, since: DateTime<Utc>, limit: usize)
-        -> Result<Vec<SpikeHeadline>, StoreError>;
     fn spike_surging(spike: &str, rule: &str) -> Result<bool, StoreError>;
     // full_text.rs
     fn queued_pages(limit: usize) -> Result<Vec<QueuedPage>, StoreError>;
@@ -149,13 +145,8 @@ contract! {
     fn complete_page(page: &QueuedPage, outcome: &PageOutcome, now: DateTime<Utc>)
         -> Result<(), StoreError>;
     // spikes.rs
-    fn record_spike(
-        spike: &str,
-        rule: &str,
-        surging: bool,
-        alert: Option<(&[String], &str)>,
-        now: DateTime<Utc>
-    ) -> Result<(), StoreError>;
+    fn record_spike(spike: &str, rule: &str, surging: bool, now: DateTime<Utc>)
+        -> Result<(), StoreError>;
 }
 
 impl Store {

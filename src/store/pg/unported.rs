@@ -6,7 +6,7 @@
 use super::Postgres;
 use chrono::{DateTime, Utc};
 
-use crate::model::{ChannelCounts, ChannelMessage, SpikeHeadline};
+use crate::model::{ChannelCounts, ChannelMessage};
 use crate::store::console::{ArticleView, MatchFilter, MatchView, RuleCounts, SentEmail};
 use crate::store::{ComposeTx, PageOutcome, QueuedPage, StoreError};
 
@@ -40,7 +40,6 @@ unported! {
     fn next_channel_attempt() -> Option<DateTime<Utc>>;
     fn channel_counts() -> Vec<ChannelCounts>;
     fn rule_match_times(&str, DateTime<Utc>) -> Vec<(DateTime<Utc>, String)>;
-    fn rule_headlines(&str, DateTime<Utc>, usize) -> Vec<SpikeHeadline>;
     fn spike_surging(&str, &str) -> bool;
     // console.rs (issue 18's reads)
     fn console_matches(&MatchFilter) -> Vec<MatchView>;
@@ -61,5 +60,5 @@ unported! {
     fn mark_channel_failed(i64, &str) -> ();
     fn set_full_text_mode_list(&[(&str, i64)]) -> ();
     fn complete_page(&QueuedPage, &PageOutcome, DateTime<Utc>) -> ();
-    fn record_spike(&str, &str, bool, Option<(&[String], &str)>, DateTime<Utc>) -> ();
+    fn record_spike(&str, &str, bool, DateTime<Utc>) -> ();
 }
