@@ -150,13 +150,18 @@ pub struct ChannelMessage {
     pub attempts: u32,
     pub next_attempt: DateTime<Utc>,
     pub last_error: Option<String>,
+    pub created: DateTime<Utc>,
 }
 
-/// One channel's messages by state, for `status` and `/metrics`.
+/// One channel's messages by state, for `status`, `/metrics` and the console.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ChannelCounts {
     pub channel: String,
     pub counts: OutboxCounts,
+    /// Of the queued, those already tried at least once (waiting for their next attempt).
+    pub retrying: usize,
+    /// The earliest next attempt of a queued message.
+    pub next_attempt: Option<DateTime<Utc>>,
     /// The newest error of a queued or failed message.
     pub last_error: Option<String>,
     pub last_sent: Option<DateTime<Utc>>,

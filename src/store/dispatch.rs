@@ -93,6 +93,7 @@ contract! {
     fn channel_message(id: i64) -> Result<ChannelMessage, StoreError>;
     fn next_channel_attempt() -> Result<Option<DateTime<Utc>>, StoreError>;
     fn channel_counts() -> Result<Vec<ChannelCounts>, StoreError>;
+    fn failed_channel_messages(limit: usize) -> Result<Vec<ChannelMessage>, StoreError>;
     // spikes.rs
     fn rule_match_times(rule: &str, since: DateTime<Utc>)
         -> Result<Vec<(DateTime<Utc>, String)>, StoreError>;

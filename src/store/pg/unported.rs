@@ -39,6 +39,7 @@ unported! {
     fn channel_message(i64) -> ChannelMessage;
     fn next_channel_attempt() -> Option<DateTime<Utc>>;
     fn channel_counts() -> Vec<ChannelCounts>;
+    fn failed_channel_messages(usize) -> Vec<ChannelMessage>;
     fn rule_match_times(&str, DateTime<Utc>) -> Vec<(DateTime<Utc>, String)>;
     fn spike_surging(&str, &str) -> bool;
     // console.rs (issue 18's reads)
