@@ -167,6 +167,14 @@ pub struct ChannelCounts {
     pub last_sent: Option<DateTime<Utc>>,
 }
 
+/// Several rules' matches since a time, as spike detection reads them: per rule (in the order
+/// asked), each match's article first-seen time and feed (an index into `feeds`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MatchTimes {
+    pub feeds: Vec<String>,
+    pub rules: Vec<Vec<(DateTime<Utc>, u32)>>,
+}
+
 /// What the outbox holds, for summaries and health checks.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct OutboxCounts {

@@ -21,14 +21,14 @@ use crate::policy::spike::{Count, Verdict, detect};
 use crate::store::{SpikeAlert, Store};
 
 impl Pipeline<'_> {
-    /// Looks at every `[[spike]]`; returns the spike alerts composed.
+    /// Looks at every `[[spike]]`; returns the spike alerts composed. One store call per
+    /// spike: its rules' matches of the baseline period in one query, then each rule in turn.
     pub(super) async fn detect_spikes(&self, now: DateTime<Utc>) -> anyhow::Result<usize> {
         let mut alerts = 0;
         // Shared by the pass's store calls, each of which needs its own handle.
         let titles = Arc::new(self.settings.rules.clone());
         let from: Arc<str> = Arc::from(self.config.delivery.from.as_str());
         for cfg in &self.config.spikes {
-            let cfg = Arc::new(cfg.clone());
             let rules: Vec<String> = self
                 .rules
                 .rules()
@@ -36,38 +36,51 @@ impl Pipeline<'_> {
                 .filter(|r| cfg.rules.selects(&r.id))
                 .map(|r| r.id.clone())
                 .collect();
-            for rule in rules {
-                let (cfg, titles, from) =
-                    (Arc::clone(&cfg), Arc::clone(&titles), Arc::clone(&from));
-                let what = format!("cannot compose spike {:?} for rule {rule:?}", cfg.name);
-                let queued = self
-                    .db_work(move |s| look(s, &cfg, &rule, &titles, &from, now))
-                    .await
-                    .context(what)?;
-                alerts += usize::from(queued);
+            if rules.is_empty() {
+                continue;
             }
+            let cfg = cfg.clone();
+            let (titles, from) = (Arc::clone(&titles), Arc::clone(&from));
+            alerts += self
+                .db_work(move |s| {
+                    let p = &cfg.params;
+                    let horizon = chrono::Duration::from_std(p.baseline + p.window)
+                        .unwrap_or(chrono::Duration::days(15));
+                    let times = s.spike_match_times(&rules, now - horizon)?;
+                    let mut alerts = 0;
+                    for (rule, rows) in rules.iter().zip(&times.rules) {
+                        let matches: Vec<(DateTime<Utc>, &str)> = rows
+                            .iter()
+                            .map(|&(t, f)| (t, times.feeds[f as usize].as_str()))
+                            .collect();
+                        let alerted = look(s, &cfg, rule, &matches, &titles, &from, now)
+                            .with_context(|| {
+                                format!("cannot compose spike {:?} for rule {rule:?}", cfg.name)
+                            })?;
+                        alerts += usize::from(alerted);
+                    }
+                    Ok(alerts)
+                })
+                .await?;
         }
         Ok(alerts)
     }
 }
 
-/// One rule of one spike at `now`: detect, and record what changed. Returns whether an alert
-/// was composed.
+/// One rule of one spike at `now`, given its matches of the baseline period: detect, and
+/// record what changed. Returns whether an alert was composed.
 fn look(
     s: &mut Store,
     cfg: &SpikeConfig,
     rule: &str,
+    matches: &[(DateTime<Utc>, &str)],
     titles: &RuleBook,
     from: &str,
     now: DateTime<Utc>,
 ) -> anyhow::Result<bool> {
     let p = &cfg.params;
-    let horizon =
-        chrono::Duration::from_std(p.baseline + p.window).unwrap_or(chrono::Duration::days(15));
-    let times = s.rule_match_times(rule, now - horizon)?;
-    let matches: Vec<(DateTime<Utc>, &str)> = times.iter().map(|(t, f)| (*t, f.as_str())).collect();
     let was = s.spike_surging(&cfg.name, rule)?;
-    let v = detect(&matches, now, p, was);
+    let v = detect(matches, now, p, was);
     if v.surging == was {
         return Ok(false);
     }
@@ -77,8 +90,8 @@ fn look(
         return Ok(false);
     }
     let window = chrono::Duration::from_std(p.window).unwrap_or(chrono::Duration::hours(1));
-    let in_window: Vec<&(DateTime<Utc>, String)> =
-        times.iter().filter(|(t, _)| *t > now - window).collect();
+    let in_window: Vec<&(DateTime<Utc>, &str)> =
+        matches.iter().filter(|(t, _)| *t > now - window).collect();
     let feeds = in_window
         .iter()
         .map(|(_, f)| f)

@@ -13,7 +13,9 @@ use super::{
     NodeInfo, PageOutcome, PendingArticle, PollRecord, PollStored, Pruned, QueuedPage, ReloadInfo,
     RowCounts, Store, StoreError, StoredArticle,
 };
-use crate::model::{AlertLatency, ChannelCounts, ChannelMessage, OutboxCounts, OutboxMessage};
+use crate::model::{
+    AlertLatency, ChannelCounts, ChannelMessage, MatchTimes, OutboxCounts, OutboxMessage,
+};
 
 /// `contract! { shared: fn a(x: T) -> R; ... exclusive: fn b(...) -> R; ... }` writes, for each,
 /// `pub fn` on `Store` that calls the same method on the backend in use (`&self` for `shared`,
@@ -95,8 +97,8 @@ contract! {
     fn channel_counts() -> Result<Vec<ChannelCounts>, StoreError>;
     fn failed_channel_messages(limit: usize) -> Result<Vec<ChannelMessage>, StoreError>;
     // spikes.rs
-    fn rule_match_times(rule: &str, since: DateTime<Utc>)
-        -> Result<Vec<(DateTime<Utc>, String)>, StoreError>;
+    fn spike_match_times(rules: &[String], since: DateTime<Utc>)
+        -> Result<MatchTimes, StoreError>;
     fn spike_surging(spike: &str, rule: &str) -> Result<bool, StoreError>;
     // full_text.rs
     fn queued_pages(limit: usize) -> Result<Vec<QueuedPage>, StoreError>;

@@ -236,6 +236,12 @@ CREATE TABLE full_text_pages (
 CREATE INDEX matches_rule ON matches(rule_id, id);
 CREATE INDEX matches_recorded ON matches(recorded);
 ",
+    r"
+-- issue 19: spike detection reads every watched rule's matches of the baseline period in one
+-- query, driven by the articles first seen in it: (first_seen, feed) covers the article's side,
+-- the matches' (article, rule_id) key the rest, so no wide row is read.
+CREATE INDEX articles_first_seen ON articles(first_seen, feed);
+",
 ];
 
 /// The schema version that has the channel outbox: found by the migration's content, so a

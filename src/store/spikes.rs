@@ -1,7 +1,10 @@
 //! The `spike_state` table (is each `[[spike]]`'s rule in a surge?) and what spike detection
-//! reads: a rule's matches with their time and feed, and the surge's newest matches. A spike
+//! reads: the watched rules' matches with their time and feed (one query per pass), and the
+//! surge's newest matches. A spike
 //! alert (its email and its channel messages) is written in the composition that records the
 //! surge (`ComposeTx::commit_spike`), so a surge is alerted once, whatever is killed when.
+
+use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -10,23 +13,50 @@ use super::compose::ComposeTx;
 use super::matches::select_matches;
 use super::outbox::insert_outbox;
 use super::{Sqlite, StoreError, from_ts, ts};
-use crate::model::{NewMessage, PendingMatch};
+use crate::model::{MatchTimes, NewMessage, PendingMatch};
 
 impl Sqlite {
-    /// Rule `rule`'s matches whose article was first seen after `since`: (first seen, feed).
-    pub fn rule_match_times(
+    /// The matches of `rules` whose article was first seen after `since`, for spike detection:
+    /// each rule's (first seen, feed). One query whatever the number of rules, driven by
+    /// `articles_first_seen` (an index that covers the article's side) and the matches'
+    /// `(article, rule_id)` key, so no article or match row is read.
+    pub fn spike_match_times(
         &self,
-        rule: &str,
+        rules: &[String],
         since: DateTime<Utc>,
-    ) -> Result<Vec<(DateTime<Utc>, String)>, StoreError> {
+    ) -> Result<MatchTimes, StoreError> {
+        let mut out = MatchTimes::default();
+        let index: HashMap<&str, usize> = rules
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.as_str(), i))
+            .collect();
+        out.rules = vec![Vec::new(); rules.len()];
+        let mut feeds: HashMap<String, u32> = HashMap::new();
+        // CROSS JOIN keeps the order: the articles of the period first, then their matches.
         let mut stmt = self.conn.prepare_cached(
-            "SELECT a.first_seen, a.feed FROM matches m JOIN articles a ON a.id = m.article
-             WHERE m.rule_id = ?1 AND a.first_seen > ?2",
+            "SELECT m.rule_id, a.first_seen, a.feed
+             FROM articles a INDEXED BY articles_first_seen CROSS JOIN matches m ON m.article = a.id
+             WHERE a.first_seen > ?1",
         )?;
-        let rows = stmt.query_map(params![rule, ts(since)], |r| {
-            Ok((from_ts(r.get(0)?), r.get(1)?))
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        let mut rows = stmt.query(params![ts(since)])?;
+        while let Some(r) = rows.next()? {
+            let Some(&i) = index.get(r.get_ref(0)?.as_str().map_err(rusqlite::Error::from)?) else {
+                continue;
+            };
+            let feed = r.get_ref(2)?.as_str().map_err(rusqlite::Error::from)?;
+            let f = match feeds.get(feed) {
+                Some(&f) => f,
+                None => {
+                    let f = u32::try_from(out.feeds.len()).unwrap_or(u32::MAX);
+                    out.feeds.push(feed.to_string());
+                    feeds.insert(feed.to_string(), f);
+                    f
+                }
+            };
+            out.rules[i].push((from_ts(r.get(1)?), f));
+        }
+        Ok(out)
     }
 
     /// Whether `[[spike]]` `spike` last saw rule `rule` in a surge.
@@ -131,5 +161,49 @@ impl ComposeTx<'_> {
         }
         tx.commit()?;
         Ok(outbox)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::ArticleMatches;
+    use super::super::testing::{DAY, art, feed, hit, open, poll, t};
+    use super::*;
+
+    /// Matches of the asked rules only, of articles first seen after `since`, each with its
+    /// feed; a rule without any has an empty list, in the order asked.
+    #[test]
+    fn spike_match_times_reads_the_asked_rules_of_the_period() {
+        let (_dir, mut s) = open();
+        let t0 = t("2025-03-10T12:00:00Z");
+        let t1 = t0 + chrono::Duration::hours(3);
+        feed(&mut s, "a", "https://a.example/feed");
+        feed(&mut s, "b", "https://b.example/feed");
+        poll(&mut s, "a", &[art("old", None)], t0, DAY);
+        poll(&mut s, "a", &[art("a1", None)], t1, DAY);
+        poll(&mut s, "b", &[art("b1", None)], t1, DAY);
+        let verdicts: Vec<ArticleMatches> = s
+            .pending_articles()
+            .unwrap()
+            .iter()
+            .map(|p| ArticleMatches {
+                article: p.id,
+                matches: vec![
+                    ("minerals".to_string(), vec![hit("x")]),
+                    ("other".to_string(), vec![hit("x")]),
+                ],
+            })
+            .collect();
+        s.record_matches(&verdicts, t1, &HashMap::new()).unwrap();
+        let rules = ["quiet".to_string(), "minerals".to_string()];
+        let got = s.spike_match_times(&rules, t0).unwrap();
+        assert!(got.rules[0].is_empty(), "no match of `quiet`");
+        let mut minerals: Vec<(DateTime<Utc>, &str)> = got.rules[1]
+            .iter()
+            .map(|&(at, f)| (at, got.feeds[f as usize].as_str()))
+            .collect();
+        minerals.sort();
+        assert_eq!(minerals, [(t1, "a"), (t1, "b")], "not the one seen at t0");
+        assert_eq!(got.rules.len(), 2, "`other` was not asked");
     }
 }

@@ -196,6 +196,10 @@ CREATE TABLE full_text_pages (
     outcome TEXT NOT NULL
 );
 ",
+    r"
+-- issue 19: SQLite's articles_first_seen (spike detection's one read per pass).
+CREATE INDEX articles_first_seen ON articles(first_seen, feed);
+",
 ];
 
 /// Every table `store migrate-to` copies from SQLite, parents before children. A table added on

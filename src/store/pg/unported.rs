@@ -6,7 +6,7 @@
 use super::Postgres;
 use chrono::{DateTime, Utc};
 
-use crate::model::{ChannelCounts, ChannelMessage};
+use crate::model::{ChannelCounts, ChannelMessage, MatchTimes};
 use crate::store::console::{ArticleView, MatchFilter, MatchView, RuleCounts, SentEmail};
 use crate::store::{ComposeTx, PageOutcome, QueuedPage, StoreError};
 
@@ -40,7 +40,7 @@ unported! {
     fn next_channel_attempt() -> Option<DateTime<Utc>>;
     fn channel_counts() -> Vec<ChannelCounts>;
     fn failed_channel_messages(usize) -> Vec<ChannelMessage>;
-    fn rule_match_times(&str, DateTime<Utc>) -> Vec<(DateTime<Utc>, String)>;
+    fn spike_match_times(&[String], DateTime<Utc>) -> MatchTimes;
     fn spike_surging(&str, &str) -> bool;
     // console.rs (issue 18's reads)
     fn console_matches(&MatchFilter) -> Vec<MatchView>;
