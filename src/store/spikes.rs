@@ -167,8 +167,65 @@ impl ComposeTx<'_> {
 #[cfg(test)]
 mod tests {
     use super::super::ArticleMatches;
-    use super::super::testing::{DAY, art, feed, hit, open, poll, t};
+    use super::super::testing::{DAY, art, feed, hit, msg, open, poll, store_with_matches, t};
     use super::*;
+    use crate::model::OutboxStatus;
+
+    /// A surge's alert is one transaction: dropped before its commit it leaves nothing (no
+    /// state, no message); committed, the state, the email (digest row and outbox row of kind
+    /// `spike`) and a message per channel, which refers to the email's digest row.
+    #[test]
+    fn a_spike_alert_commits_whole_or_not_at_all() {
+        let (_dir, mut s, now) = store_with_matches();
+        let hour_ago = now - chrono::Duration::hours(1);
+        {
+            let mut tx = s.begin_compose().unwrap();
+            let found = tx.gather_surge("minerals", hour_ago, 10).unwrap();
+            assert_eq!(found.len(), 1, "the one match of the hour");
+            assert_eq!(found[0].rule_id, "minerals");
+            // Rendering failed: the handle is dropped.
+        }
+        assert!(!s.spike_surging("surges", "minerals").unwrap());
+        assert!(s.due_channel_messages(now).unwrap().is_empty());
+
+        let mut tx = s.begin_compose().unwrap();
+        let id = tx.next_digest_id().unwrap();
+        let message = msg("<spike-1.surges@example.org>");
+        let channels = ["hook".to_string(), "room".to_string()];
+        let outbox = tx
+            .commit_spike(
+                &SpikeAlert {
+                    spike: "surges",
+                    rule: "minerals",
+                    email: Some((id, &message)),
+                    channels: &channels,
+                    payload: "{}",
+                },
+                now,
+            )
+            .unwrap()
+            .expect("an email");
+        assert!(s.spike_surging("surges", "minerals").unwrap());
+        let m = s.message(outbox).unwrap();
+        assert_eq!(
+            (m.message_id.as_str(), m.status),
+            ("<spike-1.surges@example.org>", OutboxStatus::Queued)
+        );
+        let recent = s.recent_digests(5).unwrap();
+        assert_eq!(
+            (recent[0].kind.as_str(), recent[0].name.as_deref()),
+            ("spike", Some("surges"))
+        );
+        let queued = s.due_channel_messages(now).unwrap();
+        assert_eq!(
+            queued
+                .iter()
+                .map(|m| m.channel.as_str())
+                .collect::<Vec<_>>(),
+            ["hook", "room"]
+        );
+        assert!(queued.iter().all(|m| m.source == "surges"));
+    }
 
     /// Matches of the asked rules only, of articles first seen after `since`, each with its
     /// feed; a rule without any has an empty list, in the order asked.
