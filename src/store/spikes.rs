@@ -188,7 +188,7 @@ mod tests {
         assert!(!s.spike_surging("surges", "minerals").unwrap());
         assert!(s.due_channel_messages(now).unwrap().is_empty());
 
-        let mut tx = s.begin_compose().unwrap();
+        let tx = s.begin_compose().unwrap();
         let id = tx.next_digest_id().unwrap();
         let message = msg("<spike-1.surges@example.org>");
         let channels = ["hook".to_string(), "room".to_string()];
