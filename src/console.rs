@@ -1,11 +1,14 @@
 //! The web console (issue 18): server-rendered pages over the state database — overview, feeds,
-//! matches, rules, the rule playground, sent digests — served by the daemon beside `/metrics` and
-//! by `newswatch console` alone. Reads the store read-only; the only writes are the two operator
-//! POSTs (retry a failed email, send a digest now), which go through the store's own write paths.
+//! matches, rules, the rule playground, sent digests, channels — served by the daemon beside
+//! `/metrics` and by `newswatch console` alone. Reads the store read-only; the only writes are the
+//! operator POSTs (retry a failed email or channel message), which go through the store's own
+//! write paths.
 //! Every response carries a strict CSP (no inline script or style) and every value is escaped
-//! (`html`). Who may look is `auth`; the pages are `pages`, `matches`, `playground`, `digests`.
+//! (`html`). Who may look is `auth`; the pages are `pages`, `matches`, `playground`, `digests`,
+//! `channels`.
 
 mod auth;
+mod channels;
 mod digests;
 pub mod html;
 mod matches;
@@ -129,6 +132,8 @@ pub fn router(console: Console) -> Router {
         .route("/digests/{id}", get(digests::digest))
         .route("/digests/{id}/html", get(digests::digest_html))
         .route("/outbox/{id}/retry", post(digests::retry))
+        .route("/channels", get(channels::channels))
+        .route("/channels/{id}/retry", post(channels::retry))
         .route("/logout", post(auth::logout))
         .layer(middleware::from_fn_with_state(
             console.clone(),

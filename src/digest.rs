@@ -12,6 +12,7 @@ mod message;
 mod render;
 mod snippet;
 pub mod spec;
+pub mod spike;
 mod wrap;
 
 use std::collections::{BTreeMap, HashMap};
@@ -387,12 +388,15 @@ pub struct Audience<'a> {
     /// The rule patterns it carries, as configured (empty: every rule), for the footer.
     pub rules: Vec<&'a str>,
     pub unsubscribe: &'a Unsubscribe,
+    /// A spike alert's own subject and heading (the surge in numbers); none for the others.
+    pub surge: Option<&'a spike::SurgeText>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     Digest,
     Alert,
+    Spike,
 }
 
 impl Kind {
@@ -400,6 +404,7 @@ impl Kind {
         match self {
             Kind::Digest => "digest",
             Kind::Alert => "alert",
+            Kind::Spike => "spike",
         }
     }
 }
@@ -417,6 +422,7 @@ impl<'a> Audience<'a> {
             templates: cfg.templates.as_ref(),
             rules: cfg.rules.patterns(),
             unsubscribe: &cfg.unsubscribe,
+            surge: None,
         }
     }
 
@@ -432,6 +438,7 @@ impl<'a> Audience<'a> {
             templates: None,
             rules: cfg.rules.patterns(),
             unsubscribe: &cfg.unsubscribe,
+            surge: None,
         }
     }
 }

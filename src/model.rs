@@ -150,26 +150,29 @@ pub struct ChannelMessage {
     pub attempts: u32,
     pub next_attempt: DateTime<Utc>,
     pub last_error: Option<String>,
+    pub created: DateTime<Utc>,
 }
 
-/// One channel's messages by state, for `status` and `/metrics`.
+/// One channel's messages by state, for `status`, `/metrics` and the console.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ChannelCounts {
     pub channel: String,
     pub counts: OutboxCounts,
+    /// Of the queued, those already tried at least once (waiting for their next attempt).
+    pub retrying: usize,
+    /// The earliest next attempt of a queued message.
+    pub next_attempt: Option<DateTime<Utc>>,
     /// The newest error of a queued or failed message.
     pub last_error: Option<String>,
     pub last_sent: Option<DateTime<Utc>>,
 }
 
-/// One of a surge's headlines, for a spike alert.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SpikeHeadline {
-    pub title: String,
-    pub link: Option<String>,
-    pub feed: String,
-    pub time: DateTime<Utc>,
-    pub summary: String,
+/// Several rules' matches since a time, as spike detection reads them: per rule (in the order
+/// asked), each match's article first-seen time and feed (an index into `feeds`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MatchTimes {
+    pub feeds: Vec<String>,
+    pub rules: Vec<Vec<(DateTime<Utc>, u32)>>,
 }
 
 /// What the outbox holds, for summaries and health checks.

@@ -44,6 +44,7 @@ pub use matches::ArticleMatches;
 pub use pg::CopyReport;
 pub use polls::{Inserted, PollRecord, PollResult, PollStored, REDIRECT_REPEATS};
 pub use reloads::ReloadInfo;
+pub use spikes::SpikeAlert;
 pub use websub::{SubState, Subscription};
 
 /// Prepared statements kept per connection: enough for every statement of a poll's write plus

@@ -56,6 +56,7 @@ pub(super) fn test(name: &str, path: &Path) -> Exit {
         attempts: 0,
         next_attempt: now,
         last_error: None,
+        created: now,
     };
     let target = format!(
         "{} {} ({})",

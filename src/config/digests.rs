@@ -30,7 +30,7 @@ fn check_name(src: &mut Source<'_>, kind: &str, name: &Spanned<String>, earlier:
 }
 
 /// The email addresses and the `channel:NAME` entries of a `to` list.
-fn check_recipients(
+pub(super) fn check_recipients(
     src: &mut Source<'_>,
     kind: &str,
     to: &Spanned<Vec<Spanned<String>>>,
@@ -67,7 +67,7 @@ fn rule_selection(src: &mut Source<'_>, rules: Option<&Spanned<Vec<String>>>) ->
 
 /// `unsubscribe` (an address, a `mailto:` made of it) and `unsubscribe_url` (https only: the
 /// one-click POST of RFC 8058 needs it).
-fn unsubscribe(
+pub(super) fn unsubscribe(
     src: &mut Source<'_>,
     mailto: Option<&Spanned<String>>,
     url: Option<&Spanned<String>>,

@@ -160,7 +160,7 @@ impl Config {
             .map(|(i, a)| digests::build_alert(&mut src, a, &raw.alerts[..i], zone, &channel_names))
             .collect();
         let http = build::http(&mut src, &raw.http);
-        let spikes = super::spikes::build_spikes(&mut src, &raw.spikes, &channel_names);
+        let spikes = super::spikes::build_spikes(&mut src, &raw.spikes, zone, &channel_names);
         let store = super::store::build(&mut src, &base, raw.store.as_ref(), env);
         let console = super::console::build(&mut src, &base, &state_dir, &raw.console);
         let websub = super::websub::build(&mut src, raw.websub.as_ref());

@@ -1,13 +1,16 @@
 //! `[[spike]]`: alert when a rule's matches surge (`policy::spike`), per rule id or glob, to
-//! `channel:NAME` recipients. Each key has its default in `SpikeParams::default()`.
+//! email addresses and `channel:NAME` recipients, like `[[alert]]`. Each detector key has its
+//! default in `SpikeParams::default()`.
 
 use serde::Deserialize;
 use toml::Spanned;
 
+use super::Unsubscribe;
 use super::build::{Source, duration_within};
-use super::channels::split_recipients;
+use super::digests::{check_recipients, unsubscribe};
 use super::format::HumanDuration;
 use crate::digest::spec::RuleSelection;
+use crate::policy::schedule::parse_tz;
 use crate::policy::spike::{Count, SpikeParams};
 
 /// One `[[spike]]`.
@@ -16,9 +19,14 @@ pub struct SpikeConfig {
     pub name: String,
     /// The rules watched (default every rule), each on its own.
     pub rules: RuleSelection,
+    /// The email recipients of the alert (none: it goes to channels only).
+    pub to: Vec<String>,
     /// The `[[channel]]`s that get the alert.
     pub channels: Vec<String>,
     pub params: SpikeParams,
+    /// The zone the email shows times in.
+    pub timezone: chrono_tz::Tz,
+    pub unsubscribe: Unsubscribe,
 }
 
 #[derive(Deserialize)]
@@ -32,14 +40,19 @@ pub(super) struct RawSpike {
     k: Option<Spanned<f64>>,
     min_count: Option<Spanned<u32>>,
     count: Option<Spanned<String>>,
+    timezone: Option<Spanned<String>>,
+    unsubscribe: Option<Spanned<String>>,
+    unsubscribe_url: Option<Spanned<String>>,
 }
 
 const MIN_WINDOW: std::time::Duration = std::time::Duration::from_secs(60);
 const MAX_BASELINE: std::time::Duration = std::time::Duration::from_secs(90 * 86_400);
 
+/// `zone`: the first digest's time zone, the default of a spike's `timezone` (as for alerts).
 pub(super) fn build_spikes(
     src: &mut Source<'_>,
     raw: &[RawSpike],
+    zone: Option<chrono_tz::Tz>,
     channels: &[String],
 ) -> Vec<SpikeConfig> {
     let mut out = Vec::new();
@@ -51,22 +64,14 @@ pub(super) fn build_spikes(
                 format!("spike `name` {name:?} is empty or used twice"),
             );
         }
-        let (emails, named) = split_recipients(src, "spike", &s.to, channels);
-        for e in &emails {
-            src.error_at(
-                e.span(),
-                format!(
-                    "spike {name:?}: `to` takes `channel:NAME` entries only (spike alerts are not emailed yet), not {:?}",
-                    e.get_ref()
-                ),
-            );
-        }
-        if named.is_empty() && emails.is_empty() {
-            src.error_at(
-                s.to.span(),
-                format!("spike {name:?}: `to` is empty: expected `channel:NAME`"),
-            );
-        }
+        let (to, named) = check_recipients(src, "spike", &s.to, channels);
+        let default_zone = zone.unwrap_or(chrono_tz::UTC);
+        let timezone = s.timezone.as_ref().map_or(default_zone, |tz| {
+            parse_tz(tz.get_ref()).unwrap_or_else(|msg| {
+                src.error_at(tz.span(), msg);
+                default_zone
+            })
+        });
         let d = SpikeParams::default();
         let window = duration_within(src, "window", s.window.as_ref(), MIN_WINDOW..=MAX_BASELINE)
             .unwrap_or(d.window);
@@ -103,9 +108,12 @@ pub(super) fn build_spikes(
             }),
         };
         out.push(SpikeConfig {
+            unsubscribe: unsubscribe(src, s.unsubscribe.as_ref(), s.unsubscribe_url.as_ref()),
             name,
             rules,
+            to,
             channels: named,
+            timezone,
             params: SpikeParams {
                 window,
                 baseline,

@@ -145,6 +145,7 @@ pub enum Nav {
     Rules,
     Playground,
     Digests,
+    Channels,
     None,
 }
 
@@ -166,6 +167,7 @@ pub fn page(title: &str, nav: Nav, viewer: &Viewer, body: &str) -> String {
         (Nav::Rules, "/rules", "Rules"),
         (Nav::Playground, "/playground", "Playground"),
         (Nav::Digests, "/digests", "Digests"),
+        (Nav::Channels, "/channels", "Channels"),
     ] {
         let current = if n == nav {
             " aria-current=\"page\""

@@ -252,6 +252,9 @@ fn render_with(
             plural(n, "article", "articles")
         ),
         (Kind::Alert, n) => format!("Alert: {n} new {}", plural(n, "article", "articles")),
+        (Kind::Spike, _) => audience
+            .surge
+            .map_or_else(String::new, |s| s.heading.clone()),
     };
     let period = match batch.since {
         Some(since) if since < now => format!(
@@ -623,6 +626,9 @@ fn subject(
     groups: &[Group],
     now: DateTime<Utc>,
 ) -> String {
+    if let Some(surge) = audience.surge {
+        return clean_subject(&surge.subject);
+    }
     let prefix = clean_line(audience.subject_prefix, 40);
     let mut s = prefix;
     if audience.kind == Kind::Digest {

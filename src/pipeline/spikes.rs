@@ -1,25 +1,33 @@
 //! Spike detection as part of the compose stage: for each `[[spike]]` and each rule it
 //! watches, the rule's matches over the baseline go through `policy::spike::detect` (pure);
-//! a surge that begins is recorded with its alert (the surge's newest headlines) queued for the
-//! spike's channels, in one transaction. The state is written only when it changes.
+//! a surge that begins is a composition: its newest matches gathered, its email rendered
+//! (`digest::spike`) when the spike has recipients, and the email, the channel messages and the
+//! rule's new state committed in one transaction. The state is written only when it changes.
 
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use anyhow::Context;
 use chrono::{DateTime, Utc};
 use tracing::info;
 
-use crate::channels::payload::{Event, PAYLOAD_VERSION, Payload, PayloadArticle, SpikeFacts};
+use crate::channels::payload::{Event, Payload, SpikeFacts};
 use crate::config::SpikeConfig;
-use crate::digest::email_safety::{clean_line, safe_link};
-use crate::model::SpikeHeadline;
+use crate::digest::spike::{SPIKE_ITEMS, SurgeFacts, compose_spike, surge_text};
+use crate::digest::{self, RuleBook};
+use crate::model::NewMessage;
 use crate::pipeline::Pipeline;
 use crate::policy::spike::{Count, Verdict, detect};
-
-/// Headlines a spike alert carries.
-const SPIKE_HEADLINES: usize = 10;
+use crate::store::{SpikeAlert, Store};
 
 impl Pipeline<'_> {
-    /// Looks at every `[[spike]]`; returns the spike alerts queued.
+    /// Looks at every `[[spike]]`; returns the spike alerts composed. One store call per
+    /// spike: its rules' matches of the baseline period in one query, then each rule in turn.
     pub(super) async fn detect_spikes(&self, now: DateTime<Utc>) -> anyhow::Result<usize> {
         let mut alerts = 0;
+        // Shared by the pass's store calls, each of which needs its own handle.
+        let titles = Arc::new(self.settings.rules.clone());
+        let from: Arc<str> = Arc::from(self.config.delivery.from.as_str());
         for cfg in &self.config.spikes {
             let rules: Vec<String> = self
                 .rules
@@ -28,100 +36,144 @@ impl Pipeline<'_> {
                 .filter(|r| cfg.rules.selects(&r.id))
                 .map(|r| r.id.clone())
                 .collect();
-            for rule in rules {
-                let title = self.settings.rules.title(&rule).to_string();
-                let cfg = cfg.clone();
-                let queued = self
-                    .db(move |s| {
-                        let p = &cfg.params;
-                        let horizon = chrono::Duration::from_std(p.baseline + p.window)
-                            .unwrap_or(chrono::Duration::days(15));
-                        let times = s.rule_match_times(&rule, now - horizon)?;
-                        let matches: Vec<(DateTime<Utc>, &str)> =
-                            times.iter().map(|(t, f)| (*t, f.as_str())).collect();
-                        let was = s.spike_surging(&cfg.name, &rule)?;
-                        let v = detect(&matches, now, p, was);
-                        if v.surging == was {
-                            return Ok(false);
-                        }
-                        let payload = if v.alert {
-                            let window = chrono::Duration::from_std(p.window)
-                                .unwrap_or(chrono::Duration::hours(1));
-                            let heads = s.rule_headlines(&rule, now - window, SPIKE_HEADLINES)?;
-                            let in_window = times.iter().filter(|(t, _)| *t > now - window);
-                            Some(spike_payload(&cfg, &rule, &title, &v, &heads, in_window.count(), now))
-                        } else {
-                            None
-                        };
-                        let json = payload.as_ref().map(Payload::to_json);
-                        let alert = json.as_deref().map(|j| (cfg.channels.as_slice(), j));
-                        s.record_spike(&cfg.name, &rule, v.surging, alert, now)?;
-                        if v.alert {
-                            info!(spike = %cfg.name, rule = %rule, count = v.count, usual = v.usual, threshold = v.threshold, "spike alert queued");
-                        } else {
-                            info!(spike = %cfg.name, rule = %rule, count = v.count, "surge over");
-                        }
-                        Ok(v.alert)
-                    })
-                    .await?;
-                alerts += usize::from(queued);
+            if rules.is_empty() {
+                continue;
             }
+            let cfg = cfg.clone();
+            let (titles, from) = (Arc::clone(&titles), Arc::clone(&from));
+            alerts += self
+                .db_work(move |s| {
+                    let p = &cfg.params;
+                    let horizon = chrono::Duration::from_std(p.baseline + p.window)
+                        .unwrap_or(chrono::Duration::days(15));
+                    let times = s.spike_match_times(&rules, now - horizon)?;
+                    let mut alerts = 0;
+                    for (rule, rows) in rules.iter().zip(&times.rules) {
+                        let matches: Vec<(DateTime<Utc>, &str)> = rows
+                            .iter()
+                            .map(|&(t, f)| (t, times.feeds[f as usize].as_str()))
+                            .collect();
+                        let alerted = look(s, &cfg, rule, &matches, &titles, &from, now)
+                            .with_context(|| {
+                                format!("cannot compose spike {:?} for rule {rule:?}", cfg.name)
+                            })?;
+                        alerts += usize::from(alerted);
+                    }
+                    Ok(alerts)
+                })
+                .await?;
         }
         Ok(alerts)
     }
 }
 
+/// One rule of one spike at `now`, given its matches of the baseline period: detect, and
+/// record what changed. Returns whether an alert was composed.
+fn look(
+    s: &mut Store,
+    cfg: &SpikeConfig,
+    rule: &str,
+    matches: &[(DateTime<Utc>, &str)],
+    titles: &RuleBook,
+    from: &str,
+    now: DateTime<Utc>,
+) -> anyhow::Result<bool> {
+    let p = &cfg.params;
+    let was = s.spike_surging(&cfg.name, rule)?;
+    let v = detect(matches, now, p, was);
+    if v.surging == was {
+        return Ok(false);
+    }
+    if !v.alert {
+        s.record_spike(&cfg.name, rule, v.surging, now)?;
+        info!(spike = %cfg.name, rule = %rule, count = v.count, "surge over");
+        return Ok(false);
+    }
+    let window = chrono::Duration::from_std(p.window).unwrap_or(chrono::Duration::hours(1));
+    let in_window: Vec<&(DateTime<Utc>, &str)> =
+        matches.iter().filter(|(t, _)| *t > now - window).collect();
+    let feeds = in_window
+        .iter()
+        .map(|(_, f)| f)
+        .collect::<HashSet<_>>()
+        .len();
+    let title = titles.title(rule).to_string();
+    let surge = surge_text(&SurgeFacts {
+        rule_title: &title,
+        count: v.count,
+        unit: match p.count {
+            Count::Outlets => "outlets",
+            Count::Matches => "matches",
+        },
+        window: p.window,
+        usual: v.usual,
+        threshold: v.threshold,
+    });
+
+    let mut tx = s.begin_compose()?;
+    let found = tx.gather_surge(rule, now - window, SPIKE_ITEMS)?;
+    let entries = digest::entries(&found, titles);
+    let email = if cfg.to.is_empty() {
+        None
+    } else {
+        let id = tx.next_digest_id()?;
+        let c = compose_spike(id, cfg, &surge, from, &entries, now)?;
+        Some((
+            id,
+            NewMessage {
+                digest_name: cfg.name.clone(),
+                message_id: c.message_id,
+                sender: c.sender,
+                recipients: c.recipients,
+                raw: c.raw,
+            },
+        ))
+    };
+    let payload = spike_payload(
+        cfg,
+        rule,
+        &surge.subject,
+        &v,
+        &entries,
+        in_window.len(),
+        feeds,
+        now,
+    );
+    let outbox = tx.commit_spike(
+        &SpikeAlert {
+            spike: &cfg.name,
+            rule,
+            email: email.as_ref().map(|(id, m)| (*id, m)),
+            channels: &cfg.channels,
+            payload: &payload.to_json(),
+        },
+        now,
+    )?;
+    let emailed = outbox.is_some();
+    info!(spike = %cfg.name, rule = %rule, count = v.count, usual = v.usual, threshold = v.threshold, emailed, "spike alert composed");
+    Ok(true)
+}
+
+/// The channel message of a surge: its newest matches, and its numbers.
+#[allow(clippy::too_many_arguments)]
 fn spike_payload(
     cfg: &SpikeConfig,
     rule: &str,
     title: &str,
     v: &Verdict,
-    heads: &[SpikeHeadline],
+    entries: &[digest::Entry],
     matches: usize,
+    feeds: usize,
     now: DateTime<Utc>,
 ) -> Payload {
-    let unit = match cfg.params.count {
-        Count::Outlets => "outlets",
-        Count::Matches => "matches",
-    };
-    let minutes = cfg.params.window.as_secs() / 60;
-    Payload {
-        version: PAYLOAD_VERSION,
-        event: Event::Spike,
-        source: cfg.name.clone(),
-        title: clean_line(
-            &format!(
-                "Surge: {title} — {} {unit} in {minutes} min (usually {:.0})",
-                v.count, v.usual
-            ),
-            200,
-        ),
-        created: now,
-        total: matches.max(heads.len()),
-        articles: heads
-            .iter()
-            .map(|h| PayloadArticle {
-                rule: rule.to_string(),
-                rule_title: clean_line(title, 200),
-                title: clean_line(&h.title, 300),
-                link: h.link.as_deref().and_then(safe_link).map(|u| u.to_string()),
-                feed: h.feed.clone(),
-                time: h.time,
-                snippet: clean_line(&h.summary, 260),
-                terms: Vec::new(),
-            })
-            .collect(),
-        spike: Some(SpikeFacts {
-            rule: rule.to_string(),
-            window_seconds: cfg.params.window.as_secs(),
-            count: u64::from(v.count),
-            feeds: heads
-                .iter()
-                .map(|h| h.feed.as_str())
-                .collect::<std::collections::HashSet<_>>()
-                .len() as u64,
-            baseline: v.usual,
-            threshold: v.threshold,
-        }),
-    }
+    let mut payload = Payload::from_entries(Event::Spike, &cfg.name, title, entries, matches, now);
+    payload.spike = Some(SpikeFacts {
+        rule: rule.to_string(),
+        window_seconds: cfg.params.window.as_secs(),
+        count: u64::from(v.count),
+        feeds: feeds as u64,
+        baseline: v.usual,
+        threshold: v.threshold,
+    });
+    payload
 }

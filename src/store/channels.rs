@@ -71,7 +71,19 @@ impl Sqlite {
         &self,
         now: DateTime<Utc>,
     ) -> Result<Vec<ChannelMessage>, StoreError> {
-        self.channel_where("status = 'queued' AND next_attempt <= ?1", ts(now))
+        self.channel_where(
+            "status = 'queued' AND next_attempt <= ?1 ORDER BY id",
+            ts(now),
+        )
+    }
+
+    /// The newest `limit` messages that failed for good, newest first (the console lists them
+    /// with a retry button).
+    pub fn failed_channel_messages(&self, limit: usize) -> Result<Vec<ChannelMessage>, StoreError> {
+        self.channel_where(
+            "status = 'failed' ORDER BY id DESC LIMIT ?1",
+            i64::try_from(limit).unwrap_or(i64::MAX),
+        )
     }
 
     pub fn channel_message(&self, id: i64) -> Result<ChannelMessage, StoreError> {
@@ -83,7 +95,7 @@ impl Sqlite {
     fn channel_where(&self, cond: &str, arg: i64) -> Result<Vec<ChannelMessage>, StoreError> {
         let sql = format!(
             "SELECT id, channel, source, payload, status, attempts, next_attempt, last_error, created
-             FROM channel_outbox WHERE {cond} ORDER BY id"
+             FROM channel_outbox WHERE {cond}"
         );
         let mut stmt = self.conn.prepare(&sql)?;
         let rows = stmt.query_map([arg], |r| {
@@ -98,6 +110,7 @@ impl Sqlite {
                 next_attempt: from_ts(r.get(6)?),
                 last_error: r.get(7)?,
                 key: key(id, r.get(8)?),
+                created: from_ts(r.get(8)?),
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -154,7 +167,9 @@ impl Sqlite {
                     (SELECT last_error FROM channel_outbox e
                       WHERE e.channel = o.channel AND e.status != 'sent' AND e.last_error IS NOT NULL
                       ORDER BY e.id DESC LIMIT 1),
-                    MAX(sent)
+                    MAX(sent),
+                    SUM(status = 'queued' AND attempts > 0),
+                    MIN(CASE WHEN status = 'queued' THEN next_attempt END)
              FROM channel_outbox o GROUP BY channel ORDER BY channel",
         )?;
         let rows = stmt.query_map([], |r| {
@@ -168,6 +183,8 @@ impl Sqlite {
                     sent: n(2)?,
                     failed: n(3)?,
                 },
+                retrying: n(6)?,
+                next_attempt: r.get::<_, Option<i64>>(7)?.map(from_ts),
                 last_error: r.get(4)?,
                 last_sent: r.get::<_, Option<i64>>(5)?.map(from_ts),
             })
@@ -227,6 +244,17 @@ mod tests {
             s.mark_channel_failed(b, "HTTP 400").unwrap();
             assert!(s.due_channel_messages(now).unwrap().is_empty());
             assert_eq!(s.next_channel_attempt().unwrap(), Some(later));
+            let counts = s.channel_counts().unwrap();
+            assert_eq!(
+                (counts[1].counts.queued, counts[1].retrying),
+                (1, 1),
+                "ops: one queued, retrying"
+            );
+            assert_eq!(counts[1].next_attempt, Some(later));
+            assert_eq!(counts[0].next_attempt, None, "chat: nothing queued");
+            let failed = s.failed_channel_messages(10).unwrap();
+            assert_eq!(failed.iter().map(|m| m.id).collect::<Vec<_>>(), [b]);
+            assert_eq!(failed[0].created, now);
             let m = s.due_channel_messages(later).unwrap().pop().unwrap();
             assert_eq!((m.id, m.attempts, m.key.as_str()), (a, 1, key_a.as_str()));
             s.mark_channel_sent(a, later).unwrap();

@@ -138,6 +138,13 @@ forward! {
     /// The full rows of the last gather's groups: every picked match of the `plan[i]` newest
     /// articles whose first group is `i` (newest by published, else first seen).
     fn load_rows[ref](plan: &[usize]) -> Vec<PendingMatch>;
+    /// Rule `rule`'s newest `limit` matches whose article was first seen after `since`, with
+    /// what an email shows of them (the surge's headlines), newest first.
+    fn gather_surge[mut](rule: &str, since: DateTime<Utc>, limit: usize) -> Vec<PendingMatch>;
+    /// Commits a surge that begins: the rule's state, the email (its digest row of kind
+    /// `spike` and its outbox row) and a channel message per channel, in one transaction.
+    /// Returns the email's outbox id.
+    fn commit_spike[own](alert: &super::SpikeAlert<'_>, now: DateTime<Utc>) -> Option<i64>;
     /// Commits digest `name` (id from `next_digest_id`): with a `message`, the digest row, its
     /// outbox row and the assignment of every gathered match (shown or only counted), all or
     /// nothing; `slot` (when scheduled) is recorded as served either way. No message (nothing

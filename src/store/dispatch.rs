@@ -14,8 +14,7 @@ use super::{
     ReloadInfo, RowCounts, Store, StoreError, StoredArticle, SubState, Subscription,
 };
 use crate::model::{
-    AlertLatency, Article, ChannelCounts, ChannelMessage, OutboxCounts, OutboxMessage,
-    SpikeHeadline,
+    AlertLatency, Article, ChannelCounts, ChannelMessage, MatchTimes, OutboxCounts, OutboxMessage,
 };
 
 /// `contract! { shared: fn a(x: T) -> R; ... exclusive: fn b(...) -> R; ... }` writes, for each,
@@ -96,11 +95,10 @@ contract! {
     fn channel_message(id: i64) -> Result<ChannelMessage, StoreError>;
     fn next_channel_attempt() -> Result<Option<DateTime<Utc>>, StoreError>;
     fn channel_counts() -> Result<Vec<ChannelCounts>, StoreError>;
+    fn failed_channel_messages(limit: usize) -> Result<Vec<ChannelMessage>, StoreError>;
     // spikes.rs
-    fn rule_match_times(rule: &str, since: DateTime<Utc>)
-        -> Result<Vec<(DateTime<Utc>, String)>, StoreError>;
-    fn rule_headlines(rule: &str, since: DateTime<Utc>, limit: usize)
-        -> Result<Vec<SpikeHeadline>, StoreError>;
+    fn spike_match_times(rules: &[String], since: DateTime<Utc>)
+        -> Result<MatchTimes, StoreError>;
     fn spike_surging(spike: &str, rule: &str) -> Result<bool, StoreError>;
     // full_text.rs
     fn queued_pages(limit: usize) -> Result<Vec<QueuedPage>, StoreError>;
@@ -156,13 +154,8 @@ contract! {
     fn defer_page(article: i64, next_attempt: DateTime<Utc>) -> Result<(), StoreError>;
     fn prune_full_text_pages(before: DateTime<Utc>) -> Result<usize, StoreError>;
     // spikes.rs
-    fn record_spike(
-        spike: &str,
-        rule: &str,
-        surging: bool,
-        alert: Option<(&[String], &str)>,
-        now: DateTime<Utc>
-    ) -> Result<(), StoreError>;
+    fn record_spike(spike: &str, rule: &str, surging: bool, now: DateTime<Utc>)
+        -> Result<(), StoreError>;
     // websub.rs
     fn record_hub(feed: &str, hub: &str, topic: &str, token: &str, secret: &str)
         -> Result<bool, StoreError>;

@@ -238,10 +238,6 @@ mod tests {
         }
     }
 
-    use super::PageOutcome;
-    use crate::model::{Article, Validators};
-    use crate::store::testing::{feed, fetched, open, t};
-
     #[test]
     fn a_deferred_page_waits_and_fetched_links_are_pruned_with_the_text() {
         let (_dir, mut s) = open();

@@ -265,6 +265,12 @@ CREATE TABLE websub (
 ALTER TABLE full_text_queue ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE full_text_queue ADD COLUMN next_attempt INTEGER;
 ",
+    r"
+-- issue 19: spike detection reads every watched rule's matches of the baseline period in one
+-- query, driven by the articles first seen in it: (first_seen, feed) covers the article's side,
+-- the matches' (article, rule_id) key the rest, so no wide row is read.
+CREATE INDEX articles_first_seen ON articles(first_seen, feed);
+",
 ];
 
 /// The schema version that has the `websub` table: found by the migration's content, so a

@@ -169,7 +169,9 @@ fn websub_with_a_postgresql_store_is_refused_where_it_is_written() {
     assert_eq!(errs.len(), 1, "{errs:#?}");
     assert_eq!(errs[0].line, 10, "{errs:#?}");
     assert!(
-        errs[0].message.contains("[websub] runs on the SQLite store only"),
+        errs[0]
+            .message
+            .contains("[websub] runs on the SQLite store only"),
         "{errs:#?}"
     );
 }

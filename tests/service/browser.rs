@@ -240,6 +240,7 @@ async fn the_console_in_chromium() {
         ("rule", "/rules/healey-hegseth-talks"),
         ("digests", "/digests"),
         ("digest", "/digests/1"),
+        ("channels", "/channels"),
     ];
     for (name, p) in pages {
         c.goto(&format!("{base}{p}")).await.expect("goto");

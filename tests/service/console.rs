@@ -513,3 +513,148 @@ fn url_enc(s: &str) -> String {
         })
         .collect()
 }
+
+/// Signs `user` in: (the session cookie as a request header value, the session's CSRF token).
+fn sign_in(c: &Console, user: &str, password: &str) -> (String, String) {
+    let good = c.post(
+        "/login",
+        &[],
+        &format!("user={}&password={}", url_enc(user), url_enc(password)),
+    );
+    assert_eq!(good.status, 303, "{}", good.body);
+    let cookie = good.header("set-cookie").expect("a session cookie");
+    let session = cookie.split(';').next().expect("name=value").to_string();
+    let page = c.get("/", &[("Cookie", session.as_str())]);
+    let token = page
+        .body
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .expect("a CSRF token in the sign-out form")
+        .to_string();
+    (session, token)
+}
+
+/// `/channels` (issue 19): each channel's kind, host (never its URL's path or a topic), counts
+/// by state, next attempt and last error; the failed messages, escaped, each with a retry POST
+/// that needs the session's CSRF token and puts the message back in the queue once.
+#[test]
+fn channels_page_shows_each_channels_state_and_retries_a_failed_message() {
+    use newswatch::model::OutboxStatus;
+    use newswatch::store::{DB_FILE, Store};
+
+    let (tmp, config) = filled_state(
+        "\n[[channel]]\nname = \"desk-slack\"\nkind = \"slack\"\n\
+         url = \"https://hooks.example.org/services/T000/SECRETPATH\"\n\
+         \n[[channel]]\nname = \"phones\"\nkind = \"ntfy\"\nurl = \"https://ntfy.example.org/SECRETTOPIC\"\n",
+    );
+    // The messages' states, written through the store's own paths (what delivery calls).
+    let mut s = Store::open_file(&tmp.path().join("state").join(DB_FILE)).expect("open the state");
+    let now = newswatch::clock::now();
+    let later = now + chrono::Duration::minutes(30);
+    let title = r#"{"version":1,"title":"Surge: <b>Minerals</b> deal"}"#;
+    let retrying = s
+        .queue_channel_message("breaking", "desk-slack", title, now)
+        .expect("queue");
+    s.mark_channel_retry(retrying, "HTTP 503", later)
+        .expect("retry");
+    let failed = s
+        .queue_channel_message("surges", "desk-slack", title, now)
+        .expect("queue");
+    s.mark_channel_failed(failed, "HTTP 404: no_service")
+        .expect("fail");
+    let sent = s
+        .queue_channel_message("desk", "desk-slack", title, now)
+        .expect("queue");
+    s.mark_channel_sent(sent, now).expect("sent");
+    s.queue_channel_message("desk", "phones", title, now)
+        .expect("queue");
+    let gone = s
+        .queue_channel_message("desk", "old-hook", "{}", now)
+        .expect("queue");
+    s.mark_channel_failed(gone, "HTTP 410").expect("fail");
+
+    set_password(&config, "alice", "correct horse battery");
+    let c = Console::start(&config);
+    let anon = c.get("/channels", &[]);
+    assert_eq!(anon.status, 303, "signed-in users only");
+    let (session, token) = sign_in(&c, "alice", "correct horse battery");
+    let with = [("Cookie", session.as_str())];
+
+    let r = c.get("/channels", &with);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_secure_headers(&r, "/channels");
+    assert_inert(&r.body, "/channels");
+    assert!(
+        r.body
+            .contains("<a href=\"/channels\" aria-current=\"page\">Channels</a>")
+    );
+    assert!(
+        r.body.contains(
+            "<tr><td>desk-slack</td><td>slack</td><td class=\"opt\">https://hooks.example.org/…</td>\
+             <td>0</td><td class=\"warn\">1</td><td class=\"bad\">1</td><td>1</td>"
+        ),
+        "pending, retrying, failed, sent: {}",
+        r.body
+    );
+    assert!(
+        r.body.contains(
+            "<tr><td>phones</td><td>ntfy</td><td class=\"opt\">https://ntfy.example.org/…</td><td>1</td>"
+        ),
+        "one pending: {}",
+        r.body
+    );
+    assert!(
+        r.body
+            .contains("<td>old-hook</td><td>(not configured)</td>")
+    );
+    assert!(
+        r.body.contains("in 29m") || r.body.contains("in 30m"),
+        "next attempt"
+    );
+    for secret in ["SECRETPATH", "SECRETTOPIC", "/services/"] {
+        assert!(!r.body.contains(secret), "{secret} shown");
+    }
+    assert!(r.body.contains("HTTP 404: no_service"));
+    assert!(
+        r.body.contains("Surge: &lt;b&gt;Minerals&lt;/b&gt; deal"),
+        "escaped title"
+    );
+    let action = format!("action=\"/channels/{failed}/retry\"");
+    assert!(r.body.contains(&action), "a retry form: {}", r.body);
+    assert!(
+        !r.body
+            .contains(&format!("action=\"/channels/{sent}/retry\""))
+    );
+
+    let target = format!("/channels/{failed}/retry");
+    assert_eq!(c.post(&target, &with, "").status, 403, "no token");
+    assert_eq!(
+        c.post(&target, &with, "csrf=0123").status,
+        403,
+        "another token"
+    );
+    assert_eq!(
+        s.channel_message(failed).expect("row").status,
+        OutboxStatus::Failed
+    );
+    let again = c.post(&target, &with, &format!("csrf={token}"));
+    assert_eq!(again.status, 303, "{}", again.body);
+    assert_eq!(again.header("location"), Some("/channels"));
+    let m = s.channel_message(failed).expect("row");
+    assert_eq!(m.status, OutboxStatus::Queued, "queued again");
+    assert!(m.next_attempt <= newswatch::clock::now(), "due at once");
+    assert_eq!(
+        c.post(&target, &with, &format!("csrf={token}")).status,
+        409,
+        "a queued message is not retried"
+    );
+    assert_eq!(
+        c.post("/channels/999999/retry", &with, &format!("csrf={token}"))
+            .status,
+        404
+    );
+    let after = c.get("/channels", &with);
+    assert!(!after.body.contains(&action), "no longer listed as failed");
+    assert!(after.body.contains("retry requested from the console"));
+}

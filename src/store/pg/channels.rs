@@ -52,12 +52,27 @@ impl Postgres {
             .ok_or(StoreError::NoSuchMessage(id))
     }
 
+    pub(crate) fn failed_channel_messages(
+        &self,
+        limit: usize,
+    ) -> Result<Vec<ChannelMessage>, StoreError> {
+        self.channel_rows(
+            "status = 'failed' ORDER BY id DESC LIMIT $1",
+            i64::try_from(limit).unwrap_or(i64::MAX),
+        )
+    }
+
     fn channel_where(&self, cond: &str, arg: i64) -> Result<Vec<ChannelMessage>, StoreError> {
+        self.channel_rows(&format!("{cond} ORDER BY id"), arg)
+    }
+
+    /// The messages `tail` (a condition on `$1`, with its order) selects.
+    fn channel_rows(&self, tail: &str, arg: i64) -> Result<Vec<ChannelMessage>, StoreError> {
         let rows = self.conn()?.query(
             &format!(
                 "SELECT id, channel, source, payload, status, attempts, next_attempt,
                         last_error, created
-                 FROM channel_outbox WHERE {cond} ORDER BY id"
+                 FROM channel_outbox WHERE {tail}"
             ),
             &[&arg],
         )?;
@@ -75,6 +90,7 @@ impl Postgres {
                     next_attempt: from_ts(r.get(6)),
                     last_error: r.get(7),
                     key: format!("newswatch-{}-{id}", r.get::<_, i64>(8)),
+                    created: from_ts(r.get(8)),
                 }
             })
             .collect())
@@ -143,7 +159,9 @@ impl Postgres {
                       WHERE e.channel = o.channel AND e.status != 'sent'
                         AND e.last_error IS NOT NULL
                       ORDER BY e.id DESC LIMIT 1),
-                    MAX(sent)
+                    MAX(sent),
+                    COUNT(*) FILTER (WHERE status = 'queued' AND attempts > 0),
+                    MIN(next_attempt) FILTER (WHERE status = 'queued')
              FROM channel_outbox o GROUP BY channel ORDER BY channel",
             &[],
         )?;
@@ -158,6 +176,8 @@ impl Postgres {
                 },
                 last_error: r.get(4),
                 last_sent: r.get::<_, Option<i64>>(5).map(from_ts),
+                retrying: unsigned(r.get(6)),
+                next_attempt: r.get::<_, Option<i64>>(7).map(from_ts),
             })
             .collect())
     }

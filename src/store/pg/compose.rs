@@ -15,7 +15,7 @@ use super::{Conn, Postgres, from_ts, ts};
 use crate::model::{DigestBatch, NewMessage, PendingMatch};
 use crate::store::digests::{self, Composition};
 use crate::store::matches::{PENDING_FOR_DIGEST, RECORDED_SINCE};
-use crate::store::{ComposeTx, StoreError};
+use crate::store::{ComposeTx, SpikeAlert, StoreError};
 
 /// The advisory lock every composition holds ("nwcompos" as a number): one composer at a time
 /// in the whole cluster. Compositions are short (gather, render, commit), so the wait is too.
@@ -336,6 +336,63 @@ impl PgCompose {
             super::channels::insert(&mut **conn, Some(digest), source, channel, payload, now)?;
         }
         Ok(())
+    }
+}
+
+impl PgCompose {
+    /// As SQLite's `gather_surge`: rule `rule`'s newest `limit` matches first seen after
+    /// `since`, newest first.
+    pub(crate) fn gather_surge(
+        &mut self,
+        rule: &str,
+        since: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<PendingMatch>, StoreError> {
+        let rows = self.conn.get_mut().query(
+            &format!(
+                "SELECT {MATCH_COLUMNS} FROM matches m JOIN articles a ON a.id = m.article
+                 JOIN feeds f ON f.name = a.feed
+                 WHERE m.rule_id = $1 AND a.first_seen > $2
+                 ORDER BY a.first_seen DESC, a.id DESC LIMIT $3"
+            ),
+            &[&rule, &ts(since), &i64::try_from(limit).unwrap_or(i64::MAX)],
+        )?;
+        rows.iter().map(pending_match).collect()
+    }
+
+    /// As SQLite's `commit_spike`: the rule's state, the email and the channel messages, in
+    /// the composition's transaction.
+    pub(crate) fn commit_spike(
+        mut self,
+        alert: &SpikeAlert<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<i64>, StoreError> {
+        let conn = self.conn.get_mut();
+        super::spikes::set_state(&mut **conn, alert.spike, alert.rule, true, now)?;
+        let mut outbox = None;
+        let digest = match alert.email {
+            Some((id, message)) => {
+                conn.execute(
+                    "INSERT INTO digests (id, created, name, kind) VALUES ($1, $2, $3, 'spike')",
+                    &[&id, &ts(now), &alert.spike],
+                )?;
+                outbox = Some(insert_outbox(conn, id, "spike", alert.spike, message, now)?);
+                Some(id)
+            }
+            None => None,
+        };
+        for channel in alert.channels {
+            super::channels::insert(
+                &mut **conn,
+                digest,
+                alert.spike,
+                channel,
+                alert.payload,
+                now,
+            )?;
+        }
+        self.commit()?;
+        Ok(outbox)
     }
 }
 

@@ -202,6 +202,10 @@ CREATE TABLE full_text_pages (
 ALTER TABLE full_text_queue ADD COLUMN attempts BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE full_text_queue ADD COLUMN next_attempt BIGINT;
 ",
+    r"
+-- issue 19: SQLite's articles_first_seen (spike detection's one read per pass).
+CREATE INDEX articles_first_seen ON articles(first_seen, feed);
+",
 ];
 
 /// Every table `store migrate-to` copies from SQLite, parents before children. A table added on

@@ -1,55 +1,50 @@
 //! The `spike_state` table on PostgreSQL and what spike detection reads: SQLite's `spikes.rs`
-//! with `$n` placeholders; a surge's channel messages are queued in the transaction that
-//! records it.
+//! with `$n` placeholders. A surge that begins is a composition (`compose.rs`'s
+//! `commit_spike`).
 
 use chrono::{DateTime, Utc};
 
+use std::collections::HashMap;
+
 use super::{Postgres, from_ts, ts};
-use crate::model::SpikeHeadline;
+use crate::model::MatchTimes;
 use crate::store::StoreError;
 
 impl Postgres {
-    pub(crate) fn rule_match_times(
+    pub(crate) fn spike_match_times(
         &self,
-        rule: &str,
+        rules: &[String],
         since: DateTime<Utc>,
-    ) -> Result<Vec<(DateTime<Utc>, String)>, StoreError> {
-        Ok(self
-            .conn()?
-            .query(
-                "SELECT a.first_seen, a.feed FROM matches m JOIN articles a ON a.id = m.article
-                 WHERE m.rule_id = $1 AND a.first_seen > $2",
-                &[&rule, &ts(since)],
-            )?
+    ) -> Result<MatchTimes, StoreError> {
+        let mut out = MatchTimes {
+            feeds: Vec::new(),
+            rules: vec![Vec::new(); rules.len()],
+        };
+        let index: HashMap<&str, usize> = rules
             .iter()
-            .map(|r| (from_ts(r.get(0)), r.get(1)))
-            .collect())
-    }
-
-    pub(crate) fn rule_headlines(
-        &self,
-        rule: &str,
-        since: DateTime<Utc>,
-        limit: usize,
-    ) -> Result<Vec<SpikeHeadline>, StoreError> {
-        Ok(self
-            .conn()?
-            .query(
-                "SELECT a.title, a.link, a.feed, COALESCE(a.published, a.first_seen), a.summary
-                 FROM matches m JOIN articles a ON a.id = m.article
-                 WHERE m.rule_id = $1 AND a.first_seen > $2
-                 ORDER BY a.first_seen DESC, a.id DESC LIMIT $3",
-                &[&rule, &ts(since), &i64::try_from(limit).unwrap_or(i64::MAX)],
-            )?
-            .iter()
-            .map(|r| SpikeHeadline {
-                title: r.get(0),
-                link: r.get(1),
-                feed: r.get(2),
-                time: from_ts(r.get(3)),
-                summary: r.get(4),
-            })
-            .collect())
+            .enumerate()
+            .map(|(i, r)| (r.as_str(), i))
+            .collect();
+        let mut feeds: HashMap<String, u32> = HashMap::new();
+        let rows = self.conn()?.query(
+            "SELECT m.rule_id, a.first_seen, a.feed FROM articles a
+             JOIN matches m ON m.article = a.id
+             WHERE a.first_seen > $1 AND m.rule_id = ANY($2)",
+            &[&ts(since), &rules],
+        )?;
+        for r in &rows {
+            let Some(&i) = index.get(r.get::<_, &str>(0)) else {
+                continue;
+            };
+            let feed: String = r.get(2);
+            let next = u32::try_from(out.feeds.len()).unwrap_or(u32::MAX);
+            let f = *feeds.entry(feed.clone()).or_insert_with(|| {
+                out.feeds.push(feed);
+                next
+            });
+            out.rules[i].push((from_ts(r.get(1)), f));
+        }
+        Ok(out)
     }
 
     pub(crate) fn spike_surging(&self, spike: &str, rule: &str) -> Result<bool, StoreError> {
@@ -67,25 +62,27 @@ impl Postgres {
         spike: &str,
         rule: &str,
         surging: bool,
-        alert: Option<(&[String], &str)>,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let mut conn = self.conn()?;
-        let mut tx = conn.transaction()?;
-        tx.execute(
-            "INSERT INTO spike_state (spike, rule, surging, since) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (spike, rule) DO UPDATE SET
-                 since = CASE WHEN spike_state.surging = excluded.surging
-                              THEN spike_state.since ELSE excluded.since END,
-                 surging = excluded.surging",
-            &[&spike, &rule, &i64::from(surging), &ts(now)],
-        )?;
-        if let Some((channels, payload)) = alert {
-            for channel in channels {
-                super::channels::insert(&mut tx, None, spike, channel, payload, now)?;
-            }
-        }
-        tx.commit()?;
-        Ok(())
+        set_state(&mut *self.conn()?, spike, rule, surging, now)
     }
+}
+
+/// The table's one write (as SQLite's `set_state`): the state, and since when it holds.
+pub(super) fn set_state(
+    conn: &mut impl postgres::GenericClient,
+    spike: &str,
+    rule: &str,
+    surging: bool,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    conn.execute(
+        "INSERT INTO spike_state (spike, rule, surging, since) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (spike, rule) DO UPDATE SET
+             since = CASE WHEN spike_state.surging = excluded.surging
+                          THEN spike_state.since ELSE excluded.since END,
+             surging = excluded.surging",
+        &[&spike, &rule, &i64::from(surging), &ts(now)],
+    )?;
+    Ok(())
 }
