@@ -137,10 +137,6 @@ pub async fn run_daemon(config: Config, rules: RuleSet, options: Options) -> any
             }
         });
     }
-    tracker.spawn({
-        let (notifier, beats, shutdown) = (Arc::clone(&notifier), beats.all(), shutdown.clone());
-        async move { health::run_watchdog(&notifier, &beats, shutdown).await }
-    });
     if options.watch_rules {
         let watched = Watched::of(&config);
         let dirs: Vec<String> = watched
@@ -158,6 +154,13 @@ pub async fn run_daemon(config: Config, rules: RuleSet, options: Options) -> any
         "daemon started"
     );
     notify(&notifier, Notifier::ready);
+    // Started after READY=1, so its first ping (at once) follows the readiness systemd stamps:
+    // spawned before, that ping could come first and the next only half a `WatchdogSec` later
+    // (5 minutes with the shipped unit).
+    tracker.spawn({
+        let (notifier, beats, shutdown) = (Arc::clone(&notifier), beats.all(), shutdown.clone());
+        async move { health::run_watchdog(&notifier, &beats, shutdown).await }
+    });
 
     let ctx = Loop {
         shutdown: &shutdown,
