@@ -11,6 +11,7 @@ pub mod html;
 mod matches;
 mod pages;
 mod playground;
+mod send_now;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -71,6 +72,9 @@ pub struct Console {
     lists: String,
     corpus: Arc<Mutex<playground::Corpus>>,
     now: fn() -> DateTime<Utc>,
+    /// The daemon's queue for "Send digest now"; `None` for the standalone console, which
+    /// changes no digest state.
+    requests: Option<Arc<crate::pipeline::Requests>>,
 }
 
 impl Console {
@@ -93,7 +97,15 @@ impl Console {
             lists,
             corpus: playground::corpus(),
             now: crate::clock::now,
+            requests: None,
         })
+    }
+
+    /// The console served by the daemon: "Send digest now" asks its pipeline through `requests`.
+    #[must_use]
+    pub fn with_requests(mut self, requests: Arc<crate::pipeline::Requests>) -> Console {
+        self.requests = Some(requests);
+        self
     }
 
     /// Runs `f` with the store on a blocking thread (a page's queries), returning its HTML.
@@ -129,6 +141,7 @@ pub fn router(console: Console) -> Router {
         .route("/digests/{id}", get(digests::digest))
         .route("/digests/{id}/html", get(digests::digest_html))
         .route("/outbox/{id}/retry", post(digests::retry))
+        .route("/send-now/{name}", post(send_now::send_now))
         .route("/logout", post(auth::logout))
         .layer(middleware::from_fn_with_state(
             console.clone(),

@@ -9,6 +9,7 @@ mod full_text;
 mod matching;
 mod outbox;
 mod poll;
+mod requests;
 mod spikes;
 mod stream;
 
@@ -28,6 +29,7 @@ use crate::service::metrics::Metrics;
 use crate::store::{Store, StoreError};
 
 pub use poll::Jitter;
+pub use requests::{Requests, SendNow};
 pub use stream::{Beats, StreamContext};
 
 /// Which feeds a cycle polls.

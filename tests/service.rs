@@ -13,6 +13,8 @@ mod channel_cli;
 mod channel_kill;
 #[path = "service/console.rs"]
 mod console;
+#[path = "service/console_daemon.rs"]
+mod console_daemon;
 #[path = "service/daemon.rs"]
 mod daemon;
 #[path = "service/newcomer.rs"]

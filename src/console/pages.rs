@@ -100,7 +100,7 @@ fn overview_page(s: &Store, c: &Console, v: &Viewer) -> Result<String, ConsoleEr
         b.push_str("</table></div>");
     }
 
-    b.push_str("<h2>Next digests</h2><div class=\"scroll\"><table><tr><th>digest</th><th>schedule</th><th>next slot</th><th>last sent</th></tr>");
+    b.push_str("<h2>Next digests</h2><div class=\"scroll\"><table><tr><th>digest</th><th>schedule</th><th>next slot</th><th>last sent</th><th>now</th></tr>");
     for d in &c.config.digests {
         let last = s.last_digest_time(&d.name)?;
         let next = d
@@ -109,7 +109,7 @@ fn overview_page(s: &Store, c: &Console, v: &Viewer) -> Result<String, ConsoleEr
             .and_then(|sch| crate::policy::schedule::next_after(sch, d.timezone, now));
         let _ = write!(
             b,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             esc(&d.name),
             esc(d
                 .schedule
@@ -117,9 +117,17 @@ fn overview_page(s: &Store, c: &Console, v: &Viewer) -> Result<String, ConsoleEr
                 .map_or("after news arrives", |s| s.source())),
             next.map_or_else(|| "when there is news".to_string(), |t| time(Some(t))),
             ago(last, now),
+            super::send_now::button(c, v, &d.name),
         );
     }
     b.push_str("</table></div>");
+    if c.requests.is_none() {
+        let _ = write!(
+            b,
+            "<p class=\"muted\">{}</p>",
+            esc(super::send_now::READ_ONLY)
+        );
+    }
     b.push_str("<p class=\"muted\">Stage timings of the last cycles are on <code>/metrics</code> (the daemon's histograms).</p>");
     Ok(page("Overview", Nav::Overview, v, &b))
 }

@@ -89,6 +89,8 @@ pub struct StreamContext<'c> {
     pub max_idle: Duration,
     /// Called with the totals since the stream started, after each change.
     pub progress: &'c (dyn Fn(&Summary) + Sync),
+    /// Digests to compose now, asked from outside (the console); `None` where nobody asks.
+    pub requests: Option<&'c crate::pipeline::Requests>,
 }
 
 /// The stream's running totals; each change is reported to the context's `progress`.
@@ -428,6 +430,15 @@ impl Pipeline<'_> {
                     }
                 }
             }
+            if !stopping.is_cancelled()
+                && let Some(r) = ctx.requests
+            {
+                let n = self.serve_requests(r, now).await;
+                if n > 0 {
+                    totals.add(|t| t.emails_composed += n);
+                    composed.notify_one();
+                }
+            }
             let mut idle = if failed {
                 STAGE_RETRY
             } else {
@@ -444,6 +455,7 @@ impl Pipeline<'_> {
             tokio::select! {
                 () = stopping.cancelled() => return Ok(()),
                 () = stored.notified() => {}
+                () = requested(ctx.requests) => {}
                 () = tokio::time::sleep(idle) => {}
             }
         }
@@ -558,5 +570,13 @@ impl Pipeline<'_> {
                 () = tokio::time::sleep(idle) => {}
             }
         }
+    }
+}
+
+/// Resolves when a digest is asked for from outside; never where nobody can ask.
+async fn requested(requests: Option<&crate::pipeline::Requests>) {
+    match requests {
+        Some(r) => r.queued().await,
+        None => std::future::pending().await,
     }
 }

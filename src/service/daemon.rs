@@ -66,8 +66,10 @@ pub async fn run_daemon(config: Config, rules: RuleSet, options: Options) -> any
     drop(Pipeline::open(&config, &rules).await?);
     let probe_db = Store::open_read_only(&config.state_dir)
         .context("cannot open the state database for health checks")?;
+    // The console's "Send digest now" goes through this queue to the pipeline's compose stage.
+    let requests = Arc::new(crate::pipeline::Requests::default());
     let console = if config.http.enabled && config.console.enabled {
-        Some(open_console(&config)?)
+        Some(open_console(&config, Arc::clone(&requests))?)
     } else {
         None
     };
@@ -127,6 +129,7 @@ pub async fn run_daemon(config: Config, rules: RuleSet, options: Options) -> any
         metrics: &metrics,
         // A quiet loop still beats at least twice per watchdog period.
         max_idle: watchdog.map_or(MAX_IDLE, |w| (w / 2).clamp(MIN_IDLE, MAX_IDLE)),
+        requests: Some(&requests),
     };
     let result = supervise(config, rules, &ctx).await;
     shutdown.cancel();
@@ -145,11 +148,15 @@ pub async fn run_daemon(config: Config, rules: RuleSet, options: Options) -> any
 /// the config and rules as they are at start (FIXME: a reload does not reach the console; it
 /// shows the rules it started with until the daemon restarts). Refuses a non-loopback address
 /// without authentication, which stops the start.
-fn open_console(config: &Config) -> anyhow::Result<axum::Router> {
+fn open_console(
+    config: &Config,
+    requests: Arc<crate::pipeline::Requests>,
+) -> anyhow::Result<axum::Router> {
     let own = Config::load(&config.path).map_err(|e| anyhow::anyhow!("{e}"))?;
     let rules = RuleSet::load(&own.rule_files).map_err(|e| anyhow::anyhow!("{e}"))?;
     let console = crate::console::Console::open(Arc::new(own), Arc::new(rules), config.http.listen)
-        .context("cannot serve the web console (set `[console] enabled = false` to serve only /metrics and /healthz)")?;
+        .context("cannot serve the web console (set `[console] enabled = false` to serve only /metrics and /healthz)")?
+        .with_requests(requests);
     Ok(crate::console::router(console))
 }
 
@@ -303,6 +310,8 @@ struct Loop<'a> {
     beats: &'a Beats,
     metrics: &'a Metrics,
     max_idle: Duration,
+    /// Digests the console asks for; `None` where no console can ask.
+    requests: Option<&'a crate::pipeline::Requests>,
 }
 
 /// Why the cycle loop returned.
@@ -327,6 +336,7 @@ pub async fn run_until(
         beats: &Beats::new(),
         metrics: &Metrics::new(),
         max_idle: MAX_IDLE,
+        requests: None,
     };
     streams(pipeline, &ctx, "", &clock).await;
     Ok(())
@@ -356,6 +366,7 @@ async fn streams(
         beats: ctx.beats,
         max_idle: ctx.max_idle,
         progress: &progress,
+        requests: ctx.requests,
     };
     loop {
         if ctx.shutdown.is_cancelled() {
