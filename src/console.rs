@@ -75,6 +75,8 @@ pub struct Console {
     /// The daemon's queue for "Send digest now"; `None` for the standalone console, which
     /// changes no digest state.
     requests: Option<Arc<crate::pipeline::Requests>>,
+    /// The daemon's recent stage timings; `None` for the standalone console.
+    stages: Option<crate::service::stage_times::StageTimes>,
 }
 
 impl Console {
@@ -98,13 +100,20 @@ impl Console {
             corpus: playground::corpus(),
             now: crate::clock::now,
             requests: None,
+            stages: None,
         })
     }
 
-    /// The console served by the daemon: "Send digest now" asks its pipeline through `requests`.
+    /// The console served by the daemon: "Send digest now" asks its pipeline through
+    /// `requests`; the overview shows the stages' recent timings from `stages`.
     #[must_use]
-    pub fn with_requests(mut self, requests: Arc<crate::pipeline::Requests>) -> Console {
+    pub fn with_daemon(
+        mut self,
+        requests: Arc<crate::pipeline::Requests>,
+        stages: crate::service::stage_times::StageTimes,
+    ) -> Console {
         self.requests = Some(requests);
+        self.stages = Some(stages);
         self
     }
 

@@ -63,6 +63,8 @@ pub struct FetchReport {
     /// the stored URL there once this repeats; a 302/307 anywhere stops the run.
     pub permanent_redirect: Option<Url>,
     pub cache: CacheHints,
+    /// The final response's HTTP status (`None` for a `file://` feed).
+    pub status: Option<u16>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -120,6 +122,14 @@ pub enum FetchError {
 }
 
 impl FetchError {
+    /// The HTTP status the server answered with, when the failure is one.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            FetchError::Status(s) | FetchError::RetryLater { status: s, .. } => Some(s.as_u16()),
+            _ => None,
+        }
+    }
+
     /// The server's `Retry-After`, for the poll policy.
     pub fn retry_after(&self) -> Option<RetryAfter> {
         match self {
@@ -322,6 +332,7 @@ impl Fetcher {
             final_url: url.clone(),
             permanent_redirect: None,
             cache: CacheHints::default(),
+            status: None,
         })
     }
 
@@ -433,6 +444,7 @@ impl Fetcher {
                 final_url,
                 permanent_redirect: None,
                 cache,
+                status: Some(status.as_u16()),
             });
         }
         if matches!(
@@ -492,6 +504,7 @@ impl Fetcher {
             final_url,
             permanent_redirect: None,
             cache,
+            status: Some(status.as_u16()),
         })
     }
 

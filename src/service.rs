@@ -9,3 +9,4 @@ pub mod lock;
 pub mod logging;
 pub mod metrics;
 pub mod notify;
+pub mod stage_times;

@@ -20,6 +20,7 @@ use crate::config::FeedConfig;
 use crate::pipeline::poll::{Finished, Polled, QUEUED_PER_FETCH, Writing};
 use crate::pipeline::{Pipeline, Summary};
 use crate::service::health::Heartbeat;
+use crate::service::stage_times::Stage;
 use crate::store::FeedRecord;
 
 /// Articles the match stage takes in one turn before the other stages get theirs (a cold start's
@@ -112,7 +113,12 @@ impl Totals<'_> {
 
 /// One fetch task's answer: the feed (its index in the config), its record as it was, the poll,
 /// and the permit that keeps its place among the polls not yet stored.
-type Fetched = (usize, FeedRecord, Polled, Option<OwnedSemaphorePermit>);
+type Fetched = (
+    usize,
+    FeedRecord,
+    (Polled, crate::store::PollStats),
+    Option<OwnedSemaphorePermit>,
+);
 
 impl Pipeline<'_> {
     /// Runs every stage until `stop` resolves; then stops starting work, writes what was fetched
@@ -210,9 +216,9 @@ impl Pipeline<'_> {
                 let poller = self.poller.clone();
                 let reserve = Arc::clone(&unstored);
                 let handle = fetching.spawn(async move {
-                    let (polled, permit) =
+                    let (polled, stats, permit) =
                         poller.poll_reserving(&feed, &record, Some(reserve)).await;
-                    (i, record, polled, permit)
+                    (i, record, (polled, stats), permit)
                 });
                 in_flight.insert(handle.id(), i);
             }
@@ -386,9 +392,13 @@ impl Pipeline<'_> {
             let mut next: Option<DateTime<Utc>> = None;
             let mut failed = false;
             loop {
+                let started = std::time::Instant::now();
                 let turn = self.match_pending(now, MATCH_TURN);
                 match turn {
                     Ok((n, drained)) => {
+                        if n > 0 {
+                            self.metrics.observe_stage(Stage::Match, started.elapsed());
+                        }
                         totals.add(|t| t.matches += n);
                         if n > 0 && unscheduled {
                             held_since.get_or_insert_with(tokio::time::Instant::now);
@@ -410,6 +420,7 @@ impl Pipeline<'_> {
             }
             let settled = held_since.is_some_and(|h| h.elapsed() >= UNSCHEDULED_WINDOW);
             if !failed && !stopping.is_cancelled() {
+                let started = std::time::Instant::now();
                 match self.compose(now, settled).await {
                     Ok((n, wake)) => {
                         next = wake;
@@ -417,6 +428,8 @@ impl Pipeline<'_> {
                             held_since = None;
                         }
                         if n > 0 {
+                            self.metrics
+                                .observe_stage(Stage::Compose, started.elapsed());
                             totals.add(|t| t.emails_composed += n);
                             composed.notify_one();
                         }
@@ -483,6 +496,7 @@ impl Pipeline<'_> {
             }
             let now = (ctx.clock)();
             let mut summary = Summary::default();
+            let delivering = std::time::Instant::now();
             let drained = {
                 let drain = self.drain_outbox(now, Some(ctx.clock), &mut summary);
                 tokio::pin!(drain);
@@ -500,6 +514,16 @@ impl Pipeline<'_> {
                     }
                 }
             };
+            let attempted = summary.emails_sent
+                + summary.emails_deferred
+                + summary.emails_failed
+                + summary.channel_sent
+                + summary.channel_deferred
+                + summary.channel_failed;
+            if attempted > 0 {
+                self.metrics
+                    .observe_stage(Stage::Deliver, delivering.elapsed());
+            }
             let failed = match drained {
                 Ok(()) => {
                     ctx.beats.deliver.beat();

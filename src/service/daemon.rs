@@ -68,13 +68,13 @@ pub async fn run_daemon(config: Config, rules: RuleSet, options: Options) -> any
         .context("cannot open the state database for health checks")?;
     // The console's "Send digest now" goes through this queue to the pipeline's compose stage.
     let requests = Arc::new(crate::pipeline::Requests::default());
+    let metrics = Metrics::new();
     let console = if config.http.enabled && config.console.enabled {
-        Some(open_console(&config, Arc::clone(&requests))?)
+        Some(open_console(&config, Arc::clone(&requests), &metrics)?)
     } else {
         None
     };
 
-    let metrics = Metrics::new();
     let beats = Beats::new();
     // Each stage gets one full period from the start to show progress: a daemon that has just
     // started is not stalled (and the watchdog's first check comes at once).
@@ -151,12 +151,13 @@ pub async fn run_daemon(config: Config, rules: RuleSet, options: Options) -> any
 fn open_console(
     config: &Config,
     requests: Arc<crate::pipeline::Requests>,
+    metrics: &Metrics,
 ) -> anyhow::Result<axum::Router> {
     let own = Config::load(&config.path).map_err(|e| anyhow::anyhow!("{e}"))?;
     let rules = RuleSet::load(&own.rule_files).map_err(|e| anyhow::anyhow!("{e}"))?;
     let console = crate::console::Console::open(Arc::new(own), Arc::new(rules), config.http.listen)
         .context("cannot serve the web console (set `[console] enabled = false` to serve only /metrics and /healthz)")?
-        .with_requests(requests);
+        .with_daemon(requests, metrics.stage_times());
     Ok(crate::console::router(console))
 }
 

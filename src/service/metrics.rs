@@ -139,6 +139,8 @@ pub struct Metrics {
     reloads: Family<ReloadLabels, Counter>,
     channel_attempts: Family<ChannelLabels, Counter>,
     channel_messages: Family<ChannelStateLabels, Gauge>,
+    /// The recent runs of each stage, for the console's overview.
+    stages: super::stage_times::StageTimes,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -265,6 +267,7 @@ impl Metrics {
             reloads,
             channel_attempts,
             channel_messages,
+            stages: super::stage_times::StageTimes::default(),
         }
     }
 
@@ -326,6 +329,17 @@ impl Metrics {
 
     pub fn observe_fetch(&self, took: Duration) {
         self.fetch_duration.observe(took.as_secs_f64());
+        self.observe_stage(super::stage_times::Stage::Fetch, took);
+    }
+
+    /// One run of `stage` that did work, just finished, took `took`.
+    pub fn observe_stage(&self, stage: super::stage_times::Stage, took: Duration) {
+        self.stages.record(stage, crate::clock::now(), took);
+    }
+
+    /// The recent stage runs (shared: it follows what the stages record).
+    pub fn stage_times(&self) -> super::stage_times::StageTimes {
+        self.stages.clone()
     }
 
     /// Rule `rule` was skipped for an article whose regex time budget ran out.

@@ -10,8 +10,8 @@ use chrono::{DateTime, Utc};
 use super::console::{ArticleView, MatchFilter, MatchView, RuleCounts, SentEmail};
 use super::{
     ArticleMatches, Backend, ComposeTx, DigestInfo, FeedNotice, FeedRecord, FeedState, Lease,
-    NodeInfo, PageOutcome, PendingArticle, PollRecord, PollStored, Pruned, QueuedPage, ReloadInfo,
-    RowCounts, Store, StoreError, StoredArticle,
+    NodeInfo, PageOutcome, PendingArticle, PollEntry, PollRecord, PollStored, Pruned, QueuedPage,
+    ReloadInfo, RowCounts, Store, StoreError, StoredArticle,
 };
 use crate::model::{
     AlertLatency, ChannelCounts, ChannelMessage, OutboxCounts, OutboxMessage, SpikeHeadline,
@@ -75,6 +75,8 @@ contract! {
     fn outbox_counts() -> Result<OutboxCounts, StoreError>;
     fn queued_messages() -> Result<Vec<OutboxMessage>, StoreError>;
     fn next_outbox_attempt() -> Result<Option<DateTime<Utc>>, StoreError>;
+    // poll_history.rs
+    fn poll_history(feed: &str, limit: usize) -> Result<Vec<PollEntry>, StoreError>;
     // reloads.rs
     fn record_reload(at: DateTime<Utc>, applied: bool, detail: &str) -> Result<(), StoreError>;
     fn last_reload() -> Result<Option<ReloadInfo>, StoreError>;

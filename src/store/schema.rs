@@ -236,6 +236,23 @@ CREATE TABLE full_text_pages (
 CREATE INDEX matches_rule ON matches(rule_id, id);
 CREATE INDEX matches_recorded ON matches(recorded);
 ",
+    r"
+-- issue 18: each poll of a feed (the console's feed page), written with the poll, pruned to
+-- the last few hundred per feed. `outcome` is fetched, not modified or failed.
+CREATE TABLE polls (
+    id          INTEGER PRIMARY KEY,
+    feed        TEXT NOT NULL,
+    at          INTEGER NOT NULL,
+    outcome     TEXT NOT NULL,
+    status      INTEGER,
+    bytes       INTEGER,
+    items       INTEGER,
+    new_items   INTEGER NOT NULL,
+    duration_ms INTEGER NOT NULL,
+    error       TEXT
+) STRICT;
+CREATE INDEX polls_feed ON polls(feed, id);
+",
 ];
 
 /// The schema version that has the channel outbox: found by the migration's content, so a

@@ -287,3 +287,70 @@ fn the_standalone_console_does_not_send() {
     assert_eq!(r.status, 409, "{}", r.body);
     assert!(r.body.contains("newswatch digest send"), "{}", r.body);
 }
+
+#[test]
+fn the_feed_page_lists_each_poll_and_the_overview_the_stage_timings() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let feeds = TestServer::start();
+    let body = rss(&[("b1", "Hegseth in Brussels"), ("b2", "Rain")]);
+    let size = body.len();
+    feeds.set("/wire.rss", body);
+    let mail_dir = tmp.path().join("mail");
+    std::fs::create_dir_all(&mail_dir).expect("mkdir");
+    let sink = SmtpSink::start(&mail_dir, &[]);
+    let config = write_config(tmp.path(), feeds.url("/wire.rss").as_str(), sink.port);
+    let mut text = std::fs::read_to_string(&config).expect("read config");
+    text.push_str(&format!(
+        "\n[[feed]]\nname = \"gone\"\nurl = \"{}\"\ninterval = \"1s\"\n",
+        feeds.url("/missing.rss")
+    ));
+    std::fs::write(&config, text).expect("write config");
+    let mut d = Daemon::start(&config, &[]);
+
+    // The first poll of the wire: 200, the body's size, two items, both new.
+    let page = d.wait_page("/feeds/wire", "<table id=\"polls\">");
+    let first = format!(
+        "<td class=\"ok\">fetched</td><td>200</td><td class=\"opt\">{size}</td><td>2</td><td>2</td>"
+    );
+    assert!(page.contains(&first), "{page}");
+    // A feed that is not there: its polls failed with 404 and say why.
+    let gone = d.wait_page("/feeds/gone", "<table id=\"polls\">");
+    assert!(
+        gone.contains("<td class=\"bad\">failed</td><td>404</td>"),
+        "{gone}"
+    );
+    assert!(gone.contains("HTTP status 404"), "{gone}");
+    // Later polls of the wire bring nothing new (the same items, or 304).
+    let later = d.wait_page("/feeds/wire", "<td>0</td><td class=\"opt\">");
+    assert!(later.contains(&first), "the first poll is still listed");
+
+    // The overview shows the stages that ran: fetch, store and match did work by now.
+    let overview = d.get("/");
+    assert!(
+        overview.body.contains("<table id=\"stages\">"),
+        "{}",
+        overview.body
+    );
+    for stage in ["fetch", "store", "match"] {
+        let row = overview
+            .body
+            .split(&format!("<tr><td>{stage}</td><td>"))
+            .nth(1)
+            .unwrap_or_else(|| panic!("no {stage} row: {}", overview.body));
+        let runs: usize = row
+            .split('<')
+            .next()
+            .and_then(|n| n.parse().ok())
+            .expect("a run count");
+        assert!(runs > 0, "{stage} ran: {}", overview.body);
+    }
+    // The standalone console has no daemon's timings and says where they are.
+    drop(d);
+    let c = Console::start(&config);
+    let alone = c.get("/", &[]);
+    assert!(
+        alone.body.contains("Kept by the running daemon"),
+        "{}",
+        alone.body
+    );
+}

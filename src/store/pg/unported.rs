@@ -49,6 +49,8 @@ unported! {
     fn sent_emails(Option<i64>, usize) -> Vec<SentEmail>;
     fn email_bytes(i64) -> Option<Vec<u8>>;
     fn recent_articles(i64, usize) -> Vec<ArticleView>;
+    // poll_history.rs (issue 18's per-poll history)
+    fn poll_history(&str, usize) -> Vec<crate::store::PollEntry>;
     // full_text.rs (issue 20's full-text queue)
     fn queued_pages(usize) -> Vec<QueuedPage>;
     fn fetched_page(&str) -> Option<PageOutcome>;
