@@ -8,6 +8,7 @@
 mod auth;
 mod digests;
 pub mod html;
+mod labels;
 mod matches;
 mod pages;
 mod playground;
@@ -71,6 +72,8 @@ pub struct Console {
     /// The configured rule files' `[lists]`, for the playground's queries.
     lists: String,
     corpus: Arc<Mutex<playground::Corpus>>,
+    /// `[console] labels`, read against `rules`: the playground's P/R/F1.
+    labels: Option<Arc<labels::LabelSet>>,
     now: fn() -> DateTime<Utc>,
     /// The daemon's queue for "Send digest now"; `None` for the standalone console, which
     /// changes no digest state.
@@ -91,6 +94,7 @@ impl Console {
         let auth = auth::Auth::for_address(&config.console, listen)?;
         let store = Store::open_read_only(&config.state_dir)?;
         let lists = playground::lists_source(&config.rule_files);
+        let labels = labels::load(&config.console.labels, &rules);
         Ok(Console {
             store: Arc::new(Mutex::new(store)),
             config,
@@ -98,6 +102,7 @@ impl Console {
             auth: Arc::new(auth),
             lists,
             corpus: playground::corpus(),
+            labels,
             now: crate::clock::now,
             requests: None,
             stages: None,
