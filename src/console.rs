@@ -15,7 +15,7 @@ mod playground;
 mod send_now;
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use axum::Router;
 use axum::extract::{Request, State};
@@ -61,8 +61,45 @@ pub enum ConsoleError {
     Join(String),
 }
 
+/// The configuration and rules the console shows, with what is derived from them; replaced
+/// whole when the daemon reloads (`Reload`).
+#[derive(Clone)]
+struct Live {
+    config: Arc<Config>,
+    rules: Arc<RuleSet>,
+    lists: String,
+    labels: Option<Arc<labels::LabelSet>>,
+}
+
+impl Live {
+    fn new(config: Arc<Config>, rules: Arc<RuleSet>) -> Live {
+        let lists = playground::lists_source(&config.rule_files);
+        let labels = labels::load(&config.console.labels, &rules);
+        Live {
+            config,
+            rules,
+            lists,
+            labels,
+        }
+    }
+}
+
+/// The daemon's hold on its console: after a reload is applied, `reloaded` gives the console
+/// the new configuration and rules (its pages read them from the next request on).
+#[derive(Clone)]
+pub struct Reload(Arc<RwLock<Live>>);
+
+impl Reload {
+    pub fn reloaded(&self, config: Arc<Config>, rules: Arc<RuleSet>) {
+        let live = Live::new(config, rules);
+        *self.0.write().unwrap_or_else(PoisonError::into_inner) = live;
+    }
+}
+
 /// What every page handler reads: the database (one read-only connection, used on a blocking
-/// thread), the configuration and rules it was started with, and who may look.
+/// thread), the configuration and rules (those of the last reload, in the daemon), and who may
+/// look. `config`, `rules`, `lists` and `labels` are a request's snapshot of `live`
+/// (`Console::current`).
 #[derive(Clone)]
 pub struct Console {
     store: Arc<Mutex<Store>>,
@@ -74,6 +111,7 @@ pub struct Console {
     corpus: Arc<Mutex<playground::Corpus>>,
     /// `[console] labels`, read against `rules`: the playground's P/R/F1.
     labels: Option<Arc<labels::LabelSet>>,
+    live: Arc<RwLock<Live>>,
     now: fn() -> DateTime<Utc>,
     /// The daemon's queue for "Send digest now"; `None` for the standalone console, which
     /// changes no digest state.
@@ -93,16 +131,16 @@ impl Console {
     ) -> Result<Console, ConsoleError> {
         let auth = auth::Auth::for_address(&config.console, listen)?;
         let store = Store::open_read_only(&config.state_dir)?;
-        let lists = playground::lists_source(&config.rule_files);
-        let labels = labels::load(&config.console.labels, &rules);
+        let live = Live::new(config, rules);
         Ok(Console {
             store: Arc::new(Mutex::new(store)),
-            config,
-            rules,
+            config: Arc::clone(&live.config),
+            rules: Arc::clone(&live.rules),
             auth: Arc::new(auth),
-            lists,
+            lists: live.lists.clone(),
             corpus: playground::corpus(),
-            labels,
+            labels: live.labels.clone(),
+            live: Arc::new(RwLock::new(live)),
             now: crate::clock::now,
             requests: None,
             stages: None,
@@ -122,12 +160,33 @@ impl Console {
         self
     }
 
+    /// What the daemon calls after a reload to hand the console the new set.
+    pub fn reload_handle(&self) -> Reload {
+        Reload(Arc::clone(&self.live))
+    }
+
+    /// This console with the configuration and rules in force now.
+    fn current(&self) -> Console {
+        let live = self
+            .live
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        Console {
+            config: live.config,
+            rules: live.rules,
+            lists: live.lists,
+            labels: live.labels,
+            ..self.clone()
+        }
+    }
+
     /// Runs `f` with the store on a blocking thread (a page's queries), returning its HTML.
     async fn with_store<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Store, &Console) -> Result<T, ConsoleError> + Send + 'static,
     ) -> Result<T, ConsoleError> {
-        let me = self.clone();
+        let me = self.current();
         tokio::task::spawn_blocking(move || {
             let store = me.store.lock().unwrap_or_else(PoisonError::into_inner);
             f(&store, &me)

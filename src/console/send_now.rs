@@ -37,7 +37,7 @@ pub(super) async fn send_now(
     if !csrf_ok(&v, &f.csrf) {
         return (StatusCode::FORBIDDEN, "invalid or missing CSRF token\n").into_response();
     }
-    if !c.config.digests.iter().any(|d| d.name == name) {
+    if !c.current().config.digests.iter().any(|d| d.name == name) {
         return not_found("no [[digest]] of that name in the configuration", &v);
     }
     let Some(answer) = requests.send_now(&name) else {

@@ -354,3 +354,63 @@ fn the_feed_page_lists_each_poll_and_the_overview_the_stage_timings() {
         alone.body
     );
 }
+
+const RULE_MINERALS: &str = r#"
+[[rule]]
+id = "minerals"
+title = "Minerals deal"
+query = '"minerals deal"'
+"#;
+
+#[test]
+fn after_a_reload_the_console_shows_the_new_rules() {
+    for watch in [false, true] {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let feeds = TestServer::start();
+        feeds.set("/wire.rss", rss(&[("c1", "Minerals deal signed")]));
+        let mail_dir = tmp.path().join("mail");
+        std::fs::create_dir_all(&mail_dir).expect("mkdir");
+        let sink = SmtpSink::start(&mail_dir, &[]);
+        let config = write_config(tmp.path(), feeds.url("/wire.rss").as_str(), sink.port);
+        let extra: &[&str] = if watch { &["--watch-rules"] } else { &[] };
+        let mut d = Daemon::start(&config, extra);
+        d.wait_page("/rules", "/rules/hegseth");
+        assert_eq!(d.get("/rules/minerals").status, 404, "not loaded yet");
+
+        std::fs::write(
+            tmp.path().join("rules/hegseth.toml"),
+            format!("{RULE_HEGSETH}{RULE_MINERALS}"),
+        )
+        .expect("rewrite the rules");
+        if !watch {
+            let ok = std::process::Command::new("kill")
+                .args(["-HUP", &d.child.id().to_string()])
+                .status()
+                .expect("run kill")
+                .success();
+            assert!(ok, "kill -HUP");
+        }
+        d.wait_log("reload applied");
+        let rules = d.wait_page("/rules", "/rules/minerals");
+        assert!(rules.contains("2 rules"), "{rules}");
+        let rule = d.get("/rules/minerals");
+        assert_eq!(rule.status, 200, "watch={watch}: {}", rule.body);
+        assert!(
+            rule.body.contains("&quot;minerals deal&quot;"),
+            "{}",
+            rule.body
+        );
+        // The playground compiles against, and compares with, the new set.
+        let pg = d.get("/playground?q=%22minerals+deal%22&against=minerals");
+        assert!(
+            pg.body.contains("<option value=\"minerals\" selected>"),
+            "{}",
+            pg.body
+        );
+        assert!(
+            pg.body.contains("Against <a href=\"/rules/minerals\">"),
+            "{}",
+            pg.body
+        );
+    }
+}
