@@ -69,17 +69,21 @@ struct Live {
     rules: Arc<RuleSet>,
     lists: String,
     labels: Option<Arc<labels::LabelSet>>,
+    /// `rules.check_examples()`, run once per rule set (the rule pages show it).
+    failing_examples: Arc<Vec<crate::rules::Diagnostic>>,
 }
 
 impl Live {
     fn new(config: Arc<Config>, rules: Arc<RuleSet>) -> Live {
         let lists = playground::lists_source(&config.rule_files);
         let labels = labels::load(&config.console.labels, &rules);
+        let failing_examples = Arc::new(rules.check_examples());
         Live {
             config,
             rules,
             lists,
             labels,
+            failing_examples,
         }
     }
 }
@@ -111,6 +115,7 @@ pub struct Console {
     corpus: Arc<Mutex<playground::Corpus>>,
     /// `[console] labels`, read against `rules`: the playground's P/R/F1.
     labels: Option<Arc<labels::LabelSet>>,
+    failing_examples: Arc<Vec<crate::rules::Diagnostic>>,
     live: Arc<RwLock<Live>>,
     now: fn() -> DateTime<Utc>,
     /// The daemon's queue for "Send digest now"; `None` for the standalone console, which
@@ -140,6 +145,7 @@ impl Console {
             lists: live.lists.clone(),
             corpus: playground::corpus(),
             labels: live.labels.clone(),
+            failing_examples: Arc::clone(&live.failing_examples),
             live: Arc::new(RwLock::new(live)),
             now: crate::clock::now,
             requests: None,
@@ -177,6 +183,7 @@ impl Console {
             rules: live.rules,
             lists: live.lists,
             labels: live.labels,
+            failing_examples: live.failing_examples,
             ..self.clone()
         }
     }

@@ -28,6 +28,7 @@ mod pg;
 mod poll_history;
 mod polls;
 mod reloads;
+mod rule_days;
 mod schema;
 mod spikes;
 #[cfg(test)]

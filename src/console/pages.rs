@@ -384,8 +384,8 @@ fn rule_page(s: &Store, c: &Console, v: &Viewer, id: &str) -> Result<Option<Stri
     let r = &c.rules.rules()[i];
     let counts = s.rule_counts(c.now(), CHART_DAYS)?;
     let found = counts.iter().find(|x| x.rule_id == r.id);
-    let failing = c.rules.check_examples();
-    let failing_here = failing
+    let failing_here = c
+        .failing_examples
         .iter()
         .filter(|d| d.subject.as_deref() == Some(&format!("rule {}", r.id)))
         .count();

@@ -75,6 +75,8 @@ contract! {
     fn outbox_counts() -> Result<OutboxCounts, StoreError>;
     fn queued_messages() -> Result<Vec<OutboxMessage>, StoreError>;
     fn next_outbox_attempt() -> Result<Option<DateTime<Utc>>, StoreError>;
+    // rule_days.rs
+    fn rule_counts(now: DateTime<Utc>, days: usize) -> Result<Vec<RuleCounts>, StoreError>;
     // poll_history.rs
     fn poll_history(feed: &str, limit: usize) -> Result<Vec<PollEntry>, StoreError>;
     // reloads.rs
@@ -84,7 +86,6 @@ contract! {
     fn nodes() -> Result<Vec<NodeInfo>, StoreError>;
     // console.rs (the web console's reads)
     fn console_matches(f: &MatchFilter) -> Result<Vec<MatchView>, StoreError>;
-    fn rule_counts(now: DateTime<Utc>, days: usize) -> Result<Vec<RuleCounts>, StoreError>;
     fn feed_notice_history(feed: &str, limit_to: usize)
         -> Result<Vec<(String, DateTime<Utc>, String)>, StoreError>;
     fn sent_emails(before: Option<i64>, limit_to: usize) -> Result<Vec<SentEmail>, StoreError>;

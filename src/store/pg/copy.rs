@@ -110,8 +110,9 @@ impl Postgres {
 /// lacks: checked table by table in `copy_from`). Refuses instead, naming it, so `migrate-to`
 /// never loses state silently.
 /// SQLite tables the copy leaves behind on purpose: views of the past that new work rebuilds,
-/// never state the pipeline needs (`polls`: each feed's recent poll history, for the console).
-const NOT_COPIED: &[&str] = &["polls"];
+/// never state the pipeline needs (`polls`: each feed's recent poll history, for the console;
+/// `rule_days`: per-rule per-day match counts, kept by SQLite triggers).
+const NOT_COPIED: &[&str] = &["polls", "rule_days"];
 
 fn refuse_what_would_be_lost(src: &Sqlite) -> Result<(), StoreError> {
     let tables: Vec<String> = src
