@@ -120,9 +120,9 @@ pub struct Console {
     now: fn() -> DateTime<Utc>,
     /// The daemon's queue for "Send digest now"; `None` for the standalone console, which
     /// changes no digest state.
-    requests: Option<Arc<crate::pipeline::Requests>>,
+    requests: Option<Arc<crate::live::Requests>>,
     /// The daemon's recent stage timings; `None` for the standalone console.
-    stages: Option<crate::service::stage_times::StageTimes>,
+    stages: Option<crate::live::stage_times::StageTimes>,
 }
 
 impl Console {
@@ -158,8 +158,8 @@ impl Console {
     #[must_use]
     pub fn with_daemon(
         mut self,
-        requests: Arc<crate::pipeline::Requests>,
-        stages: crate::service::stage_times::StageTimes,
+        requests: Arc<crate::live::Requests>,
+        stages: crate::live::stage_times::StageTimes,
     ) -> Console {
         self.requests = Some(requests);
         self.stages = Some(stages);

@@ -9,7 +9,6 @@ mod full_text;
 mod matching;
 mod outbox;
 mod poll;
-mod requests;
 mod spikes;
 mod stream;
 
@@ -29,7 +28,6 @@ use crate::service::metrics::Metrics;
 use crate::store::{Store, StoreError};
 
 pub use poll::Jitter;
-pub use requests::{Requests, SendNow};
 pub use stream::{Beats, StreamContext};
 
 /// Which feeds a cycle polls.

@@ -9,4 +9,3 @@ pub mod lock;
 pub mod logging;
 pub mod metrics;
 pub mod notify;
-pub mod stage_times;

@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 
 use super::html::esc;
-use crate::cli::eval::labels;
+use crate::labels;
 use crate::rules::RuleSet;
 use crate::rules::eval::{self, Counts, Labelled};
 

@@ -136,7 +136,7 @@ fn overview_page(s: &Store, c: &Console, v: &Viewer) -> Result<String, ConsoleEr
 
 /// The daemon's stage timings over the last minutes: runs that did work, median, slowest, last.
 fn stage_table(c: &Console, now: DateTime<Utc>) -> String {
-    use crate::service::stage_times::WINDOW;
+    use crate::live::stage_times::WINDOW;
     let mut b = format!(
         "<h2>Stage timings, last {} minutes</h2>",
         WINDOW.as_secs() / 60

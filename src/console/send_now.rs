@@ -1,5 +1,5 @@
 //! "Send digest now" (`POST /send-now/{name}`, CSRF-checked): the console served by the daemon
-//! asks the daemon's pipeline (`pipeline::Requests`) to compose the named digest's pending
+//! asks the daemon's pipeline (`live::Requests`) to compose the named digest's pending
 //! matches at once, through the same compose path as a scheduled slot; the email enters the
 //! outbox and the delivery stage sends it. The standalone console changes no digest state and
 //! says so (409), pointing at `newswatch digest send`.

@@ -329,7 +329,7 @@ impl<'a> Pipeline<'a> {
     /// outcome. Returns the emails composed.
     pub(super) async fn serve_requests(
         &self,
-        requests: &crate::pipeline::Requests,
+        requests: &crate::live::Requests,
         now: DateTime<Utc>,
     ) -> usize {
         let mut total = 0;

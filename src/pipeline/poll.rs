@@ -14,6 +14,7 @@ use tracing::{debug, error, info, warn};
 
 use crate::config::{Config, FeedConfig};
 use crate::fetch::{FetchOutcome, FetchPolicy, Fetcher, HostLimits, HostPermit};
+use crate::live::stage_times::Stage;
 use crate::model::Article;
 use crate::model::Validators;
 use crate::parse;
@@ -24,7 +25,6 @@ use crate::policy::poll::{
     self as poll_policy, Bounds, CacheHints, FailureKind, Hints, PollInput, RetryAfter,
 };
 use crate::service::metrics::{Metrics, PollMetric};
-use crate::service::stage_times::Stage;
 use crate::store::{FeedRecord, PollRecord, PollResult, PollStats, PollStored, StoreError};
 
 /// Polls recorded in one transaction at most (group commit): one commit per batch instead of

@@ -17,10 +17,10 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use crate::config::FeedConfig;
+use crate::live::stage_times::Stage;
 use crate::pipeline::poll::{Finished, Polled, QUEUED_PER_FETCH, Writing};
 use crate::pipeline::{Pipeline, Summary};
 use crate::service::health::Heartbeat;
-use crate::service::stage_times::Stage;
 use crate::store::FeedRecord;
 
 /// Articles the match stage takes in one turn before the other stages get theirs (a cold start's
@@ -91,7 +91,7 @@ pub struct StreamContext<'c> {
     /// Called with the totals since the stream started, after each change.
     pub progress: &'c (dyn Fn(&Summary) + Sync),
     /// Digests to compose now, asked from outside (the console); `None` where nobody asks.
-    pub requests: Option<&'c crate::pipeline::Requests>,
+    pub requests: Option<&'c crate::live::Requests>,
 }
 
 /// The stream's running totals; each change is reported to the context's `progress`.
@@ -598,7 +598,7 @@ impl Pipeline<'_> {
 }
 
 /// Resolves when a digest is asked for from outside; never where nobody can ask.
-async fn requested(requests: Option<&crate::pipeline::Requests>) {
+async fn requested(requests: Option<&crate::live::Requests>) {
     match requests {
         Some(r) => r.queued().await,
         None => std::future::pending().await,

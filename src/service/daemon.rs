@@ -69,7 +69,7 @@ pub async fn run_daemon(config: Config, rules: RuleSet, options: Options) -> any
     let probe_db = Store::open_read_only(&config.state_dir)
         .context("cannot open the state database for health checks")?;
     // The console's "Send digest now" goes through this queue to the pipeline's compose stage.
-    let requests = Arc::new(crate::pipeline::Requests::default());
+    let requests = Arc::new(crate::live::Requests::default());
     let metrics = Metrics::new();
     let (console, console_reload) = if config.http.enabled && config.console.enabled {
         let (router, reload) = open_console(&config, &rules, Arc::clone(&requests), &metrics)?;
@@ -154,7 +154,7 @@ pub async fn run_daemon(config: Config, rules: RuleSet, options: Options) -> any
 fn open_console(
     config: &Arc<Config>,
     rules: &Arc<RuleSet>,
-    requests: Arc<crate::pipeline::Requests>,
+    requests: Arc<crate::live::Requests>,
     metrics: &Metrics,
 ) -> anyhow::Result<(axum::Router, crate::console::Reload)> {
     let console = crate::console::Console::open(Arc::clone(config), Arc::clone(rules), config.http.listen)
@@ -322,7 +322,7 @@ struct Loop<'a> {
     metrics: &'a Metrics,
     max_idle: Duration,
     /// Digests the console asks for; `None` where no console can ask.
-    requests: Option<&'a crate::pipeline::Requests>,
+    requests: Option<&'a crate::live::Requests>,
     /// The console the daemon serves, told of each applied reload.
     console: Option<&'a crate::console::Reload>,
 }

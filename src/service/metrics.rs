@@ -140,7 +140,7 @@ pub struct Metrics {
     channel_attempts: Family<ChannelLabels, Counter>,
     channel_messages: Family<ChannelStateLabels, Gauge>,
     /// The recent runs of each stage, for the console's overview.
-    stages: super::stage_times::StageTimes,
+    stages: crate::live::stage_times::StageTimes,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -267,7 +267,7 @@ impl Metrics {
             reloads,
             channel_attempts,
             channel_messages,
-            stages: super::stage_times::StageTimes::default(),
+            stages: crate::live::stage_times::StageTimes::default(),
         }
     }
 
@@ -329,16 +329,16 @@ impl Metrics {
 
     pub fn observe_fetch(&self, took: Duration) {
         self.fetch_duration.observe(took.as_secs_f64());
-        self.observe_stage(super::stage_times::Stage::Fetch, took);
+        self.observe_stage(crate::live::stage_times::Stage::Fetch, took);
     }
 
     /// One run of `stage` that did work, just finished, took `took`.
-    pub fn observe_stage(&self, stage: super::stage_times::Stage, took: Duration) {
+    pub fn observe_stage(&self, stage: crate::live::stage_times::Stage, took: Duration) {
         self.stages.record(stage, crate::clock::now(), took);
     }
 
     /// The recent stage runs (shared: it follows what the stages record).
-    pub fn stage_times(&self) -> super::stage_times::StageTimes {
+    pub fn stage_times(&self) -> crate::live::stage_times::StageTimes {
         self.stages.clone()
     }
 
