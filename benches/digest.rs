@@ -145,6 +145,7 @@ fn pending_store(dir: &std::path::Path, now: chrono::DateTime<Utc>) -> Store {
             new_feed_window: window,
             flood_at: usize::MAX,
             thresholds: Thresholds::default(),
+            stats: newswatch::store::PollStats::default(),
         };
         store.record_poll(&feed, &fetched).expect("insert");
     }

@@ -116,6 +116,7 @@ fn build(state: &Path, now: DateTime<Utc>) {
                         new_feed_window: window,
                         flood_at: usize::MAX,
                         thresholds: Thresholds::default(),
+                        stats: newswatch::store::PollStats::default(),
                     },
                 )
             })

@@ -54,6 +54,7 @@ fn fetched<'a>(
         new_feed_window: window,
         flood_at: usize::MAX,
         thresholds: Thresholds::default(),
+        stats: newswatch::store::PollStats::default(),
     }
 }
 

@@ -11,12 +11,14 @@ mod auth;
 mod channels;
 mod digests;
 pub mod html;
+mod labels;
 mod matches;
 mod pages;
 mod playground;
+mod send_now;
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use axum::Router;
 use axum::extract::{Request, State};
@@ -62,8 +64,49 @@ pub enum ConsoleError {
     Join(String),
 }
 
+/// The configuration and rules the console shows, with what is derived from them; replaced
+/// whole when the daemon reloads (`Reload`).
+#[derive(Clone)]
+struct Live {
+    config: Arc<Config>,
+    rules: Arc<RuleSet>,
+    lists: String,
+    labels: Option<Arc<labels::LabelSet>>,
+    /// `rules.check_examples()`, run once per rule set (the rule pages show it).
+    failing_examples: Arc<Vec<crate::rules::Diagnostic>>,
+}
+
+impl Live {
+    fn new(config: Arc<Config>, rules: Arc<RuleSet>) -> Live {
+        let lists = playground::lists_source(&config.rule_files);
+        let labels = labels::load(&config.console.labels, &rules);
+        let failing_examples = Arc::new(rules.check_examples());
+        Live {
+            config,
+            rules,
+            lists,
+            labels,
+            failing_examples,
+        }
+    }
+}
+
+/// The daemon's hold on its console: after a reload is applied, `reloaded` gives the console
+/// the new configuration and rules (its pages read them from the next request on).
+#[derive(Clone)]
+pub struct Reload(Arc<RwLock<Live>>);
+
+impl Reload {
+    pub fn reloaded(&self, config: Arc<Config>, rules: Arc<RuleSet>) {
+        let live = Live::new(config, rules);
+        *self.0.write().unwrap_or_else(PoisonError::into_inner) = live;
+    }
+}
+
 /// What every page handler reads: the database (one read-only connection, used on a blocking
-/// thread), the configuration and rules it was started with, and who may look.
+/// thread), the configuration and rules (those of the last reload, in the daemon), and who may
+/// look. `config`, `rules`, `lists` and `labels` are a request's snapshot of `live`
+/// (`Console::current`).
 #[derive(Clone)]
 pub struct Console {
     store: Arc<Mutex<Store>>,
@@ -73,7 +116,16 @@ pub struct Console {
     /// The configured rule files' `[lists]`, for the playground's queries.
     lists: String,
     corpus: Arc<Mutex<playground::Corpus>>,
+    /// `[console] labels`, read against `rules`: the playground's P/R/F1.
+    labels: Option<Arc<labels::LabelSet>>,
+    failing_examples: Arc<Vec<crate::rules::Diagnostic>>,
+    live: Arc<RwLock<Live>>,
     now: fn() -> DateTime<Utc>,
+    /// The daemon's queue for "Send digest now"; `None` for the standalone console, which
+    /// changes no digest state.
+    requests: Option<Arc<crate::live::Requests>>,
+    /// The daemon's recent stage timings; `None` for the standalone console.
+    stages: Option<crate::live::stage_times::StageTimes>,
 }
 
 impl Console {
@@ -87,16 +139,56 @@ impl Console {
     ) -> Result<Console, ConsoleError> {
         let auth = auth::Auth::for_address(&config.console, listen)?;
         let store = Store::open_read_only(&config.state_dir)?;
-        let lists = playground::lists_source(&config.rule_files);
+        let live = Live::new(config, rules);
         Ok(Console {
             store: Arc::new(Mutex::new(store)),
-            config,
-            rules,
+            config: Arc::clone(&live.config),
+            rules: Arc::clone(&live.rules),
             auth: Arc::new(auth),
-            lists,
+            lists: live.lists.clone(),
             corpus: playground::corpus(),
+            labels: live.labels.clone(),
+            failing_examples: Arc::clone(&live.failing_examples),
+            live: Arc::new(RwLock::new(live)),
             now: crate::clock::now,
+            requests: None,
+            stages: None,
         })
+    }
+
+    /// The console served by the daemon: "Send digest now" asks its pipeline through
+    /// `requests`; the overview shows the stages' recent timings from `stages`.
+    #[must_use]
+    pub fn with_daemon(
+        mut self,
+        requests: Arc<crate::live::Requests>,
+        stages: crate::live::stage_times::StageTimes,
+    ) -> Console {
+        self.requests = Some(requests);
+        self.stages = Some(stages);
+        self
+    }
+
+    /// What the daemon calls after a reload to hand the console the new set.
+    pub fn reload_handle(&self) -> Reload {
+        Reload(Arc::clone(&self.live))
+    }
+
+    /// This console with the configuration and rules in force now.
+    fn current(&self) -> Console {
+        let live = self
+            .live
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        Console {
+            config: live.config,
+            rules: live.rules,
+            lists: live.lists,
+            labels: live.labels,
+            failing_examples: live.failing_examples,
+            ..self.clone()
+        }
     }
 
     /// Runs `f` with the store on a blocking thread (a page's queries), returning its HTML.
@@ -104,7 +196,7 @@ impl Console {
         &self,
         f: impl FnOnce(&Store, &Console) -> Result<T, ConsoleError> + Send + 'static,
     ) -> Result<T, ConsoleError> {
-        let me = self.clone();
+        let me = self.current();
         tokio::task::spawn_blocking(move || {
             let store = me.store.lock().unwrap_or_else(PoisonError::into_inner);
             f(&store, &me)
@@ -134,6 +226,7 @@ pub fn router(console: Console) -> Router {
         .route("/outbox/{id}/retry", post(digests::retry))
         .route("/channels", get(channels::channels))
         .route("/channels/{id}/retry", post(channels::retry))
+        .route("/send-now/{name}", post(send_now::send_now))
         .route("/logout", post(auth::logout))
         .layer(middleware::from_fn_with_state(
             console.clone(),

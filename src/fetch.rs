@@ -65,6 +65,8 @@ pub struct FetchReport {
     pub cache: CacheHints,
     /// The final response's `Link:` header values (RFC 8288), for WebSub discovery.
     pub link_headers: Vec<String>,
+    /// The final response's HTTP status (`None` for a `file://` feed).
+    pub status: Option<u16>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -122,6 +124,14 @@ pub enum FetchError {
 }
 
 impl FetchError {
+    /// The HTTP status the server answered with, when the failure is one.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            FetchError::Status(s) | FetchError::RetryLater { status: s, .. } => Some(s.as_u16()),
+            _ => None,
+        }
+    }
+
     /// The server's `Retry-After`, for the poll policy.
     pub fn retry_after(&self) -> Option<RetryAfter> {
         match self {
@@ -325,6 +335,7 @@ impl Fetcher {
             permanent_redirect: None,
             cache: CacheHints::default(),
             link_headers: Vec::new(),
+            status: None,
         })
     }
 
@@ -443,6 +454,7 @@ impl Fetcher {
                 permanent_redirect: None,
                 cache,
                 link_headers,
+                status: Some(status.as_u16()),
             });
         }
         if matches!(
@@ -503,6 +515,7 @@ impl Fetcher {
             permanent_redirect: None,
             cache,
             link_headers,
+            status: Some(status.as_u16()),
         })
     }
 

@@ -12,6 +12,8 @@ pub mod deliver;
 pub mod diagnostic;
 pub mod digest;
 pub mod fetch;
+pub mod labels;
+pub mod live;
 pub mod model;
 pub mod opml;
 pub mod parse;

@@ -25,8 +25,10 @@ mod items;
 mod matches;
 mod outbox;
 mod pg;
+mod poll_history;
 mod polls;
 mod reloads;
+mod rule_days;
 mod schema;
 mod spikes;
 #[cfg(test)]
@@ -42,6 +44,7 @@ pub use feeds::{FeedNotice, FeedRecord, FeedState};
 pub use full_text::{MODE_ALWAYS, MODE_OFF, PageOutcome, QueuedPage};
 pub use matches::ArticleMatches;
 pub use pg::CopyReport;
+pub use poll_history::{HISTORY_PER_FEED, PollEntry, PollStats};
 pub use polls::{Inserted, PollRecord, PollResult, PollStored, REDIRECT_REPEATS};
 pub use reloads::ReloadInfo;
 pub use spikes::SpikeAlert;

@@ -15,6 +15,10 @@ mod channel_kill;
 mod cluster;
 #[path = "service/console.rs"]
 mod console;
+#[path = "service/console_daemon.rs"]
+mod console_daemon;
+#[path = "service/console_labels.rs"]
+mod console_labels;
 #[path = "service/daemon.rs"]
 mod daemon;
 #[path = "service/newcomer.rs"]

@@ -3,7 +3,7 @@
 //! negatives and false positives (text or one JSON document). `--min-f1` turns the micro F1 into
 //! an exit code for CI. The figures come from `rules::eval`; this module reads and prints only.
 
-pub mod labels;
+pub use crate::labels;
 
 use std::path::PathBuf;
 

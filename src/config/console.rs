@@ -1,7 +1,7 @@
 //! `[console]`: the web console (issue 18). Where the standalone `newswatch console` listens (the
 //! daemon serves it on `[http]`'s address), how users authenticate when it is not on loopback (a
 //! users file of argon2 hashes, or a reverse proxy's trusted header), and the session cookie's
-//! `Secure` flag. Builds the typed settings; checks nothing at runtime.
+//! `Secure` flag, and the labels files the playground scores queries against. Builds the typed settings; checks nothing at runtime.
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::{Path, PathBuf};
@@ -23,6 +23,7 @@ pub(super) struct RawConsole {
     trusted_header: Option<Spanned<String>>,
     users_file: Option<String>,
     secure_cookie: Option<bool>,
+    labels: Option<Vec<String>>,
 }
 
 /// The console's settings.
@@ -39,6 +40,9 @@ pub struct ConsoleSettings {
     pub users_file: PathBuf,
     /// Mark the session cookie `Secure` (the console is reached over TLS, through a proxy).
     pub secure_cookie: bool,
+    /// Labels files (`rules eval`'s JSON Lines): the playground scores a query against the
+    /// labels of the saved rule it is compared with.
+    pub labels: Vec<PathBuf>,
 }
 
 impl ConsoleSettings {
@@ -50,6 +54,7 @@ impl ConsoleSettings {
             trusted_header: None,
             users_file: state_dir.join(DEFAULT_USERS_FILE),
             secure_cookie: false,
+            labels: Vec::new(),
         }
     }
 }
@@ -100,6 +105,9 @@ pub(super) fn build(
     }
     if let Some(s) = raw.secure_cookie {
         c.secure_cookie = s;
+    }
+    if let Some(files) = &raw.labels {
+        c.labels = files.iter().map(|f| resolve(base, f)).collect();
     }
     c
 }

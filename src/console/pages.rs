@@ -18,6 +18,8 @@ use crate::store::{FeedRecord, MatchFilter, RuleCounts, Store};
 pub(super) const CHART_DAYS: usize = 14;
 /// Matches listed on a rule's page, notices on a feed's page and the overview.
 const RECENT: usize = 20;
+/// Polls listed on a feed's page.
+const POLLS_SHOWN: usize = 50;
 /// Characters of a title shown in a list.
 pub(super) const TITLE_MAX: usize = 200;
 
@@ -100,7 +102,7 @@ fn overview_page(s: &Store, c: &Console, v: &Viewer) -> Result<String, ConsoleEr
         b.push_str("</table></div>");
     }
 
-    b.push_str("<h2>Next digests</h2><div class=\"scroll\"><table><tr><th>digest</th><th>schedule</th><th>next slot</th><th>last sent</th></tr>");
+    b.push_str("<h2>Next digests</h2><div class=\"scroll\"><table><tr><th>digest</th><th>schedule</th><th>next slot</th><th>last sent</th><th>now</th></tr>");
     for d in &c.config.digests {
         let last = s.last_digest_time(&d.name)?;
         let next = d
@@ -109,7 +111,7 @@ fn overview_page(s: &Store, c: &Console, v: &Viewer) -> Result<String, ConsoleEr
             .and_then(|sch| crate::policy::schedule::next_after(sch, d.timezone, now));
         let _ = write!(
             b,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             esc(&d.name),
             esc(d
                 .schedule
@@ -117,11 +119,49 @@ fn overview_page(s: &Store, c: &Console, v: &Viewer) -> Result<String, ConsoleEr
                 .map_or("after news arrives", |s| s.source())),
             next.map_or_else(|| "when there is news".to_string(), |t| time(Some(t))),
             ago(last, now),
+            super::send_now::button(c, v, &d.name),
         );
     }
     b.push_str("</table></div>");
-    b.push_str("<p class=\"muted\">Stage timings of the last cycles are on <code>/metrics</code> (the daemon's histograms).</p>");
+    if c.requests.is_none() {
+        let _ = write!(
+            b,
+            "<p class=\"muted\">{}</p>",
+            esc(super::send_now::READ_ONLY)
+        );
+    }
+    b.push_str(&stage_table(c, now));
     Ok(page("Overview", Nav::Overview, v, &b))
+}
+
+/// The daemon's stage timings over the last minutes: runs that did work, median, slowest, last.
+fn stage_table(c: &Console, now: DateTime<Utc>) -> String {
+    use crate::live::stage_times::WINDOW;
+    let mut b = format!(
+        "<h2>Stage timings, last {} minutes</h2>",
+        WINDOW.as_secs() / 60
+    );
+    let Some(stages) = &c.stages else {
+        b.push_str("<p class=\"muted\">Kept by the running daemon: its own console (on <code>[http] listen</code>) shows them, and <code>/metrics</code> has the fetch histogram.</p>");
+        return b;
+    };
+    b.push_str("<div class=\"scroll\"><table id=\"stages\"><tr><th>stage</th><th>runs</th><th>median</th><th>slowest</th><th>last</th></tr>");
+    for s in stages.summary(now) {
+        let last = s.last.map_or_else(
+            || "—".to_string(),
+            |(at, took)| format!("{} ms, {}", took.as_millis(), ago(Some(at), now)),
+        );
+        let _ = write!(
+            b,
+            "<tr><td>{}</td><td>{}</td><td>{} ms</td><td>{} ms</td><td>{last}</td></tr>",
+            s.stage.as_str(),
+            s.runs,
+            s.median.as_millis(),
+            s.max.as_millis(),
+        );
+    }
+    b.push_str("</table></div><p class=\"muted\">A run is one that did work: a feed fetched, a batch of polls stored, articles matched, emails composed, a delivery pass that sent.</p>");
+    b
 }
 
 /// Every configured rule with its all-time count and the 14-day chart.
@@ -245,7 +285,9 @@ fn feed_page(
     for (k, val) in rows {
         let _ = write!(b, "<tr><th>{k}</th><td>{val}</td></tr>");
     }
-    b.push_str("</table></div><h2>Health notices</h2>");
+    b.push_str("</table></div>");
+    b.push_str(&poll_table(&s.poll_history(name, POLLS_SHOWN)?, now));
+    b.push_str("<h2>Health notices</h2>");
     let notices = s.feed_notice_history(name, RECENT)?;
     if notices.is_empty() {
         b.push_str("<p class=\"muted\">None.</p>");
@@ -268,6 +310,42 @@ fn feed_page(
         enc(name)
     );
     Ok(Some(page(&f.name, Nav::Feeds, v, &b)))
+}
+
+/// A feed's last polls, newest first: when, outcome and status, bytes, items, new, duration,
+/// error.
+fn poll_table(polls: &[crate::store::PollEntry], now: DateTime<Utc>) -> String {
+    let mut b = format!(
+        "<h2>Last polls</h2><p class=\"muted\">The newest {POLLS_SHOWN} (the last {} are kept).</p>",
+        crate::store::HISTORY_PER_FEED
+    );
+    if polls.is_empty() {
+        b.push_str("<p class=\"muted\">No poll recorded yet.</p>");
+        return b;
+    }
+    b.push_str("<div class=\"scroll\"><table id=\"polls\"><tr><th>when</th><th>outcome</th><th>status</th><th class=\"opt\">bytes</th><th>items</th><th>new</th><th class=\"opt\">duration</th><th>error</th></tr>");
+    let dash = || "—".to_string();
+    for p in polls {
+        let class = match p.outcome.as_str() {
+            "failed" => "bad",
+            "fetched" => "ok",
+            _ => "",
+        };
+        let _ = write!(
+            b,
+            "<tr><td>{}</td><td class=\"{class}\">{}</td><td>{}</td><td class=\"opt\">{}</td><td>{}</td><td>{}</td><td class=\"opt\">{} ms</td><td>{}</td></tr>",
+            when(p.at, now),
+            esc(&p.outcome),
+            p.status.map_or_else(dash, |s| s.to_string()),
+            p.bytes.map_or_else(dash, |b| b.to_string()),
+            p.items.map_or_else(dash, |n| n.to_string()),
+            p.new_items,
+            p.duration_ms,
+            esc(&cut(p.error.as_deref().unwrap_or(""), 200)),
+        );
+    }
+    b.push_str("</table></div>");
+    b
 }
 
 pub(super) async fn rules(State(c): St, Extension(v): Extension<Viewer>) -> Response {
@@ -306,8 +384,8 @@ fn rule_page(s: &Store, c: &Console, v: &Viewer, id: &str) -> Result<Option<Stri
     let r = &c.rules.rules()[i];
     let counts = s.rule_counts(c.now(), CHART_DAYS)?;
     let found = counts.iter().find(|x| x.rule_id == r.id);
-    let failing = c.rules.check_examples();
-    let failing_here = failing
+    let failing_here = c
+        .failing_examples
         .iter()
         .filter(|d| d.subject.as_deref() == Some(&format!("rule {}", r.id)))
         .count();

@@ -221,7 +221,11 @@ fn evaluate(s: &Store, c: &Console, p: &Params) -> Result<String, ConsoleError> 
         corpus.refresh(s)?
     };
     let run = search(&set, rule, &c.rules, against, &corpus, c);
-    Ok(render(&run, &set, rule, &c.rules, against, q))
+    let mut out = render(&run, &set, rule, &c.rules, against, q);
+    if let Some(labels) = &c.labels {
+        out.push_str(&super::labels::score(labels, &set, rule, &c.rules, against));
+    }
+    Ok(out)
 }
 
 /// What one evaluation found.

@@ -331,6 +331,38 @@ impl<'a> Pipeline<'a> {
         Ok(summary)
     }
 
+    /// Composes every digest asked for from outside (the console's "Send digest now"), as
+    /// `send_digest_now` does but leaving delivery to the delivery stage; each request gets its
+    /// outcome. Returns the emails composed.
+    pub(super) async fn serve_requests(
+        &self,
+        requests: &crate::live::Requests,
+        now: DateTime<Utc>,
+    ) -> usize {
+        let mut total = 0;
+        for r in requests.take() {
+            let outcome = match self.digest_config(&r.digest) {
+                Ok(cfg) => self
+                    .compose_forced_digest(cfg, now)
+                    .await
+                    .map_err(|e| format!("{e:#}")),
+                Err(e) => Err(format!("{e:#}")),
+            };
+            match &outcome {
+                Ok(n) => {
+                    total += n;
+                    tracing::info!(digest = %r.digest, emails = n, "digest composed on request");
+                }
+                Err(e) => {
+                    tracing::warn!(digest = %r.digest, error = %e, "requested digest not composed");
+                }
+            }
+            // The asker may have stopped waiting; the email is in the outbox all the same.
+            let _ = r.reply.send(outcome);
+        }
+        total
+    }
+
     fn digest_config(&self, name: &str) -> anyhow::Result<&'a DigestConfig> {
         self.config
             .digests

@@ -14,6 +14,7 @@ use tracing::{debug, error, info, warn};
 
 use crate::config::{Config, FeedConfig};
 use crate::fetch::{FetchOutcome, FetchPolicy, Fetcher, HostLimits, HostPermit};
+use crate::live::stage_times::Stage;
 use crate::model::Article;
 use crate::model::Validators;
 use crate::parse;
@@ -24,7 +25,7 @@ use crate::policy::poll::{
     self as poll_policy, Bounds, CacheHints, FailureKind, Hints, PollInput, RetryAfter,
 };
 use crate::service::metrics::{Metrics, PollMetric};
-use crate::store::{FeedRecord, PollRecord, PollResult, PollStored, StoreError};
+use crate::store::{FeedRecord, PollRecord, PollResult, PollStats, PollStored, StoreError};
 
 /// Polls recorded in one transaction at most (group commit): one commit per batch instead of
 /// one per feed. Poll commits skip the WAL sync (`Store::record_polls`).
@@ -141,6 +142,8 @@ pub(super) struct Report<'f> {
 pub(super) struct PollWrite {
     pub(super) name: String,
     polled: Polled,
+    /// Its HTTP status, bytes and duration, for the feed's poll history.
+    stats: PollStats,
     /// When the poll's response came: the time recorded for it and its new items.
     at: DateTime<Utc>,
     next_due: DateTime<Utc>,
@@ -188,12 +191,12 @@ impl Pipeline<'_> {
         let in_flight = due.len().max(1);
         let mut results = futures_util::stream::iter(due)
             .map(|(feed, record)| async move {
-                let polled = self.poller.poll(feed, &record).await;
+                let (polled, stats) = self.poller.poll(feed, &record).await;
                 // With a clock, the poll's own time: its next due counts from the response, not
                 // from the start of the cycle (a feed fetched minutes into a long `run --once`
                 // is not due early at the next). Without one, the cycle's `now` (tests).
                 let at = clock.map_or(now, |c| c());
-                (feed, record, polled, at)
+                (feed, record, (polled, stats), at)
             })
             .buffer_unordered(in_flight);
         // Fetching and parsing go on while finished polls are written. One write is in flight at
@@ -271,7 +274,7 @@ impl Pipeline<'_> {
         &self,
         feed: &'f FeedConfig,
         record: FeedRecord,
-        polled: Polled,
+        (polled, stats): (Polled, PollStats),
         now: DateTime<Utc>,
         summary: &mut Summary,
     ) -> Finished<'f> {
@@ -344,6 +347,7 @@ impl Pipeline<'_> {
                 name: name.clone(),
                 weight: polled.weight(),
                 polled,
+                stats,
                 at: now,
                 next_due,
             },
@@ -380,6 +384,7 @@ impl Pipeline<'_> {
             _ => None,
         }));
         let push = Arc::clone(&self.push);
+        let metrics = self.metrics.clone();
         let task = tokio::task::spawn_blocking(move || {
             let polls: Vec<(&str, PollRecord<'_>)> = writes
                 .iter()
@@ -391,13 +396,16 @@ impl Pipeline<'_> {
                         new_feed_window: window,
                         flood_at: FLOOD_NEW_ITEMS,
                         thresholds,
+                        stats: w.stats,
                     };
                     (w.name.as_str(), record)
                 })
                 .collect();
             // As in `db`: a poisoned lock is safe to reuse (transactions roll back on drop).
             let mut guard = store.lock().unwrap_or_else(PoisonError::into_inner);
+            let started = std::time::Instant::now();
             let stored = guard.record_polls(&polls);
+            metrics.observe_stage(Stage::Store, started.elapsed());
             drop(polls);
             if stored.is_ok() && record_hubs(&mut guard, &hubs) {
                 push.changed.notify_one();
@@ -492,8 +500,9 @@ pub(super) struct Poller {
 impl Poller {
     /// Fetches and parses one feed: waits for its host's turn, then for a global slot, which
     /// it holds through the fetch and the parse.
-    pub(super) async fn poll(&self, feed: &FeedConfig, record: &FeedRecord) -> Polled {
-        self.poll_reserving(feed, record, None).await.0
+    pub(super) async fn poll(&self, feed: &FeedConfig, record: &FeedRecord) -> (Polled, PollStats) {
+        let (polled, stats, _) = self.poll_reserving(feed, record, None).await;
+        (polled, stats)
     }
 
     /// `poll`, taking a permit of `unstored` (when given) between the host's turn and the global
@@ -504,7 +513,7 @@ impl Poller {
         feed: &FeedConfig,
         record: &FeedRecord,
         unstored: Option<Arc<Semaphore>>,
-    ) -> (Polled, Option<OwnedSemaphorePermit>) {
+    ) -> (Polled, PollStats, Option<OwnedSemaphorePermit>) {
         let url = record
             .effective_url
             .as_deref()
@@ -522,10 +531,8 @@ impl Poller {
             None => None,
         };
         let _slot = self.slots.acquire().await.ok();
-        (
-            self.fetch_and_parse(turn, &url, record, &policy).await,
-            reserved,
-        )
+        let (polled, stats) = self.fetch_and_parse(turn, &url, record, &policy).await;
+        (polled, stats, reserved)
     }
 
     /// The request (in the host's `turn`, released as soon as the response is read) and the
@@ -536,7 +543,7 @@ impl Poller {
         url: &url::Url,
         record: &FeedRecord,
         policy: &FetchPolicy,
-    ) -> Polled {
+    ) -> (Polled, PollStats) {
         let failed = |e: &dyn std::fmt::Display, kind, retry_after| Polled::Failed {
             error: e.to_string(),
             kind,
@@ -548,11 +555,21 @@ impl Poller {
             .fetch_in_turn(url, &record.validators, policy)
             .await;
         drop(turn);
-        self.metrics.observe_fetch(started.elapsed());
+        let took = started.elapsed();
+        self.metrics.observe_fetch(took);
+        let mut stats = PollStats {
+            status: None,
+            bytes: None,
+            duration: took,
+        };
         let report = match fetched {
             Ok(r) => r,
-            Err(e) => return failed(&e, e.failure_kind(), e.retry_after()),
+            Err(e) => {
+                stats.status = e.status();
+                return (failed(&e, e.failure_kind(), e.retry_after()), stats);
+            }
         };
+        stats.status = report.status;
         let permanent_redirect = report.permanent_redirect.map(|u| u.to_string());
         let header_links = parse::websub::from_link_headers(
             report.link_headers.iter().map(String::as_str),
@@ -561,10 +578,11 @@ impl Poller {
         let fetched_from = report.final_url.to_string();
         let (body, validators, content_type) = match report.outcome {
             FetchOutcome::NotModified => {
-                return Polled::NotModified {
+                let polled = Polled::NotModified {
                     cache: report.cache,
                     permanent_redirect,
                 };
+                return (polled, stats);
             }
             FetchOutcome::Fetched {
                 body,
@@ -572,7 +590,9 @@ impl Poller {
                 content_type,
             } => (body, validators, content_type),
         };
-        match parse::parse_feed_off_thread(body, report.final_url, content_type).await {
+        stats.bytes = Some(body.len() as u64);
+        let polled = match parse::parse_feed_off_thread(body, report.final_url, content_type).await
+        {
             Ok(p) => Polled::Fetched {
                 title: p.title,
                 validators,
@@ -587,7 +607,8 @@ impl Poller {
             // may come whole next time.
             Err(e) if e.is_transient() => failed(&e, FailureKind::Transient, None),
             Err(e) => failed(&e, FailureKind::Persistent, None),
-        }
+        };
+        (polled, stats)
     }
 }
 

@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use crate::config::FeedConfig;
+use crate::live::stage_times::Stage;
 use crate::pipeline::poll::{Finished, Polled, QUEUED_PER_FETCH, Writing};
 use crate::pipeline::{Pipeline, Summary};
 use crate::service::health::Heartbeat;
@@ -89,6 +90,8 @@ pub struct StreamContext<'c> {
     pub max_idle: Duration,
     /// Called with the totals since the stream started, after each change.
     pub progress: &'c (dyn Fn(&Summary) + Sync),
+    /// Digests to compose now, asked from outside (the console); `None` where nobody asks.
+    pub requests: Option<&'c crate::live::Requests>,
 }
 
 /// The stream's running totals; each change is reported to the context's `progress`.
@@ -110,7 +113,12 @@ impl Totals<'_> {
 
 /// One fetch task's answer: the feed (its index in the config), its record as it was, the poll,
 /// and the permit that keeps its place among the polls not yet stored.
-type Fetched = (usize, FeedRecord, Polled, Option<OwnedSemaphorePermit>);
+type Fetched = (
+    usize,
+    FeedRecord,
+    (Polled, crate::store::PollStats),
+    Option<OwnedSemaphorePermit>,
+);
 
 impl Pipeline<'_> {
     /// Runs every stage until `stop` resolves; then stops starting work, writes what was fetched
@@ -231,9 +239,9 @@ impl Pipeline<'_> {
                 let poller = self.poller.clone();
                 let reserve = Arc::clone(&unstored);
                 let handle = fetching.spawn(async move {
-                    let (polled, permit) =
+                    let (polled, stats, permit) =
                         poller.poll_reserving(&feed, &record, Some(reserve)).await;
-                    (i, record, polled, permit)
+                    (i, record, (polled, stats), permit)
                 });
                 in_flight.insert(handle.id(), i);
             }
@@ -426,9 +434,13 @@ impl Pipeline<'_> {
             let mut next: Option<DateTime<Utc>> = None;
             let mut failed = false;
             loop {
+                let started = std::time::Instant::now();
                 let turn = self.match_pending(now, MATCH_TURN);
                 match turn {
                     Ok((n, drained)) => {
+                        if n > 0 {
+                            self.metrics.observe_stage(Stage::Match, started.elapsed());
+                        }
                         totals.add(|t| t.matches += n);
                         if n > 0 && unscheduled {
                             held_since.get_or_insert_with(tokio::time::Instant::now);
@@ -450,6 +462,7 @@ impl Pipeline<'_> {
             }
             let settled = held_since.is_some_and(|h| h.elapsed() >= UNSCHEDULED_WINDOW);
             if !failed && !stopping.is_cancelled() {
+                let started = std::time::Instant::now();
                 match self.compose(now, settled).await {
                     Ok((n, wake)) => {
                         next = wake;
@@ -457,6 +470,8 @@ impl Pipeline<'_> {
                             held_since = None;
                         }
                         if n > 0 {
+                            self.metrics
+                                .observe_stage(Stage::Compose, started.elapsed());
                             totals.add(|t| t.emails_composed += n);
                             composed.notify_one();
                         }
@@ -468,6 +483,15 @@ impl Pipeline<'_> {
                         );
                         failed = true;
                     }
+                }
+            }
+            if !stopping.is_cancelled()
+                && let Some(r) = ctx.requests
+            {
+                let n = self.serve_requests(r, now).await;
+                if n > 0 {
+                    totals.add(|t| t.emails_composed += n);
+                    composed.notify_one();
                 }
             }
             let mut idle = if failed {
@@ -486,6 +510,7 @@ impl Pipeline<'_> {
             tokio::select! {
                 () = stopping.cancelled() => return Ok(()),
                 () = stored.notified() => {}
+                () = requested(ctx.requests) => {}
                 () = tokio::time::sleep(idle) => {}
             }
         }
@@ -513,6 +538,7 @@ impl Pipeline<'_> {
             }
             let now = (ctx.clock)();
             let mut summary = Summary::default();
+            let delivering = std::time::Instant::now();
             let drained = {
                 let drain = self.drain_outbox(now, Some(ctx.clock), &mut summary);
                 tokio::pin!(drain);
@@ -530,6 +556,16 @@ impl Pipeline<'_> {
                     }
                 }
             };
+            let attempted = summary.emails_sent
+                + summary.emails_deferred
+                + summary.emails_failed
+                + summary.channel_sent
+                + summary.channel_deferred
+                + summary.channel_failed;
+            if attempted > 0 {
+                self.metrics
+                    .observe_stage(Stage::Deliver, delivering.elapsed());
+            }
             let failed = match drained {
                 Ok(()) => {
                     ctx.beats.deliver.beat();
@@ -600,5 +636,13 @@ impl Pipeline<'_> {
                 () = tokio::time::sleep(idle) => {}
             }
         }
+    }
+}
+
+/// Resolves when a digest is asked for from outside; never where nobody can ask.
+async fn requested(requests: Option<&crate::live::Requests>) {
+    match requests {
+        Some(r) => r.queued().await,
+        None => std::future::pending().await,
     }
 }

@@ -54,6 +54,8 @@ pub struct Options {
 /// Runs until SIGTERM or SIGINT. Fails (before `READY=1`) when another daemon holds the state
 /// directory, the database cannot be opened, or the HTTP address is taken.
 pub async fn run_daemon(config: Config, rules: RuleSet, options: Options) -> anyhow::Result<()> {
+    // Shared with the console, which shows the set in force (handed over again at each reload).
+    let (config, rules) = (Arc::new(config), Arc::new(rules));
     // First, before the database is touched: a second daemon must not even migrate it.
     let _lock = InstanceLock::acquire(&config.state_dir)?;
     let notifier = Arc::new(Notifier::from_env().context("cannot set up sd_notify")?);
@@ -82,20 +84,23 @@ pub async fn run_daemon(config: Config, rules: RuleSet, options: Options) -> any
         None => Store::open_read_only(&config.state_dir),
     }
     .context("cannot open the state database for health checks")?;
-    let console = if config.http.enabled && config.console.enabled {
+    // The console's "Send digest now" goes through this queue to the pipeline's compose stage.
+    let requests = Arc::new(crate::live::Requests::default());
+    let metrics = Metrics::new();
+    let (console, console_reload) = if config.http.enabled && config.console.enabled {
         if let Some(pg) = &config.store {
             // The console opens the SQLite file itself (`Console::open`); its reads are on
             // the store contract, PostgreSQL included, but it does not open that store yet.
             warn!(store = %pg.url, "the web console does not run on a PostgreSQL store yet (issue 17); serving only /metrics and /healthz");
-            None
+            (None, None)
         } else {
-            Some(open_console(&config)?)
+            let (router, reload) = open_console(&config, &rules, Arc::clone(&requests), &metrics)?;
+            (Some(router), Some(reload))
         }
     } else {
-        None
+        (None, None)
     };
 
-    let metrics = Metrics::new();
     let push = Arc::new(PushSignals::default());
     let callbacks = Callbacks::open(&config, Arc::clone(&push), metrics.clone())?;
     let beats = Beats::new();
@@ -171,6 +176,8 @@ pub async fn run_daemon(config: Config, rules: RuleSet, options: Options) -> any
         push: &push,
         // A quiet loop still beats at least twice per watchdog period.
         max_idle: watchdog.map_or(MAX_IDLE, |w| (w / 2).clamp(MIN_IDLE, MAX_IDLE)),
+        requests: Some(&requests),
+        console: console_reload.as_ref(),
     };
     let result = supervise(config, rules, &ctx).await;
     shutdown.cancel();
@@ -185,24 +192,32 @@ pub async fn run_daemon(config: Config, rules: RuleSet, options: Options) -> any
     result
 }
 
-/// The web console's routes for the `[http]` address: over its own read-only connection, with
-/// the config and rules as they are at start (FIXME: a reload does not reach the console; it
-/// shows the rules it started with until the daemon restarts). Refuses a non-loopback address
-/// without authentication, which stops the start.
-fn open_console(config: &Config) -> anyhow::Result<axum::Router> {
-    let own = Config::load(&config.path).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let rules = RuleSet::load(&own.rule_files).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let console = crate::console::Console::open(Arc::new(own), Arc::new(rules), config.http.listen)
-        .context("cannot serve the web console (set `[console] enabled = false` to serve only /metrics and /healthz)")?;
-    Ok(crate::console::router(console))
+/// The web console's routes for the `[http]` address, over its own read-only connection, with
+/// the daemon's config and rules, and the handle that gives it the new ones after a reload.
+/// Refuses a non-loopback address without authentication, which stops the start.
+fn open_console(
+    config: &Arc<Config>,
+    rules: &Arc<RuleSet>,
+    requests: Arc<crate::live::Requests>,
+    metrics: &Metrics,
+) -> anyhow::Result<(axum::Router, crate::console::Reload)> {
+    let console = crate::console::Console::open(Arc::clone(config), Arc::clone(rules), config.http.listen)
+        .context("cannot serve the web console (set `[console] enabled = false` to serve only /metrics and /healthz)")?
+        .with_daemon(requests, metrics.stage_times());
+    let reload = console.reload_handle();
+    Ok((crate::console::router(console), reload))
 }
 
 /// Cycles with one config and rule set until a signal: on SIGHUP, swaps in a valid new set (a
 /// fresh pipeline, so new feeds get their rows and the transport its new settings) or refuses it.
-async fn supervise(mut config: Config, mut rules: RuleSet, ctx: &Loop<'_>) -> anyhow::Result<()> {
+async fn supervise(
+    mut config: Arc<Config>,
+    mut rules: Arc<RuleSet>,
+    ctx: &Loop<'_>,
+) -> anyhow::Result<()> {
     let mut note = String::new();
     // The set that ran before the last swap, kept until the new one has opened.
-    let mut previous: Option<(Config, RuleSet)> = None;
+    let mut previous: Option<(Arc<Config>, Arc<RuleSet>)> = None;
     // A refusal seen while no pipeline was open, recorded once the old set has reopened.
     let mut unrecorded_refusal: Option<String> = None;
     loop {
@@ -237,6 +252,9 @@ async fn supervise(mut config: Config, mut rules: RuleSet, ctx: &Loop<'_>) -> an
             )
             .await;
             ctx.metrics.reload(ReloadResult::Applied);
+            if let Some(console) = ctx.console {
+                console.reloaded(Arc::clone(&config), Arc::clone(&rules));
+            }
             note = format!("; reloaded at {}", clock::now().format("%H:%M:%S UTC"));
             info!(
                 feeds = config.feeds.len(),
@@ -267,8 +285,8 @@ async fn supervise(mut config: Config, mut rules: RuleSet, ctx: &Loop<'_>) -> an
             return Ok(());
         };
         previous = Some((
-            std::mem::replace(&mut config, new_config),
-            std::mem::replace(&mut rules, new_rules),
+            std::mem::replace(&mut config, Arc::new(new_config)),
+            std::mem::replace(&mut rules, Arc::new(new_rules)),
         ));
     }
 }
@@ -351,6 +369,10 @@ struct Loop<'a> {
     /// From the WebSub callback server to every pipeline a reload opens.
     push: &'a Arc<PushSignals>,
     max_idle: Duration,
+    /// Digests the console asks for; `None` where no console can ask.
+    requests: Option<&'a crate::live::Requests>,
+    /// The console the daemon serves, told of each applied reload.
+    console: Option<&'a crate::console::Reload>,
 }
 
 /// Why the cycle loop returned.
@@ -376,6 +398,8 @@ pub async fn run_until(
         metrics: &Metrics::new(),
         push: &Arc::new(PushSignals::default()),
         max_idle: MAX_IDLE,
+        requests: None,
+        console: None,
     };
     streams(pipeline, &ctx, "", &clock).await;
     Ok(())
@@ -405,6 +429,7 @@ async fn streams(
         beats: ctx.beats,
         max_idle: ctx.max_idle,
         progress: &progress,
+        requests: ctx.requests,
     };
     loop {
         if ctx.shutdown.is_cancelled() {

@@ -155,6 +155,8 @@ pub struct Metrics {
     channel_messages: Family<ChannelStateLabels, Gauge>,
     websub_pushes: Family<PushLabels, Counter>,
     websub_lease: Family<FeedLabels, Gauge>,
+    /// The recent runs of each stage, for the console's overview.
+    stages: crate::live::stage_times::StageTimes,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -310,6 +312,7 @@ impl Metrics {
             channel_messages,
             websub_pushes,
             websub_lease,
+            stages: crate::live::stage_times::StageTimes::default(),
         }
     }
 
@@ -390,6 +393,17 @@ impl Metrics {
 
     pub fn observe_fetch(&self, took: Duration) {
         self.fetch_duration.observe(took.as_secs_f64());
+        self.observe_stage(crate::live::stage_times::Stage::Fetch, took);
+    }
+
+    /// One run of `stage` that did work, just finished, took `took`.
+    pub fn observe_stage(&self, stage: crate::live::stage_times::Stage, took: Duration) {
+        self.stages.record(stage, crate::clock::now(), took);
+    }
+
+    /// The recent stage runs (shared: it follows what the stages record).
+    pub fn stage_times(&self) -> crate::live::stage_times::StageTimes {
+        self.stages.clone()
     }
 
     /// Rule `rule` was skipped for an article whose regex time budget ran out.

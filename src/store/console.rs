@@ -148,51 +148,6 @@ impl Sqlite {
         Ok(out)
     }
 
-    /// Stored matches per rule: the total, and per day for the `days` days back from `now`.
-    pub fn rule_counts(
-        &self,
-        now: DateTime<Utc>,
-        days: usize,
-    ) -> Result<Vec<RuleCounts>, StoreError> {
-        let mut totals = self.conn.prepare_cached(
-            "SELECT rule_id, COUNT(*) FROM matches GROUP BY rule_id ORDER BY rule_id",
-        )?;
-        let mut out: Vec<RuleCounts> = totals
-            .query_map([], |r| {
-                Ok(RuleCounts {
-                    rule_id: r.get(0)?,
-                    total: r.get(1)?,
-                    daily: vec![0; days],
-                })
-            })?
-            .collect::<Result<_, _>>()?;
-        let mut daily = self.conn.prepare_cached(
-            "SELECT rule_id, (?1 - recorded) / 86400 AS day, COUNT(*) FROM matches
-             WHERE recorded <= ?1 AND recorded > ?1 - ?2 GROUP BY rule_id, day",
-        )?;
-        let span = limit(days).saturating_mul(86_400);
-        let rows = daily.query_map(params![ts(now), span], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, i64>(1)?,
-                r.get::<_, u64>(2)?,
-            ))
-        })?;
-        for row in rows {
-            let (rule, day, n) = row?;
-            let Ok(i) = out.binary_search_by(|c| c.rule_id.as_str().cmp(&rule)) else {
-                continue;
-            };
-            if let Some(slot) = usize::try_from(day)
-                .ok()
-                .and_then(|d| out[i].daily.get_mut(d))
-            {
-                *slot = n;
-            }
-        }
-        Ok(out)
-    }
-
     /// The newest `limit` health notices of one feed.
     pub fn feed_notice_history(
         &self,

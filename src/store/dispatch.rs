@@ -10,8 +10,8 @@ use chrono::{DateTime, Utc};
 use super::console::{ArticleView, MatchFilter, MatchView, RuleCounts, SentEmail};
 use super::{
     ArticleMatches, Backend, ComposeTx, DigestInfo, FeedNotice, FeedRecord, FeedState, Inserted,
-    Lease, NodeInfo, PageOutcome, PendingArticle, PollRecord, PollStored, Pruned, QueuedPage,
-    ReloadInfo, RowCounts, Store, StoreError, StoredArticle, SubState, Subscription,
+    Lease, NodeInfo, PageOutcome, PendingArticle, PollEntry, PollRecord, PollStored, Pruned,
+    QueuedPage, ReloadInfo, RowCounts, Store, StoreError, StoredArticle, SubState, Subscription,
 };
 use crate::model::{
     AlertLatency, Article, ChannelCounts, ChannelMessage, MatchTimes, OutboxCounts, OutboxMessage,
@@ -75,6 +75,10 @@ contract! {
     fn outbox_counts() -> Result<OutboxCounts, StoreError>;
     fn queued_messages() -> Result<Vec<OutboxMessage>, StoreError>;
     fn next_outbox_attempt() -> Result<Option<DateTime<Utc>>, StoreError>;
+    // rule_days.rs
+    fn rule_counts(now: DateTime<Utc>, days: usize) -> Result<Vec<RuleCounts>, StoreError>;
+    // poll_history.rs
+    fn poll_history(feed: &str, limit: usize) -> Result<Vec<PollEntry>, StoreError>;
     // reloads.rs
     fn record_reload(at: DateTime<Utc>, applied: bool, detail: &str) -> Result<(), StoreError>;
     fn last_reload() -> Result<Option<ReloadInfo>, StoreError>;
@@ -82,7 +86,6 @@ contract! {
     fn nodes() -> Result<Vec<NodeInfo>, StoreError>;
     // console.rs (the web console's reads)
     fn console_matches(f: &MatchFilter) -> Result<Vec<MatchView>, StoreError>;
-    fn rule_counts(now: DateTime<Utc>, days: usize) -> Result<Vec<RuleCounts>, StoreError>;
     fn feed_notice_history(feed: &str, limit_to: usize)
         -> Result<Vec<(String, DateTime<Utc>, String)>, StoreError>;
     fn sent_emails(before: Option<i64>, limit_to: usize) -> Result<Vec<SentEmail>, StoreError>;

@@ -255,6 +255,7 @@ mod tests {
             new_feed_window: Duration::from_secs(86_400),
             flood_at: 100,
             thresholds: Thresholds::default(),
+            stats: crate::store::PollStats::default(),
         }
     }
 

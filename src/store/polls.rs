@@ -53,6 +53,8 @@ pub struct PollRecord<'a> {
     /// and the feed carries a warning (`FeedRecord::warning`) until a poll brings fewer.
     pub flood_at: usize,
     pub thresholds: Thresholds,
+    /// Status, bytes and duration, for the feed's poll history.
+    pub stats: super::PollStats,
 }
 
 /// What recording one poll changed.
@@ -210,6 +212,7 @@ fn record_poll_in(
             stored.moved_to = note_redirect(tx, feed, permanent_redirect)?;
         }
     }
+    super::poll_history::record_in(tx, feed, poll, stored.inserted.new)?;
     let (health, notice, errors) = assess_health(tx, feed, now, &poll.thresholds)?;
     stored.error_count = errors;
     stored.notice = notice;

@@ -271,6 +271,47 @@ ALTER TABLE full_text_queue ADD COLUMN next_attempt INTEGER;
 -- the matches' (article, rule_id) key the rest, so no wide row is read.
 CREATE INDEX articles_first_seen ON articles(first_seen, feed);
 ",
+    r"
+-- issue 18: each poll of a feed (the console's feed page), written with the poll, pruned to
+-- the last few hundred per feed. `outcome` is fetched, not modified or failed.
+CREATE TABLE polls (
+    id          INTEGER PRIMARY KEY,
+    feed        TEXT NOT NULL,
+    at          INTEGER NOT NULL,
+    outcome     TEXT NOT NULL,
+    status      INTEGER,
+    bytes       INTEGER,
+    items       INTEGER,
+    new_items   INTEGER NOT NULL,
+    duration_ms INTEGER NOT NULL,
+    error       TEXT
+) STRICT;
+CREATE INDEX polls_feed ON polls(feed, id);
+",
+    r"
+-- issue 18: matches per rule and UTC day (`recorded / 86400`), kept by triggers on every insert
+-- into and delete from `matches`, so the console's charts and totals read a few hundred rows
+-- instead of grouping every match. A match recorded before `recorded` existed counts on day 0.
+CREATE TABLE rule_days (
+    rule_id TEXT NOT NULL,
+    day     INTEGER NOT NULL,
+    n       INTEGER NOT NULL,
+    PRIMARY KEY (rule_id, day)
+) STRICT, WITHOUT ROWID;
+INSERT INTO rule_days (rule_id, day, n)
+    SELECT rule_id, COALESCE(recorded, 0) / 86400, COUNT(*) FROM matches GROUP BY 1, 2;
+CREATE TRIGGER rule_days_insert AFTER INSERT ON matches BEGIN
+    INSERT INTO rule_days (rule_id, day, n)
+        VALUES (NEW.rule_id, COALESCE(NEW.recorded, 0) / 86400, 1)
+        ON CONFLICT (rule_id, day) DO UPDATE SET n = n + 1;
+END;
+CREATE TRIGGER rule_days_delete AFTER DELETE ON matches BEGIN
+    UPDATE rule_days SET n = n - 1
+        WHERE rule_id = OLD.rule_id AND day = COALESCE(OLD.recorded, 0) / 86400;
+    DELETE FROM rule_days
+        WHERE rule_id = OLD.rule_id AND day = COALESCE(OLD.recorded, 0) / 86400 AND n <= 0;
+END;
+",
 ];
 
 /// The schema version that has the `websub` table: found by the migration's content, so a

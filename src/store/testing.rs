@@ -91,6 +91,7 @@ pub(super) fn fetched<'a>(
         new_feed_window,
         flood_at: usize::MAX,
         thresholds: Thresholds::default(),
+        stats: crate::store::PollStats::default(),
     }
 }
 

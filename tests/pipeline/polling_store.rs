@@ -74,6 +74,7 @@ fn a_year_of_polls_keeps_the_database_bounded() {
                         new_feed_window: Duration::from_secs(520 * 7 * 86_400),
                         flood_at: 100,
                         thresholds: Thresholds::default(),
+                        stats: newswatch::store::PollStats::default(),
                     },
                 )
                 .expect("the poll is recorded");

@@ -34,7 +34,7 @@ fn hostile_feed() -> String {
 }
 
 /// The demo plus the hostile feed, run once: (temp dir, config path).
-fn filled_state(extra_config: &str) -> (tempfile::TempDir, PathBuf) {
+pub(crate) fn filled_state(extra_config: &str) -> (tempfile::TempDir, PathBuf) {
     let tmp = tempfile::tempdir().expect("tempdir");
     let config = copy_demo(tmp.path());
     std::fs::write(
@@ -56,18 +56,18 @@ fn filled_state(extra_config: &str) -> (tempfile::TempDir, PathBuf) {
     (tmp, config)
 }
 
-fn path(p: &Path) -> &str {
+pub(crate) fn path(p: &Path) -> &str {
     p.to_str().expect("a UTF-8 path")
 }
 
 /// `newswatch console` on a free loopback port, stopped on drop.
-struct Console {
+pub(crate) struct Console {
     child: Child,
     addr: String,
 }
 
 impl Console {
-    fn start(config: &Path) -> Console {
+    pub(crate) fn start(config: &Path) -> Console {
         let mut child = command(&[
             "console",
             "--config",
@@ -93,11 +93,11 @@ impl Console {
         Console { child, addr }
     }
 
-    fn get(&self, target: &str, headers: &[(&str, &str)]) -> Resp {
+    pub(crate) fn get(&self, target: &str, headers: &[(&str, &str)]) -> Resp {
         request(&self.addr, "GET", target, headers, "")
     }
 
-    fn post(&self, target: &str, headers: &[(&str, &str)], form: &str) -> Resp {
+    pub(crate) fn post(&self, target: &str, headers: &[(&str, &str)], form: &str) -> Resp {
         let mut h = headers.to_vec();
         h.push(("Content-Type", "application/x-www-form-urlencoded"));
         request(&self.addr, "POST", target, &h, form)
@@ -112,14 +112,14 @@ impl Drop for Console {
 }
 
 #[derive(Debug)]
-struct Resp {
-    status: u16,
+pub(crate) struct Resp {
+    pub(crate) status: u16,
     headers: Vec<(String, String)>,
-    body: String,
+    pub(crate) body: String,
 }
 
 impl Resp {
-    fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
@@ -128,7 +128,13 @@ impl Resp {
 }
 
 /// One HTTP/1.1 request over a fresh connection (`Connection: close`), the body read to its end.
-fn request(addr: &str, method: &str, target: &str, headers: &[(&str, &str)], body: &str) -> Resp {
+pub(crate) fn request(
+    addr: &str,
+    method: &str,
+    target: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Resp {
     let mut s = std::net::TcpStream::connect(addr).expect("connect to the console");
     s.set_read_timeout(Some(Duration::from_secs(60)))
         .expect("timeout");
@@ -503,7 +509,7 @@ fn sessions_csrf_and_login_limits() {
     assert_eq!(alice.status, 303, "another name is not locked out");
 }
 
-fn url_enc(s: &str) -> String {
+pub(crate) fn url_enc(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {

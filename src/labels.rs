@@ -1,7 +1,8 @@
-//! The labels files of `rules eval`: JSON Lines, one labelled article per line, made into the
-//! `Article` and `FeedMeta` that `rules test --article` would build (markup stripped). Every problem
-//! is reported at once, with file, line and column; rule ids are resolved against the rule set.
-//! `read` does the file IO; `parse` is the rest, public for the benchmark.
+//! The labels files of `rules eval` and of the console's playground: JSON Lines, one labelled
+//! article per line, made into the `Article` and `FeedMeta` that `rules test --article` would
+//! build (markup stripped). Every problem is reported at once, with file, line and column; rule
+//! ids are resolved against the rule set. `read` does the file IO; `parse` is the rest, public
+//! for the benchmark.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;

@@ -1,0 +1,171 @@
+//! The `polls` table: one row per poll of a feed (time, outcome, HTTP status, bytes, items, new
+//! items, duration, error), written by the poll write path (`polls::record_poll_in`) in the
+//! poll's own transaction and pruned there to the last `HISTORY_PER_FEED` of the feed; read by
+//! the console's feed page. No other writer.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use rusqlite::{Transaction, params};
+
+use super::polls::PollRecord;
+use super::{PollResult, Sqlite, StoreError, from_ts, ts};
+
+/// Polls kept per feed; older rows go as new ones come.
+pub const HISTORY_PER_FEED: usize = 200;
+
+/// What the fetch measured about one poll, beside its result: recorded in the feed's history.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PollStats {
+    /// The final response's HTTP status; `None` without one (a network error, a file feed).
+    pub status: Option<u16>,
+    /// The body's size when one was read.
+    pub bytes: Option<u64>,
+    /// From the request to the response read (parsing not included).
+    pub duration: Duration,
+}
+
+/// One recorded poll, as the console shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PollEntry {
+    pub at: DateTime<Utc>,
+    /// `fetched`, `not modified` or `failed`.
+    pub outcome: String,
+    pub status: Option<u16>,
+    pub bytes: Option<u64>,
+    /// Items the feed listed (fetched polls only).
+    pub items: Option<u64>,
+    pub new_items: u64,
+    pub duration_ms: u64,
+    pub error: Option<String>,
+}
+
+/// Appends the poll to `feed`'s history and drops what is beyond `HISTORY_PER_FEED`, inside the
+/// poll's transaction.
+pub(super) fn record_in(
+    tx: &Transaction<'_>,
+    feed: &str,
+    poll: &PollRecord<'_>,
+    new_items: usize,
+) -> Result<(), StoreError> {
+    let (outcome, items, error) = match poll.result {
+        PollResult::Fetched { articles, .. } => ("fetched", Some(articles.len() as i64), None),
+        PollResult::NotModified { .. } => ("not modified", None, None),
+        PollResult::Failed { error } => ("failed", None, Some(error)),
+    };
+    let s = poll.stats;
+    tx.prepare_cached(
+        "INSERT INTO polls (feed, at, outcome, status, bytes, items, new_items, duration_ms, error)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    )?
+    .execute(params![
+        feed,
+        ts(poll.now),
+        outcome,
+        s.status,
+        s.bytes.map(|b| i64::try_from(b).unwrap_or(i64::MAX)),
+        items,
+        i64::try_from(new_items).unwrap_or(i64::MAX),
+        i64::try_from(s.duration.as_millis()).unwrap_or(i64::MAX),
+        error,
+    ])?;
+    tx.prepare_cached(
+        "DELETE FROM polls WHERE feed = ?1 AND id <=
+             (SELECT id FROM polls WHERE feed = ?1 ORDER BY id DESC LIMIT 1 OFFSET ?2)",
+    )?
+    .execute(params![feed, HISTORY_PER_FEED as i64])?;
+    Ok(())
+}
+
+impl Sqlite {
+    /// `feed`'s last `limit` polls, newest first.
+    pub fn poll_history(&self, feed: &str, limit: usize) -> Result<Vec<PollEntry>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT at, outcome, status, bytes, items, new_items, duration_ms, error
+             FROM polls WHERE feed = ?1 ORDER BY id DESC LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(
+            params![feed, i64::try_from(limit).unwrap_or(i64::MAX)],
+            |r| {
+                Ok(PollEntry {
+                    at: from_ts(r.get(0)?),
+                    outcome: r.get(1)?,
+                    status: r.get(2)?,
+                    bytes: r
+                        .get::<_, Option<i64>>(3)?
+                        .map(|b| b.max(0).cast_unsigned()),
+                    items: r
+                        .get::<_, Option<i64>>(4)?
+                        .map(|b| b.max(0).cast_unsigned()),
+                    new_items: r.get::<_, i64>(5)?.max(0).cast_unsigned(),
+                    duration_ms: r.get::<_, i64>(6)?.max(0).cast_unsigned(),
+                    error: r.get(7)?,
+                })
+            },
+        )?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{DAY, art, feed, fetched, open, t};
+    use super::*;
+    use crate::model::Validators;
+
+    #[test]
+    fn every_poll_is_recorded_with_its_figures_and_pruned_to_the_last_ones() {
+        let (_dir, mut s) = open();
+        feed(&mut s, "f", "https://e.example/f.xml");
+        let v = Validators::default();
+        let items = [art("a", None), art("b", None)];
+        let now = t("2026-03-01T10:00:00Z");
+        let mut ok = fetched(None, &v, &items, now, DAY);
+        ok.stats = PollStats {
+            status: Some(200),
+            bytes: Some(1234),
+            duration: Duration::from_millis(87),
+        };
+        s.record_poll("f", &ok).expect("poll");
+        let mut failed = ok;
+        failed.now = now + chrono::Duration::minutes(5);
+        failed.result = PollResult::Failed {
+            error: "HTTP status 503 Service Unavailable",
+        };
+        failed.stats = PollStats {
+            status: Some(503),
+            bytes: None,
+            duration: Duration::from_millis(12),
+        };
+        s.record_poll("f", &failed).expect("poll");
+        let h = s.poll_history("f", 10).expect("history");
+        assert_eq!(h.len(), 2);
+        assert_eq!(h[0].outcome, "failed");
+        assert_eq!(h[0].status, Some(503));
+        assert_eq!(
+            h[0].error.as_deref(),
+            Some("HTTP status 503 Service Unavailable")
+        );
+        assert_eq!(
+            (h[1].outcome.as_str(), h[1].status, h[1].bytes, h[1].items),
+            ("fetched", Some(200), Some(1234), Some(2))
+        );
+        assert_eq!((h[1].new_items, h[1].duration_ms), (2, 87));
+        assert_eq!(h[1].at, now);
+
+        // Again: nothing new. Then past the cap, only the newest are kept.
+        for i in 0..HISTORY_PER_FEED + 5 {
+            let mut p = ok;
+            p.now = now + chrono::Duration::minutes(10 + i as i64);
+            s.record_poll("f", &p).expect("poll");
+        }
+        let h = s.poll_history("f", HISTORY_PER_FEED + 50).expect("history");
+        assert_eq!(h.len(), HISTORY_PER_FEED);
+        assert_eq!(h[0].new_items, 0, "the items were known");
+        assert_eq!(
+            h[0].at,
+            now + chrono::Duration::minutes(10 + HISTORY_PER_FEED as i64 + 4)
+        );
+        assert!(s.poll_history("other", 10).expect("history").is_empty());
+    }
+}
