@@ -18,7 +18,7 @@ use crate::support::mail;
 use crate::support::smtp::free_port;
 use crate::survive::{log_lines, run_once, text, wait_bounded, wait_for_line};
 
-const LIMIT: Duration = Duration::from_secs(60);
+pub(crate) const LIMIT: Duration = Duration::from_secs(60);
 
 const RULES: &str = r#"
 [[rule]]
@@ -28,7 +28,7 @@ query = "Hegseth"
 "#;
 
 /// An Atom feed naming `hub` and itself (`topic`), with `(id, title)` entries.
-fn atom(hub: &str, topic: &str, entries: &[(&str, &str)]) -> Vec<u8> {
+pub(crate) fn atom(hub: &str, topic: &str, entries: &[(&str, &str)]) -> Vec<u8> {
     let mut doc = format!(
         r#"<?xml version="1.0" encoding="utf-8"?>
 <feed xmlns="http://www.w3.org/2005/Atom">
@@ -47,7 +47,7 @@ fn atom(hub: &str, topic: &str, entries: &[(&str, &str)]) -> Vec<u8> {
     doc.into_bytes()
 }
 
-fn write_config(
+pub(crate) fn write_config(
     dir: &Path,
     feed_url: &str,
     websub_port: u16,
@@ -96,7 +96,7 @@ allow_private_network = true
     path
 }
 
-fn start(config: &Path, log: &str) -> (Child, mpsc::Receiver<String>) {
+pub(crate) fn start(config: &Path, log: &str) -> (Child, mpsc::Receiver<String>) {
     let mut child = Command::new(BIN)
         .args(["run", "--config"])
         .arg(config)
@@ -113,7 +113,7 @@ fn start(config: &Path, log: &str) -> (Child, mpsc::Receiver<String>) {
     (child, rx)
 }
 
-fn stop(child: Child) {
+pub(crate) fn stop(child: Child) {
     let ok = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -125,7 +125,7 @@ fn stop(child: Child) {
 }
 
 /// One request over a plain TCP connection: the status code and the body.
-fn http(method: &str, addr: &str, path: &str) -> (u16, String) {
+pub(crate) fn http(method: &str, addr: &str, path: &str) -> (u16, String) {
     let mut s = std::net::TcpStream::connect(addr).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(10)))
         .expect("timeout");
@@ -145,7 +145,7 @@ fn http(method: &str, addr: &str, path: &str) -> (u16, String) {
     (code, body.to_string())
 }
 
-fn emails_with(dir: &Path, needle: &str) -> usize {
+pub(crate) fn emails_with(dir: &Path, needle: &str) -> usize {
     mail::raw_messages(&dir.join("outbox"))
         .iter()
         .filter(|m| String::from_utf8_lossy(m).contains(needle))

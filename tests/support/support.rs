@@ -11,6 +11,7 @@ pub mod http;
 pub mod hub;
 pub mod mail;
 pub mod proxy;
+pub mod real_hub;
 pub mod receiver;
 pub mod smtp;
 pub mod synapse;

@@ -3,7 +3,8 @@ scripts/websub-hub-venv) in a Flask app on 127.0.0.1:PORT/hub, its subscriptions
 file DB. Celery runs the hub's tasks eagerly in this process (no broker): a subscription is
 verified with the subscriber before the hub answers 202, and `hub.mode=publish&hub.topic=TOPIC`
 (PUBLISH_SUPPORTED) fetches the topic and pushes it, signed, to every subscriber before the
-answer. Prints `websub hub ready on PORT` once it listens.
+answer. Prints `websub hub ready on PORT` once it listens, and `stored LEASE CALLBACK` for
+every subscription it stores.
 
 usage: websub_hub.py PORT DB MIN_LEASE_SECONDS
 """
@@ -19,6 +20,15 @@ from celery import Celery  # noqa: E402
 from flask import Flask  # noqa: E402
 from flask_websub.hub import Hub, SQLite3HubStorage  # noqa: E402
 from werkzeug.serving import make_server  # noqa: E402
+
+
+class Storage(SQLite3HubStorage):
+    """The hub's SQLite storage, announcing every subscription it stores (after the subscriber
+    confirmed its intent) on stdout: `stored LEASE_SECONDS CALLBACK`."""
+
+    def __setitem__(self, key, value):
+        super().__setitem__(key, value)
+        print(f"stored {value['lease_seconds']} {key[1]}", flush=True)
 
 
 def main():
@@ -42,7 +52,7 @@ def main():
     # The blueprint reads the publish switch and lease bounds from the app's config, the tasks
     # read the rest from the hub's.
     app.config.update(options)
-    hub = Hub(SQLite3HubStorage(db), celery, **options)
+    hub = Hub(Storage(db), celery, **options)
     app.register_blueprint(hub.build_blueprint(url_prefix="/hub"))
     server = make_server("127.0.0.1", port, app, threaded=True)
     print(f"websub hub ready on {port}", flush=True)
