@@ -425,3 +425,74 @@ fn a_feed_that_leaves_the_config_is_unsubscribed_on_reload() {
     assert!(hub.publish(&topic, b"<feed/>", false).is_empty());
     stop(child);
 }
+
+#[test]
+fn a_feed_added_by_a_reload_is_pushed_without_a_restart() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let hub = Hub::start(3600);
+    let feed = TestServer::start();
+    let topic = feed.url("/world.atom").to_string();
+    feed.set(
+        "/world.atom",
+        atom(&hub.url(), &topic, &[("a", "Ministers meet in Brussels")]),
+    );
+    let added = feed.url("/added.atom").to_string();
+    feed.set(
+        "/added.atom",
+        atom(&hub.url(), &added, &[("x", "Weather in Oslo")]),
+    );
+    let http_port = free_port();
+    let config = write_config(tmp.path(), &topic, free_port(), http_port, "1h");
+    let (child, rx) = start(&config, "info");
+    let mut log = Vec::new();
+    assert!(
+        hub.wait_verified("subscribe", 1, LIMIT),
+        "{:?}",
+        hub.requests()
+    );
+
+    // A second feed on the same hub joins the config; SIGHUP.
+    let mut text = std::fs::read_to_string(&config).expect("config");
+    text.push_str(&format!(
+        "\n[[feed]]\nname = \"Added\"\nurl = \"{added}\"\ninterval = \"1h\"\nallow_private_network = true\n"
+    ));
+    std::fs::write(&config, text).expect("config");
+    let ok = Command::new("kill")
+        .args(["-HUP", &child.id().to_string()])
+        .status()
+        .expect("kill")
+        .success();
+    assert!(ok);
+    assert!(
+        wait_for_line(&rx, "reload applied", LIMIT, &mut log),
+        "{}",
+        log.join("\n")
+    );
+    // Its callback answers the hub's verification, and takes its pushes, in the same run.
+    assert!(
+        hub.wait_verified("subscribe", 2, LIMIT),
+        "the added feed is not verified: {:?}\n{}",
+        hub.requests(),
+        log.join("\n")
+    );
+    assert!(
+        hub.requests().iter().any(|r| r.topic == added),
+        "{:?}",
+        hub.requests()
+    );
+    let pushed = atom(&hub.url(), &added, &[("y", "Hegseth in the added feed")]);
+    let status = hub.publish(&added, &pushed, false);
+    assert_eq!(status.len(), 1, "one subscriber to the added topic");
+    assert!((200..300).contains(&status[0]), "{status:?}");
+    assert!(
+        wait_for_line(&rx, "email sent", LIMIT, &mut log),
+        "no email\n{}",
+        log.join("\n")
+    );
+    assert_eq!(emails_with(tmp.path(), "Hegseth in the added feed"), 1);
+    let (code, metrics) = http("GET", &format!("127.0.0.1:{http_port}"), "/metrics");
+    assert_eq!(code, 200);
+    let series = r#"newswatch_websub_pushes_total{feed="Added",result="stored"} 1"#;
+    assert!(metrics.contains(series), "{series} in\n{metrics}");
+    stop(child);
+}
