@@ -330,6 +330,7 @@ impl<'a> Pipeline<'a> {
     /// Listens to the daemon's WebSub callback server (pushes stored, subscriptions verified).
     #[must_use]
     pub fn with_push_signals(mut self, push: Arc<PushSignals>) -> Self {
+        push.set_feeds(self.config);
         self.push = push;
         self
     }

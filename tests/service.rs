@@ -35,3 +35,5 @@ mod survive;
 mod systemd;
 #[path = "service/websub.rs"]
 mod websub;
+#[path = "service/websub_real_hub.rs"]
+mod websub_real_hub;

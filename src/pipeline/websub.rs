@@ -43,6 +43,30 @@ pub struct PushSignals {
     pub pushed: tokio::sync::Notify,
     /// The subscriptions changed (a hub discovered, verified or denied): look at them again.
     pub changed: tokio::sync::Notify,
+    /// The feeds that may be pushed (configured, not opted out) under the config that runs now:
+    /// set by every pipeline opened with these signals, so a reload reaches the callbacks.
+    feeds: RwLock<HashSet<String>>,
+}
+
+impl PushSignals {
+    /// From now on, the feeds of `config` that may be pushed.
+    pub fn set_feeds(&self, config: &crate::config::Config) {
+        let feeds = config
+            .feeds
+            .iter()
+            .filter(|f| f.websub)
+            .map(|f| f.name.clone())
+            .collect();
+        *self.feeds.write().unwrap_or_else(PoisonError::into_inner) = feeds;
+    }
+
+    /// Whether `feed` may be pushed under the config that runs now.
+    pub fn may_push(&self, feed: &str) -> bool {
+        self.feeds
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(feed)
+    }
 }
 
 /// A random token of `bytes` bytes, hex-encoded: callback paths and secrets.

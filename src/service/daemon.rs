@@ -128,8 +128,8 @@ pub async fn run_daemon(config: Config, rules: RuleSet, options: Options) -> any
         });
     }
     if let (Some(listener), Some(callbacks)) = (websub_listener, callbacks) {
-        // FIXME: like the console, the callbacks know the feeds the daemon started with; a
-        // reload that adds a feed gets its pushes after a restart (it is polled meanwhile).
+        // The feeds it accepts pushes for follow reloads: every pipeline opened with `push`
+        // sets them (`PushSignals::set_feeds`).
         let serve = crate::service::websub::serve(
             listener,
             callbacks,

@@ -91,8 +91,6 @@ fn decode_hex(s: &str) -> Option<Vec<u8>> {
 pub struct Callbacks {
     store: Mutex<Store>,
     settings: WebSubSettings,
-    /// Feeds that may be pushed (configured, not opted out), as the daemon started.
-    feeds: std::collections::HashSet<String>,
     new_feed_window: Duration,
     signals: Arc<PushSignals>,
     metrics: Metrics,
@@ -116,15 +114,12 @@ impl Callbacks {
         };
         let store = Store::open(&config.state_dir)
             .context("cannot open the state database for WebSub callbacks")?;
+        // The feeds that may be pushed: these until a pipeline (one opened by a reload too)
+        // sets its own.
+        signals.set_feeds(config);
         Ok(Some(Callbacks {
             store: Mutex::new(store),
             settings,
-            feeds: config
-                .feeds
-                .iter()
-                .filter(|f| f.websub)
-                .map(|f| f.name.clone())
-                .collect(),
             new_feed_window: config.new_feed_window,
             signals,
             metrics,
@@ -205,7 +200,7 @@ async fn verify(
     let challenge = q.get("hub.challenge").cloned().unwrap_or_default();
     let now = crate::clock::now();
     let feed = sub.feed.clone();
-    let wanted = cb.feeds.contains(&sub.feed);
+    let wanted = cb.signals.may_push(&sub.feed);
     let answered = match (mode, sub.state) {
         ("subscribe", SubState::Subscribing | SubState::Active)
             if wanted && !challenge.is_empty() =>
@@ -274,7 +269,7 @@ async fn push(
         return not_found();
     };
     let feed = sub.feed.clone();
-    if !cb.feeds.contains(&feed) {
+    if !cb.signals.may_push(&feed) {
         cb.metrics.websub_push(&feed, "gone");
         // 410 tells the hub to stop (the stage unsubscribes too).
         return (StatusCode::GONE, "feed no longer configured\n").into_response();

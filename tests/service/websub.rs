@@ -18,7 +18,7 @@ use crate::support::mail;
 use crate::support::smtp::free_port;
 use crate::survive::{log_lines, run_once, text, wait_bounded, wait_for_line};
 
-const LIMIT: Duration = Duration::from_secs(60);
+pub(crate) const LIMIT: Duration = Duration::from_secs(60);
 
 const RULES: &str = r#"
 [[rule]]
@@ -28,7 +28,7 @@ query = "Hegseth"
 "#;
 
 /// An Atom feed naming `hub` and itself (`topic`), with `(id, title)` entries.
-fn atom(hub: &str, topic: &str, entries: &[(&str, &str)]) -> Vec<u8> {
+pub(crate) fn atom(hub: &str, topic: &str, entries: &[(&str, &str)]) -> Vec<u8> {
     let mut doc = format!(
         r#"<?xml version="1.0" encoding="utf-8"?>
 <feed xmlns="http://www.w3.org/2005/Atom">
@@ -47,7 +47,7 @@ fn atom(hub: &str, topic: &str, entries: &[(&str, &str)]) -> Vec<u8> {
     doc.into_bytes()
 }
 
-fn write_config(
+pub(crate) fn write_config(
     dir: &Path,
     feed_url: &str,
     websub_port: u16,
@@ -96,7 +96,7 @@ allow_private_network = true
     path
 }
 
-fn start(config: &Path, log: &str) -> (Child, mpsc::Receiver<String>) {
+pub(crate) fn start(config: &Path, log: &str) -> (Child, mpsc::Receiver<String>) {
     let mut child = Command::new(BIN)
         .args(["run", "--config"])
         .arg(config)
@@ -113,7 +113,7 @@ fn start(config: &Path, log: &str) -> (Child, mpsc::Receiver<String>) {
     (child, rx)
 }
 
-fn stop(child: Child) {
+pub(crate) fn stop(child: Child) {
     let ok = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -125,7 +125,7 @@ fn stop(child: Child) {
 }
 
 /// One request over a plain TCP connection: the status code and the body.
-fn http(method: &str, addr: &str, path: &str) -> (u16, String) {
+pub(crate) fn http(method: &str, addr: &str, path: &str) -> (u16, String) {
     let mut s = std::net::TcpStream::connect(addr).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(10)))
         .expect("timeout");
@@ -145,7 +145,7 @@ fn http(method: &str, addr: &str, path: &str) -> (u16, String) {
     (code, body.to_string())
 }
 
-fn emails_with(dir: &Path, needle: &str) -> usize {
+pub(crate) fn emails_with(dir: &Path, needle: &str) -> usize {
     mail::raw_messages(&dir.join("outbox"))
         .iter()
         .filter(|m| String::from_utf8_lossy(m).contains(needle))
@@ -423,5 +423,76 @@ fn a_feed_that_leaves_the_config_is_unsubscribed_on_reload() {
     assert_eq!((unsub.callback, unsub.topic), (callback, topic.clone()));
     // The hub has nobody left to push to.
     assert!(hub.publish(&topic, b"<feed/>", false).is_empty());
+    stop(child);
+}
+
+#[test]
+fn a_feed_added_by_a_reload_is_pushed_without_a_restart() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let hub = Hub::start(3600);
+    let feed = TestServer::start();
+    let topic = feed.url("/world.atom").to_string();
+    feed.set(
+        "/world.atom",
+        atom(&hub.url(), &topic, &[("a", "Ministers meet in Brussels")]),
+    );
+    let added = feed.url("/added.atom").to_string();
+    feed.set(
+        "/added.atom",
+        atom(&hub.url(), &added, &[("x", "Weather in Oslo")]),
+    );
+    let http_port = free_port();
+    let config = write_config(tmp.path(), &topic, free_port(), http_port, "1h");
+    let (child, rx) = start(&config, "info");
+    let mut log = Vec::new();
+    assert!(
+        hub.wait_verified("subscribe", 1, LIMIT),
+        "{:?}",
+        hub.requests()
+    );
+
+    // A second feed on the same hub joins the config; SIGHUP.
+    let mut text = std::fs::read_to_string(&config).expect("config");
+    text.push_str(&format!(
+        "\n[[feed]]\nname = \"Added\"\nurl = \"{added}\"\ninterval = \"1h\"\nallow_private_network = true\n"
+    ));
+    std::fs::write(&config, text).expect("config");
+    let ok = Command::new("kill")
+        .args(["-HUP", &child.id().to_string()])
+        .status()
+        .expect("kill")
+        .success();
+    assert!(ok);
+    assert!(
+        wait_for_line(&rx, "reload applied", LIMIT, &mut log),
+        "{}",
+        log.join("\n")
+    );
+    // Its callback answers the hub's verification, and takes its pushes, in the same run.
+    assert!(
+        hub.wait_verified("subscribe", 2, LIMIT),
+        "the added feed is not verified: {:?}\n{}",
+        hub.requests(),
+        log.join("\n")
+    );
+    assert!(
+        hub.requests().iter().any(|r| r.topic == added),
+        "{:?}",
+        hub.requests()
+    );
+    let pushed = atom(&hub.url(), &added, &[("y", "Hegseth in the added feed")]);
+    let status = hub.publish(&added, &pushed, false);
+    assert_eq!(status.len(), 1, "one subscriber to the added topic");
+    assert!((200..300).contains(&status[0]), "{status:?}");
+    assert!(
+        wait_for_line(&rx, "email sent", LIMIT, &mut log),
+        "no email\n{}",
+        log.join("\n")
+    );
+    assert_eq!(emails_with(tmp.path(), "Hegseth in the added feed"), 1);
+    let (code, metrics) = http("GET", &format!("127.0.0.1:{http_port}"), "/metrics");
+    assert_eq!(code, 200);
+    let series = r#"newswatch_websub_pushes_total{feed="Added",result="stored"} 1"#;
+    assert!(metrics.contains(series), "{series} in\n{metrics}");
     stop(child);
 }

@@ -57,6 +57,8 @@ struct Doc {
     content_type: &'static str,
     /// Headers a request must carry (name lower-cased, exact value), else 401.
     required: Vec<(String, String)>,
+    /// A `Link` header to answer with (WebSub discovery by header).
+    link: Option<String>,
 }
 
 /// The `/paired` endpoint's bookkeeping: requests in flight now and at most.
@@ -177,8 +179,17 @@ impl TestServer {
                 .iter()
                 .map(|(k, v)| (k.to_ascii_lowercase(), (*v).to_string()))
                 .collect(),
+            link: None,
         };
         lock(&self.shared.docs).insert(path.to_string(), doc);
+    }
+
+    /// Like [`TestServer::set`], answered with the header `Link: {link}`.
+    pub fn set_linked(&self, path: &str, body: Vec<u8>, link: &str) {
+        self.set(path, body);
+        if let Some(doc) = lock(&self.shared.docs).get_mut(path) {
+            doc.link = Some(link.to_string());
+        }
     }
 
     pub fn seen(&self) -> Vec<Seen> {
@@ -309,11 +320,14 @@ impl Shared {
             return hostile::send(out, "304 Not Modified", &[("ETag", doc.etag.as_str())], b"")
                 .await;
         }
-        let headers = [
+        let mut headers = vec![
             ("Content-Type", doc.content_type),
             ("ETag", doc.etag.as_str()),
             ("Last-Modified", doc.last_modified.as_str()),
         ];
+        if let Some(link) = &doc.link {
+            headers.push(("Link", link.as_str()));
+        }
         hostile::send(out, "200 OK", &headers, &doc.body).await
     }
 

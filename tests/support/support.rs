@@ -12,6 +12,7 @@ pub mod hub;
 pub mod mail;
 pub mod postgres;
 pub mod proxy;
+pub mod real_hub;
 pub mod receiver;
 pub mod smtp;
 pub mod synapse;
