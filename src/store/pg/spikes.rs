@@ -2,9 +2,9 @@
 //! with `$n` placeholders. A surge that begins is a composition (`compose.rs`'s
 //! `commit_spike`).
 
-use chrono::{DateTime, Utc};
-
 use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
 
 use super::{Postgres, from_ts, ts};
 use crate::model::MatchTimes;
