@@ -327,6 +327,42 @@ fn respond(result: Result<String, ConsoleError>) -> Response {
     }
 }
 
+/// A retry POST's work: puts a failed email or channel message (`what`) back in the queue, due
+/// now, and answers 303 to `done`; 403 without the session's CSRF token, 409 unless it failed,
+/// 404 if unknown. `requeue` gets a writable connection of its own (the console's is read-only),
+/// the time and the user, and says whether the item had failed and is queued again.
+async fn retry_failed(
+    c: &Console,
+    viewer: &html::Viewer,
+    csrf: &str,
+    what: &'static str,
+    done: String,
+    requeue: impl FnOnce(&mut Store, DateTime<Utc>, &str) -> Result<bool, StoreError> + Send + 'static,
+) -> Response {
+    if !auth::csrf_ok(viewer, csrf) {
+        return (StatusCode::FORBIDDEN, "invalid or missing CSRF token\n").into_response();
+    }
+    let user = viewer.user.clone().unwrap_or_else(|| "-".into());
+    let result = c
+        .with_store(move |_, c| {
+            let mut w = Store::open_file(&c.config.state_dir.join(crate::store::DB_FILE))?;
+            Ok(requeue(&mut w, c.now(), &user)?)
+        })
+        .await;
+    match result {
+        Ok(true) => axum::response::Redirect::to(&done).into_response(),
+        Ok(false) => (
+            StatusCode::CONFLICT,
+            format!("only a failed {what} can be retried\n"),
+        )
+            .into_response(),
+        Err(ConsoleError::Store(StoreError::NoSuchMessage(_))) => {
+            (StatusCode::NOT_FOUND, format!("no such {what}\n")).into_response()
+        }
+        Err(e) => respond(Err(e)),
+    }
+}
+
 /// 404 as a page.
 fn not_found(what: &str, viewer: &html::Viewer) -> Response {
     (

@@ -8,14 +8,12 @@ use std::fmt::Write as _;
 
 use axum::Extension;
 use axum::extract::{Form, Path, State};
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::Response;
 
-use super::auth::{CsrfForm, csrf_ok};
+use super::auth::CsrfForm;
 use super::html::{Nav, Viewer, ago, attr, cut, esc, page, time};
-use super::{Console, ConsoleError, St, respond};
+use super::{Console, St, respond, retry_failed};
 use crate::model::{ChannelCounts, ChannelMessage, OutboxStatus};
-use crate::store::{Store, StoreError};
 
 /// Failed messages the page lists (newest first).
 const FAILED: usize = 100;
@@ -150,37 +148,22 @@ pub(super) async fn retry(
     Path(id): Path<i64>,
     Form(f): Form<CsrfForm>,
 ) -> Response {
-    if !csrf_ok(&v, &f.csrf) {
-        return (StatusCode::FORBIDDEN, "invalid or missing CSRF token\n").into_response();
-    }
-    let result = c
-        .with_store(move |_, c| {
-            // The console's own connection is read-only: this one write opens its own.
-            let mut w = Store::open_file(&c.config.state_dir.join(crate::store::DB_FILE))?;
+    retry_failed(
+        &c,
+        &v,
+        &f.csrf,
+        "channel message",
+        "/channels".into(),
+        move |w, now, user| {
             let m = w.channel_message(id)?;
             if m.status != OutboxStatus::Failed {
                 return Ok(false);
             }
-            w.mark_channel_retry(id, "retry requested from the console", c.now())?;
-            tracing::info!(
-                message = id,
-                channel = %m.channel,
-                user = v.user.as_deref().unwrap_or("-"),
-                "console: failed channel message queued again"
-            );
+            w.mark_channel_retry(id, "retry requested from the console", now)?;
+            tracing::info!(message = id, channel = %m.channel, user,
+                       "console: failed channel message queued again");
             Ok(true)
-        })
-        .await;
-    match result {
-        Ok(true) => Redirect::to("/channels").into_response(),
-        Ok(false) => (
-            StatusCode::CONFLICT,
-            "only a failed channel message can be retried\n",
-        )
-            .into_response(),
-        Err(ConsoleError::Store(StoreError::NoSuchMessage(_))) => {
-            (StatusCode::NOT_FOUND, "no such channel message\n").into_response()
-        }
-        Err(e) => respond(Err(e)),
-    }
+        },
+    )
+    .await
 }

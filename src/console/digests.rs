@@ -9,12 +9,12 @@ use std::fmt::Write as _;
 use axum::Extension;
 use axum::extract::{Form, Path, Query, State};
 use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
-use super::auth::{CsrfForm, csrf_ok};
+use super::auth::CsrfForm;
 use super::html::{Nav, Viewer, ago, attr, esc, page, time};
-use super::{Console, ConsoleError, St, not_found, respond};
+use super::{Console, ConsoleError, St, not_found, respond, retry_failed};
 use crate::model::OutboxStatus;
 use crate::store::{SentEmail, Store};
 
@@ -203,32 +203,21 @@ pub(super) async fn retry(
     Path(id): Path<i64>,
     Form(f): Form<CsrfForm>,
 ) -> Response {
-    if !csrf_ok(&v, &f.csrf) {
-        return (StatusCode::FORBIDDEN, "invalid or missing CSRF token\n").into_response();
-    }
-    let result = c
-        .with_store(move |_, c| {
-            // The console's own connection is read-only: this one write opens its own.
-            let mut w = Store::open_file(&c.config.state_dir.join(crate::store::DB_FILE))?;
+    retry_failed(
+        &c,
+        &v,
+        &f.csrf,
+        "email",
+        format!("/digests/{id}"),
+        move |w, now, user| {
             let m = w.message(id)?;
             if m.status != OutboxStatus::Failed {
                 return Ok(false);
             }
-            w.mark_retry(id, "retry requested from the console", c.now())?;
-            tracing::info!(
-                message = id,
-                user = v.user.as_deref().unwrap_or("-"),
-                "console: failed email queued again"
-            );
+            w.mark_retry(id, "retry requested from the console", now)?;
+            tracing::info!(message = id, user, "console: failed email queued again");
             Ok(true)
-        })
-        .await;
-    match result {
-        Ok(true) => Redirect::to(&format!("/digests/{id}")).into_response(),
-        Ok(false) => (StatusCode::CONFLICT, "only a failed email can be retried\n").into_response(),
-        Err(ConsoleError::Store(crate::store::StoreError::NoSuchMessage(_))) => {
-            (StatusCode::NOT_FOUND, "no such email\n").into_response()
-        }
-        Err(e) => respond(Err(e)),
-    }
+        },
+    )
+    .await
 }
