@@ -81,6 +81,8 @@ struct Shared {
     revision: AtomicUsize,
     grown: AtomicUsize,
     frozen: AtomicBool,
+    /// While set, every request is recorded and then left waiting for its answer.
+    held: AtomicBool,
     cuts: Mutex<HashMap<String, Cut>>,
     pairs: Mutex<Pairs>,
     /// Wakes whoever waits for a cut or a pair.
@@ -216,6 +218,16 @@ impl TestServer {
         self.shared.grown.store(items, Ordering::SeqCst);
     }
 
+    /// From now on, every request is recorded and then waits, unanswered, until `answer`.
+    pub fn hold(&self) {
+        self.shared.held.store(true, Ordering::SeqCst);
+    }
+
+    /// Answers the held requests and every later one.
+    pub fn answer(&self) {
+        self.shared.held.store(false, Ordering::SeqCst);
+    }
+
     /// The most `/paired` requests that were in flight at once.
     pub fn max_paired_in_flight(&self) -> usize {
         lock(&self.shared.pairs).max_in_flight
@@ -272,6 +284,9 @@ impl Shared {
             at: std::time::Instant::now(),
         };
         lock(&self.seen).push(req.clone());
+        while self.held.load(Ordering::SeqCst) {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
         {
             let mut c = lock(&self.counts);
             c.requests += 1;

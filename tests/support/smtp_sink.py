@@ -14,6 +14,10 @@ Fault modes (--fault MODE, applied to the first --fault-count messages, default 
   store-hang    store the message, then never reply (the sender cannot know it was accepted)
   slow-final    store the message, then wait --fault-delay seconds before the 250
   no-quit       accept messages, never answer QUIT (each QUIT noted in DIR/QUIT)
+Armed faults, for a test that chooses the moment: while DIR/ARM exists, the next DATA takes the
+fault it names and removes the file. "hang" never replies (the message is not stored);
+"slow-final N" stores it and replies 250 after N seconds. The message as received is written to
+DIR/HUNG (hang) or DIR/STALLED (slow-final) first, so the test knows which message is held.
 Optional STARTTLS (--tls-cert/--tls-key, then required) and AUTH PLAIN/LOGIN (--auth user:pass);
 --port N listens on a chosen port (a server "coming back" where the client expects it).
 """
@@ -46,7 +50,26 @@ class Sink:
         self.fault_delay = fault_delay
         self.received = 0
 
+    def armed(self, envelope):
+        """The fault DIR/ARM names (removed: it applies once), its message noted; else None."""
+        arm = os.path.join(self.directory, "ARM")
+        try:
+            with open(arm) as f:
+                words = f.read().split()
+            os.remove(arm)
+        except FileNotFoundError:
+            return None
+        mode = words[0] if words else "hang"
+        note = os.path.join(self.directory, "HUNG" if mode == "hang" else "STALLED")
+        with open(note + ".tmp", "wb") as f:
+            f.write(envelope.original_content or envelope.content)
+        os.rename(note + ".tmp", note)
+        return (mode, float(words[1]) if len(words) > 1 else 0.0)
+
     async def handle_DATA(self, server, session, envelope):
+        armed = self.armed(envelope)
+        if armed is not None and armed[0] == "hang":
+            await asyncio.Event().wait()
         if self.fault in ("451", "550", "drop", "hang") and self.fault_left != 0:
             self.fault_left -= 1
             if self.fault == "451":
@@ -74,6 +97,8 @@ class Sink:
         if self.fault == "slow-final" and self.fault_left != 0:
             self.fault_left -= 1
             await asyncio.sleep(self.fault_delay)
+        if armed is not None and armed[0] == "slow-final":
+            await asyncio.sleep(armed[1])
         return "250 2.0.0 stored"
 
 

@@ -182,14 +182,22 @@ impl Postgres {
         error: &str,
         next_attempt: Option<DateTime<Utc>>,
     ) -> Result<(), StoreError> {
-        let n = self.conn()?.execute(
+        // Only a queued message this node still holds (or nobody does): a node whose send
+        // outlasted its claim must not requeue a message another node has claimed or sent
+        // meanwhile (it would go out twice).
+        let mut conn = self.conn()?;
+        let n = conn.execute(
             "UPDATE outbox SET status = $2, attempts = attempts + 1, last_error = $3,
                                next_attempt = COALESCE($4, next_attempt),
                                claim_node = NULL, claim_until = NULL
-             WHERE id = $1",
-            &[&id, &status, &error, &next_attempt.map(ts)],
+             WHERE id = $1 AND status = 'queued' AND (claim_node IS NULL OR claim_node = $5)",
+            &[&id, &status, &error, &next_attempt.map(ts), &self.node],
         )?;
-        if n == 0 {
+        if n == 0
+            && conn
+                .query_opt("SELECT 1 FROM outbox WHERE id = $1", &[&id])?
+                .is_none()
+        {
             return Err(StoreError::NoSuchMessage(id));
         }
         Ok(())
@@ -273,6 +281,14 @@ mod tests {
         );
         b.mark_sent(id, later).expect("sent");
         assert!(!b.holds_message(id, later).expect("sent is not held"));
+        // Node a's stalled send ends in a time-out: its retry mark must not put back in the
+        // queue a message b has sent (it would go out twice), nor its failure mark end it.
+        a.mark_retry(id, "timed out", later).expect("a's late mark");
+        a.mark_failed(id, "timed out").expect("a's late mark");
+        assert_eq!(
+            a.message(id).expect("message").status,
+            crate::model::OutboxStatus::Sent
+        );
         assert!(a.due_messages(later + lease * 2).expect("a").is_empty());
         assert_eq!(
             a.outbox_counts().expect("counts"),
