@@ -28,6 +28,7 @@ use crate::config::FetchSettings;
 use crate::fetch::host_gate::HostGate;
 pub use crate::fetch::host_gate::HostLimits;
 pub use crate::fetch::host_gate::HostPermit;
+pub use crate::fetch::host_gate::SharedSpacing;
 pub use crate::fetch::netpolicy::FetchPolicy;
 use crate::fetch::netpolicy::is_public;
 use crate::fetch::sniff::{Verdict, sniff};
@@ -179,6 +180,8 @@ pub struct Fetcher {
     public_overrides: Arc<[IpAddr]>,
     /// Shared by clones, so the per-host limits hold across every task fetching.
     gate: Arc<HostGate>,
+    /// The cluster's shared host spacing, kept when the limits are replaced.
+    shared: Option<Arc<dyn SharedSpacing>>,
     timeout: Duration,
     connect_timeout: Duration,
     max_body: u64,
@@ -219,6 +222,7 @@ impl Fetcher {
                 .build()?,
             public_overrides,
             gate: Arc::new(HostGate::new(HostLimits::default())),
+            shared: None,
             timeout: settings.timeout,
             connect_timeout: settings.connect_timeout,
             max_body: settings.max_body_bytes,
@@ -231,8 +235,21 @@ impl Fetcher {
     /// Replaces the per-host politeness limits (default: one request at a time, 1 s apart).
     #[must_use]
     pub fn with_host_limits(mut self, limits: HostLimits) -> Fetcher {
-        self.gate = Arc::new(HostGate::new(limits));
+        self.gate = Arc::new(HostGate::new(limits).sharing(self.shared.clone()));
         self
+    }
+
+    /// Shares the host spacing with other nodes through `shared` (issue 17); applies to the
+    /// limits set next by [`Fetcher::with_host_limits`].
+    #[must_use]
+    pub fn with_shared_spacing(mut self, shared: Option<Arc<dyn SharedSpacing>>) -> Fetcher {
+        self.shared = shared;
+        self
+    }
+
+    /// The shared host spacing this fetcher uses, if any.
+    pub fn shared_spacing(&self) -> Option<Arc<dyn SharedSpacing>> {
+        self.shared.clone()
     }
 
     /// Fetches under the default (strict) network policy.

@@ -277,12 +277,15 @@ impl<'a> Pipeline<'a> {
             .context("cannot build the channels' HTTP client")?;
         let settings = Settings::new(config, rules);
         let metrics = Metrics::new();
+        let shared = cluster::shared_spacing(&store);
         Ok(Pipeline {
             config,
             rules,
             store: Arc::new(Mutex::new(store)),
             poller: poll::Poller {
-                fetcher: fetcher.with_host_limits(settings.limits.hosts),
+                fetcher: fetcher
+                    .with_shared_spacing(shared)
+                    .with_host_limits(settings.limits.hosts),
                 slots: Arc::new(tokio::sync::Semaphore::new(config.fetch.concurrency.max(1))),
                 metrics: metrics.clone(),
             },
@@ -308,7 +311,10 @@ impl<'a> Pipeline<'a> {
     /// configured per-host limits are applied to it.
     #[must_use]
     pub fn with_fetcher(mut self, fetcher: Fetcher) -> Self {
-        self.poller.fetcher = fetcher.with_host_limits(self.settings.limits.hosts);
+        let shared = self.poller.fetcher.shared_spacing();
+        self.poller.fetcher = fetcher
+            .with_shared_spacing(shared)
+            .with_host_limits(self.settings.limits.hosts);
         self
     }
 

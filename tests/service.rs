@@ -13,6 +13,8 @@ mod channel_cli;
 mod channel_kill;
 #[path = "service/cluster.rs"]
 mod cluster;
+#[path = "service/cluster_hosts.rs"]
+mod cluster_hosts;
 #[path = "service/cluster_nodes.rs"]
 mod cluster_nodes;
 #[path = "service/console.rs"]

@@ -1,8 +1,11 @@
 //! Politeness per host: at most N requests in flight to one host, and a minimum spacing between
 //! the starts of requests to it. Used by `fetch` only; the global concurrency cap is the
-//! pipeline's. Reads tokio's clock (so paused-time tests drive it) and nothing else.
+//! pipeline's. Reads tokio's clock (so paused-time tests drive it) and nothing else; the spacing
+//! shared with other nodes (issue 17) is asked of a `SharedSpacing` the pipeline hands in.
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -27,6 +30,18 @@ impl Default for HostLimits {
     }
 }
 
+/// A host spacing shared with other processes (the nodes of a cluster): reserves, for one
+/// request to `host`, a start at least `spacing` after every start reserved before by anyone,
+/// and says how long from now to wait for it. `None` when it cannot (the local gate still
+/// spaces this node's own requests).
+pub trait SharedSpacing: Send + Sync + std::fmt::Debug {
+    fn reserve<'a>(
+        &'a self,
+        host: &'a str,
+        spacing: Duration,
+    ) -> Pin<Box<dyn Future<Output = Option<Duration>> + Send + 'a>>;
+}
+
 #[derive(Debug)]
 struct Slot {
     permits: Arc<Semaphore>,
@@ -40,6 +55,7 @@ struct Slot {
 pub struct HostGate {
     limits: HostLimits,
     slots: Mutex<HashMap<String, Arc<Slot>>>,
+    shared: Option<Arc<dyn SharedSpacing>>,
 }
 
 /// Held for the duration of one request; dropping it frees the host's slot.
@@ -56,11 +72,20 @@ impl HostGate {
                 ..limits
             },
             slots: Mutex::new(HashMap::new()),
+            shared: None,
         }
+    }
+
+    /// The same gate, its spacing also shared through `shared` (a cluster's nodes).
+    #[must_use]
+    pub fn sharing(mut self, shared: Option<Arc<dyn SharedSpacing>>) -> HostGate {
+        self.shared = shared;
+        self
     }
 
     /// Waits until a request to `host` may start.
     pub async fn acquire(&self, host: &str) -> HostPermit {
+        let host = host.to_ascii_lowercase();
         let slot = {
             // A poisoned map only means another task panicked while inserting; the map itself
             // is still a valid map of slots.
@@ -69,7 +94,7 @@ impl HostGate {
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
             slots
-                .entry(host.to_ascii_lowercase())
+                .entry(host.clone())
                 .or_insert_with(|| {
                     Arc::new(Slot {
                         permits: Arc::new(Semaphore::new(self.limits.per_host)),
@@ -89,6 +114,17 @@ impl HostGate {
         // tick (1 ms), which, with the lock held, capped a host at ~900 requests/s.
         if Instant::now() < *next {
             tokio::time::sleep_until(*next).await;
+        }
+        // Then the cluster's turn, still holding this node's own turn (its requests to the host
+        // keep their order).
+        if let Some(shared) = self
+            .shared
+            .as_ref()
+            .filter(|_| !self.limits.spacing.is_zero())
+            && let Some(wait) = shared.reserve(&host, self.limits.spacing).await
+            && !wait.is_zero()
+        {
+            tokio::time::sleep(wait).await;
         }
         *next = Instant::now().max(*next) + self.limits.spacing;
         HostPermit { _permit: permit }

@@ -5,14 +5,63 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
+use crate::fetch::SharedSpacing;
 use crate::pipeline::Pipeline;
-use crate::store::{FeedRecord, NodeInfo};
+use crate::store::{FeedRecord, HostGates, NodeInfo, Store};
+
+/// The host spacing this node shares with the others (`host_gates` on PostgreSQL); `None` on
+/// SQLite, where the fetcher's own gate is the whole story.
+pub(super) fn shared_spacing(store: &Store) -> Option<Arc<dyn SharedSpacing>> {
+    store.host_gates().map(|gates| {
+        Arc::new(ClusterSpacing {
+            gates: Arc::new(gates),
+        }) as Arc<dyn SharedSpacing>
+    })
+}
+
+/// `SharedSpacing` through the store's `host_gates`, on a blocking thread of its own (never the
+/// store's lock: a fetch must not wait for a batch being written).
+#[derive(Debug)]
+struct ClusterSpacing {
+    gates: Arc<HostGates>,
+}
+
+impl SharedSpacing for ClusterSpacing {
+    fn reserve<'a>(
+        &'a self,
+        host: &'a str,
+        spacing: Duration,
+    ) -> Pin<Box<dyn Future<Output = Option<Duration>> + Send + 'a>> {
+        Box::pin(async move {
+            let gates = Arc::clone(&self.gates);
+            let name = host.to_string();
+            let now = crate::clock::now();
+            let reserved =
+                tokio::task::spawn_blocking(move || gates.reserve(&name, now, spacing)).await;
+            match reserved {
+                Ok(Ok(start)) => Some((start - crate::clock::now()).to_std().unwrap_or_default()),
+                Ok(Err(e)) => {
+                    let e = anyhow::Error::from(e);
+                    warn!(host = %host, error = format!("{e:#}"), "cannot take the host's shared turn; spacing this node's requests only");
+                    None
+                }
+                Err(e) => {
+                    warn!(host = %host, error = %e, "the host gate's task failed; spacing this node's requests only");
+                    None
+                }
+            }
+        })
+    }
+}
 
 /// How often a node beats (at most; a shorter lease beats faster, see `beat_every`).
 const BEAT: Duration = Duration::from_secs(10);

@@ -9,9 +9,10 @@ use chrono::{DateTime, Utc};
 
 use super::console::{ArticleView, MatchFilter, MatchView, RuleCounts, SentEmail};
 use super::{
-    ArticleMatches, Backend, ComposeTx, DigestInfo, FeedNotice, FeedRecord, FeedState, Inserted,
-    Lease, NodeInfo, PageOutcome, PendingArticle, PollEntry, PollRecord, PollStored, Pruned,
-    QueuedPage, ReloadInfo, RowCounts, Store, StoreError, StoredArticle, SubState, Subscription,
+    ArticleMatches, Backend, ComposeTx, DigestInfo, FeedNotice, FeedRecord, FeedState, HostGates,
+    Inserted, Lease, NodeInfo, PageOutcome, PendingArticle, PollEntry, PollRecord, PollStored,
+    Pruned, QueuedPage, ReloadInfo, RowCounts, Store, StoreError, StoredArticle, SubState,
+    Subscription,
 };
 use crate::model::{
     AlertLatency, Article, ChannelCounts, ChannelMessage, MatchTimes, OutboxCounts, OutboxMessage,
@@ -84,6 +85,8 @@ contract! {
     fn last_reload() -> Result<Option<ReloadInfo>, StoreError>;
     // pg/nodes.rs (cluster; on SQLite the one node is the whole cluster)
     fn nodes() -> Result<Vec<NodeInfo>, StoreError>;
+    // host_gates.rs
+    fn host_gates() -> Option<HostGates>;
     // console.rs (the web console's reads)
     fn console_matches(f: &MatchFilter) -> Result<Vec<MatchView>, StoreError>;
     fn feed_notice_history(feed: &str, limit_to: usize)

@@ -22,6 +22,7 @@ mod console;
 mod copy;
 mod feeds;
 mod full_text;
+mod host_gates;
 mod items;
 mod matches;
 mod outbox;
@@ -35,6 +36,7 @@ mod unported;
 
 pub(crate) use compose::PgCompose;
 pub use copy::CopyReport;
+pub use host_gates::HostGates;
 
 type Pool = r2d2::Pool<PostgresConnectionManager<NoTls>>;
 type Conn = r2d2::PooledConnection<PostgresConnectionManager<NoTls>>;

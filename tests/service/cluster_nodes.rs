@@ -64,8 +64,8 @@ pub struct Setup<'a> {
     pub fetch_extra: &'a str,
 }
 
-/// Node `n`'s config in `dir/node-n`: its own state directory (the instance lock), the shared
-/// PostgreSQL, every feed every `interval`, an unscheduled digest and one every minute.
+/// Node `n`'s config in `dir/node-n`: its own state directory (the instance lock) and User-Agent
+/// (`newswatch-test/n`, so the feed server knows who asked), the shared PostgreSQL, every feed every `interval`, an unscheduled digest and one every minute.
 pub fn node_config(dir: &Path, n: usize, s: &Setup<'_>) -> PathBuf {
     let home = dir.join(format!("node-{n}"));
     std::fs::create_dir_all(home.join("rules")).expect("mkdir rules");
@@ -73,6 +73,7 @@ pub fn node_config(dir: &Path, n: usize, s: &Setup<'_>) -> PathBuf {
     let lease = format!("{}s", LEASE.as_secs());
     let mut text = format!(
         r#"state_dir = "state"
+user_agent = "newswatch-test/{n} (node-{n})"
 rules = ["rules/*.toml"]
 new_feed_window = "520w"
 

@@ -205,6 +205,13 @@ ALTER TABLE full_text_queue ADD COLUMN next_attempt BIGINT;
     r"
 -- issue 19: SQLite's articles_first_seen (spike detection's one read per pass).
 CREATE INDEX articles_first_seen ON articles(first_seen, feed);
+", // Issue 17: the cluster's shared host spacing (`host_gates.rs`); PostgreSQL only, as one
+    // SQLite node has nobody to share a host with. Times in milliseconds.
+    r"
+CREATE TABLE host_gates (
+    host    TEXT PRIMARY KEY,
+    next_at BIGINT NOT NULL
+);
 ",
 ];
 
