@@ -41,6 +41,7 @@ fn bench(c: &mut Criterion) {
                 })
                 .collect();
             Entry {
+                rules_hash: None,
                 rule_id: format!("rule-{}", i % 8),
                 rule_title: format!("Rule {}: Healey and Hegseth on the US backstop", i % 8),
                 order: (true, i % 8),
@@ -173,7 +174,7 @@ fn pending_store(dir: &std::path::Path, now: chrono::DateTime<Utc>) -> Store {
         })
         .collect();
     let stored = store
-        .record_matches(&results, now, &HashMap::new())
+        .record_matches(&results, now, &HashMap::new(), "rules-v1")
         .expect("matches");
     assert_eq!(stored, STORE_ARTICLES * RULES_PER_ARTICLE);
     store

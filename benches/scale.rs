@@ -260,6 +260,7 @@ fn bench_pathological(c: &mut Criterion) {
         .map(|m| {
             let info = &set.rules()[m.rule];
             Entry {
+                rules_hash: None,
                 rule_id: info.id.clone(),
                 rule_title: info.title.clone(),
                 order: (true, m.rule),

@@ -137,7 +137,7 @@ fn build(state: &Path, now: DateTime<Utc>) {
             })
             .collect();
         store
-            .record_matches(&results, at, &HashMap::new())
+            .record_matches(&results, at, &HashMap::new(), "rules-v1")
             .expect("matches");
     }
     let stored: u64 = store

@@ -120,6 +120,9 @@ pub struct Entry {
     pub time: DateTime<Utc>,
     /// Where the rule matched: byte spans into the original field text.
     pub hits: Vec<StoredHit>,
+    /// The rule set that found the match (`RuleSet::fingerprint`), when known: the digest
+    /// names it (issue 17).
+    pub rules_hash: Option<String>,
 }
 
 /// An entry's snippet as one plain line (the window with the strongest evidence, no marks), for
@@ -151,6 +154,7 @@ pub fn entry(m: &PendingMatch) -> Entry {
         hits: m.hits.clone(),
         full_text: m.full_text,
         lang: m.lang.clone(),
+        rules_hash: m.rules_hash.clone(),
     }
 }
 
@@ -174,6 +178,7 @@ pub fn entries(matches: &[PendingMatch], rules: &RuleBook) -> Vec<Entry> {
             lang: m.lang.clone(),
             time: m.published.unwrap_or(m.first_seen),
             hits: m.hits.clone(),
+            rules_hash: m.rules_hash.clone(),
         })
         .collect()
 }

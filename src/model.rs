@@ -75,6 +75,9 @@ pub struct PendingMatch {
     pub lang: Option<String>,
     pub published: Option<DateTime<Utc>>,
     pub first_seen: DateTime<Utc>,
+    /// The rule set the match was found with (`RuleSet::fingerprint`); `None` when unknown (a
+    /// match stored before it was recorded).
+    pub rules_hash: Option<String>,
 }
 
 /// One group of a digest (the caller's key, in practice the rule title) and its size.

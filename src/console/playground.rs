@@ -468,6 +468,8 @@ fn hit(a: &ArticleView, hits: &[StoredHit], mark: &str) -> String {
             .lang
             .clone()
             .or_else(|| a.article.lang_detected.clone()),
+        // A playground verdict, not a stored match.
+        rules_hash: None,
     };
     let (headline, snippet) = crate::digest::highlighted(&crate::digest::entry(&row), TITLE_MAX);
     let title = if headline.is_empty() {

@@ -94,6 +94,10 @@ struct Item {
     also_links: Vec<Link>,
     /// The other groups whose rules matched the shown article ("also matches: …").
     also_matches: String,
+    /// The rule sets that found the story's matches, shown per story only when the digest
+    /// carries matches of more than one (nodes of a cluster running different rules, or a
+    /// reload between matches); empty otherwise.
+    rules_version: String,
     /// The articles this story stands for (its representative and the other outlets).
     #[serde(skip)]
     members: Vec<i64>,
@@ -179,6 +183,7 @@ fn render_with(
     for &(g, i) in ranked.iter().take(budget) {
         shown_at[g][i] = true;
     }
+    let versions = distinct_versions(batch.entries.iter());
     let mut groups: Vec<Group> = Vec::new();
     let mut also: Vec<AlsoMatched> = Vec::new();
     let (mut also_more_rules, mut also_more_count) = (0usize, 0usize);
@@ -212,7 +217,16 @@ fn render_with(
             }
             continue;
         }
-        let items: Vec<Item> = items.into_iter().cloned().collect();
+        let items: Vec<Item> = items
+            .into_iter()
+            .cloned()
+            .map(|mut i| {
+                if versions.len() < 2 {
+                    i.rules_version.clear();
+                }
+                i
+            })
+            .collect();
         let mut members: Vec<i64> = items.iter().flat_map(|i| i.members.clone()).collect();
         members.sort_unstable();
         members.dedup();
@@ -294,6 +308,8 @@ fn render_with(
         unsubscribe_mailto => audience.unsubscribe.mailto.as_deref().map(|m| clean_line(m, 200)),
         unsubscribe_url => audience.unsubscribe.https.as_deref().and_then(safe_link).map(String::from),
         generated => local_time(now, tz),
+        rules_versions => versions.join(", "),
+        several_versions => versions.len() > 1,
     };
     let mut env = minijinja::Environment::new();
     env.set_trim_blocks(true);
@@ -540,11 +556,24 @@ fn item(members: &[&(Entry, Vec<String>)], also: &[String], tz: Tz) -> Item {
         also: also.join(", "),
         also_links: also_links(members),
         also_matches: also_matches.join(", "),
+        rules_version: distinct_versions(members.iter().map(|m| &m.0)).join(", "),
         members: ids,
         alert: members.iter().any(|m| m.0.alert),
         outlets: outlets.len(),
         newest: members.iter().map(|m| m.0.time).max().unwrap_or(e.time),
     }
+}
+
+/// The known rule-set versions of `entries`, each once, in order (issue 17).
+fn distinct_versions<'a>(entries: impl Iterator<Item = &'a Entry>) -> Vec<String> {
+    let mut v: Vec<String> = entries
+        .filter_map(|e| e.rules_hash.as_deref())
+        .map(|h| clean_line(h, 64))
+        .filter(|h| !h.is_empty())
+        .collect();
+    v.sort_unstable();
+    v.dedup();
+    v
 }
 
 /// The other outlets of a story, each once (its first article), linked to its own article.

@@ -74,6 +74,7 @@ fn entry(
         }
     }
     Entry {
+        rules_hash: None,
         rule_id: rule.to_lowercase().replace(' ', "-"),
         rule_title: rule.into(),
         order: (true, 0),

@@ -46,6 +46,8 @@ pub(super) struct Routing {
     tags: HashMap<String, Vec<String>>,
     /// Alert rules go to the alert sets that select them; with no set, to the digests.
     alert_sets: HashMap<String, Vec<String>>,
+    /// The rule set's `fingerprint`, noted with every match (the digest names it).
+    rules_hash: String,
 }
 
 impl Routing {
@@ -69,7 +71,11 @@ impl Routing {
                 (r.id.clone(), sets)
             })
             .collect();
-        Routing { tags, alert_sets }
+        Routing {
+            tags,
+            alert_sets,
+            rules_hash: rules.fingerprint(),
+        }
     }
 }
 
@@ -93,7 +99,8 @@ pub(super) fn match_backlog(
     let (mut articles, mut stored) = (0, 0);
     let mut record = |results: &[ArticleMatches]| -> anyhow::Result<()> {
         if !results.is_empty() {
-            stored += store().record_matches(results, now, &routing.alert_sets)?;
+            stored +=
+                store().record_matches(results, now, &routing.alert_sets, &routing.rules_hash)?;
         }
         Ok(())
     };

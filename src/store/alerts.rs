@@ -137,7 +137,7 @@ mod tests {
                 })
                 .collect();
             let routes = HashMap::from([("urgent".to_string(), vec!["breaking".to_string()])]);
-            s.record_matches(&results, now, &routes).unwrap();
+            s.record_matches(&results, now, &routes, "rules-v1").unwrap();
             let queued = s.pending_alerts("breaking").unwrap();
             assert_eq!(queued.len(), 2);
             assert!(queued.iter().all(|(_, queued)| *queued == now));
@@ -173,6 +173,7 @@ mod tests {
                 }],
                 now,
                 &routes,
+                "rules-v1",
             )
             .unwrap();
             assert_eq!(s.pending_alerts("gone").unwrap().len(), 1);

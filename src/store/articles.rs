@@ -265,7 +265,7 @@ mod tests {
             article: pending[0].id,
             matches: Vec::new(),
         }];
-        s.record_matches(&verdict, later, &HashMap::new())
+        s.record_matches(&verdict, later, &HashMap::new(), "rules-v1")
             .expect("match");
         assert_eq!(
             s.prune(later, day, day).expect("prune"),
@@ -287,7 +287,7 @@ mod tests {
             article: pending[0].id,
             matches: vec![("r".to_string(), Vec::new())],
         }];
-        s.record_matches(&verdict, later, &HashMap::new())
+        s.record_matches(&verdict, later, &HashMap::new(), "rules-v1")
             .expect("match");
         assert_eq!(s.prune(later, day, day).expect("prune"), Pruned::default());
         compose(&mut s, "d", later, &msg("<d@x>"));

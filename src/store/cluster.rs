@@ -347,12 +347,13 @@ mod tests {
             .collect();
         let routes = std::collections::HashMap::new();
         assert_eq!(
-            b.record_matches(&verdict, now + lease, &routes).expect("b"),
+            b.record_matches(&verdict, now + lease, &routes, "rules-v1")
+                .expect("b"),
             3
         );
         // `a` was only slow: its late verdict on its old chunk stores nothing again.
         assert_eq!(
-            a.record_matches(&verdict[..2], now + lease, &routes)
+            a.record_matches(&verdict[..2], now + lease, &routes, "rules-v1")
                 .expect("a"),
             0
         );

@@ -84,6 +84,8 @@ fn read_match(r: &rusqlite::Row<'_>) -> rusqlite::Result<(MatchView, String)> {
                 content: r.get(11)?,
                 full_text: r.get(14)?,
                 lang: r.get(12)?,
+                // The console's pages do not show the rule-set version.
+                rules_hash: None,
             },
             lang: r.get(12)?,
             recorded: r.get::<_, Option<i64>>(13)?.map(from_ts),

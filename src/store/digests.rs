@@ -384,7 +384,8 @@ const FIRST_SQL: &str = "
 /// group is `?1`.
 pub(super) const ROWS_SQL: &str = "
     SELECT m.id, m.rule_id, m.hits, a.id, a.feed, f.title, a.title, a.link, a.summary,
-           a.published, a.first_seen, a.content, a.full_text, COALESCE(a.lang, a.lang_detected)
+           a.published, a.first_seen, a.content, a.full_text, COALESCE(a.lang, a.lang_detected),
+           m.rules_hash
     FROM temp.digest_pick p
     JOIN matches m ON m.id = p.match_id
     JOIN articles a ON a.id = p.article

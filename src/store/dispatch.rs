@@ -126,7 +126,8 @@ contract! {
     fn record_matches(
         results: &[ArticleMatches],
         now: DateTime<Utc>,
-        alert_routes: &HashMap<String, Vec<String>>
+        alert_routes: &HashMap<String, Vec<String>>,
+        rules_hash: &str
     ) -> Result<usize, StoreError>;
     // compose.rs
     fn begin_compose() -> Result<ComposeTx<'_>, StoreError>;

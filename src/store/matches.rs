@@ -23,12 +23,14 @@ impl Sqlite {
     /// matched (even with no rule matching) and its matches stored; every new match of a rule that
     /// `alert_routes` sends to alert sets (rule id → set names; absent: none) is queued as a pending
     /// alert in each of them, in the same transaction, so a crash cannot leave a match that neither
-    /// an alert nor a digest will carry. Returns matches stored.
+    /// an alert nor a digest will carry. Each match notes `rules_hash`, the rule set that found
+    /// it. Returns matches stored.
     pub fn record_matches(
         &mut self,
         results: &[ArticleMatches],
         now: DateTime<Utc>,
         alert_routes: &HashMap<String, Vec<String>>,
+        rules_hash: &str,
     ) -> Result<usize, StoreError> {
         // A verdict lost to a power cut is re-derived: its articles are still unmatched.
         self.relaxed(|conn| {
@@ -37,8 +39,8 @@ impl Sqlite {
             {
                 let mut mark = tx.prepare_cached("DELETE FROM unmatched WHERE article = ?1")?;
                 let mut insert = tx.prepare_cached(
-                    "INSERT INTO matches (article, rule_id, hits, recorded, matched_ms)
-                     VALUES (?1, ?2, ?3, ?4, ?5)
+                    "INSERT INTO matches (article, rule_id, hits, recorded, matched_ms, rules_hash)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)
                      ON CONFLICT (article, rule_id) DO NOTHING",
                 )?;
                 let mut queue = tx.prepare_cached(
@@ -54,7 +56,8 @@ impl Sqlite {
                             rule_id,
                             serde_json::to_string(hits)?,
                             at,
-                            now.timestamp_millis()
+                            now.timestamp_millis(),
+                            rules_hash
                         ])?;
                         if n == 0 {
                             continue;
@@ -107,7 +110,7 @@ pub(super) fn select_matches(
     let sql = format!(
         "SELECT m.id, m.rule_id, m.hits, a.id, a.feed, f.title, a.title, a.link, a.summary,
                 a.published, a.first_seen, a.content, a.full_text,
-                COALESCE(a.lang, a.lang_detected)
+                COALESCE(a.lang, a.lang_detected), m.rules_hash
          FROM matches m JOIN articles a ON a.id = m.article JOIN feeds f ON f.name = a.feed
          WHERE {cond}
          ORDER BY m.id"
@@ -123,7 +126,7 @@ pub(super) fn select_matches(
 
 /// A `PendingMatch` from a row of `m.id, m.rule_id, m.hits, a.id, a.feed, f.title, a.title,
 /// a.link, a.summary, a.published, a.first_seen, a.content, a.full_text, COALESCE(a.lang,
-/// a.lang_detected)` (the column order of every query that loads matches for an email).
+/// a.lang_detected), m.rules_hash` (the column order of every query that loads matches for an email).
 pub(super) fn pending_match(r: &rusqlite::Row<'_>) -> Result<PendingMatch, StoreError> {
     let hits: String = r.get(2)?;
     Ok(PendingMatch {
@@ -139,6 +142,7 @@ pub(super) fn pending_match(r: &rusqlite::Row<'_>) -> Result<PendingMatch, Store
         content: r.get(11)?,
         full_text: r.get(12)?,
         lang: r.get(13)?,
+        rules_hash: r.get(14)?,
         published: r.get::<_, Option<i64>>(9)?.map(from_ts),
         first_seen: from_ts(r.get(10)?),
     })
@@ -170,8 +174,8 @@ mod tests {
                 },
             ];
             let routes = HashMap::from([("minerals".to_string(), vec!["urgent".to_string()])]);
-            assert_eq!(s.record_matches(&verdict, now, &routes).expect("record"), 1);
-            assert_eq!(s.record_matches(&verdict, now, &routes).expect("again"), 0);
+            assert_eq!(s.record_matches(&verdict, now, &routes, "rules-v1").expect("record"), 1);
+            assert_eq!(s.record_matches(&verdict, now, &routes, "rules-v1").expect("again"), 0);
             let left: Vec<String> = s
                 .pending_articles()
                 .expect("pending")

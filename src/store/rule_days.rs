@@ -83,7 +83,7 @@ mod tests {
                     .collect(),
             })
             .collect();
-        s.record_matches(&results, now, &HashMap::new())
+        s.record_matches(&results, now, &HashMap::new(), "rules-v1")
             .expect("matches");
     }
 

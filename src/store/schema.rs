@@ -312,6 +312,11 @@ CREATE TRIGGER rule_days_delete AFTER DELETE ON matches BEGIN
         WHERE rule_id = OLD.rule_id AND day = COALESCE(OLD.recorded, 0) / 86400 AND n <= 0;
 END;
 ",
+    r"
+-- issue 17: the rule set (`RuleSet::fingerprint`) each match was found with, named in the
+-- digest; NULL for a match stored before.
+ALTER TABLE matches ADD COLUMN rules_hash TEXT;
+",
 ];
 
 /// The schema version that has the `websub` table: found by the migration's content, so a

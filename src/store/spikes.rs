@@ -251,7 +251,8 @@ mod tests {
                 ],
             })
             .collect();
-        s.record_matches(&verdicts, t1, &HashMap::new()).unwrap();
+        s.record_matches(&verdicts, t1, &HashMap::new(), "rules-v1")
+            .unwrap();
         let rules = ["quiet".to_string(), "minerals".to_string()];
         let got = s.spike_match_times(&rules, t0).unwrap();
         assert!(got.rules[0].is_empty(), "no match of `quiet`");

@@ -182,7 +182,7 @@ pub(super) fn with_matches(s: &mut Store) -> DateTime<Utc> {
         },
     ];
     assert_eq!(
-        s.record_matches(&results, now, &HashMap::new())
+        s.record_matches(&results, now, &HashMap::new(), "rules-v1")
             .expect("matches"),
         1
     );

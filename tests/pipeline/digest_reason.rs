@@ -34,6 +34,7 @@ fn demo_entries() -> Vec<Entry> {
             for m in rules.match_article_unfiltered(&a, &feed) {
                 let rule = &rules.rules()[m.rule];
                 entries.push(Entry {
+                    rules_hash: None,
                     rule_id: rule.id.clone(),
                     rule_title: rule.title.clone(),
                     order: (rule.priority != newswatch::rules::Priority::Alert, m.rule),

@@ -71,6 +71,7 @@ fn entries_of(feed_title: Option<&str>, articles: &[newswatch::model::Article]) 
                 .map(str::to_string)
                 .collect();
             Entry {
+                rules_hash: None,
                 rule_id: "hegseth".into(),
                 rule_title: "Hegseth".into(),
                 order: (true, 0),
@@ -429,6 +430,7 @@ fn fuzz_digest_rendering() {
             .enumerate()
             .map(
                 |(i, (title, link, feed_title, rule_title, terms, secs))| Entry {
+                    rules_hash: None,
                     rule_id: "fuzz".into(),
                     rule_title,
                     order: (true, 0),

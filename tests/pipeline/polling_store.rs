@@ -88,7 +88,12 @@ fn a_year_of_polls_keeps_the_database_bounded() {
                 })
                 .collect();
             store
-                .record_matches(&verdicts, now, &std::collections::HashMap::new())
+                .record_matches(
+                    &verdicts,
+                    now,
+                    &std::collections::HashMap::new(),
+                    "rules-v1",
+                )
                 .expect("the verdicts are recorded");
         }
         store

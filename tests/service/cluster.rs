@@ -135,6 +135,30 @@ fn three_nodes_poll_each_feed_once_per_interval_and_survive_a_kill_and_a_cut_con
     });
     let hashes = query(&url, "SELECT DISTINCT rules_hash FROM nodes");
     assert_eq!(hashes.len(), 1, "the same rules on every node: {hashes:?}");
+    // Every match notes that rule set, and the digests name it (text and HTML).
+    assert_eq!(
+        query(
+            &url,
+            "SELECT DISTINCT COALESCE(rules_hash, '') FROM matches"
+        ),
+        hashes
+    );
+    let named = format!("Matched with rule set {}.", hashes[0]);
+    let with_matches: Vec<Mail> = sink
+        .messages()
+        .iter()
+        .map(|m| Mail::parse(m))
+        .filter(|m| m.text.contains("matched your rules") && !m.text.contains("Nothing new"))
+        .collect();
+    assert!(!with_matches.is_empty());
+    for m in &with_matches {
+        let text = m.text.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(
+            text.contains(&named) && m.html.contains(&named),
+            "{}",
+            m.text
+        );
+    }
 
     // Steady state: over WINDOWS intervals, every feed polled once per interval, by the
     // server's clock: no two polls of a feed closer than the interval (checked over the whole

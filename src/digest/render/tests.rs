@@ -20,6 +20,7 @@ fn now() -> DateTime<Utc> {
 fn entry(id: i64, rule: (&str, (bool, usize)), feed: &str, title: &str, mins: i64) -> Entry {
     let word = title.split(' ').next().unwrap_or_default();
     Entry {
+        rules_hash: None,
         rule_id: rule.0.to_lowercase(),
         rule_title: rule.0.into(),
         order: rule.1,
@@ -344,4 +345,71 @@ fn an_entrys_language_marks_its_html_and_a_hostile_tag_is_dropped() {
     let r = render(&Audience::digest(&cfg(10)), &batch, &[], now()).expect("render");
     assert_eq!(r.html.matches(" lang=\"de-AT\"").count(), 1, "{}", r.html);
     assert!(!r.html.contains("<script>"), "{}", r.html);
+}
+
+/// `entry` matched by rule set `version` (issue 17).
+fn versioned(mut e: Entry, version: Option<&str>) -> Entry {
+    e.rules_hash = version.map(String::from);
+    e
+}
+
+#[test]
+fn the_digest_names_the_rule_sets_that_matched() {
+    let render_with = |versions: [Option<&str>; 2]| {
+        let entries = vec![
+            versioned(entry(1, A, "wire", "Harbour talks resume", 5), versions[0]),
+            versioned(
+                entry(2, B, "post", "Grain corridor reopens", 6),
+                versions[1],
+            ),
+        ];
+        render(
+            &Audience::digest(&cfg(40)),
+            &Batch::complete(entries),
+            &[],
+            now(),
+        )
+        .expect("render")
+    };
+    // One rule set: named once, in the footer of both parts.
+    let one = render_with([Some("aaaa1111bbbb2222"), Some("aaaa1111bbbb2222")]);
+    for part in [&one.text, &one.html] {
+        assert!(
+            part.contains("Matched with rule set aaaa1111bbbb2222."),
+            "{part}"
+        );
+        assert!(!part.contains("rule set: "), "{part}");
+    }
+    // Two (nodes with other rules, or a reload between matches): both in the footer, and
+    // each story names its own.
+    let two = render_with([Some("aaaa1111bbbb2222"), Some("cccc3333dddd4444")]);
+    for part in [&two.text, &two.html] {
+        // The text part is wrapped at 78 columns.
+        let flat = part.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(
+            flat.contains(
+                "Matched with rule sets aaaa1111bbbb2222, cccc3333dddd4444 (named on each story)."
+            ),
+            "{part}"
+        );
+        assert_eq!(
+            part.matches("rule set: aaaa1111bbbb2222").count(),
+            1,
+            "{part}"
+        );
+        assert_eq!(
+            part.matches("rule set: cccc3333dddd4444").count(),
+            1,
+            "{part}"
+        );
+    }
+    let harbour = two.text.find("Harbour talks").unwrap_or(usize::MAX);
+    let its_version = two.text.find("rule set: aaaa1111bbbb2222").unwrap_or(0);
+    let grain = two.text.find("Grain corridor").unwrap_or(0);
+    assert!(harbour < its_version && its_version < grain, "{}", two.text);
+    // Unknown (matches stored before the version was recorded): nothing said.
+    let unknown = render_with([None, None]);
+    for part in [&unknown.text, &unknown.html] {
+        assert!(!part.contains("rule set"), "{part}");
+    }
 }

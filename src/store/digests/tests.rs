@@ -116,6 +116,30 @@ on_both_backends! {
         assert!(tx.load_rows(&[]).expect("rows").is_empty());
     }
 
+    /// Each match keeps the rule set that found it (issue 17): two nodes running other rules
+    /// each matched one article, and the digest's rows say which set found which.
+    fn each_match_keeps_the_rule_set_that_found_it(s) {
+        let now = two_articles(s);
+        let pending = s.pending_articles().unwrap();
+        for (p, version) in pending.iter().zip(["aaaa1111bbbb2222", "cccc3333dddd4444"]) {
+            let verdict = [ArticleMatches {
+                article: p.id,
+                matches: vec![("r".into(), Vec::new())],
+            }];
+            s.record_matches(&verdict, now, &HashMap::new(), version).unwrap();
+        }
+        let rules = all(s);
+        let mut tx = s.begin_compose().expect("begin");
+        assert_eq!(tx.gather_pending("main", &rules).expect("gather").matches, 2);
+        let rows = tx.load_rows(&[10]).expect("rows");
+        let by_article: BTreeMap<i64, Option<String>> =
+            rows.iter().map(|r| (r.article_id, r.rules_hash.clone())).collect();
+        assert_eq!(
+            by_article.into_values().collect::<Vec<_>>(),
+            [Some("aaaa1111bbbb2222".into()), Some("cccc3333dddd4444".into())]
+        );
+    }
+
     fn a_preview_since_a_time_sees_carried_matches_too(s) {
         let now = two_articles(s);
         let pending = s.pending_articles().unwrap();
@@ -126,7 +150,7 @@ on_both_backends! {
                 matches: vec![("r".into(), Vec::new())],
             })
             .collect();
-        s.record_matches(&results, now, &HashMap::new()).unwrap();
+        s.record_matches(&results, now, &HashMap::new(), "rules-v1").unwrap();
         compose(s, "main", now, &msg("<m@x>"));
         let rules = all(s);
         let mut tx = s.begin_compose().expect("begin");
@@ -214,7 +238,7 @@ fn big_store(dir: &std::path::Path) -> (Store, Vec<(String, usize)>) {
             }
         })
         .collect();
-    s.record_matches(&results, now(), &HashMap::new())
+    s.record_matches(&results, now(), &HashMap::new(), "rules-v1")
         .expect("matches");
     (s, recorded)
 }

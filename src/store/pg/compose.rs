@@ -428,7 +428,7 @@ fn insert_outbox(
 /// The columns every query that loads matches for an email reads, in `pending_match`'s order.
 const MATCH_COLUMNS: &str = "m.id, m.rule_id, m.hits, a.id, a.feed, f.title, a.title, a.link,
     a.summary, a.published, a.first_seen, a.content, a.full_text,
-    COALESCE(a.lang, a.lang_detected)";
+    COALESCE(a.lang, a.lang_detected), m.rules_hash";
 
 /// SQLite's `matches::pending_match` for a PostgreSQL row.
 fn pending_match(r: &postgres::Row) -> Result<PendingMatch, StoreError> {
@@ -447,5 +447,6 @@ fn pending_match(r: &postgres::Row) -> Result<PendingMatch, StoreError> {
         content: r.get(11),
         full_text: r.get::<_, i64>(12) != 0,
         lang: r.get(13),
+        rules_hash: r.get(14),
     })
 }

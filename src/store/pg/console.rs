@@ -75,6 +75,8 @@ impl Postgres {
                         content: r.get(11),
                         full_text: r.get::<_, i64>(14) != 0,
                         lang: lang.clone(),
+                        // The console's pages do not show the rule-set version.
+                        rules_hash: None,
                     },
                     lang,
                     recorded: r.get::<_, Option<i64>>(13).map(from_ts),

@@ -200,7 +200,7 @@ mod tests {
             article: c,
             matches: vec![("minerals".into(), vec![hit("deal")])],
         }];
-        s.record_matches(&verdict, now, &HashMap::new())
+        s.record_matches(&verdict, now, &HashMap::new(), "rules-v1")
             .expect("c matched");
 
         let settings = fresh_database("node-copy");
@@ -252,7 +252,7 @@ mod tests {
             0
         );
         assert_eq!(
-            pg.record_matches(&verdict, later, &HashMap::new())
+            pg.record_matches(&verdict, later, &HashMap::new(), "rules-v1")
                 .expect("again"),
             0
         );

@@ -19,6 +19,7 @@ impl Postgres {
         results: &[ArticleMatches],
         now: DateTime<Utc>,
         alert_routes: &HashMap<String, Vec<String>>,
+        rules_hash: &str,
     ) -> Result<usize, StoreError> {
         let mut conn = self.conn()?;
         let mut tx = conn.transaction()?;
@@ -26,8 +27,8 @@ impl Postgres {
         tx.batch_execute("SET LOCAL synchronous_commit = off")?;
         let mark = tx.prepare("DELETE FROM unmatched WHERE article = $1")?;
         let insert = tx.prepare(
-            "INSERT INTO matches (article, rule_id, hits, recorded, matched_ms)
-             VALUES ($1, $2, $3, $4, $5)
+            "INSERT INTO matches (article, rule_id, hits, recorded, matched_ms, rules_hash)
+             VALUES ($1, $2, $3, $4, $5, $6)
              ON CONFLICT (article, rule_id) DO NOTHING
              RETURNING id",
         )?;
@@ -44,7 +45,14 @@ impl Postgres {
                 let hits = serde_json::to_string(hits)?;
                 let Some(row) = tx.query_opt(
                     &insert,
-                    &[&am.article, rule_id, &hits, &at, &now.timestamp_millis()],
+                    &[
+                        &am.article,
+                        rule_id,
+                        &hits,
+                        &at,
+                        &now.timestamp_millis(),
+                        &rules_hash,
+                    ],
                 )?
                 else {
                     continue;

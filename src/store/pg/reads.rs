@@ -182,7 +182,7 @@ mod tests {
             article: c,
             matches: vec![("urgent-rule".into(), vec![hit("x")])],
         }];
-        s.record_matches(&verdict, later, &routes)
+        s.record_matches(&verdict, later, &routes, "rules-v1")
             .expect("alert queued");
         let mut pg = Store::open_postgres(&fresh_database("node-reads")).expect("open");
         s.copy_into(&mut pg).expect("copy");

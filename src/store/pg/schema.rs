@@ -213,6 +213,10 @@ CREATE TABLE host_gates (
     next_at BIGINT NOT NULL
 );
 ",
+    // Issue 17: SQLite's `matches.rules_hash`, the rule set each match was found with.
+    r"
+ALTER TABLE matches ADD COLUMN rules_hash TEXT;
+",
 ];
 
 /// Every table `store migrate-to` copies from SQLite, parents before children. A table added on
