@@ -2,7 +2,7 @@
 //! and the host gate) while one writer records finished polls in batches (group commit). Each
 //! poll's next due time comes from `policy::poll`; a feed's items and state land together.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
@@ -185,6 +185,27 @@ impl Pipeline<'_> {
             .filter(|(_, r)| which == Feeds::All || is_due(r.next_due, now))
             .collect();
         drop(records);
+        // Beside running daemons (PostgreSQL), a lease on each feed first, as theirs: a feed
+        // another node is polling now is left to it, and the daemons leave these alone until
+        // they are stored and released. On SQLite every feed is taken.
+        let asked: Vec<String> = due.iter().map(|(f, _)| f.name.clone()).collect();
+        let taken: HashSet<String> = self
+            .db(move |s| {
+                let refs: Vec<&str> = asked.iter().map(String::as_str).collect();
+                s.take_feeds(&refs, now)
+            })
+            .await?
+            .into_iter()
+            .map(|l| l.feed)
+            .collect();
+        let held = due.len().saturating_sub(taken.len());
+        if held > 0 {
+            info!(feeds = held, "not polled: another node is polling them");
+        }
+        let due: Vec<(&FeedConfig, FeedRecord)> = due
+            .into_iter()
+            .filter(|(f, _)| taken.contains(&f.name))
+            .collect();
         // Every due feed waits for its host's turn at once; the global cap (`Poller::slots`) is
         // taken only when the turn has come, so a feed waiting for a slow host holds no slot.
         let concurrency = self.config.fetch.concurrency.max(1);
@@ -244,6 +265,12 @@ impl Pipeline<'_> {
                 }
             }
         }
+        let taken: Vec<String> = taken.into_iter().collect();
+        self.db(move |s| {
+            let refs: Vec<&str> = taken.iter().map(String::as_str).collect();
+            s.release_feeds(&refs)
+        })
+        .await?;
         summary.failures.sort();
         let p = &self.config.polling;
         let (retention, keep) = (p.retention, p.keep_identities);

@@ -100,6 +100,25 @@ impl Sqlite {
         }
     }
 
+    /// `run --once` polls every feed, due or not: the one node holds them all.
+    #[allow(clippy::unused_self, clippy::unnecessary_wraps)]
+    pub(super) fn take_feeds(
+        &mut self,
+        names: &[&str],
+        _now: DateTime<Utc>,
+    ) -> Result<Vec<Lease>, StoreError> {
+        let mut names: Vec<&str> = names.to_vec();
+        names.sort_unstable();
+        names.dedup();
+        Ok(names
+            .into_iter()
+            .map(|f| Lease {
+                feed: f.to_string(),
+                until: DateTime::<Utc>::MAX_UTC,
+            })
+            .collect())
+    }
+
     #[allow(clippy::unused_self, clippy::unnecessary_wraps)]
     pub(super) fn release_feeds(&mut self, _names: &[&str]) -> Result<(), StoreError> {
         Ok(())
@@ -135,6 +154,25 @@ mod tests {
             assert_eq!(names(&again), ["a", "b", "c"]);
             s.release_feeds(&["a"]).expect("release");
         }
+    }
+
+    /// `run --once` takes every feed no other node is polling, due or not, and leaves the
+    /// others' alone; what it took is then held against the daemons until released.
+    #[test]
+    fn a_once_run_takes_every_feed_but_those_another_node_holds() {
+        let (_settings, mut a, mut b) = two_nodes();
+        a.ensure_feeds([("f1", "https://1.example/"), ("f2", "https://2.example/")])
+            .expect("feeds");
+        let all = ["f1", "f2"];
+        let now = t("2026-03-01T08:00:00Z");
+        // Node a (a daemon) is polling f1.
+        assert_eq!(names(&a.claim_feeds(&["f1"], now, 10).expect("a")), ["f1"]);
+        assert_eq!(names(&b.take_feeds(&all, now).expect("b")), ["f2"]);
+        // Held by b now: the daemon does not claim f2 although it is due.
+        assert_eq!(names(&a.claim_feeds(&all, now, 10).expect("a")), ["f1"]);
+        b.release_feeds(&all).expect("release");
+        a.release_feeds(&all).expect("release");
+        assert_eq!(names(&b.take_feeds(&all, now).expect("b")), ["f1", "f2"]);
     }
 
     /// Two stores on one database, as nodes `a` and `b`.

@@ -143,6 +143,7 @@ contract! {
     fn heartbeat(node: &NodeInfo) -> Result<(), StoreError>;
     fn claim_feeds(names: &[&str], now: DateTime<Utc>, limit: usize)
         -> Result<Vec<Lease>, StoreError>;
+    fn take_feeds(names: &[&str], now: DateTime<Utc>) -> Result<Vec<Lease>, StoreError>;
     fn release_feeds(names: &[&str]) -> Result<(), StoreError>;
     fn claim_pending_articles(after: i64, now: DateTime<Utc>, limit: usize)
         -> Result<Vec<PendingArticle>, StoreError>;

@@ -113,6 +113,35 @@ fn the_demo_on_postgresql_gives_what_it_gives_on_sqlite() {
     assert_eq!(sent, ["2"]);
 }
 
+/// `run --once` on PostgreSQL takes a lease on each feed, as the daemons do: a feed another
+/// node is polling (holds a running lease on) is left to it, and the run leaves no lease of
+/// its own behind.
+#[test]
+fn run_once_on_postgresql_leaves_a_feed_another_node_is_polling() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mail = tmp.path().join("mail");
+    std::fs::create_dir_all(&mail).expect("mkdir");
+    let sink = SmtpSink::start(&mail, &[]);
+    let url = fresh_database_url();
+    demo_config(tmp.path(), sink.port, &store_table(&url, "once-1", "2m"));
+    let first = run_once(tmp.path());
+    assert!(first.contains("polled 5 feeds"), "{first}");
+    // A daemon, node daemon-9, is polling the Atlantic Wire now.
+    let held = crate::support::postgres::query(
+        &url,
+        "UPDATE feeds SET lease_node = 'daemon-9', lease_until = 32503680000
+         WHERE name = 'Atlantic Wire' RETURNING name",
+    );
+    assert_eq!(held, ["Atlantic Wire"]);
+    let again = run_once(tmp.path());
+    assert!(again.contains("polled 4 feeds"), "{again}");
+    let leases = crate::support::postgres::query(
+        &url,
+        "SELECT name || ' ' || lease_node FROM feeds WHERE lease_node IS NOT NULL",
+    );
+    assert_eq!(leases, ["Atlantic Wire daemon-9"]);
+}
+
 /// A daemon on PostgreSQL: it composes and sends the demo's two emails, and `status` (another
 /// process, reading the same PostgreSQL) reports them while it runs.
 #[test]

@@ -87,6 +87,37 @@ impl Postgres {
         Ok(leases)
     }
 
+    /// Claims for this node, whether due or not (`run --once` polls every feed), those of
+    /// `names` that no other node holds a running lease on, each until `now + lease`: a feed a
+    /// daemon is polling now is left to it.
+    pub(crate) fn take_feeds(
+        &mut self,
+        names: &[&str],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Lease>, StoreError> {
+        let until = now + chrono::Duration::from_std(self.lease).unwrap_or_default();
+        let names: Vec<String> = names.iter().map(|n| (*n).to_string()).collect();
+        let rows = self.conn()?.query(
+            "UPDATE feeds SET lease_node = $1, lease_until = $2
+             WHERE name IN (
+                 SELECT name FROM feeds
+                 WHERE name = ANY($3)
+                   AND (lease_node IS NULL OR lease_node = $1 OR lease_until <= $4)
+                 FOR UPDATE SKIP LOCKED)
+             RETURNING name",
+            &[&self.node, &ts(until), &names, &ts(now)],
+        )?;
+        let mut leases: Vec<Lease> = rows
+            .iter()
+            .map(|r| Lease {
+                feed: r.get(0),
+                until,
+            })
+            .collect();
+        leases.sort_by(|a, b| a.feed.cmp(&b.feed));
+        Ok(leases)
+    }
+
     /// Gives up this node's leases on `names` (a poll stored, or shutting down): the feeds are
     /// free for any node when next due. Another node's lease is never touched.
     pub(crate) fn release_feeds(&mut self, names: &[&str]) -> Result<(), StoreError> {
