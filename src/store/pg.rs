@@ -25,6 +25,7 @@ mod full_text;
 mod items;
 mod matches;
 mod outbox;
+mod poll_history;
 mod polls;
 mod prune;
 mod reads;

@@ -110,9 +110,9 @@ impl Postgres {
 /// lacks: checked table by table in `copy_from`). Refuses instead, naming it, so `migrate-to`
 /// never loses state silently.
 /// SQLite tables the copy leaves behind on purpose: views of the past that new work rebuilds,
-/// never state the pipeline needs (`polls`: each feed's recent poll history, for the console;
-/// `rule_days`: per-rule per-day match counts, kept by SQLite triggers).
-const NOT_COPIED: &[&str] = &["polls", "rule_days"];
+/// never state the pipeline needs (`rule_days`: per-rule per-day match counts, kept by SQLite
+/// triggers; PostgreSQL counts `matches` itself).
+const NOT_COPIED: &[&str] = &["rule_days"];
 
 fn refuse_what_would_be_lost(src: &Sqlite) -> Result<(), StoreError> {
     let tables: Vec<String> = src
@@ -224,6 +224,12 @@ mod tests {
         assert_eq!(
             pg.feed_records().expect("pg"),
             s.feed_records().expect("sqlite")
+        );
+        // The console's per-poll history came along, the same rows in the same order.
+        assert!(rows["polls"] > 0, "{rows:?}");
+        assert_eq!(
+            pg.poll_history("f", 50).expect("pg"),
+            s.poll_history("f", 50).expect("sqlite")
         );
         let keys = |st: &Store| -> Vec<String> {
             st.pending_articles()

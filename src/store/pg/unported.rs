@@ -40,8 +40,6 @@ unported! {
     // websub.rs (issue 20's WebSub subscriptions; `[websub]` with `[store]` is refused at load)
     fn websub_subscriptions() -> Vec<Subscription>;
     fn websub_by_token(&str) -> Option<Subscription>;
-    // poll_history.rs (issue 18's per-poll history; the console does not run on PostgreSQL)
-    fn poll_history(&str, usize) -> Vec<crate::store::PollEntry>;
 
     exclusive:
     fn record_hub(&str, &str, &str, &str, &str) -> bool;
