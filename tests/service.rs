@@ -19,6 +19,8 @@ mod console;
 mod console_daemon;
 #[path = "service/console_labels.rs"]
 mod console_labels;
+#[path = "service/console_pg.rs"]
+mod console_pg;
 #[path = "service/daemon.rs"]
 mod daemon;
 #[path = "service/newcomer.rs"]

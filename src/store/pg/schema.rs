@@ -284,6 +284,25 @@ pub(super) fn migrate(client: &mut postgres::Client) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Refuses a schema other than the one this newswatch knows, without changing it (a read-only
+/// connection: a daemon migrates at its start, the console never does).
+pub(super) fn check_version(client: &mut postgres::Client) -> Result<(), StoreError> {
+    let known = MIGRATIONS.len() as i64;
+    let found = match client.query_opt("SELECT version FROM newswatch_schema", &[]) {
+        Ok(row) => row.map_or(0, |r| r.get::<_, i64>(0)),
+        // No table at all: nothing ever ran on this database.
+        Err(e) if e.code() == Some(&postgres::error::SqlState::UNDEFINED_TABLE) => 0,
+        Err(e) => return Err(e.into()),
+    };
+    if found > known {
+        return Err(StoreError::TooNew { found, known });
+    }
+    if found < known {
+        return Err(StoreError::TooOld { found, known });
+    }
+    Ok(())
+}
+
 impl super::Postgres {
     /// The schema version in use (PostgreSQL's own count, not SQLite's).
     pub(crate) fn schema_version(&self) -> Result<i64, StoreError> {
