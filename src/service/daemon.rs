@@ -96,7 +96,7 @@ pub async fn run_daemon(config: Config, rules: RuleSet, options: Options) -> any
     };
 
     let push = Arc::new(PushSignals::default());
-    let callbacks = Callbacks::open(&config, Arc::clone(&push), metrics.clone())?;
+    let callbacks = Callbacks::open(&config, Arc::clone(&push), metrics.clone()).await?;
     let beats = Beats::new();
     // Each stage gets one full period from the start to show progress: a daemon that has just
     // started is not stalled (and the watchdog's first check comes at once).

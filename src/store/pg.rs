@@ -33,6 +33,7 @@ mod reloads;
 mod schema;
 mod spikes;
 mod unported;
+mod websub;
 
 pub(crate) use compose::PgCompose;
 pub use copy::CopyReport;

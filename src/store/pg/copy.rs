@@ -297,18 +297,37 @@ mod tests {
 
     /// A SQLite state holding what PostgreSQL has no table for is refused whole, naming the
     /// table, rather than copied without it; the tables it has (a queued channel message, issue
-    /// 19) come along.
+    /// 19; a WebSub subscription, issue 20) come along.
     #[test]
     fn a_state_with_rows_postgres_cannot_hold_is_refused_whole() {
         let (_dir, mut s, now) = store_with_matches();
         s.queue_channel_message("alert breaking", "ops-room", "{}", now)
             .expect("queued");
+        s.record_hub(
+            "f",
+            "https://hub.example/",
+            "https://e.example/f",
+            "tok",
+            "sec",
+        )
+        .expect("a WebSub subscription");
+        s.websub_verified("f", std::time::Duration::from_secs(3600), now)
+            .expect("verified");
         let settings = fresh_database("node-copy-channels");
         let mut pg = Store::open_postgres(&settings).expect("open");
         let report = s.copy_into(&mut pg).expect("copied");
         assert!(
             report.tables.contains(&("channel_outbox".to_string(), 1)),
             "{report:?}"
+        );
+        // The subscription comes along whole: the hub's callbacks find it on any node.
+        assert!(
+            report.tables.contains(&("websub".to_string(), 1)),
+            "{report:?}"
+        );
+        assert_eq!(
+            pg.websub_by_token("tok").expect("pg"),
+            s.websub_by_token("tok").expect("sqlite")
         );
 
         let Backend::Sqlite(sqlite) = &s.backend else {

@@ -197,7 +197,7 @@ CREATE TABLE full_text_pages (
 );
 ",
     // SQLite's full-text retries (issue 20): a page that failed transiently waits for its
-    // next attempt. (SQLite's `websub` table is not mirrored: WebSub runs on SQLite only.)
+    // next attempt. (SQLite's `websub` table came later, below.)
     r"
 ALTER TABLE full_text_queue ADD COLUMN attempts BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE full_text_queue ADD COLUMN next_attempt BIGINT;
@@ -222,6 +222,26 @@ CREATE TABLE polls (
 );
 CREATE INDEX polls_feed ON polls(feed, id);
 ",
+    // SQLite's `websub` (issue 20): each feed's WebSub subscription, shared by the nodes.
+    r"
+CREATE TABLE websub (
+    feed           TEXT PRIMARY KEY,
+    hub            TEXT NOT NULL,
+    topic          TEXT NOT NULL,
+    token          TEXT NOT NULL UNIQUE,
+    secret         TEXT NOT NULL,
+    state          TEXT NOT NULL DEFAULT 'new'
+                   CHECK (state IN ('new', 'subscribing', 'active', 'unsubscribing', 'failed')),
+    requested_at   BIGINT,
+    lease_until    BIGINT,
+    next_attempt   BIGINT,
+    attempts       BIGINT NOT NULL DEFAULT 0,
+    last_error     TEXT,
+    last_push      BIGINT,
+    pushes         BIGINT NOT NULL DEFAULT 0,
+    bad_signatures BIGINT NOT NULL DEFAULT 0
+);
+",
 ];
 
 /// Every table `store migrate-to` copies from SQLite, parents before children. A table added on
@@ -244,6 +264,7 @@ pub(super) const COPIED_TABLES: &[&str] = &[
     "full_text_queue",
     "full_text_pages",
     "polls",
+    "websub",
 ];
 
 /// Serialises migrations between nodes starting at once (a transaction-scoped advisory lock;
