@@ -37,5 +37,7 @@ mod survive;
 mod systemd;
 #[path = "service/websub.rs"]
 mod websub;
+#[path = "service/websub_pg.rs"]
+mod websub_pg;
 #[path = "service/websub_real_hub.rs"]
 mod websub_real_hub;
