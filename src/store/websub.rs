@@ -167,20 +167,30 @@ impl Sqlite {
         Ok(changed > 0)
     }
 
-    /// A subscription (or unsubscription) request is on its way to the hub.
+    /// A subscription (or unsubscription) request is about to go to the hub: recorded only if
+    /// the row is still as `seen` read it (its state and request time), and whether it was —
+    /// the caller asks the hub only then. On a shared store, of two nodes that read the same
+    /// row, one asks.
     pub fn websub_requested(
         &mut self,
-        feed: &str,
+        seen: &Subscription,
         state: SubState,
         now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        self.conn
+    ) -> Result<bool, StoreError> {
+        let changed = self
+            .conn
             .prepare_cached(
                 "UPDATE websub SET state = ?2, requested_at = ?3, attempts = attempts + 1
-                 WHERE feed = ?1",
+                 WHERE feed = ?1 AND state = ?4 AND requested_at IS ?5",
             )?
-            .execute(params![feed, state.as_str(), ts(now)])?;
-        Ok(())
+            .execute(params![
+                seen.feed,
+                state.as_str(),
+                ts(now),
+                seen.state.as_str(),
+                seen.requested_at.map(ts),
+            ])?;
+        Ok(changed > 0)
     }
 
     /// The hub refused or could not be reached, or denied the subscription: asked again at
@@ -351,6 +361,29 @@ mod tests {
                 (SubState::New, "https://hub2.example/")
             );
             assert!(s.websub_by_token("tok3").expect("read").is_none());
+        }
+
+        /// A request is recorded once per reading of the row: a second caller holding the
+        /// same (now stale) row is told no, so it does not ask the hub too.
+        fn of_two_that_read_the_same_row_one_asks_the_hub(s) {
+            feed(s, "f", "https://e.example/feed");
+            s.record_hub("f", "https://hub.example/", "https://e.example/feed", "tok", "sec")
+                .expect("hub");
+            let seen = s.websub_by_token("tok").expect("read").expect("row");
+            let now = t("2026-03-01T12:00:00Z");
+            assert!(s.websub_requested(&seen, SubState::Subscribing, now).expect("first"));
+            assert!(!s.websub_requested(&seen, SubState::Subscribing, now).expect("stale"));
+            s.websub_verified("f", Duration::from_secs(3600), now).expect("verified");
+            // A renewal, read afresh, is recorded; the stale reading of it is not.
+            let active = s.websub_by_token("tok").expect("read").expect("row");
+            let later = t("2026-03-01T12:50:00Z");
+            assert!(s.websub_requested(&active, SubState::Subscribing, later).expect("renew"));
+            assert!(!s.websub_requested(&active, SubState::Subscribing, later).expect("stale"));
+            let sub = s.websub_by_token("tok").expect("read").expect("row");
+            assert_eq!(
+                (sub.state, sub.requested_at, sub.attempts),
+                (SubState::Subscribing, Some(later), 1)
+            );
         }
 
         fn a_pushed_item_polled_later_is_one_article(s) {

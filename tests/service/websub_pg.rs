@@ -2,7 +2,8 @@
 //! a local hub (`support::hub`). The subscription is one row in the shared `websub` table; the
 //! hub's callback URL names node A's listener, and a push that reaches node B instead (a load
 //! balancer in front of both) is verified with the same secret and stored there: each pushed
-//! article alerts exactly once, whichever node received it, and `status` shows the pushes.
+//! article alerts exactly once, whichever node received it, `status` shows the pushes, and the
+//! hub was asked once.
 
 use std::io::{Read as _, Write as _};
 use std::path::Path;
@@ -166,6 +167,14 @@ fn on_postgresql_a_push_to_either_node_alerts_once() {
         Some(2),
         "{json}"
     );
+    // One subscription request for the feed, from whichever node got to the row first
+    // (the hub's 300 s lease needs no renewal during the test).
+    let asked = hub
+        .requests()
+        .iter()
+        .filter(|r| r.mode == "subscribe")
+        .count();
+    assert_eq!(asked, 1, "{:?}", hub.requests());
     stop(node_a);
     stop(node_b);
     for needle in ["Hegseth lands in Kyiv", "Hegseth meets Healey in Rome"] {

@@ -79,18 +79,27 @@ impl Postgres {
         Ok(changed > 0)
     }
 
+    /// As SQLite's: recorded only if the row is as `seen` read it, whether it was. Of two
+    /// nodes that read the same row, the second's update finds it changed (the first's
+    /// committed, or waited for under its row lock) and that node does not ask the hub.
     pub(crate) fn websub_requested(
         &mut self,
-        feed: &str,
+        seen: &Subscription,
         state: SubState,
         now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        self.conn()?.execute(
+    ) -> Result<bool, StoreError> {
+        let changed = self.conn()?.execute(
             "UPDATE websub SET state = $2, requested_at = $3, attempts = attempts + 1
-             WHERE feed = $1",
-            &[&feed, &state.as_str(), &ts(now)],
+             WHERE feed = $1 AND state = $4 AND requested_at IS NOT DISTINCT FROM $5",
+            &[
+                &seen.feed,
+                &state.as_str(),
+                &ts(now),
+                &seen.state.as_str(),
+                &seen.requested_at.map(ts),
+            ],
         )?;
-        Ok(())
+        Ok(changed > 0)
     }
 
     pub(crate) fn websub_failed(
