@@ -142,7 +142,7 @@ fn the_standalone_console_shows_every_page_of_a_postgresql_state() {
 }
 
 #[test]
-fn the_console_retries_a_failed_email_on_postgresql() {
+fn the_console_retries_a_failed_email_and_channel_message_on_postgresql() {
     let (_tmp, config, url) = pg_state();
     let mut s = open(&url);
     let id: i64 = query(&url, "SELECT MIN(id)::text FROM outbox")[0]
@@ -177,6 +177,29 @@ fn the_console_retries_a_failed_email_on_postgresql() {
             .status,
         404
     );
+
+    // A failed channel message: listed on /channels, queued again by its retry POST.
+    let now = newswatch::clock::now();
+    let failed = s
+        .queue_channel_message("breaking", "ops-room", "{}", now)
+        .expect("queue");
+    s.mark_channel_failed(failed, "HTTP 404: no_service")
+        .expect("fail");
+    let channels = c.get("/channels", &[]);
+    assert!(
+        channels.body.contains("HTTP 404: no_service"),
+        "{}",
+        channels.body
+    );
+    let target = format!("/channels/{failed}/retry");
+    assert!(channels.body.contains(&format!("action=\"{target}\"")));
+    let r = c.post(&target, &[], &format!("csrf={token}"));
+    assert_eq!(r.status, 303, "{}", r.body);
+    assert_eq!(
+        s.channel_message(failed).expect("row").status,
+        OutboxStatus::Queued
+    );
+    assert_eq!(c.post(&target, &[], &format!("csrf={token}")).status, 409);
 }
 
 /// A console that would read a schema it does not know refuses to start, naming the store;
