@@ -30,7 +30,7 @@ use chrono::{DateTime, Utc};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::Config;
+use crate::config::{Config, PostgresSettings};
 use crate::rules::RuleSet;
 use crate::store::{Store, StoreError};
 
@@ -129,16 +129,21 @@ pub struct Console {
 }
 
 impl Console {
-    /// A console over `config`'s state, read-only. `listen` is where it will be served: any
-    /// address but loopback needs authentication configured (users or a trusted header), or this
-    /// refuses with [`AuthError::Unprotected`].
+    /// A console over `config`'s state, read-only: the SQLite file in `state_dir`, or the
+    /// PostgreSQL store of `[store]` through a small pool of its own (blocking: call it on a
+    /// plain thread). `listen` is where it will be served: any address but loopback needs
+    /// authentication configured (users or a trusted header), or this refuses with
+    /// [`AuthError::Unprotected`].
     pub fn open(
         config: Arc<Config>,
         rules: Arc<RuleSet>,
         listen: SocketAddr,
     ) -> Result<Console, ConsoleError> {
         let auth = auth::Auth::for_address(&config.console, listen)?;
-        let store = Store::open_read_only(&config.state_dir)?;
+        let store = match &config.store {
+            Some(pg) => Store::open_postgres_read_only(&own_pool(pg))?,
+            None => Store::open_read_only(&config.state_dir)?,
+        };
         let live = Live::new(config, rules);
         Ok(Console {
             store: Arc::new(Mutex::new(store)),
@@ -329,7 +334,8 @@ fn respond(result: Result<String, ConsoleError>) -> Response {
 
 /// A retry POST's work: puts a failed email or channel message (`what`) back in the queue, due
 /// now, and answers 303 to `done`; 403 without the session's CSRF token, 409 unless it failed,
-/// 404 if unknown. `requeue` gets a writable connection of its own (the console's is read-only),
+/// 404 if unknown. `requeue` gets a writable connection of its own (the console's is read-only:
+/// the SQLite file opened for writing, or one PostgreSQL connection),
 /// the time and the user, and says whether the item had failed and is queued again.
 async fn retry_failed(
     c: &Console,
@@ -345,7 +351,13 @@ async fn retry_failed(
     let user = viewer.user.clone().unwrap_or_else(|| "-".into());
     let result = c
         .with_store(move |_, c| {
-            let mut w = Store::open_file(&c.config.state_dir.join(crate::store::DB_FILE))?;
+            let mut w = match &c.config.store {
+                Some(pg) => Store::open_postgres(&PostgresSettings {
+                    pool_size: 1,
+                    ..own_pool(pg)
+                })?,
+                None => Store::open_file(&c.config.state_dir.join(crate::store::DB_FILE))?,
+            };
             Ok(requeue(&mut w, c.now(), &user)?)
         })
         .await;
@@ -360,6 +372,16 @@ async fn retry_failed(
             (StatusCode::NOT_FOUND, format!("no such {what}\n")).into_response()
         }
         Err(e) => respond(Err(e)),
+    }
+}
+
+/// The console's own connections to a PostgreSQL store: at most two (one request reads at a
+/// time), named after the node's so `pg_stat_activity` tells them apart.
+fn own_pool(pg: &PostgresSettings) -> PostgresSettings {
+    PostgresSettings {
+        pool_size: pg.pool_size.min(2),
+        node_name: format!("{}-console", pg.node_name),
+        ..pg.clone()
     }
 }
 

@@ -226,6 +226,17 @@ impl Store {
         })
     }
 
+    /// Connects to the PostgreSQL state of `[store]` for reading only (the console): the
+    /// server refuses any write on these connections, and a schema this newswatch does not
+    /// know exactly is refused (`TooOld`, `TooNew`), never migrated. Blocking, as `open_postgres`.
+    pub fn open_postgres_read_only(
+        settings: &crate::config::PostgresSettings,
+    ) -> Result<Store, StoreError> {
+        Ok(Store {
+            backend: Backend::Postgres(pg::Postgres::connect_read_only(settings)?),
+        })
+    }
+
     /// Which backend holds the state, for logs and `status`: `sqlite` or `postgresql`.
     pub fn backend_name(&self) -> &'static str {
         match self.backend {

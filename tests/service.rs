@@ -23,6 +23,8 @@ mod console;
 mod console_daemon;
 #[path = "service/console_labels.rs"]
 mod console_labels;
+#[path = "service/console_pg.rs"]
+mod console_pg;
 #[path = "service/daemon.rs"]
 mod daemon;
 #[path = "service/newcomer.rs"]
@@ -39,5 +41,7 @@ mod survive;
 mod systemd;
 #[path = "service/websub.rs"]
 mod websub;
+#[path = "service/websub_pg.rs"]
+mod websub_pg;
 #[path = "service/websub_real_hub.rs"]
 mod websub_real_hub;

@@ -126,12 +126,9 @@ pub fn gather(config: &Config, now: DateTime<Utc>) -> Result<StatusReport, Store
     } else {
         None
     };
-    // WebSub rows, when push is configured (not ported to PostgreSQL yet: none shown there).
+    // WebSub rows, when push is configured (on either backend).
     let mut subs = match (&store, &config.websub) {
-        (Some(s), Some(_)) => match s.websub_subscriptions() {
-            Err(StoreError::NotOnPostgres(_)) => Vec::new(),
-            other => other?,
-        },
+        (Some(s), Some(_)) => s.websub_subscriptions()?,
         _ => Vec::new(),
     };
     let mut feeds = Vec::new();

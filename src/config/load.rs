@@ -164,14 +164,6 @@ impl Config {
         let store = super::store::build(&mut src, &base, raw.store.as_ref(), env);
         let console = super::console::build(&mut src, &base, &state_dir, &raw.console);
         let websub = super::websub::build(&mut src, raw.websub.as_ref());
-        if let (Some(table), Some(_)) = (raw.websub.as_ref(), raw.store.as_ref()) {
-            // Its subscriptions live in SQLite's `websub` table, not ported to PostgreSQL.
-            src.error_at(
-                table.span(),
-                "[websub] runs on the SQLite store only for now: remove [websub] (feeds are \
-                 polled as usual) or [store] (docs/cluster.md)",
-            );
-        }
 
         if !src.errors.is_empty() {
             return Err(Diagnostics(src.errors));

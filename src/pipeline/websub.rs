@@ -275,10 +275,15 @@ impl Pipeline<'_> {
             // then); the feed that allowed a private hub may be gone from the config.
             let allow_private =
                 mode == SubState::Unsubscribing || feed.is_some_and(|f| f.allow_private_network);
-            // Recorded before asking: the hub may verify before its answer reaches us.
-            let (name, asked) = (sub.feed.clone(), clock());
-            self.db(move |s| s.websub_requested(&name, mode, asked))
-                .await?;
+            // Recorded before asking: the hub may verify before its answer reaches us. Only if
+            // the row is still as read: on PostgreSQL another node may have asked just now.
+            let (seen, asked) = (sub.clone(), clock());
+            if !self
+                .db(move |s| s.websub_requested(&seen, mode, asked))
+                .await?
+            {
+                continue;
+            }
             let sent = self
                 .ask_hub(settings, poster, &sub, mode, allow_private)
                 .await;

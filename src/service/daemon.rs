@@ -88,21 +88,15 @@ pub async fn run_daemon(config: Config, rules: RuleSet, options: Options) -> any
     let requests = Arc::new(crate::live::Requests::default());
     let metrics = Metrics::new();
     let (console, console_reload) = if config.http.enabled && config.console.enabled {
-        if let Some(pg) = &config.store {
-            // The console opens the SQLite file itself (`Console::open`); its reads are on
-            // the store contract, PostgreSQL included, but it does not open that store yet.
-            warn!(store = %pg.url, "the web console does not run on a PostgreSQL store yet (issue 17); serving only /metrics and /healthz");
-            (None, None)
-        } else {
-            let (router, reload) = open_console(&config, &rules, Arc::clone(&requests), &metrics)?;
-            (Some(router), Some(reload))
-        }
+        let (router, reload) =
+            open_console(&config, &rules, Arc::clone(&requests), &metrics).await?;
+        (Some(router), Some(reload))
     } else {
         (None, None)
     };
 
     let push = Arc::new(PushSignals::default());
-    let callbacks = Callbacks::open(&config, Arc::clone(&push), metrics.clone())?;
+    let callbacks = Callbacks::open(&config, Arc::clone(&push), metrics.clone()).await?;
     let beats = Beats::new();
     // Each stage gets one full period from the start to show progress: a daemon that has just
     // started is not stalled (and the watchdog's first check comes at once).
@@ -192,16 +186,20 @@ pub async fn run_daemon(config: Config, rules: RuleSet, options: Options) -> any
     result
 }
 
-/// The web console's routes for the `[http]` address, over its own read-only connection, with
+/// The web console's routes for the `[http]` address, over its own read-only connection (the
+/// SQLite file, or a small pool on `[store]`'s PostgreSQL, opened off the async workers), with
 /// the daemon's config and rules, and the handle that gives it the new ones after a reload.
 /// Refuses a non-loopback address without authentication, which stops the start.
-fn open_console(
+async fn open_console(
     config: &Arc<Config>,
     rules: &Arc<RuleSet>,
     requests: Arc<crate::live::Requests>,
     metrics: &Metrics,
 ) -> anyhow::Result<(axum::Router, crate::console::Reload)> {
-    let console = crate::console::Console::open(Arc::clone(config), Arc::clone(rules), config.http.listen)
+    let (c, r, listen) = (Arc::clone(config), Arc::clone(rules), config.http.listen);
+    let console = tokio::task::spawn_blocking(move || crate::console::Console::open(c, r, listen))
+        .await
+        .context("the console's opening task panicked")?
         .context("cannot serve the web console (set `[console] enabled = false` to serve only /metrics and /healthz)")?
         .with_daemon(requests, metrics.stage_times());
     let reload = console.reload_handle();

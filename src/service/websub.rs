@@ -103,8 +103,9 @@ impl std::fmt::Debug for Callbacks {
 }
 
 impl Callbacks {
-    /// Opens the callbacks' own store connection; `None` without `[websub]`.
-    pub fn open(
+    /// Opens the callbacks' own store connection (the SQLite file, or a small pool of its own
+    /// on `[store]`'s PostgreSQL, connected off the async workers); `None` without `[websub]`.
+    pub async fn open(
         config: &Config,
         signals: Arc<PushSignals>,
         metrics: Metrics,
@@ -112,8 +113,20 @@ impl Callbacks {
         let Some(settings) = config.websub.clone() else {
             return Ok(None);
         };
-        let store = Store::open(&config.state_dir)
-            .context("cannot open the state database for WebSub callbacks")?;
+        let store = match &config.store {
+            Some(pg) => {
+                let pg = crate::config::PostgresSettings {
+                    pool_size: pg.pool_size.min(2),
+                    node_name: format!("{}-websub", pg.node_name),
+                    ..pg.clone()
+                };
+                tokio::task::spawn_blocking(move || Store::open_postgres(&pg))
+                    .await
+                    .context("the database task panicked")?
+            }
+            None => Store::open(&config.state_dir),
+        }
+        .context("cannot open the state database for WebSub callbacks")?;
         // The feeds that may be pushed: these until a pipeline (one opened by a reload too)
         // sets its own.
         signals.set_feeds(config);

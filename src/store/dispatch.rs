@@ -167,7 +167,8 @@ contract! {
     // websub.rs
     fn record_hub(feed: &str, hub: &str, topic: &str, token: &str, secret: &str)
         -> Result<bool, StoreError>;
-    fn websub_requested(feed: &str, state: SubState, now: DateTime<Utc>) -> Result<(), StoreError>;
+    fn websub_requested(seen: &Subscription, state: SubState, now: DateTime<Utc>)
+        -> Result<bool, StoreError>;
     fn websub_failed(feed: &str, error: &str, next_attempt: DateTime<Utc>)
         -> Result<(), StoreError>;
     fn websub_verified(feed: &str, lease: Duration, now: DateTime<Utc>) -> Result<(), StoreError>;

@@ -26,6 +26,7 @@ mod host_gates;
 mod items;
 mod matches;
 mod outbox;
+mod poll_history;
 mod polls;
 mod prune;
 mod reads;
@@ -33,6 +34,7 @@ mod reloads;
 mod schema;
 mod spikes;
 mod unported;
+mod websub;
 
 pub(crate) use compose::PgCompose;
 pub use copy::CopyReport;
@@ -68,6 +70,21 @@ impl Postgres {
     /// Connects (at most `pool_size` connections, opened as needed) and brings the schema up to
     /// date; several nodes starting at once migrate one after the other (`schema::migrate`).
     pub(super) fn connect(settings: &PostgresSettings) -> Result<Postgres, StoreError> {
+        let store = Self::pool(settings, false)?;
+        schema::migrate(&mut *store.conn()?)?;
+        Ok(store)
+    }
+
+    /// Connects for reading only (the console): every transaction is read-only on the server's
+    /// side (`default_transaction_read_only`), and the schema must be the one this newswatch
+    /// knows; nothing migrates it.
+    pub(super) fn connect_read_only(settings: &PostgresSettings) -> Result<Postgres, StoreError> {
+        let store = Self::pool(settings, true)?;
+        schema::check_version(&mut *store.conn()?)?;
+        Ok(store)
+    }
+
+    fn pool(settings: &PostgresSettings, read_only: bool) -> Result<Postgres, StoreError> {
         let connect_err = |source| StoreError::PgConnect {
             url: settings.url.clone(),
             source,
@@ -78,6 +95,9 @@ impl Postgres {
         }
         config.application_name(&format!("newswatch {}", settings.node_name));
         config.connect_timeout(CONNECT_TIMEOUT);
+        if read_only {
+            config.options("-c default_transaction_read_only=on");
+        }
         let manager = PostgresConnectionManager::new(config, NoTls);
         let pool = r2d2::Pool::builder()
             .max_size(settings.pool_size)
@@ -88,14 +108,12 @@ impl Postgres {
             .error_handler(Box::new(r2d2::NopErrorHandler))
             .build(manager)
             .map_err(connect_err)?;
-        let store = Postgres {
+        Ok(Postgres {
             pool: Some(pool),
             url: settings.url.clone(),
             node: settings.node_name.clone(),
             lease: settings.lease,
-        };
-        schema::migrate(&mut *store.conn()?)?;
-        Ok(store)
+        })
     }
 
     /// A connection from the pool (a broken one is dropped and replaced by the pool).

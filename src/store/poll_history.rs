@@ -1,7 +1,8 @@
 //! The `polls` table: one row per poll of a feed (time, outcome, HTTP status, bytes, items, new
 //! items, duration, error), written by the poll write path (`polls::record_poll_in`) in the
 //! poll's own transaction and pruned there to the last `HISTORY_PER_FEED` of the feed; read by
-//! the console's feed page. No other writer.
+//! the console's feed page. No other writer. PostgreSQL's twin is `pg/poll_history.rs`; what a
+//! row holds is decided once, here (`HistoryRow`).
 
 use std::time::Duration;
 
@@ -40,6 +41,50 @@ pub struct PollEntry {
     pub error: Option<String>,
 }
 
+/// One poll as its history row stores it (both backends write these columns).
+pub(super) struct HistoryRow<'a> {
+    pub(super) at: i64,
+    pub(super) outcome: &'static str,
+    pub(super) status: Option<i64>,
+    pub(super) bytes: Option<i64>,
+    pub(super) items: Option<i64>,
+    pub(super) new_items: i64,
+    pub(super) duration_ms: i64,
+    pub(super) error: Option<&'a str>,
+}
+
+impl<'a> HistoryRow<'a> {
+    pub(super) fn of(poll: &PollRecord<'a>, new_items: usize) -> HistoryRow<'a> {
+        let (outcome, items, error) = match poll.result {
+            PollResult::Fetched { articles, .. } => {
+                ("fetched", Some(big(articles.len() as u64)), None)
+            }
+            PollResult::NotModified { .. } => ("not modified", None, None),
+            PollResult::Failed { error } => ("failed", None, Some(error)),
+        };
+        let s = poll.stats;
+        HistoryRow {
+            at: ts(poll.now),
+            outcome,
+            status: s.status.map(i64::from),
+            bytes: s.bytes.map(big),
+            items,
+            new_items: big(new_items as u64),
+            duration_ms: big(u64::try_from(s.duration.as_millis()).unwrap_or(u64::MAX)),
+            error,
+        }
+    }
+}
+
+fn big(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// A stored count back to the model's type (never negative: only the write path writes them).
+pub(super) fn count(n: i64) -> u64 {
+    n.max(0).cast_unsigned()
+}
+
 /// Appends the poll to `feed`'s history and drops what is beyond `HISTORY_PER_FEED`, inside the
 /// poll's transaction.
 pub(super) fn record_in(
@@ -48,26 +93,21 @@ pub(super) fn record_in(
     poll: &PollRecord<'_>,
     new_items: usize,
 ) -> Result<(), StoreError> {
-    let (outcome, items, error) = match poll.result {
-        PollResult::Fetched { articles, .. } => ("fetched", Some(articles.len() as i64), None),
-        PollResult::NotModified { .. } => ("not modified", None, None),
-        PollResult::Failed { error } => ("failed", None, Some(error)),
-    };
-    let s = poll.stats;
+    let r = HistoryRow::of(poll, new_items);
     tx.prepare_cached(
         "INSERT INTO polls (feed, at, outcome, status, bytes, items, new_items, duration_ms, error)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     )?
     .execute(params![
         feed,
-        ts(poll.now),
-        outcome,
-        s.status,
-        s.bytes.map(|b| i64::try_from(b).unwrap_or(i64::MAX)),
-        items,
-        i64::try_from(new_items).unwrap_or(i64::MAX),
-        i64::try_from(s.duration.as_millis()).unwrap_or(i64::MAX),
-        error,
+        r.at,
+        r.outcome,
+        r.status,
+        r.bytes,
+        r.items,
+        r.new_items,
+        r.duration_ms,
+        r.error,
     ])?;
     tx.prepare_cached(
         "DELETE FROM polls WHERE feed = ?1 AND id <=
@@ -91,14 +131,10 @@ impl Sqlite {
                     at: from_ts(r.get(0)?),
                     outcome: r.get(1)?,
                     status: r.get(2)?,
-                    bytes: r
-                        .get::<_, Option<i64>>(3)?
-                        .map(|b| b.max(0).cast_unsigned()),
-                    items: r
-                        .get::<_, Option<i64>>(4)?
-                        .map(|b| b.max(0).cast_unsigned()),
-                    new_items: r.get::<_, i64>(5)?.max(0).cast_unsigned(),
-                    duration_ms: r.get::<_, i64>(6)?.max(0).cast_unsigned(),
+                    bytes: r.get::<_, Option<i64>>(3)?.map(count),
+                    items: r.get::<_, Option<i64>>(4)?.map(count),
+                    new_items: count(r.get(5)?),
+                    duration_ms: count(r.get(6)?),
                     error: r.get(7)?,
                 })
             },
@@ -109,63 +145,63 @@ impl Sqlite {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{DAY, art, feed, fetched, open, t};
+    use super::super::testing::{DAY, art, feed, fetched, on_both_backends, t};
     use super::*;
     use crate::model::Validators;
 
-    #[test]
-    fn every_poll_is_recorded_with_its_figures_and_pruned_to_the_last_ones() {
-        let (_dir, mut s) = open();
-        feed(&mut s, "f", "https://e.example/f.xml");
-        let v = Validators::default();
-        let items = [art("a", None), art("b", None)];
-        let now = t("2026-03-01T10:00:00Z");
-        let mut ok = fetched(None, &v, &items, now, DAY);
-        ok.stats = PollStats {
-            status: Some(200),
-            bytes: Some(1234),
-            duration: Duration::from_millis(87),
-        };
-        s.record_poll("f", &ok).expect("poll");
-        let mut failed = ok;
-        failed.now = now + chrono::Duration::minutes(5);
-        failed.result = PollResult::Failed {
-            error: "HTTP status 503 Service Unavailable",
-        };
-        failed.stats = PollStats {
-            status: Some(503),
-            bytes: None,
-            duration: Duration::from_millis(12),
-        };
-        s.record_poll("f", &failed).expect("poll");
-        let h = s.poll_history("f", 10).expect("history");
-        assert_eq!(h.len(), 2);
-        assert_eq!(h[0].outcome, "failed");
-        assert_eq!(h[0].status, Some(503));
-        assert_eq!(
-            h[0].error.as_deref(),
-            Some("HTTP status 503 Service Unavailable")
-        );
-        assert_eq!(
-            (h[1].outcome.as_str(), h[1].status, h[1].bytes, h[1].items),
-            ("fetched", Some(200), Some(1234), Some(2))
-        );
-        assert_eq!((h[1].new_items, h[1].duration_ms), (2, 87));
-        assert_eq!(h[1].at, now);
+    on_both_backends! {
+        fn every_poll_is_recorded_with_its_figures_and_pruned_to_the_last_ones(s) {
+            feed(s, "f", "https://e.example/f.xml");
+            let v = Validators::default();
+            let items = [art("a", None), art("b", None)];
+            let now = t("2026-03-01T10:00:00Z");
+            let mut ok = fetched(None, &v, &items, now, DAY);
+            ok.stats = PollStats {
+                status: Some(200),
+                bytes: Some(1234),
+                duration: Duration::from_millis(87),
+            };
+            s.record_poll("f", &ok).expect("poll");
+            let mut failed = ok;
+            failed.now = now + chrono::Duration::minutes(5);
+            failed.result = PollResult::Failed {
+                error: "HTTP status 503 Service Unavailable",
+            };
+            failed.stats = PollStats {
+                status: Some(503),
+                bytes: None,
+                duration: Duration::from_millis(12),
+            };
+            s.record_poll("f", &failed).expect("poll");
+            let h = s.poll_history("f", 10).expect("history");
+            assert_eq!(h.len(), 2);
+            assert_eq!(h[0].outcome, "failed");
+            assert_eq!(h[0].status, Some(503));
+            assert_eq!(
+                h[0].error.as_deref(),
+                Some("HTTP status 503 Service Unavailable")
+            );
+            assert_eq!(
+                (h[1].outcome.as_str(), h[1].status, h[1].bytes, h[1].items),
+                ("fetched", Some(200), Some(1234), Some(2))
+            );
+            assert_eq!((h[1].new_items, h[1].duration_ms), (2, 87));
+            assert_eq!(h[1].at, now);
 
-        // Again: nothing new. Then past the cap, only the newest are kept.
-        for i in 0..HISTORY_PER_FEED + 5 {
-            let mut p = ok;
-            p.now = now + chrono::Duration::minutes(10 + i as i64);
-            s.record_poll("f", &p).expect("poll");
+            // Again: nothing new. Then past the cap, only the newest are kept.
+            for i in 0..HISTORY_PER_FEED + 5 {
+                let mut p = ok;
+                p.now = now + chrono::Duration::minutes(10 + i as i64);
+                s.record_poll("f", &p).expect("poll");
+            }
+            let h = s.poll_history("f", HISTORY_PER_FEED + 50).expect("history");
+            assert_eq!(h.len(), HISTORY_PER_FEED);
+            assert_eq!(h[0].new_items, 0, "the items were known");
+            assert_eq!(
+                h[0].at,
+                now + chrono::Duration::minutes(10 + HISTORY_PER_FEED as i64 + 4)
+            );
+            assert!(s.poll_history("other", 10).expect("history").is_empty());
         }
-        let h = s.poll_history("f", HISTORY_PER_FEED + 50).expect("history");
-        assert_eq!(h.len(), HISTORY_PER_FEED);
-        assert_eq!(h[0].new_items, 0, "the items were known");
-        assert_eq!(
-            h[0].at,
-            now + chrono::Duration::minutes(10 + HISTORY_PER_FEED as i64 + 4)
-        );
-        assert!(s.poll_history("other", 10).expect("history").is_empty());
     }
 }

@@ -28,7 +28,7 @@ pub enum SubState {
 }
 
 impl SubState {
-    fn as_str(self) -> &'static str {
+    pub(super) fn as_str(self) -> &'static str {
         match self {
             SubState::New => "new",
             SubState::Subscribing => "subscribing",
@@ -38,7 +38,7 @@ impl SubState {
         }
     }
 
-    fn parse(s: &str) -> SubState {
+    pub(super) fn parse(s: &str) -> SubState {
         match s {
             "subscribing" => SubState::Subscribing,
             "active" => SubState::Active,
@@ -167,20 +167,30 @@ impl Sqlite {
         Ok(changed > 0)
     }
 
-    /// A subscription (or unsubscription) request is on its way to the hub.
+    /// A subscription (or unsubscription) request is about to go to the hub: recorded only if
+    /// the row is still as `seen` read it (its state and request time), and whether it was —
+    /// the caller asks the hub only then. On a shared store, of two nodes that read the same
+    /// row, one asks.
     pub fn websub_requested(
         &mut self,
-        feed: &str,
+        seen: &Subscription,
         state: SubState,
         now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        self.conn
+    ) -> Result<bool, StoreError> {
+        let changed = self
+            .conn
             .prepare_cached(
                 "UPDATE websub SET state = ?2, requested_at = ?3, attempts = attempts + 1
-                 WHERE feed = ?1",
+                 WHERE feed = ?1 AND state = ?4 AND requested_at IS ?5",
             )?
-            .execute(params![feed, state.as_str(), ts(now)])?;
-        Ok(())
+            .execute(params![
+                seen.feed,
+                state.as_str(),
+                ts(now),
+                seen.state.as_str(),
+                seen.requested_at.map(ts),
+            ])?;
+        Ok(changed > 0)
     }
 
     /// The hub refused or could not be reached, or denied the subscription: asked again at
@@ -291,7 +301,7 @@ mod tests {
 
     use super::SubState;
     use crate::model::{Article, Validators};
-    use crate::store::testing::{feed, fetched, open, t};
+    use crate::store::testing::{feed, fetched, on_both_backends, t};
 
     fn art(key: &str) -> Article {
         Article {
@@ -303,91 +313,112 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_hub_is_recorded_once_and_a_new_hub_starts_over() {
-        let (_dir, mut s) = open();
-        feed(&mut s, "f", "https://e.example/feed");
-        assert!(
-            s.record_hub(
-                "f",
-                "https://hub.example/",
-                "https://e.example/feed",
-                "tok1",
-                "sec1"
-            )
-            .expect("hub")
-        );
-        s.websub_verified("f", Duration::from_secs(3600), t("2026-03-01T12:00:00Z"))
-            .expect("verified");
-        // The same hub again: nothing changes, the token and secret stay.
-        assert!(
-            !s.record_hub(
-                "f",
-                "https://hub.example/",
-                "https://e.example/feed",
-                "tok2",
-                "sec2"
-            )
-            .expect("hub")
-        );
-        let sub = s.websub_by_token("tok1").expect("read").expect("row");
-        assert_eq!((sub.state, sub.secret.as_str()), (SubState::Active, "sec1"));
-        assert!(sub.pushing(t("2026-03-01T12:59:59Z")));
-        assert!(!sub.pushing(t("2026-03-01T13:00:00Z")));
-        assert!(!format!("{sub:?}").contains("sec1"));
-        // Another hub: subscribed again from the start, same callback.
-        assert!(
-            s.record_hub(
-                "f",
-                "https://hub2.example/",
-                "https://e.example/feed",
-                "tok3",
-                "sec3"
-            )
-            .expect("hub")
-        );
-        let sub = s.websub_by_token("tok1").expect("read").expect("row");
-        assert_eq!(
-            (sub.state, sub.hub.as_str()),
-            (SubState::New, "https://hub2.example/")
-        );
-        assert!(s.websub_by_token("tok3").expect("read").is_none());
-    }
+    on_both_backends! {
+        fn a_hub_is_recorded_once_and_a_new_hub_starts_over(s) {
+            feed(s, "f", "https://e.example/feed");
+            assert!(
+                s.record_hub(
+                    "f",
+                    "https://hub.example/",
+                    "https://e.example/feed",
+                    "tok1",
+                    "sec1"
+                )
+                .expect("hub")
+            );
+            s.websub_verified("f", Duration::from_secs(3600), t("2026-03-01T12:00:00Z"))
+                .expect("verified");
+            // The same hub again: nothing changes, the token and secret stay.
+            assert!(
+                !s.record_hub(
+                    "f",
+                    "https://hub.example/",
+                    "https://e.example/feed",
+                    "tok2",
+                    "sec2"
+                )
+                .expect("hub")
+            );
+            let sub = s.websub_by_token("tok1").expect("read").expect("row");
+            assert_eq!((sub.state, sub.secret.as_str()), (SubState::Active, "sec1"));
+            assert!(sub.pushing(t("2026-03-01T12:59:59Z")));
+            assert!(!sub.pushing(t("2026-03-01T13:00:00Z")));
+            assert!(!format!("{sub:?}").contains("sec1"));
+            // Another hub: subscribed again from the start, same callback.
+            assert!(
+                s.record_hub(
+                    "f",
+                    "https://hub2.example/",
+                    "https://e.example/feed",
+                    "tok3",
+                    "sec3"
+                )
+                .expect("hub")
+            );
+            let sub = s.websub_by_token("tok1").expect("read").expect("row");
+            assert_eq!(
+                (sub.state, sub.hub.as_str()),
+                (SubState::New, "https://hub2.example/")
+            );
+            assert!(s.websub_by_token("tok3").expect("read").is_none());
+        }
 
-    #[test]
-    fn a_pushed_item_polled_later_is_one_article() {
-        let (_dir, mut s) = open();
-        feed(&mut s, "f", "https://e.example/feed");
-        let now = t("2026-03-01T12:00:00Z");
-        let window = Duration::from_secs(48 * 3600);
-        let v = Validators::default();
-        s.record_poll("f", &fetched(None, &v, &[art("a")], now, window))
-            .expect("poll");
-        s.record_hub(
-            "f",
-            "https://hub.example/",
-            "https://e.example/feed",
-            "tok",
-            "sec",
-        )
-        .expect("hub");
-        let pushed = s
-            .record_push("f", &[art("a"), art("b")], now, window)
-            .expect("push");
-        assert_eq!((pushed.new, pushed.alertable), (1, 1));
-        let later = t("2026-03-01T12:10:00Z");
-        let polled = s
-            .record_poll(
+        /// A request is recorded once per reading of the row: a second caller holding the
+        /// same (now stale) row is told no, so it does not ask the hub too.
+        fn of_two_that_read_the_same_row_one_asks_the_hub(s) {
+            feed(s, "f", "https://e.example/feed");
+            s.record_hub("f", "https://hub.example/", "https://e.example/feed", "tok", "sec")
+                .expect("hub");
+            let seen = s.websub_by_token("tok").expect("read").expect("row");
+            let now = t("2026-03-01T12:00:00Z");
+            assert!(s.websub_requested(&seen, SubState::Subscribing, now).expect("first"));
+            assert!(!s.websub_requested(&seen, SubState::Subscribing, now).expect("stale"));
+            s.websub_verified("f", Duration::from_secs(3600), now).expect("verified");
+            // A renewal, read afresh, is recorded; the stale reading of it is not.
+            let active = s.websub_by_token("tok").expect("read").expect("row");
+            let later = t("2026-03-01T12:50:00Z");
+            assert!(s.websub_requested(&active, SubState::Subscribing, later).expect("renew"));
+            assert!(!s.websub_requested(&active, SubState::Subscribing, later).expect("stale"));
+            let sub = s.websub_by_token("tok").expect("read").expect("row");
+            assert_eq!(
+                (sub.state, sub.requested_at, sub.attempts),
+                (SubState::Subscribing, Some(later), 1)
+            );
+        }
+
+        fn a_pushed_item_polled_later_is_one_article(s) {
+            feed(s, "f", "https://e.example/feed");
+            let now = t("2026-03-01T12:00:00Z");
+            let window = Duration::from_secs(48 * 3600);
+            let v = Validators::default();
+            s.record_poll("f", &fetched(None, &v, &[art("a")], now, window))
+                .expect("poll");
+            s.record_hub(
                 "f",
-                &fetched(None, &v, &[art("a"), art("b")], later, window),
+                "https://hub.example/",
+                "https://e.example/feed",
+                "tok",
+                "sec",
             )
-            .expect("poll");
-        assert_eq!(polled.inserted.new, 0);
-        let sub = s.websub_by_token("tok").expect("read").expect("row");
-        assert_eq!((sub.pushes, sub.last_push), (1, Some(now)));
-        s.websub_bad_signature("f").expect("count");
-        assert_eq!(s.websub_subscriptions().expect("all")[0].bad_signatures, 1);
-        s.websub_forget("f").expect("forget");
-        assert!(s.websub_subscriptions().expect("all").is_empty());
+            .expect("hub");
+            let pushed = s
+                .record_push("f", &[art("a"), art("b")], now, window)
+                .expect("push");
+            assert_eq!((pushed.new, pushed.alertable), (1, 1));
+            let later = t("2026-03-01T12:10:00Z");
+            let polled = s
+                .record_poll(
+                    "f",
+                    &fetched(None, &v, &[art("a"), art("b")], later, window),
+                )
+                .expect("poll");
+            assert_eq!(polled.inserted.new, 0);
+            let sub = s.websub_by_token("tok").expect("read").expect("row");
+            assert_eq!((sub.pushes, sub.last_push), (1, Some(now)));
+            s.websub_bad_signature("f").expect("count");
+            assert_eq!(s.websub_subscriptions().expect("all")[0].bad_signatures, 1);
+            s.websub_forget("f").expect("forget");
+            assert!(s.websub_subscriptions().expect("all").is_empty());
+        }
     }
 }

@@ -1,6 +1,6 @@
 //! The web console in a real browser: Debian's chromium, headless, driven through chromedriver
-//! (WebDriver, with `fantoccini`) against `newswatch console` over a state the demo filled, with a
-//! console user. Signs in, opens every page at desktop and phone widths (screenshots kept under
+//! (WebDriver, with `fantoccini`) against `newswatch console` over a state the demo filled (in
+//! SQLite, and again in the test PostgreSQL), with a console user. Signs in, opens every page at desktop and phone widths (screenshots kept under
 //! `target/tmp/console-screenshots/`), types in the playground and sees the hits change, opens
 //! an explain tree, signs out; and no page logs a console error or a CSP violation.
 
@@ -157,8 +157,33 @@ async fn results_after(c: &Client, previous: Option<&str>) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_console_in_chromium() {
+    walk("", "").await;
+}
+
+/// The same walk over the demo's state on the test PostgreSQL (issue 17): the pages, the
+/// playground and signing in and out behave the same; its screenshots are named `pg-…`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_in_chromium_on_postgresql() {
+    // The test server's client blocks on a runtime of its own: not on this one's workers.
+    let url = tokio::task::spawn_blocking(crate::support::postgres::fresh_database_url)
+        .await
+        .expect("a fresh database");
+    walk(
+        &crate::support::postgres::store_table(&url, "browser-pg", "2m"),
+        "pg-",
+    )
+    .await;
+}
+
+/// Fills the demo's state (with `store` appended to its config: a `[store]` table, or
+/// nothing for SQLite), then signs in, opens every page, uses the playground and signs out in
+/// chromium; screenshots are named with `shots` first.
+async fn walk(store: &str, shots: &str) {
     let tmp = tempfile::tempdir().expect("tempdir");
     let config = copy_demo(tmp.path());
+    let mut toml = std::fs::read_to_string(&config).expect("read demo.toml");
+    toml.push_str(store);
+    std::fs::write(&config, toml).expect("write demo.toml");
     let out = newswatch(&["run", "--once", "--config", path(&config)]);
     assert!(
         out.status.success(),
@@ -205,7 +230,7 @@ async fn the_console_in_chromium() {
     // Signed out, every page sends to the sign-in form.
     c.goto(&format!("{base}/matches")).await.expect("goto");
     assert_eq!(c.current_url().await.expect("url").path(), "/login");
-    shoot(&c, "login").await;
+    shoot(&c, &format!("{shots}login")).await;
     c.find(Locator::Css("input[name=user]"))
         .await
         .expect("user")
@@ -256,7 +281,7 @@ async fn the_console_in_chromium() {
             c.title().await.expect("title").ends_with("· newswatch"),
             "{p}"
         );
-        shoot(&c, name).await;
+        shoot(&c, &format!("{shots}{name}")).await;
         let logged = problems(&c).await;
         assert!(logged.is_empty(), "{p} logged: {logged:#?}");
     }
@@ -297,7 +322,7 @@ async fn the_console_in_chromium() {
         wide > narrow,
         "{wide} hits for the wider query, {narrow} before"
     );
-    shoot(&c, "playground").await;
+    shoot(&c, &format!("{shots}playground")).await;
 
     // Open the first explain tree.
     let details = c
@@ -326,7 +351,7 @@ async fn the_console_in_chromium() {
         first.starts_with("true"),
         "the root of a hit is true: {first}"
     );
-    shoot(&c, "explain").await;
+    shoot(&c, &format!("{shots}explain")).await;
     let logged = problems(&c).await;
     assert!(logged.is_empty(), "the playground logged: {logged:#?}");
 

@@ -110,9 +110,9 @@ impl Postgres {
 /// lacks: checked table by table in `copy_from`). Refuses instead, naming it, so `migrate-to`
 /// never loses state silently.
 /// SQLite tables the copy leaves behind on purpose: views of the past that new work rebuilds,
-/// never state the pipeline needs (`polls`: each feed's recent poll history, for the console;
-/// `rule_days`: per-rule per-day match counts, kept by SQLite triggers).
-const NOT_COPIED: &[&str] = &["polls", "rule_days"];
+/// never state the pipeline needs (`rule_days`: per-rule per-day match counts, kept by SQLite
+/// triggers; PostgreSQL counts `matches` itself).
+const NOT_COPIED: &[&str] = &["rule_days"];
 
 fn refuse_what_would_be_lost(src: &Sqlite) -> Result<(), StoreError> {
     let tables: Vec<String> = src
@@ -225,6 +225,12 @@ mod tests {
             pg.feed_records().expect("pg"),
             s.feed_records().expect("sqlite")
         );
+        // The console's per-poll history came along, the same rows in the same order.
+        assert!(rows["polls"] > 0, "{rows:?}");
+        assert_eq!(
+            pg.poll_history("f", 50).expect("pg"),
+            s.poll_history("f", 50).expect("sqlite")
+        );
         let keys = |st: &Store| -> Vec<String> {
             st.pending_articles()
                 .expect("pending")
@@ -291,18 +297,37 @@ mod tests {
 
     /// A SQLite state holding what PostgreSQL has no table for is refused whole, naming the
     /// table, rather than copied without it; the tables it has (a queued channel message, issue
-    /// 19) come along.
+    /// 19; a WebSub subscription, issue 20) come along.
     #[test]
     fn a_state_with_rows_postgres_cannot_hold_is_refused_whole() {
         let (_dir, mut s, now) = store_with_matches();
         s.queue_channel_message("alert breaking", "ops-room", "{}", now)
             .expect("queued");
+        s.record_hub(
+            "f",
+            "https://hub.example/",
+            "https://e.example/f",
+            "tok",
+            "sec",
+        )
+        .expect("a WebSub subscription");
+        s.websub_verified("f", std::time::Duration::from_secs(3600), now)
+            .expect("verified");
         let settings = fresh_database("node-copy-channels");
         let mut pg = Store::open_postgres(&settings).expect("open");
         let report = s.copy_into(&mut pg).expect("copied");
         assert!(
             report.tables.contains(&("channel_outbox".to_string(), 1)),
             "{report:?}"
+        );
+        // The subscription comes along whole: the hub's callbacks find it on any node.
+        assert!(
+            report.tables.contains(&("websub".to_string(), 1)),
+            "{report:?}"
+        );
+        assert_eq!(
+            pg.websub_by_token("tok").expect("pg"),
+            s.websub_by_token("tok").expect("sqlite")
         );
 
         let Backend::Sqlite(sqlite) = &s.backend else {

@@ -126,6 +126,7 @@ fn record_poll_in(
             stored.moved_to = note_redirect(tx, feed, permanent_redirect)?;
         }
     }
+    super::poll_history::record_in(tx, feed, poll, stored.inserted.new)?;
     let (health, notice, errors) = assess_health(tx, feed, now, &poll.thresholds)?;
     stored.error_count = errors;
     stored.notice = notice;

@@ -1,17 +1,15 @@
 //! The contract methods not yet written for PostgreSQL: each fails with
 //! `StoreError::NotOnPostgres` naming itself, so a node on PostgreSQL stops at the first one with
 //! that message instead of losing anything. Porting a method is deleting its line here and
-//! writing it in the file of its table. Empty since issue 17's port; a new SQLite method may
-//! start here.
+//! writing it in the file of its table. Empty since the console's poll history and WebSub were
+//! ported (issues 18 and 20 on issue 17's backend); a new SQLite method may start here, as
+//! `fn name(ArgType, …) -> ReturnType;` under `shared:` (`&self`) or `exclusive:` (`&mut self`).
 
 // What the lines of the list name (none at the moment: every contract method is written).
 #[allow(unused_imports)]
 use super::Postgres;
 #[allow(unused_imports)]
-use chrono::{DateTime, Utc};
-
-use crate::model::Article;
-use crate::store::{Inserted, StoreError, SubState, Subscription};
+use crate::store::StoreError;
 
 macro_rules! unported {
     (
@@ -37,18 +35,5 @@ macro_rules! unported {
 
 unported! {
     shared:
-    // websub.rs (issue 20's WebSub subscriptions; `[websub]` with `[store]` is refused at load)
-    fn websub_subscriptions() -> Vec<Subscription>;
-    fn websub_by_token(&str) -> Option<Subscription>;
-    // poll_history.rs (issue 18's per-poll history; the console does not run on PostgreSQL)
-    fn poll_history(&str, usize) -> Vec<crate::store::PollEntry>;
-
     exclusive:
-    fn record_hub(&str, &str, &str, &str, &str) -> bool;
-    fn websub_requested(&str, SubState, DateTime<Utc>) -> ();
-    fn websub_failed(&str, &str, DateTime<Utc>) -> ();
-    fn websub_verified(&str, std::time::Duration, DateTime<Utc>) -> ();
-    fn websub_forget(&str) -> ();
-    fn websub_bad_signature(&str) -> ();
-    fn record_push(&str, &[Article], DateTime<Utc>, std::time::Duration) -> Inserted;
 }
