@@ -57,6 +57,9 @@ pub struct Setup<'a> {
     pub server: &'a TestServer,
     pub smtp_port: u16,
     pub feeds: usize,
+    /// `Some(k)`: node `n` gets only feeds `(n-1)·k .. n·k` (each node its own feeds, on the
+    /// same host); `None`: every node every feed.
+    pub per_node: Option<usize>,
     /// `[fetch] interval`, in seconds.
     pub interval: u64,
     /// Extra lines for `[delivery]` and `[fetch]` (`final_reply_timeout`, `host_spacing`…).
@@ -111,7 +114,8 @@ enabled = false
         delivery_extra = s.delivery_extra,
         store = store_table(s.url, &format!("node-{n}"), &lease)
     );
-    for f in 0..s.feeds {
+    let mine = s.per_node.map_or(0..s.feeds, |k| (n - 1) * k..n * k);
+    for f in mine {
         text.push_str(&format!(
             "\n[[feed]]\nname = \"feed-{f}\"\nurl = \"{}\"\n",
             s.server.url(&format!("/f{f}.rss"))

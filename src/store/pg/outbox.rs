@@ -182,15 +182,15 @@ impl Postgres {
         error: &str,
         next_attempt: Option<DateTime<Utc>>,
     ) -> Result<(), StoreError> {
-        // Only a queued message this node still holds (or nobody does): a node whose send
-        // outlasted its claim must not requeue a message another node has claimed or sent
-        // meanwhile (it would go out twice).
+        // Never a sent message, nor one another node holds: a node whose send outlasted its
+        // claim must not requeue a message another node has claimed or sent meanwhile (it
+        // would go out twice). A failed one may be queued again (the console's retry).
         let mut conn = self.conn()?;
         let n = conn.execute(
             "UPDATE outbox SET status = $2, attempts = attempts + 1, last_error = $3,
                                next_attempt = COALESCE($4, next_attempt),
                                claim_node = NULL, claim_until = NULL
-             WHERE id = $1 AND status = 'queued' AND (claim_node IS NULL OR claim_node = $5)",
+             WHERE id = $1 AND status <> 'sent' AND (claim_node IS NULL OR claim_node = $5)",
             &[&id, &status, &error, &next_attempt.map(ts), &self.node],
         )?;
         if n == 0
