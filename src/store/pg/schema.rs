@@ -205,17 +205,6 @@ ALTER TABLE full_text_queue ADD COLUMN next_attempt BIGINT;
     r"
 -- issue 19: SQLite's articles_first_seen (spike detection's one read per pass).
 CREATE INDEX articles_first_seen ON articles(first_seen, feed);
-", // Issue 17: the cluster's shared host spacing (`host_gates.rs`); PostgreSQL only, as one
-    // SQLite node has nobody to share a host with. Times in milliseconds.
-    r"
-CREATE TABLE host_gates (
-    host    TEXT PRIMARY KEY,
-    next_at BIGINT NOT NULL
-);
-",
-    // Issue 17: SQLite's `matches.rules_hash`, the rule set each match was found with.
-    r"
-ALTER TABLE matches ADD COLUMN rules_hash TEXT;
 ",
     // SQLite's `polls` (issue 18): each feed's last polls, for the console's feed page.
     r"
@@ -252,6 +241,18 @@ CREATE TABLE websub (
     pushes         BIGINT NOT NULL DEFAULT 0,
     bad_signatures BIGINT NOT NULL DEFAULT 0
 );
+",
+    // Issue 17: the cluster's shared host spacing (`host_gates.rs`); PostgreSQL only, as one
+    // SQLite node has nobody to share a host with. Times in milliseconds.
+    r"
+CREATE TABLE host_gates (
+    host    TEXT PRIMARY KEY,
+    next_at BIGINT NOT NULL
+);
+",
+    // Issue 17: SQLite's `matches.rules_hash`, the rule set each match was found with.
+    r"
+ALTER TABLE matches ADD COLUMN rules_hash TEXT;
 ",
 ];
 
