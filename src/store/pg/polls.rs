@@ -6,14 +6,13 @@
 
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
-use postgres::Transaction;
-
+use super::conn::CachedTx;
 use super::items::store_items;
 use super::{Postgres, from_ts, ts, unsigned};
 use crate::policy::feed_health::{self, Health, HealthInput, NoticeKind, Thresholds};
 use crate::store::polls::{REDIRECT_REPEATS, flood_and_churn, secs, ts_up};
 use crate::store::{PollRecord, PollResult, PollStored, StoreError};
+use chrono::{DateTime, Utc};
 
 impl Postgres {
     pub(crate) fn record_poll(
@@ -31,7 +30,7 @@ impl Postgres {
         polls: &[(&str, PollRecord<'_>)],
     ) -> Result<Vec<PollStored>, StoreError> {
         let mut conn = self.conn()?;
-        let mut tx = conn.transaction()?;
+        let mut tx = conn.cached_transaction()?;
         tx.batch_execute("SET LOCAL synchronous_commit = off")?;
         let stored = polls
             .iter()
@@ -43,7 +42,7 @@ impl Postgres {
 }
 
 fn record_poll_in(
-    tx: &mut Transaction<'_>,
+    tx: &mut CachedTx<'_>,
     feed: &str,
     poll: &PollRecord<'_>,
 ) -> Result<PollStored, StoreError> {
@@ -145,7 +144,7 @@ fn record_poll_in(
 
 /// As SQLite's `note_redirect`: the effective URL moves on the second consecutive sighting.
 fn note_redirect(
-    tx: &mut Transaction<'_>,
+    tx: &mut CachedTx<'_>,
     feed: &str,
     target: Option<&str>,
 ) -> Result<Option<String>, StoreError> {
@@ -182,7 +181,7 @@ fn note_redirect(
 }
 
 fn assess_health(
-    tx: &mut Transaction<'_>,
+    tx: &mut CachedTx<'_>,
     feed: &str,
     now: DateTime<Utc>,
     thresholds: &Thresholds,
