@@ -41,6 +41,13 @@ impl Postgres {
     }
 }
 
+/// The feed's columns `assess_health` reads, as each poll's `UPDATE` returns them.
+macro_rules! health_inputs {
+    () => {
+        "health, error_count, failing_since, last_new_item, cadence, cadence_samples"
+    };
+}
+
 fn record_poll_in(
     tx: &mut CachedTx<'_>,
     feed: &str,
@@ -48,24 +55,40 @@ fn record_poll_in(
 ) -> Result<PollStored, StoreError> {
     let now = poll.now;
     let mut stored = PollStored::default();
-    match poll.result {
-        PollResult::Failed { error } => {
-            tx.execute(
+    // Each kind of poll is one `UPDATE` of the feed (without a redirect seen, its redirect
+    // memory is cleared in the same statement), returning what the health assessment reads.
+    let after: Option<postgres::Row> = match poll.result {
+        PollResult::Failed { error } => tx.query_opt(
+            concat!(
                 "UPDATE feeds SET last_error = $2, error_count = error_count + 1,
                          failing_since = COALESCE(failing_since, $3), next_due = $4,
                          polls = polls + 1
-                     WHERE name = $1",
-                &[&feed, &error, &ts(now), &ts_up(poll.next_due)],
-            )?;
-        }
+                     WHERE name = $1 RETURNING ",
+                health_inputs!()
+            ),
+            &[&feed, &error, &ts(now), &ts_up(poll.next_due)],
+        )?,
         PollResult::NotModified { permanent_redirect } => {
-            tx.execute(
-                "UPDATE feeds SET last_success = $2, last_error = NULL, error_count = 0,
-                         failing_since = NULL, next_due = $3, polls = polls + 1
-                     WHERE name = $1",
-                &[&feed, &ts(now), &ts_up(poll.next_due)],
+            let after = tx.query_opt(
+                concat!(
+                    "UPDATE feeds SET last_success = $2, last_error = NULL, error_count = 0,
+                             failing_since = NULL, next_due = $3, polls = polls + 1,
+                             redirect_target = CASE WHEN $4 THEN redirect_target END,
+                             redirect_seen = CASE WHEN $4 THEN redirect_seen ELSE 0 END
+                         WHERE name = $1 RETURNING ",
+                    health_inputs!()
+                ),
+                &[
+                    &feed,
+                    &ts(now),
+                    &ts_up(poll.next_due),
+                    &permanent_redirect.is_some(),
+                ],
             )?;
-            stored.moved_to = note_redirect(tx, feed, permanent_redirect)?;
+            if permanent_redirect.is_some() {
+                stored.moved_to = note_redirect(tx, feed, permanent_redirect)?;
+            }
+            after
         }
         PollResult::Fetched {
             title,
@@ -100,14 +123,20 @@ fn record_poll_in(
                     _ => (cadence, 0),
                 };
             let new = i64::try_from(items.inserted.new).unwrap_or(i64::MAX);
-            tx.execute(
-                "UPDATE feeds SET title = $2, etag = $3, last_modified = $4, last_success = $5,
-                         last_error = NULL, error_count = 0, failing_since = NULL, next_due = $6,
-                         hint_ttl = $7, catching_up = 0, warning = $8, items_seen = items_seen + $9,
-                         last_new_item = CASE WHEN $9 > 0 THEN $5 ELSE last_new_item END,
-                         cadence = $10, cadence_samples = cadence_samples + $11,
-                         polls = polls + 1
-                     WHERE name = $1",
+            let after = tx.query_opt(
+                concat!(
+                    "UPDATE feeds SET title = $2, etag = $3, last_modified = $4,
+                             last_success = $5, last_error = NULL, error_count = 0,
+                             failing_since = NULL, next_due = $6, hint_ttl = $7, catching_up = 0,
+                             warning = $8, items_seen = items_seen + $9,
+                             last_new_item = CASE WHEN $9 > 0 THEN $5 ELSE last_new_item END,
+                             cadence = $10, cadence_samples = cadence_samples + $11,
+                             polls = polls + 1,
+                             redirect_target = CASE WHEN $12 THEN redirect_target END,
+                             redirect_seen = CASE WHEN $12 THEN redirect_seen ELSE 0 END
+                         WHERE name = $1 RETURNING ",
+                    health_inputs!()
+                ),
                 &[
                     &feed,
                     &title,
@@ -120,12 +149,20 @@ fn record_poll_in(
                     &new,
                     &cadence,
                     &samples_add,
+                    &permanent_redirect.is_some(),
                 ],
             )?;
-            stored.moved_to = note_redirect(tx, feed, permanent_redirect)?;
+            if permanent_redirect.is_some() {
+                stored.moved_to = note_redirect(tx, feed, permanent_redirect)?;
+            }
+            after
         }
-    }
-    let (health, notice, errors) = assess_health(tx, feed, now, &poll.thresholds)?;
+    };
+    // A feed not in the table (never the case in a poll) has no health to keep.
+    let Some(after) = after else {
+        return Ok(stored);
+    };
+    let (health, notice, errors) = assess_health(&after, now, &poll.thresholds);
     stored.error_count = errors;
     stored.notice = notice;
     if let Some(kind) = notice {
@@ -135,10 +172,13 @@ fn record_poll_in(
             &[&feed, &kind.as_str(), &ts(now), &detail],
         )?;
     }
-    tx.execute(
-        "UPDATE feeds SET health = $2 WHERE name = $1",
-        &[&feed, &health.as_str()],
-    )?;
+    // Written only when it changes (most polls leave it as it was).
+    if after.get::<_, &str>(0) != health.as_str() {
+        tx.execute(
+            "UPDATE feeds SET health = $2 WHERE name = $1",
+            &[&feed, &health.as_str()],
+        )?;
+    }
     Ok(stored)
 }
 
@@ -180,20 +220,12 @@ fn note_redirect(
     Ok(None)
 }
 
+/// The health the feed's columns after its poll (`health_inputs!`, in that order) call for.
 fn assess_health(
-    tx: &mut CachedTx<'_>,
-    feed: &str,
+    r: &postgres::Row,
     now: DateTime<Utc>,
     thresholds: &Thresholds,
-) -> Result<(Health, Option<NoticeKind>, u32), StoreError> {
-    let Some(r) = tx.query_opt(
-        "SELECT health, error_count, failing_since, last_new_item, cadence, cadence_samples
-         FROM feeds WHERE name = $1",
-        &[&feed],
-    )?
-    else {
-        return Ok((Health::Ok, None, 0));
-    };
+) -> (Health, Option<NoticeKind>, u32) {
     let input = HealthInput {
         health: Health::parse(r.get(0)),
         error_count: unsigned(r.get(1)),
@@ -208,5 +240,5 @@ fn assess_health(
     };
     let errors = input.error_count;
     let (health, notice) = feed_health::assess(&input, thresholds);
-    Ok((health, notice, errors))
+    (health, notice, errors)
 }
