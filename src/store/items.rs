@@ -445,6 +445,51 @@ mod tests {
     }
 
     on_both_backends! {
+        /// What PostgreSQL writes once per poll (issue 17) keeps the rules SQLite applies row
+        /// by row: an item listed twice in one poll is one story; an edited headline replaces
+        /// the story's old headline key (a key that poll does not list), so a newcomer with the
+        /// old headline is a story of its own and one with the new headline is the story.
+        fn a_poll_written_at_once_keeps_the_identity_rules(s) {
+            feed(s, "f", "https://example.org/feed");
+            let story = |key: &str, title: &str| Article {
+                title: title.into(),
+                ..art(key, None)
+            };
+            let at = |hours: i64| t("2025-03-10T12:00:00Z") + chrono::Duration::hours(hours);
+            let first = "Healey meets Hegseth in Washington";
+            let second = "Healey and Hegseth agree on a security backstop";
+            assert_eq!(poll(s, "f", &[story("x1", first)], at(0), DAY * 365).new, 1);
+            // x1's headline edited, beside a newcomer listed twice
+            let edited = [story("x1", second), art("y1", None), art("y1", None)];
+            assert_eq!(poll(s, "f", &edited, at(1), DAY * 365).new, 1, "one guid twice");
+            let old_headline = poll(s, "f", &[story("x2", first)], at(2), DAY * 365).new;
+            assert_eq!(old_headline, 1, "the old headline names no story any more");
+            let new_headline = poll(s, "f", &[story("x3", second)], at(3), DAY * 365).new;
+            assert_eq!(new_headline, 0, "the new headline names x1");
+        }
+    }
+
+    on_both_backends! {
+        /// A known item listed without its link keeps the stored one; its text is refreshed.
+        fn a_listing_without_a_link_keeps_the_stored_link(s) {
+            feed(s, "f", "https://example.org/feed");
+            let now = t("2025-03-10T12:00:00Z");
+            poll(s, "f", &[art("k", None)], now, DAY * 365);
+            let bare = Article {
+                link: None,
+                summary: "edited".into(),
+                ..art("k", None)
+            };
+            poll(s, "f", &[bare], now + chrono::Duration::hours(1), DAY * 365);
+            let stored = s.pending_articles().expect("read the stored article");
+            assert_eq!(stored.len(), 1);
+            let a = &stored[0].article;
+            assert_eq!(a.link.as_deref(), Some("https://example.org/k"));
+            assert_eq!(a.summary, "edited");
+        }
+    }
+
+    on_both_backends! {
         fn a_date_far_in_the_future_is_not_believed(s) {
             let now = t("2025-03-10T12:00:00Z");
             feed(s, "f", "https://example.org/feed");
