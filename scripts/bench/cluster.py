@@ -141,11 +141,13 @@ def run_nodes(n, args, http_base, smtp_port, rules_toml, work, run_id):
         samples = []
         s0, w0 = stats(http_base)["requests"], time.time()
         prev_r, prev_t = s0, w0
+        leases = []
         while time.time() - w0 < args.window:
             time.sleep(min(args.slice, max(0.0, args.window - (time.time() - w0))))
             r, t = stats(http_base)["requests"], time.time()
             samples.append((r - prev_r) / (t - prev_t))
             prev_r, prev_t = r, t
+            leases.append(leases_by_node(args.pg_socket, db))
         for i, p in enumerate(nodes, 1):
             if p.poll() is not None:
                 raise RuntimeError(f"node{i} exited ({p.returncode}) in the window; see {work}/node{i}.log")
@@ -155,7 +157,7 @@ def run_nodes(n, args, http_base, smtp_port, rules_toml, work, run_id):
                 "requests": prev_r - s0, "feeds_per_s": round(rate, 2),
                 "slices_median_feeds_per_s": round(statistics.median(samples), 2),
                 "slices_min_max": [round(min(samples), 2), round(max(samples), 2)],
-                "store_polls_total": per_node}
+                "store_polls_total": per_node, "leases_by_node_per_slice": leases}
     finally:
         for p in nodes:
             stop(p)
@@ -163,12 +165,23 @@ def run_nodes(n, args, http_base, smtp_port, rules_toml, work, run_id):
                        check=False)
 
 
+def psql(sock, db, sql):
+    out = subprocess.run([f"{PG_BIN}/psql", "-h", sock, "-U", "newswatch", "-d", db, "-qAt", "-c", sql],
+                         capture_output=True, text=True, check=False)
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def leases_by_node(sock, db):
+    """Feed leases each node holds now (how the nodes share the feeds)."""
+    out = psql(sock, db, "SELECT lease_node, COUNT(*) FROM feeds WHERE lease_node IS NOT NULL "
+                         "GROUP BY 1 ORDER BY 1")
+    return dict(line.split("|") for line in out.splitlines()) if out else {}
+
+
 def store_polls(sock, db):
     """Polls recorded in total (the store's `feeds.polls`), as a cross-check of the server."""
-    out = subprocess.run([f"{PG_BIN}/psql", "-h", sock, "-U", "newswatch", "-d", db, "-qAt", "-c",
-                          "SELECT COALESCE(SUM(polls), 0) FROM feeds"],
-                         capture_output=True, text=True, check=False)
-    return int(out.stdout.strip() or 0) if out.returncode == 0 else None
+    out = psql(sock, db, "SELECT COALESCE(SUM(polls), 0) FROM feeds")
+    return int(out) if out else None
 
 
 def main():
@@ -211,7 +224,8 @@ def main():
             for n in [int(x) for x in args.nodes.split(",")]:
                 r = run_nodes(n, args, http_base, smtp_port, rules_toml, work, f"{run_id}_{rep}")
                 log(f"{n} node(s): {r['feeds_per_s']} feeds/s over {r['window_s']}s "
-                    f"(slices {r['slices_min_max']})")
+                    f"(slices {r['slices_min_max']}); leases held by node, last slice: "
+                    f"{r['leases_by_node_per_slice'][-1] if r['leases_by_node_per_slice'] else {}}")
                 results.append(r)
     finally:
         for p in CHILDREN:
