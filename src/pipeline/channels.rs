@@ -20,7 +20,9 @@ impl Pipeline<'_> {
         clock: Option<&(dyn Fn() -> DateTime<Utc> + Sync)>,
         summary: &mut Summary,
     ) -> anyhow::Result<()> {
-        let due = self.db(move |s| s.due_channel_messages(now)).await?;
+        // Claimed at the time of the claim (see `drain_outbox`).
+        let claim_at = clock.map_or(now, |c| c());
+        let due = self.db(move |s| s.due_channel_messages(claim_at)).await?;
         let mut deferred: HashSet<String> = HashSet::new();
         for msg in due {
             let undelivered = |error: String| Undelivered {
@@ -42,8 +44,22 @@ impl Pipeline<'_> {
                 ));
                 continue;
             }
-            let outcome = self.channels.send(cfg, &msg, now).await;
+            // As for email (`outbox.rs`): on PostgreSQL the claim is renewed just before the
+            // send, and a node that no longer holds the message leaves it to its holder.
             let id = msg.id;
+            let at = clock.map_or(now, |c| c());
+            match self.db(move |s| s.holds_channel_message(id, at)).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    info!(channel = %msg.channel, key = %msg.key, "not sending: this node no longer holds the channel message");
+                    continue;
+                }
+                Err(e) => {
+                    warn!(channel = %msg.channel, key = %msg.key, error = format!("{e:#}"), "not sending: cannot renew this node's claim on the channel message");
+                    continue;
+                }
+            }
+            let outcome = self.channels.send(cfg, &msg, now).await;
             let attempts = msg.attempts + 1;
             match outcome {
                 ChannelOutcome::Sent => {

@@ -17,7 +17,10 @@ impl Pipeline<'_> {
         clock: Option<&(dyn Fn() -> DateTime<Utc> + Sync)>,
         summary: &mut Summary,
     ) -> anyhow::Result<()> {
-        let due = self.db(move |s| s.due_messages(now)).await?;
+        // Claimed at the time of the claim, not of the pass: after a long pass (a cold
+        // `run --once`), a claim measured from its start would have run out before the send.
+        let claim_at = clock.map_or(now, |c| c());
+        let due = self.db(move |s| s.due_messages(claim_at)).await?;
         let mut due = due.into_iter();
         let undelivered = |msg: &crate::model::OutboxMessage, error: String| Undelivered {
             name: msg.digest_name.clone(),

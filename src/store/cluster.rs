@@ -100,6 +100,19 @@ impl Sqlite {
         }
     }
 
+    /// The one node holds every queued channel message: `true` while `id` is still queued.
+    pub(super) fn holds_channel_message(
+        &mut self,
+        id: i64,
+        _now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        match self.channel_message(id) {
+            Ok(m) => Ok(m.status == crate::model::OutboxStatus::Queued),
+            Err(StoreError::NoSuchMessage(_)) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     /// `run --once` polls every feed, due or not: the one node holds them all.
     #[allow(clippy::unused_self, clippy::unnecessary_wraps)]
     pub(super) fn take_feeds(

@@ -97,7 +97,6 @@ contract! {
     // matches.rs
     fn match_counts() -> Result<Vec<(String, u64, u64)>, StoreError>;
     // channels.rs
-    fn due_channel_messages(now: DateTime<Utc>) -> Result<Vec<ChannelMessage>, StoreError>;
     fn channel_message(id: i64) -> Result<ChannelMessage, StoreError>;
     fn next_channel_attempt() -> Result<Option<DateTime<Utc>>, StoreError>;
     fn channel_counts() -> Result<Vec<ChannelCounts>, StoreError>;
@@ -148,6 +147,8 @@ contract! {
     fn claim_pending_articles(after: i64, now: DateTime<Utc>, limit: usize)
         -> Result<Vec<PendingArticle>, StoreError>;
     fn holds_message(id: i64, now: DateTime<Utc>) -> Result<bool, StoreError>;
+    fn due_channel_messages(now: DateTime<Utc>) -> Result<Vec<ChannelMessage>, StoreError>;
+    fn holds_channel_message(id: i64, now: DateTime<Utc>) -> Result<bool, StoreError>;
     // channels.rs
     fn queue_channel_message(source: &str, channel: &str, payload: &str, now: DateTime<Utc>)
         -> Result<i64, StoreError>;

@@ -53,6 +53,28 @@ pub(super) trait ItemRows {
     /// A new item; `None` when its primary key exists already. An alertable one joins the
     /// matcher's to-do list in the same transaction.
     fn insert(&mut self, feed: &str, new: &NewItem<'_>) -> Result<Option<i64>, StoreError>;
+
+    /// Told, before any other call, every key `store_items` may ask for or write this poll: a
+    /// backend reads them in one go here (PostgreSQL) rather than one statement per key.
+    fn prefetch(&mut self, _feed: &str, _keys: &[&str]) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    /// The poll's new items, in order: `insert` for each, unless the backend stores them with
+    /// one statement. A backend may hold its writes until `finish`; its reads never follow a
+    /// write within one call of `store_items`.
+    fn insert_all(
+        &mut self,
+        feed: &str,
+        new: &[NewItem<'_>],
+    ) -> Result<Vec<Option<i64>>, StoreError> {
+        new.iter().map(|n| self.insert(feed, n)).collect()
+    }
+
+    /// The end of the poll's items: whatever the backend held is written now.
+    fn finish(&mut self) -> Result<(), StoreError> {
+        Ok(())
+    }
 }
 
 /// What `ItemRows::insert` stores of a new item.
@@ -108,6 +130,14 @@ pub(super) fn store_items(
     };
     let alternates = unique_in_poll(&alternate_keys);
     let loose = unique_in_poll(&loose_keys);
+    let every_key: Vec<&str> = articles
+        .iter()
+        .zip(alternates.iter().zip(&loose))
+        .flat_map(|(a, (alt, lo))| {
+            std::iter::once(a.key.as_str()).chain(alt.iter().chain(lo).map(String::as_str))
+        })
+        .collect();
+    rows.prefetch(feed, &every_key)?;
     // Pass 1: the item's own keys. Pass 2 (loose keys) may not take a story pass 1 found listed.
     let mut known: Vec<Option<(i64, String)>> = Vec::with_capacity(articles.len());
     let mut by_primary = vec![false; articles.len()];
@@ -149,6 +179,41 @@ pub(super) fn store_items(
         retitled: 0,
         churned: 0,
     };
+    // Pass 3: the new items stored together (in order), then each item refreshed or keyed.
+    let mut new_items = Vec::new();
+    let mut new_index = Vec::new();
+    for (i, a) in articles.iter().enumerate() {
+        if known[i].is_some() {
+            continue;
+        }
+        let too_old = first_poll
+            && match (a.published, cutoff) {
+                (Some(p), Some(c)) => p < c,
+                _ => false,
+            };
+        new_items.push(NewItem {
+            article: a,
+            authors: serde_json::to_string(&a.authors)?,
+            categories: serde_json::to_string(&a.categories)?,
+            published: a.published.filter(|p| *p <= now + FUTURE_SLACK).map(ts),
+            now: ts(now),
+            alertable: !too_old,
+            seen_ms: now.timestamp_millis(),
+        });
+        new_index.push(i);
+    }
+    let new_ids = rows.insert_all(feed, &new_items)?;
+    // Per item: `None` when known, `Some(None)` when new but its primary key existed already.
+    let mut inserted: Vec<Option<Option<i64>>> = vec![None; articles.len()];
+    for ((i, new), id) in new_index.into_iter().zip(&new_items).zip(new_ids) {
+        inserted[i] = Some(id);
+        if id.is_some() {
+            out.inserted.new += 1;
+            if new.alertable {
+                out.inserted.alertable += 1;
+            }
+        }
+    }
     for (i, a) in articles.iter().enumerate() {
         let fresh = known[i].is_none();
         let id = match known[i].take() {
@@ -162,32 +227,12 @@ pub(super) fn store_items(
                 }
                 id
             }
-            None => {
-                let too_old = first_poll
-                    && match (a.published, cutoff) {
-                        (Some(p), Some(c)) => p < c,
-                        _ => false,
-                    };
-                let new = NewItem {
-                    article: a,
-                    authors: serde_json::to_string(&a.authors)?,
-                    categories: serde_json::to_string(&a.categories)?,
-                    published: a.published.filter(|p| *p <= now + FUTURE_SLACK).map(ts),
-                    now: ts(now),
-                    alertable: !too_old,
-                    seen_ms: now.timestamp_millis(),
-                };
-                let Some(id) = rows.insert(feed, &new)? else {
-                    // The primary key exists without an item_keys row (cannot happen after the
-                    // migration's backfill); treat it as known.
-                    continue;
-                };
-                out.inserted.new += 1;
-                if !too_old {
-                    out.inserted.alertable += 1;
-                }
-                id
-            }
+            // The primary key exists without an item_keys row (cannot happen after the
+            // migration's backfill); treat it as known.
+            None => match inserted[i] {
+                Some(Some(id)) => id,
+                _ => continue,
+            },
         };
         for k in std::iter::once(&a.key).chain(&alternates[i]) {
             rows.add_key(feed, k, id)?;
@@ -205,6 +250,7 @@ pub(super) fn store_items(
             }
         }
     }
+    rows.finish()?;
     Ok(out)
 }
 
@@ -395,6 +441,51 @@ mod tests {
                 let got = poll(s, "f", &items, now, DAY * 365).new;
                 assert_eq!(got, want, "poll at hour {hours}");
             }
+        }
+    }
+
+    on_both_backends! {
+        /// What PostgreSQL writes once per poll (issue 17) keeps the rules SQLite applies row
+        /// by row: an item listed twice in one poll is one story; an edited headline replaces
+        /// the story's old headline key (a key that poll does not list), so a newcomer with the
+        /// old headline is a story of its own and one with the new headline is the story.
+        fn a_poll_written_at_once_keeps_the_identity_rules(s) {
+            feed(s, "f", "https://example.org/feed");
+            let story = |key: &str, title: &str| Article {
+                title: title.into(),
+                ..art(key, None)
+            };
+            let at = |hours: i64| t("2025-03-10T12:00:00Z") + chrono::Duration::hours(hours);
+            let first = "Healey meets Hegseth in Washington";
+            let second = "Healey and Hegseth agree on a security backstop";
+            assert_eq!(poll(s, "f", &[story("x1", first)], at(0), DAY * 365).new, 1);
+            // x1's headline edited, beside a newcomer listed twice
+            let edited = [story("x1", second), art("y1", None), art("y1", None)];
+            assert_eq!(poll(s, "f", &edited, at(1), DAY * 365).new, 1, "one guid twice");
+            let old_headline = poll(s, "f", &[story("x2", first)], at(2), DAY * 365).new;
+            assert_eq!(old_headline, 1, "the old headline names no story any more");
+            let new_headline = poll(s, "f", &[story("x3", second)], at(3), DAY * 365).new;
+            assert_eq!(new_headline, 0, "the new headline names x1");
+        }
+    }
+
+    on_both_backends! {
+        /// A known item listed without its link keeps the stored one; its text is refreshed.
+        fn a_listing_without_a_link_keeps_the_stored_link(s) {
+            feed(s, "f", "https://example.org/feed");
+            let now = t("2025-03-10T12:00:00Z");
+            poll(s, "f", &[art("k", None)], now, DAY * 365);
+            let bare = Article {
+                link: None,
+                summary: "edited".into(),
+                ..art("k", None)
+            };
+            poll(s, "f", &[bare], now + chrono::Duration::hours(1), DAY * 365);
+            let stored = s.pending_articles().expect("read the stored article");
+            assert_eq!(stored.len(), 1);
+            let a = &stored[0].article;
+            assert_eq!(a.link.as_deref(), Some("https://example.org/k"));
+            assert_eq!(a.summary, "edited");
         }
     }
 

@@ -4,6 +4,8 @@
 //! SQLite backend: never call it on an async worker (the driver runs a runtime of its own).
 //! Split as the SQLite side is, by table; the cluster's own rows (nodes, leases) are `cluster`,
 //! the SQLite-to-PostgreSQL copy is `copy`, and `unported` names what is not written yet.
+//! Each pooled connection keeps the statements it prepared (`conn`), which the poll and match
+//! write paths use, one statement per batch of rows.
 
 use std::time::Duration;
 
@@ -18,6 +20,7 @@ use crate::config::PostgresSettings;
 mod channels;
 mod cluster;
 mod compose;
+mod conn;
 mod console;
 mod copy;
 mod feeds;
@@ -40,8 +43,9 @@ pub(crate) use compose::PgCompose;
 pub use copy::CopyReport;
 pub use host_gates::HostGates;
 
-type Pool = r2d2::Pool<PostgresConnectionManager<NoTls>>;
-type Conn = r2d2::PooledConnection<PostgresConnectionManager<NoTls>>;
+use conn::{Conn, Manager};
+
+type Pool = r2d2::Pool<Manager>;
 
 /// How long a call waits for a free or new connection before it fails (the server is down,
 /// or every connection of the pool is busy).
@@ -98,7 +102,7 @@ impl Postgres {
         if read_only {
             config.options("-c default_transaction_read_only=on");
         }
-        let manager = PostgresConnectionManager::new(config, NoTls);
+        let manager = Manager(PostgresConnectionManager::new(config, NoTls));
         let pool = r2d2::Pool::builder()
             .max_size(settings.pool_size)
             .min_idle(Some(1))
@@ -119,10 +123,12 @@ impl Postgres {
     /// A connection from the pool (a broken one is dropped and replaced by the pool).
     fn conn(&self) -> Result<Conn, StoreError> {
         let pool = self.pool.as_ref().ok_or(StoreError::PgClosed)?;
-        pool.get().map_err(|source| StoreError::PgConnect {
-            url: self.url.clone(),
-            source,
-        })
+        pool.get()
+            .map(Conn)
+            .map_err(|source| StoreError::PgConnect {
+                url: self.url.clone(),
+                source,
+            })
     }
 }
 

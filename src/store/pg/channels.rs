@@ -2,6 +2,10 @@
 //! row is written in its composition's transaction (`compose.rs`), with a spike's state
 //! (`spikes.rs`), or alone (`queue_channel_message`). The key a receiver sees is SQLite's:
 //! row id and creation time.
+//!
+//! Shared by the nodes as the email outbox is (`outbox.rs`): a due message is claimed by one
+//! node until `now + lease`, renewed just before its send (`holds_channel_message`), so a
+//! message reaches its service once although every node drains the same table.
 
 use chrono::{DateTime, Utc};
 use postgres::GenericClient;
@@ -28,6 +32,32 @@ pub(super) fn insert(
         .get(0))
 }
 
+/// When this node may next try a queued row (of `outbox` or `channel_outbox`): its next attempt,
+/// or later, when another node's running claim on it ends (`$1` is this node). Without the
+/// second, a node would wake at once, again and again, for a message another node is sending.
+pub(super) const NEXT_TRY: &str = "CASE WHEN claim_node IS NOT NULL AND claim_node <> $1
+                                        AND claim_until > next_attempt
+                                   THEN claim_until ELSE next_attempt END";
+
+const COLUMNS: &str =
+    "id, channel, source, payload, status, attempts, next_attempt, last_error, created";
+
+fn read(r: &postgres::Row) -> ChannelMessage {
+    let id: i64 = r.get(0);
+    ChannelMessage {
+        id,
+        channel: r.get(1),
+        source: r.get(2),
+        payload: r.get(3),
+        status: parse_status(r.get(4)),
+        attempts: unsigned(r.get(5)),
+        next_attempt: from_ts(r.get(6)),
+        last_error: r.get(7),
+        key: format!("newswatch-{}-{id}", r.get::<_, i64>(8)),
+        created: from_ts(r.get(8)),
+    }
+}
+
 impl Postgres {
     pub(crate) fn queue_channel_message(
         &mut self,
@@ -39,11 +69,45 @@ impl Postgres {
         insert(&mut *self.conn()?, None, source, channel, payload, now)
     }
 
+    /// Claims for this node the queued messages due at `now` that no other node holds a running
+    /// claim on, oldest first, and returns them.
     pub(crate) fn due_channel_messages(
-        &self,
+        &mut self,
         now: DateTime<Utc>,
     ) -> Result<Vec<ChannelMessage>, StoreError> {
-        self.channel_where("status = 'queued' AND next_attempt <= $1", ts(now))
+        let until = ts(now + chrono::Duration::from_std(self.lease).unwrap_or_default());
+        let rows = self.conn()?.query(
+            &format!(
+                "UPDATE channel_outbox SET claim_node = $1, claim_until = $2
+                 WHERE id IN (
+                     SELECT id FROM channel_outbox
+                     WHERE status = 'queued' AND next_attempt <= $3
+                       AND (claim_node IS NULL OR claim_node = $1 OR claim_until <= $3)
+                     ORDER BY id
+                     FOR UPDATE SKIP LOCKED)
+                 RETURNING {COLUMNS}"
+            ),
+            &[&self.node, &until, &ts(now)],
+        )?;
+        let mut out: Vec<ChannelMessage> = rows.iter().map(read).collect();
+        out.sort_by_key(|m| m.id);
+        Ok(out)
+    }
+
+    /// Renews this node's claim on queued channel message `id` until `now + lease`: `true` only
+    /// if the node still holds it (asked just before the send; an error is a "no" too).
+    pub(crate) fn holds_channel_message(
+        &mut self,
+        id: i64,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let until = ts(now + chrono::Duration::from_std(self.lease).unwrap_or_default());
+        let n = self.conn()?.execute(
+            "UPDATE channel_outbox SET claim_until = $3
+             WHERE id = $1 AND claim_node = $2 AND status = 'queued' AND claim_until > $4",
+            &[&id, &self.node, &until, &ts(now)],
+        )?;
+        Ok(n == 1)
     }
 
     pub(crate) fn channel_message(&self, id: i64) -> Result<ChannelMessage, StoreError> {
@@ -69,31 +133,10 @@ impl Postgres {
     /// The messages `tail` (a condition on `$1`, with its order) selects.
     fn channel_rows(&self, tail: &str, arg: i64) -> Result<Vec<ChannelMessage>, StoreError> {
         let rows = self.conn()?.query(
-            &format!(
-                "SELECT id, channel, source, payload, status, attempts, next_attempt,
-                        last_error, created
-                 FROM channel_outbox WHERE {tail}"
-            ),
+            &format!("SELECT {COLUMNS} FROM channel_outbox WHERE {tail}"),
             &[&arg],
         )?;
-        Ok(rows
-            .iter()
-            .map(|r| {
-                let id: i64 = r.get(0);
-                ChannelMessage {
-                    id,
-                    channel: r.get(1),
-                    source: r.get(2),
-                    payload: r.get(3),
-                    status: parse_status(r.get(4)),
-                    attempts: unsigned(r.get(5)),
-                    next_attempt: from_ts(r.get(6)),
-                    last_error: r.get(7),
-                    key: format!("newswatch-{}-{id}", r.get::<_, i64>(8)),
-                    created: from_ts(r.get(8)),
-                }
-            })
-            .collect())
+        Ok(rows.iter().map(read).collect())
     }
 
     pub(crate) fn mark_channel_sent(
@@ -125,14 +168,28 @@ impl Postgres {
         sent: Option<DateTime<Utc>>,
         next_attempt: Option<DateTime<Utc>>,
     ) -> Result<(), StoreError> {
-        let n = self.conn()?.execute(
-            "UPDATE channel_outbox SET status = $2, attempts = attempts + 1, last_error = $3,
-                                       sent = COALESCE($4, sent),
-                                       next_attempt = COALESCE($5, next_attempt)
-             WHERE id = $1",
-            &[&id, &status, &error, &sent.map(ts), &next_attempt.map(ts)],
-        )?;
-        if n == 0 {
+        // As for email: a retry or failure never touches a sent message nor one another node
+        // holds (a node whose send outlasted its claim must not requeue what another sent).
+        let set = "UPDATE channel_outbox SET status = $2, attempts = attempts + 1, last_error = $3,
+                                              sent = COALESCE($4, sent),
+                                              next_attempt = COALESCE($5, next_attempt),
+                                              claim_node = NULL, claim_until = NULL
+                   WHERE id = $1";
+        let mut conn = self.conn()?;
+        let (sent, next_attempt) = (sent.map(ts), next_attempt.map(ts));
+        let n = if sent.is_some() {
+            conn.execute(set, &[&id, &status, &error, &sent, &next_attempt])?
+        } else {
+            conn.execute(
+                &format!("{set} AND status <> 'sent' AND (claim_node IS NULL OR claim_node = $6)"),
+                &[&id, &status, &error, &sent, &next_attempt, &self.node],
+            )?
+        };
+        if n == 0
+            && conn
+                .query_opt("SELECT 1 FROM channel_outbox WHERE id = $1", &[&id])?
+                .is_none()
+        {
             return Err(StoreError::NoSuchMessage(id));
         }
         Ok(())
@@ -142,8 +199,8 @@ impl Postgres {
         Ok(self
             .conn()?
             .query_one(
-                "SELECT MIN(next_attempt) FROM channel_outbox WHERE status = 'queued'",
-                &[],
+                &format!("SELECT MIN({NEXT_TRY}) FROM channel_outbox WHERE status = 'queued'"),
+                &[&self.node],
             )?
             .get::<_, Option<i64>>(0)
             .map(from_ts))
@@ -189,5 +246,87 @@ fn parse_status(s: &str) -> OutboxStatus {
         "failed" => OutboxStatus::Failed,
         // The CHECK constraint admits only the three values.
         _ => OutboxStatus::Queued,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::super::testing::postgres::{fresh_database, same_database};
+    use crate::model::OutboxStatus;
+    use crate::store::Store;
+
+    /// Every node drains the same channel outbox: a message is claimed by one, sent once; a
+    /// killed node's message is taken over one lease later; a stalled node's late marks change
+    /// nothing another node sent.
+    #[test]
+    fn a_channel_message_is_sent_by_one_node_and_taken_over_from_a_dead_one() {
+        let first = fresh_database("node-chan-a");
+        let mut a = Store::open_postgres(&first).expect("node a");
+        let mut b = Store::open_postgres(&same_database(&first, "node-chan-b")).expect("node b");
+        let now = chrono::Utc::now();
+        let id = a
+            .queue_channel_message("alerts", "ops-room", "{\"text\":\"hi\"}", now)
+            .expect("queued");
+
+        assert_eq!(
+            a.due_channel_messages(now)
+                .expect("a claims")
+                .iter()
+                .map(|m| m.id)
+                .collect::<Vec<_>>(),
+            [id]
+        );
+        assert!(
+            b.due_channel_messages(now).expect("b").is_empty(),
+            "held by a"
+        );
+        assert!(a.holds_channel_message(id, now).expect("a holds"));
+        assert!(!b.holds_channel_message(id, now).expect("b does not"));
+        let lease = chrono::Duration::from_std(first.lease).expect("lease");
+        let b_next = b.next_channel_attempt().expect("b next").expect("queued");
+        assert!(
+            b_next > now + lease - chrono::Duration::seconds(2),
+            "{b_next}"
+        );
+
+        // a dies: one lease later b claims it, same key; a, only stalled, may not send.
+        let later = now + lease + chrono::Duration::seconds(1);
+        let taken = b.due_channel_messages(later).expect("b takes over");
+        assert_eq!(taken.len(), 1);
+        assert_eq!(taken[0].id, id);
+        assert!(!a.holds_channel_message(id, later).expect("a lost it"));
+        assert!(b.holds_channel_message(id, later).expect("b holds it"));
+        b.mark_channel_sent(id, later).expect("sent");
+        a.mark_channel_retry(id, "timed out", later)
+            .expect("a's late mark");
+        a.mark_channel_failed(id, "timed out")
+            .expect("a's late mark");
+        assert_eq!(
+            a.channel_message(id).expect("kept").status,
+            OutboxStatus::Sent
+        );
+        assert!(
+            a.due_channel_messages(later + lease * 2)
+                .expect("a")
+                .is_empty()
+        );
+        assert_eq!(a.next_channel_attempt().expect("next"), None);
+    }
+
+    /// A failed message the console queues again is free for any node.
+    #[test]
+    fn a_failed_channel_message_queued_again_is_free_for_any_node() {
+        let first = fresh_database("node-chanr-a");
+        let mut a = Store::open_postgres(&first).expect("node a");
+        let mut b = Store::open_postgres(&same_database(&first, "node-chanr-b")).expect("node b");
+        let now = chrono::Utc::now();
+        let id = a
+            .queue_channel_message("alerts", "ops-room", "{}", now)
+            .expect("queued");
+        assert_eq!(a.due_channel_messages(now).expect("a").len(), 1);
+        a.mark_channel_failed(id, "403 forbidden").expect("failed");
+        b.mark_channel_retry(id, "retry requested from the console", now)
+            .expect("requeued");
+        assert_eq!(b.due_channel_messages(now).expect("b").len(), 1);
     }
 }

@@ -2,6 +2,7 @@
 //! scheduler read it: the same statements as SQLite's `feeds.rs`, with `$n` placeholders.
 //! What a poll writes is `polls.rs`.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -45,21 +46,31 @@ fn read_record(r: &Row) -> FeedRecord {
 
 impl Postgres {
     /// As SQLite's `ensure_feed_list`: one transaction; an edited URL forgets what redirects of
-    /// the old one taught.
+    /// the old one taught. One statement for the list (a name listed twice, which the config
+    /// refuses, takes a statement per feed, in order, as the last one must win).
     pub(crate) fn ensure_feed_list(&mut self, feeds: &[(&str, &str)]) -> Result<(), StoreError> {
         let mut conn = self.conn()?;
-        let mut tx = conn.transaction()?;
-        let stmt = tx.prepare(
-            "INSERT INTO feeds (name, url) VALUES ($1, $2)
-             ON CONFLICT (name) DO UPDATE SET
-                 effective_url = CASE WHEN feeds.url = excluded.url
-                                      THEN feeds.effective_url END,
-                 redirect_target = CASE WHEN feeds.url = excluded.url
-                                        THEN feeds.redirect_target END,
-                 url = excluded.url",
-        )?;
-        for (name, url) in feeds {
-            tx.execute(&stmt, &[name, url])?;
+        let mut tx = conn.cached_transaction()?;
+        let names: Vec<&str> = feeds.iter().map(|(name, _)| *name).collect();
+        let distinct = names.iter().collect::<HashSet<_>>().len() == names.len();
+        let batches: Vec<Vec<(&str, &str)>> = if distinct {
+            vec![feeds.to_vec()]
+        } else {
+            feeds.iter().map(|f| vec![*f]).collect()
+        };
+        for batch in batches {
+            let (names, urls): (Vec<&str>, Vec<&str>) = batch.into_iter().unzip();
+            tx.execute(
+                "INSERT INTO feeds (name, url)
+                 SELECT * FROM UNNEST($1::text[], $2::text[])
+                 ON CONFLICT (name) DO UPDATE SET
+                     effective_url = CASE WHEN feeds.url = excluded.url
+                                          THEN feeds.effective_url END,
+                     redirect_target = CASE WHEN feeds.url = excluded.url
+                                            THEN feeds.redirect_target END,
+                     url = excluded.url",
+                &[&names, &urls],
+            )?;
         }
         tx.commit()?;
         Ok(())

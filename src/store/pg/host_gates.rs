@@ -44,10 +44,13 @@ impl HostGates {
         spacing: Duration,
     ) -> Result<DateTime<Utc>, StoreError> {
         let pool = self.pool.as_ref().ok_or(StoreError::PgClosed)?;
-        let mut conn = pool.get().map_err(|source| StoreError::PgConnect {
-            url: String::from("(host gates)"),
-            source,
-        })?;
+        let mut conn = pool
+            .get()
+            .map(super::Conn)
+            .map_err(|source| StoreError::PgConnect {
+                url: String::from("(host gates)"),
+                source,
+            })?;
         let spacing = i64::try_from(spacing.as_millis()).unwrap_or(i64::MAX);
         let row = conn.query_one(
             "INSERT INTO host_gates AS g (host, next_at) VALUES ($1, $2::BIGINT + $3::BIGINT)

@@ -1,9 +1,15 @@
-//! Item identity on PostgreSQL: the statements behind `store_items` (`ItemRows`, the rules are
+//! Item identity on PostgreSQL: the rows behind `store_items` (`ItemRows`; the rules are
 //! SQLite's `items.rs`, once), inside the poll's transaction; and the matcher's to-do list as
 //! the match stage reads it (`pending_articles`).
+//!
+//! One statement per batch rather than per row (issue 17: a round trip each made a cold cycle
+//! 45× SQLite's): the poll's keys are read in one query (`prefetch`), its new items inserted in
+//! one (`insert_all`), and the key and refresh writes, which `store_items` only issues after its
+//! last read, are played on the keys read and written at `finish`, three statements at most.
 
-use postgres::Transaction;
+use std::collections::HashMap;
 
+use super::conn::CachedTx;
 use super::{Postgres, from_ts};
 use crate::model::Article;
 use crate::store::items::{ItemRows, NewItem, wants_full_text};
@@ -13,32 +19,113 @@ pub(super) use crate::store::items::store_items as store_items_with;
 
 /// `store_items` on the poll's PostgreSQL transaction.
 pub(super) fn store_items(
-    tx: &mut Transaction<'_>,
+    tx: &mut CachedTx<'_>,
     feed: &str,
     articles: &[Article],
     now: chrono::DateTime<chrono::Utc>,
     first_poll: bool,
     cutoff: Option<chrono::DateTime<chrono::Utc>>,
 ) -> Result<crate::store::items::Items, StoreError> {
-    store_items_with(&mut PgItems(tx), feed, articles, now, first_poll, cutoff)
+    let mut rows = PgItems {
+        tx,
+        feed: feed.to_string(),
+        keys: HashMap::new(),
+        stories: HashMap::new(),
+        refreshes: HashMap::new(),
+        drops: Vec::new(),
+    };
+    store_items_with(&mut rows, feed, articles, now, first_poll, cutoff)
 }
 
-struct PgItems<'t, 'c>(&'t mut Transaction<'c>);
+/// A key of the poll: who held it when read, and who holds it after the writes so far.
+struct KeyOwner {
+    read: Option<i64>,
+    now: Option<i64>,
+}
+
+/// A known item's refresh, as `refresh` asked for it (the last one per story wins, its link
+/// falling back on the one before, as two `UPDATE`s in a row would leave it).
+struct Refresh {
+    last_seen: i64,
+    title: String,
+    link: Option<String>,
+    summary: String,
+    content: String,
+}
+
+struct PgItems<'t, 'c> {
+    tx: &'t mut CachedTx<'c>,
+    feed: String,
+    /// Every key `prefetch` was told of.
+    keys: HashMap<String, KeyOwner>,
+    /// The stories those keys name: headline, link, last listed.
+    stories: HashMap<i64, (String, Option<String>, Option<i64>)>,
+    refreshes: HashMap<i64, Refresh>,
+    /// `drop_stale` calls (story, key prefix), for the stories' keys this poll does not list.
+    drops: Vec<(i64, String)>,
+}
+
+/// A key's kind: up to and including its first `:` (empty without one), as `drop_stale` reads it.
+fn prefix(key: &str) -> &str {
+    key.find(':').map_or("", |i| &key[..=i])
+}
+
+impl PgItems<'_, '_> {
+    /// The key as read and written so far; `None` for a key `prefetch` was not told of.
+    fn owner(&self, key: &str) -> Option<Option<i64>> {
+        self.keys.get(key).map(|k| k.now)
+    }
+}
 
 impl ItemRows for PgItems<'_, '_> {
+    fn prefetch(&mut self, feed: &str, keys: &[&str]) -> Result<(), StoreError> {
+        let rows = self.tx.query(
+            "SELECT k.key, k.article, a.title, a.link, a.last_seen FROM item_keys k
+             JOIN articles a ON a.id = k.article WHERE k.feed = $1 AND k.key = ANY($2)",
+            &[&feed, &keys],
+        )?;
+        for k in keys {
+            self.keys.insert(
+                (*k).to_string(),
+                KeyOwner {
+                    read: None,
+                    now: None,
+                },
+            );
+        }
+        for r in &rows {
+            let article: i64 = r.get(1);
+            self.keys.insert(
+                r.get(0),
+                KeyOwner {
+                    read: Some(article),
+                    now: Some(article),
+                },
+            );
+            self.stories.insert(article, (r.get(2), r.get(3), r.get(4)));
+        }
+        Ok(())
+    }
+
     fn find(
         &mut self,
         feed: &str,
         key: &str,
     ) -> Result<Option<(i64, String, Option<String>)>, StoreError> {
-        Ok(self
-            .0
-            .query_opt(
-                "SELECT k.article, a.title, a.link FROM item_keys k
-                 JOIN articles a ON a.id = k.article WHERE k.feed = $1 AND k.key = $2",
-                &[&feed, &key],
-            )?
-            .map(|r| (r.get(0), r.get(1), r.get(2))))
+        let Some(owner) = self.owner(key) else {
+            return Ok(self
+                .tx
+                .query_opt(
+                    "SELECT k.article, a.title, a.link FROM item_keys k
+                     JOIN articles a ON a.id = k.article WHERE k.feed = $1 AND k.key = $2",
+                    &[&feed, &key],
+                )?
+                .map(|r| (r.get(0), r.get(1), r.get(2))));
+        };
+        Ok(owner.and_then(|id| {
+            let (title, link, _) = self.stories.get(&id)?;
+            Some((id, title.clone(), link.clone()))
+        }))
     }
 
     fn find_loose(
@@ -47,104 +134,257 @@ impl ItemRows for PgItems<'_, '_> {
         key: &str,
         since: i64,
     ) -> Result<Option<(i64, String)>, StoreError> {
-        Ok(self
-            .0
-            .query_opt(
-                "SELECT k.article, a.title FROM item_keys k JOIN articles a ON a.id = k.article
-                 WHERE k.feed = $1 AND k.key = $2 AND a.last_seen >= $3",
-                &[&feed, &key, &since],
-            )?
-            .map(|r| (r.get(0), r.get(1))))
+        let Some(owner) = self.owner(key) else {
+            return Ok(self
+                .tx
+                .query_opt(
+                    "SELECT k.article, a.title FROM item_keys k
+                     JOIN articles a ON a.id = k.article
+                     WHERE k.feed = $1 AND k.key = $2 AND a.last_seen >= $3",
+                    &[&feed, &key, &since],
+                )?
+                .map(|r| (r.get(0), r.get(1))));
+        };
+        Ok(owner.and_then(|id| {
+            let (title, _, last_seen) = self.stories.get(&id)?;
+            last_seen
+                .is_some_and(|seen| seen >= since)
+                .then(|| (id, title.clone()))
+        }))
     }
 
     fn add_key(&mut self, feed: &str, key: &str, article: i64) -> Result<(), StoreError> {
-        self.0.execute(
-            "INSERT INTO item_keys (feed, key, article) VALUES ($1, $2, $3)
-             ON CONFLICT (feed, key) DO NOTHING",
-            &[&feed, &key, &article],
-        )?;
+        match self.keys.get_mut(key) {
+            Some(k) => {
+                k.now.get_or_insert(article);
+            }
+            None => {
+                self.tx.execute(
+                    "INSERT INTO item_keys (feed, key, article) VALUES ($1, $2, $3)
+                     ON CONFLICT (feed, key) DO NOTHING",
+                    &[&feed, &key, &article],
+                )?;
+            }
+        }
         Ok(())
     }
 
     fn move_key(&mut self, feed: &str, key: &str, article: i64) -> Result<(), StoreError> {
-        self.0.execute(
-            "INSERT INTO item_keys (feed, key, article) VALUES ($1, $2, $3)
-             ON CONFLICT (feed, key) DO UPDATE SET article = excluded.article",
-            &[&feed, &key, &article],
-        )?;
+        match self.keys.get_mut(key) {
+            Some(k) => k.now = Some(article),
+            None => {
+                self.tx.execute(
+                    "INSERT INTO item_keys (feed, key, article) VALUES ($1, $2, $3)
+                     ON CONFLICT (feed, key) DO UPDATE SET article = excluded.article",
+                    &[&feed, &key, &article],
+                )?;
+            }
+        }
         Ok(())
     }
 
     fn drop_stale(&mut self, article: i64, key: &str) -> Result<(), StoreError> {
-        // `strpos` is 0 without a colon, as SQLite's `instr`: the prefix is then empty.
-        self.0.execute(
-            "DELETE FROM item_keys WHERE article = $1 AND key <> $2
-                 AND substr(key, 1, strpos(key, ':')) = substr($2, 1, strpos($2, ':'))",
-            &[&article, &key],
-        )?;
+        let kind = prefix(key);
+        for (k, owner) in &mut self.keys {
+            if owner.now == Some(article) && k != key && prefix(k) == kind {
+                owner.now = None;
+            }
+        }
+        // The story's keys this poll does not list are deleted at `finish`.
+        self.drops.push((article, kind.to_string()));
         Ok(())
     }
 
     fn refresh(&mut self, article: i64, now: i64, a: &Article) -> Result<(), StoreError> {
-        self.0.execute(
-            "UPDATE articles SET last_seen = $2, title = $3, link = COALESCE($4, link),
-                 summary = $5, content = $6, text_pruned = 0
-             WHERE id = $1",
-            &[&article, &now, &a.title, &a.link, &a.summary, &a.content],
-        )?;
+        let before = self.refreshes.remove(&article).and_then(|r| r.link);
+        self.refreshes.insert(
+            article,
+            Refresh {
+                last_seen: now,
+                title: a.title.clone(),
+                link: a.link.clone().or(before),
+                summary: a.summary.clone(),
+                content: a.content.clone(),
+            },
+        );
         Ok(())
     }
 
     fn insert(&mut self, feed: &str, new: &NewItem<'_>) -> Result<Option<i64>, StoreError> {
-        let a = new.article;
-        let row = self.0.query_opt(
+        Ok(self
+            .insert_all(feed, std::slice::from_ref(new))?
+            .pop()
+            .flatten())
+    }
+
+    fn insert_all(
+        &mut self,
+        feed: &str,
+        new: &[NewItem<'_>],
+    ) -> Result<Vec<Option<i64>>, StoreError> {
+        if new.is_empty() {
+            return Ok(Vec::new());
+        }
+        let col = |f: fn(&NewItem<'_>) -> Option<String>| new.iter().map(f).collect::<Vec<_>>();
+        let keys = col(|n| Some(n.article.key.clone()));
+        let links = col(|n| n.article.link.clone());
+        let titles = col(|n| Some(n.article.title.clone()));
+        let summaries = col(|n| Some(n.article.summary.clone()));
+        let contents = col(|n| Some(n.article.content.clone()));
+        let authors = col(|n| Some(n.authors.clone()));
+        let categories = col(|n| Some(n.categories.clone()));
+        let langs = col(|n| n.article.lang.clone());
+        let detected = col(|n| n.article.lang_detected.clone());
+        let published: Vec<Option<i64>> = new.iter().map(|n| n.published).collect();
+        let firsts: Vec<i64> = new.iter().map(|n| n.now).collect();
+        let alertable: Vec<i64> = new.iter().map(|n| i64::from(n.alertable)).collect();
+        let seen_ms: Vec<i64> = new.iter().map(|n| n.seen_ms).collect();
+        // In the items' order, so that ids rise as they did one insert at a time, and the
+        // first of two items with one key is the one stored.
+        let rows = self.tx.query(
             "INSERT INTO articles (feed, key, link, title, summary, content, authors,
                                    categories, lang, published, first_seen, last_seen,
                                    alertable, seen_ms, lang_detected)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $12, $13, $14)
+             SELECT $1, u.key, u.link, u.title, u.summary, u.content, u.authors, u.categories,
+                    u.lang, u.published, u.first_seen, u.first_seen, u.alertable, u.seen_ms,
+                    u.detected
+             FROM UNNEST($2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+                         $7::text[], $8::text[], $9::text[], $10::bigint[], $11::bigint[],
+                         $12::bigint[], $13::bigint[], $14::text[])
+                  WITH ORDINALITY AS u(key, link, title, summary, content, authors, categories,
+                                       lang, published, first_seen, alertable, seen_ms,
+                                       detected, ord)
+             ORDER BY u.ord
              ON CONFLICT (feed, key) DO NOTHING
-             RETURNING id",
+             RETURNING id, key",
             &[
                 &feed,
-                &a.key,
-                &a.link,
-                &a.title,
-                &a.summary,
-                &a.content,
-                &new.authors,
-                &new.categories,
-                &a.lang,
-                &new.published,
-                &new.now,
-                &i64::from(new.alertable),
-                &new.seen_ms,
-                &a.lang_detected,
+                &keys,
+                &links,
+                &titles,
+                &summaries,
+                &contents,
+                &authors,
+                &categories,
+                &langs,
+                &published,
+                &firsts,
+                &alertable,
+                &seen_ms,
+                &detected,
             ],
         )?;
-        let Some(row) = row else {
-            return Ok(None);
-        };
-        let id: i64 = row.get(0);
-        if new.alertable {
-            // As on SQLite: the matcher's to-do list, or first the full-text queue (issue 20).
-            let mode: i64 = self
-                .0
-                .query_opt("SELECT full_text FROM feeds WHERE name = $1", &[&feed])?
-                .map_or(0, |r| r.get(0));
-            match (&a.link, wants_full_text(mode, a)) {
+        let mut stored: HashMap<String, i64> = rows.iter().map(|r| (r.get(1), r.get(0))).collect();
+        let ids: Vec<Option<i64>> = new.iter().map(|n| stored.remove(&n.article.key)).collect();
+        // As on SQLite, in the same transaction: the matcher's to-do list, or first the
+        // full-text queue (issue 20) for a feed that reads pages.
+        if !new
+            .iter()
+            .zip(&ids)
+            .any(|(n, id)| n.alertable && id.is_some())
+        {
+            return Ok(ids);
+        }
+        let mode: i64 = self
+            .tx
+            .query_opt("SELECT full_text FROM feeds WHERE name = $1", &[&feed])?
+            .map_or(0, |r| r.get(0));
+        let mut todo: Vec<i64> = Vec::new();
+        let mut pages: (Vec<i64>, Vec<&str>) = (Vec::new(), Vec::new());
+        for (n, id) in new.iter().zip(&ids) {
+            let (Some(id), true) = (id, n.alertable) else {
+                continue;
+            };
+            match (&n.article.link, wants_full_text(mode, n.article)) {
                 (Some(link), true) => {
-                    self.0.execute(
-                        "INSERT INTO full_text_queue (article, link) VALUES ($1, $2)",
-                        &[&id, link],
-                    )?;
+                    pages.0.push(*id);
+                    pages.1.push(link);
                 }
-                _ => {
-                    self.0
-                        .execute("INSERT INTO unmatched (article) VALUES ($1)", &[&id])?;
-                }
+                _ => todo.push(*id),
             }
         }
-        Ok(Some(id))
+        if !todo.is_empty() {
+            self.tx.execute(
+                "INSERT INTO unmatched (article) SELECT * FROM UNNEST($1::bigint[])",
+                &[&todo],
+            )?;
+        }
+        if !pages.0.is_empty() {
+            self.tx.execute(
+                "INSERT INTO full_text_queue (article, link)
+                 SELECT * FROM UNNEST($1::bigint[], $2::text[])",
+                &[&pages.0, &pages.1],
+            )?;
+        }
+        Ok(ids)
+    }
+
+    fn finish(&mut self) -> Result<(), StoreError> {
+        if !self.refreshes.is_empty() {
+            let mut ids = Vec::with_capacity(self.refreshes.len());
+            let mut seen = Vec::with_capacity(ids.capacity());
+            let mut titles = Vec::with_capacity(ids.capacity());
+            let mut links = Vec::with_capacity(ids.capacity());
+            let mut summaries = Vec::with_capacity(ids.capacity());
+            let mut contents = Vec::with_capacity(ids.capacity());
+            for (id, r) in &self.refreshes {
+                ids.push(*id);
+                seen.push(r.last_seen);
+                titles.push(r.title.as_str());
+                links.push(r.link.as_deref());
+                summaries.push(r.summary.as_str());
+                contents.push(r.content.as_str());
+            }
+            self.tx.execute(
+                "UPDATE articles a SET last_seen = u.last_seen, title = u.title,
+                     link = COALESCE(u.link, a.link), summary = u.summary,
+                     content = u.content, text_pruned = 0
+                 FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[],
+                             $6::text[]) AS u(id, last_seen, title, link, summary, content)
+                 WHERE a.id = u.id",
+                &[&ids, &seen, &titles, &links, &summaries, &contents],
+            )?;
+        }
+        // The keys read: each to its owner after the writes, in one statement per kind.
+        let (mut gone, mut moved, mut to) = (Vec::new(), Vec::new(), Vec::new());
+        for (key, owner) in &self.keys {
+            match owner.now {
+                None if owner.read.is_some() => gone.push(key.as_str()),
+                Some(id) if owner.read != Some(id) => {
+                    moved.push(key.as_str());
+                    to.push(id);
+                }
+                _ => {}
+            }
+        }
+        if !self.drops.is_empty() {
+            // `drop_stale` on the keys the poll did not name (those it named are `gone`).
+            let (stories, kinds): (Vec<i64>, Vec<&str>) =
+                self.drops.iter().map(|(a, k)| (*a, k.as_str())).unzip();
+            let named: Vec<&str> = self.keys.keys().map(String::as_str).collect();
+            self.tx.execute(
+                "DELETE FROM item_keys k USING UNNEST($1::bigint[], $2::text[]) AS d(article, kind)
+                 WHERE k.article = d.article
+                   AND substr(k.key, 1, strpos(k.key, ':')) = d.kind
+                   AND NOT (k.key = ANY($3))",
+                &[&stories, &kinds, &named],
+            )?;
+        }
+        if !gone.is_empty() {
+            self.tx.execute(
+                "DELETE FROM item_keys WHERE feed = $1 AND key = ANY($2)",
+                &[&self.feed, &gone],
+            )?;
+        }
+        if !moved.is_empty() {
+            self.tx.execute(
+                "INSERT INTO item_keys (feed, key, article)
+                 SELECT $1, u.key, u.article FROM UNNEST($2::text[], $3::bigint[]) AS u(key, article)
+                 ON CONFLICT (feed, key) DO UPDATE SET article = excluded.article",
+                &[&self.feed, &moved, &to],
+            )?;
+        }
+        Ok(())
     }
 }
 

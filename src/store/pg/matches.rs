@@ -22,50 +22,67 @@ impl Postgres {
         rules_hash: &str,
     ) -> Result<usize, StoreError> {
         let mut conn = self.conn()?;
-        let mut tx = conn.transaction()?;
+        let mut tx = conn.cached_transaction()?;
         // A verdict lost to a crash is re-derived: its articles are still on the to-do list.
         tx.batch_execute("SET LOCAL synchronous_commit = off")?;
-        let mark = tx.prepare("DELETE FROM unmatched WHERE article = $1")?;
-        let insert = tx.prepare(
-            "INSERT INTO matches (article, rule_id, hits, recorded, matched_ms, rules_hash)
-             VALUES ($1, $2, $3, $4, $5, $6)
-             ON CONFLICT (article, rule_id) DO NOTHING
-             RETURNING id",
-        )?;
-        let queue = tx.prepare(
-            "INSERT INTO alert_items (alert_set, match_id, queued, status)
-             VALUES ($1, $2, $3, 'pending')
-             ON CONFLICT (alert_set, match_id) DO NOTHING",
-        )?;
-        let at = ts(now);
-        let mut count = 0;
+        // One statement per table for the whole batch (issue 17), in the results' order.
+        let listed: Vec<i64> = results.iter().map(|am| am.article).collect();
+        tx.execute("DELETE FROM unmatched WHERE article = ANY($1)", &[&listed])?;
+        let (mut articles, mut rules, mut hits) = (Vec::new(), Vec::new(), Vec::new());
         for am in results {
-            tx.execute(&mark, &[&am.article])?;
-            for (rule_id, hits) in &am.matches {
-                let hits = serde_json::to_string(hits)?;
-                let Some(row) = tx.query_opt(
-                    &insert,
-                    &[
-                        &am.article,
-                        rule_id,
-                        &hits,
-                        &at,
-                        &now.timestamp_millis(),
-                        &rules_hash,
-                    ],
-                )?
-                else {
-                    continue;
-                };
-                count += 1;
-                let match_id: i64 = row.get(0);
-                for set in alert_routes.get(rule_id).into_iter().flatten() {
-                    tx.execute(&queue, &[set, &match_id, &at])?;
-                }
+            for (rule_id, h) in &am.matches {
+                articles.push(am.article);
+                rules.push(rule_id.as_str());
+                hits.push(serde_json::to_string(h)?);
             }
         }
+        if articles.is_empty() {
+            tx.commit()?;
+            return Ok(0);
+        }
+        let at = ts(now);
+        let mut stored: Vec<(i64, String)> = tx
+            .query(
+                "INSERT INTO matches (article, rule_id, hits, recorded, matched_ms, rules_hash)
+                 SELECT u.article, u.rule_id, u.hits, $4, $5, $6
+                 FROM UNNEST($1::bigint[], $2::text[], $3::text[]) WITH ORDINALITY
+                      AS u(article, rule_id, hits, ord)
+                 ORDER BY u.ord
+                 ON CONFLICT (article, rule_id) DO NOTHING
+                 RETURNING id, rule_id",
+                &[
+                    &articles,
+                    &rules,
+                    &hits,
+                    &at,
+                    &now.timestamp_millis(),
+                    &rules_hash,
+                ],
+            )?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect();
+        // Queued in the order the matches were stored, each in its sets' order.
+        stored.sort_unstable_by_key(|(id, _)| *id);
+        let (mut sets, mut queued) = (Vec::new(), Vec::new());
+        for (match_id, rule_id) in &stored {
+            for set in alert_routes.get(rule_id).into_iter().flatten() {
+                sets.push(set.as_str());
+                queued.push(*match_id);
+            }
+        }
+        if !sets.is_empty() {
+            tx.execute(
+                "INSERT INTO alert_items (alert_set, match_id, queued, status)
+                 SELECT u.alert_set, u.match_id, $3, 'pending'
+                 FROM UNNEST($1::text[], $2::bigint[]) WITH ORDINALITY AS u(alert_set, match_id, ord)
+                 ORDER BY u.ord
+                 ON CONFLICT (alert_set, match_id) DO NOTHING",
+                &[&sets, &queued, &at],
+            )?;
+        }
         tx.commit()?;
-        Ok(count)
+        Ok(stored.len())
     }
 
     /// Claims for this node at most `limit` articles of the to-do list with an id above `after`

@@ -223,8 +223,11 @@ impl Postgres {
         Ok(self
             .conn()?
             .query_one(
-                "SELECT MIN(next_attempt) FROM outbox WHERE status = 'queued'",
-                &[],
+                &format!(
+                    "SELECT MIN({}) FROM outbox WHERE status = 'queued'",
+                    super::channels::NEXT_TRY
+                ),
+                &[&self.node],
             )?
             .get::<_, Option<i64>>(0)
             .map(from_ts))
@@ -257,11 +260,21 @@ mod tests {
             ["<digest-1@example.org>"]
         );
         assert!(b.due_messages(now).expect("b").is_empty(), "held by a");
+        // b's next try is when a's claim runs out, not at once (it would wake again and again
+        // for a message a is sending); a's own is the message's next attempt.
+        let lease = chrono::Duration::from_std(first.lease).expect("lease");
+        let a_next = a.next_outbox_attempt().expect("a next").expect("queued");
+        let b_next = b.next_outbox_attempt().expect("b next").expect("queued");
+        assert!(a_next <= now, "{a_next} for a, claimed at {now}");
+        assert!(
+            b_next > now + lease - chrono::Duration::seconds(2) && b_next <= now + lease,
+            "{b_next} for b; a's claim ends at {}",
+            now + lease
+        );
         assert!(a.holds_message(id, now).expect("a holds"));
         assert!(!b.holds_message(id, now).expect("b does not"));
 
         // Node a dies before sending: one lease later b claims it, same message, same id.
-        let lease = chrono::Duration::from_std(first.lease).expect("lease");
         let later = now + lease + chrono::Duration::seconds(1);
         let taken = b.due_messages(later).expect("b takes over");
         assert_eq!(taken.len(), 1);

@@ -2,15 +2,14 @@
 //! pruned in the poll's own transaction (`pg/polls.rs` calls `record_in`), read by the console's
 //! feed page. The row is SQLite's (`store/poll_history.rs` decides what it holds).
 
-use postgres::Transaction;
-
+use super::conn::CachedTx;
 use super::{Postgres, from_ts};
 use crate::store::poll_history::{HistoryRow, count};
 use crate::store::{HISTORY_PER_FEED, PollEntry, PollRecord, StoreError};
 
 /// Appends the poll to `feed`'s history and drops what is beyond `HISTORY_PER_FEED`.
 pub(super) fn record_in(
-    tx: &mut Transaction<'_>,
+    tx: &mut CachedTx<'_>,
     feed: &str,
     poll: &PollRecord<'_>,
     new_items: usize,

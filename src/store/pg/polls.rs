@@ -6,14 +6,13 @@
 
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
-use postgres::Transaction;
-
+use super::conn::CachedTx;
 use super::items::store_items;
 use super::{Postgres, from_ts, ts, unsigned};
 use crate::policy::feed_health::{self, Health, HealthInput, NoticeKind, Thresholds};
 use crate::store::polls::{REDIRECT_REPEATS, flood_and_churn, secs, ts_up};
 use crate::store::{PollRecord, PollResult, PollStored, StoreError};
+use chrono::{DateTime, Utc};
 
 impl Postgres {
     pub(crate) fn record_poll(
@@ -31,7 +30,7 @@ impl Postgres {
         polls: &[(&str, PollRecord<'_>)],
     ) -> Result<Vec<PollStored>, StoreError> {
         let mut conn = self.conn()?;
-        let mut tx = conn.transaction()?;
+        let mut tx = conn.cached_transaction()?;
         tx.batch_execute("SET LOCAL synchronous_commit = off")?;
         let stored = polls
             .iter()
@@ -42,31 +41,54 @@ impl Postgres {
     }
 }
 
+/// The feed's columns `assess_health` reads, as each poll's `UPDATE` returns them.
+macro_rules! health_inputs {
+    () => {
+        "health, error_count, failing_since, last_new_item, cadence, cadence_samples"
+    };
+}
+
 fn record_poll_in(
-    tx: &mut Transaction<'_>,
+    tx: &mut CachedTx<'_>,
     feed: &str,
     poll: &PollRecord<'_>,
 ) -> Result<PollStored, StoreError> {
     let now = poll.now;
     let mut stored = PollStored::default();
-    match poll.result {
-        PollResult::Failed { error } => {
-            tx.execute(
+    // Each kind of poll is one `UPDATE` of the feed (without a redirect seen, its redirect
+    // memory is cleared in the same statement), returning what the health assessment reads.
+    let after: Option<postgres::Row> = match poll.result {
+        PollResult::Failed { error } => tx.query_opt(
+            concat!(
                 "UPDATE feeds SET last_error = $2, error_count = error_count + 1,
                          failing_since = COALESCE(failing_since, $3), next_due = $4,
                          polls = polls + 1
-                     WHERE name = $1",
-                &[&feed, &error, &ts(now), &ts_up(poll.next_due)],
-            )?;
-        }
+                     WHERE name = $1 RETURNING ",
+                health_inputs!()
+            ),
+            &[&feed, &error, &ts(now), &ts_up(poll.next_due)],
+        )?,
         PollResult::NotModified { permanent_redirect } => {
-            tx.execute(
-                "UPDATE feeds SET last_success = $2, last_error = NULL, error_count = 0,
-                         failing_since = NULL, next_due = $3, polls = polls + 1
-                     WHERE name = $1",
-                &[&feed, &ts(now), &ts_up(poll.next_due)],
+            let after = tx.query_opt(
+                concat!(
+                    "UPDATE feeds SET last_success = $2, last_error = NULL, error_count = 0,
+                             failing_since = NULL, next_due = $3, polls = polls + 1,
+                             redirect_target = CASE WHEN $4 THEN redirect_target END,
+                             redirect_seen = CASE WHEN $4 THEN redirect_seen ELSE 0 END
+                         WHERE name = $1 RETURNING ",
+                    health_inputs!()
+                ),
+                &[
+                    &feed,
+                    &ts(now),
+                    &ts_up(poll.next_due),
+                    &permanent_redirect.is_some(),
+                ],
             )?;
-            stored.moved_to = note_redirect(tx, feed, permanent_redirect)?;
+            if permanent_redirect.is_some() {
+                stored.moved_to = note_redirect(tx, feed, permanent_redirect)?;
+            }
+            after
         }
         PollResult::Fetched {
             title,
@@ -101,14 +123,20 @@ fn record_poll_in(
                     _ => (cadence, 0),
                 };
             let new = i64::try_from(items.inserted.new).unwrap_or(i64::MAX);
-            tx.execute(
-                "UPDATE feeds SET title = $2, etag = $3, last_modified = $4, last_success = $5,
-                         last_error = NULL, error_count = 0, failing_since = NULL, next_due = $6,
-                         hint_ttl = $7, catching_up = 0, warning = $8, items_seen = items_seen + $9,
-                         last_new_item = CASE WHEN $9 > 0 THEN $5 ELSE last_new_item END,
-                         cadence = $10, cadence_samples = cadence_samples + $11,
-                         polls = polls + 1
-                     WHERE name = $1",
+            let after = tx.query_opt(
+                concat!(
+                    "UPDATE feeds SET title = $2, etag = $3, last_modified = $4,
+                             last_success = $5, last_error = NULL, error_count = 0,
+                             failing_since = NULL, next_due = $6, hint_ttl = $7, catching_up = 0,
+                             warning = $8, items_seen = items_seen + $9,
+                             last_new_item = CASE WHEN $9 > 0 THEN $5 ELSE last_new_item END,
+                             cadence = $10, cadence_samples = cadence_samples + $11,
+                             polls = polls + 1,
+                             redirect_target = CASE WHEN $12 THEN redirect_target END,
+                             redirect_seen = CASE WHEN $12 THEN redirect_seen ELSE 0 END
+                         WHERE name = $1 RETURNING ",
+                    health_inputs!()
+                ),
                 &[
                     &feed,
                     &title,
@@ -121,13 +149,21 @@ fn record_poll_in(
                     &new,
                     &cadence,
                     &samples_add,
+                    &permanent_redirect.is_some(),
                 ],
             )?;
-            stored.moved_to = note_redirect(tx, feed, permanent_redirect)?;
+            if permanent_redirect.is_some() {
+                stored.moved_to = note_redirect(tx, feed, permanent_redirect)?;
+            }
+            after
         }
-    }
+    };
     super::poll_history::record_in(tx, feed, poll, stored.inserted.new)?;
-    let (health, notice, errors) = assess_health(tx, feed, now, &poll.thresholds)?;
+    // A feed not in the table (never the case in a poll) has no health to keep.
+    let Some(after) = after else {
+        return Ok(stored);
+    };
+    let (health, notice, errors) = assess_health(&after, now, &poll.thresholds);
     stored.error_count = errors;
     stored.notice = notice;
     if let Some(kind) = notice {
@@ -137,16 +173,19 @@ fn record_poll_in(
             &[&feed, &kind.as_str(), &ts(now), &detail],
         )?;
     }
-    tx.execute(
-        "UPDATE feeds SET health = $2 WHERE name = $1",
-        &[&feed, &health.as_str()],
-    )?;
+    // Written only when it changes (most polls leave it as it was).
+    if after.get::<_, &str>(0) != health.as_str() {
+        tx.execute(
+            "UPDATE feeds SET health = $2 WHERE name = $1",
+            &[&feed, &health.as_str()],
+        )?;
+    }
     Ok(stored)
 }
 
 /// As SQLite's `note_redirect`: the effective URL moves on the second consecutive sighting.
 fn note_redirect(
-    tx: &mut Transaction<'_>,
+    tx: &mut CachedTx<'_>,
     feed: &str,
     target: Option<&str>,
 ) -> Result<Option<String>, StoreError> {
@@ -182,20 +221,12 @@ fn note_redirect(
     Ok(None)
 }
 
+/// The health the feed's columns after its poll (`health_inputs!`, in that order) call for.
 fn assess_health(
-    tx: &mut Transaction<'_>,
-    feed: &str,
+    r: &postgres::Row,
     now: DateTime<Utc>,
     thresholds: &Thresholds,
-) -> Result<(Health, Option<NoticeKind>, u32), StoreError> {
-    let Some(r) = tx.query_opt(
-        "SELECT health, error_count, failing_since, last_new_item, cadence, cadence_samples
-         FROM feeds WHERE name = $1",
-        &[&feed],
-    )?
-    else {
-        return Ok((Health::Ok, None, 0));
-    };
+) -> (Health, Option<NoticeKind>, u32) {
     let input = HealthInput {
         health: Health::parse(r.get(0)),
         error_count: unsigned(r.get(1)),
@@ -210,5 +241,5 @@ fn assess_health(
     };
     let errors = input.error_count;
     let (health, notice) = feed_health::assess(&input, thresholds);
-    Ok((health, notice, errors))
+    (health, notice, errors)
 }

@@ -254,6 +254,11 @@ CREATE TABLE host_gates (
     r"
 ALTER TABLE matches ADD COLUMN rules_hash TEXT;
 ",
+    // Issue 17: channel messages claimed by one node, as `outbox` rows are (`channels.rs`).
+    r"
+ALTER TABLE channel_outbox ADD COLUMN claim_node TEXT;
+ALTER TABLE channel_outbox ADD COLUMN claim_until BIGINT;
+",
 ];
 
 /// Every table `store migrate-to` copies from SQLite, parents before children. A table added on

@@ -157,7 +157,7 @@ impl Postgres {
         new_feed_window: Duration,
     ) -> Result<Inserted, StoreError> {
         let mut conn = self.conn()?;
-        let mut tx = conn.transaction()?;
+        let mut tx = conn.cached_transaction()?;
         // Re-derivable as a poll batch is (the hub retries an unacknowledged push, and the
         // feed is polled too); the outbox's commits flush it with theirs.
         tx.batch_execute("SET LOCAL synchronous_commit = off")?;
