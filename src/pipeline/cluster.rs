@@ -93,7 +93,7 @@ impl Pipeline<'_> {
             .db(move |s| {
                 let refs: Vec<&str> = asked.iter().map(String::as_str).collect();
                 let claimed: HashSet<String> = s
-                    .claim_feeds(&refs, now, usize::MAX)?
+                    .claim_feeds(&refs, now, refs.len())?
                     .into_iter()
                     .map(|l| l.feed)
                     .collect();

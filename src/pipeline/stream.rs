@@ -220,9 +220,19 @@ impl Pipeline<'_> {
             let now = (ctx.clock)();
             let stopping_now = stopping.is_cancelled();
             let mut due_now: Vec<usize> = Vec::new();
+            // With several nodes, no more feeds than this node has fetch slots free: a feed
+            // claimed but left waiting behind its own fetches is one another node could be
+            // polling (issue 17: three nodes polled no more than one). Alone, every due feed
+            // goes to the fetcher, whose per-host gates pick what starts first.
+            let free = if self.config.store.is_some() {
+                concurrency.saturating_sub(in_flight.len())
+            } else {
+                usize::MAX
+            };
             loop {
                 match clock.peek() {
-                    Some(Reverse((due, _))) if *due <= now && !stopping_now => {}
+                    Some(Reverse((due, _)))
+                        if *due <= now && !stopping_now && due_now.len() < free => {}
                     _ => break,
                 }
                 let Some(Reverse((_, i))) = clock.pop() else {
@@ -285,10 +295,12 @@ impl Pipeline<'_> {
             }
             // The next instant anything here is due: a feed (none once stopping: due feeds stay
             // on the heap, and would wake this loop at once), or the retry of a failed write.
+            // With every slot taken (several nodes), a finished fetch wakes it, not the clock.
+            let slots_full = self.config.store.is_some() && in_flight.len() >= concurrency;
             let next_feed = clock
                 .peek()
                 .map(|Reverse((due, _))| *due)
-                .filter(|_| !stopping_now);
+                .filter(|_| !stopping_now && !slots_full);
             let mut idle = next_feed
                 .map_or(ctx.max_idle, |d| {
                     (d - now).to_std().unwrap_or(Duration::ZERO)
