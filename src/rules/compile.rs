@@ -421,7 +421,7 @@ impl Builder {
                     lit: self.intern(pattern, 1),
                     mask: mask_of(scope),
                     check,
-                    label: e.to_string(),
+                    label: leaf_label(e),
                 }
             }
             [_] => {
@@ -496,7 +496,7 @@ impl Builder {
             lit: self.intern(pattern, ntoks),
             mask: mask_of(scope),
             check,
-            label: e.to_string(),
+            label: leaf_label(e),
         }
     }
 
@@ -747,4 +747,40 @@ fn url_host(t: &str) -> String {
 /// Stands in for a node that failed to compile; never evaluated (the rule set is rejected).
 fn dummy() -> Node {
     Node::Or(Vec::new())
+}
+
+/// `e.to_string()` for a term, phrase or prefix, written without the formatting machinery (one
+/// allocation of the right size: 100,000 rules format about 350,000 labels, issue 22).
+fn leaf_label(e: &Expr) -> String {
+    let (open, text, close) = match &e.kind {
+        ExprKind::Term(t) => ("", t, ""),
+        ExprKind::Phrase(p) => ("\"", p, "\""),
+        ExprKind::Prefix(p) => ("", p, "*"),
+        ExprKind::Inflect(p) => ("", p, "~"),
+        _ => return e.to_string(),
+    };
+    let mut label = String::with_capacity(open.len() + text.len() + close.len());
+    label.push_str(open);
+    label.push_str(text);
+    label.push_str(close);
+    label
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn leaf_labels_are_the_display_form() {
+        for q in [
+            "Healey",
+            "\"John Healey\"",
+            "heal*",
+            "Гегсет~",
+            "case:US",
+            "/a\\/b/i",
+            "x-y",
+        ] {
+            let e = crate::rules::syntax::parse_query(q).expect("parses");
+            assert_eq!(super::leaf_label(&e), e.to_string(), "{q}");
+        }
+    }
 }
