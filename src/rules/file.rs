@@ -121,7 +121,7 @@ const RULE_KEYS: &[&str] = &[
 
 pub(crate) fn parse_sources(sources: &[Source]) -> Parsed {
     let mut p = Parsed::default();
-    let mut ids: HashMap<String, String> = HashMap::new();
+    let mut ids: HashMap<String, (&Source, usize)> = HashMap::new();
     for (fi, src) in sources.iter().enumerate() {
         let (doc, errors) = DeTable::parse_recoverable(&src.text);
         for e in &errors {
@@ -302,24 +302,25 @@ fn lists(p: &mut Parsed, src: &Source, fi: usize, value: &Spanned<DeValue<'_>>) 
     }
 }
 
-/// Reports `id` (at byte `at` of `src`) when an earlier rule has it; otherwise remembers it.
-fn duplicate_id(
+/// Reports `id` (at byte `at` of `src`) when an earlier rule has it; otherwise remembers where
+/// it is (its source and offset: the place is rendered only for a duplicate, issue 22).
+fn duplicate_id<'s>(
     p: &mut Parsed,
-    src: &Source,
-    ids: &mut HashMap<String, String>,
+    src: &'s Source,
+    ids: &mut HashMap<String, (&'s Source, usize)>,
     id: String,
     at: usize,
 ) {
-    if let Some(first) = ids.get(&id) {
+    if let Some((first, first_at)) = ids.get(&id) {
+        let place = format!("{}:{}", first.path.display(), first.line_of(*first_at));
         p.diags.push(src.diagnostic(
             at,
             Some(&id),
-            format!("duplicate rule id `{id}` (first defined at {first})"),
+            format!("duplicate rule id `{id}` (first defined at {place})"),
             Some("rule ids must be unique across all rule files"),
         ));
     } else {
-        let place = format!("{}:{}", src.path.display(), src.line_of(at));
-        ids.insert(id, place);
+        ids.insert(id, (src, at));
     }
 }
 
