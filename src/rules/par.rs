@@ -5,7 +5,7 @@
 use std::num::NonZeroUsize;
 
 /// Below this many items one thread is used: spawning costs more than it saves.
-const MIN_PARALLEL: usize = 1_024;
+pub(crate) const MIN_PARALLEL: usize = 1_024;
 /// At most this many threads, whatever the machine has.
 const MAX_THREADS: usize = 8;
 

@@ -17,7 +17,7 @@ impl Builder {
     /// queries before) are exceeded together, it compiles them again on one thread so every
     /// error is the one a single thread reports.
     pub fn compile_all(&mut self, queries: &[&Expr]) -> Vec<Result<Node, Vec<CompileError>>> {
-        if par::threads() < 2 {
+        if par::threads() < 2 || queries.len() < par::MIN_PARALLEL {
             return queries.iter().map(|e| self.compile(e)).collect();
         }
         let lists = &self.lists;
