@@ -10,6 +10,7 @@ pub mod eval;
 mod explain;
 mod file;
 mod matcher;
+mod par;
 mod prefilter;
 pub mod syntax;
 pub mod text;
@@ -29,6 +30,7 @@ use file::{Source, StrLoc};
 use matcher::{Ctx, Doc};
 pub use matcher::{MATCH_FIELD_CAP, MAX_HITS_PER_ATOM, merge_spans};
 pub use prefilter::MatchWork;
+use syntax::Expr;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Priority {
@@ -206,7 +208,7 @@ impl RuleSet {
         let mut diags = parsed.diags.clone();
         let (list_diags, cyclic) = file::check_lists(&parsed, sources);
         diags.extend(list_diags);
-        let mut b = Builder::default();
+        let mut lists = std::collections::HashMap::new();
         for (name, list) in &parsed.lists {
             // A cyclic list (already reported) compiles as empty so expanding it terminates.
             let entries = if cyclic.contains(name) {
@@ -214,8 +216,9 @@ impl RuleSet {
             } else {
                 list.entries.iter().map(|e| e.0.clone()).collect()
             };
-            b.lists.insert(name.clone(), entries);
+            lists.insert(name.clone(), entries);
         }
+        let mut b = Builder::new(std::sync::Arc::new(lists));
         // List entries on their own, so a bad regex in a list is reported where it is written.
         for name in parsed.list_order.iter().filter(|n| !cyclic.contains(*n)) {
             for (e, loc) in &parsed.lists[name].entries {
@@ -229,14 +232,46 @@ impl RuleSet {
         let mut rules = Vec::new();
         let mut nodes = Vec::new();
         let mut warnings = Vec::new();
+        // A rule without a query is an error already.
+        fn bare(raw: &file::RawRule) -> Option<&StrLoc> {
+            match &raw.query {
+                Some((_, loc)) if raw.info.examples.is_empty() => Some(loc),
+                _ => None,
+            }
+        }
+        let unexampled = parsed.rules.iter().filter_map(bare).count();
+        let mut summarised = unexampled <= NO_EXAMPLES_LISTED;
         for raw in &parsed.rules {
             rule_warnings(sources, raw, &mut warnings);
-        }
-        for raw in parsed.rules {
-            let Some((expr, loc)) = &raw.query else {
+            let Some(loc) = bare(raw) else {
                 continue;
             };
-            match b.compile(expr) {
+            if unexampled <= NO_EXAMPLES_LISTED {
+                let message = "rule has no examples".to_string();
+                warnings.push(no_examples(&sources[loc.file], raw, message));
+            } else if !summarised {
+                summarised = true;
+                let message = format!(
+                    "rule has no examples, nor do {} other rules (each is listed when at most {NO_EXAMPLES_LISTED} are)",
+                    unexampled - 1
+                );
+                warnings.push(no_examples(&sources[loc.file], raw, message));
+            }
+        }
+        let queries: Vec<&Expr> = parsed
+            .rules
+            .iter()
+            .filter_map(|raw| raw.query.as_ref().map(|(e, _)| e))
+            .collect();
+        let mut compiled = b.compile_all(&queries).into_iter();
+        for raw in parsed.rules {
+            let Some((_, loc)) = &raw.query else {
+                continue;
+            };
+            let Some(result) = compiled.next() else {
+                break;
+            };
+            match result {
                 Ok(node) => {
                     if !raw.allow_broad && node.true_when_nothing_occurs() {
                         diags.push(sources[loc.file].diagnostic(
@@ -679,17 +714,28 @@ fn rule_warnings(sources: &[Source], raw: &file::RawRule, out: &mut Vec<Diagnost
         return;
     };
     let source = &sources[loc.file];
-    for w in syntax::warnings(&raw.info.query) {
-        out.push(source.diagnostic(loc.offset(w.span.start), id, w.message, w.hint.as_deref()));
-    }
-    if raw.info.examples.is_empty() {
+    for w in &raw.warnings {
         out.push(source.diagnostic(
-            source.line_start(raw.info.line),
+            loc.offset(w.span.start),
             id,
-            "rule has no examples",
-            Some("add examples.match and examples.no_match: `check` runs them, and they document the rule"),
+            w.message.clone(),
+            w.hint.as_deref(),
         ));
     }
+}
+
+/// Up to this many rules without examples get a warning each; beyond, one warning at the first
+/// counts them all (100,000 generated rules spent 4 % of their load rendering one each, issue 22).
+pub const NO_EXAMPLES_LISTED: usize = 100;
+
+/// `rule has no examples` (or `message`), at the rule's header.
+fn no_examples(source: &Source, raw: &file::RawRule, message: String) -> Diagnostic {
+    source.diagnostic(
+        source.line_start(raw.info.line),
+        Some(&raw.info.id),
+        message,
+        Some("add examples.match and examples.no_match: `check` runs them, and they document the rule"),
+    )
 }
 
 fn report(

@@ -4,13 +4,16 @@
 
 use std::collections::HashMap;
 use std::ops::Range;
+use std::sync::Arc;
 
 use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
 use regex::{Regex, RegexBuilder};
 
+mod parallel;
+
 use super::Field;
 use super::syntax::{Expr, ExprKind, FieldName, INFLECTION_LETTERS, NEAR_OPERANDS, suggest};
-use super::text::{exact_form, tokenize};
+use super::text::{exact_form, for_each_token, tokenize};
 
 /// Per-regex compiled-size budget (bytes of the regex crate's program).
 pub(crate) const REGEX_SIZE_LIMIT: usize = 1 << 20;
@@ -219,14 +222,19 @@ fn err(span: &Range<usize>, message: impl Into<String>, hint: Option<&str>) -> C
     }
 }
 
+/// The rule set's lists, by name: each entry a parsed query. Shared by the threads of a load.
+pub(crate) type Lists = Arc<HashMap<String, Vec<Expr>>>;
+
 /// Interns literals and regexes across all rules.
 #[derive(Default)]
 pub(crate) struct Builder {
-    pub lists: HashMap<String, Vec<Expr>>,
+    pub lists: Lists,
     lit_ids: HashMap<String, u32>,
     pub lits: Vec<Literal>,
     regex_ids: HashMap<(String, String), u32>,
     pub regexes: Vec<Regex>,
+    /// `regex_states` of each regex in `regexes`.
+    regex_costs: Vec<usize>,
     /// `regex_states` of every regex in `regexes`, summed.
     regex_states: usize,
     /// Levels of `node` on the stack; never above `MAX_TREE_DEPTH`.
@@ -234,6 +242,13 @@ pub(crate) struct Builder {
 }
 
 impl Builder {
+    pub fn new(lists: Lists) -> Builder {
+        Builder {
+            lists,
+            ..Builder::default()
+        }
+    }
+
     pub fn compile(&mut self, e: &Expr) -> Result<Node, Vec<CompileError>> {
         let mut errors = Vec::new();
         let node = self.node(e, FieldName::Text, 0, &mut errors);
@@ -406,7 +421,7 @@ impl Builder {
                     lit: self.intern(pattern, 1),
                     mask: mask_of(scope),
                     check,
-                    label: e.to_string(),
+                    label: leaf_label(e),
                 }
             }
             [_] => {
@@ -438,19 +453,26 @@ impl Builder {
         case: bool,
         errors: &mut Vec<CompileError>,
     ) -> Node {
-        let toks = tokenize(text);
-        if toks.len() > MAX_PHRASE_WORDS {
+        let mut pattern = String::with_capacity(text.len() + 2);
+        let mut ranges = Vec::new();
+        for_each_token(text, |start, end, norm| {
+            pattern.push(' ');
+            pattern.push_str(norm);
+            ranges.push(start..end);
+        });
+        pattern.push(' ');
+        if ranges.len() > MAX_PHRASE_WORDS {
             errors.push(err(
                 &e.span,
                 format!(
                     "a phrase of {} words: at most {MAX_PHRASE_WORDS}",
-                    toks.len()
+                    ranges.len()
                 ),
                 Some("quote the few words that identify the story, and combine phrases with AND or NEAR"),
             ));
             return dummy();
         }
-        if toks.is_empty() {
+        if ranges.is_empty() {
             errors.push(err(
                 &e.span,
                 format!("`{e}` contains no words"),
@@ -458,28 +480,23 @@ impl Builder {
             ));
             return dummy();
         }
-        let mut pattern = String::new();
-        for t in &toks {
-            pattern.push(' ');
-            pattern.push_str(&t.norm);
-        }
-        pattern.push(' ');
         let check = if case {
             Check::Exact(
-                toks.iter()
-                    .map(|t| exact_form(&text[t.start..t.end]))
+                ranges
+                    .iter()
+                    .map(|r| exact_form(&text[r.clone()]))
                     .collect::<Vec<_>>()
                     .into_boxed_slice(),
             )
         } else {
             Check::Any
         };
-        let ntoks = u32::try_from(toks.len()).unwrap_or(u32::MAX);
+        let ntoks = u32::try_from(ranges.len()).unwrap_or(u32::MAX);
         Node::Lit {
             lit: self.intern(pattern, ntoks),
             mask: mask_of(scope),
             check,
-            label: e.to_string(),
+            label: leaf_label(e),
         }
     }
 
@@ -491,7 +508,8 @@ impl Builder {
         depth: usize,
         errors: &mut Vec<CompileError>,
     ) -> Node {
-        let Some(entries) = self.lists.get(name).cloned() else {
+        let lists = Arc::clone(&self.lists);
+        let Some(entries) = lists.get(name) else {
             let message = match suggest(name, self.lists.keys().map(String::as_str)) {
                 Some(s) => format!("unknown list @{name} — did you mean @{s}?"),
                 None => format!("unknown list @{name}"),
@@ -611,6 +629,7 @@ impl Builder {
                 let id = u32::try_from(self.regexes.len()).unwrap_or(u32::MAX);
                 let empty = re.is_match("");
                 self.regexes.push(re);
+                self.regex_costs.push(states);
                 self.regex_states += states;
                 self.regex_ids.insert(key, id);
                 Node::Regex {
@@ -639,11 +658,13 @@ impl Builder {
     }
 
     fn intern(&mut self, pattern: String, ntoks: u32) -> u32 {
-        let next = u32::try_from(self.lits.len()).unwrap_or(u32::MAX);
-        *self.lit_ids.entry(pattern.clone()).or_insert_with(|| {
-            self.lits.push(Literal { pattern, ntoks });
-            next
-        })
+        if let Some(&id) = self.lit_ids.get(&pattern) {
+            return id;
+        }
+        let id = u32::try_from(self.lits.len()).unwrap_or(u32::MAX);
+        self.lit_ids.insert(pattern.clone(), id);
+        self.lits.push(Literal { pattern, ntoks });
+        id
     }
 
     /// One automaton for all literals; `None` when no rule has a literal.
@@ -726,4 +747,40 @@ fn url_host(t: &str) -> String {
 /// Stands in for a node that failed to compile; never evaluated (the rule set is rejected).
 fn dummy() -> Node {
     Node::Or(Vec::new())
+}
+
+/// `e.to_string()` for a term, phrase or prefix, written without the formatting machinery (one
+/// allocation of the right size: 100,000 rules format about 350,000 labels, issue 22).
+fn leaf_label(e: &Expr) -> String {
+    let (open, text, close) = match &e.kind {
+        ExprKind::Term(t) => ("", t, ""),
+        ExprKind::Phrase(p) => ("\"", p, "\""),
+        ExprKind::Prefix(p) => ("", p, "*"),
+        ExprKind::Inflect(p) => ("", p, "~"),
+        _ => return e.to_string(),
+    };
+    let mut label = String::with_capacity(open.len() + text.len() + close.len());
+    label.push_str(open);
+    label.push_str(text);
+    label.push_str(close);
+    label
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn leaf_labels_are_the_display_form() {
+        for q in [
+            "Healey",
+            "\"John Healey\"",
+            "heal*",
+            "Гегсет~",
+            "case:US",
+            "/a\\/b/i",
+            "x-y",
+        ] {
+            let e = crate::rules::syntax::parse_query(q).expect("parses");
+            assert_eq!(super::leaf_label(&e), e.to_string(), "{q}");
+        }
+    }
 }

@@ -9,7 +9,8 @@ use std::time::Duration;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
-use super::syntax::{Expr, ExprKind, parse_query, suggest};
+use super::par;
+use super::syntax::{Expr, ExprKind, QueryError, parse_query, parse_query_warned, suggest};
 use super::{Diagnostic, Example, FeedSelector, Priority, RuleInfo};
 use crate::diagnostic::LineIndex;
 
@@ -53,6 +54,11 @@ impl Source {
         self.lines.line_start(line)
     }
 
+    /// The line (1-based) of byte `offset`, as its diagnostic would give it.
+    pub fn line_of(&self, offset: usize) -> usize {
+        self.lines.locate(&self.text, offset).0
+    }
+
     pub fn diagnostic(
         &self,
         offset: usize,
@@ -72,7 +78,17 @@ impl Source {
 pub(crate) struct RawRule {
     pub info: RuleInfo,
     pub query: Option<(Expr, StrLoc)>,
+    /// `syntax::warnings` of the query, found while parsing it.
+    pub warnings: Vec<QueryError>,
     pub allow_broad: bool,
+}
+
+/// One `[[rule]]` table read on its own (in parallel with the others): the rule, its problems,
+/// and its id with the id's offset, for the duplicate check that needs every rule before it.
+struct ReadRule {
+    rule: Option<RawRule>,
+    diags: Vec<Diagnostic>,
+    id_at: Option<(String, usize)>,
 }
 
 /// A list entry as read: parsed query and where it is.
@@ -105,7 +121,7 @@ const RULE_KEYS: &[&str] = &[
 
 pub(crate) fn parse_sources(sources: &[Source]) -> Parsed {
     let mut p = Parsed::default();
-    let mut ids: HashMap<String, String> = HashMap::new();
+    let mut ids: HashMap<String, (&Source, usize)> = HashMap::new();
     for (fi, src) in sources.iter().enumerate() {
         let (doc, errors) = DeTable::parse_recoverable(&src.text);
         for e in &errors {
@@ -125,10 +141,13 @@ pub(crate) fn parse_sources(sources: &[Source]) -> Parsed {
                 "lists" => lists(&mut p, src, fi, value),
                 "rule" => match value.get_ref() {
                     DeValue::Array(items) => {
-                        for item in items {
-                            if let Some(r) = rule(&mut p, src, fi, item, &mut ids) {
-                                p.rules.push(r);
+                        let read = par::map(items, |item| rule(src, fi, item));
+                        for r in read {
+                            p.diags.extend(r.diags);
+                            if let Some((id, at)) = r.id_at {
+                                duplicate_id(&mut p, src, &mut ids, id, at);
                             }
+                            p.rules.extend(r.rule);
                         }
                     }
                     _ => p.diags.push(src.diagnostic(
@@ -274,10 +293,7 @@ fn lists(p: &mut Parsed, src: &Source, fi: usize, value: &Spanned<DeValue<'_>>) 
         p.lists.insert(
             n,
             RawList {
-                defined_at: {
-                    let d = src.diagnostic(at, None, "", None);
-                    format!("{}:{}", d.file.display(), d.line)
-                },
+                defined_at: format!("{}:{}", src.path.display(), src.line_of(at)),
                 entries: parsed,
                 file: fi,
                 at,
@@ -286,17 +302,48 @@ fn lists(p: &mut Parsed, src: &Source, fi: usize, value: &Spanned<DeValue<'_>>) 
     }
 }
 
-fn rule(
+/// Reports `id` (at byte `at` of `src`) when an earlier rule has it; otherwise remembers where
+/// it is (its source and offset: the place is rendered only for a duplicate, issue 22).
+fn duplicate_id<'s>(
     p: &mut Parsed,
+    src: &'s Source,
+    ids: &mut HashMap<String, (&'s Source, usize)>,
+    id: String,
+    at: usize,
+) {
+    if let Some((first, first_at)) = ids.get(&id) {
+        let place = format!("{}:{}", first.path.display(), first.line_of(*first_at));
+        p.diags.push(src.diagnostic(
+            at,
+            Some(&id),
+            format!("duplicate rule id `{id}` (first defined at {place})"),
+            Some("rule ids must be unique across all rule files"),
+        ));
+    } else {
+        ids.insert(id, (src, at));
+    }
+}
+
+fn rule(src: &Source, fi: usize, item: &Spanned<DeValue<'_>>) -> ReadRule {
+    let mut read = ReadRule {
+        rule: None,
+        diags: Vec::new(),
+        id_at: None,
+    };
+    read.rule = rule_table(src, fi, item, &mut read.diags, &mut read.id_at);
+    read
+}
+
+fn rule_table(
     src: &Source,
     fi: usize,
     item: &Spanned<DeValue<'_>>,
-    ids: &mut HashMap<String, String>,
+    diags: &mut Vec<Diagnostic>,
+    id_at: &mut Option<(String, usize)>,
 ) -> Option<RawRule> {
     let at = item.span().start;
     let DeValue::Table(t) = item.get_ref() else {
-        p.diags
-            .push(src.diagnostic(at, None, "a rule must be a table", None));
+        diags.push(src.diagnostic(at, None, "a rule must be a table", None));
         return None;
     };
     let string = |key: &str| -> Option<(&Spanned<DeValue<'_>>, String)> {
@@ -305,7 +352,6 @@ fn rule(
             _ => None,
         })
     };
-    let mut diags = Vec::new();
     let raw_id = string("id").map(|(_, s)| s);
     let id = match t.get("id") {
         None => {
@@ -323,17 +369,7 @@ fn rule(
                     && s.bytes()
                         .all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'-')) =>
             {
-                if let Some(first) = ids.get(&s) {
-                    diags.push(src.diagnostic(
-                        v.span().start,
-                        Some(&s),
-                        format!("duplicate rule id `{s}` (first defined at {first})"),
-                        Some("rule ids must be unique across all rule files"),
-                    ));
-                } else {
-                    let d = src.diagnostic(v.span().start, None, "", None);
-                    ids.insert(s.clone(), format!("{}:{}", d.file.display(), d.line));
-                }
+                *id_at = Some((s.clone(), v.span().start));
                 Some(s)
             }
             _ => {
@@ -371,6 +407,7 @@ fn rule(
             }
         },
     };
+    let mut warnings = Vec::new();
     let query = match t.get("query") {
         None => {
             diags.push(src.diagnostic(
@@ -384,8 +421,11 @@ fn rule(
         Some(v) => match v.get_ref() {
             DeValue::String(s) => {
                 let loc = str_loc(src, fi, v, s);
-                match parse_query(s) {
-                    Ok(e) => Some((e, loc)),
+                match parse_query_warned(s) {
+                    Ok((e, warned)) => {
+                        warnings = warned;
+                        Some((e, loc))
+                    }
                     Err(errs) => {
                         for e in errs {
                             diags.push(src.diagnostic(
@@ -469,8 +509,7 @@ fn rule(
             }
         }
     };
-    let examples = examples(src, t.get("examples"), rid, &mut diags);
-    p.diags.extend(diags);
+    let examples = examples(src, t.get("examples"), rid, diags);
     let id = id?;
     Some(RawRule {
         info: RuleInfo {
@@ -479,12 +518,13 @@ fn rule(
             priority,
             query: string("query").map(|(_, s)| s).unwrap_or_default(),
             file: src.path.clone(),
-            line: src.diagnostic(at, None, "", None).line,
+            line: src.line_of(at),
             feeds,
             max_age,
             examples,
         },
         query,
+        warnings,
         allow_broad,
     })
 }

@@ -144,6 +144,15 @@ const NEAR_HINT: &str = "put the AND or NOT outside the proximity: `(a NEAR/5 b)
 
 /// Parses one query. Returns every error it could find (it stops at the first syntax error).
 pub fn parse_query(q: &str) -> Result<Expr, Vec<QueryError>> {
+    parse_with(q, false).map(|(e, _)| e)
+}
+
+/// As `parse_query`, with the query's `warnings` found from the same tokens (one lex per query).
+pub(crate) fn parse_query_warned(q: &str) -> Result<(Expr, Vec<QueryError>), Vec<QueryError>> {
+    parse_with(q, true)
+}
+
+fn parse_with(q: &str, warn: bool) -> Result<(Expr, Vec<QueryError>), Vec<QueryError>> {
     if q.len() > MAX_QUERY_BYTES {
         return Err(vec![QueryError::new(
             0..0,
@@ -158,6 +167,11 @@ pub fn parse_query(q: &str) -> Result<Expr, Vec<QueryError>> {
         )]);
     }
     let toks = lex(q).map_err(|e| vec![e])?;
+    let warned = if warn {
+        token_warnings(&toks)
+    } else {
+        Vec::new()
+    };
     if toks.is_empty() {
         return Err(vec![QueryError::new(
             0..q.len(),
@@ -182,7 +196,7 @@ pub fn parse_query(q: &str) -> Result<Expr, Vec<QueryError>> {
         Some((_, span)) => Err(QueryError::new(span.clone(), "unexpected token", None)),
     });
     match result {
-        Ok(e) if p.soft.is_empty() => Ok(e),
+        Ok(e) if p.soft.is_empty() => Ok((e, warned)),
         Ok(_) => Err(p.soft),
         Err(e) => {
             p.soft.push(e);
@@ -191,8 +205,8 @@ pub fn parse_query(q: &str) -> Result<Expr, Vec<QueryError>> {
     }
 }
 
-struct Parser {
-    toks: Vec<(Tok, Range<usize>)>,
+struct Parser<'q> {
+    toks: Vec<(Tok<'q>, Range<usize>)>,
     pos: usize,
     end: usize,
     /// Errors that do not stop parsing (an unknown field name).
@@ -201,8 +215,8 @@ struct Parser {
     depth: usize,
 }
 
-impl Parser {
-    fn peek(&self) -> Option<&Tok> {
+impl<'q> Parser<'q> {
+    fn peek(&self) -> Option<&Tok<'q>> {
         self.toks.get(self.pos).map(|t| &t.0)
     }
 
@@ -330,13 +344,16 @@ impl Parser {
                 } else if let Some(stem) = w.strip_suffix('~') {
                     ExprKind::Inflect(stem.to_string())
                 } else {
-                    ExprKind::Term(w)
+                    ExprKind::Term(w.to_string())
                 }
             }
-            Tok::Quoted(p) => ExprKind::Phrase(p),
-            Tok::QuotedNear(p, distance) => return phrase_near(&p, distance, span),
-            Tok::List(name) => ExprKind::List(name),
-            Tok::Regex { pattern, flags } => ExprKind::Regex { pattern, flags },
+            Tok::Quoted(p) => ExprKind::Phrase(p.to_string()),
+            Tok::QuotedNear(p, distance) => return phrase_near(p, distance, span),
+            Tok::List(name) => ExprKind::List(name.to_string()),
+            Tok::Regex { pattern, flags } => ExprKind::Regex {
+                pattern: pattern.into_owned(),
+                flags: flags.to_string(),
+            },
             Tok::LParen => {
                 self.enter(span.clone())?;
                 let inner = self.or()?;
@@ -355,7 +372,7 @@ impl Parser {
                     span: span.start..end,
                 });
             }
-            Tok::Field(name) => return self.field(&name, span),
+            Tok::Field(name) => return self.field(name, span),
             Tok::RParen => {
                 return Err(QueryError::new(
                     span,
@@ -394,8 +411,8 @@ impl Parser {
         if name == "case" {
             let inner_span = self.here();
             let text = match self.peek().cloned() {
-                Some(Tok::Word(w)) => w,
-                Some(Tok::Quoted(p)) => p,
+                Some(Tok::Word(w)) => w.to_string(),
+                Some(Tok::Quoted(p)) => p.to_string(),
                 _ => {
                     return Err(QueryError::new(
                         inner_span,
@@ -532,9 +549,10 @@ fn phrase_near(phrase: &str, distance: u32, span: Range<usize>) -> Result<Expr, 
 /// Lower-case `and`, `or`, `not`, `near` between two terms: searched as words, which is rarely
 /// what was meant. Not errors (the spec keeps them words), warnings for `check`.
 pub fn warnings(q: &str) -> Vec<QueryError> {
-    let Ok(toks) = lex(q) else {
-        return Vec::new();
-    };
+    lex(q).map(|toks| token_warnings(&toks)).unwrap_or_default()
+}
+
+fn token_warnings(toks: &[(Tok<'_>, Range<usize>)]) -> Vec<QueryError> {
     let ends = |t: &Tok| {
         matches!(
             t,
@@ -558,14 +576,16 @@ pub fn warnings(q: &str) -> Vec<QueryError> {
         let (Tok::Word(word), span) = &w[1] else {
             continue;
         };
-        let lower = word.to_lowercase();
-        if !matches!(lower.as_str(), "and" | "or" | "not" | "near")
-            || !ends(&w[0].0)
-            || !starts(&w[2].0)
-        {
+        // ASCII case folding is enough: no other character lower-cases into these four words.
+        let Some(op) = ["AND", "OR", "NOT", "NEAR"]
+            .into_iter()
+            .find(|op| word.eq_ignore_ascii_case(op))
+        else {
+            continue;
+        };
+        if !ends(&w[0].0) || !starts(&w[2].0) {
             continue;
         }
-        let op = lower.to_uppercase();
         out.push(QueryError {
             span: span.clone(),
             message: format!("`{word}` is searched as a word, not as the operator {op}"),

@@ -74,3 +74,70 @@ fn a_repetitive_article_keeps_bounded_evidence_and_the_same_verdicts() {
         assert!(m.hits.iter().all(|h| h.end <= 2 * 15 * MAX_HITS_PER_ATOM));
     }
 }
+
+/// `n` rules, rule `i` searching the made-up word `w{i}x` (and a list every seventh rule).
+fn many_rules(n: usize) -> String {
+    let mut s = String::from("[lists]\npeople = ['\"John Healey\"', 'Hegseth']\n");
+    for i in 0..n {
+        let query = if i % 7 == 0 {
+            format!("w{i}x AND @people")
+        } else {
+            format!("w{i}x")
+        };
+        s.push_str(&format!("\n[[rule]]\nid = \"r{i}\"\nquery = '{query}'\n"));
+    }
+    s
+}
+
+/// Loading 3,000 rules runs on every core (issue 22); what it gives must not show it: each rule
+/// keeps its id and verdicts, and there is one warning for all the rules without examples.
+#[test]
+fn a_large_rule_set_loads_in_order_with_one_summary_warning() {
+    let n = 3_000;
+    let set = RuleSet::from_sources(&[(PathBuf::from("big.toml"), many_rules(n))])
+        .expect("the rules compile");
+    assert_eq!(set.rules().len(), n);
+    for i in [0, 1, 1_499, 1_500, 2_999] {
+        let text = format!("w{i}x met Pete Hegseth");
+        let got: Vec<&str> = set
+            .match_article_unfiltered(&titled(text), &FeedMeta::default())
+            .iter()
+            .map(|m| set.rules()[m.rule].id.as_str())
+            .collect();
+        assert_eq!(got, [format!("r{i}")], "article {i}");
+    }
+    let warnings: Vec<String> = set
+        .warnings()
+        .iter()
+        .map(|w| w.as_warning().to_string())
+        .collect();
+    assert_eq!(warnings.len(), 1, "{warnings:#?}");
+    assert!(
+        warnings[0].starts_with(
+            "big.toml:4:1: warning: rule r0: rule has no examples, nor do 2999 other rules"
+        ),
+        "{}",
+        warnings[0]
+    );
+}
+
+/// Errors found while loading in parallel are those of one thread, at their places.
+#[test]
+fn a_large_rule_set_reports_every_error_at_its_place() {
+    let text = many_rules(3_000)
+        .replace("id = \"r2500\"", "id = \"r100\"")
+        .replace("query = 'w2801x'", "query = 'w2801x AND @nobody'");
+    let Err(diags) = RuleSet::from_sources(&[(PathBuf::from("big.toml"), text)]) else {
+        panic!("a duplicate id and an unknown list must fail the load");
+    };
+    let all = diags.to_string();
+    // Rule i's header is at line 4 + 4i, its `id` at 5 + 4i, its `query` at 6 + 4i.
+    assert!(
+        all.contains(
+            "big.toml:10005:6: rule r100: duplicate rule id `r100` (first defined at big.toml:405)"
+        ),
+        "{all}"
+    );
+    assert!(all.contains("big.toml:11210:"), "{all}");
+    assert!(all.contains("unknown list @nobody"), "{all}");
+}
