@@ -263,7 +263,7 @@ mod tests {
         let first = fresh_database("node-chan-a");
         let mut a = Store::open_postgres(&first).expect("node a");
         let mut b = Store::open_postgres(&same_database(&first, "node-chan-b")).expect("node b");
-        let now = chrono::Utc::now();
+        let now = crate::clock::now();
         let id = a
             .queue_channel_message("alerts", "ops-room", "{\"text\":\"hi\"}", now)
             .expect("queued");
@@ -319,7 +319,7 @@ mod tests {
         let first = fresh_database("node-chanr-a");
         let mut a = Store::open_postgres(&first).expect("node a");
         let mut b = Store::open_postgres(&same_database(&first, "node-chanr-b")).expect("node b");
-        let now = chrono::Utc::now();
+        let now = crate::clock::now();
         let id = a
             .queue_channel_message("alerts", "ops-room", "{}", now)
             .expect("queued");
