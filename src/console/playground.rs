@@ -134,7 +134,7 @@ fn form(c: &Console, p: &Params, results: &str) -> String {
     let _ = write!(
         b,
         "</select></label><button type=\"submit\">Run</button></form>\
-         <p class=\"muted\">Searches the newest {CORPUS_ARTICLES} stored articles for at most {} ms; lists from the configured rule files may be used (<code>@name</code>).</p>\
+         <p class=\"muted\">Searches the newest {CORPUS_ARTICLES} stored articles (through an index of their words: only those holding the words the query requires are evaluated) for at most {} ms; lists from the configured rule files may be used (<code>@name</code>).</p>\
          <div id=\"results\" aria-live=\"polite\">{results}</div>",
         TIME_BUDGET.as_millis()
     );
