@@ -250,15 +250,18 @@ fn search(
                                 .map(|t| t.to_vec())
                                 .unwrap_or_default(),
                         };
-                        let found = set
-                            .match_article_unfiltered(&a.article, &feed)
-                            .into_iter()
-                            .find(|m| m.rule == rule);
+                        // The verdict alone for most; the evidence only for the hits that
+                        // can be listed (collecting it costs another pass over the tree).
+                        let matched = set.matches_ignoring_filters(rule, &a.article, &feed);
                         part.searched += 1;
-                        let matched = found.is_some();
-                        if let Some(m) = found {
+                        if matched {
                             part.total_hits += 1;
-                            if part.hits.len() < MAX_HITS {
+                            if part.hits.len() < MAX_HITS
+                                && let Some(m) = set
+                                    .match_article_unfiltered(&a.article, &feed)
+                                    .into_iter()
+                                    .find(|m| m.rule == rule)
+                            {
                                 part.hits.push((i, m));
                             }
                         }
@@ -396,24 +399,58 @@ fn render(
     if run.hits.is_empty() {
         b.push_str("<p class=\"muted\">No stored article matches.</p>");
     }
+    // The explain trees (one re-evaluation of the query per article listed) are the costly part
+    // of the page: built on one thread per core, in the order listed.
+    let gone: &[Arc<ArticleView>] = if against.is_some() { &run.gone } else { &[] };
+    let listed: Vec<&ArticleView> = run
+        .hits
+        .iter()
+        .map(|(a, _)| &**a)
+        .chain(gone.iter().map(|a| &**a))
+        .collect();
+    let mut trees = explain_all(set, rule, &listed).into_iter();
     for (a, m) in &run.hits {
         let mark = match against {
             Some(_) if run.new.iter().any(|n| n.id == a.id) => " <span class=\"new\">NEW</span>",
             _ => "",
         };
         b.push_str(&hit(a, &m_hits(m), mark));
-        b.push_str(&explain_details(set, rule, a));
+        b.push_str(&trees.next().unwrap_or_default());
         b.push_str("</article>");
     }
-    if against.is_some() && !run.gone.is_empty() {
+    if !gone.is_empty() {
         b.push_str("<h2>GONE: the saved rule matches, the query does not</h2>");
-        for a in &run.gone {
+        for a in gone {
             b.push_str(&hit(a, &[], " <span class=\"gone\">GONE</span>"));
-            b.push_str(&explain_details(set, rule, a));
+            b.push_str(&trees.next().unwrap_or_default());
             b.push_str("</article>");
         }
     }
     b
+}
+
+/// `explain_details` of each article, in order, on one thread per core (at most 8).
+fn explain_all(set: &RuleSet, rule: usize, listed: &[&ArticleView]) -> Vec<String> {
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
+    let chunk = listed.len().div_ceil(workers).max(1);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = listed
+            .chunks(chunk)
+            .map(|part| {
+                scope.spawn(move || {
+                    part.iter()
+                        .map(|a| explain_details(set, rule, a))
+                        .collect::<Vec<String>>()
+                })
+            })
+            .collect();
+        // A worker that panicked leaves its trees empty; the rest of the page still renders.
+        handles
+            .into_iter()
+            .zip(listed.chunks(chunk))
+            .flat_map(|(h, part)| h.join().unwrap_or_else(|_| vec![String::new(); part.len()]))
+            .collect()
+    })
 }
 
 fn m_hits(m: &RuleMatch) -> Vec<StoredHit> {
