@@ -30,18 +30,21 @@ pub struct WordIndex {
 /// name and title), sorted.
 pub fn article_words(article: &Article, feed: &FeedMeta) -> Vec<Box<str>> {
     let doc = Doc::new(article, feed);
+    distinct_words(&doc).into_iter().map(Box::from).collect()
+}
+
+fn distinct_words<'d>(doc: &'d Doc<'_>) -> Vec<&'d str> {
     let mut words: Vec<&str> = doc
         .toks
         .iter()
         .map(|t| {
-            let from = t.norm_start as usize;
-            let rest = &doc.norm[from..];
+            let rest = &doc.norm[t.norm_start as usize..];
             &rest[..rest.find(' ').unwrap_or(rest.len())]
         })
         .collect();
     words.sort_unstable();
     words.dedup();
-    words.into_iter().map(Box::from).collect()
+    words
 }
 
 /// A batch of articles' words, numbered, built apart (on another thread) and then `merge`d.
@@ -55,14 +58,26 @@ impl WordBatch {
     /// Adds article number `n`'s words; numbers must ascend within a batch.
     pub fn add(&mut self, n: u32, words: &[Box<str>]) {
         for w in words {
-            match self.words.get_mut(w) {
-                Some(list) => list.push(n),
-                None => {
-                    self.words.insert(w.clone(), vec![n]);
-                }
+            self.add_word(n, w);
+        }
+    }
+
+    /// Adds article number `n` (as `article_words` sees it, without a copy of each word).
+    pub fn add_article(&mut self, n: u32, article: &Article, feed: &FeedMeta) {
+        let doc = Doc::new(article, feed);
+        for w in distinct_words(&doc) {
+            self.add_word(n, w);
+        }
+    }
+
+    fn add_word(&mut self, n: u32, w: &str) {
+        match self.words.get_mut(w) {
+            Some(list) => list.push(n),
+            None => {
+                self.words.insert(Box::from(w), vec![n]);
             }
         }
-        self.entries += words.len();
+        self.entries += 1;
     }
 }
 

@@ -283,7 +283,7 @@ fn index(docs: &[(Article, FeedMeta)], first: u32, batch: usize) -> WordIndex {
         let mut b = WordBatch::default();
         for (k, (a, f)) in chunk.iter().enumerate() {
             let n = first + u32::try_from(c * batch + k).expect("small");
-            b.add(n, &article_words(a, f));
+            b.add_article(n, a, f);
         }
         index.merge(b);
     }

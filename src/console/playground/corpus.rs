@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use crate::model::FeedMeta;
 use crate::rules::RuleSet;
-use crate::rules::index::{Bits, WordBatch, WordIndex, article_words};
+use crate::rules::index::{Bits, WordBatch, WordIndex};
 use crate::store::{ArticleView, Store};
 
 use super::super::ConsoleError;
@@ -141,7 +141,7 @@ impl Corpus {
                         let mut b = WordBatch::default();
                         for (k, a) in part.iter().enumerate() {
                             let number = next + u32::try_from(c * chunk + k).unwrap_or(u32::MAX);
-                            b.add(number, &article_words(&a.article, &feed_of(a)));
+                            b.add_article(number, &a.article, &feed_of(a));
                         }
                         b
                     })
