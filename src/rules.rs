@@ -9,6 +9,7 @@ mod compile;
 pub mod eval;
 mod explain;
 mod file;
+pub mod index;
 mod matcher;
 mod par;
 mod prefilter;

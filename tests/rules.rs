@@ -12,6 +12,8 @@ mod conformance;
 mod docs;
 #[path = "rules/eval.rs"]
 mod eval;
+#[path = "rules/index.rs"]
+mod index;
 #[path = "rules/prefilter.rs"]
 mod prefilter;
 #[path = "rules/props.rs"]

@@ -3,7 +3,9 @@
 //! `[lists]` (so `@healey` works), with the same diagnostics as `check` (a broad or invalid
 //! query is refused with its place and hint). Hits come newest first with highlights and an
 //! explain tree; NEW / GONE against a saved rule; "copy as TOML". One evaluation is bounded: at
-//! most `MAX_HITS` hits and `TIME_BUDGET` of matching, and says when it stopped early.
+//! most `MAX_HITS` hits and `TIME_BUDGET` of matching, and says when it stopped early. Only
+//! the articles the corpus's word index leaves as candidates are evaluated (`corpus`), so the
+//! answer is a full scan's in a fraction of its time.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -24,6 +26,12 @@ use crate::rules::ExplainNode;
 use crate::rules::{RuleMatch, RuleSet};
 use crate::store::{ArticleView, Store};
 
+mod corpus;
+#[cfg(test)]
+mod tests;
+pub use corpus::Corpus;
+use corpus::{Snapshot, feed_of};
+
 /// Stored articles the playground searches (the newest).
 pub const CORPUS_ARTICLES: usize = 100_000;
 /// Matching time one evaluation may take; past it the rest is not searched (and the page says so).
@@ -38,52 +46,6 @@ pub const FIELD_CAP: usize = 16 << 10;
 const MAX_QUERY: usize = 4_000;
 /// The id the query gets as a rule.
 const RULE_ID: &str = "playground";
-
-/// The articles the playground searches, loaded on first use and topped up with newer ones.
-#[derive(Debug, Default)]
-pub struct Corpus {
-    /// Newest first.
-    articles: Vec<Arc<ArticleView>>,
-}
-
-impl Corpus {
-    /// Brings the corpus up to date with the store: articles newer than the newest held are
-    /// added, the oldest beyond `CORPUS_ARTICLES` dropped.
-    fn refresh(&mut self, s: &Store) -> Result<Vec<Arc<ArticleView>>, ConsoleError> {
-        let newest = self.articles.first().map_or(0, |a| a.id);
-        let fresh = s.recent_articles(newest, CORPUS_ARTICLES)?;
-        if !fresh.is_empty() {
-            let mut all: Vec<Arc<ArticleView>> = fresh
-                .into_iter()
-                .map(|mut a| {
-                    for field in [
-                        &mut a.article.title,
-                        &mut a.article.summary,
-                        &mut a.article.content,
-                    ] {
-                        cap_field(field);
-                    }
-                    Arc::new(a)
-                })
-                .collect();
-            all.append(&mut self.articles);
-            all.truncate(CORPUS_ARTICLES);
-            self.articles = all;
-        }
-        Ok(self.articles.clone())
-    }
-}
-
-/// `field` cut to `FIELD_CAP` bytes at a character boundary.
-fn cap_field(field: &mut String) {
-    if field.len() > FIELD_CAP {
-        let mut end = FIELD_CAP;
-        while !field.is_char_boundary(end) {
-            end -= 1;
-        }
-        field.truncate(end);
-    }
-}
 
 /// The `[lists]` of the configured rule files, as one TOML source: what a query may refer to.
 pub fn lists_source(files: &[PathBuf]) -> String {
@@ -174,7 +136,7 @@ fn form(c: &Console, p: &Params, results: &str) -> String {
     let _ = write!(
         b,
         "</select></label><button type=\"submit\">Run</button></form>\
-         <p class=\"muted\">Searches the newest {CORPUS_ARTICLES} stored articles for at most {} ms; lists from the configured rule files may be used (<code>@name</code>).</p>\
+         <p class=\"muted\">Searches the newest {CORPUS_ARTICLES} stored articles (through an index of their words: only those holding the words the query requires are evaluated) for at most {} ms; lists from the configured rule files may be used (<code>@name</code>).</p>\
          <div id=\"results\" aria-live=\"polite\">{results}</div>",
         TIME_BUDGET.as_millis()
     );
@@ -216,11 +178,20 @@ fn evaluate(s: &Store, c: &Console, p: &Params) -> Result<String, ConsoleError> 
         return Ok("<pre class=\"diag\">the query did not compile into a rule</pre>".into());
     };
     let against = c.rules.find(p.against.trim());
-    let corpus = {
+    let snapshot = {
         let mut corpus = c.corpus.lock().unwrap_or_else(PoisonError::into_inner);
-        corpus.refresh(s)?
+        corpus.refresh(s)?;
+        let mut wanted = vec![(&set, rule)];
+        wanted.extend(against.map(|r| (&*c.rules, r)));
+        corpus.snapshot(&wanted)
     };
-    let run = search(&set, rule, &c.rules, against, &corpus, c);
+    let tags: HashMap<&str, &[String]> = c
+        .config
+        .feeds
+        .iter()
+        .map(|f| (f.name.as_str(), f.tags.as_slice()))
+        .collect();
+    let run = search(&set, rule, &c.rules, against, &snapshot, &tags, TIME_BUDGET);
     let mut out = render(&run, &set, rule, &c.rules, against, q);
     if let Some(labels) = &c.labels {
         out.push_str(&super::labels::score(labels, &set, rule, &c.rules, against));
@@ -237,37 +208,39 @@ struct Run {
     new_count: usize,
     gone_count: usize,
     searched: usize,
+    /// Articles the index left to evaluate (all of them when it could not restrict the query).
+    candidates: usize,
+    restricted: bool,
     corpus: usize,
     elapsed: Duration,
     stopped: Option<&'static str>,
 }
 
+/// Evaluates the query (and the saved rule, when comparing) over the snapshot's candidates:
+/// what a scan of every article finds, since the others cannot match either rule.
 fn search(
     set: &RuleSet,
     rule: usize,
     saved: &RuleSet,
     against: Option<usize>,
-    corpus: &[Arc<ArticleView>],
-    c: &Console,
+    snapshot: &Snapshot,
+    tags: &HashMap<&str, &[String]>,
+    budget: Duration,
 ) -> Run {
     let started = Instant::now();
-    let tags: HashMap<&str, &[String]> = c
-        .config
-        .feeds
-        .iter()
-        .map(|f| (f.name.as_str(), f.tags.as_slice()))
-        .collect();
-    // One worker per core (at most 8), each taking every n-th article: newest first on every
+    let corpus = &snapshot.articles;
+    let order = &snapshot.order;
+    // One worker per core (at most 8), each taking every n-th candidate: newest first on every
     // worker, so a search cut by the time budget has looked at the newest articles.
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
     let parts: Vec<Part> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..workers)
             .map(|w| {
-                let tags = &tags;
                 scope.spawn(move || {
                     let mut part = Part::default();
-                    for (i, a) in corpus.iter().enumerate().skip(w).step_by(workers) {
-                        if started.elapsed() > TIME_BUDGET {
+                    for &i in order.iter().skip(w).step_by(workers) {
+                        let a = &corpus[i];
+                        if started.elapsed() > budget {
                             part.stopped = true;
                             break;
                         }
@@ -279,15 +252,18 @@ fn search(
                                 .map(|t| t.to_vec())
                                 .unwrap_or_default(),
                         };
-                        let found = set
-                            .match_article_unfiltered(&a.article, &feed)
-                            .into_iter()
-                            .find(|m| m.rule == rule);
+                        // The verdict alone for most; the evidence only for the hits that
+                        // can be listed (collecting it costs another pass over the tree).
+                        let matched = set.matches_ignoring_filters(rule, &a.article, &feed);
                         part.searched += 1;
-                        let matched = found.is_some();
-                        if let Some(m) = found {
+                        if matched {
                             part.total_hits += 1;
-                            if part.hits.len() < MAX_HITS {
+                            if part.hits.len() < MAX_HITS
+                                && let Some(m) = set
+                                    .match_article_unfiltered(&a.article, &feed)
+                                    .into_iter()
+                                    .find(|m| m.rule == rule)
+                            {
                                 part.hits.push((i, m));
                             }
                         }
@@ -323,6 +299,8 @@ fn search(
         new_count: 0,
         gone_count: 0,
         searched: 0,
+        candidates: order.len(),
+        restricted: snapshot.restricted,
         corpus: corpus.len(),
         elapsed: Duration::ZERO,
         stopped: None,
@@ -383,8 +361,16 @@ fn render(
     against: Option<usize>,
     query: &str,
 ) -> String {
+    let why = if run.restricted {
+        format!(
+            "the other {} hold none of the words the query requires",
+            run.corpus.saturating_sub(run.candidates)
+        )
+    } else {
+        "the query requires no word, so every article is evaluated".to_string()
+    };
     let mut b = format!(
-        "<p id=\"summary\"><b id=\"hit-count\">{}</b> hits in {} of {} stored articles ({} ms){}</p>",
+        "<p id=\"summary\"><b id=\"hit-count\">{}</b> hits; evaluated <b id=\"evaluated\">{}</b> of {} stored articles ({why}) ({} ms){}</p>",
         run.total_hits,
         run.searched,
         run.corpus,
@@ -415,24 +401,58 @@ fn render(
     if run.hits.is_empty() {
         b.push_str("<p class=\"muted\">No stored article matches.</p>");
     }
+    // The explain trees (one re-evaluation of the query per article listed) are the costly part
+    // of the page: built on one thread per core, in the order listed.
+    let gone: &[Arc<ArticleView>] = if against.is_some() { &run.gone } else { &[] };
+    let listed: Vec<&ArticleView> = run
+        .hits
+        .iter()
+        .map(|(a, _)| &**a)
+        .chain(gone.iter().map(|a| &**a))
+        .collect();
+    let mut trees = explain_all(set, rule, &listed).into_iter();
     for (a, m) in &run.hits {
         let mark = match against {
             Some(_) if run.new.iter().any(|n| n.id == a.id) => " <span class=\"new\">NEW</span>",
             _ => "",
         };
         b.push_str(&hit(a, &m_hits(m), mark));
-        b.push_str(&explain_details(set, rule, a));
+        b.push_str(&trees.next().unwrap_or_default());
         b.push_str("</article>");
     }
-    if against.is_some() && !run.gone.is_empty() {
+    if !gone.is_empty() {
         b.push_str("<h2>GONE: the saved rule matches, the query does not</h2>");
-        for a in &run.gone {
+        for a in gone {
             b.push_str(&hit(a, &[], " <span class=\"gone\">GONE</span>"));
-            b.push_str(&explain_details(set, rule, a));
+            b.push_str(&trees.next().unwrap_or_default());
             b.push_str("</article>");
         }
     }
     b
+}
+
+/// `explain_details` of each article, in order, on one thread per core (at most 8).
+fn explain_all(set: &RuleSet, rule: usize, listed: &[&ArticleView]) -> Vec<String> {
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
+    let chunk = listed.len().div_ceil(workers).max(1);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = listed
+            .chunks(chunk)
+            .map(|part| {
+                scope.spawn(move || {
+                    part.iter()
+                        .map(|a| explain_details(set, rule, a))
+                        .collect::<Vec<String>>()
+                })
+            })
+            .collect();
+        // A worker that panicked leaves its trees empty; the rest of the page still renders.
+        handles
+            .into_iter()
+            .zip(listed.chunks(chunk))
+            .flat_map(|(h, part)| h.join().unwrap_or_else(|_| vec![String::new(); part.len()]))
+            .collect()
+    })
 }
 
 fn m_hits(m: &RuleMatch) -> Vec<StoredHit> {
@@ -494,12 +514,7 @@ fn hit(a: &ArticleView, hits: &[StoredHit], mark: &str) -> String {
 }
 
 fn explain_details(set: &RuleSet, rule: usize, a: &ArticleView) -> String {
-    let feed = FeedMeta {
-        name: a.feed.clone(),
-        title: a.feed_title.clone(),
-        tags: Vec::new(),
-    };
-    let e = set.explain(rule, &a.article, &feed);
+    let e = set.explain(rule, &a.article, &feed_of(a));
     let mut b = String::from(
         "<details class=\"explain\"><summary>Why (explain)</summary><ul class=\"tree\">",
     );
@@ -540,5 +555,5 @@ fn node(b: &mut String, n: &ExplainNode) {
 
 /// The corpus a console keeps for its playground.
 pub(super) fn corpus() -> Arc<Mutex<Corpus>> {
-    Arc::new(Mutex::new(Corpus::default()))
+    Arc::new(Mutex::new(Corpus::new(CORPUS_ARTICLES)))
 }
