@@ -64,7 +64,7 @@ impl Sqlite {
 mod tests {
     use std::collections::HashMap;
 
-    use super::super::testing::{DAY as ONE_DAY, art, feed, hit, open, poll, t};
+    use super::super::testing::{DAY as ONE_DAY, art, feed, hit, poll, t};
     use super::super::{ArticleMatches, Store};
 
     /// Polls new articles `keys` into feed `f` at `now` and matches each with `rules`.
@@ -87,38 +87,73 @@ mod tests {
             .expect("matches");
     }
 
+    use super::super::testing::on_both_backends;
+
+    on_both_backends! {
+        /// SQLite's triggers and PostgreSQL's count the same days.
+        fn counts_follow_every_insert_by_utc_day(s) {
+            feed(s, "f", "https://e.example/f.xml");
+            matched(
+                s,
+                &["a", "b"],
+                &["ceasefire"],
+                t("2026-03-01T23:00:00Z"),
+            );
+            matched(
+                s,
+                &["c"],
+                &["ceasefire", "minerals"],
+                t("2026-03-03T01:00:00Z"),
+            );
+            matched(s, &["d"], &["minerals"], t("2026-03-03T09:00:00Z"));
+            let now = t("2026-03-03T12:00:00Z");
+            let counts = s.rule_counts(now, 3).expect("counts");
+            let by: Vec<(&str, u64, &[u64])> = counts
+                .iter()
+                .map(|c| (c.rule_id.as_str(), c.total, c.daily.as_slice()))
+                .collect();
+            assert_eq!(
+                by,
+                [
+                    ("ceasefire", 3, &[1, 0, 2][..]),
+                    ("minerals", 2, &[2, 0, 0][..])
+                ]
+            );
+            // Past the window: totals stay, the days have moved on.
+            let later = s.rule_counts(t("2026-03-10T00:00:00Z"), 3).expect("counts");
+            assert_eq!((later[0].total, later[0].daily.clone()), (3, vec![0, 0, 0]));
+        }
+    }
+
+    /// PostgreSQL's delete trigger: matches forgotten (pruning) leave the counts, whole
+    /// statements at a time, and a day counted down to nothing leaves the table.
     #[test]
-    fn counts_follow_every_insert_by_utc_day() {
-        let (_dir, mut s) = open();
+    fn postgres_counts_follow_deletes() {
+        let settings = super::super::testing::postgres::fresh_database("node-days");
+        let mut s = Store::open_postgres(&settings).expect("open");
         feed(&mut s, "f", "https://e.example/f.xml");
         matched(
             &mut s,
             &["a", "b"],
-            &["ceasefire"],
-            t("2026-03-01T23:00:00Z"),
-        );
-        matched(
-            &mut s,
-            &["c"],
             &["ceasefire", "minerals"],
-            t("2026-03-03T01:00:00Z"),
+            t("2026-03-01T10:00:00Z"),
         );
-        matched(&mut s, &["d"], &["minerals"], t("2026-03-03T09:00:00Z"));
-        let now = t("2026-03-03T12:00:00Z");
-        let counts = s.rule_counts(now, 3).expect("counts");
+        let mut db = postgres::Client::connect(&settings.url, postgres::NoTls).expect("connect");
+        db.execute(
+            "DELETE FROM matches WHERE rule_id = 'minerals' OR article = (SELECT MIN(article) FROM matches)",
+            &[],
+        )
+        .expect("delete");
+        let counts = s.rule_counts(t("2026-03-01T12:00:00Z"), 1).expect("counts");
         let by: Vec<(&str, u64, &[u64])> = counts
             .iter()
             .map(|c| (c.rule_id.as_str(), c.total, c.daily.as_slice()))
             .collect();
-        assert_eq!(
-            by,
-            [
-                ("ceasefire", 3, &[1, 0, 2][..]),
-                ("minerals", 2, &[2, 0, 0][..])
-            ]
-        );
-        // Past the window: totals stay, the days have moved on.
-        let later = s.rule_counts(t("2026-03-10T00:00:00Z"), 3).expect("counts");
-        assert_eq!((later[0].total, later[0].daily.clone()), (3, vec![0, 0, 0]));
+        assert_eq!(by, [("ceasefire", 1, &[1][..])]);
+        let left: i64 = db
+            .query_one("SELECT COUNT(*) FROM rule_days", &[])
+            .expect("rows")
+            .get(0);
+        assert_eq!(left, 1, "minerals' day counted down to nothing is gone");
     }
 }

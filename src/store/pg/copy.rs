@@ -110,8 +110,8 @@ impl Postgres {
 /// lacks: checked table by table in `copy_from`). Refuses instead, naming it, so `migrate-to`
 /// never loses state silently.
 /// SQLite tables the copy leaves behind on purpose: views of the past that new work rebuilds,
-/// never state the pipeline needs (`rule_days`: per-rule per-day match counts, kept by SQLite
-/// triggers; PostgreSQL counts `matches` itself).
+/// never state the pipeline needs (`rule_days`: per-rule per-day match counts, kept by
+/// triggers on both sides; PostgreSQL's rebuild it from the copied `matches`).
 const NOT_COPIED: &[&str] = &["rule_days"];
 
 fn refuse_what_would_be_lost(src: &Sqlite) -> Result<(), StoreError> {

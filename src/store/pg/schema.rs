@@ -259,6 +259,41 @@ ALTER TABLE matches ADD COLUMN rules_hash TEXT;
 ALTER TABLE channel_outbox ADD COLUMN claim_node TEXT;
 ALTER TABLE channel_outbox ADD COLUMN claim_until BIGINT;
 ",
+    // Issue 18 on issue 17's backend: SQLite's `rule_days`, matches per rule and UTC day for
+    // the console's charts and totals, so a page reads a few hundred rows instead of grouping
+    // every match. Kept by statement-level triggers (one upsert per statement, its rows taken
+    // in (rule, day) order so two nodes recording at once lock them in the same order).
+    r"
+CREATE TABLE rule_days (
+    rule_id TEXT NOT NULL,
+    day     BIGINT NOT NULL,
+    n       BIGINT NOT NULL,
+    PRIMARY KEY (rule_id, day)
+);
+INSERT INTO rule_days (rule_id, day, n)
+    SELECT rule_id, div(COALESCE(recorded, 0), 86400), COUNT(*) FROM matches GROUP BY 1, 2;
+CREATE FUNCTION rule_days_insert() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO rule_days AS d (rule_id, day, n)
+        SELECT rule_id, div(COALESCE(recorded, 0), 86400), COUNT(*) FROM inserted
+        GROUP BY 1, 2 ORDER BY 1, 2
+        ON CONFLICT (rule_id, day) DO UPDATE SET n = d.n + excluded.n;
+    RETURN NULL;
+END $$;
+CREATE FUNCTION rule_days_delete() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE rule_days AS d SET n = d.n - g.n
+        FROM (SELECT rule_id, div(COALESCE(recorded, 0), 86400) AS day, COUNT(*) AS n
+              FROM deleted GROUP BY 1, 2 ORDER BY 1, 2) AS g
+        WHERE d.rule_id = g.rule_id AND d.day = g.day;
+    DELETE FROM rule_days WHERE n <= 0;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER rule_days_insert AFTER INSERT ON matches
+    REFERENCING NEW TABLE AS inserted FOR EACH STATEMENT EXECUTE FUNCTION rule_days_insert();
+CREATE TRIGGER rule_days_delete AFTER DELETE ON matches
+    REFERENCING OLD TABLE AS deleted FOR EACH STATEMENT EXECUTE FUNCTION rule_days_delete();
+",
 ];
 
 /// Every table `store migrate-to` copies from SQLite, parents before children. A table added on
