@@ -18,6 +18,7 @@ use super::StoreError;
 use crate::config::PostgresSettings;
 
 mod channels;
+mod claims;
 mod cluster;
 mod compose;
 mod conn;

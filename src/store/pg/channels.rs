@@ -32,13 +32,6 @@ pub(super) fn insert(
         .get(0))
 }
 
-/// When this node may next try a queued row (of `outbox` or `channel_outbox`): its next attempt,
-/// or later, when another node's running claim on it ends (`$1` is this node). Without the
-/// second, a node would wake at once, again and again, for a message another node is sending.
-pub(super) const NEXT_TRY: &str = "CASE WHEN claim_node IS NOT NULL AND claim_node <> $1
-                                        AND claim_until > next_attempt
-                                   THEN claim_until ELSE next_attempt END";
-
 const COLUMNS: &str =
     "id, channel, source, payload, status, attempts, next_attempt, last_error, created";
 
@@ -75,20 +68,7 @@ impl Postgres {
         &mut self,
         now: DateTime<Utc>,
     ) -> Result<Vec<ChannelMessage>, StoreError> {
-        let until = ts(now + chrono::Duration::from_std(self.lease).unwrap_or_default());
-        let rows = self.conn()?.query(
-            &format!(
-                "UPDATE channel_outbox SET claim_node = $1, claim_until = $2
-                 WHERE id IN (
-                     SELECT id FROM channel_outbox
-                     WHERE status = 'queued' AND next_attempt <= $3
-                       AND (claim_node IS NULL OR claim_node = $1 OR claim_until <= $3)
-                     ORDER BY id
-                     FOR UPDATE SKIP LOCKED)
-                 RETURNING {COLUMNS}"
-            ),
-            &[&self.node, &until, &ts(now)],
-        )?;
+        let rows = self.claim_due("channel_outbox", COLUMNS, now)?;
         let mut out: Vec<ChannelMessage> = rows.iter().map(read).collect();
         out.sort_by_key(|m| m.id);
         Ok(out)
@@ -101,13 +81,7 @@ impl Postgres {
         id: i64,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let until = ts(now + chrono::Duration::from_std(self.lease).unwrap_or_default());
-        let n = self.conn()?.execute(
-            "UPDATE channel_outbox SET claim_until = $3
-             WHERE id = $1 AND claim_node = $2 AND status = 'queued' AND claim_until > $4",
-            &[&id, &self.node, &until, &ts(now)],
-        )?;
-        Ok(n == 1)
+        self.renew_claim("channel_outbox", id, now)
     }
 
     pub(crate) fn channel_message(&self, id: i64) -> Result<ChannelMessage, StoreError> {
@@ -196,14 +170,7 @@ impl Postgres {
     }
 
     pub(crate) fn next_channel_attempt(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
-        Ok(self
-            .conn()?
-            .query_one(
-                &format!("SELECT MIN({NEXT_TRY}) FROM channel_outbox WHERE status = 'queued'"),
-                &[&self.node],
-            )?
-            .get::<_, Option<i64>>(0)
-            .map(from_ts))
+        self.next_try("channel_outbox")
     }
 
     pub(crate) fn channel_counts(&self) -> Result<Vec<ChannelCounts>, StoreError> {

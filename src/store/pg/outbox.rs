@@ -40,29 +40,13 @@ fn parse_status(s: &str) -> OutboxStatus {
 }
 
 impl Postgres {
-    fn until(&self, now: DateTime<Utc>) -> i64 {
-        ts(now + chrono::Duration::from_std(self.lease).unwrap_or_default())
-    }
-
     /// Claims for this node the queued messages due at `now` that no other node holds a running
     /// claim on, oldest first, and returns them.
     pub(crate) fn due_messages(
         &mut self,
         now: DateTime<Utc>,
     ) -> Result<Vec<OutboxMessage>, StoreError> {
-        let rows = self.conn()?.query(
-            &format!(
-                "UPDATE outbox SET claim_node = $1, claim_until = $2
-                 WHERE id IN (
-                     SELECT id FROM outbox
-                     WHERE status = 'queued' AND next_attempt <= $3
-                       AND (claim_node IS NULL OR claim_node = $1 OR claim_until <= $3)
-                     ORDER BY id
-                     FOR UPDATE SKIP LOCKED)
-                 RETURNING {COLUMNS}"
-            ),
-            &[&self.node, &self.until(now), &ts(now)],
-        )?;
+        let rows = self.claim_due("outbox", COLUMNS, now)?;
         let mut out = rows.iter().map(read).collect::<Result<Vec<_>, _>>()?;
         out.sort_by_key(|m| m.id);
         Ok(out)
@@ -76,12 +60,7 @@ impl Postgres {
         id: i64,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let n = self.conn()?.execute(
-            "UPDATE outbox SET claim_until = $3
-             WHERE id = $1 AND claim_node = $2 AND status = 'queued' AND claim_until > $4",
-            &[&id, &self.node, &self.until(now), &ts(now)],
-        )?;
-        Ok(n == 1)
+        self.renew_claim("outbox", id, now)
     }
 
     /// Every queued message, oldest first (`status` lists them; nothing is claimed).
@@ -220,17 +199,7 @@ impl Postgres {
     }
 
     pub(crate) fn next_outbox_attempt(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
-        Ok(self
-            .conn()?
-            .query_one(
-                &format!(
-                    "SELECT MIN({}) FROM outbox WHERE status = 'queued'",
-                    super::channels::NEXT_TRY
-                ),
-                &[&self.node],
-            )?
-            .get::<_, Option<i64>>(0)
-            .map(from_ts))
+        self.next_try("outbox")
     }
 }
 
