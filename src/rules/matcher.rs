@@ -8,7 +8,7 @@ use aho_corasick::AhoCorasick;
 use regex::Regex;
 
 use super::compile::{Check, Literal, Mask, Node, bit};
-use super::text::{RegexText, TokPos, exact_form, tokenize_into};
+use super::text::{RegexText, TokPos, exact_form_is, tokenize_into};
 use super::{Field, Hit};
 use crate::model::{Article, FeedMeta};
 
@@ -227,7 +227,7 @@ impl Ctx<'_> {
                     let text = doc.segments[seg as usize].text;
                     let same = exact.iter().enumerate().all(|(k, want)| {
                         let t = doc.toks[tok as usize + k];
-                        exact_form(&text[t.start as usize..t.end as usize]) == *want
+                        exact_form_is(&text[t.start as usize..t.end as usize], want)
                     });
                     if !same {
                         return None;

@@ -62,23 +62,65 @@ pub fn normalized_words(text: &str) -> Vec<String> {
 
 /// Appends each token of `text` to `norm` as `" word"` (a space before every token) and records
 /// its position. Callers add the closing space. Offsets in `TokPos` are relative to `text`.
+///
+/// Most news text is ASCII once quotes and dashes are unified, but one `—` or `ó` in a field
+/// used to send the whole field through UAX #29 and the Unicode fold (a quarter of the match
+/// step at 10,000 rules, issue 22). The text is cut into runs at places where UAX #29 always
+/// breaks (see `Runs`): ASCII runs take the byte fast path, the others the Unicode path, and
+/// the tokens are those of the Unicode path over the whole text (a property test checks it).
 pub(crate) fn tokenize_into(text: &str, norm: &mut String, toks: &mut Vec<TokPos>) {
     let cleaned = Cleaned::new(text);
     if cleaned.text.is_ascii() {
-        // Fast path (most news text once quotes and dashes are unified): the same boundaries as
-        // UAX #29 for ASCII, checked by a property test.
-        for (i, seg) in AsciiWords::new(&cleaned.text) {
-            for (j, part) in split_elision(strip_possessive(seg)) {
-                let before = norm.len();
-                norm.push(' ');
-                norm.push_str(part);
-                norm[before + 1..].make_ascii_lowercase();
-                push_tok(toks, &cleaned, before + 1, i + j, i + j + part.len());
-            }
-        }
+        ascii_words_into(&cleaned, 0, &cleaned.text, norm, toks);
         return;
     }
-    for (i, seg) in cleaned.text.split_word_bound_indices() {
+    for (at, run, ascii) in Runs::new(&cleaned.text) {
+        if ascii {
+            ascii_words_into(&cleaned, at, run, norm, toks);
+        } else {
+            unicode_words_into(&cleaned, at, run, norm, toks);
+        }
+    }
+}
+
+/// `tokenize_into` without the runs: the whole text through UAX #29 and the Unicode fold (the
+/// reference the fast path is tested against).
+#[cfg(test)]
+fn tokenize_into_unicode(text: &str, norm: &mut String, toks: &mut Vec<TokPos>) {
+    let cleaned = Cleaned::new(text);
+    unicode_words_into(&cleaned, 0, &cleaned.text, norm, toks);
+}
+
+/// The words of `run`, an ASCII run of `cleaned.text` starting at byte `at`: the same boundaries
+/// as UAX #29 for ASCII (a property test checks it), folded byte by byte.
+fn ascii_words_into(
+    cleaned: &Cleaned<'_>,
+    at: usize,
+    run: &str,
+    norm: &mut String,
+    toks: &mut Vec<TokPos>,
+) {
+    for (i, seg) in AsciiWords::new(run) {
+        for (j, part) in split_elision(strip_possessive(seg)) {
+            let before = norm.len();
+            norm.push(' ');
+            norm.push_str(part);
+            norm[before + 1..].make_ascii_lowercase();
+            let from = at + i + j;
+            push_tok(toks, cleaned, before + 1, from, from + part.len());
+        }
+    }
+}
+
+/// The words of `run` (a run of `cleaned.text` starting at byte `at`) by UAX #29, each folded.
+fn unicode_words_into(
+    cleaned: &Cleaned<'_>,
+    at: usize,
+    run: &str,
+    norm: &mut String,
+    toks: &mut Vec<TokPos>,
+) {
+    for (i, seg) in run.split_word_bound_indices() {
         if !seg.chars().any(char::is_alphanumeric) {
             continue;
         }
@@ -90,8 +132,70 @@ pub(crate) fn tokenize_into(text: &str, norm: &mut String, toks: &mut Vec<TokPos
                 norm.truncate(before);
                 continue;
             }
-            push_tok(toks, &cleaned, before + 1, i + j, i + j + part.len());
+            let from = at + i + j;
+            push_tok(toks, cleaned, before + 1, from, from + part.len());
         }
+    }
+}
+
+/// ASCII whitespace: U+0020 (WSegSpace), tab (Other), and LF, CR, VT, FF (LF, CR, Newline).
+fn ascii_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0B | 0x0C)
+}
+
+/// A text cut into maximal runs of ASCII and of non-ASCII pieces, yielded as (offset, run, ASCII?).
+/// A piece ends where an ASCII whitespace character is followed by an ASCII character that is not
+/// whitespace. UAX #29 always breaks there: the left side is CR, LF, Newline, WSegSpace or Other
+/// and the right side is none of Extend, Format, ZWJ (WB4) or WSegSpace (WB3d), so no rule from
+/// WB3 to WB16 joins them, and no rule looks across such a break (regional indicators are counted
+/// from the last non-indicator). Segmenting each run alone therefore gives the same words.
+struct Runs<'a> {
+    text: &'a str,
+    /// Start of the run not yielded yet.
+    at: usize,
+}
+
+impl<'a> Runs<'a> {
+    fn new(text: &'a str) -> Runs<'a> {
+        Runs { text, at: 0 }
+    }
+}
+
+impl<'a> Iterator for Runs<'a> {
+    type Item = (usize, &'a str, bool);
+
+    fn next(&mut self) -> Option<(usize, &'a str, bool)> {
+        let b = self.text.as_bytes();
+        if self.at >= b.len() {
+            return None;
+        }
+        let start = self.at;
+        // The kind of the run is the kind of its first piece; it ends before the first piece of
+        // the other kind.
+        let (mut piece, mut piece_ascii, mut run_ascii) = (start, true, None);
+        let mut i = start;
+        while i <= b.len() {
+            let boundary = i == b.len()
+                || (i > start && ascii_space(b[i - 1]) && b[i] < 0x80 && !ascii_space(b[i]));
+            if boundary && i > piece {
+                match run_ascii {
+                    None => run_ascii = Some(piece_ascii),
+                    Some(kind) if kind != piece_ascii => {
+                        self.at = piece;
+                        return Some((start, &self.text[start..piece], kind));
+                    }
+                    Some(_) => {}
+                }
+                piece = i;
+                piece_ascii = true;
+            }
+            if i < b.len() && b[i] >= 0x80 {
+                piece_ascii = false;
+            }
+            i += 1;
+        }
+        self.at = b.len();
+        Some((start, &self.text[start..], run_ascii.unwrap_or(true)))
     }
 }
 
@@ -308,6 +412,15 @@ pub(crate) fn exact_form(word: &str) -> String {
     strip_possessive(&cleaned.text).nfkc().collect()
 }
 
+/// Whether `word`'s exact form is `want`, without building it for an ASCII word (NFKC and the
+/// cleaning leave ASCII alone): `case:` checks every occurrence of its literal.
+pub(crate) fn exact_form_is(word: &str, want: &str) -> bool {
+    if word.is_ascii() {
+        return strip_possessive(word) == want;
+    }
+    exact_form(word) == want
+}
+
 /// A text with default-ignorables removed and quotes and dashes unified, mapped back to the original.
 pub(crate) struct Cleaned<'a> {
     pub text: Cow<'a, str>,
@@ -415,17 +528,20 @@ impl<'a> RegexText<'a> {
         // every output byte of a run to the whole run's original range.
         let mut run_start = None;
         let flush = |from: usize, to: usize, text: &mut String, map: &mut Vec<(u32, u32)>| {
-            let run: String = original[from..to]
-                .chars()
-                .filter(|c| !is_default_ignorable(*c))
-                .nfkc()
-                .collect();
+            // Straight into `text`: a `String` per run (most runs are one character) showed in
+            // perf at 10,000 rules (issue 22).
+            let before = text.len();
+            text.extend(
+                original[from..to]
+                    .chars()
+                    .filter(|c| !is_default_ignorable(*c))
+                    .nfkc(),
+            );
             let r = (
                 u32::try_from(from).unwrap_or(u32::MAX),
                 u32::try_from(to).unwrap_or(u32::MAX),
             );
-            map.extend(std::iter::repeat_n(r, run.len()));
-            text.push_str(&run);
+            map.extend(std::iter::repeat_n(r, text.len() - before));
         };
         for (i, c) in original.char_indices() {
             let starter = unicode_normalization::char::canonical_combining_class(c) == 0;
@@ -522,6 +638,79 @@ mod tests {
         }
     }
 
+    /// The tokens `tokenize_into` (or the reference) gives `text`: each normalised word with its
+    /// original byte range.
+    fn tokens_by(
+        text: &str,
+        f: fn(&str, &mut String, &mut Vec<TokPos>),
+    ) -> (String, Vec<(u32, u32, u32)>) {
+        let (mut norm, mut toks) = (String::new(), Vec::new());
+        f(text, &mut norm, &mut toks);
+        let toks = toks
+            .iter()
+            .map(|t| (t.norm_start, t.start, t.end))
+            .collect();
+        (norm, toks)
+    }
+
+    /// Issue 22: ASCII runs of a mixed text take the byte path, the rest the Unicode path; the
+    /// result is what the Unicode path gives the whole text, for every script and oddity the
+    /// normaliser handles.
+    #[test]
+    fn ascii_runs_normalise_as_the_unicode_path() {
+        let corpus = [
+            "Healey met Hegseth in Kyiv — the 28-point plan, l'Ukraine et d’Ukraine.",
+            "Macrón, Straße, STRASSE and Øresund; Radosław Sikorski said “no” to O’Neill’s plan.",
+            "Зеленський і Путін: переговори в Женеві. Kyiv Independent, 12,000 troops.",
+            "Συνάντηση στην Αθήνα ΟΔΥΣΣΕΑΣ with the EU's envoy (ΣΊΣΥΦΟΣ).",
+            "和平计划 talks in 北京 and 東京 with ＨＥＡＬＥＹ and ｆｕｌｌ－ｗｉｄｔｈ ０１２３.",
+            "ﬁnal ﬂight of Æther Œuvre þorn Đoković ħ ı İstanbul DİYARBAKIR ǅemal.",
+            "Heg\u{00AD}seth Heg\u{200B}seth Zel\u{200D}ensky \u{FEFF}Kyiv \u{200E}Odesa",
+            "\u{41d}\u{435}gseth and Zel\u{435}nsky in Ky\u{456}v, not \u{41d}\u{415}\u{422}.",
+            "e\u{301}te\u{301} \u{301}accent after a space, \u{945}sign, cafe\u{301} 3.14 1,000.5 a.b.c",
+            "flags 🇺🇦🇪🇺 🇺🇦 x 👩\u{200D}💻 emoji — and tabs\tand\r\nnewlines\u{0B}vt\u{0C}ff",
+            "mixed:word, Hegseth's, qu’il, dell'Ucraina, jusqu'à Genève _under_score_",
+            "",
+            "   ",
+            "é",
+            "a é b",
+            "ASCII only, no fast-path split needed at all.",
+        ];
+        for text in corpus {
+            assert_eq!(
+                tokens_by(text, tokenize_into),
+                tokens_by(text, tokenize_into_unicode),
+                "{text:?}"
+            );
+        }
+        // The whole corpus as one text, as fields concatenate.
+        let all = corpus.join("\n");
+        assert_eq!(
+            tokens_by(&all, tokenize_into),
+            tokens_by(&all, tokenize_into_unicode)
+        );
+    }
+
+    #[test]
+    fn runs_cover_the_text_and_alternate() {
+        // A piece starts only at an ASCII character after whitespace: `é` does not start one
+        // (a mark after a space belongs to the space), so `cd é …` is one non-ASCII piece.
+        let text = "ab cd é fg\u{301}h ij kl Ж mn";
+        let runs: Vec<(usize, &str, bool)> = Runs::new(text).collect();
+        assert_eq!(
+            runs,
+            vec![
+                (0, "ab ", true),
+                (3, "cd é fg\u{301}h ", false),
+                (15, "ij ", true),
+                (18, "kl Ж ", false),
+                (24, "mn", true),
+            ]
+        );
+        let joined: String = runs.iter().map(|r| r.1).collect();
+        assert_eq!(joined, text);
+    }
+
     proptest::proptest! {
         #[test]
         fn ascii_fast_path_agrees_with_uax29(text in "[a-cA-C0-2_:.,;' \"!?\n-]{0,24}") {
@@ -531,6 +720,15 @@ mod tests {
                 .filter(|(_, s)| s.chars().any(char::is_alphanumeric))
                 .collect();
             proptest::prop_assert_eq!(fast, slow);
+        }
+        #[test]
+        fn ascii_runs_agree_with_the_unicode_path(
+            text in "[aZ1 \t\n.,'’:_-]{0,6}([éßİıﬁЖіеН΅ΑＡ\u{301}\u{AD}\u{200B}\u{200D}🇺👩—]{0,2}[aZ1 \t\n.,'’:_-]{0,6}){0,5}"
+        ) {
+            proptest::prop_assert_eq!(
+                tokens_by(&text, tokenize_into),
+                tokens_by(&text, tokenize_into_unicode)
+            );
         }
     }
 
