@@ -228,7 +228,7 @@ fn bench_store(c: &mut Criterion) {
                 .load_rows(&digest::load_plan(&gathered.groups, cfg.max_items))
                 .expect("rows");
             let id = tx.next_digest_id().expect("id");
-            let batch = digest::Batch::from_store(&gathered, &titles);
+            let batch = digest::Batch::from_store(gathered, &titles);
             let c = digest::compose_batch(id, &cfg, from, &batch, &[], now)
                 .expect("compose")
                 .expect("non-empty");

@@ -341,6 +341,7 @@ fn log_format_parser() -> impl TypedValueParser<Value = LogFormat> {
 }
 
 pub fn main() -> ExitCode {
+    crate::service::malloc::limit_arenas();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

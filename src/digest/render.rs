@@ -2,6 +2,7 @@
 //! the HTML under Gmail's clipping size, subject and "Also matched" line, the templates filled
 //! in. Pure: takes `now`, returns text; building the message around it is `message`'s job.
 
+use std::borrow::Cow;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, HashMap};
 
@@ -408,19 +409,21 @@ fn group(entries: &[Entry], totals: &[GroupTotal], tz: Tz) -> Vec<Group> {
         by_article.entry(te.1.article_id).or_default().push(te);
     }
     // Group key → (title, articles shown there: the merged entry and its other groups).
-    let mut by_group: BTreeMap<GroupKey, Vec<(Entry, Vec<String>)>> = BTreeMap::new();
+    // An article's entry is borrowed, copied only when another entry's hits are merged into it
+    // or its hits need sorting (one copy per shown article was ~1 MB of a cold digest's peak).
+    let mut by_group: BTreeMap<GroupKey, Vec<Shown<'_>>> = BTreeMap::new();
     for list in by_article.values() {
         let Some(first) = list.iter().map(|te| key(te)).min() else {
             continue;
         };
-        let mut merged: Option<Entry> = None;
+        let mut merged: Option<Cow<'_, Entry>> = None;
         let mut others: Vec<GroupKey> = Vec::new();
         for te in list {
             let k = key(te);
             if k.2 == first.2 {
                 match &mut merged {
-                    None => merged = Some(te.1.clone()),
-                    Some(m) => m.hits.extend(te.1.hits.iter().cloned()),
+                    None => merged = Some(Cow::Borrowed(te.1)),
+                    Some(m) => m.to_mut().hits.extend(te.1.hits.iter().cloned()),
                 }
             } else if !others.iter().any(|o| o.2 == k.2) {
                 others.push(k);
@@ -428,8 +431,13 @@ fn group(entries: &[Entry], totals: &[GroupTotal], tz: Tz) -> Vec<Group> {
         }
         others.sort();
         if let Some(mut m) = merged {
-            m.alert = list.iter().any(|te| te.0 == first.2 && te.1.alert);
-            dedup_hits(&mut m.hits);
+            let alert = list.iter().any(|te| te.0 == first.2 && te.1.alert);
+            if m.alert != alert {
+                m.to_mut().alert = alert;
+            }
+            if !hits_deduped(&m.hits) {
+                dedup_hits(&mut m.to_mut().hits);
+            }
             let also: Vec<String> = others.into_iter().map(|o| o.2).collect();
             by_group.entry(first).or_default().push((m, also));
         }
@@ -454,7 +462,7 @@ fn group(entries: &[Entry], totals: &[GroupTotal], tz: Tz) -> Vec<Group> {
             let mut items: Vec<Item> = stories
                 .iter()
                 .map(|s| {
-                    let members: Vec<&(Entry, Vec<String>)> = std::iter::once(s.representative)
+                    let members: Vec<&Shown<'_>> = std::iter::once(s.representative)
                         .chain(s.others.iter().copied())
                         .map(|i| &es[i])
                         .collect();
@@ -476,8 +484,17 @@ fn group(entries: &[Entry], totals: &[GroupTotal], tz: Tz) -> Vec<Group> {
         .collect()
 }
 
+/// An article shown in a group: its (merged) entry and the other groups it also matches.
+type Shown<'a> = (Cow<'a, Entry>, Vec<String>);
+
 /// Where a group comes: its place in the totals, its first rule's order, its title.
 type GroupKey = (usize, (bool, usize), String);
+
+/// Whether `hits` are already as `dedup_hits` leaves them: sorted, no span twice.
+fn hits_deduped(hits: &[StoredHit]) -> bool {
+    hits.windows(2)
+        .all(|w| (&w[0].field, w[0].start, w[0].end) < (&w[1].field, w[1].start, w[1].end))
+}
 
 fn dedup_hits(hits: &mut Vec<StoredHit>) {
     hits.sort_by(|a, b| (&a.field, a.start, a.end).cmp(&(&b.field, b.start, b.end)));
@@ -518,7 +535,7 @@ fn source_name(e: &Entry) -> String {
 
 /// One story: the representative's headline, link, source, snippet and terms (its own: the
 /// other outlets' words may not be in what is shown), and the other groups it also matches.
-fn item(members: &[&(Entry, Vec<String>)], also: &[String], tz: Tz) -> Item {
+fn item(members: &[&Shown<'_>], also: &[String], tz: Tz) -> Item {
     let mut ids: Vec<i64> = members.iter().map(|m| m.0.article_id).collect();
     ids.sort_unstable();
     ids.dedup();
@@ -556,7 +573,7 @@ fn item(members: &[&(Entry, Vec<String>)], also: &[String], tz: Tz) -> Item {
         also: also.join(", "),
         also_links: also_links(members),
         also_matches: also_matches.join(", "),
-        rules_version: distinct_versions(members.iter().map(|m| &m.0)).join(", "),
+        rules_version: distinct_versions(members.iter().map(|m| &*m.0)).join(", "),
         members: ids,
         alert: members.iter().any(|m| m.0.alert),
         outlets: outlets.len(),
@@ -577,7 +594,7 @@ fn distinct_versions<'a>(entries: impl Iterator<Item = &'a Entry>) -> Vec<String
 }
 
 /// The other outlets of a story, each once (its first article), linked to its own article.
-fn also_links(members: &[&(Entry, Vec<String>)]) -> Vec<Link> {
+fn also_links(members: &[&Shown<'_>]) -> Vec<Link> {
     let rep = source_name(&members[0].0);
     let mut seen: Vec<String> = vec![rep];
     let mut out = Vec::new();

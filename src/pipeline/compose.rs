@@ -124,7 +124,7 @@ impl<'a> Pipeline<'a> {
                 }
                 let batch = gather_digest(&mut tx, &cfg2, &titles, None, now)?;
                 let id = tx.next_digest_id()?;
-                let mut batch = digest::Batch::from_store(&batch, &titles);
+                let mut batch = digest::Batch::from_store(batch, &titles);
                 batch.since = since;
                 let composed = digest::compose_batch(id, &cfg2, &from, &batch, &notices, now)?;
                 if let Some(c) = &composed
@@ -307,7 +307,7 @@ impl<'a> Pipeline<'a> {
                 Ok((gather_digest(&mut tx, &cfg2, &titles2, from, now)?, last))
             })
             .await?;
-        let mut batch = digest::Batch::from_store(&gathered, &titles);
+        let mut batch = digest::Batch::from_store(gathered, &titles);
         batch.since = from.or(last);
         let notices = self.feed_notices(name, now).await?;
         Ok(digest::render(

@@ -107,6 +107,16 @@ impl Daemon {
     }
 
     fn start_with(config: &Path, notify_path: &Path, extra: &[&str]) -> Daemon {
+        Daemon::start_env(config, notify_path, extra, &[])
+    }
+
+    /// Started without `MALLOC_ARENA_MAX` (whatever the test runner has), plus `env`.
+    fn start_env(
+        config: &Path,
+        notify_path: &Path,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Daemon {
         let _ = std::fs::remove_file(notify_path);
         let notify = UnixDatagram::bind(notify_path).expect("bind the notify socket");
         notify
@@ -123,6 +133,8 @@ impl Daemon {
             .env("NEWSWATCH_LOG", "info")
             .env("NO_COLOR", "1")
             .env("SMTP_TEST_SECRET", "hunter2")
+            .env_remove("MALLOC_ARENA_MAX")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -634,6 +646,40 @@ fn a_taken_http_port_fails_the_start_before_ready() {
     );
     d.wait_note_once();
     assert!(!d.notes.iter().any(|n| n == "READY=1"), "{}", d.report());
+}
+
+/// The binary limits glibc's malloc arenas itself (`service::malloc`): started without
+/// `MALLOC_ARENA_MAX`, the running daemon (the same process: it re-executed itself in place) has
+/// it at 2 in its environment; an operator's own value is kept as it is.
+#[test]
+fn the_daemon_limits_malloc_arenas_unless_the_operator_chose() {
+    for (given, expected) in [(None, "2"), (Some("1"), "1")] {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let config = write_config(
+            tmp.path(),
+            "http://127.0.0.1:9/never-polled.rss",
+            "method = \"file\"\ndir = \"outbox\"",
+        );
+        std::fs::write(tmp.path().join("rules/watch.toml"), RULE_MINERALS).expect("write rules");
+        let env: Vec<(&str, &str)> = given.map(|v| ("MALLOC_ARENA_MAX", v)).into_iter().collect();
+        let mut d = Daemon::start_env(&config, &tmp.path().join("notify.sock"), &[], &env);
+        // Serving /metrics: well past the start of `main`, where the exec happens.
+        d.http_addr();
+        let environ = std::fs::read(format!("/proc/{}/environ", d.child.id()))
+            .expect("read the daemon's environment");
+        let arenas: Vec<String> = environ
+            .split(|&b| b == 0)
+            .filter(|v| v.starts_with(b"MALLOC_ARENA_MAX="))
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+            .collect();
+        assert_eq!(
+            arenas,
+            [format!("MALLOC_ARENA_MAX={expected}")],
+            "given {given:?}\n{}",
+            d.report()
+        );
+        assert!(d.terminate(DEADLINE).success(), "{}", d.report());
+    }
 }
 
 #[test]
