@@ -60,31 +60,7 @@ impl Postgres {
         now: DateTime<Utc>,
         limit: usize,
     ) -> Result<Vec<Lease>, StoreError> {
-        let until = now + chrono::Duration::from_std(self.lease).unwrap_or_default();
-        let names: Vec<String> = names.iter().map(|n| (*n).to_string()).collect();
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let rows = self.conn()?.query(
-            "UPDATE feeds SET lease_node = $1, lease_until = $2
-             WHERE name IN (
-                 SELECT name FROM feeds
-                 WHERE name = ANY($3)
-                   AND (next_due IS NULL OR next_due <= $4)
-                   AND (lease_node IS NULL OR lease_node = $1 OR lease_until <= $4)
-                 ORDER BY next_due NULLS FIRST, name COLLATE \"C\"
-                 LIMIT $5
-                 FOR UPDATE SKIP LOCKED)
-             RETURNING name",
-            &[&self.node, &ts(until), &names, &ts(now), &limit],
-        )?;
-        let mut leases: Vec<Lease> = rows
-            .iter()
-            .map(|r| Lease {
-                feed: r.get(0),
-                until,
-            })
-            .collect();
-        leases.sort_by(|a, b| a.feed.cmp(&b.feed));
-        Ok(leases)
+        self.lease_feeds(names, now, true, limit)
     }
 
     /// Claims for this node, whether due or not (`run --once` polls every feed), those of
@@ -95,17 +71,34 @@ impl Postgres {
         names: &[&str],
         now: DateTime<Utc>,
     ) -> Result<Vec<Lease>, StoreError> {
+        self.lease_feeds(names, now, false, usize::MAX)
+    }
+
+    /// The one lease both claims take: at most `limit` of `names` (only those due at `now` when
+    /// `due_only`) that no other node holds a running lease on, soonest due first, each until
+    /// `now + lease`.
+    fn lease_feeds(
+        &self,
+        names: &[&str],
+        now: DateTime<Utc>,
+        due_only: bool,
+        limit: usize,
+    ) -> Result<Vec<Lease>, StoreError> {
         let until = now + chrono::Duration::from_std(self.lease).unwrap_or_default();
         let names: Vec<String> = names.iter().map(|n| (*n).to_string()).collect();
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows = self.conn()?.query(
             "UPDATE feeds SET lease_node = $1, lease_until = $2
              WHERE name IN (
                  SELECT name FROM feeds
                  WHERE name = ANY($3)
+                   AND (NOT $6 OR next_due IS NULL OR next_due <= $4)
                    AND (lease_node IS NULL OR lease_node = $1 OR lease_until <= $4)
+                 ORDER BY next_due NULLS FIRST, name COLLATE \"C\"
+                 LIMIT $5
                  FOR UPDATE SKIP LOCKED)
              RETURNING name",
-            &[&self.node, &ts(until), &names, &ts(now)],
+            &[&self.node, &ts(until), &names, &ts(now), &limit, &due_only],
         )?;
         let mut leases: Vec<Lease> = rows
             .iter()
