@@ -142,6 +142,104 @@ fn run_once_on_postgresql_leaves_a_feed_another_node_is_polling() {
     assert_eq!(leases, ["Atlantic Wire daemon-9"]);
 }
 
+/// `digest preview` and `digest send` on PostgreSQL do what they do on SQLite: with the
+/// digest on a schedule, `run --once` sends only the alert; a preview renders the stored
+/// matches and sends nothing; `digest send` composes and sends the pending digest once, and a
+/// second `digest send` finds nothing pending.
+#[test]
+fn digest_preview_and_send_on_postgresql_act_as_on_sqlite() {
+    let scheduled = |tmp: &Path| {
+        let config = tmp.join("config/demo.toml");
+        let text = std::fs::read_to_string(&config).expect("read demo.toml");
+        let line = "max_items = 40";
+        assert!(text.contains(line), "the demo's [[digest]] changed: {text}");
+        let text = text.replacen(line, "schedule = \"daily 07:00\"\nmax_items = 40", 1);
+        std::fs::write(&config, text).expect("write demo.toml");
+    };
+    let flow = |tmp: &Path, sink: &SmtpSink| -> Vec<String> {
+        scheduled(tmp);
+        let first = run_once(tmp);
+        assert!(first.contains("emails: 1 composed, 1 sent"), "{first}");
+        assert_eq!(sink.messages().len(), 1, "only the alert is due");
+        let out = run(
+            tmp,
+            &[
+                "digest",
+                "preview",
+                "briefing",
+                "--since",
+                "3650d",
+                "--out",
+                "preview.html",
+            ],
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "{stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            stdout.contains("subject: [newswatch] Morning brief, "),
+            "{stdout}"
+        );
+        let html = std::fs::read_to_string(tmp.join("preview.html")).expect("preview.html");
+        assert!(
+            html.contains("<table") && html.contains("matched: "),
+            "{html}"
+        );
+        assert_eq!(sink.messages().len(), 1, "a preview sends nothing");
+        let send = |expect: &str| {
+            let out = run(tmp, &["digest", "send", "briefing"]);
+            let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+            assert!(
+                out.status.success(),
+                "{stdout}{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert!(stdout.contains(expect), "{stdout}");
+        };
+        send("emails: 1 composed, 1 sent");
+        assert_eq!(sink.messages().len(), 2);
+        send("emails: 0 composed, 0 sent");
+        assert_eq!(sink.messages().len(), 2, "nothing is sent twice");
+        let mut lines: Vec<String> = html
+            .lines()
+            .filter(|l| l.contains("matched: "))
+            .map(str::to_string)
+            .collect();
+        lines.sort();
+        lines.extend(subjects(sink));
+        lines
+    };
+    let (lite, pg) = (
+        tempfile::tempdir().expect("tempdir"),
+        tempfile::tempdir().expect("tempdir"),
+    );
+    let (lite_mail, pg_mail) = (lite.path().join("mail"), pg.path().join("mail"));
+    std::fs::create_dir_all(&lite_mail).expect("mkdir");
+    std::fs::create_dir_all(&pg_mail).expect("mkdir");
+    let lite_sink = SmtpSink::start(&lite_mail, &[]);
+    let pg_sink = SmtpSink::start(&pg_mail, &[]);
+    let url = fresh_database_url();
+    demo_config(lite.path(), lite_sink.port, "");
+    demo_config(
+        pg.path(),
+        pg_sink.port,
+        &store_table(&url, "digest-1", "2m"),
+    );
+    let on_sqlite = flow(lite.path(), &lite_sink);
+    let on_pg = flow(pg.path(), &pg_sink);
+    assert!(on_sqlite.len() > 2, "{on_sqlite:?}");
+    // The same "matched: …" lines in the preview, and the same subjects sent.
+    assert_eq!(on_pg, on_sqlite);
+    let sent = crate::support::postgres::query(
+        &url,
+        "SELECT digest_name || ' ' || status FROM outbox ORDER BY id",
+    );
+    assert_eq!(sent, ["breaking sent", "briefing sent"]);
+}
+
 /// A daemon on PostgreSQL: it composes and sends the demo's two emails, and `status` (another
 /// process, reading the same PostgreSQL) reports them while it runs.
 #[test]
