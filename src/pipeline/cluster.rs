@@ -150,7 +150,7 @@ impl Pipeline<'_> {
     /// How long a feed another node holds waits before this node asks again: a quarter of the
     /// lease (between 1 s and 30 s), so a dead node's feeds are taken over at most a quarter
     /// lease after its lease ran out.
-    fn recheck(&self) -> Duration {
+    pub(super) fn recheck(&self) -> Duration {
         self.config
             .store
             .as_ref()

@@ -133,9 +133,20 @@ pub struct Node {
 
 impl Node {
     pub fn start(config: &Path, n: usize, log: &Sender<String>) -> Node {
+        Node::start_with_env(config, n, log, &[])
+    }
+
+    /// `start`, with extra environment variables (a `password_env`).
+    pub fn start_with_env(
+        config: &Path,
+        n: usize,
+        log: &Sender<String>,
+        env: &[(&str, &str)],
+    ) -> Node {
         let mut child = Command::new(BIN)
             .args(["run", "--config"])
             .arg(config)
+            .envs(env.iter().copied())
             .env("NEWSWATCH_LOG", "info")
             .env("NO_COLOR", "1")
             .env_remove("JOURNAL_STREAM")
@@ -239,6 +250,18 @@ pub fn try_count(url: &str, sql: &str) -> Option<usize> {
         .first()?
         .parse()
         .ok()
+}
+
+/// Whether `articles` articles are stored, none is left to match, and each is carried by a
+/// sent `desk` digest (`None`-safe: false before the nodes made the schema).
+pub fn delivered(url: &str, articles: usize) -> bool {
+    try_count(url, "SELECT COUNT(*) FROM articles") == Some(articles)
+        && try_count(url, "SELECT COUNT(*) FROM unmatched") == Some(0)
+        && try_count(
+            url,
+            "SELECT COUNT(*) FROM digest_items di JOIN outbox o ON o.digest = di.digest
+             WHERE di.digest_name = 'desk' AND o.status = 'sent'",
+        ) == Some(articles)
 }
 
 /// Every time the server was asked for each feed path, in order.

@@ -47,9 +47,9 @@ impl HostGates {
         let mut conn = pool
             .get()
             .map(super::Conn)
-            .map_err(|source| StoreError::PgConnect {
+            .map_err(|reason| StoreError::PgConnect {
                 url: String::from("(host gates)"),
-                source,
+                reason,
             })?;
         let spacing = i64::try_from(spacing.as_millis()).unwrap_or(i64::MAX);
         let row = conn.query_one(
