@@ -19,6 +19,8 @@ mod cluster_hosts;
 mod cluster_nodes;
 #[path = "service/cluster_restart.rs"]
 mod cluster_restart;
+#[path = "service/cluster_send.rs"]
+mod cluster_send;
 #[path = "service/console.rs"]
 mod console;
 #[path = "service/console_daemon.rs"]

@@ -678,7 +678,7 @@ impl Pipeline<'_> {
                 .await
                 .unwrap_or(None)
             };
-            let idle = if failed {
+            let mut idle = if failed {
                 STAGE_RETRY
             } else {
                 next.map_or(ctx.max_idle, |d| {
@@ -686,6 +686,12 @@ impl Pipeline<'_> {
                 })
             }
             .min(ctx.max_idle);
+            if self.config.store.is_some() {
+                // Another node's composition, or a stalled node's claim running out, wakes
+                // nothing here: look again at least every quarter lease, so a message another
+                // node cannot send is taken over about a lease after its last renewal.
+                idle = idle.min(self.recheck());
+            }
             tokio::select! {
                 () = stopping.cancelled() => return Ok(()),
                 () = composed.notified() => {}

@@ -12,11 +12,11 @@ use std::sync::mpsc::channel;
 use std::time::{Duration, Instant};
 
 use crate::cluster_nodes::{
-    Node, Setup, count, delivered, let_pass, node_config, serve_wave, wait_for_line, wait_until,
+    Node, Setup, count, delivered, each_email_once, let_pass, node_config, serve_wave,
+    wait_for_line, wait_until,
 };
 use crate::support::bin::command;
 use crate::support::http::TestServer;
-use crate::support::mail::Mail;
 use crate::support::postgres::{PrivateServer, query};
 use crate::support::smtp::SmtpSink;
 
@@ -30,10 +30,6 @@ const DOWN: Duration = Duration::from_secs(6);
 /// A password the nodes' config names (the test server trusts its socket and never asks for
 /// it): no error may show it.
 const PASSWORD: &str = "restart-secret-8d1f";
-
-fn bare(message_id: &str) -> String {
-    message_id.trim_matches(['<', '>']).to_string()
-}
 
 #[test]
 #[allow(clippy::too_many_lines)]
@@ -198,25 +194,5 @@ fn two_nodes_ride_out_a_postgresql_restart_while_articles_arrive() {
     );
     assert!(per_slot.iter().all(|n| n == "1"), "{per_slot:?}");
     // The SMTP server stored each sent email exactly once, and nothing else.
-    let received: Vec<String> = sink
-        .messages()
-        .iter()
-        .map(|m| bare(&Mail::parse(m).message_id))
-        .collect();
-    let unique: BTreeSet<&String> = received.iter().collect();
-    assert_eq!(unique.len(), received.len(), "a duplicate: {received:?}");
-    let sent: BTreeSet<String> = query(&url, "SELECT message_id FROM outbox WHERE status = 'sent'")
-        .iter()
-        .map(|m| bare(m))
-        .collect();
-    assert_eq!(
-        unique.into_iter().cloned().collect::<BTreeSet<_>>(),
-        sent,
-        "{report}"
-    );
-    assert_eq!(
-        count(&url, "SELECT COUNT(*) FROM outbox WHERE status <> 'sent'"),
-        0,
-        "{report}"
-    );
+    each_email_once(&url, &sink.messages(), &report);
 }
