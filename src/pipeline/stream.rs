@@ -314,6 +314,10 @@ impl Pipeline<'_> {
                         "cannot release this node's feed leases; they expire on their own"
                     );
                 }
+                // Likewise the hosts' request slots its aborted fetches held (several nodes).
+                if let Some(shared) = self.poller.fetcher.shared_spacing() {
+                    shared.release_all_slots().await;
+                }
                 return Ok(());
             }
             // The next instant anything here is due: a feed (none once stopping: due feeds stay

@@ -42,7 +42,7 @@ mod websub;
 
 pub(crate) use compose::PgCompose;
 pub use copy::CopyReport;
-pub use host_gates::HostGates;
+pub use host_gates::{HostGates, HostSlot};
 
 use conn::{Conn, Manager};
 

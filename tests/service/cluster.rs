@@ -63,7 +63,8 @@ fn three_nodes_poll_each_feed_once_per_interval_and_survive_a_kill_and_a_cut_con
         per_node: None,
         interval: INTERVAL.as_secs(),
         delivery_extra: &format!("final_reply_timeout = \"{FINAL_REPLY}\""),
-        fetch_extra: "concurrency = 16\nper_host = 16\nhost_spacing = \"0s\"",
+        // `per_host` is the cluster's (every feed is on one host): 16 per node, never the bound.
+        fetch_extra: "concurrency = 16\nper_host = 48\nhost_spacing = \"0s\"",
     };
     let mut nodes: Vec<Option<Node>> = (1..=NODES)
         .map(|n| Some(Node::start(&node_config(tmp.path(), n, &setup), n, &tx)))

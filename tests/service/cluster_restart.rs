@@ -52,7 +52,8 @@ fn two_nodes_ride_out_a_postgresql_restart_while_articles_arrive() {
         per_node: None,
         interval: INTERVAL,
         delivery_extra: "",
-        fetch_extra: "concurrency = 16\nper_host = 16\nhost_spacing = \"0s\"",
+        // `per_host` is the cluster's (every feed is on one host): every feed may be in flight.
+        fetch_extra: "concurrency = 16\nper_host = 32\nhost_spacing = \"0s\"",
     };
     let config = |n: usize| {
         let path = node_config(tmp.path(), n, &setup);
