@@ -28,7 +28,7 @@ use crate::config::FetchSettings;
 use crate::fetch::host_gate::HostGate;
 pub use crate::fetch::host_gate::HostLimits;
 pub use crate::fetch::host_gate::HostPermit;
-pub use crate::fetch::host_gate::SharedSpacing;
+pub use crate::fetch::host_gate::{SharedSlot, SharedSpacing, SlotAnswer};
 pub use crate::fetch::netpolicy::FetchPolicy;
 use crate::fetch::netpolicy::is_public;
 use crate::fetch::sniff::{Verdict, sniff};
@@ -37,6 +37,10 @@ use crate::policy::poll::{CacheHints, FailureKind, RetryAfter};
 
 /// Redirect hops followed before giving up (the configured URL itself is not a hop).
 pub const MAX_REDIRECTS: usize = 5;
+
+/// Beyond a request's deadline and its host's spacing, how long a request slot shared with
+/// other nodes is held at most before it expires (a node killed holding it).
+const SHARED_SLOT_SLACK: Duration = Duration::from_secs(10);
 
 const ACCEPT_PAGES: &str = "text/html, application/xhtml+xml;q=0.9, text/plain;q=0.5";
 
@@ -235,7 +239,11 @@ impl Fetcher {
     /// Replaces the per-host politeness limits (default: one request at a time, 1 s apart).
     #[must_use]
     pub fn with_host_limits(mut self, limits: HostLimits) -> Fetcher {
-        self.gate = Arc::new(HostGate::new(limits).sharing(self.shared.clone()));
+        // A shared slot outlives neither the request's deadline nor the wait for its host's
+        // spacing (at most one turn per slot ahead of it), with room for a slow machine.
+        let per_host = u32::try_from(limits.per_host).unwrap_or(u32::MAX);
+        let hold = self.timeout + limits.spacing.saturating_mul(per_host) + SHARED_SLOT_SLACK;
+        self.gate = Arc::new(HostGate::new(limits).sharing(self.shared.clone(), hold));
         self
     }
 
@@ -271,8 +279,12 @@ impl Fetcher {
         validators: &Validators,
         policy: &FetchPolicy,
     ) -> Result<FetchReport, FetchError> {
-        let _turn = self.host_turn(url).await;
-        self.fetch_in_turn(url, validators, policy).await
+        let turn = self.host_turn(url).await;
+        let fetched = self.fetch_in_turn(url, validators, policy).await;
+        if let Some(turn) = turn {
+            turn.release().await;
+        }
+        fetched
     }
 
     /// Waits until `url`'s host may be asked again (its per-host limit and spacing); the request

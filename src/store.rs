@@ -43,7 +43,7 @@ pub use console::{ArticleView, MatchFilter, MatchView, RuleCounts, SentEmail};
 pub use digests::{Composition, DigestInfo};
 pub use feeds::{FeedNotice, FeedRecord, FeedState};
 pub use full_text::{MODE_ALWAYS, MODE_OFF, PageOutcome, QueuedPage};
-pub use host_gates::HostGates;
+pub use host_gates::{HostGates, HostSlot};
 pub use matches::ArticleMatches;
 pub use pg::CopyReport;
 pub use poll_history::{HISTORY_PER_FEED, PollEntry, PollStats};
@@ -84,14 +84,18 @@ pub enum StoreError {
     Json(#[from] serde_json::Error),
     #[error("outbox message {0} does not exist")]
     NoSuchMessage(i64),
-    #[error("PostgreSQL store {url}: {source}")]
+    /// The pool's error already says why (each cause in its text: `pg::conn`), so it is said
+    /// once, not again as a source.
+    #[error("PostgreSQL store {url}: {reason}")]
     PgConnect {
         /// Without a password (`[store] url` never carries one).
         url: String,
-        source: r2d2::Error,
+        reason: r2d2::Error,
     },
-    #[error("PostgreSQL: {0}")]
-    Pg(#[from] postgres::Error),
+    /// The driver's error with its causes in the text (its own says only "db error" or
+    /// "error connecting to server"), said once.
+    #[error("PostgreSQL: {}", pg::causes(.0))]
+    Pg(postgres::Error),
     #[error("PostgreSQL store: {0}")]
     PgPool(#[from] r2d2::Error),
     #[error("the PostgreSQL store is closed")]

@@ -17,6 +17,10 @@ mod cluster;
 mod cluster_hosts;
 #[path = "service/cluster_nodes.rs"]
 mod cluster_nodes;
+#[path = "service/cluster_restart.rs"]
+mod cluster_restart;
+#[path = "service/cluster_send.rs"]
+mod cluster_send;
 #[path = "service/console.rs"]
 mod console;
 #[path = "service/console_daemon.rs"]

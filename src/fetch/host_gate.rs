@@ -1,7 +1,8 @@
 //! Politeness per host: at most N requests in flight to one host, and a minimum spacing between
 //! the starts of requests to it. Used by `fetch` only; the global concurrency cap is the
-//! pipeline's. Reads tokio's clock (so paused-time tests drive it) and nothing else; the spacing
-//! shared with other nodes (issue 17) is asked of a `SharedSpacing` the pipeline hands in.
+//! pipeline's. Reads tokio's clock (so paused-time tests drive it) and nothing else; the limit
+//! and spacing shared with other nodes (issue 17) are asked of a `SharedSpacing` the pipeline
+//! hands in.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -30,17 +31,54 @@ impl Default for HostLimits {
     }
 }
 
-/// A host spacing shared with other processes (the nodes of a cluster): reserves, for one
-/// request to `host`, a start at least `spacing` after every start reserved before by anyone,
-/// and says how long from now to wait for it. `None` when it cannot (the local gate still
-/// spaces this node's own requests).
+/// A host gate shared with other processes (the nodes of a cluster): its spacing and its
+/// in-flight limit.
 pub trait SharedSpacing: Send + Sync + std::fmt::Debug {
+    /// Reserves, for one request to `host`, a start at least `spacing` after every start
+    /// reserved before by anyone, and says how long from now to wait for it. `None` when it
+    /// cannot (the local gate still spaces this node's own requests).
     fn reserve<'a>(
         &'a self,
         host: &'a str,
         spacing: Duration,
     ) -> Pin<Box<dyn Future<Output = Option<Duration>> + Send + 'a>>;
+
+    /// Takes one of `host`'s `per_host` request slots shared by everyone, for at most `hold`.
+    fn take_slot<'a>(
+        &'a self,
+        host: &'a str,
+        per_host: usize,
+        hold: Duration,
+    ) -> Pin<Box<dyn Future<Output = SlotAnswer> + Send + 'a>>;
+
+    /// Gives back a slot `take_slot` gave.
+    fn release_slot(&self, slot: SharedSlot) -> Pin<Box<dyn Future<Output = ()> + Send + '_>>;
+
+    /// Gives back every slot this process holds (its requests were aborted).
+    fn release_all_slots(&self) -> Pin<Box<dyn Future<Output = ()> + Send + '_>>;
 }
+
+/// A request slot taken from the shared gate; its meaning is the sharer's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SharedSlot {
+    pub host: String,
+    pub slot: i64,
+    pub until: i64,
+}
+
+/// What the shared gate answered to `take_slot`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SlotAnswer {
+    Taken(SharedSlot),
+    /// Every slot is held by someone: ask again later.
+    Busy,
+    /// The shared gate cannot be asked now: this node's own limit is all there is.
+    Unavailable,
+}
+
+/// How soon a request waiting for a shared slot asks again, doubling up to `SLOT_POLL_MAX`.
+const SLOT_POLL_MIN: Duration = Duration::from_millis(50);
+const SLOT_POLL_MAX: Duration = Duration::from_secs(1);
 
 #[derive(Debug)]
 struct Slot {
@@ -56,12 +94,27 @@ pub struct HostGate {
     limits: HostLimits,
     slots: Mutex<HashMap<String, Arc<Slot>>>,
     shared: Option<Arc<dyn SharedSpacing>>,
+    /// How long a shared slot is held at most (a request, and the wait for its turn, last
+    /// less); it expires then, should this node die holding it.
+    hold: Duration,
 }
 
-/// Held for the duration of one request; dropping it frees the host's slot.
+/// Held for the duration of one request; dropping it frees the host's slot on this node, and
+/// `release` the shared one too (dropped, the shared slot waits for its expiry or for the
+/// stream's `release_all_slots`).
 #[derive(Debug)]
 pub struct HostPermit {
     _permit: OwnedSemaphorePermit,
+    shared: Option<(Arc<dyn SharedSpacing>, SharedSlot)>,
+}
+
+impl HostPermit {
+    /// Ends the request's turn: this node's slot and the cluster's.
+    pub async fn release(self) {
+        if let Some((shared, slot)) = self.shared {
+            shared.release_slot(slot).await;
+        }
+    }
 }
 
 impl HostGate {
@@ -73,14 +126,36 @@ impl HostGate {
             },
             slots: Mutex::new(HashMap::new()),
             shared: None,
+            hold: Duration::ZERO,
         }
     }
 
-    /// The same gate, its spacing also shared through `shared` (a cluster's nodes).
+    /// The same gate, its limit and spacing also shared through `shared` (a cluster's nodes),
+    /// a shared slot held `hold` at most.
     #[must_use]
-    pub fn sharing(mut self, shared: Option<Arc<dyn SharedSpacing>>) -> HostGate {
+    pub fn sharing(mut self, shared: Option<Arc<dyn SharedSpacing>>, hold: Duration) -> HostGate {
         self.shared = shared;
+        self.hold = hold;
         self
+    }
+
+    /// One of the host's slots shared with the other nodes, waiting for one to come free;
+    /// `None` when the shared gate cannot be asked (this node's own limit still holds).
+    async fn shared_slot(&self, shared: &dyn SharedSpacing, host: &str) -> Option<SharedSlot> {
+        let mut wait = SLOT_POLL_MIN;
+        loop {
+            match shared
+                .take_slot(host, self.limits.per_host, self.hold)
+                .await
+            {
+                SlotAnswer::Taken(slot) => return Some(slot),
+                SlotAnswer::Unavailable => return None,
+                SlotAnswer::Busy => {
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(SLOT_POLL_MAX);
+                }
+            }
+        }
     }
 
     /// Waits until a request to `host` may start.
@@ -109,6 +184,15 @@ impl HostGate {
             .acquire_owned()
             .await
             .expect("the slot owns its semaphore and never closes it");
+        // The cluster's limit next (before the spacing: a start reserved and then kept waiting
+        // for a slot would come closer than the spacing to the next node's).
+        let shared_slot = match &self.shared {
+            Some(shared) => self
+                .shared_slot(shared.as_ref(), &host)
+                .await
+                .map(|s| (Arc::clone(shared), s)),
+            None => None,
+        };
         let mut next = slot.next_start.lock().await;
         // Only a future start waits: a timer for a past instant still fires on the timer's next
         // tick (1 ms), which, with the lock held, capped a host at ~900 requests/s.
@@ -127,7 +211,10 @@ impl HostGate {
             tokio::time::sleep(wait).await;
         }
         *next = Instant::now().max(*next) + self.limits.spacing;
-        HostPermit { _permit: permit }
+        HostPermit {
+            _permit: permit,
+            shared: shared_slot,
+        }
     }
 }
 

@@ -10,6 +10,7 @@ use tracing::{error, info, warn};
 
 use crate::channels::ChannelOutcome;
 use crate::deliver;
+use crate::pipeline::outbox::Claim;
 use crate::pipeline::{Pipeline, Summary, Undelivered};
 
 impl Pipeline<'_> {
@@ -59,7 +60,15 @@ impl Pipeline<'_> {
                     continue;
                 }
             }
-            let outcome = self.channels.send(cfg, &msg, now).await;
+            let outcome = self
+                .while_holding(
+                    Claim::Channel(id),
+                    &format!("channel:{} {}", msg.channel, msg.key),
+                    now,
+                    clock,
+                    self.channels.send(cfg, &msg, now),
+                )
+                .await;
             let attempts = msg.attempts + 1;
             match outcome {
                 ChannelOutcome::Sent => {

@@ -14,9 +14,9 @@ use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
-use crate::fetch::SharedSpacing;
+use crate::fetch::{SharedSlot, SharedSpacing, SlotAnswer};
 use crate::pipeline::Pipeline;
-use crate::store::{FeedRecord, HostGates, NodeInfo, Store};
+use crate::store::{FeedRecord, HostGates, HostSlot, NodeInfo, Store};
 
 /// The host spacing this node shares with the others (`host_gates` on PostgreSQL); `None` on
 /// SQLite, where the fetcher's own gate is the whole story.
@@ -58,6 +58,70 @@ impl SharedSpacing for ClusterSpacing {
                     warn!(host = %host, error = %e, "the host gate's task failed; spacing this node's requests only");
                     None
                 }
+            }
+        })
+    }
+
+    fn take_slot<'a>(
+        &'a self,
+        host: &'a str,
+        per_host: usize,
+        hold: Duration,
+    ) -> Pin<Box<dyn Future<Output = SlotAnswer> + Send + 'a>> {
+        Box::pin(async move {
+            let gates = Arc::clone(&self.gates);
+            let name = host.to_string();
+            let now = crate::clock::now();
+            let taken =
+                tokio::task::spawn_blocking(move || gates.take_slot(&name, now, per_host, hold))
+                    .await;
+            match taken {
+                Ok(Ok(Some(s))) => SlotAnswer::Taken(SharedSlot {
+                    host: s.host,
+                    slot: s.slot,
+                    until: s.until,
+                }),
+                Ok(Ok(None)) => SlotAnswer::Busy,
+                Ok(Err(e)) => {
+                    let e = anyhow::Error::from(e);
+                    warn!(host = %host, error = format!("{e:#}"), "cannot take a request slot of the host shared with the other nodes; limiting this node's requests only");
+                    SlotAnswer::Unavailable
+                }
+                Err(e) => {
+                    warn!(host = %host, error = %e, "the host gate's task failed; limiting this node's requests only");
+                    SlotAnswer::Unavailable
+                }
+            }
+        })
+    }
+
+    fn release_slot(&self, slot: SharedSlot) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        Box::pin(async move {
+            let gates = Arc::clone(&self.gates);
+            let host = slot.host.clone();
+            let slot = HostSlot {
+                host: slot.host,
+                slot: slot.slot,
+                until: slot.until,
+            };
+            let released = tokio::task::spawn_blocking(move || gates.release_slot(&slot)).await;
+            if let Ok(Err(e)) = released {
+                let e = anyhow::Error::from(e);
+                warn!(host = %host, error = format!("{e:#}"), "cannot give back a request slot of the host; it expires on its own");
+            }
+        })
+    }
+
+    fn release_all_slots(&self) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        Box::pin(async move {
+            let gates = Arc::clone(&self.gates);
+            let released = tokio::task::spawn_blocking(move || gates.release_all_slots()).await;
+            if let Ok(Err(e)) = released {
+                let e = anyhow::Error::from(e);
+                warn!(
+                    error = format!("{e:#}"),
+                    "cannot give back this node's request slots; they expire on their own"
+                );
             }
         })
     }
@@ -150,7 +214,7 @@ impl Pipeline<'_> {
     /// How long a feed another node holds waits before this node asks again: a quarter of the
     /// lease (between 1 s and 30 s), so a dead node's feeds are taken over at most a quarter
     /// lease after its lease ran out.
-    fn recheck(&self) -> Duration {
+    pub(super) fn recheck(&self) -> Duration {
         self.config
             .store
             .as_ref()

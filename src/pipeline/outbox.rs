@@ -1,6 +1,10 @@
 //! The delivery stage: every due outbox message handed to the transport once, its outcome
 //! recorded (sent, retry later with back-off, failed for good). Nothing leaves the outbox unsent.
-//! Then the channel messages (`channels.rs`).
+//! Then the channel messages (`channels.rs`). With several nodes, a send holds its claim on the
+//! message for as long as it lasts (`while_holding`).
+
+use std::future::Future;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use tracing::{error, info, warn};
@@ -53,7 +57,15 @@ impl Pipeline<'_> {
                     continue;
                 }
             }
-            let deliver::Attempt { outcome, quit } = self.deliverer.send(&msg).await;
+            let deliver::Attempt { outcome, quit } = self
+                .while_holding(
+                    Claim::Email(id),
+                    &msg.message_id,
+                    now,
+                    clock,
+                    self.deliverer.send(&msg),
+                )
+                .await;
             let attempts = msg.attempts + 1;
             match outcome {
                 SendOutcome::Sent => {
@@ -104,5 +116,69 @@ impl Pipeline<'_> {
             }
         }
         self.drain_channels(now, clock, summary).await
+    }
+}
+
+/// A message this node claimed in one of the shared outboxes.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Claim {
+    /// A row of `outbox` (`holds_message`).
+    Email(i64),
+    /// A row of `channel_outbox` (`holds_channel_message`).
+    Channel(i64),
+}
+
+/// A floor on the time between two renewals of a claim during a send (a third of the shortest
+/// lease allowed, 5 s, is above it).
+const RENEW_MIN: Duration = Duration::from_secs(1);
+
+impl Pipeline<'_> {
+    /// Runs `send` while renewing this node's claim on the message every third of `lease`
+    /// until it ends (PostgreSQL only; on SQLite the one node holds everything), so a send that
+    /// outlasts the lease (an SMTP server holding DATA, a slow service) is not claimed and sent
+    /// by another node meanwhile. A renewal that fails (the database away) is tried again a
+    /// third later; a claim found lost (this node was stalled past it) is said clearly, since
+    /// another node may send the message too, under the same id. The send goes on either way:
+    /// it may already have been accepted.
+    pub(super) async fn while_holding<T>(
+        &self,
+        claim: Claim,
+        what: &str,
+        now: DateTime<Utc>,
+        clock: Option<&(dyn Fn() -> DateTime<Utc> + Sync)>,
+        send: impl Future<Output = T>,
+    ) -> T {
+        let Some(pg) = &self.config.store else {
+            return send.await;
+        };
+        let every = (pg.lease / 3).max(RENEW_MIN);
+        let renew = async {
+            loop {
+                tokio::time::sleep(every).await;
+                let at = clock.map_or(now, |c| c());
+                let renewed = match claim {
+                    Claim::Email(id) => self.db(move |s| s.holds_message(id, at)).await,
+                    Claim::Channel(id) => self.db(move |s| s.holds_channel_message(id, at)).await,
+                };
+                match renewed {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        error!(message_id = %what, "this node lost its claim on the message while sending it (it was stalled past the claim, or the message was taken over): another node may send it too");
+                        return;
+                    }
+                    Err(e) => {
+                        warn!(message_id = %what, error = format!("{e:#}"), "cannot renew this node's claim on the message during its send; trying again");
+                    }
+                }
+            }
+        };
+        tokio::pin!(send, renew);
+        let mut renewing = true;
+        loop {
+            tokio::select! {
+                out = &mut send => return out,
+                () = &mut renew, if renewing => renewing = false,
+            }
+        }
     }
 }

@@ -581,7 +581,9 @@ impl Poller {
             .fetcher
             .fetch_in_turn(url, &record.validators, policy)
             .await;
-        drop(turn);
+        if let Some(turn) = turn {
+            turn.release().await;
+        }
         let took = started.elapsed();
         self.metrics.observe_fetch(took);
         let mut stats = PollStats {

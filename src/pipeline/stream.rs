@@ -139,11 +139,24 @@ impl Pipeline<'_> {
             }),
             progress: ctx.progress,
         };
+        // A stage that fails stops the others, so the stream ends with its error and the daemon
+        // starts it again; without this the failed stage would stay gone while the rest ran on.
+        let ending = |r: anyhow::Result<()>| {
+            if r.is_err() {
+                stopping.cancel();
+            }
+            r
+        };
         let stages = async {
             let (fetched, matched, delivered, (), (), (), ()) = tokio::join!(
-                self.fetch_and_store(&stopping, &stored, ctx, &totals),
-                self.match_and_compose(&stopping, &stored, &composed, ctx, &totals),
-                self.deliver_stage(&stopping, &composed, ctx, &totals),
+                async { ending(self.fetch_and_store(&stopping, &stored, ctx, &totals).await) },
+                async {
+                    ending(
+                        self.match_and_compose(&stopping, &stored, &composed, ctx, &totals)
+                            .await,
+                    )
+                },
+                async { ending(self.deliver_stage(&stopping, &composed, ctx, &totals).await) },
                 self.full_text_stage(&stopping, &stored, ctx.clock, ctx.max_idle),
                 self.websub_stage(&stopping, ctx.clock, ctx.max_idle),
                 self.pushes_wake_matching(&stopping, &stored),
@@ -185,12 +198,22 @@ impl Pipeline<'_> {
         totals: &Totals<'_>,
     ) -> anyhow::Result<()> {
         let feeds = &self.config.feeds;
-        let mut records: HashMap<String, FeedRecord> = self
-            .db(|s| s.feed_records())
-            .await?
-            .into_iter()
-            .map(|r| (r.name.clone(), r))
-            .collect();
+        // Read until the database answers (PostgreSQL restarting): the stage starts then.
+        let mut records: HashMap<String, FeedRecord> = loop {
+            match self.db(|s| s.feed_records()).await {
+                Ok(all) => break all.into_iter().map(|r| (r.name.clone(), r)).collect(),
+                Err(e) => {
+                    error!(
+                        error = format!("{e:#}"),
+                        "cannot read the feeds' state; trying again shortly"
+                    );
+                    tokio::select! {
+                        () = stopping.cancelled() => return Ok(()),
+                        () = tokio::time::sleep(STAGE_RETRY) => {}
+                    }
+                }
+            }
+        };
         let now = (ctx.clock)();
         // (due, feed index); a feed in flight or waiting to be written is in neither.
         let mut clock: BinaryHeap<Reverse<(DateTime<Utc>, usize)>> = feeds
@@ -291,6 +314,10 @@ impl Pipeline<'_> {
                         "cannot release this node's feed leases; they expire on their own"
                     );
                 }
+                // Likewise the hosts' request slots its aborted fetches held (several nodes).
+                if let Some(shared) = self.poller.fetcher.shared_spacing() {
+                    shared.release_all_slots().await;
+                }
                 return Ok(());
             }
             // The next instant anything here is due: a feed (none once stopping: due feeds stay
@@ -380,15 +407,36 @@ impl Pipeline<'_> {
                                     s.release_feeds(&refs)?;
                                     names.iter().map(|n| s.feed_record(n)).collect::<Result<Vec<_>, _>>()
                                 })
-                                .await?;
-                            for (w, r) in writes.iter().zip(fresh) {
-                                let Some(&i) = index.get(w.name.as_str()) else {
-                                    continue;
-                                };
-                                let r = r.unwrap_or_default();
-                                let due = r.next_due.unwrap_or_else(&ctx.clock);
-                                records.insert(w.name.clone(), r);
-                                clock.push(Reverse((due, i)));
+                                .await;
+                            match fresh {
+                                Ok(fresh) => {
+                                    for (w, r) in writes.iter().zip(fresh) {
+                                        let Some(&i) = index.get(w.name.as_str()) else {
+                                            continue;
+                                        };
+                                        let r = r.unwrap_or_default();
+                                        let due = r.next_due.unwrap_or_else(&ctx.clock);
+                                        records.insert(w.name.clone(), r);
+                                        clock.push(Reverse((due, i)));
+                                    }
+                                }
+                                Err(e) => {
+                                    // Stored, but the database went away before this node
+                                    // read the feeds back (PostgreSQL restarting): each is
+                                    // asked again after a recheck, when the claim finds it
+                                    // not yet due and puts it on the clock at its stored due
+                                    // time; its lease runs out on its own.
+                                    let again = (ctx.clock)()
+                                        + chrono::Duration::from_std(self.recheck())
+                                            .unwrap_or_default();
+                                    warn!(error = format!("{e:#}"), feeds = writes.len(),
+                                          "polls stored, but cannot read their feeds back; asking again shortly");
+                                    for w in &writes {
+                                        if let Some(&i) = index.get(w.name.as_str()) {
+                                            clock.push(Reverse((again, i)));
+                                        }
+                                    }
+                                }
                             }
                         }
                         Err(e) => {
@@ -634,7 +682,7 @@ impl Pipeline<'_> {
                 .await
                 .unwrap_or(None)
             };
-            let idle = if failed {
+            let mut idle = if failed {
                 STAGE_RETRY
             } else {
                 next.map_or(ctx.max_idle, |d| {
@@ -642,6 +690,12 @@ impl Pipeline<'_> {
                 })
             }
             .min(ctx.max_idle);
+            if self.config.store.is_some() {
+                // Another node's composition, or a stalled node's claim running out, wakes
+                // nothing here: look again at least every quarter lease, so a message another
+                // node cannot send is taken over about a lease after its last renewal.
+                idle = idle.min(self.recheck());
+            }
             tokio::select! {
                 () = stopping.cancelled() => return Ok(()),
                 () = composed.notified() => {}

@@ -4,7 +4,7 @@
 
 use super::Sqlite;
 
-pub use super::pg::HostGates;
+pub use super::pg::{HostGates, HostSlot};
 
 impl Sqlite {
     /// One node: no shared gate.

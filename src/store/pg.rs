@@ -42,7 +42,7 @@ mod websub;
 
 pub(crate) use compose::PgCompose;
 pub use copy::CopyReport;
-pub use host_gates::HostGates;
+pub use host_gates::{HostGates, HostSlot};
 
 use conn::{Conn, Manager};
 
@@ -60,6 +60,10 @@ pub(crate) struct Postgres {
     url: String,
     node: String,
     lease: Duration,
+    /// Outbox messages the server accepted whose `sent` mark could not be committed (the
+    /// database went away after the 250), with when they were accepted: committed before this
+    /// node claims anything to send (`outbox.rs`), so it never sends an accepted message again.
+    accepted: Vec<(i64, DateTime<Utc>)>,
 }
 
 impl std::fmt::Debug for Postgres {
@@ -90,9 +94,9 @@ impl Postgres {
     }
 
     fn pool(settings: &PostgresSettings, read_only: bool) -> Result<Postgres, StoreError> {
-        let connect_err = |source| StoreError::PgConnect {
+        let connect_err = |reason| StoreError::PgConnect {
             url: settings.url.clone(),
-            source,
+            reason,
         };
         let mut config: postgres::Config = settings.url.parse()?;
         if let Some(password) = &settings.password {
@@ -118,6 +122,7 @@ impl Postgres {
             url: settings.url.clone(),
             node: settings.node_name.clone(),
             lease: settings.lease,
+            accepted: Vec::new(),
         })
     }
 
@@ -126,9 +131,9 @@ impl Postgres {
         let pool = self.pool.as_ref().ok_or(StoreError::PgClosed)?;
         pool.get()
             .map(Conn)
-            .map_err(|source| StoreError::PgConnect {
+            .map_err(|reason| StoreError::PgConnect {
                 url: self.url.clone(),
-                source,
+                reason,
             })
     }
 }
@@ -144,6 +149,28 @@ impl Drop for Postgres {
     }
 }
 
+impl From<postgres::Error> for StoreError {
+    fn from(e: postgres::Error) -> StoreError {
+        StoreError::Pg(e)
+    }
+}
+
+/// `e` and each of its causes, `: `-separated: the driver's own text names only the kind of
+/// failure ("error connecting to server"), its cause says which ("No such file or directory").
+pub(super) fn causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let said = c.to_string();
+        if !text.ends_with(&said) {
+            text.push_str(": ");
+            text.push_str(&said);
+        }
+        cause = c.source();
+    }
+    text
+}
+
 fn ts(t: DateTime<Utc>) -> i64 {
     super::ts(t)
 }
@@ -156,4 +183,48 @@ fn from_ts(s: i64) -> DateTime<Utc> {
 /// only this code writes them).
 fn unsigned<T: TryFrom<i64> + Default>(v: i64) -> T {
     T::try_from(v).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::pg_server::PrivateServer;
+    use super::super::testing::t;
+    use crate::config::PostgresSettings;
+    use crate::store::Store;
+
+    /// PostgreSQL restarted under a running node (`pg_ctl stop -m fast`, then `start`): while it
+    /// is down a call fails with an error naming the store; once it is back the pool replaces
+    /// the connections the stop cut, and the node carries on with the state as it was.
+    #[test]
+    fn a_restarted_server_is_reconnected() {
+        let server = PrivateServer::start("restart");
+        let settings = PostgresSettings {
+            url: server.url("restart"),
+            password: None,
+            pool_size: 2,
+            node_name: "node-restart".into(),
+            lease: PostgresSettings::DEFAULT_LEASE,
+        };
+        let mut s = Store::open_postgres(&settings).expect("open");
+        s.ensure_feeds([("f1", "https://1.example/")])
+            .expect("feeds");
+        let now = t("2026-03-01T08:00:00Z");
+        assert_eq!(s.claim_feeds(&["f1"], now, 5).expect("claim").len(), 1);
+
+        server.stop();
+        let down = s.feed_records().expect_err("the server is down");
+        let said = down.to_string();
+        assert!(said.contains(&settings.url), "{said}");
+
+        server.start_again();
+        let records = s
+            .feed_records()
+            .expect("a new connection after the restart");
+        assert_eq!(
+            records.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(),
+            ["f1"]
+        );
+        // The lease taken before the stop is in the database, not in a connection: still held.
+        assert_eq!(s.claim_feeds(&["f1"], now, 5).expect("claim").len(), 1);
+    }
 }

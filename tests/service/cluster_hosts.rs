@@ -1,9 +1,11 @@
 //! Per-host politeness across the cluster (issue 17): three nodes poll feeds that all live on
-//! one host, more often than `host_spacing` allows; each node its own three feeds, so every
-//! node asks the host (with shared feeds, one node may win every claim). The nodes share the host's turn through
-//! PostgreSQL (`host_gates`), so the feed server sees no two requests closer than the spacing,
-//! whichever nodes made them (each node its own User-Agent), allowing a documented slack for
-//! the time between a reserved start and the request reaching the server.
+//! one host; each node its own three feeds, so every node asks the host (with shared feeds,
+//! one node may win every claim). The nodes share the host's turn through PostgreSQL
+//! (`host_gates`), so the feed server sees no two requests closer than the spacing, whichever
+//! nodes made them (each node its own User-Agent), allowing a documented slack for the time
+//! between a reserved start and the request reaching the server; and they share its `per_host`
+//! request slots (`host_slots`), so the server never has more than `per_host` of their
+//! requests in flight at once, although each node alone would allow `per_host`.
 
 use std::collections::BTreeSet;
 use std::sync::mpsc::channel;
@@ -92,4 +94,68 @@ fn three_nodes_share_one_hosts_spacing() {
         "requests to one host closer than {SPACING:?} less {SLACK:?}: {close:?}\n{}",
         lines.join("\n")
     );
+}
+
+/// `[fetch] per_host` in the in-flight test: each node wants its 3 feeds fetched at once and
+/// alone would allow 2; together they may have 2 in flight.
+const PER_HOST: usize = 2;
+/// How long the feed server takes to answer, so requests overlap whenever they may.
+const ANSWER_DELAY: Duration = Duration::from_millis(300);
+
+#[test]
+fn three_nodes_share_one_hosts_request_slots() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let server = TestServer::start();
+    server.slow(ANSWER_DELAY);
+    serve_wave(&server, FEEDS, 1);
+    let mail = tmp.path().join("mail");
+    std::fs::create_dir_all(&mail).expect("mkdir");
+    let sink = SmtpSink::start(&mail, &[]);
+    let url = fresh_database_url();
+    let (tx, log) = channel::<String>();
+    let mut lines = Vec::new();
+    let fetch_extra = format!("concurrency = 4\nper_host = {PER_HOST}\nhost_spacing = \"0s\"");
+    let setup = Setup {
+        url: &url,
+        server: &server,
+        smtp_port: sink.port,
+        feeds: FEEDS,
+        per_node: Some(FEEDS / NODES),
+        interval: 2,
+        delivery_extra: "",
+        fetch_extra: &fetch_extra,
+    };
+    let nodes: Vec<Node> = (1..=NODES)
+        .map(|n| Node::start(&node_config(tmp.path(), n, &setup), n, &tx))
+        .collect();
+    wait_until(
+        &log,
+        &mut lines,
+        Duration::from_secs(120),
+        "requests to the host",
+        || server.seen().len() >= REQUESTS,
+    );
+    for node in &nodes {
+        node.signal("TERM");
+    }
+    drop(nodes);
+    let agents: BTreeSet<String> = server
+        .seen()
+        .iter()
+        .filter_map(|s| s.headers.get("user-agent").cloned())
+        .collect();
+    assert_eq!(agents.len(), NODES, "every node asked the host: {agents:?}");
+    let most = server.max_in_flight();
+    eprintln!(
+        "{} requests from {} nodes; at most {most} in flight at once (per_host {PER_HOST})",
+        server.seen().len(),
+        agents.len()
+    );
+    assert!(
+        most <= PER_HOST,
+        "{most} requests in flight to one host at once, per_host is {PER_HOST}\n{}",
+        lines.join("\n")
+    );
+    // The limit was reached: requests did overlap, so more would have shown.
+    assert_eq!(most, PER_HOST);
 }

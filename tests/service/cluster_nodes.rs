@@ -1,8 +1,8 @@
 //! What the cluster tests share: the feeds and rules every node gets, a node's config, a
-//! running node whose log the test reads, waiting on the shared PostgreSQL, and the feed
-//! server's requests per feed.
+//! running node whose log the test reads, waiting on the shared PostgreSQL, the feed
+//! server's requests per feed, and the SMTP server's armed faults and received Message-IDs.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use crate::support::bin::BIN;
 use crate::support::http::TestServer;
+use crate::support::mail::Mail;
 use crate::support::postgres::{query, store_table, try_query};
 
 /// `[store] lease`: a killed node's feeds come free this soon. Longer than the feed interval
@@ -133,9 +134,20 @@ pub struct Node {
 
 impl Node {
     pub fn start(config: &Path, n: usize, log: &Sender<String>) -> Node {
+        Node::start_with_env(config, n, log, &[])
+    }
+
+    /// `start`, with extra environment variables (a `password_env`).
+    pub fn start_with_env(
+        config: &Path,
+        n: usize,
+        log: &Sender<String>,
+        env: &[(&str, &str)],
+    ) -> Node {
         let mut child = Command::new(BIN)
             .args(["run", "--config"])
             .arg(config)
+            .envs(env.iter().copied())
             .env("NEWSWATCH_LOG", "info")
             .env("NO_COLOR", "1")
             .env_remove("JOURNAL_STREAM")
@@ -241,6 +253,18 @@ pub fn try_count(url: &str, sql: &str) -> Option<usize> {
         .ok()
 }
 
+/// Whether `articles` articles are stored, none is left to match, and each is carried by a
+/// sent `desk` digest (`None`-safe: false before the nodes made the schema).
+pub fn delivered(url: &str, articles: usize) -> bool {
+    try_count(url, "SELECT COUNT(*) FROM articles") == Some(articles)
+        && try_count(url, "SELECT COUNT(*) FROM unmatched") == Some(0)
+        && try_count(
+            url,
+            "SELECT COUNT(*) FROM digest_items di JOIN outbox o ON o.digest = di.digest
+             WHERE di.digest_name = 'desk' AND o.status = 'sent'",
+        ) == Some(articles)
+}
+
 /// Every time the server was asked for each feed path, in order.
 pub fn requests(server: &TestServer) -> BTreeMap<String, Vec<Instant>> {
     let mut by: BTreeMap<String, Vec<Instant>> = BTreeMap::new();
@@ -251,4 +275,74 @@ pub fn requests(server: &TestServer) -> BTreeMap<String, Vec<Instant>> {
         times.sort();
     }
     by
+}
+
+/// The Message-ID the SMTP server is holding under an armed fault (its `HUNG` note for `hang`,
+/// `STALLED` for `slow-final`), once it holds one; the note is removed so the next armed fault
+/// writes a fresh one.
+pub fn held_message(mail: &Path, note: &str) -> Option<String> {
+    let note = mail.join(note);
+    let raw = std::fs::read(&note).ok()?;
+    std::fs::remove_file(&note).expect("remove the SMTP server's note");
+    Some(bare(&Mail::parse(&raw).message_id))
+}
+
+/// A Message-ID without its angle brackets.
+pub fn bare(message_id: &str) -> String {
+    message_id.trim_matches(['<', '>']).to_string()
+}
+
+/// Arms the SMTP server's next DATA with `fault`: `hang` (never answer, store nothing) or
+/// `slow-final N` (store it, answer 250 after N seconds).
+pub fn arm(mail: &Path, fault: &str) {
+    std::fs::write(mail.join("ARM"), fault).expect("arm the SMTP server");
+}
+
+/// The node holding the claim on queued message `id` (bare), if one does.
+pub fn claimant(url: &str, id: &str) -> Option<String> {
+    query(
+        url,
+        "SELECT message_id || ' ' || COALESCE(claim_node, '') FROM outbox WHERE status = 'queued'",
+    )
+    .into_iter()
+    .find_map(|row| {
+        let (m, node) = row.rsplit_once(' ')?;
+        (bare(m) == id && !node.is_empty()).then(|| node.to_string())
+    })
+}
+
+/// Message `id`'s (bare) outbox status.
+pub fn status_of(url: &str, id: &str) -> Option<String> {
+    query(url, "SELECT message_id || ' ' || status FROM outbox")
+        .into_iter()
+        .find_map(|row| {
+            let (m, status) = row.rsplit_once(' ')?;
+            (bare(m) == id).then(|| status.to_string())
+        })
+}
+
+/// The SMTP server stored each sent email exactly once and nothing else, and nothing is left
+/// unsent; returns the Message-IDs (bare) it received.
+pub fn each_email_once(url: &str, received: &[Vec<u8>], report: &str) -> BTreeSet<String> {
+    let received: Vec<String> = received
+        .iter()
+        .map(|m| bare(&Mail::parse(m).message_id))
+        .collect();
+    let unique: BTreeSet<String> = received.iter().cloned().collect();
+    assert_eq!(
+        unique.len(),
+        received.len(),
+        "a duplicate: {received:?}\n{report}"
+    );
+    let sent: BTreeSet<String> = query(url, "SELECT message_id FROM outbox WHERE status = 'sent'")
+        .iter()
+        .map(|m| bare(m))
+        .collect();
+    assert_eq!(unique, sent, "{report}");
+    assert_eq!(
+        count(url, "SELECT COUNT(*) FROM outbox WHERE status <> 'sent'"),
+        0,
+        "{report}"
+    );
+    unique
 }

@@ -85,6 +85,10 @@ struct Shared {
     held: AtomicBool,
     cuts: Mutex<HashMap<String, Cut>>,
     pairs: Mutex<Pairs>,
+    /// How long every request waits before its answer (ms; `slow`).
+    delay_ms: std::sync::atomic::AtomicU64,
+    /// Requests between their head's arrival and the start of their answer: (now, at most).
+    flight: Mutex<(usize, usize)>,
     /// Wakes whoever waits for a cut or a pair.
     changed: Notify,
 }
@@ -228,6 +232,20 @@ impl TestServer {
         self.shared.held.store(false, Ordering::SeqCst);
     }
 
+    /// From now on, every request waits `delay` before its answer (held requests too, after
+    /// `answer`).
+    pub fn slow(&self, delay: Duration) {
+        let ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+        self.shared.delay_ms.store(ms, Ordering::SeqCst);
+    }
+
+    /// The most requests, to any path, that were in flight at once: counted from a request's
+    /// head arriving to its answer starting, so two counted together did overlap for the
+    /// client (neither had its answer yet).
+    pub fn max_in_flight(&self) -> usize {
+        lock(&self.shared.flight).1
+    }
+
     /// The most `/paired` requests that were in flight at once.
     pub fn max_paired_in_flight(&self) -> usize {
         lock(&self.shared.pairs).max_in_flight
@@ -284,9 +302,20 @@ impl Shared {
             at: std::time::Instant::now(),
         };
         lock(&self.seen).push(req.clone());
+        {
+            let mut f = lock(&self.flight);
+            f.0 += 1;
+            f.1 = f.1.max(f.0);
+        }
         while self.held.load(Ordering::SeqCst) {
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
+        let delay = self.delay_ms.load(Ordering::SeqCst);
+        if delay > 0 {
+            tokio::time::sleep(Duration::from_millis(delay)).await;
+        }
+        // Out of flight before the answer starts: the client cannot have it yet.
+        lock(&self.flight).0 -= 1;
         {
             let mut c = lock(&self.counts);
             c.requests += 1;

@@ -6,6 +6,9 @@
 #[allow(dead_code)]
 mod pg_server;
 
+/// A PostgreSQL of one test's own, which it may stop and start again under running nodes.
+pub(crate) use pg_server::PrivateServer;
+
 /// Cuts every connection of node `node` (`pg_terminate_backend`); returns how many were cut.
 pub fn terminate_node(node: &str) -> usize {
     pg_server::terminate_node(node)

@@ -28,19 +28,38 @@ pub(super) struct PgConn {
     statements: Statements,
 }
 
+/// A failed connect or check, its causes in its text: the pool keeps only the text of the last
+/// one, and the driver's own text says "error connecting to server" without the reason.
+#[derive(Debug)]
+pub(super) struct ConnectError(String);
+
+impl std::fmt::Display for ConnectError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConnectError {}
+
+impl From<postgres::Error> for ConnectError {
+    fn from(e: postgres::Error) -> ConnectError {
+        ConnectError(super::causes(&e))
+    }
+}
+
 impl ManageConnection for Manager {
     type Connection = PgConn;
-    type Error = postgres::Error;
+    type Error = ConnectError;
 
-    fn connect(&self) -> Result<PgConn, postgres::Error> {
+    fn connect(&self) -> Result<PgConn, ConnectError> {
         Ok(PgConn {
             client: self.0.connect()?,
             statements: Statements::default(),
         })
     }
 
-    fn is_valid(&self, conn: &mut PgConn) -> Result<(), postgres::Error> {
-        self.0.is_valid(&mut conn.client)
+    fn is_valid(&self, conn: &mut PgConn) -> Result<(), ConnectError> {
+        Ok(self.0.is_valid(&mut conn.client)?)
     }
 
     fn has_broken(&self, conn: &mut PgConn) -> bool {

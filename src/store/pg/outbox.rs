@@ -41,11 +41,14 @@ fn parse_status(s: &str) -> OutboxStatus {
 
 impl Postgres {
     /// Claims for this node the queued messages due at `now` that no other node holds a running
-    /// claim on, oldest first, and returns them.
+    /// claim on, oldest first, and returns them. First commits every `sent` mark this node
+    /// still owes (a message accepted just before the database went away): until those are
+    /// committed this fails, so nothing is sent, least of all an accepted message again.
     pub(crate) fn due_messages(
         &mut self,
         now: DateTime<Utc>,
     ) -> Result<Vec<OutboxMessage>, StoreError> {
+        self.commit_accepted()?;
         let rows = self.claim_due("outbox", COLUMNS, now)?;
         let mut out = rows.iter().map(read).collect::<Result<Vec<_>, _>>()?;
         out.sort_by_key(|m| m.id);
@@ -86,9 +89,43 @@ impl Postgres {
         read(&row)
     }
 
+    /// Retries the owed `sent` marks, oldest first; stops at the first that still fails.
+    fn commit_accepted(&mut self) -> Result<(), StoreError> {
+        while let Some(&(id, at)) = self.accepted.first() {
+            match self.record_sent(id, at) {
+                Ok(_) | Err(StoreError::NoSuchMessage(_)) => {
+                    self.accepted.remove(0);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
     /// The transport accepted message `id`: sent, the claim dropped, and for an alert its
-    /// articles' alert time stamped, in one transaction; returns the alerted latencies.
+    /// articles' alert time stamped, in one transaction; returns the alerted latencies. If the
+    /// mark cannot be committed (PostgreSQL restarting), this node remembers it owes it and
+    /// `due_messages` commits it before handing out anything. The residual window: the node
+    /// ending while it owes a mark, or staying away from the database past its claim while
+    /// another node reaches it, sends the message once more under the same Message-ID.
     pub(crate) fn mark_sent(
+        &mut self,
+        id: i64,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<AlertLatency>, StoreError> {
+        self.commit_accepted()
+            .and_then(|()| self.record_sent(id, now))
+            .inspect_err(|e| {
+                if !matches!(e, StoreError::NoSuchMessage(_))
+                    && !self.accepted.iter().any(|(owed, _)| *owed == id)
+                {
+                    self.accepted.push((id, now));
+                }
+            })
+    }
+
+    /// `mark_sent`'s one transaction.
+    fn record_sent(
         &mut self,
         id: i64,
         now: DateTime<Utc>,
@@ -205,6 +242,7 @@ impl Postgres {
 
 #[cfg(test)]
 mod tests {
+    use super::super::super::testing::pg_server::PrivateServer;
     use super::super::super::testing::postgres::{fresh_database, same_database, terminate_node};
     use super::super::super::testing::{compose, msg, store_with_matches};
     use crate::model::OutboxCounts;
@@ -285,6 +323,45 @@ mod tests {
             a.message(id).expect("message").message_id,
             "<digest-1@example.org>"
         );
+    }
+
+    /// PostgreSQL goes away between the server's 250 and the `sent` mark: the node remembers
+    /// the mark it owes and commits it, once the database is back, before it claims anything,
+    /// so the accepted message is not handed out to be sent again (not even after its claim
+    /// ran out).
+    #[test]
+    fn a_sent_mark_owed_across_a_restart_is_committed_before_any_claim() {
+        let (_dir, mut s, now) = store_with_matches();
+        let id = compose(&mut s, "main", now, &msg("<digest-3@example.org>"));
+        let server = PrivateServer::start("owed");
+        let settings = crate::config::PostgresSettings {
+            url: server.url("owed"),
+            password: None,
+            pool_size: 2,
+            node_name: "node-owed".into(),
+            lease: crate::config::PostgresSettings::DEFAULT_LEASE,
+        };
+        let mut a = Store::open_postgres(&settings).expect("node a");
+        s.copy_into(&mut a).expect("copy");
+        assert_eq!(a.due_messages(now).expect("claimed").len(), 1);
+        assert!(a.holds_message(id, now).expect("held"));
+
+        // Accepted by the SMTP server; then the database stops before the mark.
+        server.stop();
+        a.mark_sent(id, now).expect_err("the database is down");
+        a.due_messages(now)
+            .expect_err("nothing is handed out while a mark is owed");
+
+        server.start_again();
+        let lease = chrono::Duration::from_std(settings.lease).expect("lease");
+        let later = now + lease * 2;
+        assert!(
+            a.due_messages(later).expect("after the restart").is_empty(),
+            "the accepted message is not handed out again"
+        );
+        let m = a.message(id).expect("kept");
+        assert_eq!(m.status, crate::model::OutboxStatus::Sent);
+        assert_eq!(m.attempts, 1);
     }
 
     /// A retried message is free for any node at its next attempt; a failed one for none.

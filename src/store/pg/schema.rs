@@ -294,6 +294,18 @@ CREATE TRIGGER rule_days_insert AFTER INSERT ON matches
 CREATE TRIGGER rule_days_delete AFTER DELETE ON matches
     REFERENCING OLD TABLE AS deleted FOR EACH STATEMENT EXECUTE FUNCTION rule_days_delete();
 ",
+    // Issue 17: `per_host` across the cluster (`host_gates.rs`): each row one of a host's
+    // `per_host` request slots, held by a node until released or `until` (ms) passes.
+    // PostgreSQL only, as `host_gates`.
+    r"
+CREATE TABLE host_slots (
+    host  TEXT NOT NULL,
+    slot  BIGINT NOT NULL,
+    node  TEXT NOT NULL,
+    until BIGINT NOT NULL,
+    PRIMARY KEY (host, slot)
+);
+",
 ];
 
 /// Every table `store migrate-to` copies from SQLite, parents before children. A table added on

@@ -4,7 +4,9 @@
 //! includes this file), so it names nothing of the crate.
 //! As root the server runs as the `postgres` user (`initdb` refuses root). The server stops and
 //! its directory goes when the test binary exits: a shell holds the other end of a pipe the
-//! binary never closes, and stops the server when it reads end-of-file. Test builds only.
+//! binary never closes, and stops the server when it reads end-of-file. A test that stops and
+//! starts PostgreSQL under running nodes gets a `PrivateServer` of its own instead. Test builds
+//! only.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -40,108 +42,200 @@ fn run_as_owner(program: &Path, args: &[&str]) -> Command {
 }
 
 fn start() -> Server {
-    let bin = Path::new(PG_BIN);
-    assert!(
-        bin.join("initdb").exists(),
-        "PostgreSQL 15 is not installed ({PG_BIN}); scripts/test installs it (apt-get install postgresql)"
-    );
-    // A short path: a Unix socket's path must stay under 108 bytes.
-    let dir = tempfile::Builder::new()
-        .prefix("nwpg")
-        .tempdir_in("/tmp")
-        .expect("temp dir")
-        .keep();
-    if rustix::process::geteuid().is_root() {
-        let status = Command::new("chown")
-            .args(["postgres:postgres"])
-            .arg(&dir)
-            .status()
-            .expect("chown");
+    let cluster = Cluster::init();
+    cluster.start();
+    let stopper = cluster.stopper();
+    Server {
+        socket_dir: cluster.dir,
+        _stopper: Mutex::new(stopper),
+    }
+}
+
+/// A database cluster of its own in a temp dir (initialised, not running yet): its socket
+/// directory, data directory and log.
+struct Cluster {
+    dir: PathBuf,
+    data: PathBuf,
+    log: PathBuf,
+}
+
+impl Cluster {
+    fn init() -> Cluster {
+        let bin = Path::new(PG_BIN);
         assert!(
-            status.success(),
-            "chown {} to postgres failed",
-            dir.display()
+            bin.join("initdb").exists(),
+            "PostgreSQL 15 is not installed ({PG_BIN}); scripts/test installs it (apt-get install postgresql)"
+        );
+        // A short path: a Unix socket's path must stay under 108 bytes.
+        let dir = tempfile::Builder::new()
+            .prefix("nwpg")
+            .tempdir_in("/tmp")
+            .expect("temp dir")
+            .keep();
+        if rustix::process::geteuid().is_root() {
+            let status = Command::new("chown")
+                .args(["postgres:postgres"])
+                .arg(&dir)
+                .status()
+                .expect("chown");
+            assert!(
+                status.success(),
+                "chown {} to postgres failed",
+                dir.display()
+            );
+        }
+        let data = dir.join("data");
+        let out = run_as_owner(
+            &bin.join("initdb"),
+            &[
+                "-D",
+                utf8(&data),
+                "-U",
+                SUPERUSER,
+                "-A",
+                "trust",
+                "--no-sync",
+                "-E",
+                "UTF8",
+                "--locale=C",
+            ],
+        )
+        .output()
+        .expect("run initdb");
+        assert!(
+            out.status.success(),
+            "initdb failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let log = dir.join("server.log");
+        Cluster { dir, data, log }
+    }
+
+    /// `pg_ctl start`, waiting until the server accepts connections.
+    fn start(&self) {
+        let options = format!(
+            "-k {} -c listen_addresses= -c fsync=off -c synchronous_commit=off \
+             -c full_page_writes=off -c max_connections=200",
+            utf8(&self.dir)
+        );
+        let out = run_as_owner(
+            &Path::new(PG_BIN).join("pg_ctl"),
+            &[
+                "start",
+                "-w",
+                "-D",
+                utf8(&self.data),
+                "-l",
+                utf8(&self.log),
+                "-o",
+                &options,
+            ],
+        )
+        .output()
+        .expect("run pg_ctl start");
+        assert!(
+            out.status.success(),
+            "pg_ctl start failed: {}{}",
+            String::from_utf8_lossy(&out.stderr),
+            std::fs::read_to_string(&self.log).unwrap_or_default()
         );
     }
-    let data = dir.join("data");
-    let data_s = data.to_str().expect("utf-8 temp path");
-    let dir_s = dir.to_str().expect("utf-8 temp path");
-    let out = run_as_owner(
-        &bin.join("initdb"),
-        &[
-            "-D",
-            data_s,
-            "-U",
-            SUPERUSER,
-            "-A",
-            "trust",
-            "--no-sync",
-            "-E",
-            "UTF8",
-            "--locale=C",
-        ],
-    )
-    .output()
-    .expect("run initdb");
-    assert!(
-        out.status.success(),
-        "initdb failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let options = format!(
-        "-k {dir_s} -c listen_addresses= -c fsync=off -c synchronous_commit=off \
-         -c full_page_writes=off -c max_connections=200"
-    );
-    let log = dir.join("server.log");
-    let out = run_as_owner(
-        &bin.join("pg_ctl"),
-        &[
-            "start",
-            "-w",
-            "-D",
-            data_s,
-            "-l",
-            log.to_str().expect("utf-8 temp path"),
-            "-o",
-            &options,
-        ],
-    )
-    .output()
-    .expect("run pg_ctl start");
-    assert!(
-        out.status.success(),
-        "pg_ctl start failed: {}{}",
-        String::from_utf8_lossy(&out.stderr),
-        std::fs::read_to_string(&log).unwrap_or_default()
-    );
-    // Stops the server (fast: rolls back open transactions) and removes it all once this
-    // process is gone and the pipe reads end-of-file.
-    let pg_ctl = bin.join("pg_ctl");
-    let stop = if rustix::process::geteuid().is_root() {
-        format!(
-            "read _; runuser -u postgres -- {} stop -D {data_s} -m fast >/dev/null 2>&1; rm -rf {dir_s}",
-            pg_ctl.display()
+
+    /// `pg_ctl stop -m fast` (open transactions rolled back, every connection cut), waiting
+    /// until the server is gone.
+    fn stop(&self) {
+        let out = run_as_owner(
+            &Path::new(PG_BIN).join("pg_ctl"),
+            &["stop", "-w", "-D", utf8(&self.data), "-m", "fast"],
         )
-    } else {
-        format!(
-            "read _; {} stop -D {data_s} -m fast >/dev/null 2>&1; rm -rf {dir_s}",
-            pg_ctl.display()
-        )
-    };
-    let mut stopper = Command::new("sh")
-        .args(["-c", &stop])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn the server's stopper");
-    // The pipe stays open: nothing is ever written to it.
-    if let Some(stdin) = stopper.stdin.as_mut() {
-        stdin.flush().expect("stopper pipe");
+        .output()
+        .expect("run pg_ctl stop");
+        assert!(
+            out.status.success(),
+            "pg_ctl stop failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
-    Server {
-        socket_dir: dir,
-        _stopper: Mutex::new(stopper),
+
+    /// A shell that stops the server (fast: rolls back open transactions) and removes it all
+    /// once this process is gone and the pipe reads end-of-file (or the child is killed and
+    /// its pipe closed by its owner).
+    fn stopper(&self) -> Child {
+        let pg_ctl = Path::new(PG_BIN).join("pg_ctl");
+        let (data, dir) = (utf8(&self.data), utf8(&self.dir));
+        let runuser = if rustix::process::geteuid().is_root() {
+            "runuser -u postgres -- "
+        } else {
+            ""
+        };
+        let stop = format!(
+            "read _; {runuser}{} stop -D {data} -m fast >/dev/null 2>&1; rm -rf {dir}",
+            pg_ctl.display()
+        );
+        let mut stopper = Command::new("sh")
+            .args(["-c", &stop])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn the server's stopper");
+        // The pipe stays open until the owner closes it (or this process ends).
+        if let Some(stdin) = stopper.stdin.as_mut() {
+            stdin.flush().expect("stopper pipe");
+        }
+        stopper
+    }
+}
+
+fn utf8(p: &Path) -> &str {
+    p.to_str().expect("utf-8 temp path")
+}
+
+/// A PostgreSQL server of one test's own, which the test may stop and start again (a restart
+/// the other tests on the shared server must not see). Stopped and removed when dropped.
+pub(crate) struct PrivateServer {
+    cluster: Cluster,
+    stopper: Option<Child>,
+}
+
+impl PrivateServer {
+    /// A new server, running, with one empty database `db`.
+    pub(crate) fn start(db: &str) -> PrivateServer {
+        let cluster = Cluster::init();
+        cluster.start();
+        let stopper = Some(cluster.stopper());
+        let server = PrivateServer { cluster, stopper };
+        let mut admin = postgres::Client::connect(&server.url("postgres"), postgres::NoTls)
+            .expect("connect to the private server");
+        admin
+            .batch_execute(&format!("CREATE DATABASE {db}"))
+            .expect("create database");
+        server
+    }
+
+    /// Database `db`'s URL on this server (its socket directory as `?host=`).
+    pub(crate) fn url(&self, db: &str) -> String {
+        url(&self.cluster.dir, db)
+    }
+
+    /// Stops the server as `pg_ctl stop -m fast` does: every connection is cut.
+    pub(crate) fn stop(&self) {
+        self.cluster.stop();
+    }
+
+    /// Starts the stopped server again, on the same socket and data.
+    pub(crate) fn start_again(&self) {
+        self.cluster.start();
+    }
+}
+
+impl Drop for PrivateServer {
+    fn drop(&mut self) {
+        // Closing the pipe makes the stopper stop the server and remove its directory.
+        if let Some(mut stopper) = self.stopper.take() {
+            drop(stopper.stdin.take());
+            let _ = stopper.wait();
+        }
     }
 }
 
