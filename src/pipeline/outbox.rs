@@ -152,10 +152,19 @@ impl Pipeline<'_> {
             return send.await;
         };
         let every = (pg.lease / 3).max(RENEW_MIN);
+        let started = std::time::Instant::now();
         let renew = async {
             loop {
                 tokio::time::sleep(every).await;
-                let at = clock.map_or(now, |c| c());
+                // Without a clock (`digest send`, a pass on a fixed `now`) the pass's time plus
+                // what the send has taken so far: renewing at `now` would not move the claim.
+                let at = clock.map_or_else(
+                    || {
+                        now + chrono::Duration::from_std(started.elapsed())
+                            .unwrap_or(chrono::Duration::zero())
+                    },
+                    |c| c(),
+                );
                 let renewed = match claim {
                     Claim::Email(id) => self.db(move |s| s.holds_message(id, at)).await,
                     Claim::Channel(id) => self.db(move |s| s.holds_channel_message(id, at)).await,
