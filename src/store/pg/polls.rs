@@ -36,6 +36,12 @@ impl Postgres {
             .iter()
             .map(|(feed, poll)| record_poll_in(&mut tx, feed, poll))
             .collect::<Result<Vec<_>, _>>()?;
+        let history: Vec<(&str, &PollRecord<'_>, usize)> = polls
+            .iter()
+            .zip(&stored)
+            .map(|((feed, poll), s)| (*feed, poll, s.inserted.new))
+            .collect();
+        super::poll_history::record_all(&mut tx, &history)?;
         tx.commit()?;
         Ok(stored)
     }
@@ -158,7 +164,6 @@ fn record_poll_in(
             after
         }
     };
-    super::poll_history::record_in(tx, feed, poll, stored.inserted.new)?;
     // A feed not in the table (never the case in a poll) has no health to keep.
     let Some(after) = after else {
         return Ok(stored);
