@@ -49,8 +49,9 @@ pub struct RowCounts {
     pub matches: u64,
     pub notices: u64,
     /// Rows whose parent is gone: item keys, to-do entries and matches of a deleted article,
-    /// articles of an unknown feed, digest and alert items of a deleted match. Always 0 (on
-    /// PostgreSQL `prune` deletes them itself: those tables have no foreign keys there).
+    /// articles of an unknown feed, digest and alert items of a deleted match, digest items of
+    /// an unknown digest. Always 0 (on PostgreSQL `prune` deletes them itself: most of those
+    /// tables have no foreign keys there).
     pub orphans: u64,
 }
 
@@ -61,6 +62,7 @@ pub(super) const ORPHANS_SQL: &str = "SELECT
   + (SELECT COUNT(*) FROM matches m WHERE NOT EXISTS (SELECT 1 FROM articles a WHERE a.id = m.article))
   + (SELECT COUNT(*) FROM articles a WHERE NOT EXISTS (SELECT 1 FROM feeds f WHERE f.name = a.feed))
   + (SELECT COUNT(*) FROM digest_items d WHERE NOT EXISTS (SELECT 1 FROM matches m WHERE m.id = d.match_id))
+  + (SELECT COUNT(*) FROM digest_items d WHERE NOT EXISTS (SELECT 1 FROM digests g WHERE g.id = d.digest))
   + (SELECT COUNT(*) FROM alert_items i WHERE NOT EXISTS (SELECT 1 FROM matches m WHERE m.id = i.match_id))";
 
 impl Sqlite {

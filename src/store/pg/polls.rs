@@ -103,17 +103,20 @@ fn record_poll_in(
             hint_ttl,
             permanent_redirect,
         } => {
-            let (first_poll, last_new, cadence): (bool, Option<i64>, Option<i64>) = tx
-                .query_opt(
-                    "SELECT last_success IS NULL OR catching_up = 1, last_new_item, cadence
+            let (first_poll, last_new, cadence, full_text): (bool, Option<i64>, Option<i64>, i64) =
+                tx.query_opt(
+                    "SELECT last_success IS NULL OR catching_up = 1, last_new_item, cadence,
+                            full_text
                      FROM feeds WHERE name = $1",
                     &[&feed],
                 )?
-                .map_or((true, None, None), |r| (r.get(0), r.get(1), r.get(2)));
+                .map_or((true, None, None, 0), |r| {
+                    (r.get(0), r.get(1), r.get(2), r.get(3))
+                });
             let window =
                 chrono::Duration::from_std(poll.new_feed_window).unwrap_or(chrono::Duration::MAX);
             let cutoff = now.checked_sub_signed(window);
-            let items = store_items(tx, feed, articles, now, first_poll, cutoff)?;
+            let items = store_items(tx, feed, articles, now, first_poll, cutoff, full_text)?;
             stored.inserted = items.inserted;
             stored.retitled = items.retitled;
             let warning = flood_and_churn(&mut stored, items.churned, articles.len(), poll);
