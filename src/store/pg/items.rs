@@ -396,7 +396,16 @@ macro_rules! pending_columns {
          a.categories, a.lang, a.published"
     };
 }
-pub(super) use pending_columns;
+
+/// The to-do list's articles `$1` (those still on it), oldest first: `pending_article`'s rows.
+pub(super) const PENDING_BY_ID: &str = concat!(
+    "SELECT ",
+    pending_columns!(),
+    " FROM unmatched u JOIN articles a ON a.id = u.article
+      LEFT JOIN feeds f ON f.name = a.feed
+      WHERE u.article = ANY($1)
+      ORDER BY u.article"
+);
 
 /// A row of `pending_columns!` as the matcher reads it.
 pub(super) fn pending_article(r: &postgres::Row) -> Result<PendingArticle, StoreError> {
@@ -446,17 +455,7 @@ impl Postgres {
 
     /// The to-do list's articles `ids` (those still on it), oldest first.
     pub(super) fn articles_by_id(&self, ids: &[i64]) -> Result<Vec<PendingArticle>, StoreError> {
-        let rows = self.conn()?.query(
-            concat!(
-                "SELECT ",
-                pending_columns!(),
-                " FROM unmatched u JOIN articles a ON a.id = u.article
-                  LEFT JOIN feeds f ON f.name = a.feed
-                  WHERE u.article = ANY($1)
-                  ORDER BY u.article"
-            ),
-            &[&ids],
-        )?;
+        let rows = self.conn()?.query(PENDING_BY_ID, &[&ids])?;
         rows.iter().map(pending_article).collect()
     }
 }
