@@ -29,6 +29,8 @@ impl Postgres {
     ) -> Result<Pruned, StoreError> {
         let mut conn = self.conn()?;
         let mut tx = conn.transaction()?;
+        // What a server crash loses of a prune is pruned again the next time.
+        tx.batch_execute("SET LOCAL synchronous_commit = off")?;
         let texts = tx.execute(
             &format!(
                 "UPDATE articles AS a SET summary = '', content = '', text_pruned = 1
