@@ -13,6 +13,7 @@ mod poll;
 mod spikes;
 mod stream;
 mod websub;
+mod writes;
 
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -179,6 +180,9 @@ pub struct Pipeline<'a> {
     config: &'a Config,
     rules: &'a RuleSet,
     store: Arc<Mutex<Store>>,
+    /// The handles poll writes go through, one write in flight on each (`writes`): `store`
+    /// itself on SQLite; on PostgreSQL handles of their own on its pool.
+    writers: Vec<Arc<Mutex<Store>>>,
     /// Fetches and parses; holds the fetcher (with its host gate) and the global slots.
     poller: poll::Poller,
     deliverer: Deliverer,
@@ -278,10 +282,14 @@ impl<'a> Pipeline<'a> {
         let settings = Settings::new(config, rules);
         let metrics = Metrics::new();
         let shared = cluster::shared_spacing(&store);
+        let pool = config.store.as_ref().map(|pg| pg.pool_size);
+        let store = Arc::new(Mutex::new(store));
+        let writers = writes::writers(&store, pool);
         Ok(Pipeline {
             config,
             rules,
-            store: Arc::new(Mutex::new(store)),
+            store,
+            writers,
             poller: poll::Poller {
                 fetcher: fetcher
                     .with_shared_spacing(shared)

@@ -241,6 +241,18 @@ impl Store {
         })
     }
 
+    /// Another handle on this PostgreSQL store's connection pool (the same node and settings),
+    /// for work that runs beside this handle's: the poll writer's batches in flight (issue 17).
+    /// `None` on SQLite, whose one connection is its one writer.
+    pub fn sibling(&self) -> Option<Store> {
+        match &self.backend {
+            Backend::Sqlite(_) => None,
+            Backend::Postgres(pg) => Some(Store {
+                backend: Backend::Postgres(pg.sibling()),
+            }),
+        }
+    }
+
     /// Which backend holds the state, for logs and `status`: `sqlite` or `postgresql`.
     pub fn backend_name(&self) -> &'static str {
         match self.backend {

@@ -47,6 +47,8 @@ mod spikes;
 mod store_config;
 #[path = "pipeline/store_pg.rs"]
 mod store_pg;
+#[path = "pipeline/store_pg_writes.rs"]
+mod store_pg_writes;
 #[path = "pipeline/streaming.rs"]
 mod streaming;
 

@@ -1,9 +1,10 @@
 //! The poll stage: due feeds fetched and parsed concurrently (bounded by `fetch.concurrency`
-//! and the host gate) while one writer records finished polls in batches (group commit). Each
-//! poll's next due time comes from `policy::poll`; a feed's items and state land together.
+//! and the host gate) while finished polls are recorded in batches (group commit; `writes`
+//! keeps one write in flight on SQLite, a few on PostgreSQL). Each poll's next due time comes
+//! from `policy::poll`; a feed's items and state land together.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::{Arc, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -19,13 +20,14 @@ use crate::model::Article;
 use crate::model::Validators;
 use crate::parse;
 use crate::parse::identity::FLOOD_NEW_ITEMS;
+use crate::pipeline::writes::{Batch, Done, Writes};
 use crate::pipeline::{Feeds, Pipeline, Summary, is_due};
 use crate::policy::feed_health::{NoticeKind, Thresholds};
 use crate::policy::poll::{
     self as poll_policy, Bounds, CacheHints, FailureKind, Hints, PollInput, RetryAfter,
 };
 use crate::service::metrics::{Metrics, PollMetric};
-use crate::store::{FeedRecord, PollRecord, PollResult, PollStats, PollStored, StoreError};
+use crate::store::{FeedRecord, PollRecord, PollResult, PollStats, PollStored, Store, StoreError};
 
 /// Polls recorded in one transaction at most (group commit): one commit per batch instead of
 /// one per feed. Poll commits skip the WAL sync (`Store::record_polls`).
@@ -149,18 +151,14 @@ pub(super) struct PollWrite {
     next_due: DateTime<Utc>,
     /// `Polled::weight`, computed once.
     weight: usize,
+    /// The stream's place among the polls not yet stored (`Poller::poll_reserving`): given back
+    /// when the poll is stored, kept while it waits to be written again.
+    pub(super) permit: Option<OwnedSemaphorePermit>,
 }
 
-/// A batch's polls, given back with what storing them gave.
+/// A batch's polls, given back with what storing them gave (so a failed batch can be written
+/// again).
 pub(super) type WriteOutcome = (Vec<PollWrite>, Result<Vec<PollStored>, StoreError>);
-
-/// The one write in flight: a batch of polls being recorded in one transaction.
-pub(super) struct Writing<'f> {
-    /// In the batch's order, which is the order of the results.
-    pub(super) reports: Vec<Report<'f>>,
-    /// Gives the polls back with the outcome, so a failed batch can be written again.
-    pub(super) task: tokio::task::JoinHandle<WriteOutcome>,
-}
 
 impl Pipeline<'_> {
     pub(super) async fn poll(
@@ -220,19 +218,18 @@ impl Pipeline<'_> {
                 (feed, record, (polled, stats), at)
             })
             .buffer_unordered(in_flight);
-        // Fetching and parsing go on while finished polls are written. One write is in flight at
-        // a time and takes everything queued meanwhile (group commit: one commit per batch);
-        // at most `max_queued` finished polls wait for it, so what is parsed but not yet stored
-        // stays a small multiple of the fetch concurrency.
+        // Fetching and parsing go on while finished polls are written. Each write takes what
+        // is queued (group commit: one commit per batch); one is in flight at a time on SQLite,
+        // a few on PostgreSQL (`writes`). At most `max_queued` finished polls wait, so what is
+        // parsed but not yet stored stays a small multiple of the fetch concurrency.
         let max_queued = concurrency.saturating_mul(QUEUED_PER_FETCH);
         let mut queued: VecDeque<Finished<'_>> = VecDeque::new();
-        let mut writing: Option<Writing<'_>> = None;
+        let mut writes = Writes::new(&self.writers);
         let mut fetching = true;
         loop {
-            if writing.is_none() && !queued.is_empty() {
-                writing = Some(self.write_batch(&mut queued));
-            }
-            let Some(write) = writing.as_mut() else {
+            writes.start(|store, busy| self.write_batch(&mut queued, store, busy));
+            if writes.is_empty() {
+                // Nothing in flight, so nothing queued either (`start` took it).
                 if !fetching {
                     break;
                 }
@@ -243,7 +240,7 @@ impl Pipeline<'_> {
                     None => fetching = false,
                 }
                 continue;
-            };
+            }
             tokio::select! {
                 next = results.next(), if fetching && queued.len() < max_queued => match next {
                     Some((feed, record, polled, at)) => {
@@ -251,16 +248,18 @@ impl Pipeline<'_> {
                     }
                     None => fetching = false,
                 },
-                stored = &mut write.task => {
-                    let reports = writing.take().map(|w| w.reports).unwrap_or_default();
+                done = writes.next() => {
                     // A failed write stores nothing of its batch (one transaction) and ends the
-                    // cycle with the error, as a failed write of a single feed always did.
-                    let stored = stored
-                        .context("the database task panicked")?
-                        .1
-                        .with_context(|| format!("cannot record the polls of {} feeds", reports.len()))?;
-                    for (report, stored) in reports.iter().zip(&stored) {
-                        self.report(report, stored, summary);
+                    // cycle with its error, as a failed write of a single feed always did, once
+                    // the writes still in flight have ended.
+                    if let Err(e) = self.reported(done, summary) {
+                        while !writes.is_empty() {
+                            let done = writes.next().await;
+                            if let Err(other) = self.reported(done, summary) {
+                                warn!(error = format!("{other:#}"), "another poll write failed too");
+                            }
+                        }
+                        return Err(e);
                     }
                 }
             }
@@ -377,29 +376,60 @@ impl Pipeline<'_> {
                 stats,
                 at: now,
                 next_due,
+                permit: None,
             },
         }
     }
 
-    /// Starts writing the oldest queued polls (up to `WRITE_BATCH`, or `WRITE_BATCH_BYTES` of
-    /// article text, but always at least one) in one transaction on the blocking pool.
-    pub(super) fn write_batch<'f>(&self, queued: &mut VecDeque<Finished<'f>>) -> Writing<'f> {
+    /// Logs and counts a finished write of the cycle; its error, if it failed.
+    fn reported(
+        &self,
+        (reports, joined): Done<Report<'_>, WriteOutcome>,
+        summary: &mut Summary,
+    ) -> anyhow::Result<()> {
+        let stored = joined
+            .context("the database task panicked")?
+            .1
+            .with_context(|| format!("cannot record the polls of {} feeds", reports.len()))?;
+        for (report, stored) in reports.iter().zip(&stored) {
+            self.report(report, stored, summary);
+        }
+        Ok(())
+    }
+
+    /// The write of the oldest queued polls whose feed is not in `busy` (up to `WRITE_BATCH`, or
+    /// `WRITE_BATCH_BYTES` of article text, but always at least one), in one transaction
+    /// through `store`, to run on the blocking pool, with its feeds; the other polls stay
+    /// queued, in order. `None` when every queued poll's feed is busy.
+    pub(super) fn write_batch<'f>(
+        &self,
+        queued: &mut VecDeque<Finished<'f>>,
+        store: Arc<Mutex<Store>>,
+        busy: &HashSet<String>,
+    ) -> Option<Batch<Report<'f>, impl FnOnce() -> WriteOutcome + Send + use<>>> {
         let (mut reports, mut writes) = (Vec::new(), Vec::new());
         let mut bytes = 0usize;
-        while let Some(next) = queued.front() {
+        let mut rest = VecDeque::new();
+        while let Some(next) = queued.pop_front() {
+            if busy.contains(&next.write.name) {
+                rest.push_back(next);
+                continue;
+            }
             let full = writes.len() >= WRITE_BATCH
                 || bytes.saturating_add(next.write.weight) > WRITE_BATCH_BYTES;
             if full && !writes.is_empty() {
+                rest.push_back(next);
+                rest.append(queued);
                 break;
             }
-            let Some(next) = queued.pop_front() else {
-                break;
-            };
             bytes = bytes.saturating_add(next.write.weight);
             reports.push(next.report);
             writes.push(next.write);
         }
-        let store = Arc::clone(&self.store);
+        *queued = rest;
+        if writes.is_empty() {
+            return None;
+        }
         let window = self.config.new_feed_window;
         let thresholds = self.settings.limits.thresholds;
         let hubs = self.discovered(writes.iter().filter_map(|w| match &w.polled {
@@ -412,7 +442,8 @@ impl Pipeline<'_> {
         }));
         let push = Arc::clone(&self.push);
         let metrics = self.metrics.clone();
-        let task = tokio::task::spawn_blocking(move || {
+        let feeds = writes.iter().map(|w| w.name.clone()).collect();
+        let work = move || {
             let polls: Vec<(&str, PollRecord<'_>)> = writes
                 .iter()
                 .map(|w| {
@@ -438,8 +469,8 @@ impl Pipeline<'_> {
                 push.changed.notify_one();
             }
             (writes, stored)
-        });
-        Writing { reports, task }
+        };
+        Some((reports, feeds, work))
     }
 
     /// Logs and counts what storing one poll changed.

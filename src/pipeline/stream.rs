@@ -18,7 +18,8 @@ use tracing::{error, info, warn};
 
 use crate::config::FeedConfig;
 use crate::live::stage_times::Stage;
-use crate::pipeline::poll::{Finished, Polled, QUEUED_PER_FETCH, Writing};
+use crate::pipeline::poll::{Finished, Polled, QUEUED_PER_FETCH};
+use crate::pipeline::writes::Writes;
 use crate::pipeline::{Pipeline, Summary};
 use crate::service::health::Heartbeat;
 use crate::store::FeedRecord;
@@ -233,8 +234,8 @@ impl Pipeline<'_> {
         let unstored = Arc::new(Semaphore::new(concurrency.saturating_mul(QUEUED_PER_FETCH)));
         let mut fetching: JoinSet<Fetched> = JoinSet::new();
         let mut in_flight: HashMap<tokio::task::Id, usize> = HashMap::new();
-        let mut queued: VecDeque<(Finished<'_>, Option<OwnedSemaphorePermit>)> = VecDeque::new();
-        let mut writing: Option<(Writing<'_>, Vec<Option<OwnedSemaphorePermit>>)> = None;
+        let mut queued: VecDeque<Finished<'_>> = VecDeque::new();
+        let mut writing = Writes::new(&self.writers);
         let mut retry_at: Option<tokio::time::Instant> = None;
         let mut failures: u32 = 0;
         ctx.beats.fetch.beat();
@@ -279,20 +280,13 @@ impl Pipeline<'_> {
                 in_flight.insert(handle.id(), i);
             }
             let may_write = retry_at.is_none_or(|t| t <= tokio::time::Instant::now());
-            if writing.is_none() && !queued.is_empty() && may_write {
-                let (finished, permits): (VecDeque<_>, Vec<_>) = queued.drain(..).unzip();
-                let mut finished = finished;
-                let batch = self.write_batch(&mut finished);
-                // `write_batch` takes the oldest polls up to its limits; the rest stay queued.
-                let taken = batch.reports.len();
-                let mut permits = permits.into_iter();
-                let held: Vec<_> = permits.by_ref().take(taken).collect();
-                queued = finished.into_iter().zip(permits).collect();
-                writing = Some((batch, held));
-            } else if writing.is_none() && queued.is_empty() {
+            if may_write {
+                writing.start(|store, busy| self.write_batch(&mut queued, store, busy));
+            }
+            if writing.is_empty() && queued.is_empty() {
                 ctx.beats.store.beat();
             }
-            if stopping_now && writing.is_none() && (queued.is_empty() || failures > 0) {
+            if stopping_now && writing.is_empty() && (queued.is_empty() || failures > 0) {
                 if !queued.is_empty() {
                     warn!(
                         polls = queued.len(),
@@ -347,13 +341,14 @@ impl Pipeline<'_> {
                             in_flight.remove(&id);
                             let at = (ctx.clock)();
                             let mut summary = Summary::default();
-                            let finished = self.finish(&feeds[i], record, polled, at, &mut summary);
+                            let mut finished = self.finish(&feeds[i], record, polled, at, &mut summary);
+                            finished.write.permit = permit;
                             totals.add(|t| {
                                 t.feeds_polled += summary.feeds_polled;
                                 t.feeds_failed += summary.feeds_failed;
                                 t.feeds_unchanged += summary.feeds_unchanged;
                             });
-                            queued.push_back((finished, permit));
+                            queued.push_back(finished);
                         }
                         Err(e) => {
                             // A panicked poll (a bug) must not take its feed off the clock; an
@@ -370,16 +365,8 @@ impl Pipeline<'_> {
                         }
                     }
                 }
-                joined = async {
-                    match writing.as_mut() {
-                        Some((w, _)) => (&mut w.task).await,
-                        None => std::future::pending().await,
-                    }
-                }, if writing.is_some() => {
-                    let Some((batch, permits)) = writing.take() else {
-                        continue;
-                    };
-                    let (writes, outcome) = match joined {
+                (reports, joined) = writing.next(), if !writing.is_empty() => {
+                    let (mut writes, outcome) = match joined {
                         Ok(r) => r,
                         Err(e) => anyhow::bail!("the database task panicked: {e}"),
                     };
@@ -387,9 +374,12 @@ impl Pipeline<'_> {
                         Ok(stored_polls) => {
                             failures = 0;
                             retry_at = None;
-                            drop(permits);
+                            // Stored: their places among the unstored polls go.
+                            for w in &mut writes {
+                                w.permit = None;
+                            }
                             let mut summary = Summary::default();
-                            for (report, s) in batch.reports.iter().zip(&stored_polls) {
+                            for (report, s) in reports.iter().zip(&stored_polls) {
                                 self.report(report, s, &mut summary);
                             }
                             totals.add(|t| t.new_articles += summary.new_articles);
@@ -449,12 +439,10 @@ impl Pipeline<'_> {
                                    "cannot store polls; fetching pauses, they are written again");
                             retry_at = Some(tokio::time::Instant::now() + wait);
                             // Back at the front, in order, with their permits.
-                            let again: Vec<_> = batch
-                                .reports
+                            let again: Vec<_> = reports
                                 .into_iter()
                                 .zip(writes)
                                 .map(|(report, write)| Finished { report, write })
-                                .zip(permits)
                                 .collect();
                             for item in again.into_iter().rev() {
                                 queued.push_front(item);

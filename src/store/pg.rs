@@ -126,6 +126,16 @@ impl Postgres {
         })
     }
 
+    /// A second handle on the same pool (`Store::sibling`).
+    pub(super) fn sibling(&self) -> Postgres {
+        Postgres {
+            pool: self.pool.clone(),
+            url: self.url.clone(),
+            node: self.node.clone(),
+            lease: self.lease,
+        }
+    }
+
     /// A connection from the pool (a broken one is dropped and replaced by the pool).
     fn conn(&self) -> Result<Conn, StoreError> {
         let pool = self.pool.as_ref().ok_or(StoreError::PgClosed)?;

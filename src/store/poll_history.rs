@@ -203,5 +203,32 @@ mod tests {
             );
             assert!(s.poll_history("other", 10).expect("history").is_empty());
         }
+
+        /// One batch of polls (one transaction; on PostgreSQL one statement for the batch's
+        /// rows and one for its trim): each feed's polls in order, each feed trimmed alone.
+        fn a_batch_of_polls_is_recorded_in_order_and_trimmed_per_feed(s) {
+            feed(s, "f", "https://e.example/f.xml");
+            feed(s, "g", "https://e.example/g.xml");
+            let v = Validators::default();
+            let now = t("2026-03-01T10:00:00Z");
+            let at = |m: i64| now + chrono::Duration::minutes(m);
+            let polled = |m: i64| {
+                let mut p = fetched(None, &v, &[], at(m), DAY);
+                p.stats.bytes = Some(u64::try_from(m).expect("positive"));
+                p
+            };
+            let full: Vec<_> = (1..=HISTORY_PER_FEED as i64).map(polled).collect();
+            let firsts: Vec<(&str, PollRecord<'_>)> = full.iter().map(|p| ("f", *p)).collect();
+            s.record_polls(&firsts).expect("a full history");
+            let batch = [("f", polled(1000)), ("g", polled(1001)), ("f", polled(1002))];
+            s.record_polls(&batch).expect("the batch");
+            let f = s.poll_history("f", HISTORY_PER_FEED + 10).expect("history");
+            assert_eq!(f.len(), HISTORY_PER_FEED);
+            let newest: Vec<Option<u64>> = f.iter().take(3).map(|e| e.bytes).collect();
+            assert_eq!(newest, [Some(1002), Some(1000), Some(HISTORY_PER_FEED as u64)]);
+            assert_eq!(f.last().map(|e| e.bytes), Some(Some(3)), "the two oldest went");
+            let g = s.poll_history("g", 10).expect("history");
+            assert_eq!(g.iter().map(|e| e.at).collect::<Vec<_>>(), [at(1001)]);
+        }
     }
 }

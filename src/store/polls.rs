@@ -463,6 +463,55 @@ mod tests {
         }
     }
 
+    on_both_backends! {
+        /// A batch of mostly 304s (one statement for all of them on PostgreSQL) leaves each
+        /// feed as one poll at a time does: schedule, errors, health and its notice.
+        fn a_batch_of_not_modified_polls_updates_each_feed(s) {
+            use crate::policy::feed_health::NoticeKind;
+            let now = t("2025-03-10T12:00:00Z");
+            let v = Validators {
+                etag: Some("\"e\"".into()),
+                last_modified: None,
+            };
+            for f in ["a", "b", "c", "d"] {
+                feed(s, f, &format!("https://{f}.example/"));
+                let items = [art(f, None)];
+                s.record_poll(f, &fetched(Some("T"), &v, &items, now - DAY * 3, DAY))
+                    .expect("first poll");
+            }
+            let mut failed = fetched(None, &v, &[], now - DAY * 2, DAY);
+            failed.result = PollResult::Failed { error: "HTTP status 503" };
+            s.record_poll("d", &failed).expect("d fails");
+            failed.now = now;
+            let failing = s.record_poll("d", &failed).expect("d fails on");
+            assert_eq!(failing.notice, Some(NoticeKind::Failing));
+            let later = now + chrono::Duration::hours(1);
+            let mut unchanged = fetched(None, &v, &[], later, DAY);
+            unchanged.result = PollResult::NotModified {
+                permanent_redirect: None,
+            };
+            unchanged.next_due = later + chrono::Duration::hours(2);
+            let mut fails = unchanged;
+            fails.result = PollResult::Failed { error: "HTTP status 503" };
+            let batch = [("a", unchanged), ("b", fails), ("c", unchanged), ("d", unchanged)];
+            let stored = s.record_polls(&batch).expect("the batch");
+            let got: Vec<(u32, Option<NoticeKind>)> =
+                stored.iter().map(|p| (p.error_count, p.notice)).collect();
+            assert_eq!(
+                got,
+                [(0, None), (1, None), (0, None), (0, Some(NoticeKind::Recovered))]
+            );
+            for (f, errors, success) in [("a", 0, later), ("b", 1, now - DAY * 3), ("c", 0, later)] {
+                let st = s.feed_state(f).expect("read").expect("stored");
+                assert_eq!(
+                    (st.error_count, st.last_success, st.next_due, &st.validators),
+                    (errors, Some(success), Some(unchanged.next_due), &v),
+                    "feed {f}"
+                );
+            }
+        }
+    }
+
     #[test]
     fn a_batch_of_polls_is_stored_whole_or_not_at_all() {
         let feeds = ["a", "b", "c"];

@@ -2,7 +2,9 @@
 //! node from a dead one) and the feed leases on `feeds` (`lease_node`, `lease_until`). A feed is
 //! claimed with `FOR UPDATE SKIP LOCKED` only when it is due and nobody else's lease on it runs:
 //! two nodes claiming at once get disjoint sets, and a dead node's feeds come free when its
-//! leases expire (at most `[store] lease` later). Every time comes in as an argument.
+//! leases expire (at most `[store] lease` later). Every time comes in as an argument. Their
+//! commits do not wait for the WAL flush (`Conn::relaxed`): a lease or a beat a server crash
+//! loses is taken or beaten again.
 
 use chrono::{DateTime, Utc};
 
@@ -13,19 +15,21 @@ impl Postgres {
     /// Records that this node is alive at `node.heartbeat` (its row is made on the first beat).
     /// The name is this node's own, whatever `node.name` says.
     pub(crate) fn heartbeat(&mut self, node: &NodeInfo) -> Result<(), StoreError> {
-        self.conn()?.execute(
-            "INSERT INTO nodes (name, started, heartbeat, version, rules_hash)
+        self.conn()?.relaxed(|tx| {
+            tx.execute(
+                "INSERT INTO nodes (name, started, heartbeat, version, rules_hash)
              VALUES ($1, $2, $3, $4, $5)
              ON CONFLICT (name) DO UPDATE SET heartbeat = excluded.heartbeat,
                  version = excluded.version, rules_hash = excluded.rules_hash",
-            &[
-                &self.node,
-                &ts(node.started),
-                &ts(node.heartbeat),
-                &node.version,
-                &node.rules_hash,
-            ],
-        )?;
+                &[
+                    &self.node,
+                    &ts(node.started),
+                    &ts(node.heartbeat),
+                    &node.version,
+                    &node.rules_hash,
+                ],
+            )
+        })?;
         Ok(())
     }
 
@@ -87,8 +91,9 @@ impl Postgres {
         let until = now + chrono::Duration::from_std(self.lease).unwrap_or_default();
         let names: Vec<String> = names.iter().map(|n| (*n).to_string()).collect();
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let rows = self.conn()?.query(
-            "UPDATE feeds SET lease_node = $1, lease_until = $2
+        let rows = self.conn()?.relaxed(|tx| {
+            tx.query(
+                "UPDATE feeds SET lease_node = $1, lease_until = $2
              WHERE name IN (
                  SELECT name FROM feeds
                  WHERE name = ANY($3)
@@ -98,8 +103,9 @@ impl Postgres {
                  LIMIT $5
                  FOR UPDATE SKIP LOCKED)
              RETURNING name",
-            &[&self.node, &ts(until), &names, &ts(now), &limit, &due_only],
-        )?;
+                &[&self.node, &ts(until), &names, &ts(now), &limit, &due_only],
+            )
+        })?;
         let mut leases: Vec<Lease> = rows
             .iter()
             .map(|r| Lease {
@@ -115,11 +121,13 @@ impl Postgres {
     /// free for any node when next due. Another node's lease is never touched.
     pub(crate) fn release_feeds(&mut self, names: &[&str]) -> Result<(), StoreError> {
         let names: Vec<String> = names.iter().map(|n| (*n).to_string()).collect();
-        self.conn()?.execute(
-            "UPDATE feeds SET lease_node = NULL, lease_until = NULL
-             WHERE name = ANY($1) AND lease_node = $2",
-            &[&names, &self.node],
-        )?;
+        self.conn()?.relaxed(|tx| {
+            tx.execute(
+                "UPDATE feeds SET lease_node = NULL, lease_until = NULL
+                 WHERE name = ANY($1) AND lease_node = $2",
+                &[&names, &self.node],
+            )
+        })?;
         Ok(())
     }
 }

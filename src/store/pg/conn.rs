@@ -105,6 +105,22 @@ impl DerefMut for Conn {
 }
 
 impl Conn {
+    /// `f` in a transaction whose commit does not wait for the server's WAL flush
+    /// (`synchronous_commit = off`): for writes that cost nothing to lose when the server
+    /// crashes (a lease, a claim, a heartbeat: taken again, or expired). Nothing is ever
+    /// half-written, and the next flushed commit (an outbox row's) flushes these with it; what
+    /// they save is a flush each, 3 to 20 ms on a loaded machine against three round trips.
+    pub(super) fn relaxed<T>(
+        &mut self,
+        f: impl FnOnce(&mut Transaction<'_>) -> Result<T, postgres::Error>,
+    ) -> Result<T, StoreError> {
+        let mut tx = self.transaction()?;
+        tx.batch_execute("SET LOCAL synchronous_commit = off")?;
+        let value = f(&mut tx)?;
+        tx.commit()?;
+        Ok(value)
+    }
+
     /// A transaction whose statements come from the connection's cache.
     pub(super) fn cached_transaction(&mut self) -> Result<CachedTx<'_>, StoreError> {
         let PgConn { client, statements } = &mut *self.0;

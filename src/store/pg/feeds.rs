@@ -60,9 +60,12 @@ impl Postgres {
         };
         for batch in batches {
             let (names, urls): (Vec<&str>, Vec<&str>) = batch.into_iter().unzip();
+            // A feed already stored with its URL is not touched: a start with an unchanged
+            // config writes nothing (no row lock, no WAL, no commit to flush).
             tx.execute(
                 "INSERT INTO feeds (name, url)
-                 SELECT * FROM UNNEST($1::text[], $2::text[])
+                 SELECT u.name, u.url FROM UNNEST($1::text[], $2::text[]) AS u(name, url)
+                 WHERE NOT EXISTS (SELECT 1 FROM feeds f WHERE f.name = u.name AND f.url = u.url)
                  ON CONFLICT (name) DO UPDATE SET
                      effective_url = CASE WHEN feeds.url = excluded.url
                                           THEN feeds.effective_url END,

@@ -25,10 +25,12 @@ pub(super) fn store_items(
     now: chrono::DateTime<chrono::Utc>,
     first_poll: bool,
     cutoff: Option<chrono::DateTime<chrono::Utc>>,
+    full_text: i64,
 ) -> Result<crate::store::items::Items, StoreError> {
     let mut rows = PgItems {
         tx,
         feed: feed.to_string(),
+        full_text,
         keys: HashMap::new(),
         stories: HashMap::new(),
         refreshes: HashMap::new(),
@@ -56,6 +58,8 @@ struct Refresh {
 struct PgItems<'t, 'c> {
     tx: &'t mut CachedTx<'c>,
     feed: String,
+    /// The feed's `full_text` mode, as the poll read it with the feed's other columns.
+    full_text: i64,
     /// Every key `prefetch` was told of.
     keys: HashMap<String, KeyOwner>,
     /// The stories those keys name: headline, link, last listed.
@@ -285,10 +289,7 @@ impl ItemRows for PgItems<'_, '_> {
         {
             return Ok(ids);
         }
-        let mode: i64 = self
-            .tx
-            .query_opt("SELECT full_text FROM feeds WHERE name = $1", &[&feed])?
-            .map_or(0, |r| r.get(0));
+        let mode = self.full_text;
         let mut todo: Vec<i64> = Vec::new();
         let mut pages: (Vec<i64>, Vec<&str>) = (Vec::new(), Vec::new());
         for (n, id) in new.iter().zip(&ids) {
@@ -388,6 +389,46 @@ impl ItemRows for PgItems<'_, '_> {
     }
 }
 
+/// The columns `pending_article` reads, of `articles a` and `feeds f`.
+macro_rules! pending_columns {
+    () => {
+        "a.id, a.feed, f.title, a.key, a.link, a.title, a.summary, a.content, a.authors,
+         a.categories, a.lang, a.published"
+    };
+}
+
+/// The to-do list's articles `$1` (those still on it), oldest first: `pending_article`'s rows.
+pub(super) const PENDING_BY_ID: &str = concat!(
+    "SELECT ",
+    pending_columns!(),
+    " FROM unmatched u JOIN articles a ON a.id = u.article
+      LEFT JOIN feeds f ON f.name = a.feed
+      WHERE u.article = ANY($1)
+      ORDER BY u.article"
+);
+
+/// A row of `pending_columns!` as the matcher reads it.
+pub(super) fn pending_article(r: &postgres::Row) -> Result<PendingArticle, StoreError> {
+    Ok(PendingArticle {
+        id: r.get(0),
+        feed: r.get(1),
+        feed_title: r.get(2),
+        article: Article {
+            key: r.get(3),
+            link: r.get(4),
+            title: r.get(5),
+            summary: r.get(6),
+            content: r.get(7),
+            authors: serde_json::from_str(r.get(8))?,
+            categories: serde_json::from_str(r.get(9))?,
+            lang: r.get(10),
+            published: r.get::<_, Option<i64>>(11).map(from_ts),
+            // Not stored on PostgreSQL yet (issue 20's column).
+            lang_detected: None,
+        },
+    })
+}
+
 impl Postgres {
     pub(crate) fn pending_articles(&self) -> Result<Vec<PendingArticle>, StoreError> {
         self.pending_articles_after(0, usize::MAX)
@@ -414,35 +455,7 @@ impl Postgres {
 
     /// The to-do list's articles `ids` (those still on it), oldest first.
     pub(super) fn articles_by_id(&self, ids: &[i64]) -> Result<Vec<PendingArticle>, StoreError> {
-        let rows = self.conn()?.query(
-            "SELECT a.id, a.feed, f.title, a.key, a.link, a.title, a.summary, a.content,
-                    a.authors, a.categories, a.lang, a.published
-             FROM unmatched u JOIN articles a ON a.id = u.article JOIN feeds f ON f.name = a.feed
-             WHERE u.article = ANY($1)
-             ORDER BY u.article",
-            &[&ids],
-        )?;
-        let mut out = Vec::with_capacity(rows.len());
-        for r in &rows {
-            out.push(PendingArticle {
-                id: r.get(0),
-                feed: r.get(1),
-                feed_title: r.get(2),
-                article: Article {
-                    key: r.get(3),
-                    link: r.get(4),
-                    title: r.get(5),
-                    summary: r.get(6),
-                    content: r.get(7),
-                    authors: serde_json::from_str(r.get(8))?,
-                    categories: serde_json::from_str(r.get(9))?,
-                    lang: r.get(10),
-                    published: r.get::<_, Option<i64>>(11).map(from_ts),
-                    // Not stored on PostgreSQL yet (issue 20's column).
-                    lang_detected: None,
-                },
-            });
-        }
-        Ok(out)
+        let rows = self.conn()?.query(PENDING_BY_ID, &[&ids])?;
+        rows.iter().map(pending_article).collect()
     }
 }

@@ -4,6 +4,7 @@
 //! Commits skip the WAL flush (`synchronous_commit = off`), as SQLite's poll commits skip the
 //! fsync: a lost batch is fetched again, and the outbox's commits flush it with theirs.
 
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use super::conn::CachedTx;
@@ -32,10 +33,21 @@ impl Postgres {
         let mut conn = self.conn()?;
         let mut tx = conn.cached_transaction()?;
         tx.batch_execute("SET LOCAL synchronous_commit = off")?;
+        let mut unchanged = not_modified_all(&mut tx, polls)?;
         let stored = polls
             .iter()
-            .map(|(feed, poll)| record_poll_in(&mut tx, feed, poll))
+            .enumerate()
+            .map(|(i, (feed, poll))| match unchanged.remove(&i) {
+                Some(after) => settle(&mut tx, feed, poll, after, PollStored::default()),
+                None => record_poll_in(&mut tx, feed, poll),
+            })
             .collect::<Result<Vec<_>, _>>()?;
+        let history: Vec<(&str, &PollRecord<'_>, usize)> = polls
+            .iter()
+            .zip(&stored)
+            .map(|((feed, poll), s)| (*feed, poll, s.inserted.new))
+            .collect();
+        super::poll_history::record_all(&mut tx, &history)?;
         tx.commit()?;
         Ok(stored)
     }
@@ -46,6 +58,58 @@ macro_rules! health_inputs {
     () => {
         "health, error_count, failing_since, last_new_item, cadence, cadence_samples"
     };
+}
+
+/// The batch's plain 304s (no redirect seen) in one `UPDATE`, by their index in `polls`, with
+/// what each returned (`None`: a feed not in the table), when there are several and the batch
+/// names each feed once (then their order does not matter); none otherwise. An unchanged cycle
+/// is mostly these: one statement per batch instead of one per poll.
+fn not_modified_all(
+    tx: &mut CachedTx<'_>,
+    polls: &[(&str, PollRecord<'_>)],
+) -> Result<HashMap<usize, Option<postgres::Row>>, StoreError> {
+    let plain: Vec<usize> = polls
+        .iter()
+        .enumerate()
+        .filter(|(_, (_, p))| {
+            matches!(
+                p.result,
+                PollResult::NotModified {
+                    permanent_redirect: None
+                }
+            )
+        })
+        .map(|(i, _)| i)
+        .collect();
+    let names: HashSet<&str> = polls.iter().map(|(feed, _)| *feed).collect();
+    if plain.len() < 2 || names.len() != polls.len() {
+        return Ok(HashMap::new());
+    }
+    let feeds: Vec<&str> = plain.iter().map(|&i| polls[i].0).collect();
+    let at: Vec<i64> = plain.iter().map(|&i| ts(polls[i].1.now)).collect();
+    let due: Vec<i64> = plain.iter().map(|&i| ts_up(polls[i].1.next_due)).collect();
+    // As the one-poll `UPDATE` below with no redirect seen; the feed's name comes last, after
+    // the columns `assess_health` reads by position.
+    let rows = tx.query(
+        concat!(
+            "UPDATE feeds AS f SET last_success = u.at, last_error = NULL, error_count = 0,
+                     failing_since = NULL, next_due = u.due, polls = f.polls + 1,
+                     redirect_target = NULL, redirect_seen = 0
+                 FROM UNNEST($1::text[], $2::bigint[], $3::bigint[]) AS u(name, at, due)
+                 WHERE f.name = u.name RETURNING ",
+            health_inputs!(),
+            ", f.name"
+        ),
+        &[&feeds, &at, &due],
+    )?;
+    let mut after: HashMap<String, postgres::Row> = rows
+        .into_iter()
+        .map(|r| (r.get::<_, String>(6), r))
+        .collect();
+    Ok(plain
+        .into_iter()
+        .map(|i| (i, after.remove(polls[i].0)))
+        .collect())
 }
 
 fn record_poll_in(
@@ -97,17 +161,20 @@ fn record_poll_in(
             hint_ttl,
             permanent_redirect,
         } => {
-            let (first_poll, last_new, cadence): (bool, Option<i64>, Option<i64>) = tx
-                .query_opt(
-                    "SELECT last_success IS NULL OR catching_up = 1, last_new_item, cadence
+            let (first_poll, last_new, cadence, full_text): (bool, Option<i64>, Option<i64>, i64) =
+                tx.query_opt(
+                    "SELECT last_success IS NULL OR catching_up = 1, last_new_item, cadence,
+                            full_text
                      FROM feeds WHERE name = $1",
                     &[&feed],
                 )?
-                .map_or((true, None, None), |r| (r.get(0), r.get(1), r.get(2)));
+                .map_or((true, None, None, 0), |r| {
+                    (r.get(0), r.get(1), r.get(2), r.get(3))
+                });
             let window =
                 chrono::Duration::from_std(poll.new_feed_window).unwrap_or(chrono::Duration::MAX);
             let cutoff = now.checked_sub_signed(window);
-            let items = store_items(tx, feed, articles, now, first_poll, cutoff)?;
+            let items = store_items(tx, feed, articles, now, first_poll, cutoff, full_text)?;
             stored.inserted = items.inserted;
             stored.retitled = items.retitled;
             let warning = flood_and_churn(&mut stored, items.churned, articles.len(), poll);
@@ -158,7 +225,18 @@ fn record_poll_in(
             after
         }
     };
-    super::poll_history::record_in(tx, feed, poll, stored.inserted.new)?;
+    settle(tx, feed, poll, after, stored)
+}
+
+/// The rest of a poll once its feed's `UPDATE` returned `after`: its health and notice.
+fn settle(
+    tx: &mut CachedTx<'_>,
+    feed: &str,
+    poll: &PollRecord<'_>,
+    after: Option<postgres::Row>,
+    mut stored: PollStored,
+) -> Result<PollStored, StoreError> {
+    let now = poll.now;
     // A feed not in the table (never the case in a poll) has no health to keep.
     let Some(after) = after else {
         return Ok(stored);

@@ -1,6 +1,7 @@
 //! Pruning on PostgreSQL: SQLite's `prune` (articles.rs), statement for statement, so text and
 //! identities go on the same terms on both backends. Decides the identities to forget once, in
-//! a temporary table of the transaction.
+//! a temporary table of the transaction, and deletes their rows in every table that names them
+//! (PostgreSQL has no foreign keys to cascade from `articles` to `item_keys` and `unmatched`).
 
 use std::time::Duration;
 
@@ -28,6 +29,8 @@ impl Postgres {
     ) -> Result<Pruned, StoreError> {
         let mut conn = self.conn()?;
         let mut tx = conn.transaction()?;
+        // What a server crash loses of a prune is pruned again the next time.
+        tx.batch_execute("SET LOCAL synchronous_commit = off")?;
         let texts = tx.execute(
             &format!(
                 "UPDATE articles AS a SET summary = '', content = '', text_pruned = 1
@@ -58,10 +61,14 @@ impl Postgres {
                 &[],
             )?;
         }
-        tx.execute(
-            "DELETE FROM matches WHERE article IN (SELECT article FROM prune_gone)",
-            &[],
-        )?;
+        // `item_keys` and `unmatched` have no foreign key to cascade from (`schema.rs` dropped
+        // them: the poll's inserts paid a check per row), so an article's rows go here, by hand.
+        for table in ["matches", "item_keys", "unmatched"] {
+            tx.execute(
+                &format!("DELETE FROM {table} WHERE article IN (SELECT article FROM prune_gone)"),
+                &[],
+            )?;
+        }
         let identities = tx.execute(
             "DELETE FROM articles WHERE id IN (SELECT article FROM prune_gone)",
             &[],

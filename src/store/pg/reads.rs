@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 
 use super::{Postgres, from_ts, ts, unsigned};
 use crate::model::Article;
+use crate::store::articles::ORPHANS_SQL;
 use crate::store::{DigestInfo, RowCounts, StoreError, StoredArticle};
 
 impl Postgres {
@@ -59,6 +60,7 @@ impl Postgres {
             item_keys: unsigned(r.get(2)),
             matches: unsigned(r.get(3)),
             notices: unsigned(r.get(4)),
+            orphans: unsigned(self.conn()?.query_one(ORPHANS_SQL, &[])?.get(0)),
         })
     }
 

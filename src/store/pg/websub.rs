@@ -161,15 +161,16 @@ impl Postgres {
         // Re-derivable as a poll batch is (the hub retries an unacknowledged push, and the
         // feed is polled too); the outbox's commits flush it with theirs.
         tx.batch_execute("SET LOCAL synchronous_commit = off")?;
-        let first_poll: bool = tx
+        let (first_poll, full_text): (bool, i64) = tx
             .query_opt(
-                "SELECT last_success IS NULL OR catching_up = 1 FROM feeds WHERE name = $1",
+                "SELECT last_success IS NULL OR catching_up = 1, full_text
+                 FROM feeds WHERE name = $1",
                 &[&feed],
             )?
-            .is_none_or(|r| r.get(0));
+            .map_or((true, 0), |r| (r.get(0), r.get(1)));
         let window = chrono::Duration::from_std(new_feed_window).unwrap_or(chrono::Duration::MAX);
         let cutoff = now.checked_sub_signed(window);
-        let items = store_items(&mut tx, feed, articles, now, first_poll, cutoff)?;
+        let items = store_items(&mut tx, feed, articles, now, first_poll, cutoff, full_text)?;
         let new = i64::try_from(items.inserted.new).unwrap_or(i64::MAX);
         tx.execute(
             "UPDATE feeds SET items_seen = items_seen + $2,
