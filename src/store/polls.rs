@@ -167,7 +167,7 @@ fn record_poll_in(
                 chrono::Duration::from_std(poll.new_feed_window).unwrap_or(chrono::Duration::MAX);
             let cutoff = now.checked_sub_signed(window);
             let items = store_items(
-                &mut SqliteItems(tx),
+                &mut SqliteItems::new(tx, feed),
                 feed,
                 articles,
                 now,
