@@ -171,15 +171,20 @@ fn unclosed_root(text: &str) -> Option<&str> {
     (!closed).then_some(name)
 }
 
-/// [`parse_feed_with`] on tokio's blocking pool; the pipeline's async tasks call this.
+/// [`parse_feed_with`] on tokio's blocking pool; the pipeline's async tasks call this. With
+/// `hubs`, the document's WebSub hub links too (a second pass over its head: 4 % of a cold
+/// cycle's CPU, so only when `[websub]` will use them).
 pub async fn parse_feed_off_thread(
     bytes: Vec<u8>,
     base: Url,
     content_type: Option<String>,
+    hubs: bool,
 ) -> Result<ParsedFeed, ParseError> {
     tokio::task::spawn_blocking(move || {
         let mut feed = parse_feed_with(&bytes, &base, content_type.as_deref())?;
-        feed.hub_links = websub::discover(&bytes, &base);
+        if hubs {
+            feed.hub_links = websub::discover(&bytes, &base);
+        }
         Ok(feed)
     })
     .await
