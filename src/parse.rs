@@ -3,6 +3,7 @@
 //! no clock; async callers go through [`parse_feed_off_thread`] so one huge feed never stalls
 //! the runtime's workers.
 
+pub mod dates;
 pub mod feed_text;
 pub mod full_text;
 pub mod html;
@@ -210,6 +211,7 @@ fn with_feed_rs(text: &str, base: &Url) -> Result<ParsedFeed, feed_rs::parser::P
     let parser = feed_rs::parser::Builder::new()
         .base_uri(Some(base.as_str()))
         .id_generator(|_, _, _| String::new())
+        .timestamp_parser(dates::parse_timestamp)
         .build();
     let feed = parser.parse(text.as_bytes())?;
     let lang = feed.language.clone();
