@@ -133,8 +133,10 @@ static CLASS: [Class; 256] = {
 
 /// `s` with each run of whitespace (`char::is_whitespace`) made one space and the ends trimmed:
 /// `s.split_whitespace().collect::<Vec<_>>().join(" ")` in one pass, without the vector (this
-/// runs on every title, summary and body of every item: issue 22). A word's bytes are stepped
-/// over by a table lookup each; only a byte that may start Unicode whitespace is decoded.
+/// runs on every title, summary and body of every item: issue 22). Text between the runs that
+/// need rewriting (more than one space, a tab or newline, Unicode whitespace) is copied whole;
+/// a byte is stepped over by one table lookup, and only one that may start Unicode whitespace
+/// is decoded.
 fn collapse_whitespace(s: &str) -> String {
     let bytes = s.as_bytes();
     // Whether the character at `i` (always a character boundary) is whitespace, and its width.
@@ -146,31 +148,49 @@ fn collapse_whitespace(s: &str) -> String {
             .next()
             .map_or((false, 1), |c| (c.is_whitespace(), c.len_utf8())),
     };
-    let mut out = String::with_capacity(s.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let (space, width) = space_at(i);
-        if space {
-            i += width;
-            continue;
-        }
-        let start = i;
+    // The end of the whitespace run starting at `i`.
+    let run_end = |mut i: usize| {
         while i < bytes.len() {
-            if CLASS[usize::from(bytes[i])] == Class::Word {
-                i += 1;
-                continue;
-            }
             let (space, width) = space_at(i);
-            if space {
+            if !space {
                 break;
             }
             i += width;
         }
-        if !out.is_empty() {
-            out.push(' ');
+        i
+    };
+    let mut out = String::with_capacity(s.len());
+    let mut i = run_end(0);
+    // `s[kept..i]` is text to copy as it is.
+    let mut kept = i;
+    while i < bytes.len() {
+        match CLASS[usize::from(bytes[i])] {
+            Class::Word => i += 1,
+            // One space between two words stays.
+            Class::Space
+                if bytes[i] == b' '
+                    && bytes
+                        .get(i + 1)
+                        .is_some_and(|&b| CLASS[usize::from(b)] == Class::Word) =>
+            {
+                i += 2;
+            }
+            _ => {
+                let (space, width) = space_at(i);
+                if !space {
+                    i += width;
+                    continue;
+                }
+                out.push_str(&s[kept..i]);
+                i = run_end(i);
+                if i < bytes.len() {
+                    out.push(' ');
+                }
+                kept = i;
+            }
         }
-        out.push_str(&s[start..i]);
     }
+    out.push_str(&s[kept..]);
     out
 }
 
