@@ -12,7 +12,7 @@ use rusqlite::{OptionalExtension, Transaction, params};
 use super::key_book::{KeyBook, KeyChanges, Story};
 use super::{ItemRows, NewItem, wants_full_text};
 use crate::model::Article;
-use crate::store::StoreError;
+use crate::store::{StoreError, batch};
 
 /// SQLite's item rows: the poll's transaction, every statement cached on the connection.
 pub(in crate::store) struct SqliteItems<'t, 'c> {
@@ -37,89 +37,23 @@ fn json_list<T: serde::Serialize>(values: &[T]) -> Result<String, StoreError> {
     Ok(serde_json::to_string(values)?)
 }
 
-/// Rows per multi-row insert, largest first: a poll's rows go in as few statements as these
-/// sizes make (200 keys: three of 64, two of 4), each size one cached statement. Not one JSON
-/// array: SQLite's JSON functions cost more per row than the rows' own writes (measured with
-/// callgrind: 13,600 instructions per key through `json_each`).
-const BATCHES: [usize; 4] = [64, 16, 4, 1];
-
-/// The insert of `n` rows (`n` in `BATCHES`) into `head`'s columns: row `i` binds `?1` (shared
-/// by every row, when `shared`) and then its own `width` parameters.
-fn values_sql(head: &str, shared: bool, width: usize, n: usize, tail: &str) -> String {
-    let mut sql = String::from(head);
-    let first = if shared { 2 } else { 1 };
-    for row in 0..n {
-        sql.push_str(if row == 0 { " VALUES (" } else { ", (" });
-        let mut cols: Vec<String> = Vec::with_capacity(width + 1);
-        if shared {
-            cols.push("?1".to_string());
-        }
-        cols.extend((0..width).map(|c| format!("?{}", first + row * width + c)));
-        sql.push_str(&cols.join(", "));
-        sql.push(')');
-    }
-    sql.push_str(tail);
-    sql
-}
-
 /// The key upserts of `finish`, one per batch size.
 static KEY_SQL: LazyLock<Vec<String>> = LazyLock::new(|| {
-    BATCHES
-        .iter()
-        .map(|&n| {
-            values_sql(
-                "INSERT INTO item_keys (feed, key, article)",
-                true,
-                2,
-                n,
-                " ON CONFLICT (feed, key) DO UPDATE SET article = excluded.article",
-            )
-        })
-        .collect()
+    batch::statements(|n| {
+        batch::values_sql(
+            "INSERT INTO item_keys (feed, key, article)",
+            true,
+            2,
+            n,
+            " ON CONFLICT (feed, key) DO UPDATE SET article = excluded.article",
+        )
+    })
 });
 
 /// The to-do list's inserts, one per batch size.
 static TODO_SQL: LazyLock<Vec<String>> = LazyLock::new(|| {
-    BATCHES
-        .iter()
-        .map(|&n| values_sql("INSERT INTO unmatched (article)", false, 1, n, ""))
-        .collect()
+    batch::statements(|n| batch::values_sql("INSERT INTO unmatched (article)", false, 1, n, ""))
 });
-
-/// Executes the batch statements of `sqls` (one per `BATCHES` size, rows of `width` parameters
-/// after the `shared` `?1`) over `rows`, the largest first; `bind` binds one row's parameters
-/// from the index given.
-fn insert_batched<R>(
-    tx: &Transaction<'_>,
-    sqls: &[String],
-    shared: Option<&str>,
-    width: usize,
-    rows: &[R],
-    bind: impl Fn(&mut rusqlite::Statement<'_>, usize, &R) -> rusqlite::Result<()>,
-) -> Result<(), StoreError> {
-    let mut rest = rows;
-    for (&n, sql) in BATCHES.iter().zip(sqls) {
-        if rest.len() < n {
-            continue;
-        }
-        let mut stmt = tx.prepare_cached(sql)?;
-        while rest.len() >= n {
-            let (batch, tail) = rest.split_at(n);
-            let mut at = 1;
-            if let Some(value) = shared {
-                stmt.raw_bind_parameter(1, value)?;
-                at = 2;
-            }
-            for row in batch {
-                bind(&mut stmt, at, row)?;
-                at += width;
-            }
-            stmt.raw_execute()?;
-            rest = tail;
-        }
-    }
-    Ok(())
-}
 
 impl ItemRows for SqliteItems<'_, '_> {
     fn prefetch(&mut self, feed: &str, keys: &[&str]) -> Result<(), StoreError> {
@@ -305,7 +239,7 @@ impl ItemRows for SqliteItems<'_, '_> {
                 _ => todo.push(id),
             }
         }
-        insert_batched(self.tx, &TODO_SQL, None, 1, &todo, |stmt, at, id| {
+        batch::execute(self.tx, &TODO_SQL, None, 1, &todo, |stmt, at, id| {
             stmt.raw_bind_parameter(at, id)
         })?;
         Ok(ids)
@@ -339,7 +273,7 @@ impl ItemRows for SqliteItems<'_, '_> {
                 )?
                 .execute(params![feed, json_list(&gone)?])?;
         }
-        insert_batched(
+        batch::execute(
             self.tx,
             &KEY_SQL,
             Some(feed),
