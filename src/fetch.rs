@@ -122,7 +122,7 @@ pub enum FetchError {
     /// A configured header the HTTP library refuses (config checks the same rules first).
     #[error("cannot send a configured header: {0}")]
     BadHeader(String),
-    /// The HTTP client for redirects from a public host could not be built (its TLS roots).
+    /// An HTTP client built on first use could not be built (its TLS roots).
     #[error("cannot build the HTTP client: {0}")]
     Client(String),
 }
@@ -175,8 +175,13 @@ impl FetchError {
 /// A configured HTTP client; cheap to clone and share.
 #[derive(Debug, Clone)]
 pub struct Fetcher {
-    /// For the configured URL and for feeds allowed onto internal addresses.
-    open: reqwest::Client,
+    /// For the configured URL and for feeds allowed onto internal addresses, over plain HTTP:
+    /// built without TLS roots (it is never given an https URL).
+    plain: reqwest::Client,
+    /// The same over HTTPS, built on the first https hop: loading the system's TLS roots is
+    /// a sixth of a run's CPU when every feed answers 304 (issue 22), and a run that fetches
+    /// only http URLs needs none.
+    open: Arc<OnceLock<Result<reqwest::Client, String>>>,
     /// Resolves host names to public addresses only; used for redirect hops from a public origin.
     /// Built on the first such hop: each client loads the system's TLS roots, a sixth of a run's
     /// CPU when every feed answers 304 (issue 22), and most runs follow no redirect.
@@ -226,7 +231,10 @@ impl Fetcher {
     ) -> Result<Fetcher, FetchError> {
         let public_overrides: Arc<[IpAddr]> = public.into();
         Ok(Fetcher {
-            open: client_builder(user_agent, settings.connect_timeout, settings.timeout).build()?,
+            plain: client_builder(user_agent, settings.connect_timeout, settings.timeout)
+                .tls_certs_only([])
+                .build()?,
+            open: Arc::default(),
             public_only: Arc::default(),
             public_overrides,
             gate: Arc::new(HostGate::new(HostLimits::default())),
@@ -238,6 +246,22 @@ impl Fetcher {
             proxy: settings.proxy.clone(),
             proxies: Arc::default(),
         })
+    }
+
+    /// The client of an unrestricted hop to `url`: the plain one for http, else the TLS one,
+    /// built on first use.
+    fn open_for(&self, url: &Url) -> Result<&reqwest::Client, FetchError> {
+        if url.scheme() == "http" {
+            return Ok(&self.plain);
+        }
+        self.open
+            .get_or_init(|| {
+                client_builder(&self.user_agent, self.connect_timeout, self.timeout)
+                    .build()
+                    .map_err(|e| e.without_url().to_string())
+            })
+            .as_ref()
+            .map_err(|e| FetchError::Client(e.clone()))
     }
 
     /// The client of redirect hops from a public origin (resolving names to public addresses
@@ -409,7 +433,7 @@ impl Fetcher {
             let client = match &proxied {
                 Some(c) => c,
                 None if restricted => self.public_only()?,
-                None => &self.open,
+                None => self.open_for(&current)?,
             };
             let accept = if policy.page {
                 ACCEPT_PAGES

@@ -163,12 +163,17 @@ fn unclosed_root(text: &str) -> Option<&str> {
     if tag[..open_end].ends_with('/') {
         return None;
     }
-    let close = format!("</{}", name.to_ascii_lowercase());
-    // ASCII lower-casing keeps byte offsets; only whether the close tag occurs matters.
-    let lower = tag[open_end..].to_ascii_lowercase();
-    let closed = lower
-        .match_indices(&close)
-        .any(|(j, _)| lower[j + close.len()..].trim_start().starts_with('>'));
+    // Only whether the close tag occurs matters; it is normally the document's last tag, so the
+    // `<`s are tried from the end (issue 22: no lower-cased copy of the whole document).
+    let rest = &tag[open_end..];
+    let closed = rest.rmatch_indices('<').any(|(j, _)| {
+        let after = j + 2 + name.len();
+        rest[j + 1..].starts_with('/')
+            && rest
+                .get(j + 2..after)
+                .is_some_and(|n| n.eq_ignore_ascii_case(name))
+            && rest[after..].trim_start().starts_with('>')
+    });
     (!closed).then_some(name)
 }
 
