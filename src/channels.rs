@@ -11,7 +11,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use crate::config::ChannelConfig;
-use crate::fetch::post::{PostError, PostResponse, Poster};
+use crate::fetch::post::{PostResponse, Poster};
 use crate::model::ChannelMessage;
 
 /// The longest `Retry-After` honoured: a service asking for more is tried again after this.
@@ -38,11 +38,11 @@ pub struct Channels {
 }
 
 impl Channels {
-    pub fn new(configs: &[ChannelConfig], user_agent: &str) -> Result<Channels, PostError> {
-        Ok(Channels {
-            poster: Poster::new(user_agent)?,
+    pub fn new(configs: &[ChannelConfig], user_agent: &str) -> Channels {
+        Channels {
+            poster: Poster::new(user_agent),
             configs: configs.to_vec(),
-        })
+        }
     }
 
     pub fn get(&self, name: &str) -> Option<&ChannelConfig> {

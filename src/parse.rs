@@ -3,6 +3,7 @@
 //! no clock; async callers go through [`parse_feed_off_thread`] so one huge feed never stalls
 //! the runtime's workers.
 
+pub mod dates;
 pub mod feed_text;
 pub mod full_text;
 pub mod html;
@@ -162,24 +163,34 @@ fn unclosed_root(text: &str) -> Option<&str> {
     if tag[..open_end].ends_with('/') {
         return None;
     }
-    let close = format!("</{}", name.to_ascii_lowercase());
-    // ASCII lower-casing keeps byte offsets; only whether the close tag occurs matters.
-    let lower = tag[open_end..].to_ascii_lowercase();
-    let closed = lower
-        .match_indices(&close)
-        .any(|(j, _)| lower[j + close.len()..].trim_start().starts_with('>'));
+    // Only whether the close tag occurs matters; it is normally the document's last tag, so the
+    // `<`s are tried from the end (issue 22: no lower-cased copy of the whole document).
+    let rest = &tag[open_end..];
+    let closed = rest.rmatch_indices('<').any(|(j, _)| {
+        let after = j + 2 + name.len();
+        rest[j + 1..].starts_with('/')
+            && rest
+                .get(j + 2..after)
+                .is_some_and(|n| n.eq_ignore_ascii_case(name))
+            && rest[after..].trim_start().starts_with('>')
+    });
     (!closed).then_some(name)
 }
 
-/// [`parse_feed_with`] on tokio's blocking pool; the pipeline's async tasks call this.
+/// [`parse_feed_with`] on tokio's blocking pool; the pipeline's async tasks call this. With
+/// `hubs`, the document's WebSub hub links too (a second pass over its head: 4 % of a cold
+/// cycle's CPU, so only when `[websub]` will use them).
 pub async fn parse_feed_off_thread(
     bytes: Vec<u8>,
     base: Url,
     content_type: Option<String>,
+    hubs: bool,
 ) -> Result<ParsedFeed, ParseError> {
     tokio::task::spawn_blocking(move || {
         let mut feed = parse_feed_with(&bytes, &base, content_type.as_deref())?;
-        feed.hub_links = websub::discover(&bytes, &base);
+        if hubs {
+            feed.hub_links = websub::discover(&bytes, &base);
+        }
         Ok(feed)
     })
     .await
@@ -205,6 +216,7 @@ fn with_feed_rs(text: &str, base: &Url) -> Result<ParsedFeed, feed_rs::parser::P
     let parser = feed_rs::parser::Builder::new()
         .base_uri(Some(base.as_str()))
         .id_generator(|_, _, _| String::new())
+        .timestamp_parser(dates::parse_timestamp)
         .build();
     let feed = parser.parse(text.as_bytes())?;
     let lang = feed.language.clone();

@@ -277,8 +277,7 @@ impl<'a> Pipeline<'a> {
         let fetcher = Fetcher::new(&config.fetch, &config.user_agent)
             .context("cannot build the HTTP client")?;
         let deliverer = Deliverer::new(&config.delivery)?;
-        let channels = crate::channels::Channels::new(&config.channels, &config.user_agent)
-            .context("cannot build the channels' HTTP client")?;
+        let channels = crate::channels::Channels::new(&config.channels, &config.user_agent);
         let settings = Settings::new(config, rules);
         let metrics = Metrics::new();
         let shared = cluster::shared_spacing(&store);
@@ -296,6 +295,7 @@ impl<'a> Pipeline<'a> {
                     .with_host_limits(settings.limits.hosts),
                 slots: Arc::new(tokio::sync::Semaphore::new(config.fetch.concurrency.max(1))),
                 metrics: metrics.clone(),
+                websub: config.websub.is_some(),
             },
             settings,
             deliverer,

@@ -13,6 +13,7 @@ use rusqlite::{Connection, OpenFlags};
 
 mod alerts;
 mod articles;
+mod batch;
 mod channels;
 mod cluster;
 mod compose;

@@ -39,13 +39,7 @@ pub(super) fn test(name: &str, path: &Path) -> Exit {
         Err(e) => return e,
     };
     let now = crate::clock::now();
-    let channels = match Channels::new(&config.channels, &config.user_agent) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: cannot build the HTTP client: {e}");
-            return Exit::Failure;
-        }
-    };
+    let channels = Channels::new(&config.channels, &config.user_agent);
     let msg = ChannelMessage {
         id: 0,
         channel: cfg.name.clone(),

@@ -28,9 +28,12 @@ pub enum PostError {
     Network(String),
 }
 
-/// A client for channel requests; build once.
+/// A client for channel requests; build once. Its HTTP client (and the TLS roots that come with
+/// it, a quarter of a run's start-up when every feed answers 304: issue 22) is built on the
+/// first request, so a run that sends nothing to a channel never builds it.
 pub struct Poster {
-    client: reqwest::Client,
+    user_agent: String,
+    client: std::sync::OnceLock<Result<reqwest::Client, PostError>>,
 }
 
 impl std::fmt::Debug for Poster {
@@ -40,13 +43,30 @@ impl std::fmt::Debug for Poster {
 }
 
 impl Poster {
-    pub fn new(user_agent: &str) -> Result<Poster, PostError> {
-        let client = reqwest::Client::builder()
-            .user_agent(user_agent)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| PostError::Network(e.without_url().to_string()))?;
-        Ok(Poster { client })
+    pub fn new(user_agent: &str) -> Poster {
+        Poster {
+            user_agent: user_agent.to_string(),
+            client: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// The client, built on first use; a failure to build it is every request's error.
+    fn client(&self) -> Result<&reqwest::Client, PostError> {
+        self.client
+            .get_or_init(|| {
+                reqwest::Client::builder()
+                    .user_agent(&self.user_agent)
+                    .redirect(reqwest::redirect::Policy::none())
+                    .build()
+                    .map_err(|e| {
+                        PostError::Network(format!(
+                            "cannot build the HTTP client: {}",
+                            e.without_url()
+                        ))
+                    })
+            })
+            .as_ref()
+            .map_err(Clone::clone)
     }
 
     /// Sends one request; `put` chooses PUT over POST. The whole exchange (connect, send, the
@@ -59,10 +79,11 @@ impl Poster {
         body: Vec<u8>,
         timeout: Duration,
     ) -> Result<PostResponse, PostError> {
+        let client = self.client()?;
         let mut req = if put {
-            self.client.put(url.clone())
+            client.put(url.clone())
         } else {
-            self.client.post(url.clone())
+            client.post(url.clone())
         };
         for (name, value) in headers {
             req = req.header(*name, value);

@@ -48,6 +48,11 @@ const BLOCK: &[&str] = &[
 
 /// Plain text of an HTML fragment, whitespace collapsed.
 pub fn html_to_text(html: &str) -> String {
+    // Most titles, names and categories are plain text already: no tag, no entity, nothing to
+    // copy twice.
+    if !html.bytes().any(|b| b == b'<' || b == b'&') {
+        return collapse_whitespace(html);
+    }
     let mut out = String::with_capacity(html.len());
     let mut rest = html;
     let mut hidden: Option<String> = None;
@@ -101,45 +106,91 @@ pub fn html_to_text(html: &str) -> String {
     collapse_whitespace(&htmlize::unescape(&out))
 }
 
+/// What a byte is to [`collapse_whitespace`]: inside a word, ASCII whitespace, or the first byte
+/// of a character that may be Unicode whitespace (U+0085 and U+00A0 start with 0xC2, U+1680
+/// with 0xE1, U+2000–U+205F with 0xE2, U+3000 with 0xE3; every other byte of a character that
+/// is not ASCII is inside a word).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Class {
+    Word,
+    Space,
+    MaybeSpace,
+}
+
+static CLASS: [Class; 256] = {
+    let mut t = [Class::Word; 256];
+    let mut i = 0;
+    while i < 256 {
+        t[i] = match i as u8 {
+            b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c => Class::Space,
+            0xc2 | 0xe1 | 0xe2 | 0xe3 => Class::MaybeSpace,
+            _ => Class::Word,
+        };
+        i += 1;
+    }
+    t
+};
+
 /// `s` with each run of whitespace (`char::is_whitespace`) made one space and the ends trimmed:
 /// `s.split_whitespace().collect::<Vec<_>>().join(" ")` in one pass, without the vector (this
-/// runs on every title, summary and body of every item).
+/// runs on every title, summary and body of every item: issue 22). Text between the runs that
+/// need rewriting (more than one space, a tab or newline, Unicode whitespace) is copied whole;
+/// a byte is stepped over by one table lookup, and only one that may start Unicode whitespace
+/// is decoded.
 fn collapse_whitespace(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
     let bytes = s.as_bytes();
-    let (mut i, mut word) = (0, None);
+    // Whether the character at `i` (always a character boundary) is whitespace, and its width.
+    let space_at = |i: usize| match CLASS[usize::from(bytes[i])] {
+        Class::Word => (false, 1),
+        Class::Space => (true, 1),
+        Class::MaybeSpace => s[i..]
+            .chars()
+            .next()
+            .map_or((false, 1), |c| (c.is_whitespace(), c.len_utf8())),
+    };
+    // The end of the whitespace run starting at `i`.
+    let run_end = |mut i: usize| {
+        while i < bytes.len() {
+            let (space, width) = space_at(i);
+            if !space {
+                break;
+            }
+            i += width;
+        }
+        i
+    };
+    let mut out = String::with_capacity(s.len());
+    let mut i = run_end(0);
+    // `s[kept..i]` is text to copy as it is.
+    let mut kept = i;
     while i < bytes.len() {
-        let (space, width) = if bytes[i].is_ascii() {
-            (
-                matches!(bytes[i], b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c),
-                1,
-            )
-        } else {
-            // `i` is always on a character boundary: ASCII steps by one, the rest by its width.
-            s[i..]
-                .chars()
-                .next()
-                .map_or((false, 1), |c| (c.is_whitespace(), c.len_utf8()))
-        };
-        match (space, word) {
-            (true, Some(start)) => {
-                if !out.is_empty() {
+        match CLASS[usize::from(bytes[i])] {
+            Class::Word => i += 1,
+            // One space between two words stays.
+            Class::Space
+                if bytes[i] == b' '
+                    && bytes
+                        .get(i + 1)
+                        .is_some_and(|&b| CLASS[usize::from(b)] == Class::Word) =>
+            {
+                i += 2;
+            }
+            _ => {
+                let (space, width) = space_at(i);
+                if !space {
+                    i += width;
+                    continue;
+                }
+                out.push_str(&s[kept..i]);
+                i = run_end(i);
+                if i < bytes.len() {
                     out.push(' ');
                 }
-                out.push_str(&s[start..i]);
-                word = None;
+                kept = i;
             }
-            (false, None) => word = Some(i),
-            _ => {}
         }
-        i += width;
     }
-    if let Some(start) = word {
-        if !out.is_empty() {
-            out.push(' ');
-        }
-        out.push_str(&s[start..]);
-    }
+    out.push_str(&s[kept..]);
     out
 }
 
@@ -179,6 +230,8 @@ mod tests {
             ("x<!-- Healey -->y", "xy"),
             ("line<br/>break", "line break"),
             ("<a href=\"x\" title='a>b'>link</a>", "link"),
+            (" Healey\n meets\u{a0} Hegseth\t", "Healey meets Hegseth"),
+            ("Zelenskyy\u{2003}in Kyiv\u{3000}", "Zelenskyy in Kyiv"),
         ];
         for (html, want) in cases {
             assert_eq!(html_to_text(html), want, "{html}");

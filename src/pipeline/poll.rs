@@ -553,6 +553,8 @@ pub(super) struct Poller {
     /// `fetch.concurrency`: requests (and their parses) in flight at once, all hosts together.
     pub(super) slots: Arc<Semaphore>,
     pub(super) metrics: Metrics,
+    /// `[websub]` is configured: a feed's document is searched for its hub links.
+    pub(super) websub: bool,
 }
 
 impl Poller {
@@ -589,18 +591,22 @@ impl Poller {
             None => None,
         };
         let _slot = self.slots.acquire().await.ok();
-        let (polled, stats) = self.fetch_and_parse(turn, &url, record, &policy).await;
+        let hubs = self.websub && feed.websub;
+        let (polled, stats) = self
+            .fetch_and_parse(turn, &url, record, &policy, hubs)
+            .await;
         (polled, stats, reserved)
     }
 
     /// The request (in the host's `turn`, released as soon as the response is read) and the
-    /// parse.
+    /// parse; the document searched for WebSub hub links only when `hubs`.
     async fn fetch_and_parse(
         &self,
         turn: Option<HostPermit>,
         url: &url::Url,
         record: &FeedRecord,
         policy: &FetchPolicy,
+        hubs: bool,
     ) -> (Polled, PollStats) {
         let failed = |e: &dyn std::fmt::Display, kind, retry_after| Polled::Failed {
             error: e.to_string(),
@@ -651,8 +657,8 @@ impl Poller {
             } => (body, validators, content_type),
         };
         stats.bytes = Some(body.len() as u64);
-        let polled = match parse::parse_feed_off_thread(body, report.final_url, content_type).await
-        {
+        let parsed = parse::parse_feed_off_thread(body, report.final_url, content_type, hubs);
+        let polled = match parsed.await {
             Ok(p) => Polled::Fetched {
                 title: p.title,
                 validators,

@@ -193,13 +193,7 @@ impl Pipeline<'_> {
         let Some(settings) = &self.config.websub else {
             return;
         };
-        let poster = match Poster::new(&self.config.user_agent) {
-            Ok(p) => p,
-            Err(e) => {
-                warn!(error = %e, "cannot build the WebSub client; feeds are only polled");
-                return;
-            }
-        };
+        let poster = Poster::new(&self.config.user_agent);
         loop {
             let wake = match self.websub_pass(settings, &poster, clock).await {
                 Ok(next) => next.map_or(max_idle, |at| {

@@ -666,29 +666,31 @@ impl Builder {
         self.lits.push(Literal { pattern, ntoks });
         id
     }
+}
 
-    /// One automaton for all literals; `None` when no rule has a literal.
-    pub fn automaton(&self) -> Result<Option<AhoCorasick>, aho_corasick::BuildError> {
-        if self.lits.is_empty() {
-            return Ok(None);
-        }
-        // Standard semantics so overlapping search reports every literal at every position
-        // (`Healey` inside `John Healey`). A DFA is fastest to scan; fall back when it would be huge.
-        // No prefilter: every pattern starts with a space, so it would stop at every word
-        // (measured: about twice as slow; see docs/rules.md, BENCHMARKS).
-        let patterns = self.lits.iter().map(|l| l.pattern.as_str());
-        let kind = if self.lits.len() <= 20_000 {
-            Some(AhoCorasickKind::DFA)
-        } else {
-            None
-        };
+/// One automaton for all literals; `None` when no rule has a literal.
+pub(crate) fn automaton(lits: &[Literal]) -> Option<AhoCorasick> {
+    if lits.is_empty() {
+        return None;
+    }
+    // Standard semantics so overlapping search reports every literal at every position
+    // (`Healey` inside `John Healey`). A DFA is fastest to scan; fall back when it would be huge.
+    // No prefilter: every pattern starts with a space, so it would stop at every word
+    // (measured: about twice as slow; see docs/rules.md, BENCHMARKS).
+    let build = |kind| {
         AhoCorasick::builder()
             .match_kind(MatchKind::Standard)
             .kind(kind)
             .prefilter(false)
-            .build(patterns)
-            .map(Some)
-    }
+            .build(lits.iter().map(|l| l.pattern.as_str()))
+    };
+    let kind = (lits.len() <= 20_000).then_some(AhoCorasickKind::DFA);
+    // Any kind finds the same matches. A build fails only when its state ids overflow (more
+    // than 2^31 states for the noncontiguous NFA, i.e. gigabytes of patterns), so the last
+    // `None` is not reached by any rule set that loads.
+    build(kind)
+        .or_else(|_| build(Some(AhoCorasickKind::NoncontiguousNFA)))
+        .ok()
 }
 
 /// How many states the regex crate's Thompson NFA for `pattern` has (built the same way, without

@@ -305,8 +305,9 @@ async fn push(
     let Ok(base) = url::Url::parse(&sub.topic) else {
         return StatusCode::ACCEPTED.into_response();
     };
-    let parsed = match crate::parse::parse_feed_off_thread(body.to_vec(), base, content_type).await
-    {
+    // A push's own hub links change nothing: the subscription is already made.
+    let parsed = crate::parse::parse_feed_off_thread(body.to_vec(), base, content_type, false);
+    let parsed = match parsed.await {
         Ok(p) => p,
         Err(e) => {
             warn!(feed = %feed, error = %e, "WebSub push dropped: not a feed the parser reads");

@@ -129,6 +129,11 @@ impl SqliteCompose<'_> {
         now: DateTime<Utc>,
         days: usize,
     ) -> Result<Vec<Vec<usize>>, StoreError> {
+        if self.picked.is_empty() {
+            // Nothing gathered, no group to draw a trend for (the unchanged cycle, issue 22):
+            // the pass over every match of the last weeks would count for nobody.
+            return Ok(Vec::new());
+        }
         let span = i64::try_from(days + 1)
             .unwrap_or(i64::MAX)
             .saturating_mul(86_400);

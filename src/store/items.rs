@@ -6,12 +6,16 @@
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
-use rusqlite::{OptionalExtension, Transaction, params};
 
 use super::polls::Inserted;
 use super::{StoreError, ts};
 use crate::model::Article;
 use crate::parse::identity::{LOOSE_KEY_WINDOW, alternate_keys, loose_keys};
+
+pub(super) mod key_book;
+mod sqlite_rows;
+
+pub(super) use sqlite_rows::SqliteItems;
 
 /// A publication date further than this past the time we first see the item is not believed (a
 /// feed's 2099 or 9999, a time zone wrong by days): the item is stored undated, so digests order
@@ -252,144 +256,6 @@ pub(super) fn store_items(
     }
     rows.finish()?;
     Ok(out)
-}
-
-/// SQLite's item rows: the poll's transaction, with every statement cached on the connection.
-pub(super) struct SqliteItems<'t, 'c>(pub &'t Transaction<'c>);
-
-impl ItemRows for SqliteItems<'_, '_> {
-    fn find(
-        &mut self,
-        feed: &str,
-        key: &str,
-    ) -> Result<Option<(i64, String, Option<String>)>, StoreError> {
-        Ok(self
-            .0
-            .prepare_cached(
-                "SELECT k.article, a.title, a.link FROM item_keys k
-                 JOIN articles a ON a.id = k.article WHERE k.feed = ?1 AND k.key = ?2",
-            )?
-            .query_row(params![feed, key], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-            })
-            .optional()?)
-    }
-
-    fn find_loose(
-        &mut self,
-        feed: &str,
-        key: &str,
-        since: i64,
-    ) -> Result<Option<(i64, String)>, StoreError> {
-        Ok(self
-            .0
-            .prepare_cached(
-                "SELECT k.article, a.title FROM item_keys k JOIN articles a ON a.id = k.article
-                 WHERE k.feed = ?1 AND k.key = ?2 AND a.last_seen >= ?3",
-            )?
-            .query_row(params![feed, key, since], |r| Ok((r.get(0)?, r.get(1)?)))
-            .optional()?)
-    }
-
-    fn add_key(&mut self, feed: &str, key: &str, article: i64) -> Result<(), StoreError> {
-        self.0
-            .prepare_cached(
-                "INSERT OR IGNORE INTO item_keys (feed, key, article) VALUES (?1, ?2, ?3)",
-            )?
-            .execute(params![feed, key, article])?;
-        Ok(())
-    }
-
-    fn move_key(&mut self, feed: &str, key: &str, article: i64) -> Result<(), StoreError> {
-        self.0
-            .prepare_cached(
-                "INSERT INTO item_keys (feed, key, article) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (feed, key) DO UPDATE SET article = excluded.article",
-            )?
-            .execute(params![feed, key, article])?;
-        Ok(())
-    }
-
-    fn drop_stale(&mut self, article: i64, key: &str) -> Result<(), StoreError> {
-        // A story holds only its current loose keys: one whose headline is edited daily must
-        // not collect a key per edit for as long as it is listed.
-        self.0
-            .prepare_cached(
-                "DELETE FROM item_keys WHERE article = ?1 AND key != ?2
-                     AND substr(key, 1, instr(key, ':')) = substr(?2, 1, instr(?2, ':'))",
-            )?
-            .execute(params![article, key])?;
-        Ok(())
-    }
-
-    fn refresh(&mut self, article: i64, now: i64, a: &Article) -> Result<(), StoreError> {
-        self.0
-            .prepare_cached(
-                "UPDATE articles SET last_seen = ?2, title = ?3, link = COALESCE(?4, link),
-                     summary = ?5, content = ?6, text_pruned = 0
-                 WHERE id = ?1",
-            )?
-            .execute(params![article, now, a.title, a.link, a.summary, a.content])?;
-        Ok(())
-    }
-
-    fn insert(&mut self, feed: &str, new: &NewItem<'_>) -> Result<Option<i64>, StoreError> {
-        let a = new.article;
-        let n = self
-            .0
-            .prepare_cached(
-                "INSERT INTO articles (feed, key, link, title, summary, content, authors,
-                                       categories, lang, published, first_seen, last_seen,
-                                       alertable, seen_ms, lang_detected)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11, ?12, ?13, ?14)
-                 ON CONFLICT (feed, key) DO NOTHING",
-            )?
-            .execute(params![
-                feed,
-                a.key,
-                a.link,
-                a.title,
-                a.summary,
-                a.content,
-                new.authors,
-                new.categories,
-                a.lang,
-                new.published,
-                new.now,
-                new.alertable,
-                new.seen_ms,
-                a.lang_detected,
-            ])?;
-        if n == 0 {
-            return Ok(None);
-        }
-        let id = self.0.last_insert_rowid();
-        if new.alertable {
-            // In the same transaction as the article: the matcher's to-do list, or first the
-            // full-text queue (issue 20), which hands it on once its page is read.
-            let full_text: i64 = self
-                .0
-                .prepare_cached("SELECT full_text FROM feeds WHERE name = ?1")?
-                .query_row([feed], |r| r.get(0))
-                .optional()?
-                .unwrap_or(0);
-            match (&a.link, wants_full_text(full_text, a)) {
-                (Some(link), true) => {
-                    self.0
-                        .prepare_cached(
-                            "INSERT INTO full_text_queue (article, link) VALUES (?1, ?2)",
-                        )?
-                        .execute(params![id, link])?;
-                }
-                _ => {
-                    self.0
-                        .prepare_cached("INSERT INTO unmatched (article) VALUES (?1)")?
-                        .execute([id])?;
-                }
-            }
-        }
-        Ok(Some(id))
-    }
 }
 
 /// Whether a new item of a feed in full-text `mode` (`MODE_OFF`, `MODE_ALWAYS`, or a word count) waits for its page.

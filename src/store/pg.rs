@@ -133,6 +133,8 @@ impl Postgres {
             url: self.url.clone(),
             node: self.node.clone(),
             lease: self.lease,
+            // Owed `sent` marks stay with the handle that sends (a sibling writes polls).
+            accepted: Vec::new(),
         }
     }
 

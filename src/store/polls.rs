@@ -167,7 +167,7 @@ fn record_poll_in(
                 chrono::Duration::from_std(poll.new_feed_window).unwrap_or(chrono::Duration::MAX);
             let cutoff = now.checked_sub_signed(window);
             let items = store_items(
-                &mut SqliteItems(tx),
+                &mut SqliteItems::new(tx, feed),
                 feed,
                 articles,
                 now,
@@ -223,7 +223,8 @@ fn record_poll_in(
         )?
         .execute(params![feed, kind.as_str(), ts(now), detail])?;
     }
-    tx.prepare_cached("UPDATE feeds SET health = ?2 WHERE name = ?1")?
+    // Rewritten only when it changes (a healthy feed stays healthy, poll after poll).
+    tx.prepare_cached("UPDATE feeds SET health = ?2 WHERE name = ?1 AND health != ?2")?
         .execute(params![feed, health.as_str()])?;
     Ok(stored)
 }
@@ -274,8 +275,10 @@ fn note_redirect(
     target: Option<&str>,
 ) -> Result<Option<String>, StoreError> {
     let Some(target) = target else {
+        // Nearly always clear already: then the row is left alone, not rewritten (issue 22).
         tx.prepare_cached(
-            "UPDATE feeds SET redirect_target = NULL, redirect_seen = 0 WHERE name = ?1",
+            "UPDATE feeds SET redirect_target = NULL, redirect_seen = 0
+             WHERE name = ?1 AND (redirect_target IS NOT NULL OR redirect_seen != 0)",
         )?
         .execute([feed])?;
         return Ok(None);

@@ -317,6 +317,21 @@ END;
 -- digest; NULL for a match stored before.
 ALTER TABLE matches ADD COLUMN rules_hash TEXT;
 ",
+    r"
+-- issue 22: item identities are only ever looked up and written by (feed, key). A table keyed
+-- by it (WITHOUT ROWID) is one B-tree for the rows and that key, where a rowid table kept two:
+-- one write fewer per key stored (about four per new item).
+CREATE TABLE item_keys_by_key (
+    feed    TEXT NOT NULL,
+    key     TEXT NOT NULL,
+    article INTEGER NOT NULL REFERENCES articles(id) ON DELETE CASCADE,
+    PRIMARY KEY (feed, key)
+) STRICT, WITHOUT ROWID;
+INSERT INTO item_keys_by_key (feed, key, article) SELECT feed, key, article FROM item_keys;
+DROP TABLE item_keys;
+ALTER TABLE item_keys_by_key RENAME TO item_keys;
+CREATE INDEX item_keys_article ON item_keys(article);
+",
 ];
 
 /// The schema version that has the `websub` table: found by the migration's content, so a
@@ -422,6 +437,72 @@ mod tests {
             .map(|p| p.article.title)
             .collect();
         assert_eq!(owed, ["Owed"]);
+    }
+
+    /// The move of `item_keys` into a table keyed by (feed, key) (issue 22) keeps every key and
+    /// what it names, and the keys still go with their article.
+    #[test]
+    fn item_keys_keyed_by_feed_and_key_keep_every_identity() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let at = MIGRATIONS
+            .iter()
+            .position(|m| m.contains("CREATE TABLE item_keys_by_key"))
+            .expect("the migration");
+        let keys = [
+            ("f", "id:a", 1),
+            ("f", "url:e.example/a", 1),
+            ("g", "id:a", 2),
+        ];
+        {
+            let conn = Connection::open(dir.path().join(DB_FILE)).expect("db");
+            for sql in &MIGRATIONS[..at] {
+                conn.execute_batch(sql).expect("older schema");
+            }
+            conn.pragma_update(None, "user_version", at as i64)
+                .expect("version");
+            conn.execute_batch(
+                "INSERT INTO feeds (name, url) VALUES ('f', 'https://e.example/'),
+                                                      ('g', 'https://g.example/');
+                 INSERT INTO articles (id, feed, key, title, summary, content, authors,
+                                       categories, first_seen, alertable)
+                 VALUES (1, 'f', 'id:a', 'A', '', '', '[]', '[]', 1, 1),
+                        (2, 'g', 'id:a', 'B', '', '', '[]', '[]', 1, 1);",
+            )
+            .expect("rows");
+            for (feed, key, article) in keys {
+                conn.execute(
+                    "INSERT INTO item_keys (feed, key, article) VALUES (?1, ?2, ?3)",
+                    rusqlite::params![feed, key, article],
+                )
+                .expect("key");
+            }
+        }
+        let store = Store::open(dir.path()).expect("upgrade");
+        let conn = store.conn();
+        let sql: String = conn
+            .query_row(
+                "SELECT sql FROM sqlite_master WHERE name = 'item_keys'",
+                [],
+                |r| r.get(0),
+            )
+            .expect("table");
+        assert!(sql.contains("WITHOUT ROWID"), "{sql}");
+        let read = |conn: &Connection| -> Vec<(String, String, i64)> {
+            conn.prepare("SELECT feed, key, article FROM item_keys ORDER BY feed, key")
+                .expect("select")
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .expect("rows")
+                .collect::<Result<_, _>>()
+                .expect("keys")
+        };
+        let want: Vec<(String, String, i64)> = keys
+            .iter()
+            .map(|(f, k, a)| ((*f).to_string(), (*k).to_string(), *a))
+            .collect();
+        assert_eq!(read(conn), want);
+        conn.execute("DELETE FROM articles WHERE id = 1", [])
+            .expect("delete");
+        assert_eq!(read(conn), want[2..], "the keys go with their article");
     }
 
     #[test]

@@ -271,7 +271,7 @@ impl Sqlite {
                 chrono::Duration::from_std(new_feed_window).unwrap_or(chrono::Duration::MAX);
             let cutoff = now.checked_sub_signed(window);
             let items = store_items(
-                &mut SqliteItems(&tx),
+                &mut SqliteItems::new(&tx, feed),
                 feed,
                 articles,
                 now,

@@ -419,7 +419,7 @@ async fn fetch_and_parse(env: &Env, path: &str) -> ParsedFeed {
     else {
         panic!("{path}: expected a body");
     };
-    parse_feed_off_thread(body, report.final_url, content_type)
+    parse_feed_off_thread(body, report.final_url, content_type, true)
         .await
         .unwrap_or_else(|e| panic!("{path}: {e}"))
 }
@@ -567,7 +567,7 @@ async fn demo_feeds_parse_cleanly() {
         else {
             panic!("{file}: fetch failed");
         };
-        let feed = parse_feed_off_thread(body, url, None)
+        let feed = parse_feed_off_thread(body, url, None, false)
             .await
             .unwrap_or_else(|e| panic!("{file}: {e}"));
         assert_eq!(feed.recovery, Recovery::Clean, "{file}");

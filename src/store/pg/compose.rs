@@ -197,6 +197,10 @@ impl PgCompose {
         now: DateTime<Utc>,
         days: usize,
     ) -> Result<Vec<Vec<usize>>, StoreError> {
+        if self.picked.is_empty() {
+            // As on SQLite: no group gathered, no trend to count.
+            return Ok(Vec::new());
+        }
         let span = i64::try_from(days + 1)
             .unwrap_or(i64::MAX)
             .saturating_mul(86_400);

@@ -12,6 +12,7 @@ use std::collections::HashMap;
 use super::conn::CachedTx;
 use super::{Postgres, from_ts};
 use crate::model::Article;
+use crate::store::items::key_book::{KeyBook, KeyChanges, Story};
 use crate::store::items::{ItemRows, NewItem, wants_full_text};
 use crate::store::{PendingArticle, StoreError};
 
@@ -31,18 +32,10 @@ pub(super) fn store_items(
         tx,
         feed: feed.to_string(),
         full_text,
-        keys: HashMap::new(),
-        stories: HashMap::new(),
+        book: KeyBook::default(),
         refreshes: HashMap::new(),
-        drops: Vec::new(),
     };
     store_items_with(&mut rows, feed, articles, now, first_poll, cutoff)
-}
-
-/// A key of the poll: who held it when read, and who holds it after the writes so far.
-struct KeyOwner {
-    read: Option<i64>,
-    now: Option<i64>,
 }
 
 /// A known item's refresh, as `refresh` asked for it (the last one per story wins, its link
@@ -60,25 +53,9 @@ struct PgItems<'t, 'c> {
     feed: String,
     /// The feed's `full_text` mode, as the poll read it with the feed's other columns.
     full_text: i64,
-    /// Every key `prefetch` was told of.
-    keys: HashMap<String, KeyOwner>,
-    /// The stories those keys name: headline, link, last listed.
-    stories: HashMap<i64, (String, Option<String>, Option<i64>)>,
+    /// The keys `prefetch` was told of, as read and written so far.
+    book: KeyBook,
     refreshes: HashMap<i64, Refresh>,
-    /// `drop_stale` calls (story, key prefix), for the stories' keys this poll does not list.
-    drops: Vec<(i64, String)>,
-}
-
-/// A key's kind: up to and including its first `:` (empty without one), as `drop_stale` reads it.
-fn prefix(key: &str) -> &str {
-    key.find(':').map_or("", |i| &key[..=i])
-}
-
-impl PgItems<'_, '_> {
-    /// The key as read and written so far; `None` for a key `prefetch` was not told of.
-    fn owner(&self, key: &str) -> Option<Option<i64>> {
-        self.keys.get(key).map(|k| k.now)
-    }
 }
 
 impl ItemRows for PgItems<'_, '_> {
@@ -88,25 +65,14 @@ impl ItemRows for PgItems<'_, '_> {
              JOIN articles a ON a.id = k.article WHERE k.feed = $1 AND k.key = ANY($2)",
             &[&feed, &keys],
         )?;
-        for k in keys {
-            self.keys.insert(
-                (*k).to_string(),
-                KeyOwner {
-                    read: None,
-                    now: None,
-                },
-            );
-        }
+        self.book.told(keys.iter().copied());
         for r in &rows {
-            let article: i64 = r.get(1);
-            self.keys.insert(
-                r.get(0),
-                KeyOwner {
-                    read: Some(article),
-                    now: Some(article),
-                },
-            );
-            self.stories.insert(article, (r.get(2), r.get(3), r.get(4)));
+            let story = Story {
+                title: r.get(2),
+                link: r.get(3),
+                last_seen: r.get(4),
+            };
+            self.book.read(r.get(0), r.get(1), story);
         }
         Ok(())
     }
@@ -116,20 +82,17 @@ impl ItemRows for PgItems<'_, '_> {
         feed: &str,
         key: &str,
     ) -> Result<Option<(i64, String, Option<String>)>, StoreError> {
-        let Some(owner) = self.owner(key) else {
-            return Ok(self
-                .tx
-                .query_opt(
-                    "SELECT k.article, a.title, a.link FROM item_keys k
-                     JOIN articles a ON a.id = k.article WHERE k.feed = $1 AND k.key = $2",
-                    &[&feed, &key],
-                )?
-                .map(|r| (r.get(0), r.get(1), r.get(2))));
-        };
-        Ok(owner.and_then(|id| {
-            let (title, link, _) = self.stories.get(&id)?;
-            Some((id, title.clone(), link.clone()))
-        }))
+        if let Some(found) = self.book.find(key) {
+            return Ok(found);
+        }
+        Ok(self
+            .tx
+            .query_opt(
+                "SELECT k.article, a.title, a.link FROM item_keys k
+                 JOIN articles a ON a.id = k.article WHERE k.feed = $1 AND k.key = $2",
+                &[&feed, &key],
+            )?
+            .map(|r| (r.get(0), r.get(1), r.get(2))))
     }
 
     fn find_loose(
@@ -138,64 +101,45 @@ impl ItemRows for PgItems<'_, '_> {
         key: &str,
         since: i64,
     ) -> Result<Option<(i64, String)>, StoreError> {
-        let Some(owner) = self.owner(key) else {
-            return Ok(self
-                .tx
-                .query_opt(
-                    "SELECT k.article, a.title FROM item_keys k
-                     JOIN articles a ON a.id = k.article
-                     WHERE k.feed = $1 AND k.key = $2 AND a.last_seen >= $3",
-                    &[&feed, &key, &since],
-                )?
-                .map(|r| (r.get(0), r.get(1))));
-        };
-        Ok(owner.and_then(|id| {
-            let (title, _, last_seen) = self.stories.get(&id)?;
-            last_seen
-                .is_some_and(|seen| seen >= since)
-                .then(|| (id, title.clone()))
-        }))
+        if let Some(found) = self.book.find_loose(key, since) {
+            return Ok(found);
+        }
+        Ok(self
+            .tx
+            .query_opt(
+                "SELECT k.article, a.title FROM item_keys k
+                 JOIN articles a ON a.id = k.article
+                 WHERE k.feed = $1 AND k.key = $2 AND a.last_seen >= $3",
+                &[&feed, &key, &since],
+            )?
+            .map(|r| (r.get(0), r.get(1))))
     }
 
     fn add_key(&mut self, feed: &str, key: &str, article: i64) -> Result<(), StoreError> {
-        match self.keys.get_mut(key) {
-            Some(k) => {
-                k.now.get_or_insert(article);
-            }
-            None => {
-                self.tx.execute(
-                    "INSERT INTO item_keys (feed, key, article) VALUES ($1, $2, $3)
-                     ON CONFLICT (feed, key) DO NOTHING",
-                    &[&feed, &key, &article],
-                )?;
-            }
+        if !self.book.add(key, article) {
+            self.tx.execute(
+                "INSERT INTO item_keys (feed, key, article) VALUES ($1, $2, $3)
+                 ON CONFLICT (feed, key) DO NOTHING",
+                &[&feed, &key, &article],
+            )?;
         }
         Ok(())
     }
 
     fn move_key(&mut self, feed: &str, key: &str, article: i64) -> Result<(), StoreError> {
-        match self.keys.get_mut(key) {
-            Some(k) => k.now = Some(article),
-            None => {
-                self.tx.execute(
-                    "INSERT INTO item_keys (feed, key, article) VALUES ($1, $2, $3)
-                     ON CONFLICT (feed, key) DO UPDATE SET article = excluded.article",
-                    &[&feed, &key, &article],
-                )?;
-            }
+        if !self.book.point(key, article) {
+            self.tx.execute(
+                "INSERT INTO item_keys (feed, key, article) VALUES ($1, $2, $3)
+                 ON CONFLICT (feed, key) DO UPDATE SET article = excluded.article",
+                &[&feed, &key, &article],
+            )?;
         }
         Ok(())
     }
 
     fn drop_stale(&mut self, article: i64, key: &str) -> Result<(), StoreError> {
-        let kind = prefix(key);
-        for (k, owner) in &mut self.keys {
-            if owner.now == Some(article) && k != key && prefix(k) == kind {
-                owner.now = None;
-            }
-        }
         // The story's keys this poll does not list are deleted at `finish`.
-        self.drops.push((article, kind.to_string()));
+        self.book.drop_stale(article, key);
         Ok(())
     }
 
@@ -347,22 +291,17 @@ impl ItemRows for PgItems<'_, '_> {
             )?;
         }
         // The keys read: each to its owner after the writes, in one statement per kind.
-        let (mut gone, mut moved, mut to) = (Vec::new(), Vec::new(), Vec::new());
-        for (key, owner) in &self.keys {
-            match owner.now {
-                None if owner.read.is_some() => gone.push(key.as_str()),
-                Some(id) if owner.read != Some(id) => {
-                    moved.push(key.as_str());
-                    to.push(id);
-                }
-                _ => {}
-            }
-        }
-        if !self.drops.is_empty() {
+        let KeyChanges {
+            gone,
+            moved,
+            drops,
+            named,
+        } = self.book.changes();
+        let (moved, to): (Vec<&str>, Vec<i64>) = moved.into_iter().unzip();
+        if !drops.is_empty() {
             // `drop_stale` on the keys the poll did not name (those it named are `gone`).
             let (stories, kinds): (Vec<i64>, Vec<&str>) =
-                self.drops.iter().map(|(a, k)| (*a, k.as_str())).unzip();
-            let named: Vec<&str> = self.keys.keys().map(String::as_str).collect();
+                drops.iter().map(|(a, k)| (*a, k.as_str())).unzip();
             self.tx.execute(
                 "DELETE FROM item_keys k USING UNNEST($1::bigint[], $2::text[]) AS d(article, kind)
                  WHERE k.article = d.article
