@@ -517,15 +517,19 @@ fn load_rules(files: &[PathBuf]) -> Result<RuleSet, Exit> {
     })
 }
 
-/// Threads for blocking work (parses, database calls); more wait in the pool's queue.
-const BLOCKING_THREADS: usize = 4;
+/// Threads for blocking work (parses, database calls): one per core, at least two (a write and a
+/// parse side by side); more work waits in the pool's queue.
+fn blocking_threads() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get().max(2))
+}
 
 fn runtime() -> Result<tokio::runtime::Runtime, Exit> {
-    // Blocking threads run feed parses and database calls. Every extra thread can get its own
-    // glibc malloc arena, which keeps its high-water mark resident: a small pool keeps the
-    // resident size near the live heap (BENCHMARKS.md, "peak RSS").
+    // Blocking threads run feed parses and database calls. Parses are CPU-bound, so more threads
+    // than cores only hold more parsed feeds in memory at once: the cold cycle of 200 feeds
+    // peaked 1 MB lower with two threads than with four on two cores, at no CPU cost
+    // (BENCHMARKS.md, issue 22).
     tokio::runtime::Builder::new_multi_thread()
-        .max_blocking_threads(BLOCKING_THREADS)
+        .max_blocking_threads(blocking_threads())
         .enable_all()
         .build()
         .map_err(|e| {

@@ -233,6 +233,36 @@ fn marked(
     out
 }
 
+/// How much of an article's `content` (from its start, in bytes) any snippet of it can read,
+/// given every hit an entry of the article may carry (a shown entry merges the hits of the
+/// article's other entries): `SNIPPET_MAX` + 2 characters past the last hit in the content,
+/// which is past every window's end and shows whether the text goes on (the " …"); nothing when
+/// no hit is in the content and the summary stands in; all of it when neither field has a hit and
+/// the summary is blank (the snippet is then the content's start, cleaned, whose length in raw
+/// characters has no bound). Cutting the rest leaves every snippet as it was.
+pub(super) fn content_read<'h>(
+    summary: &str,
+    content: &str,
+    hits: impl IntoIterator<Item = &'h StoredHit>,
+) -> usize {
+    let (mut last, mut in_summary) = (None::<usize>, false);
+    for h in hits {
+        if h.field == "content" && valid_span(content, h.start, h.end) {
+            last = Some(last.map_or(h.end, |l| l.max(h.end)));
+        } else if h.field == "summary" && valid_span(summary, h.start, h.end) {
+            in_summary = true;
+        }
+    }
+    match last {
+        Some(last) => content[last..]
+            .char_indices()
+            .nth(SNIPPET_MAX + 2)
+            .map_or(content.len(), |(i, _)| last + i),
+        None if !in_summary && summary.trim().is_empty() => content.len(),
+        None => 0,
+    }
+}
+
 pub(super) fn valid_span(text: &str, start: usize, end: usize) -> bool {
     start < end && end <= text.len() && text.is_char_boundary(start) && text.is_char_boundary(end)
 }
@@ -245,4 +275,119 @@ pub type Pieces = Vec<(String, bool)>;
 pub fn highlighted(e: &Entry, title_max: usize) -> (Pieces, Pieces) {
     let pieces = |v: Vec<Segment>| v.into_iter().map(|s| (s.text, s.hit)).collect();
     (pieces(headline(e, title_max)), pieces(snippet_window(e).0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hit(field: &str, text: &str, term: &str, nth: usize) -> StoredHit {
+        let start = text.match_indices(term).nth(nth).expect("term in text").0;
+        StoredHit {
+            field: field.into(),
+            start,
+            end: start + term.len(),
+            text: term.into(),
+        }
+    }
+
+    fn entry(summary: &str, content: &str, hits: Vec<StoredHit>) -> Entry {
+        crate::digest::entry(&crate::model::PendingMatch {
+            id: 1,
+            rule_id: "r".into(),
+            hits,
+            article_id: 1,
+            feed: "f".into(),
+            feed_title: None,
+            title: "A headline".into(),
+            link: None,
+            summary: summary.into(),
+            content: content.into(),
+            full_text: false,
+            lang: None,
+            published: None,
+            first_seen: chrono::DateTime::UNIX_EPOCH,
+            rules_hash: None,
+        })
+    }
+
+    /// The snippet of an entry whose content is cut to `content_read` is the snippet of the
+    /// whole entry, over hits at the start, middle and end of long and short contents, with
+    /// multi-byte text, with and without a summary, and with hits only in the headline.
+    #[test]
+    fn cutting_the_content_after_what_a_snippet_reads_changes_no_snippet() {
+        let words = "Минерали угода Healey заявив, що переговори з Hegseth тривають. ";
+        let long = words.repeat(40);
+        let short = "Healey met Hegseth.";
+        let spaced = format!("{}   Healey", " \n".repeat(400));
+        // (summary, content, hits: (field, term, nth occurrence))
+        type Case<'a> = (&'a str, &'a str, Vec<(&'a str, &'a str, usize)>);
+        let cases: Vec<Case<'_>> = vec![
+            ("", &long, vec![("content", "Healey", 0)]),
+            (
+                "",
+                &long,
+                vec![("content", "Healey", 3), ("content", "Hegseth", 3)],
+            ),
+            ("", &long, vec![("content", "Hegseth", 39)]),
+            ("Talks go on.", &long, vec![("content", "Healey", 20)]),
+            ("Healey in Kyiv.", &long, vec![("summary", "Healey", 0)]),
+            (
+                "Healey in Kyiv.",
+                &long,
+                vec![("summary", "Healey", 0), ("content", "Hegseth", 1)],
+            ),
+            ("", &long, vec![("title", "headline", 0)]),
+            ("  ", &long, vec![]),
+            ("A summary.", &long, vec![]),
+            ("", short, vec![("content", "Hegseth", 0)]),
+            ("", &spaced, vec![]),
+            ("", &spaced, vec![("content", "Healey", 0)]),
+        ];
+        for (i, (summary, content, hits)) in cases.into_iter().enumerate() {
+            let hits: Vec<StoredHit> = hits
+                .into_iter()
+                .map(|(field, term, n)| {
+                    let text = match field {
+                        "summary" => summary,
+                        "title" => "A headline",
+                        _ => content,
+                    };
+                    hit(field, text, term, n)
+                })
+                .collect();
+            let whole = entry(summary, content, hits.clone());
+            let n = content_read(summary, content, &hits);
+            let cut = entry(summary, &content[..n], hits);
+            assert_eq!(snippet_window(&cut), snippet_window(&whole), "case {i}");
+        }
+        // What the cut is for: a hit near the start of a long text leaves most of it unread.
+        let early = [hit("content", &long, "Healey", 0)];
+        assert!(content_read("", &long, &early) < long.len() / 4);
+        assert_eq!(content_read("A summary.", &long, []), 0);
+        assert_eq!(content_read("", &long, []), long.len());
+    }
+
+    /// A digest's entries of one article are cut after the last hit of any of them: the entry
+    /// shown merges the others' hits, so its snippet may need a later part of the text than its
+    /// own hits do.
+    #[test]
+    fn an_articles_entries_keep_what_the_hits_of_all_of_them_read() {
+        let long = "Healey spoke. ".repeat(30) + &"Hegseth replied. ".repeat(100);
+        let early = entry("", &long, vec![hit("content", &long, "Healey", 0)]);
+        let mut late = entry("", &long, vec![hit("content", &long, "Hegseth", 50)]);
+        late.rule_id = "other".into();
+        let mut elsewhere = entry("", &long, vec![hit("content", &long, "Healey", 0)]);
+        elsewhere.article_id = 2;
+        let last = late.hits[0].end;
+        let cut = crate::digest::without_unread_content(vec![early, late, elsewhere]);
+        assert!(cut[0].content.len() > last && cut[0].content.len() < long.len());
+        assert_eq!(cut[0].content, cut[1].content);
+        let n = content_read("", &long, [&cut[0].hits[0]]);
+        assert_eq!(
+            cut[2].content,
+            long[..n],
+            "another article is cut by its own hits"
+        );
+    }
 }

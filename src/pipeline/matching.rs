@@ -16,7 +16,9 @@ use crate::store::{ArticleMatches, PendingArticle, Store};
 
 /// Pending articles matched per thread per database round trip: bounds the memory a large backlog
 /// (a cold cycle of 10,000 feeds is 500,000 articles) holds at once, at one transaction per chunk.
-const MATCH_CHUNK: usize = 512;
+/// Three chunks are alive at once (being matched, the next read, the last one's verdicts): 256
+/// peaked 1 MB lower than 512 on the cold cycle of 200 feeds (BENCHMARKS.md, issue 22).
+const MATCH_CHUNK: usize = 256;
 
 /// Regex evaluation one article may cost (issue 16 item 9). Each regex call is bounded by the
 /// compile-time budget and the field cap (about 165 ms at the worst allowed); this bounds how many
