@@ -13,13 +13,13 @@ pub mod index;
 mod matcher;
 mod par;
 mod prefilter;
+mod scan;
 pub mod syntax;
 pub mod text;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use aho_corasick::AhoCorasick;
 use chrono::{DateTime, Utc};
 use regex::Regex;
 
@@ -162,7 +162,7 @@ pub struct RuleSet {
     rules: Vec<RuleInfo>,
     nodes: Vec<Node>,
     lits: Vec<Literal>,
-    ac: Option<AhoCorasick>,
+    ac: Option<scan::Literals>,
     /// For each literal, the rules it triggers: a rule is evaluated only when one of its trigger
     /// literals occurred (see `Node::triggers`).
     lit_rules: Vec<Vec<Trigger>>,

@@ -6,12 +6,12 @@ use std::collections::HashMap;
 use std::ops::Range;
 use std::sync::Arc;
 
-use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
 use regex::{Regex, RegexBuilder};
 
 mod parallel;
 
 use super::Field;
+use super::scan::Literals;
 use super::syntax::{Expr, ExprKind, FieldName, INFLECTION_LETTERS, NEAR_OPERANDS, suggest};
 use super::text::{exact_form, for_each_token, tokenize};
 
@@ -668,26 +668,12 @@ impl Builder {
     }
 
     /// One automaton for all literals; `None` when no rule has a literal.
-    pub fn automaton(&self) -> Result<Option<AhoCorasick>, aho_corasick::BuildError> {
+    pub fn automaton(&self) -> Result<Option<Literals>, aho_corasick::BuildError> {
         if self.lits.is_empty() {
             return Ok(None);
         }
-        // Standard semantics so overlapping search reports every literal at every position
-        // (`Healey` inside `John Healey`). A DFA is fastest to scan; fall back when it would be huge.
-        // No prefilter: every pattern starts with a space, so it would stop at every word
-        // (measured: about twice as slow; see docs/rules.md, BENCHMARKS).
-        let patterns = self.lits.iter().map(|l| l.pattern.as_str());
-        let kind = if self.lits.len() <= 20_000 {
-            Some(AhoCorasickKind::DFA)
-        } else {
-            None
-        };
-        AhoCorasick::builder()
-            .match_kind(MatchKind::Standard)
-            .kind(kind)
-            .prefilter(false)
-            .build(patterns)
-            .map(Some)
+        // Anchored at each token (see `scan`); no prefilter: every pattern starts with a space.
+        Literals::build(self.lits.iter().map(|l| l.pattern.as_str())).map(Some)
     }
 }
 

@@ -4,10 +4,10 @@
 
 use std::cell::OnceCell;
 
-use aho_corasick::AhoCorasick;
 use regex::Regex;
 
 use super::compile::{Check, Literal, Mask, Node, bit};
+use super::scan::Literals;
 use super::text::{RegexText, TokPos, exact_form_is, tokenize_into};
 use super::{Field, Hit};
 use crate::model::{Article, FeedMeta};
@@ -146,16 +146,15 @@ impl<'a> Doc<'a> {
         }
     }
 
-    /// Runs the automaton over the normalised text and records every literal occurrence.
-    pub fn scan(&mut self, ac: &AhoCorasick) {
-        for m in ac.find_overlapping_iter(&self.norm) {
+    /// Walks the automaton from every token's start and records every literal occurrence.
+    pub fn scan(&mut self, lits: &Literals) {
+        let hay = self.norm.as_bytes();
+        let hits = &mut self.hits;
+        for (i, t) in self.toks.iter().enumerate() {
+            let tok = u32::try_from(i).unwrap_or(u32::MAX);
             // Every pattern starts with the space before its first token.
-            let at = u32::try_from(m.start() + 1).unwrap_or(u32::MAX);
-            if let Ok(tok) = self.toks.binary_search_by_key(&at, |t| t.norm_start) {
-                let lit = u32::try_from(m.pattern().as_usize()).unwrap_or(u32::MAX);
-                self.hits
-                    .push((lit, u32::try_from(tok).unwrap_or(u32::MAX)));
-            }
+            let at = (t.norm_start as usize).saturating_sub(1);
+            lits.walk(hay, at, |lit| hits.push((lit, tok)));
         }
         self.hits.sort_unstable();
         self.hits.dedup();
