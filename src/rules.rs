@@ -453,14 +453,16 @@ impl RuleSet {
         now: Option<DateTime<Utc>>,
         regex_budget: Option<Duration>,
     ) -> Verdicts {
-        let doc = self.prepare(article, feed);
-        let mut present = vec![0u64; self.lits.len().div_ceil(64)];
+        let mut doc = self.prepare(article, feed);
+        let mut present = std::mem::take(&mut doc.seen_lits);
+        present.resize(self.lits.len().div_ceil(64), 0);
         for l in doc.literals() {
             present[l as usize / 64] |= 1 << (l % 64);
         }
         let occurred = |l: &u32| present[*l as usize / 64] & (1 << (l % 64)) != 0;
         // A rule triggered by several literals is considered once.
-        let mut considered = vec![0u64; self.rules.len().div_ceil(64)];
+        let mut considered = std::mem::take(&mut doc.seen_rules);
+        considered.resize(self.rules.len().div_ceil(64), 0);
         let triggered = doc.literals().flat_map(|l| {
             self.lit_rules[l as usize]
                 .iter()
@@ -513,6 +515,7 @@ impl RuleSet {
             });
         }
         out.sort_unstable_by_key(|m| m.rule);
+        (doc.seen_lits, doc.seen_rules) = (present, considered);
         Verdicts {
             matches: out,
             skipped,
@@ -635,7 +638,7 @@ impl RuleSet {
     /// The normalised text the automaton scans for this article (for benchmarks and debugging).
     #[doc(hidden)]
     pub fn normalized_text(article: &Article, feed: &FeedMeta) -> String {
-        Doc::new(article, feed).norm
+        std::mem::take(&mut Doc::new(article, feed).norm)
     }
 
     /// Every literal the automaton searches for, as patterns over `normalized_text`.

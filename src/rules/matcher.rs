@@ -1,8 +1,9 @@
-//! The match step for one article: normalise every field into one buffer, scan it once with the
-//! automaton (overlapping), then evaluate only the rules whose literals occurred (and the few that
-//! can match without one). Pure: no IO, no clock, no allocation shared between calls.
+//! The match step for one article: normalise every field into one buffer, walk the literals'
+//! automaton from each token, then evaluate only the rules whose literals occurred (and the few
+//! that can match without one). Pure: no IO, no clock. The per-article buffers are kept by each
+//! thread between articles (`Buffers`): cleared before use, never shared between threads.
 
-use std::cell::OnceCell;
+use std::cell::{Cell, OnceCell};
 
 use regex::Regex;
 
@@ -62,9 +63,68 @@ pub(crate) struct Doc<'a> {
     pub tok_seg: Vec<u32>,
     /// (literal, first token), sorted.
     pub hits: Vec<(u32, u32)>,
+    /// Empty bit sets for the caller (which literals occurred, which rules it considered).
+    pub seen_lits: Vec<u64>,
+    pub seen_rules: Vec<u64>,
     pub link: Option<&'a str>,
     pub lang: Option<&'a str>,
     regex_texts: Vec<OnceCell<RegexText<'a>>>,
+}
+
+/// A `Doc`'s buffers, kept by each thread between articles so the match step does not allocate
+/// them per article (malloc and free were a tenth of it at 10,000 rules, issue 22). A `Doc`
+/// takes them empty (`take`) and gives them back when dropped; they belong to one thread and
+/// one `Doc` at a time, so nothing of one article is seen by another.
+#[derive(Default)]
+struct Buffers {
+    norm: String,
+    toks: Vec<TokPos>,
+    tok_seg: Vec<u32>,
+    hits: Vec<(u32, u32)>,
+    seen_lits: Vec<u64>,
+    seen_rules: Vec<u64>,
+}
+
+/// Buffers grown past this many bytes of normalised text (a field near `MATCH_FIELD_CAP`) are
+/// freed rather than kept: a thread keeps what ordinary articles need.
+const KEEP_BUFFERS_UP_TO: usize = 64 << 10;
+
+thread_local! {
+    static BUFFERS: Cell<Buffers> = Cell::new(Buffers::default());
+}
+
+impl Buffers {
+    /// This thread's buffers, empty (a fresh set when another `Doc` of this thread holds them).
+    fn take() -> Buffers {
+        BUFFERS.with(Cell::take)
+    }
+
+    fn give_back(mut self) {
+        if self.norm.capacity() > KEEP_BUFFERS_UP_TO {
+            return;
+        }
+        self.norm.clear();
+        self.toks.clear();
+        self.tok_seg.clear();
+        self.hits.clear();
+        self.seen_lits.clear();
+        self.seen_rules.clear();
+        BUFFERS.with(|b| b.set(self));
+    }
+}
+
+impl Drop for Doc<'_> {
+    fn drop(&mut self) {
+        Buffers {
+            norm: std::mem::take(&mut self.norm),
+            toks: std::mem::take(&mut self.toks),
+            tok_seg: std::mem::take(&mut self.tok_seg),
+            hits: std::mem::take(&mut self.hits),
+            seen_lits: std::mem::take(&mut self.seen_lits),
+            seen_rules: std::mem::take(&mut self.seen_rules),
+        }
+        .give_back();
+    }
 }
 
 impl<'a> Doc<'a> {
@@ -120,10 +180,16 @@ impl<'a> Doc<'a> {
             s.text = capped(s.text);
         }
         let (link, lang) = (link.map(capped), lang.map(capped));
+        let Buffers {
+            mut norm,
+            mut toks,
+            mut tok_seg,
+            hits,
+            seen_lits,
+            seen_rules,
+        } = Buffers::take();
         let cap: usize = segments.iter().map(|s| s.text.len() + 2).sum();
-        let mut norm = String::with_capacity(cap);
-        let mut toks = Vec::with_capacity(cap / 5);
-        let mut tok_seg = Vec::with_capacity(cap / 5);
+        norm.reserve(cap);
         for (i, s) in segments.iter().enumerate() {
             let before = toks.len();
             tokenize_into(s.text, &mut norm, &mut toks);
@@ -139,7 +205,9 @@ impl<'a> Doc<'a> {
             norm,
             toks,
             tok_seg,
-            hits: Vec::new(),
+            hits,
+            seen_lits,
+            seen_rules,
             link,
             lang,
             regex_texts,
