@@ -423,7 +423,10 @@ pub(crate) struct Cleaned<'a> {
 
 impl<'a> Cleaned<'a> {
     pub fn new(text: &'a str) -> Cleaned<'a> {
-        if text.is_ascii() || !text.chars().any(needs_cleaning) {
+        let clean = text.is_ascii()
+            || !text.bytes().any(|b| MAY_CLEAN[usize::from(b)])
+            || !text.chars().any(needs_cleaning);
+        if clean {
             return Cleaned {
                 text: Cow::Borrowed(text),
                 map: Vec::new(),
@@ -454,6 +457,23 @@ impl<'a> Cleaned<'a> {
         (self.map[start].0 as usize, self.map[end - 1].1 as usize)
     }
 }
+
+/// The lead bytes of the UTF-8 form of every character `clean_char` changes or drops (U+00AD,
+/// U+02BC, U+034F, U+058A, U+05BE, U+061C, U+1xxx, U+2xxx, U+3xxx, U+Fxxx and the ignorables
+/// above U+FFFF): a text without one needs no cleaning, without decoding it (a Cyrillic or
+/// Greek text never has one). A test checks every character.
+static MAY_CLEAN: [bool; 256] = {
+    let mut t = [false; 256];
+    let leads = [
+        0xC2u8, 0xCA, 0xCD, 0xD6, 0xD8, 0xE1, 0xE2, 0xE3, 0xEF, 0xF0, 0xF3,
+    ];
+    let mut i = 0;
+    while i < leads.len() {
+        t[leads[i] as usize] = true;
+        i += 1;
+    }
+    t
+};
 
 fn needs_cleaning(c: char) -> bool {
     !c.is_ascii() && clean_char(c) != Some(c)
@@ -723,6 +743,17 @@ mod tests {
                 tokens_by(&text, tokenize_into),
                 tokens_by(&text, tokenize_into_unicode)
             );
+        }
+    }
+
+    #[test]
+    fn every_character_that_needs_cleaning_has_a_marked_lead_byte() {
+        let mut buf = [0u8; 4];
+        for c in (0..=0x10_FFFF).filter_map(char::from_u32) {
+            if needs_cleaning(c) {
+                let lead = c.encode_utf8(&mut buf).as_bytes()[0];
+                assert!(MAY_CLEAN[usize::from(lead)], "{c:?} (lead {lead:#x})");
+            }
         }
     }
 
