@@ -352,11 +352,7 @@ impl RuleSet {
     }
 
     fn prepare<'a>(&self, article: &'a Article, feed: &'a FeedMeta) -> Doc<'a> {
-        let mut doc = Doc::new(article, feed);
-        if let Some(ac) = &self.ac {
-            doc.scan(ac);
-        }
-        doc
+        Doc::new(article, feed, self.ac.as_ref())
     }
 
     /// The rules `article` matches, with their hits, in rule order. Applies each rule's `feeds`
@@ -572,7 +568,7 @@ impl RuleSet {
     /// The normalised text the automaton scans for this article (for benchmarks and debugging).
     #[doc(hidden)]
     pub fn normalized_text(article: &Article, feed: &FeedMeta) -> String {
-        std::mem::take(&mut Doc::new(article, feed).norm)
+        std::mem::take(&mut Doc::new(article, feed, None).norm)
     }
 
     /// Every literal the automaton searches for, as patterns over `normalized_text`.

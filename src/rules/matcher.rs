@@ -8,8 +8,8 @@ use std::cell::{Cell, OnceCell};
 use regex::Regex;
 
 use super::compile::{Check, Literal, Mask, Node, bit};
-use super::scan::Literals;
-use super::text::{RegexText, TokPos, exact_form_is, tokenize_into};
+use super::scan::{Literals, Walks};
+use super::text::{RegexText, TokPos, exact_form_is, tokenize_into, tokenize_with};
 use super::{Field, Hit};
 use crate::model::{Article, FeedMeta};
 
@@ -66,6 +66,7 @@ pub(crate) struct Doc<'a> {
     /// Empty bit sets for the caller (which literals occurred, which rules it considered).
     pub seen_lits: Vec<u64>,
     pub seen_rules: Vec<u64>,
+    walks: Walks,
     pub link: Option<&'a str>,
     pub lang: Option<&'a str>,
     regex_texts: Vec<OnceCell<RegexText<'a>>>,
@@ -83,6 +84,7 @@ struct Buffers {
     hits: Vec<(u32, u32)>,
     seen_lits: Vec<u64>,
     seen_rules: Vec<u64>,
+    walks: Walks,
 }
 
 /// Buffers grown past this many bytes of normalised text (a field near `MATCH_FIELD_CAP`) are
@@ -109,6 +111,7 @@ impl Buffers {
         self.hits.clear();
         self.seen_lits.clear();
         self.seen_rules.clear();
+        self.walks.clear();
         BUFFERS.with(|b| b.set(self));
     }
 }
@@ -122,13 +125,14 @@ impl Drop for Doc<'_> {
             hits: std::mem::take(&mut self.hits),
             seen_lits: std::mem::take(&mut self.seen_lits),
             seen_rules: std::mem::take(&mut self.seen_rules),
+            walks: std::mem::take(&mut self.walks),
         }
         .give_back();
     }
 }
 
 impl<'a> Doc<'a> {
-    pub fn new(article: &'a Article, feed: &'a FeedMeta) -> Doc<'a> {
+    pub fn new(article: &'a Article, feed: &'a FeedMeta, lits: Option<&Literals>) -> Doc<'a> {
         let mut segments = vec![
             Segment {
                 field: Field::Title,
@@ -167,14 +171,16 @@ impl<'a> Doc<'a> {
         }
         // A declared language wins; otherwise the detected one (issue 20).
         let lang = article.lang.as_deref().or(article.lang_detected.as_deref());
-        Doc::from_segments(segments, article.link.as_deref(), lang)
+        Doc::from_segments(segments, article.link.as_deref(), lang, lits)
     }
 
-    /// Every text is matched on its first `MATCH_FIELD_CAP` bytes at most (see there).
+    /// Every text is matched on its first `MATCH_FIELD_CAP` bytes at most (see there). With
+    /// `lits`, the literals that occur are found as the text is normalised (`hits`).
     pub fn from_segments(
         mut segments: Vec<Segment<'a>>,
         link: Option<&'a str>,
         lang: Option<&'a str>,
+        lits: Option<&Literals>,
     ) -> Doc<'a> {
         for s in &mut segments {
             s.text = capped(s.text);
@@ -184,21 +190,39 @@ impl<'a> Doc<'a> {
             mut norm,
             mut toks,
             mut tok_seg,
-            hits,
+            mut hits,
             seen_lits,
             seen_rules,
+            mut walks,
         } = Buffers::take();
         let cap: usize = segments.iter().map(|s| s.text.len() + 2).sum();
         norm.reserve(cap);
         for (i, s) in segments.iter().enumerate() {
             let before = toks.len();
-            tokenize_into(s.text, &mut norm, &mut toks);
+            match lits {
+                Some(lits) => {
+                    // Each token's walk starts at the space before it.
+                    let mut written = |norm: &str, toks: &[TokPos]| {
+                        let (tok, at) = (toks.len().saturating_sub(1), toks.last());
+                        let from = at.map_or(0, |t| t.norm_start as usize).saturating_sub(1);
+                        let tok = u32::try_from(tok).unwrap_or(u32::MAX);
+                        walks.start(lits, norm.as_bytes(), from, tok, &mut hits);
+                    };
+                    tokenize_with(s.text, &mut norm, &mut toks, &mut written);
+                }
+                None => tokenize_into(s.text, &mut norm, &mut toks),
+            }
             if toks.len() > before {
                 norm.push_str(" \n");
+            }
+            if let Some(lits) = lits {
+                walks.finish(lits, norm.as_bytes(), &mut hits);
             }
             let seg = u32::try_from(i).unwrap_or(u32::MAX);
             tok_seg.resize(toks.len(), seg);
         }
+        hits.sort_unstable();
+        hits.dedup();
         let regex_texts = segments.iter().map(|_| OnceCell::new()).collect();
         Doc {
             segments,
@@ -208,24 +232,11 @@ impl<'a> Doc<'a> {
             hits,
             seen_lits,
             seen_rules,
+            walks,
             link,
             lang,
             regex_texts,
         }
-    }
-
-    /// Walks the automaton from every token's start and records every literal occurrence.
-    pub fn scan(&mut self, lits: &Literals) {
-        let hay = self.norm.as_bytes();
-        let hits = &mut self.hits;
-        for (i, t) in self.toks.iter().enumerate() {
-            let tok = u32::try_from(i).unwrap_or(u32::MAX);
-            // Every pattern starts with the space before its first token.
-            let at = (t.norm_start as usize).saturating_sub(1);
-            lits.walk(hay, at, |lit| hits.push((lit, tok)));
-        }
-        self.hits.sort_unstable();
-        self.hits.dedup();
     }
 
     /// Distinct literals that occurred.

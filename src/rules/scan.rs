@@ -1,11 +1,10 @@
-//! The literal automaton and its walk (issue 22): every literal of the rule set in one anchored
-//! Aho-Corasick automaton over normalised text, walked from the space before each token. A
-//! literal can only occur at a token's start (each pattern begins with that space), so an
-//! unanchored scan's failure transitions and matches elsewhere were work thrown away; an
-//! anchored walk stops at the first byte no literal continues with, and stays near the root,
-//! whose states are in cache. Pure; built once at compile time.
+//! The literal automaton and its walks (issue 22): every literal of the rule set in one anchored
+//! Aho-Corasick automaton over normalised text. A literal only ever starts at the space before a
+//! token, so each token starts a walk there, taken on over the bytes written after it until no
+//! literal continues (the unanchored overlapping scan this replaces also found literals
+//! elsewhere, which the matcher then dropped). Pure; built once at compile time.
 
-use aho_corasick::automaton::Automaton;
+use aho_corasick::automaton::{Automaton, StateID};
 use aho_corasick::nfa::contiguous;
 use aho_corasick::{Anchored, BuildError, MatchKind, StartKind, dfa};
 
@@ -45,40 +44,105 @@ impl Literals {
     }
 
     /// Calls `found(literal)` for every literal that occurs in `hay` starting at byte `at`.
-    #[inline]
-    pub fn walk(&self, hay: &[u8], at: usize, found: impl FnMut(u32)) {
-        match self {
-            Literals::Dfa(a) => walk(a, hay, at, found),
-            Literals::Nfa(a) => walk(a, hay, at, found),
+    #[cfg(test)]
+    pub fn walk(&self, hay: &[u8], at: usize, mut found: impl FnMut(u32)) {
+        let mut walks = Walks::default();
+        let mut hits = Vec::new();
+        walks.start(self, hay, at, 0, &mut hits);
+        walks.finish(self, hay, &mut hits);
+        hits.iter().for_each(|&(l, _)| found(l));
+    }
+}
+
+/// Walks under way while a text is being normalised: each token's walk starts when the token is
+/// written and goes on over the bytes written after it until no literal continues. Scanning
+/// as the text is written, instead of after, lets the processor fold the next words while a
+/// walk waits for the automaton's memory (issue 22: the walk is bound by cache misses, the
+/// folding by instructions).
+#[derive(Debug, Default)]
+pub(crate) struct Walks {
+    active: Vec<Walk>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Walk {
+    /// The token the walk started at (its literals' first token).
+    tok: u32,
+    /// Where it started (the space before the token) and the next byte it reads.
+    from: usize,
+    at: usize,
+    sid: StateID,
+}
+
+impl Walks {
+    /// Starts a walk for token `tok` at byte `from` of `hay` (the space before the token), and
+    /// takes every walk as far as `hay` goes; occurrences go to `hits` as (literal, token).
+    pub fn start(
+        &mut self,
+        lits: &Literals,
+        hay: &[u8],
+        from: usize,
+        tok: u32,
+        hits: &mut Vec<(u32, u32)>,
+    ) {
+        let start = match lits {
+            Literals::Dfa(a) => a.start_state(Anchored::Yes),
+            Literals::Nfa(a) => a.start_state(Anchored::Yes),
+        };
+        if let Ok(sid) = start {
+            self.active.push(Walk {
+                tok,
+                from,
+                at: from,
+                sid,
+            });
+        }
+        self.advance(lits, hay, hits);
+    }
+
+    /// Takes every walk to the end of `hay`, which is complete: none is left under way.
+    pub fn finish(&mut self, lits: &Literals, hay: &[u8], hits: &mut Vec<(u32, u32)>) {
+        self.advance(lits, hay, hits);
+        self.active.clear();
+    }
+
+    /// Drops every walk under way.
+    pub fn clear(&mut self) {
+        self.active.clear();
+    }
+
+    fn advance(&mut self, lits: &Literals, hay: &[u8], hits: &mut Vec<(u32, u32)>) {
+        match lits {
+            Literals::Dfa(a) => self.active.retain_mut(|w| step(a, hay, w, hits)),
+            Literals::Nfa(a) => self.active.retain_mut(|w| step(a, hay, w, hits)),
         }
     }
 }
 
+/// Takes `w` over `hay[w.at..]`; false once no literal continues (the walk is over).
 #[inline]
-fn walk<A: Automaton>(a: &A, hay: &[u8], at: usize, mut found: impl FnMut(u32)) {
-    let Ok(mut sid) = a.start_state(Anchored::Yes) else {
-        return;
-    };
-    let Some(rest) = hay.get(at..) else { return };
-    for (i, &b) in rest.iter().enumerate() {
-        sid = a.next_state(Anchored::Yes, sid, b);
-        if !a.is_special(sid) {
+fn step<A: Automaton>(a: &A, hay: &[u8], w: &mut Walk, hits: &mut Vec<(u32, u32)>) -> bool {
+    while let Some(&b) = hay.get(w.at) {
+        w.sid = a.next_state(Anchored::Yes, w.sid, b);
+        w.at += 1;
+        if !a.is_special(w.sid) {
             continue;
         }
-        if a.is_dead(sid) {
-            return;
+        if a.is_dead(w.sid) {
+            return false;
         }
-        if a.is_match(sid) {
-            for k in 0..a.match_len(sid) {
-                let pid = a.match_pattern(sid, k);
+        if a.is_match(w.sid) {
+            for k in 0..a.match_len(w.sid) {
+                let pid = a.match_pattern(w.sid, k);
                 // A state also lists the literals that end here but started later (copied
-                // along its failure link for unanchored searches): not an occurrence at `at`.
-                if a.pattern_len(pid) == i + 1 {
-                    found(pid.as_u32());
+                // along its failure link for unanchored searches): not an occurrence here.
+                if a.pattern_len(pid) == w.at - w.from {
+                    hits.push((pid.as_u32(), w.tok));
                 }
             }
         }
     }
+    true
 }
 
 #[cfg(test)]

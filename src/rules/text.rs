@@ -6,6 +6,10 @@
 
 use std::borrow::Cow;
 
+mod regex_text;
+
+pub(crate) use regex_text::RegexText;
+
 use caseless::Caseless;
 use unicode_normalization::UnicodeNormalization;
 use unicode_normalization::char::is_combining_mark;
@@ -69,16 +73,27 @@ pub fn normalized_words(text: &str) -> Vec<String> {
 /// breaks (see `Runs`): ASCII runs take the byte fast path, the others the Unicode path, and
 /// the tokens are those of the Unicode path over the whole text (a property test checks it).
 pub(crate) fn tokenize_into(text: &str, norm: &mut String, toks: &mut Vec<TokPos>) {
+    tokenize_with(text, norm, toks, &mut |_, _| {});
+}
+
+/// `tokenize_into`, calling `written(norm, toks)` after each token is written (the last of
+/// `toks`): the matcher walks its automaton as the text is normalised.
+pub(crate) fn tokenize_with(
+    text: &str,
+    norm: &mut String,
+    toks: &mut Vec<TokPos>,
+    written: &mut impl FnMut(&str, &[TokPos]),
+) {
     let cleaned = Cleaned::new(text);
     if cleaned.text.is_ascii() {
-        ascii_words_into(&cleaned, 0, &cleaned.text, norm, toks);
+        ascii_words_into(&cleaned, 0, &cleaned.text, norm, toks, written);
         return;
     }
     for (at, run, ascii) in Runs::new(&cleaned.text) {
         if ascii {
-            ascii_words_into(&cleaned, at, run, norm, toks);
+            ascii_words_into(&cleaned, at, run, norm, toks, written);
         } else {
-            unicode_words_into(&cleaned, at, run, norm, toks);
+            unicode_words_into(&cleaned, at, run, norm, toks, written);
         }
     }
 }
@@ -88,7 +103,7 @@ pub(crate) fn tokenize_into(text: &str, norm: &mut String, toks: &mut Vec<TokPos
 #[cfg(test)]
 fn tokenize_into_unicode(text: &str, norm: &mut String, toks: &mut Vec<TokPos>) {
     let cleaned = Cleaned::new(text);
-    unicode_words_into(&cleaned, 0, &cleaned.text, norm, toks);
+    unicode_words_into(&cleaned, 0, &cleaned.text, norm, toks, &mut |_, _| {});
 }
 
 /// The words of `run`, an ASCII run of `cleaned.text` starting at byte `at`: the same boundaries
@@ -102,6 +117,7 @@ fn ascii_words_into(
     run: &str,
     norm: &mut String,
     toks: &mut Vec<TokPos>,
+    written: &mut impl FnMut(&str, &[TokPos]),
 ) {
     let b = run.as_bytes();
     let n = b.len();
@@ -145,9 +161,12 @@ fn ascii_words_into(
             let q = from + quote - start;
             norm.replace_range(q..=q, " ");
             push_tok(toks, cleaned, from, at + start, at + quote);
+            written(norm, toks);
             push_tok(toks, cleaned, q + 1, at + quote + 1, at + end);
+            written(norm, toks);
         } else {
             push_tok(toks, cleaned, from, at + start, at + end);
+            written(norm, toks);
         }
     }
 }
@@ -169,6 +188,7 @@ fn unicode_words_into(
     run: &str,
     norm: &mut String,
     toks: &mut Vec<TokPos>,
+    written: &mut impl FnMut(&str, &[TokPos]),
 ) {
     for (i, seg) in run.split_word_bound_indices() {
         if !seg.chars().any(char::is_alphanumeric) {
@@ -184,6 +204,7 @@ fn unicode_words_into(
             }
             let from = at + i + j;
             push_tok(toks, cleaned, before + 1, from, from + part.len());
+            written(norm, toks);
         }
     }
 }
@@ -515,113 +536,6 @@ pub(crate) fn is_default_ignorable(c: char) -> bool {
         | '\u{E0000}'..='\u{E0FFF}')
 }
 
-/// Whether `c` is below U+0800, a starter, not default-ignorable, and NFKC's quick check says
-/// yes for it: a string of such characters is its own NFKC form (the quick check answers yes
-/// for it), and so is one such character alone.
-fn is_plain(c: char) -> bool {
-    static PLAIN: std::sync::OnceLock<[u64; 32]> = std::sync::OnceLock::new();
-    let Ok(i) = usize::try_from(u32::from(c)) else {
-        return false;
-    };
-    if i >= 0x800 {
-        return false;
-    }
-    let bits = PLAIN.get_or_init(|| {
-        let mut bits = [0u64; 32];
-        for c in (0..0x800u32).filter_map(char::from_u32) {
-            let plain = unicode_normalization::char::canonical_combining_class(c) == 0
-                && !is_default_ignorable(c)
-                && unicode_normalization::is_nfkc_quick(std::iter::once(c))
-                    == unicode_normalization::IsNormalized::Yes;
-            if plain {
-                let k = c as usize;
-                bits[k / 64] |= 1 << (k % 64);
-            }
-        }
-        bits
-    });
-    bits[i / 64] & (1 << (i % 64)) != 0
-}
-
-/// NFKC text with default-ignorables removed (what regexes see), mapped back to the original.
-pub(crate) struct RegexText<'a> {
-    pub text: Cow<'a, str>,
-    /// Original byte range for each byte of `text`; empty when `text` equals the original.
-    map: Vec<(u32, u32)>,
-}
-
-impl<'a> RegexText<'a> {
-    pub fn new(original: &'a str) -> RegexText<'a> {
-        // Most text is made of characters below U+0800 that NFKC leaves alone: checked by a
-        // bit each before the quick check's two table lookups per character (the two regex-only
-        // rules of the matcher bench build this for every non-ASCII field, issue 22).
-        let already = original.is_ascii()
-            || original.chars().all(is_plain)
-            || (unicode_normalization::is_nfkc_quick(original.chars())
-                == unicode_normalization::IsNormalized::Yes
-                && !original.chars().any(is_default_ignorable));
-        if already {
-            return RegexText {
-                text: Cow::Borrowed(original),
-                map: Vec::new(),
-            };
-        }
-        let mut text = String::with_capacity(original.len());
-        let mut map = Vec::with_capacity(original.len());
-        // NFKC composes across characters, so normalise runs that start at a starter and map
-        // every output byte of a run to the whole run's original range.
-        let mut run_start = None;
-        let flush = |from: usize, to: usize, text: &mut String, map: &mut Vec<(u32, u32)>| {
-            // Straight into `text`: a `String` per run (most runs are one character) showed in
-            // perf at 10,000 rules (issue 22).
-            let before = text.len();
-            let run = &original[from..to];
-            match run.chars().next() {
-                // One plain character is its own NFKC form.
-                Some(c) if c.len_utf8() == run.len() && is_plain(c) => text.push(c),
-                _ => text.extend(run.chars().filter(|c| !is_default_ignorable(*c)).nfkc()),
-            }
-            let r = (
-                u32::try_from(from).unwrap_or(u32::MAX),
-                u32::try_from(to).unwrap_or(u32::MAX),
-            );
-            map.extend(std::iter::repeat_n(r, text.len() - before));
-        };
-        for (i, c) in original.char_indices() {
-            let starter = unicode_normalization::char::canonical_combining_class(c) == 0;
-            if starter {
-                if let Some(s) = run_start {
-                    flush(s, i, &mut text, &mut map);
-                }
-                run_start = Some(i);
-            } else if run_start.is_none() {
-                run_start = Some(i);
-            }
-        }
-        if let Some(s) = run_start {
-            flush(s, original.len(), &mut text, &mut map);
-        }
-        RegexText {
-            text: Cow::Owned(text),
-            map,
-        }
-    }
-
-    pub fn original_range(&self, start: usize, end: usize) -> (usize, usize) {
-        if self.map.is_empty() {
-            return (start, end);
-        }
-        if start >= end {
-            let at = self.map.get(start).map_or_else(
-                || self.map.last().map_or(0, |r| r.1 as usize),
-                |r| r.0 as usize,
-            );
-            return (at, at);
-        }
-        (self.map[start].0 as usize, self.map[end - 1].1 as usize)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -787,78 +701,5 @@ mod tests {
                 assert!(MAY_CLEAN[usize::from(lead)], "{c:?} (lead {lead:#x})");
             }
         }
-    }
-
-    /// `RegexText::new` before its fast paths: the text itself when the quick check says it is
-    /// NFKC, else every run through NFKC (each output byte mapped to its run).
-    fn regex_text_reference(original: &str) -> (String, Vec<(usize, usize)>) {
-        let normal = unicode_normalization::is_nfkc_quick(original.chars())
-            == unicode_normalization::IsNormalized::Yes
-            && !original.chars().any(is_default_ignorable);
-        if normal {
-            return (
-                original.to_string(),
-                (0..original.len()).map(|i| (i, i + 1)).collect(),
-            );
-        }
-        let mut text = String::new();
-        let mut ranges = Vec::new();
-        let mut starts: Vec<usize> = original
-            .char_indices()
-            .filter(|(_, c)| unicode_normalization::char::canonical_combining_class(*c) == 0)
-            .map(|(i, _)| i)
-            .collect();
-        if starts.first() != Some(&0) {
-            starts.insert(0, 0);
-        }
-        starts.push(original.len());
-        for w in starts.windows(2).filter(|w| w[0] < w[1]) {
-            let before = text.len();
-            let run = &original[w[0]..w[1]];
-            text.extend(run.chars().filter(|c| !is_default_ignorable(*c)).nfkc());
-            ranges.extend(std::iter::repeat_n((w[0], w[1]), text.len() - before));
-        }
-        (text, ranges)
-    }
-
-    fn regex_text_by_byte(original: &str) -> (String, Vec<(usize, usize)>) {
-        let t = RegexText::new(original);
-        let ranges = (0..t.text.len())
-            .map(|i| t.original_range(i, i + 1))
-            .collect();
-        (t.text.into_owned(), ranges)
-    }
-
-    #[test]
-    fn regex_text_agrees_with_nfkc_run_by_run() {
-        for text in [
-            "Healey in Kyiv",
-            "Зеленський і Путін, 12\u{a0}000 troops — ﬁnal",
-            "e\u{301}te\u{301} Ａ１ Heg\u{200B}seth ½ ǅ Ω K Å 한국어 \u{1100}\u{1161}",
-            "\u{301}starts with a mark",
-        ] {
-            assert_eq!(
-                regex_text_by_byte(text),
-                regex_text_reference(text),
-                "{text:?}"
-            );
-        }
-    }
-
-    proptest::proptest! {
-        #[test]
-        fn regex_text_fast_paths_agree_with_the_reference(
-            text in "[aZ1 éÅΩЖй\u{a0}\u{b2}\u{301}\u{308}\u{483}\u{5b0}\u{200B}\u{ad}ﬁＡ½ǅ\u{1100}\u{1161}가]{0,12}"
-        ) {
-            proptest::prop_assert_eq!(regex_text_by_byte(&text), regex_text_reference(&text));
-        }
-    }
-
-    #[test]
-    fn regex_text_maps_back() {
-        let t = RegexText::new("ﬁ Heg\u{200B}seth");
-        assert_eq!(t.text, "fi Hegseth");
-        let at = t.text.find("Hegseth").unwrap_or(0);
-        assert_eq!(t.original_range(at, at + 7), (4, 14));
     }
 }
