@@ -437,45 +437,89 @@ pub(crate) fn exact_form_is(word: &str, want: &str) -> bool {
 /// A text with default-ignorables removed and quotes and dashes unified, mapped back to the original.
 pub(crate) struct Cleaned<'a> {
     pub text: Cow<'a, str>,
-    /// For every byte of `text`, the original byte range of the character that produced it.
+    /// Each character the cleaning changed or dropped, in order. Between two of them `text` and
+    /// the original agree byte for byte, so this is the whole map back (a range per byte of
+    /// `text` was eight bytes per byte, built for every field with one curly quote, issue 22).
     /// Empty when `text` is the original.
-    map: Vec<(u32, u32)>,
+    edits: Vec<Edit>,
+}
+
+/// A character the cleaning changed (`len` bytes at `at` in the cleaned text) or dropped
+/// (`len` 0), which was `from..to` in the original.
+#[derive(Debug, Clone, Copy)]
+struct Edit {
+    at: usize,
+    len: usize,
+    from: usize,
+    to: usize,
 }
 
 impl<'a> Cleaned<'a> {
     pub fn new(text: &'a str) -> Cleaned<'a> {
-        let clean = text.is_ascii()
-            || !text.bytes().any(|b| MAY_CLEAN[usize::from(b)])
-            || !text.chars().any(needs_cleaning);
-        if clean {
-            return Cleaned {
-                text: Cow::Borrowed(text),
-                map: Vec::new(),
+        let mut cleaned = Cleaned {
+            text: Cow::Borrowed(text),
+            edits: Vec::new(),
+        };
+        if text.is_ascii() {
+            return cleaned;
+        }
+        let mut out = String::new();
+        let mut copied = 0;
+        for (i, &b) in text.as_bytes().iter().enumerate() {
+            // A lead byte starts a character; only a few leads can start one to clean.
+            if !MAY_CLEAN[usize::from(b)] {
+                continue;
+            }
+            let Some(c) = text.get(i..).and_then(|t| t.chars().next()) else {
+                continue;
             };
+            let r = clean_char(c);
+            if r == Some(c) {
+                continue;
+            }
+            if out.capacity() == 0 {
+                out.reserve(text.len());
+            }
+            out.push_str(&text[copied..i]);
+            let at = out.len();
+            if let Some(r) = r {
+                out.push(r);
+            }
+            copied = i + c.len_utf8();
+            cleaned.edits.push(Edit {
+                at,
+                len: out.len() - at,
+                from: i,
+                to: copied,
+            });
         }
-        let mut out = String::with_capacity(text.len());
-        let mut map = Vec::with_capacity(text.len());
-        for (i, c) in text.char_indices() {
-            let Some(r) = clean_char(c) else { continue };
-            let range = (
-                u32::try_from(i).unwrap_or(u32::MAX),
-                u32::try_from(i + c.len_utf8()).unwrap_or(u32::MAX),
-            );
-            out.push(r);
-            map.extend(std::iter::repeat_n(range, r.len_utf8()));
+        if !cleaned.edits.is_empty() {
+            out.push_str(&text[copied..]);
+            cleaned.text = Cow::Owned(out);
         }
-        Cleaned {
-            text: Cow::Owned(out),
-            map,
-        }
+        cleaned
     }
 
     /// The original byte range of `text[start..end]` (a non-empty range on char boundaries).
     pub fn original_range(&self, start: usize, end: usize) -> (usize, usize) {
-        if self.map.is_empty() {
+        if self.edits.is_empty() {
             return (start, end);
         }
-        (self.map[start].0 as usize, self.map[end - 1].1 as usize)
+        (self.original(start, false), self.original(end - 1, true))
+    }
+
+    /// Where the character holding byte `p` of `text` starts in the original, or ends (`end`).
+    fn original(&self, p: usize, end: bool) -> usize {
+        let k = self.edits.partition_point(|e| e.at <= p);
+        let Some(e) = k.checked_sub(1).and_then(|k| self.edits.get(k)) else {
+            return p + usize::from(end);
+        };
+        if p < e.at + e.len {
+            return if end { e.to } else { e.from };
+        }
+        // Unchanged since the edit: the same bytes, shifted. A character ends one byte after
+        // its last byte.
+        e.to + (p - (e.at + e.len)) + usize::from(end)
     }
 }
 
@@ -496,6 +540,7 @@ static MAY_CLEAN: [bool; 256] = {
     t
 };
 
+#[cfg(test)]
 fn needs_cleaning(c: char) -> bool {
     !c.is_ascii() && clean_char(c) != Some(c)
 }
@@ -689,6 +734,36 @@ mod tests {
                 tokens_by(&text, tokenize_into),
                 tokens_by(&text, tokenize_into_unicode)
             );
+        }
+    }
+
+    /// The cleaning as it was, a range per byte: the text and each token's original range.
+    fn cleaned_reference(text: &str) -> (String, Vec<(usize, usize)>) {
+        let mut out = String::new();
+        let mut map = Vec::new();
+        for (i, c) in text.char_indices() {
+            let Some(r) = clean_char(c) else { continue };
+            out.push(r);
+            map.extend(std::iter::repeat_n((i, i + c.len_utf8()), r.len_utf8()));
+        }
+        (out, map)
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn cleaning_maps_every_character_back_as_a_range_per_byte_did(
+            text in "[ab é\u{2014}\u{2019}\u{201C}\u{AD}\u{200B}\u{200D}\u{FEFF}\u{2212}\u{FF07}Ж\u{E0001}\u{1D173}]{0,16}"
+        ) {
+            let (want_text, map) = cleaned_reference(&text);
+            let cleaned = Cleaned::new(&text);
+            proptest::prop_assert_eq!(&*cleaned.text, want_text.as_str());
+            let starts: Vec<usize> = want_text.char_indices().map(|(i, _)| i).collect();
+            for (k, &from) in starts.iter().enumerate() {
+                for &to in starts.iter().skip(k + 1).chain([&want_text.len()]) {
+                    let want = (map[from].0, map[to - 1].1);
+                    proptest::prop_assert_eq!(cleaned.original_range(from, to), want, "{}..{}", from, to);
+                }
+            }
         }
     }
 
