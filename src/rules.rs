@@ -13,14 +13,13 @@ pub mod index;
 mod matcher;
 mod par;
 mod prefilter;
+mod scan;
 pub mod syntax;
 pub mod text;
 
 use std::path::PathBuf;
-use std::sync::OnceLock;
 use std::time::Duration;
 
-use aho_corasick::AhoCorasick;
 use chrono::{DateTime, Utc};
 use regex::Regex;
 
@@ -32,6 +31,7 @@ use file::{Source, StrLoc};
 use matcher::{Ctx, Doc};
 pub use matcher::{MATCH_FIELD_CAP, MAX_HITS_PER_ATOM, merge_spans};
 pub use prefilter::MatchWork;
+use prefilter::Prefilter;
 use syntax::Expr;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -142,44 +142,17 @@ pub struct Unfiltered {
     pub reason: String,
 }
 
-/// A rule to consider when a literal occurs, if `also` occurred too.
-#[derive(Debug, Clone, Copy)]
-struct Trigger {
-    rule: u32,
-    /// A second literal the rule requires (`NONE`: no such single literal).
-    also: u32,
-    /// Where the rule's groups start in `RuleSet::required` (copied here so a candidate that
-    /// fails them costs one cache line, not three dependent loads: issue 22, 100,000 rules).
-    required: u32,
-}
-
-impl Trigger {
-    const NONE: u32 = u32::MAX;
-}
-
 /// All rules, compiled once into one matcher; immutable and cheap to share between tasks.
 #[derive(Debug)]
 pub struct RuleSet {
     rules: Vec<RuleInfo>,
     nodes: Vec<Node>,
     lits: Vec<Literal>,
-    /// One automaton over every literal, built on the first article matched (`automaton`):
-    /// a run in which nothing new arrives never pays for it (a sixth of the CPU of a cycle in
-    /// which every feed answers 304 at 1,000 rules: issue 22).
-    ac: OnceLock<Option<AhoCorasick>>,
-    /// For each literal, the rules it triggers: a rule is evaluated only when one of its trigger
-    /// literals occurred (see `Node::triggers`).
-    lit_rules: Vec<Vec<Trigger>>,
-    /// Rules that can be true without any of their literals (regex, url or lang; allowed broad).
-    always: Vec<u32>,
-    /// Every rule's `Node::required` groups, flattened: at a rule's offset, the number of groups,
-    /// then each group as its length and its literals. A candidate is evaluated only when every
-    /// group has a literal that occurred. Most candidates fail here (100,000 rules: ~550
-    /// candidates per article, ~25 evaluated), for a few bit tests in one contiguous run instead
-    /// of a tree walk (boxed groups cost three dependent cache misses per candidate).
-    required: Vec<u32>,
-    /// Each rule's offset in `required`.
-    required_at: Vec<u32>,
+    ac: Option<scan::Literals>,
+    /// Which rules an article's literals make candidates (see `prefilter`).
+    prefilter: Prefilter,
+    /// A bit per rule with `feeds` or `max_age`: the others see every article.
+    restricted: Vec<u64>,
     regexes: Vec<Regex>,
     /// Problems that do not stop the load (`check` prints them; `check --strict` fails on them).
     warnings: Vec<Diagnostic>,
@@ -292,57 +265,37 @@ impl RuleSet {
                 Err(errs) => report(&mut diags, sources, loc, Some(&raw.info.id), errs),
             }
         }
+        let ac = match b.automaton() {
+            Ok(ac) => ac,
+            Err(e) => {
+                diags.push(Diagnostic {
+                    hint: Some("split the rules across fewer, larger lists".to_string()),
+                    ..Diagnostic::whole_file(
+                        &sources.first().map(|s| s.path.clone()).unwrap_or_default(),
+                        format!("the rule set is too large to compile: {e}"),
+                    )
+                });
+                None
+            }
+        };
         if !diags.is_empty() {
             diags.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
             return Err(Diagnostics(diags));
         }
-        let groups_of: Vec<Vec<Vec<u32>>> = nodes
-            .iter()
-            .map(|node| {
-                let mut groups = Vec::new();
-                node.required(&mut groups);
-                groups.sort();
-                groups.dedup();
-                // Single literals first: the likeliest to fail.
-                groups.sort_by_key(Vec::len);
-                groups
-            })
-            .collect();
-        let (required, required_at) = flatten_groups(&groups_of);
-        let mut lit_rules = vec![Vec::new(); b.lits.len()];
-        let mut always = Vec::new();
-        for (i, node) in nodes.iter().enumerate() {
-            let r = u32::try_from(i).unwrap_or(u32::MAX);
-            match node.triggers() {
-                Some(mut lits) => {
-                    lits.sort_unstable();
-                    lits.dedup();
-                    // Another literal the rule cannot match without, checked first, in the
-                    // trigger entry itself (no trip to the rule's own data).
-                    let also = groups_of[i]
-                        .iter()
-                        .find(|g| g.len() == 1 && lits.binary_search(&g[0]).is_err())
-                        .map_or(Trigger::NONE, |g| g[0]);
-                    for l in lits {
-                        lit_rules[l as usize].push(Trigger {
-                            rule: r,
-                            also,
-                            required: required_at[i],
-                        });
-                    }
-                }
-                None => always.push(r),
+        let prefilter = Prefilter::build(&nodes, b.lits.len());
+        let mut restricted = vec![0u64; rules.len().div_ceil(64)];
+        for (r, info) in rules.iter().enumerate() {
+            if !info.feeds.is_empty() || info.max_age.is_some() {
+                restricted[r / 64] |= 1 << (r % 64);
             }
         }
         Ok(RuleSet {
             rules,
             nodes,
             lits: b.lits,
-            ac: OnceLock::new(),
-            lit_rules,
-            always,
-            required,
-            required_at,
+            ac,
+            prefilter,
+            restricted,
             regexes: b.regexes,
             warnings,
         })
@@ -399,19 +352,7 @@ impl RuleSet {
     }
 
     fn prepare<'a>(&self, article: &'a Article, feed: &'a FeedMeta) -> Doc<'a> {
-        let mut doc = Doc::new(article, feed);
-        if let Some(ac) = self.automaton() {
-            doc.scan(ac);
-        }
-        doc
-    }
-
-    /// The automaton over every literal, built once, on first use; `None` when no rule has a
-    /// literal.
-    fn automaton(&self) -> Option<&AhoCorasick> {
-        self.ac
-            .get_or_init(|| compile::automaton(&self.lits))
-            .as_ref()
+        Doc::new(article, feed, self.ac.as_ref())
     }
 
     /// The rules `article` matches, with their hits, in rule order. Applies each rule's `feeds`
@@ -452,24 +393,14 @@ impl RuleSet {
         now: Option<DateTime<Utc>>,
         regex_budget: Option<Duration>,
     ) -> Verdicts {
-        let doc = self.prepare(article, feed);
-        let mut present = vec![0u64; self.lits.len().div_ceil(64)];
+        let mut doc = self.prepare(article, feed);
+        let mut present = std::mem::take(&mut doc.seen_lits);
+        present.resize(self.lits.len().div_ceil(64), 0);
         for l in doc.literals() {
             present[l as usize / 64] |= 1 << (l % 64);
         }
-        let occurred = |l: &u32| present[*l as usize / 64] & (1 << (l % 64)) != 0;
-        // A rule triggered by several literals is considered once.
-        let mut considered = vec![0u64; self.rules.len().div_ceil(64)];
-        let triggered = doc.literals().flat_map(|l| {
-            self.lit_rules[l as usize]
-                .iter()
-                .filter(|t| t.also == Trigger::NONE || occurred(&t.also))
-                .map(|t| (t.rule, t.required))
-        });
-        let always = self
-            .always
-            .iter()
-            .map(|&r| (r, self.required_at[r as usize]));
+        let mut considered = std::mem::take(&mut doc.seen_rules);
+        considered.resize(self.rules.len().div_ceil(64), 0);
         let ctx = Ctx {
             regex_deadline: regex_budget.map(|b| std::time::Instant::now() + b),
             ..self.ctx()
@@ -479,20 +410,13 @@ impl RuleSet {
             rules: self.rules.len(),
             ..MatchWork::default()
         };
-        for (r, at) in always.chain(triggered) {
-            let (word, bit) = (r as usize / 64, 1u64 << (r % 64));
-            if considered[word] & bit != 0 {
-                continue;
-            }
-            considered[word] |= bit;
-            work.candidates += 1;
-            let r = r as usize;
-            if !groups_hold(&self.required, at, occurred) {
-                continue;
-            }
-            let visible = now.is_none_or(|now| self.applies(r, article, feed, now));
-            if !visible {
-                continue;
+        let mut evaluate = |r: usize| {
+            let restricted = self.restricted[r / 64] & (1 << (r % 64)) != 0;
+            if let Some(now) = now
+                && restricted
+                && !self.applies(r, article, feed, now)
+            {
+                return;
             }
             ctx.out_of_time.set(false);
             work.evaluated += 1;
@@ -501,17 +425,26 @@ impl RuleSet {
             // match" would make the rule true): no verdict, reported instead.
             if ctx.out_of_time.get() {
                 skipped.push(r);
-                continue;
+                return;
             }
-            if !verdict {
-                continue;
+            if verdict {
+                out.push(RuleMatch {
+                    rule: r,
+                    hits: hits_of(&ctx, &doc, &self.nodes[r]),
+                });
             }
-            out.push(RuleMatch {
-                rule: r,
-                hits: hits_of(&ctx, &doc, &self.nodes[r]),
-            });
-        }
+        };
+        let mut counted = MatchWork::default();
+        self.prefilter.candidates(
+            doc.literals(),
+            &present,
+            &mut considered,
+            &mut counted,
+            &mut evaluate,
+        );
+        work.candidates = counted.candidates;
         out.sort_unstable_by_key(|m| m.rule);
+        (doc.seen_lits, doc.seen_rules) = (present, considered);
         Verdicts {
             matches: out,
             skipped,
@@ -523,7 +456,8 @@ impl RuleSet {
     /// literals (a lone NOT, a regex or `url:`/`lang:` without a required term), each with the
     /// reason: what `check --verbose` lists. Every other rule waits for a literal to occur.
     pub fn unfiltered(&self) -> Vec<Unfiltered> {
-        self.always
+        self.prefilter
+            .always()
             .iter()
             .map(|&r| Unfiltered {
                 rule: r as usize,
@@ -634,7 +568,7 @@ impl RuleSet {
     /// The normalised text the automaton scans for this article (for benchmarks and debugging).
     #[doc(hidden)]
     pub fn normalized_text(article: &Article, feed: &FeedMeta) -> String {
-        Doc::new(article, feed).norm
+        std::mem::take(&mut Doc::new(article, feed, None).norm)
     }
 
     /// Every literal the automaton searches for, as patterns over `normalized_text`.
@@ -661,41 +595,6 @@ pub fn example_article(text: &str) -> Article {
         content: text.to_string(),
         ..Article::default()
     }
-}
-
-/// `groups` (each rule's required groups) as one flat array and each rule's offset in it: at
-/// the offset, the number of groups, then each group's length and literals.
-fn flatten_groups(groups: &[Vec<Vec<u32>>]) -> (Vec<u32>, Vec<u32>) {
-    let len = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
-    let mut flat = Vec::new();
-    let mut at = Vec::with_capacity(groups.len());
-    for rule in groups {
-        at.push(len(flat.len()));
-        flat.push(len(rule.len()));
-        for g in rule {
-            flat.push(len(g.len()));
-            flat.extend_from_slice(g);
-        }
-    }
-    (flat, at)
-}
-
-/// Whether every required group at `at` in `flat` has a literal for which `occurred` holds.
-fn groups_hold(flat: &[u32], at: u32, occurred: impl Fn(&u32) -> bool) -> bool {
-    let mut i = at as usize;
-    let Some(&groups) = flat.get(i) else {
-        return true;
-    };
-    i += 1;
-    for _ in 0..groups {
-        let n = flat.get(i).map_or(0, |&n| n as usize);
-        let group = flat.get(i + 1..i + 1 + n).unwrap_or(&[]);
-        if !group.iter().any(&occurred) {
-            return false;
-        }
-        i += 1 + n;
-    }
-    true
 }
 
 fn hits_of(ctx: &Ctx<'_>, doc: &Doc<'_>, node: &Node) -> Vec<Hit> {

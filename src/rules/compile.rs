@@ -6,12 +6,12 @@ use std::collections::HashMap;
 use std::ops::Range;
 use std::sync::Arc;
 
-use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
 use regex::{Regex, RegexBuilder};
 
 mod parallel;
 
 use super::Field;
+use super::scan::Literals;
 use super::syntax::{Expr, ExprKind, FieldName, INFLECTION_LETTERS, NEAR_OPERANDS, suggest};
 use super::text::{exact_form, for_each_token, tokenize};
 
@@ -666,31 +666,15 @@ impl Builder {
         self.lits.push(Literal { pattern, ntoks });
         id
     }
-}
 
-/// One automaton for all literals; `None` when no rule has a literal.
-pub(crate) fn automaton(lits: &[Literal]) -> Option<AhoCorasick> {
-    if lits.is_empty() {
-        return None;
+    /// One automaton for all literals; `None` when no rule has a literal.
+    pub fn automaton(&self) -> Result<Option<Literals>, aho_corasick::BuildError> {
+        if self.lits.is_empty() {
+            return Ok(None);
+        }
+        // Anchored at each token (see `scan`); no prefilter: every pattern starts with a space.
+        Literals::build(self.lits.iter().map(|l| l.pattern.as_str())).map(Some)
     }
-    // Standard semantics so overlapping search reports every literal at every position
-    // (`Healey` inside `John Healey`). A DFA is fastest to scan; fall back when it would be huge.
-    // No prefilter: every pattern starts with a space, so it would stop at every word
-    // (measured: about twice as slow; see docs/rules.md, BENCHMARKS).
-    let build = |kind| {
-        AhoCorasick::builder()
-            .match_kind(MatchKind::Standard)
-            .kind(kind)
-            .prefilter(false)
-            .build(lits.iter().map(|l| l.pattern.as_str()))
-    };
-    let kind = (lits.len() <= 20_000).then_some(AhoCorasickKind::DFA);
-    // Any kind finds the same matches. A build fails only when its state ids overflow (more
-    // than 2^31 states for the noncontiguous NFA, i.e. gigabytes of patterns), so the last
-    // `None` is not reached by any rule set that loads.
-    build(kind)
-        .or_else(|_| build(Some(AhoCorasickKind::NoncontiguousNFA)))
-        .ok()
 }
 
 /// How many states the regex crate's Thompson NFA for `pattern` has (built the same way, without

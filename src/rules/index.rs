@@ -33,7 +33,7 @@ pub struct WordIndex {
 /// The distinct normalised words of an article as the matcher sees it (every field, the feed's
 /// name and title), sorted.
 pub fn article_words(article: &Article, feed: &FeedMeta) -> Vec<Box<str>> {
-    let doc = Doc::new(article, feed);
+    let doc = Doc::new(article, feed, None);
     distinct_words(&doc).into_iter().map(Box::from).collect()
 }
 
@@ -68,7 +68,7 @@ impl WordBatch {
 
     /// Adds article number `n` (as `article_words` sees it, without a copy of each word).
     pub fn add_article(&mut self, n: u32, article: &Article, feed: &FeedMeta) {
-        let doc = Doc::new(article, feed);
+        let doc = Doc::new(article, feed, None);
         for w in distinct_words(&doc) {
             self.add_word(n, w);
         }

@@ -1,14 +1,15 @@
-//! The match step for one article: normalise every field into one buffer, scan it once with the
-//! automaton (overlapping), then evaluate only the rules whose literals occurred (and the few that
-//! can match without one). Pure: no IO, no clock, no allocation shared between calls.
+//! The match step for one article: normalise every field into one buffer, walk the literals'
+//! automaton from each token, then evaluate only the rules whose literals occurred (and the few
+//! that can match without one). Pure: no IO, no clock. The per-article buffers are kept by each
+//! thread between articles (`Buffers`): cleared before use, never shared between threads.
 
-use std::cell::OnceCell;
+use std::cell::{Cell, OnceCell};
 
-use aho_corasick::AhoCorasick;
 use regex::Regex;
 
 use super::compile::{Check, Literal, Mask, Node, bit};
-use super::text::{RegexText, TokPos, exact_form_is, tokenize_into};
+use super::scan::{Literals, Walks};
+use super::text::{RegexText, TokPos, exact_form_is, tokenize_into, tokenize_with};
 use super::{Field, Hit};
 use crate::model::{Article, FeedMeta};
 
@@ -62,13 +63,76 @@ pub(crate) struct Doc<'a> {
     pub tok_seg: Vec<u32>,
     /// (literal, first token), sorted.
     pub hits: Vec<(u32, u32)>,
+    /// Empty bit sets for the caller (which literals occurred, which rules it considered).
+    pub seen_lits: Vec<u64>,
+    pub seen_rules: Vec<u64>,
+    walks: Walks,
     pub link: Option<&'a str>,
     pub lang: Option<&'a str>,
     regex_texts: Vec<OnceCell<RegexText<'a>>>,
 }
 
+/// A `Doc`'s buffers, kept by each thread between articles so the match step does not allocate
+/// them per article (malloc and free were a tenth of it at 10,000 rules, issue 22). A `Doc`
+/// takes them empty (`take`) and gives them back when dropped; they belong to one thread and
+/// one `Doc` at a time, so nothing of one article is seen by another.
+#[derive(Default)]
+struct Buffers {
+    norm: String,
+    toks: Vec<TokPos>,
+    tok_seg: Vec<u32>,
+    hits: Vec<(u32, u32)>,
+    seen_lits: Vec<u64>,
+    seen_rules: Vec<u64>,
+    walks: Walks,
+}
+
+/// Buffers grown past this many bytes of normalised text (a field near `MATCH_FIELD_CAP`) are
+/// freed rather than kept: a thread keeps what ordinary articles need.
+const KEEP_BUFFERS_UP_TO: usize = 64 << 10;
+
+thread_local! {
+    static BUFFERS: Cell<Buffers> = Cell::new(Buffers::default());
+}
+
+impl Buffers {
+    /// This thread's buffers, empty (a fresh set when another `Doc` of this thread holds them).
+    fn take() -> Buffers {
+        BUFFERS.with(Cell::take)
+    }
+
+    fn give_back(mut self) {
+        if self.norm.capacity() > KEEP_BUFFERS_UP_TO {
+            return;
+        }
+        self.norm.clear();
+        self.toks.clear();
+        self.tok_seg.clear();
+        self.hits.clear();
+        self.seen_lits.clear();
+        self.seen_rules.clear();
+        self.walks.clear();
+        BUFFERS.with(|b| b.set(self));
+    }
+}
+
+impl Drop for Doc<'_> {
+    fn drop(&mut self) {
+        Buffers {
+            norm: std::mem::take(&mut self.norm),
+            toks: std::mem::take(&mut self.toks),
+            tok_seg: std::mem::take(&mut self.tok_seg),
+            hits: std::mem::take(&mut self.hits),
+            seen_lits: std::mem::take(&mut self.seen_lits),
+            seen_rules: std::mem::take(&mut self.seen_rules),
+            walks: std::mem::take(&mut self.walks),
+        }
+        .give_back();
+    }
+}
+
 impl<'a> Doc<'a> {
-    pub fn new(article: &'a Article, feed: &'a FeedMeta) -> Doc<'a> {
+    pub fn new(article: &'a Article, feed: &'a FeedMeta, lits: Option<&Literals>) -> Doc<'a> {
         let mut segments = vec![
             Segment {
                 field: Field::Title,
@@ -107,58 +171,72 @@ impl<'a> Doc<'a> {
         }
         // A declared language wins; otherwise the detected one (issue 20).
         let lang = article.lang.as_deref().or(article.lang_detected.as_deref());
-        Doc::from_segments(segments, article.link.as_deref(), lang)
+        Doc::from_segments(segments, article.link.as_deref(), lang, lits)
     }
 
-    /// Every text is matched on its first `MATCH_FIELD_CAP` bytes at most (see there).
+    /// Every text is matched on its first `MATCH_FIELD_CAP` bytes at most (see there). With
+    /// `lits`, the literals that occur are found as the text is normalised (`hits`).
     pub fn from_segments(
         mut segments: Vec<Segment<'a>>,
         link: Option<&'a str>,
         lang: Option<&'a str>,
+        lits: Option<&Literals>,
     ) -> Doc<'a> {
         for s in &mut segments {
             s.text = capped(s.text);
         }
         let (link, lang) = (link.map(capped), lang.map(capped));
+        let Buffers {
+            mut norm,
+            mut toks,
+            mut tok_seg,
+            mut hits,
+            seen_lits,
+            seen_rules,
+            mut walks,
+        } = Buffers::take();
         let cap: usize = segments.iter().map(|s| s.text.len() + 2).sum();
-        let mut norm = String::with_capacity(cap);
-        let mut toks = Vec::with_capacity(cap / 5);
-        let mut tok_seg = Vec::with_capacity(cap / 5);
+        norm.reserve(cap);
         for (i, s) in segments.iter().enumerate() {
             let before = toks.len();
-            tokenize_into(s.text, &mut norm, &mut toks);
+            match lits {
+                Some(lits) => {
+                    // Each token's walk starts at the space before it.
+                    let mut written = |norm: &str, toks: &[TokPos]| {
+                        let (tok, at) = (toks.len().saturating_sub(1), toks.last());
+                        let from = at.map_or(0, |t| t.norm_start as usize).saturating_sub(1);
+                        let tok = u32::try_from(tok).unwrap_or(u32::MAX);
+                        walks.start(lits, norm.as_bytes(), from, tok, &mut hits);
+                    };
+                    tokenize_with(s.text, &mut norm, &mut toks, &mut written);
+                }
+                None => tokenize_into(s.text, &mut norm, &mut toks),
+            }
             if toks.len() > before {
                 norm.push_str(" \n");
+            }
+            if let Some(lits) = lits {
+                walks.finish(lits, norm.as_bytes(), &mut hits);
             }
             let seg = u32::try_from(i).unwrap_or(u32::MAX);
             tok_seg.resize(toks.len(), seg);
         }
+        hits.sort_unstable();
+        hits.dedup();
         let regex_texts = segments.iter().map(|_| OnceCell::new()).collect();
         Doc {
             segments,
             norm,
             toks,
             tok_seg,
-            hits: Vec::new(),
+            hits,
+            seen_lits,
+            seen_rules,
+            walks,
             link,
             lang,
             regex_texts,
         }
-    }
-
-    /// Runs the automaton over the normalised text and records every literal occurrence.
-    pub fn scan(&mut self, ac: &AhoCorasick) {
-        for m in ac.find_overlapping_iter(&self.norm) {
-            // Every pattern starts with the space before its first token.
-            let at = u32::try_from(m.start() + 1).unwrap_or(u32::MAX);
-            if let Ok(tok) = self.toks.binary_search_by_key(&at, |t| t.norm_start) {
-                let lit = u32::try_from(m.pattern().as_usize()).unwrap_or(u32::MAX);
-                self.hits
-                    .push((lit, u32::try_from(tok).unwrap_or(u32::MAX)));
-            }
-        }
-        self.hits.sort_unstable();
-        self.hits.dedup();
     }
 
     /// Distinct literals that occurred.

@@ -6,6 +6,10 @@
 
 use std::borrow::Cow;
 
+mod regex_text;
+
+pub(crate) use regex_text::RegexText;
+
 use caseless::Caseless;
 use unicode_normalization::UnicodeNormalization;
 use unicode_normalization::char::is_combining_mark;
@@ -69,16 +73,27 @@ pub fn normalized_words(text: &str) -> Vec<String> {
 /// breaks (see `Runs`): ASCII runs take the byte fast path, the others the Unicode path, and
 /// the tokens are those of the Unicode path over the whole text (a property test checks it).
 pub(crate) fn tokenize_into(text: &str, norm: &mut String, toks: &mut Vec<TokPos>) {
+    tokenize_with(text, norm, toks, &mut |_, _| {});
+}
+
+/// `tokenize_into`, calling `written(norm, toks)` after each token is written (the last of
+/// `toks`): the matcher walks its automaton as the text is normalised.
+pub(crate) fn tokenize_with(
+    text: &str,
+    norm: &mut String,
+    toks: &mut Vec<TokPos>,
+    written: &mut impl FnMut(&str, &[TokPos]),
+) {
     let cleaned = Cleaned::new(text);
     if cleaned.text.is_ascii() {
-        ascii_words_into(&cleaned, 0, &cleaned.text, norm, toks);
+        ascii_words_into(&cleaned, 0, &cleaned.text, norm, toks, written);
         return;
     }
     for (at, run, ascii) in Runs::new(&cleaned.text) {
         if ascii {
-            ascii_words_into(&cleaned, at, run, norm, toks);
+            ascii_words_into(&cleaned, at, run, norm, toks, written);
         } else {
-            unicode_words_into(&cleaned, at, run, norm, toks);
+            unicode_words_into(&cleaned, at, run, norm, toks, written);
         }
     }
 }
@@ -88,28 +103,82 @@ pub(crate) fn tokenize_into(text: &str, norm: &mut String, toks: &mut Vec<TokPos
 #[cfg(test)]
 fn tokenize_into_unicode(text: &str, norm: &mut String, toks: &mut Vec<TokPos>) {
     let cleaned = Cleaned::new(text);
-    unicode_words_into(&cleaned, 0, &cleaned.text, norm, toks);
+    unicode_words_into(&cleaned, 0, &cleaned.text, norm, toks, &mut |_, _| {});
 }
 
 /// The words of `run`, an ASCII run of `cleaned.text` starting at byte `at`: the same boundaries
-/// as UAX #29 for ASCII (a property test checks it), folded byte by byte.
+/// as UAX #29 for ASCII (letters and digits join (WB5, WB8–10), `_` joins them (WB13a/b), `joins`
+/// below; property-tested against UAX #29), the possessive and the
+/// elision decided on the way, and each word written lower-cased, in one pass over the bytes
+/// (the iterator chain per word was most of the normaliser's time at 10,000 rules, issue 22).
 fn ascii_words_into(
     cleaned: &Cleaned<'_>,
     at: usize,
     run: &str,
     norm: &mut String,
     toks: &mut Vec<TokPos>,
+    written: &mut impl FnMut(&str, &[TokPos]),
 ) {
-    for (i, seg) in AsciiWords::new(run) {
-        for (j, part) in split_elision(strip_possessive(seg)) {
-            let before = norm.len();
-            norm.push(' ');
-            norm.push_str(part);
-            norm[before + 1..].make_ascii_lowercase();
-            let from = at + i + j;
-            push_tok(toks, cleaned, before + 1, from, from + part.len());
+    let b = run.as_bytes();
+    let n = b.len();
+    let mut i = 0;
+    while i < n {
+        if !WORD_BYTE[usize::from(b[i])] {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        // The first `'` inside the word: only a join (WB6/7, WB11/12) puts one there.
+        let mut quote = usize::MAX;
+        i += 1;
+        loop {
+            while i < n && WORD_BYTE[usize::from(b[i])] {
+                i += 1;
+            }
+            if i + 1 < n && joins(b[i - 1], b[i], b[i + 1]) {
+                if b[i] == b'\'' && quote == usize::MAX {
+                    quote = i;
+                }
+                i += 2;
+                continue;
+            }
+            break;
+        }
+        let mut end = i;
+        if !b[start..end].iter().any(u8::is_ascii_alphanumeric) {
+            continue;
+        }
+        // `strip_possessive`.
+        if end - start > 2 && b[end - 2] == b'\'' && b[end - 1] | 0x20 == b's' {
+            end -= 2;
+        }
+        norm.push(' ');
+        let from = norm.len();
+        norm.push_str(&run[start..end]);
+        norm[from..].make_ascii_lowercase();
+        // `split_elision`: the head before the first quote is an elided article.
+        if quote < end && ELISIONS.contains(&&norm[from..from + quote - start]) {
+            let q = from + quote - start;
+            norm.replace_range(q..=q, " ");
+            push_tok(toks, cleaned, from, at + start, at + quote);
+            written(norm, toks);
+            push_tok(toks, cleaned, q + 1, at + quote + 1, at + end);
+            written(norm, toks);
+        } else {
+            push_tok(toks, cleaned, from, at + start, at + end);
+            written(norm, toks);
         }
     }
+}
+
+/// Whether `mid` joins `prev` and `next` into one ASCII word: `:` `.` `'` between two letters
+/// (WB6/7), `,` `;` `.` `'` between two digits (WB11/12).
+#[inline]
+fn joins(prev: u8, mid: u8, next: u8) -> bool {
+    (prev.is_ascii_alphabetic() && next.is_ascii_alphabetic() && matches!(mid, b':' | b'.' | b'\''))
+        || (prev.is_ascii_digit()
+            && next.is_ascii_digit()
+            && matches!(mid, b',' | b';' | b'.' | b'\''))
 }
 
 /// The words of `run` (a run of `cleaned.text` starting at byte `at`) by UAX #29, each folded.
@@ -119,6 +188,7 @@ fn unicode_words_into(
     run: &str,
     norm: &mut String,
     toks: &mut Vec<TokPos>,
+    written: &mut impl FnMut(&str, &[TokPos]),
 ) {
     for (i, seg) in run.split_word_bound_indices() {
         if !seg.chars().any(char::is_alphanumeric) {
@@ -134,6 +204,7 @@ fn unicode_words_into(
             }
             let from = at + i + j;
             push_tok(toks, cleaned, before + 1, from, from + part.len());
+            written(norm, toks);
         }
     }
 }
@@ -235,64 +306,6 @@ fn split_elision(seg: &str) -> impl Iterator<Item = (usize, &str)> {
         None => (seg, None),
     };
     std::iter::once((0, first)).chain(second)
-}
-
-/// Word segments of an ASCII text that contain a letter or digit, by the UAX #29 rules that apply
-/// to ASCII: letters and digits join (WB5, WB8–10), `_` joins them (WB13a/b), `:` `.` `'` join two
-/// letters (WB6/7), and `,` `;` `.` `'` join two digits (WB11/12).
-struct AsciiWords<'a> {
-    text: &'a str,
-    at: usize,
-}
-
-impl<'a> AsciiWords<'a> {
-    fn new(text: &'a str) -> AsciiWords<'a> {
-        AsciiWords { text, at: 0 }
-    }
-}
-
-impl<'a> Iterator for AsciiWords<'a> {
-    type Item = (usize, &'a str);
-
-    fn next(&mut self) -> Option<(usize, &'a str)> {
-        let b = self.text.as_bytes();
-        let word = |c: u8| WORD_BYTE[usize::from(c)];
-        loop {
-            while self.at < b.len() && !word(b[self.at]) {
-                self.at += 1;
-            }
-            if self.at >= b.len() {
-                return None;
-            }
-            let start = self.at;
-            let mut i = start + 1;
-            loop {
-                if i < b.len() && word(b[i]) {
-                    i += 1;
-                    continue;
-                }
-                if i + 1 < b.len() {
-                    let (prev, mid, next) = (b[i - 1], b[i], b[i + 1]);
-                    let letters = prev.is_ascii_alphabetic()
-                        && next.is_ascii_alphabetic()
-                        && matches!(mid, b':' | b'.' | b'\'');
-                    let digits = prev.is_ascii_digit()
-                        && next.is_ascii_digit()
-                        && matches!(mid, b',' | b';' | b'.' | b'\'');
-                    if letters || digits {
-                        i += 2;
-                        continue;
-                    }
-                }
-                break;
-            }
-            self.at = i;
-            let seg = &self.text[start..i];
-            if seg.bytes().any(|c| c.is_ascii_alphanumeric()) {
-                return Some((start, seg));
-            }
-        }
-    }
 }
 
 /// ASCII letters, digits and `_`: the bytes that always continue an ASCII word.
@@ -424,45 +437,110 @@ pub(crate) fn exact_form_is(word: &str, want: &str) -> bool {
 /// A text with default-ignorables removed and quotes and dashes unified, mapped back to the original.
 pub(crate) struct Cleaned<'a> {
     pub text: Cow<'a, str>,
-    /// For every byte of `text`, the original byte range of the character that produced it.
+    /// Each character the cleaning changed or dropped, in order. Between two of them `text` and
+    /// the original agree byte for byte, so this is the whole map back (a range per byte of
+    /// `text` was eight bytes per byte, built for every field with one curly quote, issue 22).
     /// Empty when `text` is the original.
-    map: Vec<(u32, u32)>,
+    edits: Vec<Edit>,
+}
+
+/// A character the cleaning changed (`len` bytes at `at` in the cleaned text) or dropped
+/// (`len` 0), which was `from..to` in the original.
+#[derive(Debug, Clone, Copy)]
+struct Edit {
+    at: usize,
+    len: usize,
+    from: usize,
+    to: usize,
 }
 
 impl<'a> Cleaned<'a> {
     pub fn new(text: &'a str) -> Cleaned<'a> {
-        if text.is_ascii() || !text.chars().any(needs_cleaning) {
-            return Cleaned {
-                text: Cow::Borrowed(text),
-                map: Vec::new(),
+        let mut cleaned = Cleaned {
+            text: Cow::Borrowed(text),
+            edits: Vec::new(),
+        };
+        if text.is_ascii() {
+            return cleaned;
+        }
+        let mut out = String::new();
+        let mut copied = 0;
+        for (i, &b) in text.as_bytes().iter().enumerate() {
+            // A lead byte starts a character; only a few leads can start one to clean.
+            if !MAY_CLEAN[usize::from(b)] {
+                continue;
+            }
+            let Some(c) = text.get(i..).and_then(|t| t.chars().next()) else {
+                continue;
             };
+            let r = clean_char(c);
+            if r == Some(c) {
+                continue;
+            }
+            if out.capacity() == 0 {
+                out.reserve(text.len());
+            }
+            out.push_str(&text[copied..i]);
+            let at = out.len();
+            if let Some(r) = r {
+                out.push(r);
+            }
+            copied = i + c.len_utf8();
+            cleaned.edits.push(Edit {
+                at,
+                len: out.len() - at,
+                from: i,
+                to: copied,
+            });
         }
-        let mut out = String::with_capacity(text.len());
-        let mut map = Vec::with_capacity(text.len());
-        for (i, c) in text.char_indices() {
-            let Some(r) = clean_char(c) else { continue };
-            let range = (
-                u32::try_from(i).unwrap_or(u32::MAX),
-                u32::try_from(i + c.len_utf8()).unwrap_or(u32::MAX),
-            );
-            out.push(r);
-            map.extend(std::iter::repeat_n(range, r.len_utf8()));
+        if !cleaned.edits.is_empty() {
+            out.push_str(&text[copied..]);
+            cleaned.text = Cow::Owned(out);
         }
-        Cleaned {
-            text: Cow::Owned(out),
-            map,
-        }
+        cleaned
     }
 
     /// The original byte range of `text[start..end]` (a non-empty range on char boundaries).
     pub fn original_range(&self, start: usize, end: usize) -> (usize, usize) {
-        if self.map.is_empty() {
+        if self.edits.is_empty() {
             return (start, end);
         }
-        (self.map[start].0 as usize, self.map[end - 1].1 as usize)
+        (self.original(start, false), self.original(end - 1, true))
+    }
+
+    /// Where the character holding byte `p` of `text` starts in the original, or ends (`end`).
+    fn original(&self, p: usize, end: bool) -> usize {
+        let k = self.edits.partition_point(|e| e.at <= p);
+        let Some(e) = k.checked_sub(1).and_then(|k| self.edits.get(k)) else {
+            return p + usize::from(end);
+        };
+        if p < e.at + e.len {
+            return if end { e.to } else { e.from };
+        }
+        // Unchanged since the edit: the same bytes, shifted. A character ends one byte after
+        // its last byte.
+        e.to + (p - (e.at + e.len)) + usize::from(end)
     }
 }
 
+/// The lead bytes of the UTF-8 form of every character `clean_char` changes or drops (U+00AD,
+/// U+02BC, U+034F, U+058A, U+05BE, U+061C, U+1xxx, U+2xxx, U+3xxx, U+Fxxx and the ignorables
+/// above U+FFFF): a text without one needs no cleaning, without decoding it (a Cyrillic or
+/// Greek text never has one). A test checks every character.
+static MAY_CLEAN: [bool; 256] = {
+    let mut t = [false; 256];
+    let leads = [
+        0xC2u8, 0xCA, 0xCD, 0xD6, 0xD8, 0xE1, 0xE2, 0xE3, 0xEF, 0xF0, 0xF3,
+    ];
+    let mut i = 0;
+    while i < leads.len() {
+        t[leads[i] as usize] = true;
+        i += 1;
+    }
+    t
+};
+
+#[cfg(test)]
 fn needs_cleaning(c: char) -> bool {
     !c.is_ascii() && clean_char(c) != Some(c)
 }
@@ -501,81 +579,6 @@ pub(crate) fn is_default_ignorable(c: char) -> bool {
         | '\u{2060}'..='\u{206F}' | '\u{3164}' | '\u{FE00}'..='\u{FE0F}' | '\u{FEFF}' | '\u{FFA0}'
         | '\u{FFF0}'..='\u{FFF8}' | '\u{1BCA0}'..='\u{1BCA3}' | '\u{1D173}'..='\u{1D17A}'
         | '\u{E0000}'..='\u{E0FFF}')
-}
-
-/// NFKC text with default-ignorables removed (what regexes see), mapped back to the original.
-pub(crate) struct RegexText<'a> {
-    pub text: Cow<'a, str>,
-    /// Original byte range for each byte of `text`; empty when `text` equals the original.
-    map: Vec<(u32, u32)>,
-}
-
-impl<'a> RegexText<'a> {
-    pub fn new(original: &'a str) -> RegexText<'a> {
-        let already = original.is_ascii()
-            || (unicode_normalization::is_nfkc_quick(original.chars())
-                == unicode_normalization::IsNormalized::Yes
-                && !original.chars().any(is_default_ignorable));
-        if already {
-            return RegexText {
-                text: Cow::Borrowed(original),
-                map: Vec::new(),
-            };
-        }
-        let mut text = String::with_capacity(original.len());
-        let mut map = Vec::with_capacity(original.len());
-        // NFKC composes across characters, so normalise runs that start at a starter and map
-        // every output byte of a run to the whole run's original range.
-        let mut run_start = None;
-        let flush = |from: usize, to: usize, text: &mut String, map: &mut Vec<(u32, u32)>| {
-            // Straight into `text`: a `String` per run (most runs are one character) showed in
-            // perf at 10,000 rules (issue 22).
-            let before = text.len();
-            text.extend(
-                original[from..to]
-                    .chars()
-                    .filter(|c| !is_default_ignorable(*c))
-                    .nfkc(),
-            );
-            let r = (
-                u32::try_from(from).unwrap_or(u32::MAX),
-                u32::try_from(to).unwrap_or(u32::MAX),
-            );
-            map.extend(std::iter::repeat_n(r, text.len() - before));
-        };
-        for (i, c) in original.char_indices() {
-            let starter = unicode_normalization::char::canonical_combining_class(c) == 0;
-            if starter {
-                if let Some(s) = run_start {
-                    flush(s, i, &mut text, &mut map);
-                }
-                run_start = Some(i);
-            } else if run_start.is_none() {
-                run_start = Some(i);
-            }
-        }
-        if let Some(s) = run_start {
-            flush(s, original.len(), &mut text, &mut map);
-        }
-        RegexText {
-            text: Cow::Owned(text),
-            map,
-        }
-    }
-
-    pub fn original_range(&self, start: usize, end: usize) -> (usize, usize) {
-        if self.map.is_empty() {
-            return (start, end);
-        }
-        if start >= end {
-            let at = self.map.get(start).map_or_else(
-                || self.map.last().map_or(0, |r| r.1 as usize),
-                |r| r.0 as usize,
-            );
-            return (at, at);
-        }
-        (self.map[start].0 as usize, self.map[end - 1].1 as usize)
-    }
 }
 
 #[cfg(test)]
@@ -713,13 +716,15 @@ mod tests {
 
     proptest::proptest! {
         #[test]
-        fn ascii_fast_path_agrees_with_uax29(text in "[a-cA-C0-2_:.,;' \"!?\n-]{0,24}") {
-            let fast: Vec<(usize, &str)> = AsciiWords::new(&text).collect();
-            let slow: Vec<(usize, &str)> = text
-                .split_word_bound_indices()
-                .filter(|(_, s)| s.chars().any(char::is_alphanumeric))
-                .collect();
-            proptest::prop_assert_eq!(fast, slow);
+        fn ascii_words_agree_with_the_unicode_path(
+            text in "([a-cA-C0-2_:.,;' \"!?\n-]{0,4}(l|D|qu|dell|O|x)?'?[sS]?){0,8}"
+        ) {
+            // Boundaries (UAX #29 for ASCII), possessives, elisions and case, against
+            // `unicode-segmentation` and the Unicode fold.
+            proptest::prop_assert_eq!(
+                tokens_by(&text, tokenize_into),
+                tokens_by(&text, tokenize_into_unicode)
+            );
         }
         #[test]
         fn ascii_runs_agree_with_the_unicode_path(
@@ -732,11 +737,44 @@ mod tests {
         }
     }
 
+    /// The cleaning as it was, a range per byte: the text and each token's original range.
+    fn cleaned_reference(text: &str) -> (String, Vec<(usize, usize)>) {
+        let mut out = String::new();
+        let mut map = Vec::new();
+        for (i, c) in text.char_indices() {
+            let Some(r) = clean_char(c) else { continue };
+            out.push(r);
+            map.extend(std::iter::repeat_n((i, i + c.len_utf8()), r.len_utf8()));
+        }
+        (out, map)
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn cleaning_maps_every_character_back_as_a_range_per_byte_did(
+            text in "[ab é\u{2014}\u{2019}\u{201C}\u{AD}\u{200B}\u{200D}\u{FEFF}\u{2212}\u{FF07}Ж\u{E0001}\u{1D173}]{0,16}"
+        ) {
+            let (want_text, map) = cleaned_reference(&text);
+            let cleaned = Cleaned::new(&text);
+            proptest::prop_assert_eq!(&*cleaned.text, want_text.as_str());
+            let starts: Vec<usize> = want_text.char_indices().map(|(i, _)| i).collect();
+            for (k, &from) in starts.iter().enumerate() {
+                for &to in starts.iter().skip(k + 1).chain([&want_text.len()]) {
+                    let want = (map[from].0, map[to - 1].1);
+                    proptest::prop_assert_eq!(cleaned.original_range(from, to), want, "{}..{}", from, to);
+                }
+            }
+        }
+    }
+
     #[test]
-    fn regex_text_maps_back() {
-        let t = RegexText::new("ﬁ Heg\u{200B}seth");
-        assert_eq!(t.text, "fi Hegseth");
-        let at = t.text.find("Hegseth").unwrap_or(0);
-        assert_eq!(t.original_range(at, at + 7), (4, 14));
+    fn every_character_that_needs_cleaning_has_a_marked_lead_byte() {
+        let mut buf = [0u8; 4];
+        for c in (0..=0x10_FFFF).filter_map(char::from_u32) {
+            if needs_cleaning(c) {
+                let lead = c.encode_utf8(&mut buf).as_bytes()[0];
+                assert!(MAY_CLEAN[usize::from(lead)], "{c:?} (lead {lead:#x})");
+            }
+        }
     }
 }

@@ -271,6 +271,47 @@ proptest! {
         prop_assert_eq!(got, want, "query {} on {:?}", text, fields.texts);
     }
 
+    /// Issue 22: many rules in one set share the automaton and the pre-filter (trigger lists,
+    /// required groups, each rule considered once), and articles matched one after another share
+    /// the thread's buffers: every rule's verdict is still the reference's, article by article,
+    /// and its hits are those it has alone in a set.
+    #[test]
+    fn a_rule_set_agrees_with_the_reference_rule_by_rule(
+        qs in proptest::collection::vec(query(), 1..8),
+        articles in proptest::collection::vec((field_text(), field_text(), field_text()), 1..4),
+    ) {
+        let texts: Vec<String> = qs.iter().map(print).collect();
+        let toml = |rules: &[(usize, &String)]| -> String {
+            rules
+                .iter()
+                .map(|(i, t)| format!("[[rule]]\nid = \"r{i}\"\nquery = '''{t}'''\nallow_broad = true\n"))
+                .collect()
+        };
+        let all: Vec<(usize, &String)> = texts.iter().enumerate().collect();
+        let set = RuleSet::from_sources(&[(PathBuf::from("p.toml"), toml(&all))])
+            .map_err(|d| TestCaseError::fail(format!("{texts:?}: {d}")))?;
+        let alone: Vec<RuleSet> = all
+            .iter()
+            .map(|r| RuleSet::from_sources(&[(PathBuf::from("p.toml"), toml(&[*r]))]))
+            .collect::<Result<_, _>>()
+            .map_err(|d| TestCaseError::fail(d.to_string()))?;
+        for ((title, title_toks), (summary, summary_toks), (content, content_toks)) in articles {
+            let fields = Fields {
+                toks: [title_toks, summary_toks, content_toks],
+                texts: [title.clone(), summary.clone(), content.clone()],
+            };
+            let article = Article { title, summary, content, ..Article::default() };
+            let got = set.match_article_unfiltered(&article, &FeedMeta::default());
+            for (r, q) in qs.iter().enumerate() {
+                let hits = got.iter().find(|m| m.rule == r).map(|m| &m.hits);
+                let want = reference(q, Scope::Text, &fields);
+                prop_assert_eq!(hits.is_some(), want, "rule {} on {:?}", texts[r], fields.texts);
+                let own = alone[r].match_article_unfiltered(&article, &FeedMeta::default());
+                prop_assert_eq!(hits, own.first().map(|m| &m.hits), "hits of {}", texts[r]);
+            }
+        }
+    }
+
     #[test]
     fn parser_never_panics(q in "\\PC{0,40}") {
         let _ = parse_query(&q);
