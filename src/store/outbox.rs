@@ -87,13 +87,7 @@ impl Sqlite {
     ) -> Result<Vec<AlertLatency>, StoreError> {
         self.commit_accepted()
             .and_then(|()| self.record_sent(id, now))
-            .inspect_err(|e| {
-                if !matches!(e, StoreError::NoSuchMessage(_))
-                    && !self.accepted.iter().any(|(owed, _)| *owed == id)
-                {
-                    self.accepted.push((id, now));
-                }
-            })
+            .inspect_err(|e| owe_sent_mark(&mut self.accepted, id, now, e))
     }
 
     /// `mark_sent`'s one transaction.
@@ -206,6 +200,20 @@ impl Sqlite {
                 |r| r.get::<_, Option<i64>>(0),
             )?
             .map(from_ts))
+    }
+}
+
+/// Remembers that the server accepted message `id` but its `sent` mark failed (`e`), once, so
+/// the mark is committed before anything else is claimed (both backends). A message that no
+/// longer exists owes nothing.
+pub(crate) fn owe_sent_mark(
+    accepted: &mut Vec<(i64, DateTime<Utc>)>,
+    id: i64,
+    now: DateTime<Utc>,
+    e: &StoreError,
+) {
+    if !matches!(e, StoreError::NoSuchMessage(_)) && !accepted.iter().any(|(owed, _)| *owed == id) {
+        accepted.push((id, now));
     }
 }
 

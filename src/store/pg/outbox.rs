@@ -5,6 +5,7 @@
 //! killed node runs out, another node claims the message and sends it under the same
 //! Message-ID. Status changes as in SQLite's `outbox.rs`.
 
+use crate::store::outbox::owe_sent_mark;
 use chrono::{DateTime, Utc};
 use postgres::Row;
 
@@ -115,13 +116,7 @@ impl Postgres {
     ) -> Result<Vec<AlertLatency>, StoreError> {
         self.commit_accepted()
             .and_then(|()| self.record_sent(id, now))
-            .inspect_err(|e| {
-                if !matches!(e, StoreError::NoSuchMessage(_))
-                    && !self.accepted.iter().any(|(owed, _)| *owed == id)
-                {
-                    self.accepted.push((id, now));
-                }
-            })
+            .inspect_err(|e| owe_sent_mark(&mut self.accepted, id, now, e))
     }
 
     /// `mark_sent`'s one transaction.
