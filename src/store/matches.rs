@@ -3,20 +3,12 @@
 //! a digest or an alert takes is `digests.rs` and `alerts.rs`.
 
 use std::collections::HashMap;
-use std::sync::LazyLock;
 
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, params};
 
 use super::{Sqlite, StoreError, from_ts, ts};
 use crate::model::{PendingMatch, StoredHit};
-
-/// The matcher's to-do list's deletes, one per batch size.
-static DONE_SQL: LazyLock<Vec<String>> = LazyLock::new(|| {
-    super::batch::statements(|n| {
-        super::batch::in_list_sql("DELETE FROM unmatched WHERE article", n)
-    })
-});
 
 /// The rules one article matched (possibly none), as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,12 +37,7 @@ impl Sqlite {
             let tx = conn.transaction()?;
             let mut count = 0;
             {
-                // Off the to-do list, many at a time (issue 22: a statement per article was
-                // most of this transaction's cost).
-                let done: Vec<i64> = results.iter().map(|am| am.article).collect();
-                super::batch::execute(&tx, &DONE_SQL, None, 1, &done, |s, at, id| {
-                    s.raw_bind_parameter(at, id)
-                })?;
+                let mut mark = tx.prepare_cached("DELETE FROM unmatched WHERE article = ?1")?;
                 let mut insert = tx.prepare_cached(
                     "INSERT INTO matches (article, rule_id, hits, recorded, matched_ms, rules_hash)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6)
@@ -62,6 +49,7 @@ impl Sqlite {
                 )?;
                 let at = ts(now);
                 for am in results {
+                    mark.execute([am.article])?;
                     for (rule_id, hits) in &am.matches {
                         let n = insert.execute(params![
                             am.article,
