@@ -517,17 +517,21 @@ fn load_rules(files: &[PathBuf]) -> Result<RuleSet, Exit> {
     })
 }
 
-/// Threads for blocking work (parses, database calls): one per core, at least two (a write and a
-/// parse side by side); more work waits in the pool's queue.
+/// Threads for blocking work (parses, database calls): four per core, at least eight. A call to
+/// PostgreSQL blocks its thread for up to the pool's connect timeout while the server is away,
+/// and a node has several such calls at once (poll writes in flight, host gates, the match,
+/// compose and delivery stages): with one thread per core they queued behind each other and a
+/// node stopped writing its polls during a restart (`service::cluster_restart`).
 fn blocking_threads() -> usize {
-    std::thread::available_parallelism().map_or(2, |n| n.get().max(2))
+    std::thread::available_parallelism().map_or(8, |n| n.get().saturating_mul(4).max(8))
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, Exit> {
     // Blocking threads run feed parses and database calls. Parses are CPU-bound, so more threads
-    // than cores only hold more parsed feeds in memory at once: the cold cycle of 200 feeds
-    // peaked 1 MB lower with two threads than with four on two cores, at no CPU cost
-    // (BENCHMARKS.md, issue 22).
+    // than cores only hold more parsed feeds in memory at once (the cold cycle of 200 feeds
+    // peaked 1 MB lower with two threads than with four on two cores, BENCHMARKS.md, issue 22),
+    // but database calls wait on the network and on PostgreSQL's restarts: see
+    // `blocking_threads`.
     tokio::runtime::Builder::new_multi_thread()
         .max_blocking_threads(blocking_threads())
         .enable_all()
