@@ -63,20 +63,32 @@ fn subjects(sink: &SmtpSink) -> Vec<String> {
     s
 }
 
+/// The demo twice, each delivering to an SMTP server of its own: on SQLite, and on a fresh
+/// PostgreSQL database as node `node` (whose URL comes third).
+fn demo_pair(
+    node: &str,
+) -> (
+    (tempfile::TempDir, SmtpSink),
+    (tempfile::TempDir, SmtpSink),
+    String,
+) {
+    let url = fresh_database_url();
+    let demo = |extra: &str| {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let mail = tmp.path().join("mail");
+        std::fs::create_dir_all(&mail).expect("mkdir");
+        let sink = SmtpSink::start(&mail, &[]);
+        demo_config(tmp.path(), sink.port, extra);
+        (tmp, sink)
+    };
+    let lite = demo("");
+    let pg = demo(&store_table(&url, node, "2m"));
+    (lite, pg, url)
+}
+
 #[test]
 fn the_demo_on_postgresql_gives_what_it_gives_on_sqlite() {
-    let (lite, pg) = (
-        tempfile::tempdir().expect("tempdir"),
-        tempfile::tempdir().expect("tempdir"),
-    );
-    let (lite_mail, pg_mail) = (lite.path().join("mail"), pg.path().join("mail"));
-    std::fs::create_dir_all(&lite_mail).expect("mkdir");
-    std::fs::create_dir_all(&pg_mail).expect("mkdir");
-    let lite_sink = SmtpSink::start(&lite_mail, &[]);
-    let pg_sink = SmtpSink::start(&pg_mail, &[]);
-    let url = fresh_database_url();
-    demo_config(lite.path(), lite_sink.port, "");
-    demo_config(pg.path(), pg_sink.port, &store_table(&url, "demo-1", "2m"));
+    let ((lite, lite_sink), (pg, pg_sink), url) = demo_pair("demo-1");
 
     let on_sqlite = run_once(lite.path());
     let on_pg = run_once(pg.path());
@@ -212,22 +224,7 @@ fn digest_preview_and_send_on_postgresql_act_as_on_sqlite() {
         lines.extend(subjects(sink));
         lines
     };
-    let (lite, pg) = (
-        tempfile::tempdir().expect("tempdir"),
-        tempfile::tempdir().expect("tempdir"),
-    );
-    let (lite_mail, pg_mail) = (lite.path().join("mail"), pg.path().join("mail"));
-    std::fs::create_dir_all(&lite_mail).expect("mkdir");
-    std::fs::create_dir_all(&pg_mail).expect("mkdir");
-    let lite_sink = SmtpSink::start(&lite_mail, &[]);
-    let pg_sink = SmtpSink::start(&pg_mail, &[]);
-    let url = fresh_database_url();
-    demo_config(lite.path(), lite_sink.port, "");
-    demo_config(
-        pg.path(),
-        pg_sink.port,
-        &store_table(&url, "digest-1", "2m"),
-    );
+    let ((lite, lite_sink), (pg, pg_sink), url) = demo_pair("digest-1");
     let on_sqlite = flow(lite.path(), &lite_sink);
     let on_pg = flow(pg.path(), &pg_sink);
     assert!(on_sqlite.len() > 2, "{on_sqlite:?}");

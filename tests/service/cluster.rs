@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use crate::cluster_nodes::{
     LEASE, Node, Setup, arm, claimant, count, each_email_once, held_message, let_pass, node_config,
-    requests, serve_wave, status_of, try_count, wait_for_line, wait_until,
+    node_index, requests, serve_wave, status_of, try_count, wait_for_line, wait_until,
 };
 use crate::support::http::TestServer;
 use crate::support::mail::Mail;
@@ -35,13 +35,6 @@ const FINAL_REPLY: &str = "15s";
 /// How long the SMTP server holds the cut node's email before its 250: longer than the lease,
 /// shorter than `FINAL_REPLY`.
 const STALL: Duration = Duration::from_secs(13);
-
-fn node_index(name: &str) -> usize {
-    name.strip_prefix("node-")
-        .and_then(|n| n.parse::<usize>().ok())
-        .expect("a node-N name")
-        - 1
-}
 
 #[test]
 #[allow(clippy::too_many_lines)]

@@ -25,6 +25,14 @@ title = "Minerals deal"
 query = "minerals"
 "#;
 
+/// The index (from 0) of node `node-N` in the test's list of nodes.
+pub fn node_index(name: &str) -> usize {
+    name.strip_prefix("node-")
+        .and_then(|n| n.parse::<usize>().ok())
+        .expect("a node-N name")
+        - 1
+}
+
 /// Feed `f`'s document with one story per wave `0..waves` (each names the minerals deal).
 pub fn feed_doc(f: usize, waves: usize) -> Vec<u8> {
     let now = newswatch::clock::now().to_rfc2822();

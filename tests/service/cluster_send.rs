@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use crate::cluster_nodes::{
     LEASE, Node, Setup, arm, bare, claimant, delivered, each_email_once, held_message, node_config,
-    serve_wave, status_of, wait_for_line, wait_until,
+    node_index, serve_wave, status_of, wait_for_line, wait_until,
 };
 use crate::support::http::TestServer;
 use crate::support::mail::Mail;
@@ -28,13 +28,6 @@ const STALL: Duration = Duration::from_secs(12);
 /// stop (a lease, a quarter lease for the other node to look, its send), so the stopped node
 /// is still sending when it resumes.
 const FINAL_REPLY: &str = "20s";
-
-fn node_index(name: &str) -> usize {
-    name.strip_prefix("node-")
-        .and_then(|n| n.parse::<usize>().ok())
-        .expect("a node-N name")
-        - 1
-}
 
 #[test]
 #[allow(clippy::too_many_lines)]
