@@ -58,7 +58,7 @@ pub(crate) struct Doc<'a> {
     pub segments: Vec<Segment<'a>>,
     /// `" w1 w2 \n w3 \n"`: every segment's tokens, space-separated, segments separated by a newline
     /// (no literal contains one, so nothing matches across fields).
-    pub norm: String,
+    pub norm: Vec<u8>,
     pub toks: Vec<TokPos>,
     pub tok_seg: Vec<u32>,
     /// (literal, first token), sorted.
@@ -78,7 +78,7 @@ pub(crate) struct Doc<'a> {
 /// one `Doc` at a time, so nothing of one article is seen by another.
 #[derive(Default)]
 struct Buffers {
-    norm: String,
+    norm: Vec<u8>,
     toks: Vec<TokPos>,
     tok_seg: Vec<u32>,
     hits: Vec<(u32, u32)>,
@@ -202,21 +202,21 @@ impl<'a> Doc<'a> {
             match lits {
                 Some(lits) => {
                     // Each token's walk starts at the space before it.
-                    let mut written = |norm: &str, toks: &[TokPos]| {
+                    let mut written = |norm: &[u8], toks: &[TokPos]| {
                         let (tok, at) = (toks.len().saturating_sub(1), toks.last());
                         let from = at.map_or(0, |t| t.norm_start as usize).saturating_sub(1);
                         let tok = u32::try_from(tok).unwrap_or(u32::MAX);
-                        walks.start(lits, norm.as_bytes(), from, tok, &mut hits);
+                        walks.start(lits, norm, from, tok, &mut hits);
                     };
                     tokenize_with(s.text, &mut norm, &mut toks, &mut written);
                 }
                 None => tokenize_into(s.text, &mut norm, &mut toks),
             }
             if toks.len() > before {
-                norm.push_str(" \n");
+                norm.extend_from_slice(b" \n");
             }
             if let Some(lits) = lits {
-                walks.finish(lits, norm.as_bytes(), &mut hits);
+                walks.finish(lits, &norm, &mut hits);
             }
             let seg = u32::try_from(i).unwrap_or(u32::MAX);
             tok_seg.resize(toks.len(), seg);
@@ -313,9 +313,11 @@ impl Ctx<'_> {
                 }
                 Check::MaxSuffix(max) => {
                     let at = doc.toks[tok as usize].norm_start as usize + stem_len;
-                    let rest = &doc.norm[at..];
-                    let end = rest.find(' ').unwrap_or(rest.len());
-                    if rest[..end].chars().count() > *max as usize {
+                    let rest = doc.norm.get(at..).unwrap_or(&[]);
+                    let end = rest.iter().position(|&b| b == b' ').unwrap_or(rest.len());
+                    // Characters: the bytes that do not continue one (the text is UTF-8).
+                    let chars = rest[..end].iter().filter(|&&b| b & 0xC0 != 0x80).count();
+                    if chars > *max as usize {
                         return None;
                     }
                 }

@@ -49,13 +49,13 @@ pub fn tokenize(text: &str) -> Vec<Token> {
 /// `tokenize` without a `String` per word: `f` gets each word's byte range in `text` and its
 /// normalised form, in order (compiling 100,000 rules tokenises every term, issue 22).
 pub(crate) fn for_each_token(text: &str, mut f: impl FnMut(usize, usize, &str)) {
-    let mut norm = String::new();
+    let mut norm = Vec::new();
     let mut toks = Vec::new();
     tokenize_into(text, &mut norm, &mut toks);
     for t in &toks {
-        let from = t.norm_start as usize;
-        let to = norm[from..].find(' ').map_or(norm.len(), |i| from + i);
-        f(t.start as usize, t.end as usize, &norm[from..to]);
+        if let Some(word) = norm_word(&norm, t) {
+            f(t.start as usize, t.end as usize, word);
+        }
     }
 }
 
@@ -72,7 +72,7 @@ pub fn normalized_words(text: &str) -> Vec<String> {
 /// step at 10,000 rules, issue 22). The text is cut into runs at places where UAX #29 always
 /// breaks (see `Runs`): ASCII runs take the byte fast path, the others the Unicode path, and
 /// the tokens are those of the Unicode path over the whole text (a property test checks it).
-pub(crate) fn tokenize_into(text: &str, norm: &mut String, toks: &mut Vec<TokPos>) {
+pub(crate) fn tokenize_into(text: &str, norm: &mut Vec<u8>, toks: &mut Vec<TokPos>) {
     tokenize_with(text, norm, toks, &mut |_, _| {});
 }
 
@@ -80,9 +80,9 @@ pub(crate) fn tokenize_into(text: &str, norm: &mut String, toks: &mut Vec<TokPos
 /// `toks`): the matcher walks its automaton as the text is normalised.
 pub(crate) fn tokenize_with(
     text: &str,
-    norm: &mut String,
+    norm: &mut Vec<u8>,
     toks: &mut Vec<TokPos>,
-    written: &mut impl FnMut(&str, &[TokPos]),
+    written: &mut impl FnMut(&[u8], &[TokPos]),
 ) {
     let cleaned = Cleaned::new(text);
     if cleaned.text.is_ascii() {
@@ -101,7 +101,7 @@ pub(crate) fn tokenize_with(
 /// `tokenize_into` without the runs: the whole text through UAX #29 and the Unicode fold (the
 /// reference the fast path is tested against).
 #[cfg(test)]
-fn tokenize_into_unicode(text: &str, norm: &mut String, toks: &mut Vec<TokPos>) {
+fn tokenize_into_unicode(text: &str, norm: &mut Vec<u8>, toks: &mut Vec<TokPos>) {
     let cleaned = Cleaned::new(text);
     unicode_words_into(&cleaned, 0, &cleaned.text, norm, toks, &mut |_, _| {});
 }
@@ -115,9 +115,9 @@ fn ascii_words_into(
     cleaned: &Cleaned<'_>,
     at: usize,
     run: &str,
-    norm: &mut String,
+    norm: &mut Vec<u8>,
     toks: &mut Vec<TokPos>,
-    written: &mut impl FnMut(&str, &[TokPos]),
+    written: &mut impl FnMut(&[u8], &[TokPos]),
 ) {
     let b = run.as_bytes();
     let n = b.len();
@@ -145,21 +145,25 @@ fn ascii_words_into(
             break;
         }
         let mut end = i;
-        if !b[start..end].iter().any(u8::is_ascii_alphanumeric) {
+        if !b[start].is_ascii_alphanumeric() && !b[start..end].iter().any(u8::is_ascii_alphanumeric)
+        {
             continue;
         }
         // `strip_possessive`.
         if end - start > 2 && b[end - 2] == b'\'' && b[end - 1] | 0x20 == b's' {
             end -= 2;
         }
-        norm.push(' ');
+        norm.push(b' ');
         let from = norm.len();
-        norm.push_str(&run[start..end]);
-        norm[from..].make_ascii_lowercase();
+        norm.extend(b[start..end].iter().map(u8::to_ascii_lowercase));
         // `split_elision`: the head before the first quote is an elided article.
-        if quote < end && ELISIONS.contains(&&norm[from..from + quote - start]) {
+        let elided = quote < end && {
+            let head = norm.get(from..from + (quote - start));
+            ELISIONS.iter().any(|e| Some(e.as_bytes()) == head)
+        };
+        if elided {
             let q = from + quote - start;
-            norm.replace_range(q..=q, " ");
+            norm[q] = b' ';
             push_tok(toks, cleaned, from, at + start, at + quote);
             written(norm, toks);
             push_tok(toks, cleaned, q + 1, at + quote + 1, at + end);
@@ -186,27 +190,37 @@ fn unicode_words_into(
     cleaned: &Cleaned<'_>,
     at: usize,
     run: &str,
-    norm: &mut String,
+    norm: &mut Vec<u8>,
     toks: &mut Vec<TokPos>,
-    written: &mut impl FnMut(&str, &[TokPos]),
+    written: &mut impl FnMut(&[u8], &[TokPos]),
 ) {
+    let mut folded = String::new();
     for (i, seg) in run.split_word_bound_indices() {
         if !seg.chars().any(char::is_alphanumeric) {
             continue;
         }
         for (j, part) in split_elision(strip_possessive(seg)) {
-            let before = norm.len();
-            norm.push(' ');
-            fold_into(part, norm);
-            if norm.len() == before + 1 {
-                norm.truncate(before);
+            folded.clear();
+            fold_into(part, &mut folded);
+            if folded.is_empty() {
                 continue;
             }
+            norm.push(b' ');
+            let norm_start = norm.len();
+            norm.extend_from_slice(folded.as_bytes());
             let from = at + i + j;
-            push_tok(toks, cleaned, before + 1, from, from + part.len());
+            push_tok(toks, cleaned, norm_start, from, from + part.len());
             written(norm, toks);
         }
     }
+}
+
+/// The normalised word of token `t` in `norm` (which holds valid UTF-8: whole folded words).
+pub(crate) fn norm_word<'n>(norm: &'n [u8], t: &TokPos) -> Option<&'n str> {
+    let from = t.norm_start as usize;
+    let rest = norm.get(from..)?;
+    let len = rest.iter().position(|&b| b == b' ').unwrap_or(rest.len());
+    std::str::from_utf8(&rest[..len]).ok()
 }
 
 /// ASCII whitespace: U+0020 (WSegSpace), tab (Other), and LF, CR, VT, FF (LF, CR, Newline).
@@ -645,10 +659,11 @@ mod tests {
     /// original byte range.
     fn tokens_by(
         text: &str,
-        f: fn(&str, &mut String, &mut Vec<TokPos>),
+        f: fn(&str, &mut Vec<u8>, &mut Vec<TokPos>),
     ) -> (String, Vec<(u32, u32, u32)>) {
-        let (mut norm, mut toks) = (String::new(), Vec::new());
+        let (mut norm, mut toks) = (Vec::new(), Vec::new());
         f(text, &mut norm, &mut toks);
+        let norm = String::from_utf8(norm).expect("normalised text is UTF-8");
         let toks = toks
             .iter()
             .map(|t| (t.norm_start, t.start, t.end))
