@@ -113,8 +113,22 @@ impl Walks {
 
     fn advance(&mut self, lits: &Literals, hay: &[u8], hits: &mut Vec<(u32, u32)>) {
         match lits {
-            Literals::Dfa(a) => self.active.retain_mut(|w| step(a, hay, w, hits)),
-            Literals::Nfa(a) => self.active.retain_mut(|w| step(a, hay, w, hits)),
+            Literals::Dfa(a) => advance(a, &mut self.active, hay, hits),
+            Literals::Nfa(a) => advance(a, &mut self.active, hay, hits),
+        }
+    }
+}
+
+/// Takes every walk of `active` to the end of `hay`, dropping those that are over (their order
+/// does not matter: the hits are sorted after).
+#[inline]
+fn advance<A: Automaton>(a: &A, active: &mut Vec<Walk>, hay: &[u8], hits: &mut Vec<(u32, u32)>) {
+    let mut k = 0;
+    while let Some(w) = active.get_mut(k) {
+        if step(a, hay, w, hits) {
+            k += 1;
+        } else {
+            active.swap_remove(k);
         }
     }
 }
@@ -122,27 +136,32 @@ impl Walks {
 /// Takes `w` over `hay[w.at..]`; false once no literal continues (the walk is over).
 #[inline]
 fn step<A: Automaton>(a: &A, hay: &[u8], w: &mut Walk, hits: &mut Vec<(u32, u32)>) -> bool {
-    while let Some(&b) = hay.get(w.at) {
-        w.sid = a.next_state(Anchored::Yes, w.sid, b);
-        w.at += 1;
-        if !a.is_special(w.sid) {
+    let (mut sid, mut at) = (w.sid, w.at);
+    let alive = loop {
+        let Some(&b) = hay.get(at) else {
+            break true;
+        };
+        sid = a.next_state(Anchored::Yes, sid, b);
+        at += 1;
+        if !a.is_special(sid) {
             continue;
         }
-        if a.is_dead(w.sid) {
-            return false;
+        if a.is_dead(sid) {
+            break false;
         }
-        if a.is_match(w.sid) {
-            for k in 0..a.match_len(w.sid) {
-                let pid = a.match_pattern(w.sid, k);
+        if a.is_match(sid) {
+            for k in 0..a.match_len(sid) {
+                let pid = a.match_pattern(sid, k);
                 // A state also lists the literals that end here but started later (copied
                 // along its failure link for unanchored searches): not an occurrence here.
-                if a.pattern_len(pid) == w.at - w.from {
+                if a.pattern_len(pid) == at - w.from {
                     hits.push((pid.as_u32(), w.tok));
                 }
             }
         }
-    }
-    true
+    };
+    (w.sid, w.at) = (sid, at);
+    alive
 }
 
 #[cfg(test)]
