@@ -1,6 +1,6 @@
-//! The match step for one article: normalise every field into one buffer, walk the literals'
-//! automaton from each token, then evaluate only the rules whose literals occurred (and the few
-//! that can match without one). Pure: no IO, no clock. The per-article buffers are kept by each
+//! The match step for one article: normalise every field into one buffer, scanning it with the
+//! literals' automaton as it is written, then evaluate only the rules whose literals occurred
+//! (and the few that can match without one). Pure: no IO, no clock. The per-article buffers are kept by each
 //! thread between articles (`Buffers`): cleared before use, never shared between threads.
 
 use std::cell::{Cell, OnceCell};
@@ -8,7 +8,7 @@ use std::cell::{Cell, OnceCell};
 use regex::Regex;
 
 use super::compile::{Check, Literal, Mask, Node, bit};
-use super::scan::{Literals, Walks};
+use super::scan::{Literals, Scan};
 use super::text::{RegexText, TokPos, exact_form_is, tokenize_into, tokenize_with};
 use super::{Field, Hit};
 use crate::model::{Article, FeedMeta};
@@ -66,7 +66,6 @@ pub(crate) struct Doc<'a> {
     /// Empty bit sets for the caller (which literals occurred, which rules it considered).
     pub seen_lits: Vec<u64>,
     pub seen_rules: Vec<u64>,
-    walks: Walks,
     pub link: Option<&'a str>,
     pub lang: Option<&'a str>,
     regex_texts: Vec<OnceCell<RegexText<'a>>>,
@@ -84,7 +83,6 @@ struct Buffers {
     hits: Vec<(u32, u32)>,
     seen_lits: Vec<u64>,
     seen_rules: Vec<u64>,
-    walks: Walks,
 }
 
 /// Buffers grown past this many bytes of normalised text (a field near `MATCH_FIELD_CAP`) are
@@ -111,7 +109,6 @@ impl Buffers {
         self.hits.clear();
         self.seen_lits.clear();
         self.seen_rules.clear();
-        self.walks.clear();
         BUFFERS.with(|b| b.set(self));
     }
 }
@@ -125,7 +122,6 @@ impl Drop for Doc<'_> {
             hits: std::mem::take(&mut self.hits),
             seen_lits: std::mem::take(&mut self.seen_lits),
             seen_rules: std::mem::take(&mut self.seen_rules),
-            walks: std::mem::take(&mut self.walks),
         }
         .give_back();
     }
@@ -193,20 +189,16 @@ impl<'a> Doc<'a> {
             mut hits,
             seen_lits,
             seen_rules,
-            mut walks,
         } = Buffers::take();
+        let mut scan = Scan::default();
         let cap: usize = segments.iter().map(|s| s.text.len() + 2).sum();
         norm.reserve(cap);
         for (i, s) in segments.iter().enumerate() {
             let before = toks.len();
             match lits {
                 Some(lits) => {
-                    // Each token's walk starts at the space before it.
                     let mut written = |norm: &[u8], toks: &[TokPos]| {
-                        let (tok, at) = (toks.len().saturating_sub(1), toks.last());
-                        let from = at.map_or(0, |t| t.norm_start as usize).saturating_sub(1);
-                        let tok = u32::try_from(tok).unwrap_or(u32::MAX);
-                        walks.start(lits, norm, from, tok, &mut hits);
+                        scan.advance(lits, norm, toks, &mut hits);
                     };
                     tokenize_with(s.text, &mut norm, &mut toks, &mut written);
                 }
@@ -216,7 +208,7 @@ impl<'a> Doc<'a> {
                 norm.extend_from_slice(b" \n");
             }
             if let Some(lits) = lits {
-                walks.finish(lits, &norm, &mut hits);
+                scan.advance(lits, &norm, &toks, &mut hits);
             }
             let seg = u32::try_from(i).unwrap_or(u32::MAX);
             tok_seg.resize(toks.len(), seg);
@@ -232,7 +224,6 @@ impl<'a> Doc<'a> {
             hits,
             seen_lits,
             seen_rules,
-            walks,
             link,
             lang,
             regex_texts,

@@ -76,8 +76,8 @@ pub(crate) fn tokenize_into(text: &str, norm: &mut Vec<u8>, toks: &mut Vec<TokPo
     tokenize_with(text, norm, toks, &mut |_, _| {});
 }
 
-/// `tokenize_into`, calling `written(norm, toks)` after each token is written (the last of
-/// `toks`): the matcher walks its automaton as the text is normalised.
+/// `tokenize_into`, calling `written(norm, toks)` after each word is written, when `toks` holds
+/// every token of `norm` (an elided word is two): the matcher scans the text as it is written.
 pub(crate) fn tokenize_with(
     text: &str,
     norm: &mut Vec<u8>,
@@ -165,13 +165,11 @@ fn ascii_words_into(
             let q = from + quote - start;
             norm[q] = b' ';
             push_tok(toks, cleaned, from, at + start, at + quote);
-            written(norm, toks);
             push_tok(toks, cleaned, q + 1, at + quote + 1, at + end);
-            written(norm, toks);
         } else {
             push_tok(toks, cleaned, from, at + start, at + end);
-            written(norm, toks);
         }
+        written(norm, toks);
     }
 }
 
