@@ -85,6 +85,9 @@ struct Buffers {
     seen_rules: Vec<u64>,
 }
 
+/// How many bytes of normalised text wait for the scan while a field is written.
+const SCAN_BATCH: usize = 64;
+
 /// Buffers grown past this many bytes of normalised text (a field near `MATCH_FIELD_CAP`) are
 /// freed rather than kept: a thread keeps what ordinary articles need.
 const KEEP_BUFFERS_UP_TO: usize = 64 << 10;
@@ -197,8 +200,12 @@ impl<'a> Doc<'a> {
             let before = toks.len();
             match lits {
                 Some(lits) => {
+                    // Every `SCAN_BATCH` bytes, not every word: a call costs about as much
+                    // as a few bytes of scanning.
                     let mut written = |norm: &[u8], toks: &[TokPos]| {
-                        scan.advance(lits, norm, toks, &mut hits);
+                        if norm.len() >= scan.at() + SCAN_BATCH {
+                            scan.advance(lits, norm, toks, &mut hits);
+                        }
                     };
                     tokenize_with(s.text, &mut norm, &mut toks, &mut written);
                 }

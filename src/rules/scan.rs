@@ -1,7 +1,7 @@
 //! The literal automaton and its scan (issue 22): every literal of the rule set in one
 //! Aho-Corasick automaton over normalised text, run over an article's text as the text is
-//! written (`Scan`): one state carried from byte to byte, each literal that ends reported with
-//! the token it starts at. Scanning while normalising, instead of after, lets the processor
+//! written, a few dozen bytes at a time (`Scan`): one state carried from byte to byte, each
+//! literal that ends reported with the token it starts at. Scanning while normalising, instead of after, lets the processor
 //! fold the next words while the automaton waits for memory (the scan is bound by cache misses
 //! at 10,000 rules, the folding by instructions). Pure; built once at compile time.
 
@@ -56,6 +56,11 @@ pub(crate) struct Scan {
 }
 
 impl Scan {
+    /// The next byte the scan reads.
+    pub fn at(&self) -> usize {
+        self.at
+    }
+
     /// Reads `hay` from where the scan stopped to its end. Each literal that ends goes to
     /// `hits` as (literal, token): every pattern starts with the space before a token, so the
     /// token is the one of `toks` (the tokens written so far) that starts one byte after it.

@@ -282,6 +282,7 @@ impl<'a> Iterator for Runs<'a> {
     }
 }
 
+#[inline]
 fn push_tok(
     toks: &mut Vec<TokPos>,
     cleaned: &Cleaned<'_>,
