@@ -6,13 +6,14 @@
 
 use std::borrow::Cow;
 
+mod fold;
 mod regex_text;
+
+use fold::fold_into;
 
 pub(crate) use regex_text::RegexText;
 
-use caseless::Caseless;
 use unicode_normalization::UnicodeNormalization;
-use unicode_normalization::char::is_combining_mark;
 use unicode_segmentation::UnicodeSegmentation;
 
 /// One word of a text: its byte range in the original text and its normalised form.
@@ -340,96 +341,6 @@ fn strip_possessive(seg: &str) -> &str {
     } else {
         seg
     }
-}
-
-fn fold_into(word: &str, out: &mut String) {
-    if word.is_ascii() {
-        for b in word.bytes() {
-            out.push(char::from(b.to_ascii_lowercase()));
-        }
-        return;
-    }
-    // NFKD first so compatibility forms and accents come apart, fold case, decompose again
-    // (folding can produce `i̇`), then drop the marks: `Macrón` ~ `macron`, `ß` ~ `ss`.
-    let start = out.len();
-    for c in word.nfkd().default_case_fold().nfkd() {
-        if is_combining_mark(c) || c.is_whitespace() {
-            continue;
-        }
-        match fold_letter(c) {
-            Some(s) => out.push_str(s),
-            None => out.push(c),
-        }
-    }
-    fold_mixed_script(out, start);
-}
-
-/// A word that mixes Latin and Cyrillic letters, every Cyrillic one of which has a Latin look-alike,
-/// is a homoglyph spelling (`Неgseth` with Cyrillic `Н` and `е`): it is folded to Latin, so it
-/// matches `Hegseth`. A word in one script, or one with a Cyrillic letter that looks like no Latin
-/// letter, is left alone. `out[start..]` is one folded (lower-case, unmarked) word.
-fn fold_mixed_script(out: &mut String, start: usize) {
-    let word = &out[start..];
-    let is_cyrillic = |c: char| ('\u{0400}'..='\u{052F}').contains(&c);
-    if !word.chars().any(|c| c.is_ascii_lowercase())
-        || !word.chars().any(is_cyrillic)
-        || !word
-            .chars()
-            .filter(|&c| is_cyrillic(c))
-            .all(|c| latin_look_alike(c).is_some())
-    {
-        return;
-    }
-    let folded: String = word
-        .chars()
-        .map(|c| latin_look_alike(c).unwrap_or(c))
-        .collect();
-    out.truncate(start);
-    out.push_str(&folded);
-}
-
-/// Case-folded Cyrillic letters that look like a Latin letter in upper or lower case (`н` is the
-/// fold of `Н`, which looks like `H`).
-fn latin_look_alike(c: char) -> Option<char> {
-    Some(match c {
-        'а' => 'a',
-        'в' => 'b',
-        'е' => 'e',
-        'к' => 'k',
-        'м' => 'm',
-        'н' | 'һ' => 'h',
-        'о' => 'o',
-        'р' => 'p',
-        'с' => 'c',
-        'т' => 't',
-        'у' | 'ү' => 'y',
-        'х' => 'x',
-        'ѕ' => 's',
-        'і' => 'i',
-        'ј' => 'j',
-        'ԁ' => 'd',
-        'ԛ' => 'q',
-        'ԝ' => 'w',
-        'ӏ' => 'l',
-        _ => return None,
-    })
-}
-
-/// Letters with a stroke and ligatures that no decomposition takes apart (after case folding):
-/// `Radosław` ~ `radoslaw`, `Støre` ~ `store`, `Æ` ~ `ae`.
-fn fold_letter(c: char) -> Option<&'static str> {
-    Some(match c {
-        'ł' => "l",
-        'ø' => "o",
-        'đ' | 'ð' => "d",
-        'ħ' => "h",
-        'ı' => "i",
-        'æ' => "ae",
-        'œ' => "oe",
-        'ß' | 'ẞ' => "ss",
-        'þ' => "th",
-        _ => return None,
-    })
 }
 
 /// The exact (case- and accent-sensitive) form of a word for `case:`: NFKC, cleaned.
