@@ -283,7 +283,8 @@ impl<'a> Iterator for Runs<'a> {
     }
 }
 
-#[inline]
+// Called for every token: a call of its own was 2.5 % of the match step at 10,000 rules.
+#[inline(always)]
 fn push_tok(
     toks: &mut Vec<TokPos>,
     cleaned: &Cleaned<'_>,
