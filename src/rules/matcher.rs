@@ -1,7 +1,7 @@
 //! The match step for one article: normalise every field into one buffer, scanning it with the
 //! literals' automaton as it is written, then evaluate only the rules whose literals occurred
-//! (and the few that can match without one). Pure: no IO, no clock. The per-article buffers are kept by each
-//! thread between articles (`Buffers`): cleared before use, never shared between threads.
+//! (and the few that can match without one). Pure: no IO, no clock. The per-article buffers are
+//! kept by each thread between articles (`Buffers`): cleared before use, never shared.
 
 use std::cell::{Cell, OnceCell};
 
