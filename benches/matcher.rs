@@ -194,7 +194,8 @@ fn bench(c: &mut Criterion) {
             });
         });
         let patterns = set.literal_patterns();
-        // Same automaton choice as `compile::Builder::automaton`.
+        // The ceiling issue 22 measures against: the same automaton (`rules::scan`) over the
+        // same normalised text, every overlapping match, with nothing else.
         let ac = AhoCorasick::builder()
             .match_kind(MatchKind::Standard)
             .kind((patterns.len() <= 20_000).then_some(AhoCorasickKind::DFA))
@@ -266,42 +267,6 @@ fn bench(c: &mut Criterion) {
                 }
                 eprintln!("rules-{n} scan {name}: {:.1} MB/s", mbs(t.elapsed()));
             }
-            // The walk the matcher does (`rules::scan`): anchored at each token's space.
-            let starts: Vec<Vec<usize>> = texts
-                .iter()
-                .map(|t| {
-                    let b = t.as_bytes();
-                    (0..b.len().saturating_sub(1))
-                        .filter(|&i| b[i] == b' ' && b[i + 1] != b'\n')
-                        .collect()
-                })
-                .collect();
-            let dfa = aho_corasick::dfa::Builder::new()
-                .match_kind(MatchKind::Standard)
-                .start_kind(aho_corasick::StartKind::Anchored)
-                .prefilter(false)
-                .build(&patterns)
-                .expect("automaton builds");
-            let cnfa = aho_corasick::nfa::contiguous::Builder::new()
-                .match_kind(MatchKind::Standard)
-                .prefilter(false)
-                .build(&patterns)
-                .expect("automaton builds");
-            let t = std::time::Instant::now();
-            for _ in 0..passes {
-                black_box(walk_dfa(&dfa, &texts, &starts));
-            }
-            let (found, steps) = walk_dfa(&dfa, &texts, &starts);
-            eprintln!(
-                "rules-{n} walk dfa: {:.1} MB/s ({found} occurrences, {:.2} steps per byte)",
-                mbs(t.elapsed()),
-                steps as f64 / bytes as f64
-            );
-            let t = std::time::Instant::now();
-            for _ in 0..passes {
-                black_box(walk_cnfa(&cnfa, &texts, &starts));
-            }
-            eprintln!("rules-{n} walk cnfa: {:.1} MB/s", mbs(t.elapsed()));
         }
         let matched: usize = articles
             .iter()
@@ -313,53 +278,6 @@ fn bench(c: &mut Criterion) {
             articles.len()
         );
     }
-}
-
-/// `walk_all` on a DFA, apart so a profile tells the two automata apart.
-#[inline(never)]
-fn walk_dfa(a: &aho_corasick::dfa::DFA, texts: &[String], starts: &[Vec<usize>]) -> (usize, usize) {
-    walk_all(a, texts, starts)
-}
-
-/// `walk_all` on a contiguous NFA.
-#[inline(never)]
-fn walk_cnfa(
-    a: &aho_corasick::nfa::contiguous::NFA,
-    texts: &[String],
-    starts: &[Vec<usize>],
-) -> (usize, usize) {
-    walk_all(a, texts, starts)
-}
-
-/// Literal occurrences found by walking `a` anchored from each start (as `rules::scan` does).
-fn walk_all<A: aho_corasick::automaton::Automaton>(
-    a: &A,
-    texts: &[String],
-    starts: &[Vec<usize>],
-) -> (usize, usize) {
-    use aho_corasick::Anchored;
-    let (mut found, mut steps) = (0, 0);
-    for (t, at) in texts.iter().zip(starts) {
-        let hay = t.as_bytes();
-        for &i in at {
-            let Ok(mut sid) = a.start_state(Anchored::Yes) else {
-                continue;
-            };
-            for (k, &b) in hay[i..].iter().enumerate() {
-                steps += 1;
-                sid = a.next_state(Anchored::Yes, sid, b);
-                if a.is_special(sid) {
-                    if a.is_dead(sid) {
-                        break;
-                    }
-                    for m in 0..a.match_len(sid) {
-                        found += usize::from(a.pattern_len(a.match_pattern(sid, m)) == k + 1);
-                    }
-                }
-            }
-        }
-    }
-    (found, steps)
 }
 
 criterion_group!(benches, bench);

@@ -568,7 +568,9 @@ impl RuleSet {
     /// The normalised text the automaton scans for this article (for benchmarks and debugging).
     #[doc(hidden)]
     pub fn normalized_text(article: &Article, feed: &FeedMeta) -> String {
-        std::mem::take(&mut Doc::new(article, feed, None).norm)
+        let norm = std::mem::take(&mut Doc::new(article, feed, None).norm);
+        String::from_utf8(norm)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
     }
 
     /// Every literal the automaton searches for, as patterns over `normalized_text`.

@@ -672,7 +672,6 @@ impl Builder {
         if self.lits.is_empty() {
             return Ok(None);
         }
-        // Anchored at each token (see `scan`); no prefilter: every pattern starts with a space.
         Literals::build(self.lits.iter().map(|l| l.pattern.as_str())).map(Some)
     }
 }

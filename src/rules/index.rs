@@ -17,6 +17,7 @@ use std::ops::Bound;
 use super::RuleSet;
 use super::compile::Node;
 use super::matcher::Doc;
+use super::text::norm_word;
 use crate::model::{Article, FeedMeta};
 
 /// Word → ascending article numbers. The caller numbers articles (`add`) in ascending order and
@@ -41,10 +42,7 @@ fn distinct_words<'d>(doc: &'d Doc<'_>) -> Vec<&'d str> {
     let mut words: Vec<&str> = doc
         .toks
         .iter()
-        .map(|t| {
-            let rest = &doc.norm[t.norm_start as usize..];
-            &rest[..rest.find(' ').unwrap_or(rest.len())]
-        })
+        .filter_map(|t| norm_word(&doc.norm, t))
         .collect();
     words.sort_unstable();
     words.dedup();

@@ -1,14 +1,14 @@
-//! The match step for one article: normalise every field into one buffer, walk the literals'
-//! automaton from each token, then evaluate only the rules whose literals occurred (and the few
-//! that can match without one). Pure: no IO, no clock. The per-article buffers are kept by each
-//! thread between articles (`Buffers`): cleared before use, never shared between threads.
+//! The match step for one article: normalise every field into one buffer, scanning it with the
+//! literals' automaton as it is written, then evaluate only the rules whose literals occurred
+//! (and the few that can match without one). Pure: no IO, no clock. The per-article buffers are
+//! kept by each thread between articles (`Buffers`): cleared before use, never shared.
 
 use std::cell::{Cell, OnceCell};
 
 use regex::Regex;
 
 use super::compile::{Check, Literal, Mask, Node, bit};
-use super::scan::{Literals, Walks};
+use super::scan::{Literals, Scan};
 use super::text::{RegexText, TokPos, exact_form_is, tokenize_into, tokenize_with};
 use super::{Field, Hit};
 use crate::model::{Article, FeedMeta};
@@ -58,7 +58,7 @@ pub(crate) struct Doc<'a> {
     pub segments: Vec<Segment<'a>>,
     /// `" w1 w2 \n w3 \n"`: every segment's tokens, space-separated, segments separated by a newline
     /// (no literal contains one, so nothing matches across fields).
-    pub norm: String,
+    pub norm: Vec<u8>,
     pub toks: Vec<TokPos>,
     pub tok_seg: Vec<u32>,
     /// (literal, first token), sorted.
@@ -66,7 +66,6 @@ pub(crate) struct Doc<'a> {
     /// Empty bit sets for the caller (which literals occurred, which rules it considered).
     pub seen_lits: Vec<u64>,
     pub seen_rules: Vec<u64>,
-    walks: Walks,
     pub link: Option<&'a str>,
     pub lang: Option<&'a str>,
     regex_texts: Vec<OnceCell<RegexText<'a>>>,
@@ -78,14 +77,16 @@ pub(crate) struct Doc<'a> {
 /// one `Doc` at a time, so nothing of one article is seen by another.
 #[derive(Default)]
 struct Buffers {
-    norm: String,
+    norm: Vec<u8>,
     toks: Vec<TokPos>,
     tok_seg: Vec<u32>,
     hits: Vec<(u32, u32)>,
     seen_lits: Vec<u64>,
     seen_rules: Vec<u64>,
-    walks: Walks,
 }
+
+/// How many bytes of normalised text wait for the scan while a field is written.
+const SCAN_BATCH: usize = 64;
 
 /// Buffers grown past this many bytes of normalised text (a field near `MATCH_FIELD_CAP`) are
 /// freed rather than kept: a thread keeps what ordinary articles need.
@@ -111,7 +112,6 @@ impl Buffers {
         self.hits.clear();
         self.seen_lits.clear();
         self.seen_rules.clear();
-        self.walks.clear();
         BUFFERS.with(|b| b.set(self));
     }
 }
@@ -125,7 +125,6 @@ impl Drop for Doc<'_> {
             hits: std::mem::take(&mut self.hits),
             seen_lits: std::mem::take(&mut self.seen_lits),
             seen_rules: std::mem::take(&mut self.seen_rules),
-            walks: std::mem::take(&mut self.walks),
         }
         .give_back();
     }
@@ -193,30 +192,30 @@ impl<'a> Doc<'a> {
             mut hits,
             seen_lits,
             seen_rules,
-            mut walks,
         } = Buffers::take();
+        let mut scan = Scan::default();
         let cap: usize = segments.iter().map(|s| s.text.len() + 2).sum();
         norm.reserve(cap);
         for (i, s) in segments.iter().enumerate() {
             let before = toks.len();
             match lits {
                 Some(lits) => {
-                    // Each token's walk starts at the space before it.
-                    let mut written = |norm: &str, toks: &[TokPos]| {
-                        let (tok, at) = (toks.len().saturating_sub(1), toks.last());
-                        let from = at.map_or(0, |t| t.norm_start as usize).saturating_sub(1);
-                        let tok = u32::try_from(tok).unwrap_or(u32::MAX);
-                        walks.start(lits, norm.as_bytes(), from, tok, &mut hits);
+                    // Every `SCAN_BATCH` bytes, not every word: a call costs about as much
+                    // as a few bytes of scanning.
+                    let mut written = |norm: &[u8], toks: &[TokPos]| {
+                        if norm.len() >= scan.at() + SCAN_BATCH {
+                            scan.advance(lits, norm, toks, &mut hits);
+                        }
                     };
                     tokenize_with(s.text, &mut norm, &mut toks, &mut written);
                 }
                 None => tokenize_into(s.text, &mut norm, &mut toks),
             }
             if toks.len() > before {
-                norm.push_str(" \n");
+                norm.extend_from_slice(b" \n");
             }
             if let Some(lits) = lits {
-                walks.finish(lits, norm.as_bytes(), &mut hits);
+                scan.advance(lits, &norm, &toks, &mut hits);
             }
             let seg = u32::try_from(i).unwrap_or(u32::MAX);
             tok_seg.resize(toks.len(), seg);
@@ -232,7 +231,6 @@ impl<'a> Doc<'a> {
             hits,
             seen_lits,
             seen_rules,
-            walks,
             link,
             lang,
             regex_texts,
@@ -313,9 +311,11 @@ impl Ctx<'_> {
                 }
                 Check::MaxSuffix(max) => {
                     let at = doc.toks[tok as usize].norm_start as usize + stem_len;
-                    let rest = &doc.norm[at..];
-                    let end = rest.find(' ').unwrap_or(rest.len());
-                    if rest[..end].chars().count() > *max as usize {
+                    let rest = doc.norm.get(at..).unwrap_or(&[]);
+                    let end = rest.iter().position(|&b| b == b' ').unwrap_or(rest.len());
+                    // Characters: the bytes that do not continue one (the text is UTF-8).
+                    let chars = rest[..end].iter().filter(|&&b| b & 0xC0 != 0x80).count();
+                    if chars > *max as usize {
                         return None;
                     }
                 }

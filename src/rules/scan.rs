@@ -1,18 +1,21 @@
-//! The literal automaton and its walks (issue 22): every literal of the rule set in one anchored
-//! Aho-Corasick automaton over normalised text. A literal only ever starts at the space before a
-//! token, so each token starts a walk there, taken on over the bytes written after it until no
-//! literal continues (the unanchored overlapping scan this replaces also found literals
-//! elsewhere, which the matcher then dropped). Pure; built once at compile time.
+//! The literal automaton and its scan (issue 22): every literal of the rule set in one
+//! Aho-Corasick automaton over normalised text, run over an article's text as the text is
+//! written, a few dozen bytes at a time (`Scan`): one state carried from byte to byte, each
+//! literal that ends reported with the token it starts at. Scanning while normalising, instead of after, lets the processor
+//! fold the next words while the automaton waits for memory (the scan is bound by cache misses
+//! at 10,000 rules, the folding by instructions). Pure; built once at compile time.
 
 use aho_corasick::automaton::{Automaton, StateID};
 use aho_corasick::nfa::contiguous;
-use aho_corasick::{Anchored, BuildError, MatchKind, StartKind, dfa};
+use aho_corasick::{Anchored, BuildError, MatchKind, dfa};
+
+use super::text::TokPos;
 
 /// Above this many literals the DFA's table (one row per state, every byte class) would be
 /// hundreds of megabytes: a contiguous NFA instead (the choice `AhoCorasick` makes itself).
 const DFA_MAX_LITERALS: usize = 20_000;
 
-/// The automaton of every literal, anchored only.
+/// The automaton of every literal.
 #[derive(Debug)]
 pub(crate) enum Literals {
     Dfa(dfa::DFA),
@@ -25,12 +28,12 @@ impl Literals {
     pub fn build<'p>(
         patterns: impl ExactSizeIterator<Item = &'p str> + Clone,
     ) -> Result<Literals, BuildError> {
-        // Standard semantics: every literal that ends on the path is reported, so `" john "`
-        // and `" john healey "` both occur at `john healey`.
+        // Standard semantics and overlapping matches: every literal that ends is reported, so
+        // `" healey "` occurs inside `" john healey "`. No prefilter: every pattern starts
+        // with a space, so it would stop at every word (measured: about twice as slow).
         if patterns.len() <= DFA_MAX_LITERALS {
             dfa::Builder::new()
                 .match_kind(MatchKind::Standard)
-                .start_kind(StartKind::Anchored)
                 .prefilter(false)
                 .build(patterns)
                 .map(Literals::Dfa)
@@ -42,119 +45,97 @@ impl Literals {
                 .map(Literals::Nfa)
         }
     }
-
-    /// Calls `found(literal)` for every literal that occurs in `hay` starting at byte `at`.
-    #[cfg(test)]
-    pub fn walk(&self, hay: &[u8], at: usize, mut found: impl FnMut(u32)) {
-        let mut walks = Walks::default();
-        let mut hits = Vec::new();
-        walks.start(self, hay, at, 0, &mut hits);
-        walks.finish(self, hay, &mut hits);
-        hits.iter().for_each(|&(l, _)| found(l));
-    }
 }
 
-/// Walks under way while a text is being normalised: each token's walk starts when the token is
-/// written and goes on over the bytes written after it until no literal continues. Scanning
-/// as the text is written, instead of after, lets the processor fold the next words while a
-/// walk waits for the automaton's memory (issue 22: the walk is bound by cache misses, the
-/// folding by instructions).
+/// The scan of one article's normalised text while it is written: the automaton's state and
+/// the next byte to read.
 #[derive(Debug, Default)]
-pub(crate) struct Walks {
-    active: Vec<Walk>,
-}
-
-#[derive(Debug, Clone, Copy)]
-struct Walk {
-    /// The token the walk started at (its literals' first token).
-    tok: u32,
-    /// Where it started (the space before the token) and the next byte it reads.
-    from: usize,
+pub(crate) struct Scan {
+    state: Option<StateID>,
     at: usize,
-    sid: StateID,
 }
 
-impl Walks {
-    /// Starts a walk for token `tok` at byte `from` of `hay` (the space before the token), and
-    /// takes every walk as far as `hay` goes; occurrences go to `hits` as (literal, token).
-    pub fn start(
+impl Scan {
+    /// The next byte the scan reads.
+    pub fn at(&self) -> usize {
+        self.at
+    }
+
+    /// Reads `hay` from where the scan stopped to its end. Each literal that ends goes to
+    /// `hits` as (literal, token): every pattern starts with the space before a token, so the
+    /// token is the one of `toks` (the tokens written so far) that starts one byte after it.
+    pub fn advance(
         &mut self,
         lits: &Literals,
         hay: &[u8],
-        from: usize,
-        tok: u32,
+        toks: &[TokPos],
         hits: &mut Vec<(u32, u32)>,
     ) {
-        let start = match lits {
-            Literals::Dfa(a) => a.start_state(Anchored::Yes),
-            Literals::Nfa(a) => a.start_state(Anchored::Yes),
-        };
-        if let Ok(sid) = start {
-            self.active.push(Walk {
-                tok,
-                from,
-                at: from,
-                sid,
-            });
-        }
-        self.advance(lits, hay, hits);
-    }
-
-    /// Takes every walk to the end of `hay`, which is complete: none is left under way.
-    pub fn finish(&mut self, lits: &Literals, hay: &[u8], hits: &mut Vec<(u32, u32)>) {
-        self.advance(lits, hay, hits);
-        self.active.clear();
-    }
-
-    /// Drops every walk under way.
-    pub fn clear(&mut self) {
-        self.active.clear();
-    }
-
-    fn advance(&mut self, lits: &Literals, hay: &[u8], hits: &mut Vec<(u32, u32)>) {
         match lits {
-            Literals::Dfa(a) => self.active.retain_mut(|w| step(a, hay, w, hits)),
-            Literals::Nfa(a) => self.active.retain_mut(|w| step(a, hay, w, hits)),
+            Literals::Dfa(a) => self.run(a, hay, toks, hits),
+            Literals::Nfa(a) => self.run(a, hay, toks, hits),
         }
     }
-}
 
-/// Takes `w` over `hay[w.at..]`; false once no literal continues (the walk is over).
-#[inline]
-fn step<A: Automaton>(a: &A, hay: &[u8], w: &mut Walk, hits: &mut Vec<(u32, u32)>) -> bool {
-    while let Some(&b) = hay.get(w.at) {
-        w.sid = a.next_state(Anchored::Yes, w.sid, b);
-        w.at += 1;
-        if !a.is_special(w.sid) {
-            continue;
-        }
-        if a.is_dead(w.sid) {
-            return false;
-        }
-        if a.is_match(w.sid) {
-            for k in 0..a.match_len(w.sid) {
-                let pid = a.match_pattern(w.sid, k);
-                // A state also lists the literals that end here but started later (copied
-                // along its failure link for unanchored searches): not an occurrence here.
-                if a.pattern_len(pid) == w.at - w.from {
-                    hits.push((pid.as_u32(), w.tok));
+    #[inline]
+    fn run<A: Automaton>(
+        &mut self,
+        a: &A,
+        hay: &[u8],
+        toks: &[TokPos],
+        hits: &mut Vec<(u32, u32)>,
+    ) {
+        let start = match self.state {
+            Some(sid) => Ok(sid),
+            None => a.start_state(Anchored::No),
+        };
+        let Ok(mut sid) = start else { return };
+        let mut at = self.at;
+        while let Some(&b) = hay.get(at) {
+            sid = a.next_state(Anchored::No, sid, b);
+            at += 1;
+            // Unanchored with standard semantics: a special state is a match (never dead).
+            if !a.is_special(sid) || !a.is_match(sid) {
+                continue;
+            }
+            for k in 0..a.match_len(sid) {
+                let pid = a.match_pattern(sid, k);
+                let word = (at + 1).saturating_sub(a.pattern_len(pid));
+                if let Some(tok) = token_at(toks, word) {
+                    hits.push((pid.as_u32(), tok));
                 }
             }
         }
+        (self.state, self.at) = (Some(sid), at);
     }
-    true
+}
+
+/// The index of the token of `toks` (sorted by position) whose word starts at byte `word` of the
+/// normalised text. A literal just ended, so its first token is among the last few.
+fn token_at(toks: &[TokPos], word: usize) -> Option<u32> {
+    for (i, t) in toks.iter().enumerate().rev() {
+        let at = t.norm_start as usize;
+        if at == word {
+            return u32::try_from(i).ok();
+        }
+        if at < word {
+            return None;
+        }
+    }
+    None
 }
 
 #[cfg(test)]
 mod tests {
     use aho_corasick::{AhoCorasick, MatchKind};
 
-    use super::Literals;
+    use super::{Literals, Scan};
+    use crate::rules::text::TokPos;
 
-    /// Every literal at every anchor, found by the walk, is what an unanchored overlapping scan
-    /// finds starting there (the scan the matcher used before, and the bench's bare scan).
+    /// The scan, fed a text in pieces (as the normaliser writes it), finds what one overlapping
+    /// search of the whole text finds, each occurrence with the token it starts at.
     #[test]
-    fn the_walk_finds_what_an_overlapping_scan_finds_at_each_anchor() {
+    fn the_scan_in_pieces_finds_what_an_overlapping_search_finds() {
         let patterns = [
             " john ",
             " john healey ",
@@ -172,32 +153,43 @@ mod tests {
             .match_kind(MatchKind::Standard)
             .build(patterns)
             .expect("patterns build");
-        let mut want: Vec<(usize, u32)> = ac
+        let toks: Vec<TokPos> = hay
+            .match_indices(' ')
+            .filter(|(i, _)| hay.as_bytes().get(i + 1) != Some(&b'\n'))
+            .map(|(i, _)| TokPos {
+                norm_start: u32::try_from(i + 1).unwrap_or(u32::MAX),
+                start: 0,
+                end: 0,
+            })
+            .collect();
+        let token = |at: usize| toks.iter().position(|t| t.norm_start as usize == at + 1);
+        let mut want: Vec<(u32, u32)> = ac
             .find_overlapping_iter(hay)
-            .map(|m| (m.start(), m.pattern().as_u32()))
+            .filter_map(|m| Some((m.pattern().as_u32(), u32::try_from(token(m.start())?).ok()?)))
             .collect();
         want.sort_unstable();
-        for (kind, lits) in [
-            (
-                "dfa",
-                Literals::build(patterns.iter().copied()).expect("DFA builds"),
-            ),
-            (
-                "nfa",
-                Literals::Nfa(
-                    aho_corasick::nfa::contiguous::Builder::new()
-                        .match_kind(MatchKind::Standard)
-                        .build(patterns)
-                        .expect("NFA builds"),
-                ),
-            ),
-        ] {
-            let mut got = Vec::new();
-            for (at, _) in hay.match_indices(' ') {
-                lits.walk(hay.as_bytes(), at, |l| got.push((at, l)));
+        assert_eq!(want.len(), ac.find_overlapping_iter(hay).count());
+        let nfa = aho_corasick::nfa::contiguous::Builder::new()
+            .match_kind(MatchKind::Standard)
+            .build(patterns)
+            .expect("NFA builds");
+        let automata = [
+            Literals::build(patterns.iter().copied()).expect("DFA builds"),
+            Literals::Nfa(nfa),
+        ];
+        for (kind, lits) in ["dfa", "nfa"].iter().zip(&automata) {
+            for piece in [1, 3, 7, hay.len()] {
+                let (mut scan, mut got) = (Scan::default(), Vec::new());
+                let mut end = 0;
+                while end < hay.len() {
+                    end = (end + piece).min(hay.len());
+                    // The tokens written so far: those that start before `end`.
+                    let written = toks.partition_point(|t| (t.norm_start as usize) < end);
+                    scan.advance(lits, &hay.as_bytes()[..end], &toks[..written], &mut got);
+                }
+                got.sort_unstable();
+                assert_eq!(got, want, "{kind}, pieces of {piece}");
             }
-            got.sort_unstable();
-            assert_eq!(got, want, "{kind}");
         }
     }
 }

@@ -42,8 +42,21 @@ fn is_plain(c: char) -> bool {
 /// NFKC text with default-ignorables removed (what regexes see), mapped back to the original.
 pub(crate) struct RegexText<'a> {
     pub text: Cow<'a, str>,
-    /// Original byte range for each byte of `text`; empty when `text` equals the original.
-    map: Vec<(u32, u32)>,
+    /// How `text` maps back, in order: pieces copied from the original and runs normalised as a
+    /// whole. Empty when `text` is the original. (A range per byte was eight bytes per byte for
+    /// every field with one no-break space, issue 22.)
+    pieces: Vec<Piece>,
+}
+
+/// `len` bytes at `at` in the text that came from `from..to` in the original: copied (each
+/// character back to itself) or normalised from that run (every byte back to all of it).
+#[derive(Debug, Clone, Copy)]
+struct Piece {
+    at: usize,
+    len: usize,
+    from: usize,
+    to: usize,
+    copied: bool,
 }
 
 impl<'a> RegexText<'a> {
@@ -56,38 +69,59 @@ impl<'a> RegexText<'a> {
             || (unicode_normalization::is_nfkc_quick(original.chars())
                 == unicode_normalization::IsNormalized::Yes
                 && !original.chars().any(is_default_ignorable));
+        let mut out = RegexText {
+            text: Cow::Borrowed(original),
+            pieces: Vec::new(),
+        };
         if already {
-            return RegexText {
-                text: Cow::Borrowed(original),
-                map: Vec::new(),
-            };
+            return out;
         }
         let mut text = String::with_capacity(original.len());
-        let mut map = Vec::with_capacity(original.len());
         // NFKC composes across characters, so normalise runs that start at a starter and map
         // every output byte of a run to the whole run's original range.
         let mut run_start = None;
-        let flush = |from: usize, to: usize, text: &mut String, map: &mut Vec<(u32, u32)>| {
-            // Straight into `text`: a `String` per run (most runs are one character) showed in
-            // perf at 10,000 rules (issue 22).
-            let before = text.len();
+        let mut flush = |from: usize, to: usize, text: &mut String| {
             let run = &original[from..to];
-            match run.chars().next() {
-                // One plain character is its own NFKC form.
-                Some(c) if c.len_utf8() == run.len() && is_plain(c) => text.push(c),
-                _ => text.extend(run.chars().filter(|c| !is_default_ignorable(*c)).nfkc()),
+            let at = text.len();
+            // One plain character is its own NFKC form: copied, and a piece with the copied
+            // characters just before it.
+            let copied = match run.chars().next() {
+                Some(c) if c.len_utf8() == run.len() && is_plain(c) => {
+                    text.push(c);
+                    true
+                }
+                _ => {
+                    text.extend(run.chars().filter(|c| !is_default_ignorable(*c)).nfkc());
+                    false
+                }
+            };
+            let len = text.len() - at;
+            if len == 0 {
+                return;
             }
-            let r = (
-                u32::try_from(from).unwrap_or(u32::MAX),
-                u32::try_from(to).unwrap_or(u32::MAX),
-            );
-            map.extend(std::iter::repeat_n(r, text.len() - before));
+            if let Some(last) = out.pieces.last_mut()
+                && copied
+                && last.copied
+                && last.to == from
+            {
+                last.len += len;
+                last.to = to;
+                return;
+            }
+            out.pieces.push(Piece {
+                at,
+                len,
+                from,
+                to,
+                copied,
+            });
         };
         for (i, c) in original.char_indices() {
-            let starter = unicode_normalization::char::canonical_combining_class(c) == 0;
+            let starter =
+                is_plain(c) || unicode_normalization::char::canonical_combining_class(c) == 0;
             if starter {
                 if let Some(s) = run_start {
-                    flush(s, i, &mut text, &mut map);
+                    flush(s, i, &mut text);
                 }
                 run_start = Some(i);
             } else if run_start.is_none() {
@@ -95,26 +129,42 @@ impl<'a> RegexText<'a> {
             }
         }
         if let Some(s) = run_start {
-            flush(s, original.len(), &mut text, &mut map);
+            flush(s, original.len(), &mut text);
         }
-        RegexText {
-            text: Cow::Owned(text),
-            map,
-        }
+        out.text = Cow::Owned(text);
+        out
     }
 
+    /// The original byte range of `text[start..end]` (on character boundaries; an empty range
+    /// gives an empty range where the character at `start` came from).
     pub fn original_range(&self, start: usize, end: usize) -> (usize, usize) {
-        if self.map.is_empty() {
+        if self.pieces.is_empty() {
             return (start, end);
         }
         if start >= end {
-            let at = self.map.get(start).map_or_else(
-                || self.map.last().map_or(0, |r| r.1 as usize),
-                |r| r.0 as usize,
-            );
+            let at = match self.piece(start) {
+                Some(p) if start < p.at + p.len => self.original(start, false),
+                _ => self.pieces.last().map_or(0, |p| p.to),
+            };
             return (at, at);
         }
-        (self.map[start].0 as usize, self.map[end - 1].1 as usize)
+        (self.original(start, false), self.original(end - 1, true))
+    }
+
+    /// The piece holding byte `i` of the text (the last one for `i` past the end).
+    fn piece(&self, i: usize) -> Option<&Piece> {
+        let k = self.pieces.partition_point(|p| p.at <= i);
+        self.pieces.get(k.checked_sub(1)?)
+    }
+
+    /// Where the character holding byte `i` of the text comes from: its start, or its end.
+    fn original(&self, i: usize, end: bool) -> usize {
+        match self.piece(i) {
+            Some(p) if p.copied => p.from + (i - p.at) + usize::from(end),
+            Some(p) if end => p.to,
+            Some(p) => p.from,
+            None => i,
+        }
     }
 }
 
@@ -156,12 +206,39 @@ mod tests {
         (text, ranges)
     }
 
-    fn regex_text_by_byte(original: &str) -> (String, Vec<(usize, usize)>) {
+    /// Each character of the text and every empty range at a character boundary, mapped back.
+    fn regex_text_by_char(original: &str) -> (String, Vec<(usize, usize)>) {
         let t = RegexText::new(original);
-        let ranges = (0..t.text.len())
-            .map(|i| t.original_range(i, i + 1))
-            .collect();
+        let mut ranges = Vec::new();
+        let bounds: Vec<usize> = t.text.char_indices().map(|(i, _)| i).collect();
+        for (k, &i) in bounds.iter().enumerate() {
+            let next = bounds.get(k + 1).copied().unwrap_or(t.text.len());
+            ranges.push(t.original_range(i, next));
+            ranges.push(t.original_range(i, i));
+        }
+        ranges.push(t.original_range(t.text.len(), t.text.len()));
         (t.text.into_owned(), ranges)
+    }
+
+    /// The reference's map read the same way.
+    fn reference_by_char(original: &str) -> (String, Vec<(usize, usize)>) {
+        let (text, map) = regex_text_reference(original);
+        let mut ranges = Vec::new();
+        let bounds: Vec<usize> = text.char_indices().map(|(i, _)| i).collect();
+        for (k, &i) in bounds.iter().enumerate() {
+            let next = bounds.get(k + 1).copied().unwrap_or(text.len());
+            ranges.push((map[i].0, map[next - 1].1));
+            ranges.push((map[i].0, map[i].0));
+        }
+        let last = map.last().map_or(0, |r| r.1);
+        // The old code's empty range past the end, or of the original when it was kept.
+        let end = if map.iter().enumerate().all(|(i, r)| *r == (i, i + 1)) {
+            text.len()
+        } else {
+            last
+        };
+        ranges.push((end, end));
+        (text, ranges)
     }
 
     #[test]
@@ -173,8 +250,8 @@ mod tests {
             "\u{301}starts with a mark",
         ] {
             assert_eq!(
-                regex_text_by_byte(text),
-                regex_text_reference(text),
+                regex_text_by_char(text),
+                reference_by_char(text),
                 "{text:?}"
             );
         }
@@ -185,7 +262,7 @@ mod tests {
         fn regex_text_fast_paths_agree_with_the_reference(
             text in "[aZ1 éÅΩЖй\u{a0}\u{b2}\u{301}\u{308}\u{483}\u{5b0}\u{200B}\u{ad}ﬁＡ½ǅ\u{1100}\u{1161}가\u{2014}\u{2019}\u{2026}\u{2126}\u{212B}\u{2160}]{0,12}"
         ) {
-            proptest::prop_assert_eq!(regex_text_by_byte(&text), regex_text_reference(&text));
+            proptest::prop_assert_eq!(regex_text_by_char(&text), reference_by_char(&text));
         }
     }
 
