@@ -126,9 +126,9 @@ fn plain_loose_link(href: &str) -> Option<String> {
     let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
     let host_byte = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-';
     // A host whose last label starts with a letter is a name, never an IPv4 address (those end
-    // in a decimal or `0x` number).
+    // in a decimal or `0x` number); an address already written as the parser writes it stays.
     let last = host.strip_suffix('.').unwrap_or(host).rsplit('.').next()?;
-    let plain = last.starts_with(|c: char| c.is_ascii_lowercase())
+    let plain = (last.starts_with(|c: char| c.is_ascii_lowercase()) || dotted_quad(host))
         && host.bytes().all(host_byte)
         && !host.contains("xn--")
         && path.bytes().all(plain_path_byte)
@@ -145,6 +145,19 @@ fn plain_loose_link(href: &str) -> Option<String> {
         ""
     };
     Some(format!("{host}{path}"))
+}
+
+/// An IPv4 address as the URL parser writes one: four decimal numbers up to 255, no leading zero.
+fn dotted_quad(host: &str) -> bool {
+    let mut parts = 0;
+    for part in host.split('.') {
+        parts += 1;
+        let canonical = part.parse::<u8>().is_ok_and(|n| n.to_string() == part);
+        if !canonical {
+            return false;
+        }
+    }
+    parts == 4
 }
 
 /// A byte the URL parser keeps as written in an http(s) path: unreserved, sub-delimiters, `:`,
@@ -368,6 +381,13 @@ mod tests {
             "a..b",
             "www.",
             "1.2.3.4",
+            "127.0.0.1",
+            "0.0.0.0",
+            "01.2.3.4",
+            "1.2.3.256",
+            "1.2.3",
+            "1.2.3.4.",
+            "+1.2.3.4",
             "x.0x7f",
             "x.1",
             "0x7f.c",
@@ -419,6 +439,7 @@ mod tests {
         }
         assert!(plain > 100, "the string path answered {plain} links");
         assert!(plain_loose_link("https://www.bbc.co.uk/news/world-europe-68000000").is_some());
+        assert!(plain_loose_link("http://127.0.0.1/article/169/49").is_some());
     }
 
     #[test]
