@@ -273,6 +273,12 @@ pub fn content_key(title: &str, summary: &str) -> String {
 /// http/https links only: host lower-cased (the URL parser does it), default ports, fragments and
 /// tracking parameters dropped, the remaining query kept in order.
 pub fn canonical_link(href: &str) -> Option<String> {
+    canonical_url(href).map(String::from)
+}
+
+/// `canonical_link` as a parsed URL (what the digest's clustering reads it as, without
+/// serialising and parsing it again).
+pub fn canonical_url(href: &str) -> Option<Url> {
     let mut url = Url::parse(href.trim()).ok()?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
         return None;
@@ -290,7 +296,7 @@ pub fn canonical_link(href: &str) -> Option<String> {
             url.query_pairs_mut().clear().extend_pairs(kept);
         }
     }
-    Some(url.to_string())
+    Some(url)
 }
 
 fn is_tracking_param(k: &str) -> bool {
