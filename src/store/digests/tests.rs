@@ -428,7 +428,7 @@ fn the_planned_rows_are_the_rows_of_one_query_per_group() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (mut s, _) = big_store(dir.path());
     let mut rules: Vec<(String, String)> = {
-        let mut tx = s.begin_compose().expect("begin");
+        let tx = s.begin_compose().expect("begin");
         tx.matched_rules().expect("rules")
     }
     .into_iter()
