@@ -431,6 +431,7 @@ mod tests {
             "user@news.example",
             "[::1]",
             "-a-.b-",
+            "a-label-of-seventy-characters-is-longer-than-dns-allows-for-one-label-x.example",
             "",
         ];
         let paths = [
@@ -476,6 +477,13 @@ mod tests {
             }
         }
         assert!(plain > 100, "the string path answered {plain} links");
+        // A host longer than DNS allows (the URL parser does not check lengths).
+        let long = format!("https://{}example/a", "abcdefghi.".repeat(30));
+        assert_eq!(plain_loose_link(&long), parsed_loose_link(&long));
+        assert_eq!(
+            canonical_link(&long),
+            canonical_url(&long).map(String::from)
+        );
         assert!(plain_loose_link("https://www.bbc.co.uk/news/world-europe-68000000").is_some());
         assert!(plain_loose_link("http://127.0.0.1/article/169/49").is_some());
     }
