@@ -4,6 +4,7 @@
 //! labelled articles) live in `rules/`.
 //! No IO except reading rule files in `load`; matching is pure and takes `now`.
 
+mod automaton;
 pub mod backtest;
 mod compile;
 pub mod eval;
@@ -148,7 +149,9 @@ pub struct RuleSet {
     rules: Vec<RuleInfo>,
     nodes: Vec<Node>,
     lits: Vec<Literal>,
-    ac: Option<scan::Literals>,
+    /// The automaton over `lits`: built on the first article matched, unless its build could
+    /// fail (then at load, which reports the failure).
+    ac: automaton::LazyLiterals,
     /// Which rules an article's literals make candidates (see `prefilter`).
     prefilter: Prefilter,
     /// A bit per rule with `feeds` or `max_age`: the others see every article.
@@ -265,7 +268,7 @@ impl RuleSet {
                 Err(errs) => report(&mut diags, sources, loc, Some(&raw.info.id), errs),
             }
         }
-        let ac = match b.automaton() {
+        let ac = match automaton::LazyLiterals::new(&b.lits) {
             Ok(ac) => ac,
             Err(e) => {
                 diags.push(Diagnostic {
@@ -275,7 +278,7 @@ impl RuleSet {
                         format!("the rule set is too large to compile: {e}"),
                     )
                 });
-                None
+                automaton::LazyLiterals::default()
             }
         };
         if !diags.is_empty() {
@@ -352,7 +355,7 @@ impl RuleSet {
     }
 
     fn prepare<'a>(&self, article: &'a Article, feed: &'a FeedMeta) -> Doc<'a> {
-        Doc::new(article, feed, self.ac.as_ref())
+        Doc::new(article, feed, self.ac.get(&self.lits))
     }
 
     /// The rules `article` matches, with their hits, in rule order. Applies each rule's `feeds`

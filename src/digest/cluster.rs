@@ -10,12 +10,10 @@
 
 use std::collections::BTreeSet;
 
+use crate::parse::identity::canonical_url;
 use chrono::{DateTime, Duration, Utc};
 use unicode_normalization::UnicodeNormalization;
 use unicode_normalization::char::is_combining_mark;
-use url::Url;
-
-use crate::parse::canonical_link;
 
 /// One digest item as clustering sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -190,7 +188,7 @@ fn jaccard(a: &BTreeSet<String>, b: &BTreeSet<String>) -> f64 {
 /// A link's identity for clustering: canonical (tracking parameters and fragment gone), with
 /// scheme, `www.` and a trailing slash ignored.
 fn link_key(link: &str) -> Option<String> {
-    let url = Url::parse(&canonical_link(link)?).ok()?;
+    let url = canonical_url(link)?;
     let host = url.host_str()?;
     let host = host.strip_prefix("www.").unwrap_or(host);
     let path = url.path().trim_end_matches('/');
@@ -246,11 +244,16 @@ const STOPWORDS: &[&str] = &[
 /// A text's content words: NFKD with accents dropped (`Macrón` = `Macron`), lowercased, split at
 /// anything not alphanumeric, stopwords and one-letter words removed, a plural `-s` trimmed.
 fn words(text: &str) -> BTreeSet<String> {
-    let folded: String = text
-        .nfkd()
-        .filter(|c| !is_combining_mark(*c))
-        .flat_map(char::to_lowercase)
-        .collect();
+    // NFKD leaves ASCII as it is, with no mark to drop: most headlines and summaries skip it
+    // (issue 22: the Unicode path was 2.8 % of a cold cycle).
+    let folded: String = if text.is_ascii() {
+        text.to_ascii_lowercase()
+    } else {
+        text.nfkd()
+            .filter(|c| !is_combining_mark(*c))
+            .flat_map(char::to_lowercase)
+            .collect()
+    };
     folded
         .split(|c: char| !c.is_alphanumeric())
         .filter(|w| w.chars().nth(1).is_some() && !STOPWORDS.contains(w))

@@ -243,7 +243,7 @@ impl Pipeline<'_> {
             started: self.started,
             heartbeat: now,
             version: env!("CARGO_PKG_VERSION").to_string(),
-            rules_hash: self.rules.fingerprint(),
+            rules_hash: self.settings.routing.rules_hash().to_string(),
             leases: 0,
         };
         let alive =

@@ -48,11 +48,17 @@ pub(super) struct Routing {
     tags: HashMap<String, Vec<String>>,
     /// Alert rules go to the alert sets that select them; with no set, to the digests.
     alert_sets: HashMap<String, Vec<String>>,
-    /// The rule set's `fingerprint`, noted with every match (the digest names it).
+    /// The rule set's `fingerprint`, noted with every match (the digest names it) and in the
+    /// node's heartbeat: hashed once per pipeline, not per cycle.
     rules_hash: String,
 }
 
 impl Routing {
+    /// The rule set's `fingerprint`, as computed when the pipeline opened.
+    pub(super) fn rules_hash(&self) -> &str {
+        &self.rules_hash
+    }
+
     pub(super) fn new(config: &Config, rules: &RuleSet) -> Routing {
         let tags = config
             .feeds

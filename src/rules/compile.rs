@@ -11,7 +11,6 @@ use regex::{Regex, RegexBuilder};
 mod parallel;
 
 use super::Field;
-use super::scan::Literals;
 use super::syntax::{Expr, ExprKind, FieldName, INFLECTION_LETTERS, NEAR_OPERANDS, suggest};
 use super::text::{exact_form, for_each_token, tokenize};
 
@@ -665,14 +664,6 @@ impl Builder {
         self.lit_ids.insert(pattern.clone(), id);
         self.lits.push(Literal { pattern, ntoks });
         id
-    }
-
-    /// One automaton for all literals; `None` when no rule has a literal.
-    pub fn automaton(&self) -> Result<Option<Literals>, aho_corasick::BuildError> {
-        if self.lits.is_empty() {
-            return Ok(None);
-        }
-        Literals::build(self.lits.iter().map(|l| l.pattern.as_str())).map(Some)
     }
 }
 

@@ -162,18 +162,27 @@ impl SqliteCompose<'_> {
     /// The full rows of the last gather's groups: every picked match of the `plan[i]` newest
     /// articles whose first group is `i` (newest by the time a digest shows: published, else
     /// first seen).
+    /// In one query (issue 22: one per group was 329 queries in a cold cycle): the plan goes
+    /// into a temp table, each group's newest articles are ranked in one pass over
+    /// `digest_first`, and the rows come in group order, then match id, as one query per group
+    /// returned them.
     pub fn load_rows(&self, plan: &[usize]) -> Result<Vec<PendingMatch>, StoreError> {
+        self.tx.execute_batch("DELETE FROM temp.digest_plan")?;
+        {
+            let mut put = self
+                .tx
+                .prepare("INSERT INTO temp.digest_plan (grp, n) VALUES (?1, ?2)")?;
+            for (grp, n) in self.picked.iter().zip(plan) {
+                if *n > 0 {
+                    put.execute(params![grp, i64::try_from(*n).unwrap_or(i64::MAX)])?;
+                }
+            }
+        }
         let mut rows = Vec::new();
-        let mut stmt = self.tx.prepare(ROWS_SQL)?;
-        for (grp, n) in self.picked.iter().zip(plan) {
-            if *n == 0 {
-                continue;
-            }
-            let limit = i64::try_from(*n).unwrap_or(i64::MAX);
-            let mut q = stmt.query(params![grp, limit])?;
-            while let Some(r) = q.next()? {
-                rows.push(pending_match(r)?);
-            }
+        let mut stmt = self.tx.prepare(PLANNED_ROWS_SQL)?;
+        let mut q = stmt.query([])?;
+        while let Some(r) = q.next()? {
+            rows.push(pending_match(r)?);
         }
         Ok(rows)
     }
@@ -244,6 +253,10 @@ fn gather(
              article INTEGER PRIMARY KEY,
              grp     INTEGER NOT NULL,
              at      INTEGER NOT NULL
+         );
+         CREATE TEMP TABLE IF NOT EXISTS digest_plan (
+             grp INTEGER PRIMARY KEY,
+             n   INTEGER NOT NULL
          );",
     )?;
     clear(tx)?;
@@ -385,8 +398,26 @@ const FIRST_SQL: &str = "
     FROM temp.digest_pick p JOIN articles a ON a.id = p.article
     GROUP BY p.article";
 
-/// Every picked match (of any group: "also matches") of the `?2` newest articles whose first
-/// group is `?1`.
+/// Every picked match (of any group: "also matches") of the `n` newest articles whose first
+/// group is `grp`, for every (`grp`, `n`) of `temp.digest_plan`; in group order, then match id.
+/// The ranking is one pass over `temp.digest_first` in its index's order.
+pub(super) const PLANNED_ROWS_SQL: &str = "
+    SELECT m.id, m.rule_id, m.hits, a.id, a.feed, f.title, a.title, a.link, a.summary,
+           a.published, a.first_seen, a.content, a.full_text, COALESCE(a.lang, a.lang_detected),
+           m.rules_hash
+    FROM (SELECT q.article, q.grp,
+                 ROW_NUMBER() OVER (PARTITION BY q.grp ORDER BY q.at DESC, q.article DESC) AS rank
+          FROM temp.digest_first q) c
+    JOIN temp.digest_plan l ON l.grp = c.grp
+    JOIN temp.digest_pick p ON p.article = c.article
+    JOIN matches m ON m.id = p.match_id
+    JOIN articles a ON a.id = p.article
+    JOIN feeds f ON f.name = a.feed
+    WHERE c.rank <= l.n
+    ORDER BY c.grp, m.id";
+
+/// `PLANNED_ROWS_SQL` for one group: the `?2` newest articles whose first group is `?1`
+/// (PostgreSQL's `load_rows` asks it once per group).
 pub(super) const ROWS_SQL: &str = "
     SELECT m.id, m.rule_id, m.hits, a.id, a.feed, f.title, a.title, a.link, a.summary,
            a.published, a.first_seen, a.content, a.full_text, COALESCE(a.lang, a.lang_detected),
@@ -411,6 +442,7 @@ pub(super) fn clear(tx: &Transaction<'_>) -> Result<(), StoreError> {
     tx.execute_batch(
         "DROP INDEX IF EXISTS temp.digest_pick_article;
          DROP INDEX IF EXISTS temp.digest_first_grp;
+         DELETE FROM temp.digest_plan;
          DELETE FROM temp.digest_first;
          DELETE FROM temp.digest_pick;
          DELETE FROM temp.digest_rules;",

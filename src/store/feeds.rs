@@ -95,7 +95,8 @@ impl Sqlite {
     /// Makes sure every configured `(name, url)` has a row (a new feed starts due now) and its URL
     /// is current, in one transaction: one commit (one WAL sync) at start-up and on every reload.
     /// A URL the operator changed replaces the effective URL learned from permanent redirects of
-    /// the old one, and a redirect half-learned from it.
+    /// the old one, and a redirect half-learned from it. A feed whose URL is unchanged is not
+    /// written (issue 22: every start rewrote every feed's row).
     pub(super) fn ensure_feed_list(&mut self, feeds: &[(&str, &str)]) -> Result<(), StoreError> {
         let tx = self.conn.transaction()?;
         {
@@ -104,7 +105,8 @@ impl Sqlite {
                  ON CONFLICT (name) DO UPDATE SET
                      effective_url = CASE WHEN url = excluded.url THEN effective_url END,
                      redirect_target = CASE WHEN url = excluded.url THEN redirect_target END,
-                     url = excluded.url",
+                     url = excluded.url
+                 WHERE url IS NOT excluded.url",
             )?;
             for &(name, url) in feeds {
                 stmt.execute(params![name, url])?;

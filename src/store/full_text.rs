@@ -48,7 +48,11 @@ impl Sqlite {
     pub fn set_full_text_mode_list(&mut self, modes: &[(&str, i64)]) -> Result<(), StoreError> {
         let tx = self.conn.transaction()?;
         {
-            let mut set = tx.prepare_cached("UPDATE feeds SET full_text = ?2 WHERE name = ?1")?;
+            // A mode already stored is not written again: rewriting every feed's row at each
+            // start dirtied the feeds table's pages for nothing (issue 22).
+            let mut set = tx.prepare_cached(
+                "UPDATE feeds SET full_text = ?2 WHERE name = ?1 AND full_text IS NOT ?2",
+            )?;
             for &(feed, mode) in modes {
                 set.execute(params![feed, mode])?;
             }

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::parse::parse_feed;
+use url::Url;
 
 fn t(minutes: i64) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339("2025-03-04T06:00:00Z")
@@ -330,4 +331,55 @@ fn demo_feeds_cluster_as_the_manifest_says() {
         .map(|(s, f)| ((*s).to_string(), f.to_vec()))
         .collect();
     assert_eq!(merged, want);
+}
+
+/// The shortcuts of issue 22 answer what the long ways did: ASCII words without NFKD, and a
+/// link's key from one parse instead of its canonical form serialised and parsed again.
+#[test]
+fn shortcuts_agree_with_the_long_ways() {
+    let unicode_words = |text: &str| -> BTreeSet<String> {
+        let folded: String = text
+            .nfkd()
+            .filter(|c| !is_combining_mark(*c))
+            .flat_map(char::to_lowercase)
+            .collect();
+        folded
+            .split(|c: char| !c.is_alphanumeric())
+            .filter(|w| w.chars().nth(1).is_some() && !STOPWORDS.contains(w))
+            .map(|w| {
+                let plural = w.len() > 4 && w.ends_with('s') && !w.ends_with("ss");
+                if plural { &w[..w.len() - 1] } else { w }.to_string()
+            })
+            .collect()
+    };
+    for text in [
+        "Healey and Hegseth meet in Washington over the Ukraine PLAN's terms",
+        "Strikes hit Kharkiv; 12 killed, dozens hurt (updated 10:45)",
+        "a b cc DDD e-mail x_y 3 42",
+        "",
+    ] {
+        assert_eq!(words(text), unicode_words(text), "{text:?}");
+    }
+    let twice = |link: &str| -> Option<String> {
+        let url = Url::parse(&crate::parse::canonical_link(link)?).ok()?;
+        let host = url.host_str()?;
+        let host = host.strip_prefix("www.").unwrap_or(host);
+        let path = url.path().trim_end_matches('/');
+        Some(match url.query() {
+            Some(q) => format!("{host}{path}?{q}"),
+            None => format!("{host}{path}"),
+        })
+    };
+    for link in [
+        "https://www.News.example/a/?utm_source=x&id=7#c",
+        "http://news.example:80/a%20b/?q=a+b&q=%41",
+        "https://news.example/a?utm_medium=rss",
+        "https://user:pw@news.example/caf\u{e9}",
+        "https://xn--bcher-kva.example/",
+        "http://127.0.0.1/article/169/49",
+        "ftp://news.example/a",
+        "not a link",
+    ] {
+        assert_eq!(link_key(link), twice(link), "{link}");
+    }
 }

@@ -421,6 +421,60 @@ fn the_newest_articles_of_a_group_are_loaded() {
     assert_eq!(preview(&mut s, 0).matches, b.matches);
 }
 
+/// The one query of `load_rows` returns what one `ROWS_SQL` query per group did, in the same
+/// order (issue 22), whatever each group's share of the plan.
+#[test]
+fn the_planned_rows_are_the_rows_of_one_query_per_group() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut s, _) = big_store(dir.path());
+    let mut rules: Vec<(String, String)> = {
+        let tx = s.begin_compose().expect("begin");
+        tx.matched_rules().expect("rules")
+    }
+    .into_iter()
+    .map(|r| {
+        let title = title_of(&r);
+        (r, title)
+    })
+    .collect();
+    rules.sort();
+    let tx = s.sqlite_mut().conn.transaction().expect("tx");
+    let (_, picked) = gather(&tx, PENDING_FOR_DIGEST, &"d", &rules).expect("gather");
+    assert!(picked.len() > 3, "{} groups", picked.len());
+    let ids = |sql: &str, args: &[&dyn ToSql]| -> Vec<(i64, i64)> {
+        let mut stmt = tx.prepare(sql).expect("prepare");
+        stmt.query_map(args, |r| Ok((r.get(0)?, r.get(3)?)))
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("rows")
+    };
+    for shares in [[1, 0, 2, 7], [0, 0, 0, 0], [usize::MAX, 3, 0, 1]] {
+        let plan: Vec<usize> = (0..picked.len()).map(|i| shares[i % 4]).collect();
+        let mut want = Vec::new();
+        for (grp, n) in picked.iter().zip(&plan) {
+            if *n > 0 {
+                let n = i64::try_from(*n).unwrap_or(i64::MAX);
+                want.extend(ids(ROWS_SQL, &[grp, &n]));
+            }
+        }
+        tx.execute("DELETE FROM temp.digest_plan", [])
+            .expect("clear");
+        for (grp, n) in picked.iter().zip(&plan) {
+            if *n > 0 {
+                let n = i64::try_from(*n).unwrap_or(i64::MAX);
+                tx.execute(
+                    "INSERT INTO temp.digest_plan VALUES (?1, ?2)",
+                    params![grp, n],
+                )
+                .expect("plan");
+            }
+        }
+        let got = ids(PLANNED_ROWS_SQL, &[]);
+        assert!(!got.is_empty() || shares == [0; 4]);
+        assert_eq!(got, want, "shares {shares:?}");
+    }
+}
+
 /// `EXPLAIN QUERY PLAN` lines of `sql`.
 fn plan(s: &Store, sql: &str) -> Vec<String> {
     let mut stmt = s
@@ -460,6 +514,15 @@ fn no_statement_scans_matches_per_rule_or_alert_items_per_match() {
                     || l.contains("digest_pick")
             ),
             "{sql}\n{lines:#?}"
+        );
+    }
+    // The planned rows rank every picked article once (a pass over `digest_first` and the
+    // ranking it feeds), and look every other table up by key.
+    let lines = plan(&s, PLANNED_ROWS_SQL);
+    for line in lines.iter().filter(|l| l.starts_with("SCAN")) {
+        assert!(
+            line.contains("digest_first") || line.contains("subquery") || line == "SCAN c",
+            "{line}\n{lines:#?}"
         );
     }
 }
