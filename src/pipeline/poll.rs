@@ -226,17 +226,10 @@ impl Pipeline<'_> {
         let mut queued: VecDeque<Finished<'_>> = VecDeque::new();
         let mut writes = Writes::new(&self.writers);
         let mut fetching = true;
-        // While fetching, a write starts once half of what may queue is waiting, not at the
-        // first finished poll: a cycle of quick 304s wrote its 200 polls in ~60 transactions,
-        // each with its own locks, WAL frames and hand-off to the blocking pool (issue 22).
-        let batch_from = (max_queued / 2).max(1);
         loop {
-            if !fetching || queued.len() >= batch_from {
-                writes.start(|store, busy| self.write_batch(&mut queued, store, busy));
-            }
+            writes.start(|store, busy| self.write_batch(&mut queued, store, busy));
             if writes.is_empty() {
-                // Nothing in flight, so nothing queued but less than a batch while fetching
-                // (`start` took the rest).
+                // Nothing in flight, so nothing queued either (`start` took it).
                 if !fetching {
                     break;
                 }
