@@ -1,5 +1,5 @@
 //! Compiler: parsed queries into evaluation trees whose leaves are interned literals, and every
-//! literal of every rule into one Aho-Corasick automaton over normalised text.
+//! literal of every rule into one token-keyed index over normalised text (`scan`).
 //! Regexes are compiled here, once, each under a size budget; nothing is compiled at match time.
 
 use std::collections::HashMap;
@@ -11,7 +11,7 @@ use regex::{Regex, RegexBuilder};
 mod parallel;
 
 use super::Field;
-use super::scan::Literals;
+use super::scan::{Literals, LiteralsError};
 use super::syntax::{Expr, ExprKind, FieldName, INFLECTION_LETTERS, NEAR_OPERANDS, suggest};
 use super::text::{exact_form, for_each_token, tokenize};
 
@@ -667,8 +667,8 @@ impl Builder {
         id
     }
 
-    /// One automaton for all literals; `None` when no rule has a literal.
-    pub fn automaton(&self) -> Result<Option<Literals>, aho_corasick::BuildError> {
+    /// One index of all literals; `None` when no rule has a literal.
+    pub fn automaton(&self) -> Result<Option<Literals>, LiteralsError> {
         if self.lits.is_empty() {
             return Ok(None);
         }
