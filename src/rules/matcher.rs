@@ -1,5 +1,5 @@
-//! The match step for one article: normalise every field into one buffer, looking its tokens up
-//! in the literals' index as each field is written, then evaluate only the rules whose literals occurred
+//! The match step for one article: normalise every field into one buffer, finding the literals
+//! as it is written (`scan`), then evaluate only the rules whose literals occurred
 //! (and the few that can match without one). Pure: no IO, no clock. The per-article buffers are
 //! kept by each thread between articles (`Buffers`): cleared before use, never shared.
 
@@ -8,8 +8,8 @@ use std::cell::{Cell, OnceCell};
 use regex::Regex;
 
 use super::compile::{Check, Literal, Mask, Node, bit};
-use super::scan::Literals;
-use super::text::{RegexText, TokPos, exact_form_is, tokenize_into};
+use super::scan::{Literals, Scan};
+use super::text::{RegexText, TokPos, exact_form_is, tokenize_into, tokenize_with};
 use super::{Field, Hit};
 use crate::model::{Article, FeedMeta};
 
@@ -84,6 +84,9 @@ struct Buffers {
     seen_lits: Vec<u64>,
     seen_rules: Vec<u64>,
 }
+
+/// How many bytes of normalised text wait for the DFA scan while a field is written.
+const SCAN_BATCH: usize = 64;
 
 /// Buffers grown past this many bytes of normalised text (a field near `MATCH_FIELD_CAP`) are
 /// freed rather than kept: a thread keeps what ordinary articles need.
@@ -171,7 +174,7 @@ impl<'a> Doc<'a> {
     }
 
     /// Every text is matched on its first `MATCH_FIELD_CAP` bytes at most (see there). With
-    /// `lits`, the literals that occur are found field by field as the text is normalised (`hits`).
+    /// `lits`, the literals that occur are found as the text is normalised (`hits`).
     pub fn from_segments(
         mut segments: Vec<Segment<'a>>,
         link: Option<&'a str>,
@@ -190,19 +193,36 @@ impl<'a> Doc<'a> {
             seen_lits,
             seen_rules,
         } = Buffers::take();
+        let mut scan = Scan::default();
         let cap: usize = segments.iter().map(|s| s.text.len() + 2).sum();
         norm.reserve(cap);
         for (i, s) in segments.iter().enumerate() {
             let before = toks.len();
-            tokenize_into(s.text, &mut norm, &mut toks);
+            match lits {
+                Some(Literals::Dfa(dfa)) => {
+                    // Every `SCAN_BATCH` bytes, not every word: a call costs about as much
+                    // as a few bytes of scanning.
+                    let mut written = |norm: &[u8], toks: &[TokPos]| {
+                        if norm.len() >= scan.at() + SCAN_BATCH {
+                            scan.advance(dfa, norm, toks, &mut hits);
+                        }
+                    };
+                    tokenize_with(s.text, &mut norm, &mut toks, &mut written);
+                }
+                _ => tokenize_into(s.text, &mut norm, &mut toks),
+            }
             if toks.len() > before {
                 norm.extend_from_slice(b" \n");
             }
-            // The field is written whole: every literal starting at one of its tokens ends
-            // before its newline (no pattern holds one).
-            if let Some(lits) = lits {
-                let first = u32::try_from(before).unwrap_or(u32::MAX);
-                lits.find(&norm, &toks[before..], first, &mut hits);
+            match lits {
+                Some(Literals::Dfa(dfa)) => scan.advance(dfa, &norm, &toks, &mut hits),
+                // The field is written whole: every literal starting at one of its tokens
+                // ends before its newline (no pattern holds one).
+                Some(Literals::Tokens(index)) => {
+                    let first = u32::try_from(before).unwrap_or(u32::MAX);
+                    index.find(&norm, &toks[before..], first, &mut hits);
+                }
+                None => {}
             }
             let seg = u32::try_from(i).unwrap_or(u32::MAX);
             tok_seg.resize(toks.len(), seg);

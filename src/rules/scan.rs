@@ -1,150 +1,45 @@
-//! Where the literals occur (issue 22): every literal of the rule set in one token-keyed index,
-//! looked up once or twice per token of an article's normalised text. The text is tokens
-//! separated by single spaces and every pattern starts with the space before a token (`" w1 w2 "`,
-//! `" stem"`), so a literal can only start at a token: the index is keyed by a literal's first
-//! word (or its stem's first bytes), and each candidate is confirmed by comparing its pattern
-//! with the text from that token. What it reports is exactly what an overlapping Aho-Corasick
-//! search of the text reports at token starts (property-tested). Pure; built once at compile time.
+//! Where the literals occur (issue 22): every literal of the rule set in one structure, asked
+//! for the literals that start at each token of an article's normalised text. Two kinds, chosen
+//! by the number of literals: up to `AUTOMATON_UP_TO`, the Aho-Corasick DFA, run over the text
+//! as it is written (`Scan`: one state carried from byte to byte, a step per byte, fast while the
+//! DFA fits the cache); above, the token-keyed index (`tokens`: one or two hash lookups per
+//! token, whose tables still fit the L2 cache when the DFA no longer does). Both report each
+//! literal that occurs with the token it starts at. Pure; built once at compile time.
 
-use std::hash::Hasher;
+mod tokens;
 
-use rustc_hash::FxHasher;
+use aho_corasick::automaton::{Automaton, StateID};
+use aho_corasick::{Anchored, MatchKind, dfa};
 
 use super::text::TokPos;
+pub(crate) use tokens::TokenIndex;
 
-/// Why the index could not be built: only when the patterns together pass 4 GiB.
+/// Up to this many literals the DFA scan is the faster (measured with `benches/matcher.rs`,
+/// `NEWSWATCH_BENCH_SEARCH`: BENCHMARKS.md, "fourth round"); above, the token index.
+pub const AUTOMATON_UP_TO: usize = 4_000;
+
+/// How the literals are searched; `Auto` chooses by their number (`AUTOMATON_UP_TO`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LiteralSearch {
+    Auto,
+    Automaton,
+    Tokens,
+}
+
+/// Why the literals' structure could not be built.
 #[derive(Debug, thiserror::Error)]
-#[error("the literals' patterns come to more than {} bytes", u32::MAX)]
-pub struct LiteralsError;
+pub enum LiteralsError {
+    #[error("the literals' patterns come to more than {} bytes", u32::MAX)]
+    TooLarge,
+    #[error(transparent)]
+    Automaton(#[from] aho_corasick::BuildError),
+}
 
-/// The index of every literal.
-///
-/// A pattern `" w …"` whose first word `w` is followed by a space (a term, a phrase, a phrase
-/// ending in a prefix) is found through `words`, by the word at the token. A pattern with no
-/// second space (`" stem"`, a prefix) is found through `stems`, by the token's first `stem_key`
-/// bytes (the shortest stem's length, at most 8). Any other pattern (none comes from the
-/// compiler) is tried at every token.
+/// Every literal, in one of the two structures.
 #[derive(Debug)]
-pub(crate) struct Literals {
-    words: Table,
-    stems: Table,
-    stem_key: usize,
-    anywhere: Vec<Entry>,
-    /// Every pattern, back to back; keys point into it.
-    bytes: Vec<u8>,
-}
-
-/// One literal under a key: its pattern is `bytes[at..at + len]`.
-#[derive(Debug, Clone, Copy)]
-struct Entry {
-    lit: u32,
-    at: u32,
-    len: u32,
-    /// The key alone proves the pattern is there (`" w "` found by `w`, a stem as long as the
-    /// key): no comparison.
-    proven: bool,
-}
-
-/// An open-addressing hash table (linear probing) from a key's bytes to its entries. A slot is
-/// eight bytes, so a missed lookup (most tokens are no literal's first word) reads one cache
-/// line of a table that fits the L2 cache at 10,000 rules; the per-byte DFA it replaces did not.
-#[derive(Debug, Default)]
-struct Table {
-    /// A power of two in length; `key == EMPTY` marks a free slot.
-    slots: Vec<Slot>,
-    keys: Vec<Key>,
-    entries: Vec<Entry>,
-}
-
-#[derive(Debug, Clone, Copy)]
-struct Slot {
-    tag: u32,
-    key: u32,
-}
-
-/// A key's bytes (`bytes[at..at + len]` of `Literals`) and its entries (`entries[first..end]`).
-#[derive(Debug, Clone, Copy)]
-struct Key {
-    at: u32,
-    len: u32,
-    first: u32,
-    end: u32,
-}
-
-const EMPTY: u32 = u32::MAX;
-
-fn hash(key: &[u8]) -> u64 {
-    let mut h = FxHasher::default();
-    h.write(key);
-    h.finish()
-}
-
-impl Table {
-    /// A table of `keyed`: (key's place in `bytes`, entry), grouped by key in any order.
-    fn build(bytes: &[u8], mut keyed: Vec<((u32, u32), Entry)>) -> Table {
-        let key_of = |&(at, len): &(u32, u32)| &bytes[at as usize..(at + len) as usize];
-        keyed.sort_by(|a, b| key_of(&a.0).cmp(key_of(&b.0)).then(a.1.lit.cmp(&b.1.lit)));
-        let mut t = Table::default();
-        for (k, e) in keyed {
-            let new = t
-                .keys
-                .last()
-                .is_none_or(|last| key_of(&(last.at, last.len)) != key_of(&k));
-            let end = u32::try_from(t.entries.len() + 1).unwrap_or(u32::MAX);
-            if new {
-                t.keys.push(Key {
-                    at: k.0,
-                    len: k.1,
-                    first: end - 1,
-                    end,
-                });
-            } else if let Some(last) = t.keys.last_mut() {
-                last.end = end;
-            }
-            t.entries.push(e);
-        }
-        // At most two thirds full: a missed lookup stops within a few slots.
-        let size = (t.keys.len() + t.keys.len() / 2 + 1).next_power_of_two();
-        t.slots = vec![Slot { tag: 0, key: EMPTY }; size];
-        let mask = size - 1;
-        for (i, k) in t.keys.iter().enumerate() {
-            let h = hash(key_of(&(k.at, k.len)));
-            let mut s = h as usize & mask;
-            while t.slots[s].key != EMPTY {
-                s = (s + 1) & mask;
-            }
-            t.slots[s] = Slot {
-                tag: (h >> 32) as u32,
-                key: u32::try_from(i).unwrap_or(EMPTY),
-            };
-        }
-        t
-    }
-
-    /// The entries of `key`.
-    #[inline]
-    fn get(&self, bytes: &[u8], key: &[u8]) -> &[Entry] {
-        if self.keys.is_empty() {
-            return &[];
-        }
-        let mask = self.slots.len() - 1;
-        let h = hash(key);
-        let tag = (h >> 32) as u32;
-        let mut s = h as usize & mask;
-        loop {
-            let slot = self.slots[s];
-            if slot.key == EMPTY {
-                return &[];
-            }
-            if slot.tag == tag {
-                let k = self.keys[slot.key as usize];
-                if bytes.get(k.at as usize..(k.at + k.len) as usize) == Some(key) {
-                    return &self.entries[k.first as usize..k.end as usize];
-                }
-            }
-            s = (s + 1) & mask;
-        }
-    }
+pub(crate) enum Literals {
+    Dfa(Box<dfa::DFA>),
+    Tokens(TokenIndex),
 }
 
 impl Literals {
@@ -153,100 +48,161 @@ impl Literals {
     pub fn build<'p>(
         patterns: impl ExactSizeIterator<Item = &'p str> + Clone,
     ) -> Result<Literals, LiteralsError> {
-        let total: usize = patterns.clone().map(str::len).sum();
-        if u32::try_from(total).is_err() || u32::try_from(patterns.len()).is_err() {
-            return Err(LiteralsError);
-        }
-        let mut bytes = Vec::with_capacity(total);
-        let (mut words, mut stems, mut anywhere) = (Vec::new(), Vec::new(), Vec::new());
-        // Fits: checked above.
-        let at32 = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
-        for (lit, p) in patterns.enumerate() {
-            let p = p.as_bytes();
-            let at = bytes.len();
-            bytes.extend_from_slice(p);
-            let entry = |proven| Entry {
-                lit: at32(lit),
-                at: at32(at),
-                len: at32(p.len()),
-                proven,
-            };
-            let rest = p.get(1..).unwrap_or(&[]);
-            match rest.iter().position(|&b| b == b' ') {
-                _ if p.first() != Some(&b' ') => anywhere.push(entry(false)),
-                Some(sp) if sp > 0 => {
-                    words.push(((at32(at + 1), at32(sp)), entry(sp + 1 == rest.len())));
-                }
-                None if !rest.is_empty() => stems.push((at32(at + 1), entry(false))),
-                _ => anywhere.push(entry(false)),
-            }
-        }
-        let stem_key = stems
-            .iter()
-            .map(|(_, e)| e.len as usize - 1)
-            .min()
-            .unwrap_or(1)
-            .min(8);
-        let stems = stems
-            .into_iter()
-            .map(|(at, e)| {
-                let proven = e.len as usize - 1 == stem_key;
-                ((at, at32(stem_key)), Entry { proven, ..e })
-            })
-            .collect();
-        Ok(Literals {
-            words: Table::build(&bytes, words),
-            stems: Table::build(&bytes, stems),
-            stem_key,
-            anywhere,
-            bytes,
-        })
+        Self::build_as(patterns, LiteralSearch::Auto)
     }
 
-    /// Each literal that occurs at one of `toks` goes to `hits` as (literal, token), the token
-    /// numbered from `first`. `norm` holds the whole text of these tokens: the lookup reads
-    /// past a token (a phrase runs on into the next words), never past the end of its field.
-    pub fn find(&self, norm: &[u8], toks: &[TokPos], first: u32, hits: &mut Vec<(u32, u32)>) {
-        for (i, t) in toks.iter().enumerate() {
-            let tok = first + u32::try_from(i).unwrap_or(u32::MAX);
-            let start = t.norm_start as usize;
-            // The pattern starts with the space before the token.
-            let Some(from) = start.checked_sub(1).and_then(|s| norm.get(s..)) else {
-                continue;
-            };
-            let text = &from[1..];
-            let word_len = text.iter().position(|&b| b == b' ').unwrap_or(text.len());
-            let word = &text[..word_len];
-            // `" w "` is proven by `w` only when a space follows the word in the text.
-            let spaced = word_len < text.len();
-            self.confirm(self.words.get(&self.bytes, word), spaced, from, tok, hits);
-            if word_len >= self.stem_key {
-                let stem = &word[..self.stem_key];
-                self.confirm(self.stems.get(&self.bytes, stem), true, from, tok, hits);
-            }
-            if !self.anywhere.is_empty() {
-                self.confirm(&self.anywhere, false, from, tok, hits);
-            }
-        }
-    }
-
-    #[inline]
-    fn confirm(
-        &self,
-        entries: &[Entry],
-        proof: bool,
-        from: &[u8],
-        tok: u32,
-        hits: &mut Vec<(u32, u32)>,
-    ) {
-        for e in entries {
-            let pattern = &self.bytes[e.at as usize..(e.at + e.len) as usize];
-            if (e.proven && proof) || from.starts_with(pattern) {
-                hits.push((e.lit, tok));
-            }
+    /// `build` with the structure chosen by the caller (benchmarks, tests).
+    pub fn build_as<'p>(
+        patterns: impl ExactSizeIterator<Item = &'p str> + Clone,
+        search: LiteralSearch,
+    ) -> Result<Literals, LiteralsError> {
+        let automaton = match search {
+            LiteralSearch::Auto => patterns.len() <= AUTOMATON_UP_TO,
+            LiteralSearch::Automaton => true,
+            LiteralSearch::Tokens => false,
+        };
+        if automaton {
+            // Standard semantics and overlapping matches: every literal that ends is reported,
+            // so `" healey "` occurs inside `" john healey "`. No prefilter: every pattern
+            // starts with a space, so it would stop at every word (measured: about twice as slow).
+            Ok(Literals::Dfa(Box::new(
+                dfa::Builder::new()
+                    .match_kind(MatchKind::Standard)
+                    .prefilter(false)
+                    .build(patterns)?,
+            )))
+        } else {
+            TokenIndex::build(patterns).map(Literals::Tokens)
         }
     }
 }
 
+/// The scan of one article's normalised text while it is written: the automaton's state and
+/// the next byte to read.
+#[derive(Debug, Default)]
+pub(crate) struct Scan {
+    state: Option<StateID>,
+    at: usize,
+}
+
+impl Scan {
+    /// The next byte the scan reads.
+    pub fn at(&self) -> usize {
+        self.at
+    }
+
+    /// Reads `hay` from where the scan stopped to its end. Each literal that ends goes to
+    /// `hits` as (literal, token): every pattern starts with the space before a token, so the
+    /// token is the one of `toks` (the tokens written so far) that starts one byte after it.
+    pub fn advance(
+        &mut self,
+        a: &dfa::DFA,
+        hay: &[u8],
+        toks: &[TokPos],
+        hits: &mut Vec<(u32, u32)>,
+    ) {
+        let start = match self.state {
+            Some(sid) => Ok(sid),
+            None => a.start_state(Anchored::No),
+        };
+        let Ok(mut sid) = start else { return };
+        let mut at = self.at;
+        while let Some(&b) = hay.get(at) {
+            sid = a.next_state(Anchored::No, sid, b);
+            at += 1;
+            // Unanchored with standard semantics: a special state is a match (never dead).
+            if !a.is_special(sid) || !a.is_match(sid) {
+                continue;
+            }
+            for k in 0..a.match_len(sid) {
+                let pid = a.match_pattern(sid, k);
+                let word = (at + 1).saturating_sub(a.pattern_len(pid));
+                if let Some(tok) = token_at(toks, word) {
+                    hits.push((pid.as_u32(), tok));
+                }
+            }
+        }
+        (self.state, self.at) = (Some(sid), at);
+    }
+}
+
+/// The index of the token of `toks` (sorted by position) whose word starts at byte `word` of the
+/// normalised text. A literal just ended, so its first token is among the last few.
+fn token_at(toks: &[TokPos], word: usize) -> Option<u32> {
+    for (i, t) in toks.iter().enumerate().rev() {
+        let at = t.norm_start as usize;
+        if at == word {
+            return u32::try_from(i).ok();
+        }
+        if at < word {
+            return None;
+        }
+    }
+    None
+}
+
 #[cfg(test)]
-mod tests;
+mod tests {
+    use aho_corasick::{AhoCorasick, MatchKind};
+
+    use super::{LiteralSearch, Literals, Scan};
+    use crate::rules::text::TokPos;
+
+    /// The scan, fed a text in pieces (as the normaliser writes it), finds what one overlapping
+    /// search of the whole text finds, each occurrence with the token it starts at.
+    #[test]
+    fn the_scan_in_pieces_finds_what_an_overlapping_search_finds() {
+        let patterns = [
+            " john ",
+            " john healey ",
+            " healey ",
+            " heal",
+            " he",
+            " ey ",
+            " a b ",
+            " b ",
+            " b c ",
+            " ab",
+        ];
+        let hay = " john healey \n he said a b c ab abc \n healey john heal \n";
+        let ac = AhoCorasick::builder()
+            .match_kind(MatchKind::Standard)
+            .build(patterns)
+            .expect("patterns build");
+        let toks: Vec<TokPos> = hay
+            .match_indices(' ')
+            .filter(|(i, _)| hay.as_bytes().get(i + 1) != Some(&b'\n'))
+            .map(|(i, _)| TokPos {
+                norm_start: u32::try_from(i + 1).unwrap_or(u32::MAX),
+                start: 0,
+                end: 0,
+            })
+            .collect();
+        let token = |at: usize| toks.iter().position(|t| t.norm_start as usize == at + 1);
+        let mut want: Vec<(u32, u32)> = ac
+            .find_overlapping_iter(hay)
+            .filter_map(|m| Some((m.pattern().as_u32(), u32::try_from(token(m.start())?).ok()?)))
+            .collect();
+        want.sort_unstable();
+        assert_eq!(want.len(), ac.find_overlapping_iter(hay).count());
+        let lits = Literals::build_as(patterns.iter().copied(), LiteralSearch::Automaton)
+            .expect("DFA builds");
+        let Literals::Dfa(dfa) = &lits else {
+            panic!("an automaton was asked for");
+        };
+        {
+            for piece in [1, 3, 7, hay.len()] {
+                let (mut scan, mut got) = (Scan::default(), Vec::new());
+                let mut end = 0;
+                while end < hay.len() {
+                    end = (end + piece).min(hay.len());
+                    // The tokens written so far: those that start before `end`.
+                    let written = toks.partition_point(|t| (t.norm_start as usize) < end);
+                    scan.advance(dfa, &hay.as_bytes()[..end], &toks[..written], &mut got);
+                }
+                got.sort_unstable();
+                assert_eq!(got, want, "pieces of {piece}");
+            }
+        }
+    }
+}

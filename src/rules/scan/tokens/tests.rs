@@ -4,9 +4,10 @@
 use aho_corasick::{AhoCorasick, MatchKind};
 use proptest::prelude::*;
 
-use super::Literals;
+use super::TokenIndex;
 use crate::rules::Field;
 use crate::rules::matcher::{Doc, Segment};
+use crate::rules::scan::{LiteralSearch, Literals};
 use crate::rules::text::{TokPos, for_each_token};
 
 /// What the automaton reported: every overlapping occurrence of a pattern in `norm` that starts
@@ -28,7 +29,7 @@ fn overlapping(patterns: &[String], norm: &[u8], toks: &[TokPos]) -> Vec<(u32, u
 /// The index, asked field by field (each field's tokens once its text is written, as the
 /// matcher asks it), finds what one overlapping search of the whole text finds.
 #[test]
-fn the_scan_in_pieces_finds_what_an_overlapping_search_finds() {
+fn the_index_field_by_field_finds_what_an_overlapping_search_finds() {
     let patterns: Vec<String> = [
         " john ",
         " john healey ",
@@ -62,7 +63,7 @@ fn the_scan_in_pieces_finds_what_an_overlapping_search_finds() {
         .collect();
     let want = overlapping(&patterns, hay.as_bytes(), &toks);
     assert!(want.len() > 20, "{want:?}");
-    let lits = Literals::build(patterns.iter().map(String::as_str)).expect("index builds");
+    let lits = TokenIndex::build(patterns.iter().map(String::as_str)).expect("index builds");
     let mut got = Vec::new();
     // Each field: the text up to its newline and the tokens in it.
     let mut start = 0;
@@ -82,7 +83,7 @@ fn the_scan_in_pieces_finds_what_an_overlapping_search_finds() {
 #[test]
 fn a_word_at_the_very_end_of_the_text_is_no_whole_word() {
     let patterns = [" healey ", " heal", " john healey "];
-    let lits = Literals::build(patterns.into_iter()).expect("index builds");
+    let lits = TokenIndex::build(patterns.into_iter()).expect("index builds");
     let toks = [1, 6].map(|at| TokPos {
         norm_start: at,
         start: 0,
@@ -202,7 +203,7 @@ fn patterns(words: &[String], picks: &[(u8, usize, usize)]) -> Vec<String> {
 }
 
 proptest! {
-    /// Issue 22: the token index reports exactly the (literal, token) pairs the overlapping
+    /// Issue 22: the token index (and the DFA scan) reports exactly the (literal, token) pairs the overlapping
     /// Aho-Corasick search of the same normalised text reports, through the matcher's own
     /// normalisation and field-by-field lookup.
     #[test]
@@ -216,16 +217,23 @@ proptest! {
             .collect();
         let words: Vec<String> = texts.iter().flat_map(|t| norm_words(t)).collect();
         let patterns = patterns(&words, &picks);
-        let lits = Literals::build(patterns.iter().map(String::as_str)).expect("index builds");
-        let segments = texts
-            .iter()
-            .map(|t| Segment { field: Field::Content, text: t })
-            .collect();
-        let doc = Doc::from_segments(segments, None, None, Some(&lits));
-        let mut want = overlapping(&patterns, &doc.norm, &doc.toks);
-        want.dedup();
-        prop_assert_eq!(&doc.hits, &want, "patterns {:?} over {:?}",
-            patterns, String::from_utf8_lossy(&doc.norm));
+        let mut want = None;
+        for search in [LiteralSearch::Tokens, LiteralSearch::Automaton] {
+            let lits = Literals::build_as(patterns.iter().map(String::as_str), search)
+                .expect("literals build");
+            let segments = texts
+                .iter()
+                .map(|t| Segment { field: Field::Content, text: t })
+                .collect();
+            let doc = Doc::from_segments(segments, None, None, Some(&lits));
+            let want = want.get_or_insert_with(|| {
+                let mut want = overlapping(&patterns, &doc.norm, &doc.toks);
+                want.dedup();
+                want
+            });
+            prop_assert_eq!(&doc.hits, &*want, "{:?}: patterns {:?} over {:?}",
+                search, patterns, String::from_utf8_lossy(&doc.norm));
+        }
     }
 }
 
@@ -249,7 +257,8 @@ fn stems_and_words_of_every_script_are_found() {
     .map(String::from)
     .to_vec();
     let text = "和平计划: Зеленський, Зеленського, Αθήνα, Healey's ﬁnal plan for l'Ukraine.";
-    let lits = Literals::build(patterns.iter().map(String::as_str)).expect("index builds");
+    let lits = Literals::build_as(patterns.iter().map(String::as_str), LiteralSearch::Tokens)
+        .expect("index builds");
     let segments = vec![Segment {
         field: Field::Content,
         text,
