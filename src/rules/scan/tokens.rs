@@ -40,9 +40,9 @@ struct Entry {
     proven: bool,
 }
 
-/// An open-addressing hash table (linear probing) from a key's bytes to its entries. A slot is
-/// eight bytes, so a missed lookup (most tokens are no literal's first word) reads one cache
-/// line of a table that fits the L2 cache at 10,000 rules; the per-byte DFA it replaces did not.
+/// An open-addressing hash table (linear probing, at most two thirds full) from a key's bytes to
+/// its entries. A slot is eight bytes, so a missed lookup usually reads one cache line of a table
+/// that fits the L2 cache at 10,000 rules (128 KiB); the 9,300-literal DFA did not.
 #[derive(Debug, Default)]
 struct Table {
     /// A power of two in length; `key == EMPTY` marks a free slot.
