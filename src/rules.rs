@@ -33,6 +33,7 @@ use matcher::{Ctx, Doc};
 pub use matcher::{MATCH_FIELD_CAP, MAX_HITS_PER_ATOM, merge_spans};
 pub use prefilter::MatchWork;
 use prefilter::Prefilter;
+pub use scan::{AUTOMATON_UP_TO, LiteralSearch, LiteralsError};
 use syntax::Expr;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -574,6 +575,17 @@ impl RuleSet {
         let norm = std::mem::take(&mut Doc::new(article, feed, None).norm);
         String::from_utf8(norm)
             .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+    }
+
+    /// The same rules with their literals searched by `search` instead of the structure chosen
+    /// by their number (for benchmarks: where the token index overtakes the DFA).
+    #[doc(hidden)]
+    pub fn with_literal_search(mut self, search: LiteralSearch) -> Result<RuleSet, LiteralsError> {
+        if !self.lits.is_empty() {
+            let patterns = self.lits.iter().map(|l| l.pattern.as_str());
+            self.ac = automaton::LazyLiterals::built(scan::Literals::build_as(patterns, search)?);
+        }
+        Ok(self)
     }
 
     /// Every literal the automaton searches for, as patterns over `normalized_text`.

@@ -9,8 +9,8 @@ pub(super) fn print(set: &RuleSet) {
     let unfiltered = set.unfiltered();
     let rules = set.rules();
     outln!(
-        "pre-filter: {} literals in one automaton; a rule is evaluated only for articles in \
-         which one of its terms occurs, except {} evaluated for every article",
+        "pre-filter: {} literals found in one pass over each article; a rule is evaluated only \
+         for articles in which one of its terms occurs, except {} evaluated for every article",
         set.literal_count(),
         super::count(unfiltered.len(), "rule")
     );

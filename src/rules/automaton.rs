@@ -5,10 +5,8 @@
 
 use std::sync::OnceLock;
 
-use aho_corasick::BuildError;
-
 use super::compile::Literal;
-use super::scan::Literals;
+use super::scan::{Literals, LiteralsError};
 
 /// The automaton's identifiers (states, transitions, matches, patterns) are indexes below
 /// `i32::MAX` (aho-corasick 1.1's `StateID::LIMIT`); its build fails only when one would not fit.
@@ -24,12 +22,12 @@ pub(crate) struct LazyLiterals {
 impl LazyLiterals {
     /// The automaton of `lits`, or the reason it cannot be built (`Err` only from a build made
     /// here, at load: a deferred build is one `cannot_fail` proved to succeed).
-    pub fn new(lits: &[Literal]) -> Result<LazyLiterals, BuildError> {
+    pub fn new(lits: &[Literal]) -> Result<LazyLiterals, LiteralsError> {
         Self::with_limit(lits, ID_LIMIT)
     }
 
     /// `new` with the identifier limit as a parameter, so a test can force the build at load.
-    fn with_limit(lits: &[Literal], limit: u64) -> Result<LazyLiterals, BuildError> {
+    fn with_limit(lits: &[Literal], limit: u64) -> Result<LazyLiterals, LiteralsError> {
         let lazy = LazyLiterals::default();
         if !cannot_fail(lits.iter().map(|l| l.pattern.len()), limit) {
             let built = build(lits)?;
@@ -55,6 +53,13 @@ impl LazyLiterals {
             .as_ref()
     }
 
+    /// `literals`, already built (benchmarks choosing the structure themselves).
+    pub fn built(literals: Literals) -> LazyLiterals {
+        let lazy = LazyLiterals::default();
+        let _ = lazy.built.set(Some(literals));
+        lazy
+    }
+
     /// Whether the automaton exists yet.
     #[cfg(test)]
     pub fn is_built(&self) -> bool {
@@ -62,7 +67,7 @@ impl LazyLiterals {
     }
 }
 
-fn build(lits: &[Literal]) -> Result<Option<Literals>, BuildError> {
+fn build(lits: &[Literal]) -> Result<Option<Literals>, LiteralsError> {
     if lits.is_empty() {
         return Ok(None);
     }
@@ -70,13 +75,14 @@ fn build(lits: &[Literal]) -> Result<Option<Literals>, BuildError> {
 }
 
 /// Whether patterns of these lengths surely build, with every identifier of the automaton below
-/// `limit`. A conservative bound over both of `scan::Literals`' forms: the trie has at most one
-/// state per pattern byte (plus four fixed states); each state takes at most 512 transition
-/// slots in the DFA (its stride: 257 byte classes rounded up to a power of two), and in the
-/// contiguous NFA at most 260 words plus one per pattern it reports, which is at most one per
-/// byte of the longest pattern (the patterns that are suffixes of its path). Matches copied
-/// along failure links are bounded the same way. 150,000 patterns of 17 bytes (about 100,000
-/// generated rules' worth, estimated) make 1.4 G against the limit's 2.1 G.
+/// `limit`. A conservative bound over both of `scan::Literals`' forms. The DFA (up to
+/// `AUTOMATON_UP_TO` literals): its trie has at most one state per pattern byte (plus four fixed
+/// states), each state takes at most 512 transition slots (its stride: 257 byte classes rounded
+/// up to a power of two), and the matches copied along failure links are at most one per byte
+/// of the longest pattern (the patterns that are suffixes of its path). The token index (above):
+/// it fails only when the patterns come to more than `u32::MAX` bytes, which a total under
+/// `limit` excludes. 150,000 patterns of 17 bytes (about 100,000 generated rules' worth,
+/// estimated) make 1.4 G against the limit's 2.1 G.
 fn cannot_fail(lens: impl Iterator<Item = usize>, limit: u64) -> bool {
     let (mut count, mut bytes, mut longest) = (0u64, 0u64, 0u64);
     for len in lens {

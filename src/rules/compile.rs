@@ -1,5 +1,5 @@
 //! Compiler: parsed queries into evaluation trees whose leaves are interned literals, and every
-//! literal of every rule into one Aho-Corasick automaton over normalised text.
+//! literal of every rule into one token-keyed index over normalised text (`scan`).
 //! Regexes are compiled here, once, each under a size budget; nothing is compiled at match time.
 
 use std::collections::HashMap;

@@ -1,5 +1,5 @@
-//! The match step for one article: normalise every field into one buffer, scanning it with the
-//! literals' automaton as it is written, then evaluate only the rules whose literals occurred
+//! The match step for one article: normalise every field into one buffer, finding the literals
+//! as it is written (`scan`), then evaluate only the rules whose literals occurred
 //! (and the few that can match without one). Pure: no IO, no clock. The per-article buffers are
 //! kept by each thread between articles (`Buffers`): cleared before use, never shared.
 
@@ -85,7 +85,7 @@ struct Buffers {
     seen_rules: Vec<u64>,
 }
 
-/// How many bytes of normalised text wait for the scan while a field is written.
+/// How many bytes of normalised text wait for the DFA scan while a field is written.
 const SCAN_BATCH: usize = 64;
 
 /// Buffers grown past this many bytes of normalised text (a field near `MATCH_FIELD_CAP`) are
@@ -199,23 +199,30 @@ impl<'a> Doc<'a> {
         for (i, s) in segments.iter().enumerate() {
             let before = toks.len();
             match lits {
-                Some(lits) => {
+                Some(Literals::Dfa(dfa)) => {
                     // Every `SCAN_BATCH` bytes, not every word: a call costs about as much
                     // as a few bytes of scanning.
                     let mut written = |norm: &[u8], toks: &[TokPos]| {
                         if norm.len() >= scan.at() + SCAN_BATCH {
-                            scan.advance(lits, norm, toks, &mut hits);
+                            scan.advance(dfa, norm, toks, &mut hits);
                         }
                     };
                     tokenize_with(s.text, &mut norm, &mut toks, &mut written);
                 }
-                None => tokenize_into(s.text, &mut norm, &mut toks),
+                _ => tokenize_into(s.text, &mut norm, &mut toks),
             }
             if toks.len() > before {
                 norm.extend_from_slice(b" \n");
             }
-            if let Some(lits) = lits {
-                scan.advance(lits, &norm, &toks, &mut hits);
+            match lits {
+                Some(Literals::Dfa(dfa)) => scan.advance(dfa, &norm, &toks, &mut hits),
+                // The field is written whole: every literal starting at one of its tokens
+                // ends before its newline (no pattern holds one).
+                Some(Literals::Tokens(index)) => {
+                    let first = u32::try_from(before).unwrap_or(u32::MAX);
+                    index.find(&norm, &toks[before..], first, &mut hits);
+                }
+                None => {}
             }
             let seg = u32::try_from(i).unwrap_or(u32::MAX);
             tok_seg.resize(toks.len(), seg);

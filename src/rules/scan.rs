@@ -1,25 +1,48 @@
-//! The literal automaton and its scan (issue 22): every literal of the rule set in one
-//! Aho-Corasick automaton over normalised text, run over an article's text as the text is
-//! written, a few dozen bytes at a time (`Scan`): one state carried from byte to byte, each
-//! literal that ends reported with the token it starts at. Scanning while normalising, instead of after, lets the processor
-//! fold the next words while the automaton waits for memory (the scan is bound by cache misses
-//! at 10,000 rules, the folding by instructions). Pure; built once at compile time.
+//! Where the literals occur (issue 22): every literal of the rule set in one structure, asked
+//! for the literals that start at each token of an article's normalised text. Two kinds, chosen
+//! by the number of literals: up to `AUTOMATON_UP_TO`, the Aho-Corasick DFA, run over the text
+//! as it is written (`Scan`: one state carried from byte to byte, a step per byte, fast while the
+//! DFA fits the cache); above, the token-keyed index (`tokens`: one or two hash lookups per
+//! token, whose tables still fit the L2 cache when the DFA no longer does). Both report each
+//! literal that occurs with the token it starts at. Pure; built once, on the first article
+//! matched or at load (`automaton` decides).
+
+mod tokens;
 
 use aho_corasick::automaton::{Automaton, StateID};
-use aho_corasick::nfa::contiguous;
-use aho_corasick::{Anchored, BuildError, MatchKind, dfa};
+use aho_corasick::{Anchored, MatchKind, dfa};
 
 use super::text::TokPos;
+pub(crate) use tokens::TokenIndex;
 
-/// Above this many literals the DFA's table (one row per state, every byte class) would be
-/// hundreds of megabytes: a contiguous NFA instead (the choice `AhoCorasick` makes itself).
-const DFA_MAX_LITERALS: usize = 20_000;
+/// Up to this many literals the DFA scan is the faster; above, the token index. Measured with
+/// `benches/matcher.rs` (`NEWSWATCH_BENCH_SEARCH`, BENCHMARKS.md "fourth round"): the DFA was
+/// ahead up to 4,832 literals, level with the index at 5,690, behind it at 7,263 (by 10-12 %)
+/// and at 9,300 (by 11-24 %).
+pub const AUTOMATON_UP_TO: usize = 6_000;
 
-/// The automaton of every literal.
+/// How the literals are searched; `Auto` chooses by their number (`AUTOMATON_UP_TO`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LiteralSearch {
+    Auto,
+    Automaton,
+    Tokens,
+}
+
+/// Why the literals' structure could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum LiteralsError {
+    #[error("the literals' patterns come to more than {} bytes", u32::MAX)]
+    TooLarge,
+    #[error(transparent)]
+    Automaton(#[from] aho_corasick::BuildError),
+}
+
+/// Every literal, in one of the two structures.
 #[derive(Debug)]
 pub(crate) enum Literals {
-    Dfa(dfa::DFA),
-    Nfa(contiguous::NFA),
+    Dfa(Box<dfa::DFA>),
+    Tokens(TokenIndex),
 }
 
 impl Literals {
@@ -27,22 +50,32 @@ impl Literals {
     /// pattern's id is its literal's index).
     pub fn build<'p>(
         patterns: impl ExactSizeIterator<Item = &'p str> + Clone,
-    ) -> Result<Literals, BuildError> {
-        // Standard semantics and overlapping matches: every literal that ends is reported, so
-        // `" healey "` occurs inside `" john healey "`. No prefilter: every pattern starts
-        // with a space, so it would stop at every word (measured: about twice as slow).
-        if patterns.len() <= DFA_MAX_LITERALS {
-            dfa::Builder::new()
-                .match_kind(MatchKind::Standard)
-                .prefilter(false)
-                .build(patterns)
-                .map(Literals::Dfa)
+    ) -> Result<Literals, LiteralsError> {
+        Self::build_as(patterns, LiteralSearch::Auto)
+    }
+
+    /// `build` with the structure chosen by the caller (benchmarks, tests).
+    pub fn build_as<'p>(
+        patterns: impl ExactSizeIterator<Item = &'p str> + Clone,
+        search: LiteralSearch,
+    ) -> Result<Literals, LiteralsError> {
+        let automaton = match search {
+            LiteralSearch::Auto => patterns.len() <= AUTOMATON_UP_TO,
+            LiteralSearch::Automaton => true,
+            LiteralSearch::Tokens => false,
+        };
+        if automaton {
+            // Standard semantics and overlapping matches: every literal that ends is reported,
+            // so `" healey "` occurs inside `" john healey "`. No prefilter: every pattern
+            // starts with a space, so it would stop at every word (measured: about twice as slow).
+            Ok(Literals::Dfa(Box::new(
+                dfa::Builder::new()
+                    .match_kind(MatchKind::Standard)
+                    .prefilter(false)
+                    .build(patterns)?,
+            )))
         } else {
-            contiguous::Builder::new()
-                .match_kind(MatchKind::Standard)
-                .prefilter(false)
-                .build(patterns)
-                .map(Literals::Nfa)
+            TokenIndex::build(patterns).map(Literals::Tokens)
         }
     }
 }
@@ -66,21 +99,7 @@ impl Scan {
     /// token is the one of `toks` (the tokens written so far) that starts one byte after it.
     pub fn advance(
         &mut self,
-        lits: &Literals,
-        hay: &[u8],
-        toks: &[TokPos],
-        hits: &mut Vec<(u32, u32)>,
-    ) {
-        match lits {
-            Literals::Dfa(a) => self.run(a, hay, toks, hits),
-            Literals::Nfa(a) => self.run(a, hay, toks, hits),
-        }
-    }
-
-    #[inline]
-    fn run<A: Automaton>(
-        &mut self,
-        a: &A,
+        a: &dfa::DFA,
         hay: &[u8],
         toks: &[TokPos],
         hits: &mut Vec<(u32, u32)>,
@@ -129,7 +148,7 @@ fn token_at(toks: &[TokPos], word: usize) -> Option<u32> {
 mod tests {
     use aho_corasick::{AhoCorasick, MatchKind};
 
-    use super::{Literals, Scan};
+    use super::{LiteralSearch, Literals, Scan};
     use crate::rules::text::TokPos;
 
     /// The scan, fed a text in pieces (as the normaliser writes it), finds what one overlapping
@@ -169,15 +188,12 @@ mod tests {
             .collect();
         want.sort_unstable();
         assert_eq!(want.len(), ac.find_overlapping_iter(hay).count());
-        let nfa = aho_corasick::nfa::contiguous::Builder::new()
-            .match_kind(MatchKind::Standard)
-            .build(patterns)
-            .expect("NFA builds");
-        let automata = [
-            Literals::build(patterns.iter().copied()).expect("DFA builds"),
-            Literals::Nfa(nfa),
-        ];
-        for (kind, lits) in ["dfa", "nfa"].iter().zip(&automata) {
+        let lits = Literals::build_as(patterns.iter().copied(), LiteralSearch::Automaton)
+            .expect("DFA builds");
+        let Literals::Dfa(dfa) = &lits else {
+            panic!("an automaton was asked for");
+        };
+        {
             for piece in [1, 3, 7, hay.len()] {
                 let (mut scan, mut got) = (Scan::default(), Vec::new());
                 let mut end = 0;
@@ -185,10 +201,10 @@ mod tests {
                     end = (end + piece).min(hay.len());
                     // The tokens written so far: those that start before `end`.
                     let written = toks.partition_point(|t| (t.norm_start as usize) < end);
-                    scan.advance(lits, &hay.as_bytes()[..end], &toks[..written], &mut got);
+                    scan.advance(dfa, &hay.as_bytes()[..end], &toks[..written], &mut got);
                 }
                 got.sort_unstable();
-                assert_eq!(got, want, "{kind}, pieces of {piece}");
+                assert_eq!(got, want, "pieces of {piece}");
             }
         }
     }

@@ -5,9 +5,9 @@
 use std::path::PathBuf;
 
 use newswatch::model::{Article, FeedMeta};
-use newswatch::rules::RuleSet;
 use newswatch::rules::syntax::parse_query;
 use newswatch::rules::text::{Token, tokenize};
+use newswatch::rules::{LiteralSearch, RuleSet};
 use proptest::prelude::*;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -288,10 +288,11 @@ proptest! {
         prop_assert_eq!(got, want, "query {} on {:?}", text, fields.texts);
     }
 
-    /// Issue 22: many rules in one set share the automaton and the pre-filter (trigger lists,
-    /// required groups, each rule considered once), and articles matched one after another share
-    /// the thread's buffers: every rule's verdict is still the reference's, article by article,
-    /// and its hits are those it has alone in a set.
+    /// Issue 22: many rules in one set share the literals' search (the DFA scan or the token
+    /// index, both tried) and the pre-filter (trigger lists, required groups, each rule
+    /// considered once), and articles matched one after another share the thread's buffers:
+    /// every rule's verdict is still the reference's, article by article, and its hits are
+    /// those it has alone in a set.
     #[test]
     fn a_rule_set_agrees_with_the_reference_rule_by_rule(
         qs in proptest::collection::vec(query(), 1..8),
@@ -305,8 +306,15 @@ proptest! {
                 .collect()
         };
         let all: Vec<(usize, &String)> = texts.iter().enumerate().collect();
-        let set = RuleSet::from_sources(&[(PathBuf::from("p.toml"), toml(&all))])
-            .map_err(|d| TestCaseError::fail(format!("{texts:?}: {d}")))?;
+        // The set's literals searched both ways: the DFA scan and the token index.
+        let mut sets = Vec::new();
+        for search in [LiteralSearch::Automaton, LiteralSearch::Tokens] {
+            let set = RuleSet::from_sources(&[(PathBuf::from("p.toml"), toml(&all))])
+                .map_err(|d| TestCaseError::fail(format!("{texts:?}: {d}")))?
+                .with_literal_search(search)
+                .map_err(|e| TestCaseError::fail(e.to_string()))?;
+            sets.push((search, set));
+        }
         let alone: Vec<RuleSet> = all
             .iter()
             .map(|r| RuleSet::from_sources(&[(PathBuf::from("p.toml"), toml(&[*r]))]))
@@ -318,13 +326,15 @@ proptest! {
                 texts: [title.clone(), summary.clone(), content.clone()],
             };
             let article = Article { title, summary, content, ..Article::default() };
-            let got = set.match_article_unfiltered(&article, &FeedMeta::default());
-            for (r, q) in qs.iter().enumerate() {
-                let hits = got.iter().find(|m| m.rule == r).map(|m| &m.hits);
-                let want = reference(q, Scope::Text, &fields);
-                prop_assert_eq!(hits.is_some(), want, "rule {} on {:?}", texts[r], fields.texts);
-                let own = alone[r].match_article_unfiltered(&article, &FeedMeta::default());
-                prop_assert_eq!(hits, own.first().map(|m| &m.hits), "hits of {}", texts[r]);
+            for (search, set) in &sets {
+                let got = set.match_article_unfiltered(&article, &FeedMeta::default());
+                for (r, q) in qs.iter().enumerate() {
+                    let hits = got.iter().find(|m| m.rule == r).map(|m| &m.hits);
+                    let want = reference(q, Scope::Text, &fields);
+                    prop_assert_eq!(hits.is_some(), want, "{:?}: rule {} on {:?}", search, texts[r], fields.texts);
+                    let own = alone[r].match_article_unfiltered(&article, &FeedMeta::default());
+                    prop_assert_eq!(hits, own.first().map(|m| &m.hits), "{:?}: hits of {}", search, texts[r]);
+                }
             }
         }
     }
