@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, ToSql, Transaction, params};
 
 use super::compose::SqliteCompose;
-use super::matches::{PENDING_FOR_DIGEST, RECORDED_SINCE, pending_match};
+use super::matches::{ArticleTexts, PENDING_FOR_DIGEST, RECORDED_SINCE, pending_match};
 use super::outbox::insert_outbox;
 use super::{Sqlite, StoreError, from_ts, ts};
 use crate::model::{DigestBatch, GroupCount, NewMessage, PendingMatch};
@@ -164,6 +164,7 @@ impl SqliteCompose<'_> {
     /// first seen).
     pub fn load_rows(&self, plan: &[usize]) -> Result<Vec<PendingMatch>, StoreError> {
         let mut rows = Vec::new();
+        let mut texts = ArticleTexts::default();
         let mut stmt = self.tx.prepare(ROWS_SQL)?;
         for (grp, n) in self.picked.iter().zip(plan) {
             if *n == 0 {
@@ -172,7 +173,7 @@ impl SqliteCompose<'_> {
             let limit = i64::try_from(*n).unwrap_or(i64::MAX);
             let mut q = stmt.query(params![grp, limit])?;
             while let Some(r) = q.next()? {
-                rows.push(pending_match(r)?);
+                rows.push(pending_match(r, &mut texts)?);
             }
         }
         Ok(rows)
