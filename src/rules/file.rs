@@ -8,12 +8,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use toml::Spanned;
-use toml::de::{DeTable, DeValue};
+use toml::de::DeValue;
 
-use super::par;
 use super::syntax::{Expr, ExprKind, QueryError, parse_query, parse_query_warned, suggest};
 use super::{Diagnostic, Example, FeedSelector, Priority, RuleInfo};
 use crate::diagnostic::LineIndex;
+
+mod document;
+pub(crate) use document::parse_sources;
 
 /// Where a string value sits in its file, so offsets inside it become file positions.
 #[derive(Debug, Clone)]
@@ -123,72 +125,6 @@ const RULE_KEYS: &[&str] = &[
     "examples",
     "allow_broad",
 ];
-
-/// `[[rule]]` tables read (on every core, `par`) before their part of the parsed document is
-/// dropped: enough for `par` to spread them over its threads.
-const RULE_CHUNK: usize = 4 * par::MIN_PARALLEL;
-
-pub(crate) fn parse_sources(sources: &[Source]) -> Parsed {
-    let mut p = Parsed::default();
-    let mut ids: HashMap<String, (&Source, usize)> = HashMap::new();
-    for (fi, src) in sources.iter().enumerate() {
-        let (doc, errors) = DeTable::parse_recoverable(&src.text);
-        for e in &errors {
-            let at = e.span().map_or(0, |s| s.start);
-            p.diags.push(src.diagnostic(
-                at,
-                None,
-                e.message().trim_end().to_string(),
-                Some("this is not valid TOML"),
-            ));
-        }
-        if !errors.is_empty() {
-            continue;
-        }
-        // The document is taken apart as it is read: each chunk of `[[rule]]` tables is dropped
-        // once its rules are built, so the parsed TOML (about 17 bytes of heap per byte of rule
-        // file) and the rules built from it are never all live at once (issue 22).
-        for (key, value) in doc.into_inner() {
-            match key.get_ref().as_ref() {
-                "lists" => lists(&mut p, src, fi, &value),
-                "rule" => match value.into_inner() {
-                    DeValue::Array(items) => {
-                        let mut items = items.into_iter();
-                        loop {
-                            let chunk: Vec<_> = items.by_ref().take(RULE_CHUNK).collect();
-                            if chunk.is_empty() {
-                                break;
-                            }
-                            let read = par::map(&chunk, |item| rule(src, fi, item));
-                            drop(chunk);
-                            for r in read {
-                                p.diags.extend(r.diags);
-                                if let Some((id, at)) = r.id_at {
-                                    duplicate_id(&mut p, src, &mut ids, id, at);
-                                }
-                                p.rules.extend(r.rule);
-                            }
-                        }
-                    }
-                    _ => p.diags.push(src.diagnostic(
-                        key.span().start,
-                        None,
-                        "`rule` must be an array of tables",
-                        Some("write each rule under its own [[rule]] header"),
-                    )),
-                },
-                other => p.diags.push(unknown_key(
-                    src,
-                    key.span(),
-                    other,
-                    &["lists", "rule"],
-                    None,
-                )),
-            }
-        }
-    }
-    p
-}
 
 fn unknown_key(
     src: &Source,

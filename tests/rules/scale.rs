@@ -181,3 +181,20 @@ fn rules_read_in_chunks_keep_their_order_and_their_errors() {
     assert!(all.contains("big.toml:39210:"), "{all}");
     assert!(all.contains("unknown list @nobody"), "{all}");
 }
+
+/// A large file is parsed as TOML a piece at a time: a syntax error in each of two pieces is
+/// reported at its place in the file, in one run.
+#[test]
+fn syntax_errors_in_two_pieces_of_a_large_file_are_both_reported() {
+    let text = many_rules(10_000)
+        .replace("id = \"r1000\"", "id = \"r1000")
+        .replace("query = 'w9000x'", "query = w9000x'");
+    let Err(diags) = RuleSet::from_sources(&[(PathBuf::from("big.toml"), text)]) else {
+        panic!("two syntax errors must fail the load");
+    };
+    let all = diags.to_string();
+    // Rule i's `id` is at line 5 + 4i, its `query` at 6 + 4i.
+    assert!(all.contains("big.toml:4005:"), "{all}");
+    assert!(all.contains("big.toml:36006:"), "{all}");
+    assert!(all.contains("this is not valid TOML"), "{all}");
+}
