@@ -16,6 +16,7 @@ pub mod spike;
 mod wrap;
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
@@ -110,8 +111,9 @@ pub struct Entry {
     pub article_id: i64,
     pub title: String,
     pub link: Option<String>,
-    pub summary: String,
-    pub content: String,
+    /// Shared by the entries of one article (`PendingMatch`).
+    pub summary: Arc<str>,
+    pub content: Arc<str>,
     /// `content` was fetched from the article page (issue 20).
     pub full_text: bool,
     /// The article's language tag, declared or detected.
@@ -200,7 +202,7 @@ fn without_unread_content(mut entries: Vec<Entry>) -> Vec<Entry> {
         hits.entry(e.article_id).or_default().extend(&e.hits);
         texts
             .entry(e.article_id)
-            .or_insert((e.summary.as_str(), e.content.as_str()));
+            .or_insert((&*e.summary, &*e.content));
     }
     let read: HashMap<i64, usize> = texts
         .iter()
@@ -210,13 +212,18 @@ fn without_unread_content(mut entries: Vec<Entry>) -> Vec<Entry> {
         })
         .collect();
     drop((hits, texts));
+    // Every entry of an article carries the same text (one article row), so the cut is the
+    // article's: a shorter content is copied once into a buffer of its own size, which the
+    // article's entries then share.
+    let mut cut: HashMap<i64, Arc<str>> = HashMap::new();
     for e in &mut entries {
-        // Every entry of an article carries the same text (one article row), so the cut is the
-        // article's; a shorter content is copied into a buffer of its own size.
         if let Some(&n) = read.get(&e.article_id)
             && n < e.content.len()
         {
-            e.content = e.content[..n].to_string();
+            let short = cut
+                .entry(e.article_id)
+                .or_insert_with(|| Arc::from(&e.content[..n]));
+            e.content = Arc::clone(short);
         }
     }
     entries

@@ -3,6 +3,8 @@
 //! outgoing messages of the outbox. No IO, no parsing, no behaviour beyond naming a value: a stage
 //! imports these instead of importing another stage for its types.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -66,9 +68,11 @@ pub struct PendingMatch {
     pub feed_title: Option<String>,
     pub title: String,
     pub link: Option<String>,
-    pub summary: String,
-    /// The article's full text, for a snippet around a hit found there.
-    pub content: String,
+    /// Shared by every loaded row of the article (`load_rows`): one copy per article, not one
+    /// per match (issue 22: at 10,000 rules an article is loaded with up to dozens of matches).
+    pub summary: Arc<str>,
+    /// The article's full text, for a snippet around a hit found there; shared like `summary`.
+    pub content: Arc<str>,
     /// `content` is the article page's text, fetched for a `full_text` feed (issue 20).
     pub full_text: bool,
     /// The article's language: declared, else detected (issue 20).

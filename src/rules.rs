@@ -98,7 +98,8 @@ pub struct RuleInfo {
     pub priority: Priority,
     /// The query as written.
     pub query: String,
-    pub file: PathBuf,
+    /// The rule file, shared by all its rules.
+    pub file: std::sync::Arc<std::path::Path>,
     pub line: usize,
     pub feeds: Vec<FeedSelector>,
     pub max_age: Option<Duration>,
@@ -211,8 +212,10 @@ impl RuleSet {
                 }
             }
         }
-        let mut rules = Vec::new();
-        let mut nodes = Vec::new();
+        // Sized once: grown by doubling, the two vectors were up to 60 % spare capacity for
+        // as long as the rule set lives (issue 22).
+        let mut rules = Vec::with_capacity(parsed.rules.len());
+        let mut nodes = Vec::with_capacity(parsed.rules.len());
         let mut warnings = Vec::new();
         // A rule without a query is an error already.
         fn bare(raw: &file::RawRule) -> Option<&StrLoc> {
@@ -527,7 +530,7 @@ impl RuleSet {
                     format!("example should not match but does: {:?}", ex.text)
                 };
                 out.push(Diagnostic {
-                    file: info.file.clone(),
+                    file: info.file.to_path_buf(),
                     line: ex.line,
                     column: ex.column,
                     subject: Some(format!("rule {}", info.id)),
@@ -553,7 +556,7 @@ impl RuleSet {
                 };
                 if !ok {
                     out.push(Diagnostic {
-                        file: info.file.clone(),
+                        file: info.file.to_path_buf(),
                         line: info.line,
                         column: 1,
                         subject: Some(format!("rule {}", info.id)),

@@ -85,7 +85,7 @@ fn entry(
         title: title.into(),
         link: link.map(str::to_string),
         summary: summary.into(),
-        content: String::new(),
+        content: "".into(),
         full_text: false,
         lang: None,
         time: now(),

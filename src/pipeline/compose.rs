@@ -3,6 +3,7 @@
 //! so an email enters the outbox together with the matches it carries and the slot it serves.
 //! Also `digest preview` (gather and render, never committed) and `digest send`.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -107,7 +108,7 @@ impl<'a> Pipeline<'a> {
         now: DateTime<Utc>,
         slot: Option<DateTime<Utc>>,
     ) -> anyhow::Result<usize> {
-        let titles = self.settings.rules.clone();
+        let titles = Arc::clone(&self.settings.rules);
         let notices = self.feed_notices(&cfg.name, now).await?;
         let from = self.config.delivery.from.clone();
         let cfg2 = cfg.clone();
@@ -217,7 +218,7 @@ impl<'a> Pipeline<'a> {
             ),
             None => {}
         }
-        let titles = self.settings.rules.clone();
+        let titles = Arc::clone(&self.settings.rules);
         let from = self.config.delivery.from.clone();
         let cfg = set.clone();
         let outbox = self
@@ -297,8 +298,8 @@ impl<'a> Pipeline<'a> {
         let cfg = self.digest_config(name)?;
         let from =
             since.map(|d| now - chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX));
-        let titles = self.settings.rules.clone();
-        let (cfg2, titles2) = (cfg.clone(), titles.clone());
+        let titles = Arc::clone(&self.settings.rules);
+        let (cfg2, titles2) = (cfg.clone(), Arc::clone(&titles));
         let (gathered, last) = self
             .db(move |s| {
                 let last = s.last_digest_time(&cfg2.name)?;

@@ -26,7 +26,7 @@ impl Pipeline<'_> {
     pub(super) async fn detect_spikes(&self, now: DateTime<Utc>) -> anyhow::Result<usize> {
         let mut alerts = 0;
         // Shared by the pass's store calls, each of which needs its own handle.
-        let titles = Arc::new(self.settings.rules.clone());
+        let titles = Arc::clone(&self.settings.rules);
         let from: Arc<str> = Arc::from(self.config.delivery.from.as_str());
         for cfg in &self.config.spikes {
             let rules: Vec<String> = self

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, ToSql, Transaction, params};
 
 use super::compose::SqliteCompose;
-use super::matches::{PENDING_FOR_DIGEST, RECORDED_SINCE, pending_match};
+use super::matches::{ArticleTexts, PENDING_FOR_DIGEST, RECORDED_SINCE, pending_match};
 use super::outbox::insert_outbox;
 use super::{Sqlite, StoreError, from_ts, ts};
 use crate::model::{DigestBatch, GroupCount, NewMessage, PendingMatch};
@@ -179,10 +179,11 @@ impl SqliteCompose<'_> {
             }
         }
         let mut rows = Vec::new();
+        let mut texts = ArticleTexts::default();
         let mut stmt = self.tx.prepare(PLANNED_ROWS_SQL)?;
         let mut q = stmt.query([])?;
         while let Some(r) = q.next()? {
-            rows.push(pending_match(r)?);
+            rows.push(pending_match(r, &mut texts)?);
         }
         Ok(rows)
     }

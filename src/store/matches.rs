@@ -3,6 +3,7 @@
 //! a digest or an alert takes is `digests.rs` and `alerts.rs`.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, params};
@@ -118,28 +119,49 @@ pub(super) fn select_matches(
     let mut stmt = conn.prepare(&sql)?;
     let mut rows = stmt.query(args)?;
     let mut out = Vec::new();
+    let mut texts = ArticleTexts::default();
     while let Some(r) = rows.next()? {
-        out.push(pending_match(r)?);
+        out.push(pending_match(r, &mut texts)?);
     }
     Ok(out)
 }
 
+/// The summary and content of the articles whose rows were read so far, by article id: one
+/// article's rows (one per match) share one copy of its text. At 10,000 rules an article loaded
+/// for a digest comes with up to dozens of matches, and these copies were most of the compose
+/// stage's heap peak (issue 22).
+#[derive(Debug, Default)]
+pub(super) struct ArticleTexts(HashMap<i64, (Arc<str>, Arc<str>)>);
+
 /// A `PendingMatch` from a row of `m.id, m.rule_id, m.hits, a.id, a.feed, f.title, a.title,
 /// a.link, a.summary, a.published, a.first_seen, a.content, a.full_text, COALESCE(a.lang,
 /// a.lang_detected), m.rules_hash` (the column order of every query that loads matches for an email).
-pub(super) fn pending_match(r: &rusqlite::Row<'_>) -> Result<PendingMatch, StoreError> {
+/// The article's texts are read once per article (`texts`), then shared.
+pub(super) fn pending_match(
+    r: &rusqlite::Row<'_>,
+    texts: &mut ArticleTexts,
+) -> Result<PendingMatch, StoreError> {
     let hits: String = r.get(2)?;
+    let article_id: i64 = r.get(3)?;
+    let (summary, content) = match texts.0.get(&article_id) {
+        Some((s, c)) => (Arc::clone(s), Arc::clone(c)),
+        None => {
+            let read: (Arc<str>, Arc<str>) = (r.get(8)?, r.get(11)?);
+            texts.0.insert(article_id, read.clone());
+            read
+        }
+    };
     Ok(PendingMatch {
         id: r.get(0)?,
         rule_id: r.get(1)?,
         hits: serde_json::from_str(&hits)?,
-        article_id: r.get(3)?,
+        article_id,
         feed: r.get(4)?,
         feed_title: r.get(5)?,
         title: r.get(6)?,
         link: r.get(7)?,
-        summary: r.get(8)?,
-        content: r.get(11)?,
+        summary,
+        content,
         full_text: r.get(12)?,
         lang: r.get(13)?,
         rules_hash: r.get(14)?,

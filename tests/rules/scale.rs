@@ -141,3 +141,60 @@ fn a_large_rule_set_reports_every_error_at_its_place() {
     assert!(all.contains("big.toml:11210:"), "{all}");
     assert!(all.contains("unknown list @nobody"), "{all}");
 }
+
+/// The rule file is read in chunks of 4,096 `[[rule]]` tables, each dropped once read (issue 22,
+/// memory): across chunk boundaries the rules keep their order, and a duplicate id or a bad query
+/// is still reported at its place.
+#[test]
+fn rules_read_in_chunks_keep_their_order_and_their_errors() {
+    let n = 10_000;
+    let set = RuleSet::from_sources(&[(PathBuf::from("big.toml"), many_rules(n))])
+        .expect("the rules compile");
+    let ids: Vec<&str> = set.rules().iter().map(|r| r.id.as_str()).collect();
+    let want: Vec<String> = (0..n).map(|i| format!("r{i}")).collect();
+    assert_eq!(ids, want);
+    for i in [4_095, 4_096, 8_192, 9_999] {
+        let got: Vec<&str> = set
+            .match_article_unfiltered(
+                &titled(format!("w{i}x met Pete Hegseth")),
+                &FeedMeta::default(),
+            )
+            .iter()
+            .map(|m| set.rules()[m.rule].id.as_str())
+            .collect();
+        assert_eq!(got, [format!("r{i}")], "article {i}");
+    }
+    let text = many_rules(n)
+        .replace("id = \"r5000\"", "id = \"r100\"")
+        .replace("query = 'w9801x'", "query = 'w9801x AND @nobody'");
+    let Err(diags) = RuleSet::from_sources(&[(PathBuf::from("big.toml"), text)]) else {
+        panic!("a duplicate id and an unknown list must fail the load");
+    };
+    let all = diags.to_string();
+    // Rule i's `id` is at line 5 + 4i, its `query` at 6 + 4i.
+    assert!(
+        all.contains(
+            "big.toml:20005:6: rule r100: duplicate rule id `r100` (first defined at big.toml:405)"
+        ),
+        "{all}"
+    );
+    assert!(all.contains("big.toml:39210:"), "{all}");
+    assert!(all.contains("unknown list @nobody"), "{all}");
+}
+
+/// A large file is parsed as TOML a piece at a time: a syntax error in each of two pieces is
+/// reported at its place in the file, in one run.
+#[test]
+fn syntax_errors_in_two_pieces_of_a_large_file_are_both_reported() {
+    let text = many_rules(10_000)
+        .replace("id = \"r1000\"", "id = \"r1000")
+        .replace("query = 'w9000x'", "query = w9000x'");
+    let Err(diags) = RuleSet::from_sources(&[(PathBuf::from("big.toml"), text)]) else {
+        panic!("two syntax errors must fail the load");
+    };
+    let all = diags.to_string();
+    // Rule i's `id` is at line 5 + 4i, its `query` at 6 + 4i.
+    assert!(all.contains("big.toml:4005:"), "{all}");
+    assert!(all.contains("big.toml:36006:"), "{all}");
+    assert!(all.contains("this is not valid TOML"), "{all}");
+}

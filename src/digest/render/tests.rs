@@ -30,8 +30,8 @@ fn entry(id: i64, rule: (&str, (bool, usize)), feed: &str, title: &str, mins: i6
         article_id: id,
         title: title.into(),
         link: Some(format!("https://{feed}.example/{id}")),
-        summary: String::new(),
-        content: String::new(),
+        summary: "".into(),
+        content: "".into(),
         full_text: false,
         lang: None,
         time: now() - chrono::Duration::minutes(mins),
@@ -198,7 +198,7 @@ fn the_snippet_shows_the_rarest_terms_and_matched_lists_what_is_shown() {
         "More filler. ".repeat(30)
     );
     let mut e = entry(1, A, "wire", "Ministers meet", 1);
-    e.summary = summary.clone();
+    e.summary = summary.as_str().into();
     e.hits = summary_hits(&summary, &["Ukraine", "Healey", "Hegseth"]);
     let r = one(e.clone());
     // The text part is wrapped: compare its lines joined.

@@ -7,6 +7,7 @@
 //! Dropping the handle uncommitted rolls back, which also releases the lock.
 
 use std::cell::RefCell;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use postgres::types::ToSql;
@@ -459,10 +460,10 @@ fn pending_match(r: &postgres::Row) -> Result<PendingMatch, StoreError> {
         feed_title: r.get(5),
         title: r.get(6),
         link: r.get(7),
-        summary: r.get(8),
+        summary: Arc::from(r.get::<_, &str>(8)),
         published: r.get::<_, Option<i64>>(9).map(from_ts),
         first_seen: from_ts(r.get(10)),
-        content: r.get(11),
+        content: Arc::from(r.get::<_, &str>(11)),
         full_text: r.get::<_, i64>(12) != 0,
         lang: r.get(13),
         rules_hash: r.get(14),

@@ -1,6 +1,8 @@
 //! What the web console reads, on PostgreSQL: SQLite's `console.rs` with `$n` placeholders.
 //! Read-only; every list bounded by the caller's limit.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use postgres::types::ToSql;
 
@@ -69,10 +71,10 @@ impl Postgres {
                         feed_title: r.get(5),
                         title: r.get(6),
                         link: r.get(7),
-                        summary: r.get(8),
+                        summary: Arc::from(r.get::<_, &str>(8)),
                         published: r.get::<_, Option<i64>>(9).map(from_ts),
                         first_seen: from_ts(r.get(10)),
-                        content: r.get(11),
+                        content: Arc::from(r.get::<_, &str>(11)),
                         full_text: r.get::<_, i64>(14) != 0,
                         lang: lang.clone(),
                         // The console's pages do not show the rule-set version.
