@@ -246,14 +246,23 @@ const STOPWORDS: &[&str] = &[
 fn words(text: &str) -> BTreeSet<String> {
     // NFKD leaves ASCII as it is, with no mark to drop: most headlines and summaries skip it
     // (issue 22: the Unicode path was 2.8 % of a cold cycle).
-    let folded: String = if text.is_ascii() {
-        text.to_ascii_lowercase()
+    if text.is_ascii() {
+        content_words(&text.to_ascii_lowercase())
     } else {
-        text.nfkd()
-            .filter(|c| !is_combining_mark(*c))
-            .flat_map(char::to_lowercase)
-            .collect()
-    };
+        content_words(&unicode_fold(text))
+    }
+}
+
+/// NFKD with combining marks dropped, lowercased.
+fn unicode_fold(text: &str) -> String {
+    text.nfkd()
+        .filter(|c| !is_combining_mark(*c))
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+/// The content words of a folded text.
+fn content_words(folded: &str) -> BTreeSet<String> {
     folded
         .split(|c: char| !c.is_alphanumeric())
         .filter(|w| w.chars().nth(1).is_some() && !STOPWORDS.contains(w))

@@ -144,12 +144,24 @@ fn token_at(toks: &[TokPos], word: usize) -> Option<u32> {
     None
 }
 
+/// The tokens of a test text: a token after every space that does not end a field (`\n`).
+#[cfg(test)]
+pub(crate) fn tokens_of(hay: &str) -> Vec<TokPos> {
+    hay.match_indices(' ')
+        .filter(|(i, _)| hay.as_bytes().get(i + 1) != Some(&b'\n'))
+        .map(|(i, _)| TokPos {
+            norm_start: u32::try_from(i + 1).unwrap_or(u32::MAX),
+            start: 0,
+            end: 0,
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use aho_corasick::{AhoCorasick, MatchKind};
 
-    use super::{LiteralSearch, Literals, Scan};
-    use crate::rules::text::TokPos;
+    use super::{LiteralSearch, Literals, Scan, tokens_of};
 
     /// The scan, fed a text in pieces (as the normaliser writes it), finds what one overlapping
     /// search of the whole text finds, each occurrence with the token it starts at.
@@ -172,15 +184,7 @@ mod tests {
             .match_kind(MatchKind::Standard)
             .build(patterns)
             .expect("patterns build");
-        let toks: Vec<TokPos> = hay
-            .match_indices(' ')
-            .filter(|(i, _)| hay.as_bytes().get(i + 1) != Some(&b'\n'))
-            .map(|(i, _)| TokPos {
-                norm_start: u32::try_from(i + 1).unwrap_or(u32::MAX),
-                start: 0,
-                end: 0,
-            })
-            .collect();
+        let toks = tokens_of(hay);
         let token = |at: usize| toks.iter().position(|t| t.norm_start as usize == at + 1);
         let mut want: Vec<(u32, u32)> = ac
             .find_overlapping_iter(hay)

@@ -337,21 +337,7 @@ fn demo_feeds_cluster_as_the_manifest_says() {
 /// link's key from one parse instead of its canonical form serialised and parsed again.
 #[test]
 fn shortcuts_agree_with_the_long_ways() {
-    let unicode_words = |text: &str| -> BTreeSet<String> {
-        let folded: String = text
-            .nfkd()
-            .filter(|c| !is_combining_mark(*c))
-            .flat_map(char::to_lowercase)
-            .collect();
-        folded
-            .split(|c: char| !c.is_alphanumeric())
-            .filter(|w| w.chars().nth(1).is_some() && !STOPWORDS.contains(w))
-            .map(|w| {
-                let plural = w.len() > 4 && w.ends_with('s') && !w.ends_with("ss");
-                if plural { &w[..w.len() - 1] } else { w }.to_string()
-            })
-            .collect()
-    };
+    let unicode_words = |text: &str| content_words(&unicode_fold(text));
     for text in [
         "Healey and Hegseth meet in Washington over the Ukraine PLAN's terms",
         "Strikes hit Kharkiv; 12 killed, dozens hurt (updated 10:45)",

@@ -7,7 +7,7 @@ use proptest::prelude::*;
 use super::TokenIndex;
 use crate::rules::Field;
 use crate::rules::matcher::{Doc, Segment};
-use crate::rules::scan::{LiteralSearch, Literals};
+use crate::rules::scan::{LiteralSearch, Literals, tokens_of};
 use crate::rules::text::{TokPos, for_each_token};
 
 /// What the automaton reported: every overlapping occurrence of a pattern in `norm` that starts
@@ -52,15 +52,7 @@ fn the_index_field_by_field_finds_what_an_overlapping_search_finds() {
     .map(String::from)
     .to_vec();
     let hay = " john healey \n he said a b c ab abc \n healey john heal \n";
-    let toks: Vec<TokPos> = hay
-        .match_indices(' ')
-        .filter(|(i, _)| hay.as_bytes().get(i + 1) != Some(&b'\n'))
-        .map(|(i, _)| TokPos {
-            norm_start: u32::try_from(i + 1).unwrap_or(u32::MAX),
-            start: 0,
-            end: 0,
-        })
-        .collect();
+    let toks = tokens_of(hay);
     let want = overlapping(&patterns, hay.as_bytes(), &toks);
     assert!(want.len() > 20, "{want:?}");
     let lits = TokenIndex::build(patterns.iter().map(String::as_str)).expect("index builds");
