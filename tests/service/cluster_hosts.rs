@@ -31,46 +31,10 @@ const REQUESTS: usize = 30;
 
 #[test]
 fn three_nodes_share_one_hosts_spacing() {
-    let tmp = tempfile::tempdir().expect("tempdir");
     let server = TestServer::start();
-    serve_wave(&server, FEEDS, 1);
-    let mail = tmp.path().join("mail");
-    std::fs::create_dir_all(&mail).expect("mkdir");
-    let sink = SmtpSink::start(&mail, &[]);
-    let url = fresh_database_url();
-    let (tx, log) = channel::<String>();
-    let mut lines = Vec::new();
     let fetch_extra = format!("per_host = 1\nhost_spacing = \"{}ms\"", SPACING.as_millis());
-    let setup = Setup {
-        url: &url,
-        server: &server,
-        smtp_port: sink.port,
-        feeds: FEEDS,
-        per_node: Some(FEEDS / NODES),
-        interval: 2,
-        delivery_extra: "",
-        fetch_extra: &fetch_extra,
-    };
-    let nodes: Vec<Node> = (1..=NODES)
-        .map(|n| Node::start(&node_config(tmp.path(), n, &setup), n, &tx))
-        .collect();
-    wait_until(
-        &log,
-        &mut lines,
-        Duration::from_secs(120),
-        "requests to the host",
-        || server.seen().len() >= REQUESTS,
-    );
-    for node in &nodes {
-        node.signal("TERM");
-    }
-    drop(nodes);
+    let lines = three_nodes_ask_one_host(&server, &fetch_extra);
     let seen = server.seen();
-    let agents: BTreeSet<String> = seen
-        .iter()
-        .filter_map(|s| s.headers.get("user-agent").cloned())
-        .collect();
-    assert_eq!(agents.len(), NODES, "every node asked the host: {agents:?}");
     let mut at: Vec<_> = seen
         .iter()
         .map(|s| (s.at, s.headers.get("user-agent")))
@@ -84,9 +48,8 @@ fn three_nodes_share_one_hosts_spacing() {
     let mut sorted: Vec<u128> = gaps.iter().map(|g| g.0.as_millis()).collect();
     sorted.sort_unstable();
     eprintln!(
-        "{} requests from {} nodes; shortest gap {shortest:?} (spacing {SPACING:?}); gaps in ms: {sorted:?}",
+        "{} requests from {NODES} nodes; shortest gap {shortest:?} (spacing {SPACING:?}); gaps in ms: {sorted:?}",
         at.len(),
-        agents.len()
     );
     let close: Vec<_> = gaps.iter().filter(|g| g.0 + SLACK < SPACING).collect();
     assert!(
@@ -104,26 +67,45 @@ const ANSWER_DELAY: Duration = Duration::from_millis(300);
 
 #[test]
 fn three_nodes_share_one_hosts_request_slots() {
-    let tmp = tempfile::tempdir().expect("tempdir");
     let server = TestServer::start();
     server.slow(ANSWER_DELAY);
-    serve_wave(&server, FEEDS, 1);
+    let fetch_extra = format!("concurrency = 4\nper_host = {PER_HOST}\nhost_spacing = \"0s\"");
+    let lines = three_nodes_ask_one_host(&server, &fetch_extra);
+    let most = server.max_in_flight();
+    eprintln!(
+        "{} requests from {NODES} nodes; at most {most} in flight at once (per_host {PER_HOST})",
+        server.seen().len(),
+    );
+    assert!(
+        most <= PER_HOST,
+        "{most} requests in flight to one host at once, per_host is {PER_HOST}\n{}",
+        lines.join("\n")
+    );
+    // The limit was reached: requests did overlap, so more would have shown.
+    assert_eq!(most, PER_HOST);
+}
+
+/// Three nodes, each polling its own three of the host's feeds with `fetch_extra` in `[fetch]`,
+/// until the server has seen `REQUESTS` requests; then they stop. Every node must have asked
+/// the host. Returns the nodes' log lines.
+fn three_nodes_ask_one_host(server: &TestServer, fetch_extra: &str) -> Vec<String> {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    serve_wave(server, FEEDS, 1);
     let mail = tmp.path().join("mail");
     std::fs::create_dir_all(&mail).expect("mkdir");
     let sink = SmtpSink::start(&mail, &[]);
     let url = fresh_database_url();
     let (tx, log) = channel::<String>();
     let mut lines = Vec::new();
-    let fetch_extra = format!("concurrency = 4\nper_host = {PER_HOST}\nhost_spacing = \"0s\"");
     let setup = Setup {
         url: &url,
-        server: &server,
+        server,
         smtp_port: sink.port,
         feeds: FEEDS,
         per_node: Some(FEEDS / NODES),
         interval: 2,
         delivery_extra: "",
-        fetch_extra: &fetch_extra,
+        fetch_extra,
     };
     let nodes: Vec<Node> = (1..=NODES)
         .map(|n| Node::start(&node_config(tmp.path(), n, &setup), n, &tx))
@@ -145,17 +127,5 @@ fn three_nodes_share_one_hosts_request_slots() {
         .filter_map(|s| s.headers.get("user-agent").cloned())
         .collect();
     assert_eq!(agents.len(), NODES, "every node asked the host: {agents:?}");
-    let most = server.max_in_flight();
-    eprintln!(
-        "{} requests from {} nodes; at most {most} in flight at once (per_host {PER_HOST})",
-        server.seen().len(),
-        agents.len()
-    );
-    assert!(
-        most <= PER_HOST,
-        "{most} requests in flight to one host at once, per_host is {PER_HOST}\n{}",
-        lines.join("\n")
-    );
-    // The limit was reached: requests did overlap, so more would have shown.
-    assert_eq!(most, PER_HOST);
+    lines
 }
