@@ -11,13 +11,12 @@ use std::sync::mpsc::channel;
 use std::time::{Duration, Instant};
 
 use crate::cluster_nodes::{
-    LEASE, Node, Setup, arm, claimant, count, each_email_once, held_message, let_pass, node_config,
-    node_index, requests, serve_wave, status_of, try_count, wait_for_line, wait_until,
+    LEASE, Node, Setup, arm, claimant, count, each_email_once, held_message, let_pass, mail_sink,
+    node_config, node_index, requests, serve_wave, status_of, try_count, wait_for_line, wait_until,
 };
 use crate::support::http::TestServer;
 use crate::support::mail::Mail;
 use crate::support::postgres::{fresh_database_url, query, terminate_node};
-use crate::support::smtp::SmtpSink;
 
 const FEEDS: usize = 200;
 const NODES: usize = 3;
@@ -42,9 +41,7 @@ fn three_nodes_poll_each_feed_once_per_interval_and_survive_a_kill_and_a_cut_con
     let tmp = tempfile::tempdir().expect("tempdir");
     let server = TestServer::start();
     serve_wave(&server, FEEDS, 1);
-    let mail = tmp.path().join("mail");
-    std::fs::create_dir_all(&mail).expect("mkdir");
-    let sink = SmtpSink::start(&mail, &[]);
+    let (mail, sink) = mail_sink(tmp.path());
     let url = fresh_database_url();
     let (tx, log) = channel::<String>();
     let mut lines = Vec::new();

@@ -11,10 +11,9 @@ use std::collections::BTreeSet;
 use std::sync::mpsc::channel;
 use std::time::Duration;
 
-use crate::cluster_nodes::{Node, Setup, node_config, serve_wave, wait_until};
+use crate::cluster_nodes::{Node, Setup, mail_sink, node_config, serve_wave, wait_until};
 use crate::support::http::TestServer;
 use crate::support::postgres::fresh_database_url;
-use crate::support::smtp::SmtpSink;
 
 const FEEDS: usize = 9;
 const NODES: usize = 3;
@@ -91,9 +90,7 @@ fn three_nodes_share_one_hosts_request_slots() {
 fn three_nodes_ask_one_host(server: &TestServer, fetch_extra: &str) -> Vec<String> {
     let tmp = tempfile::tempdir().expect("tempdir");
     serve_wave(server, FEEDS, 1);
-    let mail = tmp.path().join("mail");
-    std::fs::create_dir_all(&mail).expect("mkdir");
-    let sink = SmtpSink::start(&mail, &[]);
+    let (_mail, sink) = mail_sink(tmp.path());
     let url = fresh_database_url();
     let (tx, log) = channel::<String>();
     let mut lines = Vec::new();

@@ -13,6 +13,7 @@ use crate::support::bin::BIN;
 use crate::support::http::TestServer;
 use crate::support::mail::Mail;
 use crate::support::postgres::{query, store_table, try_query};
+use crate::support::smtp::SmtpSink;
 
 /// `[store] lease`: a killed node's feeds come free this soon. Longer than the feed interval
 /// plus its slack, so a node is sure to have taken feeds (and still hold its claims) within it.
@@ -283,6 +284,15 @@ pub fn requests(server: &TestServer) -> BTreeMap<String, Vec<Instant>> {
         times.sort();
     }
     by
+}
+
+/// An SMTP server for the nodes, storing what it receives under `dir/mail`, the folder its faults
+/// are armed in (`arm`) and its notes are left in (`held_message`).
+pub fn mail_sink(dir: &Path) -> (PathBuf, SmtpSink) {
+    let mail = dir.join("mail");
+    std::fs::create_dir_all(&mail).expect("mkdir");
+    let sink = SmtpSink::start(&mail, &[]);
+    (mail, sink)
 }
 
 /// The Message-ID the SMTP server is holding under an armed fault (its `HUNG` note for `hang`,

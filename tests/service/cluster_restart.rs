@@ -12,13 +12,12 @@ use std::sync::mpsc::channel;
 use std::time::{Duration, Instant};
 
 use crate::cluster_nodes::{
-    Node, Setup, count, delivered, each_email_once, let_pass, node_config, serve_wave,
+    Node, Setup, count, delivered, each_email_once, let_pass, mail_sink, node_config, serve_wave,
     wait_for_line, wait_until,
 };
 use crate::support::bin::command;
 use crate::support::http::TestServer;
 use crate::support::postgres::{PrivateServer, query};
-use crate::support::smtp::SmtpSink;
 
 const FEEDS: usize = 20;
 const NODES: usize = 2;
@@ -37,9 +36,7 @@ fn two_nodes_ride_out_a_postgresql_restart_while_articles_arrive() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let server = TestServer::start();
     serve_wave(&server, FEEDS, 1);
-    let mail = tmp.path().join("mail");
-    std::fs::create_dir_all(&mail).expect("mkdir");
-    let sink = SmtpSink::start(&mail, &[]);
+    let (_mail, sink) = mail_sink(tmp.path());
     let pg = PrivateServer::start("restart");
     let url = pg.url("restart");
     let (tx, log) = channel::<String>();

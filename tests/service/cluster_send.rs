@@ -10,13 +10,12 @@ use std::sync::mpsc::channel;
 use std::time::Duration;
 
 use crate::cluster_nodes::{
-    LEASE, Node, Setup, arm, bare, claimant, delivered, each_email_once, held_message, node_config,
-    node_index, serve_wave, status_of, wait_for_line, wait_until,
+    LEASE, Node, Setup, arm, bare, claimant, delivered, each_email_once, held_message, mail_sink,
+    node_config, node_index, serve_wave, status_of, wait_for_line, wait_until,
 };
 use crate::support::http::TestServer;
 use crate::support::mail::Mail;
 use crate::support::postgres::fresh_database_url;
-use crate::support::smtp::SmtpSink;
 
 const FEEDS: usize = 5;
 const NODES: usize = 2;
@@ -35,9 +34,7 @@ fn a_send_longer_than_the_lease_keeps_its_claim_and_a_stalled_sender_loses_it() 
     let tmp = tempfile::tempdir().expect("tempdir");
     let server = TestServer::start();
     serve_wave(&server, FEEDS, 1);
-    let mail = tmp.path().join("mail");
-    std::fs::create_dir_all(&mail).expect("mkdir");
-    let sink = SmtpSink::start(&mail, &[]);
+    let (mail, sink) = mail_sink(tmp.path());
     let url = fresh_database_url();
     let (tx, log) = channel::<String>();
     let mut lines = Vec::new();
