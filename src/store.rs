@@ -44,7 +44,7 @@ pub use console::{ArticleView, MatchFilter, MatchView, RuleCounts, SentEmail};
 pub use digests::{Composition, DigestInfo};
 pub use feeds::{FeedNotice, FeedRecord, FeedState};
 pub use full_text::{MODE_ALWAYS, MODE_OFF, PageOutcome, QueuedPage};
-pub use host_gates::{HostGates, HostSlot};
+pub use host_gates::{HostGates, HostSlot, SlotTake};
 pub use matches::ArticleMatches;
 pub use pg::CopyReport;
 pub use poll_history::{HISTORY_PER_FEED, PollEntry, PollStats};

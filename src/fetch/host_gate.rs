@@ -43,13 +43,19 @@ pub trait SharedSpacing: Send + Sync + std::fmt::Debug {
         spacing: Duration,
     ) -> Pin<Box<dyn Future<Output = Option<Duration>> + Send + 'a>>;
 
-    /// Takes one of `host`'s `per_host` request slots shared by everyone, for at most `hold`.
+    /// Takes one of `host`'s `per_host` request slots shared by everyone, for at most `hold`,
+    /// in turn: `place` is the place in the host's queue a `Waiting` answer gave this request
+    /// (`None` the first time).
     fn take_slot<'a>(
         &'a self,
         host: &'a str,
         per_host: usize,
         hold: Duration,
+        place: Option<i64>,
     ) -> Pin<Box<dyn Future<Output = SlotAnswer> + Send + 'a>>;
+
+    /// Gives up a place in a host's queue (the request stopped waiting).
+    fn leave_queue(&self, place: i64) -> Pin<Box<dyn Future<Output = ()> + Send + '_>>;
 
     /// Gives back a slot `take_slot` gave.
     fn release_slot(&self, slot: SharedSlot) -> Pin<Box<dyn Future<Output = ()> + Send + '_>>;
@@ -70,15 +76,18 @@ pub struct SharedSlot {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SlotAnswer {
     Taken(SharedSlot),
-    /// Every slot is held by someone: ask again later.
-    Busy,
+    /// Every slot is held, or others asked first: ask again later, with this place in the
+    /// host's queue.
+    Waiting(i64),
     /// The shared gate cannot be asked now: this node's own limit is all there is.
     Unavailable,
 }
 
-/// How soon a request waiting for a shared slot asks again, doubling up to `SLOT_POLL_MAX`.
+/// How soon a request waiting for a shared slot asks again, doubling up to `SLOT_POLL_MAX`. The
+/// first in the queue gets a freed slot when it next asks, so the slot stands idle until then:
+/// the longest wait is short. A place not asked for in 10 s is lost (`store::pg::host_gates`).
 const SLOT_POLL_MIN: Duration = Duration::from_millis(50);
-const SLOT_POLL_MAX: Duration = Duration::from_secs(1);
+const SLOT_POLL_MAX: Duration = Duration::from_millis(250);
 
 #[derive(Debug)]
 struct Slot {
@@ -106,6 +115,26 @@ pub struct HostGate {
 pub struct HostPermit {
     _permit: OwnedSemaphorePermit,
     shared: Option<(Arc<dyn SharedSpacing>, SharedSlot)>,
+}
+
+/// A request's place in a host's shared queue while it waits for a slot; dropped with one
+/// (the wait given up, or a place left by an answer that was not `Taken`), it is given up.
+struct QueuePlace {
+    shared: Arc<dyn SharedSpacing>,
+    place: Option<i64>,
+}
+
+impl Drop for QueuePlace {
+    fn drop(&mut self) {
+        let Some(place) = self.place.take() else {
+            return;
+        };
+        // No runtime (a process ending): the place expires on its own.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let shared = Arc::clone(&self.shared);
+            runtime.spawn(async move { shared.leave_queue(place).await });
+        }
+    }
 }
 
 impl HostPermit {
@@ -139,18 +168,27 @@ impl HostGate {
         self
     }
 
-    /// One of the host's slots shared with the other nodes, waiting for one to come free;
-    /// `None` when the shared gate cannot be asked (this node's own limit still holds).
-    async fn shared_slot(&self, shared: &dyn SharedSpacing, host: &str) -> Option<SharedSlot> {
+    /// One of the host's slots shared with the other nodes, waiting in the host's queue for
+    /// one to come free; `None` when the shared gate cannot be asked (this node's own limit
+    /// still holds). Dropped while waiting (the request given up), it leaves the queue.
+    async fn shared_slot(&self, shared: &Arc<dyn SharedSpacing>, host: &str) -> Option<SharedSlot> {
         let mut wait = SLOT_POLL_MIN;
+        let mut place = QueuePlace {
+            shared: Arc::clone(shared),
+            place: None,
+        };
         loop {
-            match shared
-                .take_slot(host, self.limits.per_host, self.hold)
-                .await
-            {
-                SlotAnswer::Taken(slot) => return Some(slot),
+            let answer = shared
+                .take_slot(host, self.limits.per_host, self.hold, place.place)
+                .await;
+            match answer {
+                SlotAnswer::Taken(slot) => {
+                    place.place = None;
+                    return Some(slot);
+                }
                 SlotAnswer::Unavailable => return None,
-                SlotAnswer::Busy => {
+                SlotAnswer::Waiting(p) => {
+                    place.place = Some(p);
                     tokio::time::sleep(wait).await;
                     wait = (wait * 2).min(SLOT_POLL_MAX);
                 }
@@ -188,7 +226,7 @@ impl HostGate {
         // for a slot would come closer than the spacing to the next node's).
         let shared_slot = match &self.shared {
             Some(shared) => self
-                .shared_slot(shared.as_ref(), &host)
+                .shared_slot(shared, &host)
                 .await
                 .map(|s| (Arc::clone(shared), s)),
             None => None,

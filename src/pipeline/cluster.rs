@@ -16,7 +16,7 @@ use tracing::warn;
 
 use crate::fetch::{SharedSlot, SharedSpacing, SlotAnswer};
 use crate::pipeline::Pipeline;
-use crate::store::{FeedRecord, HostGates, HostSlot, NodeInfo, Store};
+use crate::store::{FeedRecord, HostGates, HostSlot, NodeInfo, SlotTake, Store};
 
 /// The host spacing this node shares with the others (`host_gates` on PostgreSQL); `None` on
 /// SQLite, where the fetcher's own gate is the whole story.
@@ -67,21 +67,23 @@ impl SharedSpacing for ClusterSpacing {
         host: &'a str,
         per_host: usize,
         hold: Duration,
+        place: Option<i64>,
     ) -> Pin<Box<dyn Future<Output = SlotAnswer> + Send + 'a>> {
         Box::pin(async move {
             let gates = Arc::clone(&self.gates);
             let name = host.to_string();
             let now = crate::clock::now();
-            let taken =
-                tokio::task::spawn_blocking(move || gates.take_slot(&name, now, per_host, hold))
-                    .await;
+            let taken = tokio::task::spawn_blocking(move || {
+                gates.take_slot(&name, now, per_host, hold, place)
+            })
+            .await;
             match taken {
-                Ok(Ok(Some(s))) => SlotAnswer::Taken(SharedSlot {
+                Ok(Ok(SlotTake::Taken(s))) => SlotAnswer::Taken(SharedSlot {
                     host: s.host,
                     slot: s.slot,
                     until: s.until,
                 }),
-                Ok(Ok(None)) => SlotAnswer::Busy,
+                Ok(Ok(SlotTake::Waiting(place))) => SlotAnswer::Waiting(place),
                 Ok(Err(e)) => {
                     let e = anyhow::Error::from(e);
                     warn!(host = %host, error = format!("{e:#}"), "cannot take a request slot of the host shared with the other nodes; limiting this node's requests only");
@@ -91,6 +93,20 @@ impl SharedSpacing for ClusterSpacing {
                     warn!(host = %host, error = %e, "the host gate's task failed; limiting this node's requests only");
                     SlotAnswer::Unavailable
                 }
+            }
+        })
+    }
+
+    fn leave_queue(&self, place: i64) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        Box::pin(async move {
+            let gates = Arc::clone(&self.gates);
+            let left = tokio::task::spawn_blocking(move || gates.leave_queue(place)).await;
+            if let Ok(Err(e)) = left {
+                let e = anyhow::Error::from(e);
+                warn!(
+                    error = format!("{e:#}"),
+                    "cannot leave a host's queue for a request slot; the place expires on its own"
+                );
             }
         })
     }

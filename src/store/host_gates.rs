@@ -4,7 +4,7 @@
 
 use super::Sqlite;
 
-pub use super::pg::{HostGates, HostSlot};
+pub use super::pg::{HostGates, HostSlot, SlotTake};
 
 impl Sqlite {
     /// One node: no shared gate.

@@ -42,7 +42,7 @@ mod websub;
 
 pub(crate) use compose::PgCompose;
 pub use copy::CopyReport;
-pub use host_gates::{HostGates, HostSlot};
+pub use host_gates::{HostGates, HostSlot, SlotTake};
 
 use conn::{Conn, Manager};
 

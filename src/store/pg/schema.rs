@@ -323,6 +323,19 @@ ALTER TABLE matches DROP CONSTRAINT matches_article_fkey;
 ALTER TABLE digest_items DROP CONSTRAINT digest_items_match_id_fkey;
 ALTER TABLE digest_items DROP CONSTRAINT digest_items_digest_fkey;
 ",
+    // Issue 17, fairness of `per_host` across the cluster (`host_gates.rs`): the requests
+    // waiting for one of a host's slots, in the order they asked (`ticket`), each kept while
+    // its node asks again (`alive_until`, ms). Without it a node could wait for ever while the
+    // others kept the host's slots busy.
+    r"
+CREATE TABLE host_waiters (
+    ticket      BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    host        TEXT NOT NULL,
+    node        TEXT NOT NULL,
+    alive_until BIGINT NOT NULL
+);
+CREATE INDEX host_waiters_host ON host_waiters (host, ticket);
+",
 ];
 
 /// Every table `store migrate-to` copies from SQLite, parents before children. A table added on
