@@ -48,17 +48,9 @@ pub(super) struct Routing {
     tags: HashMap<String, Vec<String>>,
     /// Alert rules go to the alert sets that select them; with no set, to the digests.
     alert_sets: HashMap<String, Vec<String>>,
-    /// The rule set's `fingerprint`, noted with every match (the digest names it) and in the
-    /// node's heartbeat: hashed once per pipeline, not per cycle.
-    rules_hash: String,
 }
 
 impl Routing {
-    /// The rule set's `fingerprint`, as computed when the pipeline opened.
-    pub(super) fn rules_hash(&self) -> &str {
-        &self.rules_hash
-    }
-
     pub(super) fn new(config: &Config, rules: &RuleSet) -> Routing {
         let tags = config
             .feeds
@@ -79,11 +71,7 @@ impl Routing {
                 (r.id.clone(), sets)
             })
             .collect();
-        Routing {
-            tags,
-            alert_sets,
-            rules_hash: rules.fingerprint(),
-        }
+        Routing { tags, alert_sets }
     }
 }
 
@@ -108,7 +96,7 @@ pub(super) fn match_backlog(
     let mut record = |results: &[ArticleMatches]| -> anyhow::Result<()> {
         if !results.is_empty() {
             stored +=
-                store().record_matches(results, now, &routing.alert_sets, &routing.rules_hash)?;
+                store().record_matches(results, now, &routing.alert_sets, rules.fingerprint())?;
         }
         Ok(())
     };
