@@ -264,6 +264,17 @@ fn gather(
     // The caller chose the rules (over every stored match's rule, `matched_rules`): a rule with
     // nothing pending yields an empty group, dropped below.
     let (numbered, keys) = group_numbers(rules);
+    // Nothing `cond` selects at all (a cycle that found nothing new): every group would be
+    // empty. One pass that stops at the first match it finds, newest first, instead of a row
+    // per rule into `digest_rules` and the pick (issue 22: 13 M of the unchanged cycle's 101 M
+    // instructions, 1,000 rules).
+    let any = tx
+        .query_row(&any_sql(cond), [arg], |_| Ok(()))
+        .optional()?
+        .is_some();
+    if !any {
+        return Ok(batch_of(keys, Vec::new(), 0, 0));
+    }
     {
         let mut put =
             tx.prepare("INSERT OR IGNORE INTO temp.digest_rules (rule_id, grp) VALUES (?1, ?2)")?;
@@ -372,6 +383,13 @@ pub(super) fn place_daily(
 
 /// Every rule id with a stored match.
 pub(super) const RULES_SQL: &str = "SELECT DISTINCT rule_id FROM matches";
+
+/// A match that is `cond`, looked for newest first (where a pending match usually is), over
+/// the `matches_recorded` index: by id, SQLite reads whole rows, hits and all (5 times slower),
+/// and inside `EXISTS` it drops the order.
+pub(super) fn any_sql(cond: &str) -> String {
+    format!("SELECT 1 FROM matches m WHERE {cond} ORDER BY m.recorded DESC LIMIT 1")
+}
 
 /// Every match `cond` of a chosen rule into the pick. CROSS JOIN keeps `matches` the outer loop:
 /// one pass over it, the rule looked up by key (never a scan of every match per rule).
