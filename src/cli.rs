@@ -527,12 +527,26 @@ fn blocking_threads() -> usize {
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, Exit> {
+    build_runtime(tokio::runtime::Builder::new_multi_thread())
+}
+
+/// The runtime of `run --once`: its async work (requests, timers, the stages' turns) on the
+/// calling thread, the blocking pool and the match stage's threads as in `runtime`. One cycle
+/// has no server to answer meanwhile, and waking worker threads cost more than they ran: the
+/// unchanged cycle of 200 feeds took 17 % less CPU, of 2,000 feeds 35 % less, the cold cycles
+/// 1–5 % less in no more wall time (BENCHMARKS.md, issue 22). While the match stage runs on this
+/// thread (`off_worker`), requests wait: in a cycle they are the stage's own.
+fn once_runtime() -> Result<tokio::runtime::Runtime, Exit> {
+    build_runtime(tokio::runtime::Builder::new_current_thread())
+}
+
+fn build_runtime(mut builder: tokio::runtime::Builder) -> Result<tokio::runtime::Runtime, Exit> {
     // Blocking threads run feed parses and database calls. Parses are CPU-bound, so more threads
     // than cores only hold more parsed feeds in memory at once (the cold cycle of 200 feeds
     // peaked 1 MB lower with two threads than with four on two cores, BENCHMARKS.md, issue 22),
     // but database calls wait on the network and on PostgreSQL's restarts: see
     // `blocking_threads`.
-    tokio::runtime::Builder::new_multi_thread()
+    builder
         .max_blocking_threads(blocking_threads())
         .enable_all()
         .build()

@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use super::{Exit, load_config, load_rules, runtime};
+use super::{Exit, load_config, load_rules, once_runtime, runtime};
 
 pub(super) fn run(config: &Path, once: bool, watch_rules: bool) -> Exit {
     let config = match load_config(config) {
@@ -32,7 +32,7 @@ pub(super) fn run(config: &Path, once: bool, watch_rules: bool) -> Exit {
         }
         return Exit::Rules;
     }
-    let runtime = match runtime() {
+    let runtime = match if once { once_runtime() } else { runtime() } {
         Ok(rt) => rt,
         Err(e) => return e,
     };

@@ -32,7 +32,8 @@ pub(super) fn match_threads() -> usize {
 }
 
 /// Runs CPU-bound `f` without stalling the runtime's other tasks: on a multi-thread runtime the
-/// worker hands them to another worker first; a current-thread runtime (tests) simply runs it.
+/// worker hands them to another worker first; a current-thread runtime (tests, `run --once`)
+/// simply runs it.
 pub(super) fn off_worker<R>(f: impl FnOnce() -> R) -> R {
     use tokio::runtime::{Handle, RuntimeFlavor};
     match Handle::try_current().map(|h| h.runtime_flavor()) {

@@ -283,7 +283,14 @@ fn three_nodes_poll_each_feed_once_per_interval_and_survive_a_kill_and_a_cut_con
         "the stalled email sent by the cut node",
         |l| l.starts_with(&by_sender) && l.contains("email sent") && l.contains(&stalled),
     );
-    assert_eq!(status_of(&url, &stalled).as_deref(), Some("sent"));
+    // The node logs "email sent" at the server's 250 and marks the row just after.
+    wait_until(
+        &log,
+        &mut lines,
+        limit,
+        "the stalled email marked sent",
+        || status_of(&url, &stalled).as_deref() == Some("sent"),
+    );
     wait_until(
         &log,
         &mut lines,
