@@ -534,7 +534,7 @@ fn runtime() -> Result<tokio::runtime::Runtime, Exit> {
 /// calling thread, the blocking pool and the match stage's threads as in `runtime`. One cycle
 /// has no server to answer meanwhile, and waking worker threads cost more than they ran: the
 /// unchanged cycle of 200 feeds took 17 % less CPU, of 2,000 feeds 35 % less, the cold cycles
-/// 1–5 % less in no more wall time (BENCHMARKS.md, issue 22). While the match stage runs on this
+/// 1–5 % less, wall time within 2 % (BENCHMARKS.md, issue 22). While the match stage runs on this
 /// thread (`off_worker`), requests wait: in a cycle they are the stage's own.
 fn once_runtime() -> Result<tokio::runtime::Runtime, Exit> {
     build_runtime(tokio::runtime::Builder::new_current_thread())
