@@ -88,8 +88,8 @@ impl HostGates {
 
     /// Takes for this node one of `host`'s `per_host` request slots that no node holds at
     /// `now` (never taken, released, or expired), until `now + hold`, in the order the nodes
-    /// asked: a request that finds every slot held, or others already waiting, gets a place
-    /// in the host's queue (`host_waiters`) and `Waiting` with its ticket, and asks again with
+    /// asked: a request that finds no slot free beyond those the waiting requests are owed gets
+    /// a place in the host's queue (`host_waiters`) and `Waiting` with its ticket, and asks again with
     /// it; a slot goes to the oldest live tickets first. Without the queue, the nodes that
     /// happened to ask the moment a slot came free took it, and a node could wait for ever
     /// while the others kept the host busy.
@@ -107,33 +107,18 @@ impl HostGates {
         let per_host = i64::try_from(per_host).unwrap_or(i64::MAX);
         let mut conn = self.conn()?;
         let Some(ticket) = ticket else {
-            // Nobody waiting and a slot free: one statement, the usual case.
-            let row = conn.query_opt(
-                "INSERT INTO host_slots AS h (host, slot, node, until)
-                 SELECT $1, s, $2, $3 FROM generate_series(0::BIGINT, $4::BIGINT - 1) AS s
-                 WHERE NOT EXISTS (SELECT 1 FROM host_slots o
-                                   WHERE o.host = $1 AND o.slot = s AND o.until > $5)
-                   AND NOT EXISTS (SELECT 1 FROM host_waiters w
-                                   WHERE w.host = $1 AND w.alive_until > $5)
-                 ORDER BY s LIMIT 1
-                 ON CONFLICT (host, slot) DO UPDATE SET node = excluded.node, until = excluded.until
-                     WHERE h.until <= $5
-                 RETURNING h.slot",
-                &[&host, &self.node, &until, &per_host, &now],
-            )?;
-            if let Some(r) = row {
+            // A slot free and nobody waiting for it: one statement, the usual case.
+            let row = take_free_slot(&mut *conn, host, &self.node, until, per_host, now, None)?;
+            if let Some(slot) = row {
                 return Ok(SlotTake::Taken(HostSlot {
                     host: host.to_string(),
-                    slot: r.get(0),
+                    slot,
                     until,
                 }));
             }
-            let row = conn.query_one(
-                "INSERT INTO host_waiters (host, node, alive_until) VALUES ($1, $2, $3)
-                 RETURNING ticket",
-                &[&host, &self.node, &alive],
-            )?;
-            return Ok(SlotTake::Waiting(row.get(0)));
+            return Ok(SlotTake::Waiting(join_queue(
+                &mut *conn, host, &self.node, alive,
+            )?));
         };
         let node = &self.node;
         conn.relaxed(|tx| {
@@ -143,41 +128,21 @@ impl HostGates {
                 &[&ticket, &alive],
             )? {
                 Some(_) => ticket,
-                None => tx
-                    .query_one(
-                        "INSERT INTO host_waiters (host, node, alive_until) VALUES ($1, $2, $3)
-                         RETURNING ticket",
-                        &[&host, node, &alive],
-                    )?
-                    .get(0),
+                None => join_queue(tx, host, node, alive)?,
             };
             // Waiters that stopped asking (a node that died, a request given up) leave.
             tx.execute(
                 "DELETE FROM host_waiters WHERE host = $1 AND alive_until <= $2",
                 &[&host, &now],
             )?;
-            // A free slot is this ticket's when fewer tickets are ahead than slots are free.
-            let row = tx.query_opt(
-                "INSERT INTO host_slots AS h (host, slot, node, until)
-                 SELECT $1, s, $2, $3 FROM generate_series(0::BIGINT, $4::BIGINT - 1) AS s
-                 WHERE NOT EXISTS (SELECT 1 FROM host_slots o
-                                   WHERE o.host = $1 AND o.slot = s AND o.until > $5)
-                   AND (SELECT COUNT(*) FROM host_waiters w WHERE w.host = $1 AND w.ticket < $6)
-                       < $4::BIGINT - (SELECT COUNT(*) FROM host_slots o
-                                       WHERE o.host = $1 AND o.until > $5)
-                 ORDER BY s LIMIT 1
-                 ON CONFLICT (host, slot) DO UPDATE SET node = excluded.node, until = excluded.until
-                     WHERE h.until <= $5
-                 RETURNING h.slot",
-                &[&host, node, &until, &per_host, &now, &ticket],
-            )?;
-            let Some(r) = row else {
+            let row = take_free_slot(tx, host, node, until, per_host, now, Some(ticket))?;
+            let Some(slot) = row else {
                 return Ok(SlotTake::Waiting(ticket));
             };
             tx.execute("DELETE FROM host_waiters WHERE ticket = $1", &[&ticket])?;
             Ok(SlotTake::Taken(HostSlot {
                 host: host.to_string(),
-                slot: r.get(0),
+                slot,
                 until,
             }))
         })
@@ -220,6 +185,52 @@ impl HostGates {
                 reason,
             })
     }
+}
+
+/// A new place at the end of `host`'s queue for a request of `node`, kept until `alive` (ms)
+/// unless it asks again: its ticket.
+fn join_queue(
+    client: &mut impl postgres::GenericClient,
+    host: &str,
+    node: &str,
+    alive: i64,
+) -> Result<i64, postgres::Error> {
+    let row = client.query_one(
+        "INSERT INTO host_waiters (host, node, alive_until) VALUES ($1, $2, $3) RETURNING ticket",
+        &[&host, &node, &alive],
+    )?;
+    Ok(row.get(0))
+}
+
+/// Takes for `node`, until `until` (ms), the first of `host`'s `per_host` slots free at `now`,
+/// when fewer live waiters are ahead than slots are free: the waiters with an older ticket than
+/// `ticket`, or, for a request not yet queued, every waiter. The slot's number, or `None`.
+fn take_free_slot(
+    client: &mut impl postgres::GenericClient,
+    host: &str,
+    node: &str,
+    until: i64,
+    per_host: i64,
+    now: i64,
+    ticket: Option<i64>,
+) -> Result<Option<i64>, postgres::Error> {
+    let row = client.query_opt(
+        "INSERT INTO host_slots AS h (host, slot, node, until)
+         SELECT $1, s, $2, $3 FROM generate_series(0::BIGINT, $4::BIGINT - 1) AS s
+         WHERE NOT EXISTS (SELECT 1 FROM host_slots o
+                           WHERE o.host = $1 AND o.slot = s AND o.until > $5)
+           AND (SELECT COUNT(*) FROM host_waiters w
+                WHERE w.host = $1 AND w.alive_until > $5
+                  AND ($6::BIGINT IS NULL OR w.ticket < $6))
+               < $4::BIGINT - (SELECT COUNT(*) FROM host_slots o
+                               WHERE o.host = $1 AND o.until > $5)
+         ORDER BY s LIMIT 1
+         ON CONFLICT (host, slot) DO UPDATE SET node = excluded.node, until = excluded.until
+             WHERE h.until <= $5
+         RETURNING h.slot",
+        &[&host, &node, &until, &per_host, &now, &ticket],
+    )?;
+    Ok(row.map(|r| r.get(0)))
 }
 
 impl Postgres {
