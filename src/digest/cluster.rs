@@ -14,6 +14,7 @@ use crate::parse::identity::canonical_url;
 use chrono::{DateTime, Duration, Utc};
 use unicode_normalization::UnicodeNormalization;
 use unicode_normalization::char::is_combining_mark;
+use url::Url;
 
 /// One digest item as clustering sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -188,7 +189,11 @@ fn jaccard(a: &BTreeSet<String>, b: &BTreeSet<String>) -> f64 {
 /// A link's identity for clustering: canonical (tracking parameters and fragment gone), with
 /// scheme, `www.` and a trailing slash ignored.
 fn link_key(link: &str) -> Option<String> {
-    let url = canonical_url(link)?;
+    url_key(&canonical_url(link)?)
+}
+
+/// `link_key` of a link already made canonical and parsed.
+fn url_key(url: &Url) -> Option<String> {
     let host = url.host_str()?;
     let host = host.strip_prefix("www.").unwrap_or(host);
     let path = url.path().trim_end_matches('/');

@@ -162,36 +162,55 @@ mod tests {
     use aho_corasick::{AhoCorasick, MatchKind};
 
     use super::{LiteralSearch, Literals, Scan, tokens_of};
+    use crate::rules::text::TokPos;
+
+    /// Literals that nest, overlap and share prefixes, and a text of three fields in which
+    /// they occur at token starts (the token index's tests add more of their own).
+    pub(super) const OVERLAP_PATTERNS: [&str; 10] = [
+        " john ",
+        " john healey ",
+        " healey ",
+        " heal",
+        " he",
+        " ey ",
+        " a b ",
+        " b ",
+        " b c ",
+        " ab",
+    ];
+    pub(super) const OVERLAP_HAY: &str =
+        " john healey \n he said a b c ab abc \n healey john heal \n";
+
+    /// What an overlapping Aho-Corasick search reports: every occurrence of a pattern in `norm`
+    /// that starts with the space before a token, as (pattern, token), sorted.
+    pub(super) fn overlapping<P: AsRef<[u8]>>(
+        patterns: &[P],
+        norm: &[u8],
+        toks: &[TokPos],
+    ) -> Vec<(u32, u32)> {
+        let ac = AhoCorasick::builder()
+            .match_kind(MatchKind::Standard)
+            .build(patterns)
+            .expect("patterns build");
+        let token = |at: usize| toks.iter().position(|t| t.norm_start as usize == at + 1);
+        let mut want: Vec<(u32, u32)> = ac
+            .find_overlapping_iter(norm)
+            .filter_map(|m| Some((m.pattern().as_u32(), u32::try_from(token(m.start())?).ok()?)))
+            .collect();
+        want.sort_unstable();
+        want
+    }
 
     /// The scan, fed a text in pieces (as the normaliser writes it), finds what one overlapping
     /// search of the whole text finds, each occurrence with the token it starts at.
     #[test]
     fn the_scan_in_pieces_finds_what_an_overlapping_search_finds() {
-        let patterns = [
-            " john ",
-            " john healey ",
-            " healey ",
-            " heal",
-            " he",
-            " ey ",
-            " a b ",
-            " b ",
-            " b c ",
-            " ab",
-        ];
-        let hay = " john healey \n he said a b c ab abc \n healey john heal \n";
-        let ac = AhoCorasick::builder()
-            .match_kind(MatchKind::Standard)
-            .build(patterns)
-            .expect("patterns build");
+        let (patterns, hay) = (OVERLAP_PATTERNS, OVERLAP_HAY);
         let toks = tokens_of(hay);
-        let token = |at: usize| toks.iter().position(|t| t.norm_start as usize == at + 1);
-        let mut want: Vec<(u32, u32)> = ac
-            .find_overlapping_iter(hay)
-            .filter_map(|m| Some((m.pattern().as_u32(), u32::try_from(token(m.start())?).ok()?)))
-            .collect();
-        want.sort_unstable();
-        assert_eq!(want.len(), ac.find_overlapping_iter(hay).count());
+        let want = overlapping(&patterns, hay.as_bytes(), &toks);
+        // Every occurrence starts at a token.
+        let all = AhoCorasick::new(patterns).expect("patterns build");
+        assert_eq!(want.len(), all.find_overlapping_iter(hay).count());
         let lits = Literals::build_as(patterns.iter().copied(), LiteralSearch::Automaton)
             .expect("DFA builds");
         let Literals::Dfa(dfa) = &lits else {

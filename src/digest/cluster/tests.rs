@@ -2,7 +2,6 @@
 
 use super::*;
 use crate::parse::parse_feed;
-use url::Url;
 
 fn t(minutes: i64) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339("2025-03-04T06:00:00Z")
@@ -347,14 +346,7 @@ fn shortcuts_agree_with_the_long_ways() {
         assert_eq!(words(text), unicode_words(text), "{text:?}");
     }
     let twice = |link: &str| -> Option<String> {
-        let url = Url::parse(&crate::parse::canonical_link(link)?).ok()?;
-        let host = url.host_str()?;
-        let host = host.strip_prefix("www.").unwrap_or(host);
-        let path = url.path().trim_end_matches('/');
-        Some(match url.query() {
-            Some(q) => format!("{host}{path}?{q}"),
-            None => format!("{host}{path}"),
-        })
+        url_key(&Url::parse(&crate::parse::canonical_link(link)?).ok()?)
     };
     for link in [
         "https://www.News.example/a/?utm_source=x&id=7#c",

@@ -1,57 +1,25 @@
 //! The token index against the overlapping Aho-Corasick search it replaced: the same (literal,
 //! token) pairs on hand-written and random texts and literal sets.
 
-use aho_corasick::{AhoCorasick, MatchKind};
 use proptest::prelude::*;
 
 use super::TokenIndex;
 use crate::rules::Field;
 use crate::rules::matcher::{Doc, Segment};
+use crate::rules::scan::tests::{OVERLAP_HAY, OVERLAP_PATTERNS, overlapping};
 use crate::rules::scan::{LiteralSearch, Literals, tokens_of};
 use crate::rules::text::{TokPos, for_each_token};
-
-/// What the automaton reported: every overlapping occurrence of a pattern in `norm` that starts
-/// with the space before a token, as (pattern, token), sorted.
-fn overlapping(patterns: &[String], norm: &[u8], toks: &[TokPos]) -> Vec<(u32, u32)> {
-    let ac = AhoCorasick::builder()
-        .match_kind(MatchKind::Standard)
-        .build(patterns)
-        .expect("patterns build");
-    let token = |at: usize| toks.iter().position(|t| t.norm_start as usize == at + 1);
-    let mut want: Vec<(u32, u32)> = ac
-        .find_overlapping_iter(norm)
-        .filter_map(|m| Some((m.pattern().as_u32(), u32::try_from(token(m.start())?).ok()?)))
-        .collect();
-    want.sort_unstable();
-    want
-}
 
 /// The index, asked field by field (each field's tokens once its text is written, as the
 /// matcher asks it), finds what one overlapping search of the whole text finds.
 #[test]
 fn the_index_field_by_field_finds_what_an_overlapping_search_finds() {
-    let patterns: Vec<String> = [
-        " john ",
-        " john healey ",
-        " healey ",
-        " heal",
-        " he",
-        " ey ",
-        " a b ",
-        " b ",
-        " b c ",
-        " ab",
-        " healey jo",
-        " c ab a",
-        " said",
-        " sai",
-        "  b",
-        " ",
-        "b ",
-    ]
-    .map(String::from)
-    .to_vec();
-    let hay = " john healey \n he said a b c ab abc \n healey john heal \n";
+    let patterns: Vec<String> = OVERLAP_PATTERNS
+        .into_iter()
+        .chain([" healey jo", " c ab a", " said", " sai", "  b", " ", "b "])
+        .map(String::from)
+        .collect();
+    let hay = OVERLAP_HAY;
     let toks = tokens_of(hay);
     let want = overlapping(&patterns, hay.as_bytes(), &toks);
     assert!(want.len() > 20, "{want:?}");
