@@ -29,6 +29,15 @@ pub struct RequestSettings {
 }
 
 impl RequestSettings {
+    /// Nothing set: a plain request through `[fetch]`'s proxy. Every such feed shares one
+    /// allocation (`build::feeds`).
+    pub fn is_plain(&self) -> bool {
+        !self.has_credentials()
+            && self.proxy == ProxyChoice::Inherit
+            && self.proxy_password.is_none()
+            && self.secret_files.is_empty()
+    }
+
     /// Whether anything here differs from a plain request (headers, cookie, auth).
     pub fn has_credentials(&self) -> bool {
         self.cookie.is_some() || self.auth.is_some() || !self.headers.is_empty()

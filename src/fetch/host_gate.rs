@@ -225,8 +225,10 @@ impl HostGate {
         // The cluster's limit next (before the spacing: a start reserved and then kept waiting
         // for a slot would come closer than the spacing to the next node's).
         let shared_slot = match &self.shared {
-            Some(shared) => self
-                .shared_slot(shared, &host)
+            // The cluster's calls are boxed (here and below), allocated only beside PostgreSQL:
+            // every due feed of a cycle waits in this function at once, so its own state is
+            // what each waiting feed costs.
+            Some(shared) => Box::pin(self.shared_slot(shared, &host))
                 .await
                 .map(|s| (Arc::clone(shared), s)),
             None => None,
@@ -243,7 +245,7 @@ impl HostGate {
             .shared
             .as_ref()
             .filter(|_| !self.limits.spacing.is_zero())
-            && let Some(wait) = shared.reserve(&host, self.limits.spacing).await
+            && let Some(wait) = Box::pin(shared.reserve(&host, self.limits.spacing)).await
             && !wait.is_zero()
         {
             tokio::time::sleep(wait).await;

@@ -169,7 +169,7 @@ impl Pipeline<'_> {
         summary: &mut Summary,
     ) -> anyhow::Result<()> {
         // Every feed's state in one query; a feed the database does not know yet is new.
-        let records: HashMap<String, FeedRecord> = self
+        let mut records: HashMap<String, FeedRecord> = self
             .db(|s| s.feed_records())
             .await?
             .into_iter()
@@ -179,7 +179,7 @@ impl Pipeline<'_> {
             .config
             .feeds
             .iter()
-            .map(|f| (f, records.get(&f.name).cloned().unwrap_or_default()))
+            .map(|f| (f, records.remove(&f.name).unwrap_or_default()))
             .filter(|(_, r)| which == Feeds::All || is_due(r.next_due, now))
             .collect();
         drop(records);
@@ -200,17 +200,22 @@ impl Pipeline<'_> {
         if held > 0 {
             info!(feeds = held, "not polled: another node is polling them");
         }
-        let due: Vec<(&FeedConfig, FeedRecord)> = due
+        let mut due: Vec<(&FeedConfig, FeedRecord)> = due
             .into_iter()
             .filter(|(f, _)| taken.contains(&f.name))
             .collect();
+        // Held until every poll is written (the polls borrow their records): not the
+        // collection's growth room too (1.8 MB of 4.7 at 10,000 feeds).
+        due.shrink_to_fit();
         // Every due feed waits for its host's turn at once; the global cap (`Poller::slots`) is
         // taken only when the turn has come, so a feed waiting for a slow host holds no slot.
         let concurrency = self.config.fetch.concurrency.max(1);
         let in_flight = due.len().max(1);
-        let mut results = futures_util::stream::iter(due)
-            .map(|(feed, record)| async move {
-                let (polled, stats) = self.poller.poll(feed, &record).await;
+        // Each poll borrows its feed's record: every due feed's poll is held at once, so
+        // what one holds while it waits is paid ten thousand times at 10,000 feeds.
+        let mut results = futures_util::stream::iter(&due)
+            .map(|&(feed, ref record)| async move {
+                let (polled, stats) = self.poller.poll(feed, record).await;
                 // With a clock, the poll's own time: its next due counts from the response, not
                 // from the start of the cycle (a feed fetched minutes into a long `run --once`
                 // is not due early at the next). Without one, the cycle's `now` (tests).
@@ -235,7 +240,7 @@ impl Pipeline<'_> {
                 }
                 match results.next().await {
                     Some((feed, record, polled, at)) => {
-                        queued.push_back(self.finish(feed, record, polled, at, summary));
+                        queued.push_back(self.finish(feed, record.clone(), polled, at, summary));
                     }
                     None => fetching = false,
                 }
@@ -244,7 +249,7 @@ impl Pipeline<'_> {
             tokio::select! {
                 next = results.next(), if fetching && queued.len() < max_queued => match next {
                     Some((feed, record, polled, at)) => {
-                        queued.push_back(self.finish(feed, record, polled, at, summary));
+                        queued.push_back(self.finish(feed, record.clone(), polled, at, summary));
                     }
                     None => fetching = false,
                 },
@@ -592,9 +597,12 @@ impl Poller {
         };
         let _slot = self.slots.acquire().await.ok();
         let hubs = self.websub && feed.websub;
-        let (polled, stats) = self
-            .fetch_and_parse(turn, &url, record, &policy, hubs)
-            .await;
+        // Boxed: the request's and the parse's state (over 2 KB) is allocated when the turn and
+        // the slot have come, so a feed still waiting for them costs only this function's
+        // state. A cycle holds every due feed's poll at once: 10,000 unboxed ones were
+        // 24.5 MB of its 51.6 MB heap peak (issue 22).
+        let (polled, stats) =
+            Box::pin(self.fetch_and_parse(turn, &url, record, &policy, hubs)).await;
         (polled, stats, reserved)
     }
 
