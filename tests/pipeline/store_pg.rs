@@ -165,7 +165,15 @@ fn digest_preview_and_send_on_postgresql_act_as_on_sqlite() {
         let text = std::fs::read_to_string(&config).expect("read demo.toml");
         let line = "max_items = 40";
         assert!(text.contains(line), "the demo's [[digest]] changed: {text}");
-        let text = text.replacen(line, "schedule = \"daily 07:00\"\nmax_items = 40", 1);
+        // A slot twelve hours from now (London is UTC or UTC+1): a first run serves a slot up
+        // to an hour old (`DEFAULT_FIRST_RUN_GRACE`), so a fixed "daily 07:00" sent the digest
+        // too, and failed this test, whenever it ran between 07:00 and 08:00 London time.
+        let hour = chrono::Timelike::hour(&newswatch::clock::now());
+        let slot = format!(
+            "schedule = \"daily {:02}:00\"\nmax_items = 40",
+            (hour + 12) % 24
+        );
+        let text = text.replacen(line, &slot, 1);
         std::fs::write(&config, text).expect("write demo.toml");
     };
     let flow = |tmp: &Path, sink: &SmtpSink| -> Vec<String> {
