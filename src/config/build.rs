@@ -353,7 +353,7 @@ pub(super) fn feeds(
     let mut feeds: Vec<FeedConfig> = Vec::with_capacity(raw.len());
     // The names so far: a scan of `feeds` for each was quadratic (50 million comparisons for
     // 10,000 feeds).
-    let mut names: std::collections::HashSet<String> = std::collections::HashSet::new();
+    let mut names: std::collections::HashSet<&str> = std::collections::HashSet::new();
     // Most feeds set nothing of their own for their requests: they share this one.
     let plain = std::sync::Arc::new(super::request::RequestSettings::default());
     for feed in raw {
@@ -369,7 +369,7 @@ pub(super) fn feeds(
                     "feed `name` {name:?} contains a control character: expected printable text"
                 ),
             );
-        } else if !names.insert(name.clone()) {
+        } else if !names.insert(feed.name.get_ref().trim()) {
             src.error_at(
                 feed.name.span(),
                 format!("duplicate feed name {name:?}: every [[feed]] needs its own name"),

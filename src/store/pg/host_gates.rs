@@ -90,9 +90,9 @@ impl HostGates {
     /// `now` (never taken, released, or expired), until `now + hold`, in the order the nodes
     /// asked: a request that finds no slot free beyond those the waiting requests are owed
     /// gets a place in the host's queue (`host_waiters`) and `Waiting` with its ticket, and
-    /// asks again with it; a slot goes to the oldest live tickets first. Without the queue, the nodes that
-    /// happened to ask the moment a slot came free took it, and a node could wait for ever
-    /// while the others kept the host busy.
+    /// asks again with it; a slot goes to the oldest live tickets first. Without the queue,
+    /// the nodes that happened to ask the moment a slot came free took it, and a node could
+    /// wait for ever while the others kept the host busy.
     pub fn take_slot(
         &self,
         host: &str,
