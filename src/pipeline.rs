@@ -369,12 +369,37 @@ impl<'a> Pipeline<'a> {
         T: Send + 'static,
         F: FnOnce(&mut Store) -> Result<T, StoreError> + Send + 'static,
     {
-        self.db_work(move |s| Ok(f(s)?)).await
+        self.on_blocking_pool(move |s| Ok(f(s)?)).await
     }
 
-    /// `db` for a unit of work that does more than store calls (a composition renders its email
-    /// between gathering and committing), on the same one connection and thread.
+    /// `db` for a unit of work of the compose stage that does more than store calls (a
+    /// composition renders its email between gathering and committing), on the same one
+    /// connection and thread. In `run --once` on SQLite (a current-thread runtime) the stage
+    /// has the runtime to itself, so the work runs on the calling thread, as the match stage
+    /// does: no hand-off, and what it allocates comes from the calling thread's malloc arena,
+    /// where the configuration's parse and the poll stage left memory free. On a thread of the
+    /// blocking pool it took fresh pages in one cold cycle of two: at 10,000 feeds the peak
+    /// RSS was 58 or 65 MB by that alone (BENCHMARKS.md, issue 22). PostgreSQL's driver blocks
+    /// on a runtime of its own, which tokio refuses inside another one: it keeps the pool.
     async fn db_work<T, F>(&self, f: F) -> anyhow::Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Store) -> anyhow::Result<T> + Send + 'static,
+    {
+        use tokio::runtime::{Handle, RuntimeFlavor};
+        let alone = self.config.store.is_none()
+            && Handle::try_current()
+                .is_ok_and(|h| h.runtime_flavor() == RuntimeFlavor::CurrentThread);
+        if !alone {
+            return self.on_blocking_pool(f).await;
+        }
+        let mut guard = self.store.lock().unwrap_or_else(PoisonError::into_inner);
+        // A panic is an error of this unit, as on the blocking pool, not of the process.
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&mut guard)))
+            .map_err(|_| anyhow::anyhow!("the database task panicked"))?
+    }
+
+    async fn on_blocking_pool<T, F>(&self, f: F) -> anyhow::Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&mut Store) -> anyhow::Result<T> + Send + 'static,
@@ -524,6 +549,71 @@ mod tests {
         ];
         for (next, want) in due_cases {
             assert_eq!(is_due(next.map(t), now), want, "{next:?}");
+        }
+    }
+
+    /// A pipeline over a fresh SQLite store in `dir`, with one rule and no feeds.
+    fn config(dir: &std::path::Path) -> (Config, RuleSet) {
+        std::fs::create_dir_all(dir.join("rules")).expect("create in the temporary directory");
+        std::fs::write(
+            dir.join("rules/r.toml"),
+            "[[rule]]\nid = \"r\"\nquery = \"minerals\"\n",
+        )
+        .expect("write in the temporary directory");
+        let path = dir.join("newswatch.toml");
+        let text = "state_dir = \"state\"\nrules = [\"rules/*.toml\"]\n\
+                    [delivery]\nmethod = \"file\"\ndir = \"outbox\"\nfrom = \"nw@example.org\"\n";
+        std::fs::write(&path, text).expect("write in the temporary directory");
+        let config = Config::load(&path).expect("the test config loads");
+        let rules = RuleSet::load(&config.rule_files).expect("the test rule loads");
+        (config, rules)
+    }
+
+    /// What `db_work` runs, and where: the thread, and the store's answer.
+    async fn unit_of_work(p: &Pipeline<'_>) -> (std::thread::ThreadId, usize) {
+        p.db_work(|s| Ok((std::thread::current().id(), s.recent_digests(10)?.len())))
+            .await
+            .expect("the unit of work runs")
+    }
+
+    /// A compose-stage unit of work runs on the calling thread when the stage has a
+    /// current-thread runtime to itself over SQLite (`run --once`), on the blocking pool on a
+    /// multi-thread runtime. A panic in one is an error of the unit either way, and the store
+    /// answers the next one.
+    #[test]
+    fn compose_work_runs_where_the_stage_is_alone_and_a_panic_stays_an_error() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let (config, rules) = config(dir.path());
+        for flavor in ["current-thread", "multi-thread"] {
+            let rt = match flavor {
+                "current-thread" => tokio::runtime::Builder::new_current_thread(),
+                _ => tokio::runtime::Builder::new_multi_thread(),
+            }
+            .enable_all()
+            .build()
+            .expect("a runtime");
+            rt.block_on(async {
+                let p = Pipeline::open(&config, &rules)
+                    .await
+                    .expect("the pipeline opens");
+                let caller = std::thread::current().id();
+                let (ran_on, digests) = unit_of_work(&p).await;
+                assert_eq!(digests, 0, "{flavor}");
+                assert_eq!(ran_on == caller, flavor == "current-thread", "{flavor}");
+                let panicked = p
+                    .db_work(|_| -> anyhow::Result<()> { panic!("a bug in a composition") })
+                    .await
+                    .expect_err("a panic is an error");
+                assert!(
+                    panicked.to_string().contains("panicked"),
+                    "{flavor}: {panicked:#}"
+                );
+                assert_eq!(
+                    unit_of_work(&p).await.1,
+                    0,
+                    "{flavor}: the store answers after it"
+                );
+            });
         }
     }
 }
