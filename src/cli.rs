@@ -522,32 +522,54 @@ fn load_rules(files: &[PathBuf]) -> Result<RuleSet, Exit> {
 /// and a node has several such calls at once (poll writes in flight, host gates, the match,
 /// compose and delivery stages): with one thread per core they queued behind each other and a
 /// node stopped writing its polls during a restart (`service::cluster_restart`).
-fn blocking_threads() -> usize {
-    std::thread::available_parallelism().map_or(8, |n| n.get().saturating_mul(4).max(8))
+///
+/// `run --once` on SQLite waits on no network in a blocking thread: its parses are CPU-bound
+/// and its database calls take one connection in turn. There one thread per core (at least
+/// two) is enough, and each thread fewer is one malloc arena fewer keeping freed memory: on two
+/// cores, two threads instead of eight took the cold cycle's peak RSS from 36.6 to 34.9 MB at
+/// 200 feeds and from 63.4 to 61.9 MB at 10,000, with 5–6 % less CPU and 8–12 % less wall time
+/// (BENCHMARKS.md, issue 22).
+fn blocking_threads(once_on_sqlite: bool) -> usize {
+    let cores = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
+    if once_on_sqlite {
+        cores.max(2)
+    } else {
+        cores.saturating_mul(4).max(8)
+    }
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, Exit> {
-    build_runtime(tokio::runtime::Builder::new_multi_thread())
+    build_runtime(
+        tokio::runtime::Builder::new_multi_thread(),
+        blocking_threads(false),
+    )
 }
 
 /// The runtime of `run --once`: its async work (requests, timers, the stages' turns) on the
-/// calling thread, the blocking pool and the match stage's threads as in `runtime`. One cycle
-/// has no server to answer meanwhile, and waking worker threads cost more than they ran: the
-/// unchanged cycle of 200 feeds took 17 % less CPU, of 2,000 feeds 35 % less, the cold cycles
-/// 1–5 % less, wall time within 2 % (BENCHMARKS.md, issue 22). While the match stage runs on this
-/// thread (`off_worker`), requests wait: in a cycle they are the stage's own.
-fn once_runtime() -> Result<tokio::runtime::Runtime, Exit> {
-    build_runtime(tokio::runtime::Builder::new_current_thread())
+/// calling thread, the blocking pool (`blocking_threads`) and the match stage's threads as in
+/// `runtime`. One cycle has no server to answer meanwhile, and waking worker threads cost more
+/// than they ran: the unchanged cycle of 200 feeds took 17 % less CPU, of 2,000 feeds 35 %
+/// less, the cold cycles 1–5 % less, wall time within 2 % (BENCHMARKS.md, issue 22). While the
+/// match stage runs on this thread (`off_worker`), requests wait: in a cycle they are the
+/// stage's own.
+fn once_runtime(on_sqlite: bool) -> Result<tokio::runtime::Runtime, Exit> {
+    build_runtime(
+        tokio::runtime::Builder::new_current_thread(),
+        blocking_threads(on_sqlite),
+    )
 }
 
-fn build_runtime(mut builder: tokio::runtime::Builder) -> Result<tokio::runtime::Runtime, Exit> {
+fn build_runtime(
+    mut builder: tokio::runtime::Builder,
+    blocking_threads: usize,
+) -> Result<tokio::runtime::Runtime, Exit> {
     // Blocking threads run feed parses and database calls. Parses are CPU-bound, so more threads
     // than cores only hold more parsed feeds in memory at once (the cold cycle of 200 feeds
     // peaked 1 MB lower with two threads than with four on two cores, BENCHMARKS.md, issue 22),
     // but database calls wait on the network and on PostgreSQL's restarts: see
     // `blocking_threads`.
     builder
-        .max_blocking_threads(blocking_threads())
+        .max_blocking_threads(blocking_threads)
         .enable_all()
         .build()
         .map_err(|e| {
@@ -559,6 +581,15 @@ fn build_runtime(mut builder: tokio::runtime::Builder) -> Result<tokio::runtime:
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `run --once` on SQLite: one blocking thread per core, at least two (a parse beside a
+    /// database call); elsewhere a database call may wait on the network: at least eight.
+    #[test]
+    fn blocking_threads_by_what_waits_in_them() {
+        let cores = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
+        assert_eq!(blocking_threads(true), cores.max(2));
+        assert_eq!(blocking_threads(false), (cores * 4).max(8));
+    }
 
     /// clap's own consistency checks of every argument (conflicts, groups, defaults parse).
     #[test]

@@ -32,7 +32,11 @@ pub(super) fn run(config: &Path, once: bool, watch_rules: bool) -> Exit {
         }
         return Exit::Rules;
     }
-    let runtime = match if once { once_runtime() } else { runtime() } {
+    let runtime = match if once {
+        once_runtime(config.store.is_none())
+    } else {
+        runtime()
+    } {
         Ok(rt) => rt,
         Err(e) => return e,
     };
