@@ -399,6 +399,7 @@ impl<'a> Pipeline<'a> {
             .map_err(|_| anyhow::anyhow!("the database task panicked"))?
     }
 
+    /// `f` on the store's one connection, on a thread of the blocking pool.
     async fn on_blocking_pool<T, F>(&self, f: F) -> anyhow::Result<T>
     where
         T: Send + 'static,
